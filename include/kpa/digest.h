@@ -1,0 +1,31 @@
+/* kpa/digest.h: SHA-256 of components and packages (nettle underneath). */
+#ifndef KPA_DIGEST_H
+#define KPA_DIGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kpa/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KPA_SHA256_SIZE 32
+
+typedef struct kpa_sha256 {
+        uint64_t state[16]; /* large enough for nettle's sha256_ctx; opaque */
+} kpa_sha256;
+
+void kpa_sha256_init(kpa_sha256 *ctx);
+void kpa_sha256_update(kpa_sha256 *ctx, const void *data, size_t len);
+/* Write 64 lowercase hex chars and a NUL into HEX. */
+void kpa_sha256_final_hex(kpa_sha256 *ctx, char hex[65]);
+
+/* SHA-256 of the regular file PATH below DIRFD (symlinks not followed). */
+int kpa_sha256_file_at(int dirfd, const char *path, char hex[65], uint64_t *size, kpa_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,188 @@
+/* kpa/manifest.h: the KasperskyOS application manifest (version "2.0") as C
+ * structures. Parsing is strict: every rule of DESIGN.md section 3 is
+ * checked, and every refusal names the JSON path and the rule, e.g.
+ *   manifest.json: runConfigurations[1].path: "bin/../x" must name a bin component
+ * This module reads JSON only; it never touches the file system. */
+#ifndef KPA_MANIFEST_H
+#define KPA_MANIFEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <kpa/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KPA_MANIFEST_MAX_SIZE (1024 * 1024) /* bytes */
+#define KPA_DIGEST_TYPE_SHA256 "2.16.840.1.101.3.4.2.1"
+#define KPA_DIGEST_HEX_LEN 64
+
+typedef enum kpa_component_type {
+        KPA_COMPONENT_BIN = 0,
+        KPA_COMPONENT_LIB,
+        KPA_COMPONENT_RES,
+        KPA_COMPONENT_MANIFEST_LOCALE,
+} kpa_component_type;
+
+typedef struct kpa_component {
+        char *name;           /* one path component */
+        char *digest;         /* 64 lowercase hex chars; "" when absent (only with
+                                 KPA_MANIFEST_ALLOW_MISSING_DIGESTS) */
+        kpa_component_type type;
+        char *directory_path; /* NULL when absent; normalized, no leading or trailing '/' */
+        char *install_path;   /* where it lives in the package: bin/NAME, lib/NAME,
+                                 res/[DIR/]NAME, manifest_locales/NAME */
+} kpa_component;
+
+typedef struct kpa_env_var {
+        char *name;
+        char *value; /* may be "" */
+} kpa_env_var;
+
+typedef enum kpa_use_type {
+        KPA_USE_CHILD = 0,
+        KPA_USE_SERVICE_CAN_USE,
+        KPA_USE_SERVICE_ACTIVE,
+} kpa_use_type;
+
+typedef struct kpa_service_use {
+        char *name; /* "RUNCONFIG" or "PACKAGE/RUNCONFIG" */
+        kpa_use_type use_type;
+} kpa_service_use;
+
+typedef enum kpa_run_type {
+        KPA_RUN_GUI = 0,
+        KPA_RUN_SERVICE,
+} kpa_run_type;
+
+typedef struct kpa_run_config {
+        char *id;
+        char *name; /* as written; may be "@key@" (see kpa_manifest_localize) */
+        kpa_run_type type;
+        char **args;                /* NULL-terminated; never NULL */
+        size_t n_args;
+        kpa_env_var *env;
+        size_t n_env;
+        bool primary;
+        bool autorun;               /* default false */
+        char *eiid;                 /* NULL when absent */
+        char *path;                 /* e.g. "bin/app"; names a bin component */
+        kpa_service_use *uses;
+        size_t n_uses;
+} kpa_run_config;
+
+typedef enum kpa_network_mode {
+        KPA_NETWORK_NONE = 0, /* a new, empty network namespace (loopback only) */
+        KPA_NETWORK_HOST,     /* the host's network */
+} kpa_network_mode;
+
+/* extensions.KPA_limits: {"memory": "64M" | bytes, "pids": N, "cpuWeight": 1..10000}.
+ * 0 means "no limit set". */
+typedef struct kpa_limits {
+        uint64_t memory_bytes;
+        uint64_t pids;
+        uint64_t cpu_weight;
+} kpa_limits;
+
+/* extensions.KPA_sandbox: {"network": "none"|"host", "readOnlyPaths": ["/abs", ...]}. */
+typedef struct kpa_sandbox_settings {
+        kpa_network_mode network;
+        char **read_only_paths; /* NULL-terminated; never NULL; absolute, normalized */
+        size_t n_read_only_paths;
+} kpa_sandbox_settings;
+
+typedef struct kpa_manifest {
+        char *version;     /* "2.0" */
+        char *digest_type; /* always KPA_DIGEST_TYPE_SHA256 after parsing */
+
+        struct {
+                char *id;
+                char *name;        /* may be "@key@" */
+                char *version;
+                char *build_number;
+                bool system_application;
+                char *description; /* NULL when absent; may be "@key@" */
+        } application;
+
+        struct {
+                char *id;
+                char *build_sdk_name;
+                char *build_sdk_version;
+                int64_t target_api_level;
+                char *arch; /* as written, e.g. "aarch64-kos" */
+                char *cpu;  /* may be "" */
+        } platform;
+
+        kpa_component *components;
+        size_t n_components;
+
+        kpa_run_config *run_configs;
+        size_t n_run_configs;
+
+        bool has_private_storage;
+        char *storage_size;    /* as written (megabytes, a string), NULL when absent */
+        uint64_t storage_size_mb;
+        char *storage_fs_type; /* NULL when absent */
+
+        kpa_limits limits;
+        kpa_sandbox_settings sandbox;
+
+        char *extensions_json; /* the "extensions" object re-serialized (pretty), NULL when absent */
+
+        void *priv; /* the parser's own data (locale tables); do not touch */
+} kpa_manifest;
+
+/* Flags for kpa_manifest_parse(). */
+enum {
+        /* kpa-pack: a component's "digest" may be absent or "" (it fills it in). */
+        KPA_MANIFEST_ALLOW_MISSING_DIGESTS = 1u << 0,
+};
+
+/* Parse and validate LEN bytes of manifest JSON (need not be NUL-terminated).
+ * Refuses, naming the JSON path and rule: more than KPA_MANIFEST_MAX_SIZE
+ * bytes, invalid JSON, invalid UTF-8, NUL bytes in strings, duplicate object
+ * keys, wrong types (a number where a string belongs), missing required keys,
+ * unknown keys, and every rule of DESIGN.md section 3. On success *OUT owns
+ * a new manifest. Returns 0 or a negative errno (-EINVAL for a bad manifest,
+ * -EFBIG for an oversized one). Error messages start with "manifest.json: ". */
+int kpa_manifest_parse(const char *json, size_t len, unsigned flags, kpa_manifest **out,
+                       kpa_error *err);
+void kpa_manifest_free(kpa_manifest *m);
+static inline void kpa_manifest_freep(kpa_manifest **m)
+{
+        if (*m)
+                kpa_manifest_free(*m);
+}
+
+/* The machine architecture the manifest's hwSpecification.arch maps to on
+ * Linux ("aarch64-kos" -> "aarch64"); a pointer into M or a static string. */
+const char *kpa_manifest_linux_arch(const kpa_manifest *m);
+/* 0 when hwSpecification.arch matches this machine (uname -m), else -ENOEXEC
+ * with a message naming both architectures. */
+int kpa_manifest_check_arch(const kpa_manifest *m, kpa_error *err);
+
+/* Lookups; NULL when not found. */
+const kpa_run_config *kpa_manifest_primary_run_config(const kpa_manifest *m);
+const kpa_run_config *kpa_manifest_find_run_config(const kpa_manifest *m, const char *id);
+/* Find a component by its install path ("bin/app", "res/img/logo.png"). */
+const kpa_component *kpa_manifest_find_component(const kpa_manifest *m, const char *install_path);
+
+/* Localization. Add the content of one manifestLocale component (JSON of the
+ * shape {"LOCALE": {"key": "text", ...}, ...}, e.g. {"en": {...}, "ru": {...}})
+ * to M's locale tables. COMPONENT_NAME is used in error messages. */
+int kpa_manifest_add_locale(kpa_manifest *m, const char *component_name, const char *json,
+                            size_t len, kpa_error *err);
+/* Resolve VALUE: when it is written "@key@", return the text for KEY in the
+ * best locale for LOCALE (e.g. "ru_RU.UTF-8" tries "ru_RU", "ru-RU", "ru";
+ * then "en", then any locale that has the key); LOCALE NULL means $LC_ALL,
+ * $LC_MESSAGES, $LANG in that order. Unresolved keys and plain values come
+ * back as written. The result points into M (or is VALUE); NULL stays NULL. */
+const char *kpa_manifest_localize(const kpa_manifest *m, const char *value, const char *locale);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,197 @@
+/* kpa/package.h: KPA packages and the store (the PackageManager).
+ *
+ * A package is a pax tar (plain, zstd, xz or gzip) whose first member is
+ * manifest.json and whose other members are exactly the manifest's
+ * components. The store keeps installed packages under ROOT/apps/APP_ID,
+ * private storage under ROOT/storage/APP_ID, and publishes every change with
+ * one atomic rename under the lock ROOT/.lock. */
+#ifndef KPA_PACKAGE_H
+#define KPA_PACKAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <kpa/error.h>
+#include <kpa/manifest.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Writing packages (kpa-pack) ---- */
+
+typedef enum kpa_compression {
+        KPA_COMPRESS_ZSTD = 0,
+        KPA_COMPRESS_XZ,
+        KPA_COMPRESS_GZIP,
+        KPA_COMPRESS_NONE,
+} kpa_compression;
+
+typedef struct kpa_pack_options {
+        const char *manifest_path; /* the manifest to pack (digests may be empty) */
+        const char *const *inputs; /* files and directories holding the components */
+        size_t n_inputs;
+        const char *output_path;   /* written atomically: nothing is left on failure */
+        kpa_compression compression;
+        int64_t mtime;             /* member mtime; < 0: $SOURCE_DATE_EPOCH, else 0 */
+} kpa_pack_options;
+
+void kpa_pack_options_init(kpa_pack_options *opts);
+/* Build a package: find each component among the inputs, fill in empty
+ * digests, check given ones, refuse missing components and files in an input
+ * directory that the manifest does not list. The output is deterministic. */
+int kpa_pack(const kpa_pack_options *opts, kpa_error *err);
+/* Parse "zstd", "xz", "gzip" or "none". */
+int kpa_compression_from_string(const char *s, kpa_compression *out);
+
+/* ---- Reading packages ---- */
+
+/* Limits on what a package may unpack to; kpa_package_limits_init() gives the
+ * defaults (documented in kpa-install(8)). */
+typedef struct kpa_package_limits {
+        uint64_t max_total_bytes;  /* sum of member sizes */
+        uint64_t max_members;      /* archive entries, directories included */
+        size_t max_path_len;       /* bytes in one member path */
+        uint64_t max_ratio;        /* unpacked bytes per packed byte ... */
+        uint64_t ratio_min_bytes;  /* ... checked once this much has been unpacked */
+} kpa_package_limits;
+void kpa_package_limits_init(kpa_package_limits *limits);
+
+/* Progress of a long operation: DONE of TOTAL bytes (TOTAL 0 when unknown). */
+typedef void (*kpa_progress_fn)(uint64_t done, uint64_t total, void *userdata);
+
+/* Information about a package file or an installed package (kpa-install --info). */
+typedef struct kpa_component_info {
+        const kpa_component *component; /* points into the manifest */
+        uint64_t size;
+        bool present;
+} kpa_component_info;
+
+typedef struct kpa_package_info {
+        kpa_manifest *manifest;         /* owned; locales loaded */
+        kpa_component_info *components; /* one per manifest component, same order */
+        size_t n_components;
+        uid_t uid;                      /* installed packages: the package's own uid; -1 if none */
+        gid_t gid;
+} kpa_package_info;
+
+/* Read and fully verify the package file PATH (same checks as install, nothing
+ * written) and describe it. */
+int kpa_package_inspect(const char *path, const kpa_package_limits *limits,
+                        kpa_package_info **out, kpa_error *err);
+void kpa_package_info_free(kpa_package_info *info);
+static inline void kpa_package_info_freep(kpa_package_info **p)
+{
+        if (*p)
+                kpa_package_info_free(*p);
+}
+
+/* ---- The store ---- */
+
+typedef struct kpa_store kpa_store;
+
+/* The store root: ROOT if not NULL, else $KPA_ROOT, else the build-time
+ * default (LOCALSTATEDIR/lib/kpa). */
+const char *kpa_store_default_root(const char *root);
+
+enum {
+        KPA_STORE_CREATE = 1u << 0, /* create ROOT and its layout when missing */
+};
+int kpa_store_open(const char *root, unsigned flags, kpa_store **out, kpa_error *err);
+void kpa_store_close(kpa_store *store);
+static inline void kpa_store_closep(kpa_store **s)
+{
+        if (*s)
+                kpa_store_close(*s);
+}
+const char *kpa_store_root(const kpa_store *store);
+/* A directory fd of the store root (owned by the store). */
+int kpa_store_root_fd(const kpa_store *store);
+
+enum {
+        KPA_INSTALL_REINSTALL = 1u << 0,  /* same version again */
+        KPA_INSTALL_FORCE_ARCH = 1u << 1, /* ignore hwSpecification.arch */
+};
+
+typedef struct kpa_install_options {
+        unsigned flags;
+        kpa_package_limits limits;
+        kpa_progress_fn progress;
+        void *userdata;
+} kpa_install_options;
+void kpa_install_options_init(kpa_install_options *opts);
+
+typedef enum kpa_install_action {
+        KPA_INSTALL_ACTION_NEW = 0,
+        KPA_INSTALL_ACTION_UPGRADE,   /* a different version replaced the old one */
+        KPA_INSTALL_ACTION_REINSTALL, /* the same version again */
+} kpa_install_action;
+
+typedef struct kpa_install_result {
+        char app_id[129];
+        char version[256];
+        char old_version[256]; /* "" for a new install */
+        kpa_install_action action;
+        uid_t uid;
+        uint64_t bytes; /* unpacked bytes */
+        uint64_t files;
+} kpa_install_result;
+
+/* Install the package file PATH (a regular file, or a pipe read once). */
+int kpa_store_install(kpa_store *store, const char *path, const kpa_install_options *opts,
+                      kpa_install_result *result, kpa_error *err);
+
+/* Remove an installed package; PURGE also removes its private storage and
+ * releases its uid. */
+int kpa_store_remove(kpa_store *store, const char *app_id, bool purge, kpa_error *err);
+
+/* Installed application ids, sorted; *OUT is a NULL-terminated list. */
+int kpa_store_list(kpa_store *store, char ***out, size_t *n, kpa_error *err);
+
+/* The manifest of an installed package (locales loaded). */
+int kpa_store_load_manifest(kpa_store *store, const char *app_id, kpa_manifest **out,
+                            kpa_error *err);
+/* Describe an installed package. */
+int kpa_store_inspect(kpa_store *store, const char *app_id, kpa_package_info **out,
+                      kpa_error *err);
+
+/* Directory fds of an installed package and its private storage. */
+int kpa_store_open_app_dir(kpa_store *store, const char *app_id, kpa_error *err);
+int kpa_store_open_storage_dir(kpa_store *store, const char *app_id, kpa_error *err);
+
+typedef enum kpa_verify_problem {
+        KPA_VERIFY_MODIFIED = 0, /* content differs from the digest */
+        KPA_VERIFY_MISSING,
+        KPA_VERIFY_EXTRA,
+        KPA_VERIFY_WRONG_TYPE,   /* not a regular file, or wrong mode */
+} kpa_verify_problem;
+
+typedef struct kpa_verify_entry {
+        kpa_verify_problem problem;
+        char *path; /* relative to the package root */
+} kpa_verify_entry;
+
+typedef struct kpa_verify_report {
+        kpa_verify_entry *entries;
+        size_t n_entries;
+        uint64_t files_checked;
+} kpa_verify_report;
+void kpa_verify_report_clear(kpa_verify_report *report);
+/* Re-hash an installed package; returns 0 even when it found problems
+ * (see REPORT); negative only when it could not check. */
+int kpa_store_verify(kpa_store *store, const char *app_id, kpa_verify_report *report,
+                     kpa_error *err);
+
+/* The uid/gid that the store allocated to APP_ID at install. */
+int kpa_store_get_app_uid(kpa_store *store, const char *app_id, uid_t *uid, gid_t *gid,
+                          kpa_error *err);
+
+#define KPA_UID_RANGE_FIRST 61184
+#define KPA_UID_RANGE_LAST 65519
+
+#ifdef __cplusplus
+}
+#endif
+#endif

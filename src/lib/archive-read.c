@@ -1,0 +1,2 @@
+/* archive-read.c: placeholder, being written. */
+#include "config.h"

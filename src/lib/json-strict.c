@@ -1,0 +1,2 @@
+/* json-strict.c: placeholder, being written. */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* pack.c: placeholder, being written. */
+#include "config.h"

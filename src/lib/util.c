@@ -1,0 +1,210 @@
+/* util.c: error records, allocation, and small fd helpers shared by libkpa. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "util.h"
+
+void kpa_error_clear(kpa_error *err)
+{
+        if (!err)
+                return;
+        err->code = 0;
+        err->message[0] = '\0';
+}
+
+static int error_vset(kpa_error *err, int code, bool with_errno, const char *fmt, va_list ap)
+{
+        if (code < 0)
+                code = -code;
+        if (code == 0)
+                code = EIO;
+        if (err) {
+                err->code = code;
+                vsnprintf(err->message, sizeof(err->message), fmt, ap);
+                if (with_errno) {
+                        size_t len = strlen(err->message);
+                        snprintf(err->message + len, sizeof(err->message) - len, ": %s",
+                                 strerror(code));
+                }
+        }
+        return -code;
+}
+
+int kpa_error_set(kpa_error *err, int code, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int r = error_vset(err, code, false, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int kpa_error_set_errno(kpa_error *err, int code, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int r = error_vset(err, code, true, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int kpa_error_prefix(kpa_error *err, const char *fmt, ...)
+{
+        if (!err)
+                return -EIO;
+        char buf[KPA_ERROR_MESSAGE_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        size_t plen = n < 0 ? 0 : (size_t)n;
+        if (plen > sizeof(buf) - 3)
+                plen = sizeof(buf) - 3;
+        memcpy(buf + plen, ": ", 3);
+        plen += 2;
+        size_t mlen = strnlen(err->message, sizeof(err->message) - 1);
+        if (mlen > sizeof(buf) - 1 - plen)
+                mlen = sizeof(buf) - 1 - plen;
+        memcpy(buf + plen, err->message, mlen);
+        buf[plen + mlen] = '\0';
+        memcpy(err->message, buf, sizeof(buf));
+        if (err->code == 0)
+                err->code = EIO;
+        return -err->code;
+}
+
+static void *check_alloc(void *p)
+{
+        if (!p) {
+                fputs("kpa: out of memory\n", stderr);
+                abort();
+        }
+        return p;
+}
+
+void *kpa_xmalloc(size_t n) { return check_alloc(malloc(n ? n : 1)); }
+void *kpa_xcalloc(size_t n, size_t m) { return check_alloc(calloc(n ? n : 1, m ? m : 1)); }
+void *kpa_xrealloc(void *p, size_t n) { return check_alloc(realloc(p, n ? n : 1)); }
+char *kpa_xstrdup(const char *s) { return check_alloc(strdup(s)); }
+
+char *kpa_xasprintf(const char *fmt, ...)
+{
+        char *s = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        int r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (r < 0)
+                s = NULL;
+        return check_alloc(s);
+}
+
+void kpa_strv_free(char **v)
+{
+        if (!v)
+                return;
+        for (char **p = v; *p; p++)
+                free(*p);
+        free(v);
+}
+
+int kpa_write_all(int fd, const void *buf, size_t len)
+{
+        const char *p = buf;
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -EIO;
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}
+
+int kpa_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *out_len)
+{
+        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EINVAL;
+        if ((uint64_t)st.st_size > max)
+                return -EFBIG;
+        size_t cap = (size_t)st.st_size + 1, len = 0;
+        _cleanup_free_ char *buf = kpa_xmalloc(cap);
+        for (;;) {
+                if (len + 1 >= cap) {
+                        if (cap > max + 1)
+                                return -EFBIG;
+                        cap *= 2;
+                        buf = kpa_xrealloc(buf, cap);
+                }
+                ssize_t n = read(fd, buf + len, cap - len - 1);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+                if (len > max)
+                        return -EFBIG;
+        }
+        buf[len] = '\0';
+        *out = TAKE_PTR(buf);
+        if (out_len)
+                *out_len = len;
+        return 0;
+}
+
+static int rm_rf_children(int dfd)
+{
+        DIR *d = fdopendir(dfd);
+        if (!d) {
+                int r = -errno;
+                close(dfd);
+                return r;
+        }
+        _cleanup_closedir_ DIR *dir = d;
+        int ret = 0;
+        struct dirent *de;
+        while ((errno = 0, de = readdir(dir))) {
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                int r = kpa_rm_rf_at(dirfd(dir), de->d_name);
+                if (r < 0 && ret == 0)
+                        ret = r;
+        }
+        if (errno && ret == 0)
+                ret = -errno;
+        return ret;
+}
+
+int kpa_rm_rf_at(int dirfd, const char *path)
+{
+        if (unlinkat(dirfd, path, 0) == 0)
+                return 0;
+        if (errno == ENOENT)
+                return 0;
+        if (errno != EISDIR && errno != EPERM)
+                return -errno;
+        int dfd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        int r = rm_rf_children(dfd);
+        if (unlinkat(dirfd, path, AT_REMOVEDIR) < 0 && errno != ENOENT)
+                return r < 0 ? r : -errno;
+        return r;
+}

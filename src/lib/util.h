@@ -1,0 +1,93 @@
+/* util.h: the cleanup idiom, ownership macros and error helpers shared by all
+ * of libkpa. Nothing here knows about packages or processes. */
+#ifndef KPA_UTIL_H
+#define KPA_UTIL_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include "kpa/error.h"
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+#define _unused_ __attribute__((unused))
+
+static inline void freep(void *p) { free(*(void **)p); }
+static inline void closep(int *fd)
+{
+        if (*fd >= 0) {
+                int saved = errno;
+                close(*fd);
+                errno = saved;
+        }
+}
+static inline void fclosep(FILE **f)
+{
+        if (*f)
+                fclose(*f);
+}
+static inline void closedirp(DIR **d)
+{
+        if (*d)
+                closedir(*d);
+}
+void kpa_strv_free(char **v);
+static inline void strv_freep(char ***v) { kpa_strv_free(*v); }
+
+#define _cleanup_free_ _cleanup_(freep)
+#define _cleanup_close_ _cleanup_(closep)
+#define _cleanup_fclose_ _cleanup_(fclosep)
+#define _cleanup_closedir_ _cleanup_(closedirp)
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+
+/* Hand ownership over: return the value and leave the source empty. */
+#define TAKE_PTR(p)                                                            \
+        ({                                                                     \
+                __typeof__(p) _p = (p);                                        \
+                (p) = NULL;                                                    \
+                _p;                                                            \
+        })
+#define TAKE_FD(fd)                                                            \
+        ({                                                                     \
+                int _fd = (fd);                                                \
+                (fd) = -1;                                                     \
+                _fd;                                                           \
+        })
+
+#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
+#define streq(a, b) (strcmp((a), (b)) == 0)
+
+/* Fill ERR (may be NULL) with CODE (a positive errno) and a formatted
+ * message; return -CODE so that callers can write
+ *     return kpa_error_set(err, EINVAL, "...");            */
+int kpa_error_set(kpa_error *err, int code, const char *fmt, ...) _printf_(3, 4);
+/* Same, with ": strerror(CODE)" appended. */
+int kpa_error_set_errno(kpa_error *err, int code, const char *fmt, ...) _printf_(3, 4);
+/* Put "PREFIX: " in front of ERR's message; return -err->code. */
+int kpa_error_prefix(kpa_error *err, const char *fmt, ...) _printf_(2, 3);
+
+/* Allocation that never returns NULL: an out-of-memory ends the process,
+ * the way most of the field handles it (glib, systemd's xmalloc users). */
+void *kpa_xmalloc(size_t n);
+void *kpa_xcalloc(size_t n, size_t m);
+void *kpa_xrealloc(void *p, size_t n);
+char *kpa_xstrdup(const char *s);
+char *kpa_xasprintf(const char *fmt, ...) _printf_(1, 2);
+
+/* Write all of BUF to FD, retrying on EINTR and short writes. */
+int kpa_write_all(int fd, const void *buf, size_t len);
+/* Read a whole file relative to DIRFD (no symlinks followed) into a
+ * NUL-terminated buffer of at most MAX bytes; -EFBIG when larger. */
+int kpa_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *out_len);
+/* Remove the tree PATH below DIRFD without following symlinks. A missing
+ * PATH is not an error. */
+int kpa_rm_rf_at(int dirfd, const char *path);
+
+#endif

@@ -1,0 +1,104 @@
+# lib.sh: shared helpers of the integration tests (sourced, TAP output).
+#   check "name" CMD...        passes when CMD exits 0
+#   check_fails "name" CMD...  passes when CMD exits non-zero
+#   check_output "name" "needle" CMD...   passes when CMD fails and its
+#                                          stderr+stdout contain NEEDLE
+#   done_testing               prints the plan; the script's exit code
+# Every test gets its own scratch directory $T, removed on exit.
+set -u
+
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+: "${PYTHON3:=/usr/bin/python3}"
+export top_srcdir top_builddir PYTHON3
+
+KPA_PACK="$top_builddir/src/tools/kpa-pack"
+KPA_INSTALL="$top_builddir/src/tools/kpa-install"
+MKPKG="$PYTHON3 $top_srcdir/tests/integration/mkpkg.py"
+unset KPA_ROOT SOURCE_DATE_EPOCH
+
+T=$(mktemp -d /tmp/kpa-test.XXXXXX)
+_tap_n=0
+_tap_failed=0
+_cleanups=()
+cleanup_add() { _cleanups+=("$*"); }
+_run_cleanups() {
+    local i
+    for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
+        eval "${_cleanups[$i]}" || true
+    done
+    rm -rf "$T"
+}
+trap _run_cleanups EXIT
+
+_result() { # _result STATUS NAME
+    _tap_n=$((_tap_n + 1))
+    if [ "$1" -eq 0 ]; then
+        echo "ok $_tap_n - $2"
+    else
+        echo "not ok $_tap_n - $2"
+        _tap_failed=$((_tap_failed + 1))
+    fi
+}
+
+check() {
+    local name=$1
+    shift
+    local out
+    out=$("$@" 2>&1)
+    local rc=$?
+    _result $rc "$name"
+    [ $rc -eq 0 ] || { echo "$out" | sed 's/^/#   /' | head -20; echo "#   (exit $rc: $*)"; }
+    return $rc
+}
+
+check_fails() {
+    local name=$1
+    shift
+    local out
+    out=$("$@" 2>&1)
+    local rc=$?
+    if [ $rc -ne 0 ]; then _result 0 "$name"; else
+        _result 1 "$name"
+        echo "$out" | sed 's/^/#   /' | head -20
+        echo "#   (expected failure, got exit 0: $*)"
+    fi
+}
+
+# check_output NAME NEEDLE CMD...: CMD must fail, and its output must contain NEEDLE.
+check_output() {
+    local name=$1 needle=$2
+    shift 2
+    local out
+    out=$("$@" 2>&1)
+    local rc=$?
+    if [ $rc -ne 0 ] && [[ "$out" == *"$needle"* ]]; then _result 0 "$name"; else
+        _result 1 "$name"
+        echo "$out" | sed 's/^/#   /' | head -20
+        echo "#   (exit $rc; wanted a failure mentioning '$needle')"
+    fi
+}
+
+# check_eq NAME GOT EXPECTED
+check_eq() {
+    if [ "$2" = "$3" ]; then _result 0 "$1"; else
+        _result 1 "$1"
+        echo "#   got:      $2" | head -20
+        echo "#   expected: $3" | head -20
+    fi
+}
+
+skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+need_root() { [ "$(id -u)" -eq 0 ] || skip_all "needs root"; }
+
+done_testing() {
+    echo "1..$_tap_n"
+    [ $_tap_failed -eq 0 ]
+}
+
+# snapshot DIR: a listing of every path under DIR with type, mode, owner, size
+# and content hash, to prove that a refused operation changed nothing.
+snapshot() {
+    (cd "$1" && find . -printf '%p %y %m %U:%G %s\n' | LC_ALL=C sort &&
+        find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+}
