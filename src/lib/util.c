@@ -15,7 +15,8 @@ void kpa_error_clear(kpa_error *err)
         err->message[0] = '\0';
 }
 
-static int error_vset(kpa_error *err, int code, bool with_errno, const char *fmt, va_list ap)
+_printf_(4, 0) static int error_vset(kpa_error *err, int code, bool with_errno, const char *fmt,
+                                  va_list ap)
 {
         if (code < 0)
                 code = -code;
@@ -89,6 +90,7 @@ void *kpa_xmalloc(size_t n) { return check_alloc(malloc(n ? n : 1)); }
 void *kpa_xcalloc(size_t n, size_t m) { return check_alloc(calloc(n ? n : 1, m ? m : 1)); }
 void *kpa_xrealloc(void *p, size_t n) { return check_alloc(realloc(p, n ? n : 1)); }
 char *kpa_xstrdup(const char *s) { return check_alloc(strdup(s)); }
+char *kpa_xstrndup(const char *s, size_t n) { return check_alloc(strndup(s, n)); }
 
 char *kpa_xasprintf(const char *fmt, ...)
 {

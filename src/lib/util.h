@@ -79,6 +79,7 @@ void *kpa_xmalloc(size_t n);
 void *kpa_xcalloc(size_t n, size_t m);
 void *kpa_xrealloc(void *p, size_t n);
 char *kpa_xstrdup(const char *s);
+char *kpa_xstrndup(const char *s, size_t n);
 char *kpa_xasprintf(const char *fmt, ...) _printf_(1, 2);
 
 /* Write all of BUF to FD, retrying on EINTR and short writes. */
