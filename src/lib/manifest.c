@@ -1,2 +1,1075 @@
-/* manifest.c: placeholder, being written. */
+/* manifest.c: the KasperskyOS manifest (version "2.0") read into kpa_manifest.
+ *
+ * The text passes json-strict.c (syntax, UTF-8, NUL, duplicate keys, depth,
+ * size) and json-c; this file then walks the tree with the field tables of
+ * json-fields.c and checks every rule of DESIGN.md section 3: keys, types,
+ * required keys, defaults, spelling variants, naming rules and the
+ * cross-references (run configuration paths, service uses, the one primary,
+ * install paths). Every refusal names the JSON path. It also maps
+ * hwSpecification.arch to the Linux machine name. Locale tables live in
+ * manifest-locale.c. It never touches the file system: reading the files is
+ * the caller's job. */
 #include "config.h"
+
+#include <string.h>
+#include <sys/utsname.h>
+
+#include <json-c/json.h>
+
+#include "json-fields.h"
+#include "json-strict.h"
+#include "kpa/manifest.h"
+#include "manifest-internal.h"
+#include "util.h"
+
+#define APP_ID_MAX 128
+#define RUN_CONFIG_ID_MAX 128
+#define NAME_MAX_BYTES 255 /* one file name */
+#define DIRECTORY_PATH_MAX 1024
+#define CPU_WEIGHT_MAX 10000
+
+/* ---- small string rules ---- */
+
+static bool is_dot_or_dotdot(const char *s) { return streq(s, ".") || streq(s, ".."); }
+
+static bool is_alnum(char ch)
+{
+        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+static bool valid_app_id(const char *s, size_t len)
+{
+        if (len < 1 || len > APP_ID_MAX || (len == 1 && s[0] == '.') ||
+            (len == 2 && s[0] == '.' && s[1] == '.'))
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if (!is_alnum(s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+                        return false;
+        return true;
+}
+
+static bool valid_run_config_id(const char *s, size_t len)
+{
+        if (len < 1 || len > RUN_CONFIG_ID_MAX || (len == 1 && s[0] == '.') ||
+            (len == 2 && s[0] == '.' && s[1] == '.'))
+                return false;
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f || s[i] == '/')
+                        return false;
+        return true;
+}
+
+/* ---- string checks used by the field tables ---- */
+
+static int check_version(const struct json_ctx *c, const char *path, const char *value)
+{
+        if (streq(value, "2.0"))
+                return 0;
+        _cleanup_free_ char *q = json_strict_quote(value, JSON_QUOTE_MAX);
+        return json_bad(c, path, "must be \"2.0\", not %s (kpa reads manifests of version 2.0)", q);
+}
+
+static int check_digest_type(const struct json_ctx *c, const char *path, const char *value)
+{
+        if (!*value || streq(value, KPA_DIGEST_TYPE_SHA256))
+                return 0;
+        _cleanup_free_ char *q = json_strict_quote(value, JSON_QUOTE_MAX);
+        return json_bad(c, path, "%s is not supported: the only digest type is \"%s\" (SHA-256)", q,
+                        KPA_DIGEST_TYPE_SHA256);
+}
+
+static int check_app_id(const struct json_ctx *c, const char *path, const char *value)
+{
+        if (valid_app_id(value, strlen(value)))
+                return 0;
+        _cleanup_free_ char *q = json_strict_quote(value, JSON_QUOTE_MAX);
+        return json_bad(c, path,
+                        "%s is not a valid application id: use 1-%d letters, digits, '.', '_' or "
+                        "'-', not \".\" or \"..\"",
+                        q, APP_ID_MAX);
+}
+
+static int check_component_name(const struct json_ctx *c, const char *path, const char *value)
+{
+        _cleanup_free_ char *q = json_strict_quote(value, JSON_QUOTE_MAX);
+        if (strchr(value, '/'))
+                return json_bad(c, path, "%s must be a single file name, without '/'", q);
+        if (is_dot_or_dotdot(value))
+                return json_bad(c, path, "%s is not a valid file name", q);
+        if (strlen(value) > NAME_MAX_BYTES)
+                return json_bad(c, path, "%s is longer than %d bytes", q, NAME_MAX_BYTES);
+        return 0;
+}
+
+static int check_run_config_id(const struct json_ctx *c, const char *path, const char *value)
+{
+        if (valid_run_config_id(value, strlen(value)))
+                return 0;
+        _cleanup_free_ char *q = json_strict_quote(value, JSON_QUOTE_MAX);
+        return json_bad(c, path,
+                        "%s is not a valid run configuration id: use 1-%d characters without '/', "
+                        "spaces or control characters, not \".\" or \"..\"",
+                        q, RUN_CONFIG_ID_MAX);
+}
+
+static int check_env_name(const struct json_ctx *c, const char *path, const char *value)
+{
+        if (!strchr(value, '='))
+                return 0;
+        _cleanup_free_ char *q = json_strict_quote(value, JSON_QUOTE_MAX);
+        return json_bad(c, path, "%s must not contain '='", q);
+}
+
+static int check_digest(const struct json_ctx *c, const char *path, const char *value)
+{
+        size_t n = 0;
+        for (; value[n]; n++)
+                if (!((value[n] >= '0' && value[n] <= '9') || (value[n] >= 'a' && value[n] <= 'f')))
+                        break;
+        if (n == KPA_DIGEST_HEX_LEN && !value[n])
+                return 0;
+        _cleanup_free_ char *q = json_strict_quote(value, JSON_QUOTE_MAX);
+        return json_bad(c, path,
+                        "%s is not a SHA-256 digest: it must be %d lowercase hexadecimal "
+                        "characters",
+                        q, KPA_DIGEST_HEX_LEN);
+}
+
+/* ---- duplicates among names ---- */
+
+struct named {
+        const char *name;
+        size_t index;
+};
+
+static int cmp_named(const void *a, const void *b)
+{
+        const struct named *x = a, *y = b;
+        int r = strcmp(x->name, y->name);
+        return r ? r : (x->index > y->index) - (x->index < y->index);
+}
+
+static int cmp_named_name(const void *a, const void *b)
+{
+        return strcmp(((const struct named *)a)->name, ((const struct named *)b)->name);
+}
+
+/* NAMES sorted, each with its index; free() the result. */
+static struct named *sort_names(const char *const *names, size_t n)
+{
+        struct named *v = kpa_xcalloc(n, sizeof(*v));
+        for (size_t i = 0; i < n; i++)
+                v[i] = (struct named){names[i], i};
+        qsort(v, n, sizeof(*v), cmp_named);
+        return v;
+}
+
+/* Whether two of NAMES are equal; then *FIRST < *SECOND, SECOND the
+ * earliest second occurrence. */
+static bool find_duplicate(const char *const *names, size_t n, size_t *first, size_t *second)
+{
+        _cleanup_free_ struct named *v = sort_names(names, n);
+        bool found = false;
+        for (size_t i = 1; i < n; i++)
+                if (streq(v[i - 1].name, v[i].name) && (!found || v[i].index < *second)) {
+                        *first = v[i - 1].index;
+                        *second = v[i].index;
+                        found = true;
+                }
+        return found;
+}
+
+/* ---- paths inside a package or on the host ---- */
+
+/* Normalize VALUE, a '/'-separated path: drop empty and "." components,
+ * refuse "..". ABSOLUTE says whether it must start with '/' or must not. */
+static int normalize_path(const struct json_ctx *c, const char *path, const char *value,
+                          bool absolute, char **out)
+{
+        _cleanup_free_ char *q = json_strict_quote(value, JSON_QUOTE_MAX);
+        if (absolute && value[0] != '/')
+                return json_bad(c, path, "%s must be an absolute path", q);
+        if (!absolute && value[0] == '/')
+                return json_bad(c, path, "%s must be a relative path (no leading '/')", q);
+        _cleanup_free_ char *norm = kpa_xcalloc(1, strlen(value) + 2);
+        size_t len = 0;
+        for (const char *s = value; *s;) {
+                size_t n = strcspn(s, "/");
+                if (n == 2 && s[0] == '.' && s[1] == '.')
+                        return json_bad(c, path, "%s must not contain \"..\"", q);
+                if (n > NAME_MAX_BYTES)
+                        return json_bad(c, path, "%s has a component longer than %d bytes", q,
+                                        NAME_MAX_BYTES);
+                if (n > 0 && !(n == 1 && s[0] == '.')) {
+                        if (absolute || len > 0)
+                                norm[len++] = '/';
+                        memcpy(norm + len, s, n);
+                        len += n;
+                }
+                s += n + (s[n] == '/');
+        }
+        if (len == 0)
+                return json_bad(c, path, "%s names no %s", q,
+                                absolute ? "file or directory below /" : "directory");
+        *out = TAKE_PTR(norm);
+        return 0;
+}
+
+/* ---- application and platform ---- */
+
+static int parse_application(const struct json_ctx *c, json_object *obj, kpa_manifest *m)
+{
+#define A(member) offsetof(kpa_manifest, application.member)
+        static const struct json_field fields[] = {
+                {"id", JF_STRING, JF_REQUIRED | JF_NONEMPTY, A(id), check_app_id},
+                {"name", JF_STRING, JF_REQUIRED | JF_NONEMPTY, A(name), NULL},
+                {"version", JF_STRING, JF_REQUIRED | JF_NONEMPTY, A(version), NULL},
+                {"buildNumber", JF_STRING, JF_REQUIRED | JF_NONEMPTY, A(build_number), NULL},
+                {"systemApplication", JF_BOOL, JF_REQUIRED, A(system_application), NULL},
+                {"description", JF_STRING, JF_TEXT, A(description), NULL},
+        };
+#undef A
+        return json_read_fields(c, obj, "application", fields, ELEMENTSOF(fields), m);
+}
+
+static const struct {
+        const char *written, *machine;
+} arch_aliases[] = {
+        {"aarch64-kos", "aarch64"},
+        {"x86_64-kos", "x86_64"},
+        {"amd64", "x86_64"},
+        {"arm64", "aarch64"},
+};
+
+static const char *arch_alias(const char *arch)
+{
+        for (size_t i = 0; i < ELEMENTSOF(arch_aliases); i++)
+                if (streq(arch, arch_aliases[i].written))
+                        return arch_aliases[i].machine;
+        return NULL;
+}
+
+static int parse_platform(const struct json_ctx *c, json_object *obj, kpa_manifest *m)
+{
+#define P(member) offsetof(kpa_manifest, platform.member)
+        static const struct json_field fields[] = {
+                {"id", JF_STRING, JF_REQUIRED | JF_NONEMPTY, P(id), NULL},
+                {"sdk", JF_OBJECT, JF_REQUIRED, JF_NO_STORE, NULL},
+                {"hwSpecification", JF_OBJECT, JF_REQUIRED, JF_NO_STORE, NULL},
+        };
+        static const struct json_field sdk_fields[] = {
+                {"buildSdkName", JF_STRING, JF_REQUIRED | JF_NONEMPTY, P(build_sdk_name), NULL},
+                {"buildSdkVersion", JF_STRING, JF_REQUIRED | JF_NONEMPTY, P(build_sdk_version),
+                 NULL},
+                {"targetApiLevel", JF_INT, JF_REQUIRED, P(target_api_level), NULL},
+        };
+        static const struct json_field hw_fields[] = {
+                {"arch", JF_STRING, JF_REQUIRED | JF_NONEMPTY, P(arch), NULL},
+                {"cpu", JF_STRING, JF_REQUIRED, P(cpu), NULL},
+        };
+#undef P
+        int r = json_read_fields(c, obj, "platform", fields, ELEMENTSOF(fields), m);
+        if (r >= 0)
+                r = json_read_fields(c, json_member(obj, "sdk"), "platform.sdk", sdk_fields,
+                                     ELEMENTSOF(sdk_fields), m);
+        if (r >= 0 && m->platform.target_api_level < 0)
+                r = json_bad(c, "platform.sdk.targetApiLevel", "must not be negative");
+        if (r >= 0)
+                r = json_read_fields(c, json_member(obj, "hwSpecification"),
+                                     "platform.hwSpecification", hw_fields, ELEMENTSOF(hw_fields),
+                                     m);
+        if (r < 0)
+                return r;
+        /* KasperskyOS names end in "-kos" ("aarch64-kos"); Linux drops it. */
+        struct manifest_priv *priv = m->priv;
+        size_t len = strlen(m->platform.arch);
+        if (!arch_alias(m->platform.arch) && len > 4 && streq(m->platform.arch + len - 4, "-kos"))
+                priv->linux_arch = kpa_xasprintf("%.*s", (int)(len - 4), m->platform.arch);
+        return 0;
+}
+
+/* ---- components ---- */
+
+static const char *const component_types[] = {
+        [KPA_COMPONENT_BIN] = "bin",
+        [KPA_COMPONENT_LIB] = "lib",
+        [KPA_COMPONENT_RES] = "res",
+        [KPA_COMPONENT_MANIFEST_LOCALE] = "manifestLocale",
+};
+
+static const char *const component_dirs[] = {
+        [KPA_COMPONENT_BIN] = "bin",
+        [KPA_COMPONENT_LIB] = "lib",
+        [KPA_COMPONENT_RES] = "res",
+        [KPA_COMPONENT_MANIFEST_LOCALE] = "manifest_locales",
+};
+
+static int parse_component(const struct json_ctx *c, json_object *obj, const char *path,
+                           kpa_component *comp)
+{
+        static const struct json_field fields[] = {
+                {"name", JF_STRING, JF_REQUIRED | JF_NONEMPTY, offsetof(kpa_component, name),
+                 check_component_name},
+                {"digest", JF_STRING, 0, offsetof(kpa_component, digest), NULL},
+                {"componentType", JF_STRING, JF_REQUIRED, JF_NO_STORE, NULL},
+                {"directoryPath", JF_STRING, 0, JF_NO_STORE, NULL},
+        };
+        int r = json_read_fields(c, obj, path, fields, ELEMENTSOF(fields), comp);
+        if (r < 0)
+                return r;
+        bool allow_missing = c->flags & KPA_MANIFEST_ALLOW_MISSING_DIGESTS;
+        if (!comp->digest && !allow_missing)
+                return json_bad(c, path, "missing required key \"digest\"");
+        if (!comp->digest)
+                comp->digest = kpa_xstrdup("");
+        _cleanup_free_ char *digest_path = json_strict_path_key(path, "digest");
+        if ((*comp->digest || !allow_missing) &&
+            (r = check_digest(c, digest_path, comp->digest)) < 0)
+                return r;
+
+        _cleanup_free_ char *type_path = json_strict_path_key(path, "componentType");
+        int type;
+        r = json_want_enum(c, type_path, json_object_get_string(json_member(obj, "componentType")),
+                           component_types, ELEMENTSOF(component_types), &type);
+        if (r < 0)
+                return r;
+        comp->type = (kpa_component_type)type;
+
+        json_object *dir = json_member(obj, "directoryPath");
+        if (dir) {
+                _cleanup_free_ char *p = json_strict_path_key(path, "directoryPath");
+                if (comp->type != KPA_COMPONENT_RES)
+                        return json_bad(c, p, "is only allowed for res components, not for %s",
+                                        component_types[type]);
+                if (json_object_get_string_len(dir) > DIRECTORY_PATH_MAX)
+                        return json_bad(c, p, "is longer than %d bytes", DIRECTORY_PATH_MAX);
+                r = normalize_path(c, p, json_object_get_string(dir), false, &comp->directory_path);
+                if (r < 0)
+                        return r;
+        }
+        comp->install_path = kpa_xasprintf("%s/%s%s%s", component_dirs[type],
+                                           comp->directory_path ? comp->directory_path : "",
+                                           comp->directory_path ? "/" : "", comp->name);
+        return 0;
+}
+
+/* No two components at one install path, and none where another needs a
+ * directory (res/img as a file and res/img/logo.png). */
+static int check_install_paths(const struct json_ctx *c, const kpa_manifest *m, const char *path)
+{
+        size_t n = m->n_components, first, second;
+        _cleanup_free_ const char **names = kpa_xcalloc(n, sizeof(*names));
+        for (size_t i = 0; i < n; i++)
+                names[i] = m->components[i].install_path;
+        if (find_duplicate(names, n, &first, &second)) {
+                _cleanup_free_ char *p = json_strict_path_index(path, second);
+                return json_bad(c, p, "installs to \"%s\", like %s[%zu]", names[second], path,
+                                first);
+        }
+        _cleanup_free_ struct named *sorted = sort_names(names, n);
+        for (size_t i = 0; i < n; i++) {
+                const char *s = names[i];
+                for (const char *slash = strchr(strchr(s, '/') + 1, '/'); slash;
+                     slash = strchr(slash + 1, '/')) {
+                        _cleanup_free_ char *dir = kpa_xasprintf("%.*s", (int)(slash - s), s);
+                        struct named key = {dir, 0}, *hit;
+                        hit = bsearch(&key, sorted, n, sizeof(key), cmp_named_name);
+                        if (!hit)
+                                continue;
+                        _cleanup_free_ char *p = json_strict_path_index(path, i);
+                        return json_bad(c, p,
+                                        "installs to \"%s\", which needs a directory \"%s\", "
+                                        "but %s[%zu] is a file there",
+                                        s, dir, path, hit->index);
+                }
+        }
+        return 0;
+}
+
+static int parse_components(const struct json_ctx *c, json_object *arr, kpa_manifest *m)
+{
+        size_t n = json_object_array_length(arr);
+        if (n == 0)
+                return 0;
+        m->components = kpa_xcalloc(n, sizeof(*m->components));
+        m->n_components = n;
+        for (size_t i = 0; i < n; i++) {
+                json_object *v = json_object_array_get_idx(arr, i);
+                _cleanup_free_ char *p = json_strict_path_index("components", i);
+                int r = json_want_type(c, p, v, json_type_object);
+                if (r >= 0)
+                        r = parse_component(c, v, p, &m->components[i]);
+                if (r < 0)
+                        return r;
+        }
+        return check_install_paths(c, m, "components");
+}
+
+/* ---- run configurations ---- */
+
+static const char *const run_types[] = {
+        [KPA_RUN_GUI] = "gui",
+        [KPA_RUN_SERVICE] = "service",
+};
+
+static const char *const use_types[] = {
+        [KPA_USE_CHILD] = "child",
+        [KPA_USE_SERVICE_CAN_USE] = "serviceCanUse",
+        [KPA_USE_SERVICE_ACTIVE] = "serviceActive",
+};
+
+static int parse_args(const struct json_ctx *c, json_object *arr, const char *path,
+                      kpa_run_config *rc)
+{
+        size_t n = arr ? json_object_array_length(arr) : 0;
+        rc->args = kpa_xcalloc(n + 1, sizeof(*rc->args));
+        for (size_t i = 0; i < n; i++) {
+                json_object *v = json_object_array_get_idx(arr, i);
+                _cleanup_free_ char *p = json_strict_path_index(path, i);
+                int r = json_want_type(c, p, v, json_type_string);
+                if (r < 0)
+                        return r;
+                rc->args[i] = kpa_xstrdup(json_object_get_string(v));
+                rc->n_args = i + 1;
+        }
+        return 0;
+}
+
+static int parse_env(const struct json_ctx *c, json_object *arr, const char *path,
+                     kpa_run_config *rc)
+{
+        static const struct json_field fields[] = {
+                {"name", JF_STRING, JF_REQUIRED | JF_NONEMPTY, offsetof(kpa_env_var, name),
+                 check_env_name},
+                {"value", JF_STRING, JF_REQUIRED | JF_TEXT, offsetof(kpa_env_var, value), NULL},
+        };
+        size_t n = json_object_array_length(arr), first, second;
+        if (n == 0)
+                return 0;
+        rc->env = kpa_xcalloc(n, sizeof(*rc->env));
+        rc->n_env = n;
+        for (size_t i = 0; i < n; i++) {
+                json_object *v = json_object_array_get_idx(arr, i);
+                _cleanup_free_ char *p = json_strict_path_index(path, i);
+                int r = json_want_type(c, p, v, json_type_object);
+                if (r >= 0)
+                        r = json_read_fields(c, v, p, fields, ELEMENTSOF(fields), &rc->env[i]);
+                if (r < 0)
+                        return r;
+        }
+        _cleanup_free_ const char **names = kpa_xcalloc(n, sizeof(*names));
+        for (size_t i = 0; i < n; i++)
+                names[i] = rc->env[i].name;
+        if (!find_duplicate(names, n, &first, &second))
+                return 0;
+        _cleanup_free_ char *p = json_strict_path_index(path, second);
+        _cleanup_free_ char *pn = json_strict_path_key(p, "name");
+        _cleanup_free_ char *q = json_strict_quote(names[second], JSON_QUOTE_MAX);
+        return json_bad(c, pn, "%s is set twice (also by %s[%zu])", q, path, first);
+}
+
+static int check_service_name(const struct json_ctx *c, const char *path, const char *value)
+{
+        const char *slash = strchr(value, '/');
+        bool valid = slash ? valid_app_id(value, (size_t)(slash - value)) &&
+                                     valid_run_config_id(slash + 1, strlen(slash + 1))
+                           : valid_run_config_id(value, strlen(value));
+        if (valid)
+                return 0;
+        _cleanup_free_ char *q = json_strict_quote(value, JSON_QUOTE_MAX);
+        return json_bad(c, path,
+                        "%s must be RUNCONFIG or PACKAGE/RUNCONFIG (a run configuration id, "
+                        "optionally after an application id and '/')",
+                        q);
+}
+
+static int parse_service_use(const struct json_ctx *c, json_object *obj, const char *path,
+                             kpa_service_use *use)
+{
+        static const struct json_field fields[] = {
+                {"name", JF_STRING, JF_REQUIRED | JF_NONEMPTY, offsetof(kpa_service_use, name),
+                 check_service_name},
+                {"useType", JF_STRING, JF_REQUIRED, JF_NO_STORE, NULL},
+        };
+        int r = json_want_type(c, path, obj, json_type_object);
+        if (r >= 0)
+                r = json_read_fields(c, obj, path, fields, ELEMENTSOF(fields), use);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *p = json_strict_path_key(path, "useType");
+        int type;
+        r = json_want_enum(c, p, json_object_get_string(json_member(obj, "useType")), use_types,
+                           ELEMENTSOF(use_types), &type);
+        use->use_type = (kpa_use_type)type;
+        return r;
+}
+
+static int parse_uses(const struct json_ctx *c, json_object *obj, const char *path,
+                      kpa_run_config *rc)
+{
+        const char *key;
+        int r = json_pick_spelling(c, obj, path, "usesServices", "usesService", &key);
+        if (r < 0 || !key)
+                return r;
+        json_object *arr = json_member(obj, key);
+        size_t n = json_object_array_length(arr);
+        if (n == 0)
+                return 0;
+        _cleanup_free_ char *arr_path = json_strict_path_key(path, key);
+        rc->uses = kpa_xcalloc(n, sizeof(*rc->uses));
+        rc->n_uses = n;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *p = json_strict_path_index(arr_path, i);
+                r = parse_service_use(c, json_object_array_get_idx(arr, i), p, &rc->uses[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int check_run_path(const struct json_ctx *c, const kpa_manifest *m, const char *path,
+                          const kpa_run_config *rc)
+{
+        const kpa_component *comp = kpa_manifest_find_component(m, rc->path);
+        if (comp && comp->type == KPA_COMPONENT_BIN)
+                return 0;
+        _cleanup_free_ char *p = json_strict_path_key(path, "path");
+        _cleanup_free_ char *q = json_strict_quote(rc->path, JSON_QUOTE_MAX);
+        if (comp)
+                return json_bad(c, p, "%s must name a bin component (it names a %s component)", q,
+                                component_types[comp->type]);
+        return json_bad(c, p,
+                        "%s must name a bin component (no component is installed there; "
+                        "write it as bin/NAME)",
+                        q);
+}
+
+static int parse_run_config(const struct json_ctx *c, const kpa_manifest *m, json_object *obj,
+                            const char *path, kpa_run_config *rc)
+{
+#define R(member) offsetof(kpa_run_config, member)
+        static const struct json_field fields[] = {
+                {"id", JF_STRING, JF_REQUIRED | JF_NONEMPTY, R(id), check_run_config_id},
+                {"name", JF_STRING, JF_REQUIRED | JF_NONEMPTY, R(name), NULL},
+                {"type", JF_STRING, JF_REQUIRED, JF_NO_STORE, NULL},
+                {"path", JF_STRING, JF_REQUIRED | JF_NONEMPTY, R(path), NULL},
+                {"primary", JF_BOOL, JF_REQUIRED, R(primary), NULL},
+                {"autorun", JF_BOOL, 0, R(autorun), NULL},
+                {"eiid", JF_STRING, JF_NONEMPTY, R(eiid), NULL},
+                {"args", JF_ARRAY, 0, JF_NO_STORE, NULL},
+                {"envVariables", JF_ARRAY, 0, JF_NO_STORE, NULL},
+                {"usesServices", JF_ARRAY, 0, JF_NO_STORE, NULL},
+                {"usesService", JF_ARRAY, 0, JF_NO_STORE, NULL},
+        };
+#undef R
+        int r = json_want_type(c, path, obj, json_type_object);
+        if (r >= 0)
+                r = json_read_fields(c, obj, path, fields, ELEMENTSOF(fields), rc);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *type_path = json_strict_path_key(path, "type");
+        int type;
+        r = json_want_enum(c, type_path, json_object_get_string(json_member(obj, "type")),
+                           run_types, ELEMENTSOF(run_types), &type);
+        if (r < 0)
+                return r;
+        rc->type = (kpa_run_type)type;
+        _cleanup_free_ char *args_path = json_strict_path_key(path, "args");
+        r = parse_args(c, json_member(obj, "args"), args_path, rc);
+        if (r < 0)
+                return r;
+        if (json_member(obj, "envVariables")) {
+                _cleanup_free_ char *p = json_strict_path_key(path, "envVariables");
+                r = parse_env(c, json_member(obj, "envVariables"), p, rc);
+                if (r < 0)
+                        return r;
+        }
+        r = parse_uses(c, obj, path, rc);
+        if (r < 0)
+                return r;
+        return check_run_path(c, m, path, rc);
+}
+
+/* Exactly one primary run configuration when there are any. */
+static int check_primary(const struct json_ctx *c, const kpa_manifest *m, const char *key)
+{
+        size_t primary = SIZE_MAX;
+        for (size_t i = 0; i < m->n_run_configs; i++) {
+                if (!m->run_configs[i].primary)
+                        continue;
+                if (primary != SIZE_MAX) {
+                        _cleanup_free_ char *p = json_strict_path_index(key, i);
+                        _cleanup_free_ char *pp = json_strict_path_key(p, "primary");
+                        return json_bad(c, pp,
+                                        "only one run configuration may be primary, and "
+                                        "%s[%zu] is primary already",
+                                        key, primary);
+                }
+                primary = i;
+        }
+        if (m->n_run_configs > 0 && primary == SIZE_MAX)
+                return json_bad(c, key,
+                                "no run configuration is primary: exactly one must have "
+                                "\"primary\": true");
+        return 0;
+}
+
+/* "RUNCONFIG" and "THISPACKAGE/RUNCONFIG" must name a run configuration of
+ * this package; another package's are checked when it runs. ARR is the JSON
+ * array at KEY, for the spelling of usesServices in each path. */
+static int check_service_refs(const struct json_ctx *c, const kpa_manifest *m, json_object *arr,
+                              const char *key)
+{
+        size_t id_len = strlen(m->application.id);
+        for (size_t i = 0; i < m->n_run_configs; i++) {
+                const kpa_run_config *rc = &m->run_configs[i];
+                for (size_t j = 0; j < rc->n_uses; j++) {
+                        const char *name = rc->uses[j].name, *target = name;
+                        if (strncmp(name, m->application.id, id_len) == 0 && name[id_len] == '/')
+                                target = name + id_len + 1;
+                        else if (strchr(name, '/'))
+                                continue;
+                        if (kpa_manifest_find_run_config(m, target))
+                                continue;
+                        json_object *obj = json_object_array_get_idx(arr, i);
+                        const char *spelling =
+                                json_member(obj, "usesServices") ? "usesServices" : "usesService";
+                        _cleanup_free_ char *p =
+                                kpa_xasprintf("%s[%zu].%s[%zu].name", key, i, spelling, j);
+                        _cleanup_free_ char *q = json_strict_quote(name, JSON_QUOTE_MAX);
+                        return json_bad(c, p, "%s names no run configuration of this package", q);
+                }
+        }
+        return 0;
+}
+
+static int parse_run_configs(const struct json_ctx *c, json_object *root, kpa_manifest *m)
+{
+        const char *key;
+        int r = json_pick_spelling(c, root, "", "runConfigurations", "runConfiguration", &key);
+        if (r < 0 || !key)
+                return r;
+        json_object *arr = json_member(root, key);
+        size_t n = json_object_array_length(arr), first, second;
+        if (n == 0)
+                return 0;
+        m->run_configs = kpa_xcalloc(n, sizeof(*m->run_configs));
+        m->n_run_configs = n;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *p = json_strict_path_index(key, i);
+                r = parse_run_config(c, m, json_object_array_get_idx(arr, i), p,
+                                     &m->run_configs[i]);
+                if (r < 0)
+                        return r;
+        }
+        _cleanup_free_ const char **ids = kpa_xcalloc(n, sizeof(*ids));
+        for (size_t i = 0; i < n; i++)
+                ids[i] = m->run_configs[i].id;
+        if (find_duplicate(ids, n, &first, &second)) {
+                _cleanup_free_ char *p = kpa_xasprintf("%s[%zu].id", key, second);
+                _cleanup_free_ char *q = json_strict_quote(ids[second], JSON_QUOTE_MAX);
+                return json_bad(c, p, "%s is already the id of %s[%zu]; ids must be unique", q, key,
+                                first);
+        }
+        r = check_primary(c, m, key);
+        if (r < 0)
+                return r;
+        return check_service_refs(c, m, arr, key);
+}
+
+/* ---- privateStorage and numbers written as strings ---- */
+
+/* Parse N decimal digits at S; false when not digits or too large. */
+static bool parse_u64(const char *s, size_t n, uint64_t *out)
+{
+        uint64_t v = 0;
+        if (n == 0)
+                return false;
+        for (size_t i = 0; i < n; i++) {
+                if (s[i] < '0' || s[i] > '9')
+                        return false;
+                unsigned d = (unsigned)(s[i] - '0');
+                if (v > (UINT64_MAX - d) / 10)
+                        return false;
+                v = v * 10 + d;
+        }
+        *out = v;
+        return true;
+}
+
+static int parse_private_storage(const struct json_ctx *c, json_object *obj, kpa_manifest *m)
+{
+        static const struct json_field fields[] = {
+                {"size", JF_STRING, JF_REQUIRED | JF_NONEMPTY, offsetof(kpa_manifest, storage_size),
+                 NULL},
+                {"fsType", JF_STRING, JF_NONEMPTY, offsetof(kpa_manifest, storage_fs_type), NULL},
+        };
+        int r = json_read_fields(c, obj, "privateStorage", fields, ELEMENTSOF(fields), m);
+        if (r < 0)
+                return r;
+        uint64_t mb;
+        _cleanup_free_ char *q = json_strict_quote(m->storage_size, JSON_QUOTE_MAX);
+        size_t len = strlen(m->storage_size);
+        if (strspn(m->storage_size, "0123456789") != len)
+                return json_bad(c, "privateStorage.size",
+                                "%s must be a number of megabytes written "
+                                "as a string of digits, e.g. \"64\"",
+                                q);
+        if (!parse_u64(m->storage_size, len, &mb))
+                mb = UINT64_MAX;
+        if (mb == 0 || mb > UINT64_MAX >> 20)
+                return json_bad(c, "privateStorage.size",
+                                "%s megabytes is out of range (1 to %llu)", q,
+                                (unsigned long long)(UINT64_MAX >> 20));
+        m->has_private_storage = true;
+        m->storage_size_mb = mb;
+        return 0;
+}
+
+/* ---- extensions ---- */
+
+/* The JSON Schema pattern ^[A-Z_]+_.+ (ECMA-262: '.' is not a line terminator). */
+static bool valid_extension_name(const char *s)
+{
+        size_t prefix = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_");
+        for (size_t k = 1; k < prefix; k++) {
+                const char *next = s + k + 1;
+                if (s[k] != '_' || !*next || *next == '\n' || *next == '\r')
+                        continue;
+                if (strncmp(next, "\xE2\x80\xA8", 3) == 0 || strncmp(next, "\xE2\x80\xA9", 3) == 0)
+                        continue;
+                return true;
+        }
+        return false;
+}
+
+/* "64M" (K, M, G, T: powers of 1024) or digits (bytes), more than 0. */
+static int parse_memory(const struct json_ctx *c, json_object *v, const char *path, uint64_t *out)
+{
+        static const char suffixes[] = "KMGT";
+        if (json_object_is_type(v, json_type_int)) {
+                if (json_object_get_int64(v) < 1)
+                        return json_bad(c, path, "must be at least 1 byte");
+                *out = (uint64_t)json_object_get_int64(v);
+                return 0;
+        }
+        if (!json_object_is_type(v, json_type_string))
+                return json_wrong_type(c, path,
+                                       "a string such as \"64M\" or an integer number of bytes", v);
+        const char *s = json_object_get_string(v);
+        size_t n = strlen(s);
+        unsigned shift = 0;
+        const char *suffix = n > 0 ? strchr(suffixes, s[n - 1]) : NULL;
+        if (suffix) {
+                shift = 10u * (unsigned)(suffix - suffixes + 1);
+                n--;
+        }
+        uint64_t value;
+        _cleanup_free_ char *q = json_strict_quote(s, JSON_QUOTE_MAX);
+        if (!parse_u64(s, n, &value))
+                return json_bad(c, path,
+                                "%s must be digits with an optional K, M, G or T suffix "
+                                "(powers of 1024), e.g. \"64M\"",
+                                q);
+        if (value == 0)
+                return json_bad(c, path, "%s must be more than 0", q);
+        if (value > UINT64_MAX >> shift)
+                return json_bad(c, path, "%s is too large", q);
+        *out = value << shift;
+        return 0;
+}
+
+/* An optional integer KEY of OBJ between MIN and MAX. */
+static int read_int_range(const struct json_ctx *c, json_object *obj, const char *path,
+                          const char *key, int64_t min, int64_t max, uint64_t *out)
+{
+        json_object *v;
+        if (!json_object_object_get_ex(obj, key, &v))
+                return 0;
+        _cleanup_free_ char *p = json_strict_path_key(path, key);
+        int r = json_want_type(c, p, v, json_type_int);
+        if (r < 0)
+                return r;
+        int64_t x = json_object_get_int64(v);
+        if (x < min || x > max)
+                return json_bad(c, p, "must be from %lld to %lld, not %lld", (long long)min,
+                                (long long)max, (long long)x);
+        *out = (uint64_t)x;
+        return 0;
+}
+
+static int parse_limits(const struct json_ctx *c, json_object *obj, const char *path,
+                        kpa_manifest *m)
+{
+        static const struct json_field fields[] = {
+                {"memory", JF_STRING, 0, JF_NO_STORE, NULL},
+                {"pids", JF_INT, 0, JF_NO_STORE, NULL},
+                {"cpuWeight", JF_INT, 0, JF_NO_STORE, NULL},
+        };
+        int r = json_want_type(c, path, obj, json_type_object);
+        if (r >= 0)
+                r = json_check_unknown_keys(c, obj, path, fields, ELEMENTSOF(fields));
+        if (r < 0)
+                return r;
+        json_object *memory;
+        if (json_object_object_get_ex(obj, "memory", &memory)) {
+                _cleanup_free_ char *p = json_strict_path_key(path, "memory");
+                r = parse_memory(c, memory, p, &m->limits.memory_bytes);
+                if (r < 0)
+                        return r;
+        }
+        r = read_int_range(c, obj, path, "pids", 1, INT64_MAX, &m->limits.pids);
+        if (r < 0)
+                return r;
+        return read_int_range(c, obj, path, "cpuWeight", 1, CPU_WEIGHT_MAX, &m->limits.cpu_weight);
+}
+
+static int parse_read_only_paths(const struct json_ctx *c, json_object *arr, const char *path,
+                                 kpa_sandbox_settings *sb)
+{
+        size_t n = json_object_array_length(arr), first, second;
+        sb->read_only_paths = kpa_xcalloc(n + 1, sizeof(*sb->read_only_paths));
+        for (size_t i = 0; i < n; i++) {
+                json_object *v = json_object_array_get_idx(arr, i);
+                _cleanup_free_ char *p = json_strict_path_index(path, i);
+                int r = json_want_type(c, p, v, json_type_string);
+                if (r >= 0 && json_has_control(json_object_get_string(v))) {
+                        _cleanup_free_ char *q =
+                                json_strict_quote(json_object_get_string(v), JSON_QUOTE_MAX);
+                        r = json_bad(c, p, "%s must not contain control characters", q);
+                }
+                if (r >= 0)
+                        r = normalize_path(c, p, json_object_get_string(v), true,
+                                           &sb->read_only_paths[i]);
+                if (r < 0)
+                        return r;
+                sb->n_read_only_paths = i + 1;
+        }
+        if (!find_duplicate((const char *const *)sb->read_only_paths, n, &first, &second))
+                return 0;
+        _cleanup_free_ char *p = json_strict_path_index(path, second);
+        return json_bad(c, p, "\"%s\" is listed twice (also at %s[%zu])",
+                        sb->read_only_paths[second], path, first);
+}
+
+static int parse_sandbox(const struct json_ctx *c, json_object *obj, const char *path,
+                         kpa_manifest *m)
+{
+        static const char *const network_modes[] = {
+                [KPA_NETWORK_NONE] = "none",
+                [KPA_NETWORK_HOST] = "host",
+        };
+        static const struct json_field fields[] = {
+                {"network", JF_STRING, 0, JF_NO_STORE, NULL},
+                {"readOnlyPaths", JF_ARRAY, 0, JF_NO_STORE, NULL},
+        };
+        int r = json_want_type(c, path, obj, json_type_object);
+        if (r >= 0)
+                r = json_read_fields(c, obj, path, fields, ELEMENTSOF(fields), NULL);
+        if (r < 0)
+                return r;
+        json_object *network = json_member(obj, "network");
+        if (network) {
+                _cleanup_free_ char *p = json_strict_path_key(path, "network");
+                int mode;
+                r = json_want_enum(c, p, json_object_get_string(network), network_modes,
+                                   ELEMENTSOF(network_modes), &mode);
+                if (r < 0)
+                        return r;
+                m->sandbox.network = (kpa_network_mode)mode;
+        }
+        json_object *paths = json_member(obj, "readOnlyPaths");
+        if (!paths)
+                return 0;
+        _cleanup_free_ char *p = json_strict_path_key(path, "readOnlyPaths");
+        return parse_read_only_paths(c, paths, p, &m->sandbox);
+}
+
+static int parse_extensions(const struct json_ctx *c, json_object *obj, kpa_manifest *m)
+{
+        json_object_object_foreach (obj, name, value) {
+                _cleanup_free_ char *p = json_strict_path_key("extensions", name);
+                int r = 0;
+                if (!valid_extension_name(name))
+                        r = json_bad(c, p,
+                                     "extension names must match ^[A-Z_]+_.+ (an upper-case "
+                                     "prefix, '_' and a name, e.g. \"VENDOR_settings\")");
+                else if (streq(name, "KPA_limits"))
+                        r = parse_limits(c, value, p, m);
+                else if (streq(name, "KPA_sandbox"))
+                        r = parse_sandbox(c, value, p, m);
+                else if (strncmp(name, "KPA_", 4) == 0)
+                        r = json_bad(c, p,
+                                     "unknown kpa extension (kpa knows KPA_limits and "
+                                     "KPA_sandbox)");
+                if (r < 0)
+                        return r;
+        }
+        m->extensions_json = kpa_xstrdup(json_object_to_json_string_ext(
+                obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        return 0;
+}
+
+/* ---- the whole manifest ---- */
+
+static int parse_manifest(const struct json_ctx *c, json_object *root, kpa_manifest *m)
+{
+        static const struct json_field fields[] = {
+                {"version", JF_STRING, JF_REQUIRED, offsetof(kpa_manifest, version), check_version},
+                {"digestType", JF_STRING, 0, JF_NO_STORE, check_digest_type},
+                {"application", JF_OBJECT, JF_REQUIRED, JF_NO_STORE, NULL},
+                {"platform", JF_OBJECT, JF_REQUIRED, JF_NO_STORE, NULL},
+                {"components", JF_ARRAY, 0, JF_NO_STORE, NULL},
+                {"runConfigurations", JF_ARRAY, 0, JF_NO_STORE, NULL},
+                {"runConfiguration", JF_ARRAY, 0, JF_NO_STORE, NULL},
+                {"privateStorage", JF_OBJECT, 0, JF_NO_STORE, NULL},
+                {"extensions", JF_OBJECT, 0, JF_NO_STORE, NULL},
+        };
+        int r = json_want_type(c, "", root, json_type_object);
+        if (r >= 0)
+                r = json_read_fields(c, root, "", fields, ELEMENTSOF(fields), m);
+        if (r >= 0)
+                r = parse_application(c, json_member(root, "application"), m);
+        if (r >= 0)
+                r = parse_platform(c, json_member(root, "platform"), m);
+        if (r >= 0 && json_member(root, "components"))
+                r = parse_components(c, json_member(root, "components"), m);
+        if (r >= 0)
+                r = parse_run_configs(c, root, m);
+        if (r >= 0 && json_member(root, "privateStorage"))
+                r = parse_private_storage(c, json_member(root, "privateStorage"), m);
+        if (r >= 0 && json_member(root, "extensions"))
+                r = parse_extensions(c, json_member(root, "extensions"), m);
+        if (r < 0)
+                return r;
+        m->digest_type = kpa_xstrdup(KPA_DIGEST_TYPE_SHA256);
+        if (!m->sandbox.read_only_paths)
+                m->sandbox.read_only_paths = kpa_xcalloc(1, sizeof(char *));
+        return 0;
+}
+
+int kpa_manifest_parse(const char *json, size_t len, unsigned flags, kpa_manifest **out,
+                       kpa_error *err)
+{
+        const struct json_ctx c = {"manifest.json", flags, err};
+        _cleanup_(json_object_putp) json_object *root = NULL;
+        *out = NULL;
+        int r = json_parse_tree(&c, json, len, KPA_MANIFEST_MAX_SIZE, &root);
+        if (r < 0)
+                return r;
+        _cleanup_(kpa_manifest_freep) kpa_manifest *m = kpa_xcalloc(1, sizeof(*m));
+        m->priv = kpa_xcalloc(1, sizeof(struct manifest_priv));
+        r = parse_manifest(&c, root, m);
+        if (r < 0)
+                return r;
+        *out = TAKE_PTR(m);
+        return 0;
+}
+
+static void run_config_free(kpa_run_config *rc)
+{
+        free(rc->id);
+        free(rc->name);
+        kpa_strv_free(rc->args);
+        for (size_t i = 0; i < rc->n_env; i++) {
+                free(rc->env[i].name);
+                free(rc->env[i].value);
+        }
+        free(rc->env);
+        free(rc->eiid);
+        free(rc->path);
+        for (size_t i = 0; i < rc->n_uses; i++)
+                free(rc->uses[i].name);
+        free(rc->uses);
+}
+
+void kpa_manifest_free(kpa_manifest *m)
+{
+        if (!m)
+                return;
+        free(m->version);
+        free(m->digest_type);
+        free(m->application.id);
+        free(m->application.name);
+        free(m->application.version);
+        free(m->application.build_number);
+        free(m->application.description);
+        free(m->platform.id);
+        free(m->platform.build_sdk_name);
+        free(m->platform.build_sdk_version);
+        free(m->platform.arch);
+        free(m->platform.cpu);
+        for (size_t i = 0; i < m->n_components; i++) {
+                free(m->components[i].name);
+                free(m->components[i].digest);
+                free(m->components[i].directory_path);
+                free(m->components[i].install_path);
+        }
+        free(m->components);
+        for (size_t i = 0; i < m->n_run_configs; i++)
+                run_config_free(&m->run_configs[i]);
+        free(m->run_configs);
+        free(m->storage_size);
+        free(m->storage_fs_type);
+        kpa_strv_free(m->sandbox.read_only_paths);
+        free(m->extensions_json);
+        manifest_priv_free(m->priv);
+        free(m);
+}
+
+/* ---- lookups and the architecture ---- */
+
+const kpa_run_config *kpa_manifest_primary_run_config(const kpa_manifest *m)
+{
+        for (size_t i = 0; i < m->n_run_configs; i++)
+                if (m->run_configs[i].primary)
+                        return &m->run_configs[i];
+        return NULL;
+}
+
+const kpa_run_config *kpa_manifest_find_run_config(const kpa_manifest *m, const char *id)
+{
+        for (size_t i = 0; id && i < m->n_run_configs; i++)
+                if (m->run_configs[i].id && streq(m->run_configs[i].id, id))
+                        return &m->run_configs[i];
+        return NULL;
+}
+
+const kpa_component *kpa_manifest_find_component(const kpa_manifest *m, const char *install_path)
+{
+        for (size_t i = 0; install_path && i < m->n_components; i++)
+                if (m->components[i].install_path &&
+                    streq(m->components[i].install_path, install_path))
+                        return &m->components[i];
+        return NULL;
+}
+
+const char *kpa_manifest_linux_arch(const kpa_manifest *m)
+{
+        const struct manifest_priv *priv = m->priv;
+        if (priv && priv->linux_arch)
+                return priv->linux_arch;
+        const char *alias = arch_alias(m->platform.arch);
+        return alias ? alias : m->platform.arch;
+}
+
+int kpa_manifest_check_arch(const kpa_manifest *m, kpa_error *err)
+{
+        struct utsname u;
+        if (uname(&u) < 0)
+                return kpa_error_set_errno(err, errno, "uname");
+        const char *want = kpa_manifest_linux_arch(m);
+        const char *machine = arch_alias(u.machine) ? arch_alias(u.machine) : u.machine;
+        if (streq(want, machine))
+                return 0;
+        _cleanup_free_ char *q = json_strict_quote(m->platform.arch, JSON_QUOTE_MAX);
+        if (streq(want, m->platform.arch))
+                return kpa_error_set(err, ENOEXEC,
+                                     "manifest.json: platform.hwSpecification.arch: the package "
+                                     "is built for %s, this machine is %s",
+                                     q, machine);
+        return kpa_error_set(err, ENOEXEC,
+                             "manifest.json: platform.hwSpecification.arch: the package is built "
+                             "for %s (%s on Linux), this machine is %s",
+                             q, want, machine);
+}
