@@ -29,6 +29,11 @@ typedef enum kpa_compression {
         KPA_COMPRESS_NONE,
 } kpa_compression;
 
+/* Called after each member is written: its path in the package, the file it
+ * came from, its size and SHA-256 (kpa-pack -v). */
+typedef void (*kpa_pack_member_fn)(const char *member, const char *source, uint64_t size,
+                                   const char *digest, void *userdata);
+
 typedef struct kpa_pack_options {
         const char *manifest_path; /* the manifest to pack (digests may be empty) */
         const char *const *inputs; /* files and directories holding the components */
@@ -36,6 +41,8 @@ typedef struct kpa_pack_options {
         const char *output_path;   /* written atomically: nothing is left on failure */
         kpa_compression compression;
         int64_t mtime;             /* member mtime; < 0: $SOURCE_DATE_EPOCH, else 0 */
+        kpa_pack_member_fn on_member; /* may be NULL */
+        void *userdata;               /* passed to on_member */
 } kpa_pack_options;
 
 void kpa_pack_options_init(kpa_pack_options *opts);

@@ -1,2 +1,189 @@
+/* kpa-pack: the vendor's tool that builds a KPA package from a manifest and
+ * the files it lists. Argument parsing and printing only; kpa_pack() in
+ * libkpa does the work. */
 #include "config.h"
-int main(void) { return 1; }
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kpa/package.h"
+#include "cli.h"
+
+static const char *const compression_names[] = {
+        [KPA_COMPRESS_ZSTD] = "zstd",
+        [KPA_COMPRESS_XZ] = "xz",
+        [KPA_COMPRESS_GZIP] = "gzip",
+        [KPA_COMPRESS_NONE] = "none",
+};
+
+static void usage(void)
+{
+        printf("Usage: %s -o OUTPUT.kpa --manifest MANIFEST.json [OPTION]... [FILE|DIR]...\n",
+               cli_program());
+        fputs("\n"
+              "Build a KPA package: one file holding an application's manifest and its\n"
+              "components (programs, libraries, resources, manifest translations), ready\n"
+              "for kpa-install(8).\n"
+              "\n"
+              "The manifest lists the components; kpa-pack finds each one among the given\n"
+              "files and directories, fills in every empty or absent \"digest\" (SHA-256),\n"
+              "checks the digests that are given, and writes the package atomically.\n"
+              "  - A FILE supplies the component whose \"name\" is the file's name.\n"
+              "  - In a DIR, a component is looked for at DIR/INSTALL-PATH (DIR/bin/app,\n"
+              "    DIR/lib/libx.so, DIR/res/img/logo.png, DIR/manifest_locales/en.json),\n"
+              "    then at DIR/DIRECTORYPATH/NAME for a res component, then at DIR/NAME.\n"
+              "    Every file in DIR must be a component (or the manifest itself).\n"
+              "\n"
+              "Options:\n"
+              "  -o, --output=FILE       write the package to FILE (required)\n"
+              "  -m, --manifest=FILE     the application manifest, manifest.json (required)\n"
+              "      --compress=METHOD   zstd (the default), xz, gzip or none\n"
+              "      --mtime=EPOCH       time stamp of every member, in seconds since 1970\n"
+              "                          (default: $SOURCE_DATE_EPOCH if set, else 0)\n"
+              "  -q, --quiet             print nothing but errors\n"
+              "  -v, --verbose           list each member as it is added\n"
+              "  -h, --help              show this help and exit\n"
+              "      --version           show the version and exit\n"
+              "\n"
+              "The same inputs give the same package, byte for byte.\n"
+              "Exit status: 0 on success, 1 on failure, 2 on a usage error.\n"
+              "\n"
+              "Example:\n",
+              stdout);
+        printf("  %s -o hello.kpa --manifest hello/manifest.json hello/\n"
+               "\n"
+               "See kpa-pack(1), kpa-manifest(5) and kpa-install(8).\n",
+               cli_program());
+}
+
+static void print_member(const char *member, const char *source, uint64_t size,
+                         const char *digest, void *userdata)
+{
+        printf("%s <- %s (%" PRIu64 " bytes, sha256 %.12s...)\n", member, source, size, digest);
+        if (userdata)
+                (*(size_t *)userdata)++;
+}
+
+static void count_member(const char *member, const char *source, uint64_t size,
+                         const char *digest, void *userdata)
+{
+        (*(size_t *)userdata)++;
+}
+
+/* A non-negative decimal count of seconds. */
+static int parse_epoch(const char *s, int64_t *out)
+{
+        int64_t v = 0;
+        if (!s || !*s)
+                return -1;
+        for (const char *p = s; *p; p++) {
+                if (*p < '0' || *p > '9' || v > (INT64_MAX - 9) / 10)
+                        return -1;
+                v = v * 10 + (*p - '0');
+        }
+        *out = v;
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        enum { OPT_COMPRESS = 0x100, OPT_MTIME, OPT_VERSION };
+        static const struct option longopts[] = {
+                { "output", required_argument, NULL, 'o' },
+                { "manifest", required_argument, NULL, 'm' },
+                { "compress", required_argument, NULL, OPT_COMPRESS },
+                { "mtime", required_argument, NULL, OPT_MTIME },
+                { "quiet", no_argument, NULL, 'q' },
+                { "verbose", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, OPT_VERSION },
+                { NULL, 0, NULL, 0 },
+        };
+        kpa_pack_options opts;
+        bool quiet = false, verbose = false;
+        int c;
+
+        cli_init(argv[0]);
+        kpa_pack_options_init(&opts);
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":o:m:qvh", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'o':
+                        opts.output_path = optarg;
+                        break;
+                case 'm':
+                        opts.manifest_path = optarg;
+                        break;
+                case OPT_COMPRESS:
+                        if (kpa_compression_from_string(optarg, &opts.compression) < 0)
+                                return cli_usage_error(
+                                        "unknown compression '%s' (zstd, xz, gzip or none)",
+                                        optarg);
+                        break;
+                case OPT_MTIME:
+                        if (parse_epoch(optarg, &opts.mtime) < 0)
+                                return cli_usage_error("--mtime: '%s' is not a number of "
+                                                       "seconds since 1970", optarg);
+                        break;
+                case 'q':
+                        quiet = true;
+                        verbose = false;
+                        break;
+                case 'v':
+                        verbose = true;
+                        quiet = false;
+                        break;
+                case 'h':
+                        usage();
+                        return EXIT_SUCCESS;
+                case OPT_VERSION:
+                        printf("%s %s\n", cli_program(), PACKAGE_VERSION);
+                        return EXIT_SUCCESS;
+                case ':':
+                        return cli_usage_error("option '%s' needs an argument",
+                                               argv[optind - 1]);
+                default:
+                        if (optopt)
+                                return cli_usage_error("unknown option '-%c'", optopt);
+                        return cli_usage_error("unknown option '%s'", argv[optind - 1]);
+                }
+        }
+        if (!opts.output_path)
+                return cli_usage_error("no output given (-o OUTPUT.kpa)");
+        if (!opts.manifest_path)
+                return cli_usage_error("no manifest given (--manifest MANIFEST.json)");
+        opts.inputs = (const char *const *)(argv + optind);
+        opts.n_inputs = (size_t)(argc - optind);
+
+        const char *sde = getenv("SOURCE_DATE_EPOCH");
+        int64_t ignored;
+        if (opts.mtime < 0 && sde && *sde && parse_epoch(sde, &ignored) < 0 && !quiet)
+                cli_error("warning: ignoring SOURCE_DATE_EPOCH='%s': not a number of seconds",
+                          sde);
+
+        size_t members = 0;
+        opts.on_member = verbose ? print_member : count_member;
+        opts.userdata = &members;
+        kpa_error err;
+        if (kpa_pack(&opts, &err) < 0) {
+                fflush(stdout);
+                cli_report(&err);
+                return EXIT_FAILURE;
+        }
+        if (!quiet) {
+                struct stat st;
+                long long size = stat(opts.output_path, &st) == 0 ? (long long)st.st_size : -1;
+                printf("%s: %zu component%s, %lld bytes (%s)\n", opts.output_path,
+                       members ? members - 1 : 0, members == 2 ? "" : "s", size,
+                       compression_names[opts.compression]);
+        }
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+                cli_error("write error on standard output");
+                return EXIT_FAILURE;
+        }
+        return EXIT_SUCCESS;
+}
