@@ -1,2 +1,486 @@
+/* kpa-install: the administrator's front end to the store (install,
+ * upgrade, remove, list, info, verify). Argument parsing and printing only;
+ * every operation is a libkpa call. */
 #include "config.h"
-int main(void) { return 1; }
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <json-c/json.h>
+
+#include "cli.h"
+#include "kpa/package.h"
+#include "util.h"
+
+typedef enum { MODE_INSTALL, MODE_REMOVE, MODE_LIST, MODE_INFO, MODE_VERIFY } mode_t_;
+
+static struct {
+        const char *root;
+        mode_t_ mode;
+        bool purge, json, quiet, verbose;
+        kpa_install_options install;
+} arg;
+
+static void usage(void)
+{
+        printf("Usage:\n"
+               "  %1$s [OPTIONS] PACKAGE.kpa...        install or upgrade packages\n"
+               "  %1$s --remove [--purge] APP_ID...    remove installed packages\n"
+               "  %1$s --list [--json]                 list installed packages\n"
+               "  %1$s --info APP_ID|PACKAGE.kpa [--json]\n"
+               "                                            describe a package\n"
+               "  %1$s --verify APP_ID...              re-check installed files\n"
+               "\n"
+               "Install KPA packages into the kpa store and manage them.\n"
+               "\n"
+               "Options:\n"
+               "  -r, --root DIR       use the store in DIR (default: $KPA_ROOT, else %2$s)\n"
+               "      --reinstall      install a package even if the same version is installed\n"
+               "      --force-arch     install even if hwSpecification.arch does not match\n"
+               "      --max-size SIZE  refuse packages that unpack to more than SIZE (K/M/G;\n"
+               "                       default 4G)\n"
+               "      --max-members N  refuse packages with more than N members (default 100000)\n"
+               "      --max-ratio N    refuse packages that unpack to more than N bytes per\n"
+               "                       packed byte (default 100; 0 turns the check off)\n"
+               "  -R, --remove         remove the named applications\n"
+               "      --purge          with --remove: also delete private storage and the uid\n"
+               "  -l, --list           list installed applications\n"
+               "  -i, --info           show a package's manifest, run configurations and files\n"
+               "  -V, --verify         compare installed files with the manifest's digests\n"
+               "      --json           machine-readable output for --list and --info\n"
+               "  -q, --quiet          print errors only\n"
+               "  -v, --verbose        print more detail\n"
+               "  -h, --help           show this help\n"
+               "      --version        show the version\n"
+               "\n"
+               "Exit status: 0 success, 1 failure (or differences found by --verify),\n"
+               "2 usage error. See kpa-install(8) and kpa-manifest(5).\n",
+               cli_program(), kpa_store_default_root(NULL));
+}
+
+enum {
+        OPT_REINSTALL = 0x100,
+        OPT_FORCE_ARCH,
+        OPT_MAX_SIZE,
+        OPT_MAX_MEMBERS,
+        OPT_MAX_RATIO,
+        OPT_PURGE,
+        OPT_JSON,
+        OPT_VERSION,
+};
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+        char *end;
+        errno = 0;
+        if (!s || !*s || *s == '-')
+                return -EINVAL;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || *end)
+                return -EINVAL;
+        *out = v;
+        return 0;
+}
+
+static int set_mode(mode_t_ m, const char *name)
+{
+        if (arg.mode != MODE_INSTALL && arg.mode != m)
+                return cli_usage_error("%s cannot be combined with another action", name);
+        arg.mode = m;
+        return 0;
+}
+
+static int parse_option(int c, const char *optarg_)
+{
+        switch (c) {
+        case 'r': arg.root = optarg_; return 0;
+        case OPT_REINSTALL: arg.install.flags |= KPA_INSTALL_REINSTALL; return 0;
+        case OPT_FORCE_ARCH: arg.install.flags |= KPA_INSTALL_FORCE_ARCH; return 0;
+        case OPT_MAX_SIZE:
+                if (cli_parse_size(optarg_, &arg.install.limits.max_total_bytes) < 0)
+                        return cli_usage_error("--max-size: \"%s\" is not a size", optarg_);
+                return 0;
+        case OPT_MAX_MEMBERS:
+                if (parse_u64(optarg_, &arg.install.limits.max_members) < 0)
+                        return cli_usage_error("--max-members: \"%s\" is not a number", optarg_);
+                return 0;
+        case OPT_MAX_RATIO:
+                if (parse_u64(optarg_, &arg.install.limits.max_ratio) < 0)
+                        return cli_usage_error("--max-ratio: \"%s\" is not a number", optarg_);
+                return 0;
+        case 'R': return set_mode(MODE_REMOVE, "--remove");
+        case OPT_PURGE: arg.purge = true; return 0;
+        case 'l': return set_mode(MODE_LIST, "--list");
+        case 'i': return set_mode(MODE_INFO, "--info");
+        case 'V': return set_mode(MODE_VERIFY, "--verify");
+        case OPT_JSON: arg.json = true; return 0;
+        case 'q': arg.quiet = true; return 0;
+        case 'v': arg.verbose = true; return 0;
+        case 'h': usage(); exit(EXIT_SUCCESS);
+        case OPT_VERSION: printf("%s %s\n", cli_program(), PACKAGE_VERSION); exit(EXIT_SUCCESS);
+        default: return cli_usage_error("unknown option");
+        }
+}
+
+static int parse_args(int argc, char **argv)
+{
+        static const struct option options[] = {
+                {"root", required_argument, NULL, 'r'},
+                {"reinstall", no_argument, NULL, OPT_REINSTALL},
+                {"force-arch", no_argument, NULL, OPT_FORCE_ARCH},
+                {"max-size", required_argument, NULL, OPT_MAX_SIZE},
+                {"max-members", required_argument, NULL, OPT_MAX_MEMBERS},
+                {"max-ratio", required_argument, NULL, OPT_MAX_RATIO},
+                {"remove", no_argument, NULL, 'R'},
+                {"purge", no_argument, NULL, OPT_PURGE},
+                {"list", no_argument, NULL, 'l'},
+                {"info", no_argument, NULL, 'i'},
+                {"verify", no_argument, NULL, 'V'},
+                {"json", no_argument, NULL, OPT_JSON},
+                {"quiet", no_argument, NULL, 'q'},
+                {"verbose", no_argument, NULL, 'v'},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, OPT_VERSION},
+                {0},
+        };
+        kpa_install_options_init(&arg.install);
+        int c;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, ":r:RliVqvh", options, NULL)) != -1) {
+                if (c == '?') {
+                        if (optopt)
+                                return cli_usage_error("unknown option -%c", optopt);
+                        return cli_usage_error("unknown or incomplete option %s", argv[optind - 1]);
+                }
+                if (c == ':')
+                        return cli_usage_error("%s needs an argument", argv[optind - 1]);
+                int r = parse_option(c, optarg);
+                if (r)
+                        return r;
+        }
+        if (arg.purge && arg.mode != MODE_REMOVE)
+                return cli_usage_error("--purge only goes with --remove");
+        if (arg.json && arg.mode != MODE_LIST && arg.mode != MODE_INFO)
+                return cli_usage_error("--json only goes with --list or --info");
+        int left = argc - optind;
+        if (arg.mode == MODE_LIST && left > 0)
+                return cli_usage_error("--list takes no arguments");
+        if (arg.mode == MODE_INFO && left != 1)
+                return cli_usage_error("--info takes one APP_ID or PACKAGE.kpa");
+        if (arg.mode != MODE_LIST && left == 0)
+                return cli_usage_error(arg.mode == MODE_INSTALL ? "no package given"
+                                                                : "no application id given");
+        return 0;
+}
+
+/* ---- install ---- */
+
+static int install_one(kpa_store *store, const char *path)
+{
+        kpa_error err;
+        kpa_install_result res;
+        cli_progress progress;
+        cli_progress_init(&progress, path, arg.quiet);
+        kpa_install_options opts = arg.install;
+        opts.progress = cli_progress_update;
+        opts.userdata = &progress;
+        int r = kpa_store_install(store, path, &opts, &res, &err);
+        cli_progress_end(&progress);
+        if (r < 0) {
+                cli_report(&err);
+                return -1;
+        }
+        if (arg.quiet)
+                return 0;
+        switch (res.action) {
+        case KPA_INSTALL_ACTION_NEW: printf("Installed %s %s\n", res.app_id, res.version); break;
+        case KPA_INSTALL_ACTION_UPGRADE:
+                printf("Upgraded %s from %s to %s\n", res.app_id,
+                       res.old_version[0] ? res.old_version : "(damaged)", res.version);
+                break;
+        case KPA_INSTALL_ACTION_REINSTALL:
+                printf("Reinstalled %s %s\n", res.app_id, res.version);
+                break;
+        }
+        if (arg.verbose)
+                printf("  %llu files, %llu bytes, uid %u, store %s\n",
+                       (unsigned long long)res.files, (unsigned long long)res.bytes,
+                       (unsigned)res.uid, kpa_store_root(store));
+        return 0;
+}
+
+static int remove_one(kpa_store *store, const char *app_id)
+{
+        kpa_error err;
+        if (kpa_store_remove(store, app_id, arg.purge, &err) < 0) {
+                cli_report(&err);
+                return -1;
+        }
+        if (!arg.quiet)
+                printf("%s %s\n", arg.purge ? "Purged" : "Removed", app_id);
+        return 0;
+}
+
+/* ---- list ---- */
+
+static const char *localized(const kpa_manifest *m, const char *s)
+{
+        return kpa_manifest_localize(m, s, NULL);
+}
+
+static int do_list(kpa_store *store)
+{
+        kpa_error err;
+        _cleanup_strv_free_ char **ids = NULL;
+        if (kpa_store_list(store, &ids, NULL, &err) < 0) {
+                cli_report(&err);
+                return EXIT_FAILURE;
+        }
+        json_object *arr = arg.json ? json_object_new_array() : NULL;
+        int ret = EXIT_SUCCESS;
+        for (char **id = ids; *id; id++) {
+                _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
+                if (kpa_store_load_manifest(store, *id, &m, &err) < 0) {
+                        cli_report(&err);
+                        ret = EXIT_FAILURE;
+                        continue;
+                }
+                if (!arr) {
+                        printf("%-40s %-16s %s\n", *id, m->application.version,
+                               localized(m, m->application.name));
+                        continue;
+                }
+                json_object *o = json_object_new_object();
+                json_object_object_add(o, "id", json_object_new_string(*id));
+                json_object_object_add(o, "version", json_object_new_string(m->application.version));
+                json_object_object_add(o, "buildNumber",
+                                       json_object_new_string(m->application.build_number));
+                json_object_object_add(o, "name",
+                                       json_object_new_string(localized(m, m->application.name)));
+                json_object_array_add(arr, o);
+        }
+        if (arr) {
+                puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
+                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
+                json_object_put(arr);
+        }
+        return ret;
+}
+
+/* ---- info ---- */
+
+static const char *const component_types[] = {"bin", "lib", "res", "manifestLocale"};
+static const char *const use_types[] = {"child", "serviceCanUse", "serviceActive"};
+
+static void info_text_run_configs(const kpa_manifest *m)
+{
+        printf("Run configurations:\n");
+        if (m->n_run_configs == 0)
+                printf("  (none)\n");
+        for (size_t i = 0; i < m->n_run_configs; i++) {
+                const kpa_run_config *rc = &m->run_configs[i];
+                printf("  %s %-20s %-8s %-24s \"%s\"%s%s\n", rc->primary ? "*" : " ", rc->id,
+                       rc->type == KPA_RUN_GUI ? "gui" : "service", rc->path,
+                       localized(m, rc->name), rc->primary ? " (primary)" : "",
+                       rc->autorun ? " (autorun)" : "");
+                for (size_t j = 0; j < rc->n_args; j++)
+                        printf("      arg: %s\n", rc->args[j]);
+                for (size_t j = 0; j < rc->n_env; j++)
+                        printf("      env: %s=%s\n", rc->env[j].name, rc->env[j].value);
+                for (size_t j = 0; j < rc->n_uses; j++)
+                        printf("      uses: %s (%s)\n", rc->uses[j].name,
+                               use_types[rc->uses[j].use_type]);
+        }
+}
+
+static void info_text(const kpa_package_info *info)
+{
+        const kpa_manifest *m = info->manifest;
+        printf("Application:  %s\n", m->application.id);
+        printf("Name:         %s\n", localized(m, m->application.name));
+        if (m->application.description)
+                printf("Description:  %s\n", localized(m, m->application.description));
+        printf("Version:      %s (build %s)\n", m->application.version, m->application.build_number);
+        printf("System app:   %s\n", m->application.system_application ? "yes" : "no");
+        printf("Platform:     %s, SDK %s %s (API level %lld), arch %s%s%s\n", m->platform.id,
+               m->platform.build_sdk_name, m->platform.build_sdk_version,
+               (long long)m->platform.target_api_level, m->platform.arch,
+               m->platform.cpu[0] ? ", cpu " : "", m->platform.cpu);
+        if (info->uid != (uid_t)-1)
+                printf("Package uid:  %u\n", (unsigned)info->uid);
+        if (m->has_private_storage)
+                printf("Storage:      %s MB%s%s\n", m->storage_size ? m->storage_size : "?",
+                       m->storage_fs_type ? ", " : "", m->storage_fs_type ? m->storage_fs_type : "");
+        info_text_run_configs(m);
+        printf("Components:\n");
+        for (size_t i = 0; i < info->n_components; i++) {
+                const kpa_component_info *ci = &info->components[i];
+                char size[32];
+                if (ci->present)
+                        snprintf(size, sizeof(size), "%llu", (unsigned long long)ci->size);
+                else
+                        snprintf(size, sizeof(size), "missing");
+                printf("  %-14s %-40s %10s  %s\n", component_types[ci->component->type],
+                       ci->component->install_path, size, ci->component->digest);
+        }
+        if (m->extensions_json)
+                printf("Extensions:\n%s\n", m->extensions_json);
+}
+
+static json_object *json_str_or_null(const char *s)
+{
+        return s ? json_object_new_string(s) : NULL;
+}
+
+static json_object *info_json_run_config(const kpa_manifest *m, const kpa_run_config *rc)
+{
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_string(rc->id));
+        json_object_object_add(o, "name", json_object_new_string(localized(m, rc->name)));
+        json_object_object_add(o, "type", json_object_new_string(rc->type == KPA_RUN_GUI ? "gui" : "service"));
+        json_object_object_add(o, "path", json_object_new_string(rc->path));
+        json_object_object_add(o, "primary", json_object_new_boolean(rc->primary));
+        json_object_object_add(o, "autorun", json_object_new_boolean(rc->autorun));
+        json_object_object_add(o, "eiid", json_str_or_null(rc->eiid));
+        json_object *args = json_object_new_array();
+        for (size_t j = 0; j < rc->n_args; j++)
+                json_object_array_add(args, json_object_new_string(rc->args[j]));
+        json_object_object_add(o, "args", args);
+        json_object *env = json_object_new_array();
+        for (size_t j = 0; j < rc->n_env; j++) {
+                json_object *e = json_object_new_object();
+                json_object_object_add(e, "name", json_object_new_string(rc->env[j].name));
+                json_object_object_add(e, "value", json_object_new_string(rc->env[j].value));
+                json_object_array_add(env, e);
+        }
+        json_object_object_add(o, "envVariables", env);
+        return o;
+}
+
+static json_object *info_json(const kpa_package_info *info)
+{
+        const kpa_manifest *m = info->manifest;
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_string(m->application.id));
+        json_object_object_add(o, "name", json_object_new_string(localized(m, m->application.name)));
+        json_object_object_add(o, "description",
+                               m->application.description
+                                       ? json_object_new_string(localized(m, m->application.description))
+                                       : NULL);
+        json_object_object_add(o, "version", json_object_new_string(m->application.version));
+        json_object_object_add(o, "buildNumber", json_object_new_string(m->application.build_number));
+        json_object_object_add(o, "systemApplication",
+                               json_object_new_boolean(m->application.system_application));
+        json_object_object_add(o, "arch", json_object_new_string(m->platform.arch));
+        if (info->uid != (uid_t)-1)
+                json_object_object_add(o, "uid", json_object_new_int64(info->uid));
+        json_object *rcs = json_object_new_array();
+        for (size_t i = 0; i < m->n_run_configs; i++)
+                json_object_array_add(rcs, info_json_run_config(m, &m->run_configs[i]));
+        json_object_object_add(o, "runConfigurations", rcs);
+        json_object *comps = json_object_new_array();
+        for (size_t i = 0; i < info->n_components; i++) {
+                const kpa_component_info *ci = &info->components[i];
+                json_object *c = json_object_new_object();
+                json_object_object_add(c, "path", json_object_new_string(ci->component->install_path));
+                json_object_object_add(c, "componentType",
+                                       json_object_new_string(component_types[ci->component->type]));
+                json_object_object_add(c, "size", ci->present ? json_object_new_int64((int64_t)ci->size) : NULL);
+                json_object_object_add(c, "digest", json_object_new_string(ci->component->digest));
+                json_object_array_add(comps, c);
+        }
+        json_object_object_add(o, "components", comps);
+        json_object_object_add(o, "extensions",
+                               m->extensions_json ? json_tokener_parse(m->extensions_json) : NULL);
+        return o;
+}
+
+/* An argument is a package file when it names an existing regular file and
+ * looks like a path (has a '/' or ends in .kpa); otherwise an application id. */
+static bool looks_like_package(const char *s)
+{
+        struct stat st;
+        size_t len = strlen(s);
+        bool pathish = strchr(s, '/') || (len > 4 && streq(s + len - 4, ".kpa"));
+        return pathish && stat(s, &st) == 0 && !S_ISDIR(st.st_mode);
+}
+
+static int do_info(kpa_store *store, const char *what)
+{
+        kpa_error err;
+        _cleanup_(kpa_package_info_freep) kpa_package_info *info = NULL;
+        int r = store ? kpa_store_inspect(store, what, &info, &err)
+                      : kpa_package_inspect(what, &arg.install.limits, &info, &err);
+        if (r < 0) {
+                cli_report(&err);
+                return EXIT_FAILURE;
+        }
+        if (!arg.json) {
+                info_text(info);
+                return EXIT_SUCCESS;
+        }
+        json_object *o = info_json(info);
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(o);
+        return EXIT_SUCCESS;
+}
+
+/* ---- verify ---- */
+
+static int verify_one(kpa_store *store, const char *app_id)
+{
+        static const char *const words[] = {"modified", "missing", "extra", "wrong type or mode"};
+        kpa_error err;
+        kpa_verify_report report;
+        if (kpa_store_verify(store, app_id, &report, &err) < 0) {
+                cli_report(&err);
+                return -1;
+        }
+        for (size_t i = 0; i < report.n_entries; i++)
+                printf("%s: %s: %s\n", app_id, words[report.entries[i].problem],
+                       report.entries[i].path);
+        bool clean = report.n_entries == 0;
+        if (clean && !arg.quiet)
+                printf("%s: OK (%llu files checked)\n", app_id,
+                       (unsigned long long)report.files_checked);
+        kpa_verify_report_clear(&report);
+        return clean ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+        cli_init(argv[0]);
+        int r = parse_args(argc, argv);
+        if (r)
+                return r;
+        if (arg.mode == MODE_INFO && looks_like_package(argv[optind]))
+                return do_info(NULL, argv[optind]); /* a package file needs no store */
+        kpa_error err;
+        _cleanup_(kpa_store_closep) kpa_store *store = NULL;
+        unsigned flags = arg.mode == MODE_INSTALL ? KPA_STORE_CREATE : 0;
+        if (kpa_store_open(arg.root, flags, &store, &err) < 0) {
+                if (arg.mode == MODE_LIST && err.code == ENOENT)
+                        return EXIT_SUCCESS; /* no store yet: nothing installed */
+                cli_report(&err);
+                return EXIT_FAILURE;
+        }
+        if (arg.mode == MODE_LIST)
+                return do_list(store);
+        if (arg.mode == MODE_INFO)
+                return do_info(store, argv[optind]);
+        int failed = 0;
+        for (int i = optind; i < argc; i++) {
+                if (arg.mode == MODE_INSTALL)
+                        failed |= install_one(store, argv[i]) < 0;
+                else if (arg.mode == MODE_REMOVE)
+                        failed |= remove_one(store, argv[i]) < 0;
+                else
+                        failed |= verify_one(store, argv[i]) < 0;
+        }
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
