@@ -48,6 +48,16 @@ check)
     fail=$(grep -E '^# (FAIL|XPASS|ERROR):' check.log | awk '{s+=$3} END {print s+0}')
     skip=$(grep -E '^# SKIP:' check.log | awk '{s+=$3} END {print s+0}')
     [ $status -ne 0 ] && [ "$fail" -eq 0 ] && fail=1
+    # the release tarball must build and pass its own tests too
+    if make distcheck >distcheck.log 2>&1; then
+        echo "PASS: make distcheck"
+        pass=$((pass + 1))
+    else
+        echo "FAIL: make distcheck (see build/distcheck.log)"
+        tail -30 distcheck.log
+        fail=$((fail + 1))
+        status=1
+    fi
     echo "$pass passed, $fail failed, $skip skipped"
     exit $status
     ;;
