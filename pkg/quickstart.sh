@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 action=${1:-demo}
 
 DEPS="build-essential autoconf automake libtool pkg-config
-      libarchive-dev libjson-c-dev libcap-dev libcgroup-dev nettle-dev
+      libarchive-dev libjson-c-dev libcap-dev libcgroup-dev nettle-dev libsystemd-dev
       zstd xz-utils libarchive-tools python3 python3-jsonschema mandoc"
 
 install_deps() {

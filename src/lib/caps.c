@@ -1,0 +1,155 @@
+/* caps.c: the last privileged step of a sandboxed child. It locks the
+ * securebits that decide what a uid change does to capabilities, empties the
+ * bounding and ambient sets, switches to the package's uid/gid, clears every
+ * remaining capability set with libcap, sets no_new_privs and then checks the
+ * result. It does not know about namespaces, mounts or handles, and it never
+ * prints: the caller reports FAILED_STEP through its own channel.
+ *
+ * Order matters: the bounding set can only be shrunk while CAP_SETPCAP is
+ * still effective, and the groups and ids can only be changed while
+ * CAP_SETGID/CAP_SETUID are; so those come first and the final cap_set_proc()
+ * (which only ever shrinks sets, and needs no privilege for that) comes last.
+ * With the bounding, inheritable and ambient sets empty, a later execve()
+ * grants nothing, even when the uid stays 0. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <linux/securebits.h>
+
+#include "caps.h"
+#include "util.h"
+
+static int fail(const char **failed_step, const char *step, int code)
+{
+        if (failed_step)
+                *failed_step = step;
+        return -(code ? code : EPERM);
+}
+
+/* A change of uid away from 0 must clear the permitted set (no keep-caps, no
+ * setuid fixup opt-out), and ambient capabilities may never come back. The
+ * bits are locked so that the application cannot undo them. */
+static int lock_securebits(void)
+{
+        const int want_set = SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_SETUID_FIXUP_LOCKED |
+                             SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+        const int want_clear = SECBIT_KEEP_CAPS | SECBIT_NO_SETUID_FIXUP;
+
+        int cur = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
+        if (cur < 0)
+                return -errno;
+        int bits = (cur | want_set) & ~want_clear;
+        if (bits != cur && prctl(PR_SET_SECUREBITS, (unsigned long)bits, 0, 0, 0) < 0)
+                return -errno;
+        return 0;
+}
+
+static int drop_bounding_set(void)
+{
+        cap_value_t max = cap_max_bits();
+        for (cap_value_t c = 0; c < max; c++) {
+                int r = cap_get_bound(c);
+                if (r < 0)
+                        break; /* the kernel does not know this one: done */
+                if (r > 0 && cap_drop_bound(c) < 0)
+                        return -errno;
+        }
+        return 0;
+}
+
+/* Supplementary groups. In a user namespace whose setgroups is denied (the
+ * rootless case), the kernel refuses setgroups() outright; the groups left
+ * there are the invoking user's own, unmapped, and cannot be dropped. */
+static int drop_groups(void)
+{
+        if (setgroups(0, NULL) == 0)
+                return 0;
+        int r = -errno;
+        if (r != -EPERM)
+                return r;
+        char buf[16] = "";
+        _cleanup_close_ int fd = -1;
+        fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return r;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        if (n > 0 && strncmp(buf, "deny", 4) == 0)
+                return 0;
+        return r;
+}
+
+static int clear_capability_sets(void)
+{
+        cap_t caps = cap_init(); /* cap_init() returns an empty set */
+        if (!caps)
+                return -errno;
+        int r = cap_set_proc(caps) < 0 ? -errno : 0;
+        cap_free(caps);
+        return r;
+}
+
+/* Trust, but verify: every set empty, ids as asked, no_new_privs on. */
+static int check_dropped(uid_t uid, gid_t gid)
+{
+        cap_t now = cap_get_proc();
+        cap_t none = cap_init();
+        int r = 0;
+        if (!now || !none)
+                r = -ENOMEM;
+        else if (cap_compare(now, none) != 0)
+                r = -EPERM;
+        cap_free(now);
+        cap_free(none);
+        if (r < 0)
+                return r;
+
+        cap_value_t max = cap_max_bits();
+        for (cap_value_t c = 0; c < max; c++) {
+                if (cap_get_bound(c) > 0)
+                        return -EPERM;
+                if (cap_get_ambient(c) > 0)
+                        return -EPERM;
+        }
+
+        uid_t ru, eu, su;
+        gid_t rg, eg, sg;
+        if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0)
+                return -errno;
+        if (ru != uid || eu != uid || su != uid || rg != gid || eg != gid || sg != gid)
+                return -EPERM;
+        if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+                return -EPERM;
+        return 0;
+}
+
+int kpa_privileges_drop(uid_t uid, gid_t gid, const char **failed_step)
+{
+        int r;
+
+        if ((r = lock_securebits()) < 0)
+                return fail(failed_step, "securebits", -r);
+        if ((r = drop_bounding_set()) < 0)
+                return fail(failed_step, "capability bounding set", -r);
+        if (cap_reset_ambient() < 0)
+                return fail(failed_step, "ambient capabilities", errno);
+        if ((r = drop_groups()) < 0)
+                return fail(failed_step, "setgroups", -r);
+        if (setresgid(gid, gid, gid) < 0)
+                return fail(failed_step, "setresgid", errno);
+        if (setresuid(uid, uid, uid) < 0)
+                return fail(failed_step, "setresuid", errno);
+        if ((r = clear_capability_sets()) < 0)
+                return fail(failed_step, "cap_set_proc", -r);
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+                return fail(failed_step, "no_new_privs", errno);
+        if ((r = check_dropped(uid, gid)) < 0)
+                return fail(failed_step, "check of dropped privileges", -r);
+        return 0;
+}

@@ -1,0 +1,513 @@
+/* probe: a static program that the tests run inside the sandbox as the
+ * application. Each subcommand looks at one thing or misbehaves in one way
+ * and prints what it saw as key=value lines on stdout, so that the shell
+ * tests can grep for them. It links handles.c directly (no libkpa.so is
+ * reachable inside the sandbox). Subcommands:
+ *
+ *   info                 identity, capabilities, processes, network, fds,
+ *                        env, argv, cgroup, writable paths, /tmp fs type
+ *   handles NAME...      fd and target of each handle; exit 1 if one is missing
+ *   exit N               exit with status N
+ *   sleep S              print ready=1, sleep S seconds (SIGTERM kills)
+ *   ignore-term S        same with SIGTERM ignored
+ *   segv                 die of a real segmentation fault
+ *   forkbomb [MAX]       fork sleeping children until fork fails (or MAX)
+ *   memhog MIB           allocate and touch MIB MiB
+ *   orphans N            leave N grandchildren behind (they sleep 1 s)
+ *   tiocsti              try to inject a character into the terminal
+ *   write FILE TEXT      write TEXT to FILE (created or truncated)
+ *   cat FILE             copy FILE to stdout, as is
+ *   echo-handle NAME     read one line (or datagram) from the handle, send it back
+ *
+ * Failures print error=... (with the errno name) and exit 1. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/magic.h>
+
+#include "kpa/handle.h"
+
+extern char **environ;
+
+static const char *errname(int e)
+{
+        const char *n = strerrorname_np(e);
+        return n ? n : "E?";
+}
+
+static int die(const char *what)
+{
+        printf("error=%s: %s\n", what, errname(errno));
+        fflush(stdout);
+        return 1;
+}
+
+static long number(const char *s)
+{
+        char *end;
+        errno = 0;
+        long v = s ? strtol(s, &end, 10) : -1;
+        if (!s || errno || *end || v < 0) {
+                fprintf(stderr, "probe: \"%s\" is not a number\n", s ? s : "");
+                exit(2);
+        }
+        return v;
+}
+
+static void sleep_seconds(double s)
+{
+        struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+                ;
+}
+
+/* ---- info ---- */
+
+static void info_status(void)
+{
+        static const char *const keys[] = {"NoNewPrivs", "CapInh", "CapPrm", "CapEff",
+                                           "CapBnd",     "CapAmb", "Seccomp"};
+        FILE *f = fopen("/proc/self/status", "re");
+        if (!f) {
+                die("open /proc/self/status");
+                return;
+        }
+        char line[512];
+        while (fgets(line, sizeof(line), f)) {
+                char *colon = strchr(line, ':');
+                if (!colon)
+                        continue;
+                *colon = '\0';
+                for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+                        if (strcmp(line, keys[i]) == 0)
+                                printf("%s=%s", line, colon + 1 + strspn(colon + 1, " \t"));
+        }
+        fclose(f);
+}
+
+static void info_processes(void)
+{
+        DIR *d = opendir("/proc");
+        long n = 0;
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+                if (e->d_name[0] >= '1' && e->d_name[0] <= '9' &&
+                    strspn(e->d_name, "0123456789") == strlen(e->d_name))
+                        n++;
+        if (d)
+                closedir(d);
+        printf("processes=%ld\n", n);
+}
+
+static void info_netifs(void)
+{
+        FILE *f = fopen("/proc/net/dev", "re");
+        char line[512], list[4096] = "";
+        int count = 0;
+        /* Two header lines, then "  NAME: counters..." */
+        for (int ln = 0; f && fgets(line, sizeof(line), f); ln++) {
+                char *colon = strchr(line, ':');
+                if (ln < 2 || !colon)
+                        continue;
+                *colon = '\0';
+                char *name = line + strspn(line, " ");
+                if (strlen(list) + strlen(name) + 2 < sizeof(list)) {
+                        if (count)
+                                strcat(list, ",");
+                        strcat(list, name);
+                }
+                count++;
+        }
+        if (f)
+                fclose(f);
+        printf("netifs=%s\nnetifs.count=%d\n", list, count);
+}
+
+static void info_fds(void)
+{
+        DIR *d = opendir("/proc/self/fd");
+        if (!d) {
+                die("opendir /proc/self/fd");
+                return;
+        }
+        int self = dirfd(d);
+        struct dirent *e;
+        while ((e = readdir(d))) {
+                if (e->d_name[0] == '.' || atoi(e->d_name) == self)
+                        continue;
+                char target[PATH_MAX] = "";
+                ssize_t n = readlinkat(self, e->d_name, target, sizeof(target) - 1);
+                target[n > 0 ? n : 0] = '\0';
+                printf("fd.%s=%s\n", e->d_name, target);
+        }
+        closedir(d);
+}
+
+static void info_cgroup(void)
+{
+        FILE *f = fopen("/proc/self/cgroup", "re");
+        char line[4096];
+        for (int i = 0; f && fgets(line, sizeof(line), f); i++)
+                printf("cgroup.%d=%s", i, line);
+        if (f)
+                fclose(f);
+}
+
+static void info_writable(const char *dir)
+{
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/.kpa-probe-%ld", strcmp(dir, "/") ? dir : "",
+                 (long)getpid());
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                printf("writable.%s=0\nwritable.%s.error=%s\n", dir, dir, errname(errno));
+                return;
+        }
+        close(fd);
+        unlink(path);
+        printf("writable.%s=1\n", dir);
+}
+
+/* The package directories: /APP_ID holds the package's manifest.json. */
+static void info_writable_all(void)
+{
+        static const char *const fixed[] = {"/", "/usr", "/storage", "/tmp"};
+        for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+                info_writable(fixed[i]);
+        DIR *d = opendir("/");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+                char path[PATH_MAX];
+                if (e->d_name[0] == '.')
+                        continue;
+                snprintf(path, sizeof(path), "/%s/manifest.json", e->d_name);
+                if (access(path, F_OK) == 0) {
+                        snprintf(path, sizeof(path), "/%s", e->d_name);
+                        printf("package=%s\n", path);
+                        info_writable(path);
+                }
+        }
+        if (d)
+                closedir(d);
+}
+
+static int cmd_info(int argc, char **argv)
+{
+        char buf[PATH_MAX];
+        printf("pid=%ld\nppid=%ld\n", (long)getpid(), (long)getppid());
+        printf("uid=%u\ngid=%u\neuid=%u\negid=%u\n", getuid(), getgid(), geteuid(), getegid());
+        printf("sid=%ld\npgid=%ld\n", (long)getsid(0), (long)getpgid(0));
+        if (gethostname(buf, sizeof(buf)) == 0)
+                printf("hostname=%s\n", buf);
+        if (getcwd(buf, sizeof(buf)))
+                printf("cwd=%s\n", buf);
+        info_status();
+        info_processes();
+        info_netifs();
+        info_fds();
+        for (char **e = environ; *e; e++)
+                printf("env.%s\n", *e);
+        for (int i = 0; i < argc; i++)
+                printf("argv.%d=%s\n", i, argv[i]);
+        info_cgroup();
+        info_writable_all();
+        struct statfs sfs;
+        if (statfs("/tmp", &sfs) == 0)
+                printf("tmp.tmpfs=%d\n", sfs.f_type == TMPFS_MAGIC);
+        return 0;
+}
+
+/* ---- handles ---- */
+
+static int cmd_handles(int argc, char **argv)
+{
+        int missing = 0;
+        for (int i = 2; i < argc; i++) {
+                int fd = kpa_lookup_handle(argv[i]);
+                printf("handle.%s=%d\n", argv[i], fd);
+                if (fd < 0) {
+                        printf("handle.%s.error=%s\n", argv[i], errname(errno));
+                        missing = 1;
+                        continue;
+                }
+                char path[64], target[PATH_MAX] = "";
+                snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+                ssize_t n = readlink(path, target, sizeof(target) - 1);
+                target[n > 0 ? n : 0] = '\0';
+                printf("handle.%s.target=%s\n", argv[i], n > 0 ? target : errname(errno));
+        }
+        return missing;
+}
+
+/* ---- misbehaviour ---- */
+
+static int cmd_sleep(double s, bool ignore_term)
+{
+        if (ignore_term)
+                signal(SIGTERM, SIG_IGN);
+        printf("ready=1\n");
+        fflush(stdout);
+        sleep_seconds(s);
+        printf("slept=1\n");
+        return 0;
+}
+
+static int cmd_segv(void)
+{
+        signal(SIGSEGV, SIG_DFL);
+        volatile uintptr_t addr = 0;
+        *(volatile int *)addr = 1;
+        raise(SIGSEGV); /* not reached */
+        return 1;
+}
+
+/* Children die with the probe (PDEATHSIG), so that it never outlives a test
+ * run outside a sandbox. MAX bounds the damage there too. */
+static int cmd_forkbomb(long max)
+{
+        pid_t parent = getpid();
+        long n = 0;
+        int err = 0;
+        fflush(stdout);
+        while (n < max) {
+                pid_t pid = fork();
+                if (pid < 0) {
+                        err = errno;
+                        break;
+                }
+                if (pid == 0) {
+                        prctl(PR_SET_PDEATHSIG, SIGKILL);
+                        if (getppid() != parent)
+                                _exit(0);
+                        sleep_seconds(60);
+                        _exit(0);
+                }
+                n++;
+        }
+        printf("forks=%ld\nfork.error=%s\n", n, err ? errname(err) : "none");
+        return 0;
+}
+
+static int cmd_memhog(long mib)
+{
+        const size_t chunk = 1 << 20;
+        for (long i = 1; i <= mib; i++) {
+                char *p = malloc(chunk);
+                if (!p)
+                        return die("malloc");
+                memset(p, (int)(i & 0xff) | 1, chunk);
+                if (i % 16 == 0 || i == mib) {
+                        printf("allocated=%ld\n", i);
+                        fflush(stdout);
+                }
+        }
+        printf("survived=1\n");
+        return 0;
+}
+
+static int cmd_orphans(long n)
+{
+        fflush(stdout);
+        for (long i = 0; i < n; i++) {
+                pid_t pid = fork();
+                if (pid < 0)
+                        return die("fork");
+                if (pid == 0) {
+                        if (fork() == 0) {
+                                sleep_seconds(1);
+                                _exit(0);
+                        }
+                        _exit(0);
+                }
+                waitpid(pid, NULL, 0);
+        }
+        printf("orphans=%ld\n", n);
+        return 0;
+}
+
+static const char *try_tiocsti(int fd)
+{
+        char c = 'x';
+        return ioctl(fd, TIOCSTI, &c) == 0 ? "ok" : errname(errno);
+}
+
+static int cmd_tiocsti(void)
+{
+        printf("tiocsti=%s\n", try_tiocsti(0));
+        int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0) {
+                printf("tiocsti.tty=%s\n", errname(errno));
+        } else {
+                printf("tiocsti.tty=%s\n", try_tiocsti(fd));
+                close(fd);
+        }
+        return 0;
+}
+
+/* ---- files ---- */
+
+static int cmd_write(const char *file, const char *text)
+{
+        int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return die(file);
+        size_t len = strlen(text);
+        ssize_t n = write(fd, text, len);
+        if (n < 0 || (size_t)n != len || close(fd) < 0)
+                return die(file);
+        printf("written=%zu\n", len);
+        return 0;
+}
+
+static int cmd_cat(const char *file)
+{
+        int fd = open(file, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return die(file);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof(buf))) > 0)
+                if (write(1, buf, (size_t)n) != n)
+                        return 1;
+        close(fd);
+        return n < 0 ? die(file) : 0;
+}
+
+/* ---- echo-handle ---- */
+
+static int echo_stream(int in)
+{
+        char line[4096];
+        size_t len = 0;
+        ssize_t n = 0;
+        while (len < sizeof(line) - 1 && (n = read(in, line + len, 1)) == 1)
+                if (line[len++] == '\n')
+                        break;
+        if (n < 0)
+                return die("read");
+        line[len] = '\0';
+        if (write(in, line, len) < 0) {
+                if (errno != EBADF && errno != EINVAL)
+                        return die("write");
+                printf("echo.back=0\n"); /* a read-only handle, a pipe's read end */
+        }
+        if (len && line[len - 1] == '\n')
+                line[--len] = '\0';
+        printf("echoed=%s\n", line);
+        return 0;
+}
+
+static int echo_datagram(int fd)
+{
+        char buf[65536];
+        struct sockaddr_storage from;
+        socklen_t fromlen = sizeof(from);
+        ssize_t n = recvfrom(fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fromlen);
+        if (n < 0)
+                return die("recvfrom");
+        ssize_t w = fromlen > 0 && from.ss_family != AF_UNSPEC
+                            ? sendto(fd, buf, (size_t)n, 0, (struct sockaddr *)&from, fromlen)
+                            : send(fd, buf, (size_t)n, 0);
+        if (w < 0 && errno == EISCONN)
+                w = send(fd, buf, (size_t)n, 0);
+        if (w < 0)
+                return die("send");
+        printf("echoed=%.*s\n", (int)(n && buf[n - 1] == '\n' ? n - 1 : n), buf);
+        return 0;
+}
+
+static int cmd_echo_handle(const char *name)
+{
+        int fd = kpa_lookup_handle(name);
+        if (fd < 0)
+                return die(name);
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return die("fstat");
+        if (!S_ISSOCK(st.st_mode))
+                return echo_stream(fd);
+
+        int listening = 0, type = 0;
+        socklen_t len = sizeof(int);
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+        len = sizeof(int);
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+        if (listening) {
+                int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+                if (conn < 0)
+                        return die("accept");
+                printf("accepted=1\n");
+                int r = type == SOCK_STREAM ? echo_stream(conn) : echo_datagram(conn);
+                close(conn);
+                return r;
+        }
+        return type == SOCK_STREAM ? echo_stream(fd) : echo_datagram(fd);
+}
+
+static int usage(void)
+{
+        fprintf(stderr, "usage: probe info|handles NAME...|exit N|sleep S|ignore-term S|segv|"
+                        "forkbomb [MAX]|memhog MIB|orphans N|tiocsti|write FILE TEXT|"
+                        "cat FILE|echo-handle NAME\n");
+        return 2;
+}
+
+int main(int argc, char **argv)
+{
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        if (argc < 2)
+                return usage();
+        const char *cmd = argv[1];
+        const char *a = argc > 2 ? argv[2] : NULL;
+        int r;
+
+        if (strcmp(cmd, "info") == 0)
+                r = cmd_info(argc, argv);
+        else if (strcmp(cmd, "handles") == 0)
+                r = cmd_handles(argc, argv);
+        else if (strcmp(cmd, "exit") == 0 && a)
+                r = (int)number(a);
+        else if (strcmp(cmd, "sleep") == 0 && a)
+                r = cmd_sleep(strtod(a, NULL), false);
+        else if (strcmp(cmd, "ignore-term") == 0 && a)
+                r = cmd_sleep(strtod(a, NULL), true);
+        else if (strcmp(cmd, "segv") == 0)
+                r = cmd_segv();
+        else if (strcmp(cmd, "forkbomb") == 0)
+                r = cmd_forkbomb(a ? number(a) : 100000);
+        else if (strcmp(cmd, "memhog") == 0 && a)
+                r = cmd_memhog(number(a));
+        else if (strcmp(cmd, "orphans") == 0 && a)
+                r = cmd_orphans(number(a));
+        else if (strcmp(cmd, "tiocsti") == 0)
+                r = cmd_tiocsti();
+        else if (strcmp(cmd, "write") == 0 && argc == 4)
+                r = cmd_write(argv[2], argv[3]);
+        else if (strcmp(cmd, "cat") == 0 && a)
+                r = cmd_cat(a);
+        else if (strcmp(cmd, "echo-handle") == 0 && a)
+                r = cmd_echo_handle(a);
+        else
+                return usage();
+        fflush(stdout);
+        return r;
+}

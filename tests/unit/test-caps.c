@@ -1,0 +1,184 @@
+/* Unit tests for caps.c (root only): a forked child drops its privileges and
+ * reports /proc/self/status, both as it stands and after an exec of cat,
+ * which is where a root uid would get its capabilities back if the
+ * bounding set were not empty. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "caps.h"
+#include "tap.h"
+#include "util.h"
+
+#define STATUS_MAX 16384
+
+static int write_file(const char *path, const char *text)
+{
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        return fd < 0 ? -errno : kpa_write_all(fd, text, strlen(text));
+}
+
+/* The rootless case: an ordinary user (1000) in a user namespace of its own,
+ * where it is root and setgroups() is denied. Exits 77 when the kernel does
+ * not allow unprivileged user namespaces. */
+static void enter_user_namespace(void)
+{
+        if (setresgid(1000, 1000, 1000) < 0 || setgroups(0, NULL) < 0 ||
+            setresuid(1000, 1000, 1000) < 0 || prctl(PR_SET_DUMPABLE, 1) < 0)
+                _exit(122);
+        if (unshare(CLONE_NEWUSER) < 0)
+                _exit(77);
+        if (write_file("/proc/self/setgroups", "deny") < 0 ||
+            write_file("/proc/self/uid_map", "0 1000 1") < 0 ||
+            write_file("/proc/self/gid_map", "0 1000 1") < 0)
+                _exit(123);
+}
+
+/* In the child: drop, then either print our own status (EXEC false) or exec
+ * cat to print the status of the new image. Errors go to stdout as
+ * "error=STEP:ERRNO" so that the parent can show them. */
+static void child(int out, uid_t uid, gid_t gid, bool exec_cat, bool userns)
+{
+        if (dup2(out, 1) < 0)
+                _exit(120);
+        if (userns)
+                enter_user_namespace();
+        const char *step = NULL;
+        int r = kpa_privileges_drop(uid, gid, &step);
+        if (r < 0) {
+                dprintf(1, "error=%s:%s\n", step ? step : "?", strerror(-r));
+                _exit(1);
+        }
+        if (exec_cat) {
+                execl("/bin/cat", "cat", "/proc/self/status", (char *)NULL);
+                _exit(127);
+        }
+        _cleanup_free_ char *buf = NULL;
+        size_t len = 0;
+        if (kpa_read_file_at(AT_FDCWD, "/proc/self/status", STATUS_MAX, &buf, &len) < 0)
+                _exit(121);
+        kpa_write_all(1, buf, len);
+
+        /* Once dropped, there is no way back. */
+        r = kpa_privileges_drop(0, 0, &step);
+        dprintf(1, "again=%d:%s\n", r, step ? step : "");
+        _exit(0);
+}
+
+/* Run CHILD and return what it printed (NULL on a failed run). */
+static char *run_child(uid_t uid, gid_t gid, bool exec_cat, bool userns, int *status)
+{
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return NULL;
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid < 0)
+                return NULL;
+        if (pid == 0)
+                child(p[1], uid, gid, exec_cat, userns);
+        close(p[1]);
+        size_t cap = STATUS_MAX, len = 0;
+        char *buf = kpa_xmalloc(cap + 1);
+        ssize_t n;
+        while (len < cap && (n = read(p[0], buf + len, cap - len)) > 0)
+                len += (size_t)n;
+        buf[len] = '\0';
+        close(p[0]);
+        waitpid(pid, status, 0);
+        return buf;
+}
+
+/* The value of "KEY:\t..." in a /proc status text, in a static buffer. */
+static const char *field(const char *text, const char *key)
+{
+        static char value[256];
+        size_t klen = strlen(key);
+        for (const char *l = text; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL) {
+                if (strncmp(l, key, klen) == 0 && l[klen] == ':') {
+                        const char *v = l + klen + 1;
+                        v += strspn(v, " \t");
+                        size_t n = strcspn(v, "\n");
+                        if (n >= sizeof(value))
+                                n = sizeof(value) - 1;
+                        memcpy(value, v, n);
+                        value[n] = '\0';
+                        return value;
+                }
+        }
+        return "(missing)";
+}
+
+static void check(uid_t uid, gid_t gid, bool exec_cat, bool userns)
+{
+        const char *how = exec_cat ? userns ? "in a user namespace, after exec" : "after exec"
+                                   : "before exec";
+        int status = -1;
+        _cleanup_free_ char *out = run_child(uid, gid, exec_cat, userns, &status);
+        if (userns && WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+                ok(1, "# SKIP unprivileged user namespaces are not allowed here");
+                return;
+        }
+        if (!ok(out && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "uid %u %s: child dropped privileges", (unsigned)uid, how))
+                printf("#   status %d, output: %s\n", status, out ? out : "(none)");
+        if (!out)
+                return;
+        static const char *const sets[] = {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"};
+        for (size_t i = 0; i < ELEMENTSOF(sets); i++)
+                is_str(field(out, sets[i]), "0000000000000000", "uid %u %s: %s empty",
+                       (unsigned)uid, how, sets[i]);
+        is_str(field(out, "NoNewPrivs"), "1", "uid %u %s: no_new_privs", (unsigned)uid, how);
+        char ids[64];
+        snprintf(ids, sizeof(ids), "%u\t%u\t%u\t%u", (unsigned)uid, (unsigned)uid,
+                 (unsigned)uid, (unsigned)uid);
+        is_str(field(out, "Uid"), ids, "uid %u %s: all uids", (unsigned)uid, how);
+        snprintf(ids, sizeof(ids), "%u\t%u\t%u\t%u", (unsigned)gid, (unsigned)gid,
+                 (unsigned)gid, (unsigned)gid);
+        is_str(field(out, "Gid"), ids, "uid %u %s: all gids", (unsigned)uid, how);
+        if (!userns)
+                is_str(field(out, "Groups"), "", "uid %u %s: no supplementary groups",
+                       (unsigned)uid, how);
+        if (!exec_cat)
+                has_str(out, "again=-1:setgroups", "uid %u: a second drop to uid 0 fails",
+                        (unsigned)uid);
+}
+
+/* Root with the capabilities the drop needs; not the case for root in a
+ * container that took them away. */
+static bool privileged(void)
+{
+        if (geteuid() != 0)
+                return false;
+        cap_t caps = cap_get_proc();
+        bool all = caps != NULL;
+        const cap_value_t need[] = {CAP_SETPCAP, CAP_SETUID, CAP_SETGID};
+        for (size_t i = 0; caps && i < ELEMENTSOF(need); i++) {
+                cap_flag_value_t v = CAP_CLEAR;
+                if (cap_get_flag(caps, need[i], CAP_EFFECTIVE, &v) < 0 || v != CAP_SET)
+                        all = false;
+        }
+        cap_free(caps);
+        return all;
+}
+
+int main(void)
+{
+        if (!privileged()) {
+                printf("1..0 # SKIP needs root with CAP_SETPCAP, CAP_SETUID and CAP_SETGID\n");
+                return 0;
+        }
+        check(65534, 65534, false, false);
+        check(65534, 65534, true, false);
+        check(0, 0, false, false);
+        check(0, 0, true, false);
+        check(61184, 61184, true, false);
+        check(0, 0, true, true);
+        return tap_done();
+}
