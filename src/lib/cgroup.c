@@ -1,0 +1,893 @@
+/* cgroup.c: one instance's control group, PARENT/kpa.slice/APP/INST, in the
+ * memory, pids and cpu hierarchies of a cgroup v1, hybrid or pure v2 host.
+ * It owns discovery of those hierarchies, creation with limits, the attach
+ * files the child writes "0" into, listing, killing, the OOM verdict and
+ * removal. It never creates a group outside the caller's own cgroup (or an
+ * explicit parent), never moves a process it was not asked to, and removes
+ * only kpa's own groups; processes and namespaces belong to the sandbox.
+ *
+ * libcgroup (2.0.2) does discovery, creation with limits, listing and
+ * deletion. Where it falls short this file works around it: it cannot parse
+ * the "0::" line of /proc/self/cgroup (the v2 current path is read here); on
+ * v2 it writes "+controller" into cgroup.subtree_control of every ancestor
+ * from the mount root down (so the parent is vetted first, which makes those
+ * writes kernel no-ops); its empty-only delete reports success for a busy
+ * group (so removal is checked); and it has nothing for cgroup.kill or
+ * CLONE_INTO_CGROUP. The attach fds are raw: they are the per-start hot path. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <libcgroup.h>
+#include <linux/magic.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <time.h>
+
+#include "cgroup.h"
+#include "util.h"
+
+#define SLICE "kpa.slice"
+#define NAME_MAX_LEN 128
+#define KILL_TIMEOUT_MS 2000
+#define EMPTY_TIMEOUT_MS 500
+#define CREATE_ATTEMPTS 3
+
+enum { CTRL_MEMORY, CTRL_PIDS, CTRL_CPU, N_CTRL };
+#define BIT(c) (1u << (c))
+static const char *const ctrl_names[N_CTRL] = {"memory", "pids", "cpu"};
+
+/* The levels kpa creates below the parent, outermost first. */
+enum { LEVEL_SLICE, LEVEL_APP, LEVEL_INST, N_LEVEL };
+
+typedef struct hierarchy {
+        bool v2;
+        unsigned ctrls;        /* BIT(CTRL_*) used in this hierarchy */
+        char *mount;           /* mount point, from libcgroup */
+        char *parent;          /* relative to the mount, no outer '/'; "" is the root */
+        char *names[N_LEVEL];  /* libcgroup names: [PARENT/]kpa.slice[/APP[/INST]] */
+        char *path;            /* host path of the instance: MOUNT/NAME */
+        bool made[N_LEVEL];    /* created by this kpa_cgroup_create() */
+} hierarchy;
+
+struct kpa_cgroup {
+        hierarchy h[N_CTRL];
+        size_t n;
+        int attach_fds[N_CTRL];
+        size_t n_attach;
+        int v2_fd;
+};
+
+/* One limit file and the value written into it. */
+typedef struct setting {
+        int ctrl;
+        const char *file;
+        char value[24];
+} setting;
+
+/* ---- libcgroup glue ---- */
+
+static pthread_once_t lcg_once = PTHREAD_ONCE_INIT;
+static int lcg_init_result;
+
+static void silent_logger(void *userdata, int level, const char *fmt, va_list ap) {}
+
+static void lcg_init_once(void)
+{
+        /* libcgroup prints its errors on stderr by default; libkpa reports
+         * them through kpa_error instead. */
+        cgroup_set_logger(silent_logger, CGROUP_LOG_ERROR, NULL);
+        lcg_init_result = cgroup_init();
+}
+
+static int lcg_errno(int r)
+{
+        switch (r) {
+        case 0: return 0;
+        case ECGOTHER: return cgroup_get_last_errno() > 0 ? cgroup_get_last_errno() : EIO;
+        case ECGROUPNOTOWNER: return EPERM;
+        case ECGROUPNOTALLOWED: return EACCES;
+        case ECGROUPNOTEXIST:
+        case ECGROUPVALUENOTEXIST:
+        case ECGROUPNOTMOUNTED:
+        case ECGROUPSUBSYSNOTMOUNTED: return ENOENT;
+        case ECGNONEMPTY: return EBUSY;
+        case ECGINVAL: return EINVAL;
+        default: return EIO;
+        }
+}
+
+static const char *lcg_strerror(int r)
+{
+        switch (r) {
+        case ECGOTHER:
+        case ECGROUPNOTOWNER:
+        case ECGROUPVALUENOTEXIST:
+        case ECGNONEMPTY: return strerror(lcg_errno(r));
+        default: return cgroup_strerror(r);
+        }
+}
+
+static int lcg_init(kpa_error *err)
+{
+        pthread_once(&lcg_once, lcg_init_once);
+        if (lcg_init_result != 0)
+                return kpa_error_set(err, lcg_errno(lcg_init_result),
+                                     "cgroup: libcgroup cannot initialize: %s",
+                                     lcg_strerror(lcg_init_result));
+        return 0;
+}
+
+static void lcg_freep(struct cgroup **g)
+{
+        if (*g)
+                cgroup_free(g);
+}
+
+static int first_ctrl(const hierarchy *h)
+{
+        for (int c = 0; c < N_CTRL; c++)
+                if (h->ctrls & BIT(c))
+                        return c;
+        return CTRL_MEMORY;
+}
+
+/* A libcgroup group for level L of H, with H's controllers (only the first
+ * when ALL is false) and no values. NULL on allocation failure. */
+static struct cgroup *lcg_group(const hierarchy *h, int level, bool all)
+{
+        struct cgroup *g = cgroup_new_cgroup(h->names[level]);
+        if (!g)
+                return NULL;
+        for (int c = 0; c < N_CTRL; c++) {
+                if (!(h->ctrls & BIT(c)) || (!all && c != first_ctrl(h)))
+                        continue;
+                if (!cgroup_add_controller(g, ctrl_names[c])) {
+                        cgroup_free(&g);
+                        return NULL;
+                }
+        }
+        return g;
+}
+
+static int lcg_add_settings(struct cgroup *g, const setting *s, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                struct cgroup_controller *c = cgroup_get_controller(g, ctrl_names[s[i].ctrl]);
+                if (!c)
+                        c = cgroup_add_controller(g, ctrl_names[s[i].ctrl]);
+                if (!c)
+                        return ECGFAIL;
+                int r = cgroup_add_value_string(c, s[i].file, s[i].value);
+                if (r != 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* Write one setting into H's instance group through libcgroup. */
+static int lcg_apply(const hierarchy *h, const setting *s)
+{
+        _cleanup_(lcg_freep) struct cgroup *g = cgroup_new_cgroup(h->names[LEVEL_INST]);
+        if (!g)
+                return ECGFAIL;
+        int r = lcg_add_settings(g, s, 1);
+        return r != 0 ? r : cgroup_modify_cgroup(g);
+}
+
+static bool is_dir(const char *path)
+{
+        struct stat st;
+        return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Is WORD one of the items of LIST, which SEPS separate? */
+static bool has_item(const char *list, const char *word, const char *seps)
+{
+        size_t n = strlen(word);
+        for (const char *p = list; (p = strstr(p, word)); p += n)
+                if ((p == list || strchr(seps, p[-1])) && (p[n] == '\0' || strchr(seps, p[n])))
+                        return true;
+        return false;
+}
+
+static bool has_word(const char *list, const char *word) { return has_item(list, word, " \n"); }
+
+static char *level_path(const hierarchy *h, int level)
+{
+        return kpa_xasprintf("%s/%s", h->mount, h->names[level]);
+}
+
+/* rmdir level L of H if it is empty. libcgroup 2.0.2 returns 0 even when
+ * rmdir failed with EBUSY, so whether the group is gone is checked. */
+static int lcg_remove(const hierarchy *h, int level)
+{
+        _cleanup_(lcg_freep) struct cgroup *g = lcg_group(h, level, false);
+        if (!g)
+                return -ENOMEM;
+        int r = cgroup_delete_cgroup_ext(g, CGFLAG_DELETE_EMPTY_ONLY);
+        if (r != 0)
+                return -lcg_errno(r);
+        _cleanup_free_ char *path = level_path(h, level);
+        return is_dir(path) ? -EBUSY : 0;
+}
+
+/* ---- discovery ---- */
+
+static bool valid_name(const char *s)
+{
+        size_t n = s ? strlen(s) : 0;
+        if (n == 0 || n > NAME_MAX_LEN || streq(s, ".") || streq(s, ".."))
+                return false;
+        for (; *s; s++) {
+                char c = *s;
+                if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-'))
+                        return false;
+        }
+        return true;
+}
+
+/* "/a/b/" -> "a/b", "/" -> "". "." and ".." components are refused. */
+static int normalize_path(const char *in, char **out)
+{
+        _cleanup_free_ char *buf = kpa_xmalloc(strlen(in) + 1);
+        size_t len = 0;
+        for (const char *p = in; *p;) {
+                size_t n = strcspn(p, "/");
+                if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+                        return -EINVAL;
+                if (n > 0) {
+                        if (len > 0)
+                                buf[len++] = '/';
+                        memcpy(buf + len, p, n);
+                        len += n;
+                }
+                p += n;
+                p += strspn(p, "/");
+        }
+        buf[len] = '\0';
+        *out = TAKE_PTR(buf);
+        return 0;
+}
+
+/* This process's cgroup v2 path: the "0::" line of /proc/self/cgroup, which
+ * libcgroup 2.0.2's cgroup_get_current_controller_path() cannot parse. */
+static int v2_current_path(char **out)
+{
+        _cleanup_free_ char *buf = NULL;
+        int r = kpa_read_file_at(AT_FDCWD, "/proc/self/cgroup", 1 << 16, &buf, NULL);
+        if (r < 0)
+                return r;
+        for (char *line = buf; *line;) {
+                char *nl = strchrnul(line, '\n');
+                bool last = *nl == '\0';
+                *nl = '\0';
+                if (strncmp(line, "0::", 3) == 0)
+                        return normalize_path(line + 3, out);
+                if (last)
+                        break;
+                line = nl + 1;
+        }
+        return -ENOENT;
+}
+
+static int current_path(int c, bool v2, char **out)
+{
+        if (v2)
+                return v2_current_path(out);
+        char *cur = NULL;
+        int r = cgroup_get_current_controller_path(getpid(), ctrl_names[c], &cur);
+        if (r != 0) {
+                free(cur);
+                return -lcg_errno(r);
+        }
+        r = normalize_path(cur, out);
+        free(cur);
+        return r;
+}
+
+static void set_names(hierarchy *h, const char *app_id, const char *instance)
+{
+        const char *sep = h->parent[0] ? "/" : "";
+        h->names[LEVEL_SLICE] = kpa_xasprintf("%s%s" SLICE, h->parent, sep);
+        h->names[LEVEL_APP] = kpa_xasprintf("%s/%s", h->names[LEVEL_SLICE], app_id);
+        h->names[LEVEL_INST] = kpa_xasprintf("%s/%s", h->names[LEVEL_APP], instance);
+        h->path = level_path(h, LEVEL_INST);
+}
+
+/* Put controller C into the hierarchy it is mounted in (a new entry unless
+ * a controller seen before shares the mount). Unmounted: not used. */
+static int add_controller(kpa_cgroup *cg, int c, const char *parent, kpa_error *err)
+{
+        _cleanup_free_ char *mount = NULL;
+        if (cgroup_get_subsys_mount_point(ctrl_names[c], &mount) != 0 || !mount)
+                return 0;
+        for (size_t i = 0; i < cg->n; i++)
+                if (streq(cg->h[i].mount, mount)) {
+                        cg->h[i].ctrls |= BIT(c);
+                        return 0;
+                }
+        struct statfs sfs;
+        if (statfs(mount, &sfs) < 0)
+                return kpa_error_set_errno(err, errno, "cgroup %s: cannot statfs", mount);
+        hierarchy *h = &cg->h[cg->n];
+        h->v2 = sfs.f_type == CGROUP2_SUPER_MAGIC;
+        int r = parent ? normalize_path(parent, &h->parent) : current_path(c, h->v2, &h->parent);
+        if (r < 0)
+                return parent ? kpa_error_set(err, EINVAL, "cgroup parent \"%s\" is not valid",
+                                              parent)
+                              : kpa_error_set_errno(err, -r,
+                                                    "cgroup: cannot find this process's %s "
+                                                    "cgroup",
+                                                    ctrl_names[c]);
+        h->mount = TAKE_PTR(mount);
+        h->ctrls = BIT(c);
+        cg->n++;
+        return 0;
+}
+
+static int discover(kpa_cgroup *cg, const char *parent, const kpa_cgroup_limits *lim,
+                    kpa_error *err)
+{
+        for (int c = 0; c < N_CTRL; c++) {
+                int r = add_controller(cg, c, parent, err);
+                if (r < 0)
+                        return r;
+        }
+        if (cg->n == 0)
+                return kpa_error_set(err, ENODEV,
+                                     "cgroup: no hierarchy with the memory, pids or cpu "
+                                     "controller is mounted");
+        unsigned have = 0;
+        for (size_t i = 0; i < cg->n; i++)
+                have |= cg->h[i].ctrls;
+        uint64_t want[N_CTRL] = {lim->memory_bytes, lim->pids, lim->cpu_weight};
+        for (int c = 0; c < N_CTRL; c++)
+                if (want[c] && !(have & BIT(c)))
+                        return kpa_error_set(err, EOPNOTSUPP,
+                                             "cgroup: cannot apply the %s limit: the %s "
+                                             "controller is not mounted",
+                                             ctrl_names[c], ctrl_names[c]);
+        for (size_t i = 0; i < cg->n; i++) {
+                _cleanup_free_ char *p = kpa_xasprintf("%s/%s", cg->h[i].mount, cg->h[i].parent);
+                if (!is_dir(p))
+                        return kpa_error_set(err, ENOENT, "cgroup %s: the parent group does not exist",
+                                             p);
+        }
+        return 0;
+}
+
+/* ---- cgroup v2 parent vetting ---- */
+
+
+static int v2_refuse(kpa_error *err, const char *ppath, const char *ctrl, bool busy,
+                     bool delegated)
+{
+        if (!delegated)
+                return kpa_error_set(err, EOPNOTSUPP,
+                                     "cgroup %s: the %s controller is not delegated to it (not "
+                                     "in cgroup.controllers)",
+                                     ppath, ctrl);
+        if (busy)
+                return kpa_error_set(err, EBUSY,
+                                     "cgroup %s: cannot enable the %s controller below it: it "
+                                     "holds processes, and cgroup v2 puts controllers only "
+                                     "below groups without processes; run under kpa-execd or "
+                                     "pass --cgroup-parent with an empty delegated cgroup",
+                                     ppath, ctrl);
+        return kpa_error_set(err, EOPNOTSUPP,
+                             "cgroup %s: the %s controller is not enabled in its "
+                             "cgroup.subtree_control, and kpa does not change groups it did not "
+                             "create; enable it there or pass --cgroup-parent",
+                             ppath, ctrl);
+}
+
+/* Decide which controllers H can use below its parent. A controller must be
+ * enabled in the parent's cgroup.subtree_control already, except in an
+ * explicit, empty, non-root parent (handed to kpa), where libcgroup enables
+ * it. A controller that a limit needs is an error when missing; the others
+ * are left out. */
+static int v2_vet_parent(hierarchy *h, unsigned needed, bool explicit_parent, kpa_error *err)
+{
+        _cleanup_free_ char *ppath = kpa_xasprintf("%s/%s", h->mount, h->parent);
+        _cleanup_close_ int dfd = open(ppath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return kpa_error_set_errno(err, errno, "cgroup %s: cannot open", ppath);
+        _cleanup_free_ char *avail = NULL, *enabled = NULL, *procs = NULL;
+        int r = kpa_read_file_at(dfd, "cgroup.controllers", 1 << 12, &avail, NULL);
+        if (r == 0)
+                r = kpa_read_file_at(dfd, "cgroup.subtree_control", 1 << 12, &enabled, NULL);
+        if (r == 0)
+                r = kpa_read_file_at(dfd, "cgroup.procs", 1 << 22, &procs, NULL);
+        if (r < 0)
+                return kpa_error_set_errno(err, -r, "cgroup %s: cannot read its cgroup.* files",
+                                           ppath);
+        bool busy = procs[0] != '\0';
+        bool may_enable = explicit_parent && h->parent[0] && !busy;
+        unsigned use = 0;
+        int first_missing = -1;
+        for (int c = 0; c < N_CTRL; c++) {
+                if (!(h->ctrls & BIT(c)))
+                        continue;
+                bool delegated = has_word(avail, ctrl_names[c]);
+                if (delegated && (may_enable || has_word(enabled, ctrl_names[c]))) {
+                        use |= BIT(c);
+                        continue;
+                }
+                if (needed & BIT(c))
+                        return v2_refuse(err, ppath, ctrl_names[c], busy, delegated);
+                if (first_missing < 0)
+                        first_missing = c;
+        }
+        if (use == 0)
+                return v2_refuse(err, ppath, ctrl_names[first_missing], busy,
+                                 has_word(avail, ctrl_names[first_missing]));
+        h->ctrls = use;
+        return 0;
+}
+
+/* ---- creation ---- */
+
+static void add_setting(setting *s, size_t *n, int ctrl, const char *file, uint64_t v)
+{
+        s[*n].ctrl = ctrl;
+        s[*n].file = file;
+        snprintf(s[*n].value, sizeof(s[*n].value), "%llu", (unsigned long long)v);
+        (*n)++;
+}
+
+/* cpu.weight (1..10000, default 100) to v1 cpu.shares (default 1024), as
+ * systemd maps CPUWeight= on v1 hosts. */
+static uint64_t weight_to_shares(uint64_t w)
+{
+        uint64_t s = w * 1024 / 100;
+        return s < 2 ? 2 : s > 262144 ? 262144 : s;
+}
+
+/* The limit files H gets, in the order they must be written. */
+static size_t plan_settings(const hierarchy *h, const kpa_cgroup_limits *lim, setting *s)
+{
+        size_t n = 0;
+        if ((h->ctrls & BIT(CTRL_MEMORY)) && lim->memory_bytes) {
+                add_setting(s, &n, CTRL_MEMORY, h->v2 ? "memory.max" : "memory.limit_in_bytes",
+                            lim->memory_bytes);
+                /* memsw limits memory plus swap, so swap cannot hold more. */
+                _cleanup_free_ char *memsw =
+                        kpa_xasprintf("%s/%s/memory.memsw.limit_in_bytes", h->mount, h->parent);
+                if (!h->v2 && access(memsw, F_OK) == 0)
+                        add_setting(s, &n, CTRL_MEMORY, "memory.memsw.limit_in_bytes",
+                                    lim->memory_bytes);
+        }
+        if ((h->ctrls & BIT(CTRL_PIDS)) && lim->pids)
+                add_setting(s, &n, CTRL_PIDS, "pids.max", lim->pids);
+        if ((h->ctrls & BIT(CTRL_CPU)) && lim->cpu_weight)
+                add_setting(s, &n, CTRL_CPU, h->v2 ? "cpu.weight" : "cpu.shares",
+                            h->v2 ? lim->cpu_weight : weight_to_shares(lim->cpu_weight));
+        return n;
+}
+
+/* libcgroup says only that something failed: replay the settings one by one
+ * to name the file the kernel refused. */
+static int create_error(const hierarchy *h, const setting *s, size_t n, int r, kpa_error *err)
+{
+        if (!is_dir(h->path))
+                return kpa_error_set(err, lcg_errno(r), "cgroup %s: cannot create: %s", h->path,
+                                     lcg_strerror(r));
+        for (size_t i = 0; i < n; i++) {
+                int r2 = lcg_apply(h, &s[i]);
+                if (r2 != 0)
+                        return kpa_error_set(err, lcg_errno(r2), "cgroup %s: cannot write %s: %s",
+                                             h->path, s[i].file, lcg_strerror(r2));
+        }
+        return kpa_error_set(err, lcg_errno(r), "cgroup %s: cannot set limits: %s", h->path,
+                             lcg_strerror(r));
+}
+
+/* v2: swap must not hold what memory.max refuses. The file exists only with
+ * swap accounting, and only in non-root groups, so it is looked for here. */
+static int v2_limit_swap(const hierarchy *h, const kpa_cgroup_limits *lim, kpa_error *err)
+{
+        if (!h->v2 || !(h->ctrls & BIT(CTRL_MEMORY)) || !lim->memory_bytes)
+                return 0;
+        _cleanup_free_ char *file = kpa_xasprintf("%s/memory.swap.max", h->path);
+        if (access(file, F_OK) != 0)
+                return 0;
+        setting s = {.ctrl = CTRL_MEMORY, .file = "memory.swap.max", .value = "0"};
+        int r = lcg_apply(h, &s);
+        if (r != 0)
+                return kpa_error_set(err, lcg_errno(r), "cgroup %s: cannot write %s: %s", h->path,
+                                     s.file, lcg_strerror(r));
+        return 0;
+}
+
+static int create_in(hierarchy *h, const kpa_cgroup_limits *lim, kpa_error *err)
+{
+        setting s[4];
+        size_t ns = plan_settings(h, lim, s);
+        for (int attempt = 1;; attempt++) {
+                bool existed[N_LEVEL];
+                for (int l = 0; l < N_LEVEL; l++) {
+                        _cleanup_free_ char *p = level_path(h, l);
+                        existed[l] = access(p, F_OK) == 0;
+                        if (existed[l] && (l == LEVEL_INST || !is_dir(p)))
+                                return kpa_error_set(err, EEXIST, "cgroup %s: already exists", p);
+                }
+                _cleanup_(lcg_freep) struct cgroup *g = lcg_group(h, LEVEL_INST, true);
+                int r = g ? lcg_add_settings(g, s, ns) : ECGFAIL;
+                if (r == 0)
+                        r = cgroup_create_cgroup(g, 1);
+                for (int l = 0; l < N_LEVEL; l++) {
+                        _cleanup_free_ char *p = level_path(h, l);
+                        h->made[l] = h->made[l] || (!existed[l] && is_dir(p));
+                }
+                if (r == 0)
+                        return v2_limit_swap(h, lim, err);
+                /* A kpa ending at the same time may have removed the empty
+                 * kpa.slice or APP between libcgroup's mkdirs: try again. */
+                if (attempt < CREATE_ATTEMPTS && !is_dir(h->path))
+                        continue;
+                return create_error(h, s, ns, r, err);
+        }
+}
+
+/* Remove what kpa_cgroup_create() made, innermost first. */
+static void remove_made(kpa_cgroup *cg)
+{
+        for (size_t i = 0; i < cg->n; i++)
+                for (int l = N_LEVEL - 1; l >= 0; l--)
+                        if (cg->h[i].made[l])
+                                (void)lcg_remove(&cg->h[i], l);
+}
+
+static void group_free(kpa_cgroup *cg)
+{
+        if (!cg)
+                return;
+        kpa_cgroup_close_attach_fds(cg);
+        if (cg->v2_fd >= 0)
+                close(cg->v2_fd);
+        for (size_t i = 0; i < N_CTRL; i++) {
+                hierarchy *h = &cg->h[i];
+                free(h->mount);
+                free(h->parent);
+                for (int l = 0; l < N_LEVEL; l++)
+                        free(h->names[l]);
+                free(h->path);
+        }
+        free(cg);
+}
+
+static void group_freep(kpa_cgroup **cg) { group_free(*cg); }
+
+static int check_args(const char *app_id, const char *instance, const kpa_cgroup_limits *lim,
+                      kpa_error *err)
+{
+        if (!valid_name(app_id))
+                return kpa_error_set(err, EINVAL, "cgroup: invalid application id \"%s\"",
+                                     app_id ? app_id : "");
+        if (!valid_name(instance))
+                return kpa_error_set(err, EINVAL, "cgroup: invalid instance name \"%s\"",
+                                     instance ? instance : "");
+        if (lim->cpu_weight > 10000)
+                return kpa_error_set(err, EINVAL, "cgroup: cpu weight %llu is not in 1..10000",
+                                     (unsigned long long)lim->cpu_weight);
+        return 0;
+}
+
+int kpa_cgroup_create(const char *parent, const char *app_id, const char *instance,
+                      const kpa_cgroup_limits *limits, kpa_cgroup **out, kpa_error *err)
+{
+        static const kpa_cgroup_limits none;
+        const kpa_cgroup_limits *lim = limits ? limits : &none;
+        int r = check_args(app_id, instance, lim, err);
+        if (r < 0)
+                return r;
+        r = lcg_init(err);
+        if (r < 0)
+                return r;
+        _cleanup_(group_freep) kpa_cgroup *cg = kpa_xcalloc(1, sizeof(*cg));
+        cg->v2_fd = -1;
+        r = discover(cg, parent, lim, err);
+        if (r < 0)
+                return r;
+        unsigned needed = (lim->memory_bytes ? BIT(CTRL_MEMORY) : 0) |
+                          (lim->pids ? BIT(CTRL_PIDS) : 0) | (lim->cpu_weight ? BIT(CTRL_CPU) : 0);
+        for (size_t i = 0; i < cg->n; i++) {
+                set_names(&cg->h[i], app_id, instance);
+                if (cg->h[i].v2 && (r = v2_vet_parent(&cg->h[i], needed, parent != NULL, err)) < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < cg->n; i++) {
+                r = create_in(&cg->h[i], lim, err);
+                if (r < 0) {
+                        remove_made(cg);
+                        return r;
+                }
+        }
+        *out = TAKE_PTR(cg);
+        return 0;
+}
+
+/* ---- joining ---- */
+
+int kpa_cgroup_attach_fds(kpa_cgroup *cg, const int **fds, size_t *n, kpa_error *err)
+{
+        for (size_t i = cg->n_attach; i < cg->n; i++) {
+                const char *file = cg->h[i].v2 ? "cgroup.procs" : "tasks";
+                _cleanup_free_ char *p = kpa_xasprintf("%s/%s", cg->h[i].path, file);
+                int fd = open(p, O_WRONLY | O_CLOEXEC);
+                if (fd < 0) {
+                        int e = errno;
+                        kpa_cgroup_close_attach_fds(cg);
+                        return kpa_error_set_errno(err, e, "cgroup %s: cannot open %s",
+                                                   cg->h[i].path, file);
+                }
+                cg->attach_fds[cg->n_attach++] = fd;
+        }
+        *fds = cg->attach_fds;
+        *n = cg->n_attach;
+        return 0;
+}
+
+void kpa_cgroup_close_attach_fds(kpa_cgroup *cg)
+{
+        for (size_t i = 0; i < cg->n_attach; i++)
+                close(cg->attach_fds[i]);
+        cg->n_attach = 0;
+}
+
+/* "0" names the writer itself; written by a single-threaded child into v1
+ * "tasks" it avoids the kernel's threadgroup lock (PERF-NOTES.md). */
+int kpa_cgroup_join_self(const int *fds, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                ssize_t w;
+                do
+                        w = write(fds[i], "0", 1);
+                while (w < 0 && errno == EINTR);
+                if (w < 0)
+                        return -errno;
+                if (w != 1)
+                        return -EIO;
+        }
+        return 0;
+}
+
+int kpa_cgroup_attach_pid(kpa_cgroup *cg, pid_t pid, kpa_error *err)
+{
+        char buf[24];
+        int len = snprintf(buf, sizeof(buf), "%d", (int)pid);
+        for (size_t i = 0; i < cg->n; i++) {
+                _cleanup_free_ char *p = kpa_xasprintf("%s/cgroup.procs", cg->h[i].path);
+                _cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC);
+                int r = fd < 0 ? -errno : kpa_write_all(fd, buf, (size_t)len);
+                if (r < 0)
+                        return kpa_error_set_errno(err, -r, "cgroup %s: cannot move process %d in",
+                                                   cg->h[i].path, (int)pid);
+        }
+        return 0;
+}
+
+int kpa_cgroup_v2_fd(kpa_cgroup *cg)
+{
+        if (cg->v2_fd >= 0)
+                return cg->v2_fd;
+        for (size_t i = 0; i < cg->n; i++)
+                if (cg->h[i].v2) {
+                        cg->v2_fd = open(cg->h[i].path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                        return cg->v2_fd;
+                }
+        return -1;
+}
+
+/* ---- processes ---- */
+
+/* Every hierarchy holds every process of the instance; prefer pids'. */
+static const hierarchy *primary(const kpa_cgroup *cg)
+{
+        for (size_t i = 0; i < cg->n; i++)
+                if (cg->h[i].ctrls & BIT(CTRL_PIDS))
+                        return &cg->h[i];
+        return &cg->h[0];
+}
+
+static int list_pids(const hierarchy *h, pid_t **pids, size_t *n, kpa_error *err)
+{
+        char ctrl[16];
+        snprintf(ctrl, sizeof(ctrl), "%s", ctrl_names[first_ctrl(h)]);
+        pid_t *list = NULL;
+        int size = 0;
+        int r = cgroup_get_procs(h->names[LEVEL_INST], ctrl, &list, &size);
+        if (r != 0) {
+                free(list);
+                return kpa_error_set(err, lcg_errno(r), "cgroup %s: cannot read cgroup.procs: %s",
+                                     h->path, lcg_strerror(r));
+        }
+        *pids = list;
+        *n = size > 0 ? (size_t)size : 0;
+        return 0;
+}
+
+int kpa_cgroup_pids(kpa_cgroup *cg, pid_t **pids, size_t *n, kpa_error *err)
+{
+        int r = lcg_init(err);
+        return r < 0 ? r : list_pids(primary(cg), pids, n, err);
+}
+
+/* Is PID (still) in H's instance group, per /proc/PID/cgroup? */
+static bool in_group(const hierarchy *h, pid_t pid)
+{
+        char file[32];
+        snprintf(file, sizeof(file), "/proc/%d/cgroup", (int)pid);
+        _cleanup_free_ char *buf = NULL, *want = kpa_xasprintf("/%s", h->names[LEVEL_INST]);
+        if (kpa_read_file_at(AT_FDCWD, file, 1 << 16, &buf, NULL) < 0)
+                return false;
+        const char *ctrl = ctrl_names[first_ctrl(h)];
+        for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
+                char *ctrls = strchr(line, ':');
+                char *path = ctrls ? strchr(ctrls + 1, ':') : NULL;
+                if (!path)
+                        continue;
+                *ctrls++ = '\0';
+                *path++ = '\0';
+                bool match = h->v2 ? (streq(line, "0") && ctrls[0] == '\0')
+                                   : has_item(ctrls, ctrl, ",");
+                if (match)
+                        return streq(path, want);
+        }
+        return false;
+}
+
+/* SIGKILL PID only if it is a member: between the listing and the signal it
+ * may have exited and its number gone to an outsider. The pidfd pins the
+ * process, so a membership seen while it is alive is its own. */
+static void kill_member(const hierarchy *h, pid_t pid)
+{
+#ifdef SYS_pidfd_open
+        _cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd >= 0) {
+                if (in_group(h, pid))
+                        (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+                return;
+        }
+        if (errno != ENOSYS)
+                return;
+#endif
+        if (in_group(h, pid))
+                (void)kill(pid, SIGKILL);
+}
+
+static long elapsed_ms(const struct timespec *start)
+{
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+}
+
+/* v2 with cgroup.kill (Linux 5.14): one write kills the whole group. */
+static bool v2_kill_all(const hierarchy *h)
+{
+        if (!h->v2)
+                return false;
+        _cleanup_free_ char *p = kpa_xasprintf("%s/cgroup.kill", h->path);
+        _cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC);
+        return fd >= 0 && kpa_write_all(fd, "1", 1) == 0;
+}
+
+int kpa_cgroup_kill(kpa_cgroup *cg, kpa_error *err)
+{
+        int r = lcg_init(err);
+        if (r < 0)
+                return r;
+        const hierarchy *h = primary(cg);
+        bool killed = v2_kill_all(h);
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (unsigned delay = 1;; delay = delay < 32 ? delay * 2 : delay) {
+                _cleanup_free_ pid_t *pids = NULL;
+                size_t n = 0;
+                r = list_pids(h, &pids, &n, err);
+                if (r < 0 || n == 0)
+                        return r;
+                for (size_t i = 0; !killed && i < n; i++)
+                        kill_member(h, pids[i]);
+                if (elapsed_ms(&start) > KILL_TIMEOUT_MS)
+                        return kpa_error_set(err, EBUSY,
+                                             "cgroup %s: %zu processes still there %d ms after "
+                                             "SIGKILL",
+                                             h->path, n, KILL_TIMEOUT_MS);
+                sleep_ms(delay);
+        }
+}
+
+bool kpa_cgroup_oom_killed(kpa_cgroup *cg)
+{
+        const hierarchy *h = NULL;
+        for (size_t i = 0; i < cg->n && !h; i++)
+                if (cg->h[i].ctrls & BIT(CTRL_MEMORY))
+                        h = &cg->h[i];
+        if (!h || lcg_init(NULL) < 0)
+                return false;
+        char file[24], line[128];
+        snprintf(file, sizeof(file), "%s", h->v2 ? "memory.events" : "memory.oom_control");
+        void *handle = NULL;
+        bool killed = false;
+        int r = cgroup_read_value_begin("memory", h->names[LEVEL_INST], file, &handle, line,
+                                        sizeof(line));
+        for (; r == 0 && !killed; r = cgroup_read_value_next(&handle, line, sizeof(line))) {
+                unsigned long long v;
+                killed = sscanf(line, "oom_kill %llu", &v) == 1 && v > 0;
+        }
+        if (handle)
+                cgroup_read_value_end(&handle);
+        return killed;
+}
+
+const char *kpa_cgroup_path(const kpa_cgroup *cg, const char *controller)
+{
+        int c = -1;
+        for (int i = 0; i < N_CTRL; i++)
+                if (controller && streq(controller, ctrl_names[i]))
+                        c = i;
+        if (c < 0)
+                return NULL;
+        for (size_t i = 0; i < cg->n; i++)
+                if (cg->h[i].ctrls & BIT(c))
+                        return cg->h[i].path;
+        for (size_t i = 0; i < cg->n; i++) /* v2: one group for all controllers */
+                if (cg->h[i].v2)
+                        return cg->h[i].path;
+        return NULL;
+}
+
+/* ---- removal ---- */
+
+/* rmdir the instance, waiting briefly: processes that were just killed leave
+ * their group a few milliseconds after they die. */
+static int remove_instance(const hierarchy *h, kpa_error *err)
+{
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (unsigned delay = 1;; delay = delay < 32 ? delay * 2 : delay) {
+                int r = lcg_remove(h, LEVEL_INST);
+                if (r == 0)
+                        return 0;
+                if (r != -EBUSY || elapsed_ms(&start) > EMPTY_TIMEOUT_MS)
+                        return kpa_error_set_errno(err, -r, "cgroup %s: cannot remove%s", h->path,
+                                                   r == -EBUSY ? " (it still holds processes)"
+                                                               : "");
+                sleep_ms(delay);
+        }
+}
+
+int kpa_cgroup_destroy(kpa_cgroup *cg, kpa_error *err)
+{
+        if (!cg)
+                return 0;
+        int ret = lcg_init(err);
+        bool ready = ret == 0;
+        for (size_t i = 0; ready && i < cg->n; i++) {
+                /* The first failure is the one reported; the rest still go. */
+                int r = remove_instance(&cg->h[i], ret == 0 ? err : NULL);
+                if (r < 0) {
+                        ret = ret == 0 ? r : ret;
+                        continue;
+                }
+                /* APP and kpa.slice go once no other instance uses them. */
+                if (lcg_remove(&cg->h[i], LEVEL_APP) == 0)
+                        (void)lcg_remove(&cg->h[i], LEVEL_SLICE);
+        }
+        group_free(cg);
+        return ret;
+}

@@ -1,0 +1,66 @@
+/* cgroup.h: one instance's control group, on cgroup v1/hybrid hosts and on
+ * pure cgroup v2, through libcgroup. kpa creates its groups only below the
+ * cgroup it runs in (or below an explicit parent): PARENT/kpa.slice/APP/INST
+ * in every hierarchy it uses, and removes only what it created.
+ *
+ * Attaching is done by the child itself, before it unshares its cgroup
+ * namespace: the parent opens the attach files first (kpa_cgroup_attach_fds),
+ * and the child writes "0" into each one (cheap on v1: no threadgroup lock);
+ * on v2 the parent may instead use clone3(CLONE_INTO_CGROUP) with
+ * kpa_cgroup_v2_fd(). */
+#ifndef KPA_CGROUP_H
+#define KPA_CGROUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "kpa/error.h"
+
+typedef struct kpa_cgroup_limits {
+        uint64_t memory_bytes; /* 0: none */
+        uint64_t pids;         /* 0: none */
+        uint64_t cpu_weight;   /* 0: default; 1..10000 (v1: mapped to cpu.shares) */
+} kpa_cgroup_limits;
+
+typedef struct kpa_cgroup kpa_cgroup;
+
+/* Create PARENT/kpa.slice/APP_ID/INSTANCE (PARENT NULL: this process's own
+ * cgroup, per hierarchy) with LIMITS. -errno with a message naming the
+ * cgroup path on failure; nothing is left behind then. */
+int kpa_cgroup_create(const char *parent, const char *app_id, const char *instance,
+                      const kpa_cgroup_limits *limits, kpa_cgroup **out, kpa_error *err);
+
+/* O_WRONLY|O_CLOEXEC fds of the files the child writes "0" into to join
+ * (v1 "tasks" of each hierarchy, v2 "cgroup.procs"). Owned by the cgroup;
+ * valid until kpa_cgroup_close_attach_fds() or destroy. */
+int kpa_cgroup_attach_fds(kpa_cgroup *cg, const int **fds, size_t *n, kpa_error *err);
+void kpa_cgroup_close_attach_fds(kpa_cgroup *cg);
+/* In the child, after fork/clone, before exec: join by writing "0" to each
+ * fd. Async-signal-safe. Returns 0 or -errno. */
+int kpa_cgroup_join_self(const int *fds, size_t n);
+/* Join PID from the outside (slow path, e.g. re-adoption). */
+int kpa_cgroup_attach_pid(kpa_cgroup *cg, pid_t pid, kpa_error *err);
+
+/* An O_DIRECTORY fd of the v2 group (for CLONE_INTO_CGROUP), or -1. */
+int kpa_cgroup_v2_fd(kpa_cgroup *cg);
+
+/* Pids in the group (from the hierarchy that has them all). */
+int kpa_cgroup_pids(kpa_cgroup *cg, pid_t **pids, size_t *n, kpa_error *err);
+/* SIGKILL every process in the group and wait (bounded) until it is empty. */
+int kpa_cgroup_kill(kpa_cgroup *cg, kpa_error *err);
+/* Did the kernel OOM-kill something in this group? (memory.events oom_kill
+ * on v2, memory.oom_control oom_kill on v1.) */
+bool kpa_cgroup_oom_killed(kpa_cgroup *cg);
+
+/* Host path of the group in the hierarchy of CONTROLLER ("memory", "pids",
+ * "cpu"; on v2 any of them gives the one group), e.g.
+ * "/sys/fs/cgroup/memory/x/kpa.slice/APP/INST"; NULL if not used. */
+const char *kpa_cgroup_path(const kpa_cgroup *cg, const char *controller);
+
+/* Remove the instance group (waiting briefly for it to empty), and the
+ * APP_ID and kpa.slice parents if they are empty and were created by kpa.
+ * Frees CG. */
+int kpa_cgroup_destroy(kpa_cgroup *cg, kpa_error *err);
+
+#endif
