@@ -126,6 +126,10 @@ def set_path(obj, path, value, delete=False):
 
 
 def build(args):
+    global HELLO
+    if args.bin:
+        with open(args.bin, "rb") as f:
+            HELLO = f.read()
     files = [("f%05d.dat" % i, os.urandom(args.file_size)) for i in range(args.files)]
     manifest = base_manifest(args.id, args.version, files)
     members = members_for(files)
@@ -232,6 +236,7 @@ def main():
     p.add_argument("--files", type=int, default=0)
     p.add_argument("--file-size", type=int, default=1024)
     p.add_argument("--members", type=int, default=100001)
+    p.add_argument("--bin", help="use this file as bin/hello")
     args = p.parse_args()
     if args.scenario == "bomb":
         args.compress = "gzip" if args.compress == "none" else args.compress

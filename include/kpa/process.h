@@ -1,0 +1,132 @@
+/* kpa/process.h: starting, watching and stopping sandboxed processes, in
+ * the form of KasperskyOS's IProcessControl, so that client code ports line
+ * by line. A kpa_control is either in-process (kpa_control_open_local: this
+ * process is the parent of every instance it starts) or, later, a connection
+ * to kpa-execd (kpa_control_connect) with the same calls and semantics. */
+#ifndef KPA_PROCESS_H
+#define KPA_PROCESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <kpa/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kpa_process_state {
+        KPA_PROCESS_NONE = 0,
+        KPA_PROCESS_CREATED,
+        KPA_PROCESS_PREPARED,
+        KPA_PROCESS_RUNNING,
+        KPA_PROCESS_FAILED,
+        KPA_PROCESS_FINISHED,
+        KPA_PROCESS_NOT_EXISTING,
+} kpa_process_state;
+
+typedef enum kpa_exit_status {
+        KPA_EXIT_UNINITIALIZED = 0,
+        KPA_EXIT_UNEXPECTED,
+        KPA_EXIT_NORMAL,
+        KPA_EXIT_TERMINATED,
+} kpa_exit_status;
+
+typedef enum kpa_stop_policy {
+        KPA_STOP_NORMAL = 0,
+        KPA_STOP_FORCED,
+} kpa_stop_policy;
+
+typedef enum kpa_network_mode_opt {
+        KPA_START_NETWORK_DEFAULT = 0, /* the manifest's KPA_sandbox.network, else none */
+        KPA_START_NETWORK_NONE,
+        KPA_START_NETWORK_HOST,
+} kpa_network_mode_opt;
+
+/* 128 random bits, unguessable; printed as 32 lowercase hex chars. */
+typedef struct kpa_token {
+        uint8_t bytes[16];
+} kpa_token;
+
+#define KPA_TOKEN_STRING_MAX 33
+void kpa_token_to_string(const kpa_token *t, char out[KPA_TOKEN_STRING_MAX]);
+int kpa_token_from_string(const char *s, kpa_token *out);
+bool kpa_token_is_null(const kpa_token *t);
+
+typedef struct kpa_process_context {
+        kpa_process_state state;
+        kpa_exit_status exit_status;
+        int exit_code;      /* the exit status, or the signal number (Unexpected) */
+        int exit_reason;    /* 0 on a good start, else the errno of the failed step */
+        char message[512];  /* why it failed / how it ended, e.g. "killed by SIGSEGV" */
+        pid_t pid;          /* host pid of the instance's init (0 when none) */
+        char app_id[129];
+        char run_config_id[129];
+} kpa_process_context;
+
+typedef struct kpa_user_handle {
+        const char *name; /* 1-255 printable ASCII, no ':' */
+        int fd;           /* duplicated by kpa_process_start; the caller keeps its own */
+} kpa_user_handle;
+
+typedef struct kpa_start_options {
+        const kpa_token *parent;          /* NULL: no parent */
+        const kpa_user_handle *handles;   /* arrive at fds 3, 4, ... in this order */
+        size_t n_handles;
+        const char *const *extra_args;    /* appended to the manifest's args */
+        size_t n_extra_args;
+        const char *const *extra_env;     /* "NAME=VALUE", applied last (later wins) */
+        size_t n_extra_env;
+        uint64_t memory_bytes;            /* 0: the manifest's KPA_limits, else none */
+        uint64_t pids;                    /* 0: the manifest's KPA_limits, else none */
+        uint64_t cpu_weight;              /* 0: the manifest's KPA_limits, else default */
+        kpa_network_mode_opt network;
+        uid_t uid;                        /* (uid_t)-1: the package's own uid */
+        gid_t gid;                        /* (gid_t)-1: the package's own gid */
+        int stdin_fd, stdout_fd, stderr_fd; /* -1: /dev/null */
+        unsigned stop_timeout_ms;         /* grace period of a Normal stop; default 10000 */
+        const char *cgroup_parent;        /* NULL: the caller's own cgroup */
+} kpa_start_options;
+
+void kpa_start_options_init(kpa_start_options *opts);
+
+typedef struct kpa_control kpa_control;
+
+/* An in-process controller over the store at STORE_ROOT (NULL: default). */
+int kpa_control_open_local(const char *store_root, kpa_control **out, kpa_error *err);
+void kpa_control_close(kpa_control *ctl); /* force-stops what is still running */
+static inline void kpa_control_closep(kpa_control **c)
+{
+        if (*c)
+                kpa_control_close(*c);
+}
+/* Details of the last failed call on CTL (never NULL). */
+const kpa_error *kpa_control_last_error(const kpa_control *ctl);
+
+/* Start a run configuration (NULL: the primary one) of an installed package.
+ * Returns 0 once the instance is Running, with *OUT_TOKEN set; on a failed
+ * start, a negative errno, and the token (if OUT_TOKEN is not NULL) still
+ * names a Failed context whose exit_reason and message say why. */
+int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
+                      const kpa_start_options *opts, kpa_token *out_token);
+int kpa_process_stop(kpa_control *ctl, const kpa_token *token, kpa_stop_policy policy);
+int kpa_process_get_state(kpa_control *ctl, const kpa_token *token, kpa_process_context *out);
+/* Wait until the instance has ended (Finished or Failed) or TIMEOUT_MS has
+ * passed (-1: forever); -ETIMEDOUT then, with the current context in OUT. */
+int kpa_process_wait(kpa_control *ctl, const kpa_token *token, int timeout_ms,
+                     kpa_process_context *out);
+
+/* For event loops: an fd that becomes readable when some instance of CTL
+ * changes state; then call kpa_control_dispatch(). */
+int kpa_control_get_fd(kpa_control *ctl);
+int kpa_control_dispatch(kpa_control *ctl);
+
+const char *kpa_process_state_name(kpa_process_state s);
+const char *kpa_exit_status_name(kpa_exit_status s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,675 @@
+/* sandbox.c: turns a kpa_instance_spec into an isolated process. It owns
+ * the clone into new namespaces, the instance's init (PID 1: it builds the
+ * private root, forks the application as PID 2, reaps zombies, forwards
+ * signals and reports), and the application's last steps before exec. It
+ * reads no manifest and knows nothing of tokens or states: process.c does.
+ *
+ * The child reports which step failed as a step id plus errno (kpa_report)
+ * through a pipe; a start that fails at any step leaves no process, mount
+ * (they live in the instance's own mount namespace) or cgroup behind. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+
+#include "caps.h"
+#include "handles.h"
+#include "sandbox.h"
+#include "util.h"
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+
+/* The new root is built on a tmpfs mounted here, inside the instance's own
+ * mount namespace (the host's /tmp is not touched). */
+#define NEWROOT "/tmp"
+
+static const char *const step_names[KPA_STEP_MAX] = {
+        [KPA_STEP_NONE] = "start",
+        [KPA_STEP_CLONE] = "clone into new namespaces",
+        [KPA_STEP_CGROUP] = "join the cgroup",
+        [KPA_STEP_CGROUP_NS] = "new cgroup namespace",
+        [KPA_STEP_HOSTNAME] = "set the hostname",
+        [KPA_STEP_MOUNT_PRIVATE] = "make mounts private",
+        [KPA_STEP_ROOT] = "create the private root",
+        [KPA_STEP_MOUNTS] = "mount the package, storage and host paths",
+        [KPA_STEP_PROC] = "mount /proc, /tmp and /run",
+        [KPA_STEP_DEV] = "create /dev",
+        [KPA_STEP_PIVOT_ROOT] = "pivot_root",
+        [KPA_STEP_LOOPBACK] = "bring up the loopback interface",
+        [KPA_STEP_INIT] = "start the init",
+        [KPA_STEP_FORK] = "fork the application",
+        [KPA_STEP_SETSID] = "setsid",
+        [KPA_STEP_STDIO] = "set up stdin, stdout and stderr",
+        [KPA_STEP_HANDLES] = "pass the handles",
+        [KPA_STEP_PRIVILEGES] = "drop privileges",
+        [KPA_STEP_EXEC] = "exec",
+};
+
+const char *kpa_sandbox_step_name(kpa_sandbox_step step)
+{
+        if (step < 0 || step >= KPA_STEP_MAX || !step_names[step])
+                return "unknown step";
+        return step_names[step];
+}
+
+/* ---- the description ---- */
+
+void kpa_instance_spec_free(kpa_instance_spec *spec)
+{
+        if (!spec)
+                return;
+        free(spec->app_id);
+        free(spec->instance_id);
+        free(spec->hostname);
+        free(spec->exec_path);
+        kpa_strv_free(spec->argv);
+        kpa_strv_free(spec->envp);
+        for (size_t i = 0; i < spec->n_mounts; i++) {
+                free(spec->mounts[i].source);
+                free(spec->mounts[i].target);
+                closep(&spec->mounts[i].source_fd);
+        }
+        free(spec->mounts);
+        for (size_t i = 0; i < spec->n_handles; i++)
+                closep(&spec->handle_fds[i]);
+        free(spec->handle_fds);
+        free(spec->cgroup_parent);
+        free(spec);
+}
+
+void kpa_instance_spec_add_mount(kpa_instance_spec *spec, kpa_mount_kind kind, const char *source,
+                                 int source_fd, const char *target, bool optional)
+{
+        spec->mounts = kpa_xrealloc(spec->mounts, (spec->n_mounts + 1) * sizeof(*spec->mounts));
+        spec->mounts[spec->n_mounts++] = (kpa_mount_op){
+                .kind = kind,
+                .source = source ? kpa_xstrdup(source) : NULL,
+                .source_fd = source_fd,
+                .target = kpa_xstrdup(target),
+                .optional = optional,
+        };
+}
+
+/* ---- child helpers (run after clone; report failures, never print) ---- */
+
+typedef struct child_ctx {
+        const kpa_instance_spec *spec;
+        const int *trees; /* per mount op: a detached mount tree from the parent, or -1 */
+        int report_fd;
+        int death_fd;
+        const int *attach_fds;
+        size_t n_attach;
+} child_ctx;
+
+static void report(int fd, kpa_report_type type, int step, int err, int value)
+{
+        kpa_report r = {.type = type, .step = step, .err = err, .value = value};
+        (void)!write(fd, &r, sizeof(r));
+}
+
+static _Noreturn void child_fail(const child_ctx *c, kpa_sandbox_step step, int err)
+{
+        report(c->report_fd, KPA_REPORT_FAILED, step, err < 0 ? -err : err, 0);
+        _exit(127);
+}
+
+#define CHECK(c, step, expr)                                                                       \
+        do {                                                                                       \
+                if ((expr) < 0)                                                                    \
+                        child_fail((c), (step), errno);                                            \
+        } while (0)
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+        char buf[PATH_MAX];
+        if (strlen(path) >= sizeof(buf))
+                return errno = ENAMETOOLONG, -1;
+        strcpy(buf, path);
+        for (char *p = buf + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = '\0';
+                if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                        return -1;
+                *p = '/';
+        }
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return -1;
+        return 0;
+}
+
+static int touch(const char *path)
+{
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return -1;
+        close(fd);
+        return 0;
+}
+
+/* The parent of PATH must exist before PATH itself is made. */
+static int mkdir_parent(const char *path)
+{
+        char buf[PATH_MAX];
+        snprintf(buf, sizeof(buf), "%s", path);
+        char *slash = strrchr(buf, '/');
+        if (!slash || slash == buf)
+                return 0;
+        *slash = '\0';
+        return mkdir_p(buf, 0755);
+}
+
+static int copy_file(const char *from, const char *to)
+{
+        char buf[16 * 1024];
+        int in = open(from, O_RDONLY | O_CLOEXEC);
+        if (in < 0)
+                return -1;
+        int out = -1;
+        if (mkdir_parent(to) == 0)
+                out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        int r = out < 0 ? -1 : 0;
+        while (r == 0) {
+                ssize_t n = read(in, buf, sizeof(buf));
+                if (n <= 0) {
+                        r = n < 0 ? -1 : 0;
+                        break;
+                }
+                int w = kpa_write_all(out, buf, (size_t)n);
+                if (w < 0)
+                        r = (errno = -w, -1);
+        }
+        int saved = errno;
+        close(in);
+        if (out >= 0)
+                close(out);
+        errno = saved;
+        return r;
+}
+
+static int make_target(const char *target, bool dir)
+{
+        if (dir)
+                return mkdir_p(target, 0755);
+        return mkdir_parent(target) < 0 ? -1 : touch(target);
+}
+
+static int bind_mount(const kpa_mount_op *op, int tree, const char *target)
+{
+        struct stat st;
+        if (tree >= 0) {
+                /* a tree the parent cloned from its fd (a bind of a path in
+                 * the parent's namespace would be refused here) */
+                if (fstat(tree, &st) < 0 || make_target(target, S_ISDIR(st.st_mode)) < 0)
+                        return -1;
+                return move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
+        }
+        if (stat(op->source, &st) < 0)
+                return op->optional && errno == ENOENT ? 0 : -1;
+        if (make_target(target, S_ISDIR(st.st_mode)) < 0)
+                return -1;
+        if (mount(op->source, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+                return -1;
+        unsigned long flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV;
+        if (op->kind == KPA_MOUNT_BIND_RO)
+                flags |= MS_RDONLY;
+        return mount(NULL, target, NULL, flags, NULL);
+}
+
+static int do_mount_op(const kpa_mount_op *op, int tree)
+{
+        char target[PATH_MAX];
+        snprintf(target, sizeof(target), NEWROOT "%s", op->target);
+        switch (op->kind) {
+        case KPA_MOUNT_BIND_RO:
+        case KPA_MOUNT_BIND_RW: return bind_mount(op, tree, target);
+        case KPA_MOUNT_SYMLINK:
+                if (mkdir_parent(target) < 0)
+                        return -1;
+                return symlink(op->source, target);
+        case KPA_MOUNT_COPY:
+                if (copy_file(op->source, target) < 0)
+                        return op->optional && errno == ENOENT ? 0 : -1;
+                return 0;
+        }
+        return errno = EINVAL, -1;
+}
+
+static int make_dev(void)
+{
+        static const struct {
+                const char *name;
+                unsigned major, minor;
+        } nodes[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
+                     {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+        if (mkdir_p(NEWROOT "/dev", 0755) < 0 ||
+            mount("tmpfs", NEWROOT "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") < 0)
+                return -1;
+        for (size_t i = 0; i < ELEMENTSOF(nodes); i++) {
+                char path[64];
+                snprintf(path, sizeof(path), NEWROOT "/dev/%s", nodes[i].name);
+                if (mknod(path, S_IFCHR | 0666, makedev(nodes[i].major, nodes[i].minor)) == 0) {
+                        chmod(path, 0666); /* mknod honours the umask */
+                        continue;
+                }
+                /* no CAP_MKNOD (e.g. a user namespace): bind the host's node */
+                char host[32];
+                snprintf(host, sizeof(host), "/dev/%s", nodes[i].name);
+                if (touch(path) < 0 || mount(host, path, NULL, MS_BIND, NULL) < 0)
+                        return -1;
+        }
+        static const char *const links[][2] = {{"pts/ptmx", "ptmx"},    {"/proc/self/fd", "fd"},
+                                               {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+                                               {"/proc/self/fd/2", "stderr"}};
+        for (size_t i = 0; i < ELEMENTSOF(links); i++) {
+                char path[64];
+                snprintf(path, sizeof(path), NEWROOT "/dev/%s", links[i][1]);
+                if (symlink(links[i][0], path) < 0)
+                        return -1;
+        }
+        if (mkdir(NEWROOT "/dev/pts", 0755) < 0 ||
+            mount("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                  "newinstance,ptmxmode=0666,mode=0620") < 0)
+                return -1;
+        if (mkdir(NEWROOT "/dev/shm", 01777) < 0 ||
+            mount("tmpfs", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+                return -1;
+        return 0;
+}
+
+static void build_root(const child_ctx *c)
+{
+        const kpa_instance_spec *spec = c->spec;
+        CHECK(c, KPA_STEP_MOUNT_PRIVATE, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+        CHECK(c, KPA_STEP_ROOT,
+              mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m"));
+        static const char *const dirs[] = {NEWROOT "/proc", NEWROOT "/tmp", NEWROOT "/run",
+                                           NEWROOT "/etc"};
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
+                CHECK(c, KPA_STEP_ROOT, mkdir(dirs[i], 0755));
+        for (size_t i = 0; i < spec->n_mounts; i++)
+                CHECK(c, KPA_STEP_MOUNTS, do_mount_op(&spec->mounts[i], c->trees[i]));
+        CHECK(c, KPA_STEP_DEV, make_dev());
+        /* pivot_root(".", ".") stacks the old root under the new one; then
+         * detach it, so nothing of the host's tree stays reachable */
+        CHECK(c, KPA_STEP_PIVOT_ROOT, chdir(NEWROOT));
+        CHECK(c, KPA_STEP_PIVOT_ROOT, (int)syscall(SYS_pivot_root, ".", "."));
+        CHECK(c, KPA_STEP_PIVOT_ROOT, umount2(".", MNT_DETACH));
+        CHECK(c, KPA_STEP_PIVOT_ROOT, chdir("/"));
+        CHECK(c, KPA_STEP_PROC, mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
+        CHECK(c, KPA_STEP_PROC, mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"));
+        CHECK(c, KPA_STEP_PROC, mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"));
+        CHECK(c, KPA_STEP_ROOT,
+              mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL));
+}
+
+static int loopback_up(void)
+{
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -1;
+        struct ifreq ifr = {0};
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+        int r = ioctl(fd, SIOCGIFFLAGS, &ifr);
+        if (r == 0) {
+                ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+                r = ioctl(fd, SIOCSIFFLAGS, &ifr);
+        }
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return r;
+}
+
+/* Close every fd but those in KEEP (sorted here). */
+static void close_all_except(int *keep, size_t n)
+{
+        for (size_t i = 1; i < n; i++)
+                for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+                        int t = keep[j];
+                        keep[j] = keep[j - 1];
+                        keep[j - 1] = t;
+                }
+        unsigned from = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (keep[i] < 0)
+                        continue;
+                if ((unsigned)keep[i] > from)
+                        close_range(from, (unsigned)keep[i] - 1, 0);
+                from = (unsigned)keep[i] + 1;
+        }
+        close_range(from, ~0U, 0);
+}
+
+/* ---- the application: PID 2 ---- */
+
+static const int forwarded_signals[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+
+static _Noreturn void app_fail(int fd, kpa_sandbox_step step, int err)
+{
+        int32_t msg[2] = {step, err};
+        (void)!write(fd, msg, sizeof(msg));
+        _exit(127);
+}
+
+/* stdio: dup every source out of the way first, so that any order of
+ * sources (e.g. stdout given as fd 0) ends up right. */
+static int setup_stdio(const int stdio[3])
+{
+        int tmp[3];
+        for (int i = 0; i < 3; i++) {
+                int src = stdio[i] >= 0 ? stdio[i] : open("/dev/null", (i ? O_WRONLY : O_RDONLY) | O_CLOEXEC);
+                if (src < 0)
+                        return -1;
+                tmp[i] = fcntl(src, F_DUPFD_CLOEXEC, 10);
+                if (tmp[i] < 0)
+                        return -1;
+        }
+        for (int i = 0; i < 3; i++)
+                if (dup2(tmp[i], i) < 0)
+                        return -1;
+        return 0;
+}
+
+static _Noreturn void app_main(const child_ctx *c, int err_fd)
+{
+        const kpa_instance_spec *spec = c->spec;
+        sigset_t all;
+        sigemptyset(&all);
+        for (size_t i = 0; i < ELEMENTSOF(forwarded_signals); i++)
+                signal(forwarded_signals[i], SIG_DFL);
+        signal(SIGCHLD, SIG_DFL);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        if (setsid() < 0)
+                app_fail(err_fd, KPA_STEP_SETSID, errno);
+        if (setup_stdio(spec->stdio) < 0)
+                app_fail(err_fd, KPA_STEP_STDIO, errno);
+        /* the handles go to 3..3+n-1; the error pipe rides along at 3+n so
+         * that it survives the closing of every other fd, then is CLOEXEC */
+        int fds[spec->n_handles + 1];
+        memcpy(fds, spec->handle_fds, spec->n_handles * sizeof(int));
+        fds[spec->n_handles] = err_fd;
+        int r = kpa_handles_install(fds, spec->n_handles + 1);
+        if (r < 0)
+                app_fail(err_fd, KPA_STEP_HANDLES, -r);
+        err_fd = 3 + (int)spec->n_handles;
+        fcntl(err_fd, F_SETFD, FD_CLOEXEC);
+        const char *failed = NULL;
+        r = kpa_privileges_drop(spec->uid, spec->gid, &failed);
+        if (r < 0)
+                app_fail(err_fd, KPA_STEP_PRIVILEGES, -r);
+        execve(spec->exec_path, spec->argv, spec->envp);
+        app_fail(err_fd, KPA_STEP_EXEC, errno);
+}
+
+/* ---- the init: PID 1 ---- */
+
+static int init_signalfd(void)
+{
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGCHLD);
+        for (size_t i = 0; i < ELEMENTSOF(forwarded_signals); i++)
+                sigaddset(&mask, forwarded_signals[i]);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        return signalfd(-1, &mask, SFD_CLOEXEC);
+}
+
+static void noop_handler(int sig) { (void)sig; }
+
+static _Noreturn void init_exit(const child_ctx *c, int status)
+{
+        report(c->report_fd, KPA_REPORT_EXITED, 0, 0, status);
+        /* leaving kills whatever the application left behind in the namespace */
+        _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+}
+
+static _Noreturn void init_loop(const child_ctx *c, int sfd, pid_t app)
+{
+        struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = c->death_fd, .events = POLLIN}};
+        for (;;) {
+                if (poll(pfd, c->death_fd >= 0 ? 2 : 1, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        _exit(127);
+                }
+                if (c->death_fd >= 0 && pfd[1].revents) {
+                        /* whoever started us is gone: so is the instance */
+                        kill(-1, SIGKILL);
+                        _exit(128 + SIGKILL);
+                }
+                struct signalfd_siginfo si;
+                if (read(sfd, &si, sizeof(si)) != sizeof(si))
+                        continue;
+                if (si.ssi_signo != SIGCHLD) {
+                        kill(-1, (int)si.ssi_signo); /* everyone in the namespace but us */
+                        continue;
+                }
+                int status;
+                pid_t p;
+                while ((p = waitpid(-1, &status, WNOHANG)) > 0)
+                        if (p == app)
+                                init_exit(c, status);
+        }
+}
+
+static _Noreturn void init_main(const child_ctx *c)
+{
+        int sfd = init_signalfd();
+        if (sfd < 0)
+                child_fail(c, KPA_STEP_INIT, errno);
+        for (size_t i = 0; i < ELEMENTSOF(forwarded_signals); i++)
+                signal(forwarded_signals[i], noop_handler); /* so that they reach PID 1 */
+        int err_pipe[2];
+        if (pipe2(err_pipe, O_CLOEXEC) < 0)
+                child_fail(c, KPA_STEP_FORK, errno);
+        pid_t app = fork();
+        if (app < 0)
+                child_fail(c, KPA_STEP_FORK, errno);
+        if (app == 0) {
+                close(err_pipe[0]);
+                app_main(c, err_pipe[1]);
+        }
+        close(err_pipe[1]);
+        for (size_t i = 0; i < c->spec->n_handles; i++)
+                close(c->spec->handle_fds[i]);
+        int32_t msg[2];
+        ssize_t n;
+        while ((n = read(err_pipe[0], msg, sizeof(msg))) < 0 && errno == EINTR)
+                ;
+        close(err_pipe[0]);
+        if (n == sizeof(msg)) {
+                waitpid(app, NULL, 0);
+                child_fail(c, msg[0], msg[1]);
+        }
+        report(c->report_fd, KPA_REPORT_RUNNING, 0, 0, app);
+        init_loop(c, sfd, app);
+}
+
+static _Noreturn void child_main(const child_ctx *c)
+{
+        const kpa_instance_spec *spec = c->spec;
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (c->death_fd >= 0) {
+                struct pollfd p = {.fd = c->death_fd, .events = POLLIN};
+                if (poll(&p, 1, 0) > 0)
+                        _exit(127); /* the parent died before PDEATHSIG was set */
+        }
+        /* join the cgroup before the cgroup namespace is made, so that its
+         * root is the instance's own group */
+        int r = kpa_cgroup_join_self(c->attach_fds, c->n_attach);
+        if (r < 0)
+                child_fail(c, KPA_STEP_CGROUP, -r);
+        for (size_t i = 0; i < c->n_attach; i++)
+                close(c->attach_fds[i]);
+        CHECK(c, KPA_STEP_CGROUP_NS, unshare(CLONE_NEWCGROUP));
+        CHECK(c, KPA_STEP_HOSTNAME, sethostname(spec->hostname, strlen(spec->hostname)));
+        build_root(c);
+        for (size_t i = 0; i < spec->n_mounts; i++)
+                if (c->trees[i] >= 0)
+                        close(c->trees[i]);
+        if (spec->new_net)
+                CHECK(c, KPA_STEP_LOOPBACK, loopback_up());
+        report(c->report_fd, KPA_REPORT_PREPARED, 0, 0, 0);
+        init_main(c);
+}
+
+/* ---- the parent's side ---- */
+
+static _Noreturn void child_start(const kpa_instance_spec *spec, const int *trees, int report_fd,
+                                  int death_fd, const int *attach, size_t n_attach)
+{
+        size_t n = 0, cap = 5 + n_attach + spec->n_mounts + spec->n_handles;
+        int keep[cap];
+        keep[n++] = report_fd;
+        keep[n++] = death_fd;
+        for (size_t i = 0; i < n_attach; i++)
+                keep[n++] = attach[i];
+        for (size_t i = 0; i < spec->n_mounts; i++)
+                keep[n++] = trees[i];
+        for (size_t i = 0; i < spec->n_handles; i++)
+                keep[n++] = spec->handle_fds[i];
+        for (size_t i = 0; i < 3; i++)
+                keep[n++] = spec->stdio[i];
+        close_all_except(keep, n);
+        child_ctx c = {.spec = spec, .trees = trees, .report_fd = report_fd, .death_fd = death_fd,
+                       .attach_fds = attach, .n_attach = n_attach};
+        child_main(&c);
+}
+
+static void close_trees(int *trees, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                closep(&trees[i]);
+}
+
+/* Detached copies of the mounts behind the spec's source fds, made here in
+ * the caller's mount namespace, where they live; the child attaches them. */
+static int clone_trees(const kpa_instance_spec *spec, int *trees, kpa_error *err)
+{
+        for (size_t i = 0; i < spec->n_mounts; i++)
+                trees[i] = -1;
+        for (size_t i = 0; i < spec->n_mounts; i++) {
+                const kpa_mount_op *op = &spec->mounts[i];
+                if (op->source_fd < 0 || (op->kind != KPA_MOUNT_BIND_RO && op->kind != KPA_MOUNT_BIND_RW))
+                        continue;
+                int t = open_tree(op->source_fd, "",
+                                  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
+                if (t < 0)
+                        return kpa_error_set_errno(err, errno, "%s: open_tree for %s", spec->app_id,
+                                                   op->target);
+                trees[i] = t;
+                struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+                if (op->kind == KPA_MOUNT_BIND_RO)
+                        attr.attr_set |= MOUNT_ATTR_RDONLY;
+                if (mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+                        return kpa_error_set_errno(err, errno, "%s: mount_setattr for %s",
+                                                   spec->app_id, op->target);
+        }
+        return 0;
+}
+
+int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *sb, kpa_error *err)
+{
+        *sb = (kpa_sandbox){.pid = 0, .pidfd = -1, .report_fd = -1};
+        kpa_cgroup *cg = NULL;
+        int trees[spec->n_mounts + 1];
+        int q = clone_trees(spec, trees, err);
+        if (q < 0) {
+                close_trees(trees, spec->n_mounts);
+                return q;
+        }
+        q = kpa_cgroup_create(spec->cgroup_parent, spec->app_id, spec->instance_id, &spec->limits,
+                              &cg, err);
+        if (q < 0) {
+                close_trees(trees, spec->n_mounts);
+                return q;
+        }
+        const int *attach;
+        size_t n_attach;
+        int rep[2] = {-1, -1};
+        q = kpa_cgroup_attach_fds(cg, &attach, &n_attach, err);
+        if (q >= 0 && pipe2(rep, O_CLOEXEC) < 0)
+                q = kpa_error_set_errno(err, errno, "pipe");
+        if (q < 0) {
+                close_trees(trees, spec->n_mounts);
+                kpa_cgroup_destroy(cg, NULL);
+                return q;
+        }
+        int pidfd = -1;
+        struct clone_args args = {
+                .flags = CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
+                         (spec->new_net ? CLONE_NEWNET : 0),
+                .pidfd = (uint64_t)(uintptr_t)&pidfd,
+                .exit_signal = SIGCHLD,
+        };
+        pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+        if (pid == 0) {
+                close(rep[0]);
+                child_start(spec, trees, rep[1], death_fd, attach, n_attach);
+        }
+        int saved = errno;
+        close(rep[1]);
+        close_trees(trees, spec->n_mounts);
+        kpa_cgroup_close_attach_fds(cg);
+        if (pid < 0) {
+                close(rep[0]);
+                kpa_cgroup_destroy(cg, NULL);
+                return kpa_error_set_errno(err, saved, "%s: clone into new namespaces", spec->app_id);
+        }
+        sb->pid = pid;
+        sb->pidfd = pidfd;
+        sb->report_fd = rep[0];
+        sb->cgroup = cg;
+        return 0;
+}
+
+int kpa_sandbox_read_report(kpa_sandbox *sb, kpa_report *out)
+{
+        for (;;) {
+                ssize_t n = read(sb->report_fd, out, sizeof(*out));
+                if (n == (ssize_t)sizeof(*out))
+                        return 0;
+                if (n == 0)
+                        return -EPIPE;
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                return -EBADMSG; /* records are written whole: cannot happen */
+        }
+}
+
+int kpa_sandbox_release(kpa_sandbox *sb, kpa_error *err)
+{
+        if (sb->pidfd >= 0) {
+                siginfo_t info;
+                while (waitid(P_PIDFD, (id_t)sb->pidfd, &info, WEXITED) < 0 && errno == EINTR)
+                        ;
+        }
+        closep(&sb->pidfd);
+        closep(&sb->report_fd);
+        sb->pidfd = sb->report_fd = -1;
+        int q = 0;
+        if (sb->cgroup) {
+                q = kpa_cgroup_destroy(sb->cgroup, err);
+                sb->cgroup = NULL;
+        }
+        return q;
+}

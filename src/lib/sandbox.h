@@ -1,0 +1,127 @@
+/* sandbox.h: one instance, described as plain data, and the code that
+ * turns the description into a running, isolated process.
+ *
+ * kpa_instance_spec is the single description the sandbox reads (DESIGN.md
+ * section 8): binary, argv, env, mounts, namespaces, cgroup limits, handles
+ * and ids. It is built from a manifest plus start options today (spec.c) and
+ * can be built from an OCI config.json later; nothing in sandbox.c reads a
+ * manifest.
+ *
+ * kpa_sandbox_spawn() clones the instance's init (PID 1 of a new PID
+ * namespace), which sets up the sandbox step by step, forks the application
+ * as PID 2, reaps every zombie, forwards signals, and reports each stage and
+ * the final wait status through a pipe as fixed-size kpa_report records. */
+#ifndef KPA_SANDBOX_H
+#define KPA_SANDBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "cgroup.h"
+#include "kpa/error.h"
+
+typedef enum kpa_mount_kind {
+        KPA_MOUNT_BIND_RO = 0, /* SOURCE_FD (or SOURCE path) read-only at TARGET */
+        KPA_MOUNT_BIND_RW,
+        KPA_MOUNT_SYMLINK,     /* TARGET -> SOURCE */
+        KPA_MOUNT_COPY,        /* copy the small host file SOURCE to TARGET (in /etc) */
+} kpa_mount_kind;
+
+typedef struct kpa_mount_op {
+        kpa_mount_kind kind;
+        char *source;   /* host path, or the symlink's target */
+        int source_fd;  /* O_PATH fd of the source opened by the parent, or -1 */
+        char *target;   /* absolute path inside the new root */
+        bool optional;  /* a missing source is skipped */
+} kpa_mount_op;
+
+typedef struct kpa_instance_spec {
+        char *app_id;
+        char *instance_id;   /* unique; names the cgroup */
+        char *hostname;
+        char *exec_path;     /* inside the new root */
+        char **argv;         /* NULL-terminated */
+        char **envp;         /* NULL-terminated */
+        bool new_net;        /* a new network namespace (loopback only) */
+        kpa_mount_op *mounts;
+        size_t n_mounts;
+        int *handle_fds;     /* owned; arrive at 3, 4, ... */
+        size_t n_handles;
+        int stdio[3];        /* -1: /dev/null */
+        uid_t uid;
+        gid_t gid;
+        kpa_cgroup_limits limits;
+        char *cgroup_parent; /* NULL: the caller's own cgroup */
+} kpa_instance_spec;
+
+void kpa_instance_spec_free(kpa_instance_spec *spec);
+static inline void kpa_instance_spec_freep(kpa_instance_spec **s)
+{
+        if (*s)
+                kpa_instance_spec_free(*s);
+}
+/* Append a mount operation (strings copied). */
+void kpa_instance_spec_add_mount(kpa_instance_spec *spec, kpa_mount_kind kind, const char *source,
+                                 int source_fd, const char *target, bool optional);
+
+/* What the instance's init reports, in order. */
+typedef enum kpa_report_type {
+        KPA_REPORT_PREPARED = 1, /* sandbox set up; only exec left */
+        KPA_REPORT_RUNNING,      /* exec succeeded; VALUE = app pid inside */
+        KPA_REPORT_FAILED,       /* STEP failed with ERR */
+        KPA_REPORT_EXITED,       /* the application ended; VALUE = its wait status */
+} kpa_report_type;
+
+typedef struct kpa_report {
+        int32_t type;
+        int32_t step; /* kpa_sandbox_step, for FAILED */
+        int32_t err;  /* errno, for FAILED */
+        int32_t value;
+} kpa_report;
+
+/* The sandbox steps, named in failure messages. */
+typedef enum kpa_sandbox_step {
+        KPA_STEP_NONE = 0,
+        KPA_STEP_CLONE,
+        KPA_STEP_CGROUP,
+        KPA_STEP_CGROUP_NS,
+        KPA_STEP_HOSTNAME,
+        KPA_STEP_MOUNT_PRIVATE,
+        KPA_STEP_ROOT,
+        KPA_STEP_MOUNTS,
+        KPA_STEP_PROC,
+        KPA_STEP_DEV,
+        KPA_STEP_PIVOT_ROOT,
+        KPA_STEP_LOOPBACK,
+        KPA_STEP_INIT,
+        KPA_STEP_FORK,
+        KPA_STEP_SETSID,
+        KPA_STEP_STDIO,
+        KPA_STEP_HANDLES,
+        KPA_STEP_PRIVILEGES,
+        KPA_STEP_EXEC,
+        KPA_STEP_MAX,
+} kpa_sandbox_step;
+const char *kpa_sandbox_step_name(kpa_sandbox_step step);
+
+typedef struct kpa_sandbox {
+        pid_t pid;         /* host pid of the instance's init */
+        int pidfd;         /* of init */
+        int report_fd;     /* read end: kpa_report records, EOF when init is gone */
+        kpa_cgroup *cgroup;
+} kpa_sandbox;
+
+/* Create the cgroup, clone the init and return at once (state Created);
+ * the caller then reads reports from SB->report_fd. On failure nothing is
+ * left behind. DEATH_FD: the read end of a pipe whose write end only the
+ * caller holds; the instance kills itself when it sees EOF there (-1: none). */
+int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *sb,
+                      kpa_error *err);
+/* Read one report; 0 and *OUT filled, -EAGAIN when none is ready (non-blocking
+ * fd), -EPIPE at EOF. */
+int kpa_sandbox_read_report(kpa_sandbox *sb, kpa_report *out);
+/* After init has exited: reap it, remove the cgroup, close fds. */
+int kpa_sandbox_release(kpa_sandbox *sb, kpa_error *err);
+
+#endif

@@ -1,0 +1,220 @@
+/* spec.c: builds the instance description (sandbox.h) from a manifest and
+ * start options: argv, the clean environment, the mount plan of DESIGN.md
+ * section 5 step 3, handles, ids and limits. It is the only place where the
+ * manifest meets the sandbox. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "handles.h"
+#include "spec.h"
+#include "util.h"
+
+typedef struct strv_builder {
+        char **v;
+        size_t n;
+} strv_builder;
+
+static void strv_push(strv_builder *b, char *s)
+{
+        b->v = kpa_xrealloc(b->v, (b->n + 2) * sizeof(char *));
+        b->v[b->n++] = s;
+        b->v[b->n] = NULL;
+}
+
+/* Set NAME=VALUE in an environment list; a later value replaces an earlier one. */
+static void env_set(strv_builder *b, const char *assignment)
+{
+        const char *eq = strchr(assignment, '=');
+        size_t len = eq ? (size_t)(eq - assignment) + 1 : strlen(assignment);
+        for (size_t i = 0; i < b->n; i++)
+                if (strncmp(b->v[i], assignment, len) == 0) {
+                        free(b->v[i]);
+                        b->v[i] = kpa_xstrdup(assignment);
+                        return;
+                }
+        strv_push(b, kpa_xstrdup(assignment));
+}
+
+static int build_env(const kpa_run_config *rc, const kpa_start_options *opts, kpa_instance_spec *spec,
+                     kpa_error *err)
+{
+        strv_builder env = {0};
+        env_set(&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        env_set(&env, "HOME=/storage");
+        const char *term = getenv("TERM");
+        if (term) {
+                _cleanup_free_ char *t = kpa_xasprintf("TERM=%s", term);
+                env_set(&env, t);
+        }
+        const char *lang = getenv("LANG");
+        _cleanup_free_ char *l = kpa_xasprintf("LANG=%s", lang && *lang ? lang : "C.UTF-8");
+        env_set(&env, l);
+        for (size_t i = 0; i < rc->n_env; i++) {
+                _cleanup_free_ char *e = kpa_xasprintf("%s=%s", rc->env[i].name, rc->env[i].value);
+                env_set(&env, e);
+        }
+        for (size_t i = 0; i < opts->n_extra_env; i++) {
+                const char *e = opts->extra_env[i];
+                if (!strchr(e, '=') || e[0] == '=') {
+                        kpa_strv_free(env.v);
+                        return kpa_error_set(err, EINVAL, "environment entry \"%s\" is not NAME=VALUE", e);
+                }
+                env_set(&env, e);
+        }
+        if (opts->n_handles > 0) {
+                const char *names[opts->n_handles];
+                for (size_t i = 0; i < opts->n_handles; i++)
+                        names[i] = opts->handles[i].name;
+                _cleanup_free_ char *fdnames = kpa_handles_fdnames_env(names, opts->n_handles, err);
+                if (!fdnames) {
+                        kpa_strv_free(env.v);
+                        return -EINVAL;
+                }
+                _cleanup_free_ char *fds = kpa_xasprintf("LISTEN_FDS=%zu", opts->n_handles);
+                env_set(&env, fds);
+                env_set(&env, fdnames);
+                env_set(&env, "LISTEN_PID=2"); /* the application is PID 2 in its namespace */
+        }
+        spec->envp = env.v ? env.v : kpa_xcalloc(1, sizeof(char *));
+        return 0;
+}
+
+static void build_argv(const kpa_run_config *rc, const kpa_start_options *opts, kpa_instance_spec *spec)
+{
+        strv_builder argv = {0};
+        strv_push(&argv, kpa_xstrdup(rc->eiid ? rc->eiid : spec->exec_path));
+        for (size_t i = 0; i < rc->n_args; i++)
+                strv_push(&argv, kpa_xstrdup(rc->args[i]));
+        for (size_t i = 0; i < opts->n_extra_args; i++)
+                strv_push(&argv, kpa_xstrdup(opts->extra_args[i]));
+        spec->argv = argv.v;
+}
+
+/* The host's merged-usr links (/bin -> usr/bin) are links in the new root
+ * too; where they are real directories, they are bound read-only. */
+static void plan_host_dirs(kpa_instance_spec *spec)
+{
+        kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RO, "/usr", -1, "/usr", false);
+        static const char *const dirs[] = {"/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"};
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                char target[PATH_MAX];
+                ssize_t n = readlink(dirs[i], target, sizeof(target) - 1);
+                if (n > 0) {
+                        target[n] = '\0';
+                        kpa_instance_spec_add_mount(spec, KPA_MOUNT_SYMLINK, target, -1, dirs[i], false);
+                        continue;
+                }
+                struct stat st;
+                if (stat(dirs[i], &st) == 0 && S_ISDIR(st.st_mode))
+                        kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RO, dirs[i], -1, dirs[i], true);
+        }
+}
+
+/* A minimal, read-only /etc: copies of a few small files, and the two
+ * directories that programs follow links into. */
+static void plan_etc(kpa_instance_spec *spec)
+{
+        static const char *const files[] = {"/etc/ld.so.cache", "/etc/passwd", "/etc/group",
+                                            "/etc/nsswitch.conf", "/etc/hosts", "/etc/resolv.conf",
+                                            "/etc/host.conf"};
+        for (size_t i = 0; i < ELEMENTSOF(files); i++)
+                kpa_instance_spec_add_mount(spec, KPA_MOUNT_COPY, files[i], -1, files[i], true);
+        char target[PATH_MAX];
+        ssize_t n = readlink("/etc/localtime", target, sizeof(target) - 1);
+        if (n > 0) {
+                target[n] = '\0';
+                kpa_instance_spec_add_mount(spec, KPA_MOUNT_SYMLINK, target, -1, "/etc/localtime", false);
+        } else {
+                kpa_instance_spec_add_mount(spec, KPA_MOUNT_COPY, "/etc/localtime", -1, "/etc/localtime", true);
+        }
+        kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RO, "/etc/ssl", -1, "/etc/ssl", true);
+        kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RO, "/etc/alternatives", -1, "/etc/alternatives", true);
+}
+
+static int plan_package(kpa_store *store, const kpa_manifest *m, kpa_instance_spec *spec, kpa_error *err)
+{
+        int app = kpa_store_open_app_dir(store, m->application.id, err);
+        if (app < 0)
+                return app;
+        _cleanup_free_ char *target = kpa_xasprintf("/%s", m->application.id);
+        kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RO, NULL, app, target, false);
+        int storage = kpa_store_open_storage_dir(store, m->application.id, err);
+        if (storage < 0)
+                return storage;
+        kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RW, NULL, storage, "/storage", false);
+        for (size_t i = 0; i < m->sandbox.n_read_only_paths; i++) {
+                const char *p = m->sandbox.read_only_paths[i];
+                kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RO, p, -1, p, false);
+        }
+        return 0;
+}
+
+static int plan_handles(const kpa_start_options *opts, kpa_instance_spec *spec, kpa_error *err)
+{
+        spec->handle_fds = kpa_xcalloc(opts->n_handles, sizeof(int));
+        for (size_t i = 0; i < opts->n_handles; i++)
+                spec->handle_fds[i] = -1;
+        spec->n_handles = opts->n_handles;
+        for (size_t i = 0; i < opts->n_handles; i++) {
+                int fd = fcntl(opts->handles[i].fd, F_DUPFD_CLOEXEC, 3);
+                if (fd < 0)
+                        return kpa_error_set_errno(err, errno, "handle \"%s\" (fd %d)",
+                                                   opts->handles[i].name, opts->handles[i].fd);
+                spec->handle_fds[i] = fd;
+        }
+        return 0;
+}
+
+static void plan_ids_and_limits(kpa_store *store, const kpa_manifest *m, const kpa_start_options *opts,
+                                kpa_instance_spec *spec)
+{
+        uid_t uid = 65534;
+        gid_t gid = 65534;
+        if (kpa_store_get_app_uid(store, m->application.id, &uid, &gid, NULL) < 0)
+                uid = gid = 65534; /* no uid recorded: nobody */
+        spec->uid = opts->uid != (uid_t)-1 ? opts->uid : uid;
+        spec->gid = opts->gid != (gid_t)-1 ? opts->gid : (opts->uid != (uid_t)-1 ? (gid_t)opts->uid : gid);
+        spec->limits.memory_bytes = opts->memory_bytes ? opts->memory_bytes : m->limits.memory_bytes;
+        spec->limits.pids = opts->pids ? opts->pids : m->limits.pids;
+        spec->limits.cpu_weight = opts->cpu_weight ? opts->cpu_weight : m->limits.cpu_weight;
+        if (opts->network == KPA_START_NETWORK_DEFAULT)
+                spec->new_net = m->sandbox.network != KPA_NETWORK_HOST;
+        else
+                spec->new_net = opts->network != KPA_START_NETWORK_HOST;
+        spec->stdio[0] = opts->stdin_fd;
+        spec->stdio[1] = opts->stdout_fd;
+        spec->stdio[2] = opts->stderr_fd;
+        if (opts->cgroup_parent)
+                spec->cgroup_parent = kpa_xstrdup(opts->cgroup_parent);
+}
+
+int kpa_instance_spec_build(kpa_store *store, const kpa_manifest *m, const kpa_run_config *rc,
+                            const kpa_start_options *opts, const char *instance_id,
+                            kpa_instance_spec **out, kpa_error *err)
+{
+        _cleanup_(kpa_instance_spec_freep) kpa_instance_spec *spec = kpa_xcalloc(1, sizeof(*spec));
+        spec->stdio[0] = spec->stdio[1] = spec->stdio[2] = -1;
+        spec->app_id = kpa_xstrdup(m->application.id);
+        spec->instance_id = kpa_xstrdup(instance_id);
+        /* a hostname holds at most 64 bytes */
+        spec->hostname = kpa_xstrndup(m->application.id, 64);
+        spec->exec_path = kpa_xasprintf("/%s/%s", m->application.id, rc->path);
+        build_argv(rc, opts, spec);
+        int q = build_env(rc, opts, spec, err);
+        if (q < 0)
+                return q;
+        plan_host_dirs(spec);
+        plan_etc(spec);
+        q = plan_package(store, m, spec, err);
+        if (q < 0)
+                return q;
+        q = plan_handles(opts, spec, err);
+        if (q < 0)
+                return q;
+        plan_ids_and_limits(store, m, opts, spec);
+        *out = TAKE_PTR(spec);
+        return 0;
+}

@@ -1,0 +1,199 @@
+#!/bin/bash
+# kpa-run in direct mode, checked from outside and from a probe inside the
+# sandbox: namespaces, private root, cgroup and limits, handles, capabilities,
+# states and exit statuses, stops, and clean-up after every run.
+. "$(dirname "$0")/lib.sh"
+need_root
+
+KPA_RUN="$top_builddir/src/tools/kpa-run"
+PROBE="$top_builddir/tests/probe/probe"
+PROBE_SD="$top_builddir/tests/probe/probe-sd"
+[ -x "$KPA_RUN" ] || skip_all "kpa-run not built"
+R="$T/store"
+APP=org.example.probe
+$MKPKG "$T/probe.kpa" --id $APP --bin "$PROBE" --set 'runConfigurations[0].args=[]'
+"$KPA_INSTALL" --root "$R" -q "$T/probe.kpa" || { echo "Bail out! cannot install the probe"; exit 1; }
+uid=$(cat "$R/users/$APP")
+
+# the cgroups this test's instances land in (below our own cgroup, per hierarchy)
+cg_dirs() {
+    local line ctrl path mnt
+    while IFS=: read -r _ ctrl path; do
+        case $ctrl in
+        memory | pids | cpu,cpuacct | cpu) mnt=/sys/fs/cgroup/${ctrl%%,*} ;;
+        "") mnt=/sys/fs/cgroup; [ -d /sys/fs/cgroup/unified ] && mnt=/sys/fs/cgroup/unified ;;
+        *) continue ;;
+        esac
+        [ -d "$mnt$path/kpa.slice/$APP" ] && echo "$mnt$path/kpa.slice/$APP"
+    done </proc/self/cgroup
+    return 0
+}
+leftover_instances() {
+    local d
+    for d in $(cg_dirs); do find "$d" -mindepth 1 -maxdepth 1 -type d; done
+}
+cleanup_add 'for d in $(cg_dirs); do find "$d" -mindepth 1 -maxdepth 1 -type d -exec rmdir {} \; ; rmdir "$d" 2>/dev/null; done'
+
+run() { "$KPA_RUN" --root "$R" "$@"; }
+val() { sed -n "s|^$1=||p" <<<"$2" | head -1; }
+fds() { sed -n 's/^fd\.\([0-9]*\)=.*/\1/p' <<<"$1" | sort -n | paste -sd, -; }
+
+# ---- inside the sandbox ----
+out=$(run $APP -- info)
+check_eq "the application is PID 2" "$(val pid "$out")" 2
+check_eq "its parent is the init at PID 1" "$(val ppid "$out")" 1
+check_eq "/proc shows only the instance (init and application)" "$(val processes "$out")" 2
+check_eq "hostname is the application id" "$(val hostname "$out")" $APP
+check_eq "only a loopback interface" "$(val netifs "$out")" "lo"
+for c in CapInh CapPrm CapEff CapBnd CapAmb; do
+    check_eq "$c is zero" "$(val "$c" "$out")" 0000000000000000
+done
+check_eq "NoNewPrivs is set" "$(val NoNewPrivs "$out")" 1
+check_eq "runs as the package's own uid" "$(val uid "$out") $(val gid "$out")" "$uid $uid"
+check_eq "/usr is read-only" "$(val writable./usr "$out")" 0
+check_eq "/ is read-only" "$(val writable./ "$out")" 0
+check_eq "the package at /$APP is read-only" "$(val "writable./$APP" "$out")" 0
+check_eq "/storage is writable" "$(val writable./storage "$out")" 1
+check_eq "/tmp is writable" "$(val writable./tmp "$out")" 1
+check_eq "/tmp is a tmpfs" "$(val tmp.tmpfs "$out")" 1
+check_eq "only fds 0, 1, 2 are open" "$(fds "$out")" "0,1,2"
+check_eq "the environment is clean" "$(grep '^env\.' <<<"$out" | cut -d= -f1 | sort | paste -sd' ' -)" \
+    "$(printf '%s\n' env.HOME env.LANG env.MODE env.PATH ${TERM:+env.TERM} | sort | paste -sd' ' -)"
+check "the manifest's envVariables arrive" grep -q '^env.MODE=test$' <<<"$out"
+out=$(run --env MODE=override --env EXTRA=1 $APP -- info a b)
+check "--env overrides the manifest" grep -q '^env.MODE=override$' <<<"$out"
+check_eq "extra args follow the manifest's" "$(val argv.2 "$out") $(val argv.3 "$out")" "a b"
+out=$(run --network host $APP -- info)
+check "--network host shares the host's interfaces" test "$(val netifs "$out")" != "lo"
+
+# ---- private storage persists ----
+check "write to /storage" run $APP -- write /storage/note.txt kept
+check_eq "/storage keeps its content across runs" "$(run $APP -- cat /storage/note.txt)" kept
+check_eq "the file belongs to the package uid on the host" "$(stat -c %u "$R/storage/$APP/note.txt")" "$uid"
+
+# ---- handles ----
+echo "handle content" >"$T/h.txt"
+out=$(run --handle cfg=file:"$T/h.txt" --handle log=file+a:"$T/log.txt" $APP -- handles cfg log)
+check_eq "kpa_lookup_handle finds every handle, in order" "$(val handle.cfg "$out") $(val handle.log "$out")" "3 4"
+check_eq "the handle is the file given" "$(val handle.cfg.target "$out")" "$T/h.txt"
+out=$(run --handle cfg=file:"$T/h.txt" --handle log=file+a:"$T/log.txt" $APP -- info)
+check_eq "/proc/self/fd shows only 0, 1, 2 and the handles" "$(fds "$out")" "0,1,2,3,4"
+check_eq "LISTEN_PID is the pid inside the namespace" "$(val env.LISTEN_PID "$out")" 2
+check_eq "LISTEN_FDNAMES" "$(val env.LISTEN_FDNAMES "$out")" "cfg:log"
+if [ -x "$PROBE_SD" ]; then
+    $MKPKG "$T/sd.kpa" --id org.example.sd --bin "$PROBE_SD" --set 'runConfigurations[0].args=[]'
+    "$KPA_INSTALL" --root "$R" -q "$T/sd.kpa"
+    out=$("$KPA_RUN" --root "$R" --handle cfg=file:"$T/h.txt" --handle log=file+a:"$T/log.txt" org.example.sd)
+    check_eq "sd_listen_fds_with_names() finds the handles" "$(echo "$out" | tr '\n' ' ')" "count=2 cfg=3 log=4 "
+fi
+check_output "a bad handle spec is named" "nosuch:x" run --handle a=nosuch:x $APP -- info
+
+# ---- cgroup and limits ----
+"$KPA_RUN" --root "$R" --memory 64M --pids 50 --cpu-weight 200 $APP -- sleep 30 &
+runpid=$!
+cleanup_add "kill -9 $runpid 2>/dev/null"
+for _ in $(seq 100); do [ -n "$(leftover_instances)" ] && break; sleep 0.05; done
+inst=$(leftover_instances | head -1)
+check "an instance cgroup exists while it runs" test -n "$inst"
+for d in $(leftover_instances); do
+    check_eq "cgroup $(basename "$(dirname "$(dirname "$(dirname "$d")")")") holds exactly init and the application" \
+        "$(wc -l <"$d/cgroup.procs")" 2
+    [ -f "$d/memory.limit_in_bytes" ] && check_eq "memory limit visible from the host" "$(cat "$d/memory.limit_in_bytes")" 67108864
+    [ -f "$d/memory.max" ] && check_eq "memory limit visible from the host" "$(cat "$d/memory.max")" 67108864
+    [ -f "$d/pids.max" ] && check_eq "pids limit visible from the host" "$(cat "$d/pids.max")" 50
+    [ -f "$d/cpu.shares" ] && check_eq "cpu weight visible from the host (as cpu.shares)" "$(cat "$d/cpu.shares")" 2048
+    [ -f "$d/cpu.weight" ] && check_eq "cpu weight visible from the host" "$(cat "$d/cpu.weight")" 200
+done
+kill -TERM $runpid
+wait $runpid
+check_eq "a Normal stop of an application without a SIGTERM handler: kpa-run exits 143" "$?" 143
+check_eq "no instance cgroup remains" "$(leftover_instances)" ""
+
+out=$(run --pids 20 $APP -- forkbomb)
+check "a fork bomb stops at the pids limit" test "$(val forks "$out")" -lt 20
+out=$(run --json --memory 32M $APP -- memhog 200 2>&1)
+rc=$?
+check_eq "a memory hog is killed" "$rc" 137
+check "and it is reported as out of memory" grep -q 'out of memory' <<<"$out"
+
+# ---- states and exit statuses ----
+json() { sed -n '/^{/p' <<<"$1" | tail -1; }
+jq_() { $PYTHON3 -c "import json,sys; d=json.loads(sys.argv[1]); print(d[sys.argv[2]])" "$1" "$2"; }
+out=$(run --json $APP -- exit 7 2>&1)
+check_eq "the exit code arrives" "$?" 7
+j=$(json "$out")
+check_eq "a normal run ends Finished" "$(jq_ "$j" state)" Finished
+check_eq "with exit status Normal" "$(jq_ "$j" exitStatus)" Normal
+check_eq "and exit code 7" "$(jq_ "$j" exitCode)" 7
+
+"$KPA_RUN" --root "$R" --json $APP -- sleep 30 2>"$T/stop.json" &
+p=$!
+sleep 0.5
+kill -TERM $p
+wait $p
+j=$(json "$(cat "$T/stop.json")")
+check_eq "Normal stop of an application without a handler: Finished" "$(jq_ "$j" state)" Finished
+check_eq "Normal stop of an application without a handler: Normal" "$(jq_ "$j" exitStatus)" Normal
+
+"$KPA_RUN" --root "$R" --json --stop-timeout 1 $APP -- ignore-term 30 2>"$T/stop.json" &
+p=$!
+sleep 0.5
+t0=$(date +%s%N)
+kill -TERM $p
+wait $p
+t1=$(date +%s%N)
+j=$(json "$(cat "$T/stop.json")")
+check_eq "an application that ignores SIGTERM ends Terminated" "$(jq_ "$j" exitStatus)" Terminated
+check "after the grace period (1 s)" test $(((t1 - t0) / 1000000)) -ge 900
+
+"$KPA_RUN" --root "$R" --json $APP -- ignore-term 30 2>"$T/stop.json" &
+p=$!
+sleep 0.5
+kill -TERM $p
+sleep 0.2
+kill -TERM $p
+wait $p
+j=$(json "$(cat "$T/stop.json")")
+check_eq "a second signal forces the stop: Terminated" "$(jq_ "$j" exitStatus)" Terminated
+
+out=$(run --json $APP -- segv 2>&1)
+check_eq "a segfault: kpa-run exits 128+11" "$?" 139
+j=$(json "$out")
+check_eq "a segfault ends Failed" "$(jq_ "$j" state)" Failed
+check_eq "a segfault is Unexpected" "$(jq_ "$j" exitStatus)" Unexpected
+check_eq "with signal 11" "$(jq_ "$j" exitCode)" 11
+check "and says killed by SIGSEGV" grep -q "killed by SIGSEGV" <<<"$out"
+
+chmod 644 "$R/apps/$APP/bin/hello"
+out=$(run --json $APP -- info 2>&1)
+j=$(json "$out")
+check_eq "a non-executable binary fails with EACCES" "$(jq_ "$j" exitReason)" 13
+check_eq "... in state Failed" "$(jq_ "$j" state)" Failed
+check "... with a message naming the step" grep -q 'exec' <<<"$out"
+rm "$R/apps/$APP/bin/hello"
+out=$(run --json $APP -- info 2>&1)
+j=$(json "$out")
+check_eq "a missing binary fails with ENOENT" "$(jq_ "$j" exitReason)" 2
+check "... and the message says so" grep -q 'No such file or directory' <<<"$out"
+"$KPA_INSTALL" --root "$R" -q --reinstall "$T/probe.kpa"
+check_eq "failed starts leave no cgroup" "$(leftover_instances)" ""
+
+check_output "an unknown application is named" "org.example.none" run org.example.none
+check_output "an unknown run configuration is named" '"nosuch"' run $APP nosuch
+
+# ---- orphans, kill -9 of kpa-run, TIOCSTI ----
+check "an application that leaves orphans" run $APP -- orphans 3
+check_eq "leaves no process or cgroup behind" "$(leftover_instances)" ""
+"$KPA_RUN" --root "$R" $APP -- sleep 30 &
+p=$!
+for _ in $(seq 100); do init=$(pgrep -P $p | head -1); [ -n "$init" ] && break; sleep 0.05; done
+sleep 0.3
+kill -9 $p
+wait $p 2>/dev/null
+for _ in $(seq 100); do kill -0 "$init" 2>/dev/null || break; sleep 0.05; done
+check "kill -9 of kpa-run kills the instance" sh -c "! kill -0 $init 2>/dev/null"
+if command -v script >/dev/null; then
+    out=$(script -qec "$KPA_RUN --root $R $APP -- tiocsti" /dev/null </dev/null)
+    check "TIOCSTI on the inherited terminal fails" grep -q '^tiocsti=E' <<<"$out"
+fi
+done_testing
