@@ -45,12 +45,12 @@ enum { LEVEL_SLICE, LEVEL_APP, LEVEL_INST, N_LEVEL };
 
 typedef struct hierarchy {
         bool v2;
-        unsigned ctrls;        /* BIT(CTRL_*) used in this hierarchy */
-        char *mount;           /* mount point, from libcgroup */
-        char *parent;          /* relative to the mount, no outer '/'; "" is the root */
-        char *names[N_LEVEL];  /* libcgroup names: [PARENT/]kpa.slice[/APP[/INST]] */
-        char *path;            /* host path of the instance: MOUNT/NAME */
-        bool made[N_LEVEL];    /* created by this kpa_cgroup_create() */
+        unsigned ctrls;       /* BIT(CTRL_*) used in this hierarchy */
+        char *mount;          /* mount point, from libcgroup */
+        char *parent;         /* relative to the mount, no outer '/'; "" is the root */
+        char *names[N_LEVEL]; /* libcgroup names: [PARENT/]kpa.slice[/APP[/INST]] */
+        char *path;           /* host path of the instance: MOUNT/NAME */
+        bool made[N_LEVEL];   /* created by this kpa_cgroup_create() */
 } hierarchy;
 
 struct kpa_cgroup {
@@ -63,6 +63,7 @@ struct kpa_cgroup {
 
 /* One limit file and the value written into it. */
 typedef struct setting {
+        size_t hier; /* index in kpa_cgroup.h */
         int ctrl;
         const char *file;
         char value[24];
@@ -135,19 +136,38 @@ static int first_ctrl(const hierarchy *h)
         return CTRL_MEMORY;
 }
 
-/* A libcgroup group for level L of H, with H's controllers (only the first
- * when ALL is false) and no values. NULL on allocation failure. */
-static struct cgroup *lcg_group(const hierarchy *h, int level, bool all)
+/* The hierarchies (a mask of indexes) whose groups have the same name as
+ * those of hierarchy I. One libcgroup group addresses them all, since it
+ * finds its group by name in the hierarchy of each of its controllers: one
+ * call makes or removes them (on most hosts: all three hierarchies). */
+static unsigned same_name(const kpa_cgroup *cg, size_t i)
 {
-        struct cgroup *g = cgroup_new_cgroup(h->names[level]);
-        if (!g)
-                return NULL;
-        for (int c = 0; c < N_CTRL; c++) {
-                if (!(h->ctrls & BIT(c)) || (!all && c != first_ctrl(h)))
-                        continue;
-                if (!cgroup_add_controller(g, ctrl_names[c])) {
-                        cgroup_free(&g);
-                        return NULL;
+        unsigned mask = 0;
+        for (size_t j = 0; j < cg->n; j++)
+                if (streq(cg->h[j].names[LEVEL_INST], cg->h[i].names[LEVEL_INST]))
+                        mask |= BIT(j);
+        return mask;
+}
+
+static size_t first_of(unsigned mask)
+{
+        return (size_t)__builtin_ctz(mask);
+}
+
+/* A libcgroup group for level L in the hierarchies of MASK, with their
+ * controllers (one per hierarchy when ALL is false), no values. NULL: ENOMEM. */
+static struct cgroup *lcg_group(const kpa_cgroup *cg, unsigned mask, int level, bool all)
+{
+        struct cgroup *g = cgroup_new_cgroup(cg->h[first_of(mask)].names[level]);
+        for (size_t j = 0; g && j < cg->n; j++) {
+                const hierarchy *h = &cg->h[j];
+                for (int c = 0; (mask & BIT(j)) && c < N_CTRL; c++) {
+                        if (!(h->ctrls & BIT(c)) || (!all && c != first_ctrl(h)))
+                                continue;
+                        if (!cgroup_add_controller(g, ctrl_names[c])) {
+                                cgroup_free(&g);
+                                break;
+                        }
                 }
         }
         return g;
@@ -194,25 +214,34 @@ static bool has_item(const char *list, const char *word, const char *seps)
         return false;
 }
 
-static bool has_word(const char *list, const char *word) { return has_item(list, word, " \n"); }
+static bool has_word(const char *list, const char *word)
+{
+        return has_item(list, word, " \n");
+}
 
 static char *level_path(const hierarchy *h, int level)
 {
         return kpa_xasprintf("%s/%s", h->mount, h->names[level]);
 }
 
-/* rmdir level L of H if it is empty. libcgroup 2.0.2 returns 0 even when
- * rmdir failed with EBUSY, so whether the group is gone is checked. */
-static int lcg_remove(const hierarchy *h, int level)
+/* rmdir level L in the hierarchies of MASK where it is empty. libcgroup
+ * 2.0.2 returns 0 even when rmdir failed with EBUSY, so whether the groups
+ * are gone is checked; *BUSY (may be NULL) names one that is not. */
+static int lcg_remove(const kpa_cgroup *cg, unsigned mask, int level, const hierarchy **busy)
 {
-        _cleanup_(lcg_freep) struct cgroup *g = lcg_group(h, level, false);
+        _cleanup_(lcg_freep) struct cgroup *g = lcg_group(cg, mask, level, false);
         if (!g)
                 return -ENOMEM;
         int r = cgroup_delete_cgroup_ext(g, CGFLAG_DELETE_EMPTY_ONLY);
-        if (r != 0)
-                return -lcg_errno(r);
-        _cleanup_free_ char *path = level_path(h, level);
-        return is_dir(path) ? -EBUSY : 0;
+        for (size_t j = 0; j < cg->n; j++) {
+                _cleanup_free_ char *path = (mask & BIT(j)) ? level_path(&cg->h[j], level) : NULL;
+                if (path && is_dir(path)) {
+                        if (busy)
+                                *busy = &cg->h[j];
+                        return r != 0 ? -lcg_errno(r) : -EBUSY;
+                }
+        }
+        return 0;
 }
 
 /* ---- discovery ---- */
@@ -355,17 +384,15 @@ static int discover(kpa_cgroup *cg, const char *parent, const kpa_cgroup_limits 
         for (size_t i = 0; i < cg->n; i++) {
                 _cleanup_free_ char *p = kpa_xasprintf("%s/%s", cg->h[i].mount, cg->h[i].parent);
                 if (!is_dir(p))
-                        return kpa_error_set(err, ENOENT, "cgroup %s: the parent group does not exist",
-                                             p);
+                        return kpa_error_set(err, ENOENT,
+                                             "cgroup %s: the parent group does not exist", p);
         }
         return 0;
 }
 
 /* ---- cgroup v2 parent vetting ---- */
 
-
-static int v2_refuse(kpa_error *err, const char *ppath, const char *ctrl, bool busy,
-                     bool delegated)
+static int v2_refuse(kpa_error *err, const char *ppath, const char *ctrl, bool busy, bool delegated)
 {
         if (!delegated)
                 return kpa_error_set(err, EOPNOTSUPP,
@@ -397,17 +424,18 @@ static int v2_vet_parent(hierarchy *h, unsigned needed, bool explicit_parent, kp
         _cleanup_close_ int dfd = open(ppath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return kpa_error_set_errno(err, errno, "cgroup %s: cannot open", ppath);
+        bool root = h->parent[0] == '\0';
         _cleanup_free_ char *avail = NULL, *enabled = NULL, *procs = NULL;
         int r = kpa_read_file_at(dfd, "cgroup.controllers", 1 << 12, &avail, NULL);
         if (r == 0)
                 r = kpa_read_file_at(dfd, "cgroup.subtree_control", 1 << 12, &enabled, NULL);
-        if (r == 0)
+        if (r == 0 && !root) /* the root is exempt from the no-internal-processes rule */
                 r = kpa_read_file_at(dfd, "cgroup.procs", 1 << 22, &procs, NULL);
         if (r < 0)
                 return kpa_error_set_errno(err, -r, "cgroup %s: cannot read its cgroup.* files",
                                            ppath);
-        bool busy = procs[0] != '\0';
-        bool may_enable = explicit_parent && h->parent[0] && !busy;
+        bool busy = procs && procs[0] != '\0';
+        bool may_enable = explicit_parent && !root && !busy;
         unsigned use = 0;
         int first_missing = -1;
         for (int c = 0; c < N_CTRL; c++) {
@@ -470,21 +498,25 @@ static size_t plan_settings(const hierarchy *h, const kpa_cgroup_limits *lim, se
         return n;
 }
 
-/* libcgroup says only that something failed: replay the settings one by one
- * to name the file the kernel refused. */
-static int create_error(const hierarchy *h, const setting *s, size_t n, int r, kpa_error *err)
+/* libcgroup says only that something failed, and stops at the first
+ * failure: replay the settings one by one where the group was made to name
+ * the file the kernel refused; else name the group it could not make. */
+static int create_error(const kpa_cgroup *cg, unsigned mask, const setting *s, size_t n, int r,
+                        kpa_error *err)
 {
-        if (!is_dir(h->path))
-                return kpa_error_set(err, lcg_errno(r), "cgroup %s: cannot create: %s", h->path,
-                                     lcg_strerror(r));
         for (size_t i = 0; i < n; i++) {
-                int r2 = lcg_apply(h, &s[i]);
+                const hierarchy *h = &cg->h[s[i].hier];
+                int r2 = is_dir(h->path) ? lcg_apply(h, &s[i]) : 0;
                 if (r2 != 0)
                         return kpa_error_set(err, lcg_errno(r2), "cgroup %s: cannot write %s: %s",
                                              h->path, s[i].file, lcg_strerror(r2));
         }
-        return kpa_error_set(err, lcg_errno(r), "cgroup %s: cannot set limits: %s", h->path,
-                             lcg_strerror(r));
+        for (size_t j = 0; j < cg->n; j++)
+                if ((mask & BIT(j)) && !is_dir(cg->h[j].path))
+                        return kpa_error_set(err, lcg_errno(r), "cgroup %s: cannot create: %s",
+                                             cg->h[j].path, lcg_strerror(r));
+        return kpa_error_set(err, lcg_errno(r), "cgroup %s: cannot set limits: %s",
+                             cg->h[first_of(mask)].path, lcg_strerror(r));
 }
 
 /* v2: swap must not hold what memory.max refuses. The file exists only with
@@ -504,43 +536,86 @@ static int v2_limit_swap(const hierarchy *h, const kpa_cgroup_limits *lim, kpa_e
         return 0;
 }
 
-static int create_in(hierarchy *h, const kpa_cgroup_limits *lim, kpa_error *err)
+/* Note which levels of H exist before creation. An instance group that
+ * exists is an error, unless an earlier attempt of this call made it. */
+static int note_levels(hierarchy *h, bool existed[N_LEVEL], kpa_error *err)
 {
-        setting s[4];
-        size_t ns = plan_settings(h, lim, s);
-        for (int attempt = 1;; attempt++) {
-                bool existed[N_LEVEL];
-                for (int l = 0; l < N_LEVEL; l++) {
-                        _cleanup_free_ char *p = level_path(h, l);
-                        existed[l] = access(p, F_OK) == 0;
-                        if (existed[l] && (l == LEVEL_INST || !is_dir(p)))
-                                return kpa_error_set(err, EEXIST, "cgroup %s: already exists", p);
+        for (int l = 0; l < N_LEVEL; l++) {
+                _cleanup_free_ char *p = level_path(h, l);
+                struct stat st;
+                existed[l] = stat(p, &st) == 0;
+                if (existed[l] && (!S_ISDIR(st.st_mode) || (l == LEVEL_INST && !h->made[l])))
+                        return kpa_error_set(err, EEXIST, "cgroup %s: already exists", p);
+        }
+        return 0;
+}
+
+/* Record what an attempt made; true when every instance group exists. */
+static bool note_made(kpa_cgroup *cg, unsigned mask, bool existed[][N_LEVEL], bool success)
+{
+        bool all = true;
+        for (size_t j = 0; j < cg->n; j++)
+                for (int l = 0; (mask & BIT(j)) && l < N_LEVEL; l++) {
+                        _cleanup_free_ char *p = success ? NULL : level_path(&cg->h[j], l);
+                        bool now = success || is_dir(p);
+                        cg->h[j].made[l] = cg->h[j].made[l] || (!existed[j][l] && now);
+                        all = all && (l != LEVEL_INST || now);
                 }
-                _cleanup_(lcg_freep) struct cgroup *g = lcg_group(h, LEVEL_INST, true);
+        return all;
+}
+
+/* Make the instance group, with its limits, in the hierarchies of MASK (one
+ * name) with one libcgroup call. */
+static int create_in(kpa_cgroup *cg, unsigned mask, const kpa_cgroup_limits *lim, kpa_error *err)
+{
+        setting s[2 * N_CTRL];
+        size_t ns = 0;
+        for (size_t j = 0; j < cg->n; j++) {
+                size_t k = ns;
+                if (mask & BIT(j))
+                        ns += plan_settings(&cg->h[j], lim, s + ns);
+                for (; k < ns; k++)
+                        s[k].hier = j;
+        }
+        for (int attempt = 1;; attempt++) {
+                bool existed[N_CTRL][N_LEVEL] = {{false}};
+                for (size_t j = 0; j < cg->n; j++) {
+                        int r = (mask & BIT(j)) ? note_levels(&cg->h[j], existed[j], err) : 0;
+                        if (r < 0)
+                                return r;
+                }
+                _cleanup_(lcg_freep) struct cgroup *g = lcg_group(cg, mask, LEVEL_INST, true);
                 int r = g ? lcg_add_settings(g, s, ns) : ECGFAIL;
                 if (r == 0)
                         r = cgroup_create_cgroup(g, 1);
-                for (int l = 0; l < N_LEVEL; l++) {
-                        _cleanup_free_ char *p = level_path(h, l);
-                        h->made[l] = h->made[l] || (!existed[l] && is_dir(p));
+                bool all_made = note_made(cg, mask, existed, r == 0);
+                for (size_t j = 0; r == 0 && j < cg->n; j++) {
+                        int r2 = (mask & BIT(j)) ? v2_limit_swap(&cg->h[j], lim, err) : 0;
+                        if (r2 < 0)
+                                return r2;
                 }
                 if (r == 0)
-                        return v2_limit_swap(h, lim, err);
+                        return 0;
                 /* A kpa ending at the same time may have removed the empty
                  * kpa.slice or APP between libcgroup's mkdirs: try again. */
-                if (attempt < CREATE_ATTEMPTS && !is_dir(h->path))
+                if (attempt < CREATE_ATTEMPTS && !all_made)
                         continue;
-                return create_error(h, s, ns, r, err);
+                return create_error(cg, mask, s, ns, r, err);
         }
 }
 
 /* Remove what kpa_cgroup_create() made, innermost first. */
 static void remove_made(kpa_cgroup *cg)
 {
-        for (size_t i = 0; i < cg->n; i++)
-                for (int l = N_LEVEL - 1; l >= 0; l--)
-                        if (cg->h[i].made[l])
-                                (void)lcg_remove(&cg->h[i], l);
+        for (int l = N_LEVEL - 1; l >= 0; l--)
+                for (size_t i = 0; i < cg->n; i++) {
+                        unsigned same = same_name(cg, i), mask = 0;
+                        for (size_t j = 0; j < cg->n; j++)
+                                if ((same & BIT(j)) && cg->h[j].made[l])
+                                        mask |= BIT(j);
+                        if (first_of(same) == i && mask)
+                                (void)lcg_remove(cg, mask, l, NULL);
+                }
 }
 
 static void group_free(kpa_cgroup *cg)
@@ -561,7 +636,10 @@ static void group_free(kpa_cgroup *cg)
         free(cg);
 }
 
-static void group_freep(kpa_cgroup **cg) { group_free(*cg); }
+static void group_freep(kpa_cgroup **cg)
+{
+        group_free(*cg);
+}
 
 static int check_args(const char *app_id, const char *instance, const kpa_cgroup_limits *lim,
                       kpa_error *err)
@@ -602,7 +680,8 @@ int kpa_cgroup_create(const char *parent, const char *app_id, const char *instan
                         return r;
         }
         for (size_t i = 0; i < cg->n; i++) {
-                r = create_in(&cg->h[i], lim, err);
+                unsigned mask = same_name(cg, i);
+                r = first_of(mask) == i ? create_in(cg, mask, lim, err) : 0;
                 if (r < 0) {
                         remove_made(cg);
                         return r;
@@ -735,8 +814,8 @@ static bool in_group(const hierarchy *h, pid_t pid)
                         continue;
                 *ctrls++ = '\0';
                 *path++ = '\0';
-                bool match = h->v2 ? (streq(line, "0") && ctrls[0] == '\0')
-                                   : has_item(ctrls, ctrl, ",");
+                bool match =
+                        h->v2 ? (streq(line, "0") && ctrls[0] == '\0') : has_item(ctrls, ctrl, ",");
                 if (match)
                         return streq(path, want);
         }
@@ -853,20 +932,21 @@ const char *kpa_cgroup_path(const kpa_cgroup *cg, const char *controller)
 
 /* ---- removal ---- */
 
-/* rmdir the instance, waiting briefly: processes that were just killed leave
- * their group a few milliseconds after they die. */
-static int remove_instance(const hierarchy *h, kpa_error *err)
+/* rmdir the instance groups of MASK, waiting briefly: processes that were
+ * just killed leave their group a few milliseconds after they die. */
+static int remove_instance(const kpa_cgroup *cg, unsigned mask, kpa_error *err)
 {
         struct timespec start;
         clock_gettime(CLOCK_MONOTONIC, &start);
         for (unsigned delay = 1;; delay = delay < 32 ? delay * 2 : delay) {
-                int r = lcg_remove(h, LEVEL_INST);
+                const hierarchy *busy = &cg->h[first_of(mask)];
+                int r = lcg_remove(cg, mask, LEVEL_INST, &busy);
                 if (r == 0)
                         return 0;
                 if (r != -EBUSY || elapsed_ms(&start) > EMPTY_TIMEOUT_MS)
-                        return kpa_error_set_errno(err, -r, "cgroup %s: cannot remove%s", h->path,
-                                                   r == -EBUSY ? " (it still holds processes)"
-                                                               : "");
+                        return kpa_error_set_errno(
+                                err, -r, "cgroup %s: cannot remove%s", busy->path,
+                                r == -EBUSY ? " (it still holds processes)" : "");
                 sleep_ms(delay);
         }
 }
@@ -878,15 +958,18 @@ int kpa_cgroup_destroy(kpa_cgroup *cg, kpa_error *err)
         int ret = lcg_init(err);
         bool ready = ret == 0;
         for (size_t i = 0; ready && i < cg->n; i++) {
+                unsigned mask = same_name(cg, i);
+                if (first_of(mask) != i)
+                        continue;
                 /* The first failure is the one reported; the rest still go. */
-                int r = remove_instance(&cg->h[i], ret == 0 ? err : NULL);
+                int r = remove_instance(cg, mask, ret == 0 ? err : NULL);
                 if (r < 0) {
                         ret = ret == 0 ? r : ret;
                         continue;
                 }
                 /* APP and kpa.slice go once no other instance uses them. */
-                if (lcg_remove(&cg->h[i], LEVEL_APP) == 0)
-                        (void)lcg_remove(&cg->h[i], LEVEL_SLICE);
+                if (lcg_remove(cg, mask, LEVEL_APP, NULL) == 0)
+                        (void)lcg_remove(cg, mask, LEVEL_SLICE, NULL);
         }
         group_free(cg);
         return ret;

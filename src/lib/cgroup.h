@@ -27,7 +27,12 @@ typedef struct kpa_cgroup kpa_cgroup;
 
 /* Create PARENT/kpa.slice/APP_ID/INSTANCE (PARENT NULL: this process's own
  * cgroup, per hierarchy) with LIMITS. -errno with a message naming the
- * cgroup path on failure; nothing is left behind then. */
+ * cgroup path on failure; nothing is left behind then.
+ * PARENT is a group path as /proc/PID/cgroup shows it, the same in every
+ * hierarchy, and must exist. On cgroup v2 the parent must already enable the
+ * controllers in cgroup.subtree_control (EBUSY when it holds processes and
+ * does not), except an explicit, empty, non-root PARENT, where kpa enables
+ * them. An INSTANCE that exists already is -EEXIST. LIMITS may be NULL. */
 int kpa_cgroup_create(const char *parent, const char *app_id, const char *instance,
                       const kpa_cgroup_limits *limits, kpa_cgroup **out, kpa_error *err);
 
@@ -45,7 +50,7 @@ int kpa_cgroup_attach_pid(kpa_cgroup *cg, pid_t pid, kpa_error *err);
 /* An O_DIRECTORY fd of the v2 group (for CLONE_INTO_CGROUP), or -1. */
 int kpa_cgroup_v2_fd(kpa_cgroup *cg);
 
-/* Pids in the group (from the hierarchy that has them all). */
+/* Pids in the group (from the hierarchy that has them all); free(*pids). */
 int kpa_cgroup_pids(kpa_cgroup *cg, pid_t **pids, size_t *n, kpa_error *err);
 /* SIGKILL every process in the group and wait (bounded) until it is empty. */
 int kpa_cgroup_kill(kpa_cgroup *cg, kpa_error *err);
@@ -60,7 +65,7 @@ const char *kpa_cgroup_path(const kpa_cgroup *cg, const char *controller);
 
 /* Remove the instance group (waiting briefly for it to empty), and the
  * APP_ID and kpa.slice parents if they are empty and were created by kpa.
- * Frees CG. */
+ * Frees CG. It kills nothing: -EBUSY if processes remain (kill first). */
 int kpa_cgroup_destroy(kpa_cgroup *cg, kpa_error *err);
 
 #endif

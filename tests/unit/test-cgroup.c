@@ -52,7 +52,10 @@ static char *read_in(const char *dir, const char *file)
         return slurp(p);
 }
 
-static bool exists(const char *path) { return access(path, F_OK) == 0; }
+static bool exists(const char *path)
+{
+        return access(path, F_OK) == 0;
+}
 
 static bool list_has(const char *list, const char *word)
 {
@@ -68,7 +71,8 @@ static bool list_has(const char *list, const char *word)
 static char *group_of(const char *text, int i)
 {
         _cleanup_free_ char *copy = kpa_xstrdup(text ? text : "");
-        for (char *save = NULL, *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        for (char *save = NULL, *l = strtok_r(copy, "\n", &save); l;
+             l = strtok_r(NULL, "\n", &save)) {
                 char *list = strchr(l, ':'), *path = list ? strchr(list + 1, ':') : NULL;
                 if (!path)
                         continue;
@@ -104,7 +108,8 @@ static void find_hierarchies(void)
                 }
                 _cleanup_free_ char *path = hier[i].mount[0] ? group_of(own, i) : NULL;
                 if (path) {
-                        snprintf(hier[i].cur, sizeof(hier[i].cur), "%s", streq(path, "/") ? "" : path);
+                        snprintf(hier[i].cur, sizeof(hier[i].cur), "%s",
+                                 streq(path, "/") ? "" : path);
                         hier[i].found = true;
                 }
         }
@@ -209,7 +214,8 @@ static void test_bad_arguments(void)
         kpa_cgroup *cg = NULL;
         kpa_cgroup_limits lim = {0};
         is(kpa_cgroup_create(NULL, "../x", "1", &lim, &cg, &err), -EINVAL, "bad app id refused");
-        is(kpa_cgroup_create(NULL, app_fail, "", &lim, &cg, &err), -EINVAL, "empty instance refused");
+        is(kpa_cgroup_create(NULL, app_fail, "", &lim, &cg, &err), -EINVAL,
+           "empty instance refused");
         lim.cpu_weight = 20000;
         is(kpa_cgroup_create(NULL, app_fail, "1", &lim, &cg, &err), -EINVAL, "cpu weight 20000");
         has_str(err.message, "cpu weight 20000", "message names the weight");
@@ -263,7 +269,8 @@ static void check_proc_cgroup(pid_t pid, const char *inst)
         snprintf(file, sizeof(file), "/proc/%d/cgroup", (int)pid);
         _cleanup_free_ char *text = slurp(file);
         for (int i = 0; i < N_CTRL; i++) {
-                _cleanup_free_ char *want = kpa_xasprintf("%s/kpa.slice/%s/%s", hier[i].cur, app, inst);
+                _cleanup_free_ char *want =
+                        kpa_xasprintf("%s/kpa.slice/%s/%s", hier[i].cur, app, inst);
                 _cleanup_free_ char *got = group_of(text, i);
                 is_str(got, want, "/proc/%d/cgroup: %s", (int)pid, ctrls[i]);
         }
@@ -350,7 +357,8 @@ static void test_failed_create(void)
         /* pids.max takes at most PID_MAX_LIMIT: the kernel refuses this one,
          * after the memory group was made. */
         kpa_cgroup_limits lim = {.memory_bytes = 16 * MiB, .pids = 1ULL << 40};
-        is(kpa_cgroup_create(NULL, app_fail, "1", &lim, &cg, &err), -EINVAL, "kernel refuses pids.max");
+        is(kpa_cgroup_create(NULL, app_fail, "1", &lim, &cg, &err), -EINVAL,
+           "kernel refuses pids.max");
         _cleanup_free_ char *dir = group_dir(1, app_fail, "1");
         _cleanup_free_ char *want =
                 kpa_xasprintf("cgroup %s: cannot write pids.max: Invalid argument", dir);
@@ -469,8 +477,8 @@ static bool clean_up(const char *app_id)
                 }
                 printf("# cleaned up a leftover %s\n", appdir);
                 rmdir(appdir);
-                _cleanup_free_ char *slice = kpa_xasprintf("%s%s/kpa.slice", hier[i].mount,
-                                                           hier[i].cur);
+                _cleanup_free_ char *slice =
+                        kpa_xasprintf("%s%s/kpa.slice", hier[i].mount, hier[i].cur);
                 rmdir(slice); /* fails while others use it: fine */
         }
         return clean;
