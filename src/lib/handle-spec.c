@@ -45,8 +45,8 @@ static int open_inherited(const char *spec, const char *arg, kpa_error *err)
                 if (errno == EBADF)
                         return kpa_error_set(err, EBADF, "handle spec \"%s\": fd %ld is not open",
                                              spec, n);
-                return kpa_error_set_errno(err, errno, "handle spec \"%s\": cannot duplicate fd %ld",
-                                           spec, n);
+                return kpa_error_set_errno(err, errno,
+                                           "handle spec \"%s\": cannot duplicate fd %ld", spec, n);
         }
         return fd;
 }
@@ -63,7 +63,8 @@ static int open_file(const char *spec, const char *path, int flags, kpa_error *e
         if (fstat(fd, &st) < 0) {
                 int e = errno;
                 close(fd);
-                return kpa_error_set_errno(err, e, "handle spec \"%s\": cannot stat %s", spec, path);
+                return kpa_error_set_errno(err, e, "handle spec \"%s\": cannot stat %s", spec,
+                                           path);
         }
         /* a directory fd would hand the application a way out of its
          * private root (openat relative to it) */
@@ -199,8 +200,9 @@ static int open_tcp(const char *spec, const char *arg, bool listening, kpa_error
         errno = 0;
         int rc = getaddrinfo(hp.host[0] ? hp.host : NULL, hp.port, &hints, &res);
         if (rc != 0)
-                return kpa_error_set(err, gai_errno(rc), "handle spec \"%s\": cannot resolve %s: %s",
-                                     spec, hp.host[0] ? hp.host : "*", gai_strerror(rc));
+                return kpa_error_set(err, gai_errno(rc),
+                                     "handle spec \"%s\": cannot resolve %s: %s", spec,
+                                     hp.host[0] ? hp.host : "*", gai_strerror(rc));
         /* the first address that works wins, as servers and clients do */
         int last = -EADDRNOTAVAIL;
         const char *step = "bind";
@@ -220,8 +222,8 @@ static int open_tcp(const char *spec, const char *arg, bool listening, kpa_error
 
 /* ---- Unix sockets ---- */
 
-static int unix_address(const char *spec, const char *path, struct sockaddr_un *sa,
-                        socklen_t *len, kpa_error *err)
+static int unix_address(const char *spec, const char *path, struct sockaddr_un *sa, socklen_t *len,
+                        kpa_error *err)
 {
         size_t plen = strlen(path);
         if (plen == 0)
@@ -257,15 +259,16 @@ static int remove_stale_socket(const char *spec, const char *path, const struct 
                                            path);
         }
         if (!S_ISSOCK(st.st_mode))
-                return kpa_error_set(err, EEXIST, "handle spec \"%s\": %s exists and is not a socket",
-                                     spec, path);
+                return kpa_error_set(err, EEXIST,
+                                     "handle spec \"%s\": %s exists and is not a socket", spec,
+                                     path);
         _cleanup_close_ int probe = unix_socket();
         if (probe < 0)
                 return kpa_error_set_errno(err, errno, "handle spec \"%s\": socket", spec);
         if (connect(probe, (const struct sockaddr *)sa, len) == 0)
                 return kpa_error_set(err, EADDRINUSE,
-                                     "handle spec \"%s\": a server is already listening on %s", spec,
-                                     path);
+                                     "handle spec \"%s\": a server is already listening on %s",
+                                     spec, path);
         if (errno != ECONNREFUSED)
                 return kpa_error_set_errno(err, errno, "handle spec \"%s\": cannot probe %s", spec,
                                            path);

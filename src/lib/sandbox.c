@@ -506,6 +506,10 @@ static _Noreturn void child_main(const child_ctx *c)
 {
         const kpa_instance_spec *spec = c->spec;
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* out of the caller's session and process group, so that a Ctrl-C
+         * at the caller's terminal reaches the caller (which turns it into
+         * a Normal stop) and not the instance */
+        setsid();
         if (c->death_fd >= 0) {
                 struct pollfd p = {.fd = c->death_fd, .events = POLLIN};
                 if (poll(&p, 1, 0) > 0)
@@ -572,15 +576,13 @@ static int clone_trees(const kpa_instance_spec *spec, int *trees, kpa_error *err
                 int t = open_tree(op->source_fd, "",
                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
                 if (t < 0)
-                        return kpa_error_set_errno(err, errno, "%s: open_tree for %s", spec->app_id,
-                                                   op->target);
+                        return kpa_error_set_errno(err, errno, "open_tree for %s", op->target);
                 trees[i] = t;
                 struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
                 if (op->kind == KPA_MOUNT_BIND_RO)
                         attr.attr_set |= MOUNT_ATTR_RDONLY;
                 if (mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
-                        return kpa_error_set_errno(err, errno, "%s: mount_setattr for %s",
-                                                   spec->app_id, op->target);
+                        return kpa_error_set_errno(err, errno, "mount_setattr for %s", op->target);
         }
         return 0;
 }
@@ -631,7 +633,7 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         if (pid < 0) {
                 close(rep[0]);
                 kpa_cgroup_destroy(cg, NULL);
-                return kpa_error_set_errno(err, saved, "%s: clone into new namespaces", spec->app_id);
+                return kpa_error_set_errno(err, saved, "clone into new namespaces");
         }
         sb->pid = pid;
         sb->pidfd = pidfd;

@@ -74,7 +74,8 @@ static void usage(void)
                "      --user UID[:GID]      run as this user and group instead of the\n"
                "                            package's own\n"
                "      --stop-timeout SECS   grace period between SIGTERM and SIGKILL when the\n"
-               "                            application is stopped (default 10; may be fractional)\n"
+               "                            application is stopped (default 10; fractions\n"
+               "                            allowed)\n"
                "      --cgroup-parent PATH  create kpa.slice below the cgroup PATH instead of\n"
                "                            below %1$s's own cgroup\n"
                "      --json                when the application ends, print its final state as\n"
@@ -180,11 +181,13 @@ static int parse_user(const char *s)
         _cleanup_free_ char *user = kpa_xstrndup(s, colon ? (size_t)(colon - s) : strlen(s));
         uint32_t uid, gid;
         if (!*user || parse_id(user, false, &uid) < 0)
-                return cli_usage_error("--user: \"%s\" is not a user id or a known user name", user);
+                return cli_usage_error("--user: \"%s\" is not a user id or a known user name",
+                                       user);
         if (colon) {
                 if (!colon[1] || parse_id(colon + 1, true, &gid) < 0)
-                        return cli_usage_error("--user: \"%s\" is not a group id or a known group name",
-                                               colon + 1);
+                        return cli_usage_error(
+                                "--user: \"%s\" is not a group id or a known group name",
+                                colon + 1);
         } else {
                 struct passwd *pw = getpwuid(uid);
                 gid = pw ? pw->pw_gid : uid;
@@ -248,7 +251,8 @@ static int parse_option(int c, const char *optarg_)
                 else if (streq(optarg_, "host"))
                         o->network = KPA_START_NETWORK_HOST;
                 else
-                        return cli_usage_error("--network: \"%s\" is neither none nor host", optarg_);
+                        return cli_usage_error("--network: \"%s\" is neither none nor host",
+                                               optarg_);
                 return 0;
         case OPT_USER: return parse_user(optarg_);
         case OPT_STOP_TIMEOUT:
@@ -256,6 +260,9 @@ static int parse_option(int c, const char *optarg_)
                         return cli_usage_error("--stop-timeout: \"%s\" is not a number of seconds "
                                                "(e.g. 10 or 0.5)",
                                                optarg_);
+                /* libkpa reads 0 as "the default" (10 s); 0 here means no grace */
+                if (o->stop_timeout_ms == 0)
+                        o->stop_timeout_ms = 1;
                 return 0;
         case OPT_CGROUP_PARENT:
                 if (!*optarg_)
@@ -391,7 +398,8 @@ static void print_json(const kpa_token *token, const kpa_process_context *ctx)
         json_object_object_add(o, "token", json_object_new_string(tok));
         json_object_object_add(o, "app", json_object_new_string(ctx->app_id));
         json_object_object_add(o, "runConfiguration", json_object_new_string(ctx->run_config_id));
-        json_object_object_add(o, "state", json_object_new_string(kpa_process_state_name(ctx->state)));
+        json_object_object_add(o, "state",
+                               json_object_new_string(kpa_process_state_name(ctx->state)));
         json_object_object_add(o, "exitStatus",
                                json_object_new_string(kpa_exit_status_name(ctx->exit_status)));
         json_object_object_add(o, "exitCode", json_object_new_int(ctx->exit_code));
@@ -423,7 +431,8 @@ static int exit_status_of(const kpa_process_context *ctx, bool stop_requested)
         }
         if (ctx->state == KPA_PROCESS_FINISHED && ctx->exit_status == KPA_EXIT_TERMINATED)
                 return 128 + (is_signal ? ctx->exit_code : SIGTERM);
-        if (ctx->state == KPA_PROCESS_FAILED && ctx->exit_status == KPA_EXIT_UNEXPECTED && is_signal)
+        if (ctx->state == KPA_PROCESS_FAILED && ctx->exit_status == KPA_EXIT_UNEXPECTED &&
+            is_signal)
                 return 128 + ctx->exit_code;
         return EXIT_FAILURE;
 }
@@ -444,7 +453,8 @@ static void report_end(const kpa_process_context *ctx)
                 else
                         cli_error("%s: failed", ctx->app_id);
         } else if (ctx->exit_status == KPA_EXIT_TERMINATED) {
-                cli_error("%s: %s", ctx->app_id, ctx->message[0] ? ctx->message : "stopped by force");
+                cli_error("%s: %s", ctx->app_id,
+                          ctx->message[0] ? ctx->message : "stopped by force");
         }
 }
 
@@ -468,7 +478,9 @@ static void on_stop_signal(kpa_control *ctl, const kpa_token *token, int signo, 
 {
         kpa_stop_policy policy = ++*count == 1 ? KPA_STOP_NORMAL : KPA_STOP_FORCED;
         if (!arg.quiet) {
-                const char *sig = signo == SIGINT ? "SIGINT" : signo == SIGHUP ? "SIGHUP" : "SIGTERM";
+                const char *sig = signo == SIGINT   ? "SIGINT"
+                                  : signo == SIGHUP ? "SIGHUP"
+                                                    : "SIGTERM";
                 if (policy == KPA_STOP_NORMAL)
                         cli_error("%s received: stopping %s (send it again to kill it at once)",
                                   sig, arg.app_id);
@@ -497,8 +509,8 @@ static int drain_signals(int sfd, kpa_control *ctl, const kpa_token *token, unsi
 }
 
 /* Wait until the instance has ended, serving stop signals meanwhile. */
-static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd,
-                        kpa_process_context *ctx, unsigned *stops)
+static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_process_context *ctx,
+                        unsigned *stops)
 {
         int cfd = kpa_control_get_fd(ctl);
         if (cfd < 0)
@@ -534,7 +546,10 @@ static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd,
 /* ---- start ---- */
 
 /* Our own stdio goes through; a closed one becomes /dev/null. */
-static int stdio_fd(int fd) { return fcntl(fd, F_GETFD) < 0 ? -1 : fd; }
+static int stdio_fd(int fd)
+{
+        return fcntl(fd, F_GETFD) < 0 ? -1 : fd;
+}
 
 static int report_failed_start(kpa_control *ctl, const kpa_token *token)
 {
@@ -547,8 +562,7 @@ static int report_failed_start(kpa_control *ctl, const kpa_token *token)
                 cli_error("%s: %s%s%s", arg.app_id, ctx.message, ctx.exit_reason ? ": " : "",
                           ctx.exit_reason ? strerror(ctx.exit_reason) : "");
         else
-                cli_error("%s: start failed: %s", arg.app_id,
-                          strerror(err.code ? err.code : EIO));
+                cli_error("%s: start failed: %s", arg.app_id, strerror(err.code ? err.code : EIO));
         if (arg.json && have_ctx)
                 print_json(token, &ctx);
         return EXIT_FAILURE;

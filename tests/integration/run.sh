@@ -188,6 +188,8 @@ check_eq "leaves no process or cgroup behind" "$(leftover_instances)" ""
 p=$!
 for _ in $(seq 100); do init=$(pgrep -P $p | head -1); [ -n "$init" ] && break; sleep 0.05; done
 sleep 0.3
+check "the instance has its own session (a Ctrl-C at kpa-run's terminal reaches only kpa-run)" \
+    test "$(ps -o sid= -p "$init" | tr -d ' ')" != "$(ps -o sid= -p $p | tr -d ' ')"
 kill -9 $p
 wait $p 2>/dev/null
 for _ in $(seq 100); do kill -0 "$init" 2>/dev/null || break; sleep 0.05; done

@@ -16,7 +16,10 @@
 
 static char dir[] = "/tmp/kpa-test-handle-spec-XXXXXX";
 
-static char *path_in_dir(const char *name) { return kpa_xasprintf("%s/%s", dir, name); }
+static char *path_in_dir(const char *name)
+{
+        return kpa_xasprintf("%s/%s", dir, name);
+}
 
 /* An fd from kpa_handle_open_spec must be close-on-exec and clear of 0-2. */
 static void check_fd_shape(int fd, const char *what)
@@ -25,7 +28,10 @@ static void check_fd_shape(int fd, const char *what)
         ok(fd >= 3 && flags >= 0 && (flags & FD_CLOEXEC), "%s: fd %d >= 3 and O_CLOEXEC", what, fd);
 }
 
-static int access_mode(int fd) { return fcntl(fd, F_GETFL) & O_ACCMODE; }
+static int access_mode(int fd)
+{
+        return fcntl(fd, F_GETFL) & O_ACCMODE;
+}
 
 static int sock_int(int fd, int level, int opt)
 {
@@ -163,8 +169,7 @@ static void test_files(void)
         close(fd);
         _cleanup_free_ char *content = NULL;
         size_t len = 0;
-        ok(kpa_read_file_at(AT_FDCWD, log, 64, &content, &len) == 0 &&
-                   streq(content, "one\ntwo\n"),
+        ok(kpa_read_file_at(AT_FDCWD, log, 64, &content, &len) == 0 && streq(content, "one\ntwo\n"),
            "file+a: the second write went to the end");
 
         _cleanup_free_ char *missing = path_in_dir("missing");
