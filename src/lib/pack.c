@@ -182,36 +182,6 @@ static int64_t pack_mtime(const kpa_pack_options *opts)
 
 /* ---- Reading the manifest ---- */
 
-static int read_fd_max(int fd, const char *path, size_t max, char **out, size_t *out_len,
-                       kpa_error *err)
-{
-        size_t cap = 64 * 1024, len = 0;
-        _cleanup_free_ char *buf = kpa_xmalloc(cap);
-        for (;;) {
-                if (len == cap) {
-                        if (cap > max)
-                                return kpa_error_set(err, EFBIG, "%s: larger than %zu bytes",
-                                                     path, max);
-                        cap *= 2;
-                        buf = kpa_xrealloc(buf, cap);
-                }
-                ssize_t n = read(fd, buf + len, cap - len);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return kpa_error_set_errno(err, errno, "read %s", path);
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-        }
-        if (len > max)
-                return kpa_error_set(err, EFBIG, "%s: larger than %zu bytes", path, max);
-        *out = TAKE_PTR(buf);
-        *out_len = len;
-        return 0;
-}
-
 static int load_manifest(pack_ctx *ctx, kpa_error *err)
 {
         const char *path = ctx->opts->manifest_path;
@@ -228,10 +198,12 @@ static int load_manifest(pack_ctx *ctx, kpa_error *err)
                 return kpa_error_set_errno(err, errno, "%s", path);
         if (!S_ISREG(ctx->manifest_st.st_mode))
                 return kpa_error_set(err, EAGAIN, "%s: replaced while packing", path);
-        int r = read_fd_max(fd, path, KPA_MANIFEST_MAX_SIZE, &ctx->manifest_text,
-                            &ctx->manifest_len, err);
+        int r = kpa_read_fd(fd, KPA_MANIFEST_MAX_SIZE, &ctx->manifest_text, &ctx->manifest_len);
+        if (r == -EFBIG)
+                return kpa_error_set(err, EFBIG, "%s: larger than %d bytes", path,
+                                     KPA_MANIFEST_MAX_SIZE);
         if (r < 0)
-                return r;
+                return kpa_error_set_errno(err, -r, "read %s", path);
         r = kpa_manifest_parse(ctx->manifest_text, ctx->manifest_len,
                                KPA_MANIFEST_ALLOW_MISSING_DIGESTS, &ctx->manifest, err);
         if (r < 0) {

@@ -131,6 +131,36 @@ int kpa_write_all(int fd, const void *buf, size_t len)
         return 0;
 }
 
+int kpa_read_fd(int fd, size_t max, char **out, size_t *out_len)
+{
+        size_t cap = 4096, len = 0;
+        _cleanup_free_ char *buf = kpa_xmalloc(cap + 1);
+        for (;;) {
+                if (len == cap) {
+                        if (cap > max)
+                                return -EFBIG;
+                        cap *= 2;
+                        buf = kpa_xrealloc(buf, cap + 1);
+                }
+                ssize_t n = read(fd, buf + len, cap - len);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        break;
+                len += (size_t)n;
+        }
+        if (len > max)
+                return -EFBIG;
+        buf[len] = '\0';
+        *out = TAKE_PTR(buf);
+        if (out_len)
+                *out_len = len;
+        return 0;
+}
+
 int kpa_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *out_len)
 {
         _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
@@ -143,32 +173,7 @@ int kpa_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t
                 return -EINVAL;
         if ((uint64_t)st.st_size > max)
                 return -EFBIG;
-        size_t cap = (size_t)st.st_size + 1, len = 0;
-        _cleanup_free_ char *buf = kpa_xmalloc(cap);
-        for (;;) {
-                if (len + 1 >= cap) {
-                        if (cap > max + 1)
-                                return -EFBIG;
-                        cap *= 2;
-                        buf = kpa_xrealloc(buf, cap);
-                }
-                ssize_t n = read(fd, buf + len, cap - len - 1);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-                if (len > max)
-                        return -EFBIG;
-        }
-        buf[len] = '\0';
-        *out = TAKE_PTR(buf);
-        if (out_len)
-                *out_len = len;
-        return 0;
+        return kpa_read_fd(fd, max, out, out_len);
 }
 
 static int rm_rf_children(int dfd)

@@ -84,6 +84,9 @@ char *kpa_xasprintf(const char *fmt, ...) _printf_(1, 2);
 
 /* Write all of BUF to FD, retrying on EINTR and short writes. */
 int kpa_write_all(int fd, const void *buf, size_t len);
+/* Read FD to its end into a NUL-terminated buffer of at most MAX bytes;
+ * -EFBIG when there is more. */
+int kpa_read_fd(int fd, size_t max, char **out, size_t *out_len);
 /* Read a whole file relative to DIRFD (no symlinks followed) into a
  * NUL-terminated buffer of at most MAX bytes; -EFBIG when larger. */
 int kpa_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *out_len);

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,6 +51,30 @@ int cli_usage_error(const char *fmt, ...)
         va_end(ap);
         fprintf(stderr, "\nTry '%s --help' for more information.\n", program);
         return EXIT_USAGE;
+}
+
+int cli_parse_options(int argc, char **argv, const char *shortopts,
+                      const struct option *longopts, cli_option_fn handle)
+{
+        char spec[128];
+        bool plus = shortopts[0] == '+';
+        snprintf(spec, sizeof(spec), "%s:%s", plus ? "+" : "", shortopts + plus);
+        opterr = 0;
+        int c;
+        while ((c = getopt_long(argc, argv, spec, longopts, NULL)) != -1) {
+                if (c == ':')
+                        return cli_usage_error("%s needs an argument", argv[optind - 1]);
+                if (c == '?') {
+                        if (optopt)
+                                return cli_usage_error("unknown option -%c", optopt);
+                        return cli_usage_error("unknown or incomplete option %s",
+                                               argv[optind - 1]);
+                }
+                int r = handle(c, optarg);
+                if (r)
+                        return r;
+        }
+        return 0;
 }
 
 int cli_parse_size(const char *s, uint64_t *out)

@@ -19,6 +19,17 @@ void cli_report(const kpa_error *err);
 /* A usage error: message, then "Try 'PROGRAM --help'."; returns EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+struct option;
+/* Handle one parsed option C with argument ARG (NULL if none); return 0 to
+ * go on, or an exit code (e.g. the one cli_usage_error() returns) to stop. */
+typedef int (*cli_option_fn)(int c, const char *arg);
+/* getopt_long() over ARGV with one way of reporting unknown options and
+ * missing arguments (usage errors). SHORTOPTS may start with '+'; a ':' is
+ * added. Returns 0, or the exit code to stop with; optind is left at the
+ * first operand. */
+int cli_parse_options(int argc, char **argv, const char *shortopts,
+                      const struct option *longopts, cli_option_fn handle);
+
 /* Parse a size with an optional K, M, G or T suffix (powers of 1024). */
 int cli_parse_size(const char *s, uint64_t *out);
 

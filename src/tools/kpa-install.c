@@ -149,20 +149,9 @@ static int parse_args(int argc, char **argv)
                 {0},
         };
         kpa_install_options_init(&arg.install);
-        int c;
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, ":r:RliVqvh", options, NULL)) != -1) {
-                if (c == '?') {
-                        if (optopt)
-                                return cli_usage_error("unknown option -%c", optopt);
-                        return cli_usage_error("unknown or incomplete option %s", argv[optind - 1]);
-                }
-                if (c == ':')
-                        return cli_usage_error("%s needs an argument", argv[optind - 1]);
-                int r = parse_option(c, optarg);
-                if (r)
-                        return r;
-        }
+        int r = cli_parse_options(argc, argv, "r:RliVqvh", options, parse_option);
+        if (r)
+                return r;
         if (arg.purge && arg.mode != MODE_REMOVE)
                 return cli_usage_error("--purge only goes with --remove");
         if (arg.json && arg.mode != MODE_LIST && arg.mode != MODE_INFO)

@@ -89,9 +89,36 @@ static int parse_epoch(const char *s, int64_t *out)
         return 0;
 }
 
+enum { OPT_COMPRESS = 0x100, OPT_MTIME, OPT_VERSION };
+
+static kpa_pack_options opts;
+static bool quiet, verbose;
+
+static int parse_option(int c, const char *arg)
+{
+        switch (c) {
+        case 'o': opts.output_path = arg; return 0;
+        case 'm': opts.manifest_path = arg; return 0;
+        case OPT_COMPRESS:
+                if (kpa_compression_from_string(arg, &opts.compression) < 0)
+                        return cli_usage_error("unknown compression '%s' (zstd, xz, gzip or none)",
+                                               arg);
+                return 0;
+        case OPT_MTIME:
+                if (parse_epoch(arg, &opts.mtime) < 0)
+                        return cli_usage_error("--mtime: '%s' is not a number of seconds since 1970",
+                                               arg);
+                return 0;
+        case 'q': quiet = true, verbose = false; return 0;
+        case 'v': verbose = true, quiet = false; return 0;
+        case 'h': usage(); exit(EXIT_SUCCESS);
+        case OPT_VERSION: printf("%s %s\n", cli_program(), PACKAGE_VERSION); exit(EXIT_SUCCESS);
+        default: return cli_usage_error("unknown option");
+        }
+}
+
 int main(int argc, char **argv)
 {
-        enum { OPT_COMPRESS = 0x100, OPT_MTIME, OPT_VERSION };
         static const struct option longopts[] = {
                 { "output", required_argument, NULL, 'o' },
                 { "manifest", required_argument, NULL, 'm' },
@@ -103,55 +130,12 @@ int main(int argc, char **argv)
                 { "version", no_argument, NULL, OPT_VERSION },
                 { NULL, 0, NULL, 0 },
         };
-        kpa_pack_options opts;
-        bool quiet = false, verbose = false;
-        int c;
 
         cli_init(argv[0]);
         kpa_pack_options_init(&opts);
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, ":o:m:qvh", longopts, NULL)) != -1) {
-                switch (c) {
-                case 'o':
-                        opts.output_path = optarg;
-                        break;
-                case 'm':
-                        opts.manifest_path = optarg;
-                        break;
-                case OPT_COMPRESS:
-                        if (kpa_compression_from_string(optarg, &opts.compression) < 0)
-                                return cli_usage_error(
-                                        "unknown compression '%s' (zstd, xz, gzip or none)",
-                                        optarg);
-                        break;
-                case OPT_MTIME:
-                        if (parse_epoch(optarg, &opts.mtime) < 0)
-                                return cli_usage_error("--mtime: '%s' is not a number of "
-                                                       "seconds since 1970", optarg);
-                        break;
-                case 'q':
-                        quiet = true;
-                        verbose = false;
-                        break;
-                case 'v':
-                        verbose = true;
-                        quiet = false;
-                        break;
-                case 'h':
-                        usage();
-                        return EXIT_SUCCESS;
-                case OPT_VERSION:
-                        printf("%s %s\n", cli_program(), PACKAGE_VERSION);
-                        return EXIT_SUCCESS;
-                case ':':
-                        return cli_usage_error("option '%s' needs an argument",
-                                               argv[optind - 1]);
-                default:
-                        if (optopt)
-                                return cli_usage_error("unknown option '-%c'", optopt);
-                        return cli_usage_error("unknown option '%s'", argv[optind - 1]);
-                }
-        }
+        int r = cli_parse_options(argc, argv, "o:m:qvh", longopts, parse_option);
+        if (r)
+                return r;
         if (!opts.output_path)
                 return cli_usage_error("no output given (-o OUTPUT.kpa)");
         if (!opts.manifest_path)

@@ -323,22 +323,11 @@ static int parse_args(int argc, char **argv)
                 {0},
         };
         kpa_start_options_init(&arg.opts);
-        int c;
-        opterr = 0;
         /* '+': options end at APP_ID, so the application's own options
          * (after --) are never taken for ours */
-        while ((c = getopt_long(argc, argv, "+:r:qh", options, NULL)) != -1) {
-                if (c == '?') {
-                        if (optopt)
-                                return cli_usage_error("unknown option -%c", optopt);
-                        return cli_usage_error("unknown or incomplete option %s", argv[optind - 1]);
-                }
-                if (c == ':')
-                        return cli_usage_error("%s needs an argument", argv[optind - 1]);
-                int r = parse_option(c, optarg);
-                if (r)
-                        return r;
-        }
+        int r = cli_parse_options(argc, argv, "+r:qh", options, parse_option);
+        if (r)
+                return r;
         return parse_operands(argc, argv);
 }
 
