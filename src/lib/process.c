@@ -18,6 +18,7 @@
 
 #include "kpa/package.h"
 #include "kpa/process.h"
+#include "process-internal.h"
 #include "sandbox.h"
 #include "spec.h"
 #include "util.h"
@@ -37,6 +38,7 @@ typedef struct instance {
         bool stop_normal;   /* a Normal stop was asked for */
         bool forced;        /* a Forced stop was asked for */
         bool escalated;     /* a Normal stop ran out of time */
+        bool term_pending;  /* a Normal stop waits for the descendants to end first */
         uint64_t deadline_ms;
         unsigned stop_timeout_ms;
         struct instance *next;
@@ -249,6 +251,8 @@ static void prune(kpa_control *ctl)
         }
 }
 
+static void release_pending_stops(kpa_control *ctl);
+
 /* Read what an instance's init reported. */
 static void handle_reports(kpa_control *ctl, instance *i)
 {
@@ -259,6 +263,7 @@ static void handle_reports(kpa_control *ctl, instance *i)
                         return;
                 if (q < 0) {
                         finalize(ctl, i);
+                        release_pending_stops(ctl);
                         return;
                 }
                 if (r.type == KPA_REPORT_EXITED) {
@@ -413,8 +418,12 @@ static int spawn(kpa_control *ctl, instance *i, const kpa_instance_spec *spec)
         return 0;
 }
 
-int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
-                      const kpa_start_options *opts, kpa_token *out_token)
+/* Start RC of manifest M (both NULL: load PKG_ID's manifest and find
+ * RUN_CONFIG_ID or the primary one). The one way every instance starts:
+ * kpa_process_start() and kpa_task_run() both come here. */
+int kpa_control_launch(kpa_control *ctl, const char *pkg_id, const kpa_manifest *m,
+                       const kpa_run_config *rc, const char *run_config_id,
+                       const kpa_start_options *opts, kpa_token *out_token)
 {
         kpa_start_options defaults;
         if (!opts) {
@@ -442,34 +451,70 @@ int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_conf
                 i->parent = *opts->parent;
                 i->has_parent = true;
         }
-        _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
-        const kpa_run_config *rc = NULL;
-        int q = resolve(ctl, i, pkg_id, run_config_id, &m, &rc);
-        if (q < 0)
-                return q;
+        _cleanup_(kpa_manifest_freep) kpa_manifest *loaded = NULL;
+        if (!m) {
+                int q = resolve(ctl, i, pkg_id, run_config_id, &loaded, &rc);
+                if (q < 0)
+                        return q;
+                m = loaded;
+        }
         snprintf(i->ctx.run_config_id, sizeof(i->ctx.run_config_id), "%s", rc->id);
         char instance_id[KPA_TOKEN_STRING_MAX];
         kpa_token_to_string(&i->token, instance_id);
         _cleanup_(kpa_instance_spec_freep) kpa_instance_spec *spec = NULL;
         kpa_error err;
-        q = kpa_instance_spec_build(ctl->store, m, rc, opts, instance_id, &spec, &err);
+        int q = kpa_instance_spec_build(ctl->store, m, rc, opts, instance_id, &spec, &err);
         if (q < 0)
                 return fail_start(ctl, i, -q, "start of %s: %s", pkg_id, err.message);
         return spawn(ctl, i, spec);
 }
 
+int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
+                      const kpa_start_options *opts, kpa_token *out_token)
+{
+        return kpa_control_launch(ctl, pkg_id, NULL, NULL, run_config_id, opts, out_token);
+}
+
+kpa_store *kpa_control_store(kpa_control *ctl) { return ctl->store; }
+kpa_error *kpa_control_error(kpa_control *ctl) { return &ctl->last_error; }
+
 /* ---- stop, state, wait ---- */
+
+static bool is_child_of(const instance *c, const instance *parent)
+{
+        return c->has_parent && memcmp(&c->parent, &parent->token, sizeof(parent->token)) == 0;
+}
+
+static bool has_live_descendants(kpa_control *ctl, const instance *i)
+{
+        for (instance *c = ctl->list; c; c = c->next)
+                if (is_child_of(c, i) && (c->live || has_live_descendants(ctl, c)))
+                        return true;
+        return false;
+}
+
+/* Parents whose Normal stop waited for their descendants: go on when those
+ * have all ended. */
+static void release_pending_stops(kpa_control *ctl)
+{
+        for (instance *i = ctl->list; i; i = i->next)
+                if (i->live && i->term_pending && !has_live_descendants(ctl, i)) {
+                        i->term_pending = false;
+                        send_signal(i, SIGTERM);
+                }
+}
 
 static void stop_one(kpa_control *ctl, instance *i, kpa_stop_policy policy)
 {
         /* descendants first */
         for (instance *c = ctl->list; c; c = c->next)
-                if (c->has_parent && memcmp(&c->parent, &i->token, sizeof(i->token)) == 0 && c->live)
+                if (is_child_of(c, i))
                         stop_one(ctl, c, policy);
         if (!i->live)
                 return;
         if (policy == KPA_STOP_FORCED) {
                 i->forced = true;
+                i->term_pending = false;
                 i->deadline_ms = 0;
                 send_signal(i, SIGKILL); /* PID 1 dies: its whole namespace dies */
                 return;
@@ -478,7 +523,10 @@ static void stop_one(kpa_control *ctl, instance *i, kpa_stop_policy policy)
                 return; /* already stopping; the deadline stands */
         i->stop_normal = true;
         i->deadline_ms = now_ms() + i->stop_timeout_ms;
-        send_signal(i, SIGTERM); /* the init passes it to every process of the instance */
+        if (has_live_descendants(ctl, i))
+                i->term_pending = true; /* SIGTERM once they have ended */
+        else
+                send_signal(i, SIGTERM); /* the init passes it to every process of the instance */
 }
 
 int kpa_process_stop(kpa_control *ctl, const kpa_token *token, kpa_stop_policy policy)

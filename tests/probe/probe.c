@@ -18,6 +18,7 @@
  *   write FILE TEXT      write TEXT to FILE (created or truncated)
  *   cat FILE             copy FILE to stdout, as is
  *   echo-handle NAME     read one line (or datagram) from the handle, send it back
+ *   send NAME TEXT       send TEXT on the handle, print the reply as reply=...
  *
  * Failures print error=... (with the errno name) and exit 1. */
 #include "config.h"
@@ -463,11 +464,28 @@ static int cmd_echo_handle(const char *name)
         return type == SOCK_STREAM ? echo_stream(fd) : echo_datagram(fd);
 }
 
+/* ---- send: the other side of echo-handle over a channel ---- */
+
+static int cmd_send(const char *name, const char *text)
+{
+        int fd = kpa_lookup_handle(name);
+        if (fd < 0)
+                return die(name);
+        if (send(fd, text, strlen(text), 0) < 0)
+                return die("send");
+        char buf[4096];
+        ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n < 0)
+                return die("recv");
+        printf("reply=%.*s\n", (int)n, buf);
+        return 0;
+}
+
 static int usage(void)
 {
         fprintf(stderr, "usage: probe info|handles NAME...|exit N|sleep S|ignore-term S|segv|"
                         "forkbomb [MAX]|memhog MIB|orphans N|tiocsti|write FILE TEXT|"
-                        "cat FILE|echo-handle NAME\n");
+                        "cat FILE|echo-handle NAME|send NAME TEXT\n");
         return 2;
 }
 
@@ -506,6 +524,8 @@ int main(int argc, char **argv)
                 r = cmd_cat(a);
         else if (strcmp(cmd, "echo-handle") == 0 && a)
                 r = cmd_echo_handle(a);
+        else if (strcmp(cmd, "send") == 0 && argc == 4)
+                r = cmd_send(a, argv[3]);
         else
                 return usage();
         fflush(stdout);
