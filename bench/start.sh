@@ -19,10 +19,14 @@ trap 'rm -rf "$W"' EXIT
 /usr/bin/python3 - "$runs" "$builddir/src/tools/kpa-run" "$W/store" <<'PY'
 import os, subprocess, sys, time, statistics
 runs, kpa_run, store = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-# libtool's wrapper script would add a shell to every start: use the real binary
+# kpa-run links libkpa-core statically and is the real binary; should it be
+# a libtool wrapper script (linked to libkpa.so), which would add a shell to
+# every start, time the real binary behind it
 real = os.path.join(os.path.dirname(kpa_run), ".libs", os.path.basename(kpa_run))
 env = dict(os.environ)
-if os.path.exists(real):
+with open(kpa_run, "rb") as f:
+    is_script = f.read(2) == b"#!"
+if is_script and os.path.exists(real):
     env["LD_LIBRARY_PATH"] = os.path.join(os.path.dirname(os.path.dirname(kpa_run)), "lib", ".libs")
     kpa_run = real
 cmds = {

@@ -2,6 +2,7 @@
 # quickstart.sh: everything a fresh Debian 12 machine needs, as root.
 #   bash pkg/quickstart.sh demo    install dependencies, build, run the demo
 #   bash pkg/quickstart.sh check   install dependencies, build, run all tests
+#                                  and the quality gates (tests/gates.sh)
 # The build goes to ./build (out of tree); nothing is installed system-wide
 # except Debian's packages.
 set -euo pipefail
@@ -11,6 +12,9 @@ action=${1:-demo}
 DEPS="build-essential autoconf automake libtool pkg-config
       libarchive-dev libjson-c-dev libcap-dev libcgroup-dev nettle-dev libsystemd-dev
       zstd xz-utils libarchive-tools python3 python3-jsonschema mandoc"
+# the quality gates of check (tests/gates.sh)
+[ "$action" = check ] && DEPS="$DEPS valgrind cppcheck clang-14 clang-tidy-14
+      libclang-rt-14-dev bear shellcheck gcovr"
 
 install_deps() {
     # shellcheck disable=SC2086
@@ -48,6 +52,11 @@ check)
     fail=$(grep -E '^# (FAIL|XPASS|ERROR):' check.log | awk '{s+=$3} END {print s+0}')
     skip=$(grep -E '^# SKIP:' check.log | awk '{s+=$3} END {print s+0}')
     [ $status -ne 0 ] && [ "$fail" -eq 0 ] && fail=1
+    # the quality gates: sanitizers, valgrind, fuzzing, static analysis,
+    # coverage; each counts as one test
+    BUILD=. bash ../tests/gates.sh | tee gates.log || status=1
+    pass=$((pass + $(grep -c '^PASS: gate' gates.log || true)))
+    fail=$((fail + $(grep -c '^FAIL: gate' gates.log || true)))
     # the release tarball must build and pass its own tests too
     if make distcheck >distcheck.log 2>&1; then
         echo "PASS: make distcheck"

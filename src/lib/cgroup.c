@@ -1,19 +1,54 @@
 /* cgroup.c: one instance's control group, PARENT/kpa.slice/APP/INST, in the
  * memory, pids and cpu hierarchies of a cgroup v1, hybrid or pure v2 host.
  * It owns discovery of those hierarchies, creation with limits, the attach
- * files the child writes "0" into, listing, killing, the OOM verdict and
- * removal. It never creates a group outside the caller's own cgroup (or an
+ * files the child writes "0" into, listing, killing, the OOM verdict,
+ * removal, and the collection of instance groups that a killed kpa left
+ * behind. It never creates a group outside the caller's own cgroup (or an
  * explicit parent), never moves a process it was not asked to, and removes
  * only kpa's own groups; processes and namespaces belong to the sandbox.
  *
- * libcgroup (2.0.2) does discovery, creation with limits, listing and
- * deletion. Where it falls short this file works around it: it cannot parse
- * the "0::" line of /proc/self/cgroup (the v2 current path is read here); on
- * v2 it writes "+controller" into cgroup.subtree_control of every ancestor
- * from the mount root down (so the parent is vetted first, which makes those
- * writes kernel no-ops); its empty-only delete reports success for a busy
- * group (so removal is checked); and it has nothing for cgroup.kill or
- * CLONE_INTO_CGROUP. The attach fds are raw: they are the per-start hot path. */
+ * libcgroup (2.0.2) is the cgroup library (DESIGN.md 5, step 2): the mount
+ * points, this process's v1 groups, creation of all levels with the limits,
+ * listing, the OOM counters and every deletion (ours and the leftovers') go
+ * through it. Its fixed costs are kept down: cgroup_init() runs once per
+ * process (it parses the mount table: 0.5-0.7 ms), and the mount points
+ * and hierarchy versions it reports are read once, with it; one
+ * cgroup_create_cgroup() makes kpa.slice, APP and INST in every hierarchy
+ * where they have the same name, limits included (on a pure v2 host or a v1
+ * host with one parent path: one call); deletion is one call per level. What
+ * stays per start is libcgroup's own: it re-reads /proc/self/mounts for
+ * each hierarchy it creates in and for each value it writes, and mkdirs
+ * every component of the path from "/". Where it falls short this file works
+ * around it: it cannot parse the "0::" line of /proc/self/cgroup (the v2
+ * current path is read here); on v2 it writes "+controller" into
+ * cgroup.subtree_control of every ancestor from the mount root down (so the
+ * parent is vetted first, which makes those writes kernel no-ops); its
+ * mkdir -p accepts an instance that exists and would make a missing parent
+ * (both are checked first); its empty-only delete reports success for a
+ * busy group (so removal is checked); and it has nothing for cgroup.kill,
+ * CLONE_INTO_CGROUP or flock.
+ *
+ * Raw, because they are not libcgroup's job or sit on the hot path: the
+ * attach fds (the child writes "0" into them), cgroup.kill, the membership
+ * check before a SIGKILL, the v2 parent vetting (reads of cgroup.controllers,
+ * cgroup.subtree_control, cgroup.procs), existence checks, the scan of APP
+ * for leftovers, and the locks.
+ *
+ * Each instance group is held with a shared flock(2) on its directory while
+ * its kpa_cgroup lives. A kpa that was killed with SIGKILL cannot remove its
+ * group; the next creation in the same APP removes (through libcgroup, empty
+ * only) every unlocked sibling whose name is an instance id (32 lowercase
+ * hex digits) and that is older than a second (so that a group another kpa
+ * has just made, before it locks it or its child joins, is never taken).
+ *
+ * Cost, measured on a v1 host (memory, pids and cpu in 3 hierarchies, 2
+ * parent paths, so 2 create calls; 3 limits + memsw), median of 300
+ * create+destroy with APP kept: raw cgroupfs 0.29 ms, this file 0.53 ms (as
+ * the first libcgroup version: the difference is libcgroup's own work, 6
+ * reads of /proc/self/mounts, ~15 EEXIST mkdirs, 3 reads of /proc/PID/cgroup);
+ * the first create in a process, with cgroup_init(), 1.2 ms against 0.45 ms.
+ * That is the price of the contract; a long-lived kpa-execd pays
+ * cgroup_init() once. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -22,6 +57,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
@@ -35,6 +71,8 @@
 #define KILL_TIMEOUT_MS 2000
 #define EMPTY_TIMEOUT_MS 500
 #define CREATE_ATTEMPTS 3
+#define INSTANCE_ID_LEN 32
+#define GC_MIN_AGE_MS 1000
 
 enum { CTRL_MEMORY, CTRL_PIDS, CTRL_CPU, N_CTRL };
 #define BIT(c) (1u << (c))
@@ -51,6 +89,7 @@ typedef struct hierarchy {
         char *names[N_LEVEL]; /* libcgroup names: [PARENT/]kpa.slice[/APP[/INST]] */
         char *path;           /* host path of the instance: MOUNT/NAME */
         bool made[N_LEVEL];   /* created by this kpa_cgroup_create() */
+        int lock_fd;          /* the instance directory, flock(LOCK_SH)ed */
 } hierarchy;
 
 struct kpa_cgroup {
@@ -74,6 +113,14 @@ typedef struct setting {
 static pthread_once_t lcg_once = PTHREAD_ONCE_INIT;
 static int lcg_init_result;
 
+/* Where libcgroup found each controller at cgroup_init() (NULL: not
+ * mounted), and whether that is a v2 hierarchy (errno of statfs when
+ * lcg_mount_errno[c] is set). libcgroup never refreshes its mount table
+ * after cgroup_init(), so neither does this. */
+static char *lcg_mount[N_CTRL];
+static bool lcg_v2[N_CTRL];
+static int lcg_mount_errno[N_CTRL];
+
 static void silent_logger(void *userdata, int level, const char *fmt, va_list ap) {}
 
 static void lcg_init_once(void)
@@ -82,6 +129,19 @@ static void lcg_init_once(void)
          * them through kpa_error instead. */
         cgroup_set_logger(silent_logger, CGROUP_LOG_ERROR, NULL);
         lcg_init_result = cgroup_init();
+        for (int c = 0; lcg_init_result == 0 && c < N_CTRL; c++) {
+                char *mount = NULL;
+                if (cgroup_get_subsys_mount_point(ctrl_names[c], &mount) != 0 || !mount) {
+                        free(mount);
+                        continue;
+                }
+                struct statfs sfs;
+                if (statfs(mount, &sfs) < 0)
+                        lcg_mount_errno[c] = errno;
+                else
+                        lcg_v2[c] = sfs.f_type == CGROUP2_SUPER_MAGIC;
+                lcg_mount[c] = mount;
+        }
 }
 
 static int lcg_errno(int r)
@@ -332,19 +392,19 @@ static void set_names(hierarchy *h, const char *app_id, const char *instance)
  * a controller seen before shares the mount). Unmounted: not used. */
 static int add_controller(kpa_cgroup *cg, int c, const char *parent, kpa_error *err)
 {
-        _cleanup_free_ char *mount = NULL;
-        if (cgroup_get_subsys_mount_point(ctrl_names[c], &mount) != 0 || !mount)
+        const char *mount = lcg_mount[c];
+        if (!mount)
                 return 0;
         for (size_t i = 0; i < cg->n; i++)
                 if (streq(cg->h[i].mount, mount)) {
                         cg->h[i].ctrls |= BIT(c);
                         return 0;
                 }
-        struct statfs sfs;
-        if (statfs(mount, &sfs) < 0)
-                return kpa_error_set_errno(err, errno, "cgroup %s: cannot statfs", mount);
+        if (lcg_mount_errno[c])
+                return kpa_error_set_errno(err, lcg_mount_errno[c], "cgroup %s: cannot statfs",
+                                           mount);
         hierarchy *h = &cg->h[cg->n];
-        h->v2 = sfs.f_type == CGROUP2_SUPER_MAGIC;
+        h->v2 = lcg_v2[c];
         int r = parent ? normalize_path(parent, &h->parent) : current_path(c, h->v2, &h->parent);
         if (r < 0)
                 return parent ? kpa_error_set(err, EINVAL, "cgroup parent \"%s\" is not valid",
@@ -353,7 +413,7 @@ static int add_controller(kpa_cgroup *cg, int c, const char *parent, kpa_error *
                                                     "cgroup: cannot find this process's %s "
                                                     "cgroup",
                                                     ctrl_names[c]);
-        h->mount = TAKE_PTR(mount);
+        h->mount = kpa_xstrdup(mount);
         h->ctrls = BIT(c);
         cg->n++;
         return 0;
@@ -483,12 +543,16 @@ static size_t plan_settings(const hierarchy *h, const kpa_cgroup_limits *lim, se
         if ((h->ctrls & BIT(CTRL_MEMORY)) && lim->memory_bytes) {
                 add_setting(s, &n, CTRL_MEMORY, h->v2 ? "memory.max" : "memory.limit_in_bytes",
                             lim->memory_bytes);
-                /* memsw limits memory plus swap, so swap cannot hold more. */
-                _cleanup_free_ char *memsw =
-                        kpa_xasprintf("%s/%s/memory.memsw.limit_in_bytes", h->mount, h->parent);
-                if (!h->v2 && access(memsw, F_OK) == 0)
-                        add_setting(s, &n, CTRL_MEMORY, "memory.memsw.limit_in_bytes",
-                                    lim->memory_bytes);
+                /* Swap must not hold what the memory limit refuses. v1: memsw
+                 * limits memory plus swap. v2: memory.swap.max, which exists
+                 * only with swap accounting and only in non-root groups: a
+                 * non-root parent that has it tells; below the root it is
+                 * looked for after creation (v2_limit_swap). The file exists
+                 * in the parent when it will in the new group. */
+                const char *swap = h->v2 ? "memory.swap.max" : "memory.memsw.limit_in_bytes";
+                _cleanup_free_ char *file = kpa_xasprintf("%s/%s/%s", h->mount, h->parent, swap);
+                if ((!h->v2 || h->parent[0]) && access(file, F_OK) == 0)
+                        add_setting(s, &n, CTRL_MEMORY, swap, h->v2 ? 0 : lim->memory_bytes);
         }
         if ((h->ctrls & BIT(CTRL_PIDS)) && lim->pids)
                 add_setting(s, &n, CTRL_PIDS, "pids.max", lim->pids);
@@ -519,11 +583,11 @@ static int create_error(const kpa_cgroup *cg, unsigned mask, const setting *s, s
                              cg->h[first_of(mask)].path, lcg_strerror(r));
 }
 
-/* v2: swap must not hold what memory.max refuses. The file exists only with
- * swap accounting, and only in non-root groups, so it is looked for here. */
+/* v2 below the root: memory.swap.max 0 (see plan_settings), one more
+ * libcgroup call, since the file could not be looked for in the parent. */
 static int v2_limit_swap(const hierarchy *h, const kpa_cgroup_limits *lim, kpa_error *err)
 {
-        if (!h->v2 || !(h->ctrls & BIT(CTRL_MEMORY)) || !lim->memory_bytes)
+        if (!h->v2 || h->parent[0] || !(h->ctrls & BIT(CTRL_MEMORY)) || !lim->memory_bytes)
                 return 0;
         _cleanup_free_ char *file = kpa_xasprintf("%s/memory.swap.max", h->path);
         if (access(file, F_OK) != 0)
@@ -536,17 +600,78 @@ static int v2_limit_swap(const hierarchy *h, const kpa_cgroup_limits *lim, kpa_e
         return 0;
 }
 
-/* Note which levels of H exist before creation. An instance group that
- * exists is an error, unless an earlier attempt of this call made it. */
-static int note_levels(hierarchy *h, bool existed[N_LEVEL], kpa_error *err)
+static bool is_instance_id(const char *name)
 {
-        for (int l = 0; l < N_LEVEL; l++) {
-                _cleanup_free_ char *p = level_path(h, l);
-                struct stat st;
-                existed[l] = stat(p, &st) == 0;
-                if (existed[l] && (!S_ISDIR(st.st_mode) || (l == LEVEL_INST && !h->made[l])))
-                        return kpa_error_set(err, EEXIST, "cgroup %s: already exists", p);
+        size_t n = 0;
+        for (; name[n]; n++)
+                if (!((name[n] >= '0' && name[n] <= '9') || (name[n] >= 'a' && name[n] <= 'f')))
+                        return false;
+        return n == INSTANCE_ID_LEN;
+}
+
+/* Remove the empty instance groups in H's APP (APP_FD) that a kpa killed by
+ * SIGKILL left behind: those that no living kpa_cgroup holds locked and that
+ * are older than GC_MIN_AGE_MS. Each one is deleted through libcgroup, empty
+ * only, while this holds its lock: a group that still holds processes is
+ * never touched (libcgroup's rmdir fails with EBUSY, and nothing is moved). */
+static void collect_leftovers(const hierarchy *h, int app_fd)
+{
+        int fd = fcntl(app_fd, F_DUPFD_CLOEXEC, 3);
+        _cleanup_closedir_ DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                closep(&fd);
+                return;
         }
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        for (struct dirent *de; (de = readdir(d));) {
+                struct stat st;
+                if (de->d_type != DT_DIR || !is_instance_id(de->d_name) ||
+                    fstatat(app_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;
+                int64_t age_ms = (int64_t)(now.tv_sec - st.st_ctim.tv_sec) * 1000 +
+                                 (now.tv_nsec - st.st_ctim.tv_nsec) / 1000000;
+                if (age_ms < GC_MIN_AGE_MS)
+                        continue;
+                _cleanup_close_ int g = openat(app_fd, de->d_name,
+                                               O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (g < 0 || flock(g, LOCK_EX | LOCK_NB) < 0)
+                        continue;
+                _cleanup_free_ char *name = kpa_xasprintf("%s/%s", h->names[LEVEL_APP], de->d_name);
+                _cleanup_(lcg_freep) struct cgroup *lg = cgroup_new_cgroup(name);
+                if (lg && cgroup_add_controller(lg, ctrl_names[first_ctrl(h)]))
+                        (void)cgroup_delete_cgroup_ext(lg, CGFLAG_DELETE_EMPTY_ONLY);
+        }
+}
+
+/* Note which levels of H exist before creation: APP is opened, and when it
+ * exists so does kpa.slice. An instance group that exists is an error,
+ * unless an earlier attempt of this call made it. With GC, the leftovers in
+ * an APP that exists are collected. libcgroup's mkdir -p would accept both
+ * an existing instance and a missing parent, hence these checks. */
+static int note_levels(hierarchy *h, bool existed[N_LEVEL], bool gc, kpa_error *err)
+{
+        _cleanup_free_ char *app = level_path(h, LEVEL_APP);
+        _cleanup_close_ int app_fd = open(app, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (app_fd < 0) {
+                if (errno != ENOENT)
+                        return kpa_error_set_errno(err, errno, "cgroup %s: cannot open", app);
+                _cleanup_free_ char *slice = level_path(h, LEVEL_SLICE);
+                struct stat st;
+                existed[LEVEL_SLICE] = stat(slice, &st) == 0;
+                if (existed[LEVEL_SLICE] && !S_ISDIR(st.st_mode))
+                        return kpa_error_set(err, EEXIST, "cgroup %s: already exists", slice);
+                existed[LEVEL_APP] = existed[LEVEL_INST] = false;
+                return 0;
+        }
+        existed[LEVEL_SLICE] = existed[LEVEL_APP] = true;
+        struct stat st;
+        existed[LEVEL_INST] =
+                fstatat(app_fd, strrchr(h->names[LEVEL_INST], '/') + 1, &st, AT_SYMLINK_NOFOLLOW) == 0;
+        if (existed[LEVEL_INST] && (!S_ISDIR(st.st_mode) || !h->made[LEVEL_INST]))
+                return kpa_error_set(err, EEXIST, "cgroup %s: already exists", h->path);
+        if (gc && !h->made[LEVEL_APP])
+                collect_leftovers(h, app_fd);
         return 0;
 }
 
@@ -564,8 +689,31 @@ static bool note_made(kpa_cgroup *cg, unsigned mask, bool existed[][N_LEVEL], bo
         return all;
 }
 
-/* Make the instance group, with its limits, in the hierarchies of MASK (one
- * name) with one libcgroup call. */
+/* Hold H's instance group with a shared flock, so that no other kpa takes
+ * it for a leftover. */
+static int lock_instance(hierarchy *h, kpa_error *err)
+{
+        int fd = open(h->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return kpa_error_set_errno(err, errno, "cgroup %s: cannot open", h->path);
+        while (flock(fd, LOCK_SH) < 0)
+                if (errno != EINTR) {
+                        int e = errno;
+                        close(fd);
+                        return kpa_error_set_errno(err, e, "cgroup %s: cannot lock", h->path);
+                }
+        h->lock_fd = fd;
+        return 0;
+}
+
+static void unlock_instance(hierarchy *h)
+{
+        closep(&h->lock_fd);
+        h->lock_fd = -1;
+}
+
+/* Make kpa.slice, APP and the instance group, with its limits, in the
+ * hierarchies of MASK (one name) with one libcgroup call, and lock them. */
 static int create_in(kpa_cgroup *cg, unsigned mask, const kpa_cgroup_limits *lim, kpa_error *err)
 {
         setting s[2 * N_CTRL];
@@ -580,7 +728,9 @@ static int create_in(kpa_cgroup *cg, unsigned mask, const kpa_cgroup_limits *lim
         for (int attempt = 1;; attempt++) {
                 bool existed[N_CTRL][N_LEVEL] = {{false}};
                 for (size_t j = 0; j < cg->n; j++) {
-                        int r = (mask & BIT(j)) ? note_levels(&cg->h[j], existed[j], err) : 0;
+                        int r = (mask & BIT(j)) ? note_levels(&cg->h[j], existed[j], attempt == 1,
+                                                              err)
+                                                : 0;
                         if (r < 0)
                                 return r;
                 }
@@ -591,6 +741,8 @@ static int create_in(kpa_cgroup *cg, unsigned mask, const kpa_cgroup_limits *lim
                 bool all_made = note_made(cg, mask, existed, r == 0);
                 for (size_t j = 0; r == 0 && j < cg->n; j++) {
                         int r2 = (mask & BIT(j)) ? v2_limit_swap(&cg->h[j], lim, err) : 0;
+                        if (r2 == 0 && (mask & BIT(j)))
+                                r2 = lock_instance(&cg->h[j], err);
                         if (r2 < 0)
                                 return r2;
                 }
@@ -607,6 +759,8 @@ static int create_in(kpa_cgroup *cg, unsigned mask, const kpa_cgroup_limits *lim
 /* Remove what kpa_cgroup_create() made, innermost first. */
 static void remove_made(kpa_cgroup *cg)
 {
+        for (size_t i = 0; i < cg->n; i++)
+                unlock_instance(&cg->h[i]);
         for (int l = N_LEVEL - 1; l >= 0; l--)
                 for (size_t i = 0; i < cg->n; i++) {
                         unsigned same = same_name(cg, i), mask = 0;
@@ -627,6 +781,7 @@ static void group_free(kpa_cgroup *cg)
                 close(cg->v2_fd);
         for (size_t i = 0; i < N_CTRL; i++) {
                 hierarchy *h = &cg->h[i];
+                closep(&h->lock_fd);
                 free(h->mount);
                 free(h->parent);
                 for (int l = 0; l < N_LEVEL; l++)
@@ -669,6 +824,8 @@ int kpa_cgroup_create(const char *parent, const char *app_id, const char *instan
                 return r;
         _cleanup_(group_freep) kpa_cgroup *cg = kpa_xcalloc(1, sizeof(*cg));
         cg->v2_fd = -1;
+        for (size_t i = 0; i < N_CTRL; i++)
+                cg->h[i].lock_fd = -1;
         r = discover(cg, parent, lim, err);
         if (r < 0)
                 return r;

@@ -1,7 +1,10 @@
 /* cgroup.h: one instance's control group, on cgroup v1/hybrid hosts and on
- * pure cgroup v2, through libcgroup. kpa creates its groups only below the
- * cgroup it runs in (or below an explicit parent): PARENT/kpa.slice/APP/INST
- * in every hierarchy it uses, and removes only what it created.
+ * pure cgroup v2, through libcgroup (discovery, creation with limits,
+ * listing, OOM counters, deletion; see cgroup.c for what is raw and why).
+ * kpa creates its groups only below the cgroup it runs in (or
+ * below an explicit parent): PARENT/kpa.slice/APP/INST in every hierarchy it
+ * uses, and removes only what it created. Creating an instance removes the
+ * empty instance groups of APP that a kpa killed by SIGKILL left behind.
  *
  * Attaching is done by the child itself, before it unshares its cgroup
  * namespace: the parent opens the attach files first (kpa_cgroup_attach_fds),

@@ -49,8 +49,11 @@ void manifest_priv_free(struct manifest_priv *priv)
 static bool ascii_caseeq(const char *a, const char *b)
 {
         for (; *a && *b; a++, b++) {
-                char x = *a >= 'A' && *a <= 'Z' ? *a + 32 : *a;
-                char y = *b >= 'A' && *b <= 'Z' ? *b + 32 : *b;
+                char x = *a, y = *b;
+                if (x >= 'A' && x <= 'Z')
+                        x = (char)(x + 32);
+                if (y >= 'A' && y <= 'Z')
+                        y = (char)(y + 32);
                 if (x != y)
                         return false;
         }
@@ -191,7 +194,7 @@ static size_t locale_candidates(const char *locale, char cand[3][LOCALE_NAME_MAX
                 return 0;
         memcpy(cand[1], cand[0], n + 1);
         for (char *p = cand[1]; *p; p++)
-                *p = *p == '_' ? '-' : *p == '-' ? '_' : *p;
+                *p = (char)(*p == '_' ? '-' : *p == '-' ? '_' : *p);
         size_t lang = strcspn(cand[0], "_-");
         memcpy(cand[2], cand[0], lang);
         cand[2][lang] = '\0';

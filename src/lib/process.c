@@ -346,8 +346,9 @@ static int resolve(kpa_control *ctl, instance *i, const char *pkg_id, const char
                    kpa_manifest **m, const kpa_run_config **rc)
 {
         kpa_error err;
-        if (kpa_store_load_manifest(ctl->store, pkg_id, m, &err) < 0)
-                return fail_start(ctl, i, err.code, "%s", err.message);
+        int q = kpa_store_load_manifest(ctl->store, pkg_id, m, &err);
+        if (q < 0)
+                return fail_start(ctl, i, -q, "%s", err.message);
         *rc = rc_id ? kpa_manifest_find_run_config(*m, rc_id) : kpa_manifest_primary_run_config(*m);
         if (*rc)
                 return 0;
@@ -370,9 +371,12 @@ static int await_running(kpa_control *ctl, instance *i)
                 int q = kpa_sandbox_read_report(&i->sb, &r);
                 if (q < 0) {
                         finalize(ctl, i);
-                        if (!ended(i) || i->ctx.state != KPA_PROCESS_FAILED || !i->ctx.exit_reason)
+                        if (!ended(i) || i->ctx.state != KPA_PROCESS_FAILED || !i->ctx.exit_reason) {
+                                char why[sizeof(i->ctx.message)];
+                                memcpy(why, i->ctx.message, sizeof(why));
                                 fail_start(ctl, i, EIO, "start of %s failed: the instance's init ended "
-                                           "before the application ran (%s)", i->ctx.app_id, i->ctx.message);
+                                           "before the application ran (%s)", i->ctx.app_id, why);
+                        }
                         return -i->ctx.exit_reason;
                 }
                 if (r.type == KPA_REPORT_PREPARED) {
@@ -381,11 +385,14 @@ static int await_running(kpa_control *ctl, instance *i)
                         i->ctx.state = KPA_PROCESS_RUNNING;
                         return 0;
                 } else if (r.type == KPA_REPORT_FAILED) {
+                        /* the message holds the exec path until now (see spawn) */
+                        char exec_path[sizeof(i->ctx.message)];
+                        memcpy(exec_path, i->ctx.message, sizeof(exec_path));
                         fail_start(ctl, i, r.err ? r.err : EIO, "start of %s/%s failed at step \"%s\"%s%s: %s",
                                    i->ctx.app_id, i->ctx.run_config_id,
                                    kpa_sandbox_step_name((kpa_sandbox_step)r.step),
                                    r.step == KPA_STEP_EXEC ? " of " : "",
-                                   r.step == KPA_STEP_EXEC ? i->ctx.message : "", strerror(r.err));
+                                   r.step == KPA_STEP_EXEC ? exec_path : "", strerror(r.err));
                 }
         }
 }
@@ -458,6 +465,8 @@ int kpa_control_launch(kpa_control *ctl, const char *pkg_id, const kpa_manifest 
                         return q;
                 m = loaded;
         }
+        if (!rc)
+                return fail_start(ctl, i, EINVAL, "start of %s: no run configuration", pkg_id);
         snprintf(i->ctx.run_config_id, sizeof(i->ctx.run_config_id), "%s", rc->id);
         char instance_id[KPA_TOKEN_STRING_MAX];
         kpa_token_to_string(&i->token, instance_id);

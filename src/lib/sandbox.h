@@ -112,6 +112,11 @@ typedef struct kpa_sandbox {
         kpa_cgroup *cgroup;
 } kpa_sandbox;
 
+/* KPA_TRACE_START set in the environment: write "kpa-trace MICROSECONDS PID
+ * STEP" (CLOCK_MONOTONIC) on stderr at each step of a start, for bench/.
+ * Off, it costs one test of a flag. Async-signal-safe once initialized. */
+void kpa_trace(const char *step);
+
 /* Create the cgroup, clone the init and return at once (state Created);
  * the caller then reads reports from SB->report_fd. On failure nothing is
  * left behind. DEATH_FD: the read end of a pipe whose write end only the

@@ -24,11 +24,11 @@ static void strv_push(strv_builder *b, char *s)
         b->v[b->n] = NULL;
 }
 
-/* Set NAME=VALUE in an environment list; a later value replaces an earlier one. */
+/* Set NAME=VALUE in an environment list; a later value replaces an earlier
+ * one. Every caller passes NAME=VALUE (build_env checks the user's). */
 static void env_set(strv_builder *b, const char *assignment)
 {
-        const char *eq = strchr(assignment, '=');
-        size_t len = eq ? (size_t)(eq - assignment) + 1 : strlen(assignment);
+        size_t len = strcspn(assignment, "=") + 1; /* "NAME=" */
         for (size_t i = 0; i < b->n; i++)
                 if (strncmp(b->v[i], assignment, len) == 0) {
                         free(b->v[i]);

@@ -1,7 +1,9 @@
-/* store.c: the PackageManager's store. It owns the layout under ROOT (apps/,
- * storage/, users/, .staging/, .lock), the writer lock, staging and atomic
- * publishing, per-package uids, removal, listing, inspection and
- * verification. Reading and checking a package file is archive-read.c's job. */
+/* store.c: the PackageManager's store, read side. It owns the layout under
+ * ROOT (apps/, storage/, users/, .staging/, .lock), opening the store,
+ * listing, loading an installed manifest, the recorded uids and the package
+ * and storage directories a start needs. Writing the store (install, remove)
+ * and checking packages (inspect, verify) are install.c's: kept apart so
+ * that a launcher can link this without libarchive and nettle. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -14,20 +16,13 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
-#include "archive-read.h"
-#include "kpa/digest.h"
 #include "kpa/package.h"
+#include "store-internal.h"
 #include "util.h"
 
 #ifndef KPA_LOCALSTATEDIR
 #define KPA_LOCALSTATEDIR "/var"
 #endif
-
-struct kpa_store {
-        char *root;
-        int root_fd;
-        int lock_fd; /* -1 unless the writer lock is held */
-};
 
 const char *kpa_store_default_root(const char *root)
 {
@@ -51,7 +46,7 @@ static int mkdir_at_mode(int dirfd, const char *name, mode_t mode)
         return 0;
 }
 
-static int store_create_layout(int root_fd, const char *root, kpa_error *err)
+int store_create_layout(int root_fd, const char *root, kpa_error *err)
 {
         static const struct {
                 const char *name;
@@ -103,61 +98,9 @@ void kpa_store_close(kpa_store *s)
 const char *kpa_store_root(const kpa_store *s) { return s->root; }
 int kpa_store_root_fd(const kpa_store *s) { return s->root_fd; }
 
-/* ---- the writer lock and staging ---- */
-
-/* Take ROOT/.lock (waiting for other writers) and clean what a crashed writer
- * left in .staging: while we hold the lock, nothing there is in use. */
-static int store_lock(kpa_store *s, kpa_error *err)
-{
-        if (s->lock_fd >= 0)
-                return 0;
-        int q = store_create_layout(s->root_fd, s->root, err);
-        if (q < 0)
-                return q;
-        _cleanup_close_ int fd =
-                openat(s->root_fd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0)
-                return kpa_error_set_errno(err, errno, "store %s: cannot open .lock", s->root);
-        while (flock(fd, LOCK_EX) < 0)
-                if (errno != EINTR)
-                        return kpa_error_set_errno(err, errno, "store %s: cannot lock", s->root);
-        _cleanup_close_ int staging =
-                openat(s->root_fd, ".staging", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (staging < 0)
-                return kpa_error_set_errno(err, errno, "store %s: cannot open .staging", s->root);
-        _cleanup_closedir_ DIR *d = fdopendir(TAKE_FD(staging));
-        if (!d)
-                return kpa_error_set_errno(err, errno, "store %s: .staging", s->root);
-        struct dirent *de;
-        while ((de = readdir(d)))
-                if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
-                        (void)kpa_rm_rf_at(dirfd(d), de->d_name);
-        s->lock_fd = TAKE_FD(fd);
-        return 0;
-}
-
-static void store_unlock(kpa_store *s) { closep(&s->lock_fd), s->lock_fd = -1; }
-
-/* A fresh directory .staging/PREFIX-RANDOM; its name goes to NAME. */
-static int staging_mkdir(kpa_store *s, const char *prefix, char name[64], kpa_error *err)
-{
-        for (int tries = 0; tries < 16; tries++) {
-                uint64_t rnd;
-                if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-                        rnd = (uint64_t)getpid() * 2654435761u + (uint64_t)tries;
-                snprintf(name, 64, ".staging/%s-%016llx", prefix, (unsigned long long)rnd);
-                if (mkdirat(s->root_fd, name, 0755) == 0)
-                        return 0;
-                if (errno != EEXIST)
-                        return kpa_error_set_errno(err, errno, "store %s: cannot create %s",
-                                                   s->root, name);
-        }
-        return kpa_error_set(err, EEXIST, "store %s: cannot create a staging directory", s->root);
-}
-
 /* ---- per-package uids ---- */
 
-static int read_uid_record(kpa_store *s, const char *app_id, uid_t *uid)
+int store_read_uid_record(kpa_store *s, const char *app_id, uid_t *uid)
 {
         _cleanup_free_ char *path = kpa_xasprintf("users/%s", app_id);
         _cleanup_free_ char *buf = NULL;
@@ -173,70 +116,11 @@ static int read_uid_record(kpa_store *s, const char *app_id, uid_t *uid)
         return 0;
 }
 
-static bool uid_taken(kpa_store *s, uid_t uid)
-{
-        if (getpwuid(uid) || getgrgid((gid_t)uid))
-                return true;
-        _cleanup_closedir_ DIR *d = NULL;
-        int fd = openat(s->root_fd, "users", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0 || !(d = fdopendir(fd))) {
-                closep(&fd);
-                return false;
-        }
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                uid_t other;
-                if (de->d_name[0] != '.' && read_uid_record(s, de->d_name, &other) == 0 &&
-                    other == uid)
-                        return true;
-        }
-        return false;
-}
-
-static int write_uid_record(kpa_store *s, const char *app_id, uid_t uid, kpa_error *err)
-{
-        _cleanup_free_ char *tmp = kpa_xasprintf("users/.%s.tmp", app_id);
-        _cleanup_free_ char *path = kpa_xasprintf("users/%s", app_id);
-        _cleanup_free_ char *text = kpa_xasprintf("%u\n", (unsigned)uid);
-        _cleanup_close_ int fd =
-                openat(s->root_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
-        if (fd < 0)
-                return kpa_error_set_errno(err, errno, "store %s: cannot write %s", s->root, tmp);
-        int q = kpa_write_all(fd, text, strlen(text));
-        if (q < 0 || renameat(s->root_fd, tmp, s->root_fd, path) < 0) {
-                q = q < 0 ? q : -errno;
-                unlinkat(s->root_fd, tmp, 0);
-                return kpa_error_set_errno(err, -q, "store %s: cannot write %s", s->root, path);
-        }
-        return 0;
-}
-
-/* The package's uid: the recorded one, or the lowest free one in the range. */
-static int allocate_uid(kpa_store *s, const char *app_id, uid_t *uid, bool *created,
-                        kpa_error *err)
-{
-        *created = false;
-        if (read_uid_record(s, app_id, uid) == 0)
-                return 0;
-        for (uid_t u = KPA_UID_RANGE_FIRST; u <= KPA_UID_RANGE_LAST; u++) {
-                if (uid_taken(s, u))
-                        continue;
-                int q = write_uid_record(s, app_id, u, err);
-                if (q < 0)
-                        return q;
-                *uid = u;
-                *created = true;
-                return 0;
-        }
-        return kpa_error_set(err, ENOSPC, "store %s: no free uid left in %u-%u for %s", s->root,
-                             KPA_UID_RANGE_FIRST, KPA_UID_RANGE_LAST, app_id);
-}
-
 int kpa_store_get_app_uid(kpa_store *s, const char *app_id, uid_t *uid, gid_t *gid,
                           kpa_error *err)
 {
         uid_t u;
-        int q = read_uid_record(s, app_id, &u);
+        int q = store_read_uid_record(s, app_id, &u);
         if (q < 0)
                 return kpa_error_set_errno(err, -q, "%s: no uid recorded in the store %s", app_id,
                                            s->root);
@@ -246,49 +130,7 @@ int kpa_store_get_app_uid(kpa_store *s, const char *app_id, uid_t *uid, gid_t *g
         return 0;
 }
 
-/* Private storage: created on first install, owned by the package's uid. */
-static int ensure_storage(kpa_store *s, const char *app_id, uid_t uid, bool *created,
-                          kpa_error *err)
-{
-        _cleanup_free_ char *path = kpa_xasprintf("storage/%s", app_id);
-        *created = false;
-        if (mkdirat(s->root_fd, path, 0700) == 0)
-                *created = true;
-        else if (errno != EEXIST)
-                return kpa_error_set_errno(err, errno, "store %s: cannot create %s", s->root, path);
-        _cleanup_close_ int fd =
-                openat(s->root_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return kpa_error_set_errno(err, errno, "store %s: %s", s->root, path);
-        if (*created && geteuid() == 0 && fchown(fd, uid, (gid_t)uid) < 0)
-                return kpa_error_set_errno(err, errno, "store %s: cannot chown %s", s->root, path);
-        return 0;
-}
-
-/* ---- install ---- */
-
-void kpa_install_options_init(kpa_install_options *opts)
-{
-        memset(opts, 0, sizeof(*opts));
-        kpa_package_limits_init(&opts->limits);
-}
-
-typedef struct install_ctx {
-        kpa_store *store;
-        const char *path; /* the package file, for messages */
-        const kpa_install_options *opts;
-        int staging_fd;
-        char app_id[129];
-        bool exists;
-        kpa_install_result *result;
-        char *raw_manifest; /* manifest.json exactly as packed */
-        size_t raw_len;
-        /* the directory the last component went to, kept open for the next */
-        char *dir_path;
-        int dir_fd;
-} install_ctx;
-
-static int read_installed_manifest(kpa_store *s, const char *app_id, kpa_manifest **out,
+int store_read_installed_manifest(kpa_store *s, const char *app_id, kpa_manifest **out,
                                    kpa_error *err)
 {
         _cleanup_free_ char *path = kpa_xasprintf("apps/%s/manifest.json", app_id);
@@ -303,294 +145,20 @@ static int read_installed_manifest(kpa_store *s, const char *app_id, kpa_manifes
         return 0;
 }
 
-static bool app_installed(kpa_store *s, const char *app_id)
+bool store_app_installed(kpa_store *s, const char *app_id)
 {
         _cleanup_free_ char *path = kpa_xasprintf("apps/%s", app_id);
         struct stat st;
         return fstatat(s->root_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int install_on_manifest(void *userdata, const kpa_manifest *m, const char *raw, size_t len,
-                               kpa_error *err)
-{
-        install_ctx *c = userdata;
-        if (!(c->opts->flags & KPA_INSTALL_FORCE_ARCH)) {
-                int q = kpa_manifest_check_arch(m, err);
-                if (q < 0) {
-                        kpa_error_prefix(err, "%s", c->path);
-                        size_t n = strlen(err->message);
-                        snprintf(err->message + n, sizeof(err->message) - n, "%s",
-                                 " (--force-arch installs it anyway)");
-                        return q;
-                }
-        }
-        snprintf(c->app_id, sizeof(c->app_id), "%s", m->application.id);
-        c->raw_manifest = kpa_xmalloc(len + 1);
-        memcpy(c->raw_manifest, raw, len);
-        c->raw_len = len;
-        snprintf(c->result->app_id, sizeof(c->result->app_id), "%s", m->application.id);
-        snprintf(c->result->version, sizeof(c->result->version), "%s", m->application.version);
-        c->exists = app_installed(c->store, c->app_id);
-        c->result->action = KPA_INSTALL_ACTION_NEW;
-        if (!c->exists)
-                return 0;
-        _cleanup_(kpa_manifest_freep) kpa_manifest *old = NULL;
-        kpa_error ignored;
-        if (read_installed_manifest(c->store, c->app_id, &old, &ignored) < 0) {
-                c->result->action = KPA_INSTALL_ACTION_UPGRADE; /* replace a damaged install */
-                return 0;
-        }
-        snprintf(c->result->old_version, sizeof(c->result->old_version), "%s",
-                 old->application.version);
-        if (!streq(old->application.version, m->application.version)) {
-                c->result->action = KPA_INSTALL_ACTION_UPGRADE;
-                return 0;
-        }
-        if (!(c->opts->flags & KPA_INSTALL_REINSTALL))
-                return kpa_error_set(err, EEXIST,
-                                     "%s %s is already installed (use --reinstall to install it "
-                                     "again)",
-                                     c->app_id, old->application.version);
-        c->result->action = KPA_INSTALL_ACTION_REINSTALL;
-        return 0;
-}
-
-/* Open (creating as needed) the directory DIR below the staging root,
- * never following a symlink. */
-static int staging_dir_fd(install_ctx *c, const char *dir, kpa_error *err)
-{
-        if (c->dir_path && streq(c->dir_path, dir))
-                return c->dir_fd;
-        closep(&c->dir_fd);
-        c->dir_fd = -1;
-        free(c->dir_path);
-        c->dir_path = NULL;
-        _cleanup_close_ int fd = fcntl(c->staging_fd, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-                return kpa_error_set_errno(err, errno, "dup");
-        _cleanup_free_ char *copy = kpa_xstrdup(dir);
-        char *save = NULL;
-        for (char *part = strtok_r(copy, "/", &save); part; part = strtok_r(NULL, "/", &save)) {
-                if (mkdirat(fd, part, 0755) < 0 && errno != EEXIST)
-                        return kpa_error_set_errno(err, errno, "create directory %s", dir);
-                int next = openat(fd, part, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (next < 0)
-                        return kpa_error_set_errno(err, errno, "open directory %s", dir);
-                close(fd);
-                fd = next;
-        }
-        c->dir_path = kpa_xstrdup(dir);
-        c->dir_fd = TAKE_FD(fd);
-        return c->dir_fd;
-}
-
-static int install_on_open(void *userdata, const kpa_component *comp, int *out_fd, kpa_error *err)
-{
-        install_ctx *c = userdata;
-        const char *slash = strrchr(comp->install_path, '/');
-        _cleanup_free_ char *dir = slash ? kpa_xstrndup(comp->install_path,
-                                                        (size_t)(slash - comp->install_path))
-                                         : kpa_xstrdup(".");
-        int dfd = staging_dir_fd(c, dir, err);
-        if (dfd < 0)
-                return kpa_error_prefix(err, "install %s", c->app_id);
-        const char *base = slash ? slash + 1 : comp->install_path;
-        int fd = openat(dfd, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return kpa_error_set_errno(err, errno, "install %s: cannot create %s", c->app_id,
-                                           comp->install_path);
-        *out_fd = fd;
-        return 0;
-}
-
-static int install_on_close(void *userdata, const kpa_component *comp, int fd, uint64_t size,
-                            kpa_error *err)
-{
-        install_ctx *c = userdata;
-        mode_t mode = comp->type == KPA_COMPONENT_BIN ? 0755 : 0644;
-        if (fd >= 0 && fchmod(fd, mode) < 0)
-                return kpa_error_set_errno(err, errno, "install %s: chmod %s", c->app_id,
-                                           comp->install_path);
-        return 0;
-}
-
-/* Put the staging tree in place: a rename for a new package, an exchange
- * with the old tree for an upgrade (the old one is then removed). Either
- * way readers see the old or the new package, never a mix. */
-static int publish(install_ctx *c, const char *staging_name, kpa_error *err)
-{
-        kpa_store *s = c->store;
-        _cleanup_free_ char *target = kpa_xasprintf("apps/%s", c->app_id);
-        if (!c->exists) {
-                if (renameat2(s->root_fd, staging_name, s->root_fd, target, RENAME_NOREPLACE) < 0)
-                        return kpa_error_set_errno(err, errno, "install %s: cannot publish %s/%s",
-                                                   c->app_id, s->root, target);
-                return 0;
-        }
-        if (renameat2(s->root_fd, staging_name, s->root_fd, target, RENAME_EXCHANGE) < 0)
-                return kpa_error_set_errno(err, errno, "install %s: cannot replace %s/%s",
-                                           c->app_id, s->root, target);
-        /* staging_name now holds the old version; failing to delete it only
-         * wastes space until the next writer cleans .staging */
-        (void)kpa_rm_rf_at(s->root_fd, staging_name);
-        return 0;
-}
-
-static int install_finish(install_ctx *c, const char *staging_name, kpa_error *err)
-{
-        kpa_store *s = c->store;
-        _cleanup_close_ int fd = openat(c->staging_fd, "manifest.json",
-                                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd < 0)
-                return kpa_error_set_errno(err, errno, "install %s: write manifest.json", c->app_id);
-        int q = kpa_write_all(fd, c->raw_manifest, c->raw_len);
-        if (q < 0)
-                return kpa_error_set_errno(err, -q, "install %s: write manifest.json", c->app_id);
-        /* one flush of the file system instead of an fsync per file: the new
-         * tree is on disk before the rename makes it visible */
-        if (syncfs(c->staging_fd) < 0)
-                return kpa_error_set_errno(err, errno, "install %s: syncfs", c->app_id);
-
-        bool uid_created = false, storage_created = false;
-        uid_t uid;
-        q = allocate_uid(s, c->app_id, &uid, &uid_created, err);
-        if (q >= 0)
-                q = ensure_storage(s, c->app_id, uid, &storage_created, err);
-        if (q >= 0)
-                q = publish(c, staging_name, err);
-        if (q < 0) {
-                _cleanup_free_ char *storage = kpa_xasprintf("storage/%s", c->app_id);
-                _cleanup_free_ char *user = kpa_xasprintf("users/%s", c->app_id);
-                if (storage_created)
-                        (void)unlinkat(s->root_fd, storage, AT_REMOVEDIR);
-                if (uid_created)
-                        (void)unlinkat(s->root_fd, user, 0);
-                return q;
-        }
-        c->result->uid = uid;
-        return 0;
-}
-
-static int install_locked(kpa_store *s, int pkg_fd, const char *path,
-                          const kpa_install_options *opts, kpa_install_result *result,
-                          kpa_error *err)
-{
-        char staging_name[64];
-        int q = staging_mkdir(s, "install", staging_name, err);
-        if (q < 0)
-                return q;
-        install_ctx ctx = {.store = s, .path = path, .opts = opts, .result = result, .dir_fd = -1};
-        ctx.staging_fd = openat(s->root_fd, staging_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        kpa_package_sink sink = {
-                .manifest = install_on_manifest,
-                .open = install_on_open,
-                .close = install_on_close,
-                .userdata = &ctx,
-                .progress = opts->progress,
-                .progress_userdata = opts->userdata,
-        };
-        kpa_package_stats stats = {0};
-        if (ctx.staging_fd < 0)
-                q = kpa_error_set_errno(err, errno, "open %s", staging_name);
-        else
-                q = kpa_package_read(pkg_fd, path, &opts->limits, &sink, NULL, &stats, err);
-        closep(&ctx.dir_fd);
-        free(ctx.dir_path);
-        if (q >= 0)
-                q = install_finish(&ctx, staging_name, err);
-        closep(&ctx.staging_fd);
-        free(ctx.raw_manifest);
-        (void)kpa_rm_rf_at(s->root_fd, staging_name);
-        if (q >= 0) {
-                result->bytes = stats.bytes;
-                result->files = stats.files;
-        }
-        return q;
-}
-
-int kpa_store_install(kpa_store *s, const char *path, const kpa_install_options *opts,
-                      kpa_install_result *result, kpa_error *err)
-{
-        kpa_install_options defaults;
-        kpa_install_result ignored;
-        if (!opts) {
-                kpa_install_options_init(&defaults);
-                opts = &defaults;
-        }
-        if (!result)
-                result = &ignored;
-        memset(result, 0, sizeof(*result));
-        result->uid = (uid_t)-1;
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return kpa_error_set_errno(err, errno, "%s", path);
-        int q = store_lock(s, err);
-        if (q < 0)
-                return q;
-        q = install_locked(s, fd, path, opts, result, err);
-        store_unlock(s);
-        return q;
-}
-
-/* ---- remove ---- */
-
-static int remove_locked(kpa_store *s, const char *app_id, bool purge, kpa_error *err)
-{
-        _cleanup_free_ char *app = kpa_xasprintf("apps/%s", app_id);
-        _cleanup_free_ char *storage = kpa_xasprintf("storage/%s", app_id);
-        _cleanup_free_ char *user = kpa_xasprintf("users/%s", app_id);
-        bool installed = app_installed(s, app_id);
-        struct stat st;
-        bool has_storage = fstatat(s->root_fd, storage, &st, AT_SYMLINK_NOFOLLOW) == 0;
-        if (!installed && !(purge && has_storage))
-                return kpa_error_set(err, ENOENT, "%s is not installed in %s", app_id, s->root);
-        if (installed) {
-                /* unpublish atomically, then delete at leisure */
-                char staging_name[64];
-                int q = staging_mkdir(s, "remove", staging_name, err);
-                if (q < 0)
-                        return q;
-                if (renameat2(s->root_fd, app, s->root_fd, staging_name, RENAME_EXCHANGE) < 0)
-                        return kpa_error_set_errno(err, errno, "remove %s: rename %s/%s", app_id,
-                                                   s->root, app);
-                /* apps/APP_ID is now the empty directory: remove it, then the old tree */
-                if (unlinkat(s->root_fd, app, AT_REMOVEDIR) < 0)
-                        return kpa_error_set_errno(err, errno, "remove %s: %s/%s", app_id,
-                                                   s->root, app);
-                (void)kpa_rm_rf_at(s->root_fd, staging_name);
-        }
-        if (purge) {
-                int q = kpa_rm_rf_at(s->root_fd, storage);
-                if (q < 0)
-                        return kpa_error_set_errno(err, -q, "purge %s: remove %s/%s", app_id,
-                                                   s->root, storage);
-                if (unlinkat(s->root_fd, user, 0) < 0 && errno != ENOENT)
-                        return kpa_error_set_errno(err, errno, "purge %s: remove %s/%s", app_id,
-                                                   s->root, user);
-        }
-        return 0;
-}
-
-static int check_app_id(const char *app_id, kpa_error *err)
+int store_check_app_id(const char *app_id, kpa_error *err)
 {
         if (!app_id || !*app_id || strchr(app_id, '/') || streq(app_id, ".") ||
             streq(app_id, "..") || strlen(app_id) > 128)
                 return kpa_error_set(err, EINVAL, "\"%s\" is not a valid application id",
                                      app_id ? app_id : "");
         return 0;
-}
-
-int kpa_store_remove(kpa_store *s, const char *app_id, bool purge, kpa_error *err)
-{
-        int q = check_app_id(app_id, err);
-        if (q < 0)
-                return q;
-        q = store_lock(s, err);
-        if (q < 0)
-                return q;
-        q = remove_locked(s, app_id, purge, err);
-        store_unlock(s);
-        return q;
 }
 
 /* ---- reading the store ---- */
@@ -646,13 +214,13 @@ static int load_locales(kpa_store *s, const char *app_id, kpa_manifest *m, kpa_e
 
 int kpa_store_load_manifest(kpa_store *s, const char *app_id, kpa_manifest **out, kpa_error *err)
 {
-        int q = check_app_id(app_id, err);
+        int q = store_check_app_id(app_id, err);
         if (q < 0)
                 return q;
-        if (!app_installed(s, app_id))
+        if (!store_app_installed(s, app_id))
                 return kpa_error_set(err, ENOENT, "%s is not installed in %s", app_id, s->root);
         _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
-        q = read_installed_manifest(s, app_id, &m, err);
+        q = store_read_installed_manifest(s, app_id, &m, err);
         if (q < 0)
                 return q;
         q = load_locales(s, app_id, m, err);
@@ -662,218 +230,9 @@ int kpa_store_load_manifest(kpa_store *s, const char *app_id, kpa_manifest **out
         return 0;
 }
 
-void kpa_package_info_free(kpa_package_info *info)
-{
-        if (!info)
-                return;
-        kpa_manifest_free(info->manifest);
-        free(info->components);
-        free(info);
-}
-
-static kpa_package_info *package_info_new(kpa_manifest *m)
-{
-        kpa_package_info *info = kpa_xcalloc(1, sizeof(*info));
-        info->manifest = m;
-        info->n_components = m->n_components;
-        info->components = kpa_xcalloc(m->n_components, sizeof(kpa_component_info));
-        for (size_t i = 0; i < m->n_components; i++)
-                info->components[i].component = &m->components[i];
-        info->uid = (uid_t)-1;
-        info->gid = (gid_t)-1;
-        return info;
-}
-
-int kpa_store_inspect(kpa_store *s, const char *app_id, kpa_package_info **out, kpa_error *err)
-{
-        kpa_manifest *m = NULL;
-        int q = kpa_store_load_manifest(s, app_id, &m, err);
-        if (q < 0)
-                return q;
-        kpa_package_info *info = package_info_new(m);
-        for (size_t i = 0; i < m->n_components; i++) {
-                _cleanup_free_ char *path =
-                        kpa_xasprintf("apps/%s/%s", app_id, m->components[i].install_path);
-                struct stat st;
-                if (fstatat(s->root_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-                        info->components[i].present = true;
-                        info->components[i].size = (uint64_t)st.st_size;
-                }
-        }
-        (void)kpa_store_get_app_uid(s, app_id, &info->uid, &info->gid, NULL);
-        *out = info;
-        return 0;
-}
-
-/* Sizes of a package file's components, recorded while it streams. The
- * component pointers the sink sees belong to the manifest that
- * kpa_package_read() hands over at the end, so an index is stable. */
-typedef struct inspect_ctx {
-        const kpa_component *first;
-        uint64_t *sizes;
-} inspect_ctx;
-
-static int inspect_on_manifest(void *userdata, const kpa_manifest *m, const char *raw, size_t len,
-                               kpa_error *err)
-{
-        inspect_ctx *c = userdata;
-        c->first = m->components;
-        c->sizes = kpa_xcalloc(m->n_components, sizeof(uint64_t));
-        return 0;
-}
-
-static int inspect_on_close(void *userdata, const kpa_component *comp, int fd, uint64_t size,
-                            kpa_error *err)
-{
-        inspect_ctx *c = userdata;
-        c->sizes[comp - c->first] = size;
-        return 0;
-}
-
-int kpa_package_inspect(const char *path, const kpa_package_limits *limits,
-                        kpa_package_info **out, kpa_error *err)
-{
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return kpa_error_set_errno(err, errno, "%s", path);
-        inspect_ctx ctx = {0};
-        kpa_package_sink sink = {
-                .manifest = inspect_on_manifest,
-                .close = inspect_on_close,
-                .userdata = &ctx,
-        };
-        kpa_manifest *m = NULL;
-        int q = kpa_package_read(fd, path, limits, &sink, &m, NULL, err);
-        if (q >= 0) {
-                kpa_package_info *info = package_info_new(m);
-                for (size_t i = 0; i < m->n_components; i++) {
-                        info->components[i].present = true;
-                        info->components[i].size = ctx.sizes[i];
-                }
-                *out = info;
-        }
-        free(ctx.sizes);
-        return q;
-}
-
-/* ---- verify ---- */
-
-void kpa_verify_report_clear(kpa_verify_report *report)
-{
-        for (size_t i = 0; i < report->n_entries; i++)
-                free(report->entries[i].path);
-        free(report->entries);
-        memset(report, 0, sizeof(*report));
-}
-
-static void report_add(kpa_verify_report *r, kpa_verify_problem problem, const char *path)
-{
-        r->entries = kpa_xrealloc(r->entries, (r->n_entries + 1) * sizeof(*r->entries));
-        r->entries[r->n_entries++] = (kpa_verify_entry){problem, kpa_xstrdup(path)};
-}
-
-/* Is PATH a directory that some component lives under? */
-static bool is_component_dir(const kpa_manifest *m, const char *path)
-{
-        size_t len = strlen(path);
-        for (size_t i = 0; i < m->n_components; i++) {
-                const char *ip = m->components[i].install_path;
-                if (strncmp(ip, path, len) == 0 && ip[len] == '/')
-                        return true;
-        }
-        return false;
-}
-
-typedef struct verify_ctx {
-        const kpa_manifest *m;
-        kpa_verify_report *report;
-        bool *found;
-        kpa_error *err;
-} verify_ctx;
-
-static int verify_file(verify_ctx *v, int dfd, const char *name, const char *rel,
-                       const struct stat *st)
-{
-        const kpa_component *c = kpa_manifest_find_component(v->m, rel);
-        if (!c) {
-                if (!streq(rel, "manifest.json"))
-                        report_add(v->report, KPA_VERIFY_EXTRA, rel);
-                return 0;
-        }
-        v->found[c - v->m->components] = true;
-        mode_t want = c->type == KPA_COMPONENT_BIN ? 0755 : 0644;
-        if (!S_ISREG(st->st_mode) || (st->st_mode & 07777) != want) {
-                report_add(v->report, KPA_VERIFY_WRONG_TYPE, rel);
-                return 0;
-        }
-        char hex[65];
-        kpa_error ignored;
-        v->report->files_checked++;
-        if (kpa_sha256_file_at(dfd, name, hex, NULL, &ignored) < 0 || !streq(hex, c->digest))
-                report_add(v->report, KPA_VERIFY_MODIFIED, rel);
-        return 0;
-}
-
-static int verify_dir(verify_ctx *v, int dfd, const char *prefix)
-{
-        _cleanup_closedir_ DIR *d = fdopendir(dfd);
-        if (!d) {
-                close(dfd);
-                return kpa_error_set_errno(v->err, errno, "verify %s", prefix);
-        }
-        struct dirent *de;
-        while ((de = readdir(d))) {
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                _cleanup_free_ char *rel = *prefix ? kpa_xasprintf("%s/%s", prefix, de->d_name)
-                                                   : kpa_xstrdup(de->d_name);
-                struct stat st;
-                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                        return kpa_error_set_errno(v->err, errno, "verify %s", rel);
-                if (!S_ISDIR(st.st_mode)) {
-                        verify_file(v, dirfd(d), de->d_name, rel, &st);
-                        continue;
-                }
-                if (!is_component_dir(v->m, rel)) {
-                        report_add(v->report, KPA_VERIFY_EXTRA, rel);
-                        continue;
-                }
-                int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (sub < 0)
-                        return kpa_error_set_errno(v->err, errno, "verify %s", rel);
-                int q = verify_dir(v, sub, rel);
-                if (q < 0)
-                        return q;
-        }
-        return 0;
-}
-
-int kpa_store_verify(kpa_store *s, const char *app_id, kpa_verify_report *report, kpa_error *err)
-{
-        memset(report, 0, sizeof(*report));
-        _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
-        int q = kpa_store_load_manifest(s, app_id, &m, err);
-        if (q < 0)
-                return q;
-        int dfd = kpa_store_open_app_dir(s, app_id, err);
-        if (dfd < 0)
-                return dfd;
-        _cleanup_free_ bool *found = kpa_xcalloc(m->n_components, sizeof(bool));
-        verify_ctx v = {.m = m, .report = report, .found = found, .err = err};
-        q = verify_dir(&v, dfd, "");
-        if (q < 0) {
-                kpa_verify_report_clear(report);
-                return kpa_error_prefix(err, "%s", app_id);
-        }
-        for (size_t i = 0; i < m->n_components; i++)
-                if (!found[i])
-                        report_add(report, KPA_VERIFY_MISSING, m->components[i].install_path);
-        return 0;
-}
-
 static int open_app_subdir(kpa_store *s, const char *top, const char *app_id, kpa_error *err)
 {
-        int q = check_app_id(app_id, err);
+        int q = store_check_app_id(app_id, err);
         if (q < 0)
                 return q;
         _cleanup_free_ char *path = kpa_xasprintf("%s/%s", top, app_id);

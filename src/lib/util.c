@@ -34,7 +34,7 @@ _printf_(4, 0) static int error_vset(kpa_error *err, int code, bool with_errno, 
         return -code;
 }
 
-int kpa_error_set(kpa_error *err, int code, const char *fmt, ...)
+int(kpa_error_set)(kpa_error *err, int code, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
@@ -43,7 +43,7 @@ int kpa_error_set(kpa_error *err, int code, const char *fmt, ...)
         return r;
 }
 
-int kpa_error_set_errno(kpa_error *err, int code, const char *fmt, ...)
+int(kpa_error_set_errno)(kpa_error *err, int code, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
@@ -52,7 +52,7 @@ int kpa_error_set_errno(kpa_error *err, int code, const char *fmt, ...)
         return r;
 }
 
-int kpa_error_prefix(kpa_error *err, const char *fmt, ...)
+int(kpa_error_prefix)(kpa_error *err, const char *fmt, ...)
 {
         if (!err)
                 return -EIO;

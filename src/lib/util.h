@@ -72,6 +72,19 @@ int kpa_error_set(kpa_error *err, int code, const char *fmt, ...) _printf_(3, 4)
 int kpa_error_set_errno(kpa_error *err, int code, const char *fmt, ...) _printf_(3, 4);
 /* Put "PREFIX: " in front of ERR's message; return -err->code. */
 int kpa_error_prefix(kpa_error *err, const char *fmt, ...) _printf_(2, 3);
+/* All three always return a negative errno. Saying so where they are called
+ * lets the compiler and clang's static analyzer see that a path which
+ * returns their value is an error path (without it, the analyzer walks
+ * "error" paths as if they had succeeded and reports false NULL uses). */
+static inline int kpa_negative_(int r)
+{
+        if (r >= 0)
+                __builtin_unreachable();
+        return r;
+}
+#define kpa_error_set(...) kpa_negative_(kpa_error_set(__VA_ARGS__))
+#define kpa_error_set_errno(...) kpa_negative_(kpa_error_set_errno(__VA_ARGS__))
+#define kpa_error_prefix(...) kpa_negative_(kpa_error_prefix(__VA_ARGS__))
 
 /* Allocation that never returns NULL: an out-of-memory ends the process,
  * the way most of the field handles it (glib, systemd's xmalloc users). */

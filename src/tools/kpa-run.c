@@ -25,6 +25,7 @@
 #include "kpa/handle.h"
 #include "kpa/package.h"
 #include "kpa/process.h"
+#include "sandbox.h"
 #include "util.h"
 
 #define CPU_WEIGHT_MIN 1
@@ -162,12 +163,12 @@ static int parse_id(const char *s, bool group, uint32_t *out)
         if (group) {
                 struct group *gr = getgrnam(s);
                 if (!gr)
-                        return errno ? -errno : -ENOENT;
+                        return errno > 0 ? -errno : -ENOENT;
                 *out = gr->gr_gid;
         } else {
                 struct passwd *pw = getpwnam(s);
                 if (!pw)
-                        return errno ? -errno : -ENOENT;
+                        return errno > 0 ? -errno : -ENOENT;
                 *out = pw->pw_uid;
         }
         return 0;
@@ -179,7 +180,7 @@ static int parse_user(const char *s)
 {
         const char *colon = strchr(s, ':');
         _cleanup_free_ char *user = kpa_xstrndup(s, colon ? (size_t)(colon - s) : strlen(s));
-        uint32_t uid, gid;
+        uint32_t uid = 0, gid = 0; /* set on every path that uses them */
         if (!*user || parse_id(user, false, &uid) < 0)
                 return cli_usage_error("--user: \"%s\" is not a user id or a known user name",
                                        user);
@@ -593,6 +594,7 @@ static int run(void)
         kpa_error err;
         _cleanup_(kpa_control_closep) kpa_control *ctl = NULL;
         kpa_token token = {{0}};
+        kpa_trace("kpa-run: start");
         if (kpa_control_open_local(arg.root, &ctl, &err) < 0) {
                 cli_report(&err);
                 r = EXIT_FAILURE;
@@ -611,7 +613,9 @@ static int run(void)
 
         kpa_process_context ctx;
         unsigned stops = 0;
+        kpa_trace("kpa-run: running");
         r = wait_for_end(ctl, &token, sfd, &ctx, &stops);
+        kpa_trace("kpa-run: ended");
         if (r < 0) {
                 const kpa_error *e = kpa_control_last_error(ctl);
                 if (e->message[0])
@@ -628,11 +632,13 @@ static int run(void)
 
 int main(int argc, char **argv)
 {
+        kpa_trace("kpa-run: main");
         cli_init(argv[0]);
         int r = parse_args(argc, argv);
         if (r == 0)
                 r = run();
         free_args();
         fflush(stdout);
+        kpa_trace("kpa-run: exit");
         return r;
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh: shared helpers of the integration tests (sourced, TAP output).
 #   check "name" CMD...        passes when CMD exits 0
 #   check_fails "name" CMD...  passes when CMD exits non-zero
@@ -12,8 +13,11 @@ set -u
 : "${PYTHON3:=/usr/bin/python3}"
 export top_srcdir top_builddir PYTHON3
 
+# shellcheck disable=SC2034 # used by the scripts that source this file
 KPA_PACK="$top_builddir/src/tools/kpa-pack"
+# shellcheck disable=SC2034
 KPA_INSTALL="$top_builddir/src/tools/kpa-install"
+# shellcheck disable=SC2034
 MKPKG="$PYTHON3 $top_srcdir/tests/integration/mkpkg.py"
 unset KPA_ROOT SOURCE_DATE_EPOCH
 

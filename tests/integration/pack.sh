@@ -129,7 +129,7 @@ usage_rc "option without its argument" "--output" --output
 check_eq "usage errors leave no output" "$(ls -A "$OUT")" ""
 
 # ---- a directory laid out as the package, with each compression ----
-declare -A MAGIC=([zstd]=28b52ffd [xz]=fd377a58 [gzip]=1f8b0800 [none]=)
+declare -A MAGIC=([zstd]=28b52ffd [xz]=fd377a58 [gzip]=1f8b0800 [none]="")
 for comp in zstd xz gzip none; do
     pkg=$OUT/hello-$comp.kpa
     check "pack --compress $comp" pack -q -o "$pkg" --manifest "$APP/manifest.json" \

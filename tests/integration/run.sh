@@ -10,14 +10,14 @@ PROBE="$top_builddir/tests/probe/probe"
 PROBE_SD="$top_builddir/tests/probe/probe-sd"
 [ -x "$KPA_RUN" ] || skip_all "kpa-run not built"
 R="$T/store"
-APP=org.example.probe
+APP=org.example.probe$$
 $MKPKG "$T/probe.kpa" --id $APP --bin "$PROBE" --set 'runConfigurations[0].args=[]'
 "$KPA_INSTALL" --root "$R" -q "$T/probe.kpa" || { echo "Bail out! cannot install the probe"; exit 1; }
 uid=$(cat "$R/users/$APP")
 
 # the cgroups this test's instances land in (below our own cgroup, per hierarchy)
 cg_dirs() {
-    local line ctrl path mnt
+    local ctrl path mnt
     while IFS=: read -r _ ctrl path; do
         case $ctrl in
         memory | pids | cpu,cpuacct | cpu) mnt=/sys/fs/cgroup/${ctrl%%,*} ;;
@@ -81,9 +81,9 @@ check_eq "/proc/self/fd shows only 0, 1, 2 and the handles" "$(fds "$out")" "0,1
 check_eq "LISTEN_PID is the pid inside the namespace" "$(val env.LISTEN_PID "$out")" 2
 check_eq "LISTEN_FDNAMES" "$(val env.LISTEN_FDNAMES "$out")" "cfg:log"
 if [ -x "$PROBE_SD" ]; then
-    $MKPKG "$T/sd.kpa" --id org.example.sd --bin "$PROBE_SD" --set 'runConfigurations[0].args=[]'
+    $MKPKG "$T/sd.kpa" --id org.example.sd$$ --bin "$PROBE_SD" --set 'runConfigurations[0].args=[]'
     "$KPA_INSTALL" --root "$R" -q "$T/sd.kpa"
-    out=$("$KPA_RUN" --root "$R" --handle cfg=file:"$T/h.txt" --handle log=file+a:"$T/log.txt" org.example.sd)
+    out=$("$KPA_RUN" --root "$R" --handle cfg=file:"$T/h.txt" --handle log=file+a:"$T/log.txt" org.example.sd$$)
     check_eq "sd_listen_fds_with_names() finds the handles" "$(echo "$out" | tr '\n' ' ')" "count=2 cfg=3 log=4 "
 fi
 check_output "a bad handle spec is named" "nosuch:x" run --handle a=nosuch:x $APP -- info
@@ -194,8 +194,18 @@ kill -9 $p
 wait $p 2>/dev/null
 for _ in $(seq 100); do kill -0 "$init" 2>/dev/null || break; sleep 0.05; done
 check "kill -9 of kpa-run kills the instance" sh -c "! kill -0 $init 2>/dev/null"
+# (cgroup.c) the killed kpa-run could not remove its empty instance cgroup;
+# the next start of the app removes it once it is a second old
+check "kill -9 of kpa-run leaves its instance cgroup" test -n "$(leftover_instances)"
+sleep 1.1
+run $APP -- info >/dev/null
+check_eq "the next start removes the cgroup that kill -9 left" "$(leftover_instances)" ""
 if command -v script >/dev/null; then
     out=$(script -qec "$KPA_RUN --root $R $APP -- tiocsti" /dev/null </dev/null)
     check "TIOCSTI on the inherited terminal fails" grep -q '^tiocsti=E' <<<"$out"
+    # Ctrl-C typed at kpa-run's terminal: kpa-run turns it into a Normal stop
+    out=$( (sleep 1.5; printf '\003'; sleep 3) |
+        script -qec "$KPA_RUN --root $R --json $APP -- sleep 30" /dev/null)
+    check "Ctrl-C at the terminal is a Normal stop" grep -q '"exitStatus":"Normal"' <<<"$out"
 fi
 done_testing

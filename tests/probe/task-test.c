@@ -103,7 +103,7 @@ static int tree(const char *app)
         usleep(200000);
         kpa_process_stop(ctl, &p, KPA_STOP_NORMAL);
         long t0 = now_ms(), p_end = 0, c_end = 0;
-        kpa_process_context pc, cc;
+        kpa_process_context pc = {0}, cc = {0};
         while ((!p_end || !c_end) && now_ms() - t0 < 10000) {
                 kpa_process_get_state(ctl, &p, &pc);
                 kpa_process_get_state(ctl, &c, &cc);
@@ -131,7 +131,10 @@ static int errors(const char *app)
         kpa_task *a = make(app, NULL);
         printf("self_connect=%d\n", kpa_task_connect(a, a, "x"));
         printf("bad_name=%d\n", kpa_task_transfer(a, 0, "a:b"));
-        printf("dup_name=%d\n", kpa_task_transfer(a, 0, "n") | (kpa_task_transfer(a, 0, "n") << 8));
+        /* two statements: the operands of one expression are unordered */
+        int first = kpa_task_transfer(a, 0, "n");
+        int second = kpa_task_transfer(a, 0, "n");
+        printf("dup_name=%d,%d\n", first, second);
         printf("stop_unstarted=%d\n", kpa_task_stop(a));
         kpa_task_put(a);
         return 0;

@@ -394,7 +394,7 @@ static int cmp_long(const void *a, const void *b)
 static long cycle_cost(const char *app_id, int n, int *failures)
 {
         kpa_cgroup_limits lim = {.memory_bytes = 64 * MiB, .pids = 64, .cpu_weight = 100};
-        long t[64];
+        long t[64] = {0};
         for (int i = 0; i < n; i++) {
                 kpa_error err;
                 kpa_cgroup *cg = NULL;
@@ -421,6 +421,77 @@ static void test_cost(void)
                hier[0].v2 ? "v2" : "v1", warm, cold);
 }
 
+/* A kpa killed by SIGKILL leaves its empty instance group; the next
+ * creation in the same APP removes it, but never a group that a living
+ * kpa_cgroup holds, one that is younger than a second (another kpa may
+ * just have made it), one that holds processes, or one whose name is not
+ * an instance id. */
+static void leave_behind(const char *inst)
+{
+        pid_t pid = fork();
+        if (pid == 0) {
+                kpa_error err;
+                kpa_cgroup *cg = NULL;
+                _exit(kpa_cgroup_create(NULL, app, inst, NULL, &cg, &err) < 0); /* no destroy */
+        }
+        int status;
+        ok(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+           "a process made %s and died without removing it", inst);
+}
+
+static bool in_every_hierarchy(const char *inst, bool want)
+{
+        bool all = true;
+        for (int i = 0; i < N_CTRL; i++) {
+                _cleanup_free_ char *d = group_dir(i, app, inst);
+                all = all && (!hier[i].found || exists(d) == want);
+        }
+        return all;
+}
+
+static void test_leftovers(void)
+{
+        static const char dead[] = "0123456789abcdef0123456789abcdef";
+        static const char young[] = "fedcba9876543210fedcba9876543210";
+        static const char held[] = "00000000000000000000000000000001";
+        static const char busy[] = "00000000000000000000000000000002";
+        kpa_error err;
+        leave_behind(dead);
+        kpa_cgroup *live = NULL, *full = NULL, *next = NULL;
+        is(kpa_cgroup_create(NULL, app, held, NULL, &live, &err), 0, "a live instance group");
+        is(kpa_cgroup_create(NULL, app, busy, NULL, &full, &err), 0, "one with a process");
+        const int *fds;
+        size_t n;
+        int msg[3];
+        kpa_cgroup_attach_fds(full, &fds, &n, &err);
+        pid_t p = spawn(fds, n, IDLE, msg);
+        kpa_cgroup_close_attach_fds(full);
+        kpa_cgroup_destroy(TAKE_PTR(full), NULL); /* -EBUSY: the group stays, unlocked */
+        _cleanup_free_ char *other = group_dir(1, app, "not-an-id");
+        mkdir(other, 0755);
+        usleep(1100 * 1000);
+        leave_behind(young);
+        is(kpa_cgroup_create(NULL, app, "3", NULL, &next, &err), 0, "next creation in APP");
+        ok(in_every_hierarchy(dead, false), "it removed the dead kpa's group in every hierarchy");
+        ok(in_every_hierarchy(young, true), "not the one made less than a second ago");
+        ok(in_every_hierarchy(held, true), "not the one a living kpa_cgroup holds");
+        ok(in_every_hierarchy(busy, true), "not the one that holds a process");
+        ok(exists(other), "not a directory whose name is not an instance id");
+        kill(p, SIGKILL);
+        waitpid(p, NULL, 0);
+        rmdir(other);
+        is(kpa_cgroup_destroy(next, &err), 0, "destroy the next instance");
+        is(kpa_cgroup_destroy(live, &err), 0, "destroy the live one");
+        for (int i = 0; i < N_CTRL; i++) {
+                _cleanup_free_ char *y = group_dir(i, app, young), *b = group_dir(i, app, busy);
+                if (hier[i].found) {
+                        rmdir(y);
+                        for (int k = 0; k < 50 && rmdir(b) < 0 && errno == EBUSY; k++)
+                                usleep(10000);
+                }
+        }
+}
+
 static void run_tests(void)
 {
         test_bad_arguments();
@@ -429,7 +500,7 @@ static void run_tests(void)
         kpa_cgroup_limits lim = {.memory_bytes = 16 * MiB, .pids = 16, .cpu_weight = 200};
         long t0 = now_us();
         int r = kpa_cgroup_create(NULL, app, "1", &lim, &cg, &err);
-        printf("# first create in this process (with cgroup_init): %ld us\n", now_us() - t0);
+        printf("# first create in this process: %ld us\n", now_us() - t0);
         is(r, 0, "create %s/1: %s", app, r ? err.message : "ok");
         if (r < 0)
                 return;
@@ -439,6 +510,7 @@ static void run_tests(void)
         test_oom();
         test_failed_create();
         test_exists();
+        test_leftovers();
         test_cost();
         _cleanup_free_ char *inst = group_dir(1, app, "1");
         is(kpa_cgroup_destroy(cg, &err), 0, "destroy");

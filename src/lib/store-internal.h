@@ -1,0 +1,29 @@
+/* store-internal.h: what store.c (reading the store) and install.c (writing
+ * it, checking packages) share: the store handle and a few helpers. Not
+ * exported from libkpa. */
+#ifndef KPA_STORE_INTERNAL_H
+#define KPA_STORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "kpa/package.h"
+
+struct kpa_store {
+        char *root;
+        int root_fd;
+        int lock_fd; /* -1 unless the writer lock is held */
+};
+
+/* Create apps/, storage/, users/ and .staging/ below ROOT_FD where missing. */
+int store_create_layout(int root_fd, const char *root, kpa_error *err);
+/* users/APP_ID: the uid allocated at install. */
+int store_read_uid_record(kpa_store *s, const char *app_id, uid_t *uid);
+/* apps/APP_ID/manifest.json, parsed (without its locales). */
+int store_read_installed_manifest(kpa_store *s, const char *app_id, kpa_manifest **out,
+                                  kpa_error *err);
+bool store_app_installed(kpa_store *s, const char *app_id);
+/* A store-safe application id: no '/', not "." or "..", at most 128 chars. */
+int store_check_app_id(const char *app_id, kpa_error *err);
+
+#endif
