@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 action=${1:-demo}
 
 DEPS="build-essential autoconf automake libtool pkg-config
-      libarchive-dev libjson-c-dev libcap-dev libcgroup-dev nettle-dev libsystemd-dev
+      libarchive-dev libjson-c-dev libcap-dev libcgroup-dev nettle-dev libseccomp-dev libsystemd-dev
       zstd xz-utils libarchive-tools python3 python3-jsonschema mandoc"
 # the quality gates of check (tests/gates.sh)
 [ "$action" = check ] && DEPS="$DEPS valgrind cppcheck clang-14 clang-tidy-14

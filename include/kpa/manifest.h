@@ -87,11 +87,19 @@ typedef struct kpa_limits {
         uint64_t cpu_weight;
 } kpa_limits;
 
-/* extensions.KPA_sandbox: {"network": "none"|"host", "readOnlyPaths": ["/abs", ...]}. */
+/* extensions.KPA_sandbox: {"network": "none"|"host", "readOnlyPaths": ["/abs", ...],
+ * "allowPtrace": true, ...}. The allow* booleans (default false) relax the
+ * default seccomp filter, each for the calls named. */
 typedef struct kpa_sandbox_settings {
         kpa_network_mode network;
         char **read_only_paths; /* NULL-terminated; never NULL; absolute, normalized */
         size_t n_read_only_paths;
+        bool allow_ptrace;      /* allowPtrace: ptrace, process_vm_readv, process_vm_writev */
+        bool allow_perf_events; /* allowPerfEvents: perf_event_open */
+        bool allow_bpf;         /* allowBpf: bpf */
+        bool allow_keyring;     /* allowKeyring: keyctl, add_key, request_key */
+        bool allow_userfaultfd; /* allowUserfaultfd: userfaultfd */
+        bool allow_personality; /* allowPersonality: personality with any persona */
 } kpa_sandbox_settings;
 
 typedef struct kpa_manifest {

@@ -562,6 +562,25 @@ static size_t plan_settings(const hierarchy *h, const kpa_cgroup_limits *lim, se
         return n;
 }
 
+/* libcgroup 2.0.2 turns every mkdir failure but EPERM into
+ * ECGROUPNOTALLOWED and keeps no errno, so ENOSPC (a v1 memory controller
+ * out of ids) or EAGAIN (cgroup.max.descendants) read "operation not
+ * allowed". Ask the kernel once more for H's first missing level, which
+ * names the cause; a mkdir that succeeds this time is undone at once. */
+static int mkdir_errno(const hierarchy *h, int fallback)
+{
+        for (int l = 0; l < N_LEVEL; l++) {
+                _cleanup_free_ char *p = level_path(h, l);
+                if (is_dir(p))
+                        continue;
+                if (mkdir(p, 0755) < 0)
+                        return errno == EEXIST ? fallback : errno;
+                (void)rmdir(p);
+                break;
+        }
+        return fallback;
+}
+
 /* libcgroup says only that something failed, and stops at the first
  * failure: replay the settings one by one where the group was made to name
  * the file the kernel refused; else name the group it could not make. */
@@ -575,10 +594,13 @@ static int create_error(const kpa_cgroup *cg, unsigned mask, const setting *s, s
                         return kpa_error_set(err, lcg_errno(r2), "cgroup %s: cannot write %s: %s",
                                              h->path, s[i].file, lcg_strerror(r2));
         }
-        for (size_t j = 0; j < cg->n; j++)
-                if ((mask & BIT(j)) && !is_dir(cg->h[j].path))
-                        return kpa_error_set(err, lcg_errno(r), "cgroup %s: cannot create: %s",
-                                             cg->h[j].path, lcg_strerror(r));
+        for (size_t j = 0; j < cg->n; j++) {
+                if (!(mask & BIT(j)) || is_dir(cg->h[j].path))
+                        continue;
+                int e = r == ECGROUPNOTALLOWED ? mkdir_errno(&cg->h[j], 0) : 0;
+                return kpa_error_set(err, e ? e : lcg_errno(r), "cgroup %s: cannot create: %s",
+                                     cg->h[j].path, e ? strerror(e) : lcg_strerror(r));
+        }
         return kpa_error_set(err, lcg_errno(r), "cgroup %s: cannot set limits: %s",
                              cg->h[first_of(mask)].path, lcg_strerror(r));
 }

@@ -412,7 +412,9 @@ static int remove_locked(kpa_store *s, const char *app_id, bool purge, kpa_error
         bool installed = store_app_installed(s, app_id);
         struct stat st;
         bool has_storage = fstatat(s->root_fd, storage, &st, AT_SYMLINK_NOFOLLOW) == 0;
-        if (!installed && !(purge && has_storage))
+        /* a purge that failed half-way may have left only the uid record */
+        bool has_user = fstatat(s->root_fd, user, &st, AT_SYMLINK_NOFOLLOW) == 0;
+        if (!installed && !(purge && (has_storage || has_user)))
                 return kpa_error_set(err, ENOENT, "%s is not installed in %s", app_id, s->root);
         if (installed) {
                 /* unpublish atomically, then delete at leisure */
@@ -420,13 +422,22 @@ static int remove_locked(kpa_store *s, const char *app_id, bool purge, kpa_error
                 int q = staging_mkdir(s, "remove", staging_name, err);
                 if (q < 0)
                         return q;
-                if (renameat2(s->root_fd, app, s->root_fd, staging_name, RENAME_EXCHANGE) < 0)
-                        return kpa_error_set_errno(err, errno, "remove %s: rename %s/%s", app_id,
+                if (renameat2(s->root_fd, app, s->root_fd, staging_name, RENAME_EXCHANGE) < 0) {
+                        int e = errno;
+                        (void)unlinkat(s->root_fd, staging_name, AT_REMOVEDIR);
+                        return kpa_error_set_errno(err, e, "remove %s: rename %s/%s", app_id,
                                                    s->root, app);
+                }
                 /* apps/APP_ID is now the empty directory: remove it, then the old tree */
-                if (unlinkat(s->root_fd, app, AT_REMOVEDIR) < 0)
-                        return kpa_error_set_errno(err, errno, "remove %s: %s/%s", app_id,
-                                                   s->root, app);
+                if (unlinkat(s->root_fd, app, AT_REMOVEDIR) < 0) {
+                        int e = errno;
+                        /* all or nothing: put the package back */
+                        if (renameat2(s->root_fd, staging_name, s->root_fd, app,
+                                      RENAME_EXCHANGE) == 0)
+                                (void)unlinkat(s->root_fd, staging_name, AT_REMOVEDIR);
+                        return kpa_error_set_errno(err, e, "remove %s: %s/%s", app_id, s->root,
+                                                   app);
+                }
                 (void)kpa_rm_rf_at(s->root_fd, staging_name);
         }
         if (purge) {

@@ -859,13 +859,21 @@ static int parse_sandbox(const struct json_ctx *c, json_object *obj, const char 
                 [KPA_NETWORK_NONE] = "none",
                 [KPA_NETWORK_HOST] = "host",
         };
+#define S(f) offsetof(kpa_sandbox_settings, f)
         static const struct json_field fields[] = {
                 {"network", JF_STRING, 0, JF_NO_STORE, NULL},
                 {"readOnlyPaths", JF_ARRAY, 0, JF_NO_STORE, NULL},
+                {"allowPtrace", JF_BOOL, 0, S(allow_ptrace), NULL},
+                {"allowPerfEvents", JF_BOOL, 0, S(allow_perf_events), NULL},
+                {"allowBpf", JF_BOOL, 0, S(allow_bpf), NULL},
+                {"allowKeyring", JF_BOOL, 0, S(allow_keyring), NULL},
+                {"allowUserfaultfd", JF_BOOL, 0, S(allow_userfaultfd), NULL},
+                {"allowPersonality", JF_BOOL, 0, S(allow_personality), NULL},
         };
+#undef S
         int r = json_want_type(c, path, obj, json_type_object);
         if (r >= 0)
-                r = json_read_fields(c, obj, path, fields, ELEMENTSOF(fields), NULL);
+                r = json_read_fields(c, obj, path, fields, ELEMENTSOF(fields), &m->sandbox);
         if (r < 0)
                 return r;
         json_object *network = json_member(obj, "network");

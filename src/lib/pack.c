@@ -763,6 +763,9 @@ static int archive_fail(struct archive *a, const char *path, kpa_error *err)
 {
         int code = archive_errno(a) > 0 ? archive_errno(a) : EIO;
         const char *msg = archive_error_string(a);
+        /* libarchive says "Write error" for a failed write(2): add the cause */
+        if (msg && archive_errno(a) > 0 && !strstr(msg, strerror(code)))
+                return kpa_error_set(err, code, "%s: %s: %s", path, msg, strerror(code));
         return kpa_error_set(err, code, "%s: %s", path, msg ? msg : strerror(code));
 }
 

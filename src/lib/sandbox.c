@@ -60,6 +60,7 @@ static const char *const step_names[KPA_STEP_MAX] = {
         [KPA_STEP_HANDLES] = "pass the handles",
         [KPA_STEP_PRIVILEGES] = "drop privileges",
         [KPA_STEP_EXEC] = "exec",
+        [KPA_STEP_SECCOMP] = "install the seccomp filter",
 };
 
 const char *kpa_sandbox_step_name(kpa_sandbox_step step)
@@ -135,6 +136,7 @@ typedef struct child_ctx {
         int death_fd;
         const int *attach_fds;
         size_t n_attach;
+        const kpa_seccomp_prog *seccomp; /* built by the parent: the child only installs it */
 } child_ctx;
 
 static void report(int fd, kpa_report_type type, int step, int err, int value)
@@ -447,7 +449,11 @@ static _Noreturn void app_main(const child_ctx *c, int err_fd)
         r = kpa_privileges_drop(spec->uid, spec->gid, &failed);
         if (r < 0)
                 app_fail(err_fd, KPA_STEP_PRIVILEGES, -r);
-        kpa_trace("app: privileges dropped, exec");
+        /* last: the filter refuses mount, unshare... that the steps above may use */
+        r = kpa_seccomp_apply(c->seccomp, &failed);
+        if (r < 0)
+                app_fail(err_fd, KPA_STEP_SECCOMP, -r);
+        kpa_trace("app: privileges dropped, seccomp, exec");
         execve(spec->exec_path, spec->argv, spec->envp);
         app_fail(err_fd, KPA_STEP_EXEC, errno);
 }
@@ -605,7 +611,8 @@ static _Noreturn void child_main(const child_ctx *c)
 /* ---- the parent's side ---- */
 
 static _Noreturn void child_start(const kpa_instance_spec *spec, const int *trees, int report_fd,
-                                  int death_fd, const int *attach, size_t n_attach)
+                                  int death_fd, const int *attach, size_t n_attach,
+                                  const kpa_seccomp_prog *seccomp)
 {
         size_t n = 0, cap = 5 + n_attach + spec->n_mounts + spec->n_handles;
         int keep[cap];
@@ -621,7 +628,7 @@ static _Noreturn void child_start(const kpa_instance_spec *spec, const int *tree
                 keep[n++] = spec->stdio[i];
         close_all_except(keep, n);
         child_ctx c = {.spec = spec, .trees = trees, .report_fd = report_fd, .death_fd = death_fd,
-                       .attach_fds = attach, .n_attach = n_attach};
+                       .attach_fds = attach, .n_attach = n_attach, .seccomp = seccomp};
         child_main(&c);
 }
 
@@ -661,7 +668,13 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         kpa_cgroup *cg = NULL;
         int trees[spec->n_mounts + 1];
         kpa_trace("spawn");
-        int q = clone_trees(spec, trees, err);
+        /* built here, where allocating is fine; the child gets a copy */
+        _cleanup_(kpa_seccomp_prog_free) kpa_seccomp_prog seccomp = {0};
+        int q = kpa_seccomp_build(&spec->seccomp, &seccomp, err);
+        if (q < 0)
+                return q;
+        kpa_trace("spawn: seccomp filter built");
+        q = clone_trees(spec, trees, err);
         kpa_trace("spawn: trees cloned");
         if (q < 0) {
                 close_trees(trees, spec->n_mounts);
@@ -695,7 +708,7 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
         if (pid == 0) {
                 close(rep[0]);
-                child_start(spec, trees, rep[1], death_fd, attach, n_attach);
+                child_start(spec, trees, rep[1], death_fd, attach, n_attach, &seccomp);
         }
         int saved = errno;
         kpa_trace("spawn: cloned");

@@ -20,6 +20,7 @@
 
 #include "cgroup.h"
 #include "kpa/error.h"
+#include "seccomp-filter.h"
 
 typedef enum kpa_mount_kind {
         KPA_MOUNT_BIND_RO = 0, /* SOURCE_FD (or SOURCE path) read-only at TARGET */
@@ -53,6 +54,7 @@ typedef struct kpa_instance_spec {
         gid_t gid;
         kpa_cgroup_limits limits;
         char *cgroup_parent; /* NULL: the caller's own cgroup */
+        kpa_seccomp_policy seccomp; /* relaxations of the default filter */
 } kpa_instance_spec;
 
 void kpa_instance_spec_free(kpa_instance_spec *spec);
@@ -101,6 +103,7 @@ typedef enum kpa_sandbox_step {
         KPA_STEP_HANDLES,
         KPA_STEP_PRIVILEGES,
         KPA_STEP_EXEC,
+        KPA_STEP_SECCOMP, /* after PRIVILEGES; last so that the ids above stay */
         KPA_STEP_MAX,
 } kpa_sandbox_step;
 const char *kpa_sandbox_step_name(kpa_sandbox_step step);

@@ -1,7 +1,7 @@
 /* spec.c: builds the instance description (sandbox.h) from a manifest and
  * start options: argv, the clean environment, the mount plan of DESIGN.md
- * section 5 step 3, handles, ids and limits. It is the only place where the
- * manifest meets the sandbox. */
+ * section 5 step 3, handles, ids, limits and the seccomp policy. It is the
+ * only place where the manifest meets the sandbox. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -191,6 +191,19 @@ static void plan_ids_and_limits(kpa_store *store, const kpa_manifest *m, const k
                 spec->cgroup_parent = kpa_xstrdup(opts->cgroup_parent);
 }
 
+/* extensions.KPA_sandbox allow*: relaxations of the default seccomp filter */
+static void plan_seccomp(const kpa_manifest *m, kpa_instance_spec *spec)
+{
+        spec->seccomp = (kpa_seccomp_policy){
+                .allow_ptrace = m->sandbox.allow_ptrace,
+                .allow_perf_events = m->sandbox.allow_perf_events,
+                .allow_bpf = m->sandbox.allow_bpf,
+                .allow_keyring = m->sandbox.allow_keyring,
+                .allow_userfaultfd = m->sandbox.allow_userfaultfd,
+                .allow_personality = m->sandbox.allow_personality,
+        };
+}
+
 int kpa_instance_spec_build(kpa_store *store, const kpa_manifest *m, const kpa_run_config *rc,
                             const kpa_start_options *opts, const char *instance_id,
                             kpa_instance_spec **out, kpa_error *err)
@@ -215,6 +228,7 @@ int kpa_instance_spec_build(kpa_store *store, const kpa_manifest *m, const kpa_r
         if (q < 0)
                 return q;
         plan_ids_and_limits(store, m, opts, spec);
+        plan_seccomp(m, spec);
         *out = TAKE_PTR(spec);
         return 0;
 }

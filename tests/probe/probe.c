@@ -19,6 +19,9 @@
  *   cat FILE             copy FILE to stdout, as is
  *   echo-handle NAME     read one line (or datagram) from the handle, send it back
  *   send NAME TEXT       send TEXT on the handle, print the reply as reply=...
+ *   seccomp              call each system call the default filter refuses, with
+ *                        harmless arguments, and print sc.NAME=EPERM|ENOSYS|
+ *                        <other errno>|ok; then ordinary calls, as ok.NAME=ok
  *
  * Failures print error=... (with the errno name) and exit 1. */
 #include "config.h"
@@ -33,8 +36,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <spawn.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -44,6 +51,8 @@
 #include <unistd.h>
 
 #include <linux/magic.h>
+#include <linux/sched.h>
+#include <pthread.h>
 
 #include "kpa/handle.h"
 
@@ -483,11 +492,154 @@ static int cmd_send(const char *name, const char *text)
         return 0;
 }
 
+/* ---- seccomp ---- */
+
+/* Arguments that make each call fail early, and harmlessly, where it is
+ * allowed: bad fds, bad pointers (BAD), invalid flags, no such pid. The
+ * kernel's answer then is EBADF, EFAULT, EINVAL, ESRCH...: anything but the
+ * filter's EPERM (or ENOSYS for clone3), even as root on the host. */
+#define BAD ((long)1)
+
+static void sc_result(const char *name, long r)
+{
+        printf("sc.%s=%s\n", name, r >= 0 ? "ok" : errname(errno));
+}
+
+#define SC(name, ...) sc_result(name, syscall(__VA_ARGS__))
+
+static void seccomp_refused(void)
+{
+        SC("mount", SYS_mount, BAD, BAD, BAD, 0L, 0L);
+        SC("umount2", SYS_umount2, BAD, 0L);
+        SC("pivot_root", SYS_pivot_root, BAD, BAD);
+        SC("chroot", SYS_chroot, BAD);
+        SC("fsopen", SYS_fsopen, BAD, 0L);
+        SC("fsconfig", SYS_fsconfig, -1L, -1L, 0L, 0L, 0L);
+        SC("fsmount", SYS_fsmount, -1L, 0L, 0L);
+        SC("fspick", SYS_fspick, -1L, BAD, 0L);
+        SC("move_mount", SYS_move_mount, -1L, BAD, -1L, BAD, 0L);
+        SC("open_tree", SYS_open_tree, -1L, BAD, 0L);
+        SC("mount_setattr", SYS_mount_setattr, -1L, BAD, -1L, 0L, 0L);
+        SC("unshare", SYS_unshare, (long)CSIGNAL); /* not a flag of unshare */
+        SC("setns", SYS_setns, -1L, 0L);
+        /* CLONE_THREAD without CLONE_SIGHAND: EINVAL before anything is made */
+        static const struct {
+                const char *name;
+                long flag;
+        } ns[] = {{"clone_newns", CLONE_NEWNS},   {"clone_newuts", CLONE_NEWUTS},
+                  {"clone_newipc", CLONE_NEWIPC}, {"clone_newuser", CLONE_NEWUSER},
+                  {"clone_newpid", CLONE_NEWPID}, {"clone_newnet", CLONE_NEWNET},
+                  {"clone_newcgroup", CLONE_NEWCGROUP}, {"clone_newtime", 0x80}};
+        for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
+                SC(ns[i].name, SYS_clone, ns[i].flag | CLONE_THREAD, 0L, 0L, 0L, 0L);
+        SC("clone3", SYS_clone3, 0L, 0L); /* size 0: EINVAL */
+        SC("ioctl_tiocsti", SYS_ioctl, -1L, (long)TIOCSTI, 0L);
+        SC("ioctl_tiocsti_high", SYS_ioctl, -1L, (long)(TIOCSTI | (1UL << 32)), 0L);
+        SC("ioctl_tioclinux", SYS_ioctl, -1L, (long)TIOCLINUX, 0L);
+        SC("kexec_load", SYS_kexec_load, 0L, 0L, 0L, -1L);
+        SC("kexec_file_load", SYS_kexec_file_load, -1L, -1L, 0L, 0L, -1L);
+        SC("init_module", SYS_init_module, BAD, 0L, BAD);
+        SC("finit_module", SYS_finit_module, -1L, 0L, -1L);
+        SC("delete_module", SYS_delete_module, BAD, 0L);
+        SC("acct", SYS_acct, BAD);
+        SC("swapon", SYS_swapon, BAD, 0L);
+        SC("swapoff", SYS_swapoff, BAD);
+        SC("reboot", SYS_reboot, 0L, 0L, 0L, 0L); /* wrong magic */
+        SC("settimeofday", SYS_settimeofday, BAD, BAD);
+        SC("clock_settime", SYS_clock_settime, -1L, BAD);
+        SC("bpf", SYS_bpf, -1L, 0L, 0L);
+        SC("perf_event_open", SYS_perf_event_open, BAD, 0L, -1L, -1L, 0L);
+        SC("userfaultfd", SYS_userfaultfd, -1L);
+        SC("keyctl", SYS_keyctl, -1L, 0L, 0L, 0L, 0L);
+        SC("add_key", SYS_add_key, BAD, BAD, 0L, 0L, 0L);
+        SC("request_key", SYS_request_key, BAD, BAD, 0L, 0L);
+        SC("ptrace", SYS_ptrace, 2L /* PTRACE_PEEKDATA */, -1L, 0L, 0L);
+        SC("process_vm_readv", SYS_process_vm_readv, -1L, 0L, 0L, 0L, 0L, 1L);
+        SC("process_vm_writev", SYS_process_vm_writev, -1L, 0L, 0L, 0L, 0L, 1L);
+        /* a persona that weakens what is execed; set back at once if allowed */
+        long old = syscall(SYS_personality, 0xffffffffL);
+        long r = syscall(SYS_personality, (long)ADDR_NO_RANDOMIZE);
+        sc_result("personality_addr_no_randomize", r);
+        if (r >= 0)
+                syscall(SYS_personality, old);
+}
+
+static void ok_result(const char *name, bool good)
+{
+        printf("ok.%s=%s\n", name, good ? "ok" : errname(errno));
+}
+
+static void *thread_main(void *arg) { return arg; }
+
+/* Ordinary calls still work: files, memory, processes, threads, sockets. */
+static void seccomp_ordinary(void)
+{
+        int fd = open("/tmp/.kpa-probe-seccomp", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        char buf[4] = "";
+        ok_result("open_write_read", fd >= 0 && write(fd, "abc", 3) == 3 && pread(fd, buf, 3, 0) == 3 &&
+                                            memcmp(buf, "abc", 3) == 0);
+        if (fd >= 0)
+                close(fd);
+        unlink("/tmp/.kpa-probe-seccomp");
+        void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ok_result("mmap", p != MAP_FAILED);
+        if (p != MAP_FAILED)
+                munmap(p, 4096);
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0)
+                _exit(7);
+        int status = 0;
+        ok_result("fork", pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+                                  WEXITSTATUS(status) == 7);
+        pthread_t t;
+        int e = pthread_create(&t, NULL, thread_main, NULL);
+        if (e == 0)
+                pthread_join(t, NULL);
+        errno = e;
+        ok_result("pthread_create", e == 0);
+        char *const args[] = {"probe", "exit", "3", NULL};
+        e = posix_spawn(&pid, "/proc/self/exe", NULL, NULL, args, environ);
+        errno = e;
+        ok_result("posix_spawn", e == 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+                                         WEXITSTATUS(status) == 3);
+        int sv[2];
+        bool sock = socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0;
+        int n = -1;
+        ok_result("socketpair_ioctl", sock && write(sv[0], "x", 1) == 1 && ioctl(sv[1], FIONREAD, &n) == 0 &&
+                                              n == 1);
+        if (sock) {
+                close(sv[0]);
+                close(sv[1]);
+        }
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ok_result("socket", fd >= 0);
+        if (fd >= 0)
+                close(fd);
+        long persona = syscall(SYS_personality, 0xffffffffL);
+        ok_result("personality_query", persona >= 0);
+        ok_result("personality_linux", persona >= 0 && syscall(SYS_personality, (long)PER_LINUX) >= 0);
+        ok_result("personality_linux32", syscall(SYS_personality, (long)PER_LINUX32) >= 0 &&
+                                                 syscall(SYS_personality, (long)PER_LINUX) >= 0);
+        fflush(stdout);
+        pid = (pid_t)syscall(SYS_clone, (long)SIGCHLD, 0L, 0L, 0L, 0L);
+        if (pid == 0)
+                _exit(0);
+        ok_result("clone_plain", pid > 0 && waitpid(pid, NULL, 0) == pid);
+}
+
+static int cmd_seccomp(void)
+{
+        seccomp_refused();
+        seccomp_ordinary();
+        return 0;
+}
+
 static int usage(void)
 {
         fprintf(stderr, "usage: probe info|handles NAME...|exit N|sleep S|ignore-term S|segv|"
                         "forkbomb [MAX]|memhog MIB|orphans N|tiocsti|write FILE TEXT|"
-                        "cat FILE|echo-handle NAME|send NAME TEXT\n");
+                        "cat FILE|echo-handle NAME|send NAME TEXT|seccomp\n");
         return 2;
 }
 
@@ -528,6 +680,8 @@ int main(int argc, char **argv)
                 r = cmd_echo_handle(a);
         else if (strcmp(cmd, "send") == 0 && argc == 4)
                 r = cmd_send(a, argv[3]);
+        else if (strcmp(cmd, "seccomp") == 0)
+                r = cmd_seccomp();
         else
                 return usage();
         fflush(stdout);

@@ -319,6 +319,44 @@ static void test_unknown(void)
         has_str(err.message, "empty handle spec", "empty spec: message");
 }
 
+/* Failures of the system calls behind a spec: each is named, with its cause. */
+static void test_failures(void)
+{
+        kpa_error err;
+        int l = kpa_handle_open_spec("listen:tcp:127.0.0.1:0", &err);
+        int port = listening_port(l, AF_INET);
+        _cleanup_free_ char *taken = kpa_xasprintf("listen:tcp:127.0.0.1:%d", port);
+        int fd = kpa_handle_open_spec(taken, &err);
+        is(fd, -EADDRINUSE, "listen on a port in use is refused");
+        has_str(err.message, "bind 127.0.0.1:", "... naming the step and the address");
+        closep(&l);
+        _cleanup_free_ char *refused = kpa_xasprintf("connect:tcp:127.0.0.1:%d", port);
+        fd = kpa_handle_open_spec(refused, &err);
+        is(fd, -ECONNREFUSED, "connect to a port nobody listens on is refused");
+        has_str(err.message, "connect 127.0.0.1:", "... naming the step and the address");
+
+        _cleanup_free_ char *nodir = kpa_xasprintf("listen:unix:%s/nodir/s", dir);
+        is(kpa_handle_open_spec(nodir, &err), -ENOENT, "listen in a missing directory");
+        has_str(err.message, "bind ", "... names bind");
+        _cleanup_free_ char *file = path_in_dir("plain");
+        close(open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+        _cleanup_free_ char *notdir = kpa_xasprintf("listen:unix:%s/s", file);
+        is(kpa_handle_open_spec(notdir, &err), -ENOTDIR, "listen below a file");
+        has_str(err.message, "cannot stat", "... says so");
+
+        /* with stdin closed, a new handle must still not land on fd 0 */
+        int saved = fcntl(0, F_DUPFD_CLOEXEC, 3);
+        close(0);
+        _cleanup_free_ char *spec = kpa_xasprintf("file:%s", file);
+        fd = kpa_handle_open_spec(spec, &err);
+        check_fd_shape(fd, "with fd 0 free");
+        closep(&fd);
+        if (saved >= 0) {
+                dup2(saved, 0);
+                close(saved);
+        }
+}
+
 int main(void)
 {
         if (!mkdtemp(dir)) {
@@ -331,6 +369,7 @@ int main(void)
         test_tcp();
         test_unix();
         test_unknown();
+        test_failures();
         kpa_rm_rf_at(AT_FDCWD, dir);
         return tap_done();
 }

@@ -456,7 +456,9 @@ static void test_unknown_keys(void)
                  "runConfigurations[0].usesServices[0].optional"},
                 {"/privateStorage/path", "privateStorage.path"},
                 {"/extensions/KPA_limits/swap", "extensions.KPA_limits.swap"},
-                {"/extensions/KPA_sandbox/allowPtrace", "extensions.KPA_sandbox.allowPtrace"},
+                {"/extensions/KPA_sandbox/allowEverything", "extensions.KPA_sandbox.allowEverything"},
+                {"/extensions/KPA_sandbox/allowptrace", "extensions.KPA_sandbox.allowptrace"},
+                {"/extensions/KPA_sandbox/allowMount", "extensions.KPA_sandbox.allowMount"},
                 {"/application/a.b", "application[\"a.b\"]"},
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++)
@@ -722,6 +724,43 @@ static void test_storage(void)
         refuse_mut("/privateStorage/fsType", "''", "privateStorage.fsType", "must not be empty");
 }
 
+/* KPA_sandbox allow*: booleans relaxing the seccomp filter, false when absent */
+static void test_sandbox_allow(void)
+{
+        static const char *const keys[] = {"allowPtrace",      "allowPerfEvents",
+                                           "allowBpf",         "allowKeyring",
+                                           "allowUserfaultfd", "allowPersonality"};
+        kpa_manifest *m = accept_mut("/extensions/KPA_sandbox/network", "'none'");
+        ok(m && !m->sandbox.allow_ptrace && !m->sandbox.allow_perf_events && !m->sandbox.allow_bpf &&
+                   !m->sandbox.allow_keyring && !m->sandbox.allow_userfaultfd &&
+                   !m->sandbox.allow_personality,
+           "every allow* defaults to false");
+        kpa_manifest_free(m);
+        for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
+                _cleanup_free_ char *ptr = kpa_xasprintf("/extensions/KPA_sandbox/%s", keys[i]);
+                _cleanup_free_ char *path = kpa_xasprintf("extensions.KPA_sandbox.%s", keys[i]);
+                m = accept_mut(ptr, "true");
+                if (m) {
+                        const kpa_sandbox_settings *sb = &m->sandbox;
+                        const bool got[] = {sb->allow_ptrace,  sb->allow_perf_events,
+                                            sb->allow_bpf,     sb->allow_keyring,
+                                            sb->allow_userfaultfd, sb->allow_personality};
+                        size_t set = 0;
+                        for (size_t j = 0; j < ELEMENTSOF(got); j++)
+                                set += got[j];
+                        ok(got[i] && set == 1, "%s: true sets its flag alone", keys[i]);
+                }
+                kpa_manifest_free(m);
+                m = accept_mut(ptr, "false");
+                ok(m && !m->sandbox.allow_ptrace && !m->sandbox.allow_personality,
+                   "%s: false accepted", keys[i]);
+                kpa_manifest_free(m);
+                refuse_mut(ptr, "'true'", path, "must be a boolean, not a string");
+                refuse_mut(ptr, "1", path, "must be a boolean, not an integer");
+                refuse_mut(ptr, "null", path, "must be a boolean");
+        }
+}
+
 static void test_extensions(void)
 {
         static const struct {
@@ -787,6 +826,7 @@ static void test_extensions(void)
         }
         refuse_mut("/extensions/KPA_seccomp", "{}", "extensions.KPA_seccomp",
                    "unknown kpa extension");
+        test_sandbox_allow();
 }
 
 static void test_duplicate_keys(void)

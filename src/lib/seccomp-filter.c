@@ -1,0 +1,254 @@
+/* seccomp-filter.c: the default system call filter of a sandboxed application
+ * (DESIGN.md section 5, step 6). It owns the list of refused calls, the
+ * relaxations a manifest may ask for (kpa_seccomp_policy) and the
+ * installation of the filter; it does not decide when the filter is
+ * installed (sandbox.c: after the privileges are dropped, before exec).
+ *
+ * The filter is built in the parent with libseccomp and exported as a plain
+ * BPF program (libseccomp 2.5 exports only to an fd: a memfd here), so that
+ * the child, which shares the init's memory after clone(CLONE_VM|CLONE_VFORK),
+ * only makes one prctl() call. Refused calls fail with EPERM, clone3 with
+ * ENOSYS (libc then falls back to clone, whose flags a filter can see); every
+ * other call is allowed. Calls of another ABI than the native one (i386 and
+ * x32 on x86_64) kill the process: a package is built for the host's
+ * architecture (kpa_manifest_check_arch), and a second ABI would be a second
+ * way around the filter. */
+#include "config.h"
+
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include <seccomp.h>
+
+#include "seccomp-filter.h"
+#include "util.h"
+
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+#ifndef TIOCLINUX
+#define TIOCLINUX 0x541C
+#endif
+
+/* A filter of a few hundred instructions; far less in practice. */
+#define PROG_MAX_BYTES (64 * 1024)
+
+static void seccomp_releasep(scmp_filter_ctx *ctx)
+{
+        if (*ctx)
+                seccomp_release(*ctx);
+}
+
+/* Calls refused outright (EPERM) unless the policy flag they name is set. */
+enum relax { RELAX_NONE, RELAX_PTRACE, RELAX_PERF, RELAX_BPF, RELAX_KEYRING, RELAX_USERFAULTFD };
+
+static const struct refused_call {
+        const char *name;
+        int nr;
+        enum relax relax;
+} refused_calls[] = {
+        /* mounts, old and new API, and changing the root */
+        {"mount", SCMP_SYS(mount), RELAX_NONE},
+        {"umount2", SCMP_SYS(umount2), RELAX_NONE},
+        {"pivot_root", SCMP_SYS(pivot_root), RELAX_NONE},
+        {"chroot", SCMP_SYS(chroot), RELAX_NONE},
+        {"fsopen", SCMP_SYS(fsopen), RELAX_NONE},
+        {"fsconfig", SCMP_SYS(fsconfig), RELAX_NONE},
+        {"fsmount", SCMP_SYS(fsmount), RELAX_NONE},
+        {"fspick", SCMP_SYS(fspick), RELAX_NONE},
+        {"move_mount", SCMP_SYS(move_mount), RELAX_NONE},
+        {"open_tree", SCMP_SYS(open_tree), RELAX_NONE},
+        {"mount_setattr", SCMP_SYS(mount_setattr), RELAX_NONE},
+        /* namespaces (clone's flags are checked below) */
+        {"unshare", SCMP_SYS(unshare), RELAX_NONE},
+        {"setns", SCMP_SYS(setns), RELAX_NONE},
+        /* the kernel itself */
+        {"kexec_load", SCMP_SYS(kexec_load), RELAX_NONE},
+        {"kexec_file_load", SCMP_SYS(kexec_file_load), RELAX_NONE},
+        {"init_module", SCMP_SYS(init_module), RELAX_NONE},
+        {"finit_module", SCMP_SYS(finit_module), RELAX_NONE},
+        {"delete_module", SCMP_SYS(delete_module), RELAX_NONE},
+        {"acct", SCMP_SYS(acct), RELAX_NONE},
+        {"swapon", SCMP_SYS(swapon), RELAX_NONE},
+        {"swapoff", SCMP_SYS(swapoff), RELAX_NONE},
+        {"reboot", SCMP_SYS(reboot), RELAX_NONE},
+        {"settimeofday", SCMP_SYS(settimeofday), RELAX_NONE},
+        {"clock_settime", SCMP_SYS(clock_settime), RELAX_NONE},
+        /* large kernel attack surface, rarely needed by applications */
+        {"bpf", SCMP_SYS(bpf), RELAX_BPF},
+        {"perf_event_open", SCMP_SYS(perf_event_open), RELAX_PERF},
+        {"userfaultfd", SCMP_SYS(userfaultfd), RELAX_USERFAULTFD},
+        {"keyctl", SCMP_SYS(keyctl), RELAX_KEYRING},
+        {"add_key", SCMP_SYS(add_key), RELAX_KEYRING},
+        {"request_key", SCMP_SYS(request_key), RELAX_KEYRING},
+        {"ptrace", SCMP_SYS(ptrace), RELAX_PTRACE},
+        {"process_vm_readv", SCMP_SYS(process_vm_readv), RELAX_PTRACE},
+        {"process_vm_writev", SCMP_SYS(process_vm_writev), RELAX_PTRACE},
+};
+
+static const uint64_t namespace_flags[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,
+                                           CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
+                                           CLONE_NEWCGROUP, CLONE_NEWTIME};
+
+/* ioctl's request is an unsigned int in the kernel: compare the low 32
+ * bits only, or TIOCSTI with a high bit set would pass. */
+static const struct {
+        const char *name;
+        unsigned long request;
+} refused_ioctls[] = {{"TIOCSTI", TIOCSTI}, {"TIOCLINUX", TIOCLINUX}};
+
+static bool relaxed(const kpa_seccomp_policy *p, enum relax r)
+{
+        switch (r) {
+        case RELAX_NONE: return false;
+        case RELAX_PTRACE: return p->allow_ptrace;
+        case RELAX_PERF: return p->allow_perf_events;
+        case RELAX_BPF: return p->allow_bpf;
+        case RELAX_KEYRING: return p->allow_keyring;
+        case RELAX_USERFAULTFD: return p->allow_userfaultfd;
+        }
+        return false;
+}
+
+static int add_rules(scmp_filter_ctx ctx, const kpa_seccomp_policy *p, kpa_error *err)
+{
+        const uint32_t eperm = SCMP_ACT_ERRNO(EPERM);
+        int r;
+        for (size_t i = 0; i < ELEMENTSOF(refused_calls); i++) {
+                if (relaxed(p, refused_calls[i].relax))
+                        continue;
+                r = seccomp_rule_add(ctx, eperm, refused_calls[i].nr, 0);
+                if (r < 0)
+                        return kpa_error_set_errno(err, -r, "seccomp rule for %s", refused_calls[i].name);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(namespace_flags); i++) {
+                r = seccomp_rule_add(ctx, eperm, SCMP_SYS(clone), 1,
+                                     SCMP_A0(SCMP_CMP_MASKED_EQ, namespace_flags[i], namespace_flags[i]));
+                if (r < 0)
+                        return kpa_error_set_errno(err, -r, "seccomp rule for clone");
+        }
+        r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+        if (r < 0)
+                return kpa_error_set_errno(err, -r, "seccomp rule for clone3");
+        for (size_t i = 0; i < ELEMENTSOF(refused_ioctls); i++) {
+                r = seccomp_rule_add(ctx, eperm, SCMP_SYS(ioctl), 1,
+                                     SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffULL, refused_ioctls[i].request));
+                if (r < 0)
+                        return kpa_error_set_errno(err, -r, "seccomp rule for ioctl %s",
+                                                   refused_ioctls[i].name);
+        }
+        return 0;
+}
+
+/* personality(2) is allowed with the personas Docker's default profile
+ * allows too: PER_LINUX, PER_LINUX32 (setarch i686), UNAME26, both, and the
+ * query 0xffffffff; others (ADDR_NO_RANDOMIZE, READ_IMPLIES_EXEC, ...)
+ * weaken the programs the application execs. libseccomp cannot say
+ * "refuse unless one of these" in a default-allow filter, so these few
+ * instructions go in front of its program; every other call falls through
+ * to it. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define ARG0_LOW offsetof(struct seccomp_data, args[0])
+#else
+#define ARG0_LOW (offsetof(struct seccomp_data, args[0]) + 4)
+#endif
+#define PERSONALITY_PREFIX_LEN 12
+
+static void personality_prefix(struct sock_filter out[PERSONALITY_PREFIX_LEN])
+{
+        const struct sock_filter prefix[PERSONALITY_PREFIX_LEN] = {
+                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, seccomp_arch_native(), 0, 10),
+                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_personality, 0, 8),
+                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG0_LOW),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PER_LINUX, 5, 0),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PER_LINUX32, 4, 0),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, UNAME26, 3, 0),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PER_LINUX32 | UNAME26, 2, 0),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0xffffffffU, 1, 0),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW), /* 11 */
+                /* 12: libseccomp's program (jumps count from the next instruction) */
+        };
+        memcpy(out, prefix, sizeof(prefix));
+}
+
+/* libseccomp's program, as bytes, through a memfd. */
+static int export_bpf(scmp_filter_ctx ctx, char **out, size_t *len, kpa_error *err)
+{
+        _cleanup_close_ int fd = memfd_create("kpa-seccomp", MFD_CLOEXEC);
+        if (fd < 0)
+                return kpa_error_set_errno(err, errno, "memfd_create for the seccomp filter");
+        int r = seccomp_export_bpf(ctx, fd);
+        if (r < 0)
+                return kpa_error_set_errno(err, -r, "seccomp_export_bpf");
+        if (lseek(fd, 0, SEEK_SET) < 0)
+                return kpa_error_set_errno(err, errno, "seccomp filter: lseek");
+        r = kpa_read_fd(fd, PROG_MAX_BYTES, out, len);
+        if (r < 0)
+                return kpa_error_set_errno(err, -r, "seccomp filter: read");
+        return 0;
+}
+
+int kpa_seccomp_build(const kpa_seccomp_policy *policy, kpa_seccomp_prog *out, kpa_error *err)
+{
+        *out = (kpa_seccomp_prog){0};
+        _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+        if (!ctx)
+                return kpa_error_set(err, ENOMEM, "seccomp_init failed");
+        /* no_new_privs is set by kpa_privileges_drop already; other ABIs die */
+        int r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+        if (r >= 0)
+                r = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+        if (r < 0)
+                return kpa_error_set_errno(err, -r, "seccomp_attr_set");
+        r = add_rules(ctx, policy, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *bpf = NULL;
+        size_t len = 0;
+        r = export_bpf(ctx, &bpf, &len, err);
+        if (r < 0)
+                return r;
+        size_t prefix = policy->allow_personality ? 0 : PERSONALITY_PREFIX_LEN;
+        size_t n = len / sizeof(struct sock_filter);
+        if (len % sizeof(struct sock_filter) || n == 0 || n + prefix > BPF_MAXINSNS)
+                return kpa_error_set(err, EINVAL, "seccomp filter of %zu bytes is malformed", len);
+        struct sock_filter *prog = kpa_xcalloc(n + prefix, sizeof(*prog));
+        if (prefix)
+                personality_prefix(prog);
+        memcpy(prog + prefix, bpf, len);
+        out->len = (unsigned short)(n + prefix);
+        out->filter = prog;
+        return 0;
+}
+
+void kpa_seccomp_prog_free(kpa_seccomp_prog *prog)
+{
+        free(prog->filter);
+        *prog = (kpa_seccomp_prog){0};
+}
+
+int kpa_seccomp_apply(const kpa_seccomp_prog *prog, const char **failed_step)
+{
+        struct sock_fprog fprog = {.len = prog->len, .filter = prog->filter};
+        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fprog, 0, 0) < 0) {
+                if (failed_step)
+                        *failed_step = "seccomp filter";
+                return -errno;
+        }
+        return 0;
+}

@@ -1,0 +1,65 @@
+#!/bin/bash
+# seccomp.sh: the default seccomp filter of a sandboxed application. A probe
+# inside the sandbox calls every refused system call with harmless
+# arguments: each fails with EPERM (clone3 with ENOSYS), while ordinary calls
+# (files, memory, fork, threads, posix_spawn, sockets) still work. The same
+# probe outside the sandbox shows that the arguments alone would not give
+# EPERM. KPA_sandbox "allowPtrace" lets ptrace through, and only ptrace.
+. "$(dirname "$0")/lib.sh"
+need_root
+
+KPA_RUN="$top_builddir/src/tools/kpa-run"
+PROBE="$top_builddir/tests/probe/probe"
+[ -x "$KPA_RUN" ] || skip_all "kpa-run not built"
+R="$T/store"
+APP=org.example.seccomp$$
+APP_PT=org.example.seccomp-ptrace$$
+$MKPKG "$T/probe.kpa" --id $APP --bin "$PROBE" --set 'runConfigurations[0].args=[]'
+$MKPKG "$T/probe-pt.kpa" --id $APP_PT --bin "$PROBE" --set 'runConfigurations[0].args=[]' \
+    --set 'extensions={"KPA_sandbox":{"allowPtrace":true}}'
+for p in probe probe-pt; do
+    "$KPA_INSTALL" --root "$R" -q "$T/$p.kpa" || { echo "Bail out! cannot install $p.kpa"; exit 1; }
+done
+
+run() { "$KPA_RUN" --root "$R" "$@"; }
+val() { sed -n "s|^$1=||p" <<<"$2" | head -1; }
+
+refused=(mount umount2 pivot_root chroot fsopen fsconfig fsmount fspick move_mount open_tree
+    mount_setattr unshare setns clone_newns clone_newuts clone_newipc clone_newuser clone_newpid
+    clone_newnet clone_newcgroup clone_newtime ioctl_tiocsti ioctl_tiocsti_high ioctl_tioclinux
+    kexec_load kexec_file_load init_module finit_module delete_module acct swapon swapoff reboot
+    settimeofday clock_settime bpf perf_event_open userfaultfd keyctl add_key request_key ptrace
+    process_vm_readv process_vm_writev personality_addr_no_randomize)
+ordinary=(open_write_read mmap fork pthread_create posix_spawn socketpair_ioctl socket
+    personality_query personality_linux personality_linux32 clone_plain)
+
+out=$(run $APP -- seccomp)
+check_eq "the probe ran every check" "$(grep -c '^\(sc\|ok\)\.' <<<"$out")" \
+    $((${#refused[@]} + 1 + ${#ordinary[@]}))
+check "/proc/self/status shows a seccomp filter (mode 2)" \
+    grep -qx 'Seccomp=2' <<<"$(run $APP -- info)"
+for c in "${refused[@]}"; do
+    check_eq "$c is refused with EPERM" "$(val "sc.$c" "$out")" EPERM
+done
+check_eq "clone3 fails with ENOSYS (libc falls back to clone)" "$(val sc.clone3 "$out")" ENOSYS
+for c in "${ordinary[@]}"; do
+    check_eq "$c still works" "$(val "ok.$c" "$out")" ok
+done
+
+# the same calls outside any sandbox: the arguments are harmless and would
+# not give EPERM by themselves, so the EPERM above is the filter's
+host=$(PATH=/nonexistent "$PROBE" seccomp)
+for c in "${refused[@]}" clone3; do
+    v=$(val "sc.$c" "$host")
+    check "outside the sandbox, $c gives $v, not EPERM or ok" test "$v" != EPERM -a "$v" != ok -o \
+        "$c" = personality_addr_no_randomize -a "$v" = ok
+done
+
+# allowPtrace relaxes ptrace and process_vm_*, nothing else
+out=$(run $APP_PT -- seccomp)
+check_eq "allowPtrace: ptrace reaches the kernel (no such pid)" "$(val sc.ptrace "$out")" ESRCH
+check_eq "allowPtrace: process_vm_readv reaches the kernel" "$(val sc.process_vm_readv "$out")" EINVAL
+check_eq "allowPtrace: mount is still refused" "$(val sc.mount "$out")" EPERM
+check_eq "allowPtrace: keyctl is still refused" "$(val sc.keyctl "$out")" EPERM
+
+done_testing

@@ -1,0 +1,344 @@
+/* Unit tests for process.c through kpa/process.h: tokens, the refusals of a
+ * start that never reaches the sandbox (unknown package, run configuration
+ * or parent token; a package without run configurations), calls on unknown
+ * tokens, and, as root, an instance driven from C: a wait that times out, a
+ * Forced stop, a child of a parent, and kpa_control_close() stopping what
+ * still runs; the task API's refusals, and a task run and stopped.
+ * tests/integration/run.sh and task.sh cover the same through the tools. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "kpa/package.h"
+#include "kpa/process.h"
+#include "kpa/task.h"
+#include "tap.h"
+#include "util.h"
+
+#define MANIFEST_FMT                                                                        \
+        "{\"version\": \"2.0\",\n"                                                          \
+        " \"application\": {\"id\": \"%s\", \"name\": \"P\", \"version\": \"1\", "          \
+        "\"buildNumber\": \"1\", \"systemApplication\": false},\n"                          \
+        " \"platform\": {\"id\": \"linux\", \"sdk\": {\"buildSdkName\": \"s\", "            \
+        "\"buildSdkVersion\": \"1\", \"targetApiLevel\": 1}, \"hwSpecification\": "         \
+        "{\"arch\": \"%s\", \"cpu\": \"\"}},\n"                                             \
+        " \"components\": [{\"name\": \"app\", \"componentType\": \"bin\", \"digest\": \"\"}]" \
+        "%s}\n"
+#define RUN_CONFIGS                                                                         \
+        ",\n \"runConfigurations\": [{\"id\": \"main\", \"name\": \"M\", \"type\": "        \
+        "\"service\", \"path\": \"bin/app\", \"primary\": true, \"args\": []}]"
+
+static char tmp[] = "/tmp/kpa-test-process-XXXXXX";
+
+static void write_file(const char *path, const char *content)
+{
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+        if (fd < 0 || kpa_write_all(fd, content, strlen(content)) < 0)
+                abort();
+}
+
+static const char *host_arch(void)
+{
+#if defined(__x86_64__)
+        return "x86_64";
+#elif defined(__aarch64__)
+        return "aarch64";
+#else
+        return "";
+#endif
+}
+
+/* Pack and install APP_ID (with a run configuration when RUNNABLE), whose
+ * bin/app runs its arguments. */
+static int install(kpa_store *s, const char *app_id, bool runnable)
+{
+        _cleanup_free_ char *src = kpa_xasprintf("%s/src-%s", tmp, app_id);
+        _cleanup_free_ char *manifest = kpa_xasprintf("%s/manifest.json", src);
+        _cleanup_free_ char *app = kpa_xasprintf("%s/app", src);
+        _cleanup_free_ char *out = kpa_xasprintf("%s/%s.kpa", tmp, app_id);
+        _cleanup_free_ char *text =
+                kpa_xasprintf(MANIFEST_FMT, app_id, host_arch(), runnable ? RUN_CONFIGS : "");
+        (void)mkdir(src, 0755);
+        write_file(app, "#!/bin/sh\nexec \"$@\"\n");
+        write_file(manifest, text);
+        const char *inputs[] = {app};
+        kpa_pack_options opts;
+        kpa_pack_options_init(&opts);
+        opts.manifest_path = manifest;
+        opts.output_path = out;
+        opts.inputs = inputs;
+        opts.n_inputs = 1;
+        opts.compression = KPA_COMPRESS_NONE;
+        kpa_error err;
+        int r = kpa_pack(&opts, &err);
+        if (r >= 0)
+                r = kpa_store_install(s, out, NULL, NULL, &err);
+        if (r < 0)
+                printf("# %s: %s\n", app_id, err.message);
+        return r;
+}
+
+static void test_tokens(void)
+{
+        kpa_token t, back;
+        memset(&t, 0, sizeof(t));
+        ok(kpa_token_is_null(&t), "a zero token is null");
+        for (size_t i = 0; i < sizeof(t.bytes); i++)
+                t.bytes[i] = (uint8_t)(i * 17 + 1);
+        ok(!kpa_token_is_null(&t), "another is not");
+        char s[KPA_TOKEN_STRING_MAX];
+        kpa_token_to_string(&t, s);
+        is(strlen(s), 32, "a token is 32 characters");
+        is(kpa_token_from_string(s, &back), 0, "and reads back");
+        ok(memcmp(&t, &back, sizeof(t)) == 0, "to the same token");
+        is(kpa_token_from_string("abc", &back), -EINVAL, "a short string is no token");
+        is(kpa_token_from_string(NULL, &back), -EINVAL, "nor is NULL");
+        is(kpa_token_from_string("zz0102030405060708090a0b0c0d0e0f", &back), -EINVAL,
+           "nor are non-hex digits");
+        is(kpa_token_from_string("0G0102030405060708090a0b0c0d0e0f", &back), -EINVAL,
+           "nor a bad second digit");
+        is_str(kpa_process_state_name((kpa_process_state)99), "Unknown", "an unknown state");
+        is_str(kpa_exit_status_name((kpa_exit_status)99), "Unknown", "an unknown exit status");
+}
+
+static void test_refusals(kpa_control *ctl)
+{
+        kpa_token token, none;
+        memset(&none, 0x5a, sizeof(none));
+        is(kpa_process_start(ctl, "org.example.none", NULL, NULL, &token), -ENOENT,
+           "an unknown package is refused");
+        has_str(kpa_control_last_error(ctl)->message, "org.example.none",
+                "... and named in the last error");
+        kpa_process_context ctx;
+        is(kpa_process_get_state(ctl, &token, &ctx), 0, "its token still names a context");
+        is(ctx.state, KPA_PROCESS_FAILED, "... Failed");
+        is(ctx.exit_reason, ENOENT, "... with exit reason ENOENT");
+
+        is(kpa_process_start(ctl, "org.example.norc", NULL, NULL, &token), -ENOENT,
+           "a package without run configurations cannot start");
+        has_str(kpa_control_last_error(ctl)->message, "no run configuration to start",
+                "... and says so");
+        is(kpa_process_start(ctl, "org.example.proc", "nosuch", NULL, &token), -ENOENT,
+           "an unknown run configuration is refused");
+        has_str(kpa_control_last_error(ctl)->message, "(it has: main)", "... listing the others");
+        kpa_start_options opts;
+        kpa_start_options_init(&opts);
+        opts.parent = &none;
+        is(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &token), -ESRCH,
+           "an unknown parent token is refused");
+
+        opts.parent = NULL;
+        const char *bad_env[] = {"NOEQUALS"};
+        opts.extra_env = bad_env;
+        opts.n_extra_env = 1;
+        is(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &token), -EINVAL,
+           "an environment entry without '=' is refused");
+        has_str(kpa_control_last_error(ctl)->message, "\"NOEQUALS\" is not NAME=VALUE",
+                "... and named");
+        opts.n_extra_env = 0;
+        kpa_user_handle bad_name[] = {{"a:b", 0}};
+        opts.handles = bad_name;
+        opts.n_handles = 1;
+        ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &token) < 0,
+           "a handle name with ':' is refused");
+        kpa_user_handle bad_fd[] = {{"h", -1}};
+        opts.handles = bad_fd;
+        is(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &token), -EBADF,
+           "a handle that is no fd is refused");
+        has_str(kpa_control_last_error(ctl)->message, "handle \"h\" (fd -1)", "... and named");
+        opts.n_handles = 0;
+
+        ok(kpa_process_stop(ctl, &none, KPA_STOP_FORCED) < 0, "stop of an unknown token fails");
+        is(kpa_process_wait(ctl, &none, 0, &ctx), 0, "a wait for an unknown token returns");
+        is(ctx.state, KPA_PROCESS_NOT_EXISTING, "... NotExisting");
+        ok(kpa_control_get_fd(ctl) >= 0, "the control has an fd");
+        is(kpa_control_dispatch(ctl), 0, "dispatch with nothing to do");
+}
+
+static void test_task_refusals(kpa_control *ctl)
+{
+        kpa_task *t = NULL, *u = NULL;
+        is(kpa_task_create(ctl, "bin/app", NULL, NULL, 0, &t), -EINVAL,
+           "a task path must be /APP_ID/bin/NAME");
+        is(kpa_task_create(ctl, "/org.example.none/bin/app", NULL, NULL, 0, &t), -ENOENT,
+           "a task of an unknown package");
+        is(kpa_task_create(ctl, "/org.example.proc/bin/nosuch", NULL, NULL, 0, &t), -ENOENT,
+           "a task of an unknown binary");
+        has_str(kpa_control_last_error(ctl)->message, "has no bin component", "... says so");
+        const char *args[] = {"true", NULL};
+        const char *env[] = {"A=1", NULL};
+        if (!ok(kpa_task_create(ctl, "/org.example.proc/bin/app", args, env, 0, &t) == 0 &&
+                        kpa_task_create(ctl, "/org.example.proc/bin/app", NULL, NULL, 0, &u) == 0,
+                "two tasks"))
+                return;
+        is(kpa_task_transfer(t, -1, "h"), -EBADF, "a bad fd is refused");
+        is(kpa_task_transfer(t, 0, "a:b"), -EINVAL, "a bad handle name is refused");
+        is(kpa_task_transfer(t, 0, "h"), 0, "a handle");
+        is(kpa_task_transfer(t, 0, "h"), -EEXIST, "the same name twice is refused");
+        is(kpa_task_connect(t, u, "h"), -EEXIST, "a channel under a name taken in the first");
+        is(kpa_task_transfer(u, 0, "c"), 0, "a handle in the second");
+        is(kpa_task_connect(t, u, "c"), -EEXIST, "a channel under a name taken in the second");
+        is(kpa_task_connect(t, u, "ch"), 0, "a channel");
+        kpa_process_context ctx;
+        is(kpa_task_wait(t, 0, &ctx), -ESRCH, "a task that has not started cannot be waited for");
+        kpa_task_put(t);
+        kpa_task_put(u);
+        kpa_task_put(NULL);
+}
+
+static void test_task_run(kpa_control *ctl)
+{
+        const char *args[] = {"sleep", "30", NULL};
+        kpa_task *t = NULL;
+        if (!ok(kpa_task_create(ctl, "/org.example.proc/bin/app", args, NULL,
+                                KPA_TASK_HOST_NETWORK, &t) == 0,
+                "a task"))
+                return;
+        kpa_token token;
+        is(kpa_task_run(t, &token), 0, "runs");
+        ok(!kpa_token_is_null(&token), "... with a token");
+        is(kpa_task_run(t, NULL), -EBUSY, "a second run is refused");
+        is(kpa_task_transfer(t, 0, "late"), -EBUSY, "so is a handle once it runs");
+        kpa_process_context ctx;
+        is(kpa_task_stop_and_wait(t, 5000, &ctx), 0, "stop and wait");
+        is(ctx.state, KPA_PROCESS_FINISHED, "... Finished");
+        kpa_task_put(t);
+}
+
+/* As root: real instances. */
+static void test_instances(kpa_control *ctl)
+{
+        const char *sleep_args[] = {"sleep", "30"};
+        kpa_start_options opts;
+        kpa_start_options_init(&opts);
+        opts.extra_args = sleep_args;
+        opts.n_extra_args = 2;
+        kpa_token a, b, c;
+        if (!ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &a) == 0,
+                "start an instance")) {
+                printf("#   %s\n", kpa_control_last_error(ctl)->message);
+                return;
+        }
+        kpa_process_context ctx;
+        is(kpa_process_wait(ctl, &a, 50, &ctx), -ETIMEDOUT, "a wait times out");
+        is(ctx.state, KPA_PROCESS_RUNNING, "... on a Running instance");
+        is(kpa_process_stop(ctl, &a, KPA_STOP_FORCED), 0, "Forced stop");
+        is(kpa_process_wait(ctl, &a, 5000, &ctx), 0, "wait for its end");
+        is(ctx.state, KPA_PROCESS_FINISHED, "... Finished");
+        is(ctx.exit_status, KPA_EXIT_TERMINATED, "... Terminated");
+        is(kpa_process_stop(ctl, &a, KPA_STOP_FORCED), 0, "a stop of what has ended is no error");
+
+        ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &b) == 0, "start a parent");
+        opts.parent = &b;
+        ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &c) == 0, "and a child of it");
+        opts.parent = NULL;
+        is(kpa_process_stop(ctl, &b, KPA_STOP_NORMAL), 0, "a Normal stop of the parent");
+        is(kpa_process_stop(ctl, &b, KPA_STOP_NORMAL), 0, "asked twice");
+        is(kpa_process_wait(ctl, &c, 5000, &ctx), 0, "the child ends");
+        is(kpa_process_wait(ctl, &b, 5000, &ctx), 0, "then the parent");
+        is(ctx.exit_status, KPA_EXIT_NORMAL, "... Normal (sleep dies of the SIGTERM asked for)");
+
+        const char *true_args[] = {"true"};
+        opts.extra_args = true_args;
+        opts.n_extra_args = 1;
+        ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &a) == 0, "start true");
+        is(kpa_process_wait(ctl, &a, 5000, &ctx), 0, "it ends by itself");
+        ok(ctx.state == KPA_PROCESS_FINISHED && ctx.exit_status == KPA_EXIT_NORMAL &&
+                   ctx.exit_code == 0,
+           "... Finished, Normal, 0");
+        /* the application killed by a signal without a name */
+        opts.extra_args = sleep_args;
+        opts.n_extra_args = 2;
+        ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &a) == 0, "start sleep");
+        is(kpa_process_get_state(ctl, &a, &ctx), 0, "its state");
+        _cleanup_free_ char *children =
+                kpa_xasprintf("/proc/%d/task/%d/children", (int)ctx.pid, (int)ctx.pid);
+        _cleanup_free_ char *list = NULL;
+        pid_t app = 0;
+        for (int tries = 0; tries < 100 && !app; tries++) {
+                free(list);
+                list = NULL;
+                if (kpa_read_file_at(AT_FDCWD, children, 4096, &list, NULL) < 0)
+                        break;
+                app = (pid_t)atoi(list);
+                if (!app)
+                        usleep(10000);
+        }
+        ok(app > 0 && kill(app, SIGRTMIN + 3) == 0, "kill the application with SIGRTMIN+3");
+        is(kpa_process_wait(ctl, &a, 5000, &ctx), 0, "wait for its end");
+        ok(ctx.state == KPA_PROCESS_FAILED && ctx.exit_code == SIGRTMIN + 3,
+           "... Failed, with the signal number");
+        has_str(ctx.message, "killed by signal", "... named by its number");
+
+        /* the init killed from outside: Failed, Unexpected */
+        opts.extra_args = sleep_args;
+        opts.n_extra_args = 2;
+        ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &a) == 0, "start sleep");
+        is(kpa_process_get_state(ctl, &a, &ctx), 0, "its state");
+        ok(ctx.pid > 0 && kill(ctx.pid, SIGKILL) == 0, "kill its init");
+        is(kpa_process_wait(ctl, &a, 5000, &ctx), 0, "wait for its end");
+        ok(ctx.state == KPA_PROCESS_FAILED && ctx.exit_status == KPA_EXIT_UNEXPECTED,
+           "... Failed, Unexpected");
+        has_str(ctx.message, "ended unexpectedly: killed by SIGKILL", "... and says so");
+        opts.extra_args = true_args;
+        opts.n_extra_args = 1;
+
+        opts.cgroup_parent = "../elsewhere";
+        is(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &a), -EINVAL,
+           "a cgroup parent with \"..\" is refused");
+        has_str(kpa_control_last_error(ctl)->message, "is not valid", "... and named");
+        opts.cgroup_parent = NULL;
+
+        /* without a recorded uid, the package runs as nobody */
+        _cleanup_free_ char *rec = kpa_xasprintf("%s/store/users/org.example.proc", tmp);
+        unlink(rec);
+        ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &a) == 0,
+           "a package without a uid record starts");
+        is(kpa_process_wait(ctl, &a, 5000, &ctx), 0, "... and ends");
+        is(ctx.exit_code, 0, "... well");
+
+        opts.extra_args = sleep_args;
+        opts.n_extra_args = 2;
+        ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &a) == 0,
+           "one more left running for kpa_control_close()");
+}
+
+int main(void)
+{
+        test_tokens();
+        if (!mkdtemp(tmp)) {
+                printf("# mkdtemp: %s\n", strerror(errno));
+                return tap_done();
+        }
+        kpa_error err;
+        kpa_control *ctl = NULL;
+        _cleanup_free_ char *missing = kpa_xasprintf("%s/none", tmp);
+        ok(kpa_control_open_local(missing, &ctl, &err) < 0, "a control over a missing store fails");
+        _cleanup_free_ char *root = kpa_xasprintf("%s/store", tmp);
+        kpa_store *s = NULL;
+        if (kpa_store_open(root, KPA_STORE_CREATE, &s, &err) < 0 ||
+            install(s, "org.example.proc", true) < 0 || install(s, "org.example.norc", false) < 0)
+                abort();
+        kpa_store_close(s);
+        if (!ok(kpa_control_open_local(root, &ctl, &err) == 0, "a control over the store"))
+                return tap_done();
+        test_refusals(ctl);
+        test_task_refusals(ctl);
+        /* valgrind (make check-valgrind) knows neither clone3 nor seccomp */
+        const char *preload = getenv("LD_PRELOAD");
+        if (preload && strstr(preload, "vgpreload"))
+                ok(1, "# SKIP no instances under valgrind");
+        else if (geteuid() == 0) {
+                test_instances(ctl);
+                test_task_run(ctl);
+        }
+        else
+                ok(1, "# SKIP starting instances needs root");
+        kpa_control_close(ctl);
+        kpa_control_close(NULL);
+        kpa_rm_rf_at(AT_FDCWD, tmp);
+        return tap_done();
+}
