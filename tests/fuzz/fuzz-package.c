@@ -1,70 +1,85 @@
-/* fuzz-package: the streaming package reader (kpa_package_read, the pass
- * that install and inspect share) on a memfd holding the input. Component
- * bytes go to /dev/null, so that the sink's write path runs without a store
- * to clean up. Limits are small so that a decompression bomb costs little. */
+/* fuzz-package: the package reader with validation, as kpa-install runs
+ * it: each input is installed from a memfd into a temporary store on tmpfs.
+ * A package that installs must verify clean and is then purged; one that is
+ * refused must say why and leave no package and nothing in .staging. Limits
+ * are small so that a decompression bomb costs little. */
 #include "config.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
-#include "archive-read.h"
 #include "fuzz.h"
 #include "kpa/package.h"
 #include "util.h"
 
-static int sink_manifest(void *userdata, const kpa_manifest *m, const char *raw, size_t len,
-                         kpa_error *err)
+static kpa_store *store;
+static char root[64];
+
+static void remove_store(void)
 {
-        if (!m || !raw || len == 0)
+        kpa_store_close(store);
+        (void)kpa_rm_rf_at(AT_FDCWD, root);
+}
+
+static void open_store(void)
+{
+        snprintf(root, sizeof(root), "/dev/shm/kpa-fuzz.XXXXXX");
+        kpa_error err;
+        if (!mkdtemp(root) || kpa_store_open(root, KPA_STORE_CREATE, &store, &err) < 0)
                 __builtin_trap();
-        return 0;
+        atexit(remove_store);
 }
 
-static int sink_open(void *userdata, const kpa_component *c, int *out_fd, kpa_error *err)
+static bool dir_empty(const char *name)
 {
-        *out_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-        if (*out_fd < 0)
-                return kpa_error_set_errno(err, errno, "/dev/null");
-        return 0;
+        _cleanup_free_ char *path = kpa_xasprintf("%s/%s", root, name);
+        _cleanup_closedir_ DIR *d = opendir(path);
+        if (!d)
+                return false;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
+                        return false;
+        return true;
 }
 
-static int sink_close(void *userdata, const kpa_component *c, int fd, uint64_t size,
-                      kpa_error *err)
+static void check_installed(const kpa_install_result *res)
 {
-        uint64_t *files = userdata;
-        (*files)++;
-        return 0;
+        kpa_error err;
+        kpa_verify_report report;
+        if (kpa_store_verify(store, res->app_id, &report, &err) < 0 || report.n_entries != 0)
+                __builtin_trap(); /* what was installed is what the manifest says */
+        kpa_verify_report_clear(&report);
+        if (kpa_store_remove(store, res->app_id, true, &err) < 0)
+                __builtin_trap();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+        if (!store)
+                open_store();
         _cleanup_close_ int fd = memfd_create("fuzz.kpa", MFD_CLOEXEC);
         if (fd < 0 || kpa_write_all(fd, data, size) < 0 || lseek(fd, 0, SEEK_SET) != 0)
                 __builtin_trap();
-        kpa_package_limits limits;
-        kpa_package_limits_init(&limits);
-        limits.max_total_bytes = 8u << 20;
-        limits.max_members = 1000;
-        limits.ratio_min_bytes = 1u << 20;
-        uint64_t files = 0;
-        kpa_package_sink sink = {
-                .manifest = sink_manifest,
-                .open = sink_open,
-                .close = sink_close,
-                .userdata = &files,
-        };
-        _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
-        kpa_package_stats stats = {0};
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        kpa_install_options opts;
+        kpa_install_options_init(&opts);
+        opts.flags = KPA_INSTALL_REINSTALL | KPA_INSTALL_FORCE_ARCH;
+        opts.limits.max_total_bytes = 8u << 20;
+        opts.limits.max_members = 1000;
+        opts.limits.ratio_min_bytes = 1u << 20;
+        kpa_install_result res;
         kpa_error err = {.code = -1}; /* so that an unfilled error shows */
-        int r = kpa_package_read(fd, "fuzz.kpa", &limits, &sink, &m, &stats, &err);
-        if (r == 0) {
-                /* a package that passed holds exactly its components */
-                if (!m || stats.files != m->n_components || files != stats.files)
-                        __builtin_trap();
-                (void)kpa_manifest_localize(m, m->application.name, "en");
-        } else if (m || err.message[0] == '\0' || err.code != -r) {
-                __builtin_trap(); /* failures leave no manifest and say why */
-        }
+        int r = kpa_store_install(store, path, &opts, &res, &err);
+        if (r == 0)
+                check_installed(&res);
+        else if (err.message[0] == '\0' || err.code != -r)
+                __builtin_trap(); /* a refusal says why */
+        if (!dir_empty("apps") || !dir_empty(".staging"))
+                __builtin_trap(); /* nothing half-done, nothing left over */
         return 0;
 }
