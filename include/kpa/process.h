@@ -64,6 +64,8 @@ typedef struct kpa_process_context {
         pid_t pid;          /* host pid of the instance's init (0 when none) */
         char app_id[129];
         char run_config_id[129];
+        int cleanup_error;  /* errno when the instance's cgroup could not be removed
+                               after it ended (the next start collects it), else 0 */
 } kpa_process_context;
 
 typedef struct kpa_user_handle {

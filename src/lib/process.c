@@ -213,9 +213,8 @@ static void finalize(kpa_control *ctl, instance *i)
         close(i->sb.pidfd);
         i->sb.pidfd = -1;
         kpa_error err;
-        if (kpa_sandbox_release(&i->sb, &err) < 0 && !ended(i))
-                snprintf(i->ctx.message, sizeof(i->ctx.message), "%.*s",
-                         (int)sizeof(i->ctx.message) - 1, err.message);
+        if (kpa_sandbox_release(&i->sb, &err) < 0)
+                i->ctx.cleanup_error = err.code;
         closep(&i->death_fd);
         i->death_fd = -1;
         i->live = false;

@@ -395,6 +395,7 @@ static void print_json(const kpa_token *token, const kpa_process_context *ctx)
         json_object_object_add(o, "exitCode", json_object_new_int(ctx->exit_code));
         json_object_object_add(o, "exitReason", json_object_new_int(ctx->exit_reason));
         json_object_object_add(o, "message", json_object_new_string(ctx->message));
+        json_object_object_add(o, "cleanupError", json_object_new_int(ctx->cleanup_error));
         fprintf(stderr, "%s\n",
                 json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
                                                           JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -625,6 +626,10 @@ static int run(void)
                 return EXIT_FAILURE;
         }
         report_end(&ctx);
+        if (ctx.cleanup_error)
+                cli_error("warning: %s: the instance's cgroup could not be removed (%s); the next "
+                          "start of %s removes it", arg.app_id, strerror(ctx.cleanup_error),
+                          arg.app_id);
         if (arg.json)
                 print_json(&token, &ctx);
         return exit_status_of(&ctx, stops > 0);

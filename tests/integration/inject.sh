@@ -196,6 +196,7 @@ start_fails "the fork of the application, in the init" "clone:ENOMEM::2" 12 \
 out=$(inject "unlink:EBUSY:/kpa.slice/$PAPP/" "$KPA_RUN" --root "$R" $PAPP -- exit 0 2>&1)
 check_eq "an instance cgroup that cannot be removed: the run itself succeeds" "$?" 0
 check "... its group is left" test -n "$(leftover_instances)"
+check "... and kpa-run says so" grep -q "warning: .*cgroup could not be removed" <<<"$out"
 sleep 1.1
 check "the probe still starts" "$KPA_RUN" --root "$R" $PAPP -- exit 0
 check_eq "and leaves no cgroup" "$(leftover_instances)" ""
