@@ -309,8 +309,21 @@ static void test_join_and_kill(kpa_cgroup *cg)
         is(kpa_cgroup_kill(cg, &err), 0, "killing an empty group is fine");
 }
 
+/* valgrind runs a fork loop against pids.max into a hang (it needs tasks of
+ * its own), so that one check is skipped there; everything else runs. */
+static bool under_valgrind(void)
+{
+        const char *preload = getenv("LD_PRELOAD");
+        return preload && strstr(preload, "vgpreload");
+}
+
 static void test_pids_limit(kpa_cgroup *cg)
 {
+        if (under_valgrind()) {
+                for (int i = 0; i < 6; i++)
+                        ok(1, "# SKIP fork loop to pids.max under valgrind");
+                return;
+        }
         kpa_error err;
         const int *fds;
         size_t n;
