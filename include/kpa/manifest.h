@@ -102,6 +102,27 @@ typedef struct kpa_sandbox_settings {
         bool allow_personality; /* allowPersonality: personality with any persona */
 } kpa_sandbox_settings;
 
+/* extensions.KPA_restart: {"policy": "no"|"on-failure"|"always",
+ * "maxRetries": N, "delayMs": N, "maxDelayMs": N}. What kpa-execd does when
+ * an instance it supervises ends: "no" (the default) nothing; "on-failure"
+ * start it again when it ended Failed (killed by a signal nobody asked for)
+ * or exited with a non-zero code, "always" whenever it ended without a stop
+ * request. Retries wait delayMs (default 100), doubled after each retry up
+ * to maxDelayMs (default 30000); after maxRetries (default 5; 0 = unlimited)
+ * consecutive restarts it stays ended. */
+typedef enum kpa_restart_mode {
+        KPA_RESTART_NO = 0,
+        KPA_RESTART_ON_FAILURE,
+        KPA_RESTART_ALWAYS,
+} kpa_restart_mode;
+
+typedef struct kpa_restart_policy {
+        kpa_restart_mode mode;
+        uint32_t max_retries;
+        uint32_t delay_ms;
+        uint32_t max_delay_ms;
+} kpa_restart_policy;
+
 typedef struct kpa_manifest {
         char *version;     /* "2.0" */
         char *digest_type; /* always KPA_DIGEST_TYPE_SHA256 after parsing */
@@ -137,6 +158,7 @@ typedef struct kpa_manifest {
 
         kpa_limits limits;
         kpa_sandbox_settings sandbox;
+        kpa_restart_policy restart;
 
         char *extensions_json; /* the "extensions" object re-serialized (pretty), NULL when absent */
 

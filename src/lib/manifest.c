@@ -27,6 +27,8 @@
 #define NAME_MAX_BYTES 255 /* one file name */
 #define DIRECTORY_PATH_MAX 1024
 #define CPU_WEIGHT_MAX 10000
+#define RESTART_MAX_RETRIES_MAX 1000000
+#define RESTART_DELAY_MS_MAX 3600000 /* one hour */
 
 /* ---- small string rules ---- */
 
@@ -893,6 +895,72 @@ static int parse_sandbox(const struct json_ctx *c, json_object *obj, const char 
         return parse_read_only_paths(c, paths, p, &m->sandbox);
 }
 
+/* What kpa_manifest.restart holds when KPA_restart does not say. */
+static const kpa_restart_policy restart_defaults = {
+        .mode = KPA_RESTART_NO,
+        .max_retries = 5,
+        .delay_ms = 100,
+        .max_delay_ms = 30000,
+};
+
+static int parse_restart(const struct json_ctx *c, json_object *obj, const char *path,
+                         kpa_manifest *m)
+{
+        static const char *const policies[] = {
+                [KPA_RESTART_NO] = "no",
+                [KPA_RESTART_ON_FAILURE] = "on-failure",
+                [KPA_RESTART_ALWAYS] = "always",
+        };
+        static const struct json_field fields[] = {
+                {"policy", JF_STRING, 0, JF_NO_STORE, NULL},
+                {"maxRetries", JF_INT, 0, JF_NO_STORE, NULL},
+                {"delayMs", JF_INT, 0, JF_NO_STORE, NULL},
+                {"maxDelayMs", JF_INT, 0, JF_NO_STORE, NULL},
+        };
+        kpa_restart_policy *rp = &m->restart;
+        uint64_t retries = rp->max_retries, delay = rp->delay_ms, max_delay = rp->max_delay_ms;
+        int r = json_want_type(c, path, obj, json_type_object);
+        if (r >= 0)
+                r = json_read_fields(c, obj, path, fields, ELEMENTSOF(fields), NULL);
+        if (r < 0)
+                return r;
+        json_object *policy = json_member(obj, "policy");
+        if (policy) {
+                _cleanup_free_ char *p = json_strict_path_key(path, "policy");
+                int mode;
+                r = json_want_enum(c, p, json_object_get_string(policy), policies,
+                                   ELEMENTSOF(policies), &mode);
+                if (r < 0)
+                        return r;
+                rp->mode = (kpa_restart_mode)mode;
+        }
+        r = read_int_range(c, obj, path, "maxRetries", 0, RESTART_MAX_RETRIES_MAX, &retries);
+        if (r >= 0)
+                r = read_int_range(c, obj, path, "delayMs", 1, RESTART_DELAY_MS_MAX, &delay);
+        if (r >= 0)
+                r = read_int_range(c, obj, path, "maxDelayMs", 1, RESTART_DELAY_MS_MAX, &max_delay);
+        if (r < 0)
+                return r;
+        /* The backoff grows from delayMs to maxDelayMs; either may be a default. */
+        if (max_delay < delay) {
+                bool max_set = json_member(obj, "maxDelayMs");
+                _cleanup_free_ char *p =
+                        json_strict_path_key(path, max_set ? "maxDelayMs" : "delayMs");
+                if (max_set)
+                        return json_bad(c, p, "%llu is less than delayMs (%llu%s)",
+                                        (unsigned long long)max_delay, (unsigned long long)delay,
+                                        json_member(obj, "delayMs") ? "" : ", the default");
+                return json_bad(c, p,
+                                "%llu is more than maxDelayMs (%llu, the default): set "
+                                "maxDelayMs too",
+                                (unsigned long long)delay, (unsigned long long)max_delay);
+        }
+        rp->max_retries = (uint32_t)retries;
+        rp->delay_ms = (uint32_t)delay;
+        rp->max_delay_ms = (uint32_t)max_delay;
+        return 0;
+}
+
 static int parse_extensions(const struct json_ctx *c, json_object *obj, kpa_manifest *m)
 {
         json_object_object_foreach (obj, name, value) {
@@ -906,10 +974,12 @@ static int parse_extensions(const struct json_ctx *c, json_object *obj, kpa_mani
                         r = parse_limits(c, value, p, m);
                 else if (streq(name, "KPA_sandbox"))
                         r = parse_sandbox(c, value, p, m);
+                else if (streq(name, "KPA_restart"))
+                        r = parse_restart(c, value, p, m);
                 else if (strncmp(name, "KPA_", 4) == 0)
                         r = json_bad(c, p,
-                                     "unknown kpa extension (kpa knows KPA_limits and "
-                                     "KPA_sandbox)");
+                                     "unknown kpa extension (kpa knows KPA_limits, KPA_sandbox "
+                                     "and KPA_restart)");
                 if (r < 0)
                         return r;
         }
@@ -946,6 +1016,7 @@ static int parse_manifest(const struct json_ctx *c, json_object *root, kpa_manif
                 r = parse_run_configs(c, root, m);
         if (r >= 0 && json_member(root, "privateStorage"))
                 r = parse_private_storage(c, json_member(root, "privateStorage"), m);
+        m->restart = restart_defaults;
         if (r >= 0 && json_member(root, "extensions"))
                 r = parse_extensions(c, json_member(root, "extensions"), m);
         if (r < 0)

@@ -761,6 +761,121 @@ static void test_sandbox_allow(void)
         }
 }
 
+/* FULL with extensions.KPA_restart set to VALUE: accepted, and its policy
+ * equal to MODE, RETRIES, DELAY, MAX_DELAY. */
+static void accept_restart(const char *value, kpa_restart_mode mode, uint32_t retries,
+                           uint32_t delay, uint32_t max_delay)
+{
+        kpa_manifest *m = accept_mut("/extensions/KPA_restart", value);
+        if (m) {
+                const kpa_restart_policy *rp = &m->restart;
+                if (!ok(rp->mode == mode && rp->max_retries == retries && rp->delay_ms == delay &&
+                                rp->max_delay_ms == max_delay,
+                        "KPA_restart %s: read as mode %d, %u retries, %u..%u ms", value, mode,
+                        retries, delay, max_delay))
+                        printf("#   got mode %d, %u retries, %u..%u ms\n", rp->mode,
+                               rp->max_retries, rp->delay_ms, rp->max_delay_ms);
+        }
+        kpa_manifest_free(m);
+}
+
+/* KPA_restart: what kpa-execd does when a supervised instance ends */
+static void test_restart(void)
+{
+        _cleanup_free_ char *json = q(MINIMAL);
+        kpa_manifest *m = NULL;
+        kpa_error err;
+        int r = parse(json, 0, &m, &err);
+        ok(r == 0 && m && m->restart.mode == KPA_RESTART_NO && m->restart.max_retries == 5 &&
+                   m->restart.delay_ms == 100 && m->restart.max_delay_ms == 30000,
+           "no extensions: restart policy no, 5 retries, 100..30000 ms");
+        kpa_manifest_free(m);
+        m = accept_mut("/extensions/KPA_limits", NULL);
+        ok(m && m->restart.mode == KPA_RESTART_NO && m->restart.max_retries == 5 &&
+                   m->restart.delay_ms == 100 && m->restart.max_delay_ms == 30000,
+           "extensions without KPA_restart: the defaults");
+        kpa_manifest_free(m);
+
+        accept_restart("{}", KPA_RESTART_NO, 5, 100, 30000);
+        accept_restart("{'policy': 'no'}", KPA_RESTART_NO, 5, 100, 30000);
+        accept_restart("{'policy': 'on-failure'}", KPA_RESTART_ON_FAILURE, 5, 100, 30000);
+        accept_restart("{'policy': 'always'}", KPA_RESTART_ALWAYS, 5, 100, 30000);
+        accept_restart("{'maxRetries': 0}", KPA_RESTART_NO, 0, 100, 30000);
+        accept_restart("{'maxRetries': 1000000}", KPA_RESTART_NO, 1000000, 100, 30000);
+        accept_restart("{'delayMs': 1}", KPA_RESTART_NO, 5, 1, 30000);
+        accept_restart("{'delayMs': 30000}", KPA_RESTART_NO, 5, 30000, 30000);
+        accept_restart("{'maxDelayMs': 100}", KPA_RESTART_NO, 5, 100, 100);
+        accept_restart("{'maxDelayMs': 3600000}", KPA_RESTART_NO, 5, 100, 3600000);
+        accept_restart("{'delayMs': 3600000, 'maxDelayMs': 3600000}", KPA_RESTART_NO, 5, 3600000,
+                       3600000);
+        accept_restart("{'policy': 'on-failure', 'maxRetries': 3, 'delayMs': 250, "
+                       "'maxDelayMs': 8000}",
+                       KPA_RESTART_ON_FAILURE, 3, 250, 8000);
+        accept_restart("{'maxDelayMs': 50, 'delayMs': 50}", KPA_RESTART_NO, 5, 50, 50);
+
+        static const struct {
+                const char *pointer, *value, *path, *what;
+        } bad[] = {
+                {"/extensions/KPA_restart", "'always'", "extensions.KPA_restart",
+                 "must be an object, not a string"},
+                {"/extensions/KPA_restart", "null", "extensions.KPA_restart",
+                 "must be an object, not null"},
+                {"/extensions/KPA_restart", "{'retries': 3}", "extensions.KPA_restart.retries",
+                 "unknown key (known keys here: policy, maxRetries, delayMs, maxDelayMs)"},
+                {"/extensions/KPA_restart", "{'Policy': 'always'}", "extensions.KPA_restart.Policy",
+                 "unknown key"},
+                {"/extensions/KPA_restart", "{'max_retries': 1}",
+                 "extensions.KPA_restart.max_retries", "unknown key"},
+                {"/extensions/KPA_restart", "{'policy': 1}", "extensions.KPA_restart.policy",
+                 "must be a string, not an integer"},
+                {"/extensions/KPA_restart", "{'policy': null}", "extensions.KPA_restart.policy",
+                 "must be a string, not null"},
+                {"/extensions/KPA_restart", "{'policy': true}", "extensions.KPA_restart.policy",
+                 "must be a string, not a boolean"},
+                {"/extensions/KPA_restart", "{'policy': 'never'}", "extensions.KPA_restart.policy",
+                 "must be \"no\", \"on-failure\" or \"always\", not \"never\""},
+                {"/extensions/KPA_restart", "{'policy': 'On-Failure'}",
+                 "extensions.KPA_restart.policy", "not \"On-Failure\""},
+                {"/extensions/KPA_restart", "{'policy': 'on_failure'}",
+                 "extensions.KPA_restart.policy", "not \"on_failure\""},
+                {"/extensions/KPA_restart", "{'policy': ''}", "extensions.KPA_restart.policy",
+                 "must be \"no\", \"on-failure\" or \"always\", not \"\""},
+                {"/extensions/KPA_restart", "{'maxRetries': -1}",
+                 "extensions.KPA_restart.maxRetries", "must be from 0 to 1000000, not -1"},
+                {"/extensions/KPA_restart", "{'maxRetries': 1000001}",
+                 "extensions.KPA_restart.maxRetries", "must be from 0 to 1000000, not 1000001"},
+                {"/extensions/KPA_restart", "{'maxRetries': '5'}",
+                 "extensions.KPA_restart.maxRetries", "must be an integer, not a string"},
+                {"/extensions/KPA_restart", "{'maxRetries': 1.5}",
+                 "extensions.KPA_restart.maxRetries",
+                 "must be an integer, not a number with a fraction"},
+                {"/extensions/KPA_restart", "{'maxRetries': true}",
+                 "extensions.KPA_restart.maxRetries", "must be an integer, not a boolean"},
+                {"/extensions/KPA_restart", "{'delayMs': 0}", "extensions.KPA_restart.delayMs",
+                 "must be from 1 to 3600000, not 0"},
+                {"/extensions/KPA_restart", "{'delayMs': -100}", "extensions.KPA_restart.delayMs",
+                 "must be from 1 to 3600000, not -100"},
+                {"/extensions/KPA_restart", "{'delayMs': 3600001, 'maxDelayMs': 3600000}",
+                 "extensions.KPA_restart.delayMs", "must be from 1 to 3600000, not 3600001"},
+                {"/extensions/KPA_restart", "{'delayMs': '100ms'}",
+                 "extensions.KPA_restart.delayMs", "must be an integer, not a string"},
+                {"/extensions/KPA_restart", "{'maxDelayMs': 0}",
+                 "extensions.KPA_restart.maxDelayMs", "must be from 1 to 3600000, not 0"},
+                {"/extensions/KPA_restart", "{'maxDelayMs': 3600001}",
+                 "extensions.KPA_restart.maxDelayMs", "must be from 1 to 3600000, not 3600001"},
+                {"/extensions/KPA_restart", "{'maxDelayMs': []}",
+                 "extensions.KPA_restart.maxDelayMs", "must be an integer, not an array"},
+                {"/extensions/KPA_restart", "{'delayMs': 500, 'maxDelayMs': 499}",
+                 "extensions.KPA_restart.maxDelayMs", "499 is less than delayMs (500)"},
+                {"/extensions/KPA_restart", "{'maxDelayMs': 50}",
+                 "extensions.KPA_restart.maxDelayMs", "50 is less than delayMs (100, the default)"},
+                {"/extensions/KPA_restart", "{'delayMs': 60000}", "extensions.KPA_restart.delayMs",
+                 "60000 is more than maxDelayMs (30000, the default): set maxDelayMs too"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                refuse_mut(bad[i].pointer, bad[i].value, bad[i].path, bad[i].what);
+}
+
 static void test_extensions(void)
 {
         static const struct {
@@ -825,8 +940,13 @@ static void test_extensions(void)
                 kpa_manifest_free(accept_mut(ptr, "'v'"));
         }
         refuse_mut("/extensions/KPA_seccomp", "{}", "extensions.KPA_seccomp",
+                   "unknown kpa extension (kpa knows KPA_limits, KPA_sandbox and KPA_restart)");
+        refuse_mut("/extensions/KPA_Restart", "{}", "extensions.KPA_Restart",
+                   "unknown kpa extension");
+        refuse_mut("/extensions/KPA_restarts", "{}", "extensions.KPA_restarts",
                    "unknown kpa extension");
         test_sandbox_allow();
+        test_restart();
 }
 
 static void test_duplicate_keys(void)
