@@ -12,9 +12,12 @@ action=${1:-demo}
 DEPS="build-essential autoconf automake libtool pkg-config
       libarchive-dev libjson-c-dev libcap-dev libcgroup-dev nettle-dev libseccomp-dev libsystemd-dev
       zstd xz-utils libarchive-tools python3 python3-jsonschema mandoc"
-# the quality gates of check (tests/gates.sh)
+# the quality gates of check (tests/gates.sh); the Debian packaging and
+# bash completion tests (tests/integration/deb.sh, completion.sh); systemd-analyze
+# for the units (daemon.sh)
 [ "$action" = check ] && DEPS="$DEPS valgrind cppcheck clang-14 clang-tidy-14
-      libclang-rt-14-dev bear shellcheck gcovr"
+      libclang-rt-14-dev bear shellcheck gcovr
+      debhelper fakeroot lintian bash-completion systemd"
 
 install_deps() {
     # shellcheck disable=SC2086

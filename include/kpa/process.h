@@ -98,7 +98,14 @@ typedef struct kpa_control kpa_control;
 
 /* An in-process controller over the store at STORE_ROOT (NULL: default). */
 int kpa_control_open_local(const char *store_root, kpa_control **out, kpa_error *err);
-void kpa_control_close(kpa_control *ctl); /* force-stops what is still running */
+/* A controller that is a connection to kpa-execd at SOCKET_PATH (NULL:
+ * $KPA_EXECD_SOCKET, else /run/kpa/execd.sock). The same calls work with
+ * the same semantics; instances belong to the daemon and outlive the
+ * connection. -ECONNREFUSED or -ENOENT (with a message naming the socket)
+ * when no daemon listens there. */
+int kpa_control_connect(const char *socket_path, kpa_control **out, kpa_error *err);
+/* Local: force-stops what is still running. Connected: only disconnects. */
+void kpa_control_close(kpa_control *ctl);
 static inline void kpa_control_closep(kpa_control **c)
 {
         if (*c)
@@ -119,6 +126,10 @@ int kpa_process_get_state(kpa_control *ctl, const kpa_token *token, kpa_process_
  * passed (-1: forever); -ETIMEDOUT then, with the current context in OUT. */
 int kpa_process_wait(kpa_control *ctl, const kpa_token *token, int timeout_ms,
                      kpa_process_context *out);
+
+/* The tokens of every instance CTL knows: live ones and ended ones whose
+ * context is still kept. free(*OUT). */
+int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n);
 
 /* For event loops: an fd that becomes readable when some instance of CTL
  * changes state; then call kpa_control_dispatch(). */

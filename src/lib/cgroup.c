@@ -870,6 +870,40 @@ int kpa_cgroup_create(const char *parent, const char *app_id, const char *instan
         return 0;
 }
 
+/* Take hold of an instance group that a kpa_cgroup_create() of an earlier
+ * process made (a supervisor adopting its instances again after a restart).
+ * kpa.slice and APP count as made by kpa when they are in kpa's own cgroup
+ * (PARENT NULL): there only kpa makes them. */
+int kpa_cgroup_open(const char *parent, const char *app_id, const char *instance,
+                    kpa_cgroup **out, kpa_error *err)
+{
+        static const kpa_cgroup_limits none;
+        int r = check_args(app_id, instance, &none, err);
+        if (r < 0)
+                return r;
+        r = lcg_init(err);
+        if (r < 0)
+                return r;
+        _cleanup_(group_freep) kpa_cgroup *cg = kpa_xcalloc(1, sizeof(*cg));
+        cg->v2_fd = -1;
+        for (size_t i = 0; i < N_CTRL; i++)
+                cg->h[i].lock_fd = -1;
+        r = discover(cg, parent, &none, err);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < cg->n; i++) {
+                hierarchy *h = &cg->h[i];
+                set_names(h, app_id, instance);
+                r = lock_instance(h, err);
+                if (r < 0)
+                        return r;
+                h->made[LEVEL_INST] = true;
+                h->made[LEVEL_APP] = h->made[LEVEL_SLICE] = parent == NULL;
+        }
+        *out = TAKE_PTR(cg);
+        return 0;
+}
+
 /* ---- joining ---- */
 
 int kpa_cgroup_attach_fds(kpa_cgroup *cg, const int **fds, size_t *n, kpa_error *err)

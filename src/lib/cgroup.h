@@ -39,6 +39,12 @@ typedef struct kpa_cgroup kpa_cgroup;
 int kpa_cgroup_create(const char *parent, const char *app_id, const char *instance,
                       const kpa_cgroup_limits *limits, kpa_cgroup **out, kpa_error *err);
 
+/* Take hold of the existing group PARENT/kpa.slice/APP_ID/INSTANCE that an
+ * earlier kpa process created (re-adoption by a restarted supervisor), so
+ * that it can be listed, killed and destroyed. -ENOENT when it is gone. */
+int kpa_cgroup_open(const char *parent, const char *app_id, const char *instance,
+                    kpa_cgroup **out, kpa_error *err);
+
 /* O_WRONLY|O_CLOEXEC fds of the files the child writes "0" into to join
  * (v1 "tasks" of each hierarchy, v2 "cgroup.procs"). Owned by the cgroup;
  * valid until kpa_cgroup_close_attach_fds() or destroy. */

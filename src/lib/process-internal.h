@@ -6,10 +6,59 @@
 #include "kpa/package.h"
 #include "kpa/process.h"
 
+#include <stdbool.h>
+#include <stdint.h>
+
 int kpa_control_launch(kpa_control *ctl, const char *pkg_id, const kpa_manifest *m,
                        const kpa_run_config *rc, const char *run_config_id,
                        const kpa_start_options *opts, kpa_token *out_token);
 kpa_store *kpa_control_store(kpa_control *ctl);
 kpa_error *kpa_control_error(kpa_control *ctl);
+
+/* The daemon connection of a connected controller, else NULL. */
+struct kpa_remote *kpa_control_remote(kpa_control *ctl);
+
+
+
+/* ---- supervision: what kpa-execd builds on ---- */
+
+typedef struct kpa_supervisor_config {
+        const char *state_dir;  /* records, exit statuses and logs, e.g. /run/kpa */
+        size_t keep_ended_max;  /* ended contexts kept; 0: 1000 */
+        unsigned keep_ended_s;  /* and for at most this long; 0: 3600 */
+        uint64_t log_max_bytes; /* per log file before it rotates; 0: 1 MiB */
+} kpa_supervisor_config;
+
+/* Make CTL a supervisor. From now on its instances outlive this process
+ * (no death pipe, no PDEATHSIG); each has a record in STATE_DIR/instances
+ * that its init completes with the final wait status; stdout and stderr of
+ * an instance started without stdio fds go to STATE_DIR/logs/TOKEN.log,
+ * rotated to TOKEN.log.1 at LOG_MAX_BYTES. Records already in STATE_DIR
+ * are taken over: instances still running are adopted again (state, stop,
+ * wait and logs work on their old tokens), and those that ended while no
+ * supervisor ran are reported with their real exit. Returns the number of
+ * instances adopted, or -errno. */
+int kpa_control_supervise(kpa_control *ctl, const kpa_supervisor_config *cfg, kpa_error *err);
+
+/* The uid recorded as the owner of instances started from now on (default:
+ * getuid()). kpa-execd sets it from SO_PEERCRED before each start. */
+void kpa_control_set_owner(kpa_control *ctl, uid_t owner);
+/* The owner of T's instance; -ESRCH when unknown. */
+int kpa_control_get_owner(kpa_control *ctl, const kpa_token *t, uid_t *owner);
+
+/* Called after every state change of an instance (Created, Prepared,
+ * Running, Finished, Failed; NotExisting when its context is dropped). */
+typedef void (*kpa_state_observer)(void *userdata, const kpa_token *t,
+                                   const kpa_process_context *ctx);
+void kpa_control_set_observer(kpa_control *ctl, kpa_state_observer fn, void *userdata);
+
+/* Paths of T's current and previous log files (supervised instances with
+ * captured output); -ENOENT when T has none. */
+int kpa_control_log_path(kpa_control *ctl, const kpa_token *t, bool rotated, char *buf, size_t len);
+
+/* Stop every live instance with POLICY; returns how many. */
+int kpa_control_stop_all(kpa_control *ctl, kpa_stop_policy policy);
+/* How many instances are still live (not yet ended and cleaned up). */
+size_t kpa_control_live_count(kpa_control *ctl);
 
 #endif

@@ -428,6 +428,7 @@ static _Noreturn void app_main(const child_ctx *c, int err_fd)
         for (size_t i = 0; i < ELEMENTSOF(forwarded_signals); i++)
                 signal(forwarded_signals[i], SIG_DFL);
         signal(SIGCHLD, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
         sigprocmask(SIG_SETMASK, &all, NULL);
         kpa_trace("app: started");
         if (setsid() < 0)
@@ -476,6 +477,13 @@ static void noop_handler(int sig) { (void)sig; }
 static _Noreturn void init_exit(const child_ctx *c, int status)
 {
         kpa_trace("init: app ended");
+        if (c->spec->exit_record_fd >= 0) {
+                /* for a supervisor that may not be there to read the report */
+                char line[32];
+                int len = snprintf(line, sizeof(line), "exited %d\n", status);
+                (void)!pwrite(c->spec->exit_record_fd, line, (size_t)len, 0);
+                fdatasync(c->spec->exit_record_fd);
+        }
         report(c->report_fd, KPA_REPORT_EXITED, 0, 0, status);
         /* leaving kills whatever the application left behind in the namespace */
         _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
@@ -547,6 +555,8 @@ static _Noreturn void init_main(const child_ctx *c)
                 child_fail(c, KPA_STEP_INIT, errno);
         for (size_t i = 0; i < ELEMENTSOF(forwarded_signals); i++)
                 signal(forwarded_signals[i], noop_handler); /* so that they reach PID 1 */
+        /* a report to a supervisor that has died must not kill the instance */
+        signal(SIGPIPE, SIG_IGN);
         int err_pipe[2];
         if (pipe2(err_pipe, O_CLOEXEC) < 0)
                 child_fail(c, KPA_STEP_FORK, errno);
@@ -575,7 +585,8 @@ static _Noreturn void child_main(const child_ctx *c)
 {
         const kpa_instance_spec *spec = c->spec;
         kpa_trace("child: started");
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (!spec->detached)
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
         /* out of the caller's session and process group, so that a Ctrl-C
          * at the caller's terminal reaches the caller (which turns it into
          * a Normal stop) and not the instance */
@@ -614,10 +625,12 @@ static _Noreturn void child_start(const kpa_instance_spec *spec, const int *tree
                                   int death_fd, const int *attach, size_t n_attach,
                                   const kpa_seccomp_prog *seccomp)
 {
-        size_t n = 0, cap = 5 + n_attach + spec->n_mounts + spec->n_handles;
+        size_t n = 0, cap = 7 + n_attach + spec->n_mounts + spec->n_handles;
         int keep[cap];
         keep[n++] = report_fd;
         keep[n++] = death_fd;
+        keep[n++] = spec->exit_record_fd;
+        keep[n++] = spec->init_keep_fd;
         for (size_t i = 0; i < n_attach; i++)
                 keep[n++] = attach[i];
         for (size_t i = 0; i < spec->n_mounts; i++)

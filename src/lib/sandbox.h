@@ -55,6 +55,15 @@ typedef struct kpa_instance_spec {
         kpa_cgroup_limits limits;
         char *cgroup_parent; /* NULL: the caller's own cgroup */
         kpa_seccomp_policy seccomp; /* relaxations of the default filter */
+        /* Supervised instances (kpa-execd): they outlive whoever started
+         * them, so no PDEATHSIG; the init writes "exited STATUS\n" (the
+         * application's wait status) to EXIT_RECORD_FD before it leaves, and
+         * holds INIT_KEEP_FD (e.g. the read end of the log pipe, so that a
+         * restarted supervisor can take it back with pidfd_getfd) until then.
+         * Both fds stay the caller's; -1: none. */
+        bool detached;
+        int exit_record_fd;
+        int init_keep_fd;
 } kpa_instance_spec;
 
 void kpa_instance_spec_free(kpa_instance_spec *spec);

@@ -210,6 +210,7 @@ int kpa_instance_spec_build(kpa_store *store, const kpa_manifest *m, const kpa_r
 {
         _cleanup_(kpa_instance_spec_freep) kpa_instance_spec *spec = kpa_xcalloc(1, sizeof(*spec));
         spec->stdio[0] = spec->stdio[1] = spec->stdio[2] = -1;
+        spec->exit_record_fd = spec->init_keep_fd = -1;
         spec->app_id = kpa_xstrdup(m->application.id);
         spec->instance_id = kpa_xstrdup(instance_id);
         /* a hostname holds at most 64 bytes */

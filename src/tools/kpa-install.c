@@ -14,7 +14,9 @@
 #include <json-c/json.h>
 
 #include "cli.h"
+#include "client.h"
 #include "kpa/package.h"
+#include "protocol.h"
 #include "util.h"
 
 typedef enum { MODE_INSTALL, MODE_REMOVE, MODE_LIST, MODE_INFO, MODE_VERIFY } mode_t_;
@@ -169,6 +171,33 @@ static int parse_args(int argc, char **argv)
 
 /* ---- install ---- */
 
+/* Tell a running kpa-execd (at $KPA_EXECD_SOCKET, else the default socket)
+ * that APP_ID is installed, so that it autoruns its run configurations.
+ * No daemon listening is not an error: there is nobody to tell. */
+static void notify_daemon(const char *app_id)
+{
+        kpa_remote *r = NULL;
+        kpa_error err;
+        int q = kpa_remote_connect(NULL, &r, &err);
+        if (q == -ENOENT || q == -ECONNREFUSED)
+                return;
+        if (q < 0) {
+                cli_error("warning: could not tell kpa-execd about %s: %s", app_id, err.message);
+                return;
+        }
+        json_object *req = kpa_request_new(KPA_OP_PACKAGE_INSTALLED, kpa_remote_next_id(r));
+        json_object_object_add(req, "package", json_object_new_string(app_id));
+        json_object *reply = NULL;
+        q = kpa_remote_call(r, req, NULL, 0, &reply, NULL, 0, NULL, &err);
+        if (q < 0)
+                cli_error("warning: could not tell kpa-execd about %s: %s", app_id, err.message);
+        else if (arg.verbose && reply)
+                printf("  kpa-execd started %d autorun process(es)\n",
+                       json_object_get_int(json_object_object_get(reply, "started")));
+        json_object_put(reply);
+        kpa_remote_close(r);
+}
+
 static int install_one(kpa_store *store, const char *path)
 {
         kpa_error err;
@@ -184,6 +213,7 @@ static int install_one(kpa_store *store, const char *path)
                 cli_report(&err);
                 return -1;
         }
+        notify_daemon(res.app_id);
         if (arg.quiet)
                 return 0;
         switch (res.action) {

@@ -2,8 +2,10 @@
  * sandbox and stay with it until it ends ("direct mode"). kpa-run is the
  * instance's parent: it passes its own stdin, stdout and stderr through,
  * turns SIGINT/SIGTERM/SIGHUP into stop requests, and exits with the
- * application's exit code. Parsing, printing and a small poll loop only;
- * starting, confining and stopping are libkpa's (kpa/process.h). */
+ * application's exit code. With --detach, --status, --stop, --wait, --list
+ * or --logs it talks to kpa-execd instead, which owns the instances it
+ * starts. Parsing, printing and a small poll loop only; starting, confining
+ * and stopping are libkpa's (kpa/process.h, and client.h for the daemon). */
 #include "config.h"
 
 #include <errno.h>
@@ -21,20 +23,46 @@
 
 #include <json-c/json.h>
 
+#include <sys/stat.h>
+
 #include "cli.h"
+#include "client.h"
+#include "json-fields.h"
 #include "kpa/handle.h"
 #include "kpa/package.h"
 #include "kpa/process.h"
+#include "process-internal.h"
+#include "protocol.h"
 #include "sandbox.h"
 #include "util.h"
 
 #define CPU_WEIGHT_MIN 1
 #define CPU_WEIGHT_MAX 10000
 
+/* How often --logs --follow looks for more output. */
+#define FOLLOW_INTERVAL_MS 250
+
 typedef struct handle_arg {
         char *name;
         char *spec;
 } handle_arg;
+
+/* Direct mode, or one of the daemon modes (their option names). */
+typedef enum run_mode {
+        MODE_DIRECT = 0,
+        MODE_DETACH,
+        MODE_STATUS,
+        MODE_STOP,
+        MODE_WAIT,
+        MODE_LIST,
+        MODE_LOGS,
+} run_mode;
+
+static const char *const mode_options[] = {
+        [MODE_DIRECT] = "", [MODE_DETACH] = "--detach", [MODE_STATUS] = "--status",
+        [MODE_STOP] = "--stop", [MODE_WAIT] = "--wait", [MODE_LIST] = "--list",
+        [MODE_LOGS] = "--logs",
+};
 
 static struct {
         const char *root;
@@ -48,11 +76,24 @@ static struct {
         size_t n_extra_args;
         kpa_start_options opts;
         bool json, quiet;
+        /* the daemon modes */
+        run_mode mode;
+        const char *socket;     /* NULL: $KPA_EXECD_SOCKET, else the default */
+        const char *token_arg;  /* --status, --stop, --wait, --logs */
+        kpa_token token;
+        bool force, follow, has_timeout;
+        unsigned timeout_ms;
+        const char *start_option; /* the last start option given, for messages */
+        bool root_given;
 } arg;
 
 static void usage(void)
 {
         printf("Usage: %1$s [OPTIONS] APP_ID [RUN_CONFIG_ID] [-- ARGS...]\n"
+               "       %1$s --detach [START OPTIONS] APP_ID [RUN_CONFIG_ID] [-- ARGS...]\n"
+               "       %1$s --status TOKEN [--json] | --stop TOKEN [--force]\n"
+               "       %1$s --wait TOKEN [--timeout SECS] | --list [--json]\n"
+               "       %1$s --logs TOKEN [--follow]\n"
                "\n"
                "Start an installed application in its sandbox and wait until it ends.\n"
                "RUN_CONFIG_ID defaults to the package's primary run configuration; ARGS are\n"
@@ -85,12 +126,29 @@ static void usage(void)
                "  -h, --help                show this help\n"
                "      --version             show the version\n"
                "\n"
+               "Through the kpa-execd daemon, which keeps the instances it starts:\n"
+               "      --socket PATH         the daemon's socket (default: $%5$s, else\n"
+               "                            %6$s)\n"
+               "      --detach              start through the daemon, with the start options\n"
+               "                            above (not --root or --cgroup-parent), print the\n"
+               "                            instance's token and exit; output goes to its log\n"
+               "      --status TOKEN        show the instance's state (--json: as JSON)\n"
+               "      --stop TOKEN          stop it: SIGTERM, then SIGKILL after its grace period\n"
+               "      --force               with --stop: kill the whole instance at once\n"
+               "      --wait TOKEN          wait until it ends; exit as direct mode does\n"
+               "      --timeout SECS        with --wait: give up after SECS seconds (exit 1)\n"
+               "      --list                list the daemon's instances (--json: as JSON)\n"
+               "      --logs TOKEN          print the instance's output so far\n"
+               "      --follow              with --logs: keep printing until the instance ends\n"
+               "\n"
                "SIGINT, SIGTERM or SIGHUP stop the application (SIGTERM, then SIGKILL after\n"
                "the grace period); a second one kills it at once.\n"
                "\n"
                "Exit status: the application's exit code; 128+N when signal N ended it or it\n"
-               "was stopped; 1 when it could not be started; 2 usage error. See kpa-run(8).\n",
-               cli_program(), kpa_store_default_root(NULL), CPU_WEIGHT_MIN, CPU_WEIGHT_MAX);
+               "was stopped; 1 when it could not be started; 2 usage error. With --detach,\n"
+               "--status, --stop, --list and --logs: 0, or 1 on an error. See kpa-run(8).\n",
+               cli_program(), kpa_store_default_root(NULL), CPU_WEIGHT_MIN, CPU_WEIGHT_MAX,
+               KPA_EXECD_SOCKET_ENV, KPA_EXECD_SOCKET_DEFAULT);
 }
 
 enum {
@@ -105,7 +163,36 @@ enum {
         OPT_CGROUP_PARENT,
         OPT_JSON,
         OPT_VERSION,
+        OPT_SOCKET,
+        OPT_DETACH,
+        OPT_STATUS,
+        OPT_STOP,
+        OPT_FORCE,
+        OPT_WAIT,
+        OPT_TIMEOUT,
+        OPT_LIST,
+        OPT_LOGS,
+        OPT_FOLLOW,
 };
+
+/* One daemon mode per call: --status TOKEN and the like. */
+static int set_mode(run_mode mode, const char *token)
+{
+        if (arg.mode != MODE_DIRECT && arg.mode != mode)
+                return cli_usage_error("%s and %s cannot be combined", mode_options[arg.mode],
+                                       mode_options[mode]);
+        if (arg.mode == mode)
+                return cli_usage_error("%s given twice", mode_options[mode]);
+        arg.mode = mode;
+        if (token) {
+                if (kpa_token_from_string(token, &arg.token) < 0)
+                        return cli_usage_error("%s: \"%s\" is not a token (32 lowercase "
+                                               "hexadecimal characters, as --detach prints)",
+                                               mode_options[mode], token);
+                arg.token_arg = token;
+        }
+        return 0;
+}
 
 static int parse_u64(const char *s, uint64_t *out)
 {
@@ -229,11 +316,59 @@ static int parse_limit(const char *name, const char *s, uint64_t min, uint64_t m
         return 0;
 }
 
+/* The name of start option C, or NULL when C is not one. */
+static const char *start_option_name(int c)
+{
+        switch (c) {
+        case OPT_HANDLE: return "--handle";
+        case OPT_ENV: return "--env";
+        case OPT_MEMORY: return "--memory";
+        case OPT_PIDS: return "--pids";
+        case OPT_CPU_WEIGHT: return "--cpu-weight";
+        case OPT_NETWORK: return "--network";
+        case OPT_USER: return "--user";
+        case OPT_STOP_TIMEOUT: return "--stop-timeout";
+        default: return NULL;
+        }
+}
+
+static int parse_daemon_option(int c, const char *optarg_)
+{
+        switch (c) {
+        case OPT_SOCKET:
+                if (!*optarg_)
+                        return cli_usage_error("--socket: empty path");
+                arg.socket = optarg_;
+                return 0;
+        case OPT_DETACH: return set_mode(MODE_DETACH, NULL);
+        case OPT_STATUS: return set_mode(MODE_STATUS, optarg_);
+        case OPT_STOP: return set_mode(MODE_STOP, optarg_);
+        case OPT_WAIT: return set_mode(MODE_WAIT, optarg_);
+        case OPT_LIST: return set_mode(MODE_LIST, NULL);
+        case OPT_LOGS: return set_mode(MODE_LOGS, optarg_);
+        case OPT_FORCE: arg.force = true; return 0;
+        case OPT_FOLLOW: arg.follow = true; return 0;
+        case OPT_TIMEOUT:
+                if (parse_seconds_ms(optarg_, &arg.timeout_ms) < 0 || arg.timeout_ms > INT_MAX)
+                        return cli_usage_error("--timeout: \"%s\" is not a number of seconds "
+                                               "(e.g. 30 or 0.5)",
+                                               optarg_);
+                arg.has_timeout = true;
+                return 0;
+        default: return cli_usage_error("unknown option");
+        }
+}
+
 static int parse_option(int c, const char *optarg_)
 {
         kpa_start_options *o = &arg.opts;
+        if (start_option_name(c))
+                arg.start_option = start_option_name(c);
         switch (c) {
-        case 'r': arg.root = optarg_; return 0;
+        case 'r':
+                arg.root = optarg_;
+                arg.root_given = true;
+                return 0;
         case OPT_HANDLE: return add_handle(optarg_);
         case OPT_ENV: return add_env(optarg_);
         case OPT_MEMORY:
@@ -274,7 +409,7 @@ static int parse_option(int c, const char *optarg_)
         case 'q': arg.quiet = true; return 0;
         case 'h': usage(); exit(EXIT_SUCCESS);
         case OPT_VERSION: printf("%s %s\n", cli_program(), PACKAGE_VERSION); exit(EXIT_SUCCESS);
-        default: return cli_usage_error("unknown option");
+        default: return parse_daemon_option(c, optarg_);
         }
 }
 
@@ -304,6 +439,37 @@ static int parse_operands(int argc, char **argv)
         return 0;
 }
 
+/* Which options go with which mode. */
+static int check_mode_options(void)
+{
+        run_mode m = arg.mode;
+        const char *mode = m == MODE_DIRECT ? "direct mode" : mode_options[m];
+        bool daemon = m != MODE_DIRECT;
+        if (arg.force && m != MODE_STOP)
+                return cli_usage_error("--force goes with --stop");
+        if (arg.has_timeout && m != MODE_WAIT)
+                return cli_usage_error("--timeout goes with --wait");
+        if (arg.follow && m != MODE_LOGS)
+                return cli_usage_error("--follow goes with --logs");
+        if (arg.socket && !daemon)
+                return cli_usage_error("--socket goes with --detach, --status, --stop, --wait, "
+                                       "--list or --logs");
+        if (arg.json && m != MODE_DIRECT && m != MODE_STATUS && m != MODE_LIST && m != MODE_WAIT)
+                return cli_usage_error("--json does not go with %s", mode);
+        if (daemon && arg.root_given)
+                return cli_usage_error("--root does not go with %s: kpa-execd uses its own store",
+                                       mode);
+        if (daemon && arg.opts.cgroup_parent)
+                return cli_usage_error("--cgroup-parent does not go with %s: kpa-execd chooses "
+                                       "the cgroups of its instances",
+                                       mode);
+        if (arg.start_option && m != MODE_DIRECT && m != MODE_DETACH)
+                return cli_usage_error("%s is a start option: it goes with --detach or direct "
+                                       "mode, not with %s",
+                                       arg.start_option, mode);
+        return 0;
+}
+
 static int parse_args(int argc, char **argv)
 {
         static const struct option options[] = {
@@ -321,6 +487,16 @@ static int parse_args(int argc, char **argv)
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, OPT_VERSION},
+                {"socket", required_argument, NULL, OPT_SOCKET},
+                {"detach", no_argument, NULL, OPT_DETACH},
+                {"status", required_argument, NULL, OPT_STATUS},
+                {"stop", required_argument, NULL, OPT_STOP},
+                {"force", no_argument, NULL, OPT_FORCE},
+                {"wait", required_argument, NULL, OPT_WAIT},
+                {"timeout", required_argument, NULL, OPT_TIMEOUT},
+                {"list", no_argument, NULL, OPT_LIST},
+                {"logs", required_argument, NULL, OPT_LOGS},
+                {"follow", no_argument, NULL, OPT_FOLLOW},
                 {0},
         };
         kpa_start_options_init(&arg.opts);
@@ -329,7 +505,14 @@ static int parse_args(int argc, char **argv)
         int r = cli_parse_options(argc, argv, "+r:qh", options, parse_option);
         if (r)
                 return r;
-        return parse_operands(argc, argv);
+        if ((r = check_mode_options()) != 0)
+                return r;
+        if (arg.mode == MODE_DIRECT || arg.mode == MODE_DETACH)
+                return parse_operands(argc, argv);
+        if (optind < argc)
+                return cli_usage_error("unexpected argument \"%s\": %s takes no APP_ID",
+                                       argv[optind], mode_options[arg.mode]);
+        return 0;
 }
 
 static void free_args(void)
@@ -559,24 +742,37 @@ static int report_failed_start(kpa_control *ctl, const kpa_token *token)
         return EXIT_FAILURE;
 }
 
-static int run(void)
+/* Open the handles into HANDLES and FDS and put them, the extra args and
+ * env into arg.opts. 0, or the exit code to stop with. */
+static int prepare_start(kpa_user_handle **handles, int **fds)
 {
-        kpa_user_handle *handles = kpa_xcalloc(arg.n_handles ? arg.n_handles : 1, sizeof(*handles));
-        int *fds = kpa_xcalloc(arg.n_handles ? arg.n_handles : 1, sizeof(*fds));
-        int r = open_handles(handles, fds);
+        *handles = kpa_xcalloc(arg.n_handles ? arg.n_handles : 1, sizeof(**handles));
+        *fds = kpa_xcalloc(arg.n_handles ? arg.n_handles : 1, sizeof(**fds));
+        int r = open_handles(*handles, *fds);
         if (r) {
-                free(handles);
-                free(fds);
+                free(*handles);
+                free(*fds);
                 return r;
         }
-
         kpa_start_options *o = &arg.opts;
-        o->handles = handles;
+        o->handles = *handles;
         o->n_handles = arg.n_handles;
         o->extra_args = arg.extra_args;
         o->n_extra_args = arg.n_extra_args;
         o->extra_env = arg.env;
         o->n_extra_env = arg.n_env;
+        return 0;
+}
+
+static int run(void)
+{
+        kpa_user_handle *handles;
+        int *fds;
+        int r = prepare_start(&handles, &fds);
+        if (r)
+                return r;
+
+        kpa_start_options *o = &arg.opts;
         o->stdin_fd = stdio_fd(STDIN_FILENO);
         o->stdout_fd = stdio_fd(STDOUT_FILENO);
         o->stderr_fd = stdio_fd(STDERR_FILENO);
@@ -635,13 +831,379 @@ static int run(void)
         return exit_status_of(&ctx, stops > 0);
 }
 
+/* ---- through kpa-execd ---- */
+
+static int connect_daemon(kpa_control **ctl)
+{
+        kpa_error err;
+        if (kpa_control_connect(arg.socket, ctl, &err) < 0) {
+                cli_report(&err);
+                return EXIT_FAILURE;
+        }
+        return 0;
+}
+
+/* The last error of CTL, about the instance of arg.token. */
+static int report_daemon_error(kpa_control *ctl, int r)
+{
+        const kpa_error *e = kpa_control_last_error(ctl);
+        cli_error("%s: %s", arg.token_arg, e->message[0] ? e->message : strerror(-r));
+        return EXIT_FAILURE;
+}
+
+static int report_not_existing(void)
+{
+        cli_error("%s: no such instance (it never existed, or kpa-execd no longer keeps its "
+                  "context)",
+                  arg.token_arg);
+        return EXIT_FAILURE;
+}
+
+static int detach(void)
+{
+        kpa_user_handle *handles;
+        int *fds;
+        int r = prepare_start(&handles, &fds);
+        if (r)
+                return r;
+        /* the daemon logs the instance's output: no stdio goes along */
+        kpa_start_options *o = &arg.opts;
+        o->stdin_fd = o->stdout_fd = o->stderr_fd = -1;
+        _cleanup_(kpa_control_closep) kpa_control *ctl = NULL;
+        kpa_token token = {{0}};
+        r = connect_daemon(&ctl);
+        if (r == 0 && kpa_process_start(ctl, arg.app_id, arg.run_config_id, o, &token) < 0)
+                r = report_failed_start(ctl, &token);
+        /* the daemon has its own copies of the handles now */
+        close_fds(fds, arg.n_handles);
+        free(handles);
+        free(fds);
+        o->handles = NULL;
+        if (r)
+                return r;
+        char tok[KPA_TOKEN_STRING_MAX];
+        kpa_token_to_string(&token, tok);
+        printf("%s\n", tok);
+        return EXIT_SUCCESS;
+}
+
+/* One request about arg.token: its reply, or NULL after printing why. */
+static json_object *token_call(kpa_control *ctl, kpa_request_op op)
+{
+        kpa_remote *remote = kpa_control_remote(ctl);
+        json_object *req = kpa_request_new(op, kpa_remote_next_id(remote));
+        json_object_object_add(req, "token", json_object_new_string(arg.token_arg));
+        json_object *reply = NULL;
+        kpa_error err;
+        if (kpa_remote_call(remote, req, NULL, 0, &reply, NULL, 0, NULL, &err) < 0) {
+                json_object_put(reply);
+                cli_error("%s: %s", arg.token_arg, err.message);
+                return NULL;
+        }
+        return reply;
+}
+
+static const char *json_plain(json_object *o)
+{
+        return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                         JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+/* How an instance ended, in a few words ("-" while it runs). */
+static void exit_text(const kpa_process_context *c, char *buf, size_t len)
+{
+        if (!has_ended(c->state) || c->state == KPA_PROCESS_NOT_EXISTING)
+                snprintf(buf, len, "-");
+        else if (c->exit_status == KPA_EXIT_UNEXPECTED)
+                snprintf(buf, len, "signal %d", c->exit_code);
+        else if (c->exit_status == KPA_EXIT_TERMINATED)
+                snprintf(buf, len, "stopped");
+        else if (c->exit_status == KPA_EXIT_NORMAL)
+                snprintf(buf, len, "%d", c->exit_code);
+        else
+                snprintf(buf, len, "start failed");
+}
+
+static void print_status(const kpa_process_context *c, json_object *owner)
+{
+        printf("token:        %s\n", arg.token_arg);
+        printf("state:        %s\n", kpa_process_state_name(c->state));
+        printf("package:      %s\n", c->app_id);
+        printf("run config:   %s\n", c->run_config_id);
+        if (c->pid > 0)
+                printf("pid:          %d\n", (int)c->pid);
+        if (json_object_is_type(owner, json_type_int))
+                printf("owner:        %lld\n", (long long)json_object_get_int64(owner));
+        if (has_ended(c->state)) {
+                printf("exit status:  %s\n", kpa_exit_status_name(c->exit_status));
+                printf("exit code:    %d\n", c->exit_code);
+                if (c->exit_reason)
+                        printf("exit reason:  %d (%s)\n", c->exit_reason, strerror(c->exit_reason));
+                else
+                        printf("exit reason:  0\n");
+        }
+        if (c->message[0])
+                printf("message:      %s\n", c->message);
+        if (c->cleanup_error)
+                printf("cleanup:      the cgroup could not be removed: %s\n",
+                       strerror(c->cleanup_error));
+}
+
+static int status(kpa_control *ctl)
+{
+        _cleanup_(json_object_putp) json_object *reply = token_call(ctl, KPA_OP_GET_STATE);
+        if (!reply)
+                return EXIT_FAILURE;
+        json_object *p = json_member(reply, "process");
+        kpa_process_context c;
+        kpa_error err;
+        if (kpa_context_from_json(p, NULL, &c, &err) < 0) {
+                cli_error("%s: kpa-execd sent a malformed reply: %s", arg.token_arg, err.message);
+                return EXIT_FAILURE;
+        }
+        if (arg.json)
+                printf("%s\n", json_plain(p));
+        if (c.state == KPA_PROCESS_NOT_EXISTING)
+                return report_not_existing();
+        if (!arg.json)
+                print_status(&c, json_member(p, "owner"));
+        return EXIT_SUCCESS;
+}
+
+static int stop(kpa_control *ctl)
+{
+        int r = kpa_process_stop(ctl, &arg.token, arg.force ? KPA_STOP_FORCED : KPA_STOP_NORMAL);
+        return r < 0 ? report_daemon_error(ctl, r) : EXIT_SUCCESS;
+}
+
+static int wait_instance(kpa_control *ctl)
+{
+        kpa_process_context ctx;
+        int r = kpa_process_wait(ctl, &arg.token, arg.has_timeout ? (int)arg.timeout_ms : -1,
+                                 &ctx);
+        if (r == -ETIMEDOUT) {
+                cli_error("%s: still %s after the timeout of %.3g s", arg.token_arg,
+                          kpa_process_state_name(ctx.state), arg.timeout_ms / 1000.0);
+                return EXIT_FAILURE;
+        }
+        if (r < 0)
+                return report_daemon_error(ctl, r);
+        if (ctx.state == KPA_PROCESS_NOT_EXISTING)
+                return report_not_existing();
+        report_end(&ctx);
+        if (arg.json)
+                print_json(&arg.token, &ctx);
+        /* the context does not say whether a stop was asked for; its
+         * message does ("stopped by SIGTERM") */
+        return exit_status_of(&ctx, strncmp(ctx.message, "stopped by ", 11) == 0);
+}
+
+static int list(kpa_control *ctl)
+{
+        kpa_remote *remote = kpa_control_remote(ctl);
+        json_object *reply = NULL;
+        kpa_error err;
+        if (kpa_remote_call(remote, kpa_request_new(KPA_OP_LIST, kpa_remote_next_id(remote)),
+                            NULL, 0, &reply, NULL, 0, NULL, &err) < 0) {
+                json_object_put(reply);
+                cli_report(&err);
+                return EXIT_FAILURE;
+        }
+        _cleanup_(json_object_putp) json_object *o = reply;
+        json_object *a = json_member(o, "processes");
+        if (!json_object_is_type(a, json_type_array)) {
+                cli_error("kpa-execd sent no list of processes");
+                return EXIT_FAILURE;
+        }
+        if (arg.json) {
+                printf("%s\n", json_plain(a));
+                return EXIT_SUCCESS;
+        }
+        size_t n = json_object_array_length(a);
+        kpa_process_context *ctx = kpa_xcalloc(n ? n : 1, sizeof(*ctx));
+        kpa_token *tokens = kpa_xcalloc(n ? n : 1, sizeof(*tokens));
+        int wpkg = (int)strlen("PACKAGE"), wrc = (int)strlen("RUNCONFIG");
+        for (size_t i = 0; i < n; i++) {
+                if (kpa_context_from_json(json_object_array_get_idx(a, i), &tokens[i], &ctx[i],
+                                          &err) < 0) {
+                        cli_error("kpa-execd sent a malformed reply: processes[%zu]: %s", i,
+                                  err.message);
+                        free(ctx);
+                        free(tokens);
+                        return EXIT_FAILURE;
+                }
+                if ((int)strlen(ctx[i].app_id) > wpkg)
+                        wpkg = (int)strlen(ctx[i].app_id);
+                if ((int)strlen(ctx[i].run_config_id) > wrc)
+                        wrc = (int)strlen(ctx[i].run_config_id);
+        }
+        printf("%-32s  %-11s  %-*s  %-*s  %7s  %s\n", "TOKEN", "STATE", wpkg, "PACKAGE", wrc,
+               "RUNCONFIG", "PID", "EXIT");
+        for (size_t i = 0; i < n; i++) {
+                char tok[KPA_TOKEN_STRING_MAX], pid[16], ex[32];
+                kpa_token_to_string(&tokens[i], tok);
+                snprintf(pid, sizeof(pid), ctx[i].pid > 0 ? "%d" : "-", (int)ctx[i].pid);
+                exit_text(&ctx[i], ex, sizeof(ex));
+                printf("%-32s  %-11s  %-*s  %-*s  %7s  %s\n", tok,
+                       kpa_process_state_name(ctx[i].state), wpkg, ctx[i].app_id, wrc,
+                       ctx[i].run_config_id, pid, ex);
+        }
+        free(ctx);
+        free(tokens);
+        return EXIT_SUCCESS;
+}
+
+/* ---- --logs ---- */
+
+/* The instance's current (or ROTATED: previous) log file, read-only. */
+static int open_log(kpa_control *ctl, bool rotated, int *out, kpa_error *err)
+{
+        kpa_remote *remote = kpa_control_remote(ctl);
+        json_object *req = kpa_request_new(KPA_OP_OPEN_LOG, kpa_remote_next_id(remote));
+        json_object_object_add(req, "token", json_object_new_string(arg.token_arg));
+        if (rotated)
+                json_object_object_add(req, "rotated", json_object_new_boolean(1));
+        json_object *reply = NULL;
+        int fds[1];
+        size_t n = 0;
+        int r = kpa_remote_call(remote, req, NULL, 0, &reply, fds, 1, &n, err);
+        json_object_put(reply);
+        if (r < 0)
+                return r;
+        if (n != 1)
+                return kpa_error_set(err, EPROTO, "kpa-execd sent no log file");
+        *out = fds[0];
+        return 0;
+}
+
+/* Copy FD from *OFF to its current end to stdout. */
+static int copy_log(int fd, off_t *off)
+{
+        char buf[65536];
+        for (;;) {
+                ssize_t n = pread(fd, buf, sizeof(buf), *off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return fflush(stdout) == EOF ? (errno ? -errno : -EIO) : 0;
+                if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+                        return errno ? -errno : -EIO;
+                *off += n;
+        }
+}
+
+static int log_write_error(int r)
+{
+        cli_error("%s: copying the log: %s", arg.token_arg, strerror(-r));
+        return EXIT_FAILURE;
+}
+
+static bool same_file(int a, int b)
+{
+        struct stat x, y;
+        return fstat(a, &x) == 0 && fstat(b, &y) == 0 && x.st_dev == y.st_dev &&
+               x.st_ino == y.st_ino;
+}
+
+/* Until the instance has ended: print what its log gains, and move to the
+ * new file when the log was rotated. *FD and *OFF: where we are. */
+static int follow_log(kpa_control *ctl, int *fd, off_t *off)
+{
+        for (;;) {
+                kpa_process_context ctx;
+                int r = kpa_process_get_state(ctl, &arg.token, &ctx);
+                if (r < 0)
+                        return report_daemon_error(ctl, r);
+                /* the state first: what was written before the end is read below */
+                bool ended = has_ended(ctx.state);
+                if ((r = copy_log(*fd, off)) < 0)
+                        return log_write_error(r);
+                kpa_error err;
+                int cur = -1;
+                r = open_log(ctl, false, &cur, &err);
+                if (r < 0) {
+                        if (ended)
+                                return EXIT_SUCCESS;
+                        cli_error("%s: %s", arg.token_arg, err.message);
+                        return EXIT_FAILURE;
+                }
+                if (same_file(*fd, cur)) {
+                        close(cur);
+                } else { /* rotated: the rest of the old file, then the new one */
+                        r = copy_log(*fd, off);
+                        close(*fd);
+                        *fd = cur;
+                        *off = 0;
+                        if (r >= 0)
+                                r = copy_log(*fd, off);
+                        if (r < 0)
+                                return log_write_error(r);
+                }
+                if (ended)
+                        return EXIT_SUCCESS;
+                poll(NULL, 0, FOLLOW_INTERVAL_MS);
+        }
+}
+
+static int logs(kpa_control *ctl)
+{
+        kpa_error err;
+        int fd = -1;
+        off_t off = 0;
+        /* the previous file first, when there is one */
+        int r = open_log(ctl, true, &fd, &err);
+        if (r == 0) {
+                r = copy_log(fd, &off);
+                close(fd);
+                if (r < 0)
+                        return log_write_error(r);
+        } else if (r != -ENOENT) {
+                cli_error("%s: %s", arg.token_arg, err.message);
+                return EXIT_FAILURE;
+        }
+        if (open_log(ctl, false, &fd, &err) < 0) {
+                cli_error("%s: %s", arg.token_arg, err.message);
+                return EXIT_FAILURE;
+        }
+        off = 0;
+        r = copy_log(fd, &off);
+        if (r < 0) {
+                close(fd);
+                return log_write_error(r);
+        }
+        if (arg.follow)
+                r = follow_log(ctl, &fd, &off);
+        close(fd);
+        return r;
+}
+
+static int run_daemon_mode(void)
+{
+        if (arg.mode == MODE_DETACH)
+                return detach();
+        _cleanup_(kpa_control_closep) kpa_control *ctl = NULL;
+        int r = connect_daemon(&ctl);
+        if (r)
+                return r;
+        switch (arg.mode) {
+        case MODE_STATUS: return status(ctl);
+        case MODE_STOP: return stop(ctl);
+        case MODE_WAIT: return wait_instance(ctl);
+        case MODE_LIST: return list(ctl);
+        case MODE_LOGS: return logs(ctl);
+        default: return EXIT_FAILURE;
+        }
+}
+
 int main(int argc, char **argv)
 {
         kpa_trace("kpa-run: main");
         cli_init(argv[0]);
         int r = parse_args(argc, argv);
         if (r == 0)
-                r = run();
+                r = arg.mode == MODE_DIRECT ? run() : run_daemon_mode();
         free_args();
         fflush(stdout);
         kpa_trace("kpa-run: exit");

@@ -17,8 +17,10 @@ replay() { # replay TARGET DIR...
     check "fuzz-$target replays $(find "$@" -type f ! -name '.*' | wc -l) inputs from ${*#"$top_srcdir/"}" \
         "${wrapper[@]}" "$top_builddir/tests/fuzz/replay-$target" "$@"
 }
-replay manifest "$top_srcdir/manifests/examples" "$top_srcdir/manifests/bad" "$T/seeds/manifest"
+replay manifest "$top_srcdir"/manifests/examples/*.json "$top_srcdir/manifests/bad" "$T/seeds/manifest"
 replay manifest "$F/regressions/manifest"
 replay package "$T/seeds/package"
 replay package "$F/regressions/package"
+replay protocol "$T/seeds/protocol"
+replay protocol "$F/regressions/protocol"
 done_testing

@@ -26,7 +26,7 @@ top_srcdir=$src bash "$src/tests/fuzz/seeds.sh" seeds >/dev/null
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 pids=()
-for t in manifest package; do
+for t in manifest package protocol; do
     mkdir -p "corpus/$t" "artifacts/$t"
     seeds=("seeds/$t" "$src/tests/fuzz/regressions/$t")
     [ "$t" = manifest ] && seeds+=("$src/manifests/examples" "$src/manifests/bad")
@@ -38,7 +38,7 @@ for t in manifest package; do
 done
 status=0
 i=0
-for t in manifest package; do
+for t in manifest package protocol; do
     rc=0
     wait "${pids[$i]}" || rc=$?
     i=$((i + 1))

@@ -637,7 +637,7 @@ static int cmd_seccomp(void)
 
 static int usage(void)
 {
-        fprintf(stderr, "usage: probe info|handles NAME...|exit N|sleep S|ignore-term S|segv|"
+        fprintf(stderr, "usage: probe info|handles NAME...|exit N|sleep S|sleep-exit S N|ignore-term S|segv|"
                         "forkbomb [MAX]|memhog MIB|orphans N|tiocsti|write FILE TEXT|"
                         "cat FILE|echo-handle NAME|send NAME TEXT|seccomp\n");
         return 2;
@@ -660,6 +660,8 @@ int main(int argc, char **argv)
                 r = (int)number(a);
         else if (strcmp(cmd, "sleep") == 0 && a)
                 r = cmd_sleep(strtod(a, NULL), false);
+        else if (strcmp(cmd, "sleep-exit") == 0 && argc == 4)
+                r = cmd_sleep(strtod(a, NULL), false) ? 1 : (int)number(argv[3]);
         else if (strcmp(cmd, "ignore-term") == 0 && a)
                 r = cmd_sleep(strtod(a, NULL), true);
         else if (strcmp(cmd, "segv") == 0)

@@ -4,13 +4,19 @@
  * tokens, and, as root, an instance driven from C: a wait that times out, a
  * Forced stop, a child of a parent, and kpa_control_close() stopping what
  * still runs; the task API's refusals, and a task run and stopped.
- * tests/integration/run.sh and task.sh cover the same through the tools. */
+ * tests/integration/run.sh and task.sh cover the same through the tools.
+ *
+ * With KPA_TEST_EXECD set to a kpa-execd binary, the same tests run
+ * against a daemon it starts (kpa_control_connect): both controllers must
+ * behave the same (tests/integration/daemon-api.sh). The task API is
+ * local only there. */
 #include "config.h"
 
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "kpa/package.h"
 #include "kpa/process.h"
@@ -32,6 +38,7 @@
         "\"service\", \"path\": \"bin/app\", \"primary\": true, \"args\": []}]"
 
 static char tmp[] = "/tmp/kpa-test-process-XXXXXX";
+static pid_t daemon_pid; /* the kpa-execd under test, or 0: the local controller */
 
 static void write_file(const char *path, const char *content)
 {
@@ -154,7 +161,10 @@ static void test_refusals(kpa_control *ctl)
         ok(kpa_process_stop(ctl, &none, KPA_STOP_FORCED) < 0, "stop of an unknown token fails");
         is(kpa_process_wait(ctl, &none, 0, &ctx), 0, "a wait for an unknown token returns");
         is(ctx.state, KPA_PROCESS_NOT_EXISTING, "... NotExisting");
-        ok(kpa_control_get_fd(ctl) >= 0, "the control has an fd");
+        if (!daemon_pid)
+                ok(kpa_control_get_fd(ctl) >= 0, "the control has an fd");
+        else
+                is(kpa_control_get_fd(ctl), -EOPNOTSUPP, "a connected control has no fd");
         is(kpa_control_dispatch(ctl), 0, "dispatch with nothing to do");
 }
 
@@ -286,11 +296,13 @@ static void test_instances(kpa_control *ctl)
         opts.extra_args = true_args;
         opts.n_extra_args = 1;
 
-        opts.cgroup_parent = "../elsewhere";
-        is(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &a), -EINVAL,
-           "a cgroup parent with \"..\" is refused");
-        has_str(kpa_control_last_error(ctl)->message, "is not valid", "... and named");
-        opts.cgroup_parent = NULL;
+        if (!daemon_pid) { /* the daemon's instances live below its own cgroup */
+                opts.cgroup_parent = "../elsewhere";
+                is(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &a), -EINVAL,
+                   "a cgroup parent with \"..\" is refused");
+                has_str(kpa_control_last_error(ctl)->message, "is not valid", "... and named");
+                opts.cgroup_parent = NULL;
+        }
 
         /* without a recorded uid, the package runs as nobody */
         _cleanup_free_ char *rec = kpa_xasprintf("%s/store/users/org.example.proc", tmp);
@@ -304,6 +316,38 @@ static void test_instances(kpa_control *ctl)
         opts.n_extra_args = 2;
         ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &a) == 0,
            "one more left running for kpa_control_close()");
+}
+
+/* Start the kpa-execd at EXECD over ROOT and connect to it. */
+static int connect_daemon(const char *execd, const char *root, kpa_control **ctl)
+{
+        _cleanup_free_ char *sock = kpa_xasprintf("%s/execd.sock", tmp);
+        _cleanup_free_ char *state = kpa_xasprintf("%s/state", tmp);
+        daemon_pid = fork();
+        if (daemon_pid == 0) {
+                execl(execd, execd, "--foreground", "--no-autorun", "--log-level", "warning",
+                      "--socket", sock, "--root", root, "--state-dir", state, (char *)NULL);
+                _exit(127);
+        }
+        kpa_error err;
+        for (int tries = 0; tries < 500; tries++) {
+                if (kpa_control_connect(sock, ctl, &err) == 0)
+                        return 0;
+                usleep(10000);
+        }
+        printf("# %s\n", err.message);
+        return -1;
+}
+
+static void stop_daemon(void)
+{
+        if (daemon_pid <= 0)
+                return;
+        kill(daemon_pid, SIGTERM);
+        int status = 0;
+        waitpid(daemon_pid, &status, 0);
+        ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+           "kpa-execd stopped what still ran and exited 0 on SIGTERM");
 }
 
 int main(void)
@@ -323,22 +367,38 @@ int main(void)
             install(s, "org.example.proc", true) < 0 || install(s, "org.example.norc", false) < 0)
                 abort();
         kpa_store_close(s);
-        if (!ok(kpa_control_open_local(root, &ctl, &err) == 0, "a control over the store"))
+        const char *execd = getenv("KPA_TEST_EXECD");
+        if (execd && geteuid() != 0) {
+                ok(1, "# SKIP kpa-execd needs root");
+                kpa_rm_rf_at(AT_FDCWD, tmp);
                 return tap_done();
+        }
+        if (execd) {
+                if (!ok(connect_daemon(execd, root, &ctl) == 0, "a connection to kpa-execd")) {
+                        stop_daemon();
+                        kpa_rm_rf_at(AT_FDCWD, tmp);
+                        return tap_done();
+                }
+        } else if (!ok(kpa_control_open_local(root, &ctl, &err) == 0, "a control over the store")) {
+                return tap_done();
+        }
         test_refusals(ctl);
-        test_task_refusals(ctl);
+        if (!daemon_pid)
+                test_task_refusals(ctl);
         /* valgrind (make check-valgrind) knows neither clone3 nor seccomp */
         const char *preload = getenv("LD_PRELOAD");
         if (preload && strstr(preload, "vgpreload"))
                 ok(1, "# SKIP no instances under valgrind");
         else if (geteuid() == 0) {
                 test_instances(ctl);
-                test_task_run(ctl);
+                if (!daemon_pid)
+                        test_task_run(ctl);
         }
         else
                 ok(1, "# SKIP starting instances needs root");
         kpa_control_close(ctl);
         kpa_control_close(NULL);
+        stop_daemon();
         kpa_rm_rf_at(AT_FDCWD, tmp);
         return tap_done();
 }

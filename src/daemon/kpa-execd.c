@@ -1,0 +1,1083 @@
+/* kpa-execd: the supervising ExecutionManager (DESIGN.md section 6).
+ *
+ * One thread, one epoll loop: the listening socket, a signalfd, every
+ * client connection, and the fd of the libkpa controller that does the
+ * real work (kpa_control_open_local + kpa_control_supervise: the same
+ * sandbox and state machine as kpa-run, with instances that outlive this
+ * process and records in the state directory). This file only speaks the
+ * protocol (protocol.h), checks who may do what (SO_PEERCRED and
+ * SO_PEERGROUPS, never a field of a message), and answers. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "cli.h"
+#include "json-fields.h"
+#include "kpa/manifest.h"
+#include "kpa/package.h"
+#include "kpa/process.h"
+#include "process-internal.h"
+#include "protocol.h"
+#include "util.h"
+
+#define STATE_DIR_DEFAULT "/run/kpa"
+#define GROUP_NAME "kpa"
+#define CLIENTS_MAX 1024
+#define WAITS_MAX 4096
+
+enum { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+
+typedef struct client {
+        int fd;
+        uid_t uid;
+        gid_t gid;
+        pid_t pid;
+        bool may_start;  /* root, or a member of group kpa */
+        bool subscribed;
+        struct client *next;
+} client;
+
+typedef struct pending_wait {
+        client *c;
+        int64_t id;
+        kpa_token token;
+        uint64_t deadline_ms; /* 0: none */
+        struct pending_wait *next;
+} pending_wait;
+
+static struct {
+        const char *socket_path;
+        const char *root;
+        const char *state_dir;
+        bool foreground;
+        int log_level;
+        bool autorun;
+        unsigned keep_ended;
+        unsigned keep_ended_s;
+        uint64_t log_max;
+} arg = {
+        .state_dir = STATE_DIR_DEFAULT,
+        .log_level = LOG_LEVEL_INFO,
+        .autorun = true,
+};
+
+static struct {
+        kpa_control *ctl;
+        int epfd;
+        int listen_fd;
+        int signal_fd;
+        bool socket_activated;
+        client *clients;
+        size_t n_clients;
+        pending_wait *waits;
+        size_t n_waits;
+        bool stopping;   /* SIGTERM: stop everything, then exit */
+        bool forced;     /* a second SIGTERM */
+        gid_t kpa_gid;
+        bool have_kpa_gid;
+        char buf[KPA_MSG_MAX + 1];
+} d = {.listen_fd = -1, .signal_fd = -1, .epfd = -1};
+
+/* epoll tags: clients are their own pointer */
+static char tag_listen, tag_signal, tag_control;
+
+/* ---- logging ---- */
+
+static void logf_(int level, const char *fmt, ...) _printf_(2, 3);
+static void logf_(int level, const char *fmt, ...)
+{
+        if (level > arg.log_level)
+                return;
+        char msg[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        static const char *const names[] = {"error", "warning", "info", "debug"};
+        if (arg.foreground) {
+                /* sd-daemon(3) prefixes: journald reads the priority */
+                static const int prio[] = {3, 4, 6, 7};
+                fprintf(stderr, "<%d>kpa-execd: %s: %s\n", prio[level], names[level], msg);
+        } else {
+                static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+                syslog(prio[level], "%s", msg);
+        }
+}
+#define log_error(...) logf_(LOG_LEVEL_ERROR, __VA_ARGS__)
+#define log_warning(...) logf_(LOG_LEVEL_WARNING, __VA_ARGS__)
+#define log_info(...) logf_(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) logf_(LOG_LEVEL_DEBUG, __VA_ARGS__)
+
+static uint64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- systemd: sd_notify and socket activation, without libsystemd ---- */
+
+static void sd_notify_(const char *state)
+{
+        const char *path = getenv("NOTIFY_SOCKET");
+        if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+                return;
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        size_t len = strlen(path);
+        memcpy(sa.sun_path, path, len);
+        if (sa.sun_path[0] == '@')
+                sa.sun_path[0] = '\0';
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return;
+        (void)sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+                     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+}
+
+/* LISTEN_FDS for this process: the first passed fd, if it is a listening
+ * SOCK_SEQPACKET socket. The variables are removed so that no instance
+ * sees them. */
+static int socket_from_systemd(void)
+{
+        const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+        int fd = -1;
+        if (pid && fds && strtol(pid, NULL, 10) == (long)getpid() && strtol(fds, NULL, 10) >= 1) {
+                int type = 0, listening = 0;
+                socklen_t l1 = sizeof(type), l2 = sizeof(listening);
+                if (getsockopt(3, SOL_SOCKET, SO_TYPE, &type, &l1) == 0 && type == SOCK_SEQPACKET &&
+                    getsockopt(3, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l2) == 0 && listening) {
+                        fd = 3;
+                        fcntl(fd, F_SETFD, FD_CLOEXEC);
+                } else {
+                        log_warning("LISTEN_FDS: fd 3 is not a listening SOCK_SEQPACKET socket; "
+                                    "ignoring it");
+                }
+        }
+        unsetenv("LISTEN_PID");
+        unsetenv("LISTEN_FDS");
+        unsetenv("LISTEN_FDNAMES");
+        return fd;
+}
+
+/* ---- the socket ---- */
+
+static int make_parent_dir(const char *path, kpa_error *err)
+{
+        _cleanup_free_ char *dir = kpa_xstrdup(path);
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir)
+                return 0;
+        *slash = '\0';
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                return kpa_error_set_errno(err, errno, "cannot create %s", dir);
+        return 0;
+}
+
+static int open_socket(const char *path, kpa_error *err)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return kpa_error_set(err, ENAMETOOLONG, "socket path %s is too long", path);
+        memcpy(sa.sun_path, path, strlen(path));
+        int q = make_parent_dir(path, err);
+        if (q < 0)
+                return q;
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return kpa_error_set_errno(err, errno, "socket");
+        /* a socket file left by a daemon that died: replace it, but never
+         * one that a living daemon answers on */
+        _cleanup_close_ int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+                return kpa_error_set(err, EADDRINUSE,
+                                     "another kpa-execd is already listening on %s", path);
+        struct stat st;
+        if (lstat(path, &st) == 0) {
+                if (!S_ISSOCK(st.st_mode))
+                        return kpa_error_set(err, EEXIST, "%s exists and is not a socket", path);
+                unlink(path);
+        }
+        mode_t old = umask(0117);
+        int r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+        umask(old);
+        if (r < 0)
+                return kpa_error_set_errno(err, errno, "cannot bind %s", path);
+        if (chmod(path, 0660) < 0 ||
+            (d.have_kpa_gid && chown(path, 0, d.kpa_gid) < 0 && geteuid() == 0))
+                log_warning("cannot set the owner or mode of %s: %s", path, strerror(errno));
+        if (listen(fd, 128) < 0)
+                return kpa_error_set_errno(err, errno, "cannot listen on %s", path);
+        return TAKE_FD(fd);
+}
+
+/* ---- clients ---- */
+
+static void epoll_add(int fd, void *tag)
+{
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = tag};
+        epoll_ctl(d.epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* Root, the kpa group as primary group, or (SO_PEERGROUPS, filled by the
+ * kernel) as a supplementary group of the peer. */
+static bool peer_in_kpa_group(int fd, gid_t gid)
+{
+        if (!d.have_kpa_gid)
+                return false;
+        if (gid == d.kpa_gid)
+                return true;
+        gid_t groups[NGROUPS_MAX];
+        socklen_t len = sizeof(groups);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+                return false;
+        for (size_t k = 0; k < len / sizeof(gid_t); k++)
+                if (groups[k] == d.kpa_gid)
+                        return true;
+        return false;
+}
+
+static void accept_clients(void)
+{
+        for (;;) {
+                int fd = accept4(d.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (fd < 0) {
+                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                                log_warning("accept: %s", strerror(errno));
+                        return;
+                }
+                struct ucred cred;
+                socklen_t len = sizeof(cred);
+                if (d.n_clients >= CLIENTS_MAX ||
+                    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+                        log_warning("refusing a connection: %s",
+                                    d.n_clients >= CLIENTS_MAX ? "too many clients" : strerror(errno));
+                        close(fd);
+                        continue;
+                }
+                client *c = kpa_xcalloc(1, sizeof(*c));
+                c->fd = fd;
+                c->uid = cred.uid;
+                c->gid = cred.gid;
+                c->pid = cred.pid;
+                c->may_start = cred.uid == 0 || peer_in_kpa_group(fd, cred.gid);
+                c->next = d.clients;
+                d.clients = c;
+                d.n_clients++;
+                epoll_add(fd, c);
+                log_debug("client pid %d uid %u connected", (int)c->pid, (unsigned)c->uid);
+        }
+}
+
+static void drop_client(client *c)
+{
+        for (pending_wait **pp = &d.waits; *pp;) {
+                if ((*pp)->c == c) {
+                        pending_wait *w = *pp;
+                        *pp = w->next;
+                        free(w);
+                        d.n_waits--;
+                        continue;
+                }
+                pp = &(*pp)->next;
+        }
+        for (client **pp = &d.clients; *pp; pp = &(*pp)->next)
+                if (*pp == c) {
+                        *pp = c->next;
+                        break;
+                }
+        epoll_ctl(d.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        d.n_clients--;
+        log_debug("client pid %d disconnected", (int)c->pid);
+        free(c);
+}
+
+/* Send, or drop a client that does not read its replies: a slow client
+ * never blocks the daemon. Returns false when the client was dropped. */
+static bool send_to(client *c, json_object *msg, const int *fds, size_t n_fds)
+{
+        int q = kpa_msg_send(c->fd, msg, fds, n_fds);
+        if (q < 0) {
+                log_debug("client pid %d: %s; dropping it", (int)c->pid, strerror(-q));
+                drop_client(c);
+                return false;
+        }
+        return true;
+}
+
+static bool reply_error(client *c, int64_t id, int code, const char *fmt, ...) _printf_(4, 5);
+static bool reply_error(client *c, int64_t id, int code, const char *fmt, ...)
+{
+        char msg[KPA_ERROR_MESSAGE_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        _cleanup_(json_object_putp) json_object *r = kpa_reply_new(id, code, msg);
+        return send_to(c, r, NULL, 0);
+}
+
+static json_object *context_json(const kpa_token *t, const kpa_process_context *ctx)
+{
+        uid_t owner = 0;
+        (void)kpa_control_get_owner(d.ctl, t, &owner);
+        return kpa_context_to_json(t, ctx, owner);
+}
+
+/* May C see or act on T? Root and the uid that started it. */
+static int check_owner(client *c, const kpa_token *t)
+{
+        uid_t owner;
+        if (kpa_control_get_owner(d.ctl, t, &owner) < 0)
+                return -ESRCH;
+        return c->uid == 0 || c->uid == owner ? 0 : -EACCES;
+}
+
+/* ---- requests ---- */
+
+static void op_start(client *c, kpa_request *req)
+{
+        if (!c->may_start) {
+                reply_error(c, req->id, EACCES,
+                            "permission denied: only root and members of group \"%s\" may start "
+                            "processes (uid %u is neither)",
+                            GROUP_NAME, (unsigned)c->uid);
+                return;
+        }
+        if (d.stopping) {
+                reply_error(c, req->id, ESHUTDOWN, "kpa-execd is shutting down");
+                return;
+        }
+        if (c->uid != 0 && (req->opts.uid != (uid_t)-1 || req->opts.gid != (gid_t)-1)) {
+                reply_error(c, req->id, EPERM,
+                            "permission denied: only root may choose the uid or gid of a process");
+                return;
+        }
+        if (req->opts.parent) {
+                int q = check_owner(c, req->opts.parent);
+                if (q == -EACCES) {
+                        reply_error(c, req->id, EACCES,
+                                    "permission denied: the parent token belongs to another user");
+                        return;
+                }
+        }
+        kpa_control_set_owner(d.ctl, c->uid);
+        kpa_token token;
+        memset(&token, 0, sizeof(token));
+        int q = kpa_process_start(d.ctl, req->package, req->run_config, &req->opts, &token);
+        const kpa_error *e = kpa_control_last_error(d.ctl);
+        _cleanup_(json_object_putp) json_object *r =
+                kpa_reply_new(req->id, q < 0 ? -q : 0, q < 0 ? e->message : "");
+        if (!kpa_token_is_null(&token)) {
+                kpa_process_context ctx;
+                kpa_process_get_state(d.ctl, &token, &ctx);
+                char ts[KPA_TOKEN_STRING_MAX];
+                kpa_token_to_string(&token, ts);
+                json_object_object_add(r, "token", json_object_new_string(ts));
+                json_object_object_add(r, "process", context_json(&token, &ctx));
+        }
+        if (q < 0)
+                log_info("uid %u: start of %s failed: %s", (unsigned)c->uid, req->package, e->message);
+        else
+                log_info("uid %u started %s/%s", (unsigned)c->uid, req->package,
+                         req->run_config ? req->run_config : "(primary)");
+        send_to(c, r, NULL, 0);
+}
+
+/* The token of REQ, checked: known and C's. Replies itself when not. */
+static bool token_ok(client *c, kpa_request *req, bool unknown_ok)
+{
+        int q = check_owner(c, &req->token);
+        if (q == -ESRCH && unknown_ok)
+                return true;
+        if (q == -ESRCH)
+                return reply_error(c, req->id, ESRCH, "no such process (unknown token)"), false;
+        if (q == -EACCES)
+                return reply_error(c, req->id, EACCES,
+                                   "permission denied: the process belongs to another user"),
+                       false;
+        return true;
+}
+
+static void reply_context(client *c, int64_t id, int err, const kpa_token *t,
+                          const kpa_process_context *ctx)
+{
+        _cleanup_(json_object_putp) json_object *r =
+                kpa_reply_new(id, err, err == ETIMEDOUT ? "timed out waiting for the process to end" : "");
+        json_object_object_add(r, "process", context_json(t, ctx));
+        send_to(c, r, NULL, 0);
+}
+
+static bool is_live_state(kpa_process_state s)
+{
+        return s == KPA_PROCESS_CREATED || s == KPA_PROCESS_PREPARED || s == KPA_PROCESS_RUNNING;
+}
+
+static void op_wait(client *c, kpa_request *req)
+{
+        if (!token_ok(c, req, true))
+                return;
+        kpa_process_context ctx;
+        kpa_process_get_state(d.ctl, &req->token, &ctx);
+        if (!is_live_state(ctx.state) || req->timeout_ms == 0) {
+                reply_context(c, req->id, is_live_state(ctx.state) ? ETIMEDOUT : 0, &req->token, &ctx);
+                return;
+        }
+        if (d.n_waits >= WAITS_MAX) {
+                reply_error(c, req->id, EAGAIN, "too many waiting requests; try again later");
+                return;
+        }
+        pending_wait *w = kpa_xcalloc(1, sizeof(*w));
+        w->c = c;
+        w->id = req->id;
+        w->token = req->token;
+        w->deadline_ms = req->timeout_ms > 0 ? now_ms() + (uint64_t)req->timeout_ms : 0;
+        w->next = d.waits;
+        d.waits = w;
+        d.n_waits++;
+}
+
+static void op_list(client *c, kpa_request *req)
+{
+        kpa_token *tokens = NULL;
+        size_t n = 0;
+        kpa_process_list(d.ctl, &tokens, &n);
+        _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
+        json_object *a = json_object_new_array();
+        for (size_t k = 0; k < n; k++) {
+                uid_t owner = 0;
+                kpa_control_get_owner(d.ctl, &tokens[k], &owner);
+                if (c->uid != 0 && owner != c->uid)
+                        continue;
+                kpa_process_context ctx;
+                kpa_process_get_state(d.ctl, &tokens[k], &ctx);
+                json_object_array_add(a, kpa_context_to_json(&tokens[k], &ctx, owner));
+        }
+        free(tokens);
+        json_object_object_add(r, "processes", a);
+        /* a long list may not fit one datagram: say so rather than drop */
+        if (strlen(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN)) > KPA_MSG_MAX) {
+                reply_error(c, req->id, EMSGSIZE,
+                            "the list of processes does not fit one message (%zu processes)", n);
+                return;
+        }
+        send_to(c, r, NULL, 0);
+}
+
+static void op_open_log(client *c, kpa_request *req)
+{
+        if (!token_ok(c, req, false))
+                return;
+        char path[PATH_MAX];
+        if (kpa_control_log_path(d.ctl, &req->token, req->rotated, path, sizeof(path)) < 0) {
+                reply_error(c, req->id, ENOENT,
+                            "the process has no captured output (its stdout and stderr were given "
+                            "by its starter)");
+                return;
+        }
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+                reply_error(c, req->id, errno, "cannot open %s: %s", path, strerror(errno));
+                return;
+        }
+        _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
+        json_object_object_add(r, "path", json_object_new_string(path));
+        send_to(c, r, &fd, 1);
+}
+
+static int autorun_package(const char *pkg_id);
+
+static void handle_request(client *c, kpa_request *req)
+{
+        log_debug("uid %u: %s", (unsigned)c->uid, kpa_request_op_name(req->op));
+        switch (req->op) {
+        case KPA_OP_VERSION: {
+                _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
+                json_object_object_add(r, "version", json_object_new_string(PACKAGE_VERSION));
+                json_object_object_add(r, "protocol", json_object_new_int(KPA_PROTOCOL_VERSION));
+                send_to(c, r, NULL, 0);
+                return;
+        }
+        case KPA_OP_START:
+                op_start(c, req);
+                return;
+        case KPA_OP_STOP:
+                if (!token_ok(c, req, false))
+                        return;
+                kpa_process_stop(d.ctl, &req->token, req->policy);
+                reply_error(c, req->id, 0, "%s", "");
+                return;
+        case KPA_OP_GET_STATE: {
+                if (!token_ok(c, req, true))
+                        return;
+                kpa_process_context ctx;
+                kpa_process_get_state(d.ctl, &req->token, &ctx);
+                reply_context(c, req->id, 0, &req->token, &ctx);
+                return;
+        }
+        case KPA_OP_WAIT:
+                op_wait(c, req);
+                return;
+        case KPA_OP_LIST:
+                op_list(c, req);
+                return;
+        case KPA_OP_STOP_ALL: {
+                if (c->uid != 0) {
+                        reply_error(c, req->id, EACCES, "permission denied: only root may stop all "
+                                                        "processes");
+                        return;
+                }
+                int n = kpa_control_stop_all(d.ctl, req->policy);
+                log_info("uid 0 stopped all %d processes (%s)", n,
+                         req->policy == KPA_STOP_FORCED ? "forced" : "normal");
+                _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
+                json_object_object_add(r, "stopped", json_object_new_int(n));
+                send_to(c, r, NULL, 0);
+                return;
+        }
+        case KPA_OP_SUBSCRIBE:
+                c->subscribed = true;
+                reply_error(c, req->id, 0, "%s", "");
+                return;
+        case KPA_OP_OPEN_LOG:
+                op_open_log(c, req);
+                return;
+        case KPA_OP_PACKAGE_INSTALLED: {
+                if (!c->may_start) {
+                        reply_error(c, req->id, EACCES,
+                                    "permission denied: only root and members of group \"%s\" "
+                                    "may start processes",
+                                    GROUP_NAME);
+                        return;
+                }
+                int n = d.stopping ? 0 : autorun_package(req->package);
+                _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
+                json_object_object_add(r, "started", json_object_new_int(n < 0 ? 0 : n));
+                send_to(c, r, NULL, 0);
+                return;
+        }
+        case KPA_OP_INVALID:
+                break;
+        }
+        reply_error(c, req->id, EINVAL, "unknown request");
+}
+
+/* One datagram from C. Every outcome answers or drops the client; every
+ * fd that came with the datagram is either the request's or closed. */
+static void client_readable(client *c)
+{
+        int fds[KPA_MSG_FDS_MAX];
+        size_t n_fds = 0;
+        ssize_t len = kpa_msg_recv(c->fd, d.buf, fds, ELEMENTSOF(fds), &n_fds);
+        if (len == -EAGAIN || len == -EINTR)
+                return;
+        if (len == 0 || len == -ECONNRESET) {
+                drop_client(c);
+                return;
+        }
+        if (len < 0) {
+                if (len == -EMSGSIZE)
+                        reply_error(c, 0, EMSGSIZE,
+                                    "message too large (the limit is %d bytes and %d fds)",
+                                    KPA_MSG_MAX, KPA_MSG_FDS_MAX);
+                else if (len == -EBADMSG)
+                        reply_error(c, 0, EBADMSG, "empty message");
+                else
+                        drop_client(c);
+                return;
+        }
+        kpa_request req;
+        kpa_error err;
+        int q = kpa_request_parse(d.buf, (size_t)len, fds, n_fds, &req, &err);
+        if (q < 0) {
+                log_debug("uid %u: bad request: %s", (unsigned)c->uid, err.message);
+                reply_error(c, req.id, -q, "bad request: %s", err.message);
+                return;
+        }
+        handle_request(c, &req);
+        kpa_request_free(&req);
+}
+
+/* ---- events from the controller ---- */
+
+static void on_state(void *userdata, const kpa_token *t, const kpa_process_context *ctx)
+{
+        uid_t owner = 0;
+        bool known = kpa_control_get_owner(d.ctl, t, &owner) == 0;
+        if (ctx->state == KPA_PROCESS_FAILED || ctx->state == KPA_PROCESS_FINISHED) {
+                char ts[KPA_TOKEN_STRING_MAX];
+                kpa_token_to_string(t, ts);
+                log_info("%s %s/%s: %s: %s", ts, ctx->app_id, ctx->run_config_id,
+                         kpa_process_state_name(ctx->state), ctx->message);
+        }
+        bool has_subscribers = false;
+        for (client *c = d.clients; c; c = c->next)
+                has_subscribers = has_subscribers || c->subscribed;
+        if (has_subscribers) {
+                _cleanup_(json_object_putp) json_object *ev = json_object_new_object();
+                json_object_object_add(ev, "event", json_object_new_string("StateChanged"));
+                json_object_object_add(ev, "process", kpa_context_to_json(t, ctx, owner));
+                for (client *c = d.clients, *next; c; c = next) {
+                        next = c->next;
+                        if (c->subscribed && (c->uid == 0 || (known && c->uid == owner)))
+                                send_to(c, ev, NULL, 0);
+                }
+        }
+        if (is_live_state(ctx->state))
+                return;
+        /* the waits for this process are over */
+        for (pending_wait **pp = &d.waits; *pp;) {
+                pending_wait *w = *pp;
+                if (memcmp(&w->token, t, sizeof(*t)) != 0) {
+                        pp = &w->next;
+                        continue;
+                }
+                *pp = w->next;
+                d.n_waits--;
+                client *c = w->c;
+                int64_t id = w->id;
+                free(w);
+                reply_context(c, id, 0, t, ctx); /* may drop C, and its other waits */
+                pp = &d.waits;
+        }
+}
+
+static int next_wait_timeout(void)
+{
+        uint64_t next = 0;
+        for (pending_wait *w = d.waits; w; w = w->next)
+                if (w->deadline_ms && (!next || w->deadline_ms < next))
+                        next = w->deadline_ms;
+        if (!next)
+                return -1;
+        uint64_t now = now_ms();
+        return next > now ? (int)(next - now) : 0;
+}
+
+static void expire_waits(void)
+{
+        uint64_t now = now_ms();
+        for (pending_wait **pp = &d.waits; *pp;) {
+                pending_wait *w = *pp;
+                if (!w->deadline_ms || w->deadline_ms > now) {
+                        pp = &w->next;
+                        continue;
+                }
+                *pp = w->next;
+                d.n_waits--;
+                kpa_process_context ctx;
+                kpa_process_get_state(d.ctl, &w->token, &ctx);
+                client *c = w->c;
+                reply_context(c, w->id, ETIMEDOUT, &w->token, &ctx);
+                free(w);
+                pp = &d.waits;
+        }
+}
+
+/* ---- autorun ---- */
+
+static bool has_live_instance(const char *pkg_id, const char *rc_id)
+{
+        kpa_token *tokens = NULL;
+        size_t n = 0;
+        bool found = false;
+        kpa_process_list(d.ctl, &tokens, &n);
+        for (size_t k = 0; k < n && !found; k++) {
+                kpa_process_context ctx;
+                kpa_process_get_state(d.ctl, &tokens[k], &ctx);
+                found = is_live_state(ctx.state) && streq(ctx.app_id, pkg_id) &&
+                        streq(ctx.run_config_id, rc_id);
+        }
+        free(tokens);
+        return found;
+}
+
+/* Start every autorun run configuration of PKG_ID that is not running. */
+static int autorun_package(const char *pkg_id)
+{
+        kpa_store *store = kpa_control_store(d.ctl);
+        _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
+        kpa_error err;
+        if (kpa_store_load_manifest(store, pkg_id, &m, &err) < 0) {
+                log_warning("autorun: %s", err.message);
+                return -err.code;
+        }
+        int started = 0;
+        for (size_t k = 0; k < m->n_run_configs; k++) {
+                const kpa_run_config *rc = &m->run_configs[k];
+                if (!rc->autorun || has_live_instance(pkg_id, rc->id))
+                        continue;
+                kpa_control_set_owner(d.ctl, 0);
+                kpa_token t;
+                if (kpa_process_start(d.ctl, pkg_id, rc->id, NULL, &t) < 0) {
+                        log_error("autorun of %s/%s failed: %s", pkg_id, rc->id,
+                                  kpa_control_last_error(d.ctl)->message);
+                        continue;
+                }
+                log_info("autorun: started %s/%s", pkg_id, rc->id);
+                started++;
+        }
+        return started;
+}
+
+static void autorun_all(void)
+{
+        char **ids = NULL;
+        size_t n = 0;
+        kpa_error err;
+        if (kpa_store_list(kpa_control_store(d.ctl), &ids, &n, &err) < 0) {
+                log_warning("autorun: cannot list the store: %s", err.message);
+                return;
+        }
+        for (size_t k = 0; k < n; k++)
+                autorun_package(ids[k]);
+        kpa_strv_free(ids);
+}
+
+/* ---- signals ---- */
+
+static void begin_shutdown(bool forced)
+{
+        if (!d.stopping)
+                sd_notify_("STOPPING=1");
+        d.stopping = true;
+        d.forced = d.forced || forced;
+        size_t n = kpa_control_live_count(d.ctl);
+        log_info("stopping %zu process%s (%s stop), then exiting", n, n == 1 ? "" : "es",
+                 d.forced ? "forced" : "normal");
+        kpa_control_stop_all(d.ctl, d.forced ? KPA_STOP_FORCED : KPA_STOP_NORMAL);
+}
+
+static void signal_readable(void)
+{
+        struct signalfd_siginfo si;
+        while (read(d.signal_fd, &si, sizeof(si)) == sizeof(si)) {
+                switch (si.ssi_signo) {
+                case SIGTERM:
+                case SIGINT:
+                        begin_shutdown(d.stopping); /* a second one: forced */
+                        break;
+                case SIGHUP:
+                        log_info("SIGHUP: re-reading the store for autorun run configurations");
+                        if (!d.stopping && arg.autorun)
+                                autorun_all();
+                        break;
+                default:
+                        break;
+                }
+        }
+}
+
+/* ---- main ---- */
+
+static void usage(void)
+{
+        printf("Usage: %1$s [OPTIONS]\n"
+               "\n"
+               "Supervise sandboxed processes for their whole life: kpa-execd starts run\n"
+               "configurations of installed applications on request (kpa-run --detach, or\n"
+               "libkpa's kpa_control_connect), autoruns those marked \"autorun\", restarts\n"
+               "them as their KPA_restart extension says, captures their output, and keeps\n"
+               "their state across its own restarts. It is normally run by systemd\n"
+               "(kpa-execd.service, kpa-execd.socket).\n"
+               "\n"
+               "Options:\n"
+               "  -s, --socket PATH        listen on PATH (default: $KPA_EXECD_SOCKET, else\n"
+               "                           %2$s); a socket passed by systemd wins\n"
+               "  -r, --root DIR           the store (default: %3$s)\n"
+               "      --state-dir DIR      records, exit statuses and logs (default: %4$s)\n"
+               "  -f, --foreground         stay in the foreground and log to stderr\n"
+               "                           (default: detach and log to syslog)\n"
+               "      --log-level LEVEL    error, warning, info (default) or debug\n"
+               "      --no-autorun         do not start autorun run configurations\n"
+               "      --keep-ended N       keep the contexts of N ended processes (default 1000)\n"
+               "      --keep-ended-time S  and for at most S seconds (default 3600)\n"
+               "      --log-max SIZE       rotate a process's log at SIZE (K, M, G; default 1M)\n"
+               "  -h, --help               show this help and exit\n"
+               "  -V, --version            show the version and exit\n"
+               "\n"
+               "Signals: SIGTERM or SIGINT stop every process (Normal stop) and then exit;\n"
+               "a second one stops them Forced. SIGHUP starts the autorun run configurations\n"
+               "of packages installed since.\n"
+               "\n"
+               "See kpa-execd(8).\n",
+               cli_program(), KPA_EXECD_SOCKET_DEFAULT, kpa_store_default_root(NULL), STATE_DIR_DEFAULT);
+}
+
+enum { OPT_STATE_DIR = 0x100, OPT_LOG_LEVEL, OPT_NO_AUTORUN, OPT_KEEP_ENDED, OPT_KEEP_ENDED_TIME,
+       OPT_LOG_MAX };
+
+static int parse_uint(const char *s, const char *what, unsigned *out)
+{
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno || *end || end == s || s[0] == '-' || v == 0 || v > 100000000UL)
+                return cli_usage_error("%s: \"%s\" is not a positive number", what, s);
+        *out = (unsigned)v;
+        return 0;
+}
+
+static int handle_option(int c, const char *optarg_)
+{
+        switch (c) {
+        case 's':
+                arg.socket_path = optarg_;
+                return 0;
+        case 'r':
+                arg.root = optarg_;
+                return 0;
+        case OPT_STATE_DIR:
+                if (optarg_[0] != '/')
+                        return cli_usage_error("--state-dir: \"%s\" is not an absolute path", optarg_);
+                arg.state_dir = optarg_;
+                return 0;
+        case 'f':
+                arg.foreground = true;
+                return 0;
+        case OPT_LOG_LEVEL: {
+                static const char *const levels[] = {"error", "warning", "info", "debug"};
+                for (size_t k = 0; k < ELEMENTSOF(levels); k++)
+                        if (streq(optarg_, levels[k])) {
+                                arg.log_level = (int)k;
+                                return 0;
+                        }
+                return cli_usage_error("--log-level: \"%s\" is not one of error, warning, info, "
+                                       "debug", optarg_);
+        }
+        case OPT_NO_AUTORUN:
+                arg.autorun = false;
+                return 0;
+        case OPT_KEEP_ENDED:
+                return parse_uint(optarg_, "--keep-ended", &arg.keep_ended);
+        case OPT_KEEP_ENDED_TIME:
+                return parse_uint(optarg_, "--keep-ended-time", &arg.keep_ended_s);
+        case OPT_LOG_MAX:
+                if (cli_parse_size(optarg_, &arg.log_max) < 0 || arg.log_max < 4096)
+                        return cli_usage_error("--log-max: \"%s\" is not a size of at least 4K",
+                                               optarg_);
+                return 0;
+        case 'h':
+                usage();
+                return -1;
+        case 'V':
+                printf("kpa-execd %s (protocol %d)\n", PACKAGE_VERSION, KPA_PROTOCOL_VERSION);
+                return -1;
+        }
+        return EXIT_USAGE;
+}
+
+/* Without --foreground: fork, and let the parent exit once the child is
+ * ready (or with the child's failure), as daemon(7) describes. */
+static int daemonize(int *ready_fd)
+{
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid > 0) {
+                close(p[1]);
+                char status = 1;
+                ssize_t n = read(p[0], &status, 1);
+                _exit(n == 1 && status == 0 ? 0 : 1);
+        }
+        close(p[0]);
+        setsid();
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+                dup2(null, 0);
+                dup2(null, 1);
+                dup2(null, 2);
+                if (null > 2)
+                        close(null);
+        }
+        openlog("kpa-execd", LOG_PID, LOG_DAEMON);
+        *ready_fd = p[1];
+        return 0;
+}
+
+static void signal_ready(int *ready_fd)
+{
+        sd_notify_("READY=1");
+        if (*ready_fd >= 0) {
+                char ok = 0;
+                (void)!write(*ready_fd, &ok, 1);
+                closep(ready_fd);
+                *ready_fd = -1;
+        }
+}
+
+static int run(void)
+{
+        int ready_fd = -1;
+        if (!arg.foreground && daemonize(&ready_fd) < 0) {
+                cli_error("cannot detach: %s", strerror(errno));
+                return 1;
+        }
+        struct group *g = getgrnam(GROUP_NAME);
+        if (g) {
+                d.kpa_gid = g->gr_gid;
+                d.have_kpa_gid = true;
+        }
+        kpa_error err;
+        kpa_error_clear(&err);
+        if (kpa_control_open_local(arg.root, &d.ctl, &err) < 0) {
+                log_error("%s", err.message);
+                return 1;
+        }
+        /* one daemon per state directory */
+        if (mkdir(arg.state_dir, 0755) < 0 && errno != EEXIST) {
+                log_error("cannot create the state directory %s: %s", arg.state_dir, strerror(errno));
+                return 1;
+        }
+        _cleanup_free_ char *lock_path = kpa_xasprintf("%s/execd.lock", arg.state_dir);
+        _cleanup_close_ int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+                log_error("%s: %s", lock_path,
+                          errno == EWOULDBLOCK ? "another kpa-execd uses this state directory"
+                                               : strerror(errno));
+                return 1;
+        }
+        kpa_control_set_observer(d.ctl, on_state, NULL);
+        kpa_supervisor_config cfg = {
+                .state_dir = arg.state_dir,
+                .keep_ended_max = arg.keep_ended,
+                .keep_ended_s = arg.keep_ended_s,
+                .log_max_bytes = arg.log_max,
+        };
+        int adopted = kpa_control_supervise(d.ctl, &cfg, &err);
+        if (adopted < 0) {
+                log_error("%s", err.message);
+                return 1;
+        }
+        if (adopted > 0)
+                log_info("adopted %d process%s still running from before", adopted,
+                         adopted == 1 ? "" : "es");
+        d.listen_fd = socket_from_systemd();
+        d.socket_activated = d.listen_fd >= 0;
+        const char *path = kpa_execd_socket_path(arg.socket_path);
+        if (d.listen_fd < 0) {
+                d.listen_fd = open_socket(path, &err);
+                if (d.listen_fd < 0) {
+                        log_error("%s", err.message);
+                        return 1;
+                }
+        } else {
+                fcntl(d.listen_fd, F_SETFL, O_NONBLOCK);
+        }
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        d.signal_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+        d.epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (d.signal_fd < 0 || d.epfd < 0) {
+                log_error("signalfd/epoll: %s", strerror(errno));
+                return 1;
+        }
+        epoll_add(d.listen_fd, &tag_listen);
+        epoll_add(d.signal_fd, &tag_signal);
+        epoll_add(kpa_control_get_fd(d.ctl), &tag_control);
+        if (arg.autorun)
+                autorun_all();
+        log_info("listening on %s%s (state in %s, store %s)",
+                 d.socket_activated ? "a socket from systemd" : path, "", arg.state_dir,
+                 kpa_store_root(kpa_control_store(d.ctl)));
+        signal_ready(&ready_fd);
+
+        while (!(d.stopping && kpa_control_live_count(d.ctl) == 0)) {
+                struct epoll_event evs[32];
+                int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs), next_wait_timeout());
+                if (n < 0 && errno != EINTR) {
+                        log_error("epoll_wait: %s", strerror(errno));
+                        break;
+                }
+                for (int k = 0; k < n; k++) {
+                        void *tag = evs[k].data.ptr;
+                        if (tag == &tag_listen)
+                                accept_clients();
+                        else if (tag == &tag_signal)
+                                signal_readable();
+                        else if (tag == &tag_control)
+                                kpa_control_dispatch(d.ctl);
+                        else {
+                                /* a client: it may have been dropped by an
+                                 * earlier event of this round */
+                                for (client *c = d.clients; c; c = c->next)
+                                        if (c == tag) {
+                                                client_readable(c);
+                                                break;
+                                        }
+                        }
+                }
+                kpa_control_dispatch(d.ctl);
+                expire_waits();
+        }
+        log_info("exiting");
+        while (d.clients)
+                drop_client(d.clients);
+        kpa_control_close(d.ctl);
+        if (!d.socket_activated)
+                unlink(path);
+        closep(&d.listen_fd);
+        closep(&d.signal_fd);
+        closep(&d.epfd);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        cli_init("kpa-execd");
+        static const struct option options[] = {
+                {"socket", required_argument, NULL, 's'},
+                {"root", required_argument, NULL, 'r'},
+                {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+                {"foreground", no_argument, NULL, 'f'},
+                {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+                {"no-autorun", no_argument, NULL, OPT_NO_AUTORUN},
+                {"keep-ended", required_argument, NULL, OPT_KEEP_ENDED},
+                {"keep-ended-time", required_argument, NULL, OPT_KEEP_ENDED_TIME},
+                {"log-max", required_argument, NULL, OPT_LOG_MAX},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
+                {NULL, 0, NULL, 0},
+        };
+        int r = cli_parse_options(argc, argv, "s:r:fhV", options, handle_option);
+        if (r < 0)
+                return 0; /* --help, --version */
+        if (r > 0)
+                return r;
+        if (optind < argc)
+                return cli_usage_error("unexpected argument \"%s\"", argv[optind]);
+        if (geteuid() != 0) {
+                cli_error("must run as root (it creates namespaces and cgroups and "
+                          "changes uids)");
+                return 1;
+        }
+        return run();
+}

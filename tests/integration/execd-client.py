@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""A raw kpa-execd protocol client for the tests: sends exactly what it is
+told (well-formed or not), prints the reply as one JSON line.
+
+  execd-client.py SOCK call JSON [FILE...]   request with FILEs as fds
+  execd-client.py SOCK raw TEXT              TEXT as-is (not checked)
+  execd-client.py SOCK big N                 a datagram of N bytes
+  execd-client.py SOCK nfds JSON N           JSON with N fds of /dev/null
+  execd-client.py SOCK hangup JSON           send, then close at once
+  execd-client.py SOCK subscribe N           Subscribe, print N events
+  execd-client.py SOCK readlog TOKEN         OpenLog; print the file's text
+  execd-client.py SOCK load CLIENTS N PKG    CLIENTS connections at once,
+        each starts, stops and waits N processes; prints a summary JSON
+"""
+import json
+import os
+import socket
+import sys
+import threading
+
+
+def connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    return s
+
+
+def send(s, data, fds=()):
+    if isinstance(data, str):
+        data = data.encode()
+    if fds:
+        socket.send_fds(s, [data], list(fds))
+    else:
+        s.send(data)
+
+
+def recv(s):
+    msg, fds, _flags, _addr = socket.recv_fds(s, 70000, 8)
+    if not msg:
+        return None, fds
+    return json.loads(msg), fds
+
+
+def call(s, req, fds=()):
+    send(s, json.dumps(req), fds)
+    return recv(s)
+
+
+def load(path, clients, n, pkg):
+    results = {"started": 0, "failed_starts": 0, "wrong_end": 0, "ok": 0, "errors": []}
+    lock = threading.Lock()
+
+    def worker(k):
+        try:
+            s = connect(path)
+            for j in range(n):
+                rep, _ = call(s, {"op": "StartProcess", "id": j, "package": pkg,
+                                  "args": ["sleep", "30"]})
+                if rep.get("error") or rep["process"]["state"] != "Running":
+                    with lock:
+                        results["failed_starts"] += 1
+                        results["errors"].append(rep.get("message"))
+                    continue
+                tok = rep["token"]
+                call(s, {"op": "StopProcess", "token": tok,
+                         "policy": "Forced" if j % 2 else "Normal"})
+                rep, _ = call(s, {"op": "WaitProcess", "token": tok, "timeoutMs": 20000})
+                p = rep["process"]
+                want = ("Finished", "Terminated") if j % 2 else ("Finished", "Normal")
+                with lock:
+                    results["started"] += 1
+                    if (p["state"], p["exitStatus"]) == want and p["pid"] == 0:
+                        results["ok"] += 1
+                    else:
+                        results["wrong_end"] += 1
+                        results["errors"].append(p)
+            s.close()
+        except Exception as e:  # noqa: BLE001 - reported in the summary
+            with lock:
+                results["errors"].append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    results["errors"] = results["errors"][:5]
+    return results
+
+
+def main():
+    path, cmd = sys.argv[1], sys.argv[2]
+    args = sys.argv[3:]
+    if cmd == "load":
+        print(json.dumps(load(path, int(args[0]), int(args[1]), args[2])))
+        return
+    s = connect(path)
+    if cmd == "call":
+        fds = [os.open(f, os.O_RDONLY) for f in args[1:]]
+        rep, _ = call(s, json.loads(args[0]), fds)
+    elif cmd == "raw":
+        send(s, args[0])
+        rep, _ = recv(s)
+    elif cmd == "big":
+        send(s, b"{" + b" " * (int(args[0]) - 2) + b"}")
+        rep, _ = recv(s)
+    elif cmd == "nfds":
+        fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(int(args[1]))]
+        rep, _ = call(s, json.loads(args[0]), fds)
+    elif cmd == "hangup":
+        send(s, args[0])
+        s.close()
+        return
+    elif cmd == "subscribe":
+        rep, _ = call(s, {"op": "Subscribe"})
+        print(json.dumps(rep), flush=True)
+        for _ in range(int(args[0])):
+            ev, _ = recv(s)
+            print(json.dumps(ev), flush=True)
+        return
+    elif cmd == "readlog":
+        rep, fds = call(s, {"op": "OpenLog", "token": args[0]})
+        if fds:
+            with os.fdopen(fds[0]) as f:
+                sys.stdout.write(f.read())
+            return
+    else:
+        sys.exit("unknown command " + cmd)
+    print(json.dumps(rep))
+
+
+if __name__ == "__main__":
+    main()
