@@ -10,7 +10,8 @@ need_root
 EXECD="$top_builddir/src/daemon/kpa-execd"
 PROBE="$top_builddir/tests/probe/probe"
 [ -x "$EXECD" ] || skip_all "kpa-execd not built"
-CLIENT="$PYTHON3 $top_srcdir/tests/integration/execd-client.py"
+CLIENT_PY="$top_srcdir/tests/integration/execd-client.py"
+client() { "$PYTHON3" "$CLIENT_PY" "$@"; }
 R="$T/store"
 S="$T/execd.sock"
 STATE="$T/state"
@@ -32,11 +33,11 @@ done
 dpid=
 # (called in this shell, never in $(...): the daemon keeps its stdout open)
 start_daemon() {
-    "$EXECD" --foreground --socket "$S" --root "$R" --state-dir "$STATE" "$@" </dev/null >/dev/null 2>>"$T/execd.log" &
+    "$EXECD" --foreground --socket "$S" --root "$R" --state-dir "$STATE" </dev/null >/dev/null 2>>"$T/execd.log" &
     dpid=$!
     local i
     for i in $(seq 200); do
-        [ -S "$S" ] && $CLIENT "$S" call '{"op":"Version"}' >/dev/null 2>&1 && return 0
+        [ -S "$S" ] && client "$S" call '{"op":"Version"}' >/dev/null 2>&1 && return 0
         sleep 0.05
     done
     return 1
@@ -69,7 +70,7 @@ for k in sys.argv[2].split("."):
     v = v[int(k)] if isinstance(v, list) else v.get(k)
 print("" if v is None else v)' "$1" "$2"
 }
-call() { $CLIENT "$S" call "$@"; }
+call() { client "$S" call "$@"; }
 # a process that exists and is not a zombie (an init whose daemon died is
 # reaped by whoever inherits it, maybe later)
 alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:.*Z' "/proc/$1/status"; }
@@ -78,7 +79,7 @@ count_running() {
     call '{"op":"ListProcesses"}' | "$PYTHON3" -c 'import json,sys
 print(sum(1 for p in json.load(sys.stdin)["processes"] if p["package"] == sys.argv[1] and p["state"] == "Running"))' "$1"
 }
-dfds() { ls "/proc/$dpid/fd" | wc -l; }
+dfds() { find "/proc/$dpid/fd" -mindepth 1 | wc -l; }
 
 # ---- start-up ----
 start_daemon
@@ -108,29 +109,29 @@ check "kpa-install notified the daemon, which autoran the new package" \
 echo "handle content" >"$T/h.txt"
 rep=$(call "{\"op\":\"StartProcess\",\"id\":9,\"package\":\"$APP\",\"handles\":[\"data\"],\"args\":[\"echo-handle\",\"data\"]}" "$T/h.txt")
 tok=$(field "$rep" token)
-check_eq "StartProcess gives a token and Running" "$(field "$rep" id) ${#tok} $(field "$rep" process.state)" "9 32 Running"
+# (the reply gives the state when it is sent: this short run may have ended)
+check_eq "StartProcess gives a token and a context" \
+    "$(field "$rep" id) ${#tok} $(field "$rep" process.state | sed 's/Finished/Running/')" "9 32 Running"
 rep=$(call "{\"op\":\"WaitProcess\",\"token\":\"$tok\",\"timeoutMs\":5000}")
 check_eq "it ends: Finished, Normal, 0" \
     "$(field "$rep" process.state) $(field "$rep" process.exitStatus) $(field "$rep" process.exitCode)" \
     "Finished Normal 0"
-check "its output went to its log, read through OpenLog" grep -qx "echoed=handle content" <<<"$($CLIENT "$S" readlog "$tok")"
+check "its output went to its log, read through OpenLog" grep -qx "echoed=handle content" <<<"$(client "$S" readlog "$tok")"
 
 rep=$(call "{\"op\":\"StartProcess\",\"package\":\"$APP\",\"args\":[\"sleep\",\"60\"]}" "$T/h.txt" 2>&1)
 check_eq "a handle fd without a name is refused" "$(field "$rep" error)" 22
 rep=$(call "{\"op\":\"StartProcess\",\"package\":\"$APP\",\"handles\":[\"h\"],\"args\":[\"handles\",\"h\"]}" "$T/h.txt")
 tok=$(field "$rep" token)
-pid=$(field "$rep" process.pid)
-app=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null | awk '{print $1}')
 sleep 0.2
 rep=$(call "{\"op\":\"WaitProcess\",\"token\":\"$tok\",\"timeoutMs\":5000}")
-check "the handle arrived by name" grep -q "handle.h=3" <<<"$($CLIENT "$S" readlog "$tok")"
+check "the handle arrived by name" grep -q "handle.h=3" <<<"$(client "$S" readlog "$tok")"
 
 # ---- bad requests: each answered, none stalls the daemon or costs an fd ----
 before=$(dfds)
 bad() { # bad NAME EXPECTED-ERRNO CLIENT-ARGS...
     local name=$1 want=$2 rep
     shift 2
-    rep=$($CLIENT "$S" "$@" 2>&1)
+    rep=$(client "$S" "$@" 2>&1)
     check_eq "$name: error $want" "$(field "$rep" error 2>/dev/null)" "$want"
 }
 bad "not JSON" 74 raw 'this is not json'
@@ -148,9 +149,9 @@ bad "fds with a request that takes none" 22 nfds '{"op":"Version"}' 1
 bad "too many fds" 90 nfds "{\"op\":\"StartProcess\",\"package\":\"$APP\"}" 70
 bad "an unknown token" 3 call '{"op":"StopProcess","token":"00000000000000000000000000000000"}'
 bad "a wait that times out" 110 call "{\"op\":\"WaitProcess\",\"token\":\"$(field "$list" processes.0.token)\",\"timeoutMs\":50}"
-$CLIENT "$S" hangup "{\"op\":\"WaitProcess\",\"token\":\"$(field "$list" processes.0.token)\"}"
-$CLIENT "$S" hangup "{\"op\":\"StartProcess\",\"package\":\"$APP\",\"args\":[\"exit\",\"0\"]}"
-$CLIENT "$S" hangup '{"op":"Subscribe"}'
+client "$S" hangup "{\"op\":\"WaitProcess\",\"token\":\"$(field "$list" processes.0.token)\"}"
+client "$S" hangup "{\"op\":\"StartProcess\",\"package\":\"$APP\",\"args\":[\"exit\",\"0\"]}"
+client "$S" hangup '{"op":"Subscribe"}'
 "$PYTHON3" -c 'import socket,sys; s=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET); s.connect(sys.argv[1]); s.send(b""); s.close()' "$S"
 sleep 0.5
 rep=$(call '{"op":"Version"}')
@@ -161,23 +162,23 @@ check_eq "and holds as many fds as before the bad requests" "$(dfds)" "$before"
 nobody() { setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }
 chmod 755 "$T"
 check_output "a uid outside group kpa cannot even connect (socket mode 0660)" "Permission denied" \
-    nobody $CLIENT "$S" call '{"op":"Version"}'
+    nobody "$PYTHON3" "$CLIENT_PY" "$S" call '{"op":"Version"}'
 chmod 666 "$S"
-rep=$(nobody $CLIENT "$S" call "{\"op\":\"StartProcess\",\"package\":\"$APP\"}")
+rep=$(nobody "$PYTHON3" "$CLIENT_PY" "$S" call "{\"op\":\"StartProcess\",\"package\":\"$APP\"}")
 check_eq "an unprivileged uid that connects may not start: EACCES" "$(field "$rep" error)" 13
 check "... and the message says why" grep -q 'only root and members of group' <<<"$rep"
-rep=$(nobody $CLIENT "$S" call "{\"op\":\"GetProcessState\",\"token\":\"$(field "$list" processes.0.token)\"}")
+rep=$(nobody "$PYTHON3" "$CLIENT_PY" "$S" call "{\"op\":\"GetProcessState\",\"token\":\"$(field "$list" processes.0.token)\"}")
 check_eq "nor query another user's process" "$(field "$rep" error)" 13
-rep=$(nobody $CLIENT "$S" call "{\"op\":\"StopProcess\",\"token\":\"$(field "$list" processes.0.token)\"}")
+rep=$(nobody "$PYTHON3" "$CLIENT_PY" "$S" call "{\"op\":\"StopProcess\",\"token\":\"$(field "$list" processes.0.token)\"}")
 check_eq "nor stop it" "$(field "$rep" error)" 13
-rep=$(nobody $CLIENT "$S" call '{"op":"ListProcesses"}')
+rep=$(nobody "$PYTHON3" "$CLIENT_PY" "$S" call '{"op":"ListProcesses"}')
 check_eq "and lists none of them" "$(field "$rep" processes)" "[]"
-rep=$(nobody $CLIENT "$S" call '{"op":"StopAll"}')
+rep=$(nobody "$PYTHON3" "$CLIENT_PY" "$S" call '{"op":"StopAll"}')
 check_eq "StopAll is root's" "$(field "$rep" error)" 13
 chmod 660 "$S"
 
 # ---- events ----
-$CLIENT "$S" subscribe 4 >"$T/events" &
+client "$S" subscribe 4 >"$T/events" &
 sub=$!
 sleep 0.3
 rep=$(call "{\"op\":\"StartProcess\",\"package\":\"$APP\",\"args\":[\"exit\",\"4\"]}")
@@ -194,7 +195,7 @@ rep=$(call "{\"op\":\"GetProcessState\",\"token\":\"$tok\"}")
 check_eq "on-failure restarted it twice, then it stays ended with code 3" \
     "$(field "$rep" process.state) $(field "$rep" process.exitCode)" "Finished 3"
 check "... and says so" grep -q "not restarted: 2 restarts in a row" <<<"$rep"
-check_eq "its log has all three runs" "$($CLIENT "$S" readlog "$tok" | grep -c ready=1)" 3
+check_eq "its log has all three runs" "$(client "$S" readlog "$tok" | grep -c ready=1)" 3
 
 # ---- kill -9 of the daemon, and re-adoption ----
 rep=$(call "{\"op\":\"StartProcess\",\"package\":\"$APP\",\"args\":[\"sleep\",\"60\"]}")
@@ -228,7 +229,7 @@ check_fails "its init is gone" alive "$pa"
 # ---- load: 32 clients, 50 starts and stops each ----
 before_fds=$(dfds)
 before_rss=$(awk '/VmRSS/ {print $2}' "/proc/$dpid/status")
-out=$($CLIENT "$S" load 32 50 $APP)
+out=$(client "$S" load 32 50 $APP)
 check_eq "load: 1600 starts, every one Running, stopped, reaped, with the right end" \
     "$(field "$out" started) $(field "$out" ok) $(field "$out" failed_starts) $(field "$out" wrong_end)" \
     "1600 1600 0 0"
@@ -236,7 +237,11 @@ check_eq "load: 1600 starts, every one Running, stopped, reaped, with the right 
 after_fds=$(dfds)
 after_rss=$(awk '/VmRSS/ {print $2}' "/proc/$dpid/status")
 check_eq "the daemon holds as many fds as before the load" "$after_fds" "$before_fds"
-check "its RSS grew by less than 4 MiB ($before_rss kB -> $after_rss kB)" test $((after_rss - before_rss)) -lt 4096
+if [ -n "${ASAN_OPTIONS:-}" ]; then # ASan's quarantine holds freed memory on purpose
+    _result 0 "its RSS stays flat # SKIP under AddressSanitizer ($before_rss kB -> $after_rss kB)"
+else # the kept contexts of the last 1000 ended processes are most of the growth
+    check "its RSS grew by less than 4 MiB ($before_rss kB -> $after_rss kB)" test $((after_rss - before_rss)) -lt 4096
+fi
 echo "# load: fds $before_fds -> $after_fds, RSS $before_rss kB -> $after_rss kB"
 
 # ---- SIGTERM: stop everything, then exit ----
@@ -252,6 +257,42 @@ check_fails "... and removing its socket" test -e "$S"
 check_eq "no cgroup of the instances remains" "$(for d in $(cg_dirs); do find "$d" -mindepth 1 -type d; done)" ""
 check_eq "no instance is left running" \
     "$(for f in "$STATE"/instances/*.json; do p=$(field "$(cat "$f")" pid); [ "$p" -gt 0 ] && alive "$p" && echo "$p"; done)" ""
+
+# ---- systemd: a socket passed in LISTEN_FDS, and sd_notify ----
+if command -v systemd-socket-activate >/dev/null; then
+    "$PYTHON3" -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(30)
+for _ in range(2):
+    print(s.recv(4096).decode(), flush=True)' "$T/notify.sock" >"$T/notify.out" &
+    np=$!
+    for _ in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.05; done
+    NOTIFY_SOCKET="$T/notify.sock" systemd-socket-activate --seqpacket -l "$T/act.sock" -E NOTIFY_SOCKET \
+        "$EXECD" --foreground --no-autorun --log-max 4K --root "$R" --state-dir "$T/state3" --socket "$T/own.sock" \
+        </dev/null >/dev/null 2>>"$T/execd.log" &
+    apid=$!
+    for _ in $(seq 50); do [ -S "$T/act.sock" ] && break; sleep 0.05; done
+    rep=$(client "$T/act.sock" call '{"op":"Version"}' 2>&1)
+    check_eq "it serves a socket that systemd passes (LISTEN_FDS)" "$(field "$rep" protocol)" 1
+    check_fails "... and makes no socket of its own then" test -e "$T/own.sock"
+    # 35 KiB of output with --log-max 4K: the log rotates, and stays bounded
+    rep=$(client "$T/act.sock" call "{\"op\":\"StartProcess\",\"package\":\"$APP\",\"args\":[\"cat\",\"/usr/share/common-licenses/GPL-3\"]}")
+    tok=$(field "$rep" token)
+    client "$T/act.sock" call "{\"op\":\"WaitProcess\",\"token\":\"$tok\",\"timeoutMs\":5000}" >/dev/null
+    check "the log was rotated" test -s "$T/state3/logs/$tok.log.1"
+    check "both files stay within --log-max" \
+        test "$(stat -c %s "$T/state3/logs/$tok.log")" -le 4096 -a "$(stat -c %s "$T/state3/logs/$tok.log.1")" -le 4096
+    check "the current file holds the end of the output" \
+        bash -c 'tail -c 100 /usr/share/common-licenses/GPL-3 | cmp -s - <(tail -c 100 "$1")' _ "$T/state3/logs/$tok.log"
+    kill -TERM "$apid"
+    wait "$apid"
+    wait "$np"
+    check "it tells systemd READY=1" grep -qx READY=1 "$T/notify.out"
+    check "and STOPPING=1 on SIGTERM" grep -qx STOPPING=1 "$T/notify.out"
+else
+    _result 0 "socket activation # SKIP systemd-socket-activate is not installed"
+fi
 
 # ---- the systemd units ----
 if command -v systemd-analyze >/dev/null; then

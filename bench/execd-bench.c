@@ -1,0 +1,101 @@
+/* execd-bench: start throughput and start latency, in direct mode
+ * (kpa_control_open_local, this process is the parent) or through
+ * kpa-execd (kpa_control_connect), with the same calls.
+ *
+ *   execd-bench local STORE APP N CLIENTS
+ *   execd-bench daemon SOCKET APP N CLIENTS
+ *
+ * CLIENTS processes each start N instances of APP's primary run
+ * configuration one after the other; each start is timed from the call to
+ * its return (the instance is Running then), and waited for until it has
+ * ended. Prints one JSON line: starts, seconds, starts_per_s, p50_ms,
+ * p99_ms, failed. Used by bench/daemon.sh. */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kpa/process.h"
+
+static double now_s(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp(const void *a, const void *b)
+{
+        double x = *(const double *)a, y = *(const double *)b;
+        return x < y ? -1 : x > y;
+}
+
+/* One client: N starts; latencies (ms) written to FD as doubles, and the
+ * failure count as the exit status. */
+static int client(const char *mode, const char *where, const char *app, int n, int fd)
+{
+        kpa_control *ctl = NULL;
+        kpa_error err;
+        int q = strcmp(mode, "local") == 0 ? kpa_control_open_local(where, &ctl, &err)
+                                            : kpa_control_connect(where, &ctl, &err);
+        if (q < 0) {
+                fprintf(stderr, "execd-bench: %s\n", err.message);
+                return 100;
+        }
+        int failed = 0;
+        for (int k = 0; k < n; k++) {
+                kpa_token t;
+                double t0 = now_s();
+                q = kpa_process_start(ctl, app, NULL, NULL, &t);
+                double ms = (now_s() - t0) * 1000;
+                kpa_process_context ctx;
+                if (q < 0 || kpa_process_wait(ctl, &t, 10000, &ctx) < 0 ||
+                    ctx.state != KPA_PROCESS_FINISHED) {
+                        if (failed++ == 0)
+                                fprintf(stderr, "execd-bench: %s\n",
+                                        kpa_control_last_error(ctl)->message);
+                        continue;
+                }
+                if (write(fd, &ms, sizeof(ms)) != sizeof(ms))
+                        failed++;
+        }
+        kpa_control_close(ctl);
+        return failed > 99 ? 99 : failed;
+}
+
+int main(int argc, char **argv)
+{
+        if (argc != 6) {
+                fprintf(stderr, "usage: execd-bench local|daemon STORE|SOCKET APP N CLIENTS\n");
+                return 2;
+        }
+        int n = atoi(argv[4]), clients = atoi(argv[5]);
+        if (n <= 0 || clients <= 0)
+                return 2;
+        FILE *lat = tmpfile();
+        if (!lat)
+                return 1;
+        double t0 = now_s();
+        for (int c = 0; c < clients; c++)
+                if (fork() == 0)
+                        _exit(client(argv[1], argv[2], argv[3], n, fileno(lat)));
+        int failed = 0, status;
+        while (wait(&status) > 0)
+                failed += WIFEXITED(status) ? WEXITSTATUS(status) : n;
+        double secs = now_s() - t0;
+        long count = ftell(lat) / (long)sizeof(double);
+        double *v = calloc((size_t)count + 1, sizeof(double));
+        rewind(lat);
+        count = (long)fread(v, sizeof(double), (size_t)count, lat);
+        qsort(v, (size_t)count, sizeof(double), cmp);
+        double p50 = count ? v[count / 2] : 0, p99 = count ? v[(count * 99) / 100] : 0;
+        printf("{\"mode\": \"%s\", \"clients\": %d, \"starts\": %ld, \"seconds\": %.3f, "
+               "\"starts_per_s\": %.1f, \"p50_ms\": %.2f, \"p99_ms\": %.2f, \"failed\": %d}\n",
+               argv[1], clients, count, secs, count / secs, p50, p99, failed);
+        free(v);
+        return failed ? 1 : 0;
+}
