@@ -65,6 +65,14 @@ typedef struct pending_wait {
         struct pending_wait *next;
 } pending_wait;
 
+/* A StartProcess whose reply waits for Running (or the failure). */
+typedef struct pending_start {
+        client *c;
+        int64_t id;
+        kpa_token token;
+        struct pending_start *next;
+} pending_start;
+
 static struct {
         const char *socket_path;
         const char *root;
@@ -91,6 +99,7 @@ static struct {
         size_t n_clients;
         pending_wait *waits;
         size_t n_waits;
+        pending_start *starts;
         bool stopping;   /* SIGTERM: stop everything, then exit */
         bool forced;     /* a second SIGTERM */
         gid_t kpa_gid;
@@ -290,6 +299,15 @@ static void accept_clients(void)
 
 static void drop_client(client *c)
 {
+        for (pending_start **pp = &d.starts; *pp;) {
+                if ((*pp)->c == c) {
+                        pending_start *ps = *pp;
+                        *pp = ps->next;
+                        free(ps);
+                        continue;
+                }
+                pp = &(*pp)->next;
+        }
         for (pending_wait **pp = &d.waits; *pp;) {
                 if ((*pp)->c == c) {
                         pending_wait *w = *pp;
@@ -384,10 +402,23 @@ static void op_start(client *c, kpa_request *req)
         kpa_control_set_owner(d.ctl, c->uid);
         kpa_token token;
         memset(&token, 0, sizeof(token));
-        int q = kpa_process_start(d.ctl, req->package, req->run_config, &req->opts, &token);
+        /* the reply goes out when the instance is Running or has failed
+         * (start_done); meanwhile the loop serves everyone else */
+        int q = kpa_control_start_async(d.ctl, req->package, req->run_config, &req->opts, &token);
+        if (q == 0) {
+                pending_start *ps = kpa_xcalloc(1, sizeof(*ps));
+                ps->c = c;
+                ps->id = req->id;
+                ps->token = token;
+                ps->next = d.starts;
+                d.starts = ps;
+                log_debug("uid %u: starting %s/%s", (unsigned)c->uid, req->package,
+                          req->run_config ? req->run_config : "(primary)");
+                return;
+        }
         const kpa_error *e = kpa_control_last_error(d.ctl);
-        _cleanup_(json_object_putp) json_object *r =
-                kpa_reply_new(req->id, q < 0 ? -q : 0, q < 0 ? e->message : "");
+        log_info("uid %u: start of %s failed: %s", (unsigned)c->uid, req->package, e->message);
+        _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, -q, e->message);
         if (!kpa_token_is_null(&token)) {
                 kpa_process_context ctx;
                 kpa_process_get_state(d.ctl, &token, &ctx);
@@ -396,12 +427,27 @@ static void op_start(client *c, kpa_request *req)
                 json_object_object_add(r, "token", json_object_new_string(ts));
                 json_object_object_add(r, "process", context_json(&token, &ctx));
         }
-        if (q < 0)
-                log_info("uid %u: start of %s failed: %s", (unsigned)c->uid, req->package, e->message);
-        else
-                log_info("uid %u started %s/%s", (unsigned)c->uid, req->package,
-                         req->run_config ? req->run_config : "(primary)");
         send_to(c, r, NULL, 0);
+}
+
+/* The reply to a StartProcess, once its instance is Running or has ended. */
+static void start_done(pending_start *ps, const kpa_token *t, const kpa_process_context *ctx)
+{
+        bool ok = ctx->state == KPA_PROCESS_RUNNING || ctx->state == KPA_PROCESS_FINISHED;
+        int err = ok ? 0 : (ctx->exit_reason ? ctx->exit_reason : EIO);
+        if (ctx->state == KPA_PROCESS_FAILED && ctx->exit_status != KPA_EXIT_UNINITIALIZED)
+                err = 0; /* it ran, then died: the start itself succeeded */
+        _cleanup_(json_object_putp) json_object *r = kpa_reply_new(ps->id, err, err ? ctx->message : "");
+        char ts[KPA_TOKEN_STRING_MAX];
+        kpa_token_to_string(t, ts);
+        json_object_object_add(r, "token", json_object_new_string(ts));
+        json_object_object_add(r, "process", context_json(t, ctx));
+        if (err)
+                log_info("uid %u: start of %s failed: %s", (unsigned)ps->c->uid, ctx->app_id,
+                         ctx->message);
+        else
+                log_info("uid %u started %s/%s", (unsigned)ps->c->uid, ctx->app_id, ctx->run_config_id);
+        send_to(ps->c, r, NULL, 0);
 }
 
 /* The token of REQ, checked: known and C's. Replies itself when not. */
@@ -622,6 +668,15 @@ static void client_readable(client *c)
 
 static void on_state(void *userdata, const kpa_token *t, const kpa_process_context *ctx)
 {
+        if (ctx->state != KPA_PROCESS_CREATED && ctx->state != KPA_PROCESS_PREPARED)
+                for (pending_start **pp = &d.starts; *pp; pp = &(*pp)->next)
+                        if (memcmp(&(*pp)->token, t, sizeof(*t)) == 0) {
+                                pending_start *ps = *pp;
+                                *pp = ps->next;
+                                start_done(ps, t, ctx); /* may drop the client */
+                                free(ps);
+                                break;
+                        }
         uid_t owner = 0;
         bool known = kpa_control_get_owner(d.ctl, t, &owner) == 0;
         if (ctx->state == KPA_PROCESS_FAILED || ctx->state == KPA_PROCESS_FINISHED) {

@@ -56,6 +56,14 @@ void kpa_control_set_observer(kpa_control *ctl, kpa_state_observer fn, void *use
  * captured output); -ENOENT when T has none. */
 int kpa_control_log_path(kpa_control *ctl, const kpa_token *t, bool rotated, char *buf, size_t len);
 
+/* kpa_process_start() that returns once the instance is Created (the
+ * sandbox is being set up) instead of Running: the observer then sees it
+ * become Running, or Failed with the reason. A start that fails before
+ * there is a process fails here, as kpa_process_start() does. For an event
+ * loop that must not wait (kpa-execd). */
+int kpa_control_start_async(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
+                            const kpa_start_options *opts, kpa_token *out_token);
+
 /* Stop every live instance with POLICY; returns how many. */
 int kpa_control_stop_all(kpa_control *ctl, kpa_stop_policy policy);
 /* How many instances are still live (not yet ended and cleaned up). */

@@ -106,6 +106,7 @@ struct kpa_control {
         uint64_t log_max_bytes;
         kpa_state_observer observer;
         void *observer_data;
+        bool start_async;   /* kpa_control_start_async(): do not wait for Running */
 };
 
 /* ---- names and tokens ---- */
@@ -567,10 +568,13 @@ static void schedule_restart(kpa_control *ctl, instance *i);
 
 /* The init is gone (its report pipe hit EOF, or, adopted, its pidfd said
  * so): classify, clean up. */
+static int fail_start(kpa_control *ctl, instance *i, int err, const char *fmt, ...) _printf_(4, 5);
+
 static void finalize(kpa_control *ctl, instance *i)
 {
         if (!i->live)
                 return;
+        bool ran = i->ctx.state == KPA_PROCESS_RUNNING;
         bool oom = i->sb.cgroup && kpa_cgroup_oom_killed(i->sb.cgroup);
         if (i->sb.report_fd >= 0)
                 epoll_ctl(ctl->epfd, EPOLL_CTL_DEL, i->sb.report_fd, NULL);
@@ -604,7 +608,8 @@ static void finalize(kpa_control *ctl, instance *i)
                 read_exit_record(i);
         closep(&i->exit_fd);
         i->exit_fd = -1;
-        if (ended(i)) { /* a failed start */
+        if (ended(i)) { /* a failed start: its step said why */
+                schedule_restart(ctl, i);
                 record_write(ctl, i);
                 notify(ctl, i);
                 return;
@@ -623,6 +628,18 @@ static void finalize(kpa_control *ctl, instance *i)
                 set_end(i, KPA_PROCESS_FAILED, KPA_EXIT_UNEXPECTED, sig,
                         "the instance's init (pid %d) ended unexpectedly%s%s", (int)init_pid,
                         sig ? ": killed by " : "", sig ? signal_name(sig) : "");
+        }
+        if (!ran) {
+                /* it ended before the application ran, with no failed step
+                 * reported: a failed start all the same */
+                char why[sizeof(i->ctx.message)];
+                memcpy(why, i->ctx.message, sizeof(why));
+                i->ctx.state = KPA_PROCESS_CREATED; /* not ended yet, for fail_start */
+                fail_start(ctl, i, EIO, "start of %s failed: the instance's init ended before the "
+                           "application ran (%s)", i->ctx.app_id, why);
+                schedule_restart(ctl, i);
+                record_write(ctl, i);
+                return;
         }
         schedule_restart(ctl, i);
         record_write(ctl, i);
@@ -654,6 +671,8 @@ static void prune(kpa_control *ctl)
 
 static void release_pending_stops(kpa_control *ctl);
 
+static void apply_report(kpa_control *ctl, instance *i, const kpa_report *r);
+
 /* Read what an instance's init reported. */
 static void handle_reports(kpa_control *ctl, instance *i)
 {
@@ -667,10 +686,7 @@ static void handle_reports(kpa_control *ctl, instance *i)
                         release_pending_stops(ctl);
                         return;
                 }
-                if (r.type == KPA_REPORT_EXITED) {
-                        i->exited = true;
-                        i->wait_status = r.value;
-                }
+                apply_report(ctl, i, &r);
         }
 }
 
@@ -787,6 +803,41 @@ static int resolve(kpa_control *ctl, instance *i, const char *pkg_id, const char
                           rc_id, list[0] ? list : "none");
 }
 
+static void became_running(kpa_control *ctl, instance *i)
+{
+        i->ctx.state = KPA_PROCESS_RUNNING;
+        if (i->log_pipe >= 0)
+                watch_log(ctl, i);
+        if (i->restart)
+                i->restart->running_since_ms = now_ms();
+        record_write(ctl, i);
+        notify(ctl, i);
+}
+
+static void apply_report(kpa_control *ctl, instance *i, const kpa_report *r)
+{
+        switch ((kpa_report_type)r->type) {
+        case KPA_REPORT_PREPARED:
+                i->ctx.state = KPA_PROCESS_PREPARED;
+                notify(ctl, i);
+                break;
+        case KPA_REPORT_RUNNING:
+                became_running(ctl, i);
+                break;
+        case KPA_REPORT_FAILED:
+                fail_start(ctl, i, r->err ? r->err : EIO, "start of %s/%s failed at step \"%s\"%s%s: %s",
+                           i->ctx.app_id, i->ctx.run_config_id,
+                           kpa_sandbox_step_name((kpa_sandbox_step)r->step),
+                           r->step == KPA_STEP_EXEC ? " of " : "",
+                           r->step == KPA_STEP_EXEC ? i->exec_path : "", strerror(r->err));
+                break;
+        case KPA_REPORT_EXITED:
+                i->exited = true;
+                i->wait_status = r->value;
+                break;
+        }
+}
+
 /* Wait, blocking, for the init to say Running or why not. */
 static int await_running(kpa_control *ctl, instance *i)
 {
@@ -794,29 +845,12 @@ static int await_running(kpa_control *ctl, instance *i)
                 kpa_report r;
                 int q = kpa_sandbox_read_report(&i->sb, &r);
                 if (q < 0) {
-                        finalize(ctl, i);
-                        if (!ended(i) || i->ctx.state != KPA_PROCESS_FAILED || !i->ctx.exit_reason) {
-                                char why[sizeof(i->ctx.message)];
-                                memcpy(why, i->ctx.message, sizeof(why));
-                                fail_start(ctl, i, EIO, "start of %s failed: the instance's init ended "
-                                           "before the application ran (%s)", i->ctx.app_id, why);
-                        }
+                        finalize(ctl, i); /* a failed start, with the reason */
                         return -i->ctx.exit_reason;
                 }
-                if (r.type == KPA_REPORT_PREPARED) {
-                        i->ctx.state = KPA_PROCESS_PREPARED;
-                        notify(ctl, i);
-                } else if (r.type == KPA_REPORT_RUNNING) {
-                        i->ctx.state = KPA_PROCESS_RUNNING;
+                apply_report(ctl, i, &r);
+                if (i->ctx.state == KPA_PROCESS_RUNNING)
                         return 0;
-                } else if (r.type == KPA_REPORT_FAILED) {
-                        const char *exec_path = i->exec_path;
-                        fail_start(ctl, i, r.err ? r.err : EIO, "start of %s/%s failed at step \"%s\"%s%s: %s",
-                                   i->ctx.app_id, i->ctx.run_config_id,
-                                   kpa_sandbox_step_name((kpa_sandbox_step)r.step),
-                                   r.step == KPA_STEP_EXEC ? " of " : "",
-                                   r.step == KPA_STEP_EXEC ? exec_path : "", strerror(r.err));
-                }
         }
 }
 
@@ -884,18 +918,15 @@ static int spawn(kpa_control *ctl, instance *i, kpa_instance_spec *spec)
         }
         notify(ctl, i);
         snprintf(i->exec_path, sizeof(i->exec_path), "%s", spec->exec_path);
-        q = await_running(ctl, i);
-        if (q < 0)
-                return q;
+        if (!ctl->start_async) {
+                q = await_running(ctl, i);
+                if (q < 0)
+                        return q;
+        }
+        /* from now on the init's reports arrive through the event loop */
         fcntl(i->sb.report_fd, F_SETFL, O_NONBLOCK);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &i->w_report};
         epoll_ctl(ctl->epfd, EPOLL_CTL_ADD, i->sb.report_fd, &ev);
-        if (i->log_pipe >= 0)
-                watch_log(ctl, i);
-        if (i->restart)
-                i->restart->running_since_ms = now_ms();
-        record_write(ctl, i);
-        notify(ctl, i);
         return 0;
 }
 
@@ -1013,6 +1044,17 @@ int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_conf
         return kpa_control_launch(ctl, pkg_id, NULL, NULL, run_config_id, opts, out_token);
 }
 
+int kpa_control_start_async(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
+                            const kpa_start_options *opts, kpa_token *out_token)
+{
+        if (ctl->remote)
+                return kpa_error_set(&ctl->last_error, EOPNOTSUPP, "not for a connected control");
+        ctl->start_async = true;
+        int q = kpa_control_launch(ctl, pkg_id, NULL, NULL, run_config_id, opts, out_token);
+        ctl->start_async = false;
+        return q;
+}
+
 kpa_store *kpa_control_store(kpa_control *ctl) { return ctl->store; }
 kpa_error *kpa_control_error(kpa_control *ctl) { return &ctl->last_error; }
 
@@ -1021,7 +1063,7 @@ kpa_error *kpa_control_error(kpa_control *ctl) { return &ctl->last_error; }
 static void schedule_restart(kpa_control *ctl, instance *i)
 {
         restart_info *r = i->restart;
-        if (!r || r->policy.mode == KPA_RESTART_NO || i->stop_normal || i->forced)
+        if (!r || r->at_ms || r->policy.mode == KPA_RESTART_NO || i->stop_normal || i->forced)
                 return;
         bool failed = i->ctx.state == KPA_PROCESS_FAILED || i->ctx.exit_code != 0;
         if (r->policy.mode == KPA_RESTART_ON_FAILURE && !failed)
