@@ -14,14 +14,15 @@ rounds=${3:-3}
 src=$(cd "$(dirname "$0")/.." && pwd)
 make -C "$builddir" -s bench/execd-bench src/daemon/kpa-execd >/dev/null
 
-W=$(mktemp -d /var/tmp/kpa-bench-daemon.XXXXXX)
+# on tmpfs, as /run/kpa (the state directory) is in production
+W=$(mktemp -d /dev/shm/kpa-bench-daemon.XXXXXX)
 dpid=
 trap '[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid"; rm -rf "$W"' EXIT
 app=org.example.benchtrue
 /usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/true.kpa" --id $app \
     --bin /bin/true --set 'runConfigurations[0].args=[]'
 "$builddir/src/tools/kpa-install" --root "$W/store" -q "$W/true.kpa"
-"$builddir/src/daemon/kpa-execd" --foreground --no-autorun --log-level warning \
+"$builddir/src/daemon/kpa-execd" --foreground --no-autorun --log-level warning ${KPA_BENCH_EXECD_OPTS:-} \
     --socket "$W/execd.sock" --root "$W/store" --state-dir "$W/state" </dev/null >/dev/null &
 dpid=$!
 for _ in $(seq 100); do [ -S "$W/execd.sock" ] && break; sleep 0.05; done

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
@@ -77,6 +78,7 @@ typedef struct instance {
         uint64_t ended_ms;  /* CLOCK_MONOTONIC when it ended */
         /* supervised only */
         bool adopted;       /* taken over after a restart: no report pipe, not our child */
+        bool pidfd_watched; /* its pidfd is in the epoll set (adopted, or init exiting) */
         int exit_fd;        /* the exit record its init writes */
         int log_pipe;       /* read end of the stdout/stderr pipe, or -1 */
         int log_pipe_in_init; /* the same pipe's fd number in the init */
@@ -88,6 +90,7 @@ typedef struct instance {
         char exec_path[256]; /* names the binary in an exec failure message */
         watch w_report, w_pidfd, w_log;
         struct instance *next;
+        struct instance *hnext; /* in kpa_control.by_token */
 } instance;
 
 struct kpa_control {
@@ -107,6 +110,12 @@ struct kpa_control {
         kpa_state_observer observer;
         void *observer_data;
         bool start_async;   /* kpa_control_start_async(): do not wait for Running */
+        /* a supervisor holds up to keep_ended_max ended contexts: find them
+         * by token in O(1), and walk the list to prune at most once a
+         * second or when it has grown past the limit */
+        instance *by_token[1024];
+        size_t n_instances;
+        uint64_t last_prune_ms;
 };
 
 /* ---- names and tokens ---- */
@@ -229,12 +238,40 @@ void kpa_control_set_observer(kpa_control *ctl, kpa_state_observer fn, void *use
         ctl->observer_data = userdata;
 }
 
+static size_t token_hash(const kpa_token *t)
+{
+        uint32_t h;
+        memcpy(&h, t->bytes, sizeof(h)); /* tokens are random */
+        return h % ELEMENTSOF(((kpa_control *)0)->by_token);
+}
+
 static instance *find(kpa_control *ctl, const kpa_token *t)
 {
-        for (instance *i = ctl->list; i; i = i->next)
+        for (instance *i = ctl->by_token[token_hash(t)]; i; i = i->hnext)
                 if (memcmp(&i->token, t, sizeof(*t)) == 0)
                         return i;
         return NULL;
+}
+
+/* Put I (its token set) at the head of the list: the newest first. */
+static void list_add(kpa_control *ctl, instance *i)
+{
+        i->next = ctl->list;
+        ctl->list = i;
+        size_t h = token_hash(&i->token);
+        i->hnext = ctl->by_token[h];
+        ctl->by_token[h] = i;
+        ctl->n_instances++;
+}
+
+static void hash_remove(kpa_control *ctl, instance *i)
+{
+        for (instance **pp = &ctl->by_token[token_hash(&i->token)]; *pp; pp = &(*pp)->hnext)
+                if (*pp == i) {
+                        *pp = i->hnext;
+                        break;
+                }
+        ctl->n_instances--;
 }
 
 int kpa_control_get_owner(kpa_control *ctl, const kpa_token *t, uid_t *owner)
@@ -257,9 +294,45 @@ static void notify(kpa_control *ctl, instance *i)
                 ctl->observer(ctl->observer_data, &i->token, &i->ctx);
 }
 
+/* Instances live in their own pages, which a fork does not copy
+ * (MADV_DONTFORK): every instance's init is a fork of its starter, and a
+ * supervisor keeps up to 1000 ended contexts, so without this each start
+ * would copy their page tables into the new init, and each later write to
+ * one of them would fault to copy the page (about 10% of kpa-execd's start
+ * throughput, bench/daemon.sh). Nothing after clone in the child touches
+ * an instance. */
+#define POOL_CHUNK 64
+static instance *pool_free_list;
+
+static instance *instance_alloc(void)
+{
+        if (!pool_free_list) {
+                size_t len = POOL_CHUNK * sizeof(instance);
+                instance *chunk = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (chunk == MAP_FAILED)
+                        return kpa_xcalloc(1, sizeof(instance)); /* (freed to the pool later: fine) */
+                (void)madvise(chunk, len, MADV_DONTFORK);
+                for (size_t k = 0; k < POOL_CHUNK; k++) {
+                        chunk[k].next = pool_free_list;
+                        pool_free_list = &chunk[k];
+                }
+        }
+        instance *i = pool_free_list;
+        pool_free_list = i->next;
+        memset(i, 0, sizeof(*i));
+        return i;
+}
+
+static void instance_release(instance *i)
+{
+        i->next = pool_free_list;
+        pool_free_list = i;
+}
+
 static instance *instance_new(kpa_control *ctl)
 {
-        instance *i = kpa_xcalloc(1, sizeof(*i));
+        instance *i = instance_alloc();
         i->death_fd = i->exit_fd = i->log_pipe = i->log_file = -1;
         i->log_pipe_in_init = -1;
         i->sb.pidfd = i->sb.report_fd = -1;
@@ -293,7 +366,7 @@ static void instance_free(instance *i)
         closep(&i->log_file);
         free(i->cgroup_parent);
         restart_info_free(i->restart);
-        free(i);
+        instance_release(i);
 }
 
 /* ---- records of supervised instances (STATE_DIR/instances) ---- */
@@ -566,6 +639,17 @@ static void classify_exit(instance *i, bool oom)
 
 static void schedule_restart(kpa_control *ctl, instance *i);
 
+/* An instance that ended for good keeps only its context: what a restart
+ * would need goes (a supervisor keeps many ended contexts, and every
+ * start forks it). */
+static void forget_restart(instance *i)
+{
+        if (i->restart && !i->restart->at_ms) {
+                restart_info_free(i->restart);
+                i->restart = NULL;
+        }
+}
+
 /* The init is gone (its report pipe hit EOF, or, adopted, its pidfd said
  * so): classify, clean up. */
 static int fail_start(kpa_control *ctl, instance *i, int err, const char *fmt, ...) _printf_(4, 5);
@@ -578,8 +662,9 @@ static void finalize(kpa_control *ctl, instance *i)
         bool oom = i->sb.cgroup && kpa_cgroup_oom_killed(i->sb.cgroup);
         if (i->sb.report_fd >= 0)
                 epoll_ctl(ctl->epfd, EPOLL_CTL_DEL, i->sb.report_fd, NULL);
-        if (i->adopted && i->sb.pidfd >= 0)
+        if ((i->adopted || i->pidfd_watched) && i->sb.pidfd >= 0)
                 epoll_ctl(ctl->epfd, EPOLL_CTL_DEL, i->sb.pidfd, NULL);
+        i->pidfd_watched = false;
         pid_t init_pid = i->sb.pid;
         siginfo_t info = {0};
         if (i->sb.pidfd >= 0 && !i->adopted)
@@ -611,6 +696,7 @@ static void finalize(kpa_control *ctl, instance *i)
         if (ended(i)) { /* a failed start: its step said why */
                 schedule_restart(ctl, i);
                 record_write(ctl, i);
+                forget_restart(i);
                 notify(ctl, i);
                 return;
         }
@@ -643,6 +729,7 @@ static void finalize(kpa_control *ctl, instance *i)
         }
         schedule_restart(ctl, i);
         record_write(ctl, i);
+        forget_restart(i);
         notify(ctl, i);
 }
 
@@ -653,12 +740,16 @@ static void prune(kpa_control *ctl)
 {
         size_t kept = 0;
         uint64_t now = now_ms();
+        if (ctl->n_instances <= ctl->keep_ended_max + 64 && now - ctl->last_prune_ms < 1000)
+                return;
+        ctl->last_prune_ms = now;
         for (instance **pp = &ctl->list; *pp;) {
                 instance *i = *pp;
                 bool pending = i->restart && i->restart->at_ms;
                 if (ended(i) && !i->live && !pending &&
                     (++kept > ctl->keep_ended_max || now - i->ended_ms > ctl->keep_ended_ms)) {
                         *pp = i->next;
+                        hash_remove(ctl, i);
                         record_remove(ctl, i);
                         i->ctx.state = KPA_PROCESS_NOT_EXISTING;
                         notify(ctl, i);
@@ -673,6 +764,26 @@ static void release_pending_stops(kpa_control *ctl);
 
 static void apply_report(kpa_control *ctl, instance *i, const kpa_report *r);
 
+/* The init closed its end of the report pipe. It is not a zombie yet while
+ * the kernel tears its namespaces down (the mounts above all: 0.2-0.6 ms),
+ * so rather than block in waitid(), watch its pidfd and finalize when that
+ * says the init is gone. True when it is watched now. */
+static bool init_still_exiting(kpa_control *ctl, instance *i)
+{
+        if (i->adopted || i->pidfd_watched || i->sb.pidfd < 0)
+                return false;
+        siginfo_t info = {0};
+        if (waitid(P_PIDFD, (id_t)i->sb.pidfd, &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+            info.si_pid != 0)
+                return false; /* already a zombie: finalize now */
+        epoll_ctl(ctl->epfd, EPOLL_CTL_DEL, i->sb.report_fd, NULL);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &i->w_pidfd};
+        if (epoll_ctl(ctl->epfd, EPOLL_CTL_ADD, i->sb.pidfd, &ev) < 0)
+                return false;
+        i->pidfd_watched = true;
+        return true;
+}
+
 /* Read what an instance's init reported. */
 static void handle_reports(kpa_control *ctl, instance *i)
 {
@@ -682,6 +793,8 @@ static void handle_reports(kpa_control *ctl, instance *i)
                 if (q == -EAGAIN)
                         return;
                 if (q < 0) {
+                        if (init_still_exiting(ctl, i))
+                                return; /* finalize when its pidfd says it is gone */
                         finalize(ctl, i);
                         release_pending_stops(ctl);
                         return;
@@ -810,7 +923,9 @@ static void became_running(kpa_control *ctl, instance *i)
                 watch_log(ctl, i);
         if (i->restart)
                 i->restart->running_since_ms = now_ms();
-        record_write(ctl, i);
+        /* no record_write here: the record made at Created holds all that
+         * re-adoption needs, and a live instance recorded as Created is
+         * adopted as Running (one file write less per start) */
         notify(ctl, i);
 }
 
@@ -1022,8 +1137,7 @@ int kpa_control_launch(kpa_control *ctl, const char *pkg_id, const kpa_manifest 
         snprintf(i->ctx.app_id, sizeof(i->ctx.app_id), "%s", pkg_id ? pkg_id : "");
         if (opts->cgroup_parent)
                 i->cgroup_parent = kpa_xstrdup(opts->cgroup_parent);
-        i->next = ctl->list;
-        ctl->list = i;
+        list_add(ctl, i);
         if (out_token)
                 *out_token = i->token;
         if (opts->parent) {
@@ -1401,6 +1515,10 @@ static void adopt(kpa_control *ctl, instance *i)
         }
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &i->w_pidfd};
         epoll_ctl(ctl->epfd, EPOLL_CTL_ADD, i->sb.pidfd, &ev);
+        /* its init still runs: the start got past the sandbox (a failed
+         * step ends the init at once), and the record is not rewritten
+         * when the application reports Running */
+        i->ctx.state = KPA_PROCESS_RUNNING;
         if (i->restart)
                 i->restart->running_since_ms = now_ms();
 }
@@ -1455,8 +1573,7 @@ int kpa_control_supervise(kpa_control *ctl, const kpa_supervisor_config *cfg, kp
                         /* not a record kpa wrote: leave it for the administrator */
                         continue;
                 }
-                i->next = ctl->list;
-                ctl->list = i;
+                list_add(ctl, i);
                 if (!ended(i)) {
                         adopt(ctl, i);
                         if (i->live)

@@ -269,7 +269,7 @@ for _ in range(2):
     np=$!
     for _ in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.05; done
     NOTIFY_SOCKET="$T/notify.sock" systemd-socket-activate --seqpacket -l "$T/act.sock" -E NOTIFY_SOCKET \
-        "$EXECD" --foreground --no-autorun --log-max 4K --root "$R" --state-dir "$T/state3" --socket "$T/own.sock" \
+        "$EXECD" --foreground --no-autorun --log-max 4K --keep-ended 1 --root "$R" --state-dir "$T/state3" --socket "$T/own.sock" \
         </dev/null >/dev/null 2>>"$T/execd.log" &
     apid=$!
     for _ in $(seq 50); do [ -S "$T/act.sock" ] && break; sleep 0.05; done
@@ -285,6 +285,17 @@ for _ in range(2):
         test "$(stat -c %s "$T/state3/logs/$tok.log")" -le 4096 -a "$(stat -c %s "$T/state3/logs/$tok.log.1")" -le 4096
     check "the current file holds the end of the output" \
         bash -c 'tail -c 100 /usr/share/common-licenses/GPL-3 | cmp -s - <(tail -c 100 "$1")' _ "$T/state3/logs/$tok.log"
+    # --keep-ended 1: once another process has ended, this context goes
+    rep=$(client "$T/act.sock" call "{\"op\":\"StartProcess\",\"package\":\"$APP\",\"args\":[\"exit\",\"5\"]}")
+    tok2=$(field "$rep" token)
+    client "$T/act.sock" call "{\"op\":\"WaitProcess\",\"token\":\"$tok2\",\"timeoutMs\":5000}" >/dev/null
+    sleep 1.2
+    rep=$(client "$T/act.sock" call "{\"op\":\"GetProcessState\",\"token\":\"$tok\"}")
+    check_eq "beyond --keep-ended, the older ended context is NotExisting" "$(field "$rep" process.state)" NotExisting
+    check_fails "... its log files are gone" test -e "$T/state3/logs/$tok.log.1"
+    check_fails "... and so is its record" test -e "$T/state3/instances/$tok.json"
+    rep=$(client "$T/act.sock" call "{\"op\":\"GetProcessState\",\"token\":\"$tok2\"}")
+    check_eq "the newest is kept" "$(field "$rep" process.state) $(field "$rep" process.exitCode)" "Finished 5"
     kill -TERM "$apid"
     wait "$apid"
     wait "$np"
