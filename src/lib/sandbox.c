@@ -22,6 +22,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -151,6 +152,7 @@ typedef struct child_ctx {
         const int *trees; /* per mount op: a detached mount tree from the parent, or -1 */
         int report_fd;
         int death_fd;
+        int sync_fd; /* rootless: one byte once the parent has written the id maps */
         const int *attach_fds;
         size_t n_attach;
         const kpa_seccomp_prog *seccomp; /* built by the parent: the child only installs it */
@@ -274,6 +276,19 @@ static int bind_mount(const kpa_mount_op *op, int tree, const char *target)
         unsigned long flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV;
         if (op->kind == KPA_MOUNT_BIND_RO)
                 flags |= MS_RDONLY;
+        /* keep what the source mount has: in a user namespace its flags
+         * are locked, and a remount that would drop one is refused */
+        struct statvfs sv;
+        if (statvfs(target, &sv) == 0) {
+                static const struct {
+                        unsigned long st, ms;
+                } keep[] = {{ST_RDONLY, MS_RDONLY},     {ST_NOEXEC, MS_NOEXEC},
+                            {ST_NOATIME, MS_NOATIME},   {ST_NODIRATIME, MS_NODIRATIME},
+                            {ST_RELATIME, MS_RELATIME}};
+                for (size_t k = 0; k < ELEMENTSOF(keep); k++)
+                        if (sv.f_flag & keep[k].st)
+                                flags |= keep[k].ms;
+        }
         return mount(NULL, target, NULL, flags, NULL);
 }
 
@@ -355,6 +370,10 @@ static void build_root(const child_ctx *c)
         }
         CHECK(c, KPA_STEP_DEV, make_dev());
         kpa_trace("child: /dev");
+        /* /proc before the old root goes: in a user namespace (rootless)
+         * the kernel allows a new proc mount only while a fully visible
+         * one is still in the namespace */
+        CHECK(c, KPA_STEP_PROC, mount("proc", NEWROOT "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
         /* pivot_root(".", ".") stacks the old root under the new one; then
          * detach it, so nothing of the host's tree stays reachable */
         CHECK(c, KPA_STEP_PIVOT_ROOT, chdir(NEWROOT));
@@ -362,7 +381,6 @@ static void build_root(const child_ctx *c)
         CHECK(c, KPA_STEP_PIVOT_ROOT, umount2(".", MNT_DETACH));
         CHECK(c, KPA_STEP_PIVOT_ROOT, chdir("/"));
         kpa_trace("child: pivot_root");
-        CHECK(c, KPA_STEP_PROC, mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL));
         CHECK(c, KPA_STEP_PROC, mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"));
         CHECK(c, KPA_STEP_PROC, mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"));
         CHECK(c, KPA_STEP_ROOT,
@@ -599,10 +617,38 @@ static _Noreturn void init_main(const child_ctx *c)
         init_loop(c, sfd, app);
 }
 
+/* A detached copy of OP's source, for a bind (rootless), or -1. */
+static int child_tree(const child_ctx *c, const kpa_mount_op *op)
+{
+        if ((op->kind != KPA_MOUNT_BIND_RO && op->kind != KPA_MOUNT_BIND_RW) || !op->source)
+                return -1;
+        int t = open_tree(AT_FDCWD, op->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (t < 0) {
+                if (op->optional && errno == ENOENT)
+                        return -1;
+                child_fail(c, KPA_STEP_MOUNTS, errno);
+        }
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+        if (op->kind == KPA_MOUNT_BIND_RO)
+                attr.attr_set |= MOUNT_ATTR_RDONLY;
+        if (mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+                child_fail(c, KPA_STEP_MOUNTS, errno);
+        return t;
+}
+
 static _Noreturn void child_main(const child_ctx *c)
 {
         const kpa_instance_spec *spec = c->spec;
         kpa_trace("child: started");
+        if (c->sync_fd >= 0) {
+                char go;
+                ssize_t n;
+                while ((n = read(c->sync_fd, &go, 1)) < 0 && errno == EINTR)
+                        ;
+                if (n != 1)
+                        _exit(127); /* the parent could not map our ids */
+                close(c->sync_fd);
+        }
         if (!spec->detached)
                 prctl(PR_SET_PDEATHSIG, SIGKILL);
         /* out of the caller's session and process group, so that a Ctrl-C
@@ -631,10 +677,20 @@ static _Noreturn void child_main(const child_ctx *c)
                 CHECK(c, KPA_STEP_CLONE, unshare(CLONE_NEWNET));
         CHECK(c, KPA_STEP_HOSTNAME, sethostname(spec->hostname, strlen(spec->hostname)));
         kpa_trace("child: cgroupns, hostname");
-        build_root(c);
+        /* rootless: the parent could not clone the mounts to bind (that
+         * needs privileges it lacks); this child can, in its own mount
+         * namespace, and must before the new root's tmpfs hides them */
+        int own_trees[spec->n_mounts + 1];
+        child_ctx cc = *c;
+        if (spec->userns) {
+                for (size_t i = 0; i < spec->n_mounts; i++)
+                        own_trees[i] = child_tree(c, &spec->mounts[i]);
+                cc.trees = own_trees;
+        }
+        build_root(&cc);
         for (size_t i = 0; i < spec->n_mounts; i++)
-                if (c->trees[i] >= 0)
-                        close(c->trees[i]);
+                if (cc.trees[i] >= 0)
+                        close(cc.trees[i]);
         kpa_trace("child: root done");
         if (spec->new_net)
                 CHECK(c, KPA_STEP_LOOPBACK, loopback_up());
@@ -646,16 +702,17 @@ static _Noreturn void child_main(const child_ctx *c)
 /* ---- the parent's side ---- */
 
 static _Noreturn void child_start(const kpa_instance_spec *spec, const int *trees, int report_fd,
-                                  int death_fd, const int *attach, size_t n_attach,
+                                  int death_fd, int sync_fd, const int *attach, size_t n_attach,
                                   const kpa_seccomp_prog *seccomp)
 {
-        size_t n = 0, cap = 8 + n_attach + spec->n_mounts + spec->n_handles;
+        size_t n = 0, cap = 9 + n_attach + spec->n_mounts + spec->n_handles;
         int keep[cap];
         keep[n++] = report_fd;
         keep[n++] = death_fd;
         keep[n++] = spec->exit_record_fd;
         keep[n++] = spec->init_keep_fd;
         keep[n++] = trace_fd;
+        keep[n++] = sync_fd;
         for (size_t i = 0; i < n_attach; i++)
                 keep[n++] = attach[i];
         for (size_t i = 0; i < spec->n_mounts; i++)
@@ -666,7 +723,8 @@ static _Noreturn void child_start(const kpa_instance_spec *spec, const int *tree
                 keep[n++] = spec->stdio[i];
         close_all_except(keep, n);
         child_ctx c = {.spec = spec, .trees = trees, .report_fd = report_fd, .death_fd = death_fd,
-                       .attach_fds = attach, .n_attach = n_attach, .seccomp = seccomp};
+                       .sync_fd = sync_fd, .attach_fds = attach, .n_attach = n_attach,
+                       .seccomp = seccomp};
         child_main(&c);
 }
 
@@ -700,6 +758,34 @@ static int clone_trees(const kpa_instance_spec *spec, int *trees, kpa_error *err
         return 0;
 }
 
+/* Rootless: map uid and gid 0 of the child's new user namespace to the
+ * caller's own (the one mapping an unprivileged process may write). */
+static int write_id_maps(pid_t pid, kpa_error *err)
+{
+        char path[64], line[64];
+        static const char *const files[] = {"setgroups", "uid_map", "gid_map"};
+        for (size_t k = 0; k < ELEMENTSOF(files); k++) {
+                snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, files[k]);
+                if (k == 0)
+                        snprintf(line, sizeof(line), "deny");
+                else
+                        snprintf(line, sizeof(line), "0 %u 1", (unsigned)(k == 1 ? getuid() : getgid()));
+                _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+                int r = fd < 0 ? -errno : kpa_write_all(fd, line, strlen(line));
+                if (r < 0)
+                        return kpa_error_set_errno(err, -r, "user namespace: cannot write %s", path);
+        }
+        return 0;
+}
+
+/* Rootless without limits or a parent: no cgroup (an unprivileged user can
+ * make one only where one was delegated to it). */
+static bool wants_cgroup(const kpa_instance_spec *spec)
+{
+        return !spec->userns || spec->cgroup_parent || spec->limits.memory_bytes ||
+               spec->limits.pids || spec->limits.cpu_weight;
+}
+
 int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *sb, kpa_error *err)
 {
         *sb = (kpa_sandbox){.pid = 0, .pidfd = -1, .report_fd = -1};
@@ -712,50 +798,92 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         if (q < 0)
                 return q;
         kpa_trace("spawn: seccomp filter built");
-        q = clone_trees(spec, trees, err);
+        if (spec->userns) { /* open_tree() needs privileges: the child binds paths */
+                for (size_t i = 0; i < spec->n_mounts; i++)
+                        trees[i] = -1;
+        } else {
+                q = clone_trees(spec, trees, err);
+        }
         kpa_trace("spawn: trees cloned");
         if (q < 0) {
                 close_trees(trees, spec->n_mounts);
                 return q;
         }
-        q = kpa_cgroup_create(spec->cgroup_parent, spec->app_id, spec->instance_id, &spec->limits,
-                              &cg, err);
-        if (q < 0) {
-                close_trees(trees, spec->n_mounts);
-                return q;
+        if (wants_cgroup(spec)) {
+                q = kpa_cgroup_create(spec->cgroup_parent, spec->app_id, spec->instance_id,
+                                      &spec->limits, &cg, err);
+                if (q < 0) {
+                        close_trees(trees, spec->n_mounts);
+                        if (spec->userns && (q == -EACCES || q == -EPERM || q == -EROFS))
+                                kpa_error_prefix(err, "not root, kpa runs the application "
+                                                 "rootless, and its limits need a cgroup that "
+                                                 "this user may create (run kpa-run in a "
+                                                 "delegated cgroup, e.g. with \"systemd-run "
+                                                 "--user --scope -p Delegate=yes\", or as root)");
+                        return q;
+                }
         }
         kpa_trace("spawn: cgroup created");
-        const int *attach;
-        size_t n_attach;
-        int rep[2] = {-1, -1};
-        q = kpa_cgroup_attach_fds(cg, &attach, &n_attach, err);
+        const int *attach = NULL;
+        size_t n_attach = 0;
+        int rep[2] = {-1, -1}, sync[2] = {-1, -1};
+        if (cg)
+                q = kpa_cgroup_attach_fds(cg, &attach, &n_attach, err);
         if (q >= 0 && pipe2(rep, O_CLOEXEC) < 0)
+                q = kpa_error_set_errno(err, errno, "pipe");
+        if (q >= 0 && spec->userns && pipe2(sync, O_CLOEXEC) < 0)
                 q = kpa_error_set_errno(err, errno, "pipe");
         if (q < 0) {
                 close_trees(trees, spec->n_mounts);
-                kpa_cgroup_destroy(cg, NULL);
+                closep(&rep[0]);
+                closep(&rep[1]);
+                if (cg)
+                        kpa_cgroup_destroy(cg, NULL);
                 return q;
         }
         int pidfd = -1;
         struct clone_args args = {
-                .flags = CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS,
+                .flags = CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
+                         (spec->userns ? CLONE_NEWUSER : 0),
                 .pidfd = (uint64_t)(uintptr_t)&pidfd,
                 .exit_signal = SIGCHLD,
         };
         pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
         if (pid == 0) {
                 close(rep[0]);
-                child_start(spec, trees, rep[1], death_fd, attach, n_attach, &seccomp);
+                closep(&sync[1]);
+                child_start(spec, trees, rep[1], death_fd, sync[0], attach, n_attach, &seccomp);
         }
         int saved = errno;
         kpa_trace("spawn: cloned");
         close(rep[1]);
+        closep(&sync[0]);
         close_trees(trees, spec->n_mounts);
-        kpa_cgroup_close_attach_fds(cg);
+        if (cg)
+                kpa_cgroup_close_attach_fds(cg);
         if (pid < 0) {
                 close(rep[0]);
-                kpa_cgroup_destroy(cg, NULL);
+                closep(&sync[1]);
+                if (cg)
+                        kpa_cgroup_destroy(cg, NULL);
                 return kpa_error_set_errno(err, saved, "clone into new namespaces");
+        }
+        if (spec->userns) {
+                /* the child waits for its ids before it does anything */
+                q = write_id_maps(pid, err);
+                if (q == 0 && kpa_write_all(sync[1], "1", 1) < 0)
+                        q = kpa_error_set_errno(err, errno, "user namespace: cannot release the child");
+                closep(&sync[1]);
+                if (q < 0) {
+                        (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+                        siginfo_t info;
+                        (void)waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED);
+                        close(pidfd);
+                        close(rep[0]);
+                        if (cg)
+                                kpa_cgroup_destroy(cg, NULL);
+                        return q;
+                }
         }
         sb->pid = pid;
         sb->pidfd = pidfd;

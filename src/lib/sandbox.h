@@ -64,6 +64,11 @@ typedef struct kpa_instance_spec {
         bool detached;
         int exit_record_fd;
         int init_keep_fd;
+        /* Rootless (the caller is not root): a new user namespace too, in
+         * which uid and gid 0 are the caller's own (UID and GID above must
+         * be 0 then); mounts are made from source paths in the child; a
+         * cgroup is made only when limits or a parent are asked for. */
+        bool userns;
 } kpa_instance_spec;
 
 void kpa_instance_spec_free(kpa_instance_spec *spec);

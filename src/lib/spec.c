@@ -140,11 +140,17 @@ static int plan_package(kpa_store *store, const kpa_manifest *m, kpa_instance_sp
         if (app < 0)
                 return app;
         _cleanup_free_ char *target = kpa_xasprintf("/%s", m->application.id);
-        kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RO, NULL, app, target, false);
+        /* the fds for a root start (the parent clones the mounts behind
+         * them), the paths for a rootless one (the child binds them) */
+        _cleanup_free_ char *app_path =
+                kpa_xasprintf("%s/apps/%s", kpa_store_root(store), m->application.id);
+        kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RO, app_path, app, target, false);
         int storage = kpa_store_open_storage_dir(store, m->application.id, err);
         if (storage < 0)
                 return storage;
-        kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RW, NULL, storage, "/storage", false);
+        _cleanup_free_ char *storage_path =
+                kpa_xasprintf("%s/storage/%s", kpa_store_root(store), m->application.id);
+        kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RW, storage_path, storage, "/storage", false);
         for (size_t i = 0; i < m->sandbox.n_read_only_paths; i++) {
                 const char *p = m->sandbox.read_only_paths[i];
                 kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RO, p, -1, p, false);
@@ -177,6 +183,8 @@ static void plan_ids_and_limits(kpa_store *store, const kpa_manifest *m, const k
                 uid = gid = 65534; /* no uid recorded: nobody */
         spec->uid = opts->uid != (uid_t)-1 ? opts->uid : uid;
         spec->gid = opts->gid != (gid_t)-1 ? opts->gid : (opts->uid != (uid_t)-1 ? (gid_t)opts->uid : gid);
+        if (spec->userns) /* the only ids mapped: the caller's own, as 0 */
+                spec->uid = spec->gid = 0;
         spec->limits.memory_bytes = opts->memory_bytes ? opts->memory_bytes : m->limits.memory_bytes;
         spec->limits.pids = opts->pids ? opts->pids : m->limits.pids;
         spec->limits.cpu_weight = opts->cpu_weight ? opts->cpu_weight : m->limits.cpu_weight;
@@ -220,6 +228,11 @@ int kpa_instance_spec_build(kpa_store *store, const kpa_manifest *m, const kpa_r
         int q = build_env(rc, opts, spec, err);
         if (q < 0)
                 return q;
+        spec->userns = geteuid() != 0;
+        if (spec->userns && (opts->uid != (uid_t)-1 || opts->gid != (gid_t)-1))
+                return kpa_error_set(err, EPERM,
+                                     "only root can choose the uid or gid of a process (not "
+                                     "root, kpa runs it rootless, as your own uid)");
         plan_host_dirs(spec);
         plan_etc(spec);
         q = plan_package(store, m, spec, err);

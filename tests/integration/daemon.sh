@@ -269,7 +269,7 @@ for _ in range(2):
     np=$!
     for _ in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.05; done
     NOTIFY_SOCKET="$T/notify.sock" systemd-socket-activate --seqpacket -l "$T/act.sock" -E NOTIFY_SOCKET \
-        "$EXECD" --foreground --no-autorun --log-max 4K --keep-ended 1 --root "$R" --state-dir "$T/state3" --socket "$T/own.sock" \
+        "$EXECD" --foreground --no-autorun --log-max 4K --keep-ended 1 --keep-ended-time 3 --root "$R" --state-dir "$T/state3" --socket "$T/own.sock" \
         </dev/null >/dev/null 2>>"$T/execd.log" &
     apid=$!
     for _ in $(seq 50); do [ -S "$T/act.sock" ] && break; sleep 0.05; done
@@ -296,6 +296,9 @@ for _ in range(2):
     check_fails "... and so is its record" test -e "$T/state3/instances/$tok.json"
     rep=$(client "$T/act.sock" call "{\"op\":\"GetProcessState\",\"token\":\"$tok2\"}")
     check_eq "the newest is kept" "$(field "$rep" process.state) $(field "$rep" process.exitCode)" "Finished 5"
+    sleep 3.2
+    rep=$(client "$T/act.sock" call "{\"op\":\"GetProcessState\",\"token\":\"$tok2\"}")
+    check_eq "... until --keep-ended-time has passed" "$(field "$rep" process.state)" NotExisting
     kill -TERM "$apid"
     wait "$apid"
     wait "$np"
