@@ -22,7 +22,8 @@ app=org.example.benchtrue
 /usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/true.kpa" --id $app \
     --bin /bin/true --set 'runConfigurations[0].args=[]'
 "$builddir/src/tools/kpa-install" --root "$W/store" -q "$W/true.kpa"
-"$builddir/src/daemon/kpa-execd" --foreground --no-autorun --log-level warning ${KPA_BENCH_EXECD_OPTS:-} \
+read -ra extra <<<"${KPA_BENCH_EXECD_OPTS:-}" # more kpa-execd options, e.g. "--keep-ended 10"
+"$builddir/src/daemon/kpa-execd" --foreground --no-autorun --log-level warning "${extra[@]}" \
     --socket "$W/execd.sock" --root "$W/store" --state-dir "$W/state" </dev/null >/dev/null &
 dpid=$!
 for _ in $(seq 100); do [ -S "$W/execd.sock" ] && break; sleep 0.05; done
