@@ -833,11 +833,11 @@ static int check_args(const char *app_id, const char *instance, const kpa_cgroup
         return 0;
 }
 
-int kpa_cgroup_create(const char *parent, const char *app_id, const char *instance,
-                      const kpa_cgroup_limits *limits, kpa_cgroup **out, kpa_error *err)
+/* The checked arguments, libcgroup ready, and the hierarchies that PARENT
+ * (NULL: this process's own cgroup) is in, with the controllers LIM needs. */
+static int group_new(const char *parent, const char *app_id, const char *instance,
+                     const kpa_cgroup_limits *lim, kpa_cgroup **out, kpa_error *err)
 {
-        static const kpa_cgroup_limits none;
-        const kpa_cgroup_limits *lim = limits ? limits : &none;
         int r = check_args(app_id, instance, lim, err);
         if (r < 0)
                 return r;
@@ -849,6 +849,19 @@ int kpa_cgroup_create(const char *parent, const char *app_id, const char *instan
         for (size_t i = 0; i < N_CTRL; i++)
                 cg->h[i].lock_fd = -1;
         r = discover(cg, parent, lim, err);
+        if (r < 0)
+                return r;
+        *out = TAKE_PTR(cg);
+        return 0;
+}
+
+int kpa_cgroup_create(const char *parent, const char *app_id, const char *instance,
+                      const kpa_cgroup_limits *limits, kpa_cgroup **out, kpa_error *err)
+{
+        static const kpa_cgroup_limits none;
+        const kpa_cgroup_limits *lim = limits ? limits : &none;
+        _cleanup_(group_freep) kpa_cgroup *cg = NULL;
+        int r = group_new(parent, app_id, instance, lim, &cg, err);
         if (r < 0)
                 return r;
         unsigned needed = (lim->memory_bytes ? BIT(CTRL_MEMORY) : 0) |
@@ -878,17 +891,8 @@ int kpa_cgroup_open(const char *parent, const char *app_id, const char *instance
                     kpa_cgroup **out, kpa_error *err)
 {
         static const kpa_cgroup_limits none;
-        int r = check_args(app_id, instance, &none, err);
-        if (r < 0)
-                return r;
-        r = lcg_init(err);
-        if (r < 0)
-                return r;
-        _cleanup_(group_freep) kpa_cgroup *cg = kpa_xcalloc(1, sizeof(*cg));
-        cg->v2_fd = -1;
-        for (size_t i = 0; i < N_CTRL; i++)
-                cg->h[i].lock_fd = -1;
-        r = discover(cg, parent, &none, err);
+        _cleanup_(group_freep) kpa_cgroup *cg = NULL;
+        int r = group_new(parent, app_id, instance, &none, &cg, err);
         if (r < 0)
                 return r;
         for (size_t i = 0; i < cg->n; i++) {

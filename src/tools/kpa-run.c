@@ -563,22 +563,10 @@ static bool has_ended(kpa_process_state s)
                s == KPA_PROCESS_NOT_EXISTING;
 }
 
+/* The same context object as kpa-execd's protocol and --status --json. */
 static void print_json(const kpa_token *token, const kpa_process_context *ctx)
 {
-        char tok[KPA_TOKEN_STRING_MAX];
-        kpa_token_to_string(token, tok);
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "token", json_object_new_string(tok));
-        json_object_object_add(o, "app", json_object_new_string(ctx->app_id));
-        json_object_object_add(o, "runConfiguration", json_object_new_string(ctx->run_config_id));
-        json_object_object_add(o, "state",
-                               json_object_new_string(kpa_process_state_name(ctx->state)));
-        json_object_object_add(o, "exitStatus",
-                               json_object_new_string(kpa_exit_status_name(ctx->exit_status)));
-        json_object_object_add(o, "exitCode", json_object_new_int(ctx->exit_code));
-        json_object_object_add(o, "exitReason", json_object_new_int(ctx->exit_reason));
-        json_object_object_add(o, "message", json_object_new_string(ctx->message));
-        json_object_object_add(o, "cleanupError", json_object_new_int(ctx->cleanup_error));
+        json_object *o = kpa_context_to_json(token, ctx, getuid());
         fprintf(stderr, "%s\n",
                 json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
                                                           JSON_C_TO_STRING_NOSLASHESCAPE));
