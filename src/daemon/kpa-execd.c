@@ -1060,8 +1060,8 @@ static int run(void)
         epoll_add(kpa_control_get_fd(d.ctl), &tag_control);
         if (arg.autorun)
                 autorun_all();
-        log_info("listening on %s%s (state in %s, store %s)",
-                 d.socket_activated ? "a socket from systemd" : path, "", arg.state_dir,
+        log_info("listening on %s (state in %s, store %s)",
+                 d.socket_activated ? "a socket from systemd" : path, arg.state_dir,
                  kpa_store_root(kpa_control_store(d.ctl)));
         signal_ready(&ready_fd);
 
