@@ -25,6 +25,7 @@
 #include "json-fields.h"
 #include "kpa/process.h"
 #include "process-internal.h"
+#include "protocol.h"
 #include "sandbox.h"
 #include "spec.h"
 #include "util.h"
@@ -402,24 +403,14 @@ static void record_write(kpa_control *ctl, instance *i)
 {
         if (ctl->state_fd < 0)
                 return;
-        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
-        char t[KPA_TOKEN_STRING_MAX];
-        kpa_token_to_string(&i->token, t);
-        add_str(o, "token", t);
+        /* the context as the protocol writes it (token, state, exit,
+         * package, owner...), plus what supervision needs */
+        _cleanup_(json_object_putp) json_object *o = kpa_context_to_json(&i->token, &i->ctx, i->owner);
         if (i->has_parent) {
+                char t[KPA_TOKEN_STRING_MAX];
                 kpa_token_to_string(&i->parent, t);
                 add_str(o, "parent", t);
         }
-        add_str(o, "package", i->ctx.app_id);
-        add_str(o, "runConfig", i->ctx.run_config_id);
-        add_int(o, "owner", i->owner);
-        add_int(o, "state", i->ctx.state);
-        add_int(o, "exitStatus", i->ctx.exit_status);
-        add_int(o, "exitCode", i->ctx.exit_code);
-        add_int(o, "exitReason", i->ctx.exit_reason);
-        add_str(o, "message", i->ctx.message);
-        add_int(o, "cleanupError", i->ctx.cleanup_error);
-        add_int(o, "pid", i->ctx.pid);
         add_int(o, "startTime", (int64_t)i->start_time);
         add_int(o, "logFd", i->log_pipe_in_init);
         if (i->cgroup_parent)
@@ -1444,28 +1435,20 @@ static restart_info *restart_from_record(json_object *ro)
 /* Rebuild an instance from its record. */
 static instance *instance_from_record(kpa_control *ctl, json_object *o)
 {
+        kpa_process_context ctx;
         kpa_token t;
-        const char *ts = jstr(o, "token");
-        if (!ts || kpa_token_from_string(ts, &t) < 0 || find(ctl, &t))
+        if (kpa_context_from_json(o, &t, &ctx, NULL) < 0 || find(ctl, &t))
                 return NULL;
         instance *i = instance_new(ctl);
         i->token = t;
+        i->ctx = ctx;
+        /* written from Created on: anything else is not a state to resume */
+        if (ctx.state < KPA_PROCESS_CREATED || ctx.state > KPA_PROCESS_FINISHED)
+                i->ctx.state = KPA_PROCESS_FAILED;
         const char *parent = jstr(o, "parent");
         if (parent && kpa_token_from_string(parent, &i->parent) == 0)
                 i->has_parent = true;
-        snprintf(i->ctx.app_id, sizeof(i->ctx.app_id), "%s", jstr(o, "package") ?: "");
-        snprintf(i->ctx.run_config_id, sizeof(i->ctx.run_config_id), "%s", jstr(o, "runConfig") ?: "");
-        snprintf(i->ctx.message, sizeof(i->ctx.message), "%s", jstr(o, "message") ?: "");
         i->owner = (uid_t)jint(o, "owner", 0);
-        int64_t state = jint(o, "state", KPA_PROCESS_FAILED);
-        i->ctx.state = state >= KPA_PROCESS_CREATED && state <= KPA_PROCESS_FINISHED
-                               ? (kpa_process_state)state
-                               : KPA_PROCESS_FAILED;
-        i->ctx.exit_status = (kpa_exit_status)jint(o, "exitStatus", 0);
-        i->ctx.exit_code = (int)jint(o, "exitCode", 0);
-        i->ctx.exit_reason = (int)jint(o, "exitReason", 0);
-        i->ctx.cleanup_error = (int)jint(o, "cleanupError", 0);
-        i->ctx.pid = (pid_t)jint(o, "pid", 0);
         i->start_time = (unsigned long long)jint(o, "startTime", 0);
         i->log_pipe_in_init = (int)jint(o, "logFd", -1);
         const char *cgp = jstr(o, "cgroupParent");

@@ -837,8 +837,7 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 close_trees(trees, spec->n_mounts);
                 closep(&rep[0]);
                 closep(&rep[1]);
-                if (cg)
-                        kpa_cgroup_destroy(cg, NULL);
+                kpa_cgroup_destroy(cg, NULL); /* NULL: nothing */
                 return q;
         }
         int pidfd = -1;
@@ -864,8 +863,7 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         if (pid < 0) {
                 close(rep[0]);
                 closep(&sync[1]);
-                if (cg)
-                        kpa_cgroup_destroy(cg, NULL);
+                kpa_cgroup_destroy(cg, NULL); /* NULL: nothing */
                 return kpa_error_set_errno(err, saved, "clone into new namespaces");
         }
         if (spec->userns) {
@@ -880,8 +878,7 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                         (void)waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED);
                         close(pidfd);
                         close(rep[0]);
-                        if (cg)
-                                kpa_cgroup_destroy(cg, NULL);
+                        kpa_cgroup_destroy(cg, NULL);
                         return q;
                 }
         }
