@@ -40,13 +40,6 @@ static uint64_t now_ms(void)
         return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void close_fds(int *fds, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                if (fds[i] >= 0)
-                        close(fds[i]);
-}
-
 int64_t kpa_remote_next_id(kpa_remote *r) { return ++r->next_id; }
 
 /* The connection is out of step (a reply lost or late): close it, so that
@@ -98,13 +91,13 @@ static int recv_reply(kpa_remote *r, int64_t id, int timeout_ms, json_object **r
                         return kpa_error_set(err, ECONNRESET,
                                              "kpa-execd at %s closed the connection", r->path);
                 if (json_member(o, "event")) {
-                        close_fds(fds, *n_fds);
+                        kpa_close_fds(fds, *n_fds);
                         json_object_put(o);
                         continue;
                 }
                 json_object *rid = json_member(o, "id");
                 if (!json_object_is_type(rid, json_type_int) || json_object_get_int64(rid) != id) {
-                        close_fds(fds, *n_fds);
+                        kpa_close_fds(fds, *n_fds);
                         json_object_put(o);
                         return kpa_error_set(err, EPROTO,
                                              "kpa-execd at %s replied to another request than "
@@ -167,10 +160,10 @@ int kpa_remote_call(kpa_remote *r, json_object *req, const int *fds, size_t n_fd
         q = kpa_reply_error(o, err);
         if (q < 0) {
                 /* a refusal carries no fds worth keeping */
-                close_fds(tmp, n_got);
+                kpa_close_fds(tmp, n_got);
                 n_got = 0;
         } else if (n_got > cap) {
-                close_fds(tmp + cap, n_got - cap);
+                kpa_close_fds(tmp + cap, n_got - cap);
                 n_got = cap;
         }
         if (n_got)

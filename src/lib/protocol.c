@@ -60,15 +60,6 @@ static const char *const network_names[] = {[KPA_START_NETWORK_DEFAULT] = "defau
                                             [KPA_START_NETWORK_NONE] = "none",
                                             [KPA_START_NETWORK_HOST] = "host"};
 
-static void close_fds(int *fds, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                if (fds[i] >= 0) {
-                        close(fds[i]);
-                        fds[i] = -1;
-                }
-}
-
 /* ---- parsing requests ---- */
 
 /* Every field a request may have, read by json_read_fields() into this. */
@@ -404,7 +395,7 @@ int kpa_request_parse(const char *buf, size_t len, int *fds, size_t n_fds, kpa_r
                 int64_t id = out->id;
                 kpa_request_free(out);
                 out->id = id;
-                close_fds(fds, n_fds);
+                kpa_close_fds(fds, n_fds);
                 return r;
         }
         /* nothing fails from here on: the request takes the fds */
@@ -663,10 +654,7 @@ int kpa_context_from_json(json_object *o, kpa_token *t, kpa_process_context *ctx
 
 /* ---- datagrams ---- */
 
-typedef union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int) * KPA_MSG_FDS_MAX)];
-} fd_control;
+_Static_assert(KPA_MSG_FDS_MAX <= KPA_FDS_MAX, "a request's fds fit one message");
 
 int kpa_msg_send(int sock, json_object *msg, const int *fds, size_t n_fds)
 {
@@ -678,47 +666,10 @@ int kpa_msg_send(int sock, json_object *msg, const int *fds, size_t n_fds)
         if (len > KPA_MSG_MAX || n_fds > KPA_MSG_FDS_MAX)
                 return -EMSGSIZE;
         struct iovec iov = {.iov_base = (void *)s, .iov_len = len};
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-        fd_control control;
-        if (n_fds > 0) {
-                memset(&control, 0, sizeof(control));
-                m.msg_control = control.buf;
-                m.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-                struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-                cm->cmsg_level = SOL_SOCKET;
-                cm->cmsg_type = SCM_RIGHTS;
-                cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-                memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
-        }
-        ssize_t n;
-        do
-                n = sendmsg(sock, &m, MSG_NOSIGNAL);
-        while (n < 0 && errno == EINTR);
+        ssize_t n = kpa_send_fds(sock, &iov, 1, fds, n_fds);
         if (n < 0)
-                return -errno;
+                return (int)n;
         return (size_t)n == len ? 0 : -EMSGSIZE;
-}
-
-/* The fds of every SCM_RIGHTS message of M into GOT (capacity CAP; beyond it
- * they are closed); returns how many came. */
-static size_t collect_fds(struct msghdr *m, int *got, size_t cap)
-{
-        size_t n = 0;
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
-                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
-                    cm->cmsg_len < CMSG_LEN(0))
-                        continue;
-                size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                for (size_t i = 0; i < k; i++, n++) {
-                        int fd;
-                        memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-                        if (n < cap)
-                                got[n] = fd;
-                        else
-                                close(fd);
-                }
-        }
-        return n;
 }
 
 /* After a read of 0 bytes: the peer is gone (end of stream), or it sent an
@@ -731,37 +682,18 @@ static bool peer_gone(int sock)
 
 ssize_t kpa_msg_recv(int sock, char *buf, int *fds, size_t max_fds, size_t *n_fds)
 {
-        if (n_fds)
-                *n_fds = 0;
         if (max_fds > KPA_MSG_FDS_MAX)
                 max_fds = KPA_MSG_FDS_MAX;
-        if (!fds || !n_fds)
-                max_fds = 0;
         struct iovec iov = {.iov_base = buf, .iov_len = KPA_MSG_MAX};
-        fd_control control;
-        /* room for MAX_FDS and no more (the kernel drops the rest and sets
-         * MSG_CTRUNC), but alignment may leave room for one extra */
-        struct msghdr m = {
-                .msg_iov = &iov,
-                .msg_iovlen = 1,
-                .msg_control = control.buf,
-                .msg_controllen = max_fds ? CMSG_SPACE(sizeof(int) * max_fds) : 0,
-        };
-        ssize_t n;
-        do
-                n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
+        size_t kept = 0;
+        int got[KPA_MSG_FDS_MAX];
+        ssize_t n = kpa_recv_fds(sock, &iov, 1, got, fds && n_fds ? max_fds : 0, &kept);
+        if (n_fds)
+                *n_fds = 0;
         if (n < 0)
-                return -errno;
-        int got[KPA_MSG_FDS_MAX + 2];
-        size_t n_got = m.msg_controllen ? collect_fds(&m, got, ELEMENTSOF(got)) : 0;
-        size_t kept = n_got < ELEMENTSOF(got) ? n_got : ELEMENTSOF(got);
-        if ((m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || n_got > max_fds) {
-                close_fds(got, kept);
-                return -EMSGSIZE;
-        }
+                return n;
         if (n == 0) {
-                close_fds(got, kept);
+                kpa_close_fds(got, kept);
                 return kept == 0 && peer_gone(sock) ? 0 : -EBADMSG;
         }
         buf[n] = '\0';
@@ -792,7 +724,7 @@ int kpa_msg_recv_json(int sock, json_object **out, int *fds, size_t max_fds, siz
                 return 0;
         int r = parse_json(buf, (size_t)n, "message", out, err);
         if (r < 0) {
-                close_fds(fds, n_got);
+                kpa_close_fds(fds, n_got);
                 if (r == -EINVAL && err) /* not an object: as malformed as bad JSON here */
                         err->code = EBADMSG;
                 return r == -EINVAL ? -EBADMSG : r;

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <linux/sched.h>
 #include <net/if.h>
 #include <poll.h>
@@ -25,6 +26,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -152,9 +154,9 @@ typedef struct child_ctx {
         const int *trees; /* per mount op: a detached mount tree from the parent, or -1 */
         int report_fd;
         int death_fd;
-        int sync_fd; /* rootless: one byte once the parent has written the id maps */
-        const int *attach_fds;
-        size_t n_attach;
+        int sync_fd;  /* rootless: one byte once the parent has written the id maps */
+        int setup_fd; /* the parent's setup message (see send_setup), or -1 */
+        const cpu_set_t *cpus; /* the CPUs the caller may run on (NULL: unknown) */
         const kpa_seccomp_prog *seccomp; /* built by the parent: the child only installs it */
 } child_ctx;
 
@@ -175,6 +177,65 @@ static _Noreturn void child_fail(const child_ctx *c, kpa_sandbox_step step, int 
                 if ((expr) < 0)                                                                    \
                         child_fail((c), (step), errno);                                            \
         } while (0)
+
+/* ---- the setup message ----
+ * The parent clones the child first, and only then builds the seccomp
+ * filter and makes the cgroup (libcgroup: more than a millisecond in a
+ * fresh process), while the child builds its root on the other CPU. One
+ * message on a SOCK_SEQPACKET pair then brings both: the filter as data and
+ * the cgroup's attach files as SCM_RIGHTS. The child waits for it once its
+ * root is built; it joins the cgroup and only then unshares its cgroup
+ * namespace (so that its root is the instance's own group). */
+#define SETUP_MAX_FDS 8
+
+typedef struct setup_hdr {
+        uint32_t n_fds;
+        uint32_t filter_len; /* instructions */
+} setup_hdr;
+
+static int send_setup(int sock, const kpa_seccomp_prog *prog, const int *fds, size_t n)
+{
+        if (n > SETUP_MAX_FDS)
+                return -E2BIG;
+        setup_hdr h = {.n_fds = (uint32_t)n, .filter_len = prog->len};
+        struct iovec iov[2] = {{.iov_base = &h, .iov_len = sizeof(h)},
+                               {.iov_base = prog->filter,
+                                .iov_len = prog->len * sizeof(struct sock_filter)}};
+        ssize_t w = kpa_send_fds(sock, iov, 2, fds, n);
+        return w < 0 ? (int)w : 0;
+}
+
+/* Where the child receives the filter: the init's own copy of the library's
+ * memory, which its vfork'ed application shares until the exec. */
+static struct sock_filter child_filter[BPF_MAXINSNS];
+
+static void receive_setup(const child_ctx *c, kpa_seccomp_prog *prog)
+{
+        setup_hdr h;
+        struct iovec iov[2] = {{.iov_base = &h, .iov_len = sizeof(h)},
+                               {.iov_base = child_filter, .iov_len = sizeof(child_filter)}};
+        int fds[SETUP_MAX_FDS];
+        size_t n_fds = 0;
+        ssize_t n = kpa_recv_fds(c->setup_fd, iov, 2, fds, SETUP_MAX_FDS, &n_fds);
+        if (n == 0)
+                _exit(127); /* the parent gave up the start: it reports why */
+        if (n < 0)
+                child_fail(c, KPA_STEP_CGROUP, (int)-n);
+        if ((size_t)n < sizeof(h) || h.n_fds != n_fds || h.filter_len > BPF_MAXINSNS ||
+            (size_t)n != sizeof(h) + h.filter_len * sizeof(struct sock_filter))
+                child_fail(c, KPA_STEP_CGROUP, EBADMSG);
+        close(c->setup_fd);
+        int r = kpa_cgroup_join_self(fds, n_fds);
+        for (size_t i = 0; i < n_fds; i++)
+                close(fds[i]);
+        if (r < 0)
+                child_fail(c, KPA_STEP_CGROUP, -r);
+        prog->len = (unsigned short)h.filter_len;
+        prog->filter = child_filter;
+        /* the parent kept this child off its own CPU until now */
+        if (c->cpus)
+                (void)sched_setaffinity(0, sizeof(*c->cpus), c->cpus);
+}
 
 static int mkdir_p(const char *path, mode_t mode)
 {
@@ -660,15 +721,6 @@ static _Noreturn void child_main(const child_ctx *c)
                 if (poll(&p, 1, 0) > 0)
                         _exit(127); /* the parent died before PDEATHSIG was set */
         }
-        /* join the cgroup before the cgroup namespace is made, so that its
-         * root is the instance's own group */
-        int r = kpa_cgroup_join_self(c->attach_fds, c->n_attach);
-        if (r < 0)
-                child_fail(c, KPA_STEP_CGROUP, -r);
-        for (size_t i = 0; i < c->n_attach; i++)
-                close(c->attach_fds[i]);
-        kpa_trace("child: cgroup joined");
-        CHECK(c, KPA_STEP_CGROUP_NS, unshare(CLONE_NEWCGROUP));
         /* The network namespace is made here rather than by clone3: making
          * one costs 300-500 us of CPU, and here it is the child's, spent in
          * parallel with its parent (a kpa-execd serving other clients)
@@ -676,7 +728,7 @@ static _Noreturn void child_main(const child_ctx *c)
         if (spec->new_net)
                 CHECK(c, KPA_STEP_CLONE, unshare(CLONE_NEWNET));
         CHECK(c, KPA_STEP_HOSTNAME, sethostname(spec->hostname, strlen(spec->hostname)));
-        kpa_trace("child: cgroupns, hostname");
+        kpa_trace("child: netns, hostname");
         /* rootless: the parent could not clone the mounts to bind (that
          * needs privileges it lacks); this child can, in its own mount
          * namespace, and must before the new root's tmpfs hides them */
@@ -695,36 +747,33 @@ static _Noreturn void child_main(const child_ctx *c)
         if (spec->new_net)
                 CHECK(c, KPA_STEP_LOOPBACK, loopback_up());
         kpa_trace("child: loopback");
+        kpa_seccomp_prog prog;
+        receive_setup(c, &prog);
+        cc.seccomp = &prog;
+        kpa_trace("child: cgroup joined");
+        CHECK(c, KPA_STEP_CGROUP_NS, unshare(CLONE_NEWCGROUP));
         report(c->report_fd, KPA_REPORT_PREPARED, 0, 0, 0);
-        init_main(c);
+        init_main(&cc);
 }
 
 /* ---- the parent's side ---- */
 
 static _Noreturn void child_start(const kpa_instance_spec *spec, const int *trees, int report_fd,
-                                  int death_fd, int sync_fd, const int *attach, size_t n_attach,
-                                  const kpa_seccomp_prog *seccomp)
+                                  int death_fd, int sync_fd, int setup_fd, const cpu_set_t *cpus)
 {
-        size_t n = 0, cap = 9 + n_attach + spec->n_mounts + spec->n_handles;
-        int keep[cap];
-        keep[n++] = report_fd;
-        keep[n++] = death_fd;
-        keep[n++] = spec->exit_record_fd;
-        keep[n++] = spec->init_keep_fd;
-        keep[n++] = trace_fd;
-        keep[n++] = sync_fd;
-        for (size_t i = 0; i < n_attach; i++)
-                keep[n++] = attach[i];
+        const int fixed[] = {report_fd, death_fd, spec->exit_record_fd, spec->init_keep_fd,
+                             trace_fd, sync_fd, setup_fd,
+                             spec->stdio[0], spec->stdio[1], spec->stdio[2]};
+        size_t n = ELEMENTSOF(fixed);
+        int keep[ELEMENTSOF(fixed) + spec->n_mounts + spec->n_handles];
+        memcpy(keep, fixed, sizeof(fixed));
         for (size_t i = 0; i < spec->n_mounts; i++)
                 keep[n++] = trees[i];
         for (size_t i = 0; i < spec->n_handles; i++)
                 keep[n++] = spec->handle_fds[i];
-        for (size_t i = 0; i < 3; i++)
-                keep[n++] = spec->stdio[i];
         close_all_except(keep, n);
         child_ctx c = {.spec = spec, .trees = trees, .report_fd = report_fd, .death_fd = death_fd,
-                       .sync_fd = sync_fd, .attach_fds = attach, .n_attach = n_attach,
-                       .seccomp = seccomp};
+                       .sync_fd = sync_fd, .setup_fd = setup_fd, .cpus = cpus};
         child_main(&c);
 }
 
@@ -786,34 +835,37 @@ static bool wants_cgroup(const kpa_instance_spec *spec)
                spec->limits.pids || spec->limits.cpu_weight;
 }
 
-int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *sb, kpa_error *err)
+/* Keep the child PID off the CPU this thread runs on (CPUS: the CPUs it
+ * may use), until it has the setup message. Without this the scheduler
+ * queues a new child on its parent's CPU and runs it only when the parent
+ * blocks, so that nothing would run in parallel (bench/start.sh: 1.3 ms
+ * later for each start). The child restores CPUS itself. */
+static void run_apart(pid_t pid, const cpu_set_t *cpus)
 {
-        *sb = (kpa_sandbox){.pid = 0, .pidfd = -1, .report_fd = -1};
-        kpa_cgroup *cg = NULL;
-        int trees[spec->n_mounts + 1];
-        kpa_trace("spawn");
-        /* built here, where allocating is fine; the child gets a copy */
+        int here = sched_getcpu();
+        cpu_set_t others = *cpus;
+        if (here >= 0 && here < CPU_SETSIZE)
+                CPU_CLR(here, &others);
+        if (here >= 0 && CPU_COUNT(&others) > 0)
+                (void)sched_setaffinity(pid, sizeof(others), &others);
+}
+
+/* The parent's half of the setup, done while the child builds its root:
+ * the seccomp filter, the cgroup and its attach files, sent to the child in
+ * one message. A child that has failed already (and reported why) is not
+ * an error here. Returns 0 or -errno with ERR set; *CG is the cgroup. */
+static int setup_child(const kpa_instance_spec *spec, int setup_fd, kpa_cgroup **cg,
+                       kpa_error *err)
+{
         _cleanup_(kpa_seccomp_prog_free) kpa_seccomp_prog seccomp = {0};
         int q = kpa_seccomp_build(&spec->seccomp, &seccomp, err);
         if (q < 0)
                 return q;
         kpa_trace("spawn: seccomp filter built");
-        if (spec->userns) { /* open_tree() needs privileges: the child binds paths */
-                for (size_t i = 0; i < spec->n_mounts; i++)
-                        trees[i] = -1;
-        } else {
-                q = clone_trees(spec, trees, err);
-        }
-        kpa_trace("spawn: trees cloned");
-        if (q < 0) {
-                close_trees(trees, spec->n_mounts);
-                return q;
-        }
         if (wants_cgroup(spec)) {
                 q = kpa_cgroup_create(spec->cgroup_parent, spec->app_id, spec->instance_id,
-                                      &spec->limits, &cg, err);
+                                      &spec->limits, cg, err);
                 if (q < 0) {
-                        close_trees(trees, spec->n_mounts);
                         if (spec->userns && (q == -EACCES || q == -EPERM || q == -EROFS))
                                 kpa_error_prefix(err, "not root, kpa runs the application "
                                                  "rootless, and its limits need a cgroup that "
@@ -826,20 +878,47 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         kpa_trace("spawn: cgroup created");
         const int *attach = NULL;
         size_t n_attach = 0;
-        int rep[2] = {-1, -1}, sync[2] = {-1, -1};
-        if (cg)
-                q = kpa_cgroup_attach_fds(cg, &attach, &n_attach, err);
+        if (*cg && (q = kpa_cgroup_attach_fds(*cg, &attach, &n_attach, err)) < 0)
+                return q;
+        q = send_setup(setup_fd, &seccomp, attach, n_attach);
+        if (*cg)
+                kpa_cgroup_close_attach_fds(*cg);
+        if (q == -EPIPE || q == -ECONNRESET)
+                q = 0; /* the child is gone; its report says why */
+        if (q < 0)
+                return kpa_error_set_errno(err, -q, "cannot send the setup to the child");
+        return 0;
+}
+
+int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *sb, kpa_error *err)
+{
+        *sb = (kpa_sandbox){.pid = 0, .pidfd = -1, .report_fd = -1};
+        int trees[spec->n_mounts + 1];
+        kpa_trace("spawn");
+        int q = 0;
+        if (spec->userns) { /* open_tree() needs privileges: the child binds paths */
+                for (size_t i = 0; i < spec->n_mounts; i++)
+                        trees[i] = -1;
+        } else {
+                q = clone_trees(spec, trees, err);
+        }
+        kpa_trace("spawn: trees cloned");
+        int rep[2] = {-1, -1}, sync[2] = {-1, -1}, setup[2] = {-1, -1};
         if (q >= 0 && pipe2(rep, O_CLOEXEC) < 0)
                 q = kpa_error_set_errno(err, errno, "pipe");
         if (q >= 0 && spec->userns && pipe2(sync, O_CLOEXEC) < 0)
                 q = kpa_error_set_errno(err, errno, "pipe");
+        if (q >= 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, setup) < 0)
+                q = kpa_error_set_errno(err, errno, "socketpair");
         if (q < 0) {
                 close_trees(trees, spec->n_mounts);
-                closep(&rep[0]);
-                closep(&rep[1]);
-                kpa_cgroup_destroy(cg, NULL); /* NULL: nothing */
+                kpa_close_fds(rep, 2);
+                kpa_close_fds(sync, 2);
+                kpa_close_fds(setup, 2);
                 return q;
         }
+        cpu_set_t cpus;
+        bool have_cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0;
         int pidfd = -1;
         struct clone_args args = {
                 .flags = CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
@@ -851,19 +930,22 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         if (pid == 0) {
                 close(rep[0]);
                 closep(&sync[1]);
-                child_start(spec, trees, rep[1], death_fd, sync[0], attach, n_attach, &seccomp);
+                close(setup[0]);
+                child_start(spec, trees, rep[1], death_fd, sync[0], setup[1],
+                            have_cpus ? &cpus : NULL);
         }
+        if (pid > 0 && have_cpus)
+                run_apart(pid, &cpus);
         int saved = errno;
         kpa_trace("spawn: cloned");
         close(rep[1]);
         closep(&sync[0]);
+        closep(&setup[1]);
         close_trees(trees, spec->n_mounts);
-        if (cg)
-                kpa_cgroup_close_attach_fds(cg);
         if (pid < 0) {
                 close(rep[0]);
                 closep(&sync[1]);
-                kpa_cgroup_destroy(cg, NULL); /* NULL: nothing */
+                close(setup[0]);
                 return kpa_error_set_errno(err, saved, "clone into new namespaces");
         }
         if (spec->userns) {
@@ -872,15 +954,20 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 if (q == 0 && kpa_write_all(sync[1], "1", 1) < 0)
                         q = kpa_error_set_errno(err, errno, "user namespace: cannot release the child");
                 closep(&sync[1]);
-                if (q < 0) {
-                        (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-                        siginfo_t info;
-                        (void)waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED);
-                        close(pidfd);
-                        close(rep[0]);
-                        kpa_cgroup_destroy(cg, NULL);
-                        return q;
-                }
+        }
+        kpa_cgroup *cg = NULL;
+        if (q == 0)
+                q = setup_child(spec, setup[0], &cg, err);
+        close(setup[0]);
+        if (q < 0) {
+                (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+                siginfo_t info;
+                while (waitid(P_PIDFD, (id_t)pidfd, &info, WEXITED) < 0 && errno == EINTR)
+                        ;
+                close(pidfd);
+                close(rep[0]);
+                kpa_cgroup_destroy(cg, NULL); /* NULL: nothing */
+                return q;
         }
         sb->pid = pid;
         sb->pidfd = pidfd;

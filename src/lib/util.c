@@ -3,7 +3,9 @@
 
 #include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 #include "util.h"
 
@@ -111,6 +113,103 @@ void kpa_strv_free(char **v)
         for (char **p = v; *p; p++)
                 free(*p);
         free(v);
+}
+
+void kpa_close_fds(int *fds, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (fds[i] >= 0) {
+                        close(fds[i]);
+                        fds[i] = -1;
+                }
+}
+
+typedef union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * KPA_FDS_MAX)];
+} fd_control;
+
+ssize_t kpa_send_fds(int sock, const struct iovec *iov, size_t n_iov, const int *fds, size_t n_fds)
+{
+        if (n_fds > KPA_FDS_MAX)
+                return -EMSGSIZE;
+        struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = n_iov};
+        fd_control control;
+        if (n_fds > 0) {
+                memset(&control, 0, sizeof(control));
+                m.msg_control = control.buf;
+                m.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+                cm->cmsg_level = SOL_SOCKET;
+                cm->cmsg_type = SCM_RIGHTS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
+        }
+        ssize_t n;
+        do
+                n = sendmsg(sock, &m, MSG_NOSIGNAL);
+        while (n < 0 && errno == EINTR);
+        return n < 0 ? -errno : n;
+}
+
+/* The fds of every SCM_RIGHTS message of M into GOT (capacity CAP; beyond it
+ * they are closed); returns how many came. */
+static size_t collect_fds(struct msghdr *m, int *got, size_t cap)
+{
+        size_t n = 0;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(m); cm; cm = CMSG_NXTHDR(m, cm)) {
+                if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+                    cm->cmsg_len < CMSG_LEN(0))
+                        continue;
+                size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < k; i++, n++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+                        if (n < cap)
+                                got[n] = fd;
+                        else
+                                close(fd);
+                }
+        }
+        return n;
+}
+
+ssize_t kpa_recv_fds(int sock, struct iovec *iov, size_t n_iov, int *fds, size_t max_fds,
+                     size_t *n_fds)
+{
+        if (n_fds)
+                *n_fds = 0;
+        if (max_fds > KPA_FDS_MAX)
+                max_fds = KPA_FDS_MAX;
+        if (!fds || !n_fds)
+                max_fds = 0;
+        fd_control control;
+        /* room for MAX_FDS and no more (the kernel drops the rest and sets
+         * MSG_CTRUNC), but alignment may leave room for one extra */
+        struct msghdr m = {
+                .msg_iov = iov,
+                .msg_iovlen = n_iov,
+                .msg_control = control.buf,
+                .msg_controllen = max_fds ? CMSG_SPACE(sizeof(int) * max_fds) : 0,
+        };
+        ssize_t n;
+        do
+                n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return -errno;
+        int got[KPA_FDS_MAX + 2];
+        size_t n_got = m.msg_controllen ? collect_fds(&m, got, ELEMENTSOF(got)) : 0;
+        size_t kept = n_got < ELEMENTSOF(got) ? n_got : ELEMENTSOF(got);
+        if ((m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || n_got > max_fds) {
+                kpa_close_fds(got, kept);
+                return -EMSGSIZE;
+        }
+        if (kept)
+                memcpy(fds, got, kept * sizeof(int));
+        if (n_fds)
+                *n_fds = kept;
+        return n;
 }
 
 int kpa_write_all(int fd, const void *buf, size_t len)

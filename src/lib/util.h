@@ -103,6 +103,21 @@ int kpa_read_fd(int fd, size_t max, char **out, size_t *out_len);
 /* Read a whole file relative to DIRFD (no symlinks followed) into a
  * NUL-terminated buffer of at most MAX bytes; -EFBIG when larger. */
 int kpa_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *out_len);
+/* Close each of the N FDS that is open (>= 0) and set it to -1. */
+void kpa_close_fds(int *fds, size_t n);
+/* Most fds one message carries (kpa_send_fds, kpa_recv_fds). */
+#define KPA_FDS_MAX 64
+struct iovec;
+/* Send IOV (N_IOV parts) as one message on the socket SOCK, with N_FDS
+ * (at most KPA_FDS_MAX) fds as SCM_RIGHTS; no SIGPIPE, EINTR retried.
+ * Returns the bytes sent or -errno. */
+ssize_t kpa_send_fds(int sock, const struct iovec *iov, size_t n_iov, const int *fds, size_t n_fds);
+/* Receive one message into IOV and at most MAX_FDS fds (CLOEXEC) into FDS.
+ * Returns its length (0: end of stream or an empty message) or -errno;
+ * -EMSGSIZE, with every fd closed, when the data or the fds did not fit.
+ * Allocates nothing (safe in a child after clone). */
+ssize_t kpa_recv_fds(int sock, struct iovec *iov, size_t n_iov, int *fds, size_t max_fds,
+                     size_t *n_fds);
 /* Remove the tree PATH below DIRFD without following symlinks. A missing
  * PATH is not an error. */
 int kpa_rm_rf_at(int dirfd, const char *path);

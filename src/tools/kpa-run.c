@@ -527,13 +527,6 @@ static void free_args(void)
 
 /* ---- handles ---- */
 
-static void close_fds(int *fds, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                if (fds[i] >= 0)
-                        close(fds[i]);
-}
-
 /* Open every --handle in order. 0, 1 (cannot open) or 2 (malformed spec). */
 static int open_handles(kpa_user_handle *out, int *fds)
 {
@@ -541,7 +534,7 @@ static int open_handles(kpa_user_handle *out, int *fds)
                 kpa_error err;
                 int fd = kpa_handle_open_spec(arg.handles[i].spec, &err);
                 if (fd < 0) {
-                        close_fds(fds, i);
+                        kpa_close_fds(fds, i);
                         if (fd == -EINVAL)
                                 return cli_usage_error("--handle %s: %s", arg.handles[i].name,
                                                        err.message);
@@ -769,7 +762,7 @@ static int run(void)
         sigset_t mask;
         _cleanup_close_ int sfd = block_stop_signals(&mask);
         if (sfd < 0) {
-                close_fds(fds, arg.n_handles);
+                kpa_close_fds(fds, arg.n_handles);
                 free(handles);
                 free(fds);
                 cli_error("signalfd: %s", strerror(-sfd));
@@ -789,7 +782,7 @@ static int run(void)
                 r = -1;
         }
         /* kpa_process_start keeps duplicates of what it needs */
-        close_fds(fds, arg.n_handles);
+        kpa_close_fds(fds, arg.n_handles);
         free(handles);
         free(fds);
         o->handles = NULL;
@@ -863,7 +856,7 @@ static int detach(void)
         if (r == 0 && kpa_process_start(ctl, arg.app_id, arg.run_config_id, o, &token) < 0)
                 r = report_failed_start(ctl, &token);
         /* the daemon has its own copies of the handles now */
-        close_fds(fds, arg.n_handles);
+        kpa_close_fds(fds, arg.n_handles);
         free(handles);
         free(fds);
         o->handles = NULL;
