@@ -8,11 +8,12 @@
  *     SYSCALL  mkdir (mkdir and mkdirat), mkdirat, rename (rename, renameat,
  *              renameat2), renameat, renameat2, unlink (unlink, unlinkat,
  *              rmdir), write, mount, clone (clone() and syscall(SYS_clone3)),
- *              clone3 (syscall(SYS_clone3) only)
+ *              clone3 (syscall(SYS_clone3) only), sendmsg, recvmsg
  *     ERRNO    ENOMEM, ENOSPC, EIO, ... or a number
  *     MATCH    only calls on a path that contains MATCH count: the path
  *              given (resolved against its directory fd), the path of the fd
- *              for write, the source or target for mount; empty: every call
+ *              for write, sendmsg and recvmsg ("socket:[INODE]"), the source
+ *              or target for mount; empty: every call
  *     NTH      the NTH matching call fails (default 1), and so does every
  *              matching call after it: a full disk stays full, so a retry
  *              meets the same failure
@@ -37,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -54,6 +56,8 @@ enum {
         F_MOUNT,
         F_CLONE,
         F_CLONE3,
+        F_SENDMSG,
+        F_RECVMSG,
 };
 
 static const struct {
@@ -70,6 +74,8 @@ static const struct {
         {"mount", 1u << F_MOUNT},
         {"clone", 1u << F_CLONE | 1u << F_CLONE3},
         {"clone3", 1u << F_CLONE3},
+        {"sendmsg", 1u << F_SENDMSG},
+        {"recvmsg", 1u << F_RECVMSG},
 };
 
 static const struct {
@@ -315,21 +321,41 @@ int rmdir(const char *path)
         return real_(path);
 }
 
+/* Whether the call NAME on FD fails (MATCH: against the fd's path). */
+static bool inject_fd(const char *name, int fd)
+{
+        char path[PATH_MAX] = "";
+        if (rule.match[0]) {
+                char link[32];
+                snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+                ssize_t n = readlink(link, path, sizeof(path) - 1);
+                path[n > 0 ? n : 0] = '\0';
+        }
+        return inject(name, path, NULL);
+}
+
 ssize_t write(int fd, const void *buf, size_t count)
 {
         NEXT(write);
-        if (wanted(F_WRITE)) {
-                char path[PATH_MAX] = "";
-                if (rule.match[0]) {
-                        char link[32];
-                        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-                        ssize_t n = readlink(link, path, sizeof(path) - 1);
-                        path[n > 0 ? n : 0] = '\0';
-                }
-                if (inject("write", path, NULL))
-                        return -1;
-        }
+        if (wanted(F_WRITE) && inject_fd("write", fd))
+                return -1;
         return real_(fd, buf, count);
+}
+
+ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+        NEXT(sendmsg);
+        if (wanted(F_SENDMSG) && inject_fd("sendmsg", fd))
+                return -1;
+        return real_(fd, msg, flags);
+}
+
+ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+        NEXT(recvmsg);
+        if (wanted(F_RECVMSG) && inject_fd("recvmsg", fd))
+                return -1;
+        return real_(fd, msg, flags);
 }
 
 int mount(const char *source, const char *target, const char *fstype, unsigned long flags,

@@ -184,6 +184,10 @@ start_fails "a cgroup limit" "write:ENOSPC:/pids.max" 28 "cannot write pids.max:
 start_fails "joining the cgroup" "write:ENOSPC:/sys/fs/cgroup/" 28 \
     "failed at step \"join the cgroup\": $nospace"
 start_fails "clone3" "clone3:ENOMEM" 12 "clone into new namespaces: $nomem"
+start_fails "the setup message to the child (cgroup made)" "sendmsg:ENOMEM" 12 \
+    "cannot send the setup to the child: $nomem"
+start_fails "the setup message, in the child" "recvmsg:ENOMEM" 12 \
+    "failed at step \"join the cgroup\": $nomem"
 start_fails "the first mount, in the child" "mount:ENOMEM" 12 \
     "failed at step \"make mounts private\": $nomem"
 start_fails "a mount of /dev, in the child, after many" "mount:ENOMEM:/dev/pts" 12 \

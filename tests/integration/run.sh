@@ -49,6 +49,13 @@ for c in CapInh CapPrm CapEff CapBnd CapAmb; do
     check_eq "$c is zero" "$(val "$c" "$out")" 0000000000000000
 done
 check_eq "NoNewPrivs is set" "$(val NoNewPrivs "$out")" 1
+# the child is kept off its parent's CPU while the parent makes the cgroup;
+# the application must not keep that restriction
+check_eq "it may run on every CPU its caller may" "$(val Cpus_allowed_list "$out")" \
+    "$(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)"
+last_cpu=$(( $(nproc) - 1 ))
+check_eq "... and on no other (a caller bound to CPU $last_cpu)" \
+    "$(val Cpus_allowed_list "$(taskset -c $last_cpu "$KPA_RUN" --root "$R" $APP -- info)")" "$last_cpu"
 check_eq "runs as the package's own uid" "$(val uid "$out") $(val gid "$out")" "$uid $uid"
 check_eq "/usr is read-only" "$(val writable./usr "$out")" 0
 check_eq "/ is read-only" "$(val writable./ "$out")" 0

@@ -94,8 +94,9 @@ static void sleep_seconds(double s)
 
 static void info_status(void)
 {
-        static const char *const keys[] = {"NoNewPrivs", "CapInh", "CapPrm", "CapEff",
-                                           "CapBnd",     "CapAmb", "Seccomp"};
+        static const char *const keys[] = {"NoNewPrivs", "CapInh",  "CapPrm",
+                                           "CapEff",     "CapBnd",  "CapAmb",
+                                           "Seccomp",    "Cpus_allowed_list"};
         FILE *f = fopen("/proc/self/status", "re");
         if (!f) {
                 die("open /proc/self/status");
