@@ -1,4 +1,7 @@
-/* process-internal.h: what task.c needs from the controller in process.c. */
+/* process-internal.h: the controller's calls beyond kpa/process.h, for
+ * task.c, kpa-run and kpa-execd: defined in process.c, and the supervision
+ * ones (kpa_control_supervise, kpa_control_log_path) in supervise.c. The
+ * structures those two files share are in process-priv.h. */
 #ifndef KPA_PROCESS_INTERNAL_H
 #define KPA_PROCESS_INTERNAL_H
 

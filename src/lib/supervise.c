@@ -1,0 +1,636 @@
+/* supervise.c: the supervisor mode of the controller, what kpa-execd runs
+ * on (kpa_control_supervise). It owns the records of supervised instances
+ * in STATE_DIR/instances (TOKEN.json, replaced atomically, and TOKEN.exit,
+ * which the instance's init completes with its wait status), the adoption
+ * of instances that outlived an earlier supervisor (pid and start time,
+ * pidfd, the log pipe taken back with pidfd_getfd, the cgroup reopened),
+ * output capture in STATE_DIR/logs with rotation, KPA_restart with its
+ * backoff, and the retention of ended contexts (for every controller).
+ * Starting, stopping and the state machine are process.c's. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include <json-c/json.h>
+
+#include "json-fields.h"
+#include "kpa/process.h"
+#include "process-internal.h"
+#include "process-priv.h"
+#include "protocol.h"
+#include "util.h"
+
+#define LOG_MAX_BYTES (1024 * 1024ULL)
+#define RECORD_MAX (256 * 1024)
+
+/* ---- records of supervised instances (STATE_DIR/instances) ---- */
+
+static void token_name(const instance *i, const char *suffix, char *buf, size_t len)
+{
+        char t[KPA_TOKEN_STRING_MAX];
+        kpa_token_to_string(&i->token, t);
+        snprintf(buf, len, "%s%s", t, suffix);
+}
+
+static json_object *strv_to_json(char **v)
+{
+        json_object *a = json_object_new_array();
+        for (size_t k = 0; v && v[k]; k++)
+                json_object_array_add(a, json_object_new_string(v[k]));
+        return a;
+}
+
+static void add_str(json_object *o, const char *key, const char *v)
+{
+        json_object_object_add(o, key, json_object_new_string(v ? v : ""));
+}
+
+static void add_int(json_object *o, const char *key, int64_t v)
+{
+        json_object_object_add(o, key, json_object_new_int64(v));
+}
+
+/* Write I's record: atomically (a temporary file renamed over the old one),
+ * so that a supervisor killed in the middle leaves the old record whole. */
+void supervise_record_write(kpa_control *ctl, instance *i)
+{
+        if (ctl->state_fd < 0)
+                return;
+        /* the context as the protocol writes it (token, state, exit,
+         * package, owner...), plus what supervision needs */
+        _cleanup_(json_object_putp) json_object *o = kpa_context_to_json(&i->token, &i->ctx, i->owner);
+        if (i->has_parent) {
+                char t[KPA_TOKEN_STRING_MAX];
+                kpa_token_to_string(&i->parent, t);
+                add_str(o, "parent", t);
+        }
+        add_int(o, "startTime", (int64_t)i->start_time);
+        add_int(o, "logFd", i->log_pipe_in_init);
+        if (i->cgroup_parent)
+                add_str(o, "cgroupParent", i->cgroup_parent);
+        add_int(o, "stopTimeoutMs", i->stop_timeout_ms);
+        add_int(o, "stopNormal", i->stop_normal);
+        add_int(o, "forced", i->forced);
+        add_int(o, "escalated", i->escalated);
+        add_int(o, "deadlineMs", (int64_t)i->deadline_ms);
+        add_int(o, "endedMs", (int64_t)i->ended_ms);
+        if (i->restart) {
+                restart_info *r = i->restart;
+                json_object *ro = json_object_new_object();
+                add_str(ro, "package", r->pkg_id);
+                if (r->rc_id)
+                        add_str(ro, "runConfig", r->rc_id);
+                json_object_object_add(ro, "args", strv_to_json(r->args));
+                json_object_object_add(ro, "env", strv_to_json(r->env));
+                add_int(ro, "handles", (int64_t)r->n_handles);
+                add_int(ro, "memory", (int64_t)r->opts.memory_bytes);
+                add_int(ro, "pids", (int64_t)r->opts.pids);
+                add_int(ro, "cpuWeight", (int64_t)r->opts.cpu_weight);
+                add_int(ro, "network", r->opts.network);
+                add_int(ro, "uid", r->opts.uid == (uid_t)-1 ? -1 : (int64_t)r->opts.uid);
+                add_int(ro, "gid", r->opts.gid == (gid_t)-1 ? -1 : (int64_t)r->opts.gid);
+                add_int(ro, "mode", r->policy.mode);
+                add_int(ro, "maxRetries", r->policy.max_retries);
+                add_int(ro, "delayMs", r->policy.delay_ms);
+                add_int(ro, "maxDelayMs", r->policy.max_delay_ms);
+                add_int(ro, "restarts", r->restarts);
+                json_object_object_add(o, "restart", ro);
+        }
+        const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+        char name[64], tmp[80];
+        token_name(i, ".json", name, sizeof(name));
+        token_name(i, ".json.tmp", tmp, sizeof(tmp));
+        _cleanup_close_ int fd = openat(ctl->state_fd, tmp,
+                                        O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 || kpa_write_all(fd, text, strlen(text)) < 0 || kpa_write_all(fd, "\n", 1) < 0 ||
+            renameat(ctl->state_fd, tmp, ctl->state_fd, name) < 0)
+                (void)unlinkat(ctl->state_fd, tmp, 0); /* the old record stays */
+}
+
+static void record_remove(kpa_control *ctl, instance *i)
+{
+        if (ctl->state_fd < 0)
+                return;
+        static const char *const suffixes[] = {".json", ".exit"};
+        for (size_t k = 0; k < ELEMENTSOF(suffixes); k++) {
+                char name[64];
+                token_name(i, suffixes[k], name, sizeof(name));
+                (void)unlinkat(ctl->state_fd, name, 0);
+        }
+        static const char *const logs[] = {".log", ".log.1"};
+        for (size_t k = 0; k < ELEMENTSOF(logs); k++) {
+                char t[KPA_TOKEN_STRING_MAX], name[96];
+                kpa_token_to_string(&i->token, t);
+                snprintf(name, sizeof(name), "../logs/%s%s", t, logs[k]);
+                (void)unlinkat(ctl->state_fd, name, 0);
+        }
+}
+
+/* The init's exit record: "exited STATUS". */
+bool supervise_read_exit_record(instance *i)
+{
+        char buf[64] = "";
+        if (i->exit_fd < 0)
+                return false;
+        ssize_t n = pread(i->exit_fd, buf, sizeof(buf) - 1, 0);
+        int status;
+        if (n <= 0 || sscanf(buf, "exited %d", &status) != 1)
+                return false;
+        i->exited = true;
+        i->wait_status = status;
+        return true;
+}
+
+/* Field 22 of /proc/PID/stat: when the process started, in clock ticks.
+ * With the pid it names one process for good (pids are reused). */
+unsigned long long supervise_proc_start_time(pid_t pid)
+{
+        char path[32];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        _cleanup_free_ char *buf = NULL;
+        if (kpa_read_file_at(AT_FDCWD, path, 4096, &buf, NULL) < 0)
+                return 0;
+        char *p = strrchr(buf, ')'); /* the command may hold spaces and parens */
+        if (!p)
+                return 0;
+        unsigned long long v = 0;
+        /* after ')': state is field 3, so starttime is the 20th from there */
+        for (int field = 3; field <= 22 && p; field++)
+                p = strchr(p + 1, ' ');
+        if (p)
+                v = strtoull(p + 1, NULL, 10);
+        return v;
+}
+
+/* ---- output capture of supervised instances (STATE_DIR/logs) ---- */
+
+static int open_log_file(kpa_control *ctl, instance *i)
+{
+        char t[KPA_TOKEN_STRING_MAX], name[96];
+        kpa_token_to_string(&i->token, t);
+        snprintf(name, sizeof(name), "../logs/%s.log", t);
+        closep(&i->log_file);
+        i->log_file = openat(ctl->state_fd, name,
+                             O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+        struct stat st;
+        i->log_size = i->log_file >= 0 && fstat(i->log_file, &st) == 0 ? (uint64_t)st.st_size : 0;
+        return i->log_file >= 0 ? 0 : -errno;
+}
+
+static void rotate_log(kpa_control *ctl, instance *i)
+{
+        char t[KPA_TOKEN_STRING_MAX], cur[96], old[96];
+        kpa_token_to_string(&i->token, t);
+        snprintf(cur, sizeof(cur), "../logs/%s.log", t);
+        snprintf(old, sizeof(old), "../logs/%s.log.1", t);
+        (void)renameat(ctl->state_fd, cur, ctl->state_fd, old);
+        open_log_file(ctl, i);
+}
+
+void supervise_close_log_pipe(kpa_control *ctl, instance *i)
+{
+        if (i->log_pipe < 0)
+                return;
+        epoll_ctl(ctl->epfd, EPOLL_CTL_DEL, i->log_pipe, NULL);
+        closep(&i->log_pipe);
+        i->log_pipe = -1;
+}
+
+/* Move what the instance wrote into its log file. EOF (every writer gone)
+ * closes the pipe. */
+void supervise_drain_log(kpa_control *ctl, instance *i)
+{
+        char buf[65536];
+        while (i->log_pipe >= 0) {
+                ssize_t n = read(i->log_pipe, buf, sizeof(buf));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return;
+                if (n <= 0) {
+                        supervise_close_log_pipe(ctl, i);
+                        return;
+                }
+                size_t off = 0;
+                while (off < (size_t)n) {
+                        if (i->log_size >= ctl->log_max_bytes)
+                                rotate_log(ctl, i);
+                        size_t room = ctl->log_max_bytes - i->log_size;
+                        size_t chunk = (size_t)n - off < room ? (size_t)n - off : room;
+                        if (i->log_file >= 0)
+                                (void)kpa_write_all(i->log_file, buf + off, chunk);
+                        i->log_size += chunk;
+                        off += chunk;
+                }
+        }
+}
+
+void supervise_watch_log(kpa_control *ctl, instance *i)
+{
+        fcntl(i->log_pipe, F_SETFL, O_NONBLOCK);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &i->w_log};
+        epoll_ctl(ctl->epfd, EPOLL_CTL_ADD, i->log_pipe, &ev);
+}
+
+int kpa_control_log_path(kpa_control *ctl, const kpa_token *t, bool rotated, char *buf, size_t len)
+{
+        instance *i = process_find(ctl, t);
+        if (!i || !ctl->state_dir || i->log_pipe_in_init < 0)
+                return -ENOENT;
+        char s[KPA_TOKEN_STRING_MAX];
+        kpa_token_to_string(t, s);
+        snprintf(buf, len, "%s/logs/%s.log%s", ctl->state_dir, s, rotated ? ".1" : "");
+        return 0;
+}
+
+/* ---- starting a supervised instance ---- */
+
+/* Supervised: the exit record the init writes, and (when the caller gave
+ * no stdout/stderr) the pipe that captures its output. */
+int supervise_prepare_spawn(kpa_control *ctl, instance *i, kpa_instance_spec *spec)
+{
+        char name[64];
+        token_name(i, ".exit", name, sizeof(name));
+        i->exit_fd = openat(ctl->state_fd, name, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                            0600);
+        if (i->exit_fd < 0)
+                return process_fail_start(ctl, i, errno,
+                                          "start of %s: cannot create %s/instances/%s: %s",
+                                          i->ctx.app_id, ctl->state_dir, name, strerror(errno));
+        spec->detached = true;
+        spec->exit_record_fd = i->exit_fd;
+        if (spec->stdio[1] >= 0 || spec->stdio[2] >= 0)
+                return 0;
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return process_fail_start(ctl, i, errno, "start of %s: pipe: %s", i->ctx.app_id,
+                                          strerror(errno));
+        if (open_log_file(ctl, i) < 0) {
+                int e = errno;
+                close(p[0]);
+                close(p[1]);
+                return process_fail_start(ctl, i, e,
+                                          "start of %s: cannot create its log file in %s/logs: %s",
+                                          i->ctx.app_id, ctl->state_dir, strerror(e));
+        }
+        spec->stdio[1] = spec->stdio[2] = p[1];
+        spec->init_keep_fd = p[0];
+        i->log_pipe = p[0];
+        i->log_pipe_in_init = p[0];
+        return 0;
+}
+
+/* ---- restarts (KPA_restart; supervised instances only) ---- */
+
+void supervise_restart_free(restart_info *r)
+{
+        if (!r)
+                return;
+        free(r->pkg_id);
+        free(r->rc_id);
+        kpa_strv_free(r->args);
+        kpa_strv_free(r->env);
+        for (size_t k = 0; k < r->n_handles; k++) {
+                free((char *)r->handles[k].name);
+                closep((int *)&r->handles[k].fd);
+        }
+        free(r->handles);
+        free(r);
+}
+
+static char **strv_dup_n(const char *const *v, size_t n)
+{
+        char **copy = kpa_xcalloc(n + 1, sizeof(char *));
+        for (size_t k = 0; k < n; k++)
+                copy[k] = kpa_xstrdup(v[k]);
+        return copy;
+}
+
+/* Keep what a restart needs: the request, with copies of the handles. */
+restart_info *supervise_restart_new(const char *pkg_id, const char *rc_id,
+                                    const kpa_start_options *opts)
+{
+        restart_info *r = kpa_xcalloc(1, sizeof(*r));
+        r->pkg_id = kpa_xstrdup(pkg_id);
+        r->rc_id = rc_id ? kpa_xstrdup(rc_id) : NULL;
+        r->args = strv_dup_n(opts->extra_args, opts->n_extra_args);
+        r->n_args = opts->n_extra_args;
+        r->env = strv_dup_n(opts->extra_env, opts->n_extra_env);
+        r->n_env = opts->n_extra_env;
+        r->handles = kpa_xcalloc(opts->n_handles ? opts->n_handles : 1, sizeof(*r->handles));
+        for (size_t k = 0; k < opts->n_handles; k++) {
+                r->handles[k].name = kpa_xstrdup(opts->handles[k].name);
+                r->handles[k].fd = fcntl(opts->handles[k].fd, F_DUPFD_CLOEXEC, 3);
+                if (r->handles[k].fd < 0)
+                        r->handles_lost = true;
+        }
+        r->n_handles = opts->n_handles;
+        r->opts = *opts;
+        r->opts.parent = NULL;
+        r->opts.handles = NULL;
+        r->opts.extra_args = r->opts.extra_env = NULL;
+        r->opts.cgroup_parent = NULL;
+        r->opts.stdin_fd = r->opts.stdout_fd = r->opts.stderr_fd = -1; /* a restart logs */
+        return r;
+}
+
+/* An instance that ended for good keeps only its context: what a restart
+ * would need goes (a supervisor keeps many ended contexts, and every
+ * start forks it). */
+void supervise_forget_restart(instance *i)
+{
+        if (i->restart && !i->restart->at_ms) {
+                supervise_restart_free(i->restart);
+                i->restart = NULL;
+        }
+}
+
+void supervise_schedule_restart(kpa_control *ctl, instance *i)
+{
+        restart_info *r = i->restart;
+        if (!r || r->at_ms || r->policy.mode == KPA_RESTART_NO || i->stop_normal || i->forced)
+                return;
+        bool failed = i->ctx.state == KPA_PROCESS_FAILED || i->ctx.exit_code != 0;
+        if (r->policy.mode == KPA_RESTART_ON_FAILURE && !failed)
+                return;
+        if (r->handles_lost) {
+                snprintf(i->ctx.message + strlen(i->ctx.message),
+                         sizeof(i->ctx.message) - strlen(i->ctx.message),
+                         "; not restarted: its handles did not survive a restart of the supervisor");
+                return;
+        }
+        uint64_t now = process_now_ms();
+        /* a run longer than the longest backoff counts as a success */
+        if (r->running_since_ms && now - r->running_since_ms > r->policy.max_delay_ms)
+                r->restarts = 0;
+        if (r->policy.max_retries && r->restarts >= r->policy.max_retries) {
+                snprintf(i->ctx.message + strlen(i->ctx.message),
+                         sizeof(i->ctx.message) - strlen(i->ctx.message),
+                         "; not restarted: %u restarts in a row", r->restarts);
+                return;
+        }
+        uint64_t delay = r->policy.delay_ms ? r->policy.delay_ms : 100;
+        for (unsigned k = 0; k < r->restarts && delay < r->policy.max_delay_ms; k++)
+                delay *= 2;
+        if (r->policy.max_delay_ms && delay > r->policy.max_delay_ms)
+                delay = r->policy.max_delay_ms;
+        r->at_ms = now + delay;
+        process_arm_timer(ctl);
+}
+
+void supervise_do_restart(kpa_control *ctl, instance *i)
+{
+        restart_info *r = i->restart;
+        r->at_ms = 0;
+        r->restarts++;
+        kpa_process_context old = i->ctx;
+        memset(&i->ctx, 0, sizeof(i->ctx));
+        memcpy(i->ctx.app_id, old.app_id, sizeof(old.app_id));
+        i->exited = i->stop_normal = i->forced = i->escalated = i->term_pending = false;
+        i->deadline_ms = 0;
+        i->adopted = false;
+        kpa_start_options o = r->opts;
+        o.extra_args = (const char *const *)r->args;
+        o.n_extra_args = r->n_args;
+        o.extra_env = (const char *const *)r->env;
+        o.n_extra_env = r->n_env;
+        o.handles = r->handles;
+        o.n_handles = r->n_handles;
+        o.cgroup_parent = i->cgroup_parent;
+        (void)process_launch_into(ctl, i, r->pkg_id, NULL, NULL, r->rc_id, &o);
+        if (process_ended(i))
+                supervise_schedule_restart(ctl, i); /* a failed start counts as a failure too */
+}
+
+/* ---- retention of ended contexts ---- */
+
+/* Drop the oldest ended contexts beyond the limits (count and age): they
+ * are NotExisting now. New instances are added at the head, so the oldest
+ * are at the tail. */
+void supervise_prune(kpa_control *ctl)
+{
+        size_t kept = 0;
+        uint64_t now = process_now_ms();
+        if (ctl->n_instances <= ctl->keep_ended_max + 64 && now - ctl->last_prune_ms < 1000)
+                return;
+        ctl->last_prune_ms = now;
+        for (instance **pp = &ctl->list; *pp;) {
+                instance *i = *pp;
+                bool pending = i->restart && i->restart->at_ms;
+                if (process_ended(i) && !i->live && !pending &&
+                    (++kept > ctl->keep_ended_max || now - i->ended_ms > ctl->keep_ended_ms)) {
+                        *pp = i->next;
+                        process_hash_remove(ctl, i);
+                        record_remove(ctl, i);
+                        i->ctx.state = KPA_PROCESS_NOT_EXISTING;
+                        process_notify(ctl, i);
+                        process_instance_free(i);
+                        continue;
+                }
+                pp = &i->next;
+        }
+}
+
+/* ---- supervision: taking over the records of an earlier supervisor ---- */
+
+static int64_t jint(json_object *o, const char *key, int64_t dflt)
+{
+        json_object *v;
+        return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int)
+                       ? json_object_get_int64(v)
+                       : dflt;
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+        json_object *v;
+        return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+                       ? json_object_get_string(v)
+                       : NULL;
+}
+
+static char **jstrv(json_object *o, const char *key, size_t *n)
+{
+        json_object *a;
+        *n = 0;
+        if (!json_object_object_get_ex(o, key, &a) || !json_object_is_type(a, json_type_array))
+                return kpa_xcalloc(1, sizeof(char *));
+        size_t len = json_object_array_length(a);
+        char **v = kpa_xcalloc(len + 1, sizeof(char *));
+        for (size_t k = 0; k < len; k++) {
+                json_object *e = json_object_array_get_idx(a, k);
+                if (json_object_is_type(e, json_type_string))
+                        v[(*n)++] = kpa_xstrdup(json_object_get_string(e));
+        }
+        return v;
+}
+
+static restart_info *restart_from_record(json_object *ro)
+{
+        restart_info *r = kpa_xcalloc(1, sizeof(*r));
+        const char *pkg = jstr(ro, "package"), *rc = jstr(ro, "runConfig");
+        r->pkg_id = kpa_xstrdup(pkg ? pkg : "");
+        r->rc_id = rc ? kpa_xstrdup(rc) : NULL;
+        r->args = jstrv(ro, "args", &r->n_args);
+        r->env = jstrv(ro, "env", &r->n_env);
+        r->handles = kpa_xcalloc(1, sizeof(*r->handles));
+        r->handles_lost = jint(ro, "handles", 0) > 0;
+        kpa_start_options_init(&r->opts);
+        r->opts.memory_bytes = (uint64_t)jint(ro, "memory", 0);
+        r->opts.pids = (uint64_t)jint(ro, "pids", 0);
+        r->opts.cpu_weight = (uint64_t)jint(ro, "cpuWeight", 0);
+        r->opts.network = (kpa_network_mode_opt)jint(ro, "network", 0);
+        r->opts.uid = (uid_t)jint(ro, "uid", -1);
+        r->opts.gid = (gid_t)jint(ro, "gid", -1);
+        r->policy.mode = (kpa_restart_mode)jint(ro, "mode", 0);
+        r->policy.max_retries = (uint32_t)jint(ro, "maxRetries", 5);
+        r->policy.delay_ms = (uint32_t)jint(ro, "delayMs", 100);
+        r->policy.max_delay_ms = (uint32_t)jint(ro, "maxDelayMs", 30000);
+        r->restarts = (unsigned)jint(ro, "restarts", 0);
+        return r;
+}
+
+/* Rebuild an instance from its record. */
+static instance *instance_from_record(kpa_control *ctl, json_object *o)
+{
+        kpa_process_context ctx;
+        kpa_token t;
+        if (kpa_context_from_json(o, &t, &ctx, NULL) < 0 || process_find(ctl, &t))
+                return NULL;
+        instance *i = process_instance_new(ctl);
+        i->token = t;
+        i->ctx = ctx;
+        /* written from Created on: anything else is not a state to resume */
+        if (ctx.state < KPA_PROCESS_CREATED || ctx.state > KPA_PROCESS_FINISHED)
+                i->ctx.state = KPA_PROCESS_FAILED;
+        const char *parent = jstr(o, "parent");
+        if (parent && kpa_token_from_string(parent, &i->parent) == 0)
+                i->has_parent = true;
+        i->owner = (uid_t)jint(o, "owner", 0);
+        i->start_time = (unsigned long long)jint(o, "startTime", 0);
+        i->log_pipe_in_init = (int)jint(o, "logFd", -1);
+        const char *cgp = jstr(o, "cgroupParent");
+        i->cgroup_parent = cgp ? kpa_xstrdup(cgp) : NULL;
+        i->stop_timeout_ms = (unsigned)jint(o, "stopTimeoutMs", 10000);
+        i->stop_normal = jint(o, "stopNormal", 0);
+        i->forced = jint(o, "forced", 0);
+        i->escalated = jint(o, "escalated", 0);
+        i->deadline_ms = (uint64_t)jint(o, "deadlineMs", 0);
+        i->ended_ms = (uint64_t)jint(o, "endedMs", 0);
+        json_object *ro;
+        if (json_object_object_get_ex(o, "restart", &ro) && json_object_is_type(ro, json_type_object))
+                i->restart = restart_from_record(ro);
+        return i;
+}
+
+/* An instance that was live when its supervisor went away: adopt it again
+ * if its init still runs, else learn how it ended. */
+static void adopt(kpa_control *ctl, instance *i)
+{
+        char name[64];
+        token_name(i, ".exit", name, sizeof(name));
+        i->exit_fd = openat(ctl->state_fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        char inst[KPA_TOKEN_STRING_MAX];
+        kpa_token_to_string(&i->token, inst);
+        kpa_error err;
+        if (kpa_cgroup_open(i->cgroup_parent, i->ctx.app_id, inst, &i->sb.cgroup, &err) < 0)
+                i->sb.cgroup = NULL; /* gone with the instance (or collected) */
+        i->sb.pid = i->ctx.pid;
+        i->sb.pidfd = i->ctx.pid > 0 ? (int)syscall(SYS_pidfd_open, i->ctx.pid, 0) : -1;
+        /* the pid must still name the same process: check after the pidfd
+         * holds it, so that it cannot be reused in between */
+        if (i->sb.pidfd >= 0 &&
+            (!i->start_time || supervise_proc_start_time(i->ctx.pid) != i->start_time))
+                closep(&i->sb.pidfd), i->sb.pidfd = -1;
+        i->adopted = true;
+        i->live = true;
+        if (i->log_pipe_in_init >= 0 && i->sb.pidfd >= 0) {
+                i->log_pipe = (int)syscall(SYS_pidfd_getfd, i->sb.pidfd, i->log_pipe_in_init, 0);
+                if (i->log_pipe >= 0 && open_log_file(ctl, i) == 0)
+                        supervise_watch_log(ctl, i);
+                else
+                        closep(&i->log_pipe), i->log_pipe = -1;
+        }
+        if (i->sb.pidfd < 0) {
+                process_finalize(ctl, i); /* it ended while no supervisor ran */
+                return;
+        }
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &i->w_pidfd};
+        epoll_ctl(ctl->epfd, EPOLL_CTL_ADD, i->sb.pidfd, &ev);
+        /* its init still runs: the start got past the sandbox (a failed
+         * step ends the init at once), and the record is not rewritten
+         * when the application reports Running */
+        i->ctx.state = KPA_PROCESS_RUNNING;
+        if (i->restart)
+                i->restart->running_since_ms = process_now_ms();
+}
+
+static int mkdir_at(int dirfd, const char *name, mode_t mode)
+{
+        return mkdirat(dirfd, name, mode) == 0 || errno == EEXIST ? 0 : -errno;
+}
+
+int kpa_control_supervise(kpa_control *ctl, const kpa_supervisor_config *cfg, kpa_error *err)
+{
+        if (ctl->remote || ctl->state_fd >= 0)
+                return kpa_error_set(err, EINVAL, "this controller cannot supervise");
+        const char *dir = cfg->state_dir;
+        int q = mkdir_at(AT_FDCWD, dir, 0755);
+        _cleanup_close_ int dfd = q < 0 ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (q == 0 && dfd < 0)
+                q = -errno;
+        if (q == 0)
+                q = mkdir_at(dfd, "instances", 0700);
+        if (q == 0)
+                q = mkdir_at(dfd, "logs", 0750);
+        if (q < 0)
+                return kpa_error_set_errno(err, -q, "state directory %s", dir);
+        ctl->state_fd = openat(dfd, "instances", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (ctl->state_fd < 0)
+                return kpa_error_set_errno(err, errno, "state directory %s/instances", dir);
+        ctl->state_dir = kpa_xstrdup(dir);
+        if (cfg->keep_ended_max)
+                ctl->keep_ended_max = cfg->keep_ended_max;
+        if (cfg->keep_ended_s)
+                ctl->keep_ended_ms = (uint64_t)cfg->keep_ended_s * 1000;
+        ctl->log_max_bytes = cfg->log_max_bytes ? cfg->log_max_bytes : LOG_MAX_BYTES;
+
+        int fd = fcntl(ctl->state_fd, F_DUPFD_CLOEXEC, 3);
+        _cleanup_closedir_ DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                closep(&fd);
+                return kpa_error_set_errno(err, errno, "state directory %s/instances", dir);
+        }
+        int adopted = 0;
+        for (struct dirent *de; (de = readdir(d));) {
+                size_t len = strlen(de->d_name);
+                if (len < 5 || !streq(de->d_name + len - 5, ".json"))
+                        continue;
+                _cleanup_free_ char *text = NULL;
+                if (kpa_read_file_at(ctl->state_fd, de->d_name, RECORD_MAX, &text, NULL) < 0)
+                        continue;
+                _cleanup_(json_object_putp) json_object *o = json_tokener_parse(text);
+                instance *i = o ? instance_from_record(ctl, o) : NULL;
+                if (!i) {
+                        /* not a record kpa wrote: leave it for the administrator */
+                        continue;
+                }
+                process_list_add(ctl, i);
+                if (!process_ended(i)) {
+                        adopt(ctl, i);
+                        if (i->live)
+                                adopted++;
+                }
+        }
+        /* ended in another boot (monotonic times of then mean nothing now):
+         * retention counts from now */
+        for (instance *i = ctl->list; i; i = i->next)
+                if (process_ended(i) && !i->live && i->ended_ms > process_now_ms())
+                        i->ended_ms = process_now_ms();
+        process_arm_timer(ctl);
+        return adopted;
+}
