@@ -328,6 +328,9 @@ static int cmd_memhog(long mib)
                 if (!p)
                         return die("malloc");
                 memset(p, (int)(i & 0xff) | 1, chunk);
+                /* the memory is used, so that no compiler drops it (clang
+                 * removes a malloc+memset whose result is never read) */
+                __asm__ volatile("" : : "r"(p) : "memory");
                 if (i % 16 == 0 || i == mib) {
                         printf("allocated=%ld\n", i);
                         fflush(stdout);
