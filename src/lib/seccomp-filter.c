@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stddef.h>
 #include <string.h>
@@ -203,7 +204,8 @@ static int export_bpf(scmp_filter_ctx ctx, char **out, size_t *len, kpa_error *e
         return 0;
 }
 
-int kpa_seccomp_build(const kpa_seccomp_policy *policy, kpa_seccomp_prog *out, kpa_error *err)
+static int build_uncached(const kpa_seccomp_policy *policy, kpa_seccomp_prog *out,
+                          kpa_error *err)
 {
         *out = (kpa_seccomp_prog){0};
         _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
@@ -234,6 +236,40 @@ int kpa_seccomp_build(const kpa_seccomp_policy *policy, kpa_seccomp_prog *out, k
         out->len = (unsigned short)(n + prefix);
         out->filter = prog;
         return 0;
+}
+
+/* Built programs, one per policy (6 flags): libseccomp takes about 150 us
+ * per build, and a kpa-execd would pay that on every start. The program
+ * depends only on the policy and the native ABI, so each is built once per
+ * process and kept to its end. */
+#define N_POLICIES 64
+static kpa_seccomp_prog built[N_POLICIES];
+static pthread_mutex_t built_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned policy_key(const kpa_seccomp_policy *p)
+{
+        return (unsigned)p->allow_ptrace | (unsigned)p->allow_perf_events << 1 |
+               (unsigned)p->allow_bpf << 2 | (unsigned)p->allow_keyring << 3 |
+               (unsigned)p->allow_userfaultfd << 4 | (unsigned)p->allow_personality << 5;
+}
+
+int kpa_seccomp_build(const kpa_seccomp_policy *policy, kpa_seccomp_prog *out, kpa_error *err)
+{
+        _Static_assert(sizeof(kpa_seccomp_policy) == 6 * sizeof(bool),
+                       "policy_key() knows every flag of kpa_seccomp_policy");
+        unsigned key = policy_key(policy);
+        *out = (kpa_seccomp_prog){0};
+        pthread_mutex_lock(&built_lock);
+        int r = 0;
+        if (!built[key].filter)
+                r = build_uncached(policy, &built[key], err);
+        if (r == 0) {
+                size_t bytes = built[key].len * sizeof(struct sock_filter);
+                out->filter = memcpy(kpa_xmalloc(bytes), built[key].filter, bytes);
+                out->len = built[key].len;
+        }
+        pthread_mutex_unlock(&built_lock);
+        return r;
 }
 
 void kpa_seccomp_prog_free(kpa_seccomp_prog *prog)

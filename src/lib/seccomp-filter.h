@@ -29,7 +29,9 @@ typedef struct kpa_seccomp_prog {
         void *filter;       /* struct sock_filter[LEN] */
 } kpa_seccomp_prog;
 
-/* Build the filter for POLICY on this machine's native architecture.
+/* Build the filter for POLICY on this machine's native architecture into
+ * OUT (a copy of its own: free it with kpa_seccomp_prog_free). Each
+ * policy's program is built once per process and kept; thread-safe.
  * System calls of any other ABI (i386 and x32 on x86_64) kill the process.
  * Returns 0 or -errno with ERR naming the step. */
 int kpa_seccomp_build(const kpa_seccomp_policy *policy, kpa_seccomp_prog *out, kpa_error *err);
