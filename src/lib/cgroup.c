@@ -1,5 +1,8 @@
 /* cgroup.c: one instance's control group, PARENT/kpa.slice/APP/INST, in the
- * memory, pids and cpu hierarchies of a cgroup v1, hybrid or pure v2 host.
+ * hierarchies of a cgroup v1, hybrid or pure v2 host that it needs: the one
+ * with the pids controller (it tracks the processes), and those of the
+ * memory and cpu controllers when it has limits there (on v2 all three
+ * share one hierarchy).
  * It owns discovery of those hierarchies, creation with limits, the attach
  * files the child writes "0" into, listing, killing, the OOM verdict,
  * removal, and the collection of instance groups that a killed kpa left
@@ -419,8 +422,53 @@ static int add_controller(kpa_cgroup *cg, int c, const char *parent, kpa_error *
         return 0;
 }
 
+/* Drop the hierarchies that host none of the controllers in USED. */
+static void keep_hierarchies(kpa_cgroup *cg, unsigned used)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < cg->n; i++) {
+                hierarchy *h = &cg->h[i];
+                if (!(h->ctrls & used)) {
+                        free(h->mount);
+                        free(h->parent);
+                        for (int l = 0; l < N_LEVEL; l++)
+                                free(h->names[l]);
+                        free(h->path);
+                        closep(&h->lock_fd);
+                        continue;
+                }
+                if (n != i) {
+                        cg->h[n] = *h;
+                        *h = (hierarchy){.lock_fd = -1};
+                }
+                n++;
+        }
+        for (size_t i = n; i < cg->n; i++)
+                cg->h[i] = (hierarchy){.lock_fd = -1};
+        cg->n = n;
+}
+
+/* The controllers an instance with the limits LIM needs: those of its
+ * limits, and one that tracks its processes (pids; else any mounted one).
+ * On a v1 host each is a hierarchy of its own, and a group in the others
+ * would only cost time: about 0.1 ms per level made and removed. */
+static unsigned wanted_ctrls(const kpa_cgroup_limits *lim)
+{
+        unsigned w = (lim->memory_bytes ? BIT(CTRL_MEMORY) : 0) |
+                     (lim->pids ? BIT(CTRL_PIDS) : 0) | (lim->cpu_weight ? BIT(CTRL_CPU) : 0);
+        static const int trackers[] = {CTRL_PIDS, CTRL_MEMORY, CTRL_CPU};
+        for (size_t k = 0; k < ELEMENTSOF(trackers); k++)
+                if (lcg_mount[trackers[k]]) {
+                        w |= BIT(trackers[k]);
+                        break;
+                }
+        return w;
+}
+
+/* The hierarchies of CG: those hosting a controller in USED, below PARENT
+ * (NULL: this process's own groups), and able to apply LIM. */
 static int discover(kpa_cgroup *cg, const char *parent, const kpa_cgroup_limits *lim,
-                    kpa_error *err)
+                    unsigned used, kpa_error *err)
 {
         for (int c = 0; c < N_CTRL; c++) {
                 int r = add_controller(cg, c, parent, err);
@@ -441,6 +489,7 @@ static int discover(kpa_cgroup *cg, const char *parent, const kpa_cgroup_limits 
                                              "cgroup: cannot apply the %s limit: the %s "
                                              "controller is not mounted",
                                              ctrl_names[c], ctrl_names[c]);
+        keep_hierarchies(cg, used);
         for (size_t i = 0; i < cg->n; i++) {
                 _cleanup_free_ char *p = kpa_xasprintf("%s/%s", cg->h[i].mount, cg->h[i].parent);
                 if (!is_dir(p))
@@ -834,9 +883,10 @@ static int check_args(const char *app_id, const char *instance, const kpa_cgroup
 }
 
 /* The checked arguments, libcgroup ready, and the hierarchies that PARENT
- * (NULL: this process's own cgroup) is in, with the controllers LIM needs. */
+ * (NULL: this process's own cgroup) is in: those LIM needs, or (ALL) every
+ * one with a controller kpa uses. */
 static int group_new(const char *parent, const char *app_id, const char *instance,
-                     const kpa_cgroup_limits *lim, kpa_cgroup **out, kpa_error *err)
+                     const kpa_cgroup_limits *lim, bool all, kpa_cgroup **out, kpa_error *err)
 {
         int r = check_args(app_id, instance, lim, err);
         if (r < 0)
@@ -848,7 +898,7 @@ static int group_new(const char *parent, const char *app_id, const char *instanc
         cg->v2_fd = -1;
         for (size_t i = 0; i < N_CTRL; i++)
                 cg->h[i].lock_fd = -1;
-        r = discover(cg, parent, lim, err);
+        r = discover(cg, parent, lim, all ? ~0u : wanted_ctrls(lim), err);
         if (r < 0)
                 return r;
         *out = TAKE_PTR(cg);
@@ -861,7 +911,7 @@ int kpa_cgroup_create(const char *parent, const char *app_id, const char *instan
         static const kpa_cgroup_limits none;
         const kpa_cgroup_limits *lim = limits ? limits : &none;
         _cleanup_(group_freep) kpa_cgroup *cg = NULL;
-        int r = group_new(parent, app_id, instance, lim, &cg, err);
+        int r = group_new(parent, app_id, instance, lim, false, &cg, err);
         if (r < 0)
                 return r;
         unsigned needed = (lim->memory_bytes ? BIT(CTRL_MEMORY) : 0) |
@@ -884,7 +934,8 @@ int kpa_cgroup_create(const char *parent, const char *app_id, const char *instan
 }
 
 /* Take hold of an instance group that a kpa_cgroup_create() of an earlier
- * process made (a supervisor adopting its instances again after a restart).
+ * process made (a supervisor adopting its instances again after a restart),
+ * in every hierarchy where it exists (those its limits needed).
  * kpa.slice and APP count as made by kpa when they are in kpa's own cgroup
  * (PARENT NULL): there only kpa makes them. */
 int kpa_cgroup_open(const char *parent, const char *app_id, const char *instance,
@@ -892,12 +943,21 @@ int kpa_cgroup_open(const char *parent, const char *app_id, const char *instance
 {
         static const kpa_cgroup_limits none;
         _cleanup_(group_freep) kpa_cgroup *cg = NULL;
-        int r = group_new(parent, app_id, instance, &none, &cg, err);
+        int r = group_new(parent, app_id, instance, &none, true, &cg, err);
         if (r < 0)
                 return r;
+        unsigned present = 0;
+        for (size_t i = 0; i < cg->n; i++) {
+                set_names(&cg->h[i], app_id, instance);
+                if (is_dir(cg->h[i].path))
+                        present |= cg->h[i].ctrls;
+        }
+        if (!present)
+                return kpa_error_set(err, ENOENT, "cgroup %s: no such instance group",
+                                     cg->h[0].path);
+        keep_hierarchies(cg, present);
         for (size_t i = 0; i < cg->n; i++) {
                 hierarchy *h = &cg->h[i];
-                set_names(h, app_id, instance);
                 r = lock_instance(h, err);
                 if (r < 0)
                         return r;

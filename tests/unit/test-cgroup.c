@@ -439,17 +439,26 @@ static void test_cost(void)
  * kpa_cgroup holds, one that is younger than a second (another kpa may
  * just have made it), one that holds processes, or one whose name is not
  * an instance id. */
-static void leave_behind(const char *inst)
+/* Limits in every controller, so that a group is in every hierarchy. */
+static const kpa_cgroup_limits all_limits = {
+        .memory_bytes = 64 * MiB, .pids = 64, .cpu_weight = 100};
+
+static void leave_behind_with(const char *inst, const kpa_cgroup_limits *lim)
 {
         pid_t pid = fork();
         if (pid == 0) {
                 kpa_error err;
                 kpa_cgroup *cg = NULL;
-                _exit(kpa_cgroup_create(NULL, app, inst, NULL, &cg, &err) < 0); /* no destroy */
+                _exit(kpa_cgroup_create(NULL, app, inst, lim, &cg, &err) < 0); /* no destroy */
         }
         int status;
         ok(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
            "a process made %s and died without removing it", inst);
+}
+
+static void leave_behind(const char *inst)
+{
+        leave_behind_with(inst, &all_limits);
 }
 
 static bool in_every_hierarchy(const char *inst, bool want)
@@ -471,8 +480,8 @@ static void test_leftovers(void)
         kpa_error err;
         leave_behind(dead);
         kpa_cgroup *live = NULL, *full = NULL, *next = NULL;
-        is(kpa_cgroup_create(NULL, app, held, NULL, &live, &err), 0, "a live instance group");
-        is(kpa_cgroup_create(NULL, app, busy, NULL, &full, &err), 0, "one with a process");
+        is(kpa_cgroup_create(NULL, app, held, &all_limits, &live, &err), 0, "a live instance group");
+        is(kpa_cgroup_create(NULL, app, busy, &all_limits, &full, &err), 0, "one with a process");
         const int *fds;
         size_t n;
         int msg[3];
@@ -484,7 +493,7 @@ static void test_leftovers(void)
         mkdir(other, 0755);
         usleep(1100 * 1000);
         leave_behind(young);
-        is(kpa_cgroup_create(NULL, app, "3", NULL, &next, &err), 0, "next creation in APP");
+        is(kpa_cgroup_create(NULL, app, "3", &all_limits, &next, &err), 0, "next creation in APP");
         ok(in_every_hierarchy(dead, false), "it removed the dead kpa's group in every hierarchy");
         ok(in_every_hierarchy(young, true), "not the one made less than a second ago");
         ok(in_every_hierarchy(held, true), "not the one a living kpa_cgroup holds");
@@ -503,6 +512,46 @@ static void test_leftovers(void)
                                 usleep(10000);
                 }
         }
+}
+
+/* An instance is made only in the hierarchies it needs: without limits in
+ * the one that tracks its processes (pids), with a memory limit in memory
+ * too; kpa_cgroup_open() finds it in exactly those, and destroy removes it
+ * there. (On a v2 host every controller shares one hierarchy.) */
+static void test_hierarchies_used(void)
+{
+        kpa_error err;
+        kpa_cgroup *bare = NULL, *mem = NULL;
+        const kpa_cgroup_limits mem_only = {.memory_bytes = 32 * MiB};
+        is(kpa_cgroup_create(NULL, app, "bare", NULL, &bare, &err), 0, "create without limits");
+        leave_behind_with("mem", &mem_only);
+        for (int i = 0; i < N_CTRL; i++) {
+                if (!hier[i].found)
+                        continue;
+                bool with_pids = streq(hier[i].mount, hier[1].mount);
+                bool with_memory = streq(hier[i].mount, hier[0].mount);
+                _cleanup_free_ char *b = group_dir(i, app, "bare"), *m = group_dir(i, app, "mem");
+                is(exists(b), with_pids, "without limits: %s in the %s hierarchy",
+                   with_pids ? "made" : "not made", ctrls[i]);
+                is(exists(m), with_pids || with_memory,
+                   "with a memory limit: %s in the %s hierarchy",
+                   with_pids || with_memory ? "made" : "not made", ctrls[i]);
+        }
+        is(kpa_cgroup_open(NULL, app, "mem", &mem, &err), 0, "kpa_cgroup_open finds it: %s",
+           mem ? "ok" : err.message);
+        ok(mem && !kpa_cgroup_oom_killed(mem), "its memory group is read (no OOM kill)");
+        is(kpa_cgroup_destroy(mem, &err), 0, "destroy the reopened group");
+        is(kpa_cgroup_destroy(bare, &err), 0, "destroy the one without limits");
+        bool gone = true;
+        for (int i = 0; i < N_CTRL; i++) {
+                _cleanup_free_ char *b = group_dir(i, app, "bare"), *m = group_dir(i, app, "mem");
+                gone = gone && !exists(b) && !exists(m);
+        }
+        ok(gone, "both are gone from every hierarchy");
+        kpa_cgroup *none = NULL;
+        is(kpa_cgroup_open(NULL, app, "no-such-instance", &none, &err), -ENOENT,
+           "kpa_cgroup_open of a group that does not exist: ENOENT");
+        has_str(err.message, "no such instance group", "message: %s", err.message);
 }
 
 static void run_tests(void)
@@ -524,6 +573,7 @@ static void run_tests(void)
         test_failed_create();
         test_exists();
         test_leftovers();
+        test_hierarchies_used();
         test_cost();
         _cleanup_free_ char *inst = group_dir(1, app, "1");
         is(kpa_cgroup_destroy(cg, &err), 0, "destroy");
