@@ -8,7 +8,8 @@ KPA_TRACE_START=1, which makes libkpa print a CLOCK_MONOTONIC timestamp at
 each step on stderr, and prints for each step the median time since the
 previous event (all processes of the instance merged, in time order) and
 since the exec of kpa-run. "exec+loading" is the time from just before the
-exec to kpa-run's main(); "exit" is from its last trace to its end."""
+exec to kpa-run's main(); "exit" is from its last trace to its end.
+KPA_STEPS_OPTS="--network host ..." passes options to kpa-run."""
 import os, statistics, subprocess, sys, time
 
 kpa_run, store, app = sys.argv[1:4]
@@ -17,7 +18,7 @@ env = dict(os.environ, KPA_TRACE_START="1")
 deltas, since, order, totals = {}, {}, [], []
 for _ in range(runs):
     t0 = time.monotonic_ns() // 1000
-    p = subprocess.run([kpa_run, "--root", store, app], env=env, stderr=subprocess.PIPE, text=True)
+    p = subprocess.run([kpa_run, "--root", store] + os.environ.get("KPA_STEPS_OPTS", "").split() + [app], env=env, stderr=subprocess.PIPE, text=True)
     t1 = time.monotonic_ns() // 1000
     ev = [("(before exec)", t0)]
     for line in p.stderr.splitlines():
