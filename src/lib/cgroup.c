@@ -98,6 +98,7 @@ typedef struct hierarchy {
 struct kpa_cgroup {
         hierarchy h[N_CTRL];
         size_t n;
+        bool own_parent; /* below kpa's own cgroup, where only kpa makes kpa.slice */
         int attach_fds[N_CTRL];
         size_t n_attach;
         int v2_fd;
@@ -898,6 +899,7 @@ static int group_new(const char *parent, const char *app_id, const char *instanc
         cg->v2_fd = -1;
         for (size_t i = 0; i < N_CTRL; i++)
                 cg->h[i].lock_fd = -1;
+        cg->own_parent = parent == NULL;
         r = discover(cg, parent, lim, all ? ~0u : wanted_ctrls(lim), err);
         if (r < 0)
                 return r;
@@ -1228,6 +1230,16 @@ static int remove_instance(const kpa_cgroup *cg, unsigned mask, kpa_error *err)
         }
 }
 
+/* The hierarchies of MASK where LEVEL is kpa's to remove. */
+static unsigned removable_in(const kpa_cgroup *cg, unsigned mask, int level)
+{
+        unsigned ours = 0;
+        for (size_t j = 0; j < cg->n; j++)
+                if ((mask & BIT(j)) && (cg->own_parent || cg->h[j].made[level]))
+                        ours |= BIT(j);
+        return ours;
+}
+
 int kpa_cgroup_destroy(kpa_cgroup *cg, kpa_error *err)
 {
         if (!cg)
@@ -1244,9 +1256,13 @@ int kpa_cgroup_destroy(kpa_cgroup *cg, kpa_error *err)
                         ret = ret == 0 ? r : ret;
                         continue;
                 }
-                /* APP and kpa.slice go once no other instance uses them. */
-                if (lcg_remove(cg, mask, LEVEL_APP, NULL) == 0)
-                        (void)lcg_remove(cg, mask, LEVEL_SLICE, NULL);
+                /* APP and kpa.slice go once no other instance uses them,
+                 * where they are kpa's: below kpa's own cgroup, or made by
+                 * this instance below an explicit parent. */
+                unsigned app = removable_in(cg, mask, LEVEL_APP);
+                unsigned slice = removable_in(cg, mask, LEVEL_SLICE);
+                if (app && lcg_remove(cg, app, LEVEL_APP, NULL) == 0 && slice)
+                        (void)lcg_remove(cg, slice, LEVEL_SLICE, NULL);
         }
         group_free(cg);
         return ret;

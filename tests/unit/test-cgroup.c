@@ -554,6 +554,39 @@ static void test_hierarchies_used(void)
         has_str(err.message, "no such instance group", "message: %s", err.message);
 }
 
+/* Below an explicit parent, kpa removes only the kpa.slice and APP that it
+ * made: the parent is someone else's, and so may be what is in it. */
+static void test_explicit_parent(void)
+{
+        const int t = 1; /* pids: the hierarchy an instance without limits uses */
+        if (!hier[t].found) {
+                ok(1, "# SKIP no pids controller");
+                return;
+        }
+        kpa_error err;
+        _cleanup_free_ char *parent = kpa_xasprintf("%s/%s-parent", hier[t].cur, app);
+        _cleanup_free_ char *pdir = kpa_xasprintf("%s%s", hier[t].mount, parent);
+        _cleanup_free_ char *slice = kpa_xasprintf("%s/kpa.slice", pdir);
+        _cleanup_free_ char *theirs = kpa_xasprintf("%s/theirs", slice);
+        _cleanup_free_ char *mine = kpa_xasprintf("%s/mine", slice);
+        ok(mkdir(pdir, 0755) == 0 && mkdir(slice, 0755) == 0 && mkdir(theirs, 0755) == 0,
+           "someone else made %s/kpa.slice/theirs", parent);
+        kpa_cgroup *a = NULL, *b = NULL;
+        is(kpa_cgroup_create(parent, "theirs", "1", NULL, &a, &err), 0,
+           "an instance in their APP: %s", a ? "ok" : err.message);
+        is(kpa_cgroup_create(parent, "mine", "1", NULL, &b, &err), 0,
+           "an instance in an APP that kpa makes: %s", b ? "ok" : err.message);
+        is(kpa_cgroup_destroy(a, &err), 0, "destroy the first");
+        is(kpa_cgroup_destroy(b, &err), 0, "destroy the second");
+        ok(exists(theirs), "their APP is left");
+        ok(!exists(mine), "the APP kpa made is removed");
+        ok(exists(slice), "their kpa.slice is left");
+        rmdir(mine);
+        rmdir(theirs);
+        rmdir(slice);
+        ok(rmdir(pdir) == 0, "the parent is empty again");
+}
+
 static void run_tests(void)
 {
         test_bad_arguments();
@@ -574,6 +607,7 @@ static void run_tests(void)
         test_exists();
         test_leftovers();
         test_hierarchies_used();
+        test_explicit_parent();
         test_cost();
         _cleanup_free_ char *inst = group_dir(1, app, "1");
         is(kpa_cgroup_destroy(cg, &err), 0, "destroy");
@@ -589,6 +623,23 @@ static void kill_listed(const char *dir)
         for (char *save = NULL, *t = procs ? strtok_r(procs, "\n", &save) : NULL; t;
              t = strtok_r(NULL, "\n", &save))
                 kill(atoi(t), SIGKILL);
+}
+
+/* Remove the cgroup directory DIR and every group below it, deepest first;
+ * true if DIR existed. */
+static bool rmdir_tree(const char *dir)
+{
+        _cleanup_closedir_ DIR *d = opendir(dir);
+        if (!d)
+                return false;
+        for (struct dirent *de; (de = readdir(d));)
+                if (de->d_type == DT_DIR && de->d_name[0] != '.') {
+                        _cleanup_free_ char *sub = kpa_xasprintf("%s/%s", dir, de->d_name);
+                        rmdir_tree(sub);
+                }
+        printf("# cleaned up a leftover %s\n", dir);
+        rmdir(dir);
+        return true;
 }
 
 /* Remove leftovers of APP_ID in every hierarchy; false if there were any. */
@@ -641,6 +692,11 @@ int main(void)
         waitpid(pid, &status, 0);
         bool clean = clean_up(app);
         clean = clean_up(app_fail) && clean;
+        if (hier[1].found) { /* test_explicit_parent's, should it have died */
+                _cleanup_free_ char *pdir = kpa_xasprintf("%s%s/%s-parent", hier[1].mount,
+                                                          hier[1].cur, app);
+                clean = !rmdir_tree(pdir) && clean;
+        }
         if (!WIFEXITED(status))
                 printf("# test process died: status 0x%x\n", status);
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 && clean ? 0 : 1;
