@@ -156,6 +156,8 @@ typedef struct child_ctx {
         int death_fd;
         int sync_fd;  /* rootless: one byte once the parent has written the id maps */
         int setup_fd; /* the parent's setup message (see send_setup), or -1 */
+        int root_fd;  /* the new root, or -1: the child makes it (rootless) */
+        int dev_fd;   /* its /dev, likewise */
         const cpu_set_t *cpus; /* the CPUs the caller may run on (NULL: unknown) */
         const kpa_seccomp_prog *seccomp; /* built by the parent: the child only installs it */
 } child_ctx;
@@ -178,26 +180,63 @@ static _Noreturn void child_fail(const child_ctx *c, kpa_sandbox_step step, int 
                         child_fail((c), (step), errno);                                            \
         } while (0)
 
-/* ---- the setup message ----
- * The parent clones the child first, and only then builds the seccomp
- * filter and makes the cgroup (libcgroup: more than a millisecond in a
- * fresh process), while the child builds its root on the other CPU. One
- * message on a SOCK_SEQPACKET pair then brings both: the filter as data and
- * the cgroup's attach files as SCM_RIGHTS. The child waits for it once its
- * root is built; it joins the cgroup and only then unshares its cgroup
- * namespace (so that its root is the instance's own group). */
+/* ---- the setup messages ----
+ * The parent clones the child first. While the child makes its network
+ * namespace on the other CPU, the parent makes the new root and its /dev
+ * as detached mounts (but rootless), and sends them (SETUP_ROOT); the child
+ * attaches them, binds what the spec says, and mounts /proc. Meanwhile the
+ * parent builds the seccomp filter and makes the cgroup (libcgroup: about a
+ * millisecond in a fresh process), and sends both (SETUP_CGROUP): the
+ * filter as data, the cgroup's attach files as SCM_RIGHTS, on the same
+ * SOCK_SEQPACKET pair. The child waits for that once its root is built; it
+ * joins the cgroup and only then unshares its cgroup namespace (so that
+ * its root is the instance's own group). */
 #define SETUP_MAX_FDS 8
 
+typedef enum { SETUP_ROOT = 1, SETUP_CGROUP } setup_kind;
+
 typedef struct setup_hdr {
+        uint32_t kind;
         uint32_t n_fds;
         uint32_t filter_len; /* instructions */
 } setup_hdr;
 
+/* The first message (but rootless): the new root and its /dev, made by
+ * the parent as detached mounts (prepare_root). */
+static int send_root(int sock, int root, int dev)
+{
+        setup_hdr h = {.kind = SETUP_ROOT, .n_fds = 2};
+        struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
+        int fds[2] = {root, dev};
+        ssize_t w = kpa_send_fds(sock, &iov, 1, fds, 2);
+        return w < 0 ? (int)w : 0;
+}
+
+static void receive_root(child_ctx *c)
+{
+        setup_hdr h;
+        struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
+        int fds[2];
+        size_t n_fds = 0;
+        ssize_t n = kpa_recv_fds(c->setup_fd, &iov, 1, fds, 2, &n_fds);
+        if (n == 0)
+                _exit(127); /* the parent gave up the start: it reports why */
+        if (n < 0)
+                child_fail(c, KPA_STEP_ROOT, (int)-n);
+        if ((size_t)n != sizeof(h) || h.kind != SETUP_ROOT || n_fds != 2) {
+                kpa_close_fds(fds, n_fds);
+                child_fail(c, KPA_STEP_ROOT, EBADMSG);
+        }
+        c->root_fd = fds[0];
+        c->dev_fd = fds[1];
+}
+
+/* The last message: the seccomp filter and the cgroup's attach files. */
 static int send_setup(int sock, const kpa_seccomp_prog *prog, const int *fds, size_t n)
 {
         if (n > SETUP_MAX_FDS)
                 return -E2BIG;
-        setup_hdr h = {.n_fds = (uint32_t)n, .filter_len = prog->len};
+        setup_hdr h = {.kind = SETUP_CGROUP, .n_fds = (uint32_t)n, .filter_len = prog->len};
         struct iovec iov[2] = {{.iov_base = &h, .iov_len = sizeof(h)},
                                {.iov_base = prog->filter,
                                 .iov_len = prog->len * sizeof(struct sock_filter)}};
@@ -221,9 +260,12 @@ static void receive_setup(const child_ctx *c, kpa_seccomp_prog *prog)
                 _exit(127); /* the parent gave up the start: it reports why */
         if (n < 0)
                 child_fail(c, KPA_STEP_CGROUP, (int)-n);
-        if ((size_t)n < sizeof(h) || h.n_fds != n_fds || h.filter_len > BPF_MAXINSNS ||
-            (size_t)n != sizeof(h) + h.filter_len * sizeof(struct sock_filter))
+        if ((size_t)n < sizeof(h) || h.kind != SETUP_CGROUP || h.n_fds != n_fds ||
+            h.filter_len > BPF_MAXINSNS ||
+            (size_t)n != sizeof(h) + h.filter_len * sizeof(struct sock_filter)) {
+                kpa_close_fds(fds, n_fds);
                 child_fail(c, KPA_STEP_CGROUP, EBADMSG);
+        }
         close(c->setup_fd);
         int r = kpa_cgroup_join_self(fds, n_fds);
         for (size_t i = 0; i < n_fds; i++)
@@ -237,10 +279,13 @@ static void receive_setup(const child_ctx *c, kpa_seccomp_prog *prog)
                 (void)sched_setaffinity(0, sizeof(*c->cpus), c->cpus);
 }
 
-static int mkdir_p(const char *path, mode_t mode)
+/* The file helpers below work on PATH relative to DIRFD: the parent fills
+ * a detached tmpfs through its fd (relative paths), the child (rootless)
+ * its new root by absolute paths (AT_FDCWD). */
+static int mkdir_p_at(int dirfd, const char *path, mode_t mode)
 {
         /* most parents exist already: one mkdir then */
-        if (mkdir(path, mode) == 0 || errno == EEXIST)
+        if (mkdirat(dirfd, path, mode) == 0 || errno == EEXIST)
                 return 0;
         if (errno != ENOENT)
                 return -1;
@@ -253,18 +298,18 @@ static int mkdir_p(const char *path, mode_t mode)
                 if (*p != '/')
                         continue;
                 *p = '\0';
-                if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                if (mkdirat(dirfd, buf, mode) < 0 && errno != EEXIST)
                         return -1;
                 *p = '/';
         }
-        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        if (mkdirat(dirfd, buf, mode) < 0 && errno != EEXIST)
                 return -1;
         return 0;
 }
 
-static int touch(const char *path)
+static int touch_at(int dirfd, const char *path)
 {
-        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        int fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0)
                 return -1;
         close(fd);
@@ -272,7 +317,7 @@ static int touch(const char *path)
 }
 
 /* The parent of PATH must exist before PATH itself is made. */
-static int mkdir_parent(const char *path)
+static int mkdir_parent_at(int dirfd, const char *path)
 {
         char buf[PATH_MAX];
         snprintf(buf, sizeof(buf), "%s", path);
@@ -280,18 +325,19 @@ static int mkdir_parent(const char *path)
         if (!slash || slash == buf)
                 return 0;
         *slash = '\0';
-        return mkdir_p(buf, 0755);
+        return mkdir_p_at(dirfd, buf, 0755);
 }
 
-static int copy_file(const char *from, const char *to)
+static int copy_file_at(const char *from, int dirfd, const char *to)
 {
         char buf[16 * 1024];
         int in = open(from, O_RDONLY | O_CLOEXEC);
         if (in < 0)
                 return -1;
         int out = -1;
-        if (mkdir_parent(to) == 0)
-                out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (mkdir_parent_at(dirfd, to) == 0)
+                out = openat(dirfd, to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                             0644);
         int r = out < 0 ? -1 : 0;
         while (r == 0) {
                 ssize_t n = read(in, buf, sizeof(buf));
@@ -311,27 +357,76 @@ static int copy_file(const char *from, const char *to)
         return r;
 }
 
-static int make_target(const char *target, bool dir)
+static int make_target_at(int dirfd, const char *target, bool dir)
 {
         if (dir)
-                return mkdir_p(target, 0755);
-        return mkdir_parent(target) < 0 ? -1 : touch(target);
+                return mkdir_p_at(dirfd, target, 0755);
+        return mkdir_parent_at(dirfd, target) < 0 ? -1 : touch_at(dirfd, target);
 }
 
-static int bind_mount(const kpa_mount_op *op, int tree, const char *target)
+/* Whether OP binds a directory (its TREE, else its source path); 0, or -1
+ * with errno (ENOENT for a source that is missing). */
+static int bind_source_is_dir(const kpa_mount_op *op, int tree, bool *dir)
 {
         struct stat st;
-        if (tree >= 0) {
-                /* a tree the parent cloned from its fd (a bind of a path in
-                 * the parent's namespace would be refused here) */
-                if (fstat(tree, &st) < 0 || make_target(target, S_ISDIR(st.st_mode)) < 0)
-                        return -1;
-                return move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
-        }
-        if (stat(op->source, &st) < 0)
-                return op->optional && errno == ENOENT ? 0 : -1;
-        if (make_target(target, S_ISDIR(st.st_mode)) < 0)
+        if ((tree >= 0 ? fstat(tree, &st) : stat(op->source, &st)) < 0)
                 return -1;
+        *dir = S_ISDIR(st.st_mode);
+        return 0;
+}
+
+/* Everything of the new root below DIRFD (relative to it, PREFIX before
+ * each target) that is not a mount: the directories /proc, /tmp, /run and
+ * /etc, the targets of the binds, the symlinks and the copies. */
+static int fill_root_at(const kpa_instance_spec *spec, const int *trees, int dirfd,
+                        const char *prefix, const char **failed)
+{
+        static const char *const dirs[] = {"/proc", "/tmp", "/run", "/etc"};
+        char path[PATH_MAX];
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                snprintf(path, sizeof(path), "%s%s", prefix, dirs[i]);
+                if (mkdirat(dirfd, path, 0755) < 0)
+                        return *failed = dirs[i], -1;
+        }
+        for (size_t i = 0; i < spec->n_mounts; i++) {
+                const kpa_mount_op *op = &spec->mounts[i];
+                snprintf(path, sizeof(path), "%s%s", prefix, op->target);
+                bool dir = false;
+                int r = 0;
+                switch (op->kind) {
+                case KPA_MOUNT_BIND_RO:
+                case KPA_MOUNT_BIND_RW:
+                        r = bind_source_is_dir(op, trees[i], &dir);
+                        if (r < 0 && op->optional && errno == ENOENT)
+                                continue;
+                        if (r == 0)
+                                r = make_target_at(dirfd, path, dir);
+                        break;
+                case KPA_MOUNT_SYMLINK:
+                        r = mkdir_parent_at(dirfd, path);
+                        if (r == 0)
+                                r = symlinkat(op->source, dirfd, path);
+                        break;
+                case KPA_MOUNT_COPY:
+                        r = copy_file_at(op->source, dirfd, path);
+                        if (r < 0 && op->optional && errno == ENOENT)
+                                r = 0;
+                        break;
+                }
+                if (r < 0)
+                        return *failed = op->target, -1;
+        }
+        return 0;
+}
+
+/* Bind OP's source at TARGET, which exists: its detached TREE (cloned by
+ * the parent), or its source path. A missing optional source is skipped. */
+static int bind_mount(const kpa_mount_op *op, int tree, const char *target)
+{
+        if (tree >= 0)
+                return move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
+        if (access(op->source, F_OK) < 0)
+                return op->optional && errno == ENOENT ? 0 : -1;
         if (mount(op->source, target, NULL, MS_BIND | MS_REC, NULL) < 0)
                 return -1;
         unsigned long flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV;
@@ -353,83 +448,96 @@ static int bind_mount(const kpa_mount_op *op, int tree, const char *target)
         return mount(NULL, target, NULL, flags, NULL);
 }
 
-static int do_mount_op(const kpa_mount_op *op, int tree)
+static const struct {
+        const char *name;
+        unsigned major, minor;
+} dev_nodes[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
+                 {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+
+/* What /dev holds besides its mounts: the links, and the mount points of
+ * /dev/pts and /dev/shm; below DIRFD, PREFIX before each name. */
+static int fill_dev_links_at(int dirfd, const char *prefix)
 {
-        char target[PATH_MAX];
-        snprintf(target, sizeof(target), NEWROOT "%s", op->target);
-        switch (op->kind) {
-        case KPA_MOUNT_BIND_RO:
-        case KPA_MOUNT_BIND_RW: return bind_mount(op, tree, target);
-        case KPA_MOUNT_SYMLINK:
-                if (mkdir_parent(target) < 0)
+        static const char *const links[][2] = {{"pts/ptmx", "ptmx"},    {"/proc/self/fd", "fd"},
+                                               {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+                                               {"/proc/self/fd/2", "stderr"}};
+        char path[64];
+        for (size_t i = 0; i < ELEMENTSOF(links); i++) {
+                snprintf(path, sizeof(path), "%s/%s", prefix, links[i][1]);
+                if (symlinkat(links[i][0], dirfd, path) < 0)
                         return -1;
-                return symlink(op->source, target);
-        case KPA_MOUNT_COPY:
-                if (copy_file(op->source, target) < 0)
-                        return op->optional && errno == ENOENT ? 0 : -1;
-                return 0;
         }
-        return errno = EINVAL, -1;
+        snprintf(path, sizeof(path), "%s/pts", prefix);
+        if (mkdirat(dirfd, path, 0755) < 0)
+                return -1;
+        snprintf(path, sizeof(path), "%s/shm", prefix);
+        return mkdirat(dirfd, path, 01777) < 0 || fchmodat(dirfd, path, 01777, 0) < 0 ? -1 : 0;
 }
 
+/* /dev/pts and /dev/shm, mounted on the /dev below NEWROOT. */
+static int mount_dev_fs(void)
+{
+        if (mount("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                  "newinstance,ptmxmode=0666,mode=0620") < 0)
+                return -1;
+        return mount("tmpfs", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+}
+
+/* /dev made in the child (rootless): device nodes the user namespace may
+ * not create are binds of the host's. */
 static int make_dev(void)
 {
-        static const struct {
-                const char *name;
-                unsigned major, minor;
-        } nodes[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
-                     {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
-        if (mkdir_p(NEWROOT "/dev", 0755) < 0 ||
+        if (mkdir_p_at(AT_FDCWD, NEWROOT "/dev", 0755) < 0 ||
             mount("tmpfs", NEWROOT "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k") < 0)
                 return -1;
-        for (size_t i = 0; i < ELEMENTSOF(nodes); i++) {
+        for (size_t i = 0; i < ELEMENTSOF(dev_nodes); i++) {
                 char path[64];
-                snprintf(path, sizeof(path), NEWROOT "/dev/%s", nodes[i].name);
-                if (mknod(path, S_IFCHR | 0666, makedev(nodes[i].major, nodes[i].minor)) == 0) {
+                snprintf(path, sizeof(path), NEWROOT "/dev/%s", dev_nodes[i].name);
+                if (mknod(path, S_IFCHR | 0666, makedev(dev_nodes[i].major, dev_nodes[i].minor)) == 0) {
                         chmod(path, 0666); /* mknod honours the umask */
                         continue;
                 }
                 /* no CAP_MKNOD (e.g. a user namespace): bind the host's node */
                 char host[32];
-                snprintf(host, sizeof(host), "/dev/%s", nodes[i].name);
-                if (touch(path) < 0 || mount(host, path, NULL, MS_BIND, NULL) < 0)
+                snprintf(host, sizeof(host), "/dev/%s", dev_nodes[i].name);
+                if (touch_at(AT_FDCWD, path) < 0 || mount(host, path, NULL, MS_BIND, NULL) < 0)
                         return -1;
         }
-        static const char *const links[][2] = {{"pts/ptmx", "ptmx"},    {"/proc/self/fd", "fd"},
-                                               {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
-                                               {"/proc/self/fd/2", "stderr"}};
-        for (size_t i = 0; i < ELEMENTSOF(links); i++) {
-                char path[64];
-                snprintf(path, sizeof(path), NEWROOT "/dev/%s", links[i][1]);
-                if (symlink(links[i][0], path) < 0)
-                        return -1;
-        }
-        if (mkdir(NEWROOT "/dev/pts", 0755) < 0 ||
-            mount("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-                  "newinstance,ptmxmode=0666,mode=0620") < 0)
+        if (fill_dev_links_at(AT_FDCWD, NEWROOT "/dev") < 0)
                 return -1;
-        if (mkdir(NEWROOT "/dev/shm", 01777) < 0 ||
-            mount("tmpfs", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
-                return -1;
-        return 0;
+        return mount_dev_fs();
 }
 
 static void build_root(const child_ctx *c)
 {
         const kpa_instance_spec *spec = c->spec;
         CHECK(c, KPA_STEP_MOUNT_PRIVATE, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
-        CHECK(c, KPA_STEP_ROOT,
-              mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m"));
-        static const char *const dirs[] = {NEWROOT "/proc", NEWROOT "/tmp", NEWROOT "/run",
-                                           NEWROOT "/etc"};
-        for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
-                CHECK(c, KPA_STEP_ROOT, mkdir(dirs[i], 0755));
+        if (c->root_fd >= 0) { /* prepared by the parent (prepare_root) */
+                CHECK(c, KPA_STEP_ROOT, move_mount(c->root_fd, "", AT_FDCWD, NEWROOT,
+                                                   MOVE_MOUNT_F_EMPTY_PATH));
+        } else {
+                CHECK(c, KPA_STEP_ROOT,
+                      mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m"));
+                const char *failed;
+                CHECK(c, KPA_STEP_MOUNTS, fill_root_at(spec, c->trees, AT_FDCWD, NEWROOT, &failed));
+        }
         kpa_trace("child: root tmpfs");
         for (size_t i = 0; i < spec->n_mounts; i++) {
-                CHECK(c, KPA_STEP_MOUNTS, do_mount_op(&spec->mounts[i], c->trees[i]));
-                kpa_trace(spec->mounts[i].target);
+                const kpa_mount_op *op = &spec->mounts[i];
+                if (op->kind != KPA_MOUNT_BIND_RO && op->kind != KPA_MOUNT_BIND_RW)
+                        continue;
+                char target[PATH_MAX];
+                snprintf(target, sizeof(target), NEWROOT "%s", op->target);
+                CHECK(c, KPA_STEP_MOUNTS, bind_mount(op, c->trees[i], target));
+                kpa_trace(op->target);
         }
-        CHECK(c, KPA_STEP_DEV, make_dev());
+        if (c->dev_fd >= 0)
+                CHECK(c, KPA_STEP_DEV,
+                      move_mount(c->dev_fd, "", AT_FDCWD, NEWROOT "/dev", MOVE_MOUNT_F_EMPTY_PATH) < 0
+                              ? -1
+                              : mount_dev_fs());
+        else
+                CHECK(c, KPA_STEP_DEV, make_dev());
         kpa_trace("child: /dev");
         /* /proc before the old root goes: in a user namespace (rootless)
          * the kernel allows a new proc mount only while a fully visible
@@ -738,11 +846,15 @@ static _Noreturn void child_main(const child_ctx *c)
                 for (size_t i = 0; i < spec->n_mounts; i++)
                         own_trees[i] = child_tree(c, &spec->mounts[i]);
                 cc.trees = own_trees;
+        } else {
+                receive_root(&cc);
         }
         build_root(&cc);
         for (size_t i = 0; i < spec->n_mounts; i++)
                 if (cc.trees[i] >= 0)
                         close(cc.trees[i]);
+        closep(&cc.root_fd);
+        closep(&cc.dev_fd);
         kpa_trace("child: root done");
         if (spec->new_net)
                 CHECK(c, KPA_STEP_LOOPBACK, loopback_up());
@@ -773,7 +885,8 @@ static _Noreturn void child_start(const kpa_instance_spec *spec, const int *tree
                 keep[n++] = spec->handle_fds[i];
         close_all_except(keep, n);
         child_ctx c = {.spec = spec, .trees = trees, .report_fd = report_fd, .death_fd = death_fd,
-                       .sync_fd = sync_fd, .setup_fd = setup_fd, .cpus = cpus};
+                       .sync_fd = sync_fd, .setup_fd = setup_fd, .root_fd = -1, .dev_fd = -1,
+                       .cpus = cpus};
         child_main(&c);
 }
 
@@ -848,6 +961,53 @@ static void run_apart(pid_t pid, const cpu_set_t *cpus)
                 CPU_CLR(here, &others);
         if (here >= 0 && CPU_COUNT(&others) > 0)
                 (void)sched_setaffinity(pid, sizeof(others), &others);
+}
+
+/* A tmpfs with MODE and SIZE, as a detached mount with ATTRS, or -1. */
+static int detached_tmpfs(const char *mode, const char *size, unsigned attrs)
+{
+        _cleanup_close_ int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+        if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", "tmpfs", 0) < 0 ||
+            fsconfig(fs, FSCONFIG_SET_STRING, "mode", mode, 0) < 0 ||
+            fsconfig(fs, FSCONFIG_SET_STRING, "size", size, 0) < 0 ||
+            fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
+                return -1;
+        return fsmount(fs, FSMOUNT_CLOEXEC, attrs);
+}
+
+/* Make the new root (a tmpfs with what fill_root_at puts there) and its
+ * /dev (the device nodes and links) as detached mounts, and send them to
+ * the child, which only attaches them. This is done here, while the child
+ * makes its namespaces on another CPU, rather than in the child: about
+ * 0.3 ms less before the application starts. Not rootless: outside a user
+ * namespace of its own an unprivileged user cannot make a tmpfs. */
+static int hand_over_root(const kpa_instance_spec *spec, const int *trees, int setup_fd,
+                          kpa_error *err)
+{
+        _cleanup_close_ int root = detached_tmpfs("0755", "1m", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+        if (root < 0)
+                return kpa_error_set_errno(err, errno, "the new root: cannot make a tmpfs");
+        const char *failed = "/dev";
+        if (mkdirat(root, "dev", 0755) < 0 || fill_root_at(spec, trees, root, ".", &failed) < 0)
+                return kpa_error_set_errno(err, errno, "the new root: cannot make %s", failed);
+        _cleanup_close_ int dev = detached_tmpfs("0755", "64k", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+        if (dev < 0)
+                return kpa_error_set_errno(err, errno, "the new /dev: cannot make a tmpfs");
+        for (size_t i = 0; i < ELEMENTSOF(dev_nodes); i++) {
+                const char *name = dev_nodes[i].name;
+                /* mknod honours the umask */
+                if (mknodat(dev, name, S_IFCHR | 0666, makedev(dev_nodes[i].major, dev_nodes[i].minor)) < 0 ||
+                    fchmodat(dev, name, 0666, 0) < 0)
+                        return kpa_error_set_errno(err, errno, "the new /dev: cannot make %s", name);
+        }
+        if (fill_dev_links_at(dev, ".") < 0)
+                return kpa_error_set_errno(err, errno, "the new /dev: cannot make its links");
+        int q = send_root(setup_fd, root, dev);
+        if (q == -EPIPE || q == -ECONNRESET)
+                q = 0; /* the child is gone; its report says why */
+        if (q < 0)
+                return kpa_error_set_errno(err, -q, "cannot send the new root to the child");
+        return 0;
 }
 
 /* The parent's half of the setup, done while the child builds its root:
@@ -941,8 +1101,8 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         close(rep[1]);
         closep(&sync[0]);
         closep(&setup[1]);
-        close_trees(trees, spec->n_mounts);
         if (pid < 0) {
+                close_trees(trees, spec->n_mounts);
                 close(rep[0]);
                 closep(&sync[1]);
                 close(setup[0]);
@@ -955,6 +1115,9 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                         q = kpa_error_set_errno(err, errno, "user namespace: cannot release the child");
                 closep(&sync[1]);
         }
+        if (q == 0 && !spec->userns)
+                q = hand_over_root(spec, trees, setup[0], err);
+        close_trees(trees, spec->n_mounts);
         kpa_cgroup *cg = NULL;
         if (q == 0)
                 q = setup_child(spec, setup[0], &cg, err);

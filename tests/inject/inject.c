@@ -8,7 +8,7 @@
  *     SYSCALL  mkdir (mkdir and mkdirat), mkdirat, rename (rename, renameat,
  *              renameat2), renameat, renameat2, unlink (unlink, unlinkat,
  *              rmdir), write, mount, clone (clone() and syscall(SYS_clone3)),
- *              clone3 (syscall(SYS_clone3) only), sendmsg, recvmsg
+ *              clone3 (syscall(SYS_clone3) only), sendmsg, recvmsg, fsmount
  *     ERRNO    ENOMEM, ENOSPC, EIO, ... or a number
  *     MATCH    only calls on a path that contains MATCH count: the path
  *              given (resolved against its directory fd), the path of the fd
@@ -58,6 +58,7 @@ enum {
         F_CLONE3,
         F_SENDMSG,
         F_RECVMSG,
+        F_FSMOUNT,
 };
 
 static const struct {
@@ -76,6 +77,7 @@ static const struct {
         {"clone3", 1u << F_CLONE3},
         {"sendmsg", 1u << F_SENDMSG},
         {"recvmsg", 1u << F_RECVMSG},
+        {"fsmount", 1u << F_FSMOUNT},
 };
 
 static const struct {
@@ -365,6 +367,14 @@ int mount(const char *source, const char *target, const char *fstype, unsigned l
         if (wanted(F_MOUNT) && inject("mount", target, source))
                 return -1;
         return real_(source, target, fstype, flags, data);
+}
+
+int fsmount(int fs_fd, unsigned int flags, unsigned int attr_flags)
+{
+        NEXT(fsmount);
+        if (wanted(F_FSMOUNT) && inject("fsmount", NULL, NULL))
+                return -1;
+        return real_(fs_fd, flags, attr_flags);
 }
 
 /* glibc's clone(): the optional arguments are passed on as they came. */

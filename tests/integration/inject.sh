@@ -184,9 +184,17 @@ start_fails "a cgroup limit" "write:ENOSPC:/pids.max" 28 "cannot write pids.max:
 start_fails "joining the cgroup" "write:ENOSPC:/sys/fs/cgroup/" 28 \
     "failed at step \"join the cgroup\": $nospace"
 start_fails "clone3" "clone3:ENOMEM" 12 "clone into new namespaces: $nomem"
-start_fails "the setup message to the child (cgroup made)" "sendmsg:ENOMEM" 12 \
+start_fails "the new root, made by the parent" "fsmount:ENOMEM" 12 \
+    "the new root: cannot make a tmpfs: $nomem"
+start_fails "the new /dev, made by the parent" "fsmount:ENOMEM::2" 12 \
+    "the new /dev: cannot make a tmpfs: $nomem"
+start_fails "the new root sent to the child" "sendmsg:ENOMEM" 12 \
+    "cannot send the new root to the child: $nomem"
+start_fails "the new root, received by the child" "recvmsg:ENOMEM" 12 \
+    "failed at step \"create the private root\": $nomem"
+start_fails "the setup message to the child (cgroup made)" "sendmsg:ENOMEM::2" 12 \
     "cannot send the setup to the child: $nomem"
-start_fails "the setup message, in the child" "recvmsg:ENOMEM" 12 \
+start_fails "the setup message, in the child" "recvmsg:ENOMEM::2" 12 \
     "failed at step \"join the cgroup\": $nomem"
 start_fails "the first mount, in the child" "mount:ENOMEM" 12 \
     "failed at step \"make mounts private\": $nomem"
