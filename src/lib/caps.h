@@ -1,4 +1,6 @@
-/* caps.h: giving up privileges in the child, just before exec. */
+/* caps.h: giving up privileges in the sandbox: the limits first (in the
+ * instance's init, which still needs its capabilities), then the ids and
+ * the capability sets (in the application's child, just before exec). */
 #ifndef KPA_CAPS_H
 #define KPA_CAPS_H
 
@@ -11,5 +13,15 @@
  * malloc'd state that outlives it; safe after fork. Returns 0 or -errno;
  * *FAILED_STEP (if not NULL) then names the step ("setresuid", ...). */
 int kpa_privileges_drop(uid_t uid, gid_t gid, const char **failed_step);
+
+/* kpa_privileges_drop() in two parts. The limits: lock the securebits,
+ * empty the capability bounding set and the ambient set. The process keeps
+ * its effective capabilities (an init can still make namespaces and join
+ * cgroups), and every process it forks inherits the limits. */
+int kpa_privileges_limit(const char **failed_step);
+/* The rest, in a process whose limits are set: drop supplementary groups,
+ * switch to UID:GID, clear every capability set, set no_new_privs, and
+ * check that nothing is left (the bounding set included). */
+int kpa_privileges_drop_ids(uid_t uid, gid_t gid, const char **failed_step);
 
 #endif

@@ -652,7 +652,7 @@ static _Noreturn void app_main(const child_ctx *c, int err_fd)
         /* the saved stderr is closed now (or a handle has its number) */
         trace_to(STDERR_FILENO, "app: stdio, handles");
         const char *failed = NULL;
-        r = kpa_privileges_drop(spec->uid, spec->gid, &failed);
+        r = kpa_privileges_drop_ids(spec->uid, spec->gid, &failed); /* limits: init's */
         if (r < 0)
                 app_fail(err_fd, KPA_STEP_PRIVILEGES, -r);
         /* last: the filter refuses mount, unshare... that the steps above may use */
@@ -859,6 +859,13 @@ static _Noreturn void child_main(const child_ctx *c)
         if (spec->new_net)
                 CHECK(c, KPA_STEP_LOOPBACK, loopback_up());
         kpa_trace("child: loopback");
+        /* the capability limits, while the parent may still be making the
+         * cgroup: the init keeps its effective capabilities, and the
+         * application inherits the limits */
+        const char *failed = NULL;
+        int r = kpa_privileges_limit(&failed);
+        if (r < 0)
+                child_fail(c, KPA_STEP_PRIVILEGES, -r);
         kpa_seccomp_prog prog;
         receive_setup(c, &prog);
         cc.seccomp = &prog;

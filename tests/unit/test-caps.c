@@ -178,6 +178,62 @@ static bool privileged(void)
         return all;
 }
 
+/* The two parts one after the other, as the sandbox does them (the init
+ * sets the limits, its child the rest): after the limits the bounding set
+ * is empty and the effective set is whole; after the rest every set is
+ * empty, with the ids asked for. */
+static void check_split(void)
+{
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return;
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+                if (dup2(p[1], 1) < 0)
+                        _exit(120);
+                const char *step = NULL;
+                int r = kpa_privileges_limit(&step);
+                _cleanup_free_ char *st = NULL;
+                size_t len = 0;
+                if (r < 0 ||
+                    kpa_read_file_at(AT_FDCWD, "/proc/self/status", STATUS_MAX, &st, &len) < 0)
+                        _exit(121);
+                dprintf(1, "limited.CapBnd=%s\n", field(st, "CapBnd"));
+                dprintf(1, "limited.CapEff=%s\n", field(st, "CapEff"));
+                r = kpa_privileges_drop_ids(65534, 65534, &step);
+                if (r < 0) {
+                        dprintf(1, "error=%s:%s\n", step ? step : "?", strerror(-r));
+                        _exit(1);
+                }
+                free(TAKE_PTR(st));
+                if (kpa_read_file_at(AT_FDCWD, "/proc/self/status", STATUS_MAX, &st, &len) < 0)
+                        _exit(122);
+                kpa_write_all(1, st, len);
+                _exit(0);
+        }
+        close(p[1]);
+        char buf[STATUS_MAX + 1];
+        size_t len = 0;
+        ssize_t n;
+        while (len < STATUS_MAX && (n = read(p[0], buf + len, STATUS_MAX - len)) > 0)
+                len += (size_t)n;
+        buf[len] = '\0';
+        close(p[0]);
+        int status = -1;
+        waitpid(pid, &status, 0);
+        ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "limits, then ids: the child succeeded");
+        has_str(buf, "limited.CapBnd=0000000000000000\n", "after the limits: no bounding set");
+        ok(!strstr(buf, "limited.CapEff=0000000000000000"),
+           "after the limits: the effective set is kept");
+        is_str(field(buf, "CapEff"), "0000000000000000", "after the rest: CapEff empty");
+        is_str(field(buf, "CapPrm"), "0000000000000000", "after the rest: CapPrm empty");
+        is_str(field(buf, "CapBnd"), "0000000000000000", "after the rest: CapBnd empty");
+        is_str(field(buf, "CapAmb"), "0000000000000000", "after the rest: CapAmb empty");
+        is_str(field(buf, "NoNewPrivs"), "1", "after the rest: no_new_privs");
+        is_str(field(buf, "Uid"), "65534\t65534\t65534\t65534", "after the rest: all uids");
+}
+
 int main(void)
 {
         if (!privileged()) {
@@ -190,5 +246,6 @@ int main(void)
         check(0, 0, true, false);
         check(61184, 61184, true, false);
         check(0, 0, true, true);
+        check_split();
         return tap_done();
 }
