@@ -520,23 +520,9 @@ static void test_socket_path(void)
 
 static int send_raw(int sock, const void *buf, size_t len, const int *fds, size_t n_fds)
 {
-        union {
-                struct cmsghdr h;
-                char b[CMSG_SPACE(sizeof(int) * 8)];
-        } c;
         struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
-        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-        if (n_fds) {
-                memset(&c, 0, sizeof(c));
-                m.msg_control = c.b;
-                m.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-                struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
-                cm->cmsg_level = SOL_SOCKET;
-                cm->cmsg_type = SCM_RIGHTS;
-                cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-                memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
-        }
-        return sendmsg(sock, &m, MSG_NOSIGNAL) < 0 ? -errno : 0;
+        ssize_t n = kpa_send_fds(sock, &iov, 1, fds, n_fds);
+        return n < 0 ? (int)n : 0;
 }
 
 static bool same_file(int a, int b)
