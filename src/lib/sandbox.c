@@ -202,7 +202,7 @@ typedef struct setup_hdr {
 } setup_hdr;
 
 /* The first message (but rootless): the new root and its /dev, made by
- * the parent as detached mounts (prepare_root). */
+ * the parent as detached mounts (hand_over_root). */
 static int send_root(int sock, int root, int dev)
 {
         setup_hdr h = {.kind = SETUP_ROOT, .n_fds = 2};
@@ -268,8 +268,7 @@ static void receive_setup(const child_ctx *c, kpa_seccomp_prog *prog)
         }
         close(c->setup_fd);
         int r = kpa_cgroup_join_self(fds, n_fds);
-        for (size_t i = 0; i < n_fds; i++)
-                close(fds[i]);
+        kpa_close_fds(fds, n_fds);
         if (r < 0)
                 child_fail(c, KPA_STEP_CGROUP, -r);
         prog->len = (unsigned short)h.filter_len;
@@ -458,9 +457,10 @@ static const struct {
  * /dev/pts and /dev/shm; below DIRFD, PREFIX before each name. */
 static int fill_dev_links_at(int dirfd, const char *prefix)
 {
-        static const char *const links[][2] = {{"pts/ptmx", "ptmx"},    {"/proc/self/fd", "fd"},
-                                               {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
-                                               {"/proc/self/fd/2", "stderr"}};
+        static const char *const links[][2] = {
+                {"pts/ptmx", "ptmx"},         {"/proc/self/fd", "fd"},
+                {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+                {"/proc/self/fd/2", "stderr"}};
         char path[64];
         for (size_t i = 0; i < ELEMENTSOF(links); i++) {
                 snprintf(path, sizeof(path), "%s/%s", prefix, links[i][1]);
@@ -493,7 +493,8 @@ static int make_dev(void)
         for (size_t i = 0; i < ELEMENTSOF(dev_nodes); i++) {
                 char path[64];
                 snprintf(path, sizeof(path), NEWROOT "/dev/%s", dev_nodes[i].name);
-                if (mknod(path, S_IFCHR | 0666, makedev(dev_nodes[i].major, dev_nodes[i].minor)) == 0) {
+                dev_t nr = makedev(dev_nodes[i].major, dev_nodes[i].minor);
+                if (mknod(path, S_IFCHR | 0666, nr) == 0) {
                         chmod(path, 0666); /* mknod honours the umask */
                         continue;
                 }
@@ -512,7 +513,7 @@ static void build_root(const child_ctx *c)
 {
         const kpa_instance_spec *spec = c->spec;
         CHECK(c, KPA_STEP_MOUNT_PRIVATE, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
-        if (c->root_fd >= 0) { /* prepared by the parent (prepare_root) */
+        if (c->root_fd >= 0) { /* made by the parent (hand_over_root) */
                 CHECK(c, KPA_STEP_ROOT, move_mount(c->root_fd, "", AT_FDCWD, NEWROOT,
                                                    MOVE_MOUNT_F_EMPTY_PATH));
         } else {
@@ -531,13 +532,13 @@ static void build_root(const child_ctx *c)
                 CHECK(c, KPA_STEP_MOUNTS, bind_mount(op, c->trees[i], target));
                 kpa_trace(op->target);
         }
-        if (c->dev_fd >= 0)
-                CHECK(c, KPA_STEP_DEV,
-                      move_mount(c->dev_fd, "", AT_FDCWD, NEWROOT "/dev", MOVE_MOUNT_F_EMPTY_PATH) < 0
-                              ? -1
-                              : mount_dev_fs());
-        else
+        if (c->dev_fd >= 0) {
+                CHECK(c, KPA_STEP_DEV, move_mount(c->dev_fd, "", AT_FDCWD, NEWROOT "/dev",
+                                                  MOVE_MOUNT_F_EMPTY_PATH));
+                CHECK(c, KPA_STEP_DEV, mount_dev_fs());
+        } else {
                 CHECK(c, KPA_STEP_DEV, make_dev());
+        }
         kpa_trace("child: /dev");
         /* /proc before the old root goes: in a user namespace (rootless)
          * the kernel allows a new proc mount only while a fully visible
@@ -991,21 +992,24 @@ static int detached_tmpfs(const char *mode, const char *size, unsigned attrs)
 static int hand_over_root(const kpa_instance_spec *spec, const int *trees, int setup_fd,
                           kpa_error *err)
 {
-        _cleanup_close_ int root = detached_tmpfs("0755", "1m", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+        _cleanup_close_ int root =
+                detached_tmpfs("0755", "1m", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
         if (root < 0)
                 return kpa_error_set_errno(err, errno, "the new root: cannot make a tmpfs");
         const char *failed = "/dev";
         if (mkdirat(root, "dev", 0755) < 0 || fill_root_at(spec, trees, root, ".", &failed) < 0)
                 return kpa_error_set_errno(err, errno, "the new root: cannot make %s", failed);
-        _cleanup_close_ int dev = detached_tmpfs("0755", "64k", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+        _cleanup_close_ int dev =
+                detached_tmpfs("0755", "64k", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
         if (dev < 0)
                 return kpa_error_set_errno(err, errno, "the new /dev: cannot make a tmpfs");
         for (size_t i = 0; i < ELEMENTSOF(dev_nodes); i++) {
                 const char *name = dev_nodes[i].name;
                 /* mknod honours the umask */
-                if (mknodat(dev, name, S_IFCHR | 0666, makedev(dev_nodes[i].major, dev_nodes[i].minor)) < 0 ||
-                    fchmodat(dev, name, 0666, 0) < 0)
-                        return kpa_error_set_errno(err, errno, "the new /dev: cannot make %s", name);
+                dev_t nr = makedev(dev_nodes[i].major, dev_nodes[i].minor);
+                if (mknodat(dev, name, S_IFCHR | 0666, nr) < 0 || fchmodat(dev, name, 0666, 0) < 0)
+                        return kpa_error_set_errno(err, errno, "the new /dev: cannot make %s",
+                                                   name);
         }
         if (fill_dev_links_at(dev, ".") < 0)
                 return kpa_error_set_errno(err, errno, "the new /dev: cannot make its links");
@@ -1101,9 +1105,9 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 child_start(spec, trees, rep[1], death_fd, sync[0], setup[1],
                             have_cpus ? &cpus : NULL);
         }
+        int saved = errno;
         if (pid > 0 && have_cpus)
                 run_apart(pid, &cpus);
-        int saved = errno;
         kpa_trace("spawn: cloned");
         close(rep[1]);
         closep(&sync[0]);

@@ -138,8 +138,9 @@ void kpa_trace(const char *step);
  * another CPU) make its root (but rootless), build the seccomp filter and
  * create the cgroup, hand them to it, and return (state Created); the
  * caller then reads reports from SB->report_fd. On failure the init is
- * killed and reaped, and nothing is left behind. DEATH_FD: the read end of a pipe whose write end only the
- * caller holds; the instance kills itself when it sees EOF there (-1: none). */
+ * killed and reaped, and nothing is left behind. DEATH_FD: the read end of
+ * a pipe whose write end only the caller holds; the instance kills itself
+ * when it sees EOF there (-1: none). */
 int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *sb,
                       kpa_error *err);
 /* Read one report; 0 and *OUT filled, -EAGAIN when none is ready (non-blocking
