@@ -423,6 +423,18 @@ static int add_controller(kpa_cgroup *cg, int c, const char *parent, kpa_error *
         return 0;
 }
 
+/* Free what H holds and leave it empty. */
+static void hierarchy_clear(hierarchy *h)
+{
+        closep(&h->lock_fd);
+        free(h->mount);
+        free(h->parent);
+        for (int l = 0; l < N_LEVEL; l++)
+                free(h->names[l]);
+        free(h->path);
+        *h = (hierarchy){.lock_fd = -1};
+}
+
 /* Drop the hierarchies that host none of the controllers in USED. */
 static void keep_hierarchies(kpa_cgroup *cg, unsigned used)
 {
@@ -430,12 +442,7 @@ static void keep_hierarchies(kpa_cgroup *cg, unsigned used)
         for (size_t i = 0; i < cg->n; i++) {
                 hierarchy *h = &cg->h[i];
                 if (!(h->ctrls & used)) {
-                        free(h->mount);
-                        free(h->parent);
-                        for (int l = 0; l < N_LEVEL; l++)
-                                free(h->names[l]);
-                        free(h->path);
-                        closep(&h->lock_fd);
+                        hierarchy_clear(h);
                         continue;
                 }
                 if (n != i) {
@@ -851,15 +858,8 @@ static void group_free(kpa_cgroup *cg)
         kpa_cgroup_close_attach_fds(cg);
         if (cg->v2_fd >= 0)
                 close(cg->v2_fd);
-        for (size_t i = 0; i < N_CTRL; i++) {
-                hierarchy *h = &cg->h[i];
-                closep(&h->lock_fd);
-                free(h->mount);
-                free(h->parent);
-                for (int l = 0; l < N_LEVEL; l++)
-                        free(h->names[l]);
-                free(h->path);
-        }
+        for (size_t i = 0; i < N_CTRL; i++)
+                hierarchy_clear(&cg->h[i]);
         free(cg);
 }
 
