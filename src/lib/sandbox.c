@@ -23,7 +23,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
@@ -363,22 +362,12 @@ static int make_target_at(int dirfd, const char *target, bool dir)
         return mkdir_parent_at(dirfd, target) < 0 ? -1 : touch_at(dirfd, target);
 }
 
-/* Whether OP binds a directory (its TREE, else its source path); 0, or -1
- * with errno (ENOENT for a source that is missing). */
-static int bind_source_is_dir(const kpa_mount_op *op, int tree, bool *dir)
-{
-        struct stat st;
-        if ((tree >= 0 ? fstat(tree, &st) : stat(op->source, &st)) < 0)
-                return -1;
-        *dir = S_ISDIR(st.st_mode);
-        return 0;
-}
-
-/* Everything of the new root below DIRFD (relative to it, PREFIX before
- * each target) that is not a mount: the directories /proc, /tmp, /run and
- * /etc, the targets of the binds, the symlinks and the copies. */
-static int fill_root_at(const kpa_instance_spec *spec, const int *trees, int dirfd,
-                        const char *prefix, const char **failed)
+/* What the new root holds below DIRFD (relative to it, PREFIX before each
+ * path) besides its mounts: the directories /proc, /tmp, /run and /etc, the
+ * symlinks and the copies. (The targets of the binds are made by the child,
+ * as it binds: a target may lie below an earlier bind, /usr say.) */
+static int fill_root_at(const kpa_instance_spec *spec, int dirfd, const char *prefix,
+                        const char **failed)
 {
         static const char *const dirs[] = {"/proc", "/tmp", "/run", "/etc"};
         char path[PATH_MAX];
@@ -390,17 +379,10 @@ static int fill_root_at(const kpa_instance_spec *spec, const int *trees, int dir
         for (size_t i = 0; i < spec->n_mounts; i++) {
                 const kpa_mount_op *op = &spec->mounts[i];
                 snprintf(path, sizeof(path), "%s%s", prefix, op->target);
-                bool dir = false;
                 int r = 0;
                 switch (op->kind) {
                 case KPA_MOUNT_BIND_RO:
-                case KPA_MOUNT_BIND_RW:
-                        r = bind_source_is_dir(op, trees[i], &dir);
-                        if (r < 0 && op->optional && errno == ENOENT)
-                                continue;
-                        if (r == 0)
-                                r = make_target_at(dirfd, path, dir);
-                        break;
+                case KPA_MOUNT_BIND_RW: break;
                 case KPA_MOUNT_SYMLINK:
                         r = mkdir_parent_at(dirfd, path);
                         if (r == 0)
@@ -418,33 +400,17 @@ static int fill_root_at(const kpa_instance_spec *spec, const int *trees, int dir
         return 0;
 }
 
-/* Bind OP's source at TARGET, which exists: its detached TREE (cloned by
- * the parent), or its source path. A missing optional source is skipped. */
-static int bind_mount(const kpa_mount_op *op, int tree, const char *target)
+/* Attach TREE, the detached copy of bind OP's source, at TARGET (made
+ * here, a directory or a file as the source is). No TREE: an optional
+ * source that is missing, skipped. */
+static int bind_mount(int tree, const char *target)
 {
-        if (tree >= 0)
-                return move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
-        if (access(op->source, F_OK) < 0)
-                return op->optional && errno == ENOENT ? 0 : -1;
-        if (mount(op->source, target, NULL, MS_BIND | MS_REC, NULL) < 0)
+        struct stat st;
+        if (tree < 0)
+                return 0;
+        if (fstat(tree, &st) < 0 || make_target_at(AT_FDCWD, target, S_ISDIR(st.st_mode)) < 0)
                 return -1;
-        unsigned long flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV;
-        if (op->kind == KPA_MOUNT_BIND_RO)
-                flags |= MS_RDONLY;
-        /* keep what the source mount has: in a user namespace its flags
-         * are locked, and a remount that would drop one is refused */
-        struct statvfs sv;
-        if (statvfs(target, &sv) == 0) {
-                static const struct {
-                        unsigned long st, ms;
-                } keep[] = {{ST_RDONLY, MS_RDONLY},     {ST_NOEXEC, MS_NOEXEC},
-                            {ST_NOATIME, MS_NOATIME},   {ST_NODIRATIME, MS_NODIRATIME},
-                            {ST_RELATIME, MS_RELATIME}};
-                for (size_t k = 0; k < ELEMENTSOF(keep); k++)
-                        if (sv.f_flag & keep[k].st)
-                                flags |= keep[k].ms;
-        }
-        return mount(NULL, target, NULL, flags, NULL);
+        return move_mount(tree, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
 }
 
 static const struct {
@@ -520,8 +486,14 @@ static void build_root(const child_ctx *c)
                 CHECK(c, KPA_STEP_ROOT,
                       mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m"));
                 const char *failed;
-                CHECK(c, KPA_STEP_MOUNTS, fill_root_at(spec, c->trees, AT_FDCWD, NEWROOT, &failed));
+                CHECK(c, KPA_STEP_MOUNTS, fill_root_at(spec, AT_FDCWD, NEWROOT, &failed));
         }
+        /* /tmp and /run before the binds: a host path may be bound below
+         * them (a socket in /run, say) */
+        CHECK(c, KPA_STEP_PROC,
+              mount("tmpfs", NEWROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"));
+        CHECK(c, KPA_STEP_PROC,
+              mount("tmpfs", NEWROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"));
         kpa_trace("child: root tmpfs");
         for (size_t i = 0; i < spec->n_mounts; i++) {
                 const kpa_mount_op *op = &spec->mounts[i];
@@ -529,7 +501,7 @@ static void build_root(const child_ctx *c)
                         continue;
                 char target[PATH_MAX];
                 snprintf(target, sizeof(target), NEWROOT "%s", op->target);
-                CHECK(c, KPA_STEP_MOUNTS, bind_mount(op, c->trees[i], target));
+                CHECK(c, KPA_STEP_MOUNTS, bind_mount(c->trees[i], target));
                 kpa_trace(op->target);
         }
         if (c->dev_fd >= 0) {
@@ -551,8 +523,6 @@ static void build_root(const child_ctx *c)
         CHECK(c, KPA_STEP_PIVOT_ROOT, umount2(".", MNT_DETACH));
         CHECK(c, KPA_STEP_PIVOT_ROOT, chdir("/"));
         kpa_trace("child: pivot_root");
-        CHECK(c, KPA_STEP_PROC, mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"));
-        CHECK(c, KPA_STEP_PROC, mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"));
         CHECK(c, KPA_STEP_ROOT,
               mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL));
 }
@@ -787,21 +757,36 @@ static _Noreturn void init_main(const child_ctx *c)
         init_loop(c, sfd, app);
 }
 
+/* A detached copy of bind OP's source, with OP's mount flags set: of its
+ * source fd (BY_FD), else of its path; -1 with errno (ENOENT: the source
+ * is missing). Made before the new root is mounted over NEWROOT, which may
+ * hide a source path below it. */
+static int detached_copy(const kpa_mount_op *op, bool by_fd)
+{
+        int t = by_fd ? open_tree(op->source_fd, "",
+                                  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE)
+                      : open_tree(AT_FDCWD, op->source,
+                                  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (t < 0)
+                return -1;
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+        if (op->kind == KPA_MOUNT_BIND_RO)
+                attr.attr_set |= MOUNT_ATTR_RDONLY;
+        if (mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
+                int e = errno;
+                close(t);
+                return errno = e, -1;
+        }
+        return t;
+}
+
 /* A detached copy of OP's source, for a bind (rootless), or -1. */
 static int child_tree(const child_ctx *c, const kpa_mount_op *op)
 {
         if ((op->kind != KPA_MOUNT_BIND_RO && op->kind != KPA_MOUNT_BIND_RW) || !op->source)
                 return -1;
-        int t = open_tree(AT_FDCWD, op->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-        if (t < 0) {
-                if (op->optional && errno == ENOENT)
-                        return -1;
-                child_fail(c, KPA_STEP_MOUNTS, errno);
-        }
-        struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
-        if (op->kind == KPA_MOUNT_BIND_RO)
-                attr.attr_set |= MOUNT_ATTR_RDONLY;
-        if (mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+        int t = detached_copy(op, false);
+        if (t < 0 && !(op->optional && errno == ENOENT))
                 child_fail(c, KPA_STEP_MOUNTS, errno);
         return t;
 }
@@ -912,18 +897,16 @@ static int clone_trees(const kpa_instance_spec *spec, int *trees, kpa_error *err
                 trees[i] = -1;
         for (size_t i = 0; i < spec->n_mounts; i++) {
                 const kpa_mount_op *op = &spec->mounts[i];
-                if (op->source_fd < 0 || (op->kind != KPA_MOUNT_BIND_RO && op->kind != KPA_MOUNT_BIND_RW))
+                bool by_fd = op->source_fd >= 0;
+                if ((op->kind != KPA_MOUNT_BIND_RO && op->kind != KPA_MOUNT_BIND_RW) ||
+                    (!by_fd && !op->source))
                         continue;
-                int t = open_tree(op->source_fd, "",
-                                  OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
-                if (t < 0)
-                        return kpa_error_set_errno(err, errno, "open_tree for %s", op->target);
-                trees[i] = t;
-                struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
-                if (op->kind == KPA_MOUNT_BIND_RO)
-                        attr.attr_set |= MOUNT_ATTR_RDONLY;
-                if (mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
-                        return kpa_error_set_errno(err, errno, "mount_setattr for %s", op->target);
+                trees[i] = detached_copy(op, by_fd);
+                if (trees[i] < 0 && !(op->optional && errno == ENOENT))
+                        return by_fd ? kpa_error_set_errno(err, errno, "cannot copy the mount for %s",
+                                                           op->target)
+                                     : kpa_error_set_errno(err, errno, "cannot bind the host path %s",
+                                                           op->source);
         }
         return 0;
 }
@@ -989,15 +972,14 @@ static int detached_tmpfs(const char *mode, const char *size, unsigned attrs)
  * makes its namespaces on another CPU, rather than in the child: about
  * 0.3 ms less before the application starts. Not rootless: outside a user
  * namespace of its own an unprivileged user cannot make a tmpfs. */
-static int hand_over_root(const kpa_instance_spec *spec, const int *trees, int setup_fd,
-                          kpa_error *err)
+static int hand_over_root(const kpa_instance_spec *spec, int setup_fd, kpa_error *err)
 {
         _cleanup_close_ int root =
                 detached_tmpfs("0755", "1m", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
         if (root < 0)
                 return kpa_error_set_errno(err, errno, "the new root: cannot make a tmpfs");
         const char *failed = "/dev";
-        if (mkdirat(root, "dev", 0755) < 0 || fill_root_at(spec, trees, root, ".", &failed) < 0)
+        if (mkdirat(root, "dev", 0755) < 0 || fill_root_at(spec, root, ".", &failed) < 0)
                 return kpa_error_set_errno(err, errno, "the new root: cannot make %s", failed);
         _cleanup_close_ int dev =
                 detached_tmpfs("0755", "64k", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
@@ -1112,8 +1094,8 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         close(rep[1]);
         closep(&sync[0]);
         closep(&setup[1]);
+        close_trees(trees, spec->n_mounts);
         if (pid < 0) {
-                close_trees(trees, spec->n_mounts);
                 close(rep[0]);
                 closep(&sync[1]);
                 close(setup[0]);
@@ -1127,8 +1109,7 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 closep(&sync[1]);
         }
         if (q == 0 && !spec->userns)
-                q = hand_over_root(spec, trees, setup[0], err);
-        close_trees(trees, spec->n_mounts);
+                q = hand_over_root(spec, setup[0], err);
         kpa_cgroup *cg = NULL;
         if (q == 0)
                 q = setup_child(spec, setup[0], &cg, err);

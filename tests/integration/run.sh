@@ -78,6 +78,33 @@ check "write to /storage" run $APP -- write /storage/note.txt kept
 check_eq "/storage keeps its content across runs" "$(run $APP -- cat /storage/note.txt)" kept
 check_eq "the file belongs to the package uid on the host" "$(stat -c %u "$R/storage/$APP/note.txt")" "$uid"
 
+# ---- host paths bound read-only (extensions.KPA_sandbox.readOnlyPaths) ----
+mkdir -p "$T/ro/dir" && echo "ro content" >"$T/ro/dir/f" && echo "file content" >"$T/ro/file"
+libdir=$(dirname "$(readlink -f /lib/*-linux-gnu/libc.so.6 | head -1)") # /usr/lib/TRIPLET
+rundir=/run/kpa-test-run$$
+cleanup_add "rm -rf $rundir"
+mkdir -p $rundir && echo "run content" >$rundir/sock
+RAPP=org.example.ro$$
+paths="\"$T/ro/dir\",\"$T/ro/file\",\"/lib/${libdir##*/}\",\"$rundir\""
+$MKPKG "$T/ro.kpa" --id $RAPP --bin "$PROBE" --set 'runConfigurations[0].args=[]' \
+    --set "extensions={\"KPA_sandbox\":{\"readOnlyPaths\":[$paths]}}"
+"$KPA_INSTALL" --root "$R" -q "$T/ro.kpa"
+check_eq "a host directory arrives at its own path" "$("$KPA_RUN" --root "$R" $RAPP -- cat "$T/ro/dir/f")" \
+    "ro content"
+check_eq "a host file too" "$("$KPA_RUN" --root "$R" $RAPP -- cat "$T/ro/file")" "file content"
+check "... read-only" grep -q "EROFS" <<<"$("$KPA_RUN" --root "$R" $RAPP -- write "$T/ro/dir/g" x)"
+check "a path through the /lib symlink (into the /usr bind) is bound too" \
+    "$KPA_RUN" --root "$R" $RAPP -- cat "/lib/${libdir##*/}/libc.so.6"
+check_eq "a path below /run shows on the sandbox's own /run (and below /tmp, as above)" \
+    "$("$KPA_RUN" --root "$R" $RAPP -- cat $rundir/sock)" "run content"
+MAPP=org.example.romissing$$
+$MKPKG "$T/romissing.kpa" --id $MAPP --bin "$PROBE" --set 'runConfigurations[0].args=[]' \
+    --set "extensions={\"KPA_sandbox\":{\"readOnlyPaths\":[\"$T/not-there\"]}}"
+"$KPA_INSTALL" --root "$R" -q "$T/romissing.kpa"
+check_output "a read-only path missing on the host fails the start, named" \
+    "cannot bind the host path $T/not-there: No such file or directory" \
+    "$KPA_RUN" --root "$R" $MAPP -- exit 0
+
 # ---- handles ----
 echo "handle content" >"$T/h.txt"
 out=$(run --handle cfg=file:"$T/h.txt" --handle log=file+a:"$T/log.txt" $APP -- handles cfg log)
