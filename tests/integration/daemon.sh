@@ -20,11 +20,13 @@ AUTO=org.example.auto$$
 RESTART=org.example.restart$$
 LATE=org.example.late$$
 $MKPKG "$T/probe.kpa" --id $APP --bin "$PROBE" --set 'runConfigurations[0].args=[]'
-$MKPKG "$T/auto.kpa" --id $AUTO --bin "$PROBE" --set 'runConfigurations[0].args=["sleep","60"]' \
+# the autorun ones run for longer than the whole test may take (under ASan
+# too): the fd count around the load counts their fds on both sides
+$MKPKG "$T/auto.kpa" --id $AUTO --bin "$PROBE" --set 'runConfigurations[0].args=["sleep","3600"]' \
     --set 'runConfigurations[0].autorun=true'
 $MKPKG "$T/restart.kpa" --id $RESTART --bin "$PROBE" --set 'runConfigurations[0].args=["sleep-exit","0","3"]' \
     --set 'extensions={"KPA_restart":{"policy":"on-failure","maxRetries":2,"delayMs":50,"maxDelayMs":100}}'
-$MKPKG "$T/late.kpa" --id $LATE --bin "$PROBE" --set 'runConfigurations[0].args=["sleep","60"]' \
+$MKPKG "$T/late.kpa" --id $LATE --bin "$PROBE" --set 'runConfigurations[0].args=["sleep","3600"]' \
     --set 'runConfigurations[0].autorun=true'
 for p in probe auto restart; do
     "$KPA_INSTALL" --root "$R" -q "$T/$p.kpa" || { echo "Bail out! cannot install $p"; exit 1; }
