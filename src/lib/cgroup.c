@@ -400,7 +400,7 @@ static int add_controller(kpa_cgroup *cg, int c, const char *parent, kpa_error *
         if (!mount)
                 return 0;
         for (size_t i = 0; i < cg->n; i++)
-                if (streq(cg->h[i].mount, mount)) {
+                if (cg->h[i].mount && streq(cg->h[i].mount, mount)) {
                         cg->h[i].ctrls |= BIT(c);
                         return 0;
                 }

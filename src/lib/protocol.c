@@ -697,7 +697,7 @@ ssize_t kpa_msg_recv(int sock, char *buf, int *fds, size_t max_fds, size_t *n_fd
                 return kept == 0 && peer_gone(sock) ? 0 : -EBADMSG;
         }
         buf[n] = '\0';
-        if (kept)
+        if (fds && kept) /* (none came when FDS is NULL: no room was given) */
                 memcpy(fds, got, kept * sizeof(int));
         if (n_fds)
                 *n_fds = kept;
