@@ -18,7 +18,10 @@
 #include <grp.h>
 #include <string.h>
 #include <sys/capability.h>
+#include <linux/capability.h>
+#include <pthread.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <linux/securebits.h>
@@ -91,30 +94,42 @@ static int drop_groups(void)
         return r;
 }
 
+/* The empty capability set that clear_capability_sets() installs, made by
+ * kpa_privileges_prepare() in the parent: the child that uses it must not
+ * allocate (libkpa clones it straight from a caller that may have threads,
+ * one of which may have held malloc's lock at that moment). */
+static cap_t empty_set;
+static pthread_once_t empty_once = PTHREAD_ONCE_INIT;
+
+static void make_empty_set(void)
+{
+        empty_set = cap_init(); /* cap_init() returns an empty set */
+}
+
+int kpa_privileges_prepare(void)
+{
+        pthread_once(&empty_once, make_empty_set);
+        return empty_set ? 0 : -ENOMEM;
+}
+
 static int clear_capability_sets(void)
 {
-        cap_t caps = cap_init(); /* cap_init() returns an empty set */
-        if (!caps)
-                return -errno;
-        int r = cap_set_proc(caps) < 0 ? -errno : 0;
-        cap_free(caps);
-        return r;
+        if (!empty_set)
+                return -ENOMEM; /* kpa_privileges_prepare() failed or was not called */
+        return cap_set_proc(empty_set) < 0 ? -errno : 0;
 }
 
 /* Trust, but verify: every set empty, ids as asked, no_new_privs on. */
 static int check_dropped(uid_t uid, gid_t gid)
 {
-        cap_t now = cap_get_proc();
-        cap_t none = cap_init();
-        int r = 0;
-        if (!now || !none)
-                r = -ENOMEM;
-        else if (cap_compare(now, none) != 0)
-                r = -EPERM;
-        cap_free(now);
-        cap_free(none);
-        if (r < 0)
-                return r;
+        /* read with capget(2) itself: cap_get_proc() would allocate */
+        struct __user_cap_header_struct head = {.version = _LINUX_CAPABILITY_VERSION_3};
+        struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+        if (syscall(SYS_capget, &head, data) < 0)
+                return -errno;
+        for (size_t i = 0; i < ELEMENTSOF(data); i++)
+                if (data[i].effective || data[i].permitted || data[i].inheritable)
+                        return -EPERM;
 
         /* the ambient set needs no check: the kernel keeps it within the
          * permitted and inheritable sets, both empty now */
@@ -168,6 +183,9 @@ int kpa_privileges_drop_ids(uid_t uid, gid_t gid, const char **failed_step)
 
 int kpa_privileges_drop(uid_t uid, gid_t gid, const char **failed_step)
 {
-        int r = kpa_privileges_limit(failed_step);
+        int r = kpa_privileges_prepare();
+        if (r < 0)
+                return fail(failed_step, "cap_init", -r);
+        r = kpa_privileges_limit(failed_step);
         return r < 0 ? r : kpa_privileges_drop_ids(uid, gid, failed_step);
 }

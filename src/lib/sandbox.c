@@ -1048,7 +1048,12 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         *sb = (kpa_sandbox){.pid = 0, .pidfd = -1, .report_fd = -1};
         int trees[spec->n_mounts + 1];
         kpa_trace("spawn");
-        int q = 0;
+        /* what the child needs from the heap, made here: it must not
+         * allocate (a thread of the caller may hold malloc's lock at the
+         * clone, and the child would wait for it forever) */
+        int q = kpa_privileges_prepare();
+        if (q < 0)
+                return kpa_error_set_errno(err, -q, "cannot prepare the capability sets");
         if (spec->userns) { /* open_tree() needs privileges: the child binds paths */
                 for (size_t i = 0; i < spec->n_mounts; i++)
                         trees[i] = -1;

@@ -193,7 +193,9 @@ static void check_split(void)
                 if (dup2(p[1], 1) < 0)
                         _exit(120);
                 const char *step = NULL;
-                int r = kpa_privileges_limit(&step);
+                int r = kpa_privileges_prepare();
+                if (r == 0)
+                        r = kpa_privileges_limit(&step);
                 _cleanup_free_ char *st = NULL;
                 size_t len = 0;
                 if (r < 0 ||
