@@ -1,8 +1,11 @@
-/* caps.c: the last privileged step of a sandboxed child. It locks the
- * securebits that decide what a uid change does to capabilities, empties the
- * bounding and ambient sets, switches to the package's uid/gid, clears every
- * remaining capability set with libcap, sets no_new_privs and then checks the
- * result. It does not know about namespaces, mounts or handles, and it never
+/* caps.c: the last privileged steps of a sandboxed child. The limits (in
+ * the instance's init): lock the securebits that decide what a uid change
+ * does to capabilities, empty the bounding and ambient sets. The rest (in
+ * the application's child): switch to the package's uid/gid, clear every
+ * remaining capability set with libcap, set no_new_privs and check the
+ * result. Neither allocates (what they need is made by
+ * kpa_privileges_prepare() in the parent): they run in a child of a raw
+ * clone. It does not know about namespaces, mounts or handles, and it never
  * prints: the caller reports FAILED_STEP through its own channel.
  *
  * Order matters: the bounding set can only be shrunk while CAP_SETPCAP is
