@@ -4,6 +4,9 @@
 # fork+exec, measured in one run, interleaved, as medians.
 #
 #   bash bench/start.sh [BUILDDIR] [RUNS]      (as root)
+#
+# KPA_BENCH_BASE=OTHER_BUILDDIR adds that build's kpa-run as one more row,
+# timed in the same loop (before/after comparisons of a change).
 set -euo pipefail
 builddir=$(cd "${1:-build}" && pwd)
 runs=${2:-200}
@@ -31,6 +34,12 @@ if is_script and os.path.exists(real):
     kpa_run = real
 cmds = {
     "kpa-run (full isolation)": [kpa_run, "--root", store, "org.example.true"],
+}
+base = os.environ.get("KPA_BENCH_BASE")
+if base:
+    cmds["kpa-run of KPA_BENCH_BASE"] = [os.path.join(base, "src", "tools", "kpa-run"), "--root",
+                                         store, "org.example.true"]
+cmds |= {
     "bwrap --unshare-all": ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
                             "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib",
                             "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin",
@@ -56,4 +65,6 @@ for k in cmds:
 b = med["bwrap --unshare-all"]
 print(f"ratio kpa-run / bwrap: {med['kpa-run (full isolation)'] / b:.2f}  (goal <= 0.60)")
 print(f"ratio unshare / bwrap: {med['unshare (pid,mnt,ipc,uts,net,cgroup)'] / b:.2f}")
+if base:
+    print(f"ratio KPA_BENCH_BASE's kpa-run / bwrap: {med['kpa-run of KPA_BENCH_BASE'] / b:.2f}")
 PY
