@@ -1,8 +1,11 @@
 /* sandbox.c: turns a kpa_instance_spec into an isolated process. It owns
- * the clone into new namespaces, the instance's init (PID 1: it builds the
- * private root, forks the application as PID 2, reaps zombies, forwards
- * signals and reports), and the application's last steps before exec. It
- * reads no manifest and knows nothing of tokens or states: process.c does.
+ * the clone into new namespaces, the parent's share of the setup done while
+ * the child runs (the new root and /dev as detached mounts, the seccomp
+ * filter, the cgroup: see "the setup messages"), the instance's init (PID
+ * 1: it attaches and binds the private root, forks the application as PID
+ * 2, reaps zombies, forwards signals and reports), and the application's
+ * last steps before exec. Nothing in the child allocates. It reads no
+ * manifest and knows nothing of tokens or states: process.c does.
  *
  * The child reports which step failed as a step id plus errno (kpa_report)
  * through a pipe; a start that fails at any step leaves no process, mount
