@@ -125,9 +125,11 @@ static int clear_capability_sets(void)
 /* Trust, but verify: every set empty, ids as asked, no_new_privs on. */
 static int check_dropped(uid_t uid, gid_t gid)
 {
-        /* read with capget(2) itself: cap_get_proc() would allocate */
+        /* read with capget(2) itself: cap_get_proc() would allocate. data
+         * starts zeroed: valgrind's model of capget marks only its first
+         * element written, though the kernel fills both. */
         struct __user_cap_header_struct head = {.version = _LINUX_CAPABILITY_VERSION_3};
-        struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+        struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {{0}};
         if (syscall(SYS_capget, &head, data) < 0)
                 return -errno;
         for (size_t i = 0; i < ELEMENTSOF(data); i++)
