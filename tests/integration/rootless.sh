@@ -53,12 +53,12 @@ check "the application runs" test -n "$app"
 check_eq "outside, it runs as the user" "$(awk '/^Uid:/ {print $2}' "/proc/$app/status")" $USERID
 check "in a user namespace of its own" test "$(readlink "/proc/$app/ns/user")" != "$(readlink /proc/self/ns/user)"
 check_eq "with no capability in the host's namespace" "$(awk '/^CapEff:/ {print $2}' "/proc/$app/status")" 0000000000000000
+ref=$(proc_ref "$app")
 kill -9 $kr
 wait $kr 2>/dev/null
 # gone, or a zombie that whoever inherited it has not reaped yet
-alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:.*Z' "/proc/$1/status"; }
-for _ in $(seq 100); do alive "$app" || break; sleep 0.05; done
-check_fails "kill -9 of kpa-run ends the instance" alive "$app"
+for _ in $(seq 200); do proc_alive "$ref" >/dev/null || break; sleep 0.05; done
+check_fails "kill -9 of kpa-run ends the instance" proc_alive "$ref"
 
 out=$(run $APP -- exit 7 2>&1)
 check_eq "the exit code comes through" "$?" 7

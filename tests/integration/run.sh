@@ -224,10 +224,11 @@ for _ in $(seq 100); do init=$(pgrep -P $p | head -1); [ -n "$init" ] && break; 
 sleep 0.3
 check "the instance has its own session (a Ctrl-C at kpa-run's terminal reaches only kpa-run)" \
     test "$(ps -o sid= -p "$init" | tr -d ' ')" != "$(ps -o sid= -p $p | tr -d ' ')"
+ref=$(proc_ref "$init")
 kill -9 $p
 wait $p 2>/dev/null
-for _ in $(seq 100); do kill -0 "$init" 2>/dev/null || break; sleep 0.05; done
-check "kill -9 of kpa-run kills the instance" sh -c "! kill -0 $init 2>/dev/null"
+for _ in $(seq 200); do proc_alive "$ref" >/dev/null || break; sleep 0.05; done
+check_fails "kill -9 of kpa-run kills the instance" proc_alive "$ref"
 # (cgroup.c) the killed kpa-run could not remove its empty instance cgroup;
 # the next start of the app removes it once it is a second old
 check "kill -9 of kpa-run leaves its instance cgroup" test -n "$(leftover_instances)"
