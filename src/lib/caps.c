@@ -13,12 +13,19 @@
  * CAP_SETGID/CAP_SETUID are; so those come first and the final cap_set_proc()
  * (which only ever shrinks sets, and needs no privilege for that) comes last.
  * With the bounding, inheritable and ambient sets empty, a later execve()
- * grants nothing, even when the uid stays 0. */
+ * grants nothing, even when the uid stays 0.
+ *
+ * The groups and ids change through the system calls themselves, not
+ * glibc's setgroups()/setres[ug]id(): in a process that glibc knows to have
+ * threads, those ask every thread to change too and wait for each one, and
+ * the child of a raw clone from such a process inherits glibc's list of
+ * threads that exist only in its parent (a thread that the parent was just
+ * making there is waited for forever). The system calls change the calling
+ * thread, which in these children is the whole process. */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <string.h>
 #include <sys/capability.h>
 #include <linux/capability.h>
@@ -81,7 +88,7 @@ static int drop_bounding_set(void)
  * there are the invoking user's own, unmapped, and cannot be dropped. */
 static int drop_groups(void)
 {
-        if (setgroups(0, NULL) == 0)
+        if (syscall(SYS_setgroups, 0, NULL) == 0)
                 return 0;
         int r = -errno;
         if (r != -EPERM)
@@ -173,9 +180,9 @@ int kpa_privileges_drop_ids(uid_t uid, gid_t gid, const char **failed_step)
 
         if ((r = drop_groups()) < 0)
                 return fail(failed_step, "setgroups", -r);
-        if (setresgid(gid, gid, gid) < 0)
+        if (syscall(SYS_setresgid, gid, gid, gid) < 0)
                 return fail(failed_step, "setresgid", errno);
-        if (setresuid(uid, uid, uid) < 0)
+        if (syscall(SYS_setresuid, uid, uid, uid) < 0)
                 return fail(failed_step, "setresuid", errno);
         if ((r = clear_capability_sets()) < 0)
                 return fail(failed_step, "cap_set_proc", -r);
