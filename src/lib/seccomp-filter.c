@@ -12,7 +12,12 @@
  * other call is allowed. Calls of another ABI than the native one (i386 and
  * x32 on x86_64) kill the process: a package is built for the host's
  * architecture (kpa_manifest_check_arch), and a second ABI would be a second
- * way around the filter. */
+ * way around the filter.
+ *
+ * The default policy's program (nothing relaxed, the common case) is built
+ * at build time by seccomp-gen into seccomp-prebuilt.h and only copied here:
+ * a one-shot kpa-run would otherwise pay libseccomp's build on every start.
+ * The others are built on first use. */
 #include "config.h"
 
 #include <errno.h>
@@ -32,6 +37,12 @@
 
 #include "seccomp-filter.h"
 #include "util.h"
+
+#ifdef KPA_SECCOMP_GENERATOR /* seccomp-gen itself */
+#define KPA_SECCOMP_PREBUILT_LEN 0
+#else
+#include "src/lib/seccomp-prebuilt.h"
+#endif
 
 #ifndef CLONE_NEWCGROUP
 #define CLONE_NEWCGROUP 0x02000000
@@ -204,8 +215,8 @@ static int export_bpf(scmp_filter_ctx ctx, char **out, size_t *len, kpa_error *e
         return 0;
 }
 
-static int build_uncached(const kpa_seccomp_policy *policy, kpa_seccomp_prog *out,
-                          kpa_error *err)
+int kpa_seccomp_build_fresh(const kpa_seccomp_policy *policy, kpa_seccomp_prog *out,
+                            kpa_error *err)
 {
         *out = (kpa_seccomp_prog){0};
         _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
@@ -238,13 +249,29 @@ static int build_uncached(const kpa_seccomp_policy *policy, kpa_seccomp_prog *ou
         return 0;
 }
 
-/* Built programs, one per policy (6 flags): libseccomp takes about 150 us
+/* Built programs, one per policy (6 flags): libseccomp takes 150-800 us
  * per build, and a kpa-execd would pay that on every start. The program
  * depends only on the policy and the native ABI, so each is built once per
- * process and kept to its end. */
+ * process (the default one at build time) and kept to its end. */
 #define N_POLICIES 64
 static kpa_seccomp_prog built[N_POLICIES];
 static pthread_mutex_t built_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* POLICY's program into OUT, for the cache: the prebuilt one for the
+ * default policy (KEY 0) when there is one, else libseccomp's. */
+static int build_cached(unsigned key, const kpa_seccomp_policy *policy, kpa_seccomp_prog *out,
+                        kpa_error *err)
+{
+#if KPA_SECCOMP_PREBUILT_LEN > 0
+        if (key == 0) {
+                out->filter = memcpy(kpa_xmalloc(sizeof(kpa_seccomp_prebuilt)),
+                                     kpa_seccomp_prebuilt, sizeof(kpa_seccomp_prebuilt));
+                out->len = KPA_SECCOMP_PREBUILT_LEN;
+                return 0;
+        }
+#endif
+        return kpa_seccomp_build_fresh(policy, out, err);
+}
 
 static unsigned policy_key(const kpa_seccomp_policy *p)
 {
@@ -262,7 +289,7 @@ int kpa_seccomp_build(const kpa_seccomp_policy *policy, kpa_seccomp_prog *out, k
         pthread_mutex_lock(&built_lock);
         int r = 0;
         if (!built[key].filter)
-                r = build_uncached(policy, &built[key], err);
+                r = build_cached(key, policy, &built[key], err);
         if (r == 0) {
                 size_t bytes = built[key].len * sizeof(struct sock_filter);
                 out->filter = memcpy(kpa_xmalloc(bytes), built[key].filter, bytes);

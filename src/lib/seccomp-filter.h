@@ -36,6 +36,10 @@ typedef struct kpa_seccomp_prog {
  * Returns 0 or -errno with ERR naming the step. */
 int kpa_seccomp_build(const kpa_seccomp_policy *policy, kpa_seccomp_prog *out, kpa_error *err);
 void kpa_seccomp_prog_free(kpa_seccomp_prog *prog);
+/* The same, built by libseccomp now: no cache, no prebuilt program (for
+ * seccomp-gen and the tests). */
+int kpa_seccomp_build_fresh(const kpa_seccomp_policy *policy, kpa_seccomp_prog *out,
+                            kpa_error *err);
 
 /* In the child, after no_new_privs: install PROG. Allocates nothing and
  * is safe after vfork. Returns 0 or -errno; *FAILED_STEP (if not NULL)

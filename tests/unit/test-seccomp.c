@@ -1,8 +1,9 @@
 /* Unit tests for seccomp-filter.c: each policy's program is built once per
- * process and every caller gets a copy of its own (kpa-execd builds one per
- * start); the copies are the same program, differ between policies, stay
- * intact when another copy is freed, and do what the filter says once
- * installed in a forked child. No root needed. */
+ * process (the default one at build time, by seccomp-gen, and it is the one
+ * libseccomp builds at run time) and every caller gets a copy of its own
+ * (kpa-execd builds one per start); the copies are the same program, differ
+ * between policies, stay intact when another copy is freed, and do what the
+ * filter says once installed in a forked child. No root needed. */
 #include "config.h"
 
 #include <errno.h>
@@ -78,6 +79,12 @@ int main(void)
         kpa_seccomp_prog_free(&a);
         ok(a.filter == NULL && a.len == 0, "a freed copy is emptied");
         ok(same_prog(&b, &saved), "freeing one copy leaves the other intact");
+
+        /* the default program is seccomp-gen's, made at build time */
+        kpa_seccomp_prog fresh = {0};
+        is(kpa_seccomp_build_fresh(&none, &fresh, &err), 0, "libseccomp builds the default filter now");
+        ok(same_prog(&fresh, &b), "the prebuilt default program is the one libseccomp builds now");
+        kpa_seccomp_prog_free(&fresh);
 
         is(kpa_seccomp_build(&ptrace, &p, &err), 0, "allowPtrace builds");
         ok(!same_prog(&p, &b), "and is another program than the default");
