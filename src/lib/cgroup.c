@@ -138,16 +138,15 @@ static void silent_logger(void *userdata, int level, const char *fmt, va_list ap
  * version CGROUP_2.0: CG_CONTROLLER_MAX entries of 8208 bytes), referenced
  * weakly: without it, or before Linux 5.14, the start is only slower. */
 extern char cg_mount_table[] __attribute__((weak));
-#define LCG_MOUNT_TABLE_BYTES ((uintptr_t)100 * 8208)
+#define LCG_MOUNT_TABLE_BYTES ((size_t)100 * 8208)
 
 static void prefault_mount_table(void)
 {
         char *table = cg_mount_table;
         if (!table)
                 return;
-        uintptr_t start = (uintptr_t)table & ~(uintptr_t)4095;
-        uintptr_t end = (uintptr_t)table + LCG_MOUNT_TABLE_BYTES;
-        (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+        size_t into_page = (uintptr_t)table & 4095;
+        (void)madvise(table - into_page, into_page + LCG_MOUNT_TABLE_BYTES, MADV_POPULATE_WRITE);
 }
 
 static void lcg_init_once(void)

@@ -96,19 +96,19 @@ check_eq() {
 # its pid has been reused (pid_max may be as low as 32768, and a busy test
 # run churns through pids)
 proc_ref() {
-    local s f
-    s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    read -ra f <<<"${s##*) }"
-    echo "$1 ${f[19]}"
+    local stat stat_fields
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    read -ra stat_fields <<<"${stat##*) }"
+    echo "$1 ${stat_fields[19]}"
 }
 
 # proc_alive REF: the process REF names runs (is neither gone nor a zombie);
 # if so, it prints what it is doing, for the log of a check_fails
 proc_alive() {
-    local pid=${1% *} start=${1#* } s f
-    s=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-    read -ra f <<<"${s##*) }"
-    [ "${f[19]}" = "$start" ] && [ "${f[0]}" != Z ] || return 1
+    local pid=${1% *} start=${1#* } stat stat_fields
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+    read -ra stat_fields <<<"${stat##*) }"
+    [ "${stat_fields[19]}" = "$start" ] && [ "${stat_fields[0]}" != Z ] || return 1
     ps -o pid=,ppid=,stat=,wchan:32=,etimes=,args= -p "$pid"
 }
 
