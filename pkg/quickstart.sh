@@ -61,7 +61,7 @@ check)
     pass=$((pass + $(grep -c '^PASS: gate' gates.log || true)))
     fail=$((fail + $(grep -c '^FAIL: gate' gates.log || true)))
     # the release tarball must build and pass its own tests too
-    if make distcheck >distcheck.log 2>&1; then
+    if make -j"$(nproc)" distcheck >distcheck.log 2>&1; then
         echo "PASS: make distcheck"
         pass=$((pass + 1))
     else
