@@ -39,10 +39,11 @@ int main(void)
         const struct sock_filter *f = prog.filter;
         header();
         printf("#define KPA_SECCOMP_PREBUILT_LEN %u\n", (unsigned)prog.len);
-        printf("static const struct sock_filter kpa_seccomp_prebuilt[KPA_SECCOMP_PREBUILT_LEN] = {\n");
+        printf("static const struct sock_filter kpa_seccomp_prebuilt[KPA_SECCOMP_PREBUILT_LEN] = "
+               "{\n");
         for (unsigned i = 0; i < prog.len; i++)
-                printf("        {0x%04x, %u, %u, 0x%08x},\n", (unsigned)f[i].code, (unsigned)f[i].jt,
-                       (unsigned)f[i].jf, (unsigned)f[i].k);
+                printf("        {0x%04x, %u, %u, 0x%08x},\n", (unsigned)f[i].code,
+                       (unsigned)f[i].jt, (unsigned)f[i].jf, (unsigned)f[i].k);
         printf("};\n");
         kpa_seccomp_prog_free(&prog);
         return fflush(stdout) == 0 ? 0 : 1;

@@ -30,7 +30,10 @@ static void *blocked(void *arg)
 
 static void *(*volatile allocate)(size_t) = malloc;
 
-static void *nothing(void *arg) { return arg; }
+static void *nothing(void *arg)
+{
+        return arg;
+}
 
 /* Makes threads and memory without a pause: a start may come while a
  * thread is half made, or while malloc's lock is held. */
