@@ -7,6 +7,9 @@
 #
 # KPA_BENCH_BASE=OTHER_BUILDDIR adds that build's kpa-run as one more row,
 # timed in the same loop (before/after comparisons of a change).
+# The "floor" row is bench/floor.c, built here statically: the namespaces,
+# root and vfork of a sandbox and nothing else, the least a start costs on
+# this machine (kpa-run's row minus it is the price of everything else).
 set -euo pipefail
 builddir=$(cd "${1:-build}" && pwd)
 runs=${2:-200}
@@ -18,10 +21,12 @@ trap 'rm -rf "$W"' EXIT
 /usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/true.kpa" --id org.example.true \
     --bin /bin/true --set 'runConfigurations[0].args=[]'
 "$builddir/src/tools/kpa-install" --root "$W/store" -q "$W/true.kpa"
+${CC:-cc} -O2 -static -o "$W/floor" "$src/bench/floor.c" 2>/dev/null ||
+    ${CC:-cc} -O2 -o "$W/floor" "$src/bench/floor.c"
 
-/usr/bin/python3 - "$runs" "$builddir/src/tools/kpa-run" "$W/store" <<'PY'
+/usr/bin/python3 - "$runs" "$builddir/src/tools/kpa-run" "$W/store" "$W/floor" <<'PY'
 import os, subprocess, sys, time, statistics
-runs, kpa_run, store = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+runs, kpa_run, store, floor = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 # kpa-run links libkpa-core statically and is the real binary; should it be
 # a libtool wrapper script (linked to libkpa.so), which would add a shell to
 # every start, time the real binary behind it
@@ -46,6 +51,7 @@ cmds |= {
                             "--proc", "/proc", "--dev", "/dev", "/bin/true"],
     "unshare (pid,mnt,ipc,uts,net,cgroup)": ["unshare", "--fork", "--pid", "--mount", "--ipc",
                             "--uts", "--net", "--cgroup", "--mount-proc", "/bin/true"],
+    "floor (bench/floor.c)": [floor],
     "bare fork+exec": ["/bin/true"],
 }
 times = {k: [] for k in cmds}
@@ -65,6 +71,7 @@ for k in cmds:
 b = med["bwrap --unshare-all"]
 print(f"ratio kpa-run / bwrap: {med['kpa-run (full isolation)'] / b:.2f}  (goal <= 0.60)")
 print(f"ratio unshare / bwrap: {med['unshare (pid,mnt,ipc,uts,net,cgroup)'] / b:.2f}")
+print(f"ratio floor / bwrap: {med['floor (bench/floor.c)'] / b:.2f}")
 if base:
     print(f"ratio KPA_BENCH_BASE's kpa-run / bwrap: {med['kpa-run of KPA_BENCH_BASE'] / b:.2f}")
 PY
