@@ -95,7 +95,7 @@ check_output "a second daemon on the same state directory is refused" \
     "another kpa-execd uses this state directory" \
     "$EXECD" --foreground --socket "$T/other.sock" --root "$R" --state-dir "$STATE"
 check_output "kpa-execd as non-root is refused" "must run as root" \
-    setpriv --reuid 65534 --regid 65534 --clear-groups "$EXECD" --foreground
+    setpriv --reuid 65534 --regid 65534 --clear-groups "$(reachable "$EXECD")" --foreground
 check_output "a bad option is a usage error" "Try" "$EXECD" --log-level loud
 
 list=$(call '{"op":"ListProcesses"}')
@@ -162,20 +162,21 @@ check_eq "and holds as many fds as before the bad requests" "$(dfds)" "$before"
 
 # ---- authorization: SO_PEERCRED only ----
 nobody() { setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }
-chmod 755 "$T"
+# the client that uid 65534 runs must be reachable by it (the checkout need not be)
+NOBODY_CLIENT_PY=$(reachable "$CLIENT_PY")
 check_output "a uid outside group kpa cannot even connect (socket mode 0660)" "Permission denied" \
-    nobody "$PYTHON3" "$CLIENT_PY" "$S" call '{"op":"Version"}'
+    nobody "$PYTHON3" "$NOBODY_CLIENT_PY" "$S" call '{"op":"Version"}'
 chmod 666 "$S"
-rep=$(nobody "$PYTHON3" "$CLIENT_PY" "$S" call "{\"op\":\"StartProcess\",\"package\":\"$APP\"}")
+rep=$(nobody "$PYTHON3" "$NOBODY_CLIENT_PY" "$S" call "{\"op\":\"StartProcess\",\"package\":\"$APP\"}")
 check_eq "an unprivileged uid that connects may not start: EACCES" "$(field "$rep" error)" 13
 check "... and the message says why" grep -q 'only root and members of group' <<<"$rep"
-rep=$(nobody "$PYTHON3" "$CLIENT_PY" "$S" call "{\"op\":\"GetProcessState\",\"token\":\"$(field "$list" processes.0.token)\"}")
+rep=$(nobody "$PYTHON3" "$NOBODY_CLIENT_PY" "$S" call "{\"op\":\"GetProcessState\",\"token\":\"$(field "$list" processes.0.token)\"}")
 check_eq "nor query another user's process" "$(field "$rep" error)" 13
-rep=$(nobody "$PYTHON3" "$CLIENT_PY" "$S" call "{\"op\":\"StopProcess\",\"token\":\"$(field "$list" processes.0.token)\"}")
+rep=$(nobody "$PYTHON3" "$NOBODY_CLIENT_PY" "$S" call "{\"op\":\"StopProcess\",\"token\":\"$(field "$list" processes.0.token)\"}")
 check_eq "nor stop it" "$(field "$rep" error)" 13
-rep=$(nobody "$PYTHON3" "$CLIENT_PY" "$S" call '{"op":"ListProcesses"}')
+rep=$(nobody "$PYTHON3" "$NOBODY_CLIENT_PY" "$S" call '{"op":"ListProcesses"}')
 check_eq "and lists none of them" "$(field "$rep" processes)" "[]"
-rep=$(nobody "$PYTHON3" "$CLIENT_PY" "$S" call '{"op":"StopAll"}')
+rep=$(nobody "$PYTHON3" "$NOBODY_CLIENT_PY" "$S" call '{"op":"StopAll"}')
 check_eq "StopAll is root's" "$(field "$rep" error)" 13
 chmod 660 "$S"
 

@@ -95,21 +95,61 @@ check_eq() {
 # proc_ref PID: "PID STARTTIME", which names that one process even once
 # its pid has been reused (pid_max may be as low as 32768, and a busy test
 # run churns through pids)
+# (fails, printing nothing, when PID is not a running process's pid)
 proc_ref() {
     local stat stat_fields
+    [[ ${1:-} =~ ^[0-9]+$ ]] || return 1
     stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
     read -ra stat_fields <<<"${stat##*) }"
+    [ "${#stat_fields[@]}" -gt 19 ] || return 1
     echo "$1 ${stat_fields[19]}"
+}
+
+# proc_sid PID: the session id of process PID (nothing when there is none)
+proc_sid() {
+    local stat stat_fields
+    [[ ${1:-} =~ ^[0-9]+$ ]] || return 1
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    read -ra stat_fields <<<"${stat##*) }"
+    echo "${stat_fields[3]:-}"
 }
 
 # proc_alive REF: the process REF names runs (is neither gone nor a zombie);
 # if so, it prints what it is doing, for the log of a check_fails
 proc_alive() {
     local pid=${1% *} start=${1#* } stat stat_fields
+    [[ $pid =~ ^[0-9]+$ ]] || return 1
     stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
     read -ra stat_fields <<<"${stat##*) }"
-    [ "${stat_fields[19]}" = "$start" ] && [ "${stat_fields[0]}" != Z ] || return 1
+    [ "${#stat_fields[@]}" -gt 19 ] && [ "${stat_fields[19]}" = "$start" ] && [ "${stat_fields[0]}" != Z ] || return 1
     ps -o pid=,ppid=,stat=,wchan:32=,etimes=,args= -p "$pid"
+}
+
+# reachable PATH: the path of a copy of PATH (a program or script of the
+# build or source tree) that every uid can run. The checkout may lie where
+# only root can go (a clone in /root, mode 0700 on Debian), so whatever a
+# test runs as another uid runs from here: $T/reach, with $T made
+# world-searchable. A libtool wrapper script becomes the real binary, the
+# uninstalled libkpa beside it, and a two-line script that points the
+# loader there.
+reachable() {
+    local src=$1 name dest
+    name=$(basename "$src")
+    dest="$T/reach/$name"
+    chmod 755 "$T"
+    mkdir -p -m 755 "$T/reach"
+    if [ -f "$(dirname "$src")/.libs/$name" ] && grep -q 'libtool' "$src" 2>/dev/null; then
+        mkdir -p -m 755 "$T/reach/.libs"
+        cp "$(dirname "$src")/.libs/$name" "$T/reach/.libs/$name"
+        cp -P "$top_builddir"/src/lib/.libs/libkpa.so* "$T/reach/.libs/"
+        printf '#!/bin/sh\nLD_LIBRARY_PATH=%q exec %q "$@"\n' \
+            "$T/reach/.libs" "$T/reach/.libs/$name" >"$dest"
+    else
+        cp "$src" "$dest"
+    fi
+    chmod -R a+rX "$T/reach"
+    chmod 755 "$dest"
+    echo "$dest"
 }
 
 skip_all() { echo "1..0 # SKIP $*"; exit 0; }

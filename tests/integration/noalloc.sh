@@ -55,8 +55,9 @@ USERID=65534
 nobody() { setpriv --reuid $USERID --regid $USERID --clear-groups "$@"; }
 if nobody unshare -U true 2>/dev/null; then
     mkdir "$T/home" && chown $USERID:$USERID "$T/home"
-    nobody "$KPA_INSTALL" --root "$T/home/store" -q "$T/probe.kpa"
-    out=$(nobody env KPA_NOALLOC=1 LD_PRELOAD="$SHIM" "$KPA_RUN" --root "$T/home/store" $APP -- info 2>&1)
+    nobody "$(reachable "$KPA_INSTALL")" --root "$T/home/store" -q "$T/probe.kpa"
+    out=$(nobody env KPA_NOALLOC=1 LD_PRELOAD="$(reachable "$SHIM")" "$(reachable "$KPA_RUN")" \
+        --root "$T/home/store" $APP -- info 2>&1)
     check_eq "a rootless start" "$(sed -n 's/^pid=//p' <<<"$out")" 2
     check_fails "... allocated nothing in its child" grep -q "kpa-noalloc" <<<"$out"
 else

@@ -13,7 +13,9 @@ USERID=65534
 nobody() { setpriv --reuid $USERID --regid $USERID --clear-groups "$@"; }
 nobody unshare -U true 2>/dev/null || skip_all "unprivileged user namespaces are disabled here"
 APP=org.example.rootless$$
-chmod 755 "$T"
+# what the user runs must be reachable by the user (the checkout need not be)
+KPA_INSTALL=$(reachable "$KPA_INSTALL")
+KPA_RUN=$(reachable "$KPA_RUN")
 mkdir "$T/home"
 chown $USERID:$USERID "$T/home"
 R="$T/home/store"

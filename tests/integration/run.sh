@@ -222,8 +222,10 @@ check_eq "leaves no process or cgroup behind" "$(leftover_instances)" ""
 p=$!
 for _ in $(seq 100); do init=$(pgrep -P $p | head -1); [ -n "$init" ] && break; sleep 0.05; done
 sleep 0.3
+check "kpa-run's child, the instance's init, is found" test -n "$init"
+sid_init=$(proc_sid "$init") sid_run=$(proc_sid $p)
 check "the instance has its own session (a Ctrl-C at kpa-run's terminal reaches only kpa-run)" \
-    test "$(ps -o sid= -p "$init" | tr -d ' ')" != "$(ps -o sid= -p $p | tr -d ' ')"
+    test -n "$sid_init" -a -n "$sid_run" -a "$sid_init" != "$sid_run"
 ref=$(proc_ref "$init")
 kill -9 $p
 wait $p 2>/dev/null
