@@ -14,10 +14,11 @@ DEPS="build-essential autoconf automake libtool pkg-config
       zstd xz-utils libarchive-tools python3 python3-jsonschema mandoc"
 # the quality gates of check (tests/gates.sh); the Debian packaging and
 # bash completion tests (tests/integration/deb.sh, completion.sh); systemd-analyze
-# for the units (daemon.sh)
+# for the units (daemon.sh); pgrep and ps, with which the tests find the
+# processes of an instance (a minbase Debian has no procps)
 [ "$action" = check ] && DEPS="$DEPS valgrind cppcheck clang-14 clang-tidy-14
       libclang-rt-14-dev bear shellcheck gcovr
-      debhelper fakeroot lintian bash-completion systemd"
+      debhelper fakeroot lintian bash-completion systemd procps"
 
 install_deps() {
     # shellcheck disable=SC2086
