@@ -78,7 +78,7 @@ chmod 700 "$dir/root"
 echo "== cloned $(git -C "$top" rev-parse --short HEAD) into /root/kpa (/root is mode $(stat -c %a "$dir/root"))"
 
 in_root() {
-    bwrap --bind "$dir" / --dev-bind /dev /dev --proc /proc --bind /sys /sys --tmpfs /tmp \
+    bwrap --bind "$dir" / --dev-bind /dev /dev --proc /proc --bind /sys /sys --perms 1777 --tmpfs /tmp \
         --cap-add ALL --uid 0 --gid 0 --chdir /root/kpa \
         env -i HOME=/root LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         "$@"
