@@ -77,8 +77,12 @@ git clone -q "$top" "$dir/root/kpa"
 chmod 700 "$dir/root"
 echo "== cloned $(git -C "$top" rev-parse --short HEAD) into /root/kpa (/root is mode $(stat -c %a "$dir/root"))"
 
+# The host's /proc, not a new one (--proc): bwrap covers parts of a new
+# /proc (sys, sysrq-trigger, ...), and the kernel lets a user namespace
+# mount a /proc only where one is fully visible, so rootless kpa-run would
+# fail there with EPERM, as it would in such a container.
 in_root() {
-    bwrap --bind "$dir" / --dev-bind /dev /dev --proc /proc --bind /sys /sys --perms 1777 --tmpfs /tmp \
+    bwrap --bind "$dir" / --dev-bind /dev /dev --bind /proc /proc --bind /sys /sys --perms 1777 --tmpfs /tmp \
         --cap-add ALL --uid 0 --gid 0 --chdir /root/kpa \
         env -i HOME=/root LANG=C.UTF-8 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         "$@"
