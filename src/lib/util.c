@@ -2,9 +2,11 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 
 #include "util.h"
@@ -260,11 +262,56 @@ int kpa_read_fd(int fd, size_t max, char **out, size_t *out_len)
         return 0;
 }
 
+/* the fallback of kpa_open_beneath(): one O_NOFOLLOW open per component */
+static int open_beneath_walk(int dirfd, const char *path, int flags, mode_t mode)
+{
+        _cleanup_free_ char *copy = kpa_xstrdup(path);
+        _cleanup_close_ int cur = -1;
+        char *save = NULL, *next;
+        char *name = strtok_r(copy, "/", &save);
+        if (!name)
+                return -EINVAL;
+        for (; (next = strtok_r(NULL, "/", &save)); name = next) {
+                if (streq(name, ".."))
+                        return -EXDEV;
+                int fd = openat(cur >= 0 ? cur : dirfd, name,
+                                O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (fd < 0)
+                        return errno == ENOTDIR ? -ELOOP : -errno;
+                closep(&cur);
+                cur = fd;
+        }
+        if (streq(name, ".."))
+                return -EXDEV;
+        int fd = openat(cur >= 0 ? cur : dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+        return fd < 0 ? -errno : fd;
+}
+
+int kpa_open_beneath(int dirfd, const char *path, int flags, mode_t mode)
+{
+        if (!path || !*path)
+                return -EINVAL;
+        if (*path == '/')
+                return -EXDEV;
+        struct open_how how = {
+                .flags = (uint64_t)(flags | O_CLOEXEC),
+                .mode = (flags & (O_CREAT | __O_TMPFILE)) ? mode : 0,
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+        };
+        int fd = (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+        if (fd >= 0)
+                return fd;
+        if (errno != ENOSYS && errno != EPERM) /* EPERM: a seccomp filter that knows no openat2 */
+                return -errno;
+        return open_beneath_walk(dirfd, path, flags, mode);
+}
+
 int kpa_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *out_len)
 {
-        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY;
+        _cleanup_close_ int fd = *path == '/' ? openat(dirfd, path, flags) : kpa_open_beneath(dirfd, path, flags, 0);
         if (fd < 0)
-                return -errno;
+                return *path == '/' ? -errno : fd;
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;

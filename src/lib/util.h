@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <dirent.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "kpa/error.h"
@@ -100,8 +101,15 @@ int kpa_write_all(int fd, const void *buf, size_t len);
 /* Read FD to its end into a NUL-terminated buffer of at most MAX bytes;
  * -EFBIG when there is more. */
 int kpa_read_fd(int fd, size_t max, char **out, size_t *out_len);
-/* Read a whole file relative to DIRFD (no symlinks followed) into a
- * NUL-terminated buffer of at most MAX bytes; -EFBIG when larger. */
+/* Open PATH below DIRFD without following a symlink in any of its
+ * components and without leaving DIRFD ("..", an absolute PATH: -EXDEV;
+ * a symlink: -ELOOP): openat2() with RESOLVE_BENEATH and
+ * RESOLVE_NO_SYMLINKS, or a walk of O_NOFOLLOW opens on kernels without
+ * it. FLAGS as for openat(); O_CLOEXEC is added. */
+int kpa_open_beneath(int dirfd, const char *path, int flags, mode_t mode);
+/* Read a whole file into a NUL-terminated buffer of at most MAX bytes
+ * (-EFBIG when larger). A relative PATH is opened with kpa_open_beneath()
+ * (no symlink followed anywhere on it), an absolute one with O_NOFOLLOW. */
 int kpa_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *out_len);
 /* Close each of the N FDS that is open (>= 0) and set it to -1. */
 void kpa_close_fds(int *fds, size_t n);

@@ -66,6 +66,24 @@ static void test_files(void)
         is(kpa_read_file_at(dfd, "a/b/f", 2, &buf, &len), -EFBIG, "read limit enforced");
         is(kpa_read_file_at(dfd, "a/link", 16, &buf, &len), -ELOOP, "read refuses symlink");
 
+        /* kpa_open_beneath: no symlink anywhere on the path, never out of dfd */
+        ok(symlinkat("b", dfd, "a/dirlink") == 0, "a symlink to a directory");
+        fd = kpa_open_beneath(dfd, "a/b/f", O_RDONLY, 0);
+        ok(fd >= 0, "open beneath: a plain path opens");
+        closep(&fd);
+        is(kpa_open_beneath(dfd, "a/dirlink/f", O_RDONLY, 0), -ELOOP,
+           "open beneath: a symlink in the middle of the path is refused");
+        is(kpa_read_file_at(dfd, "a/dirlink/f", 16, &buf, &len), -ELOOP,
+           "... and so does a read");
+        is(kpa_open_beneath(dfd, "a/link", O_RDONLY, 0), -ELOOP, "... or at its end");
+        is(kpa_open_beneath(dfd, "a/../../etc/passwd", O_RDONLY, 0), -EXDEV,
+           "open beneath: \"..\" out of the directory is refused");
+        is(kpa_open_beneath(dfd, "/etc/passwd", O_RDONLY, 0), -EXDEV,
+           "open beneath: an absolute path is refused");
+        fd = kpa_open_beneath(dfd, "a/b/new", O_WRONLY | O_CREAT | O_EXCL, 0600);
+        ok(fd >= 0, "open beneath creates a file");
+        closep(&fd);
+
         is(kpa_rm_rf_at(dfd, "a"), 0, "rm -rf tree");
         struct stat st;
         ok(fstatat(dfd, "a", &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT, "tree gone");
