@@ -174,13 +174,18 @@ static int plan_handles(const kpa_start_options *opts, kpa_instance_spec *spec, 
         return 0;
 }
 
-static void plan_ids_and_limits(kpa_store *store, const kpa_manifest *m, const kpa_start_options *opts,
-                                kpa_instance_spec *spec)
+static int plan_ids_and_limits(kpa_store *store, const kpa_manifest *m, const kpa_start_options *opts,
+                               kpa_instance_spec *spec, kpa_error *err)
 {
-        uid_t uid = 65534;
-        gid_t gid = 65534;
-        if (kpa_store_get_app_uid(store, m->application.id, &uid, &gid, NULL) < 0)
-                uid = gid = 65534; /* no uid recorded: nobody */
+        uid_t uid = 0;
+        gid_t gid = 0;
+        /* the package's own uid, unless root chose one or it runs rootless
+         * (where the caller's uid is the only one); never a fallback */
+        if (!spec->userns && opts->uid == (uid_t)-1) {
+                int q = kpa_store_get_app_uid(store, m->application.id, &uid, &gid, err);
+                if (q < 0)
+                        return q;
+        }
         spec->uid = opts->uid != (uid_t)-1 ? opts->uid : uid;
         spec->gid = opts->gid != (gid_t)-1 ? opts->gid : (opts->uid != (uid_t)-1 ? (gid_t)opts->uid : gid);
         if (spec->userns) /* the only ids mapped: the caller's own, as 0 */
@@ -197,6 +202,7 @@ static void plan_ids_and_limits(kpa_store *store, const kpa_manifest *m, const k
         spec->stdio[2] = opts->stderr_fd;
         if (opts->cgroup_parent)
                 spec->cgroup_parent = kpa_xstrdup(opts->cgroup_parent);
+        return 0;
 }
 
 /* extensions.KPA_sandbox allow*: relaxations of the default seccomp filter */
@@ -241,7 +247,9 @@ int kpa_instance_spec_build(kpa_store *store, const kpa_manifest *m, const kpa_r
         q = plan_handles(opts, spec, err);
         if (q < 0)
                 return q;
-        plan_ids_and_limits(store, m, opts, spec);
+        q = plan_ids_and_limits(store, m, opts, spec, err);
+        if (q < 0)
+                return q;
         plan_seccomp(m, spec);
         *out = TAKE_PTR(spec);
         return 0;

@@ -61,10 +61,111 @@ int store_create_layout(int root_fd, const char *root, kpa_error *err)
         return 0;
 }
 
+/* Why DIR (described as WHAT) may not be trusted by root, or NULL: it must
+ * be a directory that root owns and that nobody else may write to. A
+ * world-writable sticky directory (/tmp) is fine as an ancestor: others
+ * may add entries there but not move or remove root's. */
+static const char *untrusted_dir(const struct stat *st, bool ancestor)
+{
+        if (!S_ISDIR(st->st_mode))
+                return "is not a directory";
+        if (st->st_uid != 0)
+                return "is not owned by root";
+        if ((st->st_mode & 0022) && !(ancestor && (st->st_mode & S_ISVTX)))
+                return (st->st_mode & 0002) ? "is writable by every user" : "is writable by its group";
+        return NULL;
+}
+
+/* Root acts on what a store says (the uid to run as, the directories to
+ * bind into a sandbox), so as root kpa uses only a store that nobody but
+ * root can change: the store, each directory on its path, and its
+ * apps/, storage/ and users/. */
+#define UNTRUSTED_STORE "; as root, kpa uses only a store that nobody but root can change"
+
+/* Check each directory of the canonical path REAL, from / down: top-down,
+ * so that what was checked cannot be swapped by anyone but root before the
+ * next step. The last one is checked as an ancestor too when LAST_ANCESTOR;
+ * its stat goes to LAST. */
+static int check_path_trusted(const char *root, char *real, bool last_ancestor, struct stat *last,
+                              kpa_error *err)
+{
+        size_t len = strlen(real);
+        for (size_t i = 0; i <= len; i++) {
+                if (i < len && real[i] != '/')
+                        continue;
+                size_t end = i ? i : 1; /* the first prefix is "/" */
+                char saved = real[end];
+                real[end] = '\0';
+                int r = lstat(real, last);
+                int e = errno;
+                const char *why = r < 0 ? NULL : untrusted_dir(last, i < len || last_ancestor);
+                _cleanup_free_ char *shown = r < 0 || why ? kpa_xstrdup(real) : NULL;
+                real[end] = saved;
+                if (r < 0)
+                        return kpa_error_set_errno(err, e, "store %s: cannot check %s", root, shown);
+                if (why)
+                        return kpa_error_set(err, EPERM,
+                                             "store %s: %s %s (mode %04o, owner uid %u)" UNTRUSTED_STORE,
+                                             root, shown, why, (unsigned)(last->st_mode & 07777),
+                                             (unsigned)last->st_uid);
+        }
+        return 0;
+}
+
+/* Before a store is created: the directory it is created in. */
+static int check_parent_trusted(const char *root, kpa_error *err)
+{
+        _cleanup_free_ char *copy = kpa_xstrdup(root);
+        char *slash = strrchr(copy, '/');
+        const char *parent = !slash ? "." : slash == copy ? "/" : (*slash = '\0', copy);
+        _cleanup_free_ char *real = realpath(parent, NULL);
+        if (!real)
+                return kpa_error_set_errno(err, errno, "cannot create the store %s", root);
+        struct stat st;
+        return check_path_trusted(root, real, true, &st, err);
+}
+
+/* Root acts on what a store says (the uid to run as, the directories to
+ * bind into a sandbox), so as root kpa uses only a store that nobody but
+ * root can change: the store, each directory on its path, and its
+ * apps/, storage/ and users/. */
+static int check_store_trusted(const char *root, int fd, kpa_error *err)
+{
+        _cleanup_free_ char *real = realpath(root, NULL);
+        if (!real)
+                return kpa_error_set_errno(err, errno, "cannot resolve the store path %s", root);
+        struct stat st, opened;
+        int q = check_path_trusted(root, real, false, &st, err);
+        if (q < 0)
+                return q;
+        if (fstat(fd, &opened) < 0 || opened.st_dev != st.st_dev || opened.st_ino != st.st_ino)
+                return kpa_error_set(err, EBUSY, "store %s: changed while it was being opened", root);
+        static const char *const subdirs[] = {"apps", "storage", "users", ".staging"};
+        for (size_t i = 0; i < ELEMENTSOF(subdirs); i++) {
+                if (fstatat(fd, subdirs[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno == ENOENT)
+                                continue;
+                        return kpa_error_set_errno(err, errno, "store %s: cannot check %s/", root,
+                                                   subdirs[i]);
+                }
+                const char *why = untrusted_dir(&st, false);
+                if (why)
+                        return kpa_error_set(err, EPERM,
+                                             "store %s: %s/ %s (mode %04o, owner uid %u)" UNTRUSTED_STORE,
+                                             root, subdirs[i], why, (unsigned)(st.st_mode & 07777),
+                                             (unsigned)st.st_uid);
+        }
+        return 0;
+}
+
 int kpa_store_open(const char *root, unsigned flags, kpa_store **out, kpa_error *err)
 {
         root = kpa_store_default_root(root);
+        bool as_root = geteuid() == 0;
         if (flags & KPA_STORE_CREATE) {
+                int q = as_root && access(root, F_OK) < 0 ? check_parent_trusted(root, err) : 0;
+                if (q < 0)
+                        return q;
                 /* only the last component is created: a missing parent is a typo */
                 if (mkdir(root, 0755) < 0 && errno != EEXIST)
                         return kpa_error_set_errno(err, errno, "cannot create the store %s", root);
@@ -72,6 +173,11 @@ int kpa_store_open(const char *root, unsigned flags, kpa_store **out, kpa_error 
         _cleanup_close_ int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)
                 return kpa_error_set_errno(err, errno, "cannot open the store %s", root);
+        if (as_root) {
+                int q = check_store_trusted(root, fd, err);
+                if (q < 0)
+                        return q;
+        }
         if (flags & KPA_STORE_CREATE) {
                 int q = store_create_layout(fd, root, err);
                 if (q < 0)
@@ -112,6 +218,9 @@ int store_read_uid_record(kpa_store *s, const char *app_id, uid_t *uid)
         unsigned long v = strtoul(buf, &end, 10);
         if (errno || end == buf || (*end && *end != '\n'))
                 return -EBADMSG;
+        /* a uid outside kpa's range (0, a system user's) is never one kpa gave */
+        if (v < KPA_UID_RANGE_FIRST || v > KPA_UID_RANGE_LAST)
+                return -ERANGE;
         *uid = (uid_t)v;
         return 0;
 }
@@ -121,6 +230,11 @@ int kpa_store_get_app_uid(kpa_store *s, const char *app_id, uid_t *uid, gid_t *g
 {
         uid_t u;
         int q = store_read_uid_record(s, app_id, &u);
+        if (q == -ERANGE)
+                return kpa_error_set(err, ERANGE,
+                                     "%s: the store %s records a uid outside kpa's range %u-%u "
+                                     "(users/%s); kpa runs no package as such a uid",
+                                     app_id, s->root, KPA_UID_RANGE_FIRST, KPA_UID_RANGE_LAST, app_id);
         if (q < 0)
                 return kpa_error_set_errno(err, -q, "%s: no uid recorded in the store %s", app_id,
                                            s->root);
@@ -148,8 +262,8 @@ int store_read_installed_manifest(kpa_store *s, const char *app_id, kpa_manifest
 bool store_app_installed(kpa_store *s, const char *app_id)
 {
         _cleanup_free_ char *path = kpa_xasprintf("apps/%s", app_id);
-        struct stat st;
-        return fstatat(s->root_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+        _cleanup_close_ int fd = kpa_open_beneath(s->root_fd, path, O_PATH | O_DIRECTORY, 0);
+        return fd >= 0;
 }
 
 int store_check_app_id(const char *app_id, kpa_error *err)
@@ -236,9 +350,12 @@ static int open_app_subdir(kpa_store *s, const char *top, const char *app_id, kp
         if (q < 0)
                 return q;
         _cleanup_free_ char *path = kpa_xasprintf("%s/%s", top, app_id);
-        int fd = openat(s->root_fd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        /* no symlink anywhere on the way: a store's storage/ or apps/ that
+         * led elsewhere would have kpa bind a host directory */
+        int fd = kpa_open_beneath(s->root_fd, path, O_RDONLY | O_DIRECTORY, 0);
         if (fd < 0)
-                return kpa_error_set_errno(err, errno, "%s: %s/%s", app_id, s->root, path);
+                return kpa_error_set_errno(err, -fd, "%s: %s/%s%s", app_id, s->root, path,
+                                           fd == -ELOOP ? " (a symlink on the way)" : "");
         return fd;
 }
 
