@@ -75,6 +75,15 @@ static int staging_mkdir(kpa_store *s, const char *prefix, char name[64], kpa_er
 }
 
 
+/* fsync the directory PATH below DIRFD: what was renamed into it stays */
+static int fsync_dir_at(int dirfd, const char *path)
+{
+        _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) < 0)
+                return -errno;
+        return 0;
+}
+
 static bool uid_taken(kpa_store *s, uid_t uid)
 {
         if (getpwuid(uid) || getgrgid((gid_t)uid))
@@ -105,27 +114,51 @@ static int write_uid_record(kpa_store *s, const char *app_id, uid_t uid, kpa_err
         if (fd < 0)
                 return kpa_error_set_errno(err, errno, "store %s: cannot write %s", s->root, tmp);
         int q = kpa_write_all(fd, text, strlen(text));
-        if (q < 0 || renameat(s->root_fd, tmp, s->root_fd, path) < 0) {
-                q = q < 0 ? q : -errno;
+        if (q == 0 && fsync(fd) < 0)
+                q = -errno;
+        if (q == 0 && renameat(s->root_fd, tmp, s->root_fd, path) < 0)
+                q = -errno;
+        if (q < 0) {
                 unlinkat(s->root_fd, tmp, 0);
                 return kpa_error_set_errno(err, -q, "store %s: cannot write %s", s->root, path);
         }
+        /* the record is what keeps the uid the package's: make it last */
+        q = fsync_dir_at(s->root_fd, "users");
+        if (q < 0)
+                return kpa_error_set_errno(err, -q, "store %s: cannot flush users/", s->root);
         return 0;
 }
 
-/* The package's uid: the recorded one, or the lowest free one in the range. */
+/* The package's uid: the recorded one, or the lowest free one in the
+ * range. As root, free means free on the whole host: the uid registry
+ * (uid-registry.c) knows what every other store gave out. */
 static int allocate_uid(kpa_store *s, const char *app_id, uid_t *uid, bool *created,
                         kpa_error *err)
 {
         *created = false;
-        if (store_read_uid_record(s, app_id, uid) == 0)
-                return 0;
-        for (uid_t u = KPA_UID_RANGE_FIRST; u <= KPA_UID_RANGE_LAST; u++) {
-                if (uid_taken(s, u))
-                        continue;
-                int q = write_uid_record(s, app_id, u, err);
+        _cleanup_(uid_registry_closep) uid_registry *reg = NULL;
+        if (geteuid() == 0) {
+                int q = uid_registry_open(s, &reg, err);
                 if (q < 0)
+                        return kpa_error_prefix(err, "install %s", app_id);
+        }
+        if (store_read_uid_record(s, app_id, uid) == 0) {
+                /* recorded before the registry knew it (an older kpa) */
+                if (reg && !uid_registry_taken(reg, *uid, app_id))
+                        (void)uid_registry_claim(reg, *uid, app_id, NULL);
+                return 0;
+        }
+        for (uid_t u = KPA_UID_RANGE_FIRST; u <= KPA_UID_RANGE_LAST; u++) {
+                if (uid_taken(s, u) || (reg && uid_registry_taken(reg, u, app_id)))
+                        continue;
+                int q = reg ? uid_registry_claim(reg, u, app_id, err) : 0;
+                if (q >= 0)
+                        q = write_uid_record(s, app_id, u, err);
+                if (q < 0) {
+                        if (reg)
+                                uid_registry_release(reg, u, app_id);
                         return q;
+                }
                 *uid = u;
                 *created = true;
                 return 0;
@@ -294,11 +327,15 @@ static int publish(install_ctx *c, const char *staging_name, kpa_error *err)
                 if (renameat2(s->root_fd, staging_name, s->root_fd, target, RENAME_NOREPLACE) < 0)
                         return kpa_error_set_errno(err, errno, "install %s: cannot publish %s/%s",
                                                    c->app_id, s->root, target);
+                /* a crash after this must not lose the published package; an
+                 * error here is not one of the install (it is visible now) */
+                (void)fsync_dir_at(s->root_fd, "apps");
                 return 0;
         }
         if (renameat2(s->root_fd, staging_name, s->root_fd, target, RENAME_EXCHANGE) < 0)
                 return kpa_error_set_errno(err, errno, "install %s: cannot replace %s/%s",
                                            c->app_id, s->root, target);
+        (void)fsync_dir_at(s->root_fd, "apps");
         /* staging_name now holds the old version; failing to delete it only
          * wastes space until the next writer cleans .staging */
         (void)kpa_rm_rf_at(s->root_fd, staging_name);
@@ -332,8 +369,12 @@ static int install_finish(install_ctx *c, const char *staging_name, kpa_error *e
                 _cleanup_free_ char *user = kpa_xasprintf("users/%s", c->app_id);
                 if (storage_created)
                         (void)unlinkat(s->root_fd, storage, AT_REMOVEDIR);
-                if (uid_created)
+                if (uid_created) {
                         (void)unlinkat(s->root_fd, user, 0);
+                        _cleanup_(uid_registry_closep) uid_registry *reg = NULL;
+                        if (geteuid() == 0 && uid_registry_open(s, &reg, NULL) == 0)
+                                uid_registry_release(reg, uid, c->app_id);
+                }
                 return q;
         }
         c->result->uid = uid;
@@ -445,9 +486,14 @@ static int remove_locked(kpa_store *s, const char *app_id, bool purge, kpa_error
                 if (q < 0)
                         return kpa_error_set_errno(err, -q, "purge %s: remove %s/%s", app_id,
                                                    s->root, storage);
+                uid_t uid;
+                bool had_uid = store_read_uid_record(s, app_id, &uid) == 0;
                 if (unlinkat(s->root_fd, user, 0) < 0 && errno != ENOENT)
                         return kpa_error_set_errno(err, errno, "purge %s: remove %s/%s", app_id,
                                                    s->root, user);
+                _cleanup_(uid_registry_closep) uid_registry *reg = NULL;
+                if (had_uid && geteuid() == 0 && uid_registry_open(s, &reg, NULL) == 0)
+                        uid_registry_release(reg, uid, app_id);
         }
         return 0;
 }

@@ -26,4 +26,17 @@ bool store_app_installed(kpa_store *s, const char *app_id);
 /* A store-safe application id: no '/', not "." or "..", at most 128 chars. */
 int store_check_app_id(const char *app_id, kpa_error *err);
 
+/* The host-wide registry of the uids given out (uid-registry.c): open takes
+ * its lock for the store S until close. */
+typedef struct uid_registry uid_registry;
+const char *uid_registry_path(void);
+int uid_registry_open(const kpa_store *s, uid_registry **out, kpa_error *err);
+void uid_registry_close(uid_registry *r);
+static inline void uid_registry_closep(uid_registry **r) { uid_registry_close(*r); }
+/* UID belongs to another package, of this store or another. */
+bool uid_registry_taken(uid_registry *r, uid_t uid, const char *app_id);
+int uid_registry_claim(uid_registry *r, uid_t uid, const char *app_id, kpa_error *err);
+/* Forget UID, if the registry has it for APP_ID of this store. */
+void uid_registry_release(uid_registry *r, uid_t uid, const char *app_id);
+
 #endif

@@ -22,6 +22,9 @@ MKPKG="$PYTHON3 $top_srcdir/tests/integration/mkpkg.py"
 unset KPA_ROOT SOURCE_DATE_EPOCH
 
 T=$(mktemp -d /tmp/kpa-test.XXXXXX)
+# root's installs record their uids in a host-wide registry (uid-registry.c);
+# each test keeps its own, so that the host's is left alone
+export KPA_UID_REGISTRY="$T/uid-registry"
 _tap_n=0
 _tap_failed=0
 _cleanups=()
