@@ -807,8 +807,11 @@ static _Noreturn void child_main(const child_ctx *c)
                         _exit(127); /* the parent could not map our ids */
                 close(c->sync_fd);
         }
-        if (!spec->detached)
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* No PR_SET_PDEATHSIG: it follows the thread that made us, and a
+         * libkpa caller may start from a worker thread that ends long
+         * before the instance should. The death pipe (held by the whole
+         * starting process) ties the instance to its caller instead: the
+         * init's loop ends the instance when it reads end-of-file there. */
         /* out of the caller's session and process group, so that a Ctrl-C
          * at the caller's terminal reaches the caller (which turns it into
          * a Normal stop) and not the instance */
@@ -816,7 +819,7 @@ static _Noreturn void child_main(const child_ctx *c)
         if (c->death_fd >= 0) {
                 struct pollfd p = {.fd = c->death_fd, .events = POLLIN};
                 if (poll(&p, 1, 0) > 0)
-                        _exit(127); /* the parent died before PDEATHSIG was set */
+                        _exit(127); /* the caller is gone already */
         }
         /* The network namespace is made here rather than by clone3: making
          * one costs 300-500 us of CPU, and here it is the child's, spent in

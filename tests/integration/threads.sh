@@ -28,4 +28,11 @@ out=$("$STARTER" "$R" $APP 20 exit 3 2>&1)
 check_eq "20 starts in a row, while another thread makes threads and allocates" "$?" 0
 check_eq "... each one ends with its own exit code" \
     "$(grep -c '^state=Finished status=Normal code=3$' <<<"$out")" 20
+
+# PR_SET_PDEATHSIG is per thread: an instance started by a worker thread
+# that then ended was killed with it (the death pipe is what ties an
+# instance to its starting process)
+out=$(START_IN_WORKER=1 "$STARTER" "$R" $APP 1 sleep-exit 1 4 2>&1)
+check_eq "an instance outlives the thread that started it" "$?" 0
+check "... and ends by itself, with its own code" grep -q '^state=Finished status=Normal code=4$' <<<"$out"
 done_testing

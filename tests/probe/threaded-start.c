@@ -7,7 +7,10 @@
  * starts APP N times, one after the other, with ARG... as extra args, while
  * two more threads run: one blocked, one making threads and allocating
  * without a pause. Prints state=, status= and code= of each run; exits 0 when all N
- * finished, 1 on an error, and dies of SIGALRM after 60 s (a hang). */
+ * finished, 1 on an error, and dies of SIGALRM after 60 s (a hang).
+ * With START_IN_WORKER set, each start is made by a thread that ends
+ * right after it, and the main thread waits: the instance must outlive
+ * the thread that started it. */
 #include "config.h"
 
 #include <pthread.h>
@@ -51,6 +54,33 @@ static void *churn(void *arg)
         return NULL;
 }
 
+struct start_job {
+        kpa_control *ctl;
+        const char *app;
+        const kpa_start_options *opts;
+        kpa_token tok;
+        int r;
+};
+
+static void *start_and_end(void *arg)
+{
+        struct start_job *j = arg;
+        j->r = kpa_process_start(j->ctl, j->app, NULL, j->opts, &j->tok);
+        return NULL;
+}
+
+/* Start APP from a thread of its own, which ends at once. */
+static int start_in_worker(kpa_control *ctl, const char *app, const kpa_start_options *o,
+                           kpa_token *tok)
+{
+        struct start_job j = {.ctl = ctl, .app = app, .opts = o, .r = -1};
+        pthread_t t;
+        if (pthread_create(&t, NULL, start_and_end, &j) != 0 || pthread_join(t, NULL) != 0)
+                return -1;
+        *tok = j.tok;
+        return j.r;
+}
+
 int main(int argc, char **argv)
 {
         if (argc < 4) {
@@ -81,7 +111,9 @@ int main(int argc, char **argv)
         for (int k = 0; k < n; k++) {
                 kpa_token tok;
                 kpa_process_context c;
-                if (kpa_process_start(ctl, argv[2], NULL, &o, &tok) < 0 ||
+                int r = getenv("START_IN_WORKER") ? start_in_worker(ctl, argv[2], &o, &tok)
+                                                  : kpa_process_start(ctl, argv[2], NULL, &o, &tok);
+                if (r < 0 ||
                     kpa_process_wait(ctl, &tok, 30000, &c) < 0) {
                         fprintf(stderr, "start: %s\n", kpa_control_last_error(ctl)->message);
                         failed = 1;
