@@ -279,17 +279,20 @@ static int copy_member(reader *r, const kpa_component *c, int fd, uint64_t *size
                         break;
                 if (ar < ARCHIVE_WARN)
                         return archive_fail(r, err, c->install_path);
+                /* the budget first: a sparse member's hole is written out as
+                 * zeros, and a hole of many GB comes from a few bytes */
+                uint64_t end = ((uint64_t)offset > pos ? (uint64_t)offset : pos) + len;
+                int q = check_budget(r, r->stats.bytes + end, c->install_path, err);
+                if (q < 0)
+                        return q;
                 while ((uint64_t)offset > pos) { /* a hole in a sparse member */
                         size_t n = (uint64_t)offset - pos > sizeof(zeros) ? sizeof(zeros)
                                                                          : (size_t)((uint64_t)offset - pos);
-                        int q = hash_and_write(fd, &h, zeros, n, err, c);
+                        q = hash_and_write(fd, &h, zeros, n, err, c);
                         if (q < 0)
                                 return q;
                         pos += n;
                 }
-                int q = check_budget(r, r->stats.bytes + pos + len, c->install_path, err);
-                if (q < 0)
-                        return q;
                 q = hash_and_write(fd, &h, buf, len, err, c);
                 if (q < 0)
                         return q;

@@ -79,6 +79,19 @@ refuse "wrong hwSpecification.arch" "riscv128" --set 'platform.hwSpecification.a
 refuse "bad application id" "application.id" --set 'application.id="../evil"'
 refuse "bad component name" "components[0].name" --set 'components[0].name="a/b"'
 
+# A sparse member: its size, holes included, is counted against the limits
+# before anything of it is written out (archive-read.c also checks each
+# data block's end before it fills a hole with zeros). Under a 64 MiB file
+# size limit, a kpa-install that wrote the 8 GiB first would die of SIGXFSZ.
+mkdir -p "$T/sparse/bin"
+bsdtar -xOf "$T/hello-1.kpa" manifest.json >"$T/sparse/manifest.json"
+truncate -s 8G "$T/sparse/bin/hello"
+(cd "$T/sparse" && tar --format=pax --sparse -cf "$T/sparse.kpa" manifest.json bin/hello)
+check "the sparse package was made" test -s "$T/sparse.kpa"
+check_output "a sparse member that unpacks to 8 GiB is refused" "refused" \
+    bash -c 'ulimit -f 65536 && exec "$0" --root "$1" --reinstall "$2"' "$KPA_INSTALL" "$R" "$T/sparse.kpa"
+check_eq "... and leaves the store unchanged" "$(snapshot "$R")" "$before"
+
 check_eq "nothing left in staging" "$(ls -A "$R/.staging")" ""
 check "the installed version still verifies" "$KPA_INSTALL" --root "$R" --verify -q org.example.hello
 done_testing
