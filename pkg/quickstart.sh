@@ -11,7 +11,7 @@ action=${1:-demo}
 
 DEPS="build-essential autoconf automake libtool pkg-config
       libarchive-dev libjson-c-dev libcap-dev libcgroup-dev nettle-dev libseccomp-dev libsystemd-dev
-      zstd xz-utils libarchive-tools python3 python3-jsonschema mandoc"
+      zstd xz-utils libarchive-tools python3 python3-jsonschema mandoc e2fsprogs"
 # the quality gates of check (tests/gates.sh); the Debian packaging and
 # bash completion tests (tests/integration/deb.sh, completion.sh); systemd-analyze
 # for the units (daemon.sh); pgrep and ps, with which the tests find the

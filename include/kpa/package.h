@@ -82,6 +82,10 @@ typedef struct kpa_package_info {
         size_t n_components;
         uid_t uid;                      /* installed packages: the package's own uid; -1 if none */
         gid_t gid;
+        /* installed packages: privateStorage.size is enforced (the storage
+         * is a file system image of STORAGE_BYTES) */
+        bool storage_enforced;
+        uint64_t storage_bytes;
 } kpa_package_info;
 
 /* Read and fully verify the package file PATH (same checks as install, nothing
@@ -114,6 +118,9 @@ static inline void kpa_store_closep(kpa_store **s)
                 kpa_store_close(*s);
 }
 const char *kpa_store_root(const kpa_store *store);
+/* Is APP_ID's privateStorage.size enforced (its storage is a file system
+ * image of that size, made at install by root)? Its size into BYTES. */
+bool kpa_store_storage_enforced(kpa_store *store, const char *app_id, uint64_t *bytes);
 /* A directory fd of the store root (owned by the store). */
 int kpa_store_root_fd(const kpa_store *store);
 

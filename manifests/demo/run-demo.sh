@@ -6,6 +6,11 @@ builddir=$(cd "${1:-.}" && pwd)
 demo=$(cd "$(dirname "$0")" && pwd)
 work="$builddir/demo"
 store="$work/store"
+# an earlier demo's package is purged first: its sized private storage is
+# an image on a loop device, which only a purge detaches
+if [ -d "$store/apps/org.example.hello" ]; then
+    "$builddir/src/tools/kpa-install" --root "$store" -q --remove --purge org.example.hello || true
+fi
 rm -rf "$work"
 mkdir -p "$work"
 

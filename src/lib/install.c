@@ -209,6 +209,8 @@ typedef struct install_ctx {
         /* the directory the last component went to, kept open for the next */
         char *dir_path;
         int dir_fd;
+        uint64_t storage_size_mb; /* privateStorage.size, 0 when none */
+        char storage_fs_type[32];
 } install_ctx;
 
 
@@ -227,6 +229,11 @@ static int install_on_manifest(void *userdata, const kpa_manifest *m, const char
                 }
         }
         snprintf(c->app_id, sizeof(c->app_id), "%s", m->application.id);
+        if (m->has_private_storage) {
+                c->storage_size_mb = m->storage_size_mb;
+                snprintf(c->storage_fs_type, sizeof(c->storage_fs_type), "%s",
+                         m->storage_fs_type ? m->storage_fs_type : "");
+        }
         c->raw_manifest = kpa_xmalloc(len + 1);
         memcpy(c->raw_manifest, raw, len);
         c->raw_len = len;
@@ -362,11 +369,21 @@ static int install_finish(install_ctx *c, const char *staging_name, kpa_error *e
         q = allocate_uid(s, c->app_id, &uid, &uid_created, err);
         if (q >= 0)
                 q = ensure_storage(s, c->app_id, uid, &storage_created, err);
+        /* a size is enforced as an image (storage-image.c), by root, for a
+         * storage made now: one that exists keeps its data as it is */
+        bool image_created = false;
+        if (q >= 0 && storage_created && c->storage_size_mb && geteuid() == 0 &&
+            !storage_image_exists(s, c->app_id, NULL)) {
+                q = storage_image_create(s, c->app_id, c->storage_size_mb, c->storage_fs_type, uid, err);
+                image_created = q >= 0;
+        }
         if (q >= 0)
                 q = publish(c, staging_name, err);
         if (q < 0) {
                 _cleanup_free_ char *storage = kpa_xasprintf("storage/%s", c->app_id);
                 _cleanup_free_ char *user = kpa_xasprintf("users/%s", c->app_id);
+                if (image_created)
+                        storage_image_remove(s, c->app_id);
                 if (storage_created)
                         (void)unlinkat(s->root_fd, storage, AT_REMOVEDIR);
                 if (uid_created) {
@@ -482,6 +499,7 @@ static int remove_locked(kpa_store *s, const char *app_id, bool purge, kpa_error
                 (void)kpa_rm_rf_at(s->root_fd, staging_name);
         }
         if (purge) {
+                storage_image_remove(s, app_id);
                 int q = kpa_rm_rf_at(s->root_fd, storage);
                 if (q < 0)
                         return kpa_error_set_errno(err, -q, "purge %s: remove %s/%s", app_id,
@@ -552,6 +570,7 @@ int kpa_store_inspect(kpa_store *s, const char *app_id, kpa_package_info **out, 
                 }
         }
         (void)kpa_store_get_app_uid(s, app_id, &info->uid, &info->gid, NULL);
+        info->storage_enforced = storage_image_exists(s, app_id, &info->storage_bytes);
         *out = info;
         return 0;
 }

@@ -10,6 +10,7 @@
 
 #include "handles.h"
 #include "spec.h"
+#include "store-internal.h"
 #include "util.h"
 
 typedef struct strv_builder {
@@ -145,11 +146,26 @@ static int plan_package(kpa_store *store, const kpa_manifest *m, kpa_instance_sp
         _cleanup_free_ char *app_path =
                 kpa_xasprintf("%s/apps/%s", kpa_store_root(store), m->application.id);
         kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RO, app_path, app, target, false);
+        /* a storage with a size is a file system image (storage-image.c) */
         int storage = kpa_store_open_storage_dir(store, m->application.id, err);
         if (storage < 0)
                 return storage;
         _cleanup_free_ char *storage_path =
                 kpa_xasprintf("%s/storage/%s", kpa_store_root(store), m->application.id);
+        if (geteuid() == 0) {
+                int image = storage_image_open_mount(store, m->application.id, err);
+                if (image < 0 && image != -ENOENT) {
+                        close(storage);
+                        return image;
+                }
+                if (image >= 0) {
+                        close(storage);
+                        storage = image;
+                        free(storage_path);
+                        storage_path = kpa_xasprintf("%s/images/%s.img", kpa_store_root(store),
+                                                     m->application.id);
+                }
+        }
         kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RW, storage_path, storage, "/storage", false);
         for (size_t i = 0; i < m->sandbox.n_read_only_paths; i++) {
                 const char *p = m->sandbox.read_only_paths[i];

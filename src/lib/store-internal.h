@@ -5,6 +5,7 @@
 #define KPA_STORE_INTERNAL_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "kpa/package.h"
@@ -25,6 +26,17 @@ int store_read_installed_manifest(kpa_store *s, const char *app_id, kpa_manifest
 bool store_app_installed(kpa_store *s, const char *app_id);
 /* A store-safe application id: no '/', not "." or "..", at most 128 chars. */
 int store_check_app_id(const char *app_id, kpa_error *err);
+
+/* Private storage of a given size, an image file (storage-image.c). */
+const char *storage_image_fs_type(const char *fs_type);
+int storage_image_create(kpa_store *s, const char *app_id, uint64_t size_mb, const char *fs_type,
+                         uid_t uid, kpa_error *err);
+bool storage_image_exists(kpa_store *s, const char *app_id, uint64_t *bytes);
+/* A detached mount of APP_ID's image (an fd for move_mount/open_tree), or
+ * -ENOENT (err untouched) when its storage is a plain directory. */
+int storage_image_open_mount(kpa_store *s, const char *app_id, kpa_error *err);
+/* Unmount and delete it (a purge). */
+void storage_image_remove(kpa_store *s, const char *app_id);
 
 /* The host-wide registry of the uids given out (uid-registry.c): open takes
  * its lock for the store S until close. */

@@ -140,7 +140,7 @@ static int check_store_trusted(const char *root, int fd, kpa_error *err)
                 return q;
         if (fstat(fd, &opened) < 0 || opened.st_dev != st.st_dev || opened.st_ino != st.st_ino)
                 return kpa_error_set(err, EBUSY, "store %s: changed while it was being opened", root);
-        static const char *const subdirs[] = {"apps", "storage", "users", ".staging"};
+        static const char *const subdirs[] = {"apps", "storage", "users", "images", ".staging"};
         for (size_t i = 0; i < ELEMENTSOF(subdirs); i++) {
                 if (fstatat(fd, subdirs[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
                         if (errno == ENOENT)
@@ -367,4 +367,9 @@ int kpa_store_open_app_dir(kpa_store *s, const char *app_id, kpa_error *err)
 int kpa_store_open_storage_dir(kpa_store *s, const char *app_id, kpa_error *err)
 {
         return open_app_subdir(s, "storage", app_id, err);
+}
+
+bool kpa_store_storage_enforced(kpa_store *s, const char *app_id, uint64_t *bytes)
+{
+        return store_check_app_id(app_id, NULL) == 0 && storage_image_exists(s, app_id, bytes);
 }

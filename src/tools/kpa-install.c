@@ -198,6 +198,23 @@ static void notify_daemon(const char *app_id)
         kpa_remote_close(r);
 }
 
+/* Say once, at install, when the manifest's storage size is not enforced. */
+static void storage_note(kpa_store *store, const char *app_id)
+{
+        kpa_error err;
+        _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
+        if (kpa_store_load_manifest(store, app_id, &m, &err) < 0 || !m->has_private_storage ||
+            !m->storage_size_mb || kpa_store_storage_enforced(store, app_id, NULL))
+                return;
+        fprintf(stderr,
+                "kpa-install: note: %s asks for %llu MB of private storage; the size is not "
+                "enforced, %s\n",
+                app_id, (unsigned long long)m->storage_size_mb,
+                geteuid() != 0 ? "since only an install by root makes a storage of a given size"
+                               : "since its storage was made before (by an older kpa, or "
+                                 "without root); --purge and a new install make it sized");
+}
+
 static int install_one(kpa_store *store, const char *path)
 {
         kpa_error err;
@@ -214,6 +231,7 @@ static int install_one(kpa_store *store, const char *path)
                 return -1;
         }
         notify_daemon(res.app_id);
+        storage_note(store, res.app_id);
         if (arg.quiet)
                 return 0;
         switch (res.action) {
@@ -333,8 +351,11 @@ static void info_text(const kpa_package_info *info)
         if (info->uid != (uid_t)-1)
                 printf("Package uid:  %u\n", (unsigned)info->uid);
         if (m->has_private_storage)
-                printf("Storage:      %s MB%s%s\n", m->storage_size ? m->storage_size : "?",
-                       m->storage_fs_type ? ", " : "", m->storage_fs_type ? m->storage_fs_type : "");
+                printf("Storage:      %s MB%s%s%s\n", m->storage_size ? m->storage_size : "?",
+                       m->storage_fs_type ? ", " : "", m->storage_fs_type ? m->storage_fs_type : "",
+                       info->uid == (uid_t)-1 || !m->storage_size_mb ? ""
+                       : info->storage_enforced  ? " (enforced: a file system image of that size)"
+                                                 : " (not enforced: a plain directory)");
         info_text_run_configs(m);
         printf("Components:\n");
         for (size_t i = 0; i < info->n_components; i++) {
@@ -396,8 +417,10 @@ static json_object *info_json(const kpa_package_info *info)
         json_object_object_add(o, "systemApplication",
                                json_object_new_boolean(m->application.system_application));
         json_object_object_add(o, "arch", json_object_new_string(m->platform.arch));
-        if (info->uid != (uid_t)-1)
+        if (info->uid != (uid_t)-1) {
                 json_object_object_add(o, "uid", json_object_new_int64(info->uid));
+                json_object_object_add(o, "storageEnforced", json_object_new_boolean(info->storage_enforced));
+        }
         json_object *rcs = json_object_new_array();
         for (size_t i = 0; i < m->n_run_configs; i++)
                 json_object_array_add(rcs, info_json_run_config(m, &m->run_configs[i]));

@@ -30,6 +30,9 @@ static void open_store(void)
         kpa_error err;
         if (!mkdtemp(root) || kpa_store_open(root, KPA_STORE_CREATE, &store, &err) < 0)
                 __builtin_trap();
+        /* what installs, as root, records its uid beside the store, not on the host */
+        _cleanup_free_ char *uids = kpa_xasprintf("%s/.uids", root);
+        setenv("KPA_UID_REGISTRY", uids, 1);
         atexit(remove_store);
 }
 

@@ -30,9 +30,17 @@ _tap_failed=0
 _cleanups=()
 cleanup_add() { _cleanups+=("$*"); }
 _run_cleanups() {
-    local i
+    local i f
     for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
         eval "${_cleanups[$i]}" || true
+    done
+    # the loop devices of sized private storage (storage-image.c) in the
+    # test's stores stay attached until a purge: detach what is left
+    for f in /sys/block/loop*/loop/backing_file; do
+        if [[ $(cat "$f" 2>/dev/null) == "$T"/* ]]; then
+            f=${f#/sys/block/}
+            losetup -d "/dev/${f%%/*}" 2>/dev/null || true
+        fi
     done
     rm -rf "$T"
 }
@@ -140,9 +148,9 @@ reachable() {
     name=$(basename "$src")
     dest="$T/reach/$name"
     chmod 755 "$T"
-    mkdir -p -m 755 "$T/reach"
+    mkdir -p "$T/reach"
     if [ -f "$(dirname "$src")/.libs/$name" ] && grep -q 'libtool' "$src" 2>/dev/null; then
-        mkdir -p -m 755 "$T/reach/.libs"
+        mkdir -p "$T/reach/.libs"
         cp "$(dirname "$src")/.libs/$name" "$T/reach/.libs/$name"
         cp -P "$top_builddir"/src/lib/.libs/libkpa.so* "$T/reach/.libs/"
         printf '#!/bin/sh\nLD_LIBRARY_PATH=%q exec %q "$@"\n' \
