@@ -209,13 +209,112 @@ typedef struct install_ctx {
         /* the directory the last component went to, kept open for the next */
         char *dir_path;
         int dir_fd;
+        char **old_grants; /* what the installed version held */
+        char **grants;     /* what this version will hold */
+        char **ro_paths;   /* its readOnlyPaths, checked once its uid is known */
 } install_ctx;
 
+/* Which of M's requests are granted: what the installed version held and
+ * M still requests, what --grant names, what the policy file grants. A
+ * grant that M does not request ends here: a later version that asks for
+ * it asks anew. Every request must be granted, or nothing is installed. */
+static int install_check_permissions(install_ctx *c, const kpa_manifest *m, kpa_error *err)
+{
+        const kpa_install_options *o = c->opts;
+        _cleanup_strv_free_ char **requested = kpa_permissions_requested(m);
+        int q = 0;
+        if (c->exists)
+                q = kpa_store_get_grants(c->store, c->app_id, &c->old_grants, err);
+        else
+                c->old_grants = kpa_xcalloc(1, sizeof(char *));
+        if (q < 0)
+                return q;
+        _cleanup_strv_free_ char **cli = NULL, **policy = NULL, **kept = NULL;
+        if ((q = kpa_permissions_select(requested, o->grant ? o->grant : "", &cli, err)) < 0)
+                return kpa_error_prefix(err, "--grant");
+        if ((q = kpa_policy_grants(o->policy_dir, c->app_id, requested, &policy, NULL, err)) < 0)
+                return q;
+        size_t n = 0;
+        for (char **i = c->old_grants; *i; i++)
+                n++;
+        kept = kpa_xcalloc(n + 1, sizeof(char *));
+        n = 0;
+        for (char **i = c->old_grants; *i; i++)
+                if (kpa_permissions_contain(requested, *i))
+                        kept[n++] = kpa_xstrdup(*i);
+        char **all = NULL;
+        size_t n_all = 0;
+        char **const sources[] = {kept, cli, policy};
+        for (size_t s = 0; s < 3; s++)
+                for (char **i = sources[s]; *i; i++) {
+                        all = kpa_xrealloc(all, (n_all + 2) * sizeof(char *));
+                        all[n_all++] = kpa_xstrdup(*i);
+                        all[n_all] = NULL;
+                }
+        _cleanup_strv_free_ char **all_list = all ? all : kpa_xcalloc(1, sizeof(char *));
+        /* sorted, without duplicates */
+        _cleanup_strv_free_ char **none = kpa_xcalloc(1, sizeof(char *));
+        c->grants = kpa_permissions_filter(all_list, none, false);
+        _cleanup_strv_free_ char **fresh = kpa_permissions_filter(requested, c->old_grants, false);
+        if (o->on_permissions)
+                o->on_permissions(c->app_id, requested, c->grants, fresh, c->exists, o->userdata);
+        _cleanup_strv_free_ char **missing = kpa_permissions_filter(requested, c->grants, false);
+        if (!missing[0]) {
+                c->ro_paths = kpa_xcalloc(m->sandbox.n_read_only_paths + 1, sizeof(char *));
+                for (size_t i = 0; i < m->sandbox.n_read_only_paths; i++)
+                        c->ro_paths[i] = kpa_xstrdup(m->sandbox.read_only_paths[i]);
+                return 0;
+        }
+        char list[1024] = "", names[256] = "";
+        for (char **i = missing; *i; i++) {
+                bool path = strncmp(*i, "readOnlyPaths:", 14) == 0;
+                const char *name = path ? "readOnlyPaths" : *i;
+                size_t l = strlen(list);
+                snprintf(list + l, sizeof(list) - l, "%s%s%s%s", l ? ", " : "", name,
+                         path ? " " : "", path ? *i + 14 : "");
+                if (!strstr(names, name)) {
+                        l = strlen(names);
+                        snprintf(names + l, sizeof(names) - l, "%s%s", l ? "," : "", name);
+                }
+        }
+        return kpa_error_set(err, EPERM,
+                             "%s %s requests permissions that are not granted: %s. Nothing was "
+                             "installed. Grant them with --grant %s (or --grant all), or in the "
+                             "policy file %s/%s.json",
+                             c->app_id, m->application.version, list, names,
+                             o->policy_dir ? o->policy_dir : kpa_policy_default_dir(), c->app_id);
+}
+
+/* Its readOnlyPaths must be paths that its uid could open itself. */
+static int install_check_paths(install_ctx *c, uid_t uid, kpa_error *err)
+{
+        bool root = geteuid() == 0;
+        for (char **p = c->ro_paths; p && *p; p++) {
+                int q = kpa_permissions_check_path(*p, root ? uid : geteuid(),
+                                                   root ? (gid_t)uid : getegid(),
+                                                   kpa_store_root(c->store), NULL, err);
+                if (q == -ENOENT) /* may appear later; the start checks it again */
+                        continue;
+                if (q < 0)
+                        return kpa_error_prefix(err, "install %s", c->app_id);
+        }
+        return 0;
+}
+
+static int install_check_version(install_ctx *c, const kpa_manifest *m, const char *raw, size_t len,
+                                 kpa_error *err);
 
 static int install_on_manifest(void *userdata, const kpa_manifest *m, const char *raw, size_t len,
                                kpa_error *err)
 {
         install_ctx *c = userdata;
+        int q = install_check_version(c, m, raw, len, err);
+        return q < 0 ? q : install_check_permissions(c, m, err);
+}
+
+static int install_check_version(install_ctx *c, const kpa_manifest *m, const char *raw, size_t len,
+                                 kpa_error *err)
+{
         if (!(c->opts->flags & KPA_INSTALL_FORCE_ARCH)) {
                 int q = kpa_manifest_check_arch(m, err);
                 if (q < 0) {
@@ -363,8 +462,16 @@ static int install_finish(install_ctx *c, const char *staging_name, kpa_error *e
         if (q >= 0)
                 q = ensure_storage(s, c->app_id, uid, &storage_created, err);
         if (q >= 0)
+                q = install_check_paths(c, uid, err);
+        bool grants_written = false;
+        if (q >= 0 && (q = store_write_grants(s, c->app_id, c->grants, err)) >= 0)
+                grants_written = true;
+        if (q >= 0)
                 q = publish(c, staging_name, err);
         if (q < 0) {
+                kpa_error ignored;
+                if (grants_written) /* back to what the installed version held */
+                        (void)store_write_grants(s, c->app_id, c->old_grants, &ignored);
                 _cleanup_free_ char *storage = kpa_xasprintf("storage/%s", c->app_id);
                 _cleanup_free_ char *user = kpa_xasprintf("users/%s", c->app_id);
                 if (storage_created)
@@ -410,6 +517,9 @@ static int install_locked(kpa_store *s, int pkg_fd, const char *path,
                 q = install_finish(&ctx, staging_name, err);
         closep(&ctx.staging_fd);
         free(ctx.raw_manifest);
+        kpa_strv_free(ctx.old_grants);
+        kpa_strv_free(ctx.grants);
+        kpa_strv_free(ctx.ro_paths);
         (void)kpa_rm_rf_at(s->root_fd, staging_name);
         if (q >= 0) {
                 result->bytes = stats.bytes;
@@ -481,6 +591,10 @@ static int remove_locked(kpa_store *s, const char *app_id, bool purge, kpa_error
                 }
                 (void)kpa_rm_rf_at(s->root_fd, staging_name);
         }
+        /* the grants go with the package: another one of the same id asks anew */
+        int r = store_write_grants(s, app_id, NULL, err);
+        if (r < 0)
+                return kpa_error_prefix(err, "remove %s", app_id);
         if (purge) {
                 int q = kpa_rm_rf_at(s->root_fd, storage);
                 if (q < 0)
@@ -508,6 +622,94 @@ int kpa_store_remove(kpa_store *s, const char *app_id, bool purge, kpa_error *er
         if (q < 0)
                 return q;
         q = remove_locked(s, app_id, purge, err);
+        store_unlock(s);
+        return q;
+}
+
+/* ---- grants of an installed package ---- */
+
+static int set_grants_locked(kpa_store *s, const char *app_id, const char *names, bool revoke,
+                             char ***changed, kpa_error *err)
+{
+        if (!store_app_installed(s, app_id))
+                return kpa_error_set(err, ENOENT, "%s is not installed in %s", app_id, s->root);
+        _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
+        int q = store_read_installed_manifest(s, app_id, &m, err);
+        if (q < 0)
+                return q;
+        _cleanup_strv_free_ char **requested = kpa_permissions_requested(m);
+        _cleanup_strv_free_ char **current = NULL, **named = NULL, **next = NULL, **diff = NULL;
+        if ((q = kpa_store_get_grants(s, app_id, &current, err)) < 0)
+                return q;
+        if (revoke) {
+                if ((q = kpa_permissions_select(current, names, &named, err)) < 0)
+                        return q;
+                next = kpa_permissions_filter(current, named, false);
+                diff = kpa_permissions_filter(current, next, false);
+        } else {
+                if ((q = kpa_permissions_select(requested, names, &named, err)) < 0)
+                        return q;
+                /* a switch the manifest does not request may be granted too (the
+                 * network for a start's --network host); a path is granted only
+                 * as requested */
+                _cleanup_free_ char *copy = kpa_xstrdup(names);
+                char *save = NULL;
+                size_t n = 0;
+                while (named[n])
+                        n++;
+                for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save))
+                        if (!streq(w, "all") && !streq(w, "readOnlyPaths") &&
+                            !kpa_permissions_contain(named, w)) {
+                                named = kpa_xrealloc(named, (n + 2) * sizeof(char *));
+                                named[n++] = kpa_xstrdup(w);
+                                named[n] = NULL;
+                        }
+                diff = kpa_permissions_filter(named, current, false);
+                size_t nc = 0, nd = 0;
+                while (current[nc])
+                        nc++;
+                while (diff[nd])
+                        nd++;
+                char **both = kpa_xcalloc(nc + nd + 1, sizeof(char *));
+                for (size_t i = 0; i < nc; i++)
+                        both[i] = kpa_xstrdup(current[i]);
+                for (size_t i = 0; i < nd; i++)
+                        both[nc + i] = kpa_xstrdup(diff[i]);
+                _cleanup_strv_free_ char **none = kpa_xcalloc(1, sizeof(char *));
+                next = kpa_permissions_filter(both, none, false);
+                kpa_strv_free(both);
+        }
+        if (!revoke) { /* a granted path must be one the package could open itself */
+                uid_t uid = geteuid();
+                if (uid == 0 && (q = kpa_store_get_app_uid(s, app_id, &uid, NULL, err)) < 0)
+                        return q;
+                for (char **i = diff; *i; i++)
+                        if (strncmp(*i, "readOnlyPaths:", 14) == 0 &&
+                            (q = kpa_permissions_check_path(*i + 14, uid,
+                                                            geteuid() == 0 ? (gid_t)uid : getegid(),
+                                                            s->root, NULL, err)) < 0 &&
+                            q != -ENOENT)
+                                return kpa_error_prefix(err, "%s", app_id);
+        }
+        if (diff[0] && (q = store_write_grants(s, app_id, next, err)) < 0)
+                return q;
+        if (changed)
+                *changed = TAKE_PTR(diff);
+        return 0;
+}
+
+int kpa_store_set_grants(kpa_store *s, const char *app_id, const char *names, bool revoke,
+                         char ***changed, kpa_error *err)
+{
+        if (changed)
+                *changed = NULL;
+        int q = store_check_app_id(app_id, err);
+        if (q < 0)
+                return q;
+        q = store_lock(s, err);
+        if (q < 0)
+                return q;
+        q = set_grants_locked(s, app_id, names, revoke, changed, err);
         store_unlock(s);
         return q;
 }

@@ -4,7 +4,8 @@
 # arguments: each fails with EPERM (clone3 with ENOSYS), while ordinary calls
 # (files, memory, fork, threads, posix_spawn, sockets) still work. The same
 # probe outside the sandbox shows that the arguments alone would not give
-# EPERM. KPA_sandbox "allowPtrace" lets ptrace through, and only ptrace.
+# EPERM. KPA_sandbox "allowPtrace", once granted, lets ptrace through, and
+# only ptrace.
 . "$(dirname "$0")/lib.sh"
 need_root
 
@@ -18,7 +19,7 @@ $MKPKG "$T/probe.kpa" --id $APP --bin "$PROBE" --set 'runConfigurations[0].args=
 $MKPKG "$T/probe-pt.kpa" --id $APP_PT --bin "$PROBE" --set 'runConfigurations[0].args=[]' \
     --set 'extensions={"KPA_sandbox":{"allowPtrace":true}}'
 for p in probe probe-pt; do
-    "$KPA_INSTALL" --root "$R" -q "$T/$p.kpa" || { echo "Bail out! cannot install $p.kpa"; exit 1; }
+    "$KPA_INSTALL" --root "$R" -q --grant all "$T/$p.kpa" || { echo "Bail out! cannot install $p.kpa"; exit 1; }
 done
 
 run() { "$KPA_RUN" --root "$R" "$@"; }
