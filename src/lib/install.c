@@ -230,7 +230,7 @@ static int install_check_permissions(install_ctx *c, const kpa_manifest *m, kpa_
         if (q < 0)
                 return q;
         _cleanup_strv_free_ char **cli = NULL, **policy = NULL, **kept = NULL;
-        if ((q = kpa_permissions_select(requested, o->grant ? o->grant : "", &cli, err)) < 0)
+        if (kpa_permissions_select(requested, o->grant ? o->grant : "", &cli, err) < 0)
                 return kpa_error_prefix(err, "--grant");
         if ((q = kpa_policy_grants(o->policy_dir, c->app_id, requested, &policy, NULL, err)) < 0)
                 return q;
