@@ -363,43 +363,42 @@ int kpa_store_get_grants(kpa_store *s, const char *app_id, char ***out, kpa_erro
         return kpa_permissions_from_json(text, what, out, err);
 }
 
-static int fsync_dir_at(int dirfd, const char *name)
-{
-        _cleanup_close_ int fd =
-                openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        return fd < 0 || fsync(fd) < 0 ? -errno : 0;
-}
-
 /* Write the record atomically (a new file renamed over the old, both
- * synced); an empty list removes it. The caller holds the store's lock. */
+ * synced); an empty list removes it. Everything happens relative to an fd
+ * of grants/, opened without following a symlink. The caller holds the
+ * store's lock. */
 int store_write_grants(kpa_store *s, const char *app_id, char *const *items, kpa_error *err)
 {
-        _cleanup_free_ char *path = kpa_xasprintf("grants/%s", app_id);
-        _cleanup_free_ char *tmp = kpa_xasprintf("grants/.%s.tmp", app_id);
+        _cleanup_free_ char *tmp = kpa_xasprintf(".%s.tmp", app_id);
         if (mkdirat(s->root_fd, "grants", 0755) < 0 && errno != EEXIST)
-                return kpa_error_set_errno(err, errno, "store %s: cannot create grants", s->root);
+                return kpa_error_set_errno(err, errno, "store %s: cannot create grants/", s->root);
+        _cleanup_close_ int dir = kpa_open_beneath(s->root_fd, "grants", O_RDONLY | O_DIRECTORY, 0);
+        if (dir < 0)
+                return kpa_error_set_errno(err, -dir, "store %s: cannot open grants/", s->root);
         if (strv_len(items) == 0) {
-                if (unlinkat(s->root_fd, path, 0) < 0 && errno != ENOENT)
-                        return kpa_error_set_errno(err, errno, "store %s: cannot remove %s",
-                                                   s->root, path);
-                (void)fsync_dir_at(s->root_fd, "grants");
+                if (unlinkat(dir, app_id, 0) < 0 && errno != ENOENT)
+                        return kpa_error_set_errno(err, errno, "store %s: cannot remove grants/%s",
+                                                   s->root, app_id);
+                (void)fsync(dir);
                 return 0;
         }
         _cleanup_free_ char *text = kpa_permissions_to_json(items);
-        _cleanup_close_ int fd = openat(
-                s->root_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+        _cleanup_close_ int fd =
+                openat(dir, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0)
-                return kpa_error_set_errno(err, errno, "store %s: cannot write %s", s->root, tmp);
+                return kpa_error_set_errno(err, errno, "store %s: cannot write grants/%s", s->root,
+                                           tmp);
         int q = kpa_write_all(fd, text, strlen(text));
         if (q >= 0 && fsync(fd) < 0)
                 q = -errno;
-        if (q >= 0 && renameat(s->root_fd, tmp, s->root_fd, path) < 0)
+        if (q >= 0 && renameat(dir, tmp, dir, app_id) < 0)
                 q = -errno;
-        if (q >= 0)
-                q = fsync_dir_at(s->root_fd, "grants");
+        if (q >= 0 && fsync(dir) < 0) /* the rename is what makes the grant last */
+                q = -errno;
         if (q < 0) {
-                (void)unlinkat(s->root_fd, tmp, 0);
-                return kpa_error_set_errno(err, -q, "store %s: cannot write %s", s->root, path);
+                (void)unlinkat(dir, tmp, 0);
+                return kpa_error_set_errno(err, -q, "store %s: cannot write grants/%s", s->root,
+                                           app_id);
         }
         return 0;
 }

@@ -188,6 +188,13 @@ check_output "... (refused when the uid cannot reach it)" "cannot search the dir
     inst --grant readOnlyPaths $RAPP
 chmod 755 "$T/data"
 
+# a grant record that someone else could write is no grant: as root, kpa
+# refuses a store whose grants/ is not root's alone (as for users/)
+chmod g+w "$R/grants"
+check_output "a group-writable grants/ makes root refuse the store" \
+    "store $R: grants/ is writable by its group" run $APP -- exit 0
+chmod g-w "$R/grants"
+
 # ---- a fresh session keyring, whatever the grants ----
 KAPP=org.example.keyring$$
 mk "$T/k.kpa" $KAPP 1 '{"allowKeyring":true}'
