@@ -467,38 +467,47 @@ static int check_forbidden(const char *path, const char *resolved, const char *s
         return 0;
 }
 
-/* Every directory from / down to RESOLVED's parent must let UID search it. */
-static int check_reachable(const char *path, const char *resolved, uid_t uid, gid_t gid,
-                           kpa_error *err)
+/* Walk RESOLVED (a canonical path: no symlink, no "..") from / down, one
+ * O_PATH|O_NOFOLLOW open at a time, and return an fd of its node: every
+ * directory on the way must let UID search it, and each is checked by the
+ * fd that the next step opens from, so what is checked is what is bound
+ * even if the host changes meanwhile (a component that became a symlink
+ * is not followed, and then is no directory). */
+static int open_reachable(const char *path, const char *resolved, uid_t uid, gid_t gid,
+                          kpa_error *err)
 {
-        _cleanup_free_ char *dir = kpa_xstrdup(resolved);
-        for (char *slash = dir; (slash = strchr(slash, '/')); slash++) {
-                char saved = slash[1];
-                slash[1] = '\0'; /* "/", "/a/", "/a/b/" ... */
+        _cleanup_close_ int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return kpa_error_set_errno(err, errno, "read-only path %s: /", path);
+        _cleanup_free_ char *copy = kpa_xstrdup(resolved);
+        char *save = NULL;
+        size_t done = 1; /* bytes of RESOLVED walked: "/" */
+        for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
                 struct stat st;
-                bool last = saved == '\0';
-                if (!last) {
-                        if (stat(dir, &st) < 0)
-                                return kpa_error_set_errno(err, errno, "read-only path %s: %s",
-                                                           path, dir);
-                        if (slash != dir)
-                                slash[0] = '\0'; /* "/a/b", for the message */
-                        if (!may(&st, uid, gid, 1))
-                                return kpa_error_set(err, EACCES,
-                                                     "read-only path %s: the package's uid %u "
-                                                     "cannot search the directory %s (mode %04o, "
-                                                     "owner %u); kpa binds only what the package "
-                                                     "could open itself",
-                                                     path, (unsigned)uid, dir,
-                                                     (unsigned)(st.st_mode & 07777),
-                                                     (unsigned)st.st_uid);
-                }
-                slash[0] = '/';
-                slash[1] = saved;
-                if (last)
-                        break;
+                if (fstat(fd, &st) < 0)
+                        return kpa_error_set_errno(err, errno, "read-only path %s", path);
+                /* the directory's own name, for a message: RESOLVED up to it */
+                _cleanup_free_ char *dir = kpa_xstrndup(resolved, done > 1 ? done - 1 : 1);
+                if (!S_ISDIR(st.st_mode))
+                        return kpa_error_set(err, ENOTDIR,
+                                             "read-only path %s: %s changed while it was checked",
+                                             path, dir);
+                if (!may(&st, uid, gid, 1))
+                        return kpa_error_set(err, EACCES,
+                                             "read-only path %s: the package's uid %u cannot "
+                                             "search the directory %s (mode %04o, owner %u); kpa "
+                                             "binds only what the package could open itself",
+                                             path, (unsigned)uid, dir,
+                                             (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+                int next = openat(fd, c, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                if (next < 0)
+                        return kpa_error_set_errno(err, errno, "cannot bind the host path %s",
+                                                   path);
+                close(fd);
+                fd = next;
+                done += strlen(c) + 1;
         }
-        return 0;
+        return TAKE_FD(fd);
 }
 
 static int check_node(const char *path, const struct stat *st, uid_t uid, gid_t gid, kpa_error *err)
@@ -540,13 +549,12 @@ int kpa_permissions_check_path(const char *path, uid_t uid, gid_t gid, const cha
         int q = check_forbidden(path, resolved, store_root, err);
         if (q < 0)
                 return q;
-        q = check_reachable(path, resolved, uid, gid, err);
-        if (q < 0)
-                return q;
         /* the node checked is the node bound: opened once, checked by fd */
-        _cleanup_close_ int fd = open(resolved, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int fd = open_reachable(path, resolved, uid, gid, err);
+        if (fd < 0)
+                return fd;
         struct stat st;
-        if (fd < 0 || fstat(fd, &st) < 0)
+        if (fstat(fd, &st) < 0)
                 return kpa_error_set_errno(err, errno, "cannot bind the host path %s", path);
         q = check_node(path, &st, uid, gid, err);
         if (q < 0)
