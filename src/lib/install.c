@@ -214,6 +214,48 @@ typedef struct install_ctx {
         char **ro_paths;   /* its readOnlyPaths, checked once its uid is known */
 } install_ctx;
 
+/* The items of the lists in SOURCES (NULL-terminated), once each, sorted. */
+static char **permissions_union(char **const *sources, size_t n_sources)
+{
+        char **all = kpa_xcalloc(1, sizeof(char *));
+        size_t n = 0;
+        for (size_t s = 0; s < n_sources; s++)
+                for (char **i = sources[s]; *i; i++) {
+                        all = kpa_xrealloc(all, (n + 2) * sizeof(char *));
+                        all[n++] = kpa_xstrdup(*i);
+                        all[n] = NULL;
+                }
+        _cleanup_strv_free_ char **none = kpa_xcalloc(1, sizeof(char *));
+        char **sorted = kpa_permissions_filter(all, none, false);
+        kpa_strv_free(all);
+        return sorted;
+}
+
+/* "APP VERSION requests permissions that are not granted: ...", with how
+ * to grant them. */
+static int refuse_missing(install_ctx *c, const kpa_manifest *m, char *const *missing,
+                          kpa_error *err)
+{
+        char list[1024] = "", names[256] = "";
+        for (char *const *i = missing; *i; i++) {
+                bool path = strncmp(*i, "readOnlyPaths:", 14) == 0;
+                const char *name = path ? "readOnlyPaths" : *i;
+                size_t l = strlen(list);
+                snprintf(list + l, sizeof(list) - l, "%s%s%s%s", l ? ", " : "", name,
+                         path ? " " : "", path ? *i + 14 : "");
+                if (!strstr(names, name)) {
+                        l = strlen(names);
+                        snprintf(names + l, sizeof(names) - l, "%s%s", l ? "," : "", name);
+                }
+        }
+        const char *dir = c->opts->policy_dir ? c->opts->policy_dir : kpa_policy_default_dir();
+        return kpa_error_set(err, EPERM,
+                             "%s %s requests permissions that are not granted: %s. Nothing was "
+                             "installed. Grant them with --grant %s (or --grant all), or in the "
+                             "policy file %s/%s.json",
+                             c->app_id, m->application.version, list, names, dir, c->app_id);
+}
+
 /* Which of M's requests are granted: what the installed version held and
  * M still requests, what --grant names, what the policy file grants. A
  * grant that M does not request ends here: a later version that asks for
@@ -229,60 +271,24 @@ static int install_check_permissions(install_ctx *c, const kpa_manifest *m, kpa_
                 c->old_grants = kpa_xcalloc(1, sizeof(char *));
         if (q < 0)
                 return q;
-        _cleanup_strv_free_ char **cli = NULL, **policy = NULL, **kept = NULL;
+        _cleanup_strv_free_ char **cli = NULL, **policy = NULL;
         if (kpa_permissions_select(requested, o->grant ? o->grant : "", &cli, err) < 0)
                 return kpa_error_prefix(err, "--grant");
         if ((q = kpa_policy_grants(o->policy_dir, c->app_id, requested, &policy, NULL, err)) < 0)
                 return q;
-        size_t n = 0;
-        for (char **i = c->old_grants; *i; i++)
-                n++;
-        kept = kpa_xcalloc(n + 1, sizeof(char *));
-        n = 0;
-        for (char **i = c->old_grants; *i; i++)
-                if (kpa_permissions_contain(requested, *i))
-                        kept[n++] = kpa_xstrdup(*i);
-        char **all = NULL;
-        size_t n_all = 0;
+        _cleanup_strv_free_ char **kept = kpa_permissions_filter(c->old_grants, requested, true);
         char **const sources[] = {kept, cli, policy};
-        for (size_t s = 0; s < 3; s++)
-                for (char **i = sources[s]; *i; i++) {
-                        all = kpa_xrealloc(all, (n_all + 2) * sizeof(char *));
-                        all[n_all++] = kpa_xstrdup(*i);
-                        all[n_all] = NULL;
-                }
-        _cleanup_strv_free_ char **all_list = all ? all : kpa_xcalloc(1, sizeof(char *));
-        /* sorted, without duplicates */
-        _cleanup_strv_free_ char **none = kpa_xcalloc(1, sizeof(char *));
-        c->grants = kpa_permissions_filter(all_list, none, false);
+        c->grants = permissions_union(sources, ELEMENTSOF(sources));
         _cleanup_strv_free_ char **fresh = kpa_permissions_filter(requested, c->old_grants, false);
         if (o->on_permissions)
                 o->on_permissions(c->app_id, requested, c->grants, fresh, c->exists, o->userdata);
         _cleanup_strv_free_ char **missing = kpa_permissions_filter(requested, c->grants, false);
-        if (!missing[0]) {
-                c->ro_paths = kpa_xcalloc(m->sandbox.n_read_only_paths + 1, sizeof(char *));
-                for (size_t i = 0; i < m->sandbox.n_read_only_paths; i++)
-                        c->ro_paths[i] = kpa_xstrdup(m->sandbox.read_only_paths[i]);
-                return 0;
-        }
-        char list[1024] = "", names[256] = "";
-        for (char **i = missing; *i; i++) {
-                bool path = strncmp(*i, "readOnlyPaths:", 14) == 0;
-                const char *name = path ? "readOnlyPaths" : *i;
-                size_t l = strlen(list);
-                snprintf(list + l, sizeof(list) - l, "%s%s%s%s", l ? ", " : "", name,
-                         path ? " " : "", path ? *i + 14 : "");
-                if (!strstr(names, name)) {
-                        l = strlen(names);
-                        snprintf(names + l, sizeof(names) - l, "%s%s", l ? "," : "", name);
-                }
-        }
-        return kpa_error_set(err, EPERM,
-                             "%s %s requests permissions that are not granted: %s. Nothing was "
-                             "installed. Grant them with --grant %s (or --grant all), or in the "
-                             "policy file %s/%s.json",
-                             c->app_id, m->application.version, list, names,
-                             o->policy_dir ? o->policy_dir : kpa_policy_default_dir(), c->app_id);
+        if (missing[0])
+                return refuse_missing(c, m, missing, err);
+        c->ro_paths = kpa_xcalloc(m->sandbox.n_read_only_paths + 1, sizeof(char *));
+        for (size_t i = 0; i < m->sandbox.n_read_only_paths; i++)
+                c->ro_paths[i] = kpa_xstrdup(m->sandbox.read_only_paths[i]);
+        return 0;
 }
 
 /* Its readOnlyPaths must be paths that its uid could open itself. */
@@ -628,6 +634,45 @@ int kpa_store_remove(kpa_store *s, const char *app_id, bool purge, kpa_error *er
 
 /* ---- grants of an installed package ---- */
 
+/* The items that --grant NAMES adds to APP_ID: NAMES of what its manifest
+ * requests, and a switch it does not request (the network for a start's
+ * --network host; a path is granted only as requested). Each new path must
+ * be one the package could open itself. */
+static int grant_items(kpa_store *s, const char *app_id, const kpa_manifest *m, const char *names,
+                       char ***out, kpa_error *err)
+{
+        _cleanup_strv_free_ char **requested = kpa_permissions_requested(m);
+        _cleanup_strv_free_ char **named = NULL;
+        int q = kpa_permissions_select(requested, names, &named, err);
+        if (q < 0)
+                return q;
+        _cleanup_free_ char *copy = kpa_xstrdup(names);
+        char *save = NULL;
+        _cleanup_strv_free_ char **switches = kpa_xcalloc(1, sizeof(char *));
+        size_t n = 0;
+        for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save))
+                if (!streq(w, "all") && !streq(w, "readOnlyPaths")) {
+                        switches = kpa_xrealloc(switches, (n + 2) * sizeof(char *));
+                        switches[n++] = kpa_xstrdup(w);
+                        switches[n] = NULL;
+                }
+        bool root = geteuid() == 0;
+        uid_t uid = geteuid();
+        if (root && (q = kpa_store_get_app_uid(s, app_id, &uid, NULL, err)) < 0)
+                return q;
+        for (char **i = named; *i; i++) {
+                if (strncmp(*i, "readOnlyPaths:", 14) != 0)
+                        continue;
+                q = kpa_permissions_check_path(*i + 14, uid, root ? (gid_t)uid : getegid(), s->root,
+                                               NULL, err);
+                if (q < 0 && q != -ENOENT)
+                        return kpa_error_prefix(err, "%s", app_id);
+        }
+        char **const sources[] = {named, switches};
+        *out = permissions_union(sources, ELEMENTSOF(sources));
+        return 0;
+}
+
 static int set_grants_locked(kpa_store *s, const char *app_id, const char *names, bool revoke,
                              char ***changed, kpa_error *err)
 {
@@ -637,7 +682,6 @@ static int set_grants_locked(kpa_store *s, const char *app_id, const char *names
         int q = store_read_installed_manifest(s, app_id, &m, err);
         if (q < 0)
                 return q;
-        _cleanup_strv_free_ char **requested = kpa_permissions_requested(m);
         _cleanup_strv_free_ char **current = NULL, **named = NULL, **next = NULL, **diff = NULL;
         if ((q = kpa_store_get_grants(s, app_id, &current, err)) < 0)
                 return q;
@@ -647,49 +691,11 @@ static int set_grants_locked(kpa_store *s, const char *app_id, const char *names
                 next = kpa_permissions_filter(current, named, false);
                 diff = kpa_permissions_filter(current, next, false);
         } else {
-                if ((q = kpa_permissions_select(requested, names, &named, err)) < 0)
+                if ((q = grant_items(s, app_id, m, names, &named, err)) < 0)
                         return q;
-                /* a switch the manifest does not request may be granted too (the
-                 * network for a start's --network host); a path is granted only
-                 * as requested */
-                _cleanup_free_ char *copy = kpa_xstrdup(names);
-                char *save = NULL;
-                size_t n = 0;
-                while (named[n])
-                        n++;
-                for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save))
-                        if (!streq(w, "all") && !streq(w, "readOnlyPaths") &&
-                            !kpa_permissions_contain(named, w)) {
-                                named = kpa_xrealloc(named, (n + 2) * sizeof(char *));
-                                named[n++] = kpa_xstrdup(w);
-                                named[n] = NULL;
-                        }
                 diff = kpa_permissions_filter(named, current, false);
-                size_t nc = 0, nd = 0;
-                while (current[nc])
-                        nc++;
-                while (diff[nd])
-                        nd++;
-                char **both = kpa_xcalloc(nc + nd + 1, sizeof(char *));
-                for (size_t i = 0; i < nc; i++)
-                        both[i] = kpa_xstrdup(current[i]);
-                for (size_t i = 0; i < nd; i++)
-                        both[nc + i] = kpa_xstrdup(diff[i]);
-                _cleanup_strv_free_ char **none = kpa_xcalloc(1, sizeof(char *));
-                next = kpa_permissions_filter(both, none, false);
-                kpa_strv_free(both);
-        }
-        if (!revoke) { /* a granted path must be one the package could open itself */
-                uid_t uid = geteuid();
-                if (uid == 0 && (q = kpa_store_get_app_uid(s, app_id, &uid, NULL, err)) < 0)
-                        return q;
-                for (char **i = diff; *i; i++)
-                        if (strncmp(*i, "readOnlyPaths:", 14) == 0 &&
-                            (q = kpa_permissions_check_path(*i + 14, uid,
-                                                            geteuid() == 0 ? (gid_t)uid : getegid(),
-                                                            s->root, NULL, err)) < 0 &&
-                            q != -ENOENT)
-                                return kpa_error_prefix(err, "%s", app_id);
+                char **const sources[] = {current, diff};
+                next = permissions_union(sources, ELEMENTSOF(sources));
         }
         if (diff[0] && (q = store_write_grants(s, app_id, next, err)) < 0)
                 return q;
