@@ -129,11 +129,26 @@ enum {
         KPA_INSTALL_FORCE_ARCH = 1u << 1, /* ignore hwSpecification.arch */
 };
 
+/* Before a package is published: the permissions its manifest requests
+ * (REQUESTED), the ones it will hold once installed (GRANTED), and those of
+ * REQUESTED that the installed version did not hold (NEW; on a new install,
+ * every request; UPGRADE tells which). Lists of permission items (see
+ * "Permissions" below). */
+typedef void (*kpa_permissions_fn)(const char *app_id, char *const *requested, char *const *granted,
+                                   char *const *new_requests, bool upgrade, void *userdata);
+
 typedef struct kpa_install_options {
         unsigned flags;
         kpa_package_limits limits;
         kpa_progress_fn progress;
         void *userdata;
+        /* Permissions to grant: "all", or names joined by ',' ("network,
+         * readOnlyPaths"); NULL: none. What an installed version held stays
+         * granted as long as it is still requested. */
+        const char *grant;
+        /* Where the policy files APP_ID.json are (NULL: SYSCONFDIR/kpa/policy.d). */
+        const char *policy_dir;
+        kpa_permissions_fn on_permissions; /* may be NULL; gets USERDATA */
 } kpa_install_options;
 void kpa_install_options_init(kpa_install_options *opts);
 
@@ -201,6 +216,66 @@ int kpa_store_verify(kpa_store *store, const char *app_id, kpa_verify_report *re
 /* The uid/gid that the store allocated to APP_ID at install. */
 int kpa_store_get_app_uid(kpa_store *store, const char *app_id, uid_t *uid, gid_t *gid,
                           kpa_error *err);
+
+/* ---- Permissions ----
+ *
+ * Every setting of extensions.KPA_sandbox that widens the sandbox is a
+ * request, applied only once the administrator grants it. A permission item
+ * is a name ("network", "allowPtrace", "allowPerfEvents", "allowBpf",
+ * "allowKeyring", "allowUserfaultfd", "allowPersonality") or, one per path,
+ * "readOnlyPaths:/the/path". Lists of items are NULL-terminated and sorted;
+ * free them with kpa_strv_free(). The grants of a package are recorded in
+ * ROOT/grants/APP_ID; policy files and that record are JSON objects shaped
+ * like KPA_sandbox: {"network": "host", "readOnlyPaths": ["/srv/data"],
+ * "allowKeyring": true}. */
+
+void kpa_strv_free(char **v);
+bool kpa_permission_known(const char *name);
+/* "network (the host's network ...)": one line for a person. free() it. */
+char *kpa_permission_describe(const char *item);
+/* The items that M's KPA_sandbox requests. */
+char **kpa_permissions_requested(const kpa_manifest *m);
+bool kpa_permissions_contain(char *const *list, const char *item);
+/* The items of A that are (KEEP) or are not (!KEEP) in B. */
+char **kpa_permissions_filter(char *const *a, char *const *b, bool keep);
+/* The items of REQUESTED that NAMES ("all" or names joined by ',') name;
+ * -EINVAL for a name that is no permission. */
+int kpa_permissions_select(char *const *requested, const char *names, char ***out, kpa_error *err);
+/* Parse TEXT, a KPA_sandbox-shaped object (WHAT names it in errors). */
+int kpa_permissions_from_json(const char *text, const char *what, char ***out, kpa_error *err);
+/* The JSON form of ITEMS, ending in a newline; free() it. */
+char *kpa_permissions_to_json(char *const *items);
+/* SYSCONFDIR/kpa/policy.d */
+const char *kpa_policy_default_dir(void);
+/* The items of REQUESTED that the policy file DIR/APP_ID.json grants (a
+ * policy path also grants the paths below it); none when there is no such
+ * file. A file that is not a regular file owned by root (or the caller) and
+ * writable by its owner only is refused. *PATH_OUT (if not NULL): the file
+ * read, or NULL. */
+int kpa_policy_grants(const char *dir, const char *app_id, char *const *requested, char ***out,
+                      char **path_out, kpa_error *err);
+/* The items granted to APP_ID (none when nothing was granted). */
+int kpa_store_get_grants(kpa_store *store, const char *app_id, char ***out, kpa_error *err);
+/* Grant (or REVOKE) the permissions NAMES ("all" or names joined by ',')
+ * of the installed APP_ID. A grant is of what its manifest requests; a
+ * revoke removes any item of those names. *CHANGED (if not NULL): the items
+ * added or removed. */
+int kpa_store_set_grants(kpa_store *store, const char *app_id, const char *names, bool revoke,
+                         char ***changed, kpa_error *err);
+/* Can a read-only bind of the host PATH be made for a package that runs as
+ * UID/GID? Not inside a kpa store (STORE_ROOT, the default one, $KPA_ROOT),
+ * /run/kpa, /proc, /sys or /dev, nor containing one; a regular file or a
+ * directory, not a socket, device node or FIFO; every directory on the way
+ * searchable by UID and the node readable by it (mode bits). -ENOENT when
+ * PATH is missing, -EPERM or -EACCES when refused, ERR naming the path and
+ * the reason. *OUT_FD (if not NULL): an O_PATH fd of the node checked. */
+int kpa_permissions_check_path(const char *path, uid_t uid, gid_t gid, const char *store_root,
+                               int *out_fd, kpa_error *err);
+/* The part of M's KPA_sandbox that the store grants it (what a start
+ * applies); *NETWORK_GRANTED: whether "network" is granted at all. Free OUT's
+ * read_only_paths with kpa_strv_free(). */
+int kpa_store_effective_sandbox(kpa_store *store, const kpa_manifest *m, kpa_sandbox_settings *out,
+                                bool *network_granted, kpa_error *err);
 
 #define KPA_UID_RANGE_FIRST 61184
 #define KPA_UID_RANGE_LAST 65519

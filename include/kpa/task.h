@@ -21,7 +21,8 @@ extern "C" {
 typedef struct kpa_task kpa_task;
 
 enum {
-        KPA_TASK_HOST_NETWORK = 1u << 0, /* share the host's network namespace */
+        KPA_TASK_HOST_NETWORK = 1u << 0, /* share the host's network namespace (needs the
+                                            package's network permission granted) */
 };
 
 /* Describe a task. ARGS (may be NULL) are its arguments after argv[0];

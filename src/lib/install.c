@@ -211,13 +211,118 @@ typedef struct install_ctx {
         int dir_fd;
         uint64_t storage_size_mb; /* privateStorage.size, 0 when none */
         char storage_fs_type[32];
+        char **old_grants; /* what the installed version held */
+        char **grants;     /* what this version will hold */
+        char **ro_paths;   /* its readOnlyPaths, checked once its uid is known */
 } install_ctx;
 
+/* The items of the lists in SOURCES (NULL-terminated), once each, sorted. */
+static char **permissions_union(char **const *sources, size_t n_sources)
+{
+        char **all = kpa_xcalloc(1, sizeof(char *));
+        size_t n = 0;
+        for (size_t s = 0; s < n_sources; s++)
+                for (char **i = sources[s]; *i; i++) {
+                        all = kpa_xrealloc(all, (n + 2) * sizeof(char *));
+                        all[n++] = kpa_xstrdup(*i);
+                        all[n] = NULL;
+                }
+        _cleanup_strv_free_ char **none = kpa_xcalloc(1, sizeof(char *));
+        char **sorted = kpa_permissions_filter(all, none, false);
+        kpa_strv_free(all);
+        return sorted;
+}
+
+/* "APP VERSION requests permissions that are not granted: ...", with how
+ * to grant them. */
+static int refuse_missing(install_ctx *c, const kpa_manifest *m, char *const *missing,
+                          kpa_error *err)
+{
+        char list[1024] = "", names[256] = "";
+        for (char *const *i = missing; *i; i++) {
+                bool path = strncmp(*i, "readOnlyPaths:", 14) == 0;
+                const char *name = path ? "readOnlyPaths" : *i;
+                size_t l = strlen(list);
+                snprintf(list + l, sizeof(list) - l, "%s%s%s%s", l ? ", " : "", name,
+                         path ? " " : "", path ? *i + 14 : "");
+                if (!strstr(names, name)) {
+                        l = strlen(names);
+                        snprintf(names + l, sizeof(names) - l, "%s%s", l ? "," : "", name);
+                }
+        }
+        const char *dir = c->opts->policy_dir ? c->opts->policy_dir : kpa_policy_default_dir();
+        return kpa_error_set(err, EPERM,
+                             "%s %s requests permissions that are not granted: %s. Nothing was "
+                             "installed. Grant them with --grant %s (or --grant all), or in the "
+                             "policy file %s/%s.json",
+                             c->app_id, m->application.version, list, names, dir, c->app_id);
+}
+
+/* Which of M's requests are granted: what the installed version held and
+ * M still requests, what --grant names, what the policy file grants. A
+ * grant that M does not request ends here: a later version that asks for
+ * it asks anew. Every request must be granted, or nothing is installed. */
+static int install_check_permissions(install_ctx *c, const kpa_manifest *m, kpa_error *err)
+{
+        const kpa_install_options *o = c->opts;
+        _cleanup_strv_free_ char **requested = kpa_permissions_requested(m);
+        int q = 0;
+        if (c->exists)
+                q = kpa_store_get_grants(c->store, c->app_id, &c->old_grants, err);
+        else
+                c->old_grants = kpa_xcalloc(1, sizeof(char *));
+        if (q < 0)
+                return q;
+        _cleanup_strv_free_ char **cli = NULL, **policy = NULL;
+        if (kpa_permissions_select(requested, o->grant ? o->grant : "", &cli, err) < 0)
+                return kpa_error_prefix(err, "--grant");
+        if ((q = kpa_policy_grants(o->policy_dir, c->app_id, requested, &policy, NULL, err)) < 0)
+                return q;
+        _cleanup_strv_free_ char **kept = kpa_permissions_filter(c->old_grants, requested, true);
+        char **const sources[] = {kept, cli, policy};
+        c->grants = permissions_union(sources, ELEMENTSOF(sources));
+        _cleanup_strv_free_ char **fresh = kpa_permissions_filter(requested, c->old_grants, false);
+        if (o->on_permissions)
+                o->on_permissions(c->app_id, requested, c->grants, fresh, c->exists, o->userdata);
+        _cleanup_strv_free_ char **missing = kpa_permissions_filter(requested, c->grants, false);
+        if (missing[0])
+                return refuse_missing(c, m, missing, err);
+        c->ro_paths = kpa_xcalloc(m->sandbox.n_read_only_paths + 1, sizeof(char *));
+        for (size_t i = 0; i < m->sandbox.n_read_only_paths; i++)
+                c->ro_paths[i] = kpa_xstrdup(m->sandbox.read_only_paths[i]);
+        return 0;
+}
+
+/* Its readOnlyPaths must be paths that its uid could open itself. */
+static int install_check_paths(install_ctx *c, uid_t uid, kpa_error *err)
+{
+        bool root = geteuid() == 0;
+        for (char **p = c->ro_paths; p && *p; p++) {
+                int q = kpa_permissions_check_path(*p, root ? uid : geteuid(),
+                                                   root ? (gid_t)uid : getegid(),
+                                                   kpa_store_root(c->store), NULL, err);
+                if (q == -ENOENT) /* may appear later; the start checks it again */
+                        continue;
+                if (q < 0)
+                        return kpa_error_prefix(err, "install %s", c->app_id);
+        }
+        return 0;
+}
+
+static int install_check_version(install_ctx *c, const kpa_manifest *m, const char *raw, size_t len,
+                                 kpa_error *err);
 
 static int install_on_manifest(void *userdata, const kpa_manifest *m, const char *raw, size_t len,
                                kpa_error *err)
 {
         install_ctx *c = userdata;
+        int q = install_check_version(c, m, raw, len, err);
+        return q < 0 ? q : install_check_permissions(c, m, err);
+}
+
+static int install_check_version(install_ctx *c, const kpa_manifest *m, const char *raw, size_t len,
+                                 kpa_error *err)
+{
         if (!(c->opts->flags & KPA_INSTALL_FORCE_ARCH)) {
                 int q = kpa_manifest_check_arch(m, err);
                 if (q < 0) {
@@ -369,6 +474,8 @@ static int install_finish(install_ctx *c, const char *staging_name, kpa_error *e
         q = allocate_uid(s, c->app_id, &uid, &uid_created, err);
         if (q >= 0)
                 q = ensure_storage(s, c->app_id, uid, &storage_created, err);
+        if (q >= 0)
+                q = install_check_paths(c, uid, err);
         /* a size is enforced as an image (storage-image.c), by root, for a
          * storage made now: one that exists keeps its data as it is */
         bool image_created = false;
@@ -377,9 +484,15 @@ static int install_finish(install_ctx *c, const char *staging_name, kpa_error *e
                 q = storage_image_create(s, c->app_id, c->storage_size_mb, c->storage_fs_type, uid, err);
                 image_created = q >= 0;
         }
+        bool grants_written = false;
+        if (q >= 0 && (q = store_write_grants(s, c->app_id, c->grants, err)) >= 0)
+                grants_written = true;
         if (q >= 0)
                 q = publish(c, staging_name, err);
         if (q < 0) {
+                kpa_error ignored;
+                if (grants_written) /* back to what the installed version held */
+                        (void)store_write_grants(s, c->app_id, c->old_grants, &ignored);
                 _cleanup_free_ char *storage = kpa_xasprintf("storage/%s", c->app_id);
                 _cleanup_free_ char *user = kpa_xasprintf("users/%s", c->app_id);
                 if (image_created)
@@ -427,6 +540,9 @@ static int install_locked(kpa_store *s, int pkg_fd, const char *path,
                 q = install_finish(&ctx, staging_name, err);
         closep(&ctx.staging_fd);
         free(ctx.raw_manifest);
+        kpa_strv_free(ctx.old_grants);
+        kpa_strv_free(ctx.grants);
+        kpa_strv_free(ctx.ro_paths);
         (void)kpa_rm_rf_at(s->root_fd, staging_name);
         if (q >= 0) {
                 result->bytes = stats.bytes;
@@ -498,6 +614,10 @@ static int remove_locked(kpa_store *s, const char *app_id, bool purge, kpa_error
                 }
                 (void)kpa_rm_rf_at(s->root_fd, staging_name);
         }
+        /* the grants go with the package: another one of the same id asks anew */
+        int r = store_write_grants(s, app_id, NULL, err);
+        if (r < 0)
+                return kpa_error_prefix(err, "remove %s", app_id);
         if (purge) {
                 storage_image_remove(s, app_id);
                 int q = kpa_rm_rf_at(s->root_fd, storage);
@@ -526,6 +646,94 @@ int kpa_store_remove(kpa_store *s, const char *app_id, bool purge, kpa_error *er
         if (q < 0)
                 return q;
         q = remove_locked(s, app_id, purge, err);
+        store_unlock(s);
+        return q;
+}
+
+/* ---- grants of an installed package ---- */
+
+/* The items that --grant NAMES adds to APP_ID: NAMES of what its manifest
+ * requests, and a switch it does not request (the network for a start's
+ * --network host; a path is granted only as requested). Each new path must
+ * be one the package could open itself. */
+static int grant_items(kpa_store *s, const char *app_id, const kpa_manifest *m, const char *names,
+                       char ***out, kpa_error *err)
+{
+        _cleanup_strv_free_ char **requested = kpa_permissions_requested(m);
+        _cleanup_strv_free_ char **named = NULL;
+        int q = kpa_permissions_select(requested, names, &named, err);
+        if (q < 0)
+                return q;
+        _cleanup_free_ char *copy = kpa_xstrdup(names);
+        char *save = NULL;
+        _cleanup_strv_free_ char **switches = kpa_xcalloc(1, sizeof(char *));
+        size_t n = 0;
+        for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save))
+                if (!streq(w, "all") && !streq(w, "readOnlyPaths")) {
+                        switches = kpa_xrealloc(switches, (n + 2) * sizeof(char *));
+                        switches[n++] = kpa_xstrdup(w);
+                        switches[n] = NULL;
+                }
+        bool root = geteuid() == 0;
+        uid_t uid = geteuid();
+        if (root && (q = kpa_store_get_app_uid(s, app_id, &uid, NULL, err)) < 0)
+                return q;
+        for (char **i = named; *i; i++) {
+                if (strncmp(*i, "readOnlyPaths:", 14) != 0)
+                        continue;
+                q = kpa_permissions_check_path(*i + 14, uid, root ? (gid_t)uid : getegid(), s->root,
+                                               NULL, err);
+                if (q < 0 && q != -ENOENT)
+                        return kpa_error_prefix(err, "%s", app_id);
+        }
+        char **const sources[] = {named, switches};
+        *out = permissions_union(sources, ELEMENTSOF(sources));
+        return 0;
+}
+
+static int set_grants_locked(kpa_store *s, const char *app_id, const char *names, bool revoke,
+                             char ***changed, kpa_error *err)
+{
+        if (!store_app_installed(s, app_id))
+                return kpa_error_set(err, ENOENT, "%s is not installed in %s", app_id, s->root);
+        _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
+        int q = store_read_installed_manifest(s, app_id, &m, err);
+        if (q < 0)
+                return q;
+        _cleanup_strv_free_ char **current = NULL, **named = NULL, **next = NULL, **diff = NULL;
+        if ((q = kpa_store_get_grants(s, app_id, &current, err)) < 0)
+                return q;
+        if (revoke) {
+                if ((q = kpa_permissions_select(current, names, &named, err)) < 0)
+                        return q;
+                next = kpa_permissions_filter(current, named, false);
+                diff = kpa_permissions_filter(current, next, false);
+        } else {
+                if ((q = grant_items(s, app_id, m, names, &named, err)) < 0)
+                        return q;
+                diff = kpa_permissions_filter(named, current, false);
+                char **const sources[] = {current, diff};
+                next = permissions_union(sources, ELEMENTSOF(sources));
+        }
+        if (diff[0] && (q = store_write_grants(s, app_id, next, err)) < 0)
+                return q;
+        if (changed)
+                *changed = TAKE_PTR(diff);
+        return 0;
+}
+
+int kpa_store_set_grants(kpa_store *s, const char *app_id, const char *names, bool revoke,
+                         char ***changed, kpa_error *err)
+{
+        if (changed)
+                *changed = NULL;
+        int q = store_check_app_id(app_id, err);
+        if (q < 0)
+                return q;
+        q = store_lock(s, err);
+        if (q < 0)
+                return q;
+        q = set_grants_locked(s, app_id, names, revoke, changed, err);
         store_unlock(s);
         return q;
 }

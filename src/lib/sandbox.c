@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <linux/filter.h>
+#include <linux/keyctl.h>
 #include <linux/sched.h>
 #include <net/if.h>
 #include <poll.h>
@@ -66,6 +67,7 @@ static const char *const step_names[KPA_STEP_MAX] = {
         [KPA_STEP_PRIVILEGES] = "drop privileges",
         [KPA_STEP_EXEC] = "exec",
         [KPA_STEP_SECCOMP] = "install the seccomp filter",
+        [KPA_STEP_KEYRING] = "join a new session keyring",
 };
 
 const char *kpa_sandbox_step_name(kpa_sandbox_step step)
@@ -629,6 +631,12 @@ static _Noreturn void app_main(const child_ctx *c, int err_fd)
         r = kpa_privileges_drop_ids(spec->uid, spec->gid, &failed); /* limits: init's */
         if (r < 0)
                 app_fail(err_fd, KPA_STEP_PRIVILEGES, -r);
+        /* A fresh, empty session keyring, owned by the package's uid: the
+         * caller's (kpa-run's user, or the daemon's) is not the package's to
+         * see, allowKeyring or not. Kernels without keys have nothing to
+         * hide (ENOSYS). Before the filter, which may refuse keyctl. */
+        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0L, 0L, 0L, 0L) < 0 && errno != ENOSYS)
+                app_fail(err_fd, KPA_STEP_KEYRING, errno);
         /* last: the filter refuses mount, unshare... that the steps above may use */
         r = kpa_seccomp_apply(c->seccomp, &failed);
         if (r < 0)

@@ -118,6 +118,7 @@ typedef enum kpa_sandbox_step {
         KPA_STEP_PRIVILEGES,
         KPA_STEP_EXEC,
         KPA_STEP_SECCOMP, /* after PRIVILEGES; last so that the ids above stay */
+        KPA_STEP_KEYRING,
         KPA_STEP_MAX,
 } kpa_sandbox_step;
 const char *kpa_sandbox_step_name(kpa_sandbox_step step);

@@ -31,6 +31,7 @@
 #include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 
 #include <seccomp.h>
@@ -108,6 +109,9 @@ static const struct refused_call {
         {"ptrace", SCMP_SYS(ptrace), RELAX_PTRACE},
         {"process_vm_readv", SCMP_SYS(process_vm_readv), RELAX_PTRACE},
         {"process_vm_writev", SCMP_SYS(process_vm_writev), RELAX_PTRACE},
+        /* io_uring makes sockets (IORING_OP_SOCKET) and opens files out of
+         * the filter's sight, and is a large attack surface of its own */
+        {"io_uring_setup", SCMP_SYS(io_uring_setup), RELAX_NONE},
 };
 
 static const uint64_t namespace_flags[] = {CLONE_NEWNS,  CLONE_NEWUTS, CLONE_NEWIPC,
@@ -120,6 +124,39 @@ static const struct {
         const char *name;
         unsigned long request;
 } refused_ioctls[] = {{"TIOCSTI", TIOCSTI}, {"TIOCLINUX", TIOCLINUX}};
+
+/* Address families that a network namespace does not isolate: their
+ * sockets reach the host, its hardware or its hypervisor from any
+ * namespace, so an empty network namespace is no wall for them. socket()
+ * with one fails with EAFNOSUPPORT (as on a kernel without it), whatever
+ * the grants: the network permission shares the host's IP networking, not
+ * its hypervisor channel or radios.
+ * - AF_VSOCK: the hypervisor's host and other VMs (vsock is not per netns).
+ * - AF_BLUETOOTH: the host's adapters (HCI devices are global).
+ * - AF_NFC, AF_ISDN, AF_QIPCRTR, AF_CAIF: devices or routers of the whole
+ *   host. AF_IUCV: z/VM's hypervisor channel (s390 only; harmless elsewhere).
+ * - AF_ATMPVC, AF_ATMSVC, AF_AX25, AF_NETROM, AF_ROSE, AF_X25, AF_APPLETALK,
+ *   AF_LLC, AF_IPX, AF_DECnet, AF_ECONET, AF_IRDA, AF_WANPIPE: old families
+ *   that the kernel itself refuses outside the initial namespace (where it
+ *   still has them); refused here too, so the rule holds on any kernel.
+ * Not listed, because they are per network namespace: AF_INET, AF_INET6,
+ * AF_UNIX (paths and the abstract namespace), AF_NETLINK, AF_PACKET, AF_CAN
+ * (since Linux 4.10), AF_TIPC, AF_RDS (TCP), AF_PHONET, AF_IEEE802154,
+ * AF_XDP, AF_MCTP, AF_SMC, AF_KCM; and AF_ALG, which is crypto, not a
+ * network. io_uring could create sockets without socket(): the filter
+ * refuses io_uring_setup (above). */
+static const struct {
+        const char *name;
+        int family;
+} refused_families[] = {
+        {"AF_VSOCK", AF_VSOCK}, {"AF_BLUETOOTH", AF_BLUETOOTH}, {"AF_NFC", AF_NFC},
+        {"AF_ISDN", AF_ISDN},   {"AF_QIPCRTR", AF_QIPCRTR},     {"AF_CAIF", AF_CAIF},
+        {"AF_IUCV", AF_IUCV},   {"AF_ATMPVC", AF_ATMPVC},       {"AF_ATMSVC", AF_ATMSVC},
+        {"AF_AX25", AF_AX25},   {"AF_NETROM", AF_NETROM},       {"AF_ROSE", AF_ROSE},
+        {"AF_X25", AF_X25},     {"AF_APPLETALK", AF_APPLETALK}, {"AF_LLC", AF_LLC},
+        {"AF_IPX", AF_IPX},     {"AF_DECnet", AF_DECnet},       {"AF_ECONET", AF_ECONET},
+        {"AF_IRDA", AF_IRDA},   {"AF_WANPIPE", AF_WANPIPE},
+};
 
 static bool relaxed(const kpa_seccomp_policy *p, enum relax r)
 {
@@ -154,6 +191,15 @@ static int add_rules(scmp_filter_ctx ctx, const kpa_seccomp_policy *p, kpa_error
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
         if (r < 0)
                 return kpa_error_set_errno(err, -r, "seccomp rule for clone3");
+        for (size_t i = 0; i < ELEMENTSOF(refused_families); i++) {
+                /* the family is an int: compare the low 32 bits only */
+                r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT), SCMP_SYS(socket), 1,
+                                     SCMP_A0(SCMP_CMP_MASKED_EQ, 0xffffffffULL,
+                                             (uint64_t)refused_families[i].family));
+                if (r < 0)
+                        return kpa_error_set_errno(err, -r, "seccomp rule for socket(%s)",
+                                                   refused_families[i].name);
+        }
         for (size_t i = 0; i < ELEMENTSOF(refused_ioctls); i++) {
                 r = seccomp_rule_add(ctx, eperm, SCMP_SYS(ioctl), 1,
                                      SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffULL, refused_ioctls[i].request));

@@ -167,9 +167,26 @@ static int plan_package(kpa_store *store, const kpa_manifest *m, kpa_instance_sp
                 }
         }
         kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RW, storage_path, storage, "/storage", false);
-        for (size_t i = 0; i < m->sandbox.n_read_only_paths; i++) {
-                const char *p = m->sandbox.read_only_paths[i];
-                kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RO, p, -1, p, false);
+        return 0;
+}
+
+/* The granted readOnlyPaths, checked again now (the host may have changed
+ * since the install): the node checked is the one bound (by its fd, for a
+ * root start). The uid that must reach them is the package's on the host:
+ * the caller's own when rootless. */
+static int plan_read_only_paths(kpa_store *store, const kpa_sandbox_settings *granted,
+                                kpa_instance_spec *spec, kpa_error *err)
+{
+        uid_t uid = spec->userns ? geteuid() : spec->uid;
+        gid_t gid = spec->userns ? getegid() : spec->gid;
+        for (size_t i = 0; i < granted->n_read_only_paths; i++) {
+                const char *p = granted->read_only_paths[i];
+                int fd = -1;
+                int q = kpa_permissions_check_path(p, uid, gid, kpa_store_root(store),
+                                                   spec->userns ? NULL : &fd, err);
+                if (q < 0)
+                        return kpa_error_prefix(err, "%s: readOnlyPaths", spec->app_id);
+                kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RO, p, fd, p, false);
         }
         return 0;
 }
@@ -190,9 +207,18 @@ static int plan_handles(const kpa_start_options *opts, kpa_instance_spec *spec, 
         return 0;
 }
 
-static int plan_ids_and_limits(kpa_store *store, const kpa_manifest *m, const kpa_start_options *opts,
-                               kpa_instance_spec *spec, kpa_error *err)
+static int plan_ids_and_limits(kpa_store *store, const kpa_manifest *m,
+                               const kpa_start_options *opts, const kpa_sandbox_settings *granted,
+                               bool network_granted, kpa_instance_spec *spec, kpa_error *err)
 {
+        /* --network host is a start's wish, and needs the grant as the
+         * manifest's request does */
+        if (opts->network == KPA_START_NETWORK_HOST && !network_granted)
+                return kpa_error_set(err, EPERM,
+                                     "%s: the network permission is not granted (an "
+                                     "administrator grants it with: kpa-install --grant network "
+                                     "%s)",
+                                     m->application.id, m->application.id);
         uid_t uid = 0;
         gid_t gid = 0;
         /* the package's own uid, unless root chose one or it runs rootless
@@ -210,7 +236,7 @@ static int plan_ids_and_limits(kpa_store *store, const kpa_manifest *m, const kp
         spec->limits.pids = opts->pids ? opts->pids : m->limits.pids;
         spec->limits.cpu_weight = opts->cpu_weight ? opts->cpu_weight : m->limits.cpu_weight;
         if (opts->network == KPA_START_NETWORK_DEFAULT)
-                spec->new_net = m->sandbox.network != KPA_NETWORK_HOST;
+                spec->new_net = granted->network != KPA_NETWORK_HOST;
         else
                 spec->new_net = opts->network != KPA_START_NETWORK_HOST;
         spec->stdio[0] = opts->stdin_fd;
@@ -221,17 +247,23 @@ static int plan_ids_and_limits(kpa_store *store, const kpa_manifest *m, const kp
         return 0;
 }
 
-/* extensions.KPA_sandbox allow*: relaxations of the default seccomp filter */
-static void plan_seccomp(const kpa_manifest *m, kpa_instance_spec *spec)
+/* extensions.KPA_sandbox allow*, as granted: relaxations of the default
+ * seccomp filter */
+static void plan_seccomp(const kpa_sandbox_settings *granted, kpa_instance_spec *spec)
 {
         spec->seccomp = (kpa_seccomp_policy){
-                .allow_ptrace = m->sandbox.allow_ptrace,
-                .allow_perf_events = m->sandbox.allow_perf_events,
-                .allow_bpf = m->sandbox.allow_bpf,
-                .allow_keyring = m->sandbox.allow_keyring,
-                .allow_userfaultfd = m->sandbox.allow_userfaultfd,
-                .allow_personality = m->sandbox.allow_personality,
+                .allow_ptrace = granted->allow_ptrace,
+                .allow_perf_events = granted->allow_perf_events,
+                .allow_bpf = granted->allow_bpf,
+                .allow_keyring = granted->allow_keyring,
+                .allow_userfaultfd = granted->allow_userfaultfd,
+                .allow_personality = granted->allow_personality,
         };
+}
+
+static void sandbox_settings_clear(kpa_sandbox_settings *s)
+{
+        kpa_strv_free(s->read_only_paths);
 }
 
 int kpa_instance_spec_build(kpa_store *store, const kpa_manifest *m, const kpa_run_config *rc,
@@ -255,6 +287,12 @@ int kpa_instance_spec_build(kpa_store *store, const kpa_manifest *m, const kpa_r
                 return kpa_error_set(err, EPERM,
                                      "only root can choose the uid or gid of a process (not "
                                      "root, kpa runs it rootless, as your own uid)");
+        /* the manifest requests; what the store grants is what applies */
+        _cleanup_(sandbox_settings_clear) kpa_sandbox_settings granted = {0};
+        bool network_granted = false;
+        q = kpa_store_effective_sandbox(store, m, &granted, &network_granted, err);
+        if (q < 0)
+                return q;
         plan_host_dirs(spec);
         plan_etc(spec);
         q = plan_package(store, m, spec, err);
@@ -263,10 +301,13 @@ int kpa_instance_spec_build(kpa_store *store, const kpa_manifest *m, const kpa_r
         q = plan_handles(opts, spec, err);
         if (q < 0)
                 return q;
-        q = plan_ids_and_limits(store, m, opts, spec, err);
+        q = plan_ids_and_limits(store, m, opts, &granted, network_granted, spec, err);
         if (q < 0)
                 return q;
-        plan_seccomp(m, spec);
+        q = plan_read_only_paths(store, &granted, spec, err);
+        if (q < 0)
+                return q;
+        plan_seccomp(&granted, spec);
         *out = TAKE_PTR(spec);
         return 0;
 }

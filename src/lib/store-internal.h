@@ -24,6 +24,9 @@ int store_read_uid_record(kpa_store *s, const char *app_id, uid_t *uid);
 int store_read_installed_manifest(kpa_store *s, const char *app_id, kpa_manifest **out,
                                   kpa_error *err);
 bool store_app_installed(kpa_store *s, const char *app_id);
+/* grants/APP_ID, written atomically and synced; an empty ITEMS removes it.
+ * The caller holds the lock (permissions.c). */
+int store_write_grants(kpa_store *s, const char *app_id, char *const *items, kpa_error *err);
 /* A store-safe application id: no '/', not "." or "..", at most 128 chars. */
 int store_check_app_id(const char *app_id, kpa_error *err);
 

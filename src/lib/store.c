@@ -79,7 +79,7 @@ static const char *untrusted_dir(const struct stat *st, bool ancestor)
 /* Root acts on what a store says (the uid to run as, the directories to
  * bind into a sandbox), so as root kpa uses only a store that nobody but
  * root can change: the store, each directory on its path, and its
- * apps/, storage/ and users/. */
+ * apps/, storage/, users/ and grants/. */
 #define UNTRUSTED_STORE "; as root, kpa uses only a store that nobody but root can change"
 
 /* Check each directory of the canonical path REAL, from / down: top-down,
@@ -128,7 +128,7 @@ static int check_parent_trusted(const char *root, kpa_error *err)
 /* Root acts on what a store says (the uid to run as, the directories to
  * bind into a sandbox), so as root kpa uses only a store that nobody but
  * root can change: the store, each directory on its path, and its
- * apps/, storage/ and users/. */
+ * apps/, storage/, users/ and grants/. */
 static int check_store_trusted(const char *root, int fd, kpa_error *err)
 {
         _cleanup_free_ char *real = realpath(root, NULL);
@@ -140,7 +140,8 @@ static int check_store_trusted(const char *root, int fd, kpa_error *err)
                 return q;
         if (fstat(fd, &opened) < 0 || opened.st_dev != st.st_dev || opened.st_ino != st.st_ino)
                 return kpa_error_set(err, EBUSY, "store %s: changed while it was being opened", root);
-        static const char *const subdirs[] = {"apps", "storage", "users", "images", ".staging"};
+        static const char *const subdirs[] = {"apps", "storage", "users", "images", "grants",
+                                              ".staging"};
         for (size_t i = 0; i < ELEMENTSOF(subdirs); i++) {
                 if (fstatat(fd, subdirs[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
                         if (errno == ENOENT)

@@ -19,12 +19,13 @@
 #include "protocol.h"
 #include "util.h"
 
-typedef enum { MODE_INSTALL, MODE_REMOVE, MODE_LIST, MODE_INFO, MODE_VERIFY } mode_t_;
+typedef enum { MODE_INSTALL, MODE_REMOVE, MODE_LIST, MODE_INFO, MODE_VERIFY, MODE_REVOKE } mode_t_;
 
 static struct {
         const char *root;
         mode_t_ mode;
         bool purge, json, quiet, verbose;
+        const char *revoke;
         kpa_install_options install;
 } arg;
 
@@ -37,6 +38,9 @@ static void usage(void)
                "  %1$s --info APP_ID|PACKAGE.kpa [--json]\n"
                "                                            describe a package\n"
                "  %1$s --verify APP_ID...              re-check installed files\n"
+               "  %1$s --grant all|NAME[,NAME...] APP_ID...\n"
+               "  %1$s --revoke all|NAME[,NAME...] APP_ID...\n"
+               "                                            change what is granted\n"
                "\n"
                "Install KPA packages into the kpa store and manage them.\n"
                "\n"
@@ -49,6 +53,15 @@ static void usage(void)
                "      --max-members N  refuse packages with more than N members (default 100000)\n"
                "      --max-ratio N    refuse packages that unpack to more than N bytes per\n"
                "                       packed byte (default 100; 0 turns the check off)\n"
+               "      --grant all|NAME[,NAME...]\n"
+               "                       grant the permissions a package requests (network,\n"
+               "                       readOnlyPaths, allowPtrace, allowPerfEvents, allowBpf,\n"
+               "                       allowKeyring, allowUserfaultfd, allowPersonality); a\n"
+               "                       package whose requests are not all granted is refused\n"
+               "      --policy DIR     read the policy files APP_ID.json from DIR\n"
+               "                       (default %3$s)\n"
+               "      --revoke all|NAME[,NAME...]\n"
+               "                       take permissions back from installed packages\n"
                "  -R, --remove         remove the named applications\n"
                "      --purge          with --remove: also delete private storage and the uid\n"
                "  -l, --list           list installed applications\n"
@@ -62,7 +75,7 @@ static void usage(void)
                "\n"
                "Exit status: 0 success, 1 failure (or differences found by --verify),\n"
                "2 usage error. See kpa-install(8) and kpa-manifest(5).\n",
-               cli_program(), kpa_store_default_root(NULL));
+               cli_program(), kpa_store_default_root(NULL), kpa_policy_default_dir());
 }
 
 enum {
@@ -74,6 +87,9 @@ enum {
         OPT_PURGE,
         OPT_JSON,
         OPT_VERSION,
+        OPT_GRANT,
+        OPT_REVOKE,
+        OPT_POLICY,
 };
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -117,6 +133,17 @@ static int parse_option(int c, const char *optarg_)
                 return 0;
         case 'R': return set_mode(MODE_REMOVE, "--remove");
         case OPT_PURGE: arg.purge = true; return 0;
+        case OPT_GRANT:
+                if (arg.install.grant)
+                        return cli_usage_error("--grant is given twice (join the names with ',')");
+                arg.install.grant = optarg_;
+                return 0;
+        case OPT_POLICY: arg.install.policy_dir = optarg_; return 0;
+        case OPT_REVOKE:
+                if (arg.revoke)
+                        return cli_usage_error("--revoke is given twice (join the names with ',')");
+                arg.revoke = optarg_;
+                return set_mode(MODE_REVOKE, "--revoke");
         case 'l': return set_mode(MODE_LIST, "--list");
         case 'i': return set_mode(MODE_INFO, "--info");
         case 'V': return set_mode(MODE_VERIFY, "--verify");
@@ -140,6 +167,9 @@ static int parse_args(int argc, char **argv)
                 {"max-ratio", required_argument, NULL, OPT_MAX_RATIO},
                 {"remove", no_argument, NULL, 'R'},
                 {"purge", no_argument, NULL, OPT_PURGE},
+                {"grant", required_argument, NULL, OPT_GRANT},
+                {"revoke", required_argument, NULL, OPT_REVOKE},
+                {"policy", required_argument, NULL, OPT_POLICY},
                 {"list", no_argument, NULL, 'l'},
                 {"info", no_argument, NULL, 'i'},
                 {"verify", no_argument, NULL, 'V'},
@@ -156,6 +186,11 @@ static int parse_args(int argc, char **argv)
                 return r;
         if (arg.purge && arg.mode != MODE_REMOVE)
                 return cli_usage_error("--purge only goes with --remove");
+        if (arg.install.grant && arg.mode != MODE_INSTALL)
+                return cli_usage_error("--grant goes with an install or an APP_ID, not with "
+                                       "another action");
+        if (arg.install.policy_dir && arg.mode != MODE_INSTALL)
+                return cli_usage_error("--policy only goes with an install");
         if (arg.json && arg.mode != MODE_LIST && arg.mode != MODE_INFO)
                 return cli_usage_error("--json only goes with --list or --info");
         int left = argc - optind;
@@ -166,6 +201,64 @@ static int parse_args(int argc, char **argv)
         if (arg.mode != MODE_LIST && left == 0)
                 return cli_usage_error(arg.mode == MODE_INSTALL ? "no package given"
                                                                 : "no application id given");
+        return 0;
+}
+
+/* ---- permissions ---- */
+
+/* An argument is a package file when it names an existing regular file and
+ * looks like a path (has a '/' or ends in .kpa); otherwise an application id. */
+static bool looks_like_package(const char *s)
+{
+        struct stat st;
+        size_t len = strlen(s);
+        bool pathish = strchr(s, '/') || (len > 4 && streq(s + len - 4, ".kpa"));
+        return pathish && stat(s, &st) == 0 && !S_ISDIR(st.st_mode);
+}
+
+/* One plain line per request, before the package is published. */
+static void print_permissions(const char *app_id, char *const *requested, char *const *granted,
+                              char *const *new_requests, bool upgrade, void *userdata)
+{
+        (void)userdata;
+        for (size_t i = 0; requested[i]; i++) {
+                bool ok = kpa_permissions_contain(granted, requested[i]);
+                bool fresh = upgrade && kpa_permissions_contain(new_requests, requested[i]);
+                if (arg.quiet && ok)
+                        continue;
+                _cleanup_free_ char *d = kpa_permission_describe(requested[i]);
+                printf("%s requests %s: %s%s\n", app_id, d, ok ? "granted" : "NOT GRANTED",
+                       fresh ? " (new in this version)" : "");
+        }
+        fflush(stdout);
+}
+
+/* With --grant: an installed application's id rather than a package file
+ * (no '/', no .kpa ending, no such file). */
+static bool is_app_id(const char *s)
+{
+        size_t len = strlen(s);
+        struct stat st;
+        return !strchr(s, '/') && !(len > 4 && streq(s + len - 4, ".kpa")) && stat(s, &st) < 0;
+}
+
+static int grant_one(kpa_store *store, const char *app_id, const char *names, bool revoke)
+{
+        kpa_error err;
+        _cleanup_strv_free_ char **changed = NULL;
+        if (kpa_store_set_grants(store, app_id, names, revoke, &changed, &err) < 0) {
+                cli_report(&err);
+                return -1;
+        }
+        if (arg.quiet)
+                return 0;
+        if (!changed[0])
+                printf("%s: nothing to %s (%s)\n", app_id, revoke ? "revoke" : "grant",
+                       revoke ? "not granted" : "already granted, or not requested");
+        for (size_t i = 0; changed[i]; i++) {
+                _cleanup_free_ char *d = kpa_permission_describe(changed[i]);
+                printf("%s %s %s\n", revoke ? "Revoked from" : "Granted to", app_id, d);
+        }
         return 0;
 }
 
@@ -224,6 +317,7 @@ static int install_one(kpa_store *store, const char *path)
         kpa_install_options opts = arg.install;
         opts.progress = cli_progress_update;
         opts.userdata = &progress;
+        opts.on_permissions = print_permissions;
         int r = kpa_store_install(store, path, &opts, &res, &err);
         cli_progress_end(&progress);
         if (r < 0) {
@@ -335,7 +429,28 @@ static void info_text_run_configs(const kpa_manifest *m)
         }
 }
 
-static void info_text(const kpa_package_info *info)
+/* Requested and granted side by side; GRANTED NULL: a package file. */
+static void info_text_permissions(const kpa_manifest *m, char *const *granted)
+{
+        _cleanup_strv_free_ char **requested = kpa_permissions_requested(m);
+        printf("Permissions:\n");
+        if (!requested[0] && (!granted || !granted[0]))
+                printf("  (none requested)\n");
+        for (size_t i = 0; requested[i]; i++) {
+                _cleanup_free_ char *d = kpa_permission_describe(requested[i]);
+                printf("  %s: requested, %s\n", d,
+                       !granted                                         ? "not installed"
+                       : kpa_permissions_contain(granted, requested[i]) ? "granted"
+                                                                        : "NOT GRANTED");
+        }
+        for (size_t i = 0; granted && granted[i]; i++)
+                if (!kpa_permissions_contain(requested, granted[i])) {
+                        _cleanup_free_ char *d = kpa_permission_describe(granted[i]);
+                        printf("  %s: not requested, granted\n", d);
+                }
+}
+
+static void info_text(const kpa_package_info *info, char *const *granted)
 {
         const kpa_manifest *m = info->manifest;
         printf("Application:  %s\n", m->application.id);
@@ -357,6 +472,7 @@ static void info_text(const kpa_package_info *info)
                        : info->storage_enforced  ? " (enforced: a file system image of that size)"
                                                  : " (not enforced: a plain directory)");
         info_text_run_configs(m);
+        info_text_permissions(m, granted);
         printf("Components:\n");
         for (size_t i = 0; i < info->n_components; i++) {
                 const kpa_component_info *ci = &info->components[i];
@@ -402,7 +518,15 @@ static json_object *info_json_run_config(const kpa_manifest *m, const kpa_run_co
         return o;
 }
 
-static json_object *info_json(const kpa_package_info *info)
+static json_object *json_items(char *const *items)
+{
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; items && items[i]; i++)
+                json_object_array_add(a, json_object_new_string(items[i]));
+        return a;
+}
+
+static json_object *info_json(const kpa_package_info *info, char *const *granted)
 {
         const kpa_manifest *m = info->manifest;
         json_object *o = json_object_new_object();
@@ -437,19 +561,14 @@ static json_object *info_json(const kpa_package_info *info)
                 json_object_array_add(comps, c);
         }
         json_object_object_add(o, "components", comps);
+        _cleanup_strv_free_ char **requested = kpa_permissions_requested(m);
+        json_object *perms = json_object_new_object();
+        json_object_object_add(perms, "requested", json_items(requested));
+        json_object_object_add(perms, "granted", granted ? json_items(granted) : NULL);
+        json_object_object_add(o, "permissions", perms);
         json_object_object_add(o, "extensions",
                                m->extensions_json ? json_tokener_parse(m->extensions_json) : NULL);
         return o;
-}
-
-/* An argument is a package file when it names an existing regular file and
- * looks like a path (has a '/' or ends in .kpa); otherwise an application id. */
-static bool looks_like_package(const char *s)
-{
-        struct stat st;
-        size_t len = strlen(s);
-        bool pathish = strchr(s, '/') || (len > 4 && streq(s + len - 4, ".kpa"));
-        return pathish && stat(s, &st) == 0 && !S_ISDIR(st.st_mode);
 }
 
 static int do_info(kpa_store *store, const char *what)
@@ -458,15 +577,18 @@ static int do_info(kpa_store *store, const char *what)
         _cleanup_(kpa_package_info_freep) kpa_package_info *info = NULL;
         int r = store ? kpa_store_inspect(store, what, &info, &err)
                       : kpa_package_inspect(what, &arg.install.limits, &info, &err);
+        _cleanup_strv_free_ char **granted = NULL;
+        if (r >= 0 && store)
+                r = kpa_store_get_grants(store, what, &granted, &err);
         if (r < 0) {
                 cli_report(&err);
                 return EXIT_FAILURE;
         }
         if (!arg.json) {
-                info_text(info);
+                info_text(info, granted);
                 return EXIT_SUCCESS;
         }
-        json_object *o = info_json(info);
+        json_object *o = info_json(info, granted);
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(o);
         return EXIT_SUCCESS;
@@ -517,7 +639,11 @@ int main(int argc, char **argv)
                 return do_info(store, argv[optind]);
         int failed = 0;
         for (int i = optind; i < argc; i++) {
-                if (arg.mode == MODE_INSTALL)
+                if (arg.mode == MODE_REVOKE)
+                        failed |= grant_one(store, argv[i], arg.revoke, true) < 0;
+                else if (arg.mode == MODE_INSTALL && arg.install.grant && is_app_id(argv[i]))
+                        failed |= grant_one(store, argv[i], arg.install.grant, false) < 0;
+                else if (arg.mode == MODE_INSTALL)
                         failed |= install_one(store, argv[i]) < 0;
                 else if (arg.mode == MODE_REMOVE)
                         failed |= remove_one(store, argv[i]) < 0;

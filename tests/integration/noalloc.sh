@@ -39,6 +39,7 @@ out=$(noalloc "$KPA_RUN" --root "$R" --handle cfg=file:"$T/h.txt" --memory 64M -
     --cpu-weight 50 $APP -- handles cfg 2>&1)
 check_eq "a root start with a handle and limits" "$(sed -n 's/^handle.cfg=//p' <<<"$out")" 3
 check_fails "... allocated nothing in its child" grep -q "kpa-noalloc" <<<"$out"
+"$KPA_INSTALL" --root "$R" -q --grant network $APP
 out=$(noalloc "$KPA_RUN" --root "$R" --network host $APP -- exit 7 2>&1)
 check_eq "a root start with the host's network ends with its code" "$?" 7
 out=$(noalloc "$KPA_RUN" --root "$R" $APP -- segv 2>&1)

@@ -58,6 +58,11 @@ check "it read its config handle" has "config says: colour=blue"
 check "its private storage persisted across runs" has "runs so far: 3"
 check "the bad manifest was refused" has "refused, as it should be"
 check "the upgrade happened" has "Upgraded org.example.hello from 1.0 to 1.1"
+check "the request for the network was printed" \
+    has "org.example.hello requests network (the host's network instead of an empty network namespace): NOT GRANTED"
+check "... and refused until granted" has "refused: the network is not granted"
+check "... then granted" has "Upgraded org.example.hello from 1.1 to 1.2"
+check "--info shows it requested and granted" has "network (the host's network instead of an empty network namespace): requested, granted"
 check "the daemon ran it detached and stopped it on request" has "stopped: exit code 143"
 check "the store was the throwaway one" test -d "$T/store/apps/org.example.hello"
 done_testing

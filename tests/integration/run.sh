@@ -74,8 +74,13 @@ check "the manifest's envVariables arrive" grep -q '^env.MODE=test$' <<<"$out"
 out=$(run --env MODE=override --env EXTRA=1 $APP -- info a b)
 check "--env overrides the manifest" grep -q '^env.MODE=override$' <<<"$out"
 check_eq "extra args follow the manifest's" "$(val argv.2 "$out") $(val argv.3 "$out")" "a b"
+check_output "--network host needs the network permission" \
+    "the network permission is not granted (an administrator grants it with: kpa-install --grant network $APP)" \
+    run --network host $APP -- exit 0
+"$KPA_INSTALL" --root "$R" -q --grant network $APP
 out=$(run --network host $APP -- info)
-check "--network host shares the host's interfaces" test "$(val netifs "$out")" != "lo"
+check "--network host, granted, shares the host's interfaces" test "$(val netifs "$out")" != "lo"
+"$KPA_INSTALL" --root "$R" -q --revoke network $APP
 
 # ---- private storage persists ----
 check "write to /storage" run $APP -- write /storage/note.txt kept
@@ -83,6 +88,7 @@ check_eq "/storage keeps its content across runs" "$(run $APP -- cat /storage/no
 check_eq "the file belongs to the package uid on the host" "$(stat -c %u "$R/storage/$APP/note.txt")" "$uid"
 
 # ---- host paths bound read-only (extensions.KPA_sandbox.readOnlyPaths) ----
+chmod 755 "$T" # the package's uid must reach the paths below (permissions.sh)
 mkdir -p "$T/ro/dir" && echo "ro content" >"$T/ro/dir/f" && echo "file content" >"$T/ro/file"
 libdir=$(dirname "$(readlink -f /lib/*-linux-gnu/libc.so.6 | head -1)") # /usr/lib/TRIPLET
 rundir=/run/kpa-test-run$$
@@ -92,7 +98,7 @@ RAPP=org.example.ro$$
 paths="\"$T/ro/dir\",\"$T/ro/file\",\"/lib/${libdir##*/}\",\"$rundir\""
 $MKPKG "$T/ro.kpa" --id $RAPP --bin "$PROBE" --set 'runConfigurations[0].args=[]' \
     --set "extensions={\"KPA_sandbox\":{\"readOnlyPaths\":[$paths]}}"
-"$KPA_INSTALL" --root "$R" -q "$T/ro.kpa"
+"$KPA_INSTALL" --root "$R" -q --grant readOnlyPaths "$T/ro.kpa"
 check_eq "a host directory arrives at its own path" "$("$KPA_RUN" --root "$R" $RAPP -- cat "$T/ro/dir/f")" \
     "ro content"
 check_eq "a host file too" "$("$KPA_RUN" --root "$R" $RAPP -- cat "$T/ro/file")" "file content"
@@ -104,7 +110,7 @@ check_eq "a path below /run shows on the sandbox's own /run (and below /tmp, as 
 MAPP=org.example.romissing$$
 $MKPKG "$T/romissing.kpa" --id $MAPP --bin "$PROBE" --set 'runConfigurations[0].args=[]' \
     --set "extensions={\"KPA_sandbox\":{\"readOnlyPaths\":[\"$T/not-there\"]}}"
-"$KPA_INSTALL" --root "$R" -q "$T/romissing.kpa"
+"$KPA_INSTALL" --root "$R" -q --grant all "$T/romissing.kpa"
 check_output "a read-only path missing on the host fails the start, named" \
     "cannot bind the host path $T/not-there: No such file or directory" \
     "$KPA_RUN" --root "$R" $MAPP -- exit 0

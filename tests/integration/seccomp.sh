@@ -4,7 +4,10 @@
 # arguments: each fails with EPERM (clone3 with ENOSYS), while ordinary calls
 # (files, memory, fork, threads, posix_spawn, sockets) still work. The same
 # probe outside the sandbox shows that the arguments alone would not give
-# EPERM. KPA_sandbox "allowPtrace" lets ptrace through, and only ptrace.
+# EPERM. KPA_sandbox "allowPtrace", once granted, lets ptrace through, and
+# only ptrace. socket() for the address families that a network namespace
+# does not isolate (AF_VSOCK, AF_BLUETOOTH, ...) fails with EAFNOSUPPORT; the
+# probe only creates the socket, it never connects.
 . "$(dirname "$0")/lib.sh"
 need_root
 
@@ -16,9 +19,9 @@ APP=org.example.seccomp$$
 APP_PT=org.example.seccomp-ptrace$$
 $MKPKG "$T/probe.kpa" --id $APP --bin "$PROBE" --set 'runConfigurations[0].args=[]'
 $MKPKG "$T/probe-pt.kpa" --id $APP_PT --bin "$PROBE" --set 'runConfigurations[0].args=[]' \
-    --set 'extensions={"KPA_sandbox":{"allowPtrace":true}}'
+    --set 'extensions={"KPA_sandbox":{"allowPtrace":true,"network":"host"}}'
 for p in probe probe-pt; do
-    "$KPA_INSTALL" --root "$R" -q "$T/$p.kpa" || { echo "Bail out! cannot install $p.kpa"; exit 1; }
+    "$KPA_INSTALL" --root "$R" -q --grant all "$T/$p.kpa" || { echo "Bail out! cannot install $p.kpa"; exit 1; }
 done
 
 run() { "$KPA_RUN" --root "$R" "$@"; }
@@ -29,7 +32,7 @@ refused=(mount umount2 pivot_root chroot fsopen fsconfig fsmount fspick move_mou
     clone_newnet clone_newcgroup clone_newtime ioctl_tiocsti ioctl_tiocsti_high ioctl_tioclinux
     kexec_load kexec_file_load init_module finit_module delete_module acct swapon swapoff reboot
     settimeofday clock_settime bpf perf_event_open userfaultfd keyctl add_key request_key ptrace
-    process_vm_readv process_vm_writev personality_addr_no_randomize)
+    process_vm_readv process_vm_writev io_uring_setup personality_addr_no_randomize)
 ordinary=(open_write_read mmap fork pthread_create posix_spawn socketpair_ioctl socket
     personality_query personality_linux personality_linux32 clone_plain)
 
@@ -49,10 +52,12 @@ done
 # the same calls outside any sandbox: the arguments are harmless and would
 # not give EPERM by themselves, so the EPERM above is the filter's
 host=$(PATH=/nonexistent "$PROBE" seccomp)
+uring_off=$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null || echo 0)
 for c in "${refused[@]}" clone3; do
     v=$(val "sc.$c" "$host")
     check "outside the sandbox, $c gives $v, not EPERM or ok" test "$v" != EPERM -a "$v" != ok -o \
-        "$c" = personality_addr_no_randomize -a "$v" = ok
+        "$c" = personality_addr_no_randomize -a "$v" = ok -o \
+        "$c" = io_uring_setup -a "$uring_off" = 2
 done
 
 # allowPtrace relaxes ptrace and process_vm_*, nothing else
@@ -61,5 +66,20 @@ check_eq "allowPtrace: ptrace reaches the kernel (no such pid)" "$(val sc.ptrace
 check_eq "allowPtrace: process_vm_readv reaches the kernel" "$(val sc.process_vm_readv "$out")" EINVAL
 check_eq "allowPtrace: mount is still refused" "$(val sc.mount "$out")" EPERM
 check_eq "allowPtrace: keyctl is still refused" "$(val sc.keyctl "$out")" EPERM
+
+# address families that a network namespace does not isolate: refused
+# inside, with or without the network permission (socket creation only)
+for f in vsock bluetooth nfc 34 42 37; do
+    check_eq "socket($f) is refused with EAFNOSUPPORT" "$(val "socket.$f" "$(run $APP -- socket $f)")" \
+        EAFNOSUPPORT
+done
+check_eq "socket(vsock) is refused with the network granted too" \
+    "$(val socket.vsock "$(run $APP_PT -- socket vsock)")" EAFNOSUPPORT
+for f in inet inet6 unix netlink; do
+    check_eq "socket($f) still works" "$(val "socket.$f" "$(run $APP -- socket $f)")" ok
+done
+host=$(PATH=/nonexistent "$PROBE" socket vsock)
+check "outside the sandbox, socket(vsock) is not refused by a filter ($host)" \
+    test "$(val socket.vsock "$host")" != EPERM
 
 done_testing

@@ -22,6 +22,13 @@
  *   seccomp              call each system call the default filter refuses, with
  *                        harmless arguments, and print sc.NAME=EPERM|ENOSYS|
  *                        <other errno>|ok; then ordinary calls, as ok.NAME=ok
+ *   socket FAMILY        create (only: never connect) a socket of FAMILY (a
+ *                        number, or vsock, bluetooth, can, inet, unix, ...) and
+ *                        print socket.FAMILY=ok|<errno name>
+ *   keyring-exec DESC CMD...   outside the sandbox: join a new session
+ *                        keyring, add a user key DESC to it, exec CMD
+ *   keyring-find DESC    search the session keyring for the user key DESC,
+ *                        print keyring.find=ok|<errno name>
  *
  * Failures print error=... (with the errno name) and exit 1. */
 #include "config.h"
@@ -560,6 +567,7 @@ static void seccomp_refused(void)
         SC("ptrace", SYS_ptrace, 2L /* PTRACE_PEEKDATA */, -1L, 0L, 0L);
         SC("process_vm_readv", SYS_process_vm_readv, -1L, 0L, 0L, 0L, 0L, 1L);
         SC("process_vm_writev", SYS_process_vm_writev, -1L, 0L, 0L, 0L, 0L, 1L);
+        SC("io_uring_setup", SYS_io_uring_setup, 0L, BAD); /* 0 entries: EINVAL */
         /* a persona that weakens what is execed; set back at once if allowed */
         long old = syscall(SYS_personality, 0xffffffffL);
         long r = syscall(SYS_personality, (long)ADDR_NO_RANDOMIZE);
@@ -639,11 +647,70 @@ static int cmd_seccomp(void)
         return 0;
 }
 
+/* ---- socket families and keyrings ---- */
+
+static int cmd_socket(const char *name)
+{
+        static const struct {
+                const char *name;
+                int family;
+        } families[] = {{"unix", AF_UNIX},
+                        {"inet", AF_INET},
+                        {"inet6", AF_INET6},
+                        {"netlink", AF_NETLINK},
+                        {"packet", AF_PACKET},
+                        {"vsock", AF_VSOCK},
+                        {"bluetooth", AF_BLUETOOTH},
+                        {"can", AF_CAN},
+                        {"nfc", AF_NFC},
+                        {"alg", AF_ALG},
+                        {"tipc", AF_TIPC}};
+        int family = -1;
+        for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++)
+                if (strcmp(name, families[i].name) == 0)
+                        family = families[i].family;
+        if (family < 0)
+                family = (int)number(name);
+        /* SOCK_DGRAM is what most of these families offer; the kernel's
+         * answer for a wrong type is not EAFNOSUPPORT */
+        int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 && errno != EAFNOSUPPORT && errno != EPERM)
+                fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0 && errno != EAFNOSUPPORT && errno != EPERM)
+                fd = socket(family, SOCK_RAW | SOCK_CLOEXEC, 0);
+        printf("socket.%s=%s\n", name, fd >= 0 ? "ok" : errname(errno));
+        if (fd >= 0)
+                close(fd);
+        return 0;
+}
+
+#define KEYCTL_JOIN_SESSION_KEYRING_ 1
+#define KEYCTL_SEARCH_ 10
+#define KEY_SPEC_SESSION_KEYRING_ (-3L)
+
+static int cmd_keyring_exec(const char *desc, char **cmd)
+{
+        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING_, 0L) < 0)
+                return die("keyctl join");
+        if (syscall(SYS_add_key, "user", desc, "secret", 6L, KEY_SPEC_SESSION_KEYRING_) < 0)
+                return die("add_key");
+        execvp(cmd[0], cmd);
+        return die("exec");
+}
+
+static int cmd_keyring_find(const char *desc)
+{
+        long r = syscall(SYS_keyctl, KEYCTL_SEARCH_, KEY_SPEC_SESSION_KEYRING_, "user", desc, 0L);
+        printf("keyring.find=%s\n", r >= 0 ? "ok" : errname(errno));
+        return 0;
+}
+
 static int usage(void)
 {
         fprintf(stderr, "usage: probe info|handles NAME...|exit N|sleep S|sleep-exit S N|ignore-term S|segv|"
                         "forkbomb [MAX]|memhog MIB|orphans N|tiocsti|write FILE TEXT|"
-                        "cat FILE|echo-handle NAME|send NAME TEXT|seccomp\n");
+                        "cat FILE|echo-handle NAME|send NAME TEXT|seccomp|socket FAMILY|"
+                        "keyring-exec DESC CMD...|keyring-find DESC\n");
         return 2;
 }
 
@@ -688,6 +755,12 @@ int main(int argc, char **argv)
                 r = cmd_send(a, argv[3]);
         else if (strcmp(cmd, "seccomp") == 0)
                 r = cmd_seccomp();
+        else if (strcmp(cmd, "socket") == 0 && a)
+                r = cmd_socket(a);
+        else if (strcmp(cmd, "keyring-exec") == 0 && argc >= 4)
+                r = cmd_keyring_exec(a, argv + 3);
+        else if (strcmp(cmd, "keyring-find") == 0 && a)
+                r = cmd_keyring_find(a);
         else
                 return usage();
         fflush(stdout);

@@ -83,6 +83,10 @@ static int install(kpa_store *s, const char *app_id, bool runnable)
         int r = kpa_pack(&opts, &err);
         if (r >= 0)
                 r = kpa_store_install(s, out, NULL, NULL, &err);
+        /* the host's network, asked for at start (KPA_TASK_HOST_NETWORK),
+         * needs the grant */
+        if (r >= 0)
+                r = kpa_store_set_grants(s, app_id, "network", false, NULL, &err);
         if (r < 0)
                 printf("# %s: %s\n", app_id, err.message);
         return r;
