@@ -1122,11 +1122,16 @@ static void log_record_errors(void)
         if (!n)
                 return;
         unsigned held;
-        if (ratelimit_pass(&d.rl_record, &held))
-                log_error("%s (%u record%s not written since the last message)", err.message,
-                          n - 1 + held, n - 1 + held == 1 ? "" : "s");
-        else
+        if (!ratelimit_pass(&d.rl_record, &held)) {
                 d.rl_record.suppressed += n - 1;
+                return;
+        }
+        unsigned more = n - 1 + held;
+        if (more)
+                log_error("%s (and %u more record%s not written since the last message)",
+                          err.message, more, more == 1 ? "" : "s");
+        else
+                log_error("%s", err.message);
 }
 
 static void expire_waits(void)
@@ -1265,7 +1270,8 @@ static void usage(void)
                "                           (default: detach and log to syslog)\n"
                "      --log-level LEVEL    error, warning, info (default) or debug\n"
                "      --no-autorun         do not start autorun run configurations\n"
-               "      --keep-ended N       keep the contexts of N ended processes (default 1000)\n"
+               "      --keep-ended N       keep the contexts of N ended processes of each owner\n"
+               "                           (default 1000)\n"
                "      --keep-ended-time S  and for at most S seconds (default 3600)\n"
                "      --log-max SIZE       rotate a process's log at SIZE (K, M, G; default 1M)\n"
                "      --group GROUP        members of GROUP may start processes (default kpa)\n"
