@@ -236,6 +236,10 @@ check "... with a message that names the limit" grep -q 'the most one user may h
 check_eq "the daemon closed the 8 idle ones (--idle-timeout 2)" "$(field "$out" dropped)" 8
 sleep 0.2
 check_eq "and holds as many fds as before" "$(dfds)" "$before_fds"
+cpu=$(($(cpu_ticks) - cpu_before))
+logged=$(($(stat -c %s "$LOG") - log_before))
+check "meanwhile the daemon used under half a second of CPU time ($cpu ticks)" test "$cpu" -lt 50
+check "and wrote less than 8 KiB of log ($logged bytes)" test "$logged" -lt 8192
 rep=$(client "$S" hold 3 3)
 check_eq "root's connections are neither limited nor timed out" "$(field "$rep" served) $(field "$rep" dropped)" "3 0"
 
