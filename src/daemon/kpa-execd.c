@@ -1539,6 +1539,10 @@ static int run(void)
                 kpa_control_dispatch(d.ctl);
                 expire_waits();
                 expire_idle();
+                /* the reserve went to root's connection when fds ran out:
+                 * have it back once there are fds again */
+                if (d.reserve_fd < 0)
+                        d.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
                 resume_listening();
                 log_record_errors();
                 /* nothing of this round holds a client any more */
