@@ -32,6 +32,7 @@
 #include <json-c/json.h>
 
 #include "cli.h"
+#include "handles.h"
 #include "json-fields.h"
 #include "kpa/manifest.h"
 #include "kpa/package.h"
@@ -42,8 +43,11 @@
 
 #define STATE_DIR_DEFAULT "/run/kpa"
 #define GROUP_NAME "kpa"
-#define CLIENTS_MAX 1024
+#define CLIENTS_MAX 1024        /* --max-connections: from users other than root */
+#define CLIENTS_PER_USER_MAX 32 /* --max-connections-per-user */
+#define IDLE_TIMEOUT_S 60       /* --idle-timeout */
 #define WAITS_MAX 4096
+#define CPU_WEIGHT_KERNEL_DEFAULT 100
 
 enum { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
@@ -52,8 +56,19 @@ typedef struct client {
         uid_t uid;
         gid_t gid;
         pid_t pid;
-        bool may_start;  /* root, or a member of group kpa */
+        bool may_start; /* root, or a member of group kpa */
         bool subscribed;
+        /* dropped: its fd is closed and nothing is sent to it any more, but
+         * it stays allocated until the loop's round is over, since a
+         * request handler may still hold it (a failed send in a callback
+         * of kpa_control_dispatch drops the client the handler serves) */
+        bool dead;
+        unsigned pending;   /* starts and waits whose reply is still due */
+        uint64_t active_ms; /* its last request, or the last due reply */
+        /* ListProcesses in pages: the tokens it may see, taken at the first
+         * page, and how far the pages got */
+        kpa_token *list;
+        size_t n_list, list_pos;
         struct client *next;
 } client;
 
@@ -83,11 +98,26 @@ static struct {
         unsigned keep_ended;
         unsigned keep_ended_s;
         uint64_t log_max;
+        const char *group;
+        unsigned max_clients;
+        unsigned max_per_user;
+        unsigned idle_s;
 } arg = {
         .state_dir = STATE_DIR_DEFAULT,
         .log_level = LOG_LEVEL_INFO,
         .autorun = true,
+        .group = GROUP_NAME,
+        .max_clients = CLIENTS_MAX,
+        .max_per_user = CLIENTS_PER_USER_MAX,
+        .idle_s = IDLE_TIMEOUT_S,
 };
+
+/* At most one message a second of a kind that a client can cause at will. */
+typedef struct ratelimit {
+        uint64_t last_ms;
+        bool used;
+        unsigned suppressed; /* held back since the last one that went out */
+} ratelimit;
 
 static struct {
         kpa_control *ctl;
@@ -100,12 +130,16 @@ static struct {
         pending_wait *waits;
         size_t n_waits;
         pending_start *starts;
-        bool stopping;   /* SIGTERM: stop everything, then exit */
-        bool forced;     /* a second SIGTERM */
+        bool stopping; /* SIGTERM: stop everything, then exit */
+        bool forced;   /* a second SIGTERM */
         gid_t kpa_gid;
         bool have_kpa_gid;
+        size_t max_clients;        /* arg.max_clients, within the fd limit */
+        int reserve_fd;            /* given up to accept when out of fds */
+        uint64_t listen_resume_ms; /* listening paused until then; 0: not */
+        ratelimit rl_accept, rl_refuse, rl_record;
         char buf[KPA_MSG_MAX + 1];
-} d = {.listen_fd = -1, .signal_fd = -1, .epfd = -1};
+} d = {.listen_fd = -1, .signal_fd = -1, .epfd = -1, .reserve_fd = -1};
 
 /* epoll tags: clients are their own pointer */
 static char tag_listen, tag_signal, tag_control;
@@ -144,12 +178,29 @@ static uint64_t now_ms(void)
         return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* May a message of RL's kind go out now? *SUPPRESSED: how many were held
+ * back since the last one. */
+static bool ratelimit_pass(ratelimit *rl, unsigned *suppressed)
+{
+        uint64_t now = now_ms();
+        if (rl->used && now - rl->last_ms < 1000) {
+                rl->suppressed++;
+                return false;
+        }
+        rl->used = true;
+        rl->last_ms = now;
+        *suppressed = rl->suppressed;
+        rl->suppressed = 0;
+        return true;
+}
+
 /* ---- systemd: sd_notify and socket activation, without libsystemd ---- */
 
 static void sd_notify_(const char *state)
 {
         const char *path = getenv("NOTIFY_SOCKET");
-        if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        if (!path || (path[0] != '/' && path[0] != '@') ||
+            strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
                 return;
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
         size_t len = strlen(path);
@@ -265,40 +316,193 @@ static bool peer_in_kpa_group(int fd, gid_t gid)
         return false;
 }
 
+/* Listening pauses for MS (out of fds with no reserve to accept with):
+ * a listening socket with connections waiting would wake the loop again at
+ * once, and it would spin. */
+static void pause_listening(uint64_t ms)
+{
+        if (d.listen_resume_ms)
+                return;
+        epoll_ctl(d.epfd, EPOLL_CTL_DEL, d.listen_fd, NULL);
+        d.listen_resume_ms = now_ms() + ms;
+}
+
+static void resume_listening(void)
+{
+        if (!d.listen_resume_ms || now_ms() < d.listen_resume_ms)
+                return;
+        d.listen_resume_ms = 0;
+        epoll_add(d.listen_fd, &tag_listen);
+}
+
+/* Live connections of UID, and of every user but root. */
+static void count_connections(uid_t uid, size_t *of_uid, size_t *non_root)
+{
+        *of_uid = *non_root = 0;
+        for (client *c = d.clients; c; c = c->next) {
+                if (c->dead || c->uid == 0)
+                        continue;
+                (*non_root)++;
+                if (c->uid == uid)
+                        (*of_uid)++;
+        }
+}
+
+/* Say why on the new connection FD (a reply with id 0, which a client
+ * reads as the answer to its first request), then close it. */
+static void refuse_connection(int fd, const struct ucred *cred, const char *fmt, ...)
+        _printf_(3, 4);
+static void refuse_connection(int fd, const struct ucred *cred, const char *fmt, ...)
+{
+        char msg[KPA_ERROR_MESSAGE_MAX];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        _cleanup_(json_object_putp) json_object *r = kpa_reply_new(0, EAGAIN, msg);
+        (void)kpa_msg_send(fd, r, NULL, 0);
+        /* a request the client sent already, left unread, would make it
+         * see ECONNRESET instead of this answer: shut reading (no more can
+         * come), take what came, then close */
+        shutdown(fd, SHUT_RD);
+        char b;
+        while (recv(fd, &b, 1, MSG_DONTWAIT) > 0)
+                ;
+        close(fd);
+        unsigned held;
+        if (ratelimit_pass(&d.rl_refuse, &held))
+                log_warning("refused a connection from pid %d uid %u: %s (%u more refused since "
+                            "the last message)",
+                            (int)cred->pid, (unsigned)cred->uid, msg, held);
+}
+
+static void add_client(int fd)
+{
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+                unsigned held;
+                if (ratelimit_pass(&d.rl_accept, &held))
+                        log_warning("refusing a connection: SO_PEERCRED: %s", strerror(errno));
+                close(fd);
+                return;
+        }
+        /* root is never refused: whatever the others do, the administrator
+         * can still list and stop */
+        if (cred.uid != 0) {
+                size_t mine, all;
+                count_connections(cred.uid, &mine, &all);
+                if (mine >= arg.max_per_user) {
+                        refuse_connection(fd, &cred,
+                                          "uid %u already has %zu connections open to "
+                                          "kpa-execd, the most one user may have "
+                                          "(--max-connections-per-user); close one, or "
+                                          "try again later",
+                                          (unsigned)cred.uid, mine);
+                        return;
+                }
+                if (all >= d.max_clients) {
+                        refuse_connection(fd, &cred,
+                                          "kpa-execd already serves %zu connections, the "
+                                          "most it takes from users other than root "
+                                          "(--max-connections); try again later",
+                                          all);
+                        return;
+                }
+        }
+        client *c = kpa_xcalloc(1, sizeof(*c));
+        c->fd = fd;
+        c->uid = cred.uid;
+        c->gid = cred.gid;
+        c->pid = cred.pid;
+        c->may_start = cred.uid == 0 || peer_in_kpa_group(fd, cred.gid);
+        c->active_ms = now_ms();
+        c->next = d.clients;
+        d.clients = c;
+        d.n_clients++;
+        epoll_add(fd, c);
+        log_debug("client pid %d uid %u connected", (int)c->pid, (unsigned)c->uid);
+}
+
+/* accept4 failed with EMFILE or ENFILE. The connection that waits would
+ * wake the loop again and again: the reserved fd makes room to accept it.
+ * Root's connection is served; anyone else's is closed at once. Returns
+ * whether to go on accepting. */
+static bool accept_without_fds(int e)
+{
+        unsigned held;
+        if (d.reserve_fd < 0) {
+                /* the reserve could not be had back: wait for fds to free */
+                pause_listening(1000);
+                if (ratelimit_pass(&d.rl_accept, &held))
+                        log_error("out of file descriptors (%s): not accepting connections for "
+                                  "a second (%u more such events since the last message)",
+                                  strerror(e), held);
+                return false;
+        }
+        closep(&d.reserve_fd);
+        int fd = accept4(d.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int accept_errno = errno;
+        struct ucred cred = {.uid = (uid_t)-1};
+        socklen_t len = sizeof(cred);
+        bool root = fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 &&
+                    cred.uid == 0;
+        if (fd >= 0 && !root)
+                close(fd);
+        d.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return accept_errno == EINTR || accept_errno == ECONNABORTED;
+        if (ratelimit_pass(&d.rl_accept, &held))
+                log_error("out of file descriptors (%s): %s a connection from pid %d uid %u "
+                          "(%u more such events since the last message)",
+                          strerror(e), root ? "served root's last-resort" : "closed", (int)cred.pid,
+                          (unsigned)cred.uid, held);
+        if (root)
+                add_client(fd);
+        return true;
+}
+
 static void accept_clients(void)
 {
         for (;;) {
                 int fd = accept4(d.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-                if (fd < 0) {
-                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                                log_warning("accept: %s", strerror(errno));
-                        return;
-                }
-                struct ucred cred;
-                socklen_t len = sizeof(cred);
-                if (d.n_clients >= CLIENTS_MAX ||
-                    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-                        log_warning("refusing a connection: %s",
-                                    d.n_clients >= CLIENTS_MAX ? "too many clients" : strerror(errno));
-                        close(fd);
+                if (fd >= 0) {
+                        add_client(fd);
                         continue;
                 }
-                client *c = kpa_xcalloc(1, sizeof(*c));
-                c->fd = fd;
-                c->uid = cred.uid;
-                c->gid = cred.gid;
-                c->pid = cred.pid;
-                c->may_start = cred.uid == 0 || peer_in_kpa_group(fd, cred.gid);
-                c->next = d.clients;
-                d.clients = c;
-                d.n_clients++;
-                epoll_add(fd, c);
-                log_debug("client pid %d uid %u connected", (int)c->pid, (unsigned)c->uid);
+                int e = errno;
+                if (e == EINTR || e == ECONNABORTED)
+                        continue;
+                if (e == EAGAIN)
+                        return;
+                if (e == EMFILE || e == ENFILE) {
+                        if (accept_without_fds(e))
+                                continue;
+                        return;
+                }
+                /* anything else (ENOBUFS, ENOMEM): do not spin on it */
+                unsigned held;
+                if (ratelimit_pass(&d.rl_accept, &held))
+                        log_warning("accept: %s (%u more since the last message)", strerror(e),
+                                    held);
+                pause_listening(100);
+                return;
         }
 }
 
+/* A pending start or wait of C got its reply. */
+static void pending_done(client *c)
+{
+        if (c->pending && --c->pending == 0)
+                c->active_ms = now_ms();
+}
+
+/* Close C's connection and forget what it waits for. C itself is freed by
+ * reap_clients(), once the loop's round is over. */
 static void drop_client(client *c)
 {
+        if (c->dead)
+                return;
         for (pending_start **pp = &d.starts; *pp;) {
                 if ((*pp)->c == c) {
                         pending_start *ps = *pp;
@@ -318,22 +522,37 @@ static void drop_client(client *c)
                 }
                 pp = &(*pp)->next;
         }
-        for (client **pp = &d.clients; *pp; pp = &(*pp)->next)
-                if (*pp == c) {
-                        *pp = c->next;
-                        break;
-                }
         epoll_ctl(d.epfd, EPOLL_CTL_DEL, c->fd, NULL);
-        close(c->fd);
+        closep(&c->fd);
+        c->fd = -1;
+        c->dead = true;
+        c->subscribed = false;
+        c->pending = 0;
         d.n_clients--;
         log_debug("client pid %d disconnected", (int)c->pid);
-        free(c);
+}
+
+static void reap_clients(void)
+{
+        for (client **pp = &d.clients; *pp;) {
+                client *c = *pp;
+                if (!c->dead) {
+                        pp = &c->next;
+                        continue;
+                }
+                *pp = c->next;
+                free(c->list);
+                free(c);
+        }
 }
 
 /* Send, or drop a client that does not read its replies: a slow client
- * never blocks the daemon. Returns false when the client was dropped. */
+ * never blocks the daemon. Returns false when the client is (or was)
+ * dropped. */
 static bool send_to(client *c, json_object *msg, const int *fds, size_t n_fds)
 {
+        if (c->dead)
+                return false;
         int q = kpa_msg_send(c->fd, msg, fds, n_fds);
         if (q < 0) {
                 log_debug("client pid %d: %s; dropping it", (int)c->pid, strerror(-q));
@@ -373,13 +592,103 @@ static int check_owner(client *c, const kpa_token *t)
 
 /* ---- requests ---- */
 
+/* Variables the dynamic loader or the C library act on: the ones glibc
+ * drops from the environment of setuid programs (its unsecure-envvars
+ * list), every LD_* and MALLOC_* among them. Through one a client could run
+ * its own code as the package's uid (LD_PRELOAD of a handle's
+ * /proc/self/fd/N), so only root may pass them. */
+static const char *const loader_env[] = {
+        "GCONV_PATH", "GETCONF_DIR", "GLIBC_TUNABLES",   "HOSTALIASES", "LOCALDOMAIN", "LOCPATH",
+        "NIS_PATH",   "NLSPATH",     "RESOLV_HOST_CONF", "RES_OPTIONS", "TMPDIR",      "TZDIR",
+};
+
+static bool is_loader_env(const char *entry)
+{
+        size_t len = strcspn(entry, "=");
+        if (strncmp(entry, "LD_", 3) == 0 || strncmp(entry, "MALLOC_", 7) == 0)
+                return true;
+        for (size_t k = 0; k < ELEMENTSOF(loader_env); k++)
+                if (strlen(loader_env[k]) == len && strncmp(entry, loader_env[k], len) == 0)
+                        return true;
+        return false;
+}
+
+/* One limit of a start by a non-root client: it may lower the manifest's
+ * (an unset one is no limit: any value lowers it), never raise it. */
+static bool limit_raised(uint64_t asked, uint64_t manifest)
+{
+        return asked && manifest && asked > manifest;
+}
+
+/* What only root may ask of a start: loader variables and limits above
+ * the manifest's. Replies itself and returns false when REQ asks for one. */
+static bool start_allowed(client *c, kpa_request *req)
+{
+        const kpa_start_options *o = &req->opts;
+        for (size_t k = 0; k < o->n_extra_env; k++)
+                if (is_loader_env(o->extra_env[k])) {
+                        int len = (int)strcspn(o->extra_env[k], "=");
+                        reply_error(c, req->id, EPERM,
+                                    "permission denied: environment variable %.*s is read by "
+                                    "the dynamic loader or the C library (glibc ignores it for "
+                                    "setuid programs); only root may pass it to an application",
+                                    len, o->extra_env[k]);
+                        return false;
+                }
+        if (!o->memory_bytes && !o->pids && !o->cpu_weight)
+                return true;
+        _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
+        kpa_error err;
+        if (kpa_store_load_manifest(kpa_control_store(d.ctl), req->package, &m, &err) < 0) {
+                reply_error(c, req->id, err.code, "%s", err.message);
+                return false;
+        }
+        const kpa_limits *l = &m->limits;
+        const char *what = NULL;
+        uint64_t asked = 0, limit = 0;
+        if (limit_raised(o->memory_bytes, l->memory_bytes))
+                what = "memory", asked = o->memory_bytes, limit = l->memory_bytes;
+        else if (limit_raised(o->pids, l->pids))
+                what = "pids", asked = o->pids, limit = l->pids;
+        else if (limit_raised(o->cpu_weight,
+                              l->cpu_weight ? l->cpu_weight : CPU_WEIGHT_KERNEL_DEFAULT))
+                what = "cpuWeight", asked = o->cpu_weight,
+                limit = l->cpu_weight ? l->cpu_weight : CPU_WEIGHT_KERNEL_DEFAULT;
+        if (!what)
+                return true;
+        reply_error(c, req->id, EPERM,
+                    "permission denied: a %s limit of %llu%s is above %s's own (%llu%s); only "
+                    "root may raise a package's limits, others may only lower them",
+                    what, (unsigned long long)asked, streq(what, "memory") ? " bytes" : "",
+                    req->package, (unsigned long long)limit,
+                    streq(what, "cpuWeight") && !l->cpu_weight
+                            ? ", the kernel's default weight, as its manifest sets none"
+                            : ", from extensions.KPA_limits of its manifest");
+        return false;
+}
+
+/* A directory fd as a handle would give the application a way out of its
+ * private root (openat relative to it), as file: on a directory would. */
+static bool handles_allowed(client *c, kpa_request *req)
+{
+        for (size_t k = 0; k < req->opts.n_handles; k++) {
+                kpa_error err;
+                const kpa_user_handle *h = &req->opts.handles[k];
+                if (kpa_handle_fd_check(h->fd, h->name, &err) < 0) {
+                        reply_error(c, req->id, err.code, "%s", err.message);
+                        return false;
+                }
+        }
+        return true;
+}
+
 static void op_start(client *c, kpa_request *req)
 {
         if (!c->may_start) {
                 reply_error(c, req->id, EACCES,
                             "permission denied: only root and members of group \"%s\" may start "
                             "processes (uid %u is neither)",
-                            GROUP_NAME, (unsigned)c->uid);
+                            arg.group, (unsigned)c->uid);
                 return;
         }
         if (d.stopping) {
@@ -391,6 +700,8 @@ static void op_start(client *c, kpa_request *req)
                             "permission denied: only root may choose the uid or gid of a process");
                 return;
         }
+        if (!handles_allowed(c, req) || (c->uid != 0 && !start_allowed(c, req)))
+                return;
         if (req->opts.parent) {
                 int q = check_owner(c, req->opts.parent);
                 if (q == -EACCES) {
@@ -406,6 +717,10 @@ static void op_start(client *c, kpa_request *req)
          * (start_done); meanwhile the loop serves everyone else */
         int q = kpa_control_start_async(d.ctl, req->package, req->run_config, &req->opts, &token);
         if (q == 0) {
+                /* its Created event may have cost C its connection */
+                if (c->dead)
+                        return;
+                c->pending++;
                 pending_start *ps = kpa_xcalloc(1, sizeof(*ps));
                 ps->c = c;
                 ps->id = req->id;
@@ -437,7 +752,8 @@ static void start_done(pending_start *ps, const kpa_token *t, const kpa_process_
         int err = ok ? 0 : (ctx->exit_reason ? ctx->exit_reason : EIO);
         if (ctx->state == KPA_PROCESS_FAILED && ctx->exit_status != KPA_EXIT_UNINITIALIZED)
                 err = 0; /* it ran, then died: the start itself succeeded */
-        _cleanup_(json_object_putp) json_object *r = kpa_reply_new(ps->id, err, err ? ctx->message : "");
+        _cleanup_(json_object_putp) json_object *r =
+                kpa_reply_new(ps->id, err, err ? ctx->message : "");
         char ts[KPA_TOKEN_STRING_MAX];
         kpa_token_to_string(t, ts);
         json_object_object_add(r, "token", json_object_new_string(ts));
@@ -446,7 +762,8 @@ static void start_done(pending_start *ps, const kpa_token *t, const kpa_process_
                 log_info("uid %u: start of %s failed: %s", (unsigned)ps->c->uid, ctx->app_id,
                          ctx->message);
         else
-                log_info("uid %u started %s/%s", (unsigned)ps->c->uid, ctx->app_id, ctx->run_config_id);
+                log_info("uid %u started %s/%s", (unsigned)ps->c->uid, ctx->app_id,
+                         ctx->run_config_id);
         send_to(ps->c, r, NULL, 0);
 }
 
@@ -468,8 +785,8 @@ static bool token_ok(client *c, kpa_request *req, bool unknown_ok)
 static void reply_context(client *c, int64_t id, int err, const kpa_token *t,
                           const kpa_process_context *ctx)
 {
-        _cleanup_(json_object_putp) json_object *r =
-                kpa_reply_new(id, err, err == ETIMEDOUT ? "timed out waiting for the process to end" : "");
+        _cleanup_(json_object_putp) json_object *r = kpa_reply_new(
+                id, err, err == ETIMEDOUT ? "timed out waiting for the process to end" : "");
         json_object_object_add(r, "process", context_json(t, ctx));
         send_to(c, r, NULL, 0);
 }
@@ -485,14 +802,18 @@ static void op_wait(client *c, kpa_request *req)
                 return;
         kpa_process_context ctx;
         kpa_process_get_state(d.ctl, &req->token, &ctx);
+        if (c->dead)
+                return;
         if (!is_live_state(ctx.state) || req->timeout_ms == 0) {
-                reply_context(c, req->id, is_live_state(ctx.state) ? ETIMEDOUT : 0, &req->token, &ctx);
+                reply_context(c, req->id, is_live_state(ctx.state) ? ETIMEDOUT : 0, &req->token,
+                              &ctx);
                 return;
         }
         if (d.n_waits >= WAITS_MAX) {
                 reply_error(c, req->id, EAGAIN, "too many waiting requests; try again later");
                 return;
         }
+        c->pending++;
         pending_wait *w = kpa_xcalloc(1, sizeof(*w));
         w->c = c;
         w->id = req->id;
@@ -503,29 +824,63 @@ static void op_wait(client *c, kpa_request *req)
         d.n_waits++;
 }
 
+/* ListProcesses answers in pages, each one message: the first request
+ * takes a snapshot of the tokens C may see, and each "continue": true
+ * asks for the next page of it; "more" says whether one follows. A context
+ * that was dropped between two pages is left out. */
 static void op_list(client *c, kpa_request *req)
 {
-        kpa_token *tokens = NULL;
-        size_t n = 0;
-        kpa_process_list(d.ctl, &tokens, &n);
+        if (!req->list_continue) {
+                free(c->list);
+                c->list = NULL;
+                c->n_list = c->list_pos = 0;
+                kpa_token *tokens = NULL;
+                size_t n = 0, mine = 0;
+                kpa_process_list(d.ctl, &tokens, &n);
+                for (size_t k = 0; k < n; k++) {
+                        uid_t owner = 0;
+                        kpa_control_get_owner(d.ctl, &tokens[k], &owner);
+                        if (c->uid == 0 || owner == c->uid)
+                                tokens[mine++] = tokens[k];
+                }
+                c->list = tokens;
+                c->n_list = mine;
+        } else if (!c->list) {
+                reply_error(c, req->id, EINVAL,
+                            "bad request: \"continue\" asks for the next page of a listing, and "
+                            "none is under way on this connection");
+                return;
+        }
         _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
         json_object *a = json_object_new_array();
-        for (size_t k = 0; k < n; k++) {
-                uid_t owner = 0;
-                kpa_control_get_owner(d.ctl, &tokens[k], &owner);
-                if (c->uid != 0 && owner != c->uid)
-                        continue;
-                kpa_process_context ctx;
-                kpa_process_get_state(d.ctl, &tokens[k], &ctx);
-                json_object_array_add(a, kpa_context_to_json(&tokens[k], &ctx, owner));
-        }
-        free(tokens);
         json_object_object_add(r, "processes", a);
-        /* a long list may not fit one datagram: say so rather than drop */
-        if (strlen(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN)) > KPA_MSG_MAX) {
-                reply_error(c, req->id, EMSGSIZE,
-                            "the list of processes does not fit one message (%zu processes)", n);
-                return;
+        /* room for the reply's own fields, "more" among them */
+        size_t used = strlen(json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN)) + 32;
+        while (c->list_pos < c->n_list && !c->dead) {
+                const kpa_token *t = &c->list[c->list_pos];
+                uid_t owner = 0;
+                if (kpa_control_get_owner(d.ctl, t, &owner) < 0) {
+                        c->list_pos++; /* gone since the first page */
+                        continue;
+                }
+                kpa_process_context ctx;
+                kpa_process_get_state(d.ctl, t, &ctx);
+                json_object *o = kpa_context_to_json(t, &ctx, owner);
+                size_t len = strlen(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) + 1;
+                if (used + len > KPA_MSG_MAX && json_object_array_length(a) > 0) {
+                        json_object_put(o);
+                        break;
+                }
+                json_object_array_add(a, o);
+                used += len;
+                c->list_pos++;
+        }
+        bool more = c->list_pos < c->n_list;
+        json_object_object_add(r, "more", json_object_new_boolean(more));
+        if (!more) {
+                free(c->list);
+                c->list = NULL;
+                c->n_list = c->list_pos = 0;
         }
         send_to(c, r, NULL, 0);
 }
@@ -564,13 +919,15 @@ static void handle_request(client *c, kpa_request *req)
                 send_to(c, r, NULL, 0);
                 return;
         }
-        case KPA_OP_START:
-                op_start(c, req);
-                return;
+        case KPA_OP_START: op_start(c, req); return;
         case KPA_OP_STOP:
                 if (!token_ok(c, req, false))
                         return;
-                kpa_process_stop(d.ctl, &req->token, req->policy);
+                if (kpa_process_stop(d.ctl, &req->token, req->policy) < 0) {
+                        const kpa_error *e = kpa_control_last_error(d.ctl);
+                        reply_error(c, req->id, e->code ? e->code : EIO, "%s", e->message);
+                        return;
+                }
                 reply_error(c, req->id, 0, "%s", "");
                 return;
         case KPA_OP_GET_STATE: {
@@ -581,16 +938,13 @@ static void handle_request(client *c, kpa_request *req)
                 reply_context(c, req->id, 0, &req->token, &ctx);
                 return;
         }
-        case KPA_OP_WAIT:
-                op_wait(c, req);
-                return;
-        case KPA_OP_LIST:
-                op_list(c, req);
-                return;
+        case KPA_OP_WAIT: op_wait(c, req); return;
+        case KPA_OP_LIST: op_list(c, req); return;
         case KPA_OP_STOP_ALL: {
                 if (c->uid != 0) {
-                        reply_error(c, req->id, EACCES, "permission denied: only root may stop all "
-                                                        "processes");
+                        reply_error(c, req->id, EACCES,
+                                    "permission denied: only root may stop all "
+                                    "processes");
                         return;
                 }
                 int n = kpa_control_stop_all(d.ctl, req->policy);
@@ -605,15 +959,13 @@ static void handle_request(client *c, kpa_request *req)
                 c->subscribed = true;
                 reply_error(c, req->id, 0, "%s", "");
                 return;
-        case KPA_OP_OPEN_LOG:
-                op_open_log(c, req);
-                return;
+        case KPA_OP_OPEN_LOG: op_open_log(c, req); return;
         case KPA_OP_PACKAGE_INSTALLED: {
                 if (!c->may_start) {
                         reply_error(c, req->id, EACCES,
                                     "permission denied: only root and members of group \"%s\" "
                                     "may start processes",
-                                    GROUP_NAME);
+                                    arg.group);
                         return;
                 }
                 int n = d.stopping ? 0 : autorun_package(req->package);
@@ -622,8 +974,7 @@ static void handle_request(client *c, kpa_request *req)
                 send_to(c, r, NULL, 0);
                 return;
         }
-        case KPA_OP_INVALID:
-                break;
+        case KPA_OP_INVALID: break;
         }
         reply_error(c, req->id, EINVAL, "unknown request");
 }
@@ -637,6 +988,7 @@ static void client_readable(client *c)
         ssize_t len = kpa_msg_recv(c->fd, d.buf, fds, ELEMENTSOF(fds), &n_fds);
         if (len == -EAGAIN || len == -EINTR)
                 return;
+        c->active_ms = now_ms();
         if (len == 0 || len == -ECONNRESET) {
                 drop_client(c);
                 return;
@@ -673,6 +1025,7 @@ static void on_state(void *userdata, const kpa_token *t, const kpa_process_conte
                         if (memcmp(&(*pp)->token, t, sizeof(*t)) == 0) {
                                 pending_start *ps = *pp;
                                 *pp = ps->next;
+                                pending_done(ps->c);
                                 start_done(ps, t, ctx); /* may drop the client */
                                 free(ps);
                                 break;
@@ -712,21 +1065,73 @@ static void on_state(void *userdata, const kpa_token *t, const kpa_process_conte
                 client *c = w->c;
                 int64_t id = w->id;
                 free(w);
+                pending_done(c);
                 reply_context(c, id, 0, t, ctx); /* may drop C, and its other waits */
                 pp = &d.waits;
         }
 }
 
-static int next_wait_timeout(void)
+/* When C is dropped for idling (0: never): a connection that waits for
+ * nothing (no pending start or wait, no subscription) may stay quiet for
+ * --idle-timeout. Root's never is. */
+static uint64_t idle_deadline(const client *c)
 {
-        uint64_t next = 0;
+        if (c->dead || c->uid == 0 || c->subscribed || c->pending)
+                return 0;
+        return c->active_ms + (uint64_t)arg.idle_s * 1000;
+}
+
+static void expire_idle(void)
+{
+        uint64_t now = now_ms();
+        for (client *c = d.clients; c; c = c->next) {
+                uint64_t deadline = idle_deadline(c);
+                if (deadline && deadline <= now) {
+                        log_debug("client pid %d uid %u: idle for %u s; closing its connection",
+                                  (int)c->pid, (unsigned)c->uid, arg.idle_s);
+                        drop_client(c);
+                }
+        }
+}
+
+/* The epoll timeout: until the next wait deadline, idle deadline or the
+ * end of a pause in listening. */
+static int next_timeout(void)
+{
+        uint64_t next = d.listen_resume_ms;
         for (pending_wait *w = d.waits; w; w = w->next)
                 if (w->deadline_ms && (!next || w->deadline_ms < next))
                         next = w->deadline_ms;
+        for (client *c = d.clients; c; c = c->next) {
+                uint64_t deadline = idle_deadline(c);
+                if (deadline && (!next || deadline < next))
+                        next = deadline;
+        }
         if (!next)
                 return -1;
         uint64_t now = now_ms();
         return next > now ? (int)(next - now) : 0;
+}
+
+/* A record of the state directory that could not be written: a restarted
+ * kpa-execd would not know the latest state of that process. */
+static void log_record_errors(void)
+{
+        kpa_error err;
+        unsigned n = kpa_control_take_record_error(d.ctl, &err);
+        if (!n)
+                return;
+        unsigned held;
+        if (!ratelimit_pass(&d.rl_record, &held)) {
+                d.rl_record.suppressed += n - 1;
+                return;
+        }
+        unsigned more = n - 1 + held;
+        if (more)
+                log_error("%s (and %u more record%s not written since the last message)",
+                          err.message, more, more == 1 ? "" : "s");
+        else
+                log_error("%s", err.message);
 }
 
 static void expire_waits(void)
@@ -743,6 +1148,7 @@ static void expire_waits(void)
                 kpa_process_context ctx;
                 kpa_process_get_state(d.ctl, &w->token, &ctx);
                 client *c = w->c;
+                pending_done(c);
                 reply_context(c, w->id, ETIMEDOUT, &w->token, &ctx);
                 free(w);
                 pp = &d.waits;
@@ -837,8 +1243,7 @@ static void signal_readable(void)
                         if (!d.stopping && arg.autorun)
                                 autorun_all();
                         break;
-                default:
-                        break;
+                default: break;
                 }
         }
 }
@@ -865,22 +1270,46 @@ static void usage(void)
                "                           (default: detach and log to syslog)\n"
                "      --log-level LEVEL    error, warning, info (default) or debug\n"
                "      --no-autorun         do not start autorun run configurations\n"
-               "      --keep-ended N       keep the contexts of N ended processes (default 1000)\n"
+               "      --keep-ended N       keep the contexts of N ended processes of each owner\n"
+               "                           (default 1000)\n"
                "      --keep-ended-time S  and for at most S seconds (default 3600)\n"
                "      --log-max SIZE       rotate a process's log at SIZE (K, M, G; default 1M)\n"
+               "      --group GROUP        members of GROUP may start processes (default kpa)\n"
+               "      --max-connections N  connections from users other than root, in all\n"
+               "                           (default %5$d, at most half the open-file limit)\n"
+               "      --max-connections-per-user N\n"
+               "                           connections of one user other than root (default %6$d)\n"
+               "      --idle-timeout S     close a connection of a user other than root that\n"
+               "                           waits for nothing after S seconds of silence\n"
+               "                           (default %7$d)\n"
                "  -h, --help               show this help and exit\n"
                "  -V, --version            show the version and exit\n"
+               "\n"
+               "Users other than root may not pass the environment variables the dynamic\n"
+               "loader and the C library read (LD_*, MALLOC_*, GCONV_PATH, TMPDIR...), nor\n"
+               "raise a package's limits.\n"
                "\n"
                "Signals: SIGTERM or SIGINT stop every process (Normal stop) and then exit;\n"
                "a second one stops them Forced. SIGHUP starts the autorun run configurations\n"
                "of packages installed since.\n"
                "\n"
                "See kpa-execd(8).\n",
-               cli_program(), KPA_EXECD_SOCKET_DEFAULT, kpa_store_default_root(NULL), STATE_DIR_DEFAULT);
+               cli_program(), KPA_EXECD_SOCKET_DEFAULT, kpa_store_default_root(NULL),
+               STATE_DIR_DEFAULT, CLIENTS_MAX, CLIENTS_PER_USER_MAX, IDLE_TIMEOUT_S);
 }
 
-enum { OPT_STATE_DIR = 0x100, OPT_LOG_LEVEL, OPT_NO_AUTORUN, OPT_KEEP_ENDED, OPT_KEEP_ENDED_TIME,
-       OPT_LOG_MAX };
+enum {
+        OPT_STATE_DIR = 0x100,
+        OPT_LOG_LEVEL,
+        OPT_NO_AUTORUN,
+        OPT_KEEP_ENDED,
+        OPT_KEEP_ENDED_TIME,
+        OPT_LOG_MAX,
+        OPT_GROUP,
+        OPT_MAX_CONNECTIONS,
+        OPT_MAX_PER_USER,
+        OPT_IDLE_TIMEOUT
+};
 
 static int parse_uint(const char *s, const char *what, unsigned *out)
 {
@@ -896,20 +1325,15 @@ static int parse_uint(const char *s, const char *what, unsigned *out)
 static int handle_option(int c, const char *optarg_)
 {
         switch (c) {
-        case 's':
-                arg.socket_path = optarg_;
-                return 0;
-        case 'r':
-                arg.root = optarg_;
-                return 0;
+        case 's': arg.socket_path = optarg_; return 0;
+        case 'r': arg.root = optarg_; return 0;
         case OPT_STATE_DIR:
                 if (optarg_[0] != '/')
-                        return cli_usage_error("--state-dir: \"%s\" is not an absolute path", optarg_);
+                        return cli_usage_error("--state-dir: \"%s\" is not an absolute path",
+                                               optarg_);
                 arg.state_dir = optarg_;
                 return 0;
-        case 'f':
-                arg.foreground = true;
-                return 0;
+        case 'f': arg.foreground = true; return 0;
         case OPT_LOG_LEVEL: {
                 static const char *const levels[] = {"error", "warning", "info", "debug"};
                 for (size_t k = 0; k < ELEMENTSOF(levels); k++)
@@ -918,13 +1342,11 @@ static int handle_option(int c, const char *optarg_)
                                 return 0;
                         }
                 return cli_usage_error("--log-level: \"%s\" is not one of error, warning, info, "
-                                       "debug", optarg_);
+                                       "debug",
+                                       optarg_);
         }
-        case OPT_NO_AUTORUN:
-                arg.autorun = false;
-                return 0;
-        case OPT_KEEP_ENDED:
-                return parse_uint(optarg_, "--keep-ended", &arg.keep_ended);
+        case OPT_NO_AUTORUN: arg.autorun = false; return 0;
+        case OPT_KEEP_ENDED: return parse_uint(optarg_, "--keep-ended", &arg.keep_ended);
         case OPT_KEEP_ENDED_TIME:
                 return parse_uint(optarg_, "--keep-ended-time", &arg.keep_ended_s);
         case OPT_LOG_MAX:
@@ -932,9 +1354,12 @@ static int handle_option(int c, const char *optarg_)
                         return cli_usage_error("--log-max: \"%s\" is not a size of at least 4K",
                                                optarg_);
                 return 0;
-        case 'h':
-                usage();
-                return -1;
+        case OPT_GROUP: arg.group = optarg_; return 0;
+        case OPT_MAX_CONNECTIONS: return parse_uint(optarg_, "--max-connections", &arg.max_clients);
+        case OPT_MAX_PER_USER:
+                return parse_uint(optarg_, "--max-connections-per-user", &arg.max_per_user);
+        case OPT_IDLE_TIMEOUT: return parse_uint(optarg_, "--idle-timeout", &arg.idle_s);
+        case 'h': usage(); return -1;
         case 'V':
                 printf("kpa-execd %s (protocol %d)\n", PACKAGE_VERSION, KPA_PROTOCOL_VERSION);
                 return -1;
@@ -991,10 +1416,29 @@ static int run(void)
                 cli_error("cannot detach: %s", strerror(errno));
                 return 1;
         }
-        struct group *g = getgrnam(GROUP_NAME);
+        struct group *g = getgrnam(arg.group);
         if (g) {
                 d.kpa_gid = g->gr_gid;
                 d.have_kpa_gid = true;
+        } else if (!streq(arg.group, GROUP_NAME)) {
+                log_error("--group: there is no group \"%s\"", arg.group);
+                return 1;
+        }
+        /* connections from users other than root take at most half of the
+         * fds; the rest is root's, the instances' and the reserve */
+        struct rlimit rl;
+        d.max_clients = arg.max_clients;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+            d.max_clients > rl.rlim_cur / 2) {
+                d.max_clients = rl.rlim_cur / 2;
+                log_info("at most %zu connections from users other than root: half the limit "
+                         "on open files (%llu)",
+                         d.max_clients, (unsigned long long)rl.rlim_cur);
+        }
+        d.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (d.reserve_fd < 0) {
+                log_error("cannot open /dev/null: %s", strerror(errno));
+                return 1;
         }
         kpa_error err;
         kpa_error_clear(&err);
@@ -1004,11 +1448,13 @@ static int run(void)
         }
         /* one daemon per state directory */
         if (mkdir(arg.state_dir, 0755) < 0 && errno != EEXIST) {
-                log_error("cannot create the state directory %s: %s", arg.state_dir, strerror(errno));
+                log_error("cannot create the state directory %s: %s", arg.state_dir,
+                          strerror(errno));
                 return 1;
         }
         _cleanup_free_ char *lock_path = kpa_xasprintf("%s/execd.lock", arg.state_dir);
-        _cleanup_close_ int lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        _cleanup_close_ int lock_fd =
+                open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
                 log_error("%s: %s", lock_path,
                           errno == EWOULDBLOCK ? "another kpa-execd uses this state directory"
@@ -1067,7 +1513,7 @@ static int run(void)
 
         while (!(d.stopping && kpa_control_live_count(d.ctl) == 0)) {
                 struct epoll_event evs[32];
-                int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs), next_wait_timeout());
+                int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs), next_timeout());
                 if (n < 0 && errno != EINTR) {
                         log_error("epoll_wait: %s", strerror(errno));
                         break;
@@ -1084,7 +1530,7 @@ static int run(void)
                                 /* a client: it may have been dropped by an
                                  * earlier event of this round */
                                 for (client *c = d.clients; c; c = c->next)
-                                        if (c == tag) {
+                                        if (c == tag && !c->dead) {
                                                 client_readable(c);
                                                 break;
                                         }
@@ -1092,10 +1538,21 @@ static int run(void)
                 }
                 kpa_control_dispatch(d.ctl);
                 expire_waits();
+                expire_idle();
+                /* the reserve went to root's connection when fds ran out:
+                 * have it back once there are fds again */
+                if (d.reserve_fd < 0)
+                        d.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                resume_listening();
+                log_record_errors();
+                /* nothing of this round holds a client any more */
+                reap_clients();
         }
         log_info("exiting");
-        while (d.clients)
-                drop_client(d.clients);
+        for (client *c = d.clients; c; c = c->next)
+                drop_client(c);
+        reap_clients();
+        closep(&d.reserve_fd);
         kpa_control_close(d.ctl);
         if (!d.socket_activated)
                 unlink(path);
@@ -1118,6 +1575,10 @@ int main(int argc, char **argv)
                 {"keep-ended", required_argument, NULL, OPT_KEEP_ENDED},
                 {"keep-ended-time", required_argument, NULL, OPT_KEEP_ENDED_TIME},
                 {"log-max", required_argument, NULL, OPT_LOG_MAX},
+                {"group", required_argument, NULL, OPT_GROUP},
+                {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+                {"max-connections-per-user", required_argument, NULL, OPT_MAX_PER_USER},
+                {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
                 {NULL, 0, NULL, 0},

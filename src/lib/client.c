@@ -96,6 +96,14 @@ static int recv_reply(kpa_remote *r, int64_t id, int timeout_ms, json_object **r
                         continue;
                 }
                 json_object *rid = json_member(o, "id");
+                json_object *rerr = json_member(o, "error");
+                /* id 0 with an error: the daemon answers what it could not
+                 * tie to a request (it refused the connection) */
+                if (json_object_is_type(rid, json_type_int) && json_object_get_int64(rid) == 0 &&
+                    json_object_is_type(rerr, json_type_int) && json_object_get_int64(rerr) != 0) {
+                        *reply = o;
+                        return 0;
+                }
                 if (!json_object_is_type(rid, json_type_int) || json_object_get_int64(rid) != id) {
                         kpa_close_fds(fds, *n_fds);
                         json_object_put(o);
@@ -144,6 +152,22 @@ int kpa_remote_call(kpa_remote *r, json_object *req, const int *fds, size_t n_fd
                                      "file descriptors)",
                                      KPA_MSG_MAX, KPA_MSG_FDS_MAX);
         if (q < 0) {
+                /* a daemon that refused the connection said why before it
+                 * closed it: that answer is waiting to be read */
+                json_object *refusal = NULL;
+                int tmp_fds[1];
+                size_t n_tmp = 0;
+                kpa_error e;
+                if ((q == -EPIPE || q == -ECONNRESET) &&
+                    recv_reply(r, id, 0, &refusal, tmp_fds, 0, &n_tmp, &e) == 0) {
+                        broken(r);
+                        q = kpa_reply_error(refusal, err);
+                        json_object_put(refusal);
+                        if (q < 0)
+                                return kpa_error_prefix(err, "kpa-execd at %s", r->path);
+                        return kpa_error_set(err, EPROTO, "kpa-execd at %s closed the connection",
+                                             r->path);
+                }
                 broken(r);
                 return kpa_error_set_errno(err, -q, "sending to kpa-execd at %s", r->path);
         }
@@ -393,20 +417,47 @@ int kpa_remote_wait(kpa_remote *r, const kpa_token *t, int timeout_ms, kpa_proce
         return q;
 }
 
+int kpa_remote_list_contexts(kpa_remote *r, json_object **out, kpa_error *err)
+{
+        *out = NULL;
+        _cleanup_(json_object_putp) json_object *all = json_object_new_array();
+        for (bool more = true, first = true; more; first = false) {
+                json_object *req = kpa_request_new(KPA_OP_LIST, kpa_remote_next_id(r));
+                if (!first)
+                        json_object_object_add(req, "continue", json_object_new_boolean(true));
+                json_object *reply = NULL;
+                int q = kpa_remote_call(r, req, NULL, 0, &reply, NULL, 0, NULL, err);
+                _cleanup_(json_object_putp) json_object *o = reply;
+                if (q < 0)
+                        return q;
+                json_object *a = json_member(o, "processes");
+                json_object *m = json_member(o, "more");
+                if (!json_object_is_type(a, json_type_array))
+                        return kpa_error_set(err, EPROTO,
+                                             "kpa-execd at %s sent no list of processes", r->path);
+                size_t n = json_object_array_length(a);
+                more = json_object_is_type(m, json_type_boolean) && json_object_get_boolean(m);
+                if (more && n == 0) /* a page must move on, or this would never end */
+                        return kpa_error_set(err, EPROTO,
+                                             "kpa-execd at %s sent an empty page of processes",
+                                             r->path);
+                for (size_t k = 0; k < n; k++)
+                        json_object_array_add(all,
+                                              json_object_get(json_object_array_get_idx(a, k)));
+        }
+        *out = TAKE_PTR(all);
+        return 0;
+}
+
 int kpa_remote_list(kpa_remote *r, kpa_token **out, size_t *n, kpa_error *err)
 {
         *out = NULL;
         *n = 0;
-        json_object *reply = NULL;
-        int q = kpa_remote_call(r, kpa_request_new(KPA_OP_LIST, kpa_remote_next_id(r)), NULL, 0,
-                                &reply, NULL, 0, NULL, err);
-        _cleanup_(json_object_putp) json_object *o = reply;
+        json_object *list = NULL;
+        int q = kpa_remote_list_contexts(r, &list, err);
+        _cleanup_(json_object_putp) json_object *a = list;
         if (q < 0)
                 return q;
-        json_object *a = json_member(o, "processes");
-        if (!json_object_is_type(a, json_type_array))
-                return kpa_error_set(err, EPROTO, "kpa-execd at %s sent no list of processes",
-                                     r->path);
         size_t count = json_object_array_length(a);
         _cleanup_free_ kpa_token *v = kpa_xcalloc(count ? count : 1, sizeof(*v));
         for (size_t i = 0; i < count; i++) {

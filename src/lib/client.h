@@ -26,6 +26,9 @@ int kpa_remote_get_state(kpa_remote *r, const kpa_token *t, kpa_process_context 
 int kpa_remote_wait(kpa_remote *r, const kpa_token *t, int timeout_ms, kpa_process_context *out,
                     kpa_error *err);
 int kpa_remote_list(kpa_remote *r, kpa_token **out, size_t *n, kpa_error *err);
+/* Every context R's user may see, as a new JSON array of CONTEXT objects
+ * (protocol.h), fetched page by page. */
+int kpa_remote_list_contexts(kpa_remote *r, json_object **out, kpa_error *err);
 
 /* One request/reply round trip. REQ is put by the call. Attached fds of the
  * reply (up to MAX_FDS) go to FDS_OUT (may be NULL when MAX_FDS is 0; extra

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "handles.h"
 #include "kpa/handle.h"
 #include "util.h"
 
@@ -47,6 +48,18 @@ static int open_inherited(const char *spec, const char *arg, kpa_error *err)
                                              spec, n);
                 return kpa_error_set_errno(err, errno,
                                            "handle spec \"%s\": cannot duplicate fd %ld", spec, n);
+        }
+        /* as file: on a directory: no way out of the private root */
+        int q = kpa_handle_fd_check(fd, spec, err);
+        if (q < 0) {
+                close(fd);
+                if (q == -EISDIR)
+                        return kpa_error_set(err, EISDIR,
+                                             "handle spec \"%s\": fd %ld is a directory; a "
+                                             "directory would let the application open host "
+                                             "files outside its sandbox",
+                                             spec, n);
+                return q;
         }
         return fd;
 }

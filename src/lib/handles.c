@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "handles.h"
@@ -80,6 +81,20 @@ char *kpa_handles_fdnames_env(const char *const *names, size_t n, kpa_error *err
         }
         *p = '\0';
         return env;
+}
+
+int kpa_handle_fd_check(int fd, const char *name, kpa_error *err)
+{
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return kpa_error_set_errno(err, errno, "handle \"%s\" (fd %d)", name, fd);
+        if (S_ISDIR(st.st_mode))
+                return kpa_error_set(err, EISDIR,
+                                     "handle \"%s\" is a directory; a directory would let the "
+                                     "application open host files outside its sandbox: pass a "
+                                     "file or a socket",
+                                     name);
+        return 0;
 }
 
 /* Close every fd >= FROM. close_range() does it in one call; before Linux

@@ -11,6 +11,12 @@
  * filled when a name is invalid (naming it and the rule). */
 char *kpa_handles_fdnames_env(const char *const *names, size_t n, kpa_error *err);
 
+/* May FD be handed to an application as the handle NAME? Not when it is a
+ * directory (also an O_PATH one): openat() relative to it would reach host
+ * files outside the application's private root. 0, or -EISDIR (or -errno
+ * of fstat) with ERR naming the handle. */
+int kpa_handle_fd_check(int fd, const char *name, kpa_error *err);
+
 /* In the child, just before exec (no malloc, async-signal-safe): put FDS[i]
  * at fd 3+i (coping with any overlap between the two ranges), clear
  * FD_CLOEXEC on them, and close every fd >= 3+N. fds 0-2 are untouched.

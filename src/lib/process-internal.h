@@ -59,6 +59,12 @@ void kpa_control_set_observer(kpa_control *ctl, kpa_state_observer fn, void *use
  * captured output); -ENOENT when T has none. */
 int kpa_control_log_path(kpa_control *ctl, const kpa_token *t, bool rotated, char *buf, size_t len);
 
+/* How many records of the state directory could not be written since the
+ * last call (0: none), with the latest failure in OUT. A record that is
+ * not written leaves the previous one, so a restarted supervisor would not
+ * know the latest state: the daemon logs it. */
+unsigned kpa_control_take_record_error(kpa_control *ctl, kpa_error *out);
+
 /* kpa_process_start() that returns once the instance is Created (the
  * sandbox is being set up) instead of Running: the observer then sees it
  * become Running, or Failed with the reason. A start that fails before

@@ -100,6 +100,10 @@ struct kpa_control {
         instance *by_token[1024];
         size_t n_instances;
         uint64_t last_prune_ms;
+        size_t n_after_prune; /* instances the last prune left */
+        /* records that could not be written (kpa_control_take_record_error) */
+        kpa_error record_error;
+        unsigned record_failures;
 };
 
 /* CLOCK_MONOTONIC in milliseconds. */
@@ -149,8 +153,9 @@ void process_arm_timer(kpa_control *ctl);
 
 /* ---- in supervise.c ---- */
 
-/* Write I's record when CTL supervises (else nothing), atomically. */
-void supervise_record_write(kpa_control *ctl, instance *i);
+/* Write I's record when CTL supervises (else nothing), atomically. A
+ * failure is kept for kpa_control_take_record_error() and returned. */
+int supervise_record_write(kpa_control *ctl, instance *i);
 /* Read the init's exit record into I (exited, wait_status); false without one. */
 bool supervise_read_exit_record(instance *i);
 /* When PID started, in clock ticks (field 22 of /proc/PID/stat); 0 if unknown. */
@@ -174,7 +179,8 @@ void supervise_schedule_restart(kpa_control *ctl, instance *i);
 void supervise_forget_restart(instance *i);
 /* Start I again now (its pending restart is due). */
 void supervise_do_restart(kpa_control *ctl, instance *i);
-/* Drop the oldest ended contexts beyond the limits (every controller). */
+/* Drop the oldest ended contexts beyond the limits (every controller): the
+ * count and age limits hold for each owner on its own. */
 void supervise_prune(kpa_control *ctl);
 
 #endif

@@ -66,7 +66,7 @@ static const char *const network_names[] = {[KPA_START_NETWORK_DEFAULT] = "defau
 struct request_fields {
         char *token, *policy, *package, *run_config, *parent, *network;
         int64_t timeout_ms, memory, pids, cpu_weight, uid, gid, stop_timeout_ms;
-        bool rotated;
+        bool rotated, list_continue;
 };
 
 static void request_fields_free(struct request_fields *f)
@@ -96,6 +96,7 @@ static const struct request_field {
         {FIELD("policy", JF_STRING, 0, policy), OP(KPA_OP_STOP) | OP(KPA_OP_STOP_ALL), 0},
         {FIELD("timeoutMs", JF_INT, 0, timeout_ms), OP(KPA_OP_WAIT), 0},
         {FIELD("rotated", JF_BOOL, 0, rotated), OP(KPA_OP_OPEN_LOG), 0},
+        {FIELD("continue", JF_BOOL, 0, list_continue), OP(KPA_OP_LIST), 0},
         {FIELD("package", JF_STRING, JF_NONEMPTY, package),
          OP(KPA_OP_START) | OP(KPA_OP_PACKAGE_INSTALLED),
          OP(KPA_OP_START) | OP(KPA_OP_PACKAGE_INSTALLED)},
@@ -303,6 +304,7 @@ static int parse_op_fields(const struct json_ctx *c, json_object *obj, size_t n_
                 return r;
         out->timeout_ms = (int)f.timeout_ms;
         out->rotated = f.rotated;
+        out->list_continue = f.list_continue;
         if (out->op == KPA_OP_START)
                 return parse_start(c, obj, &f, n_fds, out);
         out->package = TAKE_PTR(f.package);

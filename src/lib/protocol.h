@@ -10,7 +10,10 @@
  *   "id" is any integer the client chooses (default 0); the reply echoes it.
  * Reply:    {"id": 7, "error": 0, "message": "", ...result fields...}
  *   "error" is 0 or a positive errno; "errorName" its symbolic name
- *   ("EACCES"); "message" names the cause in words.
+ *   ("EACCES"); "message" names the cause in words. A reply with id 0 and an
+ *   error that came unasked answers whatever the client sent first: the
+ *   daemon refused the connection (too many of them) or could not read
+ *   the message; the daemon closes the connection after a refusal.
  * Event:    {"event": "StateChanged", "process": CONTEXT} (after Subscribe)
  *
  * Ops and their fields (all optional unless marked *):
@@ -29,7 +32,12 @@
  *   GetProcessState    "token"*                  -> "process"
  *   WaitProcess        "token"*, "timeoutMs" (-1 or absent: forever)
  *                      -> "process"; error ETIMEDOUT (with "process") on timeout
- *   ListProcesses      -> "processes": [CONTEXT, ...]
+ *   ListProcesses      "continue" (bool: the next page of this listing)
+ *                      -> "processes": [CONTEXT, ...], "more" (bool)
+ *                      A listing comes in pages of one message each: the
+ *                      first request takes a snapshot of the processes the
+ *                      client may see; while "more" is true, the client asks
+ *                      for the next page with "continue": true.
  *   StopAll            "policy" -> "stopped" (count)     (root only)
  *   Subscribe          -> then a stream of events on this connection
  *   OpenLog            "token"*, "rotated" (bool: the previous file)
@@ -90,6 +98,7 @@ typedef struct kpa_request {
         kpa_stop_policy policy; /* Stop, StopAll */
         int timeout_ms;         /* Wait; -1 forever */
         bool rotated;           /* OpenLog */
+        bool list_continue;     /* ListProcesses: the next page */
         char *package;          /* Start, PackageInstalled */
         char *run_config;       /* Start; NULL: the primary one */
         kpa_token parent;       /* Start */

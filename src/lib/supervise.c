@@ -5,7 +5,8 @@
  * of instances that outlived an earlier supervisor (pid and start time,
  * pidfd, the log pipe taken back with pidfd_getfd, the cgroup reopened),
  * output capture in STATE_DIR/logs with rotation, KPA_restart with its
- * backoff, and the retention of ended contexts (for every controller).
+ * backoff, and the retention of ended contexts (for every controller, per
+ * owner).
  * Starting, stopping and the state machine are process.c's. */
 #include "config.h"
 
@@ -56,10 +57,10 @@ static void add_int(json_object *o, const char *key, int64_t v)
 
 /* Write I's record: atomically (a temporary file renamed over the old one),
  * so that a supervisor killed in the middle leaves the old record whole. */
-void supervise_record_write(kpa_control *ctl, instance *i)
+int supervise_record_write(kpa_control *ctl, instance *i)
 {
         if (ctl->state_fd < 0)
-                return;
+                return 0;
         /* the context as the protocol writes it (token, state, exit,
          * package, owner...), plus what supervision needs */
         _cleanup_(json_object_putp) json_object *o = kpa_context_to_json(&i->token, &i->ctx, i->owner);
@@ -106,9 +107,28 @@ void supervise_record_write(kpa_control *ctl, instance *i)
         token_name(i, ".json.tmp", tmp, sizeof(tmp));
         _cleanup_close_ int fd = openat(ctl->state_fd, tmp,
                                         O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0 || kpa_write_all(fd, text, strlen(text)) < 0 || kpa_write_all(fd, "\n", 1) < 0 ||
-            renameat(ctl->state_fd, tmp, ctl->state_fd, name) < 0)
-                (void)unlinkat(ctl->state_fd, tmp, 0); /* the old record stays */
+        int q = fd < 0 ? -errno : kpa_write_all(fd, text, strlen(text));
+        if (q == 0)
+                q = kpa_write_all(fd, "\n", 1);
+        if (q == 0 && renameat(ctl->state_fd, tmp, ctl->state_fd, name) < 0)
+                q = -errno;
+        if (q == 0)
+                return 0;
+        (void)unlinkat(ctl->state_fd, tmp, 0); /* the old record stays */
+        ctl->record_failures++;
+        return kpa_error_set_errno(&ctl->record_error, -q,
+                                   "cannot write the record of %s (%s, %s) in %s/instances; a "
+                                   "restarted kpa-execd would not know its latest state",
+                                   name, i->ctx.app_id, kpa_process_state_name(i->ctx.state),
+                                   ctl->state_dir);
+}
+
+unsigned kpa_control_take_record_error(kpa_control *ctl, kpa_error *out)
+{
+        unsigned n = ctl->record_failures;
+        *out = ctl->record_error;
+        ctl->record_failures = 0;
+        return n;
 }
 
 static void record_remove(kpa_control *ctl, instance *i)
@@ -408,21 +428,42 @@ void supervise_do_restart(kpa_control *ctl, instance *i)
 
 /* ---- retention of ended contexts ---- */
 
-/* Drop the oldest ended contexts beyond the limits (count and age): they
- * are NotExisting now. New instances are added at the head, so the oldest
- * are at the tail. */
+/* The ended contexts of OWNER counted so far in a prune: one counter per
+ * owner, in a small array grown on demand (owners are root and a few
+ * members of group kpa). */
+typedef struct owner_count {
+        uid_t owner;
+        size_t kept;
+} owner_count;
+
+static size_t *owner_kept(owner_count **v, size_t *n, uid_t owner)
+{
+        for (size_t k = 0; k < *n; k++)
+                if ((*v)[k].owner == owner)
+                        return &(*v)[k].kept;
+        *v = kpa_xrealloc(*v, (*n + 1) * sizeof(**v));
+        (*v)[*n] = (owner_count){.owner = owner};
+        return &(*v)[(*n)++].kept;
+}
+
+/* Drop the oldest ended contexts beyond the limits (count and age), each
+ * owner's on their own, so that one user's many ended starts cannot evict
+ * another's: they are NotExisting now. New instances are added at the
+ * head, so the oldest are at the tail. */
 void supervise_prune(kpa_control *ctl)
 {
-        size_t kept = 0;
         uint64_t now = process_now_ms();
-        if (ctl->n_instances <= ctl->keep_ended_max + 64 && now - ctl->last_prune_ms < 1000)
+        if (ctl->n_instances <= ctl->n_after_prune + 64 && now - ctl->last_prune_ms < 1000)
                 return;
         ctl->last_prune_ms = now;
+        _cleanup_free_ owner_count *counts = NULL;
+        size_t n_counts = 0;
         for (instance **pp = &ctl->list; *pp;) {
                 instance *i = *pp;
                 bool pending = i->restart && i->restart->at_ms;
                 if (process_ended(i) && !i->live && !pending &&
-                    (++kept > ctl->keep_ended_max || now - i->ended_ms > ctl->keep_ended_ms)) {
+                    (++*owner_kept(&counts, &n_counts, i->owner) > ctl->keep_ended_max ||
+                     now - i->ended_ms > ctl->keep_ended_ms)) {
                         *pp = i->next;
                         process_hash_remove(ctl, i);
                         record_remove(ctl, i);
@@ -433,6 +474,7 @@ void supervise_prune(kpa_control *ctl)
                 }
                 pp = &i->next;
         }
+        ctl->n_after_prune = ctl->n_instances;
 }
 
 /* ---- supervision: taking over the records of an earlier supervisor ---- */

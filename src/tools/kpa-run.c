@@ -982,20 +982,13 @@ static int wait_instance(kpa_control *ctl)
 static int list(kpa_control *ctl)
 {
         kpa_remote *remote = kpa_control_remote(ctl);
-        json_object *reply = NULL;
+        json_object *list = NULL;
         kpa_error err;
-        if (kpa_remote_call(remote, kpa_request_new(KPA_OP_LIST, kpa_remote_next_id(remote)),
-                            NULL, 0, &reply, NULL, 0, NULL, &err) < 0) {
-                json_object_put(reply);
+        if (kpa_remote_list_contexts(remote, &list, &err) < 0) {
                 cli_report(&err);
                 return EXIT_FAILURE;
         }
-        _cleanup_(json_object_putp) json_object *o = reply;
-        json_object *a = json_member(o, "processes");
-        if (!json_object_is_type(a, json_type_array)) {
-                cli_error("kpa-execd sent no list of processes");
-                return EXIT_FAILURE;
-        }
+        _cleanup_(json_object_putp) json_object *a = list;
         if (arg.json) {
                 printf("%s\n", json_plain(a));
                 return EXIT_SUCCESS;

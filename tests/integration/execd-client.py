@@ -11,12 +11,22 @@ told (well-formed or not), prints the reply as one JSON line.
   execd-client.py SOCK readlog TOKEN         OpenLog; print the file's text
   execd-client.py SOCK load CLIENTS N PKG    CLIENTS connections at once,
         each starts, stops and waits N processes; prints a summary JSON
+  execd-client.py SOCK list                  ListProcesses, every page; prints
+        {"processes": [...], "pages": N}
+  execd-client.py SOCK hold N SECS [WAIT]    N connections, each asks Version
+        (WAIT s to be served, default 1), then all are held for SECS without
+        a word; prints
+        {"served", "refused", "unanswered", "dropped" (closed by the daemon
+        while held), "message" (of a refusal)}
+  execd-client.py SOCK deaf JSON             Subscribe, shut down reading,
+        send JSON (events and the reply cannot be delivered), close
 """
 import json
 import os
 import socket
 import sys
 import threading
+import time
 
 
 def connect(path):
@@ -44,6 +54,56 @@ def recv(s):
 def call(s, req, fds=()):
     send(s, json.dumps(req), fds)
     return recv(s)
+
+
+def list_all(path):
+    s = connect(path)
+    out, pages = [], 0
+    rep, _ = call(s, {"op": "ListProcesses", "id": 1})
+    while True:
+        pages += 1
+        if rep.get("error"):
+            return rep
+        out += rep["processes"]
+        if not rep.get("more"):
+            return {"processes": out, "pages": pages}
+        rep, _ = call(s, {"op": "ListProcesses", "id": pages + 1, "continue": True})
+
+
+def hold(path, n, secs, wait=1.0):
+    res = {"served": 0, "refused": 0, "unanswered": 0, "dropped": 0, "message": ""}
+    held = []
+    for _ in range(n):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.settimeout(wait)
+        try:
+            s.connect(path)
+            try:
+                send(s, json.dumps({"op": "Version", "id": 1}))
+            except OSError:
+                pass  # refused: the daemon said why, and closed
+            rep, _ = recv(s)
+        except (OSError, ValueError):
+            res["unanswered"] += 1
+            s.close()
+            continue
+        if rep and rep.get("id") == 1 and not rep.get("error"):
+            res["served"] += 1
+            held.append(s)
+        else:
+            res["refused"] += 1
+            res["message"] = (rep or {}).get("message", "")
+            s.close()
+    deadline = time.monotonic() + secs
+    for s in held:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            if not s.recv(100):
+                res["dropped"] += 1
+        except OSError:
+            pass
+        s.close()
+    return res
 
 
 def load(path, clients, n, pkg):
@@ -94,6 +154,13 @@ def main():
     if cmd == "load":
         print(json.dumps(load(path, int(args[0]), int(args[1]), args[2])))
         return
+    if cmd == "list":
+        print(json.dumps(list_all(path)))
+        return
+    if cmd == "hold":
+        wait = float(args[2]) if len(args) > 2 else 1.0
+        print(json.dumps(hold(path, int(args[0]), float(args[1]), wait)))
+        return
     s = connect(path)
     if cmd == "call":
         fds = [os.open(f, os.O_RDONLY) for f in args[1:]]
@@ -109,6 +176,13 @@ def main():
         rep, _ = call(s, json.loads(args[0]), fds)
     elif cmd == "hangup":
         send(s, args[0])
+        s.close()
+        return
+    elif cmd == "deaf":
+        call(s, {"op": "Subscribe"})
+        s.shutdown(socket.SHUT_RD)
+        send(s, args[0])
+        time.sleep(0.5)
         s.close()
         return
     elif cmd == "subscribe":

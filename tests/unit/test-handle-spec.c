@@ -128,6 +128,12 @@ static void test_fd(void)
         check_bad("fd:-1", EINVAL, "is not an fd number");
         check_bad("fd:3x", EINVAL, "is not an fd number");
         check_bad("fd:99999999999", EINVAL, "is not an fd number");
+
+        /* as file: on a directory: no way out of the private root */
+        int dfd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        snprintf(spec, sizeof(spec), "fd:%d", dfd);
+        check_bad(spec, EISDIR, "is a directory");
+        close(dfd);
 }
 
 static void test_files(void)

@@ -207,9 +207,28 @@ static void test_lookup(void)
         set_env(NULL, NULL, NULL);
 }
 
+/* A directory is no handle: openat() relative to it leaves the sandbox. */
+static void test_fd_check(void)
+{
+        kpa_error err;
+        int dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int path = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        int file = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        kpa_error_clear(&err);
+        is(kpa_handle_fd_check(dir, "root", &err), -EISDIR, "a directory fd is refused");
+        ok(strstr(err.message, "handle \"root\" is a directory") != NULL,
+           "... and the message names the handle");
+        is(kpa_handle_fd_check(path, "root", &err), -EISDIR, "an O_PATH directory fd too");
+        is(kpa_handle_fd_check(file, "null", &err), 0, "a file is a handle");
+        close(dir);
+        close(path);
+        close(file);
+}
+
 int main(void)
 {
         test_names();
+        test_fd_check();
         test_fdnames_env();
         test_install();
         test_lookup();

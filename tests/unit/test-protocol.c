@@ -121,6 +121,16 @@ static void test_simple_ops(void)
         ok(req.rotated, "OpenLog: rotated");
         kpa_request_free(&req);
 
+        o = kpa_request_new(KPA_OP_LIST, 7);
+        is(parse_obj(o, NULL, 0, &req, &err), 0, "ListProcesses: the first page");
+        ok(!req.list_continue, "ListProcesses: not a continuation");
+        kpa_request_free(&req);
+        o = kpa_request_new(KPA_OP_LIST, 8);
+        json_object_object_add(o, "continue", json_object_new_boolean(1));
+        is(parse_obj(o, NULL, 0, &req, &err), 0, "ListProcesses: the next page");
+        ok(req.list_continue, "ListProcesses: continue");
+        kpa_request_free(&req);
+
         o = kpa_request_new(KPA_OP_PACKAGE_INSTALLED, 6);
         json_object_object_add(o, "package", json_object_new_string("org.example.app"));
         is(parse_obj(o, NULL, 0, &req, &err), 0, "PackageInstalled round trip");
@@ -232,6 +242,8 @@ static const struct bad bad_requests[] = {
         {"{\"op\":7}", 0, EINVAL, "op: must be a string"},
         {"{\"op\":\"Version\",\"id\":\"7\"}", 0, EINVAL, "id: must be an integer"},
         {"{\"op\":\"Version\",\"id\":1.5}", 0, EINVAL, "id: must be an integer"},
+        {"{\"op\":\"Version\",\"continue\":true}", 0, EINVAL, "continue"},
+        {"{\"op\":\"ListProcesses\",\"continue\":1}", 0, EINVAL, "continue: must be a boolean"},
         {"{\"op\":\"Version\",\"extra\":1}", 0, EINVAL, "extra: unknown key"},
         {"{\"op\":\"Version\",\"token\":\"00000000000000000000000000000000\"}", 0, EINVAL,
          "token: unknown key"},
@@ -744,6 +756,17 @@ static void serve_connection(int c, int protocol)
                 return;
         }
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (protocol < 0) {
+                /* as kpa-execd refuses a connection: say why with id 0 (the
+                 * client's first request may come before or after), close */
+                serve_reply(c, kpa_reply_new(0, EAGAIN, "too many connections (a test)"), NULL, 0);
+                usleep(50000);
+                shutdown(c, SHUT_RD);
+                char b;
+                while (recv(c, &b, 1, MSG_DONTWAIT) > 0)
+                        ;
+                _exit(0);
+        }
         char *buf = kpa_xmalloc(KPA_MSG_MAX + 1);
         int fds[KPA_MSG_FDS_MAX];
         size_t n_fds;
@@ -830,6 +853,11 @@ static void test_client(void)
         pid_t pid = start_fake(path, KPA_PROTOCOL_VERSION + 1);
         is(kpa_remote_connect(path, &r, &err), -EPROTO, "a daemon of another protocol");
         has_str(err.message, "speaks protocol 2", "  says which");
+        stop_fake(pid);
+
+        pid = start_fake(path, -1);
+        is(kpa_remote_connect(path, &r, &err), -EAGAIN, "a daemon that refuses the connection");
+        has_str(err.message, "too many connections (a test)", "  says why, in its words");
         stop_fake(pid);
 
         pid = start_fake(path, KPA_PROTOCOL_VERSION);
