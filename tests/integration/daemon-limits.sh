@@ -16,12 +16,10 @@ PROBE="$top_builddir/tests/probe/probe"
 GROUP=$(getent group 65534 | cut -d: -f1)
 [ -n "$GROUP" ] || skip_all "no group with gid 65534 to stand for group kpa"
 # what uid 65534 runs must be reachable from any clone location
-chmod 755 "$T"
-cp "$top_srcdir/tests/integration/execd-client.py" "$T/client.py"
-chmod 755 "$T/client.py"
-client() { "$PYTHON3" "$T/client.py" "$@"; }
+CLIENT_PY=$(reachable "$top_srcdir/tests/integration/execd-client.py")
+client() { "$PYTHON3" "$CLIENT_PY" "$@"; }
 # a member of the daemon's group (gid 65534, the group given with --group)
-member() { setpriv --reuid 65534 --regid 65534 --clear-groups "$PYTHON3" "$T/client.py" "$@"; }
+member() { setpriv --reuid 65534 --regid 65534 --clear-groups "$PYTHON3" "$CLIENT_PY" "$@"; }
 R="$T/store"
 S="$T/execd.sock"
 STATE="$T/state"

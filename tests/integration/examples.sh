@@ -41,7 +41,7 @@ check_eq "hello exits 0 by default" "$?" 0
 check "hello has no handles unless given" has "handles: 0"
 check "private storage persists between runs" has "storage: /storage is writable, run 2"
 check_eq "the storage file belongs to the package's uid on the host" \
-    "$(stat -c %u "$R/storage/org.example.hello/runs")" "$(cat "$R/users/org.example.hello")"
+    "$(storage_owner "$R" org.example.hello runs)" "$(cat "$R/users/org.example.hello")"
 
 # ---- echo ----
 check_output "echo refuses to start without its listening socket" 'handle "listen"' \

@@ -163,6 +163,18 @@ reachable() {
     echo "$dest"
 }
 
+# storage_owner STORE APP FILE: the uid that owns FILE in APP's private
+# storage, read from outside: from its file system image when it has one
+# (debugfs reads it without a mount), else from the directory
+storage_owner() {
+    local img="$1/images/$2.img"
+    if [ -f "$img" ]; then
+        debugfs -R "stat /$3" "$img" 2>/dev/null | sed -n 's/^User: *\([0-9]*\).*/\1/p' | head -1
+    else
+        stat -c %u "$1/storage/$2/$3"
+    fi
+}
+
 skip_all() { echo "1..0 # SKIP $*"; exit 0; }
 need_root() { [ "$(id -u)" -eq 0 ] || skip_all "needs root"; }
 

@@ -85,7 +85,7 @@ check "--network host, granted, shares the host's interfaces" test "$(val netifs
 # ---- private storage persists ----
 check "write to /storage" run $APP -- write /storage/note.txt kept
 check_eq "/storage keeps its content across runs" "$(run $APP -- cat /storage/note.txt)" kept
-check_eq "the file belongs to the package uid on the host" "$(stat -c %u "$R/storage/$APP/note.txt")" "$uid"
+check_eq "the file belongs to the package uid on the host" "$(storage_owner "$R" $APP note.txt)" "$uid"
 
 # ---- host paths bound read-only (extensions.KPA_sandbox.readOnlyPaths) ----
 chmod 755 "$T" # the package's uid must reach the paths below (permissions.sh)
