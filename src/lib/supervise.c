@@ -598,7 +598,14 @@ static void adopt(kpa_control *ctl, instance *i)
                         closep(&i->log_pipe), i->log_pipe = -1;
         }
         if (i->sb.pidfd < 0) {
-                process_finalize(ctl, i); /* it ended while no supervisor ran */
+                /* it ended while no supervisor ran, and its init is reaped
+                 * (a zombie init is adopted above and ends as Running). Its
+                 * record says Created: it is not rewritten for Running. An
+                 * exit record means that the application ran, since the
+                 * init writes it when the application ends */
+                if (i->ctx.state < KPA_PROCESS_RUNNING && supervise_read_exit_record(i))
+                        i->ctx.state = KPA_PROCESS_RUNNING;
+                process_finalize(ctl, i);
                 return;
         }
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &i->w_pidfd};

@@ -163,6 +163,25 @@ reachable() {
     echo "$dest"
 }
 
+# app_cgroups APP...: the cgroup directories of these applications below
+# our own cgroup, in every hierarchy: v1 controllers, and the v2 hierarchy
+# (the 0:: line: all of it on a pure v2 host, the empty "unified" one of a
+# hybrid host)
+app_cgroups() {
+    local ctrl path mnt a
+    while IFS=: read -r _ ctrl path; do
+        case $ctrl in
+        memory | pids | cpu,cpuacct | cpu) mnt=/sys/fs/cgroup/${ctrl%%,*} ;;
+        "") mnt=/sys/fs/cgroup; [ -d /sys/fs/cgroup/unified ] && mnt=/sys/fs/cgroup/unified ;;
+        *) continue ;;
+        esac
+        for a in "$@"; do
+            [ -d "$mnt$path/kpa.slice/$a" ] && echo "$mnt$path/kpa.slice/$a"
+        done
+    done </proc/self/cgroup
+    return 0
+}
+
 # storage_owner STORE APP FILE: the uid that owns FILE in APP's private
 # storage, read from outside: from its file system image when it has one
 # (debugfs reads it without a mount), else from the directory

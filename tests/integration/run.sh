@@ -16,18 +16,7 @@ $MKPKG "$T/probe.kpa" --id $APP --bin "$PROBE" --set 'runConfigurations[0].args=
 uid=$(cat "$R/users/$APP")
 
 # the cgroups this test's instances land in (below our own cgroup, per hierarchy)
-cg_dirs() {
-    local ctrl path mnt
-    while IFS=: read -r _ ctrl path; do
-        case $ctrl in
-        memory | pids | cpu,cpuacct | cpu) mnt=/sys/fs/cgroup/${ctrl%%,*} ;;
-        "") mnt=/sys/fs/cgroup; [ -d /sys/fs/cgroup/unified ] && mnt=/sys/fs/cgroup/unified ;;
-        *) continue ;;
-        esac
-        [ -d "$mnt$path/kpa.slice/$APP" ] && echo "$mnt$path/kpa.slice/$APP"
-    done </proc/self/cgroup
-    return 0
-}
+cg_dirs() { app_cgroups "$APP"; }
 leftover_instances() {
     local d
     for d in $(cg_dirs); do find "$d" -mindepth 1 -maxdepth 1 -type d; done
