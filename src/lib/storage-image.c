@@ -44,7 +44,10 @@ static const char *mkfs_type(const char *fs_type)
         return "ext4";
 }
 
-const char *storage_image_fs_type(const char *fs_type) { return mkfs_type(fs_type); }
+const char *storage_image_fs_type(const char *fs_type)
+{
+        return mkfs_type(fs_type);
+}
 
 /* Run mke2fs on PATH; its error output, if any, into the message. */
 static int run_mke2fs(const char *path, const char *type, uid_t uid, kpa_error *err)
@@ -52,8 +55,8 @@ static int run_mke2fs(const char *path, const char *type, uid_t uid, kpa_error *
         char owner[64];
         /* nodiscard: keep the blocks that fallocate reserved */
         snprintf(owner, sizeof(owner), "root_owner=%u:%u,nodiscard", (unsigned)uid, (unsigned)uid);
-        const char *argv[] = {"mke2fs", "-q", "-F", "-t", type, "-m", "0", "-E", owner,
-                              "-L", "kpa-storage", path, NULL};
+        const char *argv[] = {"mke2fs", "-q",  "-F", "-t",          type, "-m", "0",
+                              "-E",     owner, "-L", "kpa-storage", path, NULL};
         int out[2];
         if (pipe2(out, O_CLOEXEC) < 0)
                 return kpa_error_set_errno(err, errno, "pipe");
@@ -92,7 +95,8 @@ int storage_image_create(kpa_store *s, const char *app_id, uint64_t size_mb, con
                          uid_t uid, kpa_error *err)
 {
         if (size_mb == 0 || size_mb > (1u << 20))
-                return kpa_error_set(err, EINVAL, "%s: privateStorage.size %llu MB is not a size kpa can give",
+                return kpa_error_set(err, EINVAL,
+                                     "%s: privateStorage.size %llu MB is not a size kpa can give",
                                      app_id, (unsigned long long)size_mb);
         if (mkdirat(s->root_fd, "images", 0700) < 0 && errno != EEXIST)
                 return kpa_error_set_errno(err, errno, "store %s: cannot create images/", s->root);
@@ -112,7 +116,8 @@ int storage_image_create(kpa_store *s, const char *app_id, uint64_t size_mb, con
         if (r < 0) {
                 int e = errno;
                 (void)unlinkat(s->root_fd, tmp, 0);
-                return kpa_error_set_errno(err, e, "%s: cannot make its %llu MB private storage in %s",
+                return kpa_error_set_errno(err, e,
+                                           "%s: cannot make its %llu MB private storage in %s",
                                            app_id, (unsigned long long)size_mb, s->root);
         }
         r = run_mke2fs(tmp_path, mkfs_type(fs_type), uid, err);
@@ -152,9 +157,9 @@ static bool loop_backs(int n, const struct stat *img)
         char dev[32];
         snprintf(dev, sizeof(dev), "/dev/loop%d", n);
         _cleanup_close_ int fd = open(dev, O_RDONLY | O_CLOEXEC);
-        struct loop_info64 info;
-        return fd >= 0 && ioctl(fd, LOOP_GET_STATUS64, &info) == 0 && info.lo_device == img->st_dev &&
-               info.lo_inode == img->st_ino;
+        struct loop_info64 info = {0}; /* (zeroed for valgrind, which knows no loop ioctl) */
+        return fd >= 0 && ioctl(fd, LOOP_GET_STATUS64, &info) == 0 &&
+               info.lo_device == img->st_dev && info.lo_inode == img->st_ino;
 }
 
 /* The loop device (its number) whose backing file is IMG, or -1. */
@@ -195,13 +200,16 @@ static int open_loop(int img_fd, const struct stat *img, const char *img_path, c
                 if (fd < 0)
                         return kpa_error_set_errno(err, errno, "cannot open %s", dev);
                 struct loop_config cfg = {.fd = (unsigned)img_fd};
-                snprintf((char *)cfg.info.lo_file_name, sizeof(cfg.info.lo_file_name), "%s", img_path);
+                snprintf((char *)cfg.info.lo_file_name, sizeof(cfg.info.lo_file_name), "%s",
+                         img_path);
                 if (ioctl(fd, LOOP_CONFIGURE, &cfg) == 0)
                         return TAKE_FD(fd);
                 if (errno != EBUSY) /* EBUSY: another process took it first */
-                        return kpa_error_set_errno(err, errno, "cannot attach %s to %s", img_path, dev);
+                        return kpa_error_set_errno(err, errno, "cannot attach %s to %s", img_path,
+                                                   dev);
         }
-        return kpa_error_set(err, EBUSY, "cannot attach %s: every free loop device was taken", img_path);
+        return kpa_error_set(err, EBUSY, "cannot attach %s: every free loop device was taken",
+                             img_path);
 }
 
 int storage_image_open_mount(kpa_store *s, const char *app_id, kpa_error *err)
@@ -210,7 +218,8 @@ int storage_image_open_mount(kpa_store *s, const char *app_id, kpa_error *err)
         if (img == -ENOENT)
                 return -ENOENT; /* a plain directory */
         if (img < 0)
-                return kpa_error_set_errno(err, -img, "%s: %s/images/%s.img", app_id, s->root, app_id);
+                return kpa_error_set_errno(err, -img, "%s: %s/images/%s.img", app_id, s->root,
+                                           app_id);
         struct stat st;
         if (fstat(img, &st) < 0)
                 return kpa_error_set_errno(err, errno, "%s: private storage image", app_id);
@@ -219,7 +228,8 @@ int storage_image_open_mount(kpa_store *s, const char *app_id, kpa_error *err)
          * open of its own, which it keeps, and a lock on it would stay.) */
         while (flock(img, LOCK_EX) < 0)
                 if (errno != EINTR)
-                        return kpa_error_set_errno(err, errno, "%s: lock its private storage", app_id);
+                        return kpa_error_set_errno(err, errno, "%s: lock its private storage",
+                                                   app_id);
         _cleanup_free_ char *img_path = kpa_xasprintf("%s/images/%s.img", s->root, app_id);
         _cleanup_close_ int backing = open_image(s, app_id);
         if (backing < 0)
@@ -237,9 +247,11 @@ int storage_image_open_mount(kpa_store *s, const char *app_id, kpa_error *err)
         if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "source", dev, 0) < 0 ||
             syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "errors", "remount-ro", 0) < 0 ||
             syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
-                return kpa_error_set_errno(err, errno, "%s: cannot mount its private storage %s (%s)",
-                                           app_id, img_path, dev);
-        int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+                return kpa_error_set_errno(err, errno,
+                                           "%s: cannot mount its private storage %s (%s)", app_id,
+                                           img_path, dev);
+        int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC,
+                               MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
         if (mnt < 0)
                 return kpa_error_set_errno(err, errno, "%s: cannot mount its private storage %s",
                                            app_id, img_path);

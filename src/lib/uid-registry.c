@@ -70,9 +70,11 @@ int uid_registry_open(const kpa_store *s, uid_registry **out, kpa_error *err)
         r->dir = kpa_xstrdup(dir);
         r->store = realpath(s->root, NULL);
         if (!r->store)
-                return kpa_error_set_errno(err, errno, "store %s: cannot resolve its path", s->root);
+                return kpa_error_set_errno(err, errno, "store %s: cannot resolve its path",
+                                           s->root);
         if (*dir != '/')
-                return kpa_error_set(err, EINVAL, "the uid registry %s is not an absolute path", dir);
+                return kpa_error_set(err, EINVAL, "the uid registry %s is not an absolute path",
+                                     dir);
         int q = make_dirs(dir);
         if (q < 0)
                 return kpa_error_set_errno(err, -q, "cannot create the uid registry %s", dir);

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -265,7 +266,10 @@ int kpa_read_fd(int fd, size_t max, char **out, size_t *out_len)
 /* the fallback of kpa_open_beneath(): one O_NOFOLLOW open per component */
 static int open_beneath_walk(int dirfd, const char *path, int flags, mode_t mode)
 {
-        _cleanup_free_ char *copy = kpa_xstrdup(path);
+        char copy[PATH_MAX];
+        if (strlen(path) >= sizeof(copy))
+                return -ENAMETOOLONG;
+        memcpy(copy, path, strlen(path) + 1);
         _cleanup_close_ int cur = -1;
         char *save = NULL, *next;
         char *name = strtok_r(copy, "/", &save);
