@@ -69,20 +69,7 @@ for f in glob.glob(sys.argv[1] + "/state*/instances/*.json"):
         pass' "$T"
 }
 cleanup_add 'kill_leftovers'
-cg_dirs() {
-    local ctrl path mnt a
-    while IFS=: read -r _ ctrl path; do
-        case $ctrl in
-        memory | pids | cpu,cpuacct | cpu) mnt=/sys/fs/cgroup/${ctrl%%,*} ;;
-        "") mnt=/sys/fs/cgroup; [ -d /sys/fs/cgroup/unified ] && mnt=/sys/fs/cgroup/unified ;;
-        *) continue ;;
-        esac
-        for a in $APP $FREE; do
-            [ -d "$mnt$path/kpa.slice/$a" ] && echo "$mnt$path/kpa.slice/$a"
-        done
-    done </proc/self/cgroup
-    return 0
-}
+cg_dirs() { app_cgroups $APP $FREE; }
 cleanup_add 'sleep 0.2; for d in $(cg_dirs); do find "$d" -mindepth 1 -maxdepth 1 -type d -exec rmdir {} \; ; rmdir "$d"; done 2>/dev/null'
 # cgfile TOKEN FILE: FILE of the instance's cgroup, in whichever hierarchy has it
 cgfile() {
