@@ -184,10 +184,23 @@ app_cgroups() {
 
 # storage_owner STORE APP FILE: the uid that owns FILE in APP's private
 # storage, read from outside: from its file system image when it has one
-# (debugfs reads it without a mount), else from the directory
+# (debugfs reads it without a mount), else from the directory. The file
+# system of an instance that just ended may still be mounted for a moment
+# (its mount namespace goes away after the instance; a 1-CPU guest showed
+# it), with its metadata in the journal: wait until its loop device has no
+# ext4 mounted on it.
 storage_owner() {
-    local img="$1/images/$2.img"
+    local img="$1/images/$2.img" f dev _
     if [ -f "$img" ]; then
+        for f in /sys/block/loop*/loop/backing_file; do
+            [ "$(cat "$f" 2>/dev/null)" = "$img" ] || continue
+            f=${f#/sys/block/}
+            dev=${f%%/*}
+        done
+        for _ in $(seq 200); do
+            if [ -z "${dev:-}" ] || [ ! -e "/sys/fs/ext4/$dev" ]; then break; fi
+            sleep 0.05
+        done
         debugfs -R "stat /$3" "$img" 2>/dev/null | sed -n 's/^User: *\([0-9]*\).*/\1/p' | head -1
     else
         stat -c %u "$1/storage/$2/$3"
