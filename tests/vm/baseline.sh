@@ -42,7 +42,7 @@ APP=org.example.baseline
     --set 'runConfigurations[0].args=[]' >/dev/null
 show "$KPA_INSTALL" -q "$T/probe.kpa"
 
-echo "== from the root cgroup (as the integration tests run)"
+echo "== from this shell's cgroup (the root in the plain guest, as the integration tests run there)"
 show "$KPA_RUN" org.example.hello
 echo "--- --memory 64M: memory.max of a running instance, then a memory hog"
 "$KPA_RUN" --memory 64M $APP -- sleep 3 >/dev/null 2>&1 &

@@ -60,8 +60,10 @@ builddir=$(cd "$builddir" && pwd) || die "no build tree $builddir"
 { [ -f "$builddir/Makefile" ] && [ -f "$builddir/config.status" ]; } ||
     die "$builddir is not a configured build tree (configure and make first)"
 out=${out:-$builddir/vm-check/$mode}
+srcdir=$(sed -n 's/^abs_top_srcdir = //p' "$builddir/Makefile" | head -1)
+srcdir=$(cd "${srcdir:-.}" && pwd) || die "no source tree for $builddir"
 # the paths go on the guest's kernel command line and to hostfs
-for p in "$builddir" "$here" "$out"; do
+for p in "$builddir" "$srcdir" "$here" "$out"; do
     [[ $p =~ ^[A-Za-z0-9_./+-]+$ ]] || die "the path $p has characters the guest's kernel command line cannot carry"
 done
 
@@ -81,6 +83,8 @@ rm -f "$out"/{config,status,error,log,boot,console.log}
 {
     printf 'VM_MODE=%q\n' "$mode"
     printf 'VM_BUILDDIR=%q\n' "$builddir"
+    printf 'VM_SRCDIR=%q\n' "$srcdir"
+    printf 'VM_SCRIPTS=%q\n' "$here"
     printf 'VM_TESTS=%q\n' "$tests"
     printf 'VM_COMMAND=%q\n' "$command"
     printf 'PYTHON3=%q\n' "$(sed -n 's/^PYTHON3 = //p' "$builddir/Makefile" | head -1)"
