@@ -79,7 +79,7 @@ fi
 
 mkdir -p "$out" || die "cannot create $out"
 rm -rf "${out:?}"/uml
-rm -f "$out"/{config,status,error,log,boot,console.log}
+rm -f "$out"/{config,status,error,log,boot,journal,console.log}
 {
     printf 'VM_MODE=%q\n' "$mode"
     printf 'VM_BUILDDIR=%q\n' "$builddir"

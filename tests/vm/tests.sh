@@ -6,6 +6,7 @@
 #               interfaces, boot and test times
 #   DIR/log     what the tests printed (also on the console)
 #   DIR/status  the exit status of the tests
+#   DIR/journal the systemd guest's journal
 # It runs, in the built tree VM_BUILDDIR, the shell command VM_COMMAND if
 # there is one, else make check with TESTS=VM_TESTS ("all": all of them).
 set -u
@@ -44,6 +45,11 @@ start=$(cut -d' ' -f1 /proc/uptime)
 run_tests </dev/null 2>&1 | tee "$kpa_vm_dir/log"
 status=${PIPESTATUS[0]}
 echo "test time: $(awk -v s="$start" '{ printf "%.1f", $1 - s }' /proc/uptime) s" >>"$kpa_vm_dir/boot"
+# the systemd guest's journal and failed units, for a post-mortem
+if [ "$VM_MODE" = systemd ]; then
+    systemctl --failed --no-legend --plain | sed 's/^/failed unit: /' >>"$kpa_vm_dir/boot"
+    journalctl -b -o short-monotonic --no-pager >"$kpa_vm_dir/journal" 2>&1
+fi
 echo "$status" >"$kpa_vm_dir/status"
 sync
 exit "$status"
