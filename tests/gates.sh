@@ -130,7 +130,7 @@ gate_clang_tidy() {
 gate_shellcheck() {
     local rc=0
     cd "$src" || return 1
-    local scripts=(tests/integration/*.sh tests/fuzz/*.sh tests/gates.sh tests/fresh-root.sh pkg/*.sh .ci/run
+    local scripts=(tests/integration/*.sh tests/fuzz/*.sh tests/gates.sh tests/fresh-root.sh tests/vm/*.sh tests/vm/init pkg/*.sh .ci/run
         manifests/demo/*.sh)
     shellcheck "${scripts[@]}" || rc=1
     # bench/ is its owner's to change: its "ls -l" prints sizes on purpose (SC2012)
