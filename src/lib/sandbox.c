@@ -774,6 +774,10 @@ static _Noreturn void init_main(const child_ctx *c)
  * hide a source path below it. */
 static int detached_copy(const kpa_mount_op *op, bool by_fd)
 {
+        /* a fresh detached mount is moved itself: kernels before 6.5 (this
+         * guest's 6.1) refuse to clone one */
+        if (by_fd && op->detached)
+                return fcntl(op->source_fd, F_DUPFD_CLOEXEC, 3);
         int t = by_fd ? open_tree(op->source_fd, "",
                                   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE)
                       : open_tree(AT_FDCWD, op->source,

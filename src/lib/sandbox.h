@@ -35,6 +35,7 @@ typedef struct kpa_mount_op {
         int source_fd;  /* O_PATH fd of the source opened by the parent, or -1 */
         char *target;   /* absolute path inside the new root */
         bool optional;  /* a missing source is skipped */
+        bool detached;  /* SOURCE_FD is a detached mount (fsmount), moved as it is */
 } kpa_mount_op;
 
 typedef struct kpa_instance_spec {

@@ -152,21 +152,22 @@ static int plan_package(kpa_store *store, const kpa_manifest *m, kpa_instance_sp
                 return storage;
         _cleanup_free_ char *storage_path =
                 kpa_xasprintf("%s/storage/%s", kpa_store_root(store), m->application.id);
+        int image = -1;
         if (geteuid() == 0) {
-                int image = storage_image_open_mount(store, m->application.id, err);
-                if (image < 0 && image != -ENOENT) {
+                int q = storage_image_open_mount(store, m->application.id, &image, err);
+                if (q < 0) {
                         close(storage);
-                        return image;
-                }
-                if (image >= 0) {
-                        close(storage);
-                        storage = image;
-                        free(storage_path);
-                        storage_path = kpa_xasprintf("%s/images/%s.img", kpa_store_root(store),
-                                                     m->application.id);
+                        return q;
                 }
         }
+        if (image >= 0) { /* a detached mount of the image, in place of the directory */
+                close(storage);
+                storage = image;
+                free(storage_path);
+                storage_path = kpa_xasprintf("%s/images/%s.img", kpa_store_root(store), m->application.id);
+        }
         kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RW, storage_path, storage, "/storage", false);
+        spec->mounts[spec->n_mounts - 1].detached = image >= 0;
         return 0;
 }
 

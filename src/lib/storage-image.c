@@ -121,6 +121,11 @@ int storage_image_create(kpa_store *s, const char *app_id, uint64_t size_mb, con
                                            app_id, (unsigned long long)size_mb, s->root);
         }
         r = run_mke2fs(tmp_path, mkfs_type(fs_type), uid, err);
+        /* mke2fs zeroes some ranges by punching holes where the file system
+         * has no ZERO_RANGE (tmpfs): reserve them again */
+        if (r == 0 && fallocate(fd, 0, 0, bytes) < 0 && errno != EOPNOTSUPP && errno != ENOSYS)
+                r = kpa_error_set_errno(err, errno, "%s: cannot make its %llu MB private storage in %s",
+                                        app_id, (unsigned long long)size_mb, s->root);
         if (r == 0 && fsync(fd) < 0)
                 r = kpa_error_set_errno(err, errno, "fsync %s", tmp_path);
         if (r == 0 && renameat(s->root_fd, tmp, s->root_fd, name) < 0)
@@ -190,7 +195,10 @@ static int open_loop(int img_fd, const struct stat *img, const char *img_path, c
         }
         _cleanup_close_ int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
         if (ctl < 0)
-                return kpa_error_set_errno(err, errno, "cannot open /dev/loop-control");
+                return kpa_error_set_errno(err, errno,
+                                           "cannot open /dev/loop-control: a private storage with "
+                                           "a size is a file system image, which needs loop "
+                                           "devices (modprobe loop)");
         for (int tries = 0; tries < 8; tries++) {
                 n = ioctl(ctl, LOOP_CTL_GET_FREE);
                 if (n < 0)
@@ -212,11 +220,12 @@ static int open_loop(int img_fd, const struct stat *img, const char *img_path, c
                              img_path);
 }
 
-int storage_image_open_mount(kpa_store *s, const char *app_id, kpa_error *err)
+int storage_image_open_mount(kpa_store *s, const char *app_id, int *mount_fd, kpa_error *err)
 {
+        *mount_fd = -1;
         _cleanup_close_ int img = open_image(s, app_id);
         if (img == -ENOENT)
-                return -ENOENT; /* a plain directory */
+                return 0; /* a plain directory */
         if (img < 0)
                 return kpa_error_set_errno(err, -img, "%s: %s/images/%s.img", app_id, s->root,
                                            app_id);
@@ -263,7 +272,8 @@ int storage_image_open_mount(kpa_store *s, const char *app_id, kpa_error *err)
         if (stat(self, &root) == 0 && (root.st_mode & 07777) != 0700)
                 (void)chmod(self, 0700);
         (void)unlinkat(mnt, "lost+found", AT_REMOVEDIR);
-        return mnt;
+        *mount_fd = mnt;
+        return 0;
 }
 
 void storage_image_remove(kpa_store *s, const char *app_id)

@@ -35,9 +35,11 @@ const char *storage_image_fs_type(const char *fs_type);
 int storage_image_create(kpa_store *s, const char *app_id, uint64_t size_mb, const char *fs_type,
                          uid_t uid, kpa_error *err);
 bool storage_image_exists(kpa_store *s, const char *app_id, uint64_t *bytes);
-/* A detached mount of APP_ID's image (an fd for move_mount/open_tree), or
- * -ENOENT (err untouched) when its storage is a plain directory. */
-int storage_image_open_mount(kpa_store *s, const char *app_id, kpa_error *err);
+/* A detached mount of APP_ID's image into MOUNT_FD (an fd for
+ * move_mount/open_tree), or -1 there when its storage is a plain
+ * directory. An image that cannot be mounted is an error: never the
+ * directory instead, whose size nothing limits. */
+int storage_image_open_mount(kpa_store *s, const char *app_id, int *mount_fd, kpa_error *err);
 /* Unmount and delete it (a purge). */
 void storage_image_remove(kpa_store *s, const char *app_id);
 

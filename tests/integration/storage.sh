@@ -71,6 +71,15 @@ check_eq "... which the first sees at once" "$(run $APP -- read)" second
 kill $first 2>/dev/null
 wait $first 2>/dev/null
 
+# an image that cannot be mounted fails the start: never the plain
+# directory instead, whose size nothing limits
+cp "$R/images/$APP.img" "$T/img.kept"
+dd if=/dev/zero of="$R/images/$APP.img" bs=64k count=1 conv=notrunc status=none
+check_output "a private storage image that cannot be mounted fails the start" \
+    "cannot mount its private storage" run $APP -- read
+cp "$T/img.kept" "$R/images/$APP.img"
+check_eq "... and the start works again with the image back" "$(run $APP -- read)" second
+
 info=$("$KPA_INSTALL" --root "$R" --info $APP)
 check "--info says the size is enforced" grep -q 'Storage: *16 MB, ext4 (enforced' <<<"$info"
 check "--info --json says so too" grep -q '"storageEnforced": *true' <<<"$("$KPA_INSTALL" --root "$R" --info --json $APP)"
