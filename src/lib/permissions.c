@@ -308,7 +308,10 @@ int kpa_policy_grants(const char *dir, const char *app_id, char *const *requeste
         _cleanup_free_ char *path =
                 kpa_xasprintf("%s/%s.json", dir ? dir : kpa_policy_default_dir(), app_id);
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0 && errno == ENOENT) {
+        /* none; or, for a user's own kpa-install, an administrator's policy
+         * directory that the user may not read (a --policy DIR given on
+         * purpose that cannot be read stays an error) */
+        if (fd < 0 && (errno == ENOENT || (errno == EACCES && !dir && geteuid() != 0))) {
                 *out = kpa_xcalloc(1, sizeof(char *));
                 return 0;
         }
