@@ -15,11 +15,10 @@ DEPS="build-essential autoconf automake libtool pkg-config
 # the quality gates of check (tests/gates.sh); the Debian packaging and
 # bash completion tests (tests/integration/deb.sh, completion.sh); systemd-analyze
 # for the units (daemon.sh); pgrep and ps, with which the tests find the
-# processes of an instance (a minbase Debian has no procps); user-mode-linux
-# for the pure cgroup v2 lane (make check-vm, tests/vm)
+# processes of an instance (a minbase Debian has no procps)
 [ "$action" = check ] && DEPS="$DEPS valgrind cppcheck clang-14 clang-tidy-14
       libclang-rt-14-dev bear shellcheck gcovr
-      debhelper fakeroot lintian bash-completion systemd procps user-mode-linux"
+      debhelper fakeroot lintian bash-completion systemd procps"
 
 install_deps() {
     # shellcheck disable=SC2086
@@ -69,18 +68,6 @@ check)
     else
         echo "FAIL: make distcheck (see build/distcheck.log)"
         tail -30 distcheck.log
-        fail=$((fail + 1))
-        status=1
-    fi
-    # the pure cgroup v2 lane: a user-mode-linux guest runs a subset of the
-    # tests (this machine's own cgroups may be v1 or hybrid)
-    if make check-vm >check-vm.log 2>&1; then
-        echo "PASS: make check-vm ($(tail -n 1 check-vm.log | sed -n 's/.*guest wall time: //p'))"
-        pass=$((pass + 1))
-    else
-        echo "FAIL: make check-vm (see build/check-vm.log)"
-        grep -E '^(FAIL|ERROR):' check-vm.log | sed 's/^/  /' | head -20
-        tail -5 check-vm.log
         fail=$((fail + 1))
         status=1
     fi
