@@ -28,6 +28,30 @@ typedef struct kpa_cgroup_limits {
 
 typedef struct kpa_cgroup kpa_cgroup;
 
+/* Who makes an instance's cgroup. CGROUPFS: kpa itself, in the cgroup
+ * file system, below its own cgroup or an explicit parent (v1, hybrid, v2).
+ * SYSTEMD: systemd, as a transient scope unit kpa-APP-INST.scope in the
+ * slice kpa-APP.slice below kpa.slice, asked over systemd's private bus
+ * (pure cgroup v2 under systemd as PID 1; cgroup-systemd.c). */
+typedef enum kpa_cgroup_driver {
+        KPA_CGROUP_DRIVER_AUTO = 0,
+        KPA_CGROUP_DRIVER_CGROUPFS,
+        KPA_CGROUP_DRIVER_SYSTEMD,
+} kpa_cgroup_driver;
+
+/* Choose the driver for this process by NAME: "auto", "cgroupfs" or
+ * "systemd" (-EINVAL naming the choices otherwise). Until it is called the
+ * choice is the environment variable KPA_CGROUP_DRIVER, else "auto". */
+int kpa_cgroup_driver_set(const char *name, kpa_error *err);
+/* The driver in use, never AUTO: auto is SYSTEMD when systemd is PID 1
+ * (/run/systemd/system exists), cgroup v2 is mounted at /sys/fs/cgroup and
+ * systemd's private bus socket is there for this user; CGROUPFS otherwise.
+ * -EINVAL with ERR set when KPA_CGROUP_DRIVER holds another word. */
+int kpa_cgroup_driver_get(kpa_cgroup_driver *out, kpa_error *err);
+const char *kpa_cgroup_driver_name(kpa_cgroup_driver d);
+/* systemd's private bus socket for this user (root: the system manager). */
+char *kpa_systemd_private_socket(void);
+
 /* Create PARENT/kpa.slice/APP_ID/INSTANCE (PARENT NULL: this process's own
  * cgroup, per hierarchy) with LIMITS. -errno with a message naming the
  * cgroup path on failure; nothing is left behind then.
