@@ -6,15 +6,30 @@
  * do with --systemd-cgroup: a transient scope unit that holds the
  * instance's init, with the limits as unit properties.
  *
- * This file holds the choice of driver; the scopes follow below it. */
+ * This file holds the choice of driver and the talk with systemd: one
+ * StartTransientUnit call per instance, on systemd's private socket, for
+ * the scope kpa-APP-INST.scope in kpa-APP.slice (whose parent, by systemd's
+ * naming, is kpa.slice) with Delegate=yes, CollectMode=inactive-or-failed
+ * and the limits as MemoryMax, MemorySwapMax, TasksMax and CPUWeight. The
+ * scope is made for the instance's init, which waits (see sandbox.c) until
+ * systemd has moved it in; cgroup.c then treats the scope's group as it
+ * treats its own (listing, cgroup.kill, memory.events), but never removes
+ * it: systemd does, once it is empty. */
 #include "config.h"
 
+#include <dlfcn.h>
+#include <fcntl.h>
 #include <linux/magic.h>
+#include <signal.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -113,4 +128,285 @@ int kpa_cgroup_driver_get(kpa_cgroup_driver *out, kpa_error *err)
         }
         *out = d;
         return 0;
+}
+
+/* ---- sd-bus, loaded when first needed ----
+ * libsystemd is opened with dlopen() rather than linked: kpa-run is linked
+ * for a fast start (its libraries are static where Debian ships archives),
+ * and a host without systemd, or a start with the cgroupfs driver, should
+ * not pay for loading libsystemd and the five libraries it needs. The
+ * declarations come from <systemd/sd-bus.h>; the symbols from the library
+ * the running system has (libsystemd0). */
+#define SD_SYMBOLS(X)                                                                              \
+        X(sd_bus_new)                                                                              \
+        X(sd_bus_set_address)                                                                      \
+        X(sd_bus_start)                                                                            \
+        X(sd_bus_flush_close_unref)                                                                \
+        X(sd_bus_message_new_method_call)                                                          \
+        X(sd_bus_message_append)                                                                   \
+        X(sd_bus_message_open_container)                                                           \
+        X(sd_bus_message_close_container)                                                          \
+        X(sd_bus_message_unref)                                                                    \
+        X(sd_bus_call)                                                                             \
+        X(sd_bus_error_free)
+
+static struct {
+#define SD_FIELD(name) __typeof__(&name) name;
+        SD_SYMBOLS(SD_FIELD)
+#undef SD_FIELD
+} sd;
+
+static pthread_once_t sd_once = PTHREAD_ONCE_INIT;
+static char sd_load_error[256];
+
+static void sd_load(void)
+{
+        void *lib = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+        if (!lib) {
+                snprintf(sd_load_error, sizeof(sd_load_error), "%s", dlerror());
+                return;
+        }
+#define SD_LOAD(name)                                                                              \
+        if (!(sd.name = (__typeof__(&name))dlsym(lib, #name))) {                                  \
+                snprintf(sd_load_error, sizeof(sd_load_error), "libsystemd.so.0 has no %s",       \
+                         #name);                                                                   \
+                return;                                                                            \
+        }
+        SD_SYMBOLS(SD_LOAD)
+#undef SD_LOAD
+}
+
+static int sd_ready(kpa_error *err)
+{
+        pthread_once(&sd_once, sd_load);
+        if (sd_load_error[0])
+                return kpa_error_set(err, ENOSYS,
+                                     "the systemd cgroup driver needs libsystemd: %s",
+                                     sd_load_error);
+        return 0;
+}
+
+/* One connection per process, to systemd's private socket (no D-Bus
+ * daemon needed: systemctl does the same as root), made at the first
+ * scope and kept; a lock serializes its users (sd-bus is not
+ * thread-safe), and a connection that broke (systemd re-executed) or
+ * belongs to the parent of a fork is replaced once. */
+static pthread_mutex_t bus_lock = PTHREAD_MUTEX_INITIALIZER;
+static sd_bus *bus;
+static pid_t bus_pid;
+
+static int bus_connect(kpa_error *err)
+{
+        if (bus && bus_pid == getpid())
+                return 0;
+        bus = NULL; /* a fork's copy belongs to the parent: leave it */
+        _cleanup_free_ char *sock = kpa_systemd_private_socket();
+        _cleanup_free_ char *addr = kpa_xasprintf("unix:path=%s", sock);
+        sd_bus *b = NULL;
+        int r = sd.sd_bus_new(&b);
+        if (r >= 0)
+                r = sd.sd_bus_set_address(b, addr);
+        if (r >= 0)
+                r = sd.sd_bus_start(b);
+        if (r < 0) {
+                if (b)
+                        sd.sd_bus_flush_close_unref(b);
+                return kpa_error_set_errno(err, -r, "cannot connect to systemd at %s", sock);
+        }
+        bus = b;
+        bus_pid = getpid();
+        return 0;
+}
+
+static void bus_drop(void)
+{
+        if (bus && bus_pid == getpid())
+                sd.sd_bus_flush_close_unref(bus);
+        bus = NULL;
+}
+
+/* ---- scopes ---- */
+
+/* systemd's unit name escaping for the application id: '-' separates the
+ * levels of a slice name, so it (and anything else outside [A-Za-z0-9:_.],
+ * and a leading '.') becomes \xNN. */
+static char *unit_escape(const char *s)
+{
+        char *out = kpa_xmalloc(strlen(s) * 4 + 1), *o = out;
+        for (const char *p = s; *p; p++) {
+                unsigned char c = (unsigned char)*p;
+                bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                             (c >= '0' && c <= '9') || c == ':' || c == '_' ||
+                             (c == '.' && p != s);
+                if (plain)
+                        *o++ = (char)c;
+                else
+                        o += sprintf(o, "\\x%02x", c);
+        }
+        *o = '\0';
+        return out;
+}
+
+#define UNIT_NAME_MAX 255
+
+int kpa_systemd_unit_names(const char *app_id, const char *instance, char **slice, char **scope,
+                           kpa_error *err)
+{
+        _cleanup_free_ char *app = unit_escape(app_id);
+        _cleanup_free_ char *sc = kpa_xasprintf("kpa-%s-%s.scope", app, instance);
+        if (strlen(sc) > UNIT_NAME_MAX)
+                return kpa_error_set(err, ENAMETOOLONG,
+                                     "application id \"%s\": too long for a systemd unit name "
+                                     "(%zu characters escaped, at most %d)",
+                                     app_id, strlen(sc), UNIT_NAME_MAX);
+        *slice = kpa_xasprintf("kpa-%s.slice", app);
+        *scope = TAKE_PTR(sc);
+        return 0;
+}
+
+/* PID's cgroup v2 path ("0::" line), or NULL. */
+static char *pid_v2_path(pid_t pid)
+{
+        char file[32];
+        snprintf(file, sizeof(file), "/proc/%d/cgroup", (int)pid);
+        _cleanup_free_ char *buf = NULL;
+        if (kpa_read_file_at(AT_FDCWD, file, 1 << 16, &buf, NULL) < 0)
+                return NULL;
+        for (char *line = buf; *line;) {
+                char *nl = strchrnul(line, '\n');
+                bool last = *nl == '\0';
+                *nl = '\0';
+                if (strncmp(line, "0::", 3) == 0)
+                        return kpa_xstrdup(line + 3);
+                if (last)
+                        break;
+                line = nl + 1;
+        }
+        return NULL;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+        size_t n = strlen(s), m = strlen(suffix);
+        return n >= m && streq(s + n - m, suffix);
+}
+
+static void sleep_us(long us)
+{
+        struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
+        nanosleep(&ts, NULL);
+}
+
+#define SCOPE_WAIT_MS 10000
+#define BUS_TIMEOUT_US (25ULL * 1000000)
+
+static int append_props(sd_bus_message *m, const char *app_id, const char *instance,
+                        const char *slice, const kpa_cgroup_limits *lim, pid_t pid)
+{
+        _cleanup_free_ char *desc = kpa_xasprintf("kpa: %s, instance %s", app_id, instance);
+        int r = sd.sd_bus_message_open_container(m, 'a', "(sv)");
+        if (r >= 0)
+                r = sd.sd_bus_message_append(m, "(sv)(sv)(sv)(sv)(sv)", "Description", "s", desc,
+                                             "Slice", "s", slice, "PIDs", "au", 1, (uint32_t)pid,
+                                             "Delegate", "b", 1, "CollectMode", "s",
+                                             "inactive-or-failed");
+        if (r >= 0 && lim->memory_bytes)
+                r = sd.sd_bus_message_append(m, "(sv)(sv)", "MemoryMax", "t", lim->memory_bytes,
+                                             "MemorySwapMax", "t", (uint64_t)0);
+        if (r >= 0 && lim->pids)
+                r = sd.sd_bus_message_append(m, "(sv)", "TasksMax", "t", lim->pids);
+        if (r >= 0 && lim->cpu_weight)
+                r = sd.sd_bus_message_append(m, "(sv)", "CPUWeight", "t", lim->cpu_weight);
+        if (r >= 0)
+                r = sd.sd_bus_message_close_container(m);
+        if (r >= 0) /* no auxiliary units */
+                r = sd.sd_bus_message_append(m, "a(sa(sv))", 0);
+        return r;
+}
+
+static int start_scope_call(const char *scope, const char *app_id, const char *instance,
+                            const char *slice, const kpa_cgroup_limits *lim, pid_t pid,
+                            kpa_error *err)
+{
+        sd_bus_message *m = NULL, *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r = sd.sd_bus_message_new_method_call(bus, &m, "org.freedesktop.systemd1",
+                                                  "/org/freedesktop/systemd1",
+                                                  "org.freedesktop.systemd1.Manager",
+                                                  "StartTransientUnit");
+        if (r >= 0)
+                r = sd.sd_bus_message_append(m, "ss", scope, "fail");
+        if (r >= 0)
+                r = append_props(m, app_id, instance, slice, lim, pid);
+        if (r < 0) {
+                sd.sd_bus_message_unref(m);
+                return kpa_error_set_errno(err, -r, "systemd scope %s: cannot build the request",
+                                           scope);
+        }
+        r = sd.sd_bus_call(bus, m, BUS_TIMEOUT_US, &e, &reply);
+        if (r < 0)
+                kpa_error_set_errno(err, -r, "systemd scope %s: systemd refused to start it: %s",
+                                    scope, e.message ? e.message : strerror(-r));
+        sd.sd_bus_error_free(&e);
+        sd.sd_bus_message_unref(reply);
+        sd.sd_bus_message_unref(m);
+        return r < 0 ? r : 0;
+}
+
+int kpa_systemd_start_scope(const char *app_id, const char *instance,
+                            const kpa_cgroup_limits *lim, pid_t pid, char **cgroup_path,
+                            kpa_error *err)
+{
+        int r = sd_ready(err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *slice = NULL, *scope = NULL;
+        r = kpa_systemd_unit_names(app_id, instance, &slice, &scope, err);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&bus_lock);
+        for (int attempt = 0;; attempt++) {
+                r = bus_connect(err);
+                if (r == 0)
+                        r = start_scope_call(scope, app_id, instance, slice, lim, pid, err);
+                /* a connection that broke since the last scope: once more */
+                if (attempt > 0 || !(r == -ECONNRESET || r == -ENOTCONN || r == -EPIPE))
+                        break;
+                bus_drop();
+        }
+        if (r == -ECONNRESET || r == -ENOTCONN || r == -EPIPE)
+                bus_drop();
+        pthread_mutex_unlock(&bus_lock);
+        if (r < 0)
+                return r;
+        /* The job that moves PID runs after the call returns: wait until
+         * PID is in the scope's group, which is all a start needs. */
+        _cleanup_free_ char *want = kpa_xasprintf("/kpa.slice/%s/%s", slice, scope);
+        struct timespec start, now;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (long delay = 50;; delay = delay < 5000 ? delay * 2 : delay) {
+                char *path = pid_v2_path(pid);
+                if (path && ends_with(path, want)) {
+                        *cgroup_path = path;
+                        return 0;
+                }
+                free(path);
+                siginfo_t si = {0}; /* PID is our child: a zombie is ended too */
+                if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 ?
+                            si.si_pid == pid :
+                            kill(pid, 0) < 0 && errno == ESRCH)
+                        return kpa_error_set(err, ESRCH,
+                                             "systemd scope %s: process %d ended before "
+                                             "systemd moved it into the scope",
+                                             scope, (int)pid);
+                clock_gettime(CLOCK_MONOTONIC, &now);
+                long ms = (now.tv_sec - start.tv_sec) * 1000 +
+                          (now.tv_nsec - start.tv_nsec) / 1000000;
+                if (ms > SCOPE_WAIT_MS)
+                        return kpa_error_set(err, ETIMEDOUT,
+                                             "systemd scope %s: process %d is not in it %d s "
+                                             "after its start (systemctl status %s may say why)",
+                                             scope, (int)pid, SCOPE_WAIT_MS / 1000, scope);
+                sleep_us(delay);
+        }
 }

@@ -104,6 +104,7 @@ struct kpa_cgroup {
         int attach_fds[N_CTRL];
         size_t n_attach;
         int v2_fd;
+        bool systemd; /* a scope that systemd made and removes (cgroup-systemd.c) */
 };
 
 /* One limit file and the value written into it. */
@@ -963,12 +964,23 @@ int kpa_cgroup_create(const char *parent, const char *app_id, const char *instan
  * in every hierarchy where it exists (those its limits needed).
  * kpa.slice and APP count as made by kpa when they are in kpa's own cgroup
  * (PARENT NULL): there only kpa makes them. */
+static int open_scope(const char *app_id, const char *instance, kpa_cgroup **out,
+                      kpa_error *err);
+
 int kpa_cgroup_open(const char *parent, const char *app_id, const char *instance,
                     kpa_cgroup **out, kpa_error *err)
 {
         static const kpa_cgroup_limits none;
         _cleanup_(group_freep) kpa_cgroup *cg = NULL;
-        int r = group_new(parent, app_id, instance, &none, true, &cg, err);
+        kpa_cgroup_driver driver;
+        int r = kpa_cgroup_driver_get(&driver, err);
+        if (r < 0)
+                return r;
+        /* an instance of the systemd driver, else one from before a switch */
+        if (!parent && driver == KPA_CGROUP_DRIVER_SYSTEMD &&
+            (r = open_scope(app_id, instance, out, err)) != -ENOENT)
+                return r;
+        r = group_new(parent, app_id, instance, &none, true, &cg, err);
         if (r < 0)
                 return r;
         unsigned present = 0;
@@ -997,7 +1009,7 @@ int kpa_cgroup_open(const char *parent, const char *app_id, const char *instance
 
 int kpa_cgroup_attach_fds(kpa_cgroup *cg, const int **fds, size_t *n, kpa_error *err)
 {
-        for (size_t i = cg->n_attach; i < cg->n; i++) {
+        for (size_t i = cg->n_attach; !cg->systemd && i < cg->n; i++) {
                 const char *file = cg->h[i].v2 ? "cgroup.procs" : "tasks";
                 _cleanup_free_ char *p = kpa_xasprintf("%s/%s", cg->h[i].path, file);
                 int fd = open(p, O_WRONLY | O_CLOEXEC);
@@ -1263,10 +1275,14 @@ static unsigned removable_in(const kpa_cgroup *cg, unsigned mask, int level)
         return ours;
 }
 
+static int destroy_scope(kpa_cgroup *cg, kpa_error *err);
+
 int kpa_cgroup_destroy(kpa_cgroup *cg, kpa_error *err)
 {
         if (!cg)
                 return 0;
+        if (cg->systemd)
+                return destroy_scope(cg, err);
         int ret = lcg_init(err);
         bool ready = ret == 0;
         for (size_t i = 0; ready && i < cg->n; i++) {
@@ -1286,6 +1302,137 @@ int kpa_cgroup_destroy(kpa_cgroup *cg, kpa_error *err)
                 unsigned slice = removable_in(cg, mask, LEVEL_SLICE);
                 if (app && lcg_remove(cg, app, LEVEL_APP, NULL) == 0 && slice)
                         (void)lcg_remove(cg, slice, LEVEL_SLICE, NULL);
+        }
+        group_free(cg);
+        return ret;
+}
+
+/* ---- OOM counters for the init ---- */
+
+int kpa_cgroup_oom_fd(kpa_cgroup *cg)
+{
+        for (size_t i = 0; i < cg->n; i++)
+                if (cg->h[i].ctrls & BIT(CTRL_MEMORY)) {
+                        const char *f = cg->h[i].v2 ? "memory.events" : "memory.oom_control";
+                        _cleanup_free_ char *p = kpa_xasprintf("%s/%s", cg->h[i].path, f);
+                        return open(p, O_RDONLY | O_CLOEXEC);
+                }
+        return -1;
+}
+
+bool kpa_oom_fd_killed(int fd)
+{
+        char buf[512];
+        ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
+        if (n <= 0)
+                return false;
+        buf[n] = '\0';
+        for (const char *line = buf; line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+                if (strncmp(line, "oom_kill ", 9) == 0)
+                        return line[9] >= '1' && line[9] <= '9';
+        return false;
+}
+
+/* ---- the systemd driver's groups ----
+ * A scope's group is one v2 group that systemd made: kpa_cgroup holds it
+ * as a single v2 hierarchy whose instance level is the scope's path, locks
+ * it like its own, and lists, kills and reads it the same way; it never
+ * removes it, nor anything above it (systemd does, once it is empty). */
+
+/* CG for the scope group at PATH ("/kpa.slice/.../X.scope"), locked. */
+static int scope_group(const char *path, kpa_cgroup **out, kpa_error *err)
+{
+        int r = lcg_init(err);
+        if (r < 0)
+                return r;
+        const char *mount = NULL;
+        for (int c = 0; c < N_CTRL && !mount; c++)
+                if (lcg_mount[c] && lcg_v2[c])
+                        mount = lcg_mount[c];
+        if (!mount)
+                return kpa_error_set(err, ENODEV,
+                                     "cgroup: the systemd driver needs cgroup v2 with the pids "
+                                     "or memory controller");
+        _cleanup_(group_freep) kpa_cgroup *cg = kpa_xcalloc(1, sizeof(*cg));
+        cg->v2_fd = -1;
+        cg->systemd = true;
+        cg->n = 1;
+        hierarchy *h = &cg->h[0];
+        h->lock_fd = -1;
+        h->v2 = true;
+        for (int c = 0; c < N_CTRL; c++)
+                if (lcg_mount[c] && lcg_v2[c] && streq(lcg_mount[c], mount))
+                        h->ctrls |= BIT(c);
+        h->mount = kpa_xstrdup(mount);
+        h->parent = kpa_xstrdup("");
+        r = normalize_path(path, &h->names[LEVEL_INST]);
+        if (r < 0)
+                return kpa_error_set(err, EINVAL, "cgroup: invalid scope path \"%s\"", path);
+        h->path = level_path(h, LEVEL_INST);
+        r = lock_instance(h, err);
+        if (r < 0)
+                return r;
+        *out = TAKE_PTR(cg);
+        return 0;
+}
+
+int kpa_cgroup_create_scope(const char *app_id, const char *instance,
+                            const kpa_cgroup_limits *limits, pid_t pid, kpa_cgroup **out,
+                            kpa_error *err)
+{
+        static const kpa_cgroup_limits none;
+        const kpa_cgroup_limits *lim = limits ? limits : &none;
+        int r = check_args(app_id, instance, lim, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *path = NULL;
+        r = kpa_systemd_start_scope(app_id, instance, lim, pid, &path, err);
+        return r < 0 ? r : scope_group(path, out, err);
+}
+
+/* A scope of the system manager (a restarted kpa-execd adopting its
+ * instances): /kpa.slice/kpa-APP.slice/kpa-APP-INST.scope. */
+static int open_scope(const char *app_id, const char *instance, kpa_cgroup **out, kpa_error *err)
+{
+        static const kpa_cgroup_limits none;
+        int r = check_args(app_id, instance, &none, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *slice = NULL, *scope = NULL;
+        r = kpa_systemd_unit_names(app_id, instance, &slice, &scope, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *path = kpa_xasprintf("/" SLICE "/%s/%s", slice, scope);
+        r = lcg_init(err);
+        for (int c = 0; r == 0 && c < N_CTRL; c++)
+                if (lcg_mount[c] && lcg_v2[c]) {
+                        _cleanup_free_ char *full = kpa_xasprintf("%s%s", lcg_mount[c], path);
+                        if (!is_dir(full))
+                                return -ENOENT; /* no message: the caller looks further */
+                        return scope_group(path, out, err);
+                }
+        return r < 0 ? r : -ENOENT;
+}
+
+/* systemd removes the scope once it is empty: wait (briefly) for that. */
+static int destroy_scope(kpa_cgroup *cg, kpa_error *err)
+{
+        hierarchy *h = &cg->h[0];
+        int ret = 0;
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (unsigned delay = 1;; delay = delay < 32 ? delay * 2 : delay) {
+                _cleanup_free_ char *procs = kpa_xasprintf("%s/cgroup.procs", h->path);
+                _cleanup_free_ char *buf = NULL;
+                int r = kpa_read_file_at(AT_FDCWD, procs, 1 << 20, &buf, NULL);
+                if (r < 0 || buf[0] == '\0')
+                        break; /* gone, or empty */
+                if (elapsed_ms(&start) > EMPTY_TIMEOUT_MS) {
+                        ret = kpa_error_set(err, EBUSY,
+                                            "cgroup %s: it still holds processes", h->path);
+                        break;
+                }
+                sleep_ms(delay);
         }
         group_free(cg);
         return ret;

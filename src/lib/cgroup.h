@@ -51,6 +51,21 @@ int kpa_cgroup_driver_get(kpa_cgroup_driver *out, kpa_error *err);
 const char *kpa_cgroup_driver_name(kpa_cgroup_driver d);
 /* systemd's private bus socket for this user (root: the system manager). */
 char *kpa_systemd_private_socket(void);
+/* The names of APP_ID's slice and of INSTANCE's scope (systemd driver). */
+int kpa_systemd_unit_names(const char *app_id, const char *instance, char **slice, char **scope,
+                           kpa_error *err);
+/* Ask systemd for the scope of INSTANCE, holding PID, with LIMITS; return
+ * once PID is in it, with *CGROUP_PATH its v2 path ("/kpa.slice/..."). */
+int kpa_systemd_start_scope(const char *app_id, const char *instance,
+                            const kpa_cgroup_limits *lim, pid_t pid, char **cgroup_path,
+                            kpa_error *err);
+
+/* The systemd driver's kpa_cgroup_create(): the scope of INSTANCE, made by
+ * systemd for PID (the instance's init, waiting to be moved: it joins no
+ * group itself, kpa_cgroup_attach_fds() gives no fds). */
+int kpa_cgroup_create_scope(const char *app_id, const char *instance,
+                            const kpa_cgroup_limits *limits, pid_t pid, kpa_cgroup **out,
+                            kpa_error *err);
 
 /* Create PARENT/kpa.slice/APP_ID/INSTANCE (PARENT NULL: this process's own
  * cgroup, per hierarchy) with LIMITS. -errno with a message naming the
@@ -87,6 +102,14 @@ int kpa_cgroup_v2_fd(kpa_cgroup *cg);
 int kpa_cgroup_pids(kpa_cgroup *cg, pid_t **pids, size_t *n, kpa_error *err);
 /* SIGKILL every process in the group and wait (bounded) until it is empty. */
 int kpa_cgroup_kill(kpa_cgroup *cg, kpa_error *err);
+/* An O_RDONLY|O_CLOEXEC fd of the group's OOM counters (v2 memory.events,
+ * v1 memory.oom_control) for the instance's init to read before it leaves
+ * (kpa_oom_fd_killed), when the group may be gone by the time its parent
+ * looks; -1 without a memory hierarchy. The caller closes it. */
+int kpa_cgroup_oom_fd(kpa_cgroup *cg);
+/* Does the OOM counter file open at FD say "oom_kill N" with N > 0? No
+ * allocation: safe in the init. */
+bool kpa_oom_fd_killed(int fd);
 /* Did the kernel OOM-kill something in this group? (memory.events oom_kill
  * on v2, memory.oom_control oom_kill on v1.) */
 bool kpa_cgroup_oom_killed(kpa_cgroup *cg);

@@ -51,6 +51,7 @@ typedef struct instance {
         bool live;          /* the sandbox exists and is not released yet */
         int death_fd;       /* write end: closing it ends the instance */
         bool exited;        /* the init reported the application's end */
+        bool exit_oom;      /* and that the kernel OOM-killed in its group */
         int wait_status;
         bool stop_normal;   /* a Normal stop was asked for */
         bool forced;        /* a Forced stop was asked for */

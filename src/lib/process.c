@@ -299,7 +299,9 @@ void process_finalize(kpa_control *ctl, instance *i)
         if (!i->live)
                 return;
         bool ran = i->ctx.state == KPA_PROCESS_RUNNING;
-        bool oom = i->sb.cgroup && kpa_cgroup_oom_killed(i->sb.cgroup);
+        /* the init's own verdict, read while the group still held it; the
+         * group's counters for an init that could not (adopted, older) */
+        bool oom = i->exit_oom || (i->sb.cgroup && kpa_cgroup_oom_killed(i->sb.cgroup));
         if (i->sb.report_fd >= 0)
                 epoll_ctl(ctl->epfd, EPOLL_CTL_DEL, i->sb.report_fd, NULL);
         if ((i->adopted || i->pidfd_watched) && i->sb.pidfd >= 0)
@@ -331,6 +333,7 @@ void process_finalize(kpa_control *ctl, instance *i)
         i->ended_ms = process_now_ms();
         if (!i->exited)
                 supervise_read_exit_record(i);
+        oom = oom || i->exit_oom;
         closep(&i->exit_fd);
         i->exit_fd = -1;
         if (process_ended(i)) { /* a failed start: its step said why */
@@ -563,6 +566,7 @@ static void apply_report(kpa_control *ctl, instance *i, const kpa_report *r)
         case KPA_REPORT_EXITED:
                 i->exited = true;
                 i->wait_status = r->value;
+                i->exit_oom = r->err == KPA_EXIT_OOM;
                 break;
         }
 }

@@ -203,6 +203,7 @@ typedef struct setup_hdr {
         uint32_t kind;
         uint32_t n_fds;
         uint32_t filter_len; /* instructions */
+        uint32_t oom_fd;     /* SETUP_CGROUP: 1 if the last fd is the OOM counters' */
 } setup_hdr;
 
 /* The first message (but rootless): the new root and its /dev, made by
@@ -235,18 +236,30 @@ static void receive_root(child_ctx *c)
         c->dev_fd = fds[1];
 }
 
-/* The last message: the seccomp filter and the cgroup's attach files. */
-static int send_setup(int sock, const kpa_seccomp_prog *prog, const int *fds, size_t n)
+/* The last message: the seccomp filter, the cgroup's attach files, and
+ * (OOM_FD >= 0) its OOM counters for the init to read at the end. */
+static int send_setup(int sock, const kpa_seccomp_prog *prog, const int *attach, size_t n,
+                      int oom_fd)
 {
-        if (n > SETUP_MAX_FDS)
+        if (n + 1 > SETUP_MAX_FDS)
                 return -E2BIG;
-        setup_hdr h = {.kind = SETUP_CGROUP, .n_fds = (uint32_t)n, .filter_len = prog->len};
+        int fds[SETUP_MAX_FDS];
+        memcpy(fds, attach, n * sizeof(int));
+        if (oom_fd >= 0)
+                fds[n++] = oom_fd;
+        setup_hdr h = {.kind = SETUP_CGROUP,
+                       .n_fds = (uint32_t)n,
+                       .filter_len = prog->len,
+                       .oom_fd = oom_fd >= 0};
         struct iovec iov[2] = {{.iov_base = &h, .iov_len = sizeof(h)},
                                {.iov_base = prog->filter,
                                 .iov_len = prog->len * sizeof(struct sock_filter)}};
         ssize_t w = kpa_send_fds(sock, iov, 2, fds, n);
         return w < 0 ? (int)w : 0;
 }
+
+/* The init's fd of its group's OOM counters (-1: none). */
+static int init_oom_fd = -1;
 
 /* Where the child receives the filter: the init's own copy of the library's
  * memory, which its vfork'ed application shares until the exec. */
@@ -271,6 +284,8 @@ static void receive_setup(const child_ctx *c, kpa_seccomp_prog *prog)
                 child_fail(c, KPA_STEP_CGROUP, EBADMSG);
         }
         close(c->setup_fd);
+        if (h.oom_fd && n_fds > 0)
+                init_oom_fd = fds[--n_fds];
         int r = kpa_cgroup_join_self(fds, n_fds);
         kpa_close_fds(fds, n_fds);
         if (r < 0)
@@ -664,14 +679,19 @@ static void noop_handler(int sig) { (void)sig; }
 static _Noreturn void init_exit(const child_ctx *c, int status)
 {
         kpa_trace("init: app ended");
+        /* An OOM kill is read here, while this init keeps the group
+         * populated: the parent may find it gone (systemd removes an empty
+         * scope at once). */
+        bool oom = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
+                   kpa_oom_fd_killed(init_oom_fd);
         if (c->spec->exit_record_fd >= 0) {
                 /* for a supervisor that may not be there to read the report */
-                char line[32];
-                int len = snprintf(line, sizeof(line), "exited %d\n", status);
+                char line[40];
+                int len = snprintf(line, sizeof(line), "exited %d%s\n", status, oom ? " oom" : "");
                 (void)!pwrite(c->spec->exit_record_fd, line, (size_t)len, 0);
                 fdatasync(c->spec->exit_record_fd);
         }
-        report(c->report_fd, KPA_REPORT_EXITED, 0, 0, status);
+        report(c->report_fd, KPA_REPORT_EXITED, 0, oom ? KPA_EXIT_OOM : 0, status);
         /* leaving kills whatever the application left behind in the namespace */
         _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }
@@ -1025,7 +1045,7 @@ static int hand_over_root(const kpa_instance_spec *spec, int setup_fd, kpa_error
  * the seccomp filter, the cgroup and its attach files, sent to the child in
  * one message. A child that has failed already (and reported why) is not
  * an error here. Returns 0 or -errno with ERR set; *CG is the cgroup. */
-static int setup_child(const kpa_instance_spec *spec, int setup_fd, kpa_cgroup **cg,
+static int setup_child(const kpa_instance_spec *spec, pid_t pid, int setup_fd, kpa_cgroup **cg,
                        kpa_error *err)
 {
         _cleanup_(kpa_seccomp_prog_free) kpa_seccomp_prog seccomp = {0};
@@ -1033,7 +1053,19 @@ static int setup_child(const kpa_instance_spec *spec, int setup_fd, kpa_cgroup *
         if (q < 0)
                 return q;
         kpa_trace("spawn: seccomp filter built");
-        if (wants_cgroup(spec)) {
+        kpa_cgroup_driver driver = KPA_CGROUP_DRIVER_CGROUPFS;
+        if (wants_cgroup(spec) && !spec->cgroup_parent &&
+            (q = kpa_cgroup_driver_get(&driver, err)) < 0)
+                return q;
+        if (wants_cgroup(spec) && driver == KPA_CGROUP_DRIVER_SYSTEMD) {
+                /* systemd moves the child, which waits for this message */
+                q = kpa_cgroup_create_scope(spec->app_id, spec->instance_id, &spec->limits, pid,
+                                            cg, err);
+                if (q == -ESRCH)
+                        return 0; /* the child is gone; its report says why */
+                if (q < 0)
+                        return q;
+        } else if (wants_cgroup(spec)) {
                 q = kpa_cgroup_create(spec->cgroup_parent, spec->app_id, spec->instance_id,
                                       &spec->limits, cg, err);
                 if (q < 0) {
@@ -1051,7 +1083,8 @@ static int setup_child(const kpa_instance_spec *spec, int setup_fd, kpa_cgroup *
         size_t n_attach = 0;
         if (*cg && (q = kpa_cgroup_attach_fds(*cg, &attach, &n_attach, err)) < 0)
                 return q;
-        q = send_setup(setup_fd, &seccomp, attach, n_attach);
+        _cleanup_close_ int oom_fd = *cg && spec->limits.memory_bytes ? kpa_cgroup_oom_fd(*cg) : -1;
+        q = send_setup(setup_fd, &seccomp, attach, n_attach, oom_fd);
         if (*cg)
                 kpa_cgroup_close_attach_fds(*cg);
         if (q == -EPIPE || q == -ECONNRESET)
@@ -1135,7 +1168,7 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 q = hand_over_root(spec, setup[0], err);
         kpa_cgroup *cg = NULL;
         if (q == 0)
-                q = setup_child(spec, setup[0], &cg, err);
+                q = setup_child(spec, pid, setup[0], &cg, err);
         close(setup[0]);
         if (q < 0) {
                 (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);

@@ -93,9 +93,14 @@ typedef enum kpa_report_type {
 typedef struct kpa_report {
         int32_t type;
         int32_t step; /* kpa_sandbox_step, for FAILED */
-        int32_t err;  /* errno, for FAILED */
+        int32_t err;  /* errno, for FAILED; KPA_EXIT_OOM or 0, for EXITED */
         int32_t value;
 } kpa_report;
+
+/* In an EXITED report's ERR: the application was killed by SIGKILL and the
+ * group's OOM counter says the kernel killed for memory (read by the init,
+ * which the group still holds; the exit record then ends in " oom"). */
+#define KPA_EXIT_OOM 1
 
 /* The sandbox steps, named in failure messages. */
 typedef enum kpa_sandbox_step {

@@ -162,6 +162,7 @@ bool supervise_read_exit_record(instance *i)
                 return false;
         i->exited = true;
         i->wait_status = status;
+        i->exit_oom = strstr(buf, " oom\n") != NULL;
         return true;
 }
 
@@ -410,7 +411,8 @@ void supervise_do_restart(kpa_control *ctl, instance *i)
         kpa_process_context old = i->ctx;
         memset(&i->ctx, 0, sizeof(i->ctx));
         memcpy(i->ctx.app_id, old.app_id, sizeof(old.app_id));
-        i->exited = i->stop_normal = i->forced = i->escalated = i->term_pending = false;
+        i->exited = i->exit_oom = i->stop_normal = i->forced = i->escalated = i->term_pending =
+                false;
         i->deadline_ms = 0;
         i->adopted = false;
         kpa_start_options o = r->opts;
