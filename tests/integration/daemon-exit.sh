@@ -47,10 +47,30 @@ end_daemon() {
     dpid=
     return $rc
 }
-cleanup_add '[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null'
-# whatever an instance left: its init, by the pid in its record (never by name)
-cleanup_add 'for f in "$STATE"/instances/*.json; do [ -f "$f" ] && p=$(sed -n "s/.*\"pid\": *\([0-9]*\).*/\1/p" "$f") && [ "${p:-0}" -gt 0 ] && kill -9 "$p"; done 2>/dev/null'
-cleanup_add 'sleep 0.2; for d in $(app_cgroups $APP); do find "$d" -mindepth 1 -maxdepth 1 -type d -exec rmdir {} \; ; rmdir "$d"; done 2>/dev/null'
+# What a failed run may leave: instances that a daemon left running (their
+# inits, by the pid in their records, never by name; an init whose daemon
+# is gone is reaped by whoever inherits it, maybe later, and its cgroup
+# can go only after that), the daemon, and the cgroups.
+leftovers() {
+    local f p pids=() d alive
+    [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null
+    for f in "$STATE"/instances/*.json; do
+        [ -f "$f" ] || continue
+        p=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$f")
+        [ "${p:-0}" -gt 0 ] && kill -9 "$p" 2>/dev/null && pids+=("$p")
+    done
+    for _ in $(seq 100); do
+        alive=
+        for p in "${pids[@]}"; do [ -e "/proc/$p" ] && alive=1; done
+        [ -z "$alive" ] && break
+        sleep 0.05
+    done
+    for d in $(app_cgroups $APP); do
+        find "$d" -mindepth 1 -maxdepth 1 -type d -exec rmdir {} \;
+        rmdir "$d"
+    done 2>/dev/null
+}
+cleanup_add leftovers
 
 # detach ARGS...: start the probe with ARGS through the daemon; sets tok and
 # ref (the "PID STARTTIME" of the instance's process, see proc_ref)
