@@ -50,8 +50,8 @@
 #define CPU_WEIGHT_KERNEL_DEFAULT 100
 
 /* How long a SIGTERM with --on-exit keep waits for the starts under way to
- * reach Running (or fail) before it exits anyway: a start is handed over
- * to the next daemon only once its sandbox is set up. */
+ * reach Running (or fail) before it exits anyway, so that the clients that
+ * asked for them get their replies rather than a closed connection. */
 #define KEEP_SETTLE_MS 10000
 
 enum { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
