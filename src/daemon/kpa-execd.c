@@ -49,7 +49,15 @@
 #define WAITS_MAX 4096
 #define CPU_WEIGHT_KERNEL_DEFAULT 100
 
+/* How long a SIGTERM with --on-exit keep waits for the starts under way to
+ * reach Running (or fail) before it exits anyway, so that the clients that
+ * asked for them get their replies rather than a closed connection. */
+#define KEEP_SETTLE_MS 10000
+
 enum { LOG_LEVEL_ERROR, LOG_LEVEL_WARNING, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+
+/* --on-exit: what SIGTERM and SIGINT do to the instances */
+typedef enum on_exit_mode { ON_EXIT_AUTO, ON_EXIT_KEEP, ON_EXIT_STOP } on_exit_mode;
 
 typedef struct client {
         int fd;
@@ -102,6 +110,7 @@ static struct {
         unsigned max_clients;
         unsigned max_per_user;
         unsigned idle_s;
+        on_exit_mode on_exit;
 } arg = {
         .state_dir = STATE_DIR_DEFAULT,
         .log_level = LOG_LEVEL_INFO,
@@ -130,8 +139,11 @@ static struct {
         pending_wait *waits;
         size_t n_waits;
         pending_start *starts;
-        bool stopping; /* SIGTERM: stop everything, then exit */
+        bool stopping; /* SIGTERM: stop everything (or keep it), then exit */
         bool forced;   /* a second SIGTERM */
+        /* --on-exit resolved: leave the instances running on SIGTERM */
+        bool keep;
+        uint64_t keep_deadline_ms; /* keep: exit by then, starts settled or not */
         gid_t kpa_gid;
         bool have_kpa_gid;
         size_t max_clients;        /* arg.max_clients, within the fd limit */
@@ -1099,6 +1111,8 @@ static void expire_idle(void)
 static int next_timeout(void)
 {
         uint64_t next = d.listen_resume_ms;
+        if (d.stopping && d.keep && (!next || d.keep_deadline_ms < next))
+                next = d.keep_deadline_ms;
         for (pending_wait *w = d.waits; w; w = w->next)
                 if (w->deadline_ms && (!next || w->deadline_ms < next))
                         next = w->deadline_ms;
@@ -1217,8 +1231,35 @@ static void autorun_all(void)
 
 /* ---- signals ---- */
 
+/* --on-exit keep: exit and leave the instances running, for the next
+ * daemon to adopt from their records (systemd sends the same SIGTERM for a
+ * restart as for a stop). Only the starts under way are waited for, so
+ * that their clients get the reply that comes at Running; a second signal
+ * exits at once. */
+static void begin_leaving(void)
+{
+        if (d.stopping) {
+                log_info("a second signal: exiting now");
+                d.keep_deadline_ms = now_ms();
+                return;
+        }
+        sd_notify_("STOPPING=1");
+        d.stopping = true;
+        d.keep_deadline_ms = now_ms() + KEEP_SETTLE_MS;
+        size_t n = 0;
+        for (pending_start *ps = d.starts; ps; ps = ps->next)
+                n++;
+        if (n)
+                log_info("exiting once %zu start%s under way %s answered", n, n == 1 ? "" : "s",
+                         n == 1 ? "is" : "are");
+}
+
 static void begin_shutdown(bool forced)
 {
+        if (d.keep) {
+                begin_leaving();
+                return;
+        }
         if (!d.stopping)
                 sd_notify_("STOPPING=1");
         d.stopping = true;
@@ -1236,7 +1277,7 @@ static void signal_readable(void)
                 switch (si.ssi_signo) {
                 case SIGTERM:
                 case SIGINT:
-                        begin_shutdown(d.stopping); /* a second one: forced */
+                        begin_shutdown(d.stopping); /* a second one: forced, or now */
                         break;
                 case SIGHUP:
                         log_info("SIGHUP: re-reading the store for autorun run configurations");
@@ -1282,6 +1323,11 @@ static void usage(void)
                "      --idle-timeout S     close a connection of a user other than root that\n"
                "                           waits for nothing after S seconds of silence\n"
                "                           (default %7$d)\n"
+               "      --on-exit keep|stop|auto\n"
+               "                           what SIGTERM and SIGINT do to the processes: keep =\n"
+               "                           exit and leave them running, for the next kpa-execd\n"
+               "                           to adopt; stop = stop them all, then exit; auto\n"
+               "                           (default) = keep when systemd is PID 1, else stop\n"
                "  -h, --help               show this help and exit\n"
                "  -V, --version            show the version and exit\n"
                "\n"
@@ -1289,7 +1335,9 @@ static void usage(void)
                "loader and the C library read (LD_*, MALLOC_*, GCONV_PATH, TMPDIR...), nor\n"
                "raise a package's limits.\n"
                "\n"
-               "Signals: SIGTERM or SIGINT stop every process (Normal stop) and then exit;\n"
+               "Signals: SIGTERM or SIGINT with --on-exit keep: exit, leaving every process\n"
+               "running (systemctl restart kpa-execd keeps them; kpa-run --stop-all stops\n"
+               "them). With --on-exit stop: stop every process (Normal stop) and then exit;\n"
                "a second one stops them Forced. SIGHUP starts the autorun run configurations\n"
                "of packages installed since.\n"
                "\n"
@@ -1308,7 +1356,8 @@ enum {
         OPT_GROUP,
         OPT_MAX_CONNECTIONS,
         OPT_MAX_PER_USER,
-        OPT_IDLE_TIMEOUT
+        OPT_IDLE_TIMEOUT,
+        OPT_ON_EXIT
 };
 
 static int parse_uint(const char *s, const char *what, unsigned *out)
@@ -1359,6 +1408,17 @@ static int handle_option(int c, const char *optarg_)
         case OPT_MAX_PER_USER:
                 return parse_uint(optarg_, "--max-connections-per-user", &arg.max_per_user);
         case OPT_IDLE_TIMEOUT: return parse_uint(optarg_, "--idle-timeout", &arg.idle_s);
+        case OPT_ON_EXIT:
+                if (streq(optarg_, "keep"))
+                        arg.on_exit = ON_EXIT_KEEP;
+                else if (streq(optarg_, "stop"))
+                        arg.on_exit = ON_EXIT_STOP;
+                else if (streq(optarg_, "auto"))
+                        arg.on_exit = ON_EXIT_AUTO;
+                else
+                        return cli_usage_error("--on-exit: \"%s\" is not one of keep, stop, auto",
+                                               optarg_);
+                return 0;
         case 'h': usage(); return -1;
         case 'V':
                 printf("kpa-execd %s (protocol %d)\n", PACKAGE_VERSION, KPA_PROTOCOL_VERSION);
@@ -1407,6 +1467,33 @@ static void signal_ready(int *ready_fd)
                 closep(ready_fd);
                 *ready_fd = -1;
         }
+}
+
+/* The loop is over: after SIGTERM, every instance ended (stop), or the
+ * starts under way answered or given up on (keep). */
+static bool shutdown_done(void)
+{
+        if (!d.stopping)
+                return false;
+        if (d.keep)
+                return !d.starts || now_ms() >= d.keep_deadline_ms;
+        return kpa_control_live_count(d.ctl) == 0;
+}
+
+/* --on-exit auto: keep when systemd is PID 1 (sd_booted(3)'s test), since
+ * systemd sends the same SIGTERM for a restart as for a stop. */
+static void resolve_on_exit(void)
+{
+        static const char *const names[] = {"auto", "keep", "stop"};
+        bool systemd = access("/run/systemd/system", F_OK) == 0;
+        d.keep = arg.on_exit == ON_EXIT_KEEP || (arg.on_exit == ON_EXIT_AUTO && systemd);
+        log_info("on SIGTERM or SIGINT: %s (--on-exit %s%s)",
+                 d.keep ? "exit and leave the processes running for the next kpa-execd"
+                        : "stop every process, then exit",
+                 names[arg.on_exit],
+                 arg.on_exit != ON_EXIT_AUTO ? ""
+                 : systemd                   ? ": systemd is PID 1"
+                                             : ": systemd is not PID 1");
 }
 
 static int run(void)
@@ -1509,9 +1596,10 @@ static int run(void)
         log_info("listening on %s (state in %s, store %s)",
                  d.socket_activated ? "a socket from systemd" : path, arg.state_dir,
                  kpa_store_root(kpa_control_store(d.ctl)));
+        resolve_on_exit();
         signal_ready(&ready_fd);
 
-        while (!(d.stopping && kpa_control_live_count(d.ctl) == 0)) {
+        while (!shutdown_done()) {
                 struct epoll_event evs[32];
                 int n = epoll_wait(d.epfd, evs, ELEMENTSOF(evs), next_timeout());
                 if (n < 0 && errno != EINTR) {
@@ -1548,17 +1636,32 @@ static int run(void)
                 /* nothing of this round holds a client any more */
                 reap_clients();
         }
-        log_info("exiting");
         for (client *c = d.clients; c; c = c->next)
                 drop_client(c);
         reap_clients();
         closep(&d.reserve_fd);
-        kpa_control_close(d.ctl);
+        if (!d.keep) {
+                log_info("exiting");
+                kpa_control_close(d.ctl);
+        }
         if (!d.socket_activated)
                 unlink(path);
         closep(&d.listen_fd);
         closep(&d.signal_fd);
         closep(&d.epfd);
+        if (d.keep) {
+                size_t n = kpa_control_live_count(d.ctl);
+                log_info("leaving %zu process%s running; the next kpa-execd adopts them", n,
+                         n == 1 ? "" : "es");
+                /* No kpa_control_close(): it would kill them. Their records
+                 * are up to date (each change is written as it happens), and
+                 * the kernel closes the controller's fds. libkpa has no call
+                 * that frees a controller and leaves its instances alone, so
+                 * its memory is left to the exit too: _exit(), since a leak
+                 * checker run at exit would report what the instances hold
+                 * (they live in an mmap()ed pool that it does not scan) */
+                _exit(EXIT_SUCCESS);
+        }
         return 0;
 }
 
@@ -1579,6 +1682,7 @@ int main(int argc, char **argv)
                 {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
                 {"max-connections-per-user", required_argument, NULL, OPT_MAX_PER_USER},
                 {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+                {"on-exit", required_argument, NULL, OPT_ON_EXIT},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
                 {NULL, 0, NULL, 0},

@@ -2,8 +2,8 @@
  * sandbox and stay with it until it ends ("direct mode"). kpa-run is the
  * instance's parent: it passes its own stdin, stdout and stderr through,
  * turns SIGINT/SIGTERM/SIGHUP into stop requests, and exits with the
- * application's exit code. With --detach, --status, --stop, --wait, --list
- * or --logs it talks to kpa-execd instead, which owns the instances it
+ * application's exit code. With --detach, --status, --stop, --stop-all,
+ * --wait, --list or --logs it talks to kpa-execd instead, which owns the instances it
  * starts. Parsing, printing and a small poll loop only; starting, confining
  * and stopping are libkpa's (kpa/process.h, and client.h for the daemon). */
 #include "config.h"
@@ -56,12 +56,13 @@ typedef enum run_mode {
         MODE_WAIT,
         MODE_LIST,
         MODE_LOGS,
+        MODE_STOP_ALL,
 } run_mode;
 
 static const char *const mode_options[] = {
         [MODE_DIRECT] = "", [MODE_DETACH] = "--detach", [MODE_STATUS] = "--status",
         [MODE_STOP] = "--stop", [MODE_WAIT] = "--wait", [MODE_LIST] = "--list",
-        [MODE_LOGS] = "--logs",
+        [MODE_LOGS] = "--logs", [MODE_STOP_ALL] = "--stop-all",
 };
 
 static struct {
@@ -92,6 +93,7 @@ static void usage(void)
         printf("Usage: %1$s [OPTIONS] APP_ID [RUN_CONFIG_ID] [-- ARGS...]\n"
                "       %1$s --detach [START OPTIONS] APP_ID [RUN_CONFIG_ID] [-- ARGS...]\n"
                "       %1$s --status TOKEN [--json] | --stop TOKEN [--force]\n"
+               "       %1$s --stop-all [--force]\n"
                "       %1$s --wait TOKEN [--timeout SECS] | --list [--json]\n"
                "       %1$s --logs TOKEN [--follow]\n"
                "\n"
@@ -134,7 +136,10 @@ static void usage(void)
                "                            instance's token and exit; output goes to its log\n"
                "      --status TOKEN        show the instance's state (--json: as JSON)\n"
                "      --stop TOKEN          stop it: SIGTERM, then SIGKILL after its grace period\n"
-               "      --force               with --stop: kill the whole instance at once\n"
+               "      --force               with --stop or --stop-all: kill the whole instance\n"
+               "                            at once\n"
+               "      --stop-all            stop every instance of the daemon (root only) and\n"
+               "                            wait until they have ended; prints how many\n"
                "      --wait TOKEN          wait until it ends; exit as direct mode does\n"
                "      --timeout SECS        with --wait: give up after SECS seconds (exit 1)\n"
                "      --list                list the daemon's instances (--json: as JSON)\n"
@@ -146,7 +151,8 @@ static void usage(void)
                "\n"
                "Exit status: the application's exit code; 128+N when signal N ended it or it\n"
                "was stopped; 1 when it could not be started; 2 usage error. With --detach,\n"
-               "--status, --stop, --list and --logs: 0, or 1 on an error. See kpa-run(8).\n",
+               "--status, --stop, --stop-all, --list and --logs: 0, or 1 on an error. See\n"
+               "kpa-run(8).\n",
                cli_program(), kpa_store_default_root(NULL), CPU_WEIGHT_MIN, CPU_WEIGHT_MAX,
                KPA_EXECD_SOCKET_ENV, KPA_EXECD_SOCKET_DEFAULT);
 }
@@ -173,6 +179,7 @@ enum {
         OPT_LIST,
         OPT_LOGS,
         OPT_FOLLOW,
+        OPT_STOP_ALL,
 };
 
 /* One daemon mode per call: --status TOKEN and the like. */
@@ -343,6 +350,7 @@ static int parse_daemon_option(int c, const char *optarg_)
         case OPT_DETACH: return set_mode(MODE_DETACH, NULL);
         case OPT_STATUS: return set_mode(MODE_STATUS, optarg_);
         case OPT_STOP: return set_mode(MODE_STOP, optarg_);
+        case OPT_STOP_ALL: return set_mode(MODE_STOP_ALL, NULL);
         case OPT_WAIT: return set_mode(MODE_WAIT, optarg_);
         case OPT_LIST: return set_mode(MODE_LIST, NULL);
         case OPT_LOGS: return set_mode(MODE_LOGS, optarg_);
@@ -445,15 +453,15 @@ static int check_mode_options(void)
         run_mode m = arg.mode;
         const char *mode = m == MODE_DIRECT ? "direct mode" : mode_options[m];
         bool daemon = m != MODE_DIRECT;
-        if (arg.force && m != MODE_STOP)
-                return cli_usage_error("--force goes with --stop");
+        if (arg.force && m != MODE_STOP && m != MODE_STOP_ALL)
+                return cli_usage_error("--force goes with --stop or --stop-all");
         if (arg.has_timeout && m != MODE_WAIT)
                 return cli_usage_error("--timeout goes with --wait");
         if (arg.follow && m != MODE_LOGS)
                 return cli_usage_error("--follow goes with --logs");
         if (arg.socket && !daemon)
-                return cli_usage_error("--socket goes with --detach, --status, --stop, --wait, "
-                                       "--list or --logs");
+                return cli_usage_error("--socket goes with --detach, --status, --stop, "
+                                       "--stop-all, --wait, --list or --logs");
         if (arg.json && m != MODE_DIRECT && m != MODE_STATUS && m != MODE_LIST && m != MODE_WAIT)
                 return cli_usage_error("--json does not go with %s", mode);
         if (daemon && arg.root_given)
@@ -497,6 +505,7 @@ static int parse_args(int argc, char **argv)
                 {"list", no_argument, NULL, OPT_LIST},
                 {"logs", required_argument, NULL, OPT_LOGS},
                 {"follow", no_argument, NULL, OPT_FOLLOW},
+                {"stop-all", no_argument, NULL, OPT_STOP_ALL},
                 {0},
         };
         kpa_start_options_init(&arg.opts);
@@ -957,6 +966,66 @@ static int stop(kpa_control *ctl)
         return r < 0 ? report_daemon_error(ctl, r) : EXIT_SUCCESS;
 }
 
+/* --stop-all: StopAll (root only: the daemon decides, by SO_PEERCRED),
+ * then a wait for each instance that was live before it, so that "stopped"
+ * means ended, as after a Normal stop's grace period. One started in
+ * between is stopped too, but not waited for. */
+static int stop_all(kpa_control *ctl)
+{
+        kpa_remote *remote = kpa_control_remote(ctl);
+        kpa_error err;
+        json_object *list = NULL;
+        if (kpa_remote_list_contexts(remote, &list, &err) < 0) {
+                cli_error("--stop-all: %s", err.message);
+                return EXIT_FAILURE;
+        }
+        _cleanup_(json_object_putp) json_object *a = list;
+        size_t n = json_object_array_length(a), n_live = 0;
+        _cleanup_free_ kpa_token *live = kpa_xcalloc(n ? n : 1, sizeof(*live));
+        for (size_t i = 0; i < n; i++) {
+                kpa_process_context c;
+                if (kpa_context_from_json(json_object_array_get_idx(a, i), &live[n_live], &c,
+                                          &err) < 0) {
+                        cli_error("kpa-execd sent a malformed reply: processes[%zu]: %s", i,
+                                  err.message);
+                        return EXIT_FAILURE;
+                }
+                if (!has_ended(c.state))
+                        n_live++;
+        }
+        json_object *req = kpa_request_new(KPA_OP_STOP_ALL, kpa_remote_next_id(remote));
+        json_object_object_add(req, "policy",
+                               json_object_new_string(arg.force ? "Forced" : "Normal"));
+        json_object *reply = NULL;
+        int r = kpa_remote_call(remote, req, NULL, 0, &reply, NULL, 0, NULL, &err);
+        _cleanup_(json_object_putp) json_object *o = reply;
+        if (r < 0) {
+                cli_error("--stop-all: %s", err.message);
+                return EXIT_FAILURE;
+        }
+        json_object *stopped = json_member(o, "stopped");
+        if (!json_object_is_type(stopped, json_type_int)) {
+                cli_error("kpa-execd sent a malformed reply: no \"stopped\" count");
+                return EXIT_FAILURE;
+        }
+        for (size_t i = 0; i < n_live; i++) {
+                kpa_process_context ctx;
+                r = kpa_process_wait(ctl, &live[i], -1, &ctx);
+                if (r < 0) {
+                        char t[KPA_TOKEN_STRING_MAX];
+                        kpa_token_to_string(&live[i], t);
+                        const kpa_error *e = kpa_control_last_error(ctl);
+                        cli_error("--stop-all: waiting for %s to end: %s", t,
+                                  e->message[0] ? e->message : strerror(-r));
+                        return EXIT_FAILURE;
+                }
+        }
+        int64_t count = json_object_get_int64(stopped);
+        if (!arg.quiet)
+                printf("stopped %lld process%s\n", (long long)count, count == 1 ? "" : "es");
+        return EXIT_SUCCESS;
+}
+
 static int wait_instance(kpa_control *ctl)
 {
         kpa_process_context ctx;
@@ -1164,6 +1233,7 @@ static int run_daemon_mode(void)
         switch (arg.mode) {
         case MODE_STATUS: return status(ctl);
         case MODE_STOP: return stop(ctl);
+        case MODE_STOP_ALL: return stop_all(ctl);
         case MODE_WAIT: return wait_instance(ctl);
         case MODE_LIST: return list(ctl);
         case MODE_LOGS: return logs(ctl);
