@@ -31,6 +31,7 @@
 
 #include <json-c/json.h>
 
+#include "cgroup.h"
 #include "cli.h"
 #include "handles.h"
 #include "json-fields.h"
@@ -1323,6 +1324,11 @@ static void usage(void)
                "      --idle-timeout S     close a connection of a user other than root that\n"
                "                           waits for nothing after S seconds of silence\n"
                "                           (default %7$d)\n"
+               "      --cgroup-driver auto|systemd|cgroupfs\n"
+               "                           who makes the processes' cgroups: systemd (a\n"
+               "                           transient scope each, in kpa.slice) or kpa-execd\n"
+               "                           (cgroupfs, below its own cgroup); auto (default,\n"
+               "                           or $KPA_CGROUP_DRIVER): systemd when it is PID 1\n"
                "      --on-exit keep|stop|auto\n"
                "                           what SIGTERM and SIGINT do to the processes: keep =\n"
                "                           exit and leave them running, for the next kpa-execd\n"
@@ -1357,7 +1363,8 @@ enum {
         OPT_MAX_CONNECTIONS,
         OPT_MAX_PER_USER,
         OPT_IDLE_TIMEOUT,
-        OPT_ON_EXIT
+        OPT_ON_EXIT,
+        OPT_CGROUP_DRIVER
 };
 
 static int parse_uint(const char *s, const char *what, unsigned *out)
@@ -1419,6 +1426,12 @@ static int handle_option(int c, const char *optarg_)
                         return cli_usage_error("--on-exit: \"%s\" is not one of keep, stop, auto",
                                                optarg_);
                 return 0;
+        case OPT_CGROUP_DRIVER: {
+                kpa_error err;
+                if (kpa_cgroup_driver_set(optarg_, &err) < 0)
+                        return cli_usage_error("--cgroup-driver: %s", err.message);
+                return 0;
+        }
         case 'h': usage(); return -1;
         case 'V':
                 printf("kpa-execd %s (protocol %d)\n", PACKAGE_VERSION, KPA_PROTOCOL_VERSION);
@@ -1597,6 +1610,9 @@ static int run(void)
                  d.socket_activated ? "a socket from systemd" : path, arg.state_dir,
                  kpa_store_root(kpa_control_store(d.ctl)));
         resolve_on_exit();
+        kpa_cgroup_driver driver;
+        if (kpa_cgroup_driver_get(&driver, NULL) == 0) /* checked in main() */
+                log_info("cgroup driver: %s", kpa_cgroup_driver_name(driver));
         signal_ready(&ready_fd);
 
         while (!shutdown_done()) {
@@ -1683,6 +1699,7 @@ int main(int argc, char **argv)
                 {"max-connections-per-user", required_argument, NULL, OPT_MAX_PER_USER},
                 {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
                 {"on-exit", required_argument, NULL, OPT_ON_EXIT},
+                {"cgroup-driver", required_argument, NULL, OPT_CGROUP_DRIVER},
                 {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},
                 {NULL, 0, NULL, 0},
@@ -1697,6 +1714,12 @@ int main(int argc, char **argv)
         if (geteuid() != 0) {
                 cli_error("must run as root (it creates namespaces and cgroups and "
                           "changes uids)");
+                return 1;
+        }
+        kpa_cgroup_driver driver;
+        kpa_error err;
+        if (kpa_cgroup_driver_get(&driver, &err) < 0) {
+                cli_error("%s", err.message);
                 return 1;
         }
         return run();

@@ -25,6 +25,7 @@
 
 #include <sys/stat.h>
 
+#include "cgroup.h"
 #include "cli.h"
 #include "client.h"
 #include "json-fields.h"
@@ -86,6 +87,7 @@ static struct {
         unsigned timeout_ms;
         const char *start_option; /* the last start option given, for messages */
         bool root_given;
+        const char *cgroup_driver; /* --cgroup-driver (direct mode only) */
 } arg;
 
 static void usage(void)
@@ -122,6 +124,10 @@ static void usage(void)
                "                            allowed)\n"
                "      --cgroup-parent PATH  create kpa.slice below the cgroup PATH instead of\n"
                "                            below %1$s's own cgroup\n"
+               "      --cgroup-driver auto|systemd|cgroupfs\n"
+               "                            who makes the instance's cgroup: systemd (a\n"
+               "                            transient scope) or kpa (cgroupfs); auto (default,\n"
+               "                            or $KPA_CGROUP_DRIVER): systemd when it is PID 1\n"
                "      --json                when the application ends, print its final state as\n"
                "                            one JSON line on standard error\n"
                "  -q, --quiet               print errors only\n"
@@ -167,6 +173,7 @@ enum {
         OPT_USER,
         OPT_STOP_TIMEOUT,
         OPT_CGROUP_PARENT,
+        OPT_CGROUP_DRIVER,
         OPT_JSON,
         OPT_VERSION,
         OPT_SOCKET,
@@ -413,6 +420,13 @@ static int parse_option(int c, const char *optarg_)
                         return cli_usage_error("--cgroup-parent: empty path");
                 o->cgroup_parent = optarg_;
                 return 0;
+        case OPT_CGROUP_DRIVER: {
+                kpa_error err;
+                if (kpa_cgroup_driver_set(optarg_, &err) < 0)
+                        return cli_usage_error("--cgroup-driver: %s", err.message);
+                arg.cgroup_driver = optarg_;
+                return 0;
+        }
         case OPT_JSON: arg.json = true; return 0;
         case 'q': arg.quiet = true; return 0;
         case 'h': usage(); exit(EXIT_SUCCESS);
@@ -467,6 +481,10 @@ static int check_mode_options(void)
         if (daemon && arg.root_given)
                 return cli_usage_error("--root does not go with %s: kpa-execd uses its own store",
                                        mode);
+        if (daemon && arg.cgroup_driver)
+                return cli_usage_error("--cgroup-driver does not go with %s: kpa-execd chooses "
+                                       "the cgroups of its instances",
+                                       mode);
         if (daemon && arg.opts.cgroup_parent)
                 return cli_usage_error("--cgroup-parent does not go with %s: kpa-execd chooses "
                                        "the cgroups of its instances",
@@ -491,6 +509,7 @@ static int parse_args(int argc, char **argv)
                 {"user", required_argument, NULL, OPT_USER},
                 {"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
                 {"cgroup-parent", required_argument, NULL, OPT_CGROUP_PARENT},
+                {"cgroup-driver", required_argument, NULL, OPT_CGROUP_DRIVER},
                 {"json", no_argument, NULL, OPT_JSON},
                 {"quiet", no_argument, NULL, 'q'},
                 {"help", no_argument, NULL, 'h'},

@@ -44,7 +44,7 @@ call() { client "$S" call "$@"; }
 dpid=
 # start_daemon [OPTIONS...]: on $S and $STATE (called in this shell)
 start_daemon() {
-    "$EXECD" --foreground --no-autorun --socket "$S" --root "$R" --state-dir "$STATE" \
+    "$EXECD" --foreground --on-exit stop --no-autorun --socket "$S" --root "$R" --state-dir "$STATE" \
         --group "$GROUP" "$@" </dev/null >/dev/null 2>>"$LOG" &
     dpid=$!
     local i
@@ -86,7 +86,7 @@ start_daemon --max-connections-per-user 8 --idle-timeout 2 --keep-ended 3
 _result $? "kpa-execd starts with --group, --max-connections-per-user, --idle-timeout"
 check_eq "the socket belongs to the group given with --group" "$(stat -c '%G %a' "$S")" "$GROUP 660"
 check_output "an unknown --group is refused" 'there is no group "nosuchgroup'"$$"'"' \
-    "$EXECD" --foreground --no-autorun --group nosuchgroup$$ --socket "$T/x.sock" --root "$R" --state-dir "$T/statex"
+    "$EXECD" --foreground --on-exit stop --no-autorun --group nosuchgroup$$ --socket "$T/x.sock" --root "$R" --state-dir "$T/statex"
 check_output "--idle-timeout takes a positive number" "--idle-timeout" "$EXECD" --idle-timeout 0
 
 # ---- 2. loader variables: refused from a member, root's to pass ----
@@ -232,7 +232,7 @@ check_eq "root's connections are neither limited nor timed out" "$(field "$rep" 
 stop_daemon
 # a limit of 40 open files: at most 20 connections of users other than root
 # (half), and root's own connections are what runs the daemon out of fds
-(ulimit -n 40 && exec "$EXECD" --foreground --no-autorun --socket "$S" --root "$R" --state-dir "$STATE" \
+(ulimit -n 40 && exec "$EXECD" --foreground --on-exit stop --no-autorun --socket "$S" --root "$R" --state-dir "$STATE" \
     --group "$GROUP" --max-connections-per-user 100 --idle-timeout 60 </dev/null >/dev/null 2>>"$LOG") &
 dpid=$!
 for _ in $(seq 200); do [ -S "$S" ] && client "$S" call '{"op":"Version"}' >/dev/null 2>&1 && break; sleep 0.05; done

@@ -35,7 +35,7 @@ done
 dpid=
 # (called in this shell, never in $(...): the daemon keeps its stdout open)
 start_daemon() {
-    "$EXECD" --foreground --socket "$S" --root "$R" --state-dir "$STATE" </dev/null >/dev/null 2>>"$T/execd.log" &
+    "$EXECD" --foreground --on-exit stop --socket "$S" --root "$R" --state-dir "$STATE" </dev/null >/dev/null 2>>"$T/execd.log" &
     dpid=$!
     local i
     for i in $(seq 200); do
@@ -78,10 +78,10 @@ check_eq "the socket is mode 0660" "$(stat -c %a "$S")" 660
 rep=$(call '{"op":"Version","id":5}')
 check_eq "Version answers with protocol 1" "$(field "$rep" protocol) $(field "$rep" id)" "1 5"
 check_output "a second daemon on the same socket is refused" "already listening on $S" \
-    "$EXECD" --foreground --socket "$S" --root "$R" --state-dir "$T/state2"
+    "$EXECD" --foreground --on-exit stop --socket "$S" --root "$R" --state-dir "$T/state2"
 check_output "a second daemon on the same state directory is refused" \
     "another kpa-execd uses this state directory" \
-    "$EXECD" --foreground --socket "$T/other.sock" --root "$R" --state-dir "$STATE"
+    "$EXECD" --foreground --on-exit stop --socket "$T/other.sock" --root "$R" --state-dir "$STATE"
 check_output "kpa-execd as non-root is refused" "must run as root" \
     setpriv --reuid 65534 --regid 65534 --clear-groups "$(reachable "$EXECD")" --foreground
 check_output "a bad option is a usage error" "Try" "$EXECD" --log-level loud
@@ -278,7 +278,7 @@ for _ in range(2):
     np=$!
     for _ in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.05; done
     NOTIFY_SOCKET="$T/notify.sock" systemd-socket-activate --seqpacket -l "$T/act.sock" -E NOTIFY_SOCKET \
-        "$EXECD" --foreground --no-autorun --log-max 4K --keep-ended 1 --keep-ended-time 3 --root "$R" --state-dir "$T/state3" --socket "$T/own.sock" \
+        "$EXECD" --foreground --on-exit stop --no-autorun --log-max 4K --keep-ended 1 --keep-ended-time 3 --root "$R" --state-dir "$T/state3" --socket "$T/own.sock" \
         </dev/null >/dev/null 2>>"$T/execd.log" &
     apid=$!
     for _ in $(seq 50); do [ -S "$T/act.sock" ] && break; sleep 0.05; done

@@ -92,7 +92,7 @@ fi
 # ---- the daemon ----
 if [ -x /usr/sbin/kpa-execd ]; then
     mkdir -p "$T/state"
-    /usr/sbin/kpa-execd --foreground --socket "$T/sock" --root "$R" --state-dir "$T/state" \
+    /usr/sbin/kpa-execd --foreground --on-exit stop --socket "$T/sock" --root "$R" --state-dir "$T/state" \
         >"$T/execd.log" 2>&1 &
     execd=$!
     cleanup_add "kill $execd 2>/dev/null; wait $execd 2>/dev/null"

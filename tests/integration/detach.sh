@@ -19,7 +19,7 @@ $MKPKG "$T/probe.kpa" --id $APP --bin "$PROBE" --set 'runConfigurations[0].args=
 "$KPA_INSTALL" --root "$R" -q "$T/probe.kpa" || { echo "Bail out! cannot install the probe"; exit 1; }
 
 dpid=
-"$EXECD" --foreground --no-autorun --socket "$S" --root "$R" --state-dir "$STATE" \
+"$EXECD" --foreground --on-exit stop --no-autorun --socket "$S" --root "$R" --state-dir "$STATE" \
     2>>"$T/execd.log" &
 dpid=$!
 cleanup_add '[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null'

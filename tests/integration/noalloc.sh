@@ -69,7 +69,7 @@ fi
 if [ -x "$EXECD" ]; then
     S="$T/execd.sock"
     # (not through noalloc(): $! would be a subshell's pid, not the daemon's)
-    KPA_NOALLOC=1 LD_PRELOAD=$SHIM "$EXECD" --foreground --no-autorun --socket "$S" --root "$R" \
+    KPA_NOALLOC=1 LD_PRELOAD=$SHIM "$EXECD" --foreground --on-exit stop --no-autorun --socket "$S" --root "$R" \
         --state-dir "$T/state" </dev/null >/dev/null 2>>"$T/execd.log" &
     cleanup_add "kill $! 2>/dev/null && wait $! 2>/dev/null"
     for _ in $(seq 200); do

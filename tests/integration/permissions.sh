@@ -208,7 +208,7 @@ check_eq "inside, with allowKeyring granted: the caller's key is not found" \
 # ---- kpa-execd applies the grant too ----
 if [ -x "$EXECD" ]; then
     S="$T/execd.sock"
-    "$EXECD" --foreground --socket "$S" --root "$R" --state-dir "$T/state" </dev/null >/dev/null 2>>"$T/execd.log" &
+    "$EXECD" --foreground --on-exit stop --socket "$S" --root "$R" --state-dir "$T/state" </dev/null >/dev/null 2>>"$T/execd.log" &
     dpid=$!
     cleanup_add "kill $dpid 2>/dev/null; wait $dpid 2>/dev/null"
     for _ in $(seq 200); do

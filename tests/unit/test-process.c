@@ -337,8 +337,9 @@ static int connect_daemon(const char *execd, const char *root, kpa_control **ctl
         _cleanup_free_ char *state = kpa_xasprintf("%s/state", tmp);
         daemon_pid = fork();
         if (daemon_pid == 0) {
-                execl(execd, execd, "--foreground", "--no-autorun", "--log-level", "warning",
-                      "--socket", sock, "--root", root, "--state-dir", state, (char *)NULL);
+                execl(execd, execd, "--foreground", "--on-exit", "stop", "--no-autorun",
+                      "--log-level", "warning", "--socket", sock, "--root", root, "--state-dir",
+                      state, (char *)NULL);
                 _exit(127);
         }
         kpa_error err;
