@@ -1356,9 +1356,10 @@ static int scope_group(const char *path, kpa_cgroup **out, kpa_error *err)
         _cleanup_(group_freep) kpa_cgroup *cg = kpa_xcalloc(1, sizeof(*cg));
         cg->v2_fd = -1;
         cg->systemd = true;
+        for (size_t i = 0; i < N_CTRL; i++)
+                cg->h[i].lock_fd = -1; /* every one is cleared (closed) on free */
         cg->n = 1;
         hierarchy *h = &cg->h[0];
-        h->lock_fd = -1;
         h->v2 = true;
         for (int c = 0; c < N_CTRL; c++)
                 if (lcg_mount[c] && lcg_v2[c] && streq(lcg_mount[c], mount))

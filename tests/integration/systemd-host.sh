@@ -25,6 +25,10 @@ ldconfig
 PATH=/usr/local/sbin:/usr/local/bin:$PATH
 check "make install made the group kpa" getent group kpa
 check "kpa-run is installed" test -x /usr/local/bin/kpa-run
+# its journal, for a post-mortem of this run (tests/vm keeps the guest's)
+mkdir -p /etc/systemd/system/kpa-execd.service.d
+printf '[Service]\nExecStart=\nExecStart=/usr/local/sbin/kpa-execd --foreground --log-level debug\n' \
+    >/etc/systemd/system/kpa-execd.service.d/debug.conf
 systemctl daemon-reload
 check "systemctl start kpa-execd.socket" systemctl start kpa-execd.socket
 check "the socket is active" systemctl is-active --quiet kpa-execd.socket
@@ -110,6 +114,22 @@ env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$top_builddir" clean-demo >/dev
 out=$(session 4 bash "$top_srcdir/tests/integration/readme.sh" 2>&1)
 check_eq "the README's tour from a session scope" "$?" 0
 check "with no failed step" bash -c '! grep -q "^not ok" <<<"$1"' _ "$out" || grep '^not ok' <<<"$out"
+
+# ---- kpa-run --stop-all: every instance, Normal stops ----
+ta=$(kpa-run --detach $APP -- sleep 600)
+tb=$(kpa-run --detach --memory 64M $APP -- sleep 600)
+out=$(kpa-run --stop-all 2>&1)
+check_eq "kpa-run --stop-all" "$?" 0
+check "says how many it stopped" grep -q 'stopped 2 processes' <<<"$out" || echo "$out"
+for t in "$ta" "$tb"; do
+    check "$t ended Normal" bash -c 'kpa-run --status "$1" | grep -Eq "^exit status: +Normal"' _ "$t" ||
+        kpa-run --status "$t"
+done
+check "their scopes are gone" wait_until no_kpa_scope
+# (a scope's group once closed fd 0 of the daemon twice, and a client's
+# connection got that number)
+main=$(systemctl show -P MainPID kpa-execd.service)
+check_eq "the daemon's standard input is still /dev/null" "$(readlink "/proc/$main/fd/0")" /dev/null
 
 # ---- stopping the units leaves nothing kpa did not mean to ----
 tok2=$(kpa-run --detach $APP -- sleep 600)
