@@ -31,6 +31,7 @@
 
 #include <json-c/json.h>
 
+#include "cgroup.h"
 #include "cli.h"
 #include "handles.h"
 #include "json-fields.h"
@@ -1593,6 +1594,14 @@ int main(int argc, char **argv)
         if (geteuid() != 0) {
                 cli_error("must run as root (it creates namespaces and cgroups and "
                           "changes uids)");
+                return 1;
+        }
+        /* cgroup v2 without systemd: into a leaf of its cgroup, before
+         * daemonizing, so that its instances can go below that cgroup */
+        _cleanup_free_ char *cgroup_parent = NULL;
+        kpa_error cgroup_err;
+        if (kpa_cgroup_become_supervisor(&cgroup_parent, &cgroup_err) < 0) {
+                cli_error("%s", cgroup_err.message);
                 return 1;
         }
         return run();
