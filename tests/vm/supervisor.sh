@@ -91,8 +91,8 @@ check_eq "... and its pids limit" "$(cat "$INST/pids.max" 2>&1)" 20
 check_eq "the leaf stays a leaf: only kpa-execd, no group below it" \
     "$(cat "$SVC/supervisor/cgroup.procs") $(find "$SVC/supervisor" -mindepth 1 -type d | wc -l)" \
     "$dpid 0"
-check "the record names the parent" grep -q "\"cgroupParent\":\"$SVC_GROUP\"" \
-    "$STATE/instances/$tok.json"
+check_eq "the record names the parent" "$("$PYTHON3" -c 'import json, sys
+print(json.load(open(sys.argv[1])).get("cgroupParent"))' "$STATE/instances/$tok.json")" "$SVC_GROUP"
 
 # ---- a restart: the new daemon starts in the leaf (SERVICE takes no
 # process now that it has controllers enabled) and adopts the instance ----
