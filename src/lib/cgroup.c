@@ -1420,7 +1420,8 @@ static int enable_below(int dfd, const char *gpath, kpa_error *err)
                         continue;
                 char word[16];
                 int len = snprintf(word, sizeof(word), "+%s", c);
-                _cleanup_close_ int fd = openat(dfd, "cgroup.subtree_control", O_WRONLY | O_CLOEXEC);
+                _cleanup_close_ int fd =
+                        openat(dfd, "cgroup.subtree_control", O_WRONLY | O_CLOEXEC);
                 r = fd < 0 ? -errno : kpa_write_all(fd, word, (size_t)len);
                 if (r == -EBUSY && holds_processes(dfd))
                         return 0;

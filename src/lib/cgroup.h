@@ -86,10 +86,11 @@ char *kpa_cgroup_supervisor_parent(void);
  * hierarchy, and must exist; the directory of the group in the cgroup file
  * system (/sys/fs/cgroup/PATH on v2, /sys/fs/cgroup/unified/PATH or
  * /sys/fs/cgroup/CONTROLLER/PATH on hybrid and v1 hosts) names it too, and
- * any other path in /sys/fs/cgroup is refused (ENOENT). On cgroup v2 the parent must already enable the
- * controllers in cgroup.subtree_control (EBUSY when it holds processes and
- * does not), except an explicit, empty, non-root PARENT, where kpa enables
- * them. An INSTANCE that exists already is -EEXIST. LIMITS may be NULL. */
+ * any other path in /sys/fs/cgroup is refused (ENOENT). On cgroup v2 the
+ * parent must already enable the controllers in cgroup.subtree_control
+ * (EBUSY when it holds processes and does not), except an explicit, empty,
+ * non-root PARENT, where kpa enables them. An INSTANCE that exists already
+ * is -EEXIST. LIMITS may be NULL. */
 int kpa_cgroup_create(const char *parent, const char *app_id, const char *instance,
                       const kpa_cgroup_limits *limits, kpa_cgroup **out, kpa_error *err);
 

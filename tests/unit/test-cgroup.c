@@ -607,7 +607,8 @@ static void test_parent_as_directory(void)
         ok(exists(inst), "the instance is in %s", inst);
         is(kpa_cgroup_destroy(cg, &err), 0, "destroy it");
         ok(!exists(inst), "... gone");
-        _cleanup_free_ char *missing = kpa_xasprintf("%s%s/%s-nowhere", hier[t].mount, hier[t].cur, app);
+        _cleanup_free_ char *missing =
+                kpa_xasprintf("%s%s/%s-nowhere", hier[t].mount, hier[t].cur, app);
         cg = NULL;
         is(kpa_cgroup_create(missing, "dir", "1", NULL, &cg, &err), -ENOENT,
            "a missing directory in the cgroup file system is refused");
