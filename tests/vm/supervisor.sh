@@ -48,7 +48,7 @@ remove_tree() { # remove_tree DIR
         sleep 0.1
     done
 }
-cleanup_add 'remove_tree "$SVC"; remove_tree "$SVC.refused"'
+cleanup_add 'remove_tree "$SVC"; remove_tree "$SVC.daemon"; remove_tree "$SVC.refused"'
 mkdir "$SVC" || { echo "Bail out! cannot create $SVC"; exit 1; }
 
 run() { "$KPA_RUN" --socket "$S" "$@"; }
@@ -97,7 +97,7 @@ print(json.load(open(sys.argv[1])).get("cgroupParent"))' "$STATE/instances/$tok.
 # ---- a restart: the new daemon starts in the leaf (SERVICE takes no
 # process now that it has controllers enabled) and adopts the instance ----
 kill -9 "$dpid"
-wait "$dpid" 2>/dev/null
+{ wait "$dpid"; } 2>/dev/null # (no "Killed" line from bash)
 check_fails "SERVICE takes no process any more" sh -c "echo \$\$ >'$SVC/cgroup.procs'"
 start_daemon "$SVC/supervisor" || { echo "Bail out! kpa-execd did not start again"; exit 1; }
 check_eq "the restarted kpa-execd stays in the leaf" "$(group_of "$dpid")" "$SVC_GROUP/supervisor"
@@ -112,6 +112,22 @@ check_eq "a new instance runs and ends" "$(run --status "$tok" | sed -n 's/^stat
 kill "$dpid"
 wait "$dpid" 2>/dev/null
 check_eq "kpa-execd ends on SIGTERM" $? 0
+
+# ---- as a daemon (it forks): the move comes first, so the process that
+# waits for it to be ready leaves SERVICE with it, and SERVICE is empty ----
+mkdir "$SVC.daemon"
+# shellcheck disable=SC2016
+bash -c 'echo $$ >"$1/cgroup.procs" && exec "$2" --no-autorun --socket "$3" --root "$4" \
+    --state-dir "$5"' - "$SVC.daemon" "$EXECD" "$T/daemon.sock" "$R" "$T/daemon" 2>>"$T/execd.log"
+check_eq "kpa-execd without --foreground: ready" "$?" 0
+dpid=$(cat "$SVC.daemon/supervisor/cgroup.procs")
+check "... it is in the leaf" test -n "$dpid"
+check_eq "... SERVICE holds no process" "$(cat "$SVC.daemon/cgroup.procs")" ""
+check_eq "... and enables $want below it" \
+    "$(tr ' ' '\n' <"$SVC.daemon/cgroup.subtree_control" | sort | paste -sd' ')" "$want"
+kill "$dpid"
+for _ in $(seq 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.05; done
+dpid=
 
 # ---- a cgroup it cannot leave: a clear refusal ----
 mkdir "$SVC.refused"
