@@ -1722,5 +1722,14 @@ int main(int argc, char **argv)
                 cli_error("%s", err.message);
                 return 1;
         }
+        /* cgroup v2 without systemd: into a leaf of its cgroup, before it
+         * forks (the process that waits for readiness leaves too), so
+         * that kpa_control_supervise() can make the instances below it */
+        _cleanup_free_ char *cgroup_parent = NULL;
+        kpa_error cgroup_err;
+        if (kpa_cgroup_become_supervisor(&cgroup_parent, &cgroup_err) < 0) {
+                cli_error("%s", cgroup_err.message);
+                return 1;
+        }
         return run();
 }

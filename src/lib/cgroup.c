@@ -407,6 +407,85 @@ static int current_path(int c, bool v2, char **out)
         return r;
 }
 
+/* ---- explicit parents ---- */
+
+#define CGROUP_FS_ROOT "/sys/fs/cgroup"
+
+/* The group path of PATH when it is a directory of a cgroup file system:
+ * PATH below the mount point of its hierarchy, which is the highest
+ * directory above it on the same file system (each hierarchy is a file
+ * system of its own; on v1 and hybrid hosts a tmpfs at /sys/fs/cgroup
+ * holds them). -ENOENT when PATH is no such directory. */
+static int cgroupfs_group(const char *path, char **out)
+{
+        _cleanup_free_ char *real = realpath(path, NULL);
+        struct statfs sfs;
+        struct stat st;
+        if (!real || stat(real, &st) < 0 || !S_ISDIR(st.st_mode) || statfs(real, &sfs) < 0 ||
+            (sfs.f_type != CGROUP2_SUPER_MAGIC && sfs.f_type != CGROUP_SUPER_MAGIC))
+                return -ENOENT;
+        size_t mount_len = strlen(real);
+        while (mount_len > 1) {
+                size_t up_len = mount_len;
+                while (up_len > 0 && real[up_len - 1] != '/')
+                        up_len--;
+                _cleanup_free_ char *up = kpa_xstrndup(real, up_len > 1 ? up_len - 1 : 1);
+                struct stat ust;
+                if (stat(up, &ust) < 0 || ust.st_dev != st.st_dev)
+                        break;
+                mount_len = up_len > 1 ? up_len - 1 : 1;
+        }
+        return normalize_path(real + (mount_len > 1 ? mount_len : 0), out);
+}
+
+/* Does PATH lie in /sys/fs/cgroup or the mount point of a hierarchy? */
+static bool under_cgroup_mount(const char *path)
+{
+        for (int c = -1; c < N_CTRL; c++) {
+                const char *m = c < 0 ? CGROUP_FS_ROOT : lcg_mount[c];
+                size_t n = m ? strlen(m) : 0;
+                if (n && strncmp(path, m, n) == 0 && (path[n] == '/' || path[n] == '\0'))
+                        return true;
+        }
+        return false;
+}
+
+/* An explicit PARENT as a group path, "a/b" ("" for the root): a cgroup
+ * path as /proc/PID/cgroup shows it ("/a/b", the same in every hierarchy),
+ * or the directory of that group in the cgroup file system, whose mount
+ * point is stripped ("/sys/fs/cgroup/a/b" on v2, "/sys/fs/cgroup/unified/a/b"
+ * or "/sys/fs/cgroup/memory/a/b" on hybrid and v1 hosts), so that the
+ * prefix is not doubled. A path in /sys/fs/cgroup that is no such
+ * directory is refused rather than taken for a group of that name. */
+static int parent_group_path(const char *parent, char **out, kpa_error *err)
+{
+        if (parent[0] == '/' && cgroupfs_group(parent, out) == 0)
+                return 0;
+        if (under_cgroup_mount(parent))
+                return kpa_error_set(err, ENOENT,
+                                     "cgroup parent %s: no such directory in the cgroup file "
+                                     "system (give a cgroup path as /proc/self/cgroup shows it, "
+                                     "or an existing cgroup directory)",
+                                     parent);
+        if (normalize_path(parent, out) < 0)
+                return kpa_error_set(err, EINVAL, "cgroup parent \"%s\" is not valid", parent);
+        return 0;
+}
+
+/* The group that kpa_cgroup_become_supervisor() moved this process out of
+ * (a group path, "" for the root of a cgroup namespace), or NULL. kpa.slice
+ * there is kpa's own, as it is in the cgroup kpa runs in. */
+static pthread_mutex_t supervisor_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *supervisor_parent;
+
+static bool is_supervisor_parent(const char *group)
+{
+        pthread_mutex_lock(&supervisor_lock);
+        bool yes = supervisor_parent && group && streq(supervisor_parent, group);
+        pthread_mutex_unlock(&supervisor_lock);
+        return yes;
+}
+
 static void set_names(hierarchy *h, const char *app_id, const char *instance)
 {
         const char *sep = h->parent[0] ? "/" : "";
@@ -417,7 +496,9 @@ static void set_names(hierarchy *h, const char *app_id, const char *instance)
 }
 
 /* Put controller C into the hierarchy it is mounted in (a new entry unless
- * a controller seen before shares the mount). Unmounted: not used. */
+ * a controller seen before shares the mount), below PARENT (a group path
+ * from parent_group_path(), NULL: this process's own group there).
+ * Unmounted: not used. */
 static int add_controller(kpa_cgroup *cg, int c, const char *parent, kpa_error *err)
 {
         const char *mount = lcg_mount[c];
@@ -433,14 +514,14 @@ static int add_controller(kpa_cgroup *cg, int c, const char *parent, kpa_error *
                                            mount);
         hierarchy *h = &cg->h[cg->n];
         h->v2 = lcg_v2[c];
-        int r = parent ? normalize_path(parent, &h->parent) : current_path(c, h->v2, &h->parent);
+        int r = 0;
+        if (parent)
+                h->parent = kpa_xstrdup(parent);
+        else
+                r = current_path(c, h->v2, &h->parent);
         if (r < 0)
-                return parent ? kpa_error_set(err, EINVAL, "cgroup parent \"%s\" is not valid",
-                                              parent)
-                              : kpa_error_set_errno(err, -r,
-                                                    "cgroup: cannot find this process's %s "
-                                                    "cgroup",
-                                                    ctrl_names[c]);
+                return kpa_error_set_errno(err, -r, "cgroup: cannot find this process's %s cgroup",
+                                           ctrl_names[c]);
         h->mount = kpa_xstrdup(mount);
         h->ctrls = BIT(c);
         cg->n++;
@@ -923,8 +1004,11 @@ static int group_new(const char *parent, const char *app_id, const char *instanc
         cg->v2_fd = -1;
         for (size_t i = 0; i < N_CTRL; i++)
                 cg->h[i].lock_fd = -1;
-        cg->own_parent = parent == NULL;
-        r = discover(cg, parent, lim, all ? ~0u : wanted_ctrls(lim), err);
+        _cleanup_free_ char *pgroup = NULL;
+        if (parent && (r = parent_group_path(parent, &pgroup, err)) < 0)
+                return r;
+        cg->own_parent = !parent || is_supervisor_parent(pgroup);
+        r = discover(cg, pgroup, lim, all ? ~0u : wanted_ctrls(lim), err);
         if (r < 0)
                 return r;
         *out = TAKE_PTR(cg);
@@ -963,7 +1047,8 @@ int kpa_cgroup_create(const char *parent, const char *app_id, const char *instan
  * process made (a supervisor adopting its instances again after a restart),
  * in every hierarchy where it exists (those its limits needed).
  * kpa.slice and APP count as made by kpa when they are in kpa's own cgroup
- * (PARENT NULL): there only kpa makes them. */
+ * (PARENT NULL, or the group a supervisor left for its leaf): there only
+ * kpa makes them. */
 static int open_scope(const char *app_id, const char *instance, kpa_cgroup **out,
                       kpa_error *err);
 
@@ -999,7 +1084,7 @@ int kpa_cgroup_open(const char *parent, const char *app_id, const char *instance
                 if (r < 0)
                         return r;
                 h->made[LEVEL_INST] = true;
-                h->made[LEVEL_APP] = h->made[LEVEL_SLICE] = parent == NULL;
+                h->made[LEVEL_APP] = h->made[LEVEL_SLICE] = cg->own_parent;
         }
         *out = TAKE_PTR(cg);
         return 0;
@@ -1437,4 +1522,158 @@ static int destroy_scope(kpa_cgroup *cg, kpa_error *err)
         }
         group_free(cg);
         return ret;
+}
+
+/* ---- the supervisor's leaf (cgroup v2, cgroupfs driver) ---- */
+
+#define SUPERVISOR_LEAF "supervisor"
+
+/* The controllers a supervisor enables for the groups below its parent:
+ * kpa's three, and io (for its weight) where the host has it. */
+static const char *const delegated_ctrls[] = {"memory", "pids", "cpu", "io"};
+
+/* Move this process, every thread of it, into DFD/PROCS_FILE (a
+ * cgroup.procs: "0" names the writer's thread group). */
+static int move_self(int dfd, const char *procs_file)
+{
+        _cleanup_close_ int fd = openat(dfd, procs_file, O_WRONLY | O_CLOEXEC);
+        return fd < 0 ? -errno : kpa_write_all(fd, "0", 1);
+}
+
+static bool holds_processes(int dfd)
+{
+        _cleanup_free_ char *procs = NULL;
+        return kpa_read_file_at(dfd, "cgroup.procs", 1 << 22, &procs, NULL) == 0 &&
+               procs[0] != '\0';
+}
+
+/* Enable in the cgroup.subtree_control of GPATH (DFD) every controller of
+ * delegated_ctrls that its cgroup.controllers offers, one at a time so that
+ * a refusal names its controller. EBUSY while other processes are still in
+ * the group (whoever started the supervisor may wait there until it is
+ * ready) is no failure: the first kpa_cgroup_create() below the group
+ * enables what it needs once the group is empty (v2_vet_parent). */
+static int enable_below(int dfd, const char *gpath, kpa_error *err)
+{
+        _cleanup_free_ char *avail = NULL, *enabled = NULL;
+        int r = kpa_read_file_at(dfd, "cgroup.controllers", 1 << 12, &avail, NULL);
+        if (r == 0)
+                r = kpa_read_file_at(dfd, "cgroup.subtree_control", 1 << 12, &enabled, NULL);
+        if (r < 0)
+                return kpa_error_set_errno(err, -r, "cgroup %s: cannot read its cgroup.* files",
+                                           gpath);
+        for (size_t k = 0; k < ELEMENTSOF(delegated_ctrls); k++) {
+                const char *c = delegated_ctrls[k];
+                if (!has_word(avail, c) || has_word(enabled, c))
+                        continue;
+                char word[16];
+                int len = snprintf(word, sizeof(word), "+%s", c);
+                _cleanup_close_ int fd =
+                        openat(dfd, "cgroup.subtree_control", O_WRONLY | O_CLOEXEC);
+                r = fd < 0 ? -errno : kpa_write_all(fd, word, (size_t)len);
+                if (r == -EBUSY && holds_processes(dfd))
+                        return 0;
+                if (r < 0)
+                        return kpa_error_set_errno(err, -r,
+                                                   "cgroup %s: cannot enable the %s controller "
+                                                   "in its cgroup.subtree_control",
+                                                   gpath, c);
+        }
+        return 0;
+}
+
+/* cgroup v2 puts controllers only below groups without processes (its
+ * root excepted), so a supervisor that makes its instances' groups below
+ * the cgroup it was started in must leave that cgroup first, as delegated
+ * managers do (systemd's init.scope, crun's and Docker's init groups).
+ * The leaf, the move and the enabling are raw: libcgroup 2.0.2 would
+ * enable the leaf's controllers in every ancestor on creation, which fails
+ * in the very group this process is leaving. */
+int kpa_cgroup_become_supervisor(char **parent_out, kpa_error *err)
+{
+        *parent_out = NULL;
+        kpa_cgroup_driver driver;
+        int r = kpa_cgroup_driver_get(&driver, err);
+        if (r < 0 || driver != KPA_CGROUP_DRIVER_CGROUPFS)
+                return r;
+        if ((r = lcg_init(err)) < 0)
+                return r;
+        pthread_mutex_lock(&supervisor_lock);
+        _cleanup_free_ char *done = supervisor_parent ? kpa_xstrdup(supervisor_parent) : NULL;
+        pthread_mutex_unlock(&supervisor_lock);
+        if (done) { /* called before: this process is in the leaf already */
+                *parent_out = kpa_xasprintf("/%s", done);
+                return 0;
+        }
+        int c = lcg_v2[CTRL_PIDS] ? CTRL_PIDS : lcg_v2[CTRL_MEMORY] ? CTRL_MEMORY : -1;
+        if (c < 0) /* v1 or hybrid: no such rule there */
+                return 0;
+        _cleanup_free_ char *group = NULL;
+        r = v2_current_path(&group);
+        if (r < 0)
+                return kpa_error_set_errno(err, -r,
+                                           "cgroup: cannot find this process's cgroup v2 group "
+                                           "in /proc/self/cgroup");
+        /* Started in a leaf of that name already: a supervisor restarted
+         * where its predecessor went (its parent, with controllers enabled,
+         * can take no process any more), or systemd's
+         * DelegateSubgroup=supervisor. The leaf's parent is PARENT. */
+        char *last = strrchr(group, '/');
+        bool in_leaf = streq(last ? last + 1 : group, SUPERVISOR_LEAF);
+        if (in_leaf)
+                *(last ? last : group) = '\0';
+        _cleanup_free_ char *gpath = group[0] ? kpa_xasprintf("%s/%s", lcg_mount[c], group)
+                                              : kpa_xstrdup(lcg_mount[c]);
+        _cleanup_close_ int dfd = open(gpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return kpa_error_set_errno(err, errno, "cgroup %s (this process's): cannot open",
+                                           gpath);
+        /* the root of the hierarchy (it alone has no cgroup.type) is exempt
+         * from the rule: kpa.slice goes below it as before. The root of a
+         * cgroup namespace is not, and is left like any other group. */
+        if (!in_leaf && faccessat(dfd, "cgroup.type", F_OK, 0) < 0 && errno == ENOENT)
+                return 0;
+        bool made = false;
+        if (!in_leaf) {
+                _cleanup_free_ char *leaf = kpa_xasprintf("%s/" SUPERVISOR_LEAF, gpath);
+                made = mkdirat(dfd, SUPERVISOR_LEAF, 0755) == 0;
+                if (!made && errno != EEXIST)
+                        return kpa_error_set_errno(err, errno,
+                                                   "cgroup %s: cannot create the supervisor's "
+                                                   "leaf, where it must go so that cgroup v2 "
+                                                   "allows controllers below %s",
+                                                   leaf, gpath);
+                r = move_self(dfd, SUPERVISOR_LEAF "/cgroup.procs");
+                if (r < 0) {
+                        if (made)
+                                (void)unlinkat(dfd, SUPERVISOR_LEAF, AT_REMOVEDIR);
+                        return kpa_error_set_errno(err, -r,
+                                                   "cgroup %s: cannot move this process there "
+                                                   "from %s, which must hold no processes for "
+                                                   "cgroup v2 to allow controllers below it",
+                                                   leaf, gpath);
+                }
+        }
+        r = enable_below(dfd, gpath, err);
+        if (r < 0 && !in_leaf) { /* back to where it was, leaving nothing made */
+                (void)move_self(dfd, "cgroup.procs");
+                if (made)
+                        (void)unlinkat(dfd, SUPERVISOR_LEAF, AT_REMOVEDIR);
+        }
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&supervisor_lock);
+        free(supervisor_parent);
+        supervisor_parent = kpa_xstrdup(group);
+        pthread_mutex_unlock(&supervisor_lock);
+        *parent_out = kpa_xasprintf("/%s", group);
+        return 0;
+}
+
+char *kpa_cgroup_supervisor_parent(void)
+{
+        pthread_mutex_lock(&supervisor_lock);
+        char *p = supervisor_parent ? kpa_xasprintf("/%s", supervisor_parent) : NULL;
+        pthread_mutex_unlock(&supervisor_lock);
+        return p;
 }

@@ -67,14 +67,45 @@ int kpa_cgroup_create_scope(const char *app_id, const char *instance,
                             const kpa_cgroup_limits *limits, pid_t pid, kpa_cgroup **out,
                             kpa_error *err);
 
+/* For a supervisor (kpa-execd) with the cgroupfs driver on cgroup v2,
+ * where only groups without processes can have controllers below them:
+ * move this process, all its threads, from its cgroup PARENT into the leaf
+ * PARENT/supervisor (made when missing), enable memory, pids, cpu and io,
+ * those PARENT's cgroup.controllers offers, in PARENT's
+ * cgroup.subtree_control, and set *PARENT_OUT to PARENT ("/a/b"): the
+ * parent to create the instances below (PARENT/kpa.slice/APP/INST, beside
+ * the leaf), and to open them again with after a restart. kpa.slice there
+ * counts as kpa's own, as in a kpa's own cgroup. While other processes
+ * remain in PARENT (the one that started the supervisor, waiting for it to
+ * be ready), enabling is left to the first kpa_cgroup_create() below it.
+ * A process that is in a leaf named supervisor already (a supervisor
+ * restarted where the last one went: PARENT takes no process once it has
+ * controllers enabled; or systemd's DelegateSubgroup=supervisor) stays
+ * there, with the leaf's parent as PARENT.
+ * Does nothing, *PARENT_OUT NULL, with the systemd driver, on v1 and
+ * hybrid hosts (pids and memory not on v2) and in the root cgroup, which
+ * the rule exempts. -errno with a message naming the cgroup and the cause
+ * when the leaf cannot be made or joined or a controller cannot be enabled
+ * (e.g. a group this process may not write); the process is then back in
+ * PARENT and nothing is left. Call it early: the children this process
+ * made before stay in PARENT. */
+int kpa_cgroup_become_supervisor(char **parent_out, kpa_error *err);
+/* The PARENT of the last kpa_cgroup_become_supervisor() that moved this
+ * process ("/a/b", to free), or NULL. */
+char *kpa_cgroup_supervisor_parent(void);
+
 /* Create PARENT/kpa.slice/APP_ID/INSTANCE (PARENT NULL: this process's own
  * cgroup, per hierarchy) with LIMITS. -errno with a message naming the
  * cgroup path on failure; nothing is left behind then.
  * PARENT is a group path as /proc/PID/cgroup shows it, the same in every
- * hierarchy, and must exist. On cgroup v2 the parent must already enable the
- * controllers in cgroup.subtree_control (EBUSY when it holds processes and
- * does not), except an explicit, empty, non-root PARENT, where kpa enables
- * them. An INSTANCE that exists already is -EEXIST. LIMITS may be NULL. */
+ * hierarchy, and must exist; the directory of the group in the cgroup file
+ * system (/sys/fs/cgroup/PATH on v2, /sys/fs/cgroup/unified/PATH or
+ * /sys/fs/cgroup/CONTROLLER/PATH on hybrid and v1 hosts) names it too, and
+ * any other path in /sys/fs/cgroup is refused (ENOENT). On cgroup v2 the
+ * parent must already enable the controllers in cgroup.subtree_control
+ * (EBUSY when it holds processes and does not), except an explicit, empty,
+ * non-root PARENT, where kpa enables them. An INSTANCE that exists already
+ * is -EEXIST. LIMITS may be NULL. */
 int kpa_cgroup_create(const char *parent, const char *app_id, const char *instance,
                       const kpa_cgroup_limits *limits, kpa_cgroup **out, kpa_error *err);
 

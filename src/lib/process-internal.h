@@ -39,7 +39,10 @@ typedef struct kpa_supervisor_config {
  * rotated to TOKEN.log.1 at LOG_MAX_BYTES. Records already in STATE_DIR
  * are taken over: instances still running are adopted again (state, stop,
  * wait and logs work on their old tokens), and those that ended while no
- * supervisor ran are reported with their real exit. Returns the number of
+ * supervisor ran are reported with their real exit. After a
+ * kpa_cgroup_become_supervisor() that moved this process (cgroup v2), the
+ * instances started without a cgroup parent, and those of records without
+ * one, have their groups below the cgroup it left. Returns the number of
  * instances adopted, or -errno. */
 int kpa_control_supervise(kpa_control *ctl, const kpa_supervisor_config *cfg, kpa_error *err);
 

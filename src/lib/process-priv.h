@@ -92,6 +92,7 @@ struct kpa_control {
         int state_fd;       /* STATE_DIR, or -1 when not a supervisor */
         char *state_dir;
         uint64_t log_max_bytes;
+        char *cgroup_parent; /* for instances started without one (v2: the leaf's parent) */
         kpa_state_observer observer;
         void *observer_data;
         bool start_async;   /* kpa_control_start_async(): do not wait for Running */

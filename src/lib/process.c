@@ -687,8 +687,14 @@ int kpa_control_launch(kpa_control *ctl, const char *pkg_id, const kpa_manifest 
                 return kpa_error_set_errno(&ctl->last_error, errno, "getrandom");
         }
         snprintf(i->ctx.app_id, sizeof(i->ctx.app_id), "%s", pkg_id ? pkg_id : "");
-        if (opts->cgroup_parent)
-                i->cgroup_parent = kpa_xstrdup(opts->cgroup_parent);
+        /* a supervisor's own parent is recorded like an explicit one, so
+         * that a restarted supervisor opens the group where it was made */
+        const char *cgroup_parent = opts->cgroup_parent ? opts->cgroup_parent : ctl->cgroup_parent;
+        if (cgroup_parent)
+                i->cgroup_parent = kpa_xstrdup(cgroup_parent);
+        kpa_start_options with_parent = *opts;
+        with_parent.cgroup_parent = i->cgroup_parent;
+        opts = &with_parent;
         process_list_add(ctl, i);
         if (out_token)
                 *out_token = i->token;
@@ -910,6 +916,7 @@ void kpa_control_close(kpa_control *ctl)
         closep(&ctl->timerfd);
         closep(&ctl->state_fd);
         free(ctl->state_dir);
+        free(ctl->cgroup_parent);
         kpa_store_close(ctl->store);
         free(ctl);
 }

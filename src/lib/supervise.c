@@ -18,6 +18,7 @@
 
 #include <json-c/json.h>
 
+#include "cgroup.h"
 #include "json-fields.h"
 #include "kpa/process.h"
 #include "process-internal.h"
@@ -581,7 +582,10 @@ static void adopt(kpa_control *ctl, instance *i)
         char inst[KPA_TOKEN_STRING_MAX];
         kpa_token_to_string(&i->token, inst);
         kpa_error err;
-        if (kpa_cgroup_open(i->cgroup_parent, i->ctx.app_id, inst, &i->sb.cgroup, &err) < 0)
+        /* a record without a parent is from a supervisor that made its
+         * instances below its own cgroup: the one this one was started in */
+        const char *cgp = i->cgroup_parent ? i->cgroup_parent : ctl->cgroup_parent;
+        if (kpa_cgroup_open(cgp, i->ctx.app_id, inst, &i->sb.cgroup, &err) < 0)
                 i->sb.cgroup = NULL; /* gone with the instance (or collected) */
         i->sb.pid = i->ctx.pid;
         i->sb.pidfd = i->ctx.pid > 0 ? (int)syscall(SYS_pidfd_open, i->ctx.pid, 0) : -1;
@@ -649,6 +653,9 @@ int kpa_control_supervise(kpa_control *ctl, const kpa_supervisor_config *cfg, kp
         if (cfg->keep_ended_s)
                 ctl->keep_ended_ms = (uint64_t)cfg->keep_ended_s * 1000;
         ctl->log_max_bytes = cfg->log_max_bytes ? cfg->log_max_bytes : LOG_MAX_BYTES;
+        /* on cgroup v2, kpa_cgroup_become_supervisor() moved this process
+         * into a leaf: its instances go beside it, below the group it left */
+        ctl->cgroup_parent = kpa_cgroup_supervisor_parent();
 
         int fd = fcntl(ctl->state_fd, F_DUPFD_CLOEXEC, 3);
         _cleanup_closedir_ DIR *d = fd >= 0 ? fdopendir(fd) : NULL;

@@ -181,7 +181,12 @@ start_fails "cgroup mkdir" "mkdir:ENOSPC:/kpa.slice/$PAPP/" 28 "cannot create: $
 start_fails "cgroup mkdir of APP" "mkdir:ENOSPC:/kpa.slice/$PAPP" 28 "cannot create: $nospace"
 start_fails "a cgroup limit" "write:ENOSPC:/pids.max" 28 "cannot write pids.max: $nospace" \
     --pids 20
-start_fails "joining the cgroup" "write:ENOSPC:/sys/fs/cgroup/" 28 \
+# the child joins by writing "0" into "tasks" on v1 (the pids hierarchy is
+# v1 on v1 and hybrid hosts) and into "cgroup.procs" on v2, where libcgroup's
+# creation writes cgroup.subtree_control below /sys/fs/cgroup/ before it
+join_file=/cgroup.procs
+grep -q '^[0-9]*:pids:' /proc/self/cgroup && join_file=/tasks
+start_fails "joining the cgroup" "write:ENOSPC:$join_file" 28 \
     "failed at step \"join the cgroup\": $nospace"
 start_fails "clone3" "clone3:ENOMEM" 12 "clone into new namespaces: $nomem"
 start_fails "the new root, made by the parent" "fsmount:ENOMEM" 12 \

@@ -142,6 +142,38 @@ wait $runpid
 check_eq "a Normal stop of an application without a SIGTERM handler: kpa-run exits 143" "$?" 143
 check_eq "no instance cgroup remains" "$(leftover_instances)" ""
 
+# --cgroup-parent as a directory of the cgroup file system: the group it is
+# (the mount point is stripped, not doubled); the pids hierarchy on v1 and
+# hybrid hosts, the v2 one on pure v2
+pmnt=/sys/fs/cgroup
+pgroup=$(sed -n 's/^0:://p' /proc/self/cgroup)
+if grep -q '^[0-9]*:pids:' /proc/self/cgroup; then
+    pmnt=/sys/fs/cgroup/pids
+    pgroup=$(sed -n 's/^[0-9]*:pids://p' /proc/self/cgroup)
+fi
+PDIR="$pmnt${pgroup%/}/kpa-test-parent.$$"
+mkdir "$PDIR"
+cleanup_add "rmdir '$PDIR'/kpa.slice/$APP/* '$PDIR/kpa.slice/$APP' '$PDIR/kpa.slice' '$PDIR' 2>/dev/null"
+"$KPA_RUN" --root "$R" --cgroup-parent "$PDIR" $APP -- sleep 30 &
+runpid=$!
+cleanup_add "kill -9 $runpid 2>/dev/null"
+pinst_of() { find "$PDIR/kpa.slice/$APP" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | head -1; }
+for _ in $(seq 100); do [ -n "$(pinst_of)" ] && break; sleep 0.05; done
+pinst=$(pinst_of)
+check "--cgroup-parent $PDIR: the instance is in $PDIR/kpa.slice" test -n "$pinst"
+procs() { wc -l <"$pinst/cgroup.procs" 2>/dev/null; }
+for _ in $(seq 100); do [ "$(procs)" = 2 ] && break; sleep 0.05; done
+check_eq "... holding init and the application" "$(procs)" 2
+kill -TERM $runpid
+wait $runpid
+check_eq "... and ends" "$?" 143
+check "... leaving $PDIR as it was" test ! -e "$PDIR/kpa.slice"
+check "no group with a doubled mount point is made" test ! -e "$pmnt/sys"
+check_output "--cgroup-parent to a missing directory of the cgroup file system is refused" \
+    "cgroup parent $pmnt/kpa-test-nowhere.$$: no such directory in the cgroup file system" \
+    run --cgroup-parent "$pmnt/kpa-test-nowhere.$$" $APP -- exit 0
+rmdir "$PDIR"
+
 out=$(run --pids 20 $APP -- forkbomb)
 check "a fork bomb stops at the pids limit" test "$(val forks "$out")" -lt 20
 out=$(run --json --memory 32M $APP -- memhog 200 2>&1)

@@ -587,6 +587,207 @@ static void test_explicit_parent(void)
         ok(rmdir(pdir) == 0, "the parent is empty again");
 }
 
+/* An explicit parent given as a directory of the cgroup file system
+ * (/sys/fs/cgroup/PATH on v2, /sys/fs/cgroup/CONTROLLER/PATH on v1) names
+ * the group PATH: the mount point is not doubled. */
+static void test_parent_as_directory(void)
+{
+        const int t = 1; /* pids: the hierarchy an instance without limits uses */
+        if (!hier[t].found) {
+                ok(1, "# SKIP no pids controller");
+                return;
+        }
+        kpa_error err;
+        _cleanup_free_ char *pdir = kpa_xasprintf("%s%s/%s-dir", hier[t].mount, hier[t].cur, app);
+        _cleanup_free_ char *inst = kpa_xasprintf("%s/kpa.slice/dir/1", pdir);
+        ok(mkdir(pdir, 0755) == 0, "made %s", pdir);
+        kpa_cgroup *cg = NULL;
+        int r = kpa_cgroup_create(pdir, "dir", "1", NULL, &cg, &err);
+        is(r, 0, "--cgroup-parent %s: %s", pdir, r ? err.message : "ok");
+        ok(exists(inst), "the instance is in %s", inst);
+        is(kpa_cgroup_destroy(cg, &err), 0, "destroy it");
+        ok(!exists(inst), "... gone");
+        _cleanup_free_ char *missing =
+                kpa_xasprintf("%s%s/%s-nowhere", hier[t].mount, hier[t].cur, app);
+        cg = NULL;
+        is(kpa_cgroup_create(missing, "dir", "1", NULL, &cg, &err), -ENOENT,
+           "a missing directory in the cgroup file system is refused");
+        has_str(err.message, "no such directory in the cgroup file system", "... saying so: %s",
+                err.message);
+        ok(cg == NULL && !exists(missing), "... and makes nothing");
+        ok(rmdir(pdir) == 0, "the parent is empty again");
+}
+
+/* ---- the supervisor's leaf (cgroup v2) ---- */
+
+static int v2_hier = -1; /* index of a hierarchy that is v2 (pids', else memory's) */
+
+static char *svc_group(const char *suffix)
+{
+        return kpa_xasprintf("%s/%s-%s", hier[v2_hier].cur, app, suffix);
+}
+
+static char *svc_dir(const char *suffix)
+{
+        return kpa_xasprintf("%s%s/%s-%s", hier[v2_hier].mount, hier[v2_hier].cur, app, suffix);
+}
+
+static bool write_in(const char *dir, const char *file, const char *text)
+{
+        _cleanup_free_ char *p = kpa_xasprintf("%s/%s", dir, file);
+        _cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC);
+        return fd >= 0 && kpa_write_all(fd, text, strlen(text)) == 0;
+}
+
+static char *own_group(void)
+{
+        _cleanup_free_ char *text = slurp("/proc/self/cgroup");
+        return group_of(text, v2_hier);
+}
+
+/* Run F in a child (it moves itself between cgroups), with its TAP counts
+ * taken back. */
+static void in_subprocess(void (*f)(void))
+{
+        int p[2];
+        if (!ok(pipe2(p, O_CLOEXEC) == 0, "pipe"))
+                return;
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+                close(p[0]);
+                f();
+                int counts[2] = {tap_n, tap_failed};
+                (void)!write(p[1], counts, sizeof(counts));
+                fflush(stdout);
+                exit(0);
+        }
+        close(p[1]);
+        int counts[2], status = 0;
+        ssize_t n = pid > 0 ? read(p[0], counts, sizeof(counts)) : -1;
+        close(p[0]);
+        if (pid > 0)
+                waitpid(pid, &status, 0);
+        if (n == (ssize_t)sizeof(counts)) {
+                tap_n = counts[0];
+                tap_failed = counts[1];
+        } else {
+                ok(0, "the test process died (status 0x%x)", status);
+        }
+}
+
+/* A supervisor in a group of its own goes into the leaf, enables the
+ * controllers there and makes its instances beside the leaf. */
+static void supervisor_leaf(void)
+{
+        kpa_error err;
+        _cleanup_free_ char *group = svc_group("svc"), *gdir = svc_dir("svc");
+        ok(write_in(gdir, "cgroup.procs", "0"), "this process is in %s", group);
+        _cleanup_free_ char *parent = NULL;
+        int r = kpa_cgroup_become_supervisor(&parent, &err);
+        is(r, 0, "become the supervisor: %s", r ? err.message : "ok");
+        is_str(parent, group, "its instances' parent is the group it was in");
+        _cleanup_free_ char *own = own_group(), *leaf = kpa_xasprintf("%s/supervisor", group);
+        is_str(own, leaf, "it is in the leaf");
+        _cleanup_free_ char *sub = read_in(gdir, "cgroup.subtree_control");
+        ok(sub && list_has(sub, "memory") && list_has(sub, "pids") && list_has(sub, "cpu"),
+           "memory, pids and cpu enabled below %s: %s", group, sub ? sub : "?");
+        _cleanup_free_ char *procs = read_in(gdir, "cgroup.procs");
+        is_str(procs, "", "%s holds no process", group);
+        kpa_cgroup *cg = NULL;
+        kpa_cgroup_limits lim = {.memory_bytes = 16 * MiB, .pids = 16};
+        r = kpa_cgroup_create(parent, app, "1", &lim, &cg, &err);
+        is(r, 0, "an instance below it: %s", r ? err.message : "ok");
+        _cleanup_free_ char *inst = kpa_xasprintf("%s/kpa.slice/%s/1", gdir, app);
+        check_file(inst, "memory.max", "16777216");
+        check_file(inst, "pids.max", "16");
+        is(kpa_cgroup_destroy(cg, &err), 0, "destroy it");
+        _cleanup_free_ char *slice = kpa_xasprintf("%s/kpa.slice", gdir);
+        ok(!exists(slice), "kpa.slice beside the leaf goes with the last instance (it is kpa's)");
+        _cleanup_free_ char *again = NULL;
+        is(kpa_cgroup_become_supervisor(&again, &err), 0, "a second call");
+        is_str(again, group, "... gives the same parent, and no leaf in the leaf");
+        _cleanup_free_ char *nested = kpa_xasprintf("%s/supervisor/supervisor", gdir);
+        ok(!exists(nested), "... makes nothing");
+}
+
+/* While another process is still in the group (whoever started the
+ * supervisor), the controllers are enabled by the first instance. */
+static void supervisor_busy_parent(void)
+{
+        kpa_error err;
+        _cleanup_free_ char *group = svc_group("busy"), *gdir = svc_dir("busy");
+        ok(write_in(gdir, "cgroup.procs", "0"), "this process is in %s", group);
+        int out[3];
+        pid_t other = spawn(NULL, 0, IDLE, out);
+        ok(other > 0, "and another one");
+        _cleanup_free_ char *parent = NULL;
+        int r = kpa_cgroup_become_supervisor(&parent, &err);
+        is(r, 0, "become the supervisor: %s", r ? err.message : "ok");
+        is_str(parent, group, "its instances' parent is the group it was in");
+        _cleanup_free_ char *sub = read_in(gdir, "cgroup.subtree_control");
+        is_str(sub, "", "nothing enabled while the other process is there");
+        kill(other, SIGKILL);
+        waitpid(other, NULL, 0);
+        kpa_cgroup *cg = NULL;
+        kpa_cgroup_limits lim = {.memory_bytes = 16 * MiB, .pids = 16};
+        r = kpa_cgroup_create(parent, app, "1", &lim, &cg, &err);
+        is(r, 0, "once it is gone, an instance with limits: %s", r ? err.message : "ok");
+        _cleanup_free_ char *inst = kpa_xasprintf("%s/kpa.slice/%s/1", gdir, app);
+        check_file(inst, "memory.max", "16777216");
+        is(kpa_cgroup_destroy(cg, &err), 0, "destroy it");
+}
+
+/* A leaf that cannot be made: a clear refusal, and the process stays. */
+static void supervisor_refused(void)
+{
+        kpa_error err;
+        _cleanup_free_ char *group = svc_group("refused"), *gdir = svc_dir("refused");
+        ok(write_in(gdir, "cgroup.max.descendants", "0"), "%s may have no groups below it", group);
+        ok(write_in(gdir, "cgroup.procs", "0"), "this process is in it");
+        _cleanup_free_ char *parent = NULL;
+        is(kpa_cgroup_become_supervisor(&parent, &err), -EAGAIN, "become the supervisor: refused");
+        _cleanup_free_ char *leaf = kpa_xasprintf("%s/supervisor", gdir);
+        has_str(err.message, leaf, "the message names the leaf: %s", err.message);
+        has_str(err.message, strerror(EAGAIN), "... and the cause");
+        ok(parent == NULL, "no parent");
+        _cleanup_free_ char *own = own_group();
+        is_str(own, group, "the process is still in %s", group);
+}
+
+static void test_supervisor(void)
+{
+        kpa_error err;
+        kpa_cgroup_driver d;
+        if (kpa_cgroup_driver_get(&d, &err) < 0 || d != KPA_CGROUP_DRIVER_CGROUPFS) {
+                ok(1, "# SKIP the cgroup driver is not cgroupfs");
+                return;
+        }
+        v2_hier = hier[1].found && hier[1].v2 ? 1 : hier[0].found && hier[0].v2 ? 0 : -1;
+        if (v2_hier < 0) {
+                _cleanup_free_ char *before = slurp("/proc/self/cgroup");
+                char *parent = NULL;
+                is(kpa_cgroup_become_supervisor(&parent, &err), 0,
+                   "v1 or hybrid: becoming the supervisor does nothing");
+                ok(parent == NULL, "... gives no parent");
+                _cleanup_free_ char *after = slurp("/proc/self/cgroup");
+                is_str(after, before, "... and leaves this process where it was");
+                return;
+        }
+        static const char *const names[] = {"svc", "busy", "refused"};
+        static void (*const tests[])(void) = {supervisor_leaf, supervisor_busy_parent,
+                                              supervisor_refused};
+        for (size_t k = 0; k < ELEMENTSOF(names); k++) {
+                _cleanup_free_ char *gdir = svc_dir(names[k]);
+                if (!ok(mkdir(gdir, 0755) == 0, "made %s", gdir))
+                        continue;
+                in_subprocess(tests[k]);
+                _cleanup_free_ char *leaf = kpa_xasprintf("%s/supervisor", gdir);
+                rmdir(leaf);
+                ok(rmdir(gdir) == 0, "nothing is left in %s", gdir);
+        }
+}
+
 static void run_tests(void)
 {
         test_bad_arguments();
@@ -608,6 +809,8 @@ static void run_tests(void)
         test_leftovers();
         test_hierarchies_used();
         test_explicit_parent();
+        test_parent_as_directory();
+        test_supervisor();
         test_cost();
         _cleanup_free_ char *inst = group_dir(1, app, "1");
         is(kpa_cgroup_destroy(cg, &err), 0, "destroy");
@@ -692,11 +895,13 @@ int main(void)
         waitpid(pid, &status, 0);
         bool clean = clean_up(app);
         clean = clean_up(app_fail) && clean;
-        if (hier[1].found) { /* test_explicit_parent's, should it have died */
-                _cleanup_free_ char *pdir = kpa_xasprintf("%s%s/%s-parent", hier[1].mount,
-                                                          hier[1].cur, app);
-                clean = !rmdir_tree(pdir) && clean;
-        }
+        static const char *const made[] = {"parent", "dir", "svc", "busy", "refused"};
+        for (size_t k = 0; k < ELEMENTSOF(made); k++) /* should a test have died */
+                for (int i = 0; i < N_CTRL; i++) {
+                        _cleanup_free_ char *pdir = kpa_xasprintf("%s%s/%s-%s", hier[i].mount,
+                                                                  hier[i].cur, app, made[k]);
+                        clean = !(hier[i].found && rmdir_tree(pdir)) && clean;
+                }
         if (!WIFEXITED(status))
                 printf("# test process died: status 0x%x\n", status);
         return WIFEXITED(status) && WEXITSTATUS(status) == 0 && clean ? 0 : 1;

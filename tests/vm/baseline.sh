@@ -64,7 +64,7 @@ show in_session "$KPA_RUN" org.example.hello
 show in_session "$KPA_RUN" --pids 20 org.example.hello
 show in_session "$KPA_RUN" --memory 64M org.example.hello
 echo "--- --cgroup-parent to an empty delegated cgroup (user.slice/kpa-parent)"
-# (PATH is a cgroup path, as in /proc/self/cgroup; a file system path is refused)
+# (PATH is a cgroup path, as in /proc/self/cgroup, or its directory below /sys/fs/cgroup)
 show in_session "$KPA_RUN" --cgroup-parent $cg/user.slice/kpa-parent org.example.hello
 show in_session "$KPA_RUN" --cgroup-parent /user.slice/kpa-parent org.example.hello
 show in_session "$KPA_RUN" --cgroup-parent /user.slice/kpa-parent --json --memory 64M $APP -- memhog 256
