@@ -1263,6 +1263,11 @@ static bool v2_kill_all(const hierarchy *h)
         return fd >= 0 && kpa_write_all(fd, "1", 1) == 0;
 }
 
+bool kpa_cgroup_kill_now(kpa_cgroup *cg)
+{
+        return cg && v2_kill_all(primary(cg));
+}
+
 int kpa_cgroup_kill(kpa_cgroup *cg, kpa_error *err)
 {
         int r = lcg_init(err);

@@ -133,6 +133,10 @@ int kpa_cgroup_v2_fd(kpa_cgroup *cg);
 int kpa_cgroup_pids(kpa_cgroup *cg, pid_t **pids, size_t *n, kpa_error *err);
 /* SIGKILL every process in the group and wait (bounded) until it is empty. */
 int kpa_cgroup_kill(kpa_cgroup *cg, kpa_error *err);
+/* On cgroup v2 (Linux 5.14): one write of "1" into cgroup.kill, which kills
+ * every process in the group at once, forks under way included; no wait.
+ * False where there is none (v1, hybrid, an older kernel). */
+bool kpa_cgroup_kill_now(kpa_cgroup *cg);
 /* An O_RDONLY|O_CLOEXEC fd of the group's OOM counters (v2 memory.events,
  * v1 memory.oom_control) for the instance's init to read before it leaves
  * (kpa_oom_fd_killed), when the group may be gone by the time its parent

@@ -445,6 +445,16 @@ static void send_signal(instance *i, int sig)
                 (void)syscall(SYS_pidfd_send_signal, i->sb.pidfd, sig, NULL, 0);
 }
 
+/* A Forced stop, or a Normal one out of time: SIGKILL to the init, whose
+ * PID namespace dies with it, and on cgroup v2 one write of cgroup.kill,
+ * which takes everything in the group at once. */
+static void kill_instance(instance *i)
+{
+        send_signal(i, SIGKILL);
+        if (i->live && i->sb.cgroup)
+                (void)kpa_cgroup_kill_now(i->sb.cgroup);
+}
+
 static void handle_timeouts(kpa_control *ctl)
 {
         uint64_t expirations;
@@ -455,7 +465,7 @@ static void handle_timeouts(kpa_control *ctl)
                         i->deadline_ms = 0;
                         i->escalated = true;
                         supervise_record_write(ctl, i);
-                        send_signal(i, SIGKILL); /* PID 1 dies: its whole namespace dies */
+                        kill_instance(i);
                 }
                 if (i->restart && i->restart->at_ms && i->restart->at_ms <= now)
                         supervise_do_restart(ctl, i);
@@ -776,7 +786,7 @@ static void stop_one(kpa_control *ctl, instance *i, kpa_stop_policy policy)
                 i->term_pending = false;
                 i->deadline_ms = 0;
                 supervise_record_write(ctl, i);
-                send_signal(i, SIGKILL); /* PID 1 dies: its whole namespace dies */
+                kill_instance(i);
                 return;
         }
         if (i->stop_normal)

@@ -302,8 +302,18 @@ static void test_join_and_kill(kpa_cgroup *cg)
         is(kpa_cgroup_attach_pid(cg, c, &err), 0, "attach a running process from outside");
         ok(pids_has(cg, c, NULL), "it is listed");
         check_proc_cgroup(c, "1");
+        bool v2 = false;
+        for (int i = 0; i < N_CTRL; i++)
+                v2 = v2 || (hier[i].found && hier[i].v2);
+        if (v2) {
+                ok(kpa_cgroup_kill_now(cg), "v2: cgroup.kill written");
+                ok(killed_by(a, SIGKILL) && killed_by(b, SIGKILL) && killed_by(c, SIGKILL),
+                   "v2: all three died of SIGKILL at once");
+        } else {
+                ok(!kpa_cgroup_kill_now(cg), "v1/hybrid: no cgroup.kill");
+        }
         is(kpa_cgroup_kill(cg, &err), 0, "kill");
-        ok(killed_by(a, SIGKILL) && killed_by(b, SIGKILL) && killed_by(c, SIGKILL),
+        ok(v2 || (killed_by(a, SIGKILL) && killed_by(b, SIGKILL) && killed_by(c, SIGKILL)),
            "all three died of SIGKILL");
         ok(!pids_has(cg, a, &count) && count == 0, "group is empty");
         is(kpa_cgroup_kill(cg, &err), 0, "killing an empty group is fine");
