@@ -1150,6 +1150,26 @@ int kpa_cgroup_attach_pid(kpa_cgroup *cg, pid_t pid, kpa_error *err)
         return 0;
 }
 
+bool kpa_cgroup_pure_v2(void)
+{
+        if (lcg_init(NULL) < 0)
+                return false;
+        bool any = false;
+        for (int c = 0; c < N_CTRL; c++) {
+                if (!lcg_mount[c])
+                        continue;
+                if (!lcg_v2[c])
+                        return false;
+                any = true;
+        }
+        return any;
+}
+
+bool kpa_cgroup_v2_only(const kpa_cgroup *cg)
+{
+        return cg && !cg->systemd && cg->n == 1 && cg->h[0].v2;
+}
+
 int kpa_cgroup_v2_fd(kpa_cgroup *cg)
 {
         if (cg->v2_fd >= 0)

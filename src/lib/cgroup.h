@@ -128,6 +128,12 @@ int kpa_cgroup_attach_pid(kpa_cgroup *cg, pid_t pid, kpa_error *err);
 
 /* An O_DIRECTORY fd of the v2 group (for CLONE_INTO_CGROUP), or -1. */
 int kpa_cgroup_v2_fd(kpa_cgroup *cg);
+/* Is the group in one v2 hierarchy only (a pure v2 host, cgroupfs driver)?
+ * Then a child cloned into kpa_cgroup_v2_fd() is in all of it. */
+bool kpa_cgroup_v2_only(const kpa_cgroup *cg);
+/* Is every controller kpa uses that is mounted on a cgroup v2 hierarchy
+ * (and at least one mounted)? A pure v2 host, not v1 or hybrid. */
+bool kpa_cgroup_pure_v2(void);
 
 /* Pids in the group (from the hierarchy that has them all); free(*pids). */
 int kpa_cgroup_pids(kpa_cgroup *cg, pid_t **pids, size_t *n, kpa_error *err);

@@ -1041,12 +1041,56 @@ static int hand_over_root(const kpa_instance_spec *spec, int setup_fd, kpa_error
         return 0;
 }
 
+/* The instance's cgroup by the cgroupfs driver: below SPEC's parent, or
+ * this process's own cgroup. */
+static int make_cgroup(const kpa_instance_spec *spec, kpa_cgroup **cg, kpa_error *err)
+{
+        int q = kpa_cgroup_create(spec->cgroup_parent, spec->app_id, spec->instance_id,
+                                  &spec->limits, cg, err);
+        if (q < 0 && spec->userns && (q == -EACCES || q == -EPERM || q == -EROFS))
+                kpa_error_prefix(err, "not root, kpa runs the application "
+                                 "rootless, and its limits need a cgroup that "
+                                 "this user may create (run kpa-run in a "
+                                 "delegated cgroup, e.g. with \"systemd-run "
+                                 "--user --scope -p Delegate=yes\", or as root)");
+        return q;
+}
+
+/* Which driver makes SPEC's cgroup: an explicit parent is cgroupfs'. */
+static int spec_driver(const kpa_instance_spec *spec, kpa_cgroup_driver *driver, kpa_error *err)
+{
+        *driver = KPA_CGROUP_DRIVER_CGROUPFS;
+        return spec->cgroup_parent ? 0 : kpa_cgroup_driver_get(driver, err);
+}
+
+/* On a pure v2 host (cgroupfs driver) the cgroup is made before the clone,
+ * and the child starts in it with CLONE_INTO_CGROUP: no attach step, and
+ * no write into cgroup.procs, which on v2 takes the kernel's threadgroup
+ * lock even for "0" (PERF-NOTES.md). Elsewhere the child joins by itself
+ * (v1: it writes "0" into each "tasks") or systemd moves it (a scope can
+ * only be made for a process that exists). *CG stays NULL then. */
+static int cgroup_before_clone(const kpa_instance_spec *spec, kpa_cgroup **cg, kpa_error *err)
+{
+        kpa_cgroup_driver driver;
+        int q = wants_cgroup(spec) ? spec_driver(spec, &driver, err) : 0;
+        if (q < 0 || !wants_cgroup(spec) || driver != KPA_CGROUP_DRIVER_CGROUPFS ||
+            !kpa_cgroup_pure_v2())
+                return q;
+        q = make_cgroup(spec, cg, err);
+        if (q == 0 && !kpa_cgroup_v2_only(*cg)) { /* cannot be: in case */
+                kpa_cgroup_destroy(*cg, NULL);
+                *cg = NULL;
+        }
+        return q;
+}
+
 /* The parent's half of the setup, done while the child builds its root:
- * the seccomp filter, the cgroup and its attach files, sent to the child in
+ * the seccomp filter, the cgroup (unless the child was cloned into it:
+ * *CG set already, IN_CGROUP) and its attach files, sent to the child in
  * one message. A child that has failed already (and reported why) is not
  * an error here. Returns 0 or -errno with ERR set; *CG is the cgroup. */
 static int setup_child(const kpa_instance_spec *spec, pid_t pid, int setup_fd, kpa_cgroup **cg,
-                       kpa_error *err)
+                       bool in_cgroup, kpa_error *err)
 {
         _cleanup_(kpa_seccomp_prog_free) kpa_seccomp_prog seccomp = {0};
         int q = kpa_seccomp_build(&spec->seccomp, &seccomp, err);
@@ -1054,10 +1098,9 @@ static int setup_child(const kpa_instance_spec *spec, pid_t pid, int setup_fd, k
                 return q;
         kpa_trace("spawn: seccomp filter built");
         kpa_cgroup_driver driver = KPA_CGROUP_DRIVER_CGROUPFS;
-        if (wants_cgroup(spec) && !spec->cgroup_parent &&
-            (q = kpa_cgroup_driver_get(&driver, err)) < 0)
+        if (!*cg && wants_cgroup(spec) && (q = spec_driver(spec, &driver, err)) < 0)
                 return q;
-        if (wants_cgroup(spec) && driver == KPA_CGROUP_DRIVER_SYSTEMD) {
+        if (!*cg && wants_cgroup(spec) && driver == KPA_CGROUP_DRIVER_SYSTEMD) {
                 /* systemd moves the child, which waits for this message */
                 q = kpa_cgroup_create_scope(spec->app_id, spec->instance_id, &spec->limits, pid,
                                             cg, err);
@@ -1065,23 +1108,13 @@ static int setup_child(const kpa_instance_spec *spec, pid_t pid, int setup_fd, k
                         return 0; /* the child is gone; its report says why */
                 if (q < 0)
                         return q;
-        } else if (wants_cgroup(spec)) {
-                q = kpa_cgroup_create(spec->cgroup_parent, spec->app_id, spec->instance_id,
-                                      &spec->limits, cg, err);
-                if (q < 0) {
-                        if (spec->userns && (q == -EACCES || q == -EPERM || q == -EROFS))
-                                kpa_error_prefix(err, "not root, kpa runs the application "
-                                                 "rootless, and its limits need a cgroup that "
-                                                 "this user may create (run kpa-run in a "
-                                                 "delegated cgroup, e.g. with \"systemd-run "
-                                                 "--user --scope -p Delegate=yes\", or as root)");
-                        return q;
-                }
+        } else if (!*cg && wants_cgroup(spec) && (q = make_cgroup(spec, cg, err)) < 0) {
+                return q;
         }
         kpa_trace("spawn: cgroup created");
         const int *attach = NULL;
         size_t n_attach = 0;
-        if (*cg && (q = kpa_cgroup_attach_fds(*cg, &attach, &n_attach, err)) < 0)
+        if (*cg && !in_cgroup && (q = kpa_cgroup_attach_fds(*cg, &attach, &n_attach, err)) < 0)
                 return q;
         _cleanup_close_ int oom_fd = *cg && spec->limits.memory_bytes ? kpa_cgroup_oom_fd(*cg) : -1;
         q = send_setup(setup_fd, &seccomp, attach, n_attach, oom_fd);
@@ -1119,11 +1152,16 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 q = kpa_error_set_errno(err, errno, "pipe");
         if (q >= 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, setup) < 0)
                 q = kpa_error_set_errno(err, errno, "socketpair");
+        kpa_cgroup *cg = NULL;
+        if (q >= 0)
+                q = cgroup_before_clone(spec, &cg, err);
+        int cgroup_fd = cg ? kpa_cgroup_v2_fd(cg) : -1;
         if (q < 0) {
                 close_trees(trees, spec->n_mounts);
                 kpa_close_fds(rep, 2);
                 kpa_close_fds(sync, 2);
                 kpa_close_fds(setup, 2);
+                kpa_cgroup_destroy(cg, NULL);
                 return q;
         }
         cpu_set_t cpus;
@@ -1135,7 +1173,18 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 .pidfd = (uint64_t)(uintptr_t)&pidfd,
                 .exit_signal = SIGCHLD,
         };
+        if (cgroup_fd >= 0) {
+                args.flags |= CLONE_INTO_CGROUP;
+                args.cgroup = (uint64_t)cgroup_fd;
+        }
         pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+        if (pid < 0 && cgroup_fd >= 0 && (errno == EINVAL || errno == E2BIG)) {
+                /* a kernel before 5.7: the child joins by itself */
+                args.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
+                args.cgroup = 0;
+                cgroup_fd = -1;
+                pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+        }
         if (pid == 0) {
                 close(rep[0]);
                 closep(&sync[1]);
@@ -1155,6 +1204,7 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 close(rep[0]);
                 closep(&sync[1]);
                 close(setup[0]);
+                kpa_cgroup_destroy(cg, NULL);
                 return kpa_error_set_errno(err, saved, "clone into new namespaces");
         }
         if (spec->userns) {
@@ -1166,9 +1216,8 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         }
         if (q == 0 && !spec->userns)
                 q = hand_over_root(spec, setup[0], err);
-        kpa_cgroup *cg = NULL;
         if (q == 0)
-                q = setup_child(spec, pid, setup[0], &cg, err);
+                q = setup_child(spec, pid, setup[0], &cg, cgroup_fd >= 0, err);
         close(setup[0]);
         if (q < 0) {
                 (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);

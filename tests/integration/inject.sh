@@ -181,13 +181,16 @@ start_fails "cgroup mkdir" "mkdir:ENOSPC:/kpa.slice/$PAPP/" 28 "cannot create: $
 start_fails "cgroup mkdir of APP" "mkdir:ENOSPC:/kpa.slice/$PAPP" 28 "cannot create: $nospace"
 start_fails "a cgroup limit" "write:ENOSPC:/pids.max" 28 "cannot write pids.max: $nospace" \
     --pids 20
-# the child joins by writing "0" into "tasks" on v1 (the pids hierarchy is
-# v1 on v1 and hybrid hosts) and into "cgroup.procs" on v2, where libcgroup's
-# creation writes cgroup.subtree_control below /sys/fs/cgroup/ before it
-join_file=/cgroup.procs
-grep -q '^[0-9]*:pids:' /proc/self/cgroup && join_file=/tasks
-start_fails "joining the cgroup" "write:ENOSPC:$join_file" 28 \
-    "failed at step \"join the cgroup\": $nospace"
+# the child joins by writing "0" into "tasks" on v1 and hybrid hosts (the
+# pids hierarchy is v1 there); on pure v2 it is cloned into its cgroup
+# (CLONE_INTO_CGROUP), made before the clone, which a failed clone removes
+if grep -q '^[0-9]*:pids:' /proc/self/cgroup; then
+    start_fails "joining the cgroup" "write:ENOSPC:/tasks" 28 \
+        "failed at step \"join the cgroup\": $nospace"
+else
+    start_fails "clone3 into the cgroup" "clone3:EBUSY" 16 \
+        "clone into new namespaces: Device or resource busy"
+fi
 start_fails "clone3" "clone3:ENOMEM" 12 "clone into new namespaces: $nomem"
 start_fails "the new root, made by the parent" "fsmount:ENOMEM" 12 \
     "the new root: cannot make a tmpfs: $nomem"
