@@ -15,10 +15,11 @@ DEPS="build-essential autoconf automake libtool pkg-config
 # the quality gates of check (tests/gates.sh); the Debian packaging and
 # bash completion tests (tests/integration/deb.sh, completion.sh); systemd-analyze
 # for the units (daemon.sh); pgrep and ps, with which the tests find the
-# processes of an instance (a minbase Debian has no procps)
+# processes of an instance (a minbase Debian has no procps); user-mode-linux
+# for the VM lanes (make check-vm: pure cgroup v2, and systemd as PID 1)
 [ "$action" = check ] && DEPS="$DEPS valgrind cppcheck clang-14 clang-tidy-14
       libclang-rt-14-dev bear shellcheck gcovr
-      debhelper fakeroot lintian bash-completion systemd procps"
+      debhelper fakeroot lintian bash-completion systemd procps user-mode-linux"
 
 install_deps() {
     # shellcheck disable=SC2086
@@ -71,6 +72,34 @@ check)
         fail=$((fail + 1))
         status=1
     fi
+    # the VM lanes (tests/vm, docs/HACKING.md): a user-mode-linux guest with
+    # pure cgroup v2 runs a subset of the tests, and one that boots systemd
+    # as PID 1 installs kpa and uses it (this machine may be v1 or hybrid,
+    # without systemd). Each lane counts as one test. A guest that gives no
+    # result (run.sh exits 2: it could not boot, or ran out of time) is
+    # reported and counted as skipped: that is the guest, not kpa; a test
+    # that fails in it is a failure.
+    for mode in plain systemd; do
+        lane="make check-vm VM_MODE=$mode"
+        vm_status=0
+        make check-vm VM_MODE=$mode VM_FLAGS="--timeout 900 --quiet" >"check-vm-$mode.log" 2>&1 ||
+            vm_status=$?
+        wall=$(sed -n 's/.*guest wall time: \([0-9]* s\).*/\1/p' "check-vm-$mode.log" | tail -1)
+        if [ $vm_status -eq 0 ]; then
+            echo "PASS: $lane (${wall:-?})"
+            pass=$((pass + 1))
+        elif grep -q '^tests/vm/run.sh: .*exit status [1-9]' "check-vm-$mode.log"; then
+            echo "FAIL: $lane (see build/check-vm-$mode.log)"
+            grep -E '^(FAIL|ERROR):' "vm-check/$mode/log" 2>/dev/null | sed 's/^/  /' | head -20
+            tail -5 "check-vm-$mode.log"
+            fail=$((fail + 1))
+            status=1
+        else
+            echo "SKIP: $lane: the guest gave no result (see build/check-vm-$mode.log):"
+            grep '^tests/vm/run.sh: ' "check-vm-$mode.log" | head -3 | sed 's/^/  /'
+            skip=$((skip + 1))
+        fi
+    done
     echo "$pass passed, $fail failed, $skip skipped"
     exit $status
     ;;

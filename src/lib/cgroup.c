@@ -1152,6 +1152,12 @@ int kpa_cgroup_attach_pid(kpa_cgroup *cg, pid_t pid, kpa_error *err)
 
 bool kpa_cgroup_pure_v2(void)
 {
+        /* asked before every clone: on v1 and hybrid hosts (a tmpfs at
+         * /sys/fs/cgroup) one statfs answers, without cgroup_init(), which
+         * then runs while the child builds its root */
+        struct statfs sfs;
+        if (statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type != CGROUP2_SUPER_MAGIC)
+                return false;
         if (lcg_init(NULL) < 0)
                 return false;
         bool any = false;
