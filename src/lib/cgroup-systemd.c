@@ -151,7 +151,8 @@ int kpa_cgroup_driver_get(kpa_cgroup_driver *out, kpa_error *err)
         X(sd_bus_error_free)
 
 static struct {
-#define SD_FIELD(name) __typeof__(&name) name;
+/* (NAME is a declarator: it cannot be parenthesized) */
+#define SD_FIELD(name) __typeof__(&name) name; /* NOLINT(bugprone-macro-parentheses) */
         SD_SYMBOLS(SD_FIELD)
 #undef SD_FIELD
 } sd;
@@ -167,7 +168,8 @@ static void sd_load(void)
                 return;
         }
 #define SD_LOAD(name)                                                                              \
-        if (!(sd.name = (__typeof__(&name))dlsym(lib, #name))) {                                  \
+        sd.name = (__typeof__(&name))dlsym(lib, #name); /* NOLINT(bugprone-macro-parentheses) */  \
+        if (!sd.name) {                                                                            \
                 snprintf(sd_load_error, sizeof(sd_load_error), "libsystemd.so.0 has no %s",       \
                          #name);                                                                   \
                 return;                                                                            \

@@ -1588,11 +1588,11 @@ static int enable_below(int dfd, const char *gpath, kpa_error *err)
 {
         _cleanup_free_ char *avail = NULL, *enabled = NULL;
         int r = kpa_read_file_at(dfd, "cgroup.controllers", 1 << 12, &avail, NULL);
-        if (r == 0)
+        if (r >= 0)
                 r = kpa_read_file_at(dfd, "cgroup.subtree_control", 1 << 12, &enabled, NULL);
-        if (r < 0)
-                return kpa_error_set_errno(err, -r, "cgroup %s: cannot read its cgroup.* files",
-                                           gpath);
+        if (r < 0 || !avail || !enabled)
+                return kpa_error_set_errno(err, r < 0 ? -r : EIO,
+                                           "cgroup %s: cannot read its cgroup.* files", gpath);
         for (size_t k = 0; k < ELEMENTSOF(delegated_ctrls); k++) {
                 const char *c = delegated_ctrls[k];
                 if (!has_word(avail, c) || has_word(enabled, c))

@@ -244,7 +244,8 @@ static int send_setup(int sock, const kpa_seccomp_prog *prog, const int *attach,
         if (n + 1 > SETUP_MAX_FDS)
                 return -E2BIG;
         int fds[SETUP_MAX_FDS];
-        memcpy(fds, attach, n * sizeof(int));
+        if (n > 0) /* ATTACH may be NULL then */
+                memcpy(fds, attach, n * sizeof(int));
         if (oom_fd >= 0)
                 fds[n++] = oom_fd;
         setup_hdr h = {.kind = SETUP_CGROUP,

@@ -131,6 +131,43 @@ check "their scopes are gone" wait_until no_kpa_scope
 main=$(systemctl show -P MainPID kpa-execd.service)
 check_eq "the daemon's standard input is still /dev/null" "$(readlink "/proc/$main/fd/0")" /dev/null
 
+# ---- rootless: a user's own manager makes the scope ----
+# (what README's "Running" says: limits without root, with no systemd-run)
+user=kpa-sd-user
+home=/var/tmp/$user # (the guest's /home is the host's, read-only)
+if useradd -m -d "$home" -s /bin/bash "$user"; then
+    uid=$(id -u "$user")
+    cleanup_add "systemctl stop user@$uid.service 2>/dev/null; userdel -r $user 2>/dev/null; rm -rf $home"
+    systemctl start "user@$uid.service"
+    check "the user's manager runs" systemctl is-active --quiet "user@$uid.service"
+    install -m 0644 "$T/probe.kpa" "$home/probe.kpa"
+    as_user() {
+        runuser -u "$user" -- env -i HOME="$home" PATH="$PATH" \
+            XDG_RUNTIME_DIR="/run/user/$uid" KPA_ROOT="$home/store" "$@"
+    }
+    check "the user installs the package into a store of their own" \
+        as_user kpa-install -q "$home/probe.kpa"
+    as_user kpa-run --memory 48M --pids 16 $APP -- sleep 30 >"$T/user.out" 2>&1 &
+    upid=$!
+    ucg=
+    for _ in $(seq 100); do
+        ucg=$(find "/sys/fs/cgroup/user.slice/user-$uid.slice/user@$uid.service/kpa.slice" \
+            -name 'kpa-*.scope' -type d 2>/dev/null | head -1)
+        [ -n "$ucg" ] && [ -s "$ucg/cgroup.procs" ] && break
+        sleep 0.1
+    done
+    check "a rootless instance runs in a scope of the user's manager" test -n "$ucg" ||
+        cat "$T/user.out"
+    [ -n "$ucg" ] && check_eq "its memory.max" "$(cat "$ucg/memory.max")" 50331648
+    [ -n "$ucg" ] && check_eq "its pids.max" "$(cat "$ucg/pids.max")" 16
+    # (kpa-run runs below runuser: the instance is ended from its scope)
+    [ -n "$ucg" ] && while read -r p; do kill -9 "$p" 2>/dev/null; done <"$ucg/cgroup.procs"
+    wait "$upid"
+    check "and its scope goes when it has ended" wait_until bash -c '[ ! -d "$1" ]' _ "$ucg"
+else
+    _result 1 "useradd $user"
+fi
+
 # ---- stopping the units leaves nothing kpa did not mean to ----
 tok2=$(kpa-run --detach $APP -- sleep 600)
 ref2=$(proc_ref "$(init_pid "$tok2")")
