@@ -20,9 +20,9 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -168,9 +168,9 @@ static void sd_load(void)
                 return;
         }
 #define SD_LOAD(name)                                                                              \
-        sd.name = (__typeof__(&name))dlsym(lib, #name); /* NOLINT(bugprone-macro-parentheses) */  \
+        sd.name = (__typeof__(&name))dlsym(lib, #name); /* NOLINT(bugprone-macro-parentheses) */   \
         if (!sd.name) {                                                                            \
-                snprintf(sd_load_error, sizeof(sd_load_error), "libsystemd.so.0 has no %s",       \
+                snprintf(sd_load_error, sizeof(sd_load_error), "libsystemd.so.0 has no %s",        \
                          #name);                                                                   \
                 return;                                                                            \
         }
@@ -182,8 +182,7 @@ static int sd_ready(kpa_error *err)
 {
         pthread_once(&sd_once, sd_load);
         if (sd_load_error[0])
-                return kpa_error_set(err, ENOSYS,
-                                     "the systemd cgroup driver needs libsystemd: %s",
+                return kpa_error_set(err, ENOSYS, "the systemd cgroup driver needs libsystemd: %s",
                                      sd_load_error);
         return 0;
 }
@@ -238,8 +237,7 @@ static char *unit_escape(const char *s)
         for (const char *p = s; *p; p++) {
                 unsigned char c = (unsigned char)*p;
                 bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                             (c >= '0' && c <= '9') || c == ':' || c == '_' ||
-                             (c == '.' && p != s);
+                             (c >= '0' && c <= '9') || c == ':' || c == '_' || (c == '.' && p != s);
                 if (plain)
                         *o++ = (char)c;
                 else
@@ -332,10 +330,9 @@ static int start_scope_call(const char *scope, const char *app_id, const char *i
 {
         sd_bus_message *m = NULL, *reply = NULL;
         sd_bus_error e = SD_BUS_ERROR_NULL;
-        int r = sd.sd_bus_message_new_method_call(bus, &m, "org.freedesktop.systemd1",
-                                                  "/org/freedesktop/systemd1",
-                                                  "org.freedesktop.systemd1.Manager",
-                                                  "StartTransientUnit");
+        int r = sd.sd_bus_message_new_method_call(
+                bus, &m, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                "org.freedesktop.systemd1.Manager", "StartTransientUnit");
         if (r >= 0)
                 r = sd.sd_bus_message_append(m, "ss", scope, "fail");
         if (r >= 0)
@@ -355,9 +352,8 @@ static int start_scope_call(const char *scope, const char *app_id, const char *i
         return r < 0 ? r : 0;
 }
 
-int kpa_systemd_start_scope(const char *app_id, const char *instance,
-                            const kpa_cgroup_limits *lim, pid_t pid, char **cgroup_path,
-                            kpa_error *err)
+int kpa_systemd_start_scope(const char *app_id, const char *instance, const kpa_cgroup_limits *lim,
+                            pid_t pid, char **cgroup_path, kpa_error *err)
 {
         int r = sd_ready(err);
         if (r < 0)
@@ -394,9 +390,9 @@ int kpa_systemd_start_scope(const char *app_id, const char *instance,
                 }
                 free(path);
                 siginfo_t si = {0}; /* PID is our child: a zombie is ended too */
-                if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 ?
-                            si.si_pid == pid :
-                            kill(pid, 0) < 0 && errno == ESRCH)
+                if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0
+                            ? si.si_pid == pid
+                            : kill(pid, 0) < 0 && errno == ESRCH)
                         return kpa_error_set(err, ESRCH,
                                              "systemd scope %s: process %d ended before "
                                              "systemd moved it into the scope",

@@ -1049,8 +1049,7 @@ int kpa_cgroup_create(const char *parent, const char *app_id, const char *instan
  * kpa.slice and APP count as made by kpa when they are in kpa's own cgroup
  * (PARENT NULL, or the group a supervisor left for its leaf): there only
  * kpa makes them. */
-static int open_scope(const char *app_id, const char *instance, kpa_cgroup **out,
-                      kpa_error *err);
+static int open_scope(const char *app_id, const char *instance, kpa_cgroup **out, kpa_error *err);
 
 int kpa_cgroup_open(const char *parent, const char *app_id, const char *instance,
                     kpa_cgroup **out, kpa_error *err)
@@ -1443,7 +1442,8 @@ bool kpa_oom_fd_killed(int fd)
         if (n <= 0)
                 return false;
         buf[n] = '\0';
-        for (const char *line = buf; line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        for (const char *line = buf; line;
+             line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
                 if (strncmp(line, "oom_kill ", 9) == 0)
                         return line[9] >= '1' && line[9] <= '9';
         return false;
@@ -1545,8 +1545,8 @@ static int destroy_scope(kpa_cgroup *cg, kpa_error *err)
                 if (r < 0 || buf[0] == '\0')
                         break; /* gone, or empty */
                 if (elapsed_ms(&start) > EMPTY_TIMEOUT_MS) {
-                        ret = kpa_error_set(err, EBUSY,
-                                            "cgroup %s: it still holds processes", h->path);
+                        ret = kpa_error_set(err, EBUSY, "cgroup %s: it still holds processes",
+                                            h->path);
                         break;
                 }
                 sleep_ms(delay);
@@ -1653,8 +1653,8 @@ int kpa_cgroup_become_supervisor(char **parent_out, kpa_error *err)
         bool in_leaf = streq(last ? last + 1 : group, SUPERVISOR_LEAF);
         if (in_leaf)
                 *(last ? last : group) = '\0';
-        _cleanup_free_ char *gpath = group[0] ? kpa_xasprintf("%s/%s", lcg_mount[c], group)
-                                              : kpa_xstrdup(lcg_mount[c]);
+        _cleanup_free_ char *gpath =
+                group[0] ? kpa_xasprintf("%s/%s", lcg_mount[c], group) : kpa_xstrdup(lcg_mount[c]);
         _cleanup_close_ int dfd = open(gpath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return kpa_error_set_errno(err, errno, "cgroup %s (this process's): cannot open",

@@ -56,9 +56,8 @@ int kpa_systemd_unit_names(const char *app_id, const char *instance, char **slic
                            kpa_error *err);
 /* Ask systemd for the scope of INSTANCE, holding PID, with LIMITS; return
  * once PID is in it, with *CGROUP_PATH its v2 path ("/kpa.slice/..."). */
-int kpa_systemd_start_scope(const char *app_id, const char *instance,
-                            const kpa_cgroup_limits *lim, pid_t pid, char **cgroup_path,
-                            kpa_error *err);
+int kpa_systemd_start_scope(const char *app_id, const char *instance, const kpa_cgroup_limits *lim,
+                            pid_t pid, char **cgroup_path, kpa_error *err);
 
 /* The systemd driver's kpa_cgroup_create(): the scope of INSTANCE, made by
  * systemd for PID (the instance's init, waiting to be moved: it joins no

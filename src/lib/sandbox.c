@@ -1050,10 +1050,10 @@ static int make_cgroup(const kpa_instance_spec *spec, kpa_cgroup **cg, kpa_error
                                   &spec->limits, cg, err);
         if (q < 0 && spec->userns && (q == -EACCES || q == -EPERM || q == -EROFS))
                 kpa_error_prefix(err, "not root, kpa runs the application "
-                                 "rootless, and its limits need a cgroup that "
-                                 "this user may create (run kpa-run in a "
-                                 "delegated cgroup, e.g. with \"systemd-run "
-                                 "--user --scope -p Delegate=yes\", or as root)");
+                                      "rootless, and its limits need a cgroup that "
+                                      "this user may create (run kpa-run in a "
+                                      "delegated cgroup, e.g. with \"systemd-run "
+                                      "--user --scope -p Delegate=yes\", or as root)");
         return q;
 }
 
@@ -1103,8 +1103,8 @@ static int setup_child(const kpa_instance_spec *spec, pid_t pid, int setup_fd, k
                 return q;
         if (!*cg && wants_cgroup(spec) && driver == KPA_CGROUP_DRIVER_SYSTEMD) {
                 /* systemd moves the child, which waits for this message */
-                q = kpa_cgroup_create_scope(spec->app_id, spec->instance_id, &spec->limits, pid,
-                                            cg, err);
+                q = kpa_cgroup_create_scope(spec->app_id, spec->instance_id, &spec->limits, pid, cg,
+                                            err);
                 if (q == -ESRCH)
                         return 0; /* the child is gone; its report says why */
                 if (q < 0)

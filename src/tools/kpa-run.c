@@ -61,8 +61,8 @@ typedef enum run_mode {
 } run_mode;
 
 static const char *const mode_options[] = {
-        [MODE_DIRECT] = "", [MODE_DETACH] = "--detach", [MODE_STATUS] = "--status",
-        [MODE_STOP] = "--stop", [MODE_WAIT] = "--wait", [MODE_LIST] = "--list",
+        [MODE_DIRECT] = "",     [MODE_DETACH] = "--detach",     [MODE_STATUS] = "--status",
+        [MODE_STOP] = "--stop", [MODE_WAIT] = "--wait",         [MODE_LIST] = "--list",
         [MODE_LOGS] = "--logs", [MODE_STOP_ALL] = "--stop-all",
 };
 

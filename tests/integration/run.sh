@@ -129,6 +129,8 @@ for _ in $(seq 100); do [ -n "$(leftover_instances)" ] && break; sleep 0.05; don
 inst=$(leftover_instances | head -1)
 check "an instance cgroup exists while it runs" test -n "$inst"
 for d in $(leftover_instances); do
+    # (the group is made before its processes join it, or while they start)
+    for _ in $(seq 100); do [ "$(wc -l <"$d/cgroup.procs")" -ge 2 ] && break; sleep 0.05; done
     check_eq "cgroup $(basename "$(dirname "$(dirname "$(dirname "$d")")")") holds exactly init and the application" \
         "$(wc -l <"$d/cgroup.procs")" 2
     [ -f "$d/memory.limit_in_bytes" ] && check_eq "memory limit visible from the host" "$(cat "$d/memory.limit_in_bytes")" 67108864

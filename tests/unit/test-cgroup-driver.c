@@ -64,7 +64,8 @@ static void test_driver_choice(void)
            kpa_cgroup_driver_name(d));
         if (access("/run/systemd/system", F_OK) < 0)
                 is(d, KPA_CGROUP_DRIVER_CGROUPFS, "without systemd as PID 1: cgroupfs");
-        is(kpa_cgroup_driver_set("bogus", &err), -EINVAL, "kpa_cgroup_driver_set refuses a bad name");
+        is(kpa_cgroup_driver_set("bogus", &err), -EINVAL,
+           "kpa_cgroup_driver_set refuses a bad name");
         has_str(err.message, "unknown cgroup driver \"bogus\"", "naming it");
         is(kpa_cgroup_driver_set("cgroupfs", &err), 0, "kpa_cgroup_driver_set(cgroupfs)");
         setenv("KPA_CGROUP_DRIVER", "docker", 1);
