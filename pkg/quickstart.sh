@@ -16,10 +16,11 @@ DEPS="build-essential autoconf automake libtool pkg-config
 # bash completion tests (tests/integration/deb.sh, completion.sh); systemd-analyze
 # for the units (daemon.sh); pgrep and ps, with which the tests find the
 # processes of an instance (a minbase Debian has no procps); user-mode-linux
-# for the VM lanes (make check-vm: pure cgroup v2, and systemd as PID 1)
+# and iproute2 for the VM lanes (make check-vm: pure cgroup v2, and systemd
+# as PID 1; the guest runs this machine's ip to bring its loopback up)
 [ "$action" = check ] && DEPS="$DEPS valgrind cppcheck clang-14 clang-tidy-14
       libclang-rt-14-dev bear shellcheck gcovr
-      debhelper fakeroot lintian bash-completion systemd procps user-mode-linux"
+      debhelper fakeroot lintian bash-completion systemd procps user-mode-linux iproute2"
 
 install_deps() {
     # shellcheck disable=SC2086

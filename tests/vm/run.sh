@@ -77,6 +77,11 @@ if [ -z "$uml" ]; then
     uml=$(command -v linux.uml) || die "user-mode-linux installed no linux.uml"
 fi
 
+# the guest runs this machine's programs: without ip(8) its loopback stays
+# down, and tests that use 127.0.0.1 wait for ever (a minbase Debian has none)
+command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] ||
+    die "ip(8) is missing: the guest needs it for its network (apt-get install iproute2)"
+
 mkdir -p "$out" || die "cannot create $out"
 rm -rf "${out:?}"/uml
 rm -f "$out"/{config,status,error,log,boot,journal,console.log}
