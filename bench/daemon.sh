@@ -17,20 +17,9 @@ make -C "$builddir" -s bench/execd-bench src/daemon/kpa-execd >/dev/null
 # on tmpfs, as /run/kpa (the state directory) is in production
 W=$(mktemp -d /dev/shm/kpa-bench-daemon.XXXXXX)
 dpid=
-# What a run leaves behind goes with it: $W, and the loop devices of the
-# stores' sized private storage (storage-image.c), which stay attached until
-# a purge; root's installs record their uids in a registry of the run's own.
-export KPA_UID_REGISTRY="$W/uid-registry"
-detach_loops() {
-    local f
-    for f in /sys/block/loop*/loop/backing_file; do
-        if [[ $(cat "$f" 2>/dev/null) == "$W"/* ]]; then
-            f=${f#/sys/block/}
-            losetup -d "/dev/${f%%/*}" 2>/dev/null || true
-        fi
-    done
-}
-trap '[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid"; detach_loops; rm -rf "$W"' EXIT
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+trap '[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid"; bench_cleanup' EXIT
 app=org.example.benchtrue
 /usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/true.kpa" --id $app \
     --bin /bin/true --set 'runConfigurations[0].args=[]'

@@ -17,20 +17,9 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 command -v bwrap >/dev/null || { apt-get install -y -qq bubblewrap >/dev/null; }
 
 W=$(mktemp -d /var/tmp/kpa-bench-start.XXXXXX)
-# What a run leaves behind goes with it: $W, and the loop devices of the
-# stores' sized private storage (storage-image.c), which stay attached until
-# a purge; root's installs record their uids in a registry of the run's own.
-export KPA_UID_REGISTRY="$W/uid-registry"
-detach_loops() {
-    local f
-    for f in /sys/block/loop*/loop/backing_file; do
-        if [[ $(cat "$f" 2>/dev/null) == "$W"/* ]]; then
-            f=${f#/sys/block/}
-            losetup -d "/dev/${f%%/*}" 2>/dev/null || true
-        fi
-    done
-}
-trap 'detach_loops; rm -rf "$W"' EXIT
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+trap 'bench_cleanup' EXIT
 /usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/true.kpa" --id org.example.true \
     --bin /bin/true --set 'runConfigurations[0].args=[]'
 "$builddir/src/tools/kpa-install" --root "$W/store" -q "$W/true.kpa"

@@ -1498,7 +1498,7 @@ static bool shutdown_done(void)
 static void resolve_on_exit(void)
 {
         static const char *const names[] = {"auto", "keep", "stop"};
-        bool systemd = access("/run/systemd/system", F_OK) == 0;
+        bool systemd = kpa_systemd_booted();
         d.keep = arg.on_exit == ON_EXIT_KEEP || (arg.on_exit == ON_EXIT_AUTO && systemd);
         log_info("on SIGTERM or SIGINT: %s (--on-exit %s%s)",
                  d.keep ? "exit and leave the processes running for the next kpa-execd"

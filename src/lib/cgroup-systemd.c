@@ -92,10 +92,15 @@ char *kpa_systemd_private_socket(void)
         return kpa_xasprintf("/run/user/%u/systemd/private", (unsigned)geteuid());
 }
 
+bool kpa_systemd_booted(void)
+{
+        return access("/run/systemd/system", F_OK) == 0;
+}
+
 static kpa_cgroup_driver detect(void)
 {
         struct statfs fs;
-        if (access("/run/systemd/system", F_OK) < 0 || statfs(CGROUP_ROOT, &fs) < 0 ||
+        if (!kpa_systemd_booted() || statfs(CGROUP_ROOT, &fs) < 0 ||
             fs.f_type != CGROUP2_SUPER_MAGIC)
                 return KPA_CGROUP_DRIVER_CGROUPFS;
         _cleanup_free_ char *sock = kpa_systemd_private_socket();
@@ -264,31 +269,13 @@ int kpa_systemd_unit_names(const char *app_id, const char *instance, char **slic
         return 0;
 }
 
-/* PID's cgroup v2 path ("0::" line), or NULL. */
-static char *pid_v2_path(pid_t pid)
+/* Is GROUP ("a/b/c") the group WANT ("b/c") or below a parent of it:
+ * the system manager's scopes are at the root, a user manager's below
+ * user@UID.service. */
+static bool is_group(const char *group, const char *want)
 {
-        char file[32];
-        snprintf(file, sizeof(file), "/proc/%d/cgroup", (int)pid);
-        _cleanup_free_ char *buf = NULL;
-        if (kpa_read_file_at(AT_FDCWD, file, 1 << 16, &buf, NULL) < 0)
-                return NULL;
-        for (char *line = buf; *line;) {
-                char *nl = strchrnul(line, '\n');
-                bool last = *nl == '\0';
-                *nl = '\0';
-                if (strncmp(line, "0::", 3) == 0)
-                        return kpa_xstrdup(line + 3);
-                if (last)
-                        break;
-                line = nl + 1;
-        }
-        return NULL;
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-        size_t n = strlen(s), m = strlen(suffix);
-        return n >= m && streq(s + n - m, suffix);
+        size_t n = strlen(group), m = strlen(want);
+        return n >= m && streq(group + n - m, want) && (n == m || group[n - m - 1] == '/');
 }
 
 static void sleep_us(long us)
@@ -379,12 +366,12 @@ int kpa_systemd_start_scope(const char *app_id, const char *instance, const kpa_
                 return r;
         /* The job that moves PID runs after the call returns: wait until
          * PID is in the scope's group, which is all a start needs. */
-        _cleanup_free_ char *want = kpa_xasprintf("/kpa.slice/%s/%s", slice, scope);
+        _cleanup_free_ char *want = kpa_xasprintf("kpa.slice/%s/%s", slice, scope);
         struct timespec start, now;
         clock_gettime(CLOCK_MONOTONIC, &start);
         for (long delay = 50;; delay = delay < 5000 ? delay * 2 : delay) {
-                char *path = pid_v2_path(pid);
-                if (path && ends_with(path, want)) {
+                char *path = NULL;
+                if (kpa_cgroup_v2_path(pid, &path) == 0 && is_group(path, want)) {
                         *cgroup_path = path;
                         return 0;
                 }

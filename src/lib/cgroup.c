@@ -371,12 +371,15 @@ static int normalize_path(const char *in, char **out)
         return 0;
 }
 
-/* This process's cgroup v2 path: the "0::" line of /proc/self/cgroup, which
- * libcgroup 2.0.2's cgroup_get_current_controller_path() cannot parse. */
-static int v2_current_path(char **out)
+int kpa_cgroup_v2_path(pid_t pid, char **out)
 {
+        char file[32];
+        if (pid > 0)
+                snprintf(file, sizeof(file), "/proc/%d/cgroup", (int)pid);
+        else
+                snprintf(file, sizeof(file), "/proc/self/cgroup");
         _cleanup_free_ char *buf = NULL;
-        int r = kpa_read_file_at(AT_FDCWD, "/proc/self/cgroup", 1 << 16, &buf, NULL);
+        int r = kpa_read_file_at(AT_FDCWD, file, 1 << 16, &buf, NULL);
         if (r < 0)
                 return r;
         for (char *line = buf; *line;) {
@@ -395,7 +398,7 @@ static int v2_current_path(char **out)
 static int current_path(int c, bool v2, char **out)
 {
         if (v2)
-                return v2_current_path(out);
+                return kpa_cgroup_v2_path(0, out);
         char *cur = NULL;
         int r = cgroup_get_current_controller_path(getpid(), ctrl_names[c], &cur);
         if (r != 0) {
@@ -1455,16 +1458,23 @@ bool kpa_oom_fd_killed(int fd)
  * it like its own, and lists, kills and reads it the same way; it never
  * removes it, nor anything above it (systemd does, once it is empty). */
 
+/* The mount point of the v2 hierarchy with one of kpa's controllers, or
+ * NULL (after lcg_init()). */
+static const char *v2_mount(void)
+{
+        for (int c = 0; c < N_CTRL; c++)
+                if (lcg_mount[c] && lcg_v2[c])
+                        return lcg_mount[c];
+        return NULL;
+}
+
 /* CG for the scope group at PATH ("/kpa.slice/.../X.scope"), locked. */
 static int scope_group(const char *path, kpa_cgroup **out, kpa_error *err)
 {
         int r = lcg_init(err);
         if (r < 0)
                 return r;
-        const char *mount = NULL;
-        for (int c = 0; c < N_CTRL && !mount; c++)
-                if (lcg_mount[c] && lcg_v2[c])
-                        mount = lcg_mount[c];
+        const char *mount = v2_mount();
         if (!mount)
                 return kpa_error_set(err, ENODEV,
                                      "cgroup: the systemd driver needs cgroup v2 with the pids "
@@ -1520,15 +1530,13 @@ static int open_scope(const char *app_id, const char *instance, kpa_cgroup **out
         if (r < 0)
                 return r;
         _cleanup_free_ char *path = kpa_xasprintf("/" SLICE "/%s/%s", slice, scope);
-        r = lcg_init(err);
-        for (int c = 0; r == 0 && c < N_CTRL; c++)
-                if (lcg_mount[c] && lcg_v2[c]) {
-                        _cleanup_free_ char *full = kpa_xasprintf("%s%s", lcg_mount[c], path);
-                        if (!is_dir(full))
-                                return -ENOENT; /* no message: the caller looks further */
-                        return scope_group(path, out, err);
-                }
-        return r < 0 ? r : -ENOENT;
+        if ((r = lcg_init(err)) < 0)
+                return r;
+        const char *mount = v2_mount();
+        _cleanup_free_ char *full = mount ? kpa_xasprintf("%s%s", mount, path) : NULL;
+        if (!full || !is_dir(full))
+                return -ENOENT; /* no message: the caller looks further */
+        return scope_group(path, out, err);
 }
 
 /* systemd removes the scope once it is empty: wait (briefly) for that. */
@@ -1539,10 +1547,9 @@ static int destroy_scope(kpa_cgroup *cg, kpa_error *err)
         struct timespec start;
         clock_gettime(CLOCK_MONOTONIC, &start);
         for (unsigned delay = 1;; delay = delay < 32 ? delay * 2 : delay) {
-                _cleanup_free_ char *procs = kpa_xasprintf("%s/cgroup.procs", h->path);
-                _cleanup_free_ char *buf = NULL;
-                int r = kpa_read_file_at(AT_FDCWD, procs, 1 << 20, &buf, NULL);
-                if (r < 0 || buf[0] == '\0')
+                _cleanup_free_ pid_t *pids = NULL;
+                size_t n = 0;
+                if (list_pids(h, &pids, &n, NULL) < 0 || n == 0)
                         break; /* gone, or empty */
                 if (elapsed_ms(&start) > EMPTY_TIMEOUT_MS) {
                         ret = kpa_error_set(err, EBUSY, "cgroup %s: it still holds processes",
@@ -1640,7 +1647,7 @@ int kpa_cgroup_become_supervisor(char **parent_out, kpa_error *err)
         if (c < 0) /* v1 or hybrid: no such rule there */
                 return 0;
         _cleanup_free_ char *group = NULL;
-        r = v2_current_path(&group);
+        r = kpa_cgroup_v2_path(0, &group);
         if (r < 0)
                 return kpa_error_set_errno(err, -r,
                                            "cgroup: cannot find this process's cgroup v2 group "

@@ -55,9 +55,16 @@ char *kpa_systemd_private_socket(void);
 int kpa_systemd_unit_names(const char *app_id, const char *instance, char **slice, char **scope,
                            kpa_error *err);
 /* Ask systemd for the scope of INSTANCE, holding PID, with LIMITS; return
- * once PID is in it, with *CGROUP_PATH its v2 path ("/kpa.slice/..."). */
+ * once PID is in it, with *CGROUP_PATH its v2 path ("kpa.slice/..."). */
 int kpa_systemd_start_scope(const char *app_id, const char *instance, const kpa_cgroup_limits *lim,
                             pid_t pid, char **cgroup_path, kpa_error *err);
+
+/* The cgroup v2 path of PID (0: this process), from the "0::" line of
+ * /proc/PID/cgroup, which libcgroup 2.0.2 cannot parse: "a/b", no outer
+ * '/' ("" for the root). -ENOENT without such a line. */
+int kpa_cgroup_v2_path(pid_t pid, char **out);
+/* Is systemd PID 1 (sd_booted(3)'s test: /run/systemd/system exists)? */
+bool kpa_systemd_booted(void);
 
 /* The systemd driver's kpa_cgroup_create(): the scope of INSTANCE, made by
  * systemd for PID (the instance's init, waiting to be moved: it joins no

@@ -1057,11 +1057,12 @@ static int make_cgroup(const kpa_instance_spec *spec, kpa_cgroup **cg, kpa_error
         return q;
 }
 
-/* Which driver makes SPEC's cgroup: an explicit parent is cgroupfs'. */
+/* Which driver makes SPEC's cgroup, if it has one: an explicit parent is
+ * cgroupfs'. */
 static int spec_driver(const kpa_instance_spec *spec, kpa_cgroup_driver *driver, kpa_error *err)
 {
         *driver = KPA_CGROUP_DRIVER_CGROUPFS;
-        return spec->cgroup_parent ? 0 : kpa_cgroup_driver_get(driver, err);
+        return !wants_cgroup(spec) || spec->cgroup_parent ? 0 : kpa_cgroup_driver_get(driver, err);
 }
 
 /* On a pure v2 host (cgroupfs driver) the cgroup is made before the clone,
@@ -1070,14 +1071,12 @@ static int spec_driver(const kpa_instance_spec *spec, kpa_cgroup_driver *driver,
  * lock even for "0" (PERF-NOTES.md). Elsewhere the child joins by itself
  * (v1: it writes "0" into each "tasks") or systemd moves it (a scope can
  * only be made for a process that exists). *CG stays NULL then. */
-static int cgroup_before_clone(const kpa_instance_spec *spec, kpa_cgroup **cg, kpa_error *err)
+static int cgroup_before_clone(const kpa_instance_spec *spec, kpa_cgroup_driver driver,
+                               kpa_cgroup **cg, kpa_error *err)
 {
-        kpa_cgroup_driver driver;
-        int q = wants_cgroup(spec) ? spec_driver(spec, &driver, err) : 0;
-        if (q < 0 || !wants_cgroup(spec) || driver != KPA_CGROUP_DRIVER_CGROUPFS ||
-            !kpa_cgroup_pure_v2())
-                return q;
-        q = make_cgroup(spec, cg, err);
+        if (!wants_cgroup(spec) || driver != KPA_CGROUP_DRIVER_CGROUPFS || !kpa_cgroup_pure_v2())
+                return 0;
+        int q = make_cgroup(spec, cg, err);
         if (q == 0 && !kpa_cgroup_v2_only(*cg)) { /* cannot be: in case */
                 kpa_cgroup_destroy(*cg, NULL);
                 *cg = NULL;
@@ -1090,17 +1089,14 @@ static int cgroup_before_clone(const kpa_instance_spec *spec, kpa_cgroup **cg, k
  * *CG set already, IN_CGROUP) and its attach files, sent to the child in
  * one message. A child that has failed already (and reported why) is not
  * an error here. Returns 0 or -errno with ERR set; *CG is the cgroup. */
-static int setup_child(const kpa_instance_spec *spec, pid_t pid, int setup_fd, kpa_cgroup **cg,
-                       bool in_cgroup, kpa_error *err)
+static int setup_child(const kpa_instance_spec *spec, kpa_cgroup_driver driver, pid_t pid,
+                       int setup_fd, kpa_cgroup **cg, bool in_cgroup, kpa_error *err)
 {
         _cleanup_(kpa_seccomp_prog_free) kpa_seccomp_prog seccomp = {0};
         int q = kpa_seccomp_build(&spec->seccomp, &seccomp, err);
         if (q < 0)
                 return q;
         kpa_trace("spawn: seccomp filter built");
-        kpa_cgroup_driver driver = KPA_CGROUP_DRIVER_CGROUPFS;
-        if (!*cg && wants_cgroup(spec) && (q = spec_driver(spec, &driver, err)) < 0)
-                return q;
         if (!*cg && wants_cgroup(spec) && driver == KPA_CGROUP_DRIVER_SYSTEMD) {
                 /* systemd moves the child, which waits for this message */
                 q = kpa_cgroup_create_scope(spec->app_id, spec->instance_id, &spec->limits, pid, cg,
@@ -1154,8 +1150,11 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         if (q >= 0 && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, setup) < 0)
                 q = kpa_error_set_errno(err, errno, "socketpair");
         kpa_cgroup *cg = NULL;
+        kpa_cgroup_driver driver = KPA_CGROUP_DRIVER_CGROUPFS;
         if (q >= 0)
-                q = cgroup_before_clone(spec, &cg, err);
+                q = spec_driver(spec, &driver, err);
+        if (q >= 0)
+                q = cgroup_before_clone(spec, driver, &cg, err);
         int cgroup_fd = cg ? kpa_cgroup_v2_fd(cg) : -1;
         if (q < 0) {
                 close_trees(trees, spec->n_mounts);
@@ -1218,7 +1217,7 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         if (q == 0 && !spec->userns)
                 q = hand_over_root(spec, setup[0], err);
         if (q == 0)
-                q = setup_child(spec, pid, setup[0], &cg, cgroup_fd >= 0, err);
+                q = setup_child(spec, driver, pid, setup[0], &cg, cgroup_fd >= 0, err);
         close(setup[0]);
         if (q < 0) {
                 (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);

@@ -164,7 +164,8 @@ static int plan_package(kpa_store *store, const kpa_manifest *m, kpa_instance_sp
                 close(storage);
                 storage = image;
                 free(storage_path);
-                storage_path = kpa_xasprintf("%s/images/%s.img", kpa_store_root(store), m->application.id);
+                storage_path = kpa_xasprintf("%s/images/%s.img", kpa_store_root(store),
+                                             m->application.id);
         }
         kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RW, storage_path, storage, "/storage", false);
         spec->mounts[spec->n_mounts - 1].detached = image >= 0;
