@@ -127,6 +127,8 @@ int kpa_store_root_fd(const kpa_store *store);
 enum {
         KPA_INSTALL_REINSTALL = 1u << 0,  /* same version again */
         KPA_INSTALL_FORCE_ARCH = 1u << 1, /* ignore hwSpecification.arch */
+        /* 1u << 2 is taken by signature checks */
+        KPA_INSTALL_ALLOW_DOWNGRADE = 1u << 3, /* a lower version than the installed one */
 };
 
 /* Before a package is published: the permissions its manifest requests
@@ -156,6 +158,8 @@ typedef enum kpa_install_action {
         KPA_INSTALL_ACTION_NEW = 0,
         KPA_INSTALL_ACTION_UPGRADE,   /* a different version replaced the old one */
         KPA_INSTALL_ACTION_REINSTALL, /* the same version again */
+        KPA_INSTALL_ACTION_DOWNGRADE, /* a lower version replaced the installed one */
+        KPA_INSTALL_ACTION_ROLLBACK,  /* kpa_store_rollback() swapped in the previous version */
 } kpa_install_action;
 
 typedef struct kpa_install_result {
@@ -171,6 +175,56 @@ typedef struct kpa_install_result {
 /* Install the package file PATH (a regular file, or a pipe read once). */
 int kpa_store_install(kpa_store *store, const char *path, const kpa_install_options *opts,
                       kpa_install_result *result, kpa_error *err);
+
+/* Versions are ordered as dpkg orders Debian versions (deb-version(7):
+ * [EPOCH:]UPSTREAM[-REVISION], '~' sorts before anything, even the end):
+ * < 0, 0 or > 0 as A is lower than, equal to or higher than B. A package's
+ * order is its version's, then its buildNumber's. An install of a lower
+ * one than the installed is a downgrade, refused without
+ * KPA_INSTALL_ALLOW_DOWNGRADE. */
+int kpa_version_compare(const char *a, const char *b);
+int kpa_package_version_compare(const char *version_a, const char *build_a, const char *version_b,
+                                const char *build_b);
+
+/* ---- Versions kept, holds, and who runs a package ----
+ *
+ * An upgrade or a downgrade keeps the version it replaced in
+ * ROOT/previous/APP_ID. kpa_store_rollback() swaps the two with one atomic
+ * exchange, keeping the uid, the private storage and the grants; a second
+ * rollback goes forward again. */
+int kpa_store_rollback(kpa_store *store, const char *app_id, kpa_install_result *result,
+                       kpa_error *err);
+/* The version and buildNumber kept as previous; -ENOENT when none is. */
+int kpa_store_previous_version(kpa_store *store, const char *app_id, char version[256],
+                               char build[256], kpa_error *err);
+/* A held package (ROOT/holds/APP_ID) is not upgraded, downgraded,
+ * reinstalled or rolled back until it is unheld; removal takes the hold too. */
+int kpa_store_set_hold(kpa_store *store, const char *app_id, bool hold, kpa_error *err);
+bool kpa_store_held(kpa_store *store, const char *app_id);
+/* Application ids whose package was removed but whose private storage or
+ * uid is kept (a removal without purge), sorted, NULL-terminated. */
+int kpa_store_list_removed(kpa_store *store, char ***out, size_t *n, kpa_error *err);
+
+/* Which tree of APP_ID a process runs from. A tree replaced or removed
+ * while processes run from it is kept in ROOT/retired until they end. */
+typedef enum kpa_app_tree {
+        KPA_APP_TREE_CURRENT = 0,
+        KPA_APP_TREE_PREVIOUS,
+        KPA_APP_TREE_RETIRED,
+} kpa_app_tree;
+
+typedef struct kpa_app_process {
+        pid_t pid; /* on the host */
+        bool init; /* the init of an instance (pid 1 of its pid namespace) */
+        kpa_app_tree tree;
+} kpa_app_process;
+
+/* The processes, on this host, that run APP_ID from this store (its
+ * directory is /APP_ID in their root), whoever started them: kpa-execd or
+ * kpa-run. *OUT is an array to free(). Needs the right to look into other
+ * processes' roots (root, or the owner). */
+int kpa_store_app_processes(kpa_store *store, const char *app_id, kpa_app_process **out, size_t *n,
+                            kpa_error *err);
 
 /* Remove an installed package; PURGE also removes its private storage and
  * releases its uid. */

@@ -921,6 +921,15 @@ static void op_open_log(client *c, kpa_request *req)
 
 static int autorun_package(const char *pkg_id);
 
+/* The first N of PIDS (at most their room) as a JSON array. */
+static json_object *pids_to_json(const pid_t pids[64], int n)
+{
+        json_object *a = json_object_new_array();
+        for (int k = 0; k < n && k < 64; k++)
+                json_object_array_add(a, json_object_new_int(pids[k]));
+        return a;
+}
+
 static void handle_request(client *c, kpa_request *req)
 {
         log_debug("uid %u: %s", (unsigned)c->uid, kpa_request_op_name(req->op));
@@ -981,9 +990,37 @@ static void handle_request(client *c, kpa_request *req)
                                     arg.group);
                         return;
                 }
+                pid_t pids[64];
+                int restarted = 0;
+                if (req->restart && !d.stopping) {
+                        restarted = kpa_control_stop_package(d.ctl, req->package, true, pids,
+                                                             ELEMENTSOF(pids));
+                        if (restarted)
+                                log_info("uid %u upgraded %s: restarting its %d process(es)",
+                                         (unsigned)c->uid, req->package, restarted);
+                }
                 int n = d.stopping ? 0 : autorun_package(req->package);
                 _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
                 json_object_object_add(r, "started", json_object_new_int(n < 0 ? 0 : n));
+                json_object_object_add(r, "restarted", json_object_new_int(restarted));
+                json_object_object_add(r, "pids", pids_to_json(pids, restarted));
+                send_to(c, r, NULL, 0);
+                return;
+        }
+        case KPA_OP_STOP_PACKAGE: {
+                if (c->uid != 0) {
+                        reply_error(c, req->id, EACCES,
+                                    "permission denied: only root may stop a package's "
+                                    "processes");
+                        return;
+                }
+                pid_t pids[64];
+                int n = kpa_control_stop_package(d.ctl, req->package, false, pids,
+                                                 ELEMENTSOF(pids));
+                log_info("uid 0 stopped the %d process(es) of %s", n, req->package);
+                _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
+                json_object_object_add(r, "stopped", json_object_new_int(n));
+                json_object_object_add(r, "pids", pids_to_json(pids, n));
                 send_to(c, r, NULL, 0);
                 return;
         }

@@ -26,7 +26,7 @@
 
 /* Take ROOT/.lock (waiting for other writers) and clean what a crashed writer
  * left in .staging: while we hold the lock, nothing there is in use. */
-static int store_lock(kpa_store *s, kpa_error *err)
+int store_lock(kpa_store *s, kpa_error *err)
 {
         if (s->lock_fd >= 0)
                 return 0;
@@ -50,12 +50,16 @@ static int store_lock(kpa_store *s, kpa_error *err)
         struct dirent *de;
         while ((de = readdir(d)))
                 if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
-                        (void)kpa_rm_rf_at(dirfd(d), de->d_name);
+                        store_recover_staging(s, dirfd(d), de->d_name);
         s->lock_fd = TAKE_FD(fd);
+        store_after_lock(s);
         return 0;
 }
 
-static void store_unlock(kpa_store *s) { closep(&s->lock_fd), s->lock_fd = -1; }
+void store_unlock(kpa_store *s)
+{
+        closep(&s->lock_fd), s->lock_fd = -1;
+}
 
 /* A fresh directory .staging/PREFIX-RANDOM; its name goes to NAME. */
 static int staging_mkdir(kpa_store *s, const char *prefix, char name[64], kpa_error *err)
@@ -76,7 +80,7 @@ static int staging_mkdir(kpa_store *s, const char *prefix, char name[64], kpa_er
 
 
 /* fsync the directory PATH below DIRFD: what was renamed into it stays */
-static int fsync_dir_at(int dirfd, const char *path)
+int store_fsync_dir_at(int dirfd, const char *path)
 {
         _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0 || fsync(fd) < 0)
@@ -123,7 +127,7 @@ static int write_uid_record(kpa_store *s, const char *app_id, uid_t uid, kpa_err
                 return kpa_error_set_errno(err, -q, "store %s: cannot write %s", s->root, path);
         }
         /* the record is what keeps the uid the package's: make it last */
-        q = fsync_dir_at(s->root_fd, "users");
+        q = store_fsync_dir_at(s->root_fd, "users");
         if (q < 0)
                 return kpa_error_set_errno(err, -q, "store %s: cannot flush users/", s->root);
         return 0;
@@ -203,6 +207,7 @@ typedef struct install_ctx {
         int staging_fd;
         char app_id[129];
         bool exists;
+        bool keep_previous; /* the installed version becomes previous/APP_ID */
         kpa_install_result *result;
         char *raw_manifest; /* manifest.json exactly as packed */
         size_t raw_len;
@@ -356,8 +361,32 @@ static int install_check_version(install_ctx *c, const kpa_manifest *m, const ch
         }
         snprintf(c->result->old_version, sizeof(c->result->old_version), "%s",
                  old->application.version);
-        if (!streq(old->application.version, m->application.version)) {
+        if (kpa_store_held(c->store, c->app_id))
+                return kpa_error_set(err, EPERM,
+                                     "%s is held at version %s: it is not upgraded or replaced "
+                                     "(kpa-install --unhold %s allows it)",
+                                     c->app_id, old->application.version, c->app_id);
+        int order = kpa_package_version_compare(m->application.version, m->application.build_number,
+                                                old->application.version,
+                                                old->application.build_number);
+        if (order > 0) {
                 c->result->action = KPA_INSTALL_ACTION_UPGRADE;
+                c->keep_previous = true;
+                return 0;
+        }
+        if (order < 0) {
+                bool same = streq(m->application.version, old->application.version);
+                if (!(c->opts->flags & KPA_INSTALL_ALLOW_DOWNGRADE))
+                        return kpa_error_set(
+                                err, EPERM,
+                                "%s: downgrade from %s%s%s to %s%s%s refused (use "
+                                "--allow-downgrade to install an older version, or "
+                                "--rollback to go back to the previous one)",
+                                c->app_id, old->application.version, same ? " build " : "",
+                                same ? old->application.build_number : "", m->application.version,
+                                same ? " build " : "", same ? m->application.build_number : "");
+                c->result->action = KPA_INSTALL_ACTION_DOWNGRADE;
+                c->keep_previous = true;
                 return 0;
         }
         if (!(c->opts->flags & KPA_INSTALL_REINSTALL))
@@ -429,28 +458,33 @@ static int install_on_close(void *userdata, const kpa_component *comp, int fd, u
 }
 
 /* Put the staging tree in place: a rename for a new package, an exchange
- * with the old tree for an upgrade (the old one is then removed). Either
- * way readers see the old or the new package, never a mix. */
+ * with the old tree otherwise. Either way readers see the old or the new
+ * package, never a mix. An upgrade or a downgrade keeps the old tree as
+ * previous/APP_ID (store-versions.c); a reinstall discards it. */
 static int publish(install_ctx *c, const char *staging_name, kpa_error *err)
 {
         kpa_store *s = c->store;
         _cleanup_free_ char *target = kpa_xasprintf("apps/%s", c->app_id);
         if (!c->exists) {
+                /* a previous version of an earlier install is not this one's */
+                store_forget_versions(s, c->app_id);
                 if (renameat2(s->root_fd, staging_name, s->root_fd, target, RENAME_NOREPLACE) < 0)
                         return kpa_error_set_errno(err, errno, "install %s: cannot publish %s/%s",
                                                    c->app_id, s->root, target);
                 /* a crash after this must not lose the published package; an
                  * error here is not one of the install (it is visible now) */
-                (void)fsync_dir_at(s->root_fd, "apps");
+                (void)store_fsync_dir_at(s->root_fd, "apps");
                 return 0;
         }
+        if (c->keep_previous)
+                return store_publish_keeping_previous(s, c->app_id, staging_name, err);
         if (renameat2(s->root_fd, staging_name, s->root_fd, target, RENAME_EXCHANGE) < 0)
                 return kpa_error_set_errno(err, errno, "install %s: cannot replace %s/%s",
                                            c->app_id, s->root, target);
-        (void)fsync_dir_at(s->root_fd, "apps");
+        (void)store_fsync_dir_at(s->root_fd, "apps");
         /* staging_name now holds the old version; failing to delete it only
          * wastes space until the next writer cleans .staging */
-        (void)kpa_rm_rf_at(s->root_fd, staging_name);
+        store_discard_tree(s, c->app_id, staging_name);
         return 0;
 }
 
@@ -612,8 +646,10 @@ static int remove_locked(kpa_store *s, const char *app_id, bool purge, kpa_error
                         return kpa_error_set_errno(err, e, "remove %s: %s/%s", app_id, s->root,
                                                    app);
                 }
-                (void)kpa_rm_rf_at(s->root_fd, staging_name);
+                store_discard_tree(s, app_id, staging_name);
         }
+        /* the previous version and a hold go with the package */
+        store_forget_versions(s, app_id);
         /* the grants go with the package: another one of the same id asks anew */
         int r = store_write_grants(s, app_id, NULL, err);
         if (r < 0)

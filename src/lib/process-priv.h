@@ -57,6 +57,7 @@ typedef struct instance {
         bool forced;        /* a Forced stop was asked for */
         bool escalated;     /* a Normal stop ran out of time */
         bool term_pending;  /* a Normal stop waits for the descendants to end first */
+        bool restart_after_stop; /* an upgrade: start it again once the stop ends it */
         uint64_t deadline_ms;
         unsigned stop_timeout_ms;
         uid_t owner;

@@ -825,6 +825,25 @@ int kpa_control_stop_all(kpa_control *ctl, kpa_stop_policy policy)
         return n;
 }
 
+int kpa_control_stop_package(kpa_control *ctl, const char *pkg_id, bool restart, pid_t *pids,
+                             size_t max_pids)
+{
+        int n = 0;
+        for (instance *i = ctl->list; i; i = i->next) {
+                if (!i->live || !streq(i->ctx.app_id, pkg_id))
+                        continue;
+                if ((size_t)n < max_pids)
+                        pids[n] = i->sb.pid;
+                n++;
+                /* started again once it has ended: supervise_schedule_restart() */
+                if (restart && i->restart)
+                        i->restart_after_stop = true;
+                stop_one(ctl, i, KPA_STOP_NORMAL);
+        }
+        process_arm_timer(ctl);
+        return n;
+}
+
 size_t kpa_control_live_count(kpa_control *ctl)
 {
         size_t n = 0;

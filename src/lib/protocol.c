@@ -47,6 +47,7 @@ static const char *const op_names[] = {
         [KPA_OP_SUBSCRIBE] = "Subscribe",
         [KPA_OP_OPEN_LOG] = "OpenLog",
         [KPA_OP_PACKAGE_INSTALLED] = "PackageInstalled",
+        [KPA_OP_STOP_PACKAGE] = "StopPackage",
 };
 
 const char *kpa_request_op_name(kpa_request_op op)
@@ -66,7 +67,7 @@ static const char *const network_names[] = {[KPA_START_NETWORK_DEFAULT] = "defau
 struct request_fields {
         char *token, *policy, *package, *run_config, *parent, *network;
         int64_t timeout_ms, memory, pids, cpu_weight, uid, gid, stop_timeout_ms;
-        bool rotated, list_continue;
+        bool rotated, list_continue, restart;
 };
 
 static void request_fields_free(struct request_fields *f)
@@ -98,8 +99,9 @@ static const struct request_field {
         {FIELD("rotated", JF_BOOL, 0, rotated), OP(KPA_OP_OPEN_LOG), 0},
         {FIELD("continue", JF_BOOL, 0, list_continue), OP(KPA_OP_LIST), 0},
         {FIELD("package", JF_STRING, JF_NONEMPTY, package),
-         OP(KPA_OP_START) | OP(KPA_OP_PACKAGE_INSTALLED),
-         OP(KPA_OP_START) | OP(KPA_OP_PACKAGE_INSTALLED)},
+         OP(KPA_OP_START) | OP(KPA_OP_PACKAGE_INSTALLED) | OP(KPA_OP_STOP_PACKAGE),
+         OP(KPA_OP_START) | OP(KPA_OP_PACKAGE_INSTALLED) | OP(KPA_OP_STOP_PACKAGE)},
+        {FIELD("restart", JF_BOOL, 0, restart), OP(KPA_OP_PACKAGE_INSTALLED), 0},
         {FIELD("runConfig", JF_STRING, JF_NONEMPTY, run_config), OP(KPA_OP_START), 0},
         {FIELD("parent", JF_STRING, 0, parent), OP(KPA_OP_START), 0},
         {UNSTORED("handles", JF_ARRAY), OP(KPA_OP_START), 0},
@@ -305,6 +307,7 @@ static int parse_op_fields(const struct json_ctx *c, json_object *obj, size_t n_
         out->timeout_ms = (int)f.timeout_ms;
         out->rotated = f.rotated;
         out->list_continue = f.list_continue;
+        out->restart = f.restart;
         if (out->op == KPA_OP_START)
                 return parse_start(c, obj, &f, n_fds, out);
         out->package = TAKE_PTR(f.package);

@@ -42,7 +42,13 @@
  *   Subscribe          -> then a stream of events on this connection
  *   OpenLog            "token"*, "rotated" (bool: the previous file)
  *                      -> one fd attached (read-only), "path"
- *   PackageInstalled   "package"* (kpa-install: autorun its run configurations)
+ *   PackageInstalled   "package"*, "restart" (bool) (kpa-install: autorun its run
+ *                      configurations; with "restart", an upgrade: stop its
+ *                      running instances Normal and start them again on the
+ *                      new version) -> "started", "restarted" (counts),
+ *                      "pids": [host pids of the inits restarted]
+ *   StopPackage        "package"* -> "stopped" (count), "pids" (root only;
+ *                      kpa-install --remove --stop: a Normal stop of each)
  *
  * CONTEXT: {"token": "32 hex", "state": "Running", "exitStatus": "Normal",
  *           "exitCode": 0, "exitReason": 0, "message": "...", "pid": 123,
@@ -85,6 +91,7 @@ typedef enum kpa_request_op {
         KPA_OP_SUBSCRIBE,
         KPA_OP_OPEN_LOG,
         KPA_OP_PACKAGE_INSTALLED,
+        KPA_OP_STOP_PACKAGE,
 } kpa_request_op;
 
 const char *kpa_request_op_name(kpa_request_op op); /* "StartProcess", ... */
@@ -99,7 +106,8 @@ typedef struct kpa_request {
         int timeout_ms;         /* Wait; -1 forever */
         bool rotated;           /* OpenLog */
         bool list_continue;     /* ListProcesses: the next page */
-        char *package;          /* Start, PackageInstalled */
+        bool restart;           /* PackageInstalled: restart its running instances */
+        char *package;          /* Start, PackageInstalled, StopPackage */
         char *run_config;       /* Start; NULL: the primary one */
         kpa_token parent;       /* Start */
         /* Start: ready to hand to kpa_process_start(); its pointers point

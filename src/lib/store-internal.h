@@ -16,6 +16,27 @@ struct kpa_store {
         int lock_fd; /* -1 unless the writer lock is held */
 };
 
+/* The writer lock ROOT/.lock (install.c): waits for other writers, then
+ * finishes or cleans what a crashed writer left in .staging. */
+int store_lock(kpa_store *s, kpa_error *err);
+void store_unlock(kpa_store *s);
+/* fsync the directory PATH below DIRFD: what was renamed into it stays. */
+int store_fsync_dir_at(int dirfd, const char *path);
+
+/* Versions kept and who runs them (store-versions.c). */
+/* Publish STAGING_NAME as APP_ID; the installed tree becomes previous/APP_ID. */
+int store_publish_keeping_previous(kpa_store *s, const char *app_id, const char *staging_name,
+                                   kpa_error *err);
+/* Delete the tree at PATH (below the root), or move it to retired/ while
+ * processes run from it. */
+void store_discard_tree(kpa_store *s, const char *app_id, const char *path);
+/* Remove previous/APP_ID and the hold of APP_ID (a removal). */
+void store_forget_versions(kpa_store *s, const char *app_id);
+/* With the lock held: finish or delete the .staging entry NAME (in DIRFD). */
+void store_recover_staging(kpa_store *s, int dirfd, const char *name);
+/* With the lock held: delete retired trees nobody runs from. */
+void store_after_lock(kpa_store *s);
+
 /* Create apps/, storage/, users/ and .staging/ below ROOT_FD where missing. */
 int store_create_layout(int root_fd, const char *root, kpa_error *err);
 /* users/APP_ID: the uid allocated at install. */

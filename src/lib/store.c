@@ -140,8 +140,8 @@ static int check_store_trusted(const char *root, int fd, kpa_error *err)
                 return q;
         if (fstat(fd, &opened) < 0 || opened.st_dev != st.st_dev || opened.st_ino != st.st_ino)
                 return kpa_error_set(err, EBUSY, "store %s: changed while it was being opened", root);
-        static const char *const subdirs[] = {"apps", "storage", "users", "images", "grants",
-                                              ".staging"};
+        static const char *const subdirs[] = {"apps",     "storage", "users",   "images",  "grants",
+                                              "previous", "holds",   "retired", ".staging"};
         for (size_t i = 0; i < ELEMENTSOF(subdirs); i++) {
                 if (fstatat(fd, subdirs[i], &st, AT_SYMLINK_NOFOLLOW) < 0) {
                         if (errno == ENOENT)

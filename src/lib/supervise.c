@@ -374,6 +374,14 @@ void supervise_forget_restart(instance *i)
 void supervise_schedule_restart(kpa_control *ctl, instance *i)
 {
         restart_info *r = i->restart;
+        if (r && i->restart_after_stop && !r->handles_lost && !r->at_ms) {
+                /* stopped for an upgrade: at once, whatever the policy */
+                i->restart_after_stop = false;
+                r->restarts = 0;
+                r->at_ms = process_now_ms();
+                process_arm_timer(ctl);
+                return;
+        }
         if (!r || r->at_ms || r->policy.mode == KPA_RESTART_NO || i->stop_normal || i->forced)
                 return;
         bool failed = i->ctx.state == KPA_PROCESS_FAILED || i->ctx.exit_code != 0;
@@ -413,7 +421,7 @@ void supervise_do_restart(kpa_control *ctl, instance *i)
         memset(&i->ctx, 0, sizeof(i->ctx));
         memcpy(i->ctx.app_id, old.app_id, sizeof(old.app_id));
         i->exited = i->exit_oom = i->stop_normal = i->forced = i->escalated = i->term_pending =
-                false;
+                i->restart_after_stop = false;
         i->deadline_ms = 0;
         i->adopted = false;
         kpa_start_options o = r->opts;

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -19,12 +21,22 @@
 #include "protocol.h"
 #include "util.h"
 
-typedef enum { MODE_INSTALL, MODE_REMOVE, MODE_LIST, MODE_INFO, MODE_VERIFY, MODE_REVOKE } mode_t_;
+typedef enum {
+        MODE_INSTALL,
+        MODE_REMOVE,
+        MODE_LIST,
+        MODE_INFO,
+        MODE_VERIFY,
+        MODE_REVOKE,
+        MODE_ROLLBACK,
+        MODE_HOLD,
+        MODE_UNHOLD,
+} mode_t_;
 
 static struct {
         const char *root;
         mode_t_ mode;
-        bool purge, json, quiet, verbose;
+        bool purge, json, quiet, verbose, all, stop, no_restart;
         const char *revoke;
         kpa_install_options install;
 } arg;
@@ -33,8 +45,11 @@ static void usage(void)
 {
         printf("Usage:\n"
                "  %1$s [OPTIONS] PACKAGE.kpa...        install or upgrade packages\n"
-               "  %1$s --remove [--purge] APP_ID...    remove installed packages\n"
-               "  %1$s --list [--json]                 list installed packages\n"
+               "  %1$s --remove [--purge] [--stop] APP_ID...\n"
+               "                                            remove installed packages\n"
+               "  %1$s --rollback APP_ID...            go back to the previous version\n"
+               "  %1$s --hold|--unhold APP_ID...       keep a package at its version, or not\n"
+               "  %1$s --list [--all] [--json]         list installed packages\n"
                "  %1$s --info APP_ID|PACKAGE.kpa [--json]\n"
                "                                            describe a package\n"
                "  %1$s --verify APP_ID...              re-check installed files\n"
@@ -47,6 +62,11 @@ static void usage(void)
                "Options:\n"
                "  -r, --root DIR       use the store in DIR (default: $KPA_ROOT, else %2$s)\n"
                "      --reinstall      install a package even if the same version is installed\n"
+               "      --allow-downgrade\n"
+               "                       install a lower version than the installed one\n"
+               "      --no-restart     after an upgrade or a rollback, leave the running\n"
+               "                       instances on the old version (default: kpa-execd\n"
+               "                       restarts those it supervises on the new one)\n"
                "      --force-arch     install even if hwSpecification.arch does not match\n"
                "      --max-size SIZE  refuse packages that unpack to more than SIZE (K/M/G;\n"
                "                       default 4G)\n"
@@ -64,7 +84,15 @@ static void usage(void)
                "                       take permissions back from installed packages\n"
                "  -R, --remove         remove the named applications\n"
                "      --purge          with --remove: also delete private storage and the uid\n"
+               "      --stop           with --remove: stop the package's running instances\n"
+               "                       first (a removal is refused while any runs)\n"
+               "      --rollback       swap the installed version with the previous one kept\n"
+               "                       by the last upgrade (again: forward)\n"
+               "      --hold           refuse upgrades, downgrades, reinstalls and rollbacks\n"
+               "                       of a package until --unhold\n"
+               "      --unhold         allow them again\n"
                "  -l, --list           list installed applications\n"
+               "      --all            with --list: also those removed with their storage kept\n"
                "  -i, --info           show a package's manifest, run configurations and files\n"
                "  -V, --verify         compare installed files with the manifest's digests\n"
                "      --json           machine-readable output for --list and --info\n"
@@ -90,6 +118,13 @@ enum {
         OPT_GRANT,
         OPT_REVOKE,
         OPT_POLICY,
+        OPT_ALLOW_DOWNGRADE,
+        OPT_NO_RESTART,
+        OPT_STOP,
+        OPT_ROLLBACK,
+        OPT_HOLD,
+        OPT_UNHOLD,
+        OPT_ALL,
 };
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -118,6 +153,13 @@ static int parse_option(int c, const char *optarg_)
         switch (c) {
         case 'r': arg.root = optarg_; return 0;
         case OPT_REINSTALL: arg.install.flags |= KPA_INSTALL_REINSTALL; return 0;
+        case OPT_ALLOW_DOWNGRADE: arg.install.flags |= KPA_INSTALL_ALLOW_DOWNGRADE; return 0;
+        case OPT_NO_RESTART: arg.no_restart = true; return 0;
+        case OPT_STOP: arg.stop = true; return 0;
+        case OPT_ALL: arg.all = true; return 0;
+        case OPT_ROLLBACK: return set_mode(MODE_ROLLBACK, "--rollback");
+        case OPT_HOLD: return set_mode(MODE_HOLD, "--hold");
+        case OPT_UNHOLD: return set_mode(MODE_UNHOLD, "--unhold");
         case OPT_FORCE_ARCH: arg.install.flags |= KPA_INSTALL_FORCE_ARCH; return 0;
         case OPT_MAX_SIZE:
                 if (cli_parse_size(optarg_, &arg.install.limits.max_total_bytes) < 0)
@@ -161,6 +203,13 @@ static int parse_args(int argc, char **argv)
         static const struct option options[] = {
                 {"root", required_argument, NULL, 'r'},
                 {"reinstall", no_argument, NULL, OPT_REINSTALL},
+                {"allow-downgrade", no_argument, NULL, OPT_ALLOW_DOWNGRADE},
+                {"no-restart", no_argument, NULL, OPT_NO_RESTART},
+                {"stop", no_argument, NULL, OPT_STOP},
+                {"rollback", no_argument, NULL, OPT_ROLLBACK},
+                {"hold", no_argument, NULL, OPT_HOLD},
+                {"unhold", no_argument, NULL, OPT_UNHOLD},
+                {"all", no_argument, NULL, OPT_ALL},
                 {"force-arch", no_argument, NULL, OPT_FORCE_ARCH},
                 {"max-size", required_argument, NULL, OPT_MAX_SIZE},
                 {"max-members", required_argument, NULL, OPT_MAX_MEMBERS},
@@ -186,6 +235,14 @@ static int parse_args(int argc, char **argv)
                 return r;
         if (arg.purge && arg.mode != MODE_REMOVE)
                 return cli_usage_error("--purge only goes with --remove");
+        if (arg.stop && arg.mode != MODE_REMOVE)
+                return cli_usage_error("--stop only goes with --remove");
+        if (arg.all && arg.mode != MODE_LIST)
+                return cli_usage_error("--all only goes with --list");
+        if (arg.no_restart && arg.mode != MODE_INSTALL && arg.mode != MODE_ROLLBACK)
+                return cli_usage_error("--no-restart goes with an install or --rollback");
+        if ((arg.install.flags & KPA_INSTALL_ALLOW_DOWNGRADE) && arg.mode != MODE_INSTALL)
+                return cli_usage_error("--allow-downgrade only goes with an install");
         if (arg.install.grant && arg.mode != MODE_INSTALL)
                 return cli_usage_error("--grant goes with an install or an APP_ID, not with "
                                        "another action");
@@ -264,31 +321,167 @@ static int grant_one(kpa_store *store, const char *app_id, const char *names, bo
 
 /* ---- install ---- */
 
-/* Tell a running kpa-execd (at $KPA_EXECD_SOCKET, else the default socket)
- * that APP_ID is installed, so that it autoruns its run configurations.
- * No daemon listening is not an error: there is nobody to tell. */
-static void notify_daemon(const char *app_id)
+/* ---- kpa-execd and the running instances ---- */
+
+/* Send OP for APP_ID to a running kpa-execd (at $KPA_EXECD_SOCKET, else the
+ * default socket); *REPLY gets its answer. 0 with *REPLY NULL: no daemon
+ * listens (nobody to tell). */
+static int call_daemon(kpa_request_op op, const char *app_id, bool restart, json_object **reply,
+                       kpa_error *err)
 {
+        *reply = NULL;
         kpa_remote *r = NULL;
-        kpa_error err;
-        int q = kpa_remote_connect(NULL, &r, &err);
+        int q = kpa_remote_connect(NULL, &r, err);
         if (q == -ENOENT || q == -ECONNREFUSED)
-                return;
-        if (q < 0) {
-                cli_error("warning: could not tell kpa-execd about %s: %s", app_id, err.message);
-                return;
-        }
-        json_object *req = kpa_request_new(KPA_OP_PACKAGE_INSTALLED, kpa_remote_next_id(r));
-        json_object_object_add(req, "package", json_object_new_string(app_id));
-        json_object *reply = NULL;
-        q = kpa_remote_call(r, req, NULL, 0, &reply, NULL, 0, NULL, &err);
+                return 0;
         if (q < 0)
+                return q;
+        json_object *req = kpa_request_new(op, kpa_remote_next_id(r));
+        json_object_object_add(req, "package", json_object_new_string(app_id));
+        if (restart)
+                json_object_object_add(req, "restart", json_object_new_boolean(true));
+        q = kpa_remote_call(r, req, NULL, 0, reply, NULL, 0, NULL, err);
+        kpa_remote_close(r);
+        return q;
+}
+
+static bool pid_listed(json_object *pids, pid_t pid)
+{
+        for (size_t k = 0; pids && k < json_object_array_length(pids); k++)
+                if (json_object_get_int(json_object_array_get_idx(pids, k)) == pid)
+                        return true;
+        return false;
+}
+
+/* The instance inits of APP_ID that run an old tree (previous or retired). */
+static size_t old_instances(kpa_store *store, const char *app_id, pid_t *inits, size_t max)
+{
+        kpa_app_process *procs = NULL;
+        size_t n = 0, found = 0;
+        kpa_error err;
+        if (kpa_store_app_processes(store, app_id, &procs, &n, &err) < 0)
+                return 0;
+        for (size_t k = 0; k < n; k++)
+                if (procs[k].init && procs[k].tree != KPA_APP_TREE_CURRENT && found < max)
+                        inits[found++] = procs[k].pid;
+        free(procs);
+        return found;
+}
+
+/* After a change of what is installed (ACTION): tell kpa-execd, so that it
+ * autoruns the package's run configurations and, unless --no-restart,
+ * restarts the instances it supervises on the new version; warn about the
+ * instances that stay on the old one. */
+static void after_change(kpa_store *store, const char *app_id, kpa_install_action action)
+{
+        pid_t old[64];
+        size_t n_old = action == KPA_INSTALL_ACTION_NEW ? 0 : old_instances(store, app_id, old, 64);
+        bool restart = n_old > 0 && !arg.no_restart;
+        json_object *reply = NULL;
+        kpa_error err;
+        if (call_daemon(KPA_OP_PACKAGE_INSTALLED, app_id, restart, &reply, &err) < 0)
                 cli_error("warning: could not tell kpa-execd about %s: %s", app_id, err.message);
-        else if (arg.verbose && reply)
+        json_object *pids = reply ? json_object_object_get(reply, "pids") : NULL;
+        int restarted = reply ? json_object_get_int(json_object_object_get(reply, "restarted")) : 0;
+        if (arg.verbose && reply)
                 printf("  kpa-execd started %d autorun process(es)\n",
                        json_object_get_int(json_object_object_get(reply, "started")));
+        if (restarted > 0 && !arg.quiet)
+                printf("Restarting %d instance(s) of %s on the new version (kpa-execd)\n",
+                       restarted, app_id);
+        for (size_t k = 0; k < n_old; k++)
+                if (!pid_listed(pids, old[k]))
+                        cli_error("warning: %s: the instance with pid %d %s; it keeps running "
+                                  "the old version until it ends",
+                                  app_id, (int)old[k],
+                                  arg.no_restart ? "was left as it is (--no-restart)"
+                                                 : "is not supervised by kpa-execd (kpa-run "
+                                                   "started it)");
         json_object_put(reply);
-        kpa_remote_close(r);
+}
+
+static uint64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Send SIG to every process of APP_ID's instances; how many there were. */
+static size_t signal_processes(kpa_store *store, const char *app_id, int sig, kpa_error *err)
+{
+        kpa_app_process *procs = NULL;
+        size_t n = 0;
+        if (kpa_store_app_processes(store, app_id, &procs, &n, err) < 0)
+                return (size_t)-1;
+        for (size_t k = 0; k < n && sig; k++)
+                (void)kill(procs[k].pid, sig);
+        free(procs);
+        return n;
+}
+
+/* Wait up to MS for APP_ID's processes to end; true when they have. */
+static bool wait_processes_gone(kpa_store *store, const char *app_id, uint64_t ms)
+{
+        uint64_t deadline = now_ms() + ms;
+        kpa_error err;
+        for (;;) {
+                size_t n = signal_processes(store, app_id, 0, &err);
+                if (n == 0)
+                        return true;
+                if (n == (size_t)-1 || now_ms() >= deadline)
+                        return false;
+                struct timespec pause = {0, 50 * 1000 * 1000};
+                nanosleep(&pause, NULL);
+        }
+}
+
+/* A removal: none of APP_ID's instances may run, or with --stop they are
+ * stopped first, as a Normal stop does (kpa-execd stops those it
+ * supervises; the others get SIGTERM, then SIGKILL after 10 s). */
+static int check_not_running(kpa_store *store, const char *app_id)
+{
+        kpa_error err;
+        kpa_app_process *procs = NULL;
+        size_t n = 0;
+        if (kpa_store_app_processes(store, app_id, &procs, &n, &err) < 0) {
+                cli_report(&err);
+                return -1;
+        }
+        char list[256] = "";
+        size_t inits = 0;
+        for (size_t k = 0; k < n; k++)
+                if (procs[k].init && inits++ < 8) {
+                        size_t l = strlen(list);
+                        snprintf(list + l, sizeof(list) - l, "%s%d", l ? ", " : "",
+                                 (int)procs[k].pid);
+                }
+        free(procs);
+        if (n == 0)
+                return 0;
+        if (!arg.stop) {
+                cli_error("%s is running (%zu instance(s)%s%s%s); nothing was removed. Stop them "
+                          "first, or use --remove --stop",
+                          app_id, inits ? inits : 1, list[0] ? ", init pid " : "", list,
+                          inits > 8 ? ", ..." : "");
+                return -1;
+        }
+        json_object *reply = NULL;
+        if (call_daemon(KPA_OP_STOP_PACKAGE, app_id, false, &reply, &err) < 0)
+                cli_error("warning: %s: kpa-execd could not stop its instances: %s", app_id,
+                          err.message);
+        json_object_put(reply);
+        (void)signal_processes(store, app_id, SIGTERM, &err);
+        if (!wait_processes_gone(store, app_id, 10000)) {
+                (void)signal_processes(store, app_id, SIGKILL, &err);
+                if (!wait_processes_gone(store, app_id, 5000)) {
+                        cli_error("%s: its instances did not end; nothing was removed", app_id);
+                        return -1;
+                }
+        }
+        if (!arg.quiet)
+                printf("Stopped %zu instance(s) of %s\n", inits ? inits : 1, app_id);
+        return 0;
 }
 
 /* Say once, at install, when the manifest's storage size is not enforced. */
@@ -308,6 +501,82 @@ static void storage_note(kpa_store *store, const char *app_id)
                                  "without root); --purge and a new install make it sized");
 }
 
+static void print_action(const kpa_install_result *res)
+{
+        switch (res->action) {
+        case KPA_INSTALL_ACTION_NEW: printf("Installed %s %s\n", res->app_id, res->version); break;
+        case KPA_INSTALL_ACTION_UPGRADE:
+                printf("Upgraded %s from %s to %s\n", res->app_id,
+                       res->old_version[0] ? res->old_version : "(damaged)", res->version);
+                break;
+        case KPA_INSTALL_ACTION_DOWNGRADE:
+                printf("Downgraded %s from %s to %s (--allow-downgrade)\n", res->app_id,
+                       res->old_version, res->version);
+                break;
+        case KPA_INSTALL_ACTION_REINSTALL:
+                printf("Reinstalled %s %s\n", res->app_id, res->version);
+                break;
+        case KPA_INSTALL_ACTION_ROLLBACK:
+                printf("Rolled %s %s from %s to %s (kpa-install --rollback %s swaps them "
+                       "again)\n",
+                       res->app_id,
+                       kpa_version_compare(res->version, res->old_version) > 0 ? "forward" : "back",
+                       res->old_version, res->version, res->app_id);
+                break;
+        }
+}
+
+/* What the version now installed requests and is not granted (a rollback
+ * to a version whose grants were dropped by the upgrade): a note. */
+static void note_ungranted(kpa_store *store, const char *app_id)
+{
+        kpa_error err;
+        _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
+        _cleanup_strv_free_ char **granted = NULL;
+        if (kpa_store_load_manifest(store, app_id, &m, &err) < 0 ||
+            kpa_store_get_grants(store, app_id, &granted, &err) < 0)
+                return;
+        _cleanup_strv_free_ char **requested = kpa_permissions_requested(m);
+        _cleanup_strv_free_ char **missing = kpa_permissions_filter(requested, granted, false);
+        for (size_t i = 0; missing[i]; i++) {
+                _cleanup_free_ char *d = kpa_permission_describe(missing[i]);
+                fprintf(stderr,
+                        "kpa-install: note: %s requests %s, which is not granted; it runs "
+                        "without it (kpa-install --grant ... %s grants it)\n",
+                        app_id, d, app_id);
+        }
+}
+
+static int rollback_one(kpa_store *store, const char *app_id)
+{
+        kpa_error err;
+        kpa_install_result res;
+        if (kpa_store_rollback(store, app_id, &res, &err) < 0) {
+                cli_report(&err);
+                return -1;
+        }
+        if (!arg.quiet)
+                print_action(&res);
+        note_ungranted(store, app_id);
+        after_change(store, app_id, res.action);
+        return 0;
+}
+
+static int hold_one(kpa_store *store, const char *app_id, bool hold)
+{
+        kpa_error err;
+        if (kpa_store_set_hold(store, app_id, hold, &err) < 0) {
+                cli_report(&err);
+                return -1;
+        }
+        if (!arg.quiet)
+                printf(hold ? "%s is held: it is not upgraded, downgraded, reinstalled or rolled "
+                              "back until --unhold\n"
+                            : "%s is no longer held\n",
+                       app_id);
+        return 0;
+}
+
 static int install_one(kpa_store *store, const char *path)
 {
         kpa_error err;
@@ -324,20 +593,12 @@ static int install_one(kpa_store *store, const char *path)
                 cli_report(&err);
                 return -1;
         }
-        notify_daemon(res.app_id);
         storage_note(store, res.app_id);
+        if (!arg.quiet)
+                print_action(&res);
+        after_change(store, res.app_id, res.action);
         if (arg.quiet)
                 return 0;
-        switch (res.action) {
-        case KPA_INSTALL_ACTION_NEW: printf("Installed %s %s\n", res.app_id, res.version); break;
-        case KPA_INSTALL_ACTION_UPGRADE:
-                printf("Upgraded %s from %s to %s\n", res.app_id,
-                       res.old_version[0] ? res.old_version : "(damaged)", res.version);
-                break;
-        case KPA_INSTALL_ACTION_REINSTALL:
-                printf("Reinstalled %s %s\n", res.app_id, res.version);
-                break;
-        }
         if (arg.verbose)
                 printf("  %llu files, %llu bytes, uid %u, store %s\n",
                        (unsigned long long)res.files, (unsigned long long)res.bytes,
@@ -348,6 +609,8 @@ static int install_one(kpa_store *store, const char *path)
 static int remove_one(kpa_store *store, const char *app_id)
 {
         kpa_error err;
+        if (check_not_running(store, app_id) < 0)
+                return -1;
         if (kpa_store_remove(store, app_id, arg.purge, &err) < 0) {
                 cli_report(&err);
                 return -1;
@@ -364,11 +627,45 @@ static const char *localized(const kpa_manifest *m, const char *s)
         return kpa_manifest_localize(m, s, NULL);
 }
 
+/* "held", "previous 1.0", both, or "". */
+static void list_notes(kpa_store *store, const char *id, char *out, size_t len)
+{
+        char prev[256], build[256];
+        kpa_error err;
+        bool held = kpa_store_held(store, id);
+        bool has_prev = kpa_store_previous_version(store, id, prev, build, &err) == 0;
+        snprintf(out, len, "%s%s%s%s", held ? "held" : "", held && has_prev ? ", " : "",
+                 has_prev ? "previous " : "", has_prev ? prev : "");
+}
+
+static json_object *list_json_entry(kpa_store *store, const char *id, const kpa_manifest *m)
+{
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_new_string(id));
+        json_object_object_add(o, "state", json_object_new_string(m ? "installed" : "removed"));
+        json_object_object_add(o, "version",
+                               m ? json_object_new_string(m->application.version) : NULL);
+        json_object_object_add(o, "buildNumber",
+                               m ? json_object_new_string(m->application.build_number) : NULL);
+        json_object_object_add(
+                o, "name", m ? json_object_new_string(localized(m, m->application.name)) : NULL);
+        if (!m)
+                return o;
+        char prev[256], build[256];
+        kpa_error err;
+        bool has_prev = kpa_store_previous_version(store, id, prev, build, &err) == 0;
+        json_object_object_add(o, "held", json_object_new_boolean(kpa_store_held(store, id)));
+        json_object_object_add(o, "previousVersion",
+                               has_prev ? json_object_new_string(prev) : NULL);
+        return o;
+}
+
 static int do_list(kpa_store *store)
 {
         kpa_error err;
-        _cleanup_strv_free_ char **ids = NULL;
-        if (kpa_store_list(store, &ids, NULL, &err) < 0) {
+        _cleanup_strv_free_ char **ids = NULL, **removed = NULL;
+        if (kpa_store_list(store, &ids, NULL, &err) < 0 ||
+            (arg.all && kpa_store_list_removed(store, &removed, NULL, &err) < 0)) {
                 cli_report(&err);
                 return EXIT_FAILURE;
         }
@@ -381,19 +678,22 @@ static int do_list(kpa_store *store)
                         ret = EXIT_FAILURE;
                         continue;
                 }
-                if (!arr) {
-                        printf("%-40s %-16s %s\n", *id, m->application.version,
-                               localized(m, m->application.name));
+                if (arr) {
+                        json_object_array_add(arr, list_json_entry(store, *id, m));
                         continue;
                 }
-                json_object *o = json_object_new_object();
-                json_object_object_add(o, "id", json_object_new_string(*id));
-                json_object_object_add(o, "version", json_object_new_string(m->application.version));
-                json_object_object_add(o, "buildNumber",
-                                       json_object_new_string(m->application.build_number));
-                json_object_object_add(o, "name",
-                                       json_object_new_string(localized(m, m->application.name)));
-                json_object_array_add(arr, o);
+                char notes[300];
+                list_notes(store, *id, notes, sizeof(notes));
+                printf("%-40s %-16s %s%s%s%s\n", *id, m->application.version,
+                       localized(m, m->application.name), notes[0] ? " (" : "", notes,
+                       notes[0] ? ")" : "");
+        }
+        for (char **id = removed; id && *id; id++) {
+                if (arr)
+                        json_object_array_add(arr, list_json_entry(store, *id, NULL));
+                else
+                        printf("%-40s %-16s %s\n", *id, "-",
+                               "(removed; storage kept: --remove --purge deletes it)");
         }
         if (arr) {
                 puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY |
@@ -584,11 +884,25 @@ static int do_info(kpa_store *store, const char *what)
                 cli_report(&err);
                 return EXIT_FAILURE;
         }
+        char prev[256] = "", build[256] = "";
+        bool has_prev = store && kpa_store_previous_version(store, what, prev, build, &err) == 0;
+        bool held = store && kpa_store_held(store, what);
         if (!arg.json) {
                 info_text(info, granted);
+                if (store)
+                        printf("Held:         %s\n",
+                               held ? "yes (kpa-install --unhold allows changes)" : "no");
+                if (has_prev)
+                        printf("Previous:     %s (build %s), kept: kpa-install --rollback %s\n",
+                               prev, build, what);
                 return EXIT_SUCCESS;
         }
         json_object *o = info_json(info, granted);
+        if (store) {
+                json_object_object_add(o, "held", json_object_new_boolean(held));
+                json_object_object_add(o, "previousVersion",
+                                       has_prev ? json_object_new_string(prev) : NULL);
+        }
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(o);
         return EXIT_SUCCESS;
@@ -647,6 +961,10 @@ int main(int argc, char **argv)
                         failed |= install_one(store, argv[i]) < 0;
                 else if (arg.mode == MODE_REMOVE)
                         failed |= remove_one(store, argv[i]) < 0;
+                else if (arg.mode == MODE_ROLLBACK)
+                        failed |= rollback_one(store, argv[i]) < 0;
+                else if (arg.mode == MODE_HOLD || arg.mode == MODE_UNHOLD)
+                        failed |= hold_one(store, argv[i], arg.mode == MODE_HOLD) < 0;
                 else
                         failed |= verify_one(store, argv[i]) < 0;
         }

@@ -9,7 +9,10 @@
  *              renameat2), renameat, renameat2, unlink (unlink, unlinkat,
  *              rmdir), write, mount, clone (clone() and syscall(SYS_clone3)),
  *              clone3 (syscall(SYS_clone3) only), sendmsg, recvmsg, fsmount
- *     ERRNO    ENOMEM, ENOSPC, EIO, ... or a number
+ *     ERRNO    ENOMEM, ENOSPC, EIO, ... or a number; or KILL: the process
+ *              kills itself with SIGKILL instead of making the call (a crash
+ *              just before it), or KILLAFTER: makes the call, then kills
+ *              itself (a crash just after it; rename calls only)
  *     MATCH    only calls on a path that contains MATCH count: the path
  *              given (resolved against its directory fd), the path of the fd
  *              for write, sendmsg and recvmsg ("socket:[INODE]"), the source
@@ -32,6 +35,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -96,7 +100,15 @@ static struct {
         unsigned long nth;
         unsigned long seen;
         char log[PATH_MAX];
+        int kill; /* 0, KILL_BEFORE or KILL_AFTER */
 } rule;
+
+enum { KILL_BEFORE = 1, KILL_AFTER = 2 };
+
+static void kill_self(void)
+{
+        (void)syscall(SYS_kill, (pid_t)syscall(SYS_getpid), SIGKILL);
+}
 
 __attribute__((constructor)) static void inject_init(void)
 {
@@ -128,7 +140,11 @@ __attribute__((constructor)) static void inject_init(void)
                 if (strcmp(fields[0], rule_names[i].name) == 0)
                         funcs = rule_names[i].funcs;
         int code = 0;
-        if (fields[1]) {
+        if (fields[1] && strcmp(fields[1], "KILL") == 0)
+                rule.kill = KILL_BEFORE, code = EINTR;
+        else if (fields[1] && strcmp(fields[1], "KILLAFTER") == 0)
+                rule.kill = KILL_AFTER, code = EINTR;
+        else if (fields[1]) {
                 for (size_t i = 0; i < sizeof(errno_names) / sizeof(errno_names[0]); i++)
                         if (strcmp(fields[1], errno_names[i].name) == 0)
                                 code = errno_names[i].code;
@@ -224,6 +240,8 @@ static bool inject(const char *what, const char *path, const char *path2)
         if (seen < rule.nth)
                 return false;
         log_failure(what, path ? path : path2);
+        if (rule.kill == KILL_BEFORE)
+                kill_self();
         errno = rule.code;
         return true;
 }
@@ -261,11 +279,22 @@ static bool inject_rename(const char *what, int olddirfd, const char *oldpath, i
         return inject(what, from, to);
 }
 
+/* An injected rename under KILLAFTER: CALL makes it, then the process
+ * ends; otherwise the rename fails without being made. */
+#define INJECTED_RENAME(call)                                                                      \
+        do {                                                                                       \
+                if (rule.kill == KILL_AFTER) {                                                     \
+                        (void)(call);                                                              \
+                        kill_self();                                                               \
+                }                                                                                  \
+                return -1;                                                                         \
+        } while (0)
+
 int rename(const char *oldpath, const char *newpath)
 {
         NEXT(rename);
         if (wanted(F_RENAME) && inject_rename("rename", AT_FDCWD, oldpath, AT_FDCWD, newpath))
-                return -1;
+                INJECTED_RENAME(real_(oldpath, newpath));
         return real_(oldpath, newpath);
 }
 
@@ -273,7 +302,7 @@ int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpat
 {
         NEXT(renameat);
         if (wanted(F_RENAMEAT) && inject_rename("renameat", olddirfd, oldpath, newdirfd, newpath))
-                return -1;
+                INJECTED_RENAME(real_(olddirfd, oldpath, newdirfd, newpath));
         return real_(olddirfd, oldpath, newdirfd, newpath);
 }
 
@@ -283,7 +312,7 @@ int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpa
         NEXT(renameat2);
         if (wanted(F_RENAMEAT2) &&
             inject_rename("renameat2", olddirfd, oldpath, newdirfd, newpath))
-                return -1;
+                INJECTED_RENAME(real_(olddirfd, oldpath, newdirfd, newpath, flags));
         return real_(olddirfd, oldpath, newdirfd, newpath, flags);
 }
 

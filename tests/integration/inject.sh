@@ -63,8 +63,10 @@ install_fails "upgrade, mkdir of the staging directory" "mkdir:ENOSPC:/.staging/
     "$T/v2.kpa" "cannot create .staging/install-"
 install_fails "upgrade, mkdir below staging" "mkdir:ENOSPC:/.staging/install-:2" "$T/v2.kpa" \
     "create directory bin: $nospace"
-install_fails "upgrade, rename at publish" "renameat2:ENOSPC" "$T/v2.kpa" \
+install_fails "upgrade, rename at publish" "renameat2:ENOSPC:/apps/$APP" "$T/v2.kpa" \
     "install $APP: cannot replace $R/apps/$APP: $nospace"
+install_fails "upgrade, rename before publish" "renameat2:ENOSPC:/.staging/publish-" "$T/v2.kpa" \
+    "install $APP: cannot rename .staging/install-"
 install_fails "upgrade, out of memory at publish" "renameat2:ENOMEM" "$T/v2.kpa" \
     "Cannot allocate memory"
 # a new package: its uid record and private storage are taken back
@@ -84,10 +86,10 @@ check_eq "... nothing is installed" "$(ls -A "$T/store2/apps" 2>/dev/null)" ""
 check "after all that, the upgrade works" "$KPA_INSTALL" --root "$R" -q "$T/v2.kpa"
 check "and the new package installs" "$KPA_INSTALL" --root "$R" -q "$T/new.kpa"
 check "both verify" sh -c "'$KPA_INSTALL' --root '$R' --verify $APP && '$KPA_INSTALL' --root '$R' --verify $NEW"
-out=$(inject "unlink:EIO:/.staging/install-:2" "$KPA_INSTALL" --root "$R" -q "$T/v1.kpa" 2>&1)
-check_eq "a version change whose old files cannot be deleted still succeeds" "$?" 0
+out=$(inject "unlink:EIO:/.staging/install-:2" "$KPA_INSTALL" --root "$R" -q --reinstall "$T/v2.kpa" 2>&1)
+check_eq "a reinstall whose old files cannot be deleted still succeeds" "$?" 0
 check "... the old tree waits in .staging" test -n "$(ls -A "$R/.staging")"
-check "the next install" "$KPA_INSTALL" --root "$R" -q "$T/v2.kpa"
+check "the next install" "$KPA_INSTALL" --root "$R" -q --reinstall "$T/v2.kpa"
 check_eq "... empties .staging" "$(ls -A "$R/.staging")" ""
 before=$(snapshot "$R")
 out=$(inject "rename:ENOSPC:/.staging/remove-" "$KPA_INSTALL" --root "$R" --remove $APP 2>&1)
