@@ -32,7 +32,10 @@
  * but a signature made for one purpose must never pass for another) */
 #define SIGN_CONTEXT "kpa-manifest-signature-v1\n"
 
-const char *kpa_trusted_keys_default_dir(void) { return KPA_SYSCONFDIR "/kpa/trusted.d"; }
+const char *kpa_trusted_keys_default_dir(void)
+{
+        return KPA_SYSCONFDIR "/kpa/trusted.d";
+}
 
 /* ---- encodings ---- */
 
@@ -148,8 +151,9 @@ static int parse_key_text(const char *path, const char *text, const char *tag,
         if (!t || !streq(t, tag)) {
                 bool other = t && (streq(t, SECRET_TAG) || streq(t, PUBLIC_TAG));
                 return kpa_error_set(err, EINVAL, "%s: %s (it must start with \"%s\")", path,
-                                     other ? (streq(tag, SECRET_TAG) ? "a public key, not a secret key"
-                                                                     : "a secret key, not a public key")
+                                     other ? (streq(tag, SECRET_TAG)
+                                                      ? "a public key, not a secret key"
+                                                      : "a secret key, not a public key")
                                            : "not a kpa key file",
                                      tag);
         }
@@ -162,12 +166,12 @@ static int parse_key_text(const char *path, const char *text, const char *tag,
 
 /* Read the key file PATH (or NAME below DIRFD when DIRFD >= 0), a regular
  * file that nobody else may write to; SECRET: nobody else may read it. */
-static int read_key_file(int dirfd, const char *name, const char *path, bool secret,
-                         bool trusted, char **text, kpa_error *err)
+static int read_key_file(int dirfd, const char *name, const char *path, bool secret, bool trusted,
+                         char **text, kpa_error *err)
 {
-        _cleanup_close_ int fd = dirfd >= 0
-                                         ? openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
-                                         : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        _cleanup_close_ int fd =
+                dirfd >= 0 ? openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+                           : open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return kpa_error_set_errno(err, errno, "%s", path);
         struct stat st;
@@ -211,7 +215,10 @@ void sign_key_free(sign_key *k)
         free(k);
 }
 
-const char *sign_key_name(const sign_key *k) { return k->name; }
+const char *sign_key_name(const sign_key *k)
+{
+        return k->name;
+}
 
 int sign_key_load(const char *path, sign_key **out, kpa_error *err)
 {
@@ -393,8 +400,14 @@ void sign_trusted_free(sign_trusted *t)
         free(t);
 }
 
-size_t sign_trusted_count(const sign_trusted *t) { return t->n; }
-const char *sign_trusted_dir(const sign_trusted *t) { return t->dir; }
+size_t sign_trusted_count(const sign_trusted *t)
+{
+        return t->n;
+}
+const char *sign_trusted_dir(const sign_trusted *t)
+{
+        return t->dir;
+}
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -531,16 +544,16 @@ static int parse_sig(const char *text, size_t len, const char *what, parsed_sig 
                                   "digits)",
                                   what);
         else if (b64_decode_exact(sig, out->sig, sizeof(out->sig)) < 0)
-                q = kpa_error_set(err, EBADMSG, "%s: \"signature\" is not %d bytes of base64",
-                                  what, ED25519_SIGNATURE_SIZE);
+                q = kpa_error_set(err, EBADMSG, "%s: \"signature\" is not %d bytes of base64", what,
+                                  ED25519_SIGNATURE_SIZE);
         else
                 snprintf(out->key, sizeof(out->key), "%s", key);
         json_object_put(o);
         return q;
 }
 
-int sign_check(const sign_trusted *t, const char *raw, size_t len, const char *sig,
-               size_t sig_len, const char *what, kpa_signature_info *info, kpa_error *err)
+int sign_check(const sign_trusted *t, const char *raw, size_t len, const char *sig, size_t sig_len,
+               const char *what, kpa_signature_info *info, kpa_error *err)
 {
         memset(info, 0, sizeof(*info));
         info->n_trusted = t->n;
@@ -575,11 +588,13 @@ int sign_check(const sign_trusted *t, const char *raw, size_t len, const char *s
 
 /* ---- install ---- */
 
-static const char *keys_are(size_t n) { return n == 1 ? "key is" : "keys are"; }
+static const char *keys_are(size_t n)
+{
+        return n == 1 ? "key is" : "keys are";
+}
 
 int sign_install_check(sign_install *si, const kpa_install_options *opts, const char *path,
-                       const char *raw, size_t len, const char *sig, size_t sig_len,
-                       kpa_error *err)
+                       const char *raw, size_t len, const char *sig, size_t sig_len, kpa_error *err)
 {
         _cleanup_(sign_trusted_freep) sign_trusted *t = NULL;
         int q = sign_trusted_load(opts->trusted_keys_dir, &t, err);
@@ -600,11 +615,10 @@ int sign_install_check(sign_install *si, const kpa_install_options *opts, const 
         case KPA_SIGNATURE_UNKNOWN_KEY:
                 if (t->n && !allow)
                         return kpa_error_set(err, EPERM,
-                                             "%s: signed by an unknown key (fingerprint %s): it is "
-                                             "not one of the %zu %s trusted in %s; refused (trust "
+                                             "%s: signed by an unknown key (fingerprint %s), "
+                                             "not one of the trusted keys in %s; refused (trust "
                                              "its .pub there, or install with --allow-unsigned)",
-                                             path, info.fingerprint, t->n,
-                                             t->n == 1 ? "key" : "keys", t->dir);
+                                             path, info.fingerprint, t->dir);
                 break;
         case KPA_SIGNATURE_UNSIGNED:
                 if (t->n && !allow)
@@ -680,7 +694,8 @@ static int head_on_signature(void *userdata, const char *raw, size_t len, const 
                 h->sig_len = sig_len;
         }
         h->done = true;
-        return kpa_error_set(err, ECANCELED, "stop after the signature"); /* the rest is not needed */
+        return kpa_error_set(err, ECANCELED,
+                             "stop after the signature"); /* the rest is not needed */
 }
 
 int kpa_package_signature(const char *path, const char *trusted_keys_dir, kpa_signature_info *out,

@@ -10,15 +10,18 @@
 
 #include "kpa/package.h"
 
-#define SIGN_MEMBER "manifest.sig"     /* the archive member, and the installed file */
-#define SIGN_MEMBER_MAX 4096           /* bytes: a real one is about 200 */
+#define SIGN_MEMBER "manifest.sig"           /* the archive member, and the installed file */
+#define SIGN_MEMBER_MAX 4096                 /* bytes: a real one is about 200 */
 #define SIGN_UNSIGNED_RECORD "unsigned.json" /* installed with --allow-unsigned */
 
 /* A secret key, loaded for signing. */
 typedef struct sign_key sign_key;
 int sign_key_load(const char *path, sign_key **out, kpa_error *err);
 void sign_key_free(sign_key *k);
-static inline void sign_key_freep(sign_key **k) { sign_key_free(*k); }
+static inline void sign_key_freep(sign_key **k)
+{
+        sign_key_free(*k);
+}
 const char *sign_key_name(const sign_key *k);
 /* The text of the member manifest.sig that signs the LEN bytes of RAW
  * (deterministic: the same key and bytes give the same text). */
@@ -32,7 +35,10 @@ typedef struct sign_trusted sign_trusted;
  * error. */
 int sign_trusted_load(const char *dir, sign_trusted **out, kpa_error *err);
 void sign_trusted_free(sign_trusted *t);
-static inline void sign_trusted_freep(sign_trusted **t) { sign_trusted_free(*t); }
+static inline void sign_trusted_freep(sign_trusted **t)
+{
+        sign_trusted_free(*t);
+}
 size_t sign_trusted_count(const sign_trusted *t);
 const char *sign_trusted_dir(const sign_trusted *t);
 
@@ -40,8 +46,8 @@ const char *sign_trusted_dir(const sign_trusted *t);
  * in INFO. A signature member that is not well-formed is an error (EBADMSG,
  * naming what is wrong, WHAT in front); one that does not match is
  * KPA_SIGNATURE_BAD. */
-int sign_check(const sign_trusted *t, const char *raw, size_t len, const char *sig,
-               size_t sig_len, const char *what, kpa_signature_info *info, kpa_error *err);
+int sign_check(const sign_trusted *t, const char *raw, size_t len, const char *sig, size_t sig_len,
+               const char *what, kpa_signature_info *info, kpa_error *err);
 
 /* What an install learned about a package's signature, to be recorded. */
 typedef struct sign_install {
