@@ -132,7 +132,7 @@ static void pack_ctx_done(pack_ctx *ctx)
         free(ctx->inputs);
         free(ctx->members);
         free(ctx->buf);
-        sign_key_free(ctx->key);
+        kpa_sign_key_free(ctx->key);
 }
 
 static void pack_output_done(pack_output *out)
@@ -859,7 +859,7 @@ static int write_manifest(pack_ctx *ctx, struct archive *a, kpa_error *err)
                 return r;
         if (ctx->key) { /* the signature of exactly these bytes, right after them */
                 size_t sig_len;
-                _cleanup_free_ char *sig = sign_manifest(ctx->key, json, len, &sig_len);
+                _cleanup_free_ char *sig = kpa_sign_manifest(ctx->key, json, len, &sig_len);
                 r = write_header(ctx, a, SIGN_MEMBER, sig_len, 0644, err);
                 if (r >= 0)
                         r = write_data(ctx, a, sig, sig_len, err);
@@ -1028,7 +1028,7 @@ int kpa_pack(const kpa_pack_options *opts, kpa_error *err)
         ctx.mtime = pack_mtime(opts);
         kpa_package_limits_init(&ctx.limits);
         ctx.buf = kpa_xmalloc(PACK_BUFFER_SIZE);
-        if (opts->sign_key && (r = sign_key_load(opts->sign_key, &ctx.key, err)) < 0)
+        if (opts->sign_key && (r = kpa_sign_key_load(opts->sign_key, &ctx.key, err)) < 0)
                 return r;
 
         r = load_manifest(&ctx, err);

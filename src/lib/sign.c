@@ -207,7 +207,7 @@ struct sign_key {
         char fingerprint[65];
 };
 
-void sign_key_free(sign_key *k)
+void kpa_sign_key_free(sign_key *k)
 {
         if (!k)
                 return;
@@ -215,12 +215,12 @@ void sign_key_free(sign_key *k)
         free(k);
 }
 
-const char *sign_key_name(const sign_key *k)
+const char *kpa_sign_key_name(const sign_key *k)
 {
         return k->name;
 }
 
-int sign_key_load(const char *path, sign_key **out, kpa_error *err)
+int kpa_sign_key_load(const char *path, sign_key **out, kpa_error *err)
 {
         if (has_suffix(path, ".pub"))
                 return kpa_error_set(err, EINVAL,
@@ -337,7 +337,7 @@ int kpa_key_describe(const char *path, char name[KPA_KEY_NAME_MAX + 1],
                         name_from_path(path, ".pub", name);
         } else {
                 _cleanup_(sign_key_freep) sign_key *k = NULL;
-                int q = sign_key_load(path, &k, err);
+                int q = kpa_sign_key_load(path, &k, err);
                 if (q < 0)
                         return q;
                 memcpy(pub, k->pub, sizeof(pub));
@@ -363,7 +363,7 @@ static uint8_t *signed_message(const char *raw, size_t len, size_t *out_len)
         return msg;
 }
 
-char *sign_manifest(const sign_key *k, const char *raw, size_t len, size_t *out_len)
+char *kpa_sign_manifest(const sign_key *k, const char *raw, size_t len, size_t *out_len)
 {
         size_t n;
         _cleanup_free_ uint8_t *msg = signed_message(raw, len, &n);
@@ -391,7 +391,7 @@ struct sign_trusted {
         size_t n;
 };
 
-void sign_trusted_free(sign_trusted *t)
+void kpa_sign_trusted_free(sign_trusted *t)
 {
         if (!t)
                 return;
@@ -400,11 +400,11 @@ void sign_trusted_free(sign_trusted *t)
         free(t);
 }
 
-size_t sign_trusted_count(const sign_trusted *t)
+size_t kpa_sign_trusted_count(const sign_trusted *t)
 {
         return t->n;
 }
-const char *sign_trusted_dir(const sign_trusted *t)
+const char *kpa_sign_trusted_dir(const sign_trusted *t)
 {
         return t->dir;
 }
@@ -462,7 +462,7 @@ static int load_trusted_key(sign_trusted *t, int dfd, const char *file, kpa_erro
         return 0;
 }
 
-int sign_trusted_load(const char *dir, sign_trusted **out, kpa_error *err)
+int kpa_sign_trusted_load(const char *dir, sign_trusted **out, kpa_error *err)
 {
         _cleanup_(sign_trusted_freep) sign_trusted *t = kpa_xcalloc(1, sizeof(*t));
         t->dir = kpa_xstrdup(dir ? dir : kpa_trusted_keys_default_dir());
@@ -520,8 +520,12 @@ static const char *sig_string(json_object *o, const char *key)
 static int parse_sig(const char *text, size_t len, const char *what, parsed_sig *out,
                      kpa_error *err)
 {
-        if (json_strict_check(text, len, SIGN_MEMBER_MAX, err) < 0)
-                return kpa_error_prefix(err, "%s", what);
+        if (json_strict_check(text, len, SIGN_MEMBER_MAX, err) < 0) {
+                if (err)
+                        err->code = EBADMSG; /* a bad member, whatever JSON rule it broke */
+                kpa_error_prefix(err, "%s", what);
+                return -EBADMSG;
+        }
         json_object *o = json_tokener_parse(text);
         if (!o || !json_object_is_type(o, json_type_object)) {
                 json_object_put(o);
@@ -552,8 +556,8 @@ static int parse_sig(const char *text, size_t len, const char *what, parsed_sig 
         return q;
 }
 
-int sign_check(const sign_trusted *t, const char *raw, size_t len, const char *sig, size_t sig_len,
-               const char *what, kpa_signature_info *info, kpa_error *err)
+int kpa_sign_check(const sign_trusted *t, const char *raw, size_t len, const char *sig,
+                   size_t sig_len, const char *what, kpa_signature_info *info, kpa_error *err)
 {
         memset(info, 0, sizeof(*info));
         info->n_trusted = t->n;
@@ -597,12 +601,12 @@ int sign_install_check(sign_install *si, const kpa_install_options *opts, const 
                        const char *raw, size_t len, const char *sig, size_t sig_len, kpa_error *err)
 {
         _cleanup_(sign_trusted_freep) sign_trusted *t = NULL;
-        int q = sign_trusted_load(opts->trusted_keys_dir, &t, err);
+        int q = kpa_sign_trusted_load(opts->trusted_keys_dir, &t, err);
         if (q < 0)
                 return q;
         _cleanup_free_ char *what = kpa_xasprintf("%s: %s", path, SIGN_MEMBER);
         kpa_signature_info info;
-        q = sign_check(t, raw, len, sig, sig_len, what, &info, err);
+        q = kpa_sign_check(t, raw, len, sig, sig_len, what, &info, err);
         if (q < 0)
                 return q;
         bool allow = opts->flags & KPA_INSTALL_ALLOW_UNSIGNED;
@@ -712,10 +716,10 @@ int kpa_package_signature(const char *path, const char *trusted_keys_dir, kpa_si
                 return q < 0 ? q : kpa_error_set(err, EBADMSG, "%s: no manifest", path);
         kpa_error_clear(err);
         _cleanup_(sign_trusted_freep) sign_trusted *t = NULL;
-        if ((q = sign_trusted_load(trusted_keys_dir, &t, err)) < 0)
+        if ((q = kpa_sign_trusted_load(trusted_keys_dir, &t, err)) < 0)
                 return q;
         _cleanup_free_ char *what = kpa_xasprintf("%s: %s", path, SIGN_MEMBER);
-        return sign_check(t, raw, h.len, sig, h.sig_len, what, out, err);
+        return kpa_sign_check(t, raw, h.len, sig, h.sig_len, what, out, err);
 }
 
 int kpa_store_signature(kpa_store *s, const char *app_id, const char *trusted_keys_dir,
@@ -739,7 +743,7 @@ int kpa_store_signature(kpa_store *s, const char *app_id, const char *trusted_ke
                 return kpa_error_set_errno(err, -q, "%s/%s", s->root, spath);
         bool sig_too_big = q == -EFBIG;
         _cleanup_(sign_trusted_freep) sign_trusted *t = NULL;
-        if ((q = sign_trusted_load(trusted_keys_dir, &t, err)) < 0)
+        if ((q = kpa_sign_trusted_load(trusted_keys_dir, &t, err)) < 0)
                 return q;
         struct stat st;
         bool allowed = fstatat(s->root_fd, upath, &st, AT_SYMLINK_NOFOLLOW) == 0;
@@ -748,7 +752,7 @@ int kpa_store_signature(kpa_store *s, const char *app_id, const char *trusted_ke
         if (sig_too_big)
                 q = kpa_error_set(&why, EFBIG, "%s: larger than %d bytes", what, SIGN_MEMBER_MAX);
         else
-                q = sign_check(t, raw, len, sig, sig_len, what, out, &why);
+                q = kpa_sign_check(t, raw, len, sig, sig_len, what, out, &why);
         if (q < 0) { /* damaged after the install, which checked it */
                 memset(out, 0, sizeof(*out));
                 out->status = KPA_SIGNATURE_BAD;

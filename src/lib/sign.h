@@ -16,16 +16,16 @@
 
 /* A secret key, loaded for signing. */
 typedef struct sign_key sign_key;
-int sign_key_load(const char *path, sign_key **out, kpa_error *err);
-void sign_key_free(sign_key *k);
+int kpa_sign_key_load(const char *path, sign_key **out, kpa_error *err);
+void kpa_sign_key_free(sign_key *k);
 static inline void sign_key_freep(sign_key **k)
 {
-        sign_key_free(*k);
+        kpa_sign_key_free(*k);
 }
-const char *sign_key_name(const sign_key *k);
+const char *kpa_sign_key_name(const sign_key *k);
 /* The text of the member manifest.sig that signs the LEN bytes of RAW
  * (deterministic: the same key and bytes give the same text). */
-char *sign_manifest(const sign_key *k, const char *raw, size_t len, size_t *out_len);
+char *kpa_sign_manifest(const sign_key *k, const char *raw, size_t len, size_t *out_len);
 
 /* The trusted public keys of a directory. */
 typedef struct sign_trusted sign_trusted;
@@ -33,21 +33,21 @@ typedef struct sign_trusted sign_trusted;
  * key; a DIR given must exist. A key file that is not a regular file owned by
  * root (or the caller) and writable by its owner only, or not a key, is an
  * error. */
-int sign_trusted_load(const char *dir, sign_trusted **out, kpa_error *err);
-void sign_trusted_free(sign_trusted *t);
+int kpa_sign_trusted_load(const char *dir, sign_trusted **out, kpa_error *err);
+void kpa_sign_trusted_free(sign_trusted *t);
 static inline void sign_trusted_freep(sign_trusted **t)
 {
-        sign_trusted_free(*t);
+        kpa_sign_trusted_free(*t);
 }
-size_t sign_trusted_count(const sign_trusted *t);
-const char *sign_trusted_dir(const sign_trusted *t);
+size_t kpa_sign_trusted_count(const sign_trusted *t);
+const char *kpa_sign_trusted_dir(const sign_trusted *t);
 
 /* Check SIG (SIG_LEN bytes, NULL: none) over RAW against T and describe it
  * in INFO. A signature member that is not well-formed is an error (EBADMSG,
  * naming what is wrong, WHAT in front); one that does not match is
  * KPA_SIGNATURE_BAD. */
-int sign_check(const sign_trusted *t, const char *raw, size_t len, const char *sig, size_t sig_len,
-               const char *what, kpa_signature_info *info, kpa_error *err);
+int kpa_sign_check(const sign_trusted *t, const char *raw, size_t len, const char *sig,
+                   size_t sig_len, const char *what, kpa_signature_info *info, kpa_error *err);
 
 /* What an install learned about a package's signature, to be recorded. */
 typedef struct sign_install {
