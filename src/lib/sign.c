@@ -526,7 +526,11 @@ static int parse_sig(const char *text, size_t len, const char *what, parsed_sig 
                 kpa_error_prefix(err, "%s", what);
                 return -EBADMSG;
         }
-        json_object *o = json_tokener_parse(text);
+        /* TEXT need not end in a NUL: parse exactly LEN bytes */
+        json_tokener *tok = json_tokener_new();
+        json_object *o = tok ? json_tokener_parse_ex(tok, text, (int)len) : NULL;
+        if (tok)
+                json_tokener_free(tok);
         if (!o || !json_object_is_type(o, json_type_object)) {
                 json_object_put(o);
                 return kpa_error_set(err, EBADMSG, "%s: not a JSON object", what);
@@ -691,10 +695,12 @@ static int head_on_signature(void *userdata, const char *raw, size_t len, const 
         head_ctx *h = userdata;
         h->raw = kpa_xmalloc(len + 1);
         memcpy(h->raw, raw, len);
+        h->raw[len] = '\0';
         h->len = len;
         if (sig) {
                 h->sig = kpa_xmalloc(sig_len + 1);
                 memcpy(h->sig, sig, sig_len);
+                h->sig[sig_len] = '\0';
                 h->sig_len = sig_len;
         }
         h->done = true;

@@ -179,6 +179,18 @@ static void test_round_trip(void)
            "manifest.sig is one line of JSON");
         check("vendor.key", raw, raw, "keys", &info, &sig2);
         is_str(sig2, sig, "signing is deterministic");
+        {
+                /* the member as the archive reader may hand it over: LEN bytes, no NUL after */
+                _cleanup_(sign_trusted_freep) sign_trusted *tk = NULL;
+                size_t n = strlen(sig);
+                _cleanup_free_ char *buf = kpa_xmalloc(n + 8);
+                memcpy(buf, sig, n);
+                memcpy(buf + n, "}}}}}}}}", 8);
+                ok(kpa_sign_trusted_load(keys, &tk, &err) == 0 &&
+                           kpa_sign_check(tk, raw, strlen(raw), buf, n, "m", &info, &err) == 0 &&
+                           info.status == KPA_SIGNATURE_TRUSTED,
+                   "a member without a NUL after it is read to its length only");
+        }
         is(check("vendor.key", raw, "{\"version\": \"2.1\"}\n", "keys", &info, NULL), 0,
            "changed bytes are checked");
         is(info.status, KPA_SIGNATURE_BAD, "... and do not match");
