@@ -1,8 +1,10 @@
 /* archive-read.c: the one streaming pass over a package that install and
  * inspect share. It owns every check of the archive's content: member paths,
- * member types and modes, manifest.json first, the exact set of components,
- * their digests, and the limits that stop decompression bombs. Where the bytes
- * go is the sink's business (see archive-read.h). */
+ * member types and modes, manifest.json first, the signature manifest.sig
+ * right after it or nowhere, the exact set of components, their digests, and
+ * the limits that stop decompression bombs. Where the bytes go, and whether
+ * the signature is good, is the sink's business (see archive-read.h; sign.c
+ * checks signatures). */
 #include "config.h"
 
 #include <string.h>
