@@ -5,8 +5,10 @@
 # is installed into a fresh store, and in the same run the floor is measured:
 # `tar -xf` of the same content (uncompressed, and with the same zstd
 # compression) followed by `sha256sum` of every file. Medians of N runs
-# (default 5), warm page cache for everyone. Also reports kpa-install's peak
-# RSS for this package and for one with as many files, ten times smaller.
+# (default 5), warm page cache for everyone. The same package signed
+# (kpa-pack --sign) is installed with its key trusted, beside the unsigned
+# one (goal: at most 2% more). Also reports kpa-install's peak RSS for this
+# package and for one with as many files, ten times smaller.
 #
 #   bash bench/install.sh [BUILDDIR] [RUNS]
 set -euo pipefail
@@ -70,6 +72,11 @@ time_runs() { # NAME SETUP-CMD RUN-CMD : prints the median in ns
 echo "Preparing a package of 2,000 files (about 200 MiB)..."
 make_content "$W/src" 2000 $((100 * 1024 + 512))
 "$KPA_PACK" -q -o "$W/bench.kpa" --manifest "$W/src/manifest.json" "$W/src/true" "$W/src/res/data"
+# the same package signed, and a directory that trusts its key
+"$KPA_PACK" -q --new-key "$W/bench-key"
+"$KPA_PACK" -q -o "$W/bench-signed.kpa" --manifest "$W/src/manifest.json" --sign "$W/bench-key.key" \
+    "$W/src/true" "$W/src/res/data"
+mkdir -m 0700 "$W/trusted" && cp "$W/bench-key.pub" "$W/trusted/"
 # the same content as plain tar and tar.zst, for the floor
 mkdir -p "$W/tree"
 "$KPA_INSTALL" --root "$W/probe" -q "$W/bench.kpa"
@@ -86,6 +93,27 @@ reset_out='rm -rf "$W/out" && mkdir "$W/out"'
 reset_store='rm -rf "$W/store"'
 
 t_kpa=$(time_runs kpa "$reset_store" "'$KPA_INSTALL' --root '$W/store' -q '$W/bench.kpa'")
+# signed against unsigned: interleaved, each run after a sync, so that
+# neither pays for the other's writeback (run one after the other, the
+# second series came out 75% slower or faster, on the disk's mood alone)
+pair_runs() { # prints "u NS" and "s NS" lines
+    local i t0 t1
+    for ((i = 0; i < runs; i++)); do
+        rm -rf "$W/store" && sync
+        t0=$(now)
+        "$KPA_INSTALL" --root "$W/store" -q "$W/bench.kpa"
+        t1=$(now)
+        echo "u $((t1 - t0))"
+        rm -rf "$W/store" && sync
+        t0=$(now)
+        "$KPA_INSTALL" --root "$W/store" --trusted-keys "$W/trusted" -q "$W/bench-signed.kpa"
+        t1=$(now)
+        echo "s $((t1 - t0))"
+    done
+}
+pairs=$(pair_runs)
+t_pair_unsigned=$(awk '$1 == "u" {print $2}' <<<"$pairs" | median)
+t_kpa_signed=$(awk '$1 == "s" {print $2}' <<<"$pairs" | median)
 t_floor_plain=$(time_runs floor-plain "$reset_out" "$(floor_cmd "$W/bench.tar")")
 t_floor_zstd=$(time_runs floor-zstd "$reset_out" "$(floor_cmd "$W/bench.tar.zst")")
 t_floor_zstd_sync=$(time_runs floor-zstd-sync "$reset_out" "$(floor_cmd "$W/bench.tar.zst") && sync -f $W/out")
@@ -93,13 +121,16 @@ t_floor_zstd_sync=$(time_runs floor-zstd-sync "$reset_out" "$(floor_cmd "$W/benc
 echo
 printf '%-46s %10s\n' "median of $runs runs" "ms"
 printf '%-46s %10s\n' "kpa-install (zstd package, verify + syncfs)" "$(ms "$t_kpa")"
+printf '%-46s %10s\n' "kpa-install, after a sync (as the next row)" "$(ms "$t_pair_unsigned")"
+printf '%-46s %10s\n' "kpa-install, the same package signed, same" "$(ms "$t_kpa_signed")"
 printf '%-46s %10s\n' "floor: tar -xf plain tar + sha256sum" "$(ms "$t_floor_plain")"
 printf '%-46s %10s\n' "floor: tar -xf tar.zst + sha256sum" "$(ms "$t_floor_zstd")"
 printf '%-46s %10s\n' "floor: tar -xf tar.zst + sha256sum + sync" "$(ms "$t_floor_zstd_sync")"
-awk -v k="$t_kpa" -v f="$t_floor_zstd" -v p="$t_floor_plain" -v s="$t_floor_zstd_sync" 'BEGIN {
+awk -v k="$t_kpa" -v u="$t_pair_unsigned" -v g="$t_kpa_signed" -v f="$t_floor_zstd" -v p="$t_floor_plain" -v s="$t_floor_zstd_sync" 'BEGIN {
     printf "ratio kpa-install / floor (same compression): %.2f  (goal <= 1.20)\n", k / f
     printf "ratio kpa-install / floor (plain tar):        %.2f\n", k / p
     printf "ratio kpa-install / floor (zstd + sync):      %.2f\n", k / s
+    printf "signed / unsigned install:                    %+.1f%%  (goal <= +2%%)\n", (g / u - 1) * 100
 }'
 
 rss() { # PACKAGE

@@ -43,6 +43,7 @@ typedef struct kpa_pack_options {
         int64_t mtime;             /* member mtime; < 0: $SOURCE_DATE_EPOCH, else 0 */
         kpa_pack_member_fn on_member; /* may be NULL */
         void *userdata;               /* passed to on_member */
+        const char *sign_key;         /* NAME.key: sign the package (see "Signatures") */
 } kpa_pack_options;
 
 void kpa_pack_options_init(kpa_pack_options *opts);
@@ -127,7 +128,7 @@ int kpa_store_root_fd(const kpa_store *store);
 enum {
         KPA_INSTALL_REINSTALL = 1u << 0,  /* same version again */
         KPA_INSTALL_FORCE_ARCH = 1u << 1, /* ignore hwSpecification.arch */
-        /* 1u << 2 is taken by signature checks */
+        KPA_INSTALL_ALLOW_UNSIGNED = 1u << 2, /* install without a trusted signature (recorded) */
         KPA_INSTALL_ALLOW_DOWNGRADE = 1u << 3, /* a lower version than the installed one */
 };
 
@@ -151,6 +152,8 @@ typedef struct kpa_install_options {
         /* Where the policy files APP_ID.json are (NULL: SYSCONFDIR/kpa/policy.d). */
         const char *policy_dir;
         kpa_permissions_fn on_permissions; /* may be NULL; gets USERDATA */
+        /* Where the trusted keys *.pub are (NULL: SYSCONFDIR/kpa/trusted.d). */
+        const char *trusted_keys_dir;
 } kpa_install_options;
 void kpa_install_options_init(kpa_install_options *opts);
 
@@ -333,6 +336,70 @@ int kpa_store_effective_sandbox(kpa_store *store, const kpa_manifest *m, kpa_san
 
 #define KPA_UID_RANGE_FIRST 61184
 #define KPA_UID_RANGE_LAST 65519
+
+/* ---- Signatures ----
+ *
+ * A package signed with an Ed25519 key (kpa-pack --sign) holds the member
+ * manifest.sig right after manifest.json: one line of JSON,
+ *   {"algorithm": "ed25519", "key": "SHA256-OF-THE-PUBLIC-KEY-IN-HEX",
+ *    "signature": "BASE64"}
+ * The signature is over "kpa-manifest-signature-v1\n" followed by the exact
+ * bytes of manifest.json, which carries every component's SHA-256: it
+ * covers every byte that gets installed. Key files are one line of text:
+ *   NAME.key   kpa-ed25519-secret BASE64-OF-THE-32-BYTE-SEED NAME   (0600)
+ *   NAME.pub   kpa-ed25519-public BASE64-OF-THE-32-BYTE-KEY NAME
+ * A key's name is its file name without .pub (or .key). Its fingerprint is
+ * the SHA-256 of the raw public key; people are shown its first 16 bytes as
+ * 8 groups of 4 hex digits ("1a2b:3c4d:..."). The trusted keys are the
+ * *.pub files of SYSCONFDIR/kpa/trusted.d (or --trusted-keys DIR): regular
+ * files owned by root (or the caller), writable by their owner only. When
+ * one key at least is trusted, an install refuses a package that is not
+ * signed by one of them (unless KPA_INSTALL_ALLOW_UNSIGNED, which is
+ * recorded), and always one whose signature does not match. The installed
+ * package keeps it as apps/APP_ID/manifest.sig, and an install through
+ * KPA_INSTALL_ALLOW_UNSIGNED leaves apps/APP_ID/unsigned.json. */
+
+#define KPA_KEY_NAME_MAX 64
+#define KPA_FINGERPRINT_TEXT_LEN 39 /* "1a2b:3c4d:5e6f:7a8b:9c0d:1e2f:3a4b:5c6d" */
+
+typedef enum kpa_signature_status {
+        KPA_SIGNATURE_UNSIGNED = 0,
+        KPA_SIGNATURE_TRUSTED,     /* signed by a trusted key, and it matches */
+        KPA_SIGNATURE_UNKNOWN_KEY, /* signed by a key that is not trusted */
+        KPA_SIGNATURE_BAD,         /* by a trusted key, but it does not match */
+} kpa_signature_status;
+
+typedef struct kpa_signature_info {
+        kpa_signature_status status;
+        char key_name[KPA_KEY_NAME_MAX + 1];            /* TRUSTED, BAD: the trusted key */
+        char fingerprint[KPA_FINGERPRINT_TEXT_LEN + 1]; /* of the signing key; "" if unsigned */
+        bool allowed_unsigned; /* installed packages: installed with --allow-unsigned */
+        size_t n_trusted;      /* how many keys were trusted */
+        char problem[256];     /* BAD: what does not match */
+} kpa_signature_info;
+
+/* SYSCONFDIR/kpa/trusted.d */
+const char *kpa_trusted_keys_default_dir(void);
+/* Make a new key pair: PATH.key (mode 0600) and PATH.pub; refuses to
+ * overwrite either. The key's name is PATH's last component: letters,
+ * digits, '.', '_', '-', not starting with '.'. FINGERPRINT (if not NULL)
+ * gets the text form. */
+int kpa_key_generate(const char *path, char fingerprint[KPA_FINGERPRINT_TEXT_LEN + 1],
+                     kpa_error *err);
+/* Read the key file PATH (NAME.key or NAME.pub) and tell its name and the
+ * fingerprint of its public key. A secret key readable or writable by group
+ * or others is refused. */
+int kpa_key_describe(const char *path, char name[KPA_KEY_NAME_MAX + 1],
+                     char fingerprint[KPA_FINGERPRINT_TEXT_LEN + 1], kpa_error *err);
+/* Who signed the package file PATH, checked against the trusted keys of DIR
+ * (NULL: the default). Reads only manifest.json and manifest.sig: the rest
+ * of the package is kpa_package_inspect()'s to check. */
+int kpa_package_signature(const char *path, const char *trusted_keys_dir, kpa_signature_info *out,
+                          kpa_error *err);
+/* The same for the installed APP_ID, from its manifest.json, manifest.sig
+ * and unsigned.json (a modified manifest.json or manifest.sig is BAD). */
+int kpa_store_signature(kpa_store *store, const char *app_id, const char *trusted_keys_dir,
+                        kpa_signature_info *out, kpa_error *err);
 
 #ifdef __cplusplus
 }

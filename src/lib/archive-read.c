@@ -1,8 +1,10 @@
 /* archive-read.c: the one streaming pass over a package that install and
  * inspect share. It owns every check of the archive's content: member paths,
- * member types and modes, manifest.json first, the exact set of components,
- * their digests, and the limits that stop decompression bombs. Where the bytes
- * go is the sink's business (see archive-read.h). */
+ * member types and modes, manifest.json first, the signature manifest.sig
+ * right after it or nowhere, the exact set of components, their digests, and
+ * the limits that stop decompression bombs. Where the bytes go, and whether
+ * the signature is good, is the sink's business (see archive-read.h; sign.c
+ * checks signatures). */
 #include "config.h"
 
 #include <string.h>
@@ -13,6 +15,7 @@
 
 #include "archive-read.h"
 #include "kpa/digest.h"
+#include "sign.h"
 #include "util.h"
 
 void kpa_package_limits_init(kpa_package_limits *limits)
@@ -47,6 +50,8 @@ typedef struct reader {
         kpa_package_stats stats;
         locale_data *locales;
         size_t n_locales;
+        struct archive_entry *pending; /* read after manifest.json, not yet handled */
+        bool at_eof;                   /* ... or the archive ended there */
 } reader;
 
 static void reader_done(reader *r)
@@ -206,6 +211,43 @@ static int read_member_into_memory(reader *r, const char *member, size_t max, ch
         return 0;
 }
 
+/* The member after manifest.json: the signature manifest.sig, which goes to
+ * the sink with the manifest's bytes, or the first component, kept for the
+ * member loop (PENDING). */
+static int read_signature(reader *r, const char *raw, size_t len, kpa_error *err)
+{
+        struct archive_entry *e;
+        int ar = archive_read_next_header(r->a, &e);
+        if (ar < ARCHIVE_WARN)
+                return archive_fail(r, err, "corrupt or truncated package");
+        _cleanup_free_ char *sig = NULL;
+        size_t sig_len = 0;
+        if (ar == ARCHIVE_EOF)
+                r->at_eof = true;
+        else {
+                _cleanup_free_ char *name = kpa_member_path_normalize(archive_entry_pathname(e),
+                                                                      r->limits->max_path_len, err);
+                if (!name)
+                        return kpa_error_prefix(err, "%s", r->path);
+                if (!streq(name, SIGN_MEMBER))
+                        r->pending = e;
+                else {
+                        r->stats.members++;
+                        if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e))
+                                return kpa_error_set(err, EBADMSG,
+                                                     "%s: %s is not a regular file", r->path,
+                                                     SIGN_MEMBER);
+                        int q = read_member_into_memory(r, SIGN_MEMBER, SIGN_MEMBER_MAX, &sig,
+                                                        &sig_len, err);
+                        if (q < 0)
+                                return q;
+                }
+        }
+        if (r->sink->signature)
+                return r->sink->signature(r->sink->userdata, raw, len, sig, sig_len, err);
+        return 0;
+}
+
 static int read_manifest(reader *r, kpa_error *err)
 {
         struct archive_entry *e;
@@ -236,6 +278,8 @@ static int read_manifest(reader *r, kpa_error *err)
         if (q < 0)
                 return kpa_error_prefix(err, "%s", r->path);
         r->seen = kpa_xcalloc(r->manifest->n_components, sizeof(bool));
+        if ((q = read_signature(r, raw, len, err)) < 0)
+                return q;
         if (r->sink->manifest) {
                 q = r->sink->manifest(r->sink->userdata, r->manifest, raw, len, err);
                 if (q < 0)
@@ -324,6 +368,11 @@ static int classify_member(reader *r, struct archive_entry *e, const char *name,
 {
         mode_t type = archive_entry_filetype(e);
         *component = NULL;
+        if (streq(name, SIGN_MEMBER))
+                return kpa_error_set(err, EBADMSG,
+                                     "%s: member %s is refused here: a package's signature is the "
+                                     "one member right after manifest.json",
+                                     r->path, SIGN_MEMBER);
         if (archive_entry_hardlink(e))
                 return kpa_error_set(err, EBADMSG, "%s: member \"%s\": hard links are refused",
                                      r->path, name);
@@ -418,8 +467,8 @@ int kpa_package_read(int fd, const char *path, const kpa_package_limits *limits,
         if (q >= 0)
                 q = read_manifest(&r, err);
         while (q >= 0) {
-                struct archive_entry *e;
-                int ar = archive_read_next_header(r.a, &e);
+                struct archive_entry *e = TAKE_PTR(r.pending);
+                int ar = e ? ARCHIVE_OK : r.at_eof ? ARCHIVE_EOF : archive_read_next_header(r.a, &e);
                 if (ar == ARCHIVE_EOF)
                         break;
                 if (ar < ARCHIVE_WARN) {

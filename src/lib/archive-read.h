@@ -28,6 +28,12 @@ typedef struct kpa_package_sink {
         void *userdata;
         kpa_progress_fn progress;
         void *progress_userdata;
+        /* Before the manifest callback, and so before any component is
+         * opened: the member manifest.sig (SIG, SIG_LEN; NULL when the package
+         * has none, which is the member right after manifest.json or nowhere)
+         * and the exact manifest.json bytes RAW that it signs. May refuse. */
+        int (*signature)(void *userdata, const char *raw, size_t len, const char *sig,
+                         size_t sig_len, kpa_error *err);
 } kpa_package_sink;
 
 typedef struct kpa_package_stats {

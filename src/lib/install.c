@@ -19,6 +19,7 @@
 #include "archive-read.h"
 #include "kpa/digest.h"
 #include "kpa/package.h"
+#include "sign.h"
 #include "store-internal.h"
 #include "util.h"
 
@@ -219,6 +220,7 @@ typedef struct install_ctx {
         char **old_grants; /* what the installed version held */
         char **grants;     /* what this version will hold */
         char **ro_paths;   /* its readOnlyPaths, checked once its uid is known */
+        sign_install sign; /* its signature, to be recorded (sign.c) */
 } install_ctx;
 
 /* The items of the lists in SOURCES (NULL-terminated), once each, sorted. */
@@ -316,6 +318,15 @@ static int install_check_paths(install_ctx *c, uid_t uid, kpa_error *err)
 
 static int install_check_version(install_ctx *c, const kpa_manifest *m, const char *raw, size_t len,
                                  kpa_error *err);
+
+/* Before anything else about the package is looked at: is it signed by a
+ * trusted key (sign.c has the policy)? */
+static int install_on_signature(void *userdata, const char *raw, size_t len, const char *sig,
+                                size_t sig_len, kpa_error *err)
+{
+        install_ctx *c = userdata;
+        return sign_install_check(&c->sign, c->opts, c->path, raw, len, sig, sig_len, err);
+}
 
 static int install_on_manifest(void *userdata, const kpa_manifest *m, const char *raw, size_t len,
                                kpa_error *err)
@@ -498,6 +509,8 @@ static int install_finish(install_ctx *c, const char *staging_name, kpa_error *e
         int q = kpa_write_all(fd, c->raw_manifest, c->raw_len);
         if (q < 0)
                 return kpa_error_set_errno(err, -q, "install %s: write manifest.json", c->app_id);
+        if ((q = sign_install_record(&c->sign, c->staging_fd, c->app_id, err)) < 0)
+                return q;
         /* one flush of the file system instead of an fsync per file: the new
          * tree is on disk before the rename makes it visible */
         if (syncfs(c->staging_fd) < 0)
@@ -562,6 +575,7 @@ static int install_locked(kpa_store *s, int pkg_fd, const char *path,
                 .userdata = &ctx,
                 .progress = opts->progress,
                 .progress_userdata = opts->userdata,
+                .signature = install_on_signature,
         };
         kpa_package_stats stats = {0};
         if (ctx.staging_fd < 0)
@@ -577,6 +591,7 @@ static int install_locked(kpa_store *s, int pkg_fd, const char *path,
         kpa_strv_free(ctx.old_grants);
         kpa_strv_free(ctx.grants);
         kpa_strv_free(ctx.ro_paths);
+        sign_install_done(&ctx.sign);
         (void)kpa_rm_rf_at(s->root_fd, staging_name);
         if (q >= 0) {
                 result->bytes = stats.bytes;
@@ -910,7 +925,9 @@ static int verify_file(verify_ctx *v, int dfd, const char *name, const char *rel
 {
         const kpa_component *c = kpa_manifest_find_component(v->m, rel);
         if (!c) {
-                if (!streq(rel, "manifest.json"))
+                /* the signature's files are kpa_store_signature()'s to check */
+                if (!streq(rel, "manifest.json") && !streq(rel, SIGN_MEMBER) &&
+                    !streq(rel, SIGN_UNSIGNED_RECORD))
                         report_add(v->report, KPA_VERIFY_EXTRA, rel);
                 return 0;
         }

@@ -20,6 +20,7 @@
 
 #include "kpa/digest.h"
 #include "kpa/package.h"
+#include "sign.h"
 #include "util.h"
 
 /* The longest path component an installer can create; the other limits are
@@ -79,6 +80,7 @@ typedef struct pack_ctx {
         kpa_package_limits limits;
         uint64_t total_bytes; /* of all members */
         char *buf;            /* PACK_BUFFER_SIZE bytes for streaming */
+        sign_key *key;        /* --sign: the secret key (sign.c) */
 } pack_ctx;
 
 /* The output file while it is being written: an unnamed O_TMPFILE, or (on
@@ -130,6 +132,7 @@ static void pack_ctx_done(pack_ctx *ctx)
         free(ctx->inputs);
         free(ctx->members);
         free(ctx->buf);
+        kpa_sign_key_free(ctx->key);
 }
 
 static void pack_output_done(pack_output *out)
@@ -854,6 +857,15 @@ static int write_manifest(pack_ctx *ctx, struct archive *a, kpa_error *err)
         r = write_data(ctx, a, json, len, err);
         if (r < 0)
                 return r;
+        if (ctx->key) { /* the signature of exactly these bytes, right after them */
+                size_t sig_len;
+                _cleanup_free_ char *sig = kpa_sign_manifest(ctx->key, json, len, &sig_len);
+                r = write_header(ctx, a, SIGN_MEMBER, sig_len, 0644, err);
+                if (r >= 0)
+                        r = write_data(ctx, a, sig, sig_len, err);
+                if (r < 0)
+                        return r;
+        }
         if (ctx->opts->on_member) {
                 kpa_sha256 sha;
                 char hex[KPA_DIGEST_HEX_LEN + 1];
@@ -1016,6 +1028,8 @@ int kpa_pack(const kpa_pack_options *opts, kpa_error *err)
         ctx.mtime = pack_mtime(opts);
         kpa_package_limits_init(&ctx.limits);
         ctx.buf = kpa_xmalloc(PACK_BUFFER_SIZE);
+        if (opts->sign_key && (r = kpa_sign_key_load(opts->sign_key, &ctx.key, err)) < 0)
+                return r;
 
         r = load_manifest(&ctx, err);
         if (r < 0)

@@ -80,6 +80,12 @@ static void usage(void)
                "                       package whose requests are not all granted is refused\n"
                "      --policy DIR     read the policy files APP_ID.json from DIR\n"
                "                       (default %3$s)\n"
+               "      --trusted-keys DIR\n"
+               "                       trust the public keys DIR/*.pub (default\n"
+               "                       %4$s); with one key at least,\n"
+               "                       only packages signed by one of them install\n"
+               "      --allow-unsigned install a package that no trusted key signed, with a\n"
+               "                       warning; the install records it\n"
                "      --revoke all|NAME[,NAME...]\n"
                "                       take permissions back from installed packages\n"
                "  -R, --remove         remove the named applications\n"
@@ -103,7 +109,8 @@ static void usage(void)
                "\n"
                "Exit status: 0 success, 1 failure (or differences found by --verify),\n"
                "2 usage error. See kpa-install(8) and kpa-manifest(5).\n",
-               cli_program(), kpa_store_default_root(NULL), kpa_policy_default_dir());
+               cli_program(), kpa_store_default_root(NULL), kpa_policy_default_dir(),
+               kpa_trusted_keys_default_dir());
 }
 
 enum {
@@ -125,6 +132,8 @@ enum {
         OPT_HOLD,
         OPT_UNHOLD,
         OPT_ALL,
+        OPT_TRUSTED_KEYS,
+        OPT_ALLOW_UNSIGNED,
 };
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -181,6 +190,8 @@ static int parse_option(int c, const char *optarg_)
                 arg.install.grant = optarg_;
                 return 0;
         case OPT_POLICY: arg.install.policy_dir = optarg_; return 0;
+        case OPT_TRUSTED_KEYS: arg.install.trusted_keys_dir = optarg_; return 0;
+        case OPT_ALLOW_UNSIGNED: arg.install.flags |= KPA_INSTALL_ALLOW_UNSIGNED; return 0;
         case OPT_REVOKE:
                 if (arg.revoke)
                         return cli_usage_error("--revoke is given twice (join the names with ',')");
@@ -219,6 +230,8 @@ static int parse_args(int argc, char **argv)
                 {"grant", required_argument, NULL, OPT_GRANT},
                 {"revoke", required_argument, NULL, OPT_REVOKE},
                 {"policy", required_argument, NULL, OPT_POLICY},
+                {"trusted-keys", required_argument, NULL, OPT_TRUSTED_KEYS},
+                {"allow-unsigned", no_argument, NULL, OPT_ALLOW_UNSIGNED},
                 {"list", no_argument, NULL, 'l'},
                 {"info", no_argument, NULL, 'i'},
                 {"verify", no_argument, NULL, 'V'},
@@ -248,6 +261,11 @@ static int parse_args(int argc, char **argv)
                                        "another action");
         if (arg.install.policy_dir && arg.mode != MODE_INSTALL)
                 return cli_usage_error("--policy only goes with an install");
+        if (arg.install.trusted_keys_dir && arg.mode != MODE_INSTALL && arg.mode != MODE_INFO &&
+            arg.mode != MODE_VERIFY)
+                return cli_usage_error("--trusted-keys goes with an install, --info or --verify");
+        if ((arg.install.flags & KPA_INSTALL_ALLOW_UNSIGNED) && arg.mode != MODE_INSTALL)
+                return cli_usage_error("--allow-unsigned only goes with an install");
         if (arg.json && arg.mode != MODE_LIST && arg.mode != MODE_INFO)
                 return cli_usage_error("--json only goes with --list or --info");
         int left = argc - optind;
@@ -317,6 +335,61 @@ static int grant_one(kpa_store *store, const char *app_id, const char *names, bo
                 printf("%s %s %s\n", revoke ? "Revoked from" : "Granted to", app_id, d);
         }
         return 0;
+}
+
+/* ---- signatures ---- */
+
+/* "signed by vendor (fingerprint 1a2b:...)", "unsigned", ... */
+static void signature_text(const kpa_signature_info *s, char *buf, size_t n)
+{
+        switch (s->status) {
+        case KPA_SIGNATURE_TRUSTED:
+                snprintf(buf, n, "signed by %s (fingerprint %s)", s->key_name, s->fingerprint);
+                break;
+        case KPA_SIGNATURE_UNKNOWN_KEY:
+                snprintf(buf, n, "signed by an unknown key (fingerprint %s)", s->fingerprint);
+                break;
+        case KPA_SIGNATURE_UNSIGNED: snprintf(buf, n, "unsigned"); break;
+        case KPA_SIGNATURE_BAD: snprintf(buf, n, "BAD: %s", s->problem); break;
+        }
+        size_t l = strlen(buf);
+        if (s->allowed_unsigned && l < n)
+                snprintf(buf + l, n - l, ", installed with --allow-unsigned");
+}
+
+static json_object *signature_json(const kpa_signature_info *s)
+{
+        static const char *const names[] = {"unsigned", "signed", "unknown-key", "bad"};
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "status", json_object_new_string(names[s->status]));
+        json_object_object_add(o, "key", s->key_name[0] ? json_object_new_string(s->key_name) : NULL);
+        json_object_object_add(o, "fingerprint",
+                               s->fingerprint[0] ? json_object_new_string(s->fingerprint) : NULL);
+        json_object_object_add(o, "allowUnsigned", json_object_new_boolean(s->allowed_unsigned));
+        json_object_object_add(o, "problem", s->problem[0] ? json_object_new_string(s->problem) : NULL);
+        return o;
+}
+
+/* After an install: who signed it, or a loud warning that nobody trusted did. */
+static void signature_note(kpa_store *store, const char *app_id, const char *version)
+{
+        kpa_error err;
+        kpa_signature_info s;
+        char text[512];
+        if (kpa_store_signature(store, app_id, arg.install.trusted_keys_dir, &s, &err) < 0)
+                return;
+        signature_text(&s, text, sizeof(text));
+        if (s.allowed_unsigned)
+                fprintf(stderr,
+                        "kpa-install: WARNING: %s %s is not signed by a trusted key (%s, %zu %s "
+                        "trusted); it was installed only because of --allow-unsigned, and the "
+                        "store records that\n",
+                        app_id, version,
+                        s.status == KPA_SIGNATURE_UNSIGNED ? "it is unsigned"
+                                                           : "its key is not trusted",
+                        s.n_trusted, s.n_trusted == 1 ? "key is" : "keys are");
+        else if (s.status == KPA_SIGNATURE_TRUSTED && !arg.quiet)
+                printf("  %s\n", text);
 }
 
 /* ---- install ---- */
@@ -596,10 +669,9 @@ static int install_one(kpa_store *store, const char *path)
         storage_note(store, res.app_id);
         if (!arg.quiet)
                 print_action(&res);
+        signature_note(store, res.app_id, res.version);
         after_change(store, res.app_id, res.action);
-        if (arg.quiet)
-                return 0;
-        if (arg.verbose)
+        if (arg.verbose && !arg.quiet)
                 printf("  %llu files, %llu bytes, uid %u, store %s\n",
                        (unsigned long long)res.files, (unsigned long long)res.bytes,
                        (unsigned)res.uid, kpa_store_root(store));
@@ -880,6 +952,11 @@ static int do_info(kpa_store *store, const char *what)
         _cleanup_strv_free_ char **granted = NULL;
         if (r >= 0 && store)
                 r = kpa_store_get_grants(store, what, &granted, &err);
+        kpa_signature_info sig;
+        const char *keys = arg.install.trusted_keys_dir;
+        if (r >= 0)
+                r = store ? kpa_store_signature(store, what, keys, &sig, &err)
+                          : kpa_package_signature(what, keys, &sig, &err);
         if (r < 0) {
                 cli_report(&err);
                 return EXIT_FAILURE;
@@ -887,7 +964,9 @@ static int do_info(kpa_store *store, const char *what)
         char prev[256] = "", build[256] = "";
         bool has_prev = store && kpa_store_previous_version(store, what, prev, build, &err) == 0;
         bool held = store && kpa_store_held(store, what);
+        int ret = sig.status == KPA_SIGNATURE_BAD ? EXIT_FAILURE : EXIT_SUCCESS;
         if (!arg.json) {
+                char text[512];
                 info_text(info, granted);
                 if (store)
                         printf("Held:         %s\n",
@@ -895,9 +974,12 @@ static int do_info(kpa_store *store, const char *what)
                 if (has_prev)
                         printf("Previous:     %s (build %s), kept: kpa-install --rollback %s\n",
                                prev, build, what);
-                return EXIT_SUCCESS;
+                signature_text(&sig, text, sizeof(text));
+                printf("Signature:    %s\n", text);
+                return ret;
         }
         json_object *o = info_json(info, granted);
+        json_object_object_add(o, "signature", signature_json(&sig));
         if (store) {
                 json_object_object_add(o, "held", json_object_new_boolean(held));
                 json_object_object_add(o, "previousVersion",
@@ -905,10 +987,37 @@ static int do_info(kpa_store *store, const char *what)
         }
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
         json_object_put(o);
-        return EXIT_SUCCESS;
+        return ret;
 }
 
 /* ---- verify ---- */
+
+/* The signature against today's trusted keys: 0 when it passes, 1 when
+ * not (printed), -1 when it cannot be checked. With no key trusted, only a
+ * damaged one fails. */
+static int verify_signature(kpa_store *store, const char *app_id)
+{
+        kpa_error err;
+        kpa_signature_info s;
+        if (kpa_store_signature(store, app_id, arg.install.trusted_keys_dir, &s, &err) < 0) {
+                cli_report(&err);
+                return -1;
+        }
+        char text[512];
+        signature_text(&s, text, sizeof(text));
+        bool bad = s.status == KPA_SIGNATURE_BAD ||
+                   (s.n_trusted && s.status != KPA_SIGNATURE_TRUSTED && !s.allowed_unsigned);
+        if (bad)
+                printf("%s: signature: %s%s\n", app_id, text,
+                       s.status == KPA_SIGNATURE_BAD ? ""
+                       : s.status == KPA_SIGNATURE_UNSIGNED
+                               ? " (a trusted key is required and it was not installed with "
+                                 "--allow-unsigned)"
+                               : " (that key is not trusted)");
+        else if (arg.verbose)
+                printf("%s: signature: %s\n", app_id, text);
+        return bad ? 1 : 0;
+}
 
 static int verify_one(kpa_store *store, const char *app_id)
 {
@@ -923,6 +1032,12 @@ static int verify_one(kpa_store *store, const char *app_id)
                 printf("%s: %s: %s\n", app_id, words[report.entries[i].problem],
                        report.entries[i].path);
         bool clean = report.n_entries == 0;
+        int q = verify_signature(store, app_id);
+        if (q < 0) {
+                kpa_verify_report_clear(&report);
+                return -1;
+        }
+        clean = clean && q == 0;
         if (clean && !arg.quiet)
                 printf("%s: OK (%llu files checked)\n", app_id,
                        (unsigned long long)report.files_checked);

@@ -22,7 +22,8 @@ static const char *const compression_names[] = {
 
 static void usage(void)
 {
-        printf("Usage: %s -o OUTPUT.kpa --manifest MANIFEST.json [OPTION]... [FILE|DIR]...\n",
+        printf("Usage: %1$s -o OUTPUT.kpa --manifest MANIFEST.json [OPTION]... [FILE|DIR]...\n"
+               "       %1$s --new-key NAME\n",
                cli_program());
         fputs("\n"
               "Build a KPA package: one file holding an application's manifest and its\n"
@@ -44,6 +45,10 @@ static void usage(void)
               "      --compress=METHOD   zstd (the default), xz, gzip or none\n"
               "      --mtime=EPOCH       time stamp of every member, in seconds since 1970\n"
               "                          (default: $SOURCE_DATE_EPOCH if set, else 0)\n"
+              "      --sign=NAME.key     sign the package with this secret key (Ed25519)\n"
+              "      --new-key=NAME      make a key pair for --sign: NAME.key, the secret\n"
+              "                          key (mode 0600), and NAME.pub, the public key that\n"
+              "                          devices trust; never overwrites a file\n"
               "  -q, --quiet             print nothing but errors\n"
               "  -v, --verbose           list each member as it is added\n"
               "  -h, --help              show this help and exit\n"
@@ -89,9 +94,10 @@ static int parse_epoch(const char *s, int64_t *out)
         return 0;
 }
 
-enum { OPT_COMPRESS = 0x100, OPT_MTIME, OPT_VERSION };
+enum { OPT_COMPRESS = 0x100, OPT_MTIME, OPT_VERSION, OPT_SIGN, OPT_NEW_KEY };
 
 static kpa_pack_options opts;
+static const char *new_key;
 static bool quiet, verbose;
 
 static int parse_option(int c, const char *arg)
@@ -109,12 +115,34 @@ static int parse_option(int c, const char *arg)
                         return cli_usage_error("--mtime: '%s' is not a number of seconds since 1970",
                                                arg);
                 return 0;
+        case OPT_SIGN: opts.sign_key = arg; return 0;
+        case OPT_NEW_KEY: new_key = arg; return 0;
         case 'q': quiet = true, verbose = false; return 0;
         case 'v': verbose = true, quiet = false; return 0;
         case 'h': usage(); exit(EXIT_SUCCESS);
         case OPT_VERSION: printf("%s %s\n", cli_program(), PACKAGE_VERSION); exit(EXIT_SUCCESS);
         default: return cli_usage_error("unknown option");
         }
+}
+
+/* --new-key NAME: NAME.key and NAME.pub, and what to do with them */
+static int make_key(int operands)
+{
+        if (opts.output_path || opts.manifest_path || opts.sign_key || operands > 0)
+                return cli_usage_error("--new-key makes a key pair and no package: give it alone");
+        char fingerprint[KPA_FINGERPRINT_TEXT_LEN + 1];
+        kpa_error err;
+        if (kpa_key_generate(new_key, fingerprint, &err) < 0) {
+                cli_report(&err);
+                return EXIT_FAILURE;
+        }
+        if (!quiet)
+                printf("%1$s.key: the secret key (mode 0600): keep it private; sign with --sign "
+                       "%1$s.key\n"
+                       "%1$s.pub: the public key, fingerprint %2$s: trust it on a device by "
+                       "copying it into %3$s/\n",
+                       new_key, fingerprint, kpa_trusted_keys_default_dir());
+        return EXIT_SUCCESS;
 }
 
 int main(int argc, char **argv)
@@ -124,6 +152,8 @@ int main(int argc, char **argv)
                 { "manifest", required_argument, NULL, 'm' },
                 { "compress", required_argument, NULL, OPT_COMPRESS },
                 { "mtime", required_argument, NULL, OPT_MTIME },
+                { "sign", required_argument, NULL, OPT_SIGN },
+                { "new-key", required_argument, NULL, OPT_NEW_KEY },
                 { "quiet", no_argument, NULL, 'q' },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
@@ -136,6 +166,8 @@ int main(int argc, char **argv)
         int r = cli_parse_options(argc, argv, "o:m:qvh", longopts, parse_option);
         if (r)
                 return r;
+        if (new_key)
+                return make_key(argc - optind);
         if (!opts.output_path)
                 return cli_usage_error("no output given (-o OUTPUT.kpa)");
         if (!opts.manifest_path)
@@ -161,9 +193,13 @@ int main(int argc, char **argv)
         if (!quiet) {
                 struct stat st;
                 long long size = stat(opts.output_path, &st) == 0 ? (long long)st.st_size : -1;
-                printf("%s: %zu component%s, %lld bytes (%s)\n", opts.output_path,
+                printf("%s: %zu component%s, %lld bytes (%s)", opts.output_path,
                        members ? members - 1 : 0, members == 2 ? "" : "s", size,
                        compression_names[opts.compression]);
+                char name[KPA_KEY_NAME_MAX + 1], fingerprint[KPA_FINGERPRINT_TEXT_LEN + 1];
+                if (opts.sign_key && kpa_key_describe(opts.sign_key, name, fingerprint, &err) == 0)
+                        printf(", signed by %s (fingerprint %s)", name, fingerprint);
+                printf("\n");
         }
         if (fflush(stdout) != 0 || ferror(stdout)) {
                 cli_error("write error on standard output");

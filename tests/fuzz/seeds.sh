@@ -24,7 +24,7 @@ for c in none gzip zstd xz; do
 done
 for s in digest-mismatch missing-component setuid absolute dotdot symlink hardlink device \
     extra-member duplicate-member second-manifest manifest-not-first no-manifest bad-json \
-    truncated corrupt; do
+    truncated corrupt signature signature-late signature-garbage; do
     mkpkg "$out/package/$s.kpa" --scenario "$s" --compress none
 done
 mkpkg "$out/package/files-3.kpa" --files 3 --file-size 100 --compress none

@@ -13,7 +13,7 @@ $MKPKG "$T/a.kpa" --id org.example.alpha \
 $MKPKG "$T/b.kpa" --id org.example.beta
 "$KPA_INSTALL" --root "$R" -q "$T/a.kpa" "$T/b.kpa" || { echo "Bail out! cannot install"; exit 1; }
 mkdir -p "$T/files/sub.d"
-touch "$T/files/app.kpa" "$T/files/manifest.json" "$T/files/notes.txt"
+touch "$T/files/app.kpa" "$T/files/manifest.json" "$T/files/notes.txt" "$T/files/acme.key"
 
 # complete LINE: what bash would offer at the end of LINE (sorted, one line)
 complete_line() {
@@ -52,6 +52,8 @@ comp_eq "... and the next name of a list" "kpa-install --grant network,read" "ne
 comp_eq "kpa-install --policy offers directories" "kpa-install --policy s" "sub.d"
 comp_eq "kpa-install operands are packages" "kpa-install " "app.kpa sub.d"
 comp_eq "kpa-install --root offers directories" "kpa-install --root s" "sub.d"
+comp_eq "kpa-pack --sign offers secret keys and directories" "kpa-pack --sign " "acme.key sub.d"
+comp_eq "kpa-install --trusted-keys offers directories" "kpa-install --trusted-keys s" "sub.d"
 comp_eq "kpa-run options" "kpa-run --net" "--network="
 comp_eq "kpa-run --network values" "kpa-run --network " "host none"
 

@@ -11,6 +11,7 @@ make packages that kpa-pack would never write.
 Scenarios (default "good"): see SCENARIOS below.
 """
 import argparse
+import base64
 import copy
 import hashlib
 import io
@@ -150,6 +151,12 @@ def build(args):
         pass
     else:
         entries.append(reg("manifest.json", raw_manifest))
+    # a signature of the right form by a key nobody trusts (kpa-pack --sign
+    # makes real ones): right after the manifest, after the components, or garbage
+    fake_sig = json.dumps({"algorithm": "ed25519", "key": sha(b"no such key"),
+                           "signature": base64.b64encode(bytes(range(64))).decode()}).encode()
+    if s in ("signature", "signature-garbage"):
+        entries.append(reg("manifest.sig", fake_sig if s == "signature" else b'{"x": '))
     for name, data in members:
         if s == "digest-mismatch" and name == "lib/libx.so":
             data = data + b"tampered"
@@ -173,6 +180,8 @@ def build(args):
     }
     if s in extra:
         entries.insert(2, extra[s]())
+    if s == "signature-late":
+        entries.append(reg("manifest.sig", fake_sig))
     if s == "too-many-members":
         for i in range(args.members):
             ti = tarfile.TarInfo("res/data/d%06d" % i)

@@ -132,6 +132,90 @@ static void test_refusals(void)
         check_refused(j, EINVAL, "json.kpa", "a manifest that is no JSON");
 }
 
+#define MINIMAL                                                                                    \
+        "{\"version\": \"2.0\", \"application\": {\"id\": \"org.example.t\", \"name\": "           \
+        "\"T\", \"version\": \"1\", \"buildNumber\": \"1\", \"systemApplication\": false}, "       \
+        "\"platform\": {\"id\": \"linux\", \"sdk\": {\"buildSdkName\": \"s\", "                    \
+        "\"buildSdkVersion\": \"1\", \"targetApiLevel\": 1}, \"hwSpecification\": "                \
+        "{\"arch\": \"x86_64\", \"cpu\": \"\"}}, \"components\": []}"
+
+/* What the sink saw, in order: "s" (signature, with its bytes), "m" (manifest). */
+typedef struct seen {
+        char order[8];
+        char sig[64];
+        bool had_sig;
+        size_t raw_len;
+} seen;
+
+static int on_signature(void *userdata, const char *raw, size_t len, const char *sig,
+                        size_t sig_len, kpa_error *err)
+{
+        seen *s = userdata;
+        strcat(s->order, "s");
+        s->had_sig = sig != NULL;
+        snprintf(s->sig, sizeof(s->sig), "%.*s", (int)sig_len, sig ? sig : "");
+        s->raw_len = len;
+        return 0;
+}
+
+static int on_manifest(void *userdata, const kpa_manifest *m, const char *raw, size_t len,
+                       kpa_error *err)
+{
+        strcat(((seen *)userdata)->order, "m");
+        return 0;
+}
+
+static int read_with_sink(const char *path, seen *s, kpa_error *err)
+{
+        memset(s, 0, sizeof(*s));
+        kpa_package_sink sink = {.manifest = on_manifest, .signature = on_signature, .userdata = s};
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        return kpa_package_read(fd, path, NULL, &sink, NULL, NULL, err);
+}
+
+static void test_signature_member(void)
+{
+        kpa_error err;
+        seen s;
+        const member with_sig[] = {{"manifest.json", AE_IFREG, MINIMAL, 0},
+                                   {"./manifest.sig", AE_IFREG, "{\"sig\": 1}", 0},
+                                   {"res", AE_IFDIR, NULL, 0}};
+        _cleanup_free_ char *a = write_tar("sig.kpa", with_sig, 3);
+        is(read_with_sink(a, &s, &err), 0, "a package with manifest.sig after the manifest reads");
+        is_str(s.order, "sm", "... the signature reaches the sink before the manifest");
+        is_str(s.sig, "{\"sig\": 1}", "... with its bytes");
+        is(s.raw_len, strlen(MINIMAL), "... and the manifest's");
+        const member without[] = {{"manifest.json", AE_IFREG, MINIMAL, 0},
+                                  {"res", AE_IFDIR, NULL, 0}};
+        _cleanup_free_ char *b = write_tar("nosig.kpa", without, 2);
+        is(read_with_sink(b, &s, &err), 0, "a package without a signature reads");
+        ok(streq(s.order, "sm") && !s.had_sig, "... the sink hears there is none");
+        _cleanup_free_ char *c = write_tar("only.kpa", without, 1);
+        is(read_with_sink(c, &s, &err), 0, "so does a package of a manifest alone");
+        ok(streq(s.order, "sm") && !s.had_sig, "... with no member after it");
+        const member late[] = {{"manifest.json", AE_IFREG, MINIMAL, 0},
+                               {"res", AE_IFDIR, NULL, 0},
+                               {"manifest.sig", AE_IFREG, "{}", 0}};
+        _cleanup_free_ char *d = write_tar("late.kpa", late, 3);
+        is(read_with_sink(d, &s, &err), -EBADMSG, "manifest.sig after another member is refused");
+        ok(strstr(err.message, "member manifest.sig is refused here") != NULL, "... saying so");
+        const member twice[] = {{"manifest.json", AE_IFREG, MINIMAL, 0},
+                                {"manifest.sig", AE_IFREG, "{}", 0},
+                                {"manifest.sig", AE_IFREG, "{}", 0}};
+        _cleanup_free_ char *e = write_tar("twice.kpa", twice, 3);
+        is(read_with_sink(e, &s, &err), -EBADMSG, "manifest.sig twice is refused");
+        const member dir_sig[] = {{"manifest.json", AE_IFREG, MINIMAL, 0},
+                                  {"manifest.sig", AE_IFDIR, NULL, 0}};
+        _cleanup_free_ char *f = write_tar("dirsig.kpa", dir_sig, 2);
+        is(read_with_sink(f, &s, &err), -EBADMSG, "a manifest.sig directory is refused");
+        ok(strstr(err.message, "manifest.sig is not a regular file") != NULL, "... saying so");
+        const member big[] = {{"manifest.json", AE_IFREG, MINIMAL, 0},
+                              {"manifest.sig", AE_IFREG, NULL, 5000}};
+        _cleanup_free_ char *g = write_tar("bigsig.kpa", big, 2);
+        is(read_with_sink(g, &s, &err), -EFBIG, "a manifest.sig over 4096 bytes is refused");
+        is(s.order[0], '\0', "... before the sink hears of the package");
+}
+
 int main(void)
 {
         test_normalize();
@@ -140,6 +224,7 @@ int main(void)
                 return tap_done();
         }
         test_refusals();
+        test_signature_member();
         kpa_rm_rf_at(AT_FDCWD, dir);
         return tap_done();
 }
