@@ -194,9 +194,11 @@ int kpa_package_version_compare(const char *version_a, const char *build_a, cons
  * An upgrade or a downgrade keeps the version it replaced in
  * ROOT/previous/APP_ID. kpa_store_rollback() swaps the two with one atomic
  * exchange, keeping the uid, the private storage and the grants; a second
- * rollback goes forward again. */
-int kpa_store_rollback(kpa_store *store, const char *app_id, kpa_install_result *result,
-                       kpa_error *err);
+ * rollback goes forward again. The previous version must pass the
+ * signature rules of the keys trusted now (TRUSTED_KEYS_DIR, NULL: the
+ * default; see "Signatures"), as an install of it would. */
+int kpa_store_rollback(kpa_store *store, const char *app_id, const char *trusted_keys_dir,
+                       kpa_install_result *result, kpa_error *err);
 /* The version and buildNumber kept as previous; -ENOENT when none is. */
 int kpa_store_previous_version(kpa_store *store, const char *app_id, char version[256],
                                char build[256], kpa_error *err);

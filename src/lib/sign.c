@@ -731,12 +731,18 @@ int kpa_package_signature(const char *path, const char *trusted_keys_dir, kpa_si
 int kpa_store_signature(kpa_store *s, const char *app_id, const char *trusted_keys_dir,
                         kpa_signature_info *out, kpa_error *err)
 {
+        return store_tree_signature(s, "apps", app_id, trusted_keys_dir, out, err);
+}
+
+int store_tree_signature(kpa_store *s, const char *top, const char *app_id,
+                         const char *trusted_keys_dir, kpa_signature_info *out, kpa_error *err)
+{
         int q = store_check_app_id(app_id, err);
         if (q < 0)
                 return q;
-        _cleanup_free_ char *mpath = kpa_xasprintf("apps/%s/manifest.json", app_id);
-        _cleanup_free_ char *spath = kpa_xasprintf("apps/%s/%s", app_id, SIGN_MEMBER);
-        _cleanup_free_ char *upath = kpa_xasprintf("apps/%s/%s", app_id, SIGN_UNSIGNED_RECORD);
+        _cleanup_free_ char *mpath = kpa_xasprintf("%s/%s/manifest.json", top, app_id);
+        _cleanup_free_ char *spath = kpa_xasprintf("%s/%s/%s", top, app_id, SIGN_MEMBER);
+        _cleanup_free_ char *upath = kpa_xasprintf("%s/%s/%s", top, app_id, SIGN_UNSIGNED_RECORD);
         _cleanup_free_ char *raw = NULL, *sig = NULL;
         size_t len = 0, sig_len = 0;
         q = kpa_read_file_at(s->root_fd, mpath, KPA_MANIFEST_MAX_SIZE, &raw, &len);

@@ -37,6 +37,10 @@ void store_recover_staging(kpa_store *s, int dirfd, const char *name);
 /* With the lock held: delete retired trees nobody runs from. */
 void store_after_lock(kpa_store *s);
 
+/* kpa_store_signature() of the tree TOP/APP_ID ("apps" or "previous"). */
+int store_tree_signature(kpa_store *s, const char *top, const char *app_id,
+                         const char *trusted_keys_dir, kpa_signature_info *out, kpa_error *err);
+
 /* Create apps/, storage/, users/ and .staging/ below ROOT_FD where missing. */
 int store_create_layout(int root_fd, const char *root, kpa_error *err);
 /* users/APP_ID: the uid allocated at install. */

@@ -311,8 +311,34 @@ int kpa_store_previous_version(kpa_store *s, const char *app_id, char version[25
         return read_version(s, "previous", app_id, version, 256, build, 256, err);
 }
 
-static int rollback_locked(kpa_store *s, const char *app_id, kpa_install_result *result,
-                           kpa_error *err)
+/* The previous version must pass today's signature rules, as an install
+ * of it would: with a key trusted, signed by one of them, or installed
+ * with --allow-unsigned then (its record travels with the tree). */
+static int check_previous_signature(kpa_store *s, const char *app_id, const char *prev,
+                                    const char *trusted_keys_dir, kpa_error *err)
+{
+        kpa_signature_info sig;
+        int q = store_tree_signature(s, "previous", app_id, trusted_keys_dir, &sig, err);
+        if (q < 0)
+                return kpa_error_prefix(err, "rollback %s", app_id);
+        if (sig.status == KPA_SIGNATURE_BAD)
+                return kpa_error_set(err, EBADMSG,
+                                     "rollback %s: the signature of the previous version %s does "
+                                     "not match: %s; nothing was changed",
+                                     app_id, prev, sig.problem);
+        if (sig.n_trusted && sig.status != KPA_SIGNATURE_TRUSTED && !sig.allowed_unsigned)
+                return kpa_error_set(err, EPERM,
+                                     "rollback %s: the previous version %s is %s, and keys are "
+                                     "trusted now; nothing was changed",
+                                     app_id, prev,
+                                     sig.status == KPA_SIGNATURE_UNSIGNED
+                                             ? "not signed"
+                                             : "signed by a key that is not trusted");
+        return 0;
+}
+
+static int rollback_locked(kpa_store *s, const char *app_id, const char *trusted_keys_dir,
+                           kpa_install_result *result, kpa_error *err)
 {
         if (!store_app_installed(s, app_id))
                 return kpa_error_set(err, ENOENT, "%s is not installed in %s", app_id, s->root);
@@ -333,6 +359,9 @@ static int rollback_locked(kpa_store *s, const char *app_id, kpa_install_result 
         q = read_version(s, "apps", app_id, cur, sizeof(cur), NULL, 0, err);
         if (q < 0)
                 return q;
+        q = check_previous_signature(s, app_id, prev, trusted_keys_dir, err);
+        if (q < 0)
+                return q;
         _cleanup_free_ char *a = kpa_xasprintf("apps/%s", app_id);
         _cleanup_free_ char *p = kpa_xasprintf("previous/%s", app_id);
         if (renameat2(s->root_fd, p, s->root_fd, a, RENAME_EXCHANGE) < 0)
@@ -350,7 +379,8 @@ static int rollback_locked(kpa_store *s, const char *app_id, kpa_install_result 
         return 0;
 }
 
-int kpa_store_rollback(kpa_store *s, const char *app_id, kpa_install_result *result, kpa_error *err)
+int kpa_store_rollback(kpa_store *s, const char *app_id, const char *trusted_keys_dir,
+                       kpa_install_result *result, kpa_error *err)
 {
         kpa_install_result ignored;
         if (!result)
@@ -363,7 +393,7 @@ int kpa_store_rollback(kpa_store *s, const char *app_id, kpa_install_result *res
         q = store_lock(s, err);
         if (q < 0)
                 return q;
-        q = rollback_locked(s, app_id, result, err);
+        q = rollback_locked(s, app_id, trusted_keys_dir, result, err);
         store_unlock(s);
         return q;
 }

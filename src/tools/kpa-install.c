@@ -262,8 +262,9 @@ static int parse_args(int argc, char **argv)
         if (arg.install.policy_dir && arg.mode != MODE_INSTALL)
                 return cli_usage_error("--policy only goes with an install");
         if (arg.install.trusted_keys_dir && arg.mode != MODE_INSTALL && arg.mode != MODE_INFO &&
-            arg.mode != MODE_VERIFY)
-                return cli_usage_error("--trusted-keys goes with an install, --info or --verify");
+            arg.mode != MODE_VERIFY && arg.mode != MODE_ROLLBACK)
+                return cli_usage_error(
+                        "--trusted-keys goes with an install, --rollback, --info or --verify");
         if ((arg.install.flags & KPA_INSTALL_ALLOW_UNSIGNED) && arg.mode != MODE_INSTALL)
                 return cli_usage_error("--allow-unsigned only goes with an install");
         if (arg.json && arg.mode != MODE_LIST && arg.mode != MODE_INFO)
@@ -624,7 +625,7 @@ static int rollback_one(kpa_store *store, const char *app_id)
 {
         kpa_error err;
         kpa_install_result res;
-        if (kpa_store_rollback(store, app_id, &res, &err) < 0) {
+        if (kpa_store_rollback(store, app_id, arg.install.trusted_keys_dir, &res, &err) < 0) {
                 cli_report(&err);
                 return -1;
         }

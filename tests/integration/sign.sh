@@ -345,4 +345,34 @@ check_eq "... and --verify has nothing to hold against it" "$rc" 0
 run "$KPA_INSTALL" "${NOKEYS[@]}" --reinstall "$T/t-sigjson.kpa"
 check_eq "a malformed manifest.sig is refused even with no key trusted" "$out" \
     "kpa-install: $T/t-sigjson.kpa: manifest.sig: it must hold exactly the strings \"algorithm\", \"key\" and \"signature\""
+# ---- a rollback carries each version's signature along ----
+STORE3=$T/store3
+inst3() { "$KPA_INSTALL" --root "$STORE3" --trusted-keys "$KEYS" "$@"; }
+inst3 -q "$T/signed.kpa" && inst3 -q "$T/signed-2.kpa"
+sig2=$(cat "$STORE3/apps/org.example.signed/manifest.sig")
+run inst3 --rollback org.example.signed
+check_eq "rollback of a signed package" "$rc" 0
+check "... the 1.0 tree has its own signature back" \
+    test "$(cat "$STORE3/apps/org.example.signed/manifest.sig")" != "$sig2"
+run inst3 --verify org.example.signed
+check_eq "... which --verify accepts" "$rc" 0
+check_eq "... and the 2.0 tree keeps its own" "$(cat "$STORE3/previous/org.example.signed/manifest.sig")" "$sig2"
+prev3=$STORE3/previous/org.example.signed
+cp "$prev3/manifest.sig" "$T/prev.sig"
+printf '%s\n' "$(bsdtar -xOf "$T/signed.kpa" manifest.sig)" >"$prev3/manifest.sig"
+before=$(snapshot "$STORE3")
+run inst3 --rollback org.example.signed
+check "a rollback to a version whose signature no longer matches is refused" \
+    grep -q "the signature of the previous version 2.0 does not match" <<<"$out"
+check_eq "... and changes nothing" "$(snapshot "$STORE3")" "$before"
+cp "$T/prev.sig" "$prev3/manifest.sig"
+# an unsigned version installed before any key was trusted
+STORE4=$T/store4
+"$KPA_INSTALL" --root "$STORE4" --trusted-keys "$T/nokeys" -q "$T/unsigned.kpa"
+"$KPA_INSTALL" --root "$STORE4" --trusted-keys "$KEYS" -q "$T/signed-2.kpa"
+run "$KPA_INSTALL" --root "$STORE4" --trusted-keys "$KEYS" --rollback org.example.signed
+check_eq "a rollback to an unsigned version once keys are trusted is refused" "$out" \
+    "kpa-install: rollback org.example.signed: the previous version 1.0 is not signed, and keys are trusted now; nothing was changed"
+run "$KPA_INSTALL" --root "$STORE4" --trusted-keys "$T/nokeys" --rollback org.example.signed
+check_eq "... and allowed where no key is trusted" "$rc" 0
 done_testing
