@@ -355,9 +355,12 @@ int kpa_key_describe(const char *path, char name[KPA_KEY_NAME_MAX + 1],
 
 static uint8_t *signed_message(const char *raw, size_t len, size_t *out_len)
 {
-        size_t c = strlen(SIGN_CONTEXT);
+        /* the context without its NUL, then the manifest's bytes */
+        static const char context[] = SIGN_CONTEXT;
+        size_t c = sizeof(context) - 1;
         uint8_t *msg = kpa_xmalloc(c + len + 1);
-        memcpy(msg, SIGN_CONTEXT, c);
+        for (size_t k = 0; k < c; k++)
+                msg[k] = (uint8_t)context[k];
         memcpy(msg + c, raw, len);
         *out_len = c + len;
         return msg;
