@@ -63,7 +63,7 @@ check "the manifest's envVariables arrive" grep -q '^env.MODE=test$' <<<"$out"
 out=$(run --env MODE=override --env EXTRA=1 $APP -- info a b)
 check "--env overrides the manifest" grep -q '^env.MODE=override$' <<<"$out"
 check_eq "extra args follow the manifest's" "$(val argv.2 "$out") $(val argv.3 "$out")" "a b"
-check_output "--network host needs the network permission" \
+check_exit_output "--network host needs the network permission" 1 \
     "the network permission is not granted (an administrator grants it with: kpa-install --grant network $APP)" \
     run --network host $APP -- exit 0
 "$KPA_INSTALL" --root "$R" -q --grant network $APP
@@ -100,7 +100,7 @@ MAPP=org.example.romissing$$
 $MKPKG "$T/romissing.kpa" --id $MAPP --bin "$PROBE" --set 'runConfigurations[0].args=[]' \
     --set "extensions={\"KPA_sandbox\":{\"readOnlyPaths\":[\"$T/not-there\"]}}"
 "$KPA_INSTALL" --root "$R" -q --grant all "$T/romissing.kpa"
-check_output "a read-only path missing on the host fails the start, named" \
+check_exit_output "a read-only path missing on the host fails the start, named" 1 \
     "cannot bind the host path $T/not-there: No such file or directory" \
     "$KPA_RUN" --root "$R" $MAPP -- exit 0
 
@@ -171,7 +171,7 @@ wait $runpid
 check_eq "... and ends" "$?" 143
 check "... leaving $PDIR as it was" test ! -e "$PDIR/kpa.slice"
 check "no group with a doubled mount point is made" test ! -e "$pmnt/sys"
-check_output "--cgroup-parent to a missing directory of the cgroup file system is refused" \
+check_exit_output "--cgroup-parent to a missing directory of the cgroup file system is refused" 1 \
     "cgroup parent $pmnt/kpa-test-nowhere.$$: no such directory in the cgroup file system" \
     run --cgroup-parent "$pmnt/kpa-test-nowhere.$$" $APP -- exit 0
 rmdir "$PDIR"
@@ -245,8 +245,8 @@ check "... and the message says so" grep -q 'No such file or directory' <<<"$out
 "$KPA_INSTALL" --root "$R" -q --reinstall "$T/probe.kpa"
 check_eq "failed starts leave no cgroup" "$(leftover_instances)" ""
 
-check_output "an unknown application is named" "org.example.none" run org.example.none
-check_output "an unknown run configuration is named" '"nosuch"' run $APP nosuch
+check_exit_output "an unknown application is named" 1 "org.example.none" run org.example.none
+check_exit_output "an unknown run configuration is named" 1 '"nosuch"' run $APP nosuch
 
 # ---- orphans, kill -9 of kpa-run, TIOCSTI ----
 check "an application that leaves orphans" run $APP -- orphans 3
@@ -263,7 +263,7 @@ ref=$(proc_ref "$init")
 kill -9 $p
 wait $p 2>/dev/null
 for _ in $(seq 200); do proc_alive "$ref" >/dev/null || break; sleep 0.05; done
-check_fails "kill -9 of kpa-run kills the instance" proc_alive "$ref"
+check_exit "kill -9 of kpa-run kills the instance" 1 proc_alive "$ref"
 # (cgroup.c) the killed kpa-run could not remove its empty instance cgroup;
 # the next start of the app removes it once it is a second old
 check "kill -9 of kpa-run leaves its instance cgroup" test -n "$(leftover_instances)"

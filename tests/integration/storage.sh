@@ -75,7 +75,7 @@ wait $first 2>/dev/null
 # directory instead, whose size nothing limits
 cp "$R/images/$APP.img" "$T/img.kept"
 dd if=/dev/zero of="$R/images/$APP.img" bs=64k count=1 conv=notrunc status=none
-check_output "a private storage image that cannot be mounted fails the start" \
+check_exit_output "a private storage image that cannot be mounted fails the start" 1 \
     "cannot mount its private storage" run $APP -- read
 cp "$T/img.kept" "$R/images/$APP.img"
 check_eq "... and the start works again with the image back" "$(run $APP -- read)" second
