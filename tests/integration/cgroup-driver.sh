@@ -55,7 +55,7 @@ wait "$rpid"
 
 # ---- systemd where it does not answer ----
 if [ -d /run/systemd/system ]; then
-    _result 0 "the systemd driver without systemd # SKIP systemd is PID 1 here"
+    skip "the systemd driver without systemd" "systemd is PID 1 here"
 else
     out=$(run --cgroup-driver systemd $APP -- exit 0 2>&1)
     check_eq "--cgroup-driver systemd without systemd: the start fails" "$?" 1

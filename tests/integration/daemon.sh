@@ -238,7 +238,7 @@ after_fds=$(dfds)
 after_rss=$(awk '/VmRSS/ {print $2}' "/proc/$dpid/status")
 check_eq "the daemon holds as many fds as before the load" "$after_fds" "$before_fds"
 if [ -n "${ASAN_OPTIONS:-}" ]; then # ASan's quarantine holds freed memory on purpose
-    _result 0 "its RSS stays flat # SKIP under AddressSanitizer ($before_rss kB -> $after_rss kB)"
+    skip "its RSS stays flat" "under AddressSanitizer ($before_rss kB -> $after_rss kB)"
 else # the kept contexts of the last 1000 ended processes are most of the growth
     check "its RSS grew by less than 4 MiB ($before_rss kB -> $after_rss kB)" test $((after_rss - before_rss)) -lt 4096
 fi
@@ -314,7 +314,7 @@ for _ in range(2):
     check "it tells systemd READY=1" grep -qx READY=1 "$T/notify.out"
     check "and STOPPING=1 on SIGTERM" grep -qx STOPPING=1 "$T/notify.out"
 else
-    _result 0 "socket activation # SKIP systemd-socket-activate is not installed"
+    skip "socket activation" "systemd-socket-activate is not installed"
 fi
 
 # ---- the systemd units ----
@@ -327,7 +327,7 @@ if command -v systemd-analyze >/dev/null; then
         env SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
         "$T/units/kpa-execd.socket" "$T/units/kpa-execd.service"
 else
-    _result 0 "systemd-analyze verify of the units # SKIP systemd-analyze is not installed"
+    skip "systemd-analyze verify of the units" "systemd-analyze is not installed"
 fi
 
 done_testing

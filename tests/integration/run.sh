@@ -118,8 +118,10 @@ if [ -x "$PROBE_SD" ]; then
     "$KPA_INSTALL" --root "$R" -q "$T/sd.kpa"
     out=$("$KPA_RUN" --root "$R" --handle cfg=file:"$T/h.txt" --handle log=file+a:"$T/log.txt" org.example.sd$$)
     check_eq "sd_listen_fds_with_names() finds the handles" "$(echo "$out" | tr '\n' ' ')" "count=2 cfg=3 log=4 "
+else
+    skip "sd_listen_fds_with_names() finds the handles" "tests/probe/probe-sd is not built (no libsystemd)"
 fi
-check_output "a bad handle spec is named" "nosuch:x" run --handle a=nosuch:x $APP -- info
+check_exit_output "a bad handle spec is named" 2 "nosuch:x" run --handle a=nosuch:x $APP -- info
 
 # ---- cgroup and limits ----
 "$KPA_RUN" --root "$R" --memory 64M --pids 50 --cpu-weight 200 $APP -- sleep 30 &
@@ -277,5 +279,7 @@ if command -v script >/dev/null; then
     out=$( (sleep 1.5; printf '\003'; sleep 3) |
         script -qec "$KPA_RUN --root $R --json $APP -- sleep 30" /dev/null)
     check "Ctrl-C at the terminal is a Normal stop" grep -q '"exitStatus":"Normal"' <<<"$out"
+else
+    skip "TIOCSTI and Ctrl-C at a terminal" "script (bsdutils) is not installed: no terminal"
 fi
 done_testing
