@@ -89,7 +89,7 @@ check_exit_output "--on-exit with a bad value is refused, naming the choices" 2 
     '--on-exit: "bogus" is not one of keep, stop, auto' "$EXECD" --on-exit bogus
 "$EXECD" --on-exit bogus >/dev/null 2>&1
 check_eq "... as a usage error (exit 2)" $? 2
-check_exit_output "--on-exit without a value is refused" 2 "on-exit" "$EXECD" --on-exit
+check_exit_output "--on-exit without a value is refused" 2 "kpa-execd: --on-exit needs an argument" "$EXECD" --on-exit
 check_exit_output "--stop-all with no daemon names the socket and says it is not running" 1 \
     "cannot reach kpa-execd at $T/none.sock" "$KPA_RUN" --socket "$T/none.sock" --stop-all
 check_exit_output "--stop-all takes no APP_ID" 2 '--stop-all takes no APP_ID' "$KPA_RUN" --stop-all $APP

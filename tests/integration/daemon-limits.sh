@@ -87,7 +87,8 @@ _result $? "kpa-execd starts with --group, --max-connections-per-user, --idle-ti
 check_eq "the socket belongs to the group given with --group" "$(stat -c '%G %a' "$S")" "$GROUP 660"
 check_exit_output "an unknown --group is refused" 1 'there is no group "nosuchgroup'"$$"'"' \
     "$EXECD" --foreground --on-exit stop --no-autorun --group nosuchgroup$$ --socket "$T/x.sock" --root "$R" --state-dir "$T/statex"
-check_exit_output "--idle-timeout takes a positive number" 2 "--idle-timeout" "$EXECD" --idle-timeout 0
+check_exit_output "--idle-timeout takes a positive number" 2 '--idle-timeout: "0" is not a positive number' \
+    "$EXECD" --idle-timeout 0
 
 # ---- 2. loader variables: refused from a member, root's to pass ----
 rep=$(member "$S" call '{"op":"Version"}')

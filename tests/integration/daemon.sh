@@ -84,7 +84,8 @@ check_exit_output "a second daemon on the same state directory is refused" 1 \
     "$EXECD" --foreground --on-exit stop --socket "$T/other.sock" --root "$R" --state-dir "$STATE"
 check_exit_output "kpa-execd as non-root is refused" 1 "must run as root" \
     setpriv --reuid 65534 --regid 65534 --clear-groups "$(reachable "$EXECD")" --foreground
-check_exit_output "a bad option is a usage error" 2 "Try" "$EXECD" --log-level loud
+check_exit_output "a bad option is a usage error" 2 '--log-level: "loud" is not one of error, warning, info, debug' \
+    "$EXECD" --log-level loud
 
 list=$(call '{"op":"ListProcesses"}')
 check_eq "the autorun run configuration was started" \
@@ -152,7 +153,8 @@ check_eq "and holds as many fds as before the bad requests" "$(dfds)" "$before"
 nobody() { setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }
 # the client that uid 65534 runs must be reachable by it (the checkout need not be)
 NOBODY_CLIENT_PY=$(reachable "$CLIENT_PY")
-check_exit_output "a uid outside group kpa cannot even connect (socket mode 0660)" 1 "Permission denied" \
+check_exit_output "a uid outside group kpa cannot even connect (socket mode 0660)" 1 \
+    "PermissionError: [Errno 13] Permission denied" \
     nobody "$PYTHON3" "$NOBODY_CLIENT_PY" "$S" call '{"op":"Version"}'
 chmod 666 "$S"
 rep=$(nobody "$PYTHON3" "$NOBODY_CLIENT_PY" "$S" call "{\"op\":\"StartProcess\",\"package\":\"$APP\"}")

@@ -103,7 +103,8 @@ check "KPA_ROOT selects the store" test -d "$R/apps/org.example.cxz"
 
 # architecture
 mk "$T/arch.kpa" --id org.example.arch --set 'platform.hwSpecification.arch="riscv128"'
-check_exit_output "a foreign architecture is refused" 1 "riscv128" "$KPA_INSTALL" --root "$R" "$T/arch.kpa"
+check_exit_output "a foreign architecture is refused" 1 'the package is built for "riscv128"' \
+    "$KPA_INSTALL" --root "$R" "$T/arch.kpa"
 check "--force-arch installs it anyway" "$KPA_INSTALL" --root "$R" -q --force-arch "$T/arch.kpa"
 mk "$T/kos.kpa" --id org.example.kos --set "platform.hwSpecification.arch=\"$(uname -m)-kos\""
 check "the KasperskyOS arch spelling maps to Linux" "$KPA_INSTALL" --root "$R" -q "$T/kos.kpa"
@@ -126,6 +127,7 @@ for args in "" "--bogus" "--purge x" "--list extra" "--info" "--json x.kpa" "--r
 done
 check "--help" sh -c "'$KPA_INSTALL' --help | grep -q -- --reinstall"
 check "--version" sh -c "'$KPA_INSTALL' --version | grep -q '^kpa-install [0-9]'"
-check_exit_output "a missing package file is named" 1 "$T/nope.kpa" "$KPA_INSTALL" --root "$R" "$T/nope.kpa"
+check_exit_output "a missing package file is named" 1 "$T/nope.kpa: No such file or directory" \
+    "$KPA_INSTALL" --root "$R" "$T/nope.kpa"
 
 done_testing

@@ -287,7 +287,7 @@ no_output() { # no_output NAME: the output directory is as empty as before
 
 fresh
 rm "$BAD/lib/libgreet.so"
-check_exit_output "missing component" 1 "lib/libgreet.so" \
+check_exit_output "missing component" 1 "missing component lib/libgreet.so" \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
 check_exit_output "missing component: names where it looked" 1 "$BAD/lib/libgreet.so" \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
@@ -342,20 +342,20 @@ fresh
 sed -i 's/"componentType": "lib"/"componentType": "library"/' "$BAD/manifest.json"
 check_exit_output "bad manifest: error names the JSON path" 1 "components[1].componentType" \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
-check_exit_output "bad manifest: error names the file" 1 "$BAD/manifest.json" \
+check_exit_output "bad manifest: error names the file" 1 "kpa-pack: $BAD/manifest.json: " \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
 echo '{"version": "2.0",' >"$BAD/manifest.json"
-check_exit_output "truncated manifest" 1 "$BAD/manifest.json" \
+check_exit_output "truncated manifest" 1 "$BAD/manifest.json: line " \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
-check_exit_output "missing manifest" 1 "$T/nope.json" \
+check_exit_output "missing manifest" 1 "$T/nope.json: No such file or directory" \
     pack -o "$OUT/x.kpa" --manifest "$T/nope.json" "$APP"
 no_output "bad manifest"
 
-check_exit_output "missing input" 1 "$T/nowhere" \
+check_exit_output "missing input" 1 "$T/nowhere: No such file or directory" \
     pack -o "$OUT/x.kpa" --manifest "$APP/manifest.json" "$APP" "$T/nowhere"
-check_exit_output "output directory missing" 1 "$T/nodir" \
+check_exit_output "output directory missing" 1 "directory $T/nodir: No such file or directory" \
     pack -o "$T/nodir/x.kpa" --manifest "$APP/manifest.json" "$APP"
-check_exit_output "output is a directory" 1 "$OUT" \
+check_exit_output "output is a directory" 1 "$OUT: exists and is a directory" \
     pack -o "$OUT" --manifest "$APP/manifest.json" "$APP"
 no_output "bad paths"
 
@@ -366,7 +366,7 @@ mkdir -p "$BAD/res/$long"
 mv "$BAD/res/img/logo.png" "$BAD/res/$long/logo.png"
 rmdir "$BAD/res/img"
 sed -i "s|\"directoryPath\": \"img\"|\"directoryPath\": \"$long\"|" "$BAD/manifest.json"
-check_exit_output "a path longer than an installer accepts" 1 "1024" \
+check_exit_output "a path longer than an installer accepts" 1 "is longer than 1024 bytes" \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
 no_output "long path"
 
@@ -375,7 +375,7 @@ check "an older package" pack -q -o "$OUT/keep.kpa" --manifest "$APP/manifest.js
 cp "$OUT/keep.kpa" "$T/keep.orig"
 fresh
 rm "$BAD/bin/hello"
-check_exit_output "a failing pack over it" 1 "$BAD/bin/hello" \
+check_exit_output "a failing pack over it" 1 "missing component bin/hello" \
     pack -o "$OUT/keep.kpa" --manifest "$BAD/manifest.json" "$BAD"
 check "the older package is untouched" cmp "$OUT/keep.kpa" "$T/keep.orig"
 check_eq "nothing else in the output directory" "$(ls -A "$OUT")" "keep.kpa"

@@ -65,7 +65,7 @@ check_exit "kill -9 of kpa-run ends the instance" 1 proc_alive "$ref"
 out=$(run $APP -- exit 7 2>&1)
 check_eq "the exit code comes through" "$?" 7
 check_exit_output "limits without a cgroup the user may create are refused, and why" 1 \
-    "rootless" run --memory 64M $APP -- exit 0
+    "rootless, and its limits need a cgroup that this user may create" run --memory 64M $APP -- exit 0
 check_exit_output "... naming the way out" 1 "Delegate=yes" run --pids 10 $APP -- exit 0
 check_exit_output "only root chooses the uid" 1 "only root can choose" run --user 1000 $APP -- exit 0
 check_eq "no cgroup was made" "$(find /sys/fs/cgroup -maxdepth 6 -type d -name "$APP" 2>/dev/null)" ""

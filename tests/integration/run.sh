@@ -121,7 +121,7 @@ if [ -x "$PROBE_SD" ]; then
 else
     skip "sd_listen_fds_with_names() finds the handles" "tests/probe/probe-sd is not built (no libsystemd)"
 fi
-check_exit_output "a bad handle spec is named" 2 "nosuch:x" run --handle a=nosuch:x $APP -- info
+check_exit_output "a bad handle spec is named" 2 'handle spec "nosuch:x": unknown kind' run --handle a=nosuch:x $APP -- info
 
 # ---- cgroup and limits ----
 "$KPA_RUN" --root "$R" --memory 64M --pids 50 --cpu-weight 200 $APP -- sleep 30 &
@@ -256,8 +256,8 @@ check "... and the message says so" grep -q 'No such file or directory' <<<"$out
 "$KPA_INSTALL" --root "$R" -q --reinstall "$T/probe.kpa"
 check_eq "failed starts leave no cgroup" "$(leftover_instances)" ""
 
-check_exit_output "an unknown application is named" 1 "org.example.none" run org.example.none
-check_exit_output "an unknown run configuration is named" 1 '"nosuch"' run $APP nosuch
+check_exit_output "an unknown application is named" 1 "org.example.none is not installed" run org.example.none
+check_exit_output "an unknown run configuration is named" 1 'has no run configuration "nosuch"' run $APP nosuch
 
 # ---- orphans, kill -9 of kpa-run, TIOCSTI ----
 check "an application that leaves orphans" run $APP -- orphans 3
