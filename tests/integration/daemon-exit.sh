@@ -156,7 +156,8 @@ check "it returned once the first had ended" gone "$rb"
 check "... and the second" gone "$rc_ref"
 check_eq "both are Finished" "$(state_of "$tb") $(state_of "$tc")" "Finished Finished"
 check_eq "--stop-all with nothing left to stop" "$(run --stop-all 2>&1)" "stopped 0 processes"
-check_eq "-q prints nothing" "$(run --stop-all -q 2>&1)" ""
+out=$(run --stop-all -q 2>&1)
+check_eq "-q prints nothing, and exits 0" "$?:$out" "0:"
 # --force: an instance that ignores SIGTERM and has a grace period of a minute
 tok=$(run --detach --stop-timeout 60 "$APP" -- ignore-term 600)
 rd=$(proc_ref "$(pid_of "$tok")")
