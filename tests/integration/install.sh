@@ -79,7 +79,7 @@ check "--verify after repair" "$KPA_INSTALL" --root "$R" --verify org.example.he
 # a second package gets its own uid
 check "install a second package" "$KPA_INSTALL" --root "$R" -q "$T/other.kpa"
 uid2=$(cat "$R/users/org.example.other")
-check "second package has a different uid" test "$uid2" != "$uid"
+check "second package has a different uid" test -n "$uid2" -a "$uid2" != "$uid"
 
 # remove and purge
 check "--remove" "$KPA_INSTALL" --root "$R" --remove org.example.hello

@@ -53,7 +53,8 @@ init=$(pgrep -P $kr | head -1)
 app=$(pgrep -P "$init" | head -1)
 check "the application runs" test -n "$app"
 check_eq "outside, it runs as the user" "$(awk '/^Uid:/ {print $2}' "/proc/$app/status")" $USERID
-check "in a user namespace of its own" test "$(readlink "/proc/$app/ns/user")" != "$(readlink /proc/self/ns/user)"
+userns=$(readlink "/proc/$app/ns/user")
+check "in a user namespace of its own" test -n "$userns" -a "$userns" != "$(readlink /proc/self/ns/user)"
 check_eq "with no capability in the host's namespace" "$(awk '/^CapEff:/ {print $2}' "/proc/$app/status")" 0000000000000000
 ref=$(proc_ref "$app")
 kill -9 $kr
