@@ -28,9 +28,9 @@ check "naming the word and the choices" grep -q 'unknown cgroup driver "docker" 
 out=$(KPA_CGROUP_DRIVER=docker run $APP -- exit 0 2>&1)
 check_eq "KPA_CGROUP_DRIVER=docker: the start fails" "$?" 1
 check "naming the variable" grep -q 'KPA_CGROUP_DRIVER=docker: unknown cgroup driver' <<<"$out"
-check_output "--cgroup-driver does not go with --detach" "kpa-execd chooses the cgroups" \
+check_exit_output "--cgroup-driver does not go with --detach" 2 "kpa-execd chooses the cgroups" \
     "$KPA_RUN" --detach --cgroup-driver cgroupfs $APP
-check_output "kpa-execd --cgroup-driver docker is refused" 'unknown cgroup driver "docker"' \
+check_exit_output "kpa-execd --cgroup-driver docker is refused" 2 'unknown cgroup driver "docker"' \
     "$EXECD" --foreground --cgroup-driver docker
 out=$(KPA_CGROUP_DRIVER=docker "$EXECD" --foreground --socket "$T/x.sock" --state-dir "$T/x" 2>&1)
 check_eq "kpa-execd with KPA_CGROUP_DRIVER=docker does not start" "$?" 1
@@ -55,7 +55,7 @@ wait "$rpid"
 
 # ---- systemd where it does not answer ----
 if [ -d /run/systemd/system ]; then
-    _result 0 "the systemd driver without systemd # SKIP systemd is PID 1 here"
+    skip "the systemd driver without systemd" "systemd is PID 1 here"
 else
     out=$(run --cgroup-driver systemd $APP -- exit 0 2>&1)
     check_eq "--cgroup-driver systemd without systemd: the start fails" "$?" 1

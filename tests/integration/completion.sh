@@ -35,6 +35,8 @@ comp_eq() { check_eq "$1: '$2'" "$(complete_line "$2")" "$3"; }
 check "the completion file is valid bash" bash -n "$COMPLETION"
 if command -v shellcheck >/dev/null; then
     check "shellcheck finds nothing in it" shellcheck -s bash "$COMPLETION"
+else
+    skip "shellcheck finds nothing in it" "shellcheck is not installed"
 fi
 check "it registers kpa-pack, kpa-install and kpa-run" bash -c \
     'source "$1" && complete -p kpa-pack && complete -p kpa-install && complete -p kpa-run' _ "$COMPLETION"

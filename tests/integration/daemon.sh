@@ -77,14 +77,15 @@ _result $? "kpa-execd starts with autorun"
 check_eq "the socket is mode 0660" "$(stat -c %a "$S")" 660
 rep=$(call '{"op":"Version","id":5}')
 check_eq "Version answers with protocol 1" "$(field "$rep" protocol) $(field "$rep" id)" "1 5"
-check_output "a second daemon on the same socket is refused" "already listening on $S" \
+check_exit_output "a second daemon on the same socket is refused" 1 "already listening on $S" \
     "$EXECD" --foreground --on-exit stop --socket "$S" --root "$R" --state-dir "$T/state2"
-check_output "a second daemon on the same state directory is refused" \
+check_exit_output "a second daemon on the same state directory is refused" 1 \
     "another kpa-execd uses this state directory" \
     "$EXECD" --foreground --on-exit stop --socket "$T/other.sock" --root "$R" --state-dir "$STATE"
-check_output "kpa-execd as non-root is refused" "must run as root" \
+check_exit_output "kpa-execd as non-root is refused" 1 "must run as root" \
     setpriv --reuid 65534 --regid 65534 --clear-groups "$(reachable "$EXECD")" --foreground
-check_output "a bad option is a usage error" "Try" "$EXECD" --log-level loud
+check_exit_output "a bad option is a usage error" 2 '--log-level: "loud" is not one of error, warning, info, debug' \
+    "$EXECD" --log-level loud
 
 list=$(call '{"op":"ListProcesses"}')
 check_eq "the autorun run configuration was started" \
@@ -152,7 +153,8 @@ check_eq "and holds as many fds as before the bad requests" "$(dfds)" "$before"
 nobody() { setpriv --reuid 65534 --regid 65534 --clear-groups "$@"; }
 # the client that uid 65534 runs must be reachable by it (the checkout need not be)
 NOBODY_CLIENT_PY=$(reachable "$CLIENT_PY")
-check_output "a uid outside group kpa cannot even connect (socket mode 0660)" "Permission denied" \
+check_exit_output "a uid outside group kpa cannot even connect (socket mode 0660)" 1 \
+    "PermissionError: [Errno 13] Permission denied" \
     nobody "$PYTHON3" "$NOBODY_CLIENT_PY" "$S" call '{"op":"Version"}'
 chmod 666 "$S"
 rep=$(nobody "$PYTHON3" "$NOBODY_CLIENT_PY" "$S" call "{\"op\":\"StartProcess\",\"package\":\"$APP\"}")
@@ -202,7 +204,7 @@ wait "$dpid" 2>/dev/null
 dpid=
 check "after kill -9 of the daemon, its instances still run" alive "$pa"
 sleep 1.5
-check_fails "one of them ends meanwhile" alive "$pb"
+check_exit "one of them ends meanwhile" 1 alive "$pb"
 # Its record still says Created (the daemon does not rewrite it for
 # Running). Whether its init is already reaped (by whoever inherited it)
 # or still a zombie when the new daemon looks decided how it was reported:
@@ -224,7 +226,7 @@ call "{\"op\":\"StopProcess\",\"token\":\"$ta\"}" >/dev/null
 rep=$(call "{\"op\":\"WaitProcess\",\"token\":\"$ta\",\"timeoutMs\":5000}")
 check_eq "a stop of the adopted one works: Finished, Normal" \
     "$(field "$rep" process.state) $(field "$rep" process.exitStatus)" "Finished Normal"
-check_fails "its init is gone" alive "$pa"
+check_exit "its init is gone" 1 alive "$pa"
 
 # ---- load: 32 clients, 50 starts and stops each ----
 before_fds=$(dfds)
@@ -238,7 +240,7 @@ after_fds=$(dfds)
 after_rss=$(awk '/VmRSS/ {print $2}' "/proc/$dpid/status")
 check_eq "the daemon holds as many fds as before the load" "$after_fds" "$before_fds"
 if [ -n "${ASAN_OPTIONS:-}" ]; then # ASan's quarantine holds freed memory on purpose
-    _result 0 "its RSS stays flat # SKIP under AddressSanitizer ($before_rss kB -> $after_rss kB)"
+    skip "its RSS stays flat" "under AddressSanitizer ($before_rss kB -> $after_rss kB)"
 else # the kept contexts of the last 1000 ended processes are most of the growth
     check "its RSS grew by less than 4 MiB ($before_rss kB -> $after_rss kB)" test $((after_rss - before_rss)) -lt 4096
 fi
@@ -252,8 +254,8 @@ rc=0
 wait "$dpid" || rc=$?
 dpid=
 check_eq "on SIGTERM the daemon exits 0" "$rc" 0
-check_fails "... after stopping its instances" alive "$pc"
-check_fails "... and removing its socket" test -e "$S"
+check_exit "... after stopping its instances" 1 alive "$pc"
+check "... and removing its socket" test ! -e "$S"
 check_eq "no cgroup of the instances remains" "$(for d in $(cg_dirs); do find "$d" -mindepth 1 -type d; done)" ""
 # (one pass over the records: a python3 per record took seconds)
 check_eq "no instance is left running" \
@@ -284,7 +286,7 @@ for _ in range(2):
     for _ in $(seq 50); do [ -S "$T/act.sock" ] && break; sleep 0.05; done
     rep=$(client "$T/act.sock" call '{"op":"Version"}' 2>&1)
     check_eq "it serves a socket that systemd passes (LISTEN_FDS)" "$(field "$rep" protocol)" 1
-    check_fails "... and makes no socket of its own then" test -e "$T/own.sock"
+    check "... and makes no socket of its own then" test ! -e "$T/own.sock"
     # 35 KiB of output with --log-max 4K: the log rotates, and stays bounded
     rep=$(client "$T/act.sock" call "{\"op\":\"StartProcess\",\"package\":\"$APP\",\"args\":[\"cat\",\"/usr/share/common-licenses/GPL-3\"]}")
     tok=$(field "$rep" token)
@@ -301,8 +303,8 @@ for _ in range(2):
     sleep 1.2
     rep=$(client "$T/act.sock" call "{\"op\":\"GetProcessState\",\"token\":\"$tok\"}")
     check_eq "beyond --keep-ended, the older ended context is NotExisting" "$(field "$rep" process.state)" NotExisting
-    check_fails "... its log files are gone" test -e "$T/state3/logs/$tok.log.1"
-    check_fails "... and so is its record" test -e "$T/state3/instances/$tok.json"
+    check "... its log files are gone" test ! -e "$T/state3/logs/$tok.log.1"
+    check "... and so is its record" test ! -e "$T/state3/instances/$tok.json"
     rep=$(client "$T/act.sock" call "{\"op\":\"GetProcessState\",\"token\":\"$tok2\"}")
     check_eq "the newest is kept" "$(field "$rep" process.state) $(field "$rep" process.exitCode)" "Finished 5"
     sleep 3.2
@@ -314,7 +316,7 @@ for _ in range(2):
     check "it tells systemd READY=1" grep -qx READY=1 "$T/notify.out"
     check "and STOPPING=1 on SIGTERM" grep -qx STOPPING=1 "$T/notify.out"
 else
-    _result 0 "socket activation # SKIP systemd-socket-activate is not installed"
+    skip "socket activation" "systemd-socket-activate is not installed"
 fi
 
 # ---- the systemd units ----
@@ -327,7 +329,7 @@ if command -v systemd-analyze >/dev/null; then
         env SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
         "$T/units/kpa-execd.socket" "$T/units/kpa-execd.service"
 else
-    _result 0 "systemd-analyze verify of the units # SKIP systemd-analyze is not installed"
+    skip "systemd-analyze verify of the units" "systemd-analyze is not installed"
 fi
 
 done_testing

@@ -65,7 +65,7 @@ check "--list --json has the instance" grep -q "\"token\":\"$tok\"" <<<"$(run --
 check "--logs shows what the application printed" wait_for "ready=1" run --logs "$tok"
 
 # ---- --wait --timeout, --stop, --wait ----
-check_output "--wait --timeout gives up while it runs" "still Running" \
+check_exit_output "--wait --timeout gives up while it runs" 1 "still Running" \
     run --wait "$tok" --timeout 0.3
 check "--stop" run --stop "$tok"
 run --wait "$tok"
@@ -109,24 +109,25 @@ check_eq "--logs --follow ends with the instance" $? 0
 check "  and has all of its output" grep -q '^slept=1$' <<<"$out"
 
 # ---- refusals ----
-check_output "--detach of an unknown package fails and says why" "org.example.none" \
+check_exit_output "--detach of an unknown package fails and says why" 1 "org.example.none is not installed" \
     run --detach org.example.none
 unknown=0123456789abcdef0123456789abcdef
-check_output "--status of an unknown token" "$unknown" run --status $unknown
-check_output "--stop of an unknown token" "$unknown" run --stop $unknown
-check_output "--wait of an unknown token" "$unknown" run --wait $unknown
-check_output "--logs of an unknown token" "$unknown" run --logs $unknown
-check_output "a malformed token is a usage error" "not a token" run --status nope
+check_exit_output "--status of an unknown token" 1 "$unknown: no such instance" run --status $unknown
+check_exit_output "--stop of an unknown token" 1 "$unknown: no such process" run --stop $unknown
+check_exit_output "--wait of an unknown token" 1 "$unknown: no such instance" run --wait $unknown
+check_exit_output "--logs of an unknown token" 1 "$unknown: no such process" run --logs $unknown
+check_exit_output "a malformed token is a usage error" 2 "not a token" run --status nope
 run --status nope 2>/dev/null
 check_eq "  (exit 2)" $? 2
-check_output "no daemon: the message names the socket" "$T/none.sock" \
+check_exit_output "no daemon: the message names the socket" 1 "cannot reach kpa-execd at $T/none.sock" \
     "$KPA_RUN" --socket "$T/none.sock" --list
-check_output "  and says kpa-execd is not running" "is kpa-execd running?" \
+check_exit_output "  and says kpa-execd is not running" 1 "is kpa-execd running?" \
     "$KPA_RUN" --socket "$T/none.sock" --status $unknown
-check_output "KPA_EXECD_SOCKET chooses the socket" "$T/env.sock" \
+check_exit_output "KPA_EXECD_SOCKET chooses the socket" 1 "cannot reach kpa-execd at $T/env.sock" \
     env KPA_EXECD_SOCKET="$T/env.sock" "$KPA_RUN" --list
 chmod 755 "$T"
-check_output "an unprivileged client is refused" "ermission" \
+check_exit_output "an unprivileged client is refused" 1 \
+    "Permission denied (only root and members of the kpa group may use kpa-execd)" \
     setpriv --reuid 65534 --regid 65534 --clear-groups "$KPA_RUN" --socket "$S" --list
 chmod 700 "$T"
 check "the daemon is still serving" run --list

@@ -44,7 +44,7 @@ check_eq "the storage file belongs to the package's uid on the host" \
     "$(storage_owner "$R" org.example.hello runs)" "$(cat "$R/users/org.example.hello")"
 
 # ---- echo ----
-check_output "echo refuses to start without its listening socket" 'handle "listen"' \
+check_exit_output "echo refuses to start without its listening socket" 1 'handle "listen"' \
     run org.example.echo
 # port 0: the kernel picks a free one, and echo prints it
 # kpa-run itself in the background (not the function run), so that $! is its pid
@@ -93,6 +93,6 @@ check "...and to the extra arguments, in order" \
 check "the service saw the client hang up and ended by itself" \
     grep -qxF 'greeter-service: client gone after 3 requests' <<<"$out"
 check "both ended Finished/Normal" test "$(grep -c 'ended Finished/Normal, exit code 0' <<<"$out")" -eq 2
-check_output "the client alone has no channel, and says so" 'no channel handle "greeter"' \
+check_exit_output "the client alone has no channel, and says so" 1 'no channel handle "greeter"' \
     run org.example.greeter client
 done_testing

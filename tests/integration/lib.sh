@@ -1,10 +1,17 @@
 # shellcheck shell=bash
 # lib.sh: shared helpers of the integration tests (sourced, TAP output).
 #   check "name" CMD...        passes when CMD exits 0
-#   check_fails "name" CMD...  passes when CMD exits non-zero
-#   check_output "name" "needle" CMD...   passes when CMD fails and its
-#                                          stderr+stdout contain NEEDLE
+#   check_fails "name" CMD...  passes when CMD fails: exits 1 to 125
+#   check_exit "name" CODE CMD...          passes when CMD exits CODE
+#   check_output "name" "needle" CMD...   passes when CMD fails (1 to 125)
+#                                          and its stderr+stdout contain NEEDLE
+#   check_exit_output "name" CODE "needle" CMD...   both: exit CODE and NEEDLE
+#   skip "name" "reason"       a check that cannot run here: "ok N - name # SKIP reason"
 #   done_testing               prints the plan; the script's exit code
+# An exit of 126 or more is never a failure that check_fails or check_output
+# accepts: 126 and 127 are the shell's "cannot execute" and "command not
+# found", 128+N a death by signal N (a crash). A test that expects one of
+# those says which, with check_exit.
 # Every test gets its own scratch directory $T, removed on exit.
 set -u
 
@@ -67,31 +74,82 @@ check() {
     return $rc
 }
 
+# _not_a_failure RC: why exit code RC is not the failure a check expects
+# (prints nothing, and returns 1, when RC is an ordinary failure: 1 to 125)
+_not_a_failure() {
+    case $1 in
+    0) echo "it succeeded (exit 0)" ;;
+    126) echo "exit 126: a command that could not be executed, not a failure" ;;
+    127) echo "exit 127: a command that was not found, not a failure" ;;
+    *)
+        [ "$1" -ge 128 ] || return 1
+        echo "exit $1: killed by signal $(($1 - 128)) (SIG$(kill -l $(($1 - 128)) 2>/dev/null)), not a failure"
+        ;;
+    esac
+}
+
+# check_fails NAME CMD...: CMD must fail, with an exit code from 1 to 125.
 check_fails() {
     local name=$1
     shift
-    local out
+    local out why
     out=$("$@" 2>&1)
     local rc=$?
-    if [ $rc -ne 0 ]; then _result 0 "$name"; else
+    if ! why=$(_not_a_failure $rc); then _result 0 "$name"; else
         _result 1 "$name"
         echo "$out" | sed 's/^/#   /' | head -20
-        echo "#   (expected failure, got exit 0: $*)"
+        echo "#   (expected a failure; $why: $*)"
     fi
 }
 
-# check_output NAME NEEDLE CMD...: CMD must fail, and its output must contain NEEDLE.
-check_output() {
-    local name=$1 needle=$2
+# check_exit NAME CODE CMD...: CMD must exit with exactly CODE.
+check_exit() {
+    local name=$1 code=$2
     shift 2
     local out
     out=$("$@" 2>&1)
     local rc=$?
-    if [ $rc -ne 0 ] && [[ "$out" == *"$needle"* ]]; then _result 0 "$name"; else
+    if [ $rc -eq "$code" ]; then _result 0 "$name"; else
         _result 1 "$name"
         echo "$out" | sed 's/^/#   /' | head -20
-        echo "#   (exit $rc; wanted a failure mentioning '$needle')"
+        echo "#   (expected exit $code, got exit $rc: $*)"
     fi
+}
+
+# check_output NAME NEEDLE CMD...: CMD must fail (exit 1 to 125), and its
+# output must contain NEEDLE.
+check_output() {
+    local name=$1 needle=$2
+    shift 2
+    local out why
+    out=$("$@" 2>&1)
+    local rc=$?
+    if ! why=$(_not_a_failure $rc) && [[ "$out" == *"$needle"* ]]; then _result 0 "$name"; else
+        _result 1 "$name"
+        echo "$out" | sed 's/^/#   /' | head -20
+        echo "#   (exit $rc; wanted a failure mentioning '$needle'${why:+; $why})"
+    fi
+}
+
+# check_exit_output NAME CODE NEEDLE CMD...: CMD must exit with exactly
+# CODE, and its output must contain NEEDLE.
+check_exit_output() {
+    local name=$1 code=$2 needle=$3
+    shift 3
+    local out
+    out=$("$@" 2>&1)
+    local rc=$?
+    if [ $rc -eq "$code" ] && [[ "$out" == *"$needle"* ]]; then _result 0 "$name"; else
+        _result 1 "$name"
+        echo "$out" | sed 's/^/#   /' | head -20
+        echo "#   (exit $rc; wanted exit $code and a message mentioning '$needle')"
+    fi
+}
+
+# skip NAME REASON: a check that cannot run here, said as such in TAP
+skip() {
+    _tap_n=$((_tap_n + 1))
+    echo "ok $_tap_n - $1 # SKIP $2"
 }
 
 # check_eq NAME GOT EXPECTED

@@ -80,7 +80,7 @@ manifest_locales/en.json $(sha "$SRC_LOC")
 res/img/logo.png $(sha "$SRC_RES")"
 
 # Every member: a regular file, uid/gid 0, no names, mtime $2, no atime/ctime.
-check_headers() { # check_headers PKG MTIME (uncompressed, gzip or xz)
+check_headers() { # check_headers PKG MTIME (uncompressed, gzip or xz; zstd through bsdcat)
     "$PYTHON3" - "$1" "$2" <<'EOF'
 import sys, tarfile
 path, mtime = sys.argv[1], int(sys.argv[2])
@@ -144,7 +144,12 @@ for comp in zstd xz gzip none; do
     fi
     check "$comp: bin content intact" cmp <(bsdtar -xOf "$pkg" bin/hello) "$SRC_BIN"
     check "$comp: lib content intact" cmp <(bsdtar -xOf "$pkg" lib/libgreet.so) "$SRC_LIB"
-    [ "$comp" = zstd ] || check "$comp: headers are canonical" check_headers "$pkg" 0
+    if [ "$comp" = zstd ]; then # (Python's tarfile reads no zstd: bsdcat decompresses it)
+        bsdcat "$pkg" >"$T/zstd.tar"
+        check "$comp: headers are canonical" check_headers "$T/zstd.tar" 0
+    else
+        check "$comp: headers are canonical" check_headers "$pkg" 0
+    fi
     check "$comp: kpa-install --info verifies the package" "$KPA_INSTALL" --info "$pkg"
 done
 check "default compression is zstd" pack -q -o "$OUT/default.kpa" --manifest "$APP/manifest.json" "$APP"
@@ -282,25 +287,25 @@ no_output() { # no_output NAME: the output directory is as empty as before
 
 fresh
 rm "$BAD/lib/libgreet.so"
-check_output "missing component" "lib/libgreet.so" \
+check_exit_output "missing component" 1 "missing component lib/libgreet.so" \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
-check_output "missing component: names where it looked" "$BAD/lib/libgreet.so" \
+check_exit_output "missing component: names where it looked" 1 "$BAD/lib/libgreet.so" \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
 no_output "missing component"
 
 fresh
 echo junk >"$BAD/res/img/notes.txt"
-check_output "extra file in a directory" "$BAD/res/img/notes.txt: extra file not listed" \
+check_exit_output "extra file in a directory" 1 "$BAD/res/img/notes.txt: extra file not listed" \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
 no_output "extra file"
-check_output "extra file given directly" "notes.txt: extra file" \
+check_exit_output "extra file given directly" 1 "notes.txt: extra file" \
     pack -o "$OUT/x.kpa" --manifest "$APP/manifest.json" "$APP" "$BAD/res/img/notes.txt"
 no_output "extra file given directly"
 
 fresh
 rm "$BAD/lib/libgreet.so"
 ln -s "$SRC_LIB" "$BAD/lib/libgreet.so"
-check_output "symlink inside a directory is refused" "$BAD/lib/libgreet.so: symbolic link" \
+check_exit_output "symlink inside a directory is refused" 1 "$BAD/lib/libgreet.so: symbolic link" \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
 no_output "symlink in a directory"
 rm "$BAD/lib/libgreet.so"
@@ -310,47 +315,47 @@ check "symlink given on the command line is followed" \
 check "symlink followed: same package" cmp "$REF" "$OUT/link.kpa"
 rm -f "$OUT/link.kpa"
 mkfifo "$BAD/lib/fifo"
-check_output "FIFO inside a directory is refused" "$BAD/lib/fifo: FIFO" \
+check_exit_output "FIFO inside a directory is refused" 1 "$BAD/lib/fifo: FIFO" \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD" "$T/libgreet.so"
-check_output "FIFO on the command line is refused" "fifo: FIFO" \
+check_exit_output "FIFO on the command line is refused" 1 "fifo: FIFO" \
     pack -o "$OUT/x.kpa" --manifest "$APP/manifest.json" "$APP" "$BAD/lib/fifo"
 no_output "special files"
 
 fresh
 echo "tampered" >>"$BAD/bin/hello"
 write_manifest "$BAD/manifest.json" "$(sha "$SRC_BIN")"
-check_output "digest mismatch names the file" "$BAD/bin/hello: digest mismatch" \
+check_exit_output "digest mismatch names the file" 1 "$BAD/bin/hello: digest mismatch" \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
-check_output "digest mismatch names both digests" "$(sha "$SRC_BIN")" \
+check_exit_output "digest mismatch names both digests" 1 "$(sha "$SRC_BIN")" \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
-check_output "digest mismatch names the file's digest" "$(sha "$BAD/bin/hello")" \
+check_exit_output "digest mismatch names the file's digest" 1 "$(sha "$BAD/bin/hello")" \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
 no_output "digest mismatch"
 
 fresh
 echo "other" >"$T/hello"
-check_output "ambiguous component names both files" "$BAD/bin/hello and $T/hello differ" \
+check_exit_output "ambiguous component names both files" 1 "$BAD/bin/hello and $T/hello differ" \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD" "$T/hello"
 no_output "ambiguous component"
 
 fresh
 sed -i 's/"componentType": "lib"/"componentType": "library"/' "$BAD/manifest.json"
-check_output "bad manifest: error names the JSON path" "components[1].componentType" \
+check_exit_output "bad manifest: error names the JSON path" 1 "components[1].componentType" \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
-check_output "bad manifest: error names the file" "$BAD/manifest.json" \
+check_exit_output "bad manifest: error names the file" 1 "kpa-pack: $BAD/manifest.json: " \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
 echo '{"version": "2.0",' >"$BAD/manifest.json"
-check_output "truncated manifest" "$BAD/manifest.json" \
+check_exit_output "truncated manifest" 1 "$BAD/manifest.json: line " \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
-check_output "missing manifest" "$T/nope.json" \
+check_exit_output "missing manifest" 1 "$T/nope.json: No such file or directory" \
     pack -o "$OUT/x.kpa" --manifest "$T/nope.json" "$APP"
 no_output "bad manifest"
 
-check_output "missing input" "$T/nowhere" \
+check_exit_output "missing input" 1 "$T/nowhere: No such file or directory" \
     pack -o "$OUT/x.kpa" --manifest "$APP/manifest.json" "$APP" "$T/nowhere"
-check_output "output directory missing" "$T/nodir" \
+check_exit_output "output directory missing" 1 "directory $T/nodir: No such file or directory" \
     pack -o "$T/nodir/x.kpa" --manifest "$APP/manifest.json" "$APP"
-check_output "output is a directory" "$OUT" \
+check_exit_output "output is a directory" 1 "$OUT: exists and is a directory" \
     pack -o "$OUT" --manifest "$APP/manifest.json" "$APP"
 no_output "bad paths"
 
@@ -361,7 +366,7 @@ mkdir -p "$BAD/res/$long"
 mv "$BAD/res/img/logo.png" "$BAD/res/$long/logo.png"
 rmdir "$BAD/res/img"
 sed -i "s|\"directoryPath\": \"img\"|\"directoryPath\": \"$long\"|" "$BAD/manifest.json"
-check_output "a path longer than an installer accepts" "1024" \
+check_exit_output "a path longer than an installer accepts" 1 "is longer than 1024 bytes" \
     pack -o "$OUT/x.kpa" --manifest "$BAD/manifest.json" "$BAD"
 no_output "long path"
 
@@ -370,7 +375,8 @@ check "an older package" pack -q -o "$OUT/keep.kpa" --manifest "$APP/manifest.js
 cp "$OUT/keep.kpa" "$T/keep.orig"
 fresh
 rm "$BAD/bin/hello"
-check_fails "a failing pack over it" pack -o "$OUT/keep.kpa" --manifest "$BAD/manifest.json" "$BAD"
+check_exit_output "a failing pack over it" 1 "missing component bin/hello" \
+    pack -o "$OUT/keep.kpa" --manifest "$BAD/manifest.json" "$BAD"
 check "the older package is untouched" cmp "$OUT/keep.kpa" "$T/keep.orig"
 check_eq "nothing else in the output directory" "$(ls -A "$OUT")" "keep.kpa"
 

@@ -53,21 +53,22 @@ init=$(pgrep -P $kr | head -1)
 app=$(pgrep -P "$init" | head -1)
 check "the application runs" test -n "$app"
 check_eq "outside, it runs as the user" "$(awk '/^Uid:/ {print $2}' "/proc/$app/status")" $USERID
-check "in a user namespace of its own" test "$(readlink "/proc/$app/ns/user")" != "$(readlink /proc/self/ns/user)"
+userns=$(readlink "/proc/$app/ns/user")
+check "in a user namespace of its own" test -n "$userns" -a "$userns" != "$(readlink /proc/self/ns/user)"
 check_eq "with no capability in the host's namespace" "$(awk '/^CapEff:/ {print $2}' "/proc/$app/status")" 0000000000000000
 ref=$(proc_ref "$app")
 kill -9 $kr
 wait $kr 2>/dev/null
 # gone, or a zombie that whoever inherited it has not reaped yet
 for _ in $(seq 200); do proc_alive "$ref" >/dev/null || break; sleep 0.05; done
-check_fails "kill -9 of kpa-run ends the instance" proc_alive "$ref"
+check_exit "kill -9 of kpa-run ends the instance" 1 proc_alive "$ref"
 
 out=$(run $APP -- exit 7 2>&1)
 check_eq "the exit code comes through" "$?" 7
-check_output "limits without a cgroup the user may create are refused, and why" \
-    "rootless" run --memory 64M $APP -- exit 0
-check_output "... naming the way out" "Delegate=yes" run --pids 10 $APP -- exit 0
-check_output "only root chooses the uid" "only root can choose" run --user 1000 $APP -- exit 0
+check_exit_output "limits without a cgroup the user may create are refused, and why" 1 \
+    "rootless, and its limits need a cgroup that this user may create" run --memory 64M $APP -- exit 0
+check_exit_output "... naming the way out" 1 "Delegate=yes" run --pids 10 $APP -- exit 0
+check_exit_output "only root chooses the uid" 1 "only root can choose" run --user 1000 $APP -- exit 0
 check_eq "no cgroup was made" "$(find /sys/fs/cgroup -maxdepth 6 -type d -name "$APP" 2>/dev/null)" ""
 
 done_testing

@@ -45,7 +45,9 @@ total=$(run $APP -- df | sed -n 's/^total_kb=//p')
 check "/storage inside is that file system (${total:-?} KiB)" test "${total:-0}" -gt 12000 -a "${total:-0}" -le 16384
 uid=$(cat "$R/users/$APP")
 check_eq "its root is the package's, mode 0700" "$(run $APP -- owner)" "owner=$uid mode=700"
-check_eq "it holds nothing but what the application writes (no lost+found)" "$(run $APP -- ls)" ""
+# (the exit code too: a start that failed would list nothing either)
+out=$(run $APP -- ls 2>&1)
+check_eq "it holds nothing but what the application writes (no lost+found)" "$?:$out" "0:"
 out=$(run $APP -- fill)
 check "writing 40 MB into it fails with ENOSPC inside" grep -q 'No space left on device' <<<"$out"
 big=$(sed -n 's/^big_bytes=//p' <<<"$out")
@@ -75,7 +77,7 @@ wait $first 2>/dev/null
 # directory instead, whose size nothing limits
 cp "$R/images/$APP.img" "$T/img.kept"
 dd if=/dev/zero of="$R/images/$APP.img" bs=64k count=1 conv=notrunc status=none
-check_output "a private storage image that cannot be mounted fails the start" \
+check_exit_output "a private storage image that cannot be mounted fails the start" 1 \
     "cannot mount its private storage" run $APP -- read
 cp "$T/img.kept" "$R/images/$APP.img"
 check_eq "... and the start works again with the image back" "$(run $APP -- read)" second

@@ -135,7 +135,9 @@ check_eq "the daemon's standard input is still /dev/null" "$(readlink "/proc/$ma
 # (what README's "Running" says: limits without root, with no systemd-run)
 user=kpa-sd-user
 home=/var/tmp/$user # (the guest's /home is the host's, read-only)
-if useradd -m -d "$home" -s /bin/bash "$user"; then
+# (a user that cannot be made fails a check, so that the checks below do
+# not vanish without a word)
+if check "a user for the rootless checks" useradd -m -d "$home" -s /bin/bash "$user"; then
     uid=$(id -u "$user")
     cleanup_add "systemctl stop user@$uid.service 2>/dev/null; userdel -r $user 2>/dev/null; rm -rf $home"
     systemctl start "user@$uid.service" 2>/dev/null

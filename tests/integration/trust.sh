@@ -21,17 +21,17 @@ check "a store that only root can change is used" run $APP -- exit 0
 
 # ---- a store that others can change ----
 chmod 777 "$R/users"
-check_output "a store with a world-writable users/ is refused by kpa-run" \
+check_exit_output "a store with a world-writable users/ is refused by kpa-run" 1 \
     "users/ is writable by every user" run $APP -- exit 0
-check_output "... and by kpa-install" "nobody but root can change" \
+check_exit_output "... and by kpa-install" 1 "nobody but root can change" \
     "$KPA_INSTALL" --root "$R" --list
 chmod 755 "$R/users"
 chown 65534 "$R"
-check_output "a store owned by another user is refused" "is not owned by root" run $APP -- exit 0
+check_exit_output "a store owned by another user is refused" 1 "is not owned by root" run $APP -- exit 0
 chown 0 "$R"
 mkdir -m 775 "$T/groupw"
 
-check_output "a store below a group-writable directory is refused, naming it" \
+check_exit_output "a store below a group-writable directory is refused, naming it" 1 \
     "$T/groupw is writable by its group" "$KPA_INSTALL" --root "$T/groupw/store" -q "$T/probe.kpa"
 check "... and nothing was created there" test ! -e "$T/groupw/store"
 mkdir -m 1777 "$T/sticky"
@@ -43,12 +43,12 @@ check "a store below a sticky world-writable directory (as /tmp) is used" \
 uid=$(cat "$R/users/$APP")
 echo 0 >"$R/users/$APP"
 out=$(run $APP -- info 2>&1)
-check "a uid record of 0 is refused at start" test $? -ne 0
+check_eq "a uid record of 0 is refused at start (kpa-run exits 1: not started)" "$?" 1
 check "... saying that the uid is outside kpa's range" grep -q "outside kpa's range" <<<"$out"
-check_fails "... and nothing ran" grep -q '^uid=' <<<"$out"
+check_exit "... and nothing ran" 1 grep -q '^uid=' <<<"$out"
 echo "$uid" >"$R/users/$APP"
 mv "$R/users/$APP" "$T/uid.kept"
-check_output "a package without a uid record does not start (never as nobody)" \
+check_exit_output "a package without a uid record does not start (never as nobody)" 1 \
     "no uid recorded" run $APP -- info
 mv "$T/uid.kept" "$R/users/$APP"
 
@@ -58,8 +58,8 @@ echo secret >"$T/host-dir/secret"
 mv "$R/storage/$APP" "$T/storage.kept"
 ln -s "$T/host-dir" "$R/storage/$APP"
 out=$(run $APP -- cat /storage/secret 2>&1)
-check "a storage directory that is a symlink is not followed" test $? -ne 0
-check_fails "... the host file was not read" grep -q secret <<<"$out"
+check_eq "a storage directory that is a symlink is not followed (kpa-run exits 1: not started)" "$?" 1
+check_exit "... the host file was not read" 1 grep -q secret <<<"$out"
 check "... and the message says why" grep -q "symlink" <<<"$out"
 rm "$R/storage/$APP"
 mv "$T/storage.kept" "$R/storage/$APP"
@@ -67,7 +67,7 @@ mv "$T/storage.kept" "$R/storage/$APP"
 mv "$R/storage" "$T/storage-top.kept"
 mkdir -p "$T/elsewhere/$APP"
 ln -s "$T/elsewhere" "$R/storage"
-check_output "a store whose storage/ is a symlink is refused" "storage/ is not a directory" \
+check_exit_output "a store whose storage/ is a symlink is refused" 1 "storage/ is not a directory" \
     run $APP -- exit 0
 rm "$R/storage"
 mv "$T/storage-top.kept" "$R/storage"
@@ -90,7 +90,7 @@ R3="$T/store3"
 "$KPA_INSTALL" --root "$R3" -q "$T/other.kpa"
 check_eq "the uid of a store that is gone is given out again" "$(cat "$R3/users/$OTHER")" "$u2"
 chmod 777 "$KPA_UID_REGISTRY"
-check_output "a registry that others can write is refused" "is not root's alone" \
+check_exit_output "a registry that others can write is refused" 1 "is not root's alone" \
     "$KPA_INSTALL" --root "$T/store4" -q "$T/other.kpa"
 check "... and the package was not installed" test ! -e "$T/store4/apps/$OTHER"
 chmod 700 "$KPA_UID_REGISTRY"

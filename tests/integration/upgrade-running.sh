@@ -126,7 +126,8 @@ out=$(inst --no-restart --rollback $APP 2>&1)
 check_eq "--no-restart: no restart" "$(grep -c Restarting <<<"$out")" 0
 check "--no-restart: it says the instance stays" grep -q "was left as it is (--no-restart)" <<<"$out"
 check_eq "--no-restart: same init, still 2.0" "$(pid_of "$tok") $(version_in "$spid4")" "$spid4 2.0"
-check_fails "--no-restart does not go with --remove" inst --no-restart --remove $APP
+check_exit_output "--no-restart does not go with --remove (a usage error)" 2 \
+    "kpa-install: --no-restart goes with an install or --rollback" inst --no-restart --remove $APP
 
 # ---- --remove --stop ----
 out=$(inst --remove --stop $APP 2>&1)
@@ -136,9 +137,13 @@ check "and the package is gone" test ! -e "$R/apps/$APP"
 st=$(run --status "$tok" 2>&1)
 check "kpa-execd recorded a Normal stop" grep -q "exit status: *Normal" <<<"$st"
 sleep 0.5
-check "and did not start it again" sh -c "! '$KPA_RUN' --socket '$S' --status $tok | grep -q 'state: *Running'"
+# (its state, read again: still Finished, where a kpa-run that failed or
+# crashed would have passed a "not Running")
+st=$(run --status "$tok" 2>&1)
+check "and did not start it again" grep -q "^state: *Finished" <<<"$st"
 check_eq "no process runs the package any more" "$(inits_running)" ""
 check_eq "no tree is left in retired/" "$(ls -A "$R/retired")" ""
-check_fails "--stop only goes with --remove" inst --stop --list
+check_exit_output "--stop only goes with --remove (a usage error)" 2 "kpa-install: --stop only goes with --remove" \
+    inst --stop --list
 
 done_testing
