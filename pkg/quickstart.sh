@@ -46,7 +46,19 @@ build
 case $action in
 demo) make demo ;;
 check)
+    # Lanes (each prints its wall time; the summary ends with the total):
+    #   make check       the whole suite in this plain tree
+    #   VM lanes         make check-vm in user-mode-linux guests: pure cgroup
+    #                    v2, and systemd as PID 1 (tests/vm, docs/HACKING.md);
+    #                    they run in the background, beside the gates, and
+    #                    use this tree: the gates that use it (valgrind) wait
+    #   gates            tests/gates.sh: ASan+UBSan+coverage (make check once
+    #                    more), fuzzing, cppcheck, clang-tidy, shellcheck,
+    #                    mandoc; then valgrind
+    #   distcheck        the release tarball builds, installs and passes its
+    #                    unit and schema tests (make distcheck-quick)
     status=0
+    t0=$SECONDS
     make -j"$(nproc)" check AM_COLOR_TESTS=no >check.log 2>&1 || status=$?
     grep -E '^(PASS|FAIL|XFAIL|XPASS|SKIP|ERROR):' check.log | grep -v '^PASS' || true
     grep -E '^# (TOTAL|PASS|SKIP|XFAIL|FAIL|XPASS|ERROR):' check.log || true
@@ -58,39 +70,49 @@ check)
     fail=$(grep -E '^# (FAIL|XPASS|ERROR):' check.log | awk '{s+=$3} END {print s+0}')
     skip=$(grep -E '^# SKIP:' check.log | awk '{s+=$3} END {print s+0}')
     [ $status -ne 0 ] && [ "$fail" -eq 0 ] && fail=1
-    # the quality gates: sanitizers, valgrind, fuzzing, static analysis,
-    # coverage; each counts as one test
-    BUILD=. bash ../tests/gates.sh | tee gates.log || status=1
-    pass=$((pass + $(grep -c '^PASS: gate' gates.log || true)))
-    fail=$((fail + $(grep -c '^FAIL: gate' gates.log || true)))
+    lanes="make check $((SECONDS - t0)) s"
+    # the VM lanes, in the background; each writes its verdict to a file. A
+    # guest that gives no result (run.sh exits 2: it could not boot, or ran
+    # out of time) is reported and counted as skipped: that is the guest,
+    # not kpa; a test that fails in it is a failure.
+    (
+        for mode in plain systemd; do
+            start=$SECONDS
+            vm_status=0
+            make check-vm VM_MODE=$mode VM_FLAGS="--timeout 900 --quiet" >"check-vm-$mode.log" 2>&1 ||
+                vm_status=$?
+            echo "$vm_status $((SECONDS - start))" >"check-vm-$mode.result"
+        done
+    ) &
+    vm_pid=$!
+    # the quality gates that do not use this tree, beside the guests
+    t=$SECONDS
+    BUILD=. bash ../tests/gates.sh asan fuzz cppcheck clang-tidy shellcheck mandoc | tee gates.log ||
+        status=1
+    lanes="$lanes, gates $((SECONDS - t)) s"
     # the release tarball must build and pass its own tests too
-    if make -j"$(nproc)" distcheck >distcheck.log 2>&1; then
-        echo "PASS: make distcheck"
+    t=$SECONDS
+    if make -j"$(nproc)" distcheck-quick >distcheck.log 2>&1; then
+        echo "PASS: make distcheck-quick ($((SECONDS - t)) s)"
         pass=$((pass + 1))
     else
-        echo "FAIL: make distcheck (see build/distcheck.log)"
+        echo "FAIL: make distcheck-quick (see build/distcheck.log)"
         tail -30 distcheck.log
         fail=$((fail + 1))
         status=1
     fi
-    # the VM lanes (tests/vm, docs/HACKING.md): a user-mode-linux guest with
-    # pure cgroup v2 runs a subset of the tests, and one that boots systemd
-    # as PID 1 installs kpa and uses it (this machine may be v1 or hybrid,
-    # without systemd). Each lane counts as one test. A guest that gives no
-    # result (run.sh exits 2: it could not boot, or ran out of time) is
-    # reported and counted as skipped: that is the guest, not kpa; a test
-    # that fails in it is a failure.
+    lanes="$lanes, distcheck $((SECONDS - t)) s"
+    t=$SECONDS
+    wait "$vm_pid"
+    lanes="$lanes, waiting for the VM lanes $((SECONDS - t)) s"
     for mode in plain systemd; do
         lane="make check-vm VM_MODE=$mode"
-        vm_status=0
-        make check-vm VM_MODE=$mode VM_FLAGS="--timeout 900 --quiet" >"check-vm-$mode.log" 2>&1 ||
-            vm_status=$?
-        wall=$(sed -n 's/.*guest wall time: \([0-9]* s\).*/\1/p' "check-vm-$mode.log" | tail -1)
-        if [ $vm_status -eq 0 ]; then
-            echo "PASS: $lane (${wall:-?})"
+        read -r vm_status wall <"check-vm-$mode.result" || { vm_status=2; wall='?'; }
+        if [ "$vm_status" -eq 0 ]; then
+            echo "PASS: $lane ($wall s)"
             pass=$((pass + 1))
         elif grep -q '^tests/vm/run.sh: .*exit status [1-9]' "check-vm-$mode.log"; then
-            echo "FAIL: $lane (see build/check-vm-$mode.log)"
+            echo "FAIL: $lane ($wall s; see build/check-vm-$mode.log)"
             grep -E '^(FAIL|ERROR):' "vm-check/$mode/log" 2>/dev/null | sed 's/^/  /' | head -20
             tail -5 "check-vm-$mode.log"
             fail=$((fail + 1))
@@ -100,7 +122,15 @@ check)
             grep '^tests/vm/run.sh: ' "check-vm-$mode.log" | head -3 | sed 's/^/  /'
             skip=$((skip + 1))
         fi
+        lanes="$lanes, VM $mode $wall s"
     done
+    # valgrind runs the unit tests of this tree: after the guests
+    t=$SECONDS
+    BUILD=. bash ../tests/gates.sh valgrind | tee -a gates.log || status=1
+    lanes="$lanes, valgrind $((SECONDS - t)) s"
+    pass=$((pass + $(grep -c '^PASS: gate' gates.log || true)))
+    fail=$((fail + $(grep -c '^FAIL: gate' gates.log || true)))
+    echo "lanes: $lanes; total $((SECONDS - t0)) s"
     echo "$pass passed, $fail failed, $skip skipped"
     exit $status
     ;;
