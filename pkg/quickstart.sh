@@ -52,9 +52,9 @@ check)
     #                    v2, and systemd as PID 1 (tests/vm, docs/HACKING.md);
     #                    they run in the background, beside the gates, and
     #                    use this tree: the gates that use it (valgrind) wait
-    #   gates            tests/gates.sh: ASan+UBSan+coverage (make check once
-    #                    more), fuzzing, cppcheck, clang-tidy, shellcheck,
-    #                    mandoc; then valgrind
+    #   gates            tests/gates.sh: ASan+UBSan and coverage (make check
+    #                    in a tree of each), fuzzing, cppcheck, clang-tidy,
+    #                    the shell scripts' and man pages' linters; valgrind
     #   distcheck        the release tarball builds, installs and passes its
     #                    unit and schema tests (make distcheck-quick)
     status=0
@@ -87,7 +87,8 @@ check)
     vm_pid=$!
     # the quality gates that do not use this tree, beside the guests
     t=$SECONDS
-    BUILD=. bash ../tests/gates.sh asan fuzz cppcheck clang-tidy shellcheck mandoc | tee gates.log ||
+    BUILD=. bash ../tests/gates.sh asan coverage fuzz cppcheck clang-tidy shellcheck mandoc |
+        tee gates.log ||
         status=1
     lanes="$lanes, gates $((SECONDS - t)) s"
     # the release tarball must build and pass its own tests too

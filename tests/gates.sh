@@ -5,19 +5,22 @@
 # and keeps its whole output in GATES_DIR/NAME.log.
 #
 #   bash tests/gates.sh [GATE...]     default: every gate, in this order
-#   * asan        a tree built with --enable-sanitizers --enable-coverage
-#                 (ASan+UBSan, gcov) runs all of make check once; any
-#                 sanitizer report fails it, even from a process whose
-#                 failure a test expected; it prints src/lib's line coverage
+#   * asan        a tree built with --enable-sanitizers (ASan+UBSan) runs all
+#                 of make check; any sanitizer report fails it, even from a
+#                 process whose failure a test expected. (Not one tree with
+#                 coverage too: built so, at -O0, an instance's init read
+#                 an error from its application that none had sent (they
+#                 share memory until the exec, CLONE_VM) and a start hung:
+#                 seen in 1 of 2 runs of daemon.sh; never at -O2 or without
+#                 ASan.)
 #   * valgrind    memcheck over the unit tests and fuzz replays (make check-valgrind)
 #   * fuzz        the libFuzzer targets, FUZZ_SECONDS each (default 60; tests/fuzz/run.sh)
 #   * cppcheck    src and tests
 #   * clang-tidy  src and tests/fuzz, with .clang-tidy
 #   * shellcheck  every shell script, with .shellcheckrc
 #   * mandoc      every man page, mandoc -Tlint -W warning
-#   * coverage    (not in the default list: asan measures it) a tree built
-#                 with --enable-coverage alone runs make check and prints
-#                 src/lib's line coverage (make coverage)
+#   * coverage    a tree built with --enable-coverage runs make check and
+#                 prints src/lib's line coverage (make coverage)
 #
 #   BUILD      a configured plain build tree, for valgrind (default ./build)
 #   GATES_DIR  where the gates' own trees and logs go (default BUILD/gates)
@@ -50,8 +53,7 @@ configure_tree() {
 
 gate_asan() {
     local d=$GATES_DIR/asan
-    configure_tree "$d" --enable-sanitizers --enable-coverage && make -C "$d" -j"$jobs" >/dev/null ||
-        return 1
+    configure_tree "$d" --enable-sanitizers && make -C "$d" -j"$jobs" >/dev/null || return 1
     # Reports go to files as well as the failing process's exit status, so
     # that one from a process expected to fail is seen. The prefix is right
     # in /tmp: sandboxed children have a /tmp of their own, and a log_path
@@ -61,7 +63,7 @@ gate_asan() {
     local rc=0
     ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:log_path=$prefix \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$prefix \
-        make -C "$d" -j"$jobs" coverage AM_COLOR_TESTS=no >"$d/check.log" 2>&1 || rc=1
+        make -C "$d" -j"$jobs" check AM_COLOR_TESTS=no >"$d/check.log" 2>&1 || rc=1
     local reports
     reports=$(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$prefix".* 2>/dev/null)
     [ $rc -eq 0 ] || grep -E '^(FAIL|ERROR):' "$d/check.log"
@@ -72,7 +74,7 @@ gate_asan() {
         head -n 40 $reports
     fi
     rm -f "$prefix".*
-    detail="ASan+UBSan+gcov, make check: $(tap_totals "$d/check.log"), $(echo -n "$reports" | grep -c .) sanitizer reports, src/lib $(grep -E '^lines:' "$d/check.log" | head -1)"
+    detail="ASan+UBSan, make check: $(tap_totals "$d/check.log"), $(echo -n "$reports" | grep -c .) sanitizer reports"
     return $rc
 }
 
@@ -162,14 +164,14 @@ gate_coverage() {
     return $rc
 }
 
-all=(asan valgrind fuzz cppcheck clang-tidy shellcheck mandoc)
+all=(asan valgrind fuzz cppcheck clang-tidy shellcheck mandoc coverage)
 [ $# -gt 0 ] || set -- "${all[@]}"
 for gate in "$@"; do
     detail=
     start=$SECONDS
     fn=gate_${gate//-/_}
     if ! declare -F "$fn" >/dev/null; then
-        echo "unknown gate: $gate (gates: ${all[*]} coverage)" >&2
+        echo "unknown gate: $gate (gates: ${all[*]})" >&2
         exit 2
     fi
     if "$fn" >"$GATES_DIR/$gate.log" 2>&1; then

@@ -157,7 +157,9 @@ elif [ -n "${uid:-}" ]; then
     as_user kpa-run --memory 48M --pids 16 $APP -- sleep 30 >"$T/user.out" 2>&1 &
     upid=$!
     ucg=
-    for _ in $(seq 100); do
+    # (up to 30 s: the guest is slow when the host is busy, as in CI where
+    # the gates run beside it; found, it goes on at once)
+    for _ in $(seq 300); do
         ucg=$(find "/sys/fs/cgroup/user.slice/user-$uid.slice/user@$uid.service/kpa.slice" \
             -name 'kpa-*.scope' -type d 2>/dev/null | head -1)
         [ -n "$ucg" ] && [ -s "$ucg/cgroup.procs" ] && break
