@@ -17,13 +17,13 @@ typedef struct kpa_sha256 {
         uint64_t state[16]; /* large enough for nettle's sha256_ctx; opaque */
 } kpa_sha256;
 
-void kpa_sha256_init(kpa_sha256 *ctx);
-void kpa_sha256_update(kpa_sha256 *ctx, const void *data, size_t len);
+KPA_PUBLIC void kpa_sha256_init(kpa_sha256 *ctx);
+KPA_PUBLIC void kpa_sha256_update(kpa_sha256 *ctx, const void *data, size_t len);
 /* Write 64 lowercase hex chars and a NUL into HEX. */
-void kpa_sha256_final_hex(kpa_sha256 *ctx, char hex[65]);
+KPA_PUBLIC void kpa_sha256_final_hex(kpa_sha256 *ctx, char hex[65]);
 
 /* SHA-256 of the regular file PATH below DIRFD (symlinks not followed). */
-int kpa_sha256_file_at(int dirfd, const char *path, char hex[65], uint64_t *size, kpa_error *err);
+KPA_PUBLIC int kpa_sha256_file_at(int dirfd, const char *path, char hex[65], uint64_t *size, kpa_error *err);
 
 #ifdef __cplusplus
 }

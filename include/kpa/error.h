@@ -10,6 +10,10 @@
 extern "C" {
 #endif
 
+/* Marks what libkpa exports: everything else in it is hidden (built with
+ * -fvisibility=hidden and the version script src/lib/libkpa.sym). */
+#define KPA_PUBLIC __attribute__((visibility("default")))
+
 #define KPA_ERROR_MESSAGE_MAX 1024
 
 typedef struct kpa_error {
@@ -18,7 +22,7 @@ typedef struct kpa_error {
 } kpa_error;
 
 /* Reset ERR to "no error". ERR may be NULL. */
-void kpa_error_clear(kpa_error *err);
+KPA_PUBLIC void kpa_error_clear(kpa_error *err);
 
 #ifdef __cplusplus
 }

@@ -12,10 +12,10 @@ extern "C" {
 
 /* The fd of the handle called NAME, or -1 with errno ENOENT. The Linux form
  * of KosTaskLookupResource. Does not change the environment. */
-int kpa_lookup_handle(const char *name);
+KPA_PUBLIC int kpa_lookup_handle(const char *name);
 
 /* Is NAME a valid handle name (1-255 printable ASCII characters, no ':')? */
-int kpa_handle_name_valid(const char *name);
+KPA_PUBLIC int kpa_handle_name_valid(const char *name);
 
 /* ---- launcher side: turning command-line handle specs into fds ---- */
 
@@ -33,12 +33,12 @@ int kpa_handle_name_valid(const char *name);
  *                           socket there is replaced; '@NAME': abstract)
  *   connect:unix:PATH       a Unix stream socket connected to PATH
  *   connect:tcp:HOST:PORT   a TCP socket connected to HOST:PORT */
-int kpa_handle_open_spec(const char *spec, kpa_error *err);
+KPA_PUBLIC int kpa_handle_open_spec(const char *spec, kpa_error *err);
 
 /* Split ARG, written "NAME=SPEC", into newly allocated *NAME and *SPEC
  * (free() both). -EINVAL with ERR filled when there is no '=', NAME is not
  * a valid handle name or SPEC is empty. SPEC is not opened here. */
-int kpa_handle_parse_arg(const char *arg, char **name, char **spec, kpa_error *err);
+KPA_PUBLIC int kpa_handle_parse_arg(const char *arg, char **name, char **spec, kpa_error *err);
 
 #ifdef __cplusplus
 }

@@ -178,9 +178,9 @@ enum {
  * unknown keys, and every rule of DESIGN.md section 3. On success *OUT owns
  * a new manifest. Returns 0 or a negative errno (-EINVAL for a bad manifest,
  * -EFBIG for an oversized one). Error messages start with "manifest.json: ". */
-int kpa_manifest_parse(const char *json, size_t len, unsigned flags, kpa_manifest **out,
+KPA_PUBLIC int kpa_manifest_parse(const char *json, size_t len, unsigned flags, kpa_manifest **out,
                        kpa_error *err);
-void kpa_manifest_free(kpa_manifest *m);
+KPA_PUBLIC void kpa_manifest_free(kpa_manifest *m);
 static inline void kpa_manifest_freep(kpa_manifest **m)
 {
         if (*m)
@@ -189,28 +189,28 @@ static inline void kpa_manifest_freep(kpa_manifest **m)
 
 /* The machine architecture the manifest's hwSpecification.arch maps to on
  * Linux ("aarch64-kos" -> "aarch64"); a pointer into M or a static string. */
-const char *kpa_manifest_linux_arch(const kpa_manifest *m);
+KPA_PUBLIC const char *kpa_manifest_linux_arch(const kpa_manifest *m);
 /* 0 when hwSpecification.arch matches this machine (uname -m), else -ENOEXEC
  * with a message naming both architectures. */
-int kpa_manifest_check_arch(const kpa_manifest *m, kpa_error *err);
+KPA_PUBLIC int kpa_manifest_check_arch(const kpa_manifest *m, kpa_error *err);
 
 /* Lookups; NULL when not found. */
-const kpa_run_config *kpa_manifest_primary_run_config(const kpa_manifest *m);
-const kpa_run_config *kpa_manifest_find_run_config(const kpa_manifest *m, const char *id);
+KPA_PUBLIC const kpa_run_config *kpa_manifest_primary_run_config(const kpa_manifest *m);
+KPA_PUBLIC const kpa_run_config *kpa_manifest_find_run_config(const kpa_manifest *m, const char *id);
 /* Find a component by its install path ("bin/app", "res/img/logo.png"). */
-const kpa_component *kpa_manifest_find_component(const kpa_manifest *m, const char *install_path);
+KPA_PUBLIC const kpa_component *kpa_manifest_find_component(const kpa_manifest *m, const char *install_path);
 
 /* Localization. Add the content of one manifestLocale component (JSON of the
  * shape {"LOCALE": {"key": "text", ...}, ...}, e.g. {"en": {...}, "ru": {...}})
  * to M's locale tables. COMPONENT_NAME is used in error messages. */
-int kpa_manifest_add_locale(kpa_manifest *m, const char *component_name, const char *json,
+KPA_PUBLIC int kpa_manifest_add_locale(kpa_manifest *m, const char *component_name, const char *json,
                             size_t len, kpa_error *err);
 /* Resolve VALUE: when it is written "@key@", return the text for KEY in the
  * best locale for LOCALE (e.g. "ru_RU.UTF-8" tries "ru_RU", "ru-RU", "ru";
  * then "en", then any locale that has the key); LOCALE NULL means $LC_ALL,
  * $LC_MESSAGES, $LANG in that order. Unresolved keys and plain values come
  * back as written. The result points into M (or is VALUE); NULL stays NULL. */
-const char *kpa_manifest_localize(const kpa_manifest *m, const char *value, const char *locale);
+KPA_PUBLIC const char *kpa_manifest_localize(const kpa_manifest *m, const char *value, const char *locale);
 
 #ifdef __cplusplus
 }

@@ -46,13 +46,13 @@ typedef struct kpa_pack_options {
         const char *sign_key;         /* NAME.key: sign the package (see "Signatures") */
 } kpa_pack_options;
 
-void kpa_pack_options_init(kpa_pack_options *opts);
+KPA_PUBLIC void kpa_pack_options_init(kpa_pack_options *opts);
 /* Build a package: find each component among the inputs, fill in empty
  * digests, check given ones, refuse missing components and files in an input
  * directory that the manifest does not list. The output is deterministic. */
-int kpa_pack(const kpa_pack_options *opts, kpa_error *err);
+KPA_PUBLIC int kpa_pack(const kpa_pack_options *opts, kpa_error *err);
 /* Parse "zstd", "xz", "gzip" or "none". */
-int kpa_compression_from_string(const char *s, kpa_compression *out);
+KPA_PUBLIC int kpa_compression_from_string(const char *s, kpa_compression *out);
 
 /* ---- Reading packages ---- */
 
@@ -65,7 +65,7 @@ typedef struct kpa_package_limits {
         uint64_t max_ratio;        /* unpacked bytes per packed byte ... */
         uint64_t ratio_min_bytes;  /* ... checked once this much has been unpacked */
 } kpa_package_limits;
-void kpa_package_limits_init(kpa_package_limits *limits);
+KPA_PUBLIC void kpa_package_limits_init(kpa_package_limits *limits);
 
 /* Progress of a long operation: DONE of TOTAL bytes (TOTAL 0 when unknown). */
 typedef void (*kpa_progress_fn)(uint64_t done, uint64_t total, void *userdata);
@@ -91,9 +91,9 @@ typedef struct kpa_package_info {
 
 /* Read and fully verify the package file PATH (same checks as install, nothing
  * written) and describe it. */
-int kpa_package_inspect(const char *path, const kpa_package_limits *limits,
+KPA_PUBLIC int kpa_package_inspect(const char *path, const kpa_package_limits *limits,
                         kpa_package_info **out, kpa_error *err);
-void kpa_package_info_free(kpa_package_info *info);
+KPA_PUBLIC void kpa_package_info_free(kpa_package_info *info);
 static inline void kpa_package_info_freep(kpa_package_info **p)
 {
         if (*p)
@@ -106,24 +106,24 @@ typedef struct kpa_store kpa_store;
 
 /* The store root: ROOT if not NULL, else $KPA_ROOT, else the build-time
  * default (LOCALSTATEDIR/lib/kpa). */
-const char *kpa_store_default_root(const char *root);
+KPA_PUBLIC const char *kpa_store_default_root(const char *root);
 
 enum {
         KPA_STORE_CREATE = 1u << 0, /* create ROOT and its layout when missing */
 };
-int kpa_store_open(const char *root, unsigned flags, kpa_store **out, kpa_error *err);
-void kpa_store_close(kpa_store *store);
+KPA_PUBLIC int kpa_store_open(const char *root, unsigned flags, kpa_store **out, kpa_error *err);
+KPA_PUBLIC void kpa_store_close(kpa_store *store);
 static inline void kpa_store_closep(kpa_store **s)
 {
         if (*s)
                 kpa_store_close(*s);
 }
-const char *kpa_store_root(const kpa_store *store);
+KPA_PUBLIC const char *kpa_store_root(const kpa_store *store);
 /* Is APP_ID's privateStorage.size enforced (its storage is a file system
  * image of that size, made at install by root)? Its size into BYTES. */
-bool kpa_store_storage_enforced(kpa_store *store, const char *app_id, uint64_t *bytes);
+KPA_PUBLIC bool kpa_store_storage_enforced(kpa_store *store, const char *app_id, uint64_t *bytes);
 /* A directory fd of the store root (owned by the store). */
-int kpa_store_root_fd(const kpa_store *store);
+KPA_PUBLIC int kpa_store_root_fd(const kpa_store *store);
 
 enum {
         KPA_INSTALL_REINSTALL = 1u << 0,  /* same version again */
@@ -155,7 +155,7 @@ typedef struct kpa_install_options {
         /* Where the trusted keys *.pub are (NULL: SYSCONFDIR/kpa/trusted.d). */
         const char *trusted_keys_dir;
 } kpa_install_options;
-void kpa_install_options_init(kpa_install_options *opts);
+KPA_PUBLIC void kpa_install_options_init(kpa_install_options *opts);
 
 typedef enum kpa_install_action {
         KPA_INSTALL_ACTION_NEW = 0,
@@ -176,7 +176,7 @@ typedef struct kpa_install_result {
 } kpa_install_result;
 
 /* Install the package file PATH (a regular file, or a pipe read once). */
-int kpa_store_install(kpa_store *store, const char *path, const kpa_install_options *opts,
+KPA_PUBLIC int kpa_store_install(kpa_store *store, const char *path, const kpa_install_options *opts,
                       kpa_install_result *result, kpa_error *err);
 
 /* Versions are ordered as dpkg orders Debian versions (deb-version(7):
@@ -185,8 +185,8 @@ int kpa_store_install(kpa_store *store, const char *path, const kpa_install_opti
  * order is its version's, then its buildNumber's. An install of a lower
  * one than the installed is a downgrade, refused without
  * KPA_INSTALL_ALLOW_DOWNGRADE. */
-int kpa_version_compare(const char *a, const char *b);
-int kpa_package_version_compare(const char *version_a, const char *build_a, const char *version_b,
+KPA_PUBLIC int kpa_version_compare(const char *a, const char *b);
+KPA_PUBLIC int kpa_package_version_compare(const char *version_a, const char *build_a, const char *version_b,
                                 const char *build_b);
 
 /* ---- Versions kept, holds, and who runs a package ----
@@ -197,18 +197,18 @@ int kpa_package_version_compare(const char *version_a, const char *build_a, cons
  * rollback goes forward again. The previous version must pass the
  * signature rules of the keys trusted now (TRUSTED_KEYS_DIR, NULL: the
  * default; see "Signatures"), as an install of it would. */
-int kpa_store_rollback(kpa_store *store, const char *app_id, const char *trusted_keys_dir,
+KPA_PUBLIC int kpa_store_rollback(kpa_store *store, const char *app_id, const char *trusted_keys_dir,
                        kpa_install_result *result, kpa_error *err);
 /* The version and buildNumber kept as previous; -ENOENT when none is. */
-int kpa_store_previous_version(kpa_store *store, const char *app_id, char version[256],
+KPA_PUBLIC int kpa_store_previous_version(kpa_store *store, const char *app_id, char version[256],
                                char build[256], kpa_error *err);
 /* A held package (ROOT/holds/APP_ID) is not upgraded, downgraded,
  * reinstalled or rolled back until it is unheld; removal takes the hold too. */
-int kpa_store_set_hold(kpa_store *store, const char *app_id, bool hold, kpa_error *err);
-bool kpa_store_held(kpa_store *store, const char *app_id);
+KPA_PUBLIC int kpa_store_set_hold(kpa_store *store, const char *app_id, bool hold, kpa_error *err);
+KPA_PUBLIC bool kpa_store_held(kpa_store *store, const char *app_id);
 /* Application ids whose package was removed but whose private storage or
  * uid is kept (a removal without purge), sorted, NULL-terminated. */
-int kpa_store_list_removed(kpa_store *store, char ***out, size_t *n, kpa_error *err);
+KPA_PUBLIC int kpa_store_list_removed(kpa_store *store, char ***out, size_t *n, kpa_error *err);
 
 /* Which tree of APP_ID a process runs from. A tree replaced or removed
  * while processes run from it is kept in ROOT/retired until they end. */
@@ -228,26 +228,26 @@ typedef struct kpa_app_process {
  * directory is /APP_ID in their root), whoever started them: kpa-execd or
  * kpa-run. *OUT is an array to free(). Needs the right to look into other
  * processes' roots (root, or the owner). */
-int kpa_store_app_processes(kpa_store *store, const char *app_id, kpa_app_process **out, size_t *n,
+KPA_PUBLIC int kpa_store_app_processes(kpa_store *store, const char *app_id, kpa_app_process **out, size_t *n,
                             kpa_error *err);
 
 /* Remove an installed package; PURGE also removes its private storage and
  * releases its uid. */
-int kpa_store_remove(kpa_store *store, const char *app_id, bool purge, kpa_error *err);
+KPA_PUBLIC int kpa_store_remove(kpa_store *store, const char *app_id, bool purge, kpa_error *err);
 
 /* Installed application ids, sorted; *OUT is a NULL-terminated list. */
-int kpa_store_list(kpa_store *store, char ***out, size_t *n, kpa_error *err);
+KPA_PUBLIC int kpa_store_list(kpa_store *store, char ***out, size_t *n, kpa_error *err);
 
 /* The manifest of an installed package (locales loaded). */
-int kpa_store_load_manifest(kpa_store *store, const char *app_id, kpa_manifest **out,
+KPA_PUBLIC int kpa_store_load_manifest(kpa_store *store, const char *app_id, kpa_manifest **out,
                             kpa_error *err);
 /* Describe an installed package. */
-int kpa_store_inspect(kpa_store *store, const char *app_id, kpa_package_info **out,
+KPA_PUBLIC int kpa_store_inspect(kpa_store *store, const char *app_id, kpa_package_info **out,
                       kpa_error *err);
 
 /* Directory fds of an installed package and its private storage. */
-int kpa_store_open_app_dir(kpa_store *store, const char *app_id, kpa_error *err);
-int kpa_store_open_storage_dir(kpa_store *store, const char *app_id, kpa_error *err);
+KPA_PUBLIC int kpa_store_open_app_dir(kpa_store *store, const char *app_id, kpa_error *err);
+KPA_PUBLIC int kpa_store_open_storage_dir(kpa_store *store, const char *app_id, kpa_error *err);
 
 typedef enum kpa_verify_problem {
         KPA_VERIFY_MODIFIED = 0, /* content differs from the digest */
@@ -266,14 +266,14 @@ typedef struct kpa_verify_report {
         size_t n_entries;
         uint64_t files_checked;
 } kpa_verify_report;
-void kpa_verify_report_clear(kpa_verify_report *report);
+KPA_PUBLIC void kpa_verify_report_clear(kpa_verify_report *report);
 /* Re-hash an installed package; returns 0 even when it found problems
  * (see REPORT); negative only when it could not check. */
-int kpa_store_verify(kpa_store *store, const char *app_id, kpa_verify_report *report,
+KPA_PUBLIC int kpa_store_verify(kpa_store *store, const char *app_id, kpa_verify_report *report,
                      kpa_error *err);
 
 /* The uid/gid that the store allocated to APP_ID at install. */
-int kpa_store_get_app_uid(kpa_store *store, const char *app_id, uid_t *uid, gid_t *gid,
+KPA_PUBLIC int kpa_store_get_app_uid(kpa_store *store, const char *app_id, uid_t *uid, gid_t *gid,
                           kpa_error *err);
 
 /* ---- Permissions ----
@@ -288,38 +288,38 @@ int kpa_store_get_app_uid(kpa_store *store, const char *app_id, uid_t *uid, gid_
  * like KPA_sandbox: {"network": "host", "readOnlyPaths": ["/srv/data"],
  * "allowKeyring": true}. */
 
-void kpa_strv_free(char **v);
-bool kpa_permission_known(const char *name);
+KPA_PUBLIC void kpa_strv_free(char **v);
+KPA_PUBLIC bool kpa_permission_known(const char *name);
 /* "network (the host's network ...)": one line for a person. free() it. */
-char *kpa_permission_describe(const char *item);
+KPA_PUBLIC char *kpa_permission_describe(const char *item);
 /* The items that M's KPA_sandbox requests. */
-char **kpa_permissions_requested(const kpa_manifest *m);
-bool kpa_permissions_contain(char *const *list, const char *item);
+KPA_PUBLIC char **kpa_permissions_requested(const kpa_manifest *m);
+KPA_PUBLIC bool kpa_permissions_contain(char *const *list, const char *item);
 /* The items of A that are (KEEP) or are not (!KEEP) in B. */
-char **kpa_permissions_filter(char *const *a, char *const *b, bool keep);
+KPA_PUBLIC char **kpa_permissions_filter(char *const *a, char *const *b, bool keep);
 /* The items of REQUESTED that NAMES ("all" or names joined by ',') name;
  * -EINVAL for a name that is no permission. */
-int kpa_permissions_select(char *const *requested, const char *names, char ***out, kpa_error *err);
+KPA_PUBLIC int kpa_permissions_select(char *const *requested, const char *names, char ***out, kpa_error *err);
 /* Parse TEXT, a KPA_sandbox-shaped object (WHAT names it in errors). */
-int kpa_permissions_from_json(const char *text, const char *what, char ***out, kpa_error *err);
+KPA_PUBLIC int kpa_permissions_from_json(const char *text, const char *what, char ***out, kpa_error *err);
 /* The JSON form of ITEMS, ending in a newline; free() it. */
-char *kpa_permissions_to_json(char *const *items);
+KPA_PUBLIC char *kpa_permissions_to_json(char *const *items);
 /* SYSCONFDIR/kpa/policy.d */
-const char *kpa_policy_default_dir(void);
+KPA_PUBLIC const char *kpa_policy_default_dir(void);
 /* The items of REQUESTED that the policy file DIR/APP_ID.json grants (a
  * policy path also grants the paths below it); none when there is no such
  * file. A file that is not a regular file owned by root (or the caller) and
  * writable by its owner only is refused. *PATH_OUT (if not NULL): the file
  * read, or NULL. */
-int kpa_policy_grants(const char *dir, const char *app_id, char *const *requested, char ***out,
+KPA_PUBLIC int kpa_policy_grants(const char *dir, const char *app_id, char *const *requested, char ***out,
                       char **path_out, kpa_error *err);
 /* The items granted to APP_ID (none when nothing was granted). */
-int kpa_store_get_grants(kpa_store *store, const char *app_id, char ***out, kpa_error *err);
+KPA_PUBLIC int kpa_store_get_grants(kpa_store *store, const char *app_id, char ***out, kpa_error *err);
 /* Grant (or REVOKE) the permissions NAMES ("all" or names joined by ',')
  * of the installed APP_ID. A grant is of what its manifest requests; a
  * revoke removes any item of those names. *CHANGED (if not NULL): the items
  * added or removed. */
-int kpa_store_set_grants(kpa_store *store, const char *app_id, const char *names, bool revoke,
+KPA_PUBLIC int kpa_store_set_grants(kpa_store *store, const char *app_id, const char *names, bool revoke,
                          char ***changed, kpa_error *err);
 /* Can a read-only bind of the host PATH be made for a package that runs as
  * UID/GID? Not inside a kpa store (STORE_ROOT, the default one, $KPA_ROOT),
@@ -328,12 +328,12 @@ int kpa_store_set_grants(kpa_store *store, const char *app_id, const char *names
  * searchable by UID and the node readable by it (mode bits). -ENOENT when
  * PATH is missing, -EPERM or -EACCES when refused, ERR naming the path and
  * the reason. *OUT_FD (if not NULL): an O_PATH fd of the node checked. */
-int kpa_permissions_check_path(const char *path, uid_t uid, gid_t gid, const char *store_root,
+KPA_PUBLIC int kpa_permissions_check_path(const char *path, uid_t uid, gid_t gid, const char *store_root,
                                int *out_fd, kpa_error *err);
 /* The part of M's KPA_sandbox that the store grants it (what a start
  * applies); *NETWORK_GRANTED: whether "network" is granted at all. Free OUT's
  * read_only_paths with kpa_strv_free(). */
-int kpa_store_effective_sandbox(kpa_store *store, const kpa_manifest *m, kpa_sandbox_settings *out,
+KPA_PUBLIC int kpa_store_effective_sandbox(kpa_store *store, const kpa_manifest *m, kpa_sandbox_settings *out,
                                 bool *network_granted, kpa_error *err);
 
 #define KPA_UID_RANGE_FIRST 61184
@@ -381,26 +381,26 @@ typedef struct kpa_signature_info {
 } kpa_signature_info;
 
 /* SYSCONFDIR/kpa/trusted.d */
-const char *kpa_trusted_keys_default_dir(void);
+KPA_PUBLIC const char *kpa_trusted_keys_default_dir(void);
 /* Make a new key pair: PATH.key (mode 0600) and PATH.pub; refuses to
  * overwrite either. The key's name is PATH's last component: letters,
  * digits, '.', '_', '-', not starting with '.'. FINGERPRINT (if not NULL)
  * gets the text form. */
-int kpa_key_generate(const char *path, char fingerprint[KPA_FINGERPRINT_TEXT_LEN + 1],
+KPA_PUBLIC int kpa_key_generate(const char *path, char fingerprint[KPA_FINGERPRINT_TEXT_LEN + 1],
                      kpa_error *err);
 /* Read the key file PATH (NAME.key or NAME.pub) and tell its name and the
  * fingerprint of its public key. A secret key readable or writable by group
  * or others is refused. */
-int kpa_key_describe(const char *path, char name[KPA_KEY_NAME_MAX + 1],
+KPA_PUBLIC int kpa_key_describe(const char *path, char name[KPA_KEY_NAME_MAX + 1],
                      char fingerprint[KPA_FINGERPRINT_TEXT_LEN + 1], kpa_error *err);
 /* Who signed the package file PATH, checked against the trusted keys of DIR
  * (NULL: the default). Reads only manifest.json and manifest.sig: the rest
  * of the package is kpa_package_inspect()'s to check. */
-int kpa_package_signature(const char *path, const char *trusted_keys_dir, kpa_signature_info *out,
+KPA_PUBLIC int kpa_package_signature(const char *path, const char *trusted_keys_dir, kpa_signature_info *out,
                           kpa_error *err);
 /* The same for the installed APP_ID, from its manifest.json, manifest.sig
  * and unsigned.json (a modified manifest.json or manifest.sig is BAD). */
-int kpa_store_signature(kpa_store *store, const char *app_id, const char *trusted_keys_dir,
+KPA_PUBLIC int kpa_store_signature(kpa_store *store, const char *app_id, const char *trusted_keys_dir,
                         kpa_signature_info *out, kpa_error *err);
 
 #ifdef __cplusplus

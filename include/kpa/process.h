@@ -51,9 +51,9 @@ typedef struct kpa_token {
 } kpa_token;
 
 #define KPA_TOKEN_STRING_MAX 33
-void kpa_token_to_string(const kpa_token *t, char out[KPA_TOKEN_STRING_MAX]);
-int kpa_token_from_string(const char *s, kpa_token *out);
-bool kpa_token_is_null(const kpa_token *t);
+KPA_PUBLIC void kpa_token_to_string(const kpa_token *t, char out[KPA_TOKEN_STRING_MAX]);
+KPA_PUBLIC int kpa_token_from_string(const char *s, kpa_token *out);
+KPA_PUBLIC bool kpa_token_is_null(const kpa_token *t);
 
 typedef struct kpa_process_context {
         kpa_process_state state;
@@ -92,52 +92,52 @@ typedef struct kpa_start_options {
         const char *cgroup_parent;        /* NULL: the caller's own cgroup */
 } kpa_start_options;
 
-void kpa_start_options_init(kpa_start_options *opts);
+KPA_PUBLIC void kpa_start_options_init(kpa_start_options *opts);
 
 typedef struct kpa_control kpa_control;
 
 /* An in-process controller over the store at STORE_ROOT (NULL: default). */
-int kpa_control_open_local(const char *store_root, kpa_control **out, kpa_error *err);
+KPA_PUBLIC int kpa_control_open_local(const char *store_root, kpa_control **out, kpa_error *err);
 /* A controller that is a connection to kpa-execd at SOCKET_PATH (NULL:
  * $KPA_EXECD_SOCKET, else /run/kpa/execd.sock). The same calls work with
  * the same semantics; instances belong to the daemon and outlive the
  * connection. -ECONNREFUSED or -ENOENT (with a message naming the socket)
  * when no daemon listens there. */
-int kpa_control_connect(const char *socket_path, kpa_control **out, kpa_error *err);
+KPA_PUBLIC int kpa_control_connect(const char *socket_path, kpa_control **out, kpa_error *err);
 /* Local: force-stops what is still running. Connected: only disconnects. */
-void kpa_control_close(kpa_control *ctl);
+KPA_PUBLIC void kpa_control_close(kpa_control *ctl);
 static inline void kpa_control_closep(kpa_control **c)
 {
         if (*c)
                 kpa_control_close(*c);
 }
 /* Details of the last failed call on CTL (never NULL). */
-const kpa_error *kpa_control_last_error(const kpa_control *ctl);
+KPA_PUBLIC const kpa_error *kpa_control_last_error(const kpa_control *ctl);
 
 /* Start a run configuration (NULL: the primary one) of an installed package.
  * Returns 0 once the instance is Running, with *OUT_TOKEN set; on a failed
  * start, a negative errno, and the token (if OUT_TOKEN is not NULL) still
  * names a Failed context whose exit_reason and message say why. */
-int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
+KPA_PUBLIC int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
                       const kpa_start_options *opts, kpa_token *out_token);
-int kpa_process_stop(kpa_control *ctl, const kpa_token *token, kpa_stop_policy policy);
-int kpa_process_get_state(kpa_control *ctl, const kpa_token *token, kpa_process_context *out);
+KPA_PUBLIC int kpa_process_stop(kpa_control *ctl, const kpa_token *token, kpa_stop_policy policy);
+KPA_PUBLIC int kpa_process_get_state(kpa_control *ctl, const kpa_token *token, kpa_process_context *out);
 /* Wait until the instance has ended (Finished or Failed) or TIMEOUT_MS has
  * passed (-1: forever); -ETIMEDOUT then, with the current context in OUT. */
-int kpa_process_wait(kpa_control *ctl, const kpa_token *token, int timeout_ms,
+KPA_PUBLIC int kpa_process_wait(kpa_control *ctl, const kpa_token *token, int timeout_ms,
                      kpa_process_context *out);
 
 /* The tokens of every instance CTL knows: live ones and ended ones whose
  * context is still kept. free(*OUT). */
-int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n);
+KPA_PUBLIC int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n);
 
 /* For event loops: an fd that becomes readable when some instance of CTL
  * changes state; then call kpa_control_dispatch(). */
-int kpa_control_get_fd(kpa_control *ctl);
-int kpa_control_dispatch(kpa_control *ctl);
+KPA_PUBLIC int kpa_control_get_fd(kpa_control *ctl);
+KPA_PUBLIC int kpa_control_dispatch(kpa_control *ctl);
 
-const char *kpa_process_state_name(kpa_process_state s);
-const char *kpa_exit_status_name(kpa_exit_status s);
+KPA_PUBLIC const char *kpa_process_state_name(kpa_process_state s);
+KPA_PUBLIC const char *kpa_exit_status_name(kpa_exit_status s);
 
 #ifdef __cplusplus
 }

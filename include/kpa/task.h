@@ -29,28 +29,28 @@ enum {
  * ENV (may be NULL) holds "NAME=VALUE" entries added to the clean base
  * environment. Both NULL-terminated. On failure *OUT is NULL and
  * kpa_control_last_error(CTL) says why. */
-int kpa_task_create(kpa_control *ctl, const char *path, const char *const *args,
+KPA_PUBLIC int kpa_task_create(kpa_control *ctl, const char *path, const char *const *args,
                     const char *const *env, unsigned flags, kpa_task **out);
 /* The fds that become the task's stdin, stdout and stderr (-1: /dev/null).
  * They are duplicated at run time; the caller keeps its own. */
-int kpa_task_set_stdio(kpa_task *task, int in_fd, int out_fd, int err_fd);
+KPA_PUBLIC int kpa_task_set_stdio(kpa_task *task, int in_fd, int out_fd, int err_fd);
 /* Give the task a duplicate of FD as the handle NAME (1-255 printable ASCII,
  * no ':'). Handles arrive at fds 3, 4, ... in the order given. */
-int kpa_task_transfer(kpa_task *task, int fd, const char *name);
+KPA_PUBLIC int kpa_task_transfer(kpa_task *task, int fd, const char *name);
 /* Connect two tasks that have not started through a channel: a connected
  * SOCK_SEQPACKET socket pair, one end in each task as the handle CHANNEL. */
-int kpa_task_connect(kpa_task *a, kpa_task *b, const char *channel);
+KPA_PUBLIC int kpa_task_connect(kpa_task *a, kpa_task *b, const char *channel);
 /* Start the task. Returns 0 once it runs, with *TOKEN (may be NULL) set. */
-int kpa_task_run(kpa_task *task, kpa_token *token);
+KPA_PUBLIC int kpa_task_run(kpa_task *task, kpa_token *token);
 /* A Normal stop of a running task. */
-int kpa_task_stop(kpa_task *task);
+KPA_PUBLIC int kpa_task_stop(kpa_task *task);
 /* Wait until the task has ended (TIMEOUT_MS -1: forever). */
-int kpa_task_wait(kpa_task *task, int timeout_ms, kpa_process_context *out);
+KPA_PUBLIC int kpa_task_wait(kpa_task *task, int timeout_ms, kpa_process_context *out);
 /* A Normal stop, then wait for the end. */
-int kpa_task_stop_and_wait(kpa_task *task, int timeout_ms, kpa_process_context *out);
+KPA_PUBLIC int kpa_task_stop_and_wait(kpa_task *task, int timeout_ms, kpa_process_context *out);
 /* Release the description (and its fds). A running task keeps running; its
  * token stays valid in its kpa_control. */
-void kpa_task_put(kpa_task *task);
+KPA_PUBLIC void kpa_task_put(kpa_task *task);
 
 #ifdef __cplusplus
 }

@@ -39,7 +39,9 @@ static inline void closedirp(DIR **d)
         if (*d)
                 closedir(*d);
 }
-void kpa_strv_free(char **v);
+/* public (kpa/package.h): declared KPA_PUBLIC here too, which the
+ * definition in util.c sees first */
+KPA_PUBLIC void kpa_strv_free(char **v);
 static inline void strv_freep(char ***v) { kpa_strv_free(*v); }
 
 #define _cleanup_free_ _cleanup_(freep)
