@@ -136,6 +136,29 @@ KPA_PUBLIC int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n);
 KPA_PUBLIC int kpa_control_get_fd(kpa_control *ctl);
 KPA_PUBLIC int kpa_control_dispatch(kpa_control *ctl);
 
+/* ---- A package's instances, as kpa-install changes the package ---- */
+
+#define KPA_PACKAGE_NOTICE_PIDS 64
+typedef struct kpa_package_notice {
+        int started;  /* autorun instances started (kpa-execd) */
+        int affected; /* instances restarted, or stopped */
+        /* host pids of their inits: the first KPA_PACKAGE_NOTICE_PIDS */
+        pid_t pids[KPA_PACKAGE_NOTICE_PIDS];
+} kpa_package_notice;
+
+/* PKG_ID was installed, upgraded, downgraded, reinstalled or rolled back.
+ * Connected to kpa-execd: it autoruns the package's autorun run
+ * configurations that are not running, and with RESTART it stops each of
+ * the package's running instances (Normal) and starts it again at once on
+ * what is installed now, same token and options. Local: RESTART does the
+ * latter for a supervising controller. Needs the right to start. */
+KPA_PUBLIC int kpa_control_package_installed(kpa_control *ctl, const char *pkg_id, bool restart,
+                                             kpa_package_notice *out);
+/* A Normal stop of every running instance of PKG_ID, not restarted (before
+ * its removal). Connected: root only. */
+KPA_PUBLIC int kpa_control_package_stop(kpa_control *ctl, const char *pkg_id,
+                                        kpa_package_notice *out);
+
 KPA_PUBLIC const char *kpa_process_state_name(kpa_process_state s);
 KPA_PUBLIC const char *kpa_exit_status_name(kpa_exit_status s);
 

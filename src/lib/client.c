@@ -378,6 +378,29 @@ int kpa_remote_stop(kpa_remote *r, const kpa_token *t, kpa_stop_policy policy, k
         return q;
 }
 
+int kpa_remote_package(kpa_remote *r, kpa_request_op op, const char *pkg_id, bool restart,
+                       kpa_package_notice *out, kpa_error *err)
+{
+        memset(out, 0, sizeof(*out));
+        json_object *req = kpa_request_new(op, kpa_remote_next_id(r));
+        json_object_object_add(req, "package", json_object_new_string(pkg_id));
+        if (restart)
+                json_object_object_add(req, "restart", json_object_new_boolean(true));
+        json_object *reply = NULL;
+        int q = kpa_remote_call(r, req, NULL, 0, &reply, NULL, 0, NULL, err);
+        _cleanup_(json_object_putp) json_object *o = reply;
+        if (q < 0)
+                return q;
+        out->started = json_object_get_int(json_object_object_get(o, "started"));
+        out->affected = json_object_get_int(
+                json_object_object_get(o, op == KPA_OP_STOP_PACKAGE ? "stopped" : "restarted"));
+        json_object *pids = json_object_object_get(o, "pids");
+        size_t n = json_object_is_type(pids, json_type_array) ? json_object_array_length(pids) : 0;
+        for (size_t k = 0; k < n && k < KPA_PACKAGE_NOTICE_PIDS; k++)
+                out->pids[k] = (pid_t)json_object_get_int(json_object_array_get_idx(pids, k));
+        return 0;
+}
+
 int kpa_remote_get_state(kpa_remote *r, const kpa_token *t, kpa_process_context *out,
                          kpa_error *err)
 {

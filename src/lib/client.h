@@ -9,6 +9,7 @@
 
 #include "kpa/error.h"
 #include "kpa/process.h"
+#include "protocol.h"
 
 typedef struct kpa_remote kpa_remote;
 
@@ -21,6 +22,9 @@ void kpa_remote_close(kpa_remote *r);
 int kpa_remote_start(kpa_remote *r, const char *pkg_id, const char *run_config_id,
                      const kpa_start_options *opts, kpa_token *out_token, kpa_error *err);
 int kpa_remote_stop(kpa_remote *r, const kpa_token *t, kpa_stop_policy policy, kpa_error *err);
+/* PackageInstalled (with RESTART) or StopPackage for PKG_ID. */
+int kpa_remote_package(kpa_remote *r, kpa_request_op op, const char *pkg_id, bool restart,
+                       kpa_package_notice *out, kpa_error *err);
 int kpa_remote_get_state(kpa_remote *r, const kpa_token *t, kpa_process_context *out,
                          kpa_error *err);
 int kpa_remote_wait(kpa_remote *r, const kpa_token *t, int timeout_ms, kpa_process_context *out,

@@ -844,6 +844,41 @@ int kpa_control_stop_package(kpa_control *ctl, const char *pkg_id, bool restart,
         return n;
 }
 
+static void notice_from_local(kpa_control *ctl, const char *pkg_id, bool restart,
+                              kpa_package_notice *out)
+{
+        memset(out, 0, sizeof(*out));
+        out->affected =
+                kpa_control_stop_package(ctl, pkg_id, restart, out->pids, KPA_PACKAGE_NOTICE_PIDS);
+}
+
+int kpa_control_package_installed(kpa_control *ctl, const char *pkg_id, bool restart,
+                                  kpa_package_notice *out)
+{
+        kpa_package_notice ignored;
+        if (!out)
+                out = &ignored;
+        if (ctl->remote)
+                return kpa_remote_package(ctl->remote, KPA_OP_PACKAGE_INSTALLED, pkg_id, restart,
+                                          out, &ctl->last_error);
+        memset(out, 0, sizeof(*out));
+        if (restart)
+                notice_from_local(ctl, pkg_id, true, out);
+        return 0;
+}
+
+int kpa_control_package_stop(kpa_control *ctl, const char *pkg_id, kpa_package_notice *out)
+{
+        kpa_package_notice ignored;
+        if (!out)
+                out = &ignored;
+        if (ctl->remote)
+                return kpa_remote_package(ctl->remote, KPA_OP_STOP_PACKAGE, pkg_id, false, out,
+                                          &ctl->last_error);
+        notice_from_local(ctl, pkg_id, false, out);
+        return 0;
+}
+
 size_t kpa_control_live_count(kpa_control *ctl)
 {
         size_t n = 0;

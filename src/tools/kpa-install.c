@@ -16,9 +16,8 @@
 #include <json-c/json.h>
 
 #include "cli.h"
-#include "client.h"
 #include "kpa/package.h"
-#include "protocol.h"
+#include "kpa/process.h"
 #include "util.h"
 
 typedef enum {
@@ -397,32 +396,31 @@ static void signature_note(kpa_store *store, const char *app_id, const char *ver
 
 /* ---- kpa-execd and the running instances ---- */
 
-/* Send OP for APP_ID to a running kpa-execd (at $KPA_EXECD_SOCKET, else the
- * default socket); *REPLY gets its answer. 0 with *REPLY NULL: no daemon
- * listens (nobody to tell). */
-static int call_daemon(kpa_request_op op, const char *app_id, bool restart, json_object **reply,
+/* Tell a running kpa-execd (at $KPA_EXECD_SOCKET, else the default socket)
+ * of APP_ID (kpa_control_package_installed, or _stop with STOP). 1 when no
+ * daemon listens (nobody to tell), 0 when told, < 0 on an error. */
+static int tell_daemon(const char *app_id, bool stop, bool restart, kpa_package_notice *out,
                        kpa_error *err)
 {
-        *reply = NULL;
-        kpa_remote *r = NULL;
-        int q = kpa_remote_connect(NULL, &r, err);
+        memset(out, 0, sizeof(*out));
+        kpa_control *ctl = NULL;
+        int q = kpa_control_connect(NULL, &ctl, err);
         if (q == -ENOENT || q == -ECONNREFUSED)
-                return 0;
+                return 1;
         if (q < 0)
                 return q;
-        json_object *req = kpa_request_new(op, kpa_remote_next_id(r));
-        json_object_object_add(req, "package", json_object_new_string(app_id));
-        if (restart)
-                json_object_object_add(req, "restart", json_object_new_boolean(true));
-        q = kpa_remote_call(r, req, NULL, 0, reply, NULL, 0, NULL, err);
-        kpa_remote_close(r);
+        q = stop ? kpa_control_package_stop(ctl, app_id, out)
+                 : kpa_control_package_installed(ctl, app_id, restart, out);
+        if (q < 0)
+                *err = *kpa_control_last_error(ctl);
+        kpa_control_close(ctl);
         return q;
 }
 
-static bool pid_listed(json_object *pids, pid_t pid)
+static bool pid_listed(const kpa_package_notice *n, pid_t pid)
 {
-        for (size_t k = 0; pids && k < json_object_array_length(pids); k++)
-                if (json_object_get_int(json_object_array_get_idx(pids, k)) == pid)
+        for (int k = 0; k < n->affected && k < KPA_PACKAGE_NOTICE_PIDS; k++)
+                if (n->pids[k] == pid)
                         return true;
         return false;
 }
@@ -451,27 +449,24 @@ static void after_change(kpa_store *store, const char *app_id, kpa_install_actio
         pid_t old[64];
         size_t n_old = action == KPA_INSTALL_ACTION_NEW ? 0 : old_instances(store, app_id, old, 64);
         bool restart = n_old > 0 && !arg.no_restart;
-        json_object *reply = NULL;
+        kpa_package_notice notice;
         kpa_error err;
-        if (call_daemon(KPA_OP_PACKAGE_INSTALLED, app_id, restart, &reply, &err) < 0)
+        int q = tell_daemon(app_id, false, restart, &notice, &err);
+        if (q < 0)
                 cli_error("warning: could not tell kpa-execd about %s: %s", app_id, err.message);
-        json_object *pids = reply ? json_object_object_get(reply, "pids") : NULL;
-        int restarted = reply ? json_object_get_int(json_object_object_get(reply, "restarted")) : 0;
-        if (arg.verbose && reply)
-                printf("  kpa-execd started %d autorun process(es)\n",
-                       json_object_get_int(json_object_object_get(reply, "started")));
-        if (restarted > 0 && !arg.quiet)
+        if (arg.verbose && q == 0)
+                printf("  kpa-execd started %d autorun process(es)\n", notice.started);
+        if (notice.affected > 0 && !arg.quiet)
                 printf("Restarting %d instance(s) of %s on the new version (kpa-execd)\n",
-                       restarted, app_id);
+                       notice.affected, app_id);
         for (size_t k = 0; k < n_old; k++)
-                if (!pid_listed(pids, old[k]))
+                if (!pid_listed(&notice, old[k]))
                         cli_error("warning: %s: the instance with pid %d %s; it keeps running "
                                   "the old version until it ends",
                                   app_id, (int)old[k],
                                   arg.no_restart ? "was left as it is (--no-restart)"
                                                  : "is not supervised by kpa-execd (kpa-run "
                                                    "started it)");
-        json_object_put(reply);
 }
 
 static uint64_t now_ms(void)
@@ -540,11 +535,10 @@ static int check_not_running(kpa_store *store, const char *app_id)
                           inits > 8 ? ", ..." : "");
                 return -1;
         }
-        json_object *reply = NULL;
-        if (call_daemon(KPA_OP_STOP_PACKAGE, app_id, false, &reply, &err) < 0)
+        kpa_package_notice notice;
+        if (tell_daemon(app_id, true, false, &notice, &err) < 0)
                 cli_error("warning: %s: kpa-execd could not stop its instances: %s", app_id,
                           err.message);
-        json_object_put(reply);
         (void)signal_processes(store, app_id, SIGTERM, &err);
         if (!wait_processes_gone(store, app_id, 10000)) {
                 (void)signal_processes(store, app_id, SIGKILL, &err);
