@@ -640,27 +640,21 @@ static int remove_locked(kpa_store *s, const char *app_id, bool purge, kpa_error
         if (!installed && !(purge && (has_storage || has_user)))
                 return kpa_error_set(err, ENOENT, "%s is not installed in %s", app_id, s->root);
         if (installed) {
-                /* unpublish atomically, then delete at leisure */
+                /* unpublish atomically, then delete at leisure: one rename
+                 * of the tree over an empty directory of .staging, so that
+                 * a crash leaves it installed or gone, never an empty
+                 * apps/APP_ID (the next writer deletes what is in .staging) */
                 char staging_name[64];
                 int q = staging_mkdir(s, "remove", staging_name, err);
                 if (q < 0)
                         return q;
-                if (renameat2(s->root_fd, app, s->root_fd, staging_name, RENAME_EXCHANGE) < 0) {
+                if (renameat2(s->root_fd, app, s->root_fd, staging_name, 0) < 0) {
                         int e = errno;
                         (void)unlinkat(s->root_fd, staging_name, AT_REMOVEDIR);
                         return kpa_error_set_errno(err, e, "remove %s: rename %s/%s", app_id,
                                                    s->root, app);
                 }
-                /* apps/APP_ID is now the empty directory: remove it, then the old tree */
-                if (unlinkat(s->root_fd, app, AT_REMOVEDIR) < 0) {
-                        int e = errno;
-                        /* all or nothing: put the package back */
-                        if (renameat2(s->root_fd, staging_name, s->root_fd, app,
-                                      RENAME_EXCHANGE) == 0)
-                                (void)unlinkat(s->root_fd, staging_name, AT_REMOVEDIR);
-                        return kpa_error_set_errno(err, e, "remove %s: %s/%s", app_id, s->root,
-                                                   app);
-                }
+                (void)store_fsync_dir_at(s->root_fd, "apps");
                 store_discard_tree(s, app_id, staging_name);
         }
         /* the previous version and a hold go with the package */

@@ -96,12 +96,14 @@ out=$(inject "rename:ENOSPC:/.staging/remove-" "$KPA_INSTALL" --root "$R" --remo
 check_eq "remove, rename fails: exit 1" "$?" 1
 check "remove, rename fails: the message says why" grep -qF "remove $APP: rename" <<<"$out"
 check_eq "remove, rename fails: the store is unchanged" "$(snapshot "$R")" "$before"
-out=$(inject "unlink:EIO:/apps/$APP" "$KPA_INSTALL" --root "$R" --remove $APP 2>&1)
-check_eq "remove, rmdir fails: exit 1" "$?" 1
-check "remove, rmdir fails: the message says why" \
-    grep -qF "remove $APP: $R/apps/$APP: Input/output error" <<<"$out"
-check_eq "remove, rmdir fails: the package is put back, the store is unchanged" \
-    "$(snapshot "$R")" "$before"
+# killed right after the one rename that unpublishes it: removed, whole
+inject "rename:KILLAFTER:/.staging/remove-" "$KPA_INSTALL" --root "$R" --remove $APP >/dev/null 2>&1
+check_eq "remove, killed after its rename: it was killed" "$?" 137
+check "... the package is gone, not an empty apps/$APP" test ! -e "$R/apps/$APP"
+check_eq "... and not listed" "$("$KPA_INSTALL" --root "$R" --list | grep -c "^$APP ")" 0
+"$KPA_INSTALL" --root "$R" -q "$T/v2.kpa" # a writer: cleans .staging, installs it again
+check_eq "... the next writer leaves nothing in .staging" "$(ls -A "$R/.staging")" ""
+check "... and the package installs again" "$KPA_INSTALL" --root "$R" --verify -q $APP
 out=$(inject "unlink:EIO:/users/$NEW" "$KPA_INSTALL" --root "$R" --remove --purge $NEW 2>&1)
 check_eq "purge, the uid record cannot be removed: exit 1" "$?" 1
 check "purge, the uid record cannot be removed: the message says why" \
