@@ -64,7 +64,8 @@ static bool is_namespace_init(int proc_fd, const char *pid)
 }
 
 /* Every process whose /APP_ID is one of the N_TREES directories TREES
- * (dev and inode); TREE_OF[k] tells which. */
+ * (dev and inode; an inode of 0: none), into *OUT with .tree = the index
+ * of the one it runs from. */
 static int scan_processes(const char *app_id, const struct stat *trees, size_t n_trees,
                           kpa_app_process **out, size_t *n_out, kpa_error *err)
 {
@@ -136,9 +137,12 @@ int kpa_store_app_processes(kpa_store *s, const char *app_id, kpa_app_process **
                         continue;
                 kpa_app_process *more = NULL;
                 size_t n_more = 0;
-                if (scan_processes(app_id, &st, 1, &more, &n_more, err) < 0) {
+                q = scan_processes(app_id, &st, 1, &more, &n_more, err);
+                if (q < 0) {
                         free(*out);
-                        return -EIO;
+                        *out = NULL;
+                        *n = 0;
+                        return q;
                 }
                 *out = kpa_xrealloc(*out, (*n + n_more + 1) * sizeof(**out));
                 for (size_t k = 0; k < n_more; k++) {
@@ -266,6 +270,20 @@ void store_recover_staging(kpa_store *s, int dirfd, const char *name)
                                 return;
                 }
                 store_discard_tree(s, app_id, rel);
+                return;
+        }
+        /* a tree a crashed reinstall or removal was discarding may still
+         * be run from: its manifest names the package to look for */
+        _cleanup_free_ char *rel = kpa_xasprintf(".staging/%s", name);
+        _cleanup_free_ char *mpath = kpa_xasprintf("%s/manifest.json", name);
+        _cleanup_free_ char *raw = NULL;
+        size_t len = 0;
+        _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
+        kpa_error ignored;
+        if (kpa_read_file_at(dirfd, mpath, KPA_MANIFEST_MAX_SIZE, &raw, &len) == 0 &&
+            kpa_manifest_parse(raw, len, 0, &m, &ignored) == 0 &&
+            store_check_app_id(m->application.id, NULL) == 0) {
+                store_discard_tree(s, m->application.id, rel);
                 return;
         }
         (void)kpa_rm_rf_at(dirfd, name);

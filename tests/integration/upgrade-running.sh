@@ -129,6 +129,26 @@ check_eq "--no-restart: same init, still 2.0" "$(pid_of "$tok") $(version_in "$s
 check_exit_output "--no-restart does not go with --remove (a usage error)" 2 \
     "kpa-install: --no-restart goes with an install or --rollback" inst --no-restart --remove $APP
 
+# ---- a reinstall killed right after its exchange: the tree that runs stays ----
+SHIM="$top_builddir/tests/inject/.libs/libinject.so"
+if [ -f "$SHIM" ]; then
+    out=$(inst --rollback $APP 2>&1) # 2.0 current again: the version the instance runs
+    check_eq "a rollback to the version an instance runs does not restart it" \
+        "$(grep -c Restarting <<<"$out") $(pid_of "$tok")" "0 $spid4"
+    spid5=$spid4
+    KPA_INJECT="renameat2:KILLAFTER:/apps/$APP" LD_PRELOAD=$SHIM ASAN_OPTIONS=verify_asan_link_order=0 \
+        "$KPA_INSTALL" --root "$R" -q --reinstall "$T/v2.0.kpa" >/dev/null 2>&1
+    check_eq "a reinstall killed after its exchange (exit 137)" "$?" 137
+    inst -q --unhold $APP # the next writer finds the old tree in .staging
+    retired=("$R/retired/$APP@"*)
+    check "... the old tree, still run from, went to retired/" test -d "${retired[0]}"
+    check "... and the instance still reads its files" \
+        cmp -s "/proc/$spid5/root/$APP/bin/hello" "$PROBE"
+    check_eq "... .staging is empty" "$(ls -A "$R/.staging")" ""
+else
+    skip "a reinstall killed after its exchange" "tests/inject/libinject.la is not built"
+fi
+
 # ---- --remove --stop ----
 out=$(inst --remove --stop $APP 2>&1)
 check "--remove --stop stops the instance, then removes" \
