@@ -82,4 +82,16 @@ host=$(PATH=/nonexistent "$PROBE" socket vsock)
 check "outside the sandbox, socket(vsock) is not refused by a filter ($host)" \
     test "$(val socket.vsock "$host")" != EPERM
 
+# ---- a second ABI: a system call through i386's int $0x80 kills the process ----
+outside=$("$PROBE" int80 2>&1)
+if [ "$(uname -m)" = x86_64 ] && [[ $(val int80.getpid "$outside") =~ ^[0-9]+$ ]]; then
+    out=$(run $APP -- int80 2>&1)
+    check_eq "an i386 system call kills the process (128 + SIGSYS)" "$?" 159
+    check "... kpa-run says killed by SIGSYS" grep -q "killed by SIGSYS" <<<"$out"
+    check_eq "... the call never returned" "$(val int80.getpid "$out")" ""
+else
+    skip "an i386 system call kills the process" \
+        "this machine runs no i386 system calls (not x86_64, or no IA32 emulation)"
+fi
+
 done_testing

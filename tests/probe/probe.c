@@ -22,6 +22,8 @@
  *   seccomp              call each system call the default filter refuses, with
  *                        harmless arguments, and print sc.NAME=EPERM|ENOSYS|
  *                        <other errno>|ok; then ordinary calls, as ok.NAME=ok
+ *   int80                a system call through the i386 ABI (int $0x80, getpid),
+ *                        print int80.getpid=RESULT (x86_64 only)
  *   socket FAMILY        create (only: never connect) a socket of FAMILY (a
  *                        number, or vsock, bluetooth, can, inet, unix, ...) and
  *                        print socket.FAMILY=ok|<errno name>
@@ -647,6 +649,21 @@ static int cmd_seccomp(void)
         return 0;
 }
 
+/* A system call through the i386 ABI (int $0x80: getpid, 20 there), which
+ * the sandbox's filter refuses by killing the process (x86_64 only). */
+static int cmd_int80(void)
+{
+#if defined(__x86_64__)
+        long ret;
+        __asm__ volatile("int $0x80" : "=a"(ret) : "a"(20L) : "memory");
+        printf("int80.getpid=%ld\n", ret);
+#else
+        printf("int80=unsupported\n");
+#endif
+        fflush(stdout);
+        return 0;
+}
+
 /* ---- socket families and keyrings ---- */
 
 static int cmd_socket(const char *name)
@@ -707,9 +724,10 @@ static int cmd_keyring_find(const char *desc)
 
 static int usage(void)
 {
-        fprintf(stderr, "usage: probe info|handles NAME...|exit N|sleep S|sleep-exit S N|ignore-term S|segv|"
+        fprintf(stderr, "usage: probe info|handles NAME...|exit N|sleep S|sleep-exit S "
+                        "N|ignore-term S|segv|"
                         "forkbomb [MAX]|memhog MIB|orphans N|tiocsti|write FILE TEXT|"
-                        "cat FILE|echo-handle NAME|send NAME TEXT|seccomp|socket FAMILY|"
+                        "cat FILE|echo-handle NAME|send NAME TEXT|seccomp|int80|socket FAMILY|"
                         "keyring-exec DESC CMD...|keyring-find DESC\n");
         return 2;
 }
@@ -753,6 +771,8 @@ int main(int argc, char **argv)
                 r = cmd_echo_handle(a);
         else if (strcmp(cmd, "send") == 0 && argc == 4)
                 r = cmd_send(a, argv[3]);
+        else if (strcmp(cmd, "int80") == 0)
+                r = cmd_int80();
         else if (strcmp(cmd, "seccomp") == 0)
                 r = cmd_seccomp();
         else if (strcmp(cmd, "socket") == 0 && a)
