@@ -17,6 +17,7 @@
 
 #include "client.h"
 #include "json-fields.h"
+#include "process-priv.h"
 #include "protocol.h"
 #include "util.h"
 
@@ -494,5 +495,90 @@ int kpa_remote_list(kpa_remote *r, kpa_token **out, size_t *n, kpa_error *err)
         }
         *out = TAKE_PTR(v);
         *n = count;
+        return 0;
+}
+
+/* ---- the remote backend of kpa_control ---- */
+
+static int remote_start(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
+                        const kpa_start_options *opts, kpa_token *out_token)
+{
+        return kpa_remote_start(ctl->remote, pkg_id, run_config_id, opts, out_token,
+                                &ctl->last_error);
+}
+
+static int remote_stop(kpa_control *ctl, const kpa_token *token, kpa_stop_policy policy)
+{
+        return kpa_remote_stop(ctl->remote, token, policy, &ctl->last_error);
+}
+
+static int remote_get_state(kpa_control *ctl, const kpa_token *token, kpa_process_context *out)
+{
+        return kpa_remote_get_state(ctl->remote, token, out, &ctl->last_error);
+}
+
+static int remote_wait(kpa_control *ctl, const kpa_token *token, int timeout_ms,
+                       kpa_process_context *out)
+{
+        return kpa_remote_wait(ctl->remote, token, timeout_ms, out, &ctl->last_error);
+}
+
+static int remote_list(kpa_control *ctl, kpa_token **out, size_t *n)
+{
+        return kpa_remote_list(ctl->remote, out, n, &ctl->last_error);
+}
+
+static int remote_package(kpa_control *ctl, const char *pkg_id, bool stop, bool restart,
+                          kpa_package_notice *out)
+{
+        return kpa_remote_package(ctl->remote,
+                                  stop ? KPA_OP_STOP_PACKAGE : KPA_OP_PACKAGE_INSTALLED, pkg_id,
+                                  restart && !stop, out, &ctl->last_error);
+}
+
+/* a connection has no event loop of its own to offer */
+static int remote_get_fd(kpa_control *ctl)
+{
+        return -EOPNOTSUPP;
+}
+static int remote_dispatch(kpa_control *ctl)
+{
+        return 0;
+}
+
+static void remote_close(kpa_control *ctl)
+{
+        kpa_remote_close(ctl->remote);
+        free(ctl);
+}
+
+const control_ops client_remote_ops = {
+        .start = remote_start,
+        .stop = remote_stop,
+        .get_state = remote_get_state,
+        .wait = remote_wait,
+        .list = remote_list,
+        .package = remote_package,
+        .get_fd = remote_get_fd,
+        .dispatch = remote_dispatch,
+        .close = remote_close,
+};
+
+kpa_remote *kpa_control_remote(kpa_control *ctl)
+{
+        return ctl->remote;
+}
+
+int kpa_control_connect(const char *socket_path, kpa_control **out, kpa_error *err)
+{
+        kpa_remote *r = NULL;
+        int q = kpa_remote_connect(socket_path, &r, err);
+        if (q < 0)
+                return q;
+        kpa_control *ctl = kpa_xcalloc(1, sizeof(*ctl));
+        ctl->ops = &client_remote_ops;
+        ctl->remote = r;
+        ctl->epfd = ctl->timerfd = ctl->state_fd = -1;
+        *out = ctl;
         return 0;
 }

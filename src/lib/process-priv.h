@@ -79,8 +79,33 @@ typedef struct instance {
         struct instance *hnext; /* in kpa_control.by_token */
 } instance;
 
+/* What a controller does, by backend: the local one (process.c) runs the
+ * instances itself, the remote one (client.c) asks kpa-execd. The public
+ * calls of kpa/process.h (control.c) go through these, so that neither
+ * backend needs the other. */
+typedef struct control_ops {
+        int (*start)(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
+                     const kpa_start_options *opts, kpa_token *out_token);
+        int (*stop)(kpa_control *ctl, const kpa_token *token, kpa_stop_policy policy);
+        int (*get_state)(kpa_control *ctl, const kpa_token *token, kpa_process_context *out);
+        int (*wait)(kpa_control *ctl, const kpa_token *token, int timeout_ms,
+                    kpa_process_context *out);
+        int (*list)(kpa_control *ctl, kpa_token **out, size_t *n);
+        /* STOP: a Normal stop of PKG_ID's instances; else an install notice
+         * (RESTART: restart them on what is installed now) */
+        int (*package)(kpa_control *ctl, const char *pkg_id, bool stop, bool restart,
+                       kpa_package_notice *out);
+        int (*get_fd)(kpa_control *ctl);
+        int (*dispatch)(kpa_control *ctl);
+        void (*close)(kpa_control *ctl); /* frees CTL */
+} control_ops;
+extern const control_ops process_local_ops;
+extern const control_ops client_remote_ops;
+
 struct kpa_control {
-        kpa_remote *remote; /* a connection to kpa-execd; then nothing below is used */
+        const control_ops *ops;
+        kpa_remote *remote; /* the remote backend's connection to kpa-execd; then nothing
+                             * below is used */
         kpa_store *store;
         instance *list;
         int epfd;

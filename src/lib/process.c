@@ -20,7 +20,6 @@
 #include <time.h>
 
 #include "kpa/package.h"
-#include "client.h"
 #include "kpa/process.h"
 #include "process-internal.h"
 #include "process-priv.h"
@@ -30,57 +29,6 @@
 
 #define KEEP_ENDED_MAX 1000
 #define KEEP_ENDED_MS (3600 * 1000ULL)
-
-/* ---- names and tokens ---- */
-
-const char *kpa_process_state_name(kpa_process_state s)
-{
-        static const char *const names[] = {"None",    "Created",  "Prepared",   "Running",
-                                            "Failed",  "Finished", "NotExisting"};
-        return (unsigned)s < ELEMENTSOF(names) ? names[s] : "Unknown";
-}
-
-const char *kpa_exit_status_name(kpa_exit_status s)
-{
-        static const char *const names[] = {"Uninitialized", "Unexpected", "Normal", "Terminated"};
-        return (unsigned)s < ELEMENTSOF(names) ? names[s] : "Unknown";
-}
-
-void kpa_token_to_string(const kpa_token *t, char out[KPA_TOKEN_STRING_MAX])
-{
-        for (size_t i = 0; i < sizeof(t->bytes); i++)
-                snprintf(out + 2 * i, 3, "%02x", t->bytes[i]);
-}
-
-int kpa_token_from_string(const char *s, kpa_token *out)
-{
-        if (!s || strlen(s) != 2 * sizeof(out->bytes))
-                return -EINVAL;
-        for (size_t i = 0; i < sizeof(out->bytes); i++) {
-                unsigned v;
-                char hex[3] = {s[2 * i], s[2 * i + 1], 0};
-                if (!strchr("0123456789abcdef", hex[0]) || !strchr("0123456789abcdef", hex[1]) ||
-                    sscanf(hex, "%02x", &v) != 1)
-                        return -EINVAL;
-                out->bytes[i] = (uint8_t)v;
-        }
-        return 0;
-}
-
-bool kpa_token_is_null(const kpa_token *t)
-{
-        static const kpa_token zero;
-        return memcmp(t, &zero, sizeof(zero)) == 0;
-}
-
-void kpa_start_options_init(kpa_start_options *opts)
-{
-        memset(opts, 0, sizeof(*opts));
-        opts->uid = (uid_t)-1;
-        opts->gid = (gid_t)-1;
-        opts->stdin_fd = opts->stdout_fd = opts->stderr_fd = -1;
-        opts->stop_timeout_ms = 10000;
-}
 
 static const char *signal_name(int sig)
 {
@@ -95,6 +43,8 @@ static const char *signal_name(int sig)
 
 /* ---- the control ---- */
 
+static void local_close(kpa_control *ctl);
+
 int kpa_control_open_local(const char *store_root, kpa_control **out, kpa_error *err)
 {
         kpa_store *store = NULL;
@@ -102,6 +52,7 @@ int kpa_control_open_local(const char *store_root, kpa_control **out, kpa_error 
         if (q < 0)
                 return q;
         kpa_control *ctl = kpa_xcalloc(1, sizeof(*ctl));
+        ctl->ops = &process_local_ops;
         ctl->store = store;
         ctl->owner = getuid();
         ctl->keep_ended_max = KEEP_ENDED_MAX;
@@ -111,7 +62,7 @@ int kpa_control_open_local(const char *store_root, kpa_control **out, kpa_error 
         ctl->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
         if (ctl->epfd < 0 || ctl->timerfd < 0) {
                 q = kpa_error_set_errno(err, errno, "epoll/timerfd");
-                kpa_control_close(ctl);
+                local_close(ctl);
                 return q;
         }
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
@@ -120,22 +71,10 @@ int kpa_control_open_local(const char *store_root, kpa_control **out, kpa_error 
         return 0;
 }
 
-int kpa_control_connect(const char *socket_path, kpa_control **out, kpa_error *err)
+static int local_get_fd(kpa_control *ctl)
 {
-        kpa_remote *r = NULL;
-        int q = kpa_remote_connect(socket_path, &r, err);
-        if (q < 0)
-                return q;
-        kpa_control *ctl = kpa_xcalloc(1, sizeof(*ctl));
-        ctl->remote = r;
-        ctl->epfd = ctl->timerfd = ctl->state_fd = -1;
-        *out = ctl;
-        return 0;
+        return ctl->epfd;
 }
-
-kpa_remote *kpa_control_remote(kpa_control *ctl) { return ctl->remote; }
-const kpa_error *kpa_control_last_error(const kpa_control *ctl) { return &ctl->last_error; }
-int kpa_control_get_fd(kpa_control *ctl) { return ctl->remote ? -EOPNOTSUPP : ctl->epfd; }
 void kpa_control_set_owner(kpa_control *ctl, uid_t owner) { ctl->owner = owner; }
 
 void kpa_control_set_observer(kpa_control *ctl, kpa_state_observer fn, void *userdata)
@@ -473,10 +412,8 @@ static void handle_timeouts(kpa_control *ctl)
         process_arm_timer(ctl);
 }
 
-int kpa_control_dispatch(kpa_control *ctl)
+static int local_dispatch(kpa_control *ctl)
 {
-        if (ctl->remote)
-                return 0;
         struct epoll_event evs[16];
         int n;
         while ((n = epoll_wait(ctl->epfd, evs, ELEMENTSOF(evs), 0)) > 0) {
@@ -683,13 +620,9 @@ int kpa_control_launch(kpa_control *ctl, const char *pkg_id, const kpa_manifest 
                 opts = &defaults;
         }
         kpa_error_clear(&ctl->last_error);
-        if (ctl->remote) {
-                if (m)
-                        return kpa_error_set(&ctl->last_error, EOPNOTSUPP,
-                                             "tasks cannot be started through kpa-execd");
-                return kpa_remote_start(ctl->remote, pkg_id, run_config_id, opts, out_token,
-                                        &ctl->last_error);
-        }
+        if (ctl->ops != &process_local_ops)
+                return kpa_error_set(&ctl->last_error, EOPNOTSUPP,
+                                     "tasks cannot be started through kpa-execd");
         instance *i = process_instance_new(ctl);
         i->stop_timeout_ms = opts->stop_timeout_ms ? opts->stop_timeout_ms : 10000;
         if (getrandom(i->token.bytes, sizeof(i->token.bytes), 0) != sizeof(i->token.bytes)) {
@@ -721,8 +654,8 @@ int kpa_control_launch(kpa_control *ctl, const char *pkg_id, const kpa_manifest 
         return process_launch_into(ctl, i, pkg_id, m, rc, run_config_id, opts);
 }
 
-int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
-                      const kpa_start_options *opts, kpa_token *out_token)
+static int local_start(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
+                       const kpa_start_options *opts, kpa_token *out_token)
 {
         return kpa_control_launch(ctl, pkg_id, NULL, NULL, run_config_id, opts, out_token);
 }
@@ -730,7 +663,7 @@ int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_conf
 int kpa_control_start_async(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
                             const kpa_start_options *opts, kpa_token *out_token)
 {
-        if (ctl->remote)
+        if (ctl->ops != &process_local_ops)
                 return kpa_error_set(&ctl->last_error, EOPNOTSUPP, "not for a connected control");
         ctl->start_async = true;
         int q = kpa_control_launch(ctl, pkg_id, NULL, NULL, run_config_id, opts, out_token);
@@ -800,11 +733,9 @@ static void stop_one(kpa_control *ctl, instance *i, kpa_stop_policy policy)
                 send_signal(i, SIGTERM); /* the init passes it to every process of the instance */
 }
 
-int kpa_process_stop(kpa_control *ctl, const kpa_token *token, kpa_stop_policy policy)
+static int local_stop(kpa_control *ctl, const kpa_token *token, kpa_stop_policy policy)
 {
-        if (ctl->remote)
-                return kpa_remote_stop(ctl->remote, token, policy, &ctl->last_error);
-        kpa_control_dispatch(ctl);
+        local_dispatch(ctl);
         instance *i = process_find(ctl, token);
         if (!i)
                 return kpa_error_set(&ctl->last_error, ESRCH, "no such process (unknown token)");
@@ -852,30 +783,12 @@ static void notice_from_local(kpa_control *ctl, const char *pkg_id, bool restart
                 kpa_control_stop_package(ctl, pkg_id, restart, out->pids, KPA_PACKAGE_NOTICE_PIDS);
 }
 
-int kpa_control_package_installed(kpa_control *ctl, const char *pkg_id, bool restart,
-                                  kpa_package_notice *out)
+static int local_package(kpa_control *ctl, const char *pkg_id, bool stop, bool restart,
+                         kpa_package_notice *out)
 {
-        kpa_package_notice ignored;
-        if (!out)
-                out = &ignored;
-        if (ctl->remote)
-                return kpa_remote_package(ctl->remote, KPA_OP_PACKAGE_INSTALLED, pkg_id, restart,
-                                          out, &ctl->last_error);
         memset(out, 0, sizeof(*out));
-        if (restart)
-                notice_from_local(ctl, pkg_id, true, out);
-        return 0;
-}
-
-int kpa_control_package_stop(kpa_control *ctl, const char *pkg_id, kpa_package_notice *out)
-{
-        kpa_package_notice ignored;
-        if (!out)
-                out = &ignored;
-        if (ctl->remote)
-                return kpa_remote_package(ctl->remote, KPA_OP_STOP_PACKAGE, pkg_id, false, out,
-                                          &ctl->last_error);
-        notice_from_local(ctl, pkg_id, false, out);
+        if (stop || restart)
+                notice_from_local(ctl, pkg_id, restart && !stop, out);
         return 0;
 }
 
@@ -888,11 +801,9 @@ size_t kpa_control_live_count(kpa_control *ctl)
         return n;
 }
 
-int kpa_process_get_state(kpa_control *ctl, const kpa_token *token, kpa_process_context *out)
+static int local_get_state(kpa_control *ctl, const kpa_token *token, kpa_process_context *out)
 {
-        if (ctl->remote)
-                return kpa_remote_get_state(ctl->remote, token, out, &ctl->last_error);
-        kpa_control_dispatch(ctl);
+        local_dispatch(ctl);
         instance *i = process_find(ctl, token);
         if (!i) {
                 memset(out, 0, sizeof(*out));
@@ -903,14 +814,12 @@ int kpa_process_get_state(kpa_control *ctl, const kpa_token *token, kpa_process_
         return 0;
 }
 
-int kpa_process_wait(kpa_control *ctl, const kpa_token *token, int timeout_ms,
-                     kpa_process_context *out)
+static int local_wait(kpa_control *ctl, const kpa_token *token, int timeout_ms,
+                      kpa_process_context *out)
 {
-        if (ctl->remote)
-                return kpa_remote_wait(ctl->remote, token, timeout_ms, out, &ctl->last_error);
         uint64_t deadline = timeout_ms >= 0 ? process_now_ms() + (uint64_t)timeout_ms : 0;
         for (;;) {
-                kpa_process_get_state(ctl, token, out);
+                local_get_state(ctl, token, out);
                 instance *i = process_find(ctl, token);
                 bool restarting = i && i->restart && i->restart->at_ms;
                 if (out->state != KPA_PROCESS_CREATED && out->state != KPA_PROCESS_PREPARED &&
@@ -929,11 +838,9 @@ int kpa_process_wait(kpa_control *ctl, const kpa_token *token, int timeout_ms,
         }
 }
 
-int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n)
+static int local_list(kpa_control *ctl, kpa_token **out, size_t *n)
 {
-        if (ctl->remote)
-                return kpa_remote_list(ctl->remote, out, n, &ctl->last_error);
-        kpa_control_dispatch(ctl);
+        local_dispatch(ctl);
         size_t count = 0;
         for (instance *i = ctl->list; i; i = i->next)
                 count++;
@@ -946,15 +853,8 @@ int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n)
         return 0;
 }
 
-void kpa_control_close(kpa_control *ctl)
+static void local_close(kpa_control *ctl)
 {
-        if (!ctl)
-                return;
-        if (ctl->remote) {
-                kpa_remote_close(ctl->remote);
-                free(ctl);
-                return;
-        }
         for (instance *i = ctl->list; i; i = i->next)
                 if (i->live)
                         stop_one(ctl, i, KPA_STOP_FORCED);
@@ -984,3 +884,17 @@ void kpa_control_close(kpa_control *ctl)
         kpa_store_close(ctl->store);
         free(ctl);
 }
+
+/* The local backend of kpa_control (control.c dispatches the public calls
+ * through it; client.c has the remote one). */
+const control_ops process_local_ops = {
+        .start = local_start,
+        .stop = local_stop,
+        .get_state = local_get_state,
+        .wait = local_wait,
+        .list = local_list,
+        .package = local_package,
+        .get_fd = local_get_fd,
+        .dispatch = local_dispatch,
+        .close = local_close,
+};

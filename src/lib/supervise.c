@@ -639,7 +639,7 @@ static int mkdir_at(int dirfd, const char *name, mode_t mode)
 
 int kpa_control_supervise(kpa_control *ctl, const kpa_supervisor_config *cfg, kpa_error *err)
 {
-        if (ctl->remote || ctl->state_fd >= 0)
+        if (ctl->ops != &process_local_ops || ctl->state_fd >= 0)
                 return kpa_error_set(err, EINVAL, "this controller cannot supervise");
         const char *dir = cfg->state_dir;
         int q = mkdir_at(AT_FDCWD, dir, 0755);

@@ -1,0 +1,78 @@
+/* control.c: the public calls of kpa/process.h on a kpa_control, each
+ * passed to the controller's backend (control_ops in process-priv.h): the
+ * local one in process.c, the remote one, a connection to kpa-execd, in
+ * client.c. Nothing here knows which it is. */
+#include "config.h"
+
+#include <string.h>
+
+#include "kpa/process.h"
+#include "process-priv.h"
+#include "util.h"
+
+int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
+                      const kpa_start_options *opts, kpa_token *out_token)
+{
+        kpa_start_options defaults;
+        if (!opts) {
+                kpa_start_options_init(&defaults);
+                opts = &defaults;
+        }
+        kpa_error_clear(&ctl->last_error);
+        return ctl->ops->start(ctl, pkg_id, run_config_id, opts, out_token);
+}
+
+int kpa_process_stop(kpa_control *ctl, const kpa_token *token, kpa_stop_policy policy)
+{
+        return ctl->ops->stop(ctl, token, policy);
+}
+
+int kpa_process_get_state(kpa_control *ctl, const kpa_token *token, kpa_process_context *out)
+{
+        return ctl->ops->get_state(ctl, token, out);
+}
+
+int kpa_process_wait(kpa_control *ctl, const kpa_token *token, int timeout_ms,
+                     kpa_process_context *out)
+{
+        return ctl->ops->wait(ctl, token, timeout_ms, out);
+}
+
+int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n)
+{
+        return ctl->ops->list(ctl, out, n);
+}
+
+int kpa_control_package_installed(kpa_control *ctl, const char *pkg_id, bool restart,
+                                  kpa_package_notice *out)
+{
+        kpa_package_notice ignored;
+        return ctl->ops->package(ctl, pkg_id, false, restart, out ? out : &ignored);
+}
+
+int kpa_control_package_stop(kpa_control *ctl, const char *pkg_id, kpa_package_notice *out)
+{
+        kpa_package_notice ignored;
+        return ctl->ops->package(ctl, pkg_id, true, false, out ? out : &ignored);
+}
+
+int kpa_control_get_fd(kpa_control *ctl)
+{
+        return ctl->ops->get_fd(ctl);
+}
+
+int kpa_control_dispatch(kpa_control *ctl)
+{
+        return ctl->ops->dispatch(ctl);
+}
+
+const kpa_error *kpa_control_last_error(const kpa_control *ctl)
+{
+        return &ctl->last_error;
+}
+
+void kpa_control_close(kpa_control *ctl)
+{
+        if (ctl)
+                ctl->ops->close(ctl);
+}
