@@ -1,12 +1,12 @@
 /* Unit tests for spec.c, the instance planner: kpa_instance_spec_build()
  * over packages built with kpa_pack() and installed into a temporary store,
  * checked field by field: argv, the clean environment and its order,
- * exec_path, the mount plan, network none or host (request, grant and the
- * start's wish), uid and gid, limits, handles, the seccomp relaxations,
- * cgroup parent, stdio, a run configuration that is not primary, and the
- * error paths (with no fd left behind). Works as root (the package's own
- * uid, fds for the mounts) and rootless (a user namespace, uid 0 inside);
- * the parts that need root are skipped otherwise. */
+ * exec_path, the hostname, the mount plan, network none or host (request,
+ * grant and the start's wish), uid and gid, limits, handles, the seccomp
+ * relaxations, cgroup parent, stdio, a run configuration that is not
+ * primary, and the error paths (with no fd left behind). Works as root (the
+ * package's own uid, fds for the mounts) and rootless (a user namespace,
+ * uid 0 inside); the parts that need root are skipped otherwise. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -21,6 +21,8 @@
 
 #define APP "org.example.spec"
 #define PLAIN "org.example.plain"
+/* 72 characters: more than a hostname holds (64) */
+#define LONG "org.example.longxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
 #define BASE_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define MISSING_RO "/kpa-test-spec-no-such-path"
 
@@ -48,6 +50,11 @@ static const char FULL[] = HEAD(APP)
         "   'KPA_sandbox': {'network': 'host',"
         "     'readOnlyPaths': ['/usr/share', '/usr/lib', '" MISSING_RO "'],"
         "     'allowPtrace': true, 'allowBpf': true, 'allowKeyring': true}}}";
+
+static const char LONG_MANIFEST[] = HEAD(LONG)
+        " 'components': [{'name': 'app', 'componentType': 'bin', 'digest': ''}],"
+        " 'runConfigurations': ["
+        "   {'id': 'run', 'name': 'Run', 'type': 'service', 'path': 'bin/app', 'primary': true}]}";
 
 static const char PLAIN_MANIFEST[] = HEAD(PLAIN)
         " 'components': [{'name': 'app', 'componentType': 'bin', 'digest': ''}],"
@@ -485,6 +492,25 @@ static void test_plain(kpa_store *s)
         }
 }
 
+static void test_long_id(kpa_store *s)
+{
+        kpa_start_options opts;
+        kpa_start_options_init(&opts);
+        kpa_instance_spec *spec = NULL;
+        kpa_error err;
+        if (!ok(build(s, LONG, NULL, &opts, &spec, &err) == 0,
+                "build a package whose id has 72 characters")) {
+                printf("# %s\n", err.message);
+                return;
+        }
+        ok(strlen(spec->hostname) == 64 && strncmp(spec->hostname, LONG, 64) == 0,
+           "its hostname: the first 64 characters of the id");
+        is_str(spec->app_id, LONG, "its app_id: the whole id");
+        is_str(spec->exec_path, "/" LONG "/bin/app", "its exec_path: below the whole id");
+        ok(find_mount(spec, "/" LONG) != NULL, "the package at /APP_ID, the whole id");
+        kpa_instance_spec_free(spec);
+}
+
 static void test_options(kpa_store *s)
 {
         kpa_start_options opts;
@@ -817,6 +843,7 @@ int main(void)
         unsetenv("KPA_TRACE_START");
         _cleanup_free_ char *full = make_package("full.kpa", FULL);
         _cleanup_free_ char *plain = make_package("plain.kpa", PLAIN_MANIFEST);
+        _cleanup_free_ char *longp = make_package("long.kpa", LONG_MANIFEST);
         _cleanup_free_ char *store_root = path_of("store");
         kpa_store *s = NULL;
         kpa_error err;
@@ -837,6 +864,7 @@ int main(void)
         if (!installed)
                 printf("# %s\n", err.message);
         installed &= ok(kpa_store_install(s, plain, &io, NULL, &err) == 0, "install " PLAIN);
+        installed &= ok(kpa_store_install(s, longp, &io, NULL, &err) == 0, "install " LONG);
         installed &= ok(kpa_store_set_grants(s, APP, "all", true, NULL, &err) == 0,
                         "revoke every grant of " APP);
         if (installed) {
@@ -844,6 +872,7 @@ int main(void)
                 test_primary(s);
                 test_not_primary(s);
                 test_plain(s);
+                test_long_id(s);
                 test_options(s);
                 test_handles(s);
                 test_ids(s);
