@@ -135,11 +135,23 @@ static void plan_etc(kpa_instance_spec *spec)
         kpa_instance_spec_add_mount(spec, KPA_MOUNT_BIND_RO, "/etc/alternatives", -1, "/etc/alternatives", true);
 }
 
-static int plan_package(kpa_store *store, const kpa_manifest *m, kpa_instance_spec *spec, kpa_error *err)
+static int plan_package(kpa_store *store, const kpa_manifest *m, const kpa_run_config *rc,
+                        kpa_instance_spec *spec, kpa_error *err)
 {
         int app = kpa_store_open_app_dir(store, m->application.id, err);
         if (app < 0)
                 return app;
+        /* its program, said plainly now rather than as a failed exec */
+        struct stat st;
+        if (fstatat(app, rc->path, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) {
+                int e = errno ? errno : ENOENT;
+                close(app);
+                return kpa_error_set(err, e == ENOTDIR ? ENOENT : e,
+                                     "%s: run configuration \"%s\": its program %s is missing "
+                                     "from the installed package (kpa-install --verify %s shows "
+                                     "what else is; --reinstall repairs it)",
+                                     m->application.id, rc->id, rc->path, m->application.id);
+        }
         _cleanup_free_ char *target = kpa_xasprintf("/%s", m->application.id);
         /* the fds for a root start (the parent clones the mounts behind
          * them), the paths for a rootless one (the child binds them) */
@@ -297,7 +309,7 @@ int kpa_instance_spec_build(kpa_store *store, const kpa_manifest *m, const kpa_r
                 return q;
         plan_host_dirs(spec);
         plan_etc(spec);
-        q = plan_package(store, m, spec, err);
+        q = plan_package(store, m, rc, spec, err);
         if (q < 0)
                 return q;
         q = plan_handles(opts, spec, err);

@@ -252,7 +252,7 @@ rm "$R/apps/$APP/bin/hello"
 out=$(run --json $APP -- info 2>&1)
 j=$(json "$out")
 check_eq "a missing binary fails with ENOENT" "$(jq_ "$j" exitReason)" 2
-check "... and the message says so" grep -q 'No such file or directory' <<<"$out"
+check "... and the message names it and the repair" grep -q 'its program bin/hello is missing from the installed package (kpa-install --verify' <<<"$out"
 "$KPA_INSTALL" --root "$R" -q --reinstall "$T/probe.kpa"
 check_eq "failed starts leave no cgroup" "$(leftover_instances)" ""
 

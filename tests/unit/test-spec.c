@@ -215,15 +215,6 @@ static int build_err(kpa_store *s, const char *app_id, const char *rc_id,
         return q;
 }
 
-/* A check that documents a known bug: reported as TAP "# TODO", so that it
- * does not fail the run while it fails. */
-static void todo(int cond, const char *name, const char *why)
-{
-        tap_n++;
-        printf("%sok %d - %s # TODO %s\n", cond ? "" : "not ", tap_n, name, why);
-        fflush(stdout);
-}
-
 static void test_primary(kpa_store *s)
 {
         kpa_start_options opts;
@@ -825,9 +816,8 @@ static void test_missing_bin(kpa_store *s)
         kpa_instance_spec *spec = NULL;
         kpa_error err;
         int q = build(s, APP, "aux", &opts, &spec, &err);
-        todo(q < 0 && strstr(err.message, "bin/tool"),
-             "a run configuration whose bin file is missing: the build fails naming bin/tool",
-             "spec.c does not check that the file exists");
+        ok(q == -ENOENT && strstr(err.message, "its program bin/tool is missing"),
+           "a run configuration whose bin file is missing: the build fails naming bin/tool");
         if (q == 0)
                 kpa_instance_spec_free(spec);
 }
