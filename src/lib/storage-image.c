@@ -156,15 +156,30 @@ bool storage_image_exists(kpa_store *s, const char *app_id, uint64_t *bytes)
         return true;
 }
 
-/* Is loop device N backed by the file IMG? */
+/* Is loop device N backed by the file IMG? Its device and inode must be
+ * IMG's, and its backing file not a deleted one: a loop device that a
+ * purge could not detach yet (an instance still used it) keeps a deleted
+ * image whose inode number a new image may get. */
 static bool loop_backs(int n, const struct stat *img)
 {
         char dev[32];
         snprintf(dev, sizeof(dev), "/dev/loop%d", n);
         _cleanup_close_ int fd = open(dev, O_RDONLY | O_CLOEXEC);
         struct loop_info64 info = {0}; /* (zeroed for valgrind, which knows no loop ioctl) */
-        return fd >= 0 && ioctl(fd, LOOP_GET_STATUS64, &info) == 0 &&
-               info.lo_device == img->st_dev && info.lo_inode == img->st_ino;
+        if (fd < 0 || ioctl(fd, LOOP_GET_STATUS64, &info) < 0 || info.lo_device != img->st_dev ||
+            info.lo_inode != img->st_ino)
+                return false;
+        char path[64];
+        snprintf(path, sizeof(path), "/sys/block/loop%d/loop/backing_file", n);
+        _cleanup_free_ char *backing = NULL;
+        size_t len = 0;
+        if (kpa_read_file_at(AT_FDCWD, path, 8192, &backing, &len) < 0)
+                return true; /* no sysfs to ask: trust the inode */
+        while (len > 0 && backing[len - 1] == '\n')
+                backing[--len] = '\0';
+        static const char deleted[] = " (deleted)";
+        return !(len >= sizeof(deleted) - 1 &&
+                 streq(backing + len - (sizeof(deleted) - 1), deleted));
 }
 
 /* The loop device (its number) whose backing file is IMG, or -1. */
