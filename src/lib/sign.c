@@ -412,11 +412,6 @@ const char *kpa_sign_trusted_dir(const sign_trusted *t)
         return t->dir;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The names *.pub of the directory D, sorted. */
 static int list_pub_files(DIR *d, const char *dir, char ***out, size_t *n, kpa_error *err)
 {
@@ -439,7 +434,7 @@ static int list_pub_files(DIR *d, const char *dir, char ***out, size_t *n, kpa_e
                 v[count] = NULL;
         }
         if (v)
-                qsort(v, count, sizeof(char *), cmp_str);
+                qsort(v, count, sizeof(char *), kpa_strcmp_ptr);
         *out = v ? v : kpa_xcalloc(1, sizeof(char *));
         *n = count;
         return 0;

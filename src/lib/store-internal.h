@@ -45,6 +45,10 @@ int store_tree_signature(kpa_store *s, const char *top, const char *app_id,
 int store_create_layout(int root_fd, const char *root, kpa_error *err);
 /* users/APP_ID: the uid allocated at install. */
 int store_read_uid_record(kpa_store *s, const char *app_id, uid_t *uid);
+/* TOP/NAME/manifest.json (TOP: apps, previous, .staging), parsed (without
+ * its locales). */
+int store_read_tree_manifest(kpa_store *s, const char *top, const char *name, kpa_manifest **out,
+                             kpa_error *err);
 /* apps/APP_ID/manifest.json, parsed (without its locales). */
 int store_read_installed_manifest(kpa_store *s, const char *app_id, kpa_manifest **out,
                                   kpa_error *err);

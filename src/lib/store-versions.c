@@ -275,13 +275,9 @@ void store_recover_staging(kpa_store *s, int dirfd, const char *name)
         /* a tree a crashed reinstall or removal was discarding may still
          * be run from: its manifest names the package to look for */
         _cleanup_free_ char *rel = kpa_xasprintf(".staging/%s", name);
-        _cleanup_free_ char *mpath = kpa_xasprintf("%s/manifest.json", name);
-        _cleanup_free_ char *raw = NULL;
-        size_t len = 0;
         _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
         kpa_error ignored;
-        if (kpa_read_file_at(dirfd, mpath, KPA_MANIFEST_MAX_SIZE, &raw, &len) == 0 &&
-            kpa_manifest_parse(raw, len, 0, &m, &ignored) == 0 &&
+        if (store_read_tree_manifest(s, ".staging", name, &m, &ignored) == 0 &&
             store_check_app_id(m->application.id, NULL) == 0) {
                 store_discard_tree(s, m->application.id, rel);
                 return;
@@ -299,16 +295,10 @@ void store_after_lock(kpa_store *s)
 static int read_version(kpa_store *s, const char *dir, const char *app_id, char *version,
                         size_t vlen, char *build, size_t blen, kpa_error *err)
 {
-        _cleanup_free_ char *path = kpa_xasprintf("%s/%s/manifest.json", dir, app_id);
-        _cleanup_free_ char *buf = NULL;
-        size_t len;
-        int q = kpa_read_file_at(s->root_fd, path, KPA_MANIFEST_MAX_SIZE, &buf, &len);
-        if (q < 0)
-                return kpa_error_set_errno(err, -q, "%s: cannot read %s/%s", app_id, s->root, path);
         _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
-        q = kpa_manifest_parse(buf, len, 0, &m, err);
+        int q = store_read_tree_manifest(s, dir, app_id, &m, err);
         if (q < 0)
-                return kpa_error_prefix(err, "%s/%s", s->root, path);
+                return q;
         snprintf(version, vlen, "%s", m->application.version);
         if (build)
                 snprintf(build, blen, "%s", m->application.build_number);
@@ -482,11 +472,6 @@ static bool listed(char *const *ids, const char *id)
         return false;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int kpa_store_list_removed(kpa_store *s, char ***out, size_t *n, kpa_error *err)
 {
         size_t count = 0;
@@ -510,7 +495,7 @@ int kpa_store_list_removed(kpa_store *s, char ***out, size_t *n, kpa_error *err)
                         ids[count] = NULL;
                 }
         }
-        qsort(ids, count, sizeof(char *), cmp_str);
+        qsort(ids, count, sizeof(char *), kpa_strcmp_ptr);
         *out = ids;
         if (n)
                 *n = count;

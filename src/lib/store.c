@@ -245,19 +245,28 @@ int kpa_store_get_app_uid(kpa_store *s, const char *app_id, uid_t *uid, gid_t *g
         return 0;
 }
 
-int store_read_installed_manifest(kpa_store *s, const char *app_id, kpa_manifest **out,
-                                   kpa_error *err)
+int store_read_tree_manifest(kpa_store *s, const char *top, const char *name, kpa_manifest **out,
+                             kpa_error *err)
 {
-        _cleanup_free_ char *path = kpa_xasprintf("apps/%s/manifest.json", app_id);
+        _cleanup_free_ char *path = kpa_xasprintf("%s/%s/manifest.json", top, name);
         _cleanup_free_ char *raw = NULL;
         size_t len;
         int q = kpa_read_file_at(s->root_fd, path, KPA_MANIFEST_MAX_SIZE, &raw, &len);
         if (q < 0)
-                return kpa_error_set_errno(err, -q, "%s: cannot read %s/%s", app_id, s->root, path);
+                return kpa_error_set_errno(err, -q, "%s: cannot read %s/%s", name, s->root, path);
         q = kpa_manifest_parse(raw, len, 0, out, err);
         if (q < 0)
-                return kpa_error_prefix(err, "%s: installed manifest", app_id);
+                return kpa_error_prefix(err, "%s: %s manifest", name,
+                                        streq(top, "apps")       ? "installed"
+                                        : streq(top, "previous") ? "previous version's"
+                                                                 : "staged");
         return 0;
+}
+
+int store_read_installed_manifest(kpa_store *s, const char *app_id, kpa_manifest **out,
+                                  kpa_error *err)
+{
+        return store_read_tree_manifest(s, "apps", app_id, out, err);
 }
 
 bool store_app_installed(kpa_store *s, const char *app_id)
@@ -278,11 +287,6 @@ int store_check_app_id(const char *app_id, kpa_error *err)
 
 /* ---- reading the store ---- */
 
-static int cmp_str(const void *a, const void *b)
-{
-        return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int kpa_store_list(kpa_store *s, char ***out, size_t *n, kpa_error *err)
 {
         size_t count = 0;
@@ -301,7 +305,7 @@ int kpa_store_list(kpa_store *s, char ***out, size_t *n, kpa_error *err)
                 ids[count++] = kpa_xstrdup(de->d_name);
                 ids[count] = NULL;
         }
-        qsort(ids, count, sizeof(char *), cmp_str);
+        qsort(ids, count, sizeof(char *), kpa_strcmp_ptr);
         *out = ids;
         if (n)
                 *n = count;

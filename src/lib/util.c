@@ -109,6 +109,11 @@ char *kpa_xasprintf(const char *fmt, ...)
         return check_alloc(s);
 }
 
+int kpa_strcmp_ptr(const void *a, const void *b)
+{
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 void kpa_strv_free(char **v)
 {
         if (!v)

@@ -42,6 +42,8 @@ static inline void closedirp(DIR **d)
 /* public (kpa/package.h): declared KPA_PUBLIC here too, which the
  * definition in util.c sees first */
 KPA_PUBLIC void kpa_strv_free(char **v);
+/* qsort() comparison of two char * (strcmp order). */
+int kpa_strcmp_ptr(const void *a, const void *b);
 static inline void strv_freep(char ***v) { kpa_strv_free(*v); }
 
 #define _cleanup_free_ _cleanup_(freep)
