@@ -17,7 +17,7 @@
 
 #include "client.h"
 #include "json-fields.h"
-#include "process-priv.h"
+#include "control-priv.h"
 #include "protocol.h"
 #include "util.h"
 

@@ -17,6 +17,9 @@ typedef struct kpa_remote kpa_remote;
  * and check its protocol version. When nothing listens there, the message
  * says that kpa-execd is not running and names the socket path. */
 int kpa_remote_connect(const char *socket_path, kpa_remote **out, kpa_error *err);
+/* The daemon connection of a controller made by kpa_control_connect(), else
+ * NULL. */
+kpa_remote *kpa_control_remote(kpa_control *ctl);
 void kpa_remote_close(kpa_remote *r);
 
 int kpa_remote_start(kpa_remote *r, const char *pkg_id, const char *run_config_id,

@@ -1,5 +1,5 @@
 /* control.c: the public calls of kpa/process.h on a kpa_control, each
- * passed to the controller's backend (control_ops in process-priv.h): the
+ * passed to the controller's backend (control_ops in control-priv.h): the
  * local one in process.c, the remote one, a connection to kpa-execd, in
  * client.c. Nothing here knows which it is. */
 #include "config.h"
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "kpa/process.h"
-#include "process-priv.h"
+#include "control-priv.h"
 #include "util.h"
 
 int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_config_id,

@@ -7,6 +7,7 @@
 
 #include "kpa/manifest.h"
 #include "kpa/package.h"
+#include "control-priv.h"
 #include "kpa/process.h"
 
 #include <stdbool.h>
@@ -17,11 +18,6 @@ int kpa_control_launch(kpa_control *ctl, const char *pkg_id, const kpa_manifest 
                        const kpa_start_options *opts, kpa_token *out_token);
 kpa_store *kpa_control_store(kpa_control *ctl);
 kpa_error *kpa_control_error(kpa_control *ctl);
-
-/* The daemon connection of a connected controller, else NULL. */
-struct kpa_remote *kpa_control_remote(kpa_control *ctl);
-
-
 
 /* ---- supervision: what kpa-execd builds on ---- */
 
@@ -52,10 +48,8 @@ void kpa_control_set_owner(kpa_control *ctl, uid_t owner);
 /* The owner of T's instance; -ESRCH when unknown. */
 int kpa_control_get_owner(kpa_control *ctl, const kpa_token *t, uid_t *owner);
 
-/* Called after every state change of an instance (Created, Prepared,
- * Running, Finished, Failed; NotExisting when its context is dropped). */
-typedef void (*kpa_state_observer)(void *userdata, const kpa_token *t,
-                                   const kpa_process_context *ctx);
+/* FN (kpa_state_observer, control-priv.h) is called after every state
+ * change of an instance. */
 void kpa_control_set_observer(kpa_control *ctl, kpa_state_observer fn, void *userdata);
 
 /* Paths of T's current and previous log files (supervised instances with

@@ -15,10 +15,10 @@
 
 #include <json-c/json.h>
 
+#include "cleanup.h"
 #include "cli.h"
 #include "kpa/package.h"
 #include "kpa/process.h"
-#include "util.h"
 
 typedef enum {
         MODE_INSTALL,
