@@ -1177,6 +1177,16 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 args.flags |= CLONE_INTO_CGROUP;
                 args.cgroup = (uint64_t)cgroup_fd;
         }
+        /* The init of a PID namespace drops a signal that it has neither a
+         * handler for nor blocked: it is born with the signals it forwards
+         * blocked (they wait, pending, for its signalfd), so that a stop
+         * asked for while it is still Created is not lost when the caller has
+         * them unblocked. */
+        sigset_t fwd, caller_mask;
+        sigemptyset(&fwd);
+        for (size_t i = 0; i < ELEMENTSOF(forwarded_signals); i++)
+                sigaddset(&fwd, forwarded_signals[i]);
+        pthread_sigmask(SIG_BLOCK, &fwd, &caller_mask);
         pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
         if (pid < 0 && cgroup_fd >= 0 && (errno == EINVAL || errno == E2BIG)) {
                 /* a kernel before 5.7: the child joins by itself */
@@ -1185,6 +1195,10 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 cgroup_fd = -1;
                 pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
         }
+        int saved = errno;
+        if (pid != 0)
+                pthread_sigmask(SIG_SETMASK, &caller_mask, NULL);
+        errno = saved;
         if (pid == 0) {
                 close(rep[0]);
                 closep(&sync[1]);
@@ -1192,7 +1206,7 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 child_start(spec, trees, rep[1], death_fd, sync[0], setup[1],
                             have_cpus ? &cpus : NULL);
         }
-        int saved = errno;
+        saved = errno;
         if (pid > 0 && have_cpus)
                 run_apart(pid, &cpus);
         kpa_trace("spawn: cloned");

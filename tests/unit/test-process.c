@@ -2,8 +2,8 @@
  * start that never reaches the sandbox (unknown package, run configuration
  * or parent token; a package without run configurations), calls on unknown
  * tokens, and, as root, an instance driven from C: a wait that times out, a
- * Forced stop, a child of a parent, and kpa_control_close() stopping what
- * still runs; the task API's refusals, and a task run and stopped.
+ * Forced stop, a child of a parent, a Normal stop while still Created (with
+ * SIGTERM unblocked), and kpa_control_close() stopping what still runs; the task API's refusals, and a task run and stopped.
  * tests/integration/run.sh and task.sh cover the same through the tools.
  *
  * With KPA_TEST_EXECD set to a kpa-execd binary, the same tests run
@@ -21,6 +21,7 @@
 #include "kpa/package.h"
 #include "kpa/process.h"
 #include "kpa/task.h"
+#include "process-internal.h"
 #include "tap.h"
 #include "util.h"
 
@@ -223,6 +224,44 @@ static void test_task_run(kpa_control *ctl)
 }
 
 /* As root: real instances. */
+/* A Normal stop asked for while the instance is still Created (its init is
+ * setting up the sandbox), by a caller that has SIGTERM unblocked, as a
+ * library user may: the init must not lose the SIGTERM (an init of a PID
+ * namespace drops a signal it has no handler for and has not blocked), so
+ * the instance ends long before the grace period would run out. */
+static void test_stop_while_created(kpa_control *ctl)
+{
+        sigset_t term, old;
+        sigemptyset(&term);
+        sigaddset(&term, SIGTERM);
+        sigprocmask(SIG_UNBLOCK, &term, &old);
+        const char *sleep_args[] = {"sleep", "30"};
+        kpa_start_options opts;
+        kpa_start_options_init(&opts);
+        opts.extra_args = sleep_args;
+        opts.n_extra_args = 2;
+        opts.stop_timeout_ms = 60000;
+        int lost = 0;
+        for (int round = 0; round < 5; round++) {
+                kpa_token t;
+                if (!ok(kpa_control_start_async(ctl, "org.example.proc", NULL, &opts, &t) == 0,
+                        "start, returning at Created")) {
+                        printf("#   %s\n", kpa_control_last_error(ctl)->message);
+                        break;
+                }
+                is(kpa_process_stop(ctl, &t, KPA_STOP_NORMAL), 0, "... a Normal stop at once");
+                kpa_process_context ctx;
+                int r = kpa_process_wait(ctl, &t, 10000, &ctx);
+                if (r == -ETIMEDOUT) {
+                        lost++;
+                        kpa_process_stop(ctl, &t, KPA_STOP_FORCED);
+                        kpa_process_wait(ctl, &t, 5000, &ctx);
+                }
+        }
+        is(lost, 0, "no SIGTERM was lost (each instance ended well within its 60 s grace period)");
+        sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
 static void test_instances(kpa_control *ctl)
 {
         const char *sleep_args[] = {"sleep", "30"};
@@ -404,8 +443,10 @@ int main(void)
                 ok(1, "# SKIP no instances under valgrind");
         else if (geteuid() == 0) {
                 test_instances(ctl);
-                if (!daemon_pid)
+                if (!daemon_pid) {
                         test_task_run(ctl);
+                        test_stop_while_created(ctl);
+                }
         }
         else
                 ok(1, "# SKIP starting instances needs root");
