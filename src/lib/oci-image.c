@@ -1093,16 +1093,19 @@ static int rebuild_package(const image *img, const descriptor *d, int fd, const 
         else if (streq(d->media_type, MT_LAYER_ZSTD))
                 archive_read_support_filter_zstd(in);
         archive_read_support_format_tar(in);
-        if (archive_read_open(in, src, NULL, layer_read, NULL) != ARCHIVE_OK)
-                return archive_fail(in, img->name, err);
         struct archive_entry *e;
-        int r;
-        while ((r = archive_read_next_header(in, &e)) == ARCHIVE_OK)
+        int r = ARCHIVE_EOF;
+        if (archive_read_open(in, src, NULL, layer_read, NULL) != ARCHIVE_OK)
+                q = kpa_error_set(err, EBADMSG, "%s: layer %s: %s", img->name, d->digest,
+                                  archive_error_string(in) ?: "not a tar archive");
+        while (q >= 0 && (r = archive_read_next_header(in, &e)) == ARCHIVE_OK)
                 if ((q = layer_member(&rb, in, e, err)) < 0)
-                        return q;
-        if (r != ARCHIVE_EOF)
-                return kpa_error_set(err, EBADMSG, "%s: layer %s: %s", img->name, d->digest,
-                                     archive_error_string(in) ?: "not a tar archive");
+                        break;
+        if (q >= 0 && r != ARCHIVE_EOF)
+                q = kpa_error_set(err, EBADMSG, "%s: layer %s: %s", img->name, d->digest,
+                                  archive_error_string(in) ?: "not a tar archive");
+        /* the digest covers the whole blob: read what the tar did not, and
+         * tell a tampered blob as such, whatever it made the reader say */
         const void *rest;
         la_ssize_t n;
         while ((n = layer_read(in, src, &rest)) > 0)
@@ -1110,8 +1113,12 @@ static int rebuild_package(const image *img, const descriptor *d, int fd, const 
         char hex[65], have[KPA_OCI_DIGEST_LEN + 1];
         kpa_sha256_final_hex(&src->sha, hex);
         snprintf(have, sizeof(have), "sha256:%s", hex);
-        if (n < 0 || src->bytes != (uint64_t)d->size || !streq(have, d->digest))
+        if (n == 0 && (src->bytes != (uint64_t)d->size || !streq(have, d->digest)))
                 return digest_mismatch(img, d->digest, have, err);
+        if (n < 0 && q >= 0)
+                return kpa_error_set_errno(err, errno, "%s: layer %s: read", img->name, d->digest);
+        if (q < 0)
+                return q;
         if (!rb.saw_manifest)
                 return kpa_error_set(err, EBADMSG, "%s: the layer has no %s/manifest.json",
                                      img->name, app_id);
