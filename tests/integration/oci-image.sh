@@ -263,7 +263,7 @@ hostile "a tampered config is refused, naming its digest" "blob $config_digest: 
 hostile "a blob whose size differs from its descriptor is refused" "size mismatch" grow_config
 hostile "a missing layer blob is refused" "blob $layer_digest: missing" rm_layer
 hostile "a blob that is a symlink is not followed" "blob $layer_digest" link_layer
-hostile "a layer path with .. is refused" '..' dotdot
+hostile "a layer path with .. is refused" '".." path component refused' dotdot
 hostile "a file outside /APP_ID is refused" "etc/passwd is outside /$APP" outside
 hostile "a symlink is refused, naming its target" 'symbolic link to "/etc/shadow"' symlink
 hostile "a symlink escaping the tree is refused" 'symbolic link to "../../etc"' symlink_dir
