@@ -27,9 +27,9 @@ extern "C" {
 #define KPA_OCI_DIGEST_LEN 71
 
 typedef struct kpa_oci_image_result {
-        char tag[129];                           /* org.opencontainers.image.ref.name */
-        char digest[KPA_OCI_DIGEST_LEN + 1];     /* of the image manifest */
-        uint64_t layer_size;                     /* compressed */
+        char tag[129];                       /* org.opencontainers.image.ref.name */
+        char digest[KPA_OCI_DIGEST_LEN + 1]; /* of the image manifest */
+        uint64_t layer_size;                 /* compressed */
         bool signed_package;
 } kpa_oci_image_result;
 
