@@ -626,9 +626,14 @@ int kpa_store_install_oci(kpa_store *store, const char *ref, const kpa_install_o
         _cleanup_close_ int layer_fd = open_blob(&img, &layer, err);
         if (layer_fd < 0)
                 return layer_fd;
-        _cleanup_close_ int stream = memfd_create("kpa-oci-package", MFD_CLOEXEC);
+        /* the package stream: an unnamed file on the store's disk, which
+         * the files go to anyway (memory only where O_TMPFILE is not there) */
+        _cleanup_close_ int stream = openat(store->root_fd, ".staging",
+                                            O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
         if (stream < 0)
-                return kpa_error_set_errno(err, errno, "memfd_create");
+                stream = memfd_create("kpa-oci-package", MFD_CLOEXEC);
+        if (stream < 0)
+                return kpa_error_set_errno(err, errno, "%s: a file for the package stream", name);
         q = rebuild_package(&img, &layer, layer_fd, m->application.id, &labels, stream, err);
         if (q < 0)
                 return q;
