@@ -621,15 +621,15 @@ int kpa_store_install_oci(kpa_store *store, const char *ref, const kpa_install_o
         if ((q = read_labels(&img, config, &labels, err)) < 0)
                 return q;
         _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
-        if ((q = kpa_manifest_parse(labels.raw, labels.raw_len, 0, &m, err)) < 0)
+        if (kpa_manifest_parse(labels.raw, labels.raw_len, 0, &m, err) < 0)
                 return kpa_error_prefix(err, "%s: label %s", name, KPA_OCI_LABEL_MANIFEST);
         _cleanup_close_ int layer_fd = open_blob(&img, &layer, err);
         if (layer_fd < 0)
                 return layer_fd;
         /* the package stream: an unnamed file on the store's disk, which
          * the files go to anyway (memory only where O_TMPFILE is not there) */
-        _cleanup_close_ int stream = openat(store->root_fd, ".staging",
-                                            O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        _cleanup_close_ int stream =
+                openat(store->root_fd, ".staging", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
         if (stream < 0)
                 stream = memfd_create("kpa-oci-package", MFD_CLOEXEC);
         if (stream < 0)

@@ -598,9 +598,7 @@ int kpa_oci_image_write(const char *package, const char *dir, const char *tag,
                 return kpa_error_set_errno(err, errno, "%s: cannot make a directory beside it",
                                            dir);
         _cleanup_close_ int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dfd < 0)
-                q = kpa_error_set_errno(err, errno, "%s", tmp);
-        else if (fchmod(dfd, 0755) < 0)
+        if (dfd < 0 || fchmod(dfd, 0755) < 0) /* mkdtemp() makes it 0700 */
                 q = kpa_error_set_errno(err, errno, "%s", tmp);
         else
                 q = write_layout(dfd, &c, m, result->tag, result, err);
