@@ -413,6 +413,10 @@ static int layer_member(rebuild *rb, struct archive *in, struct archive_entry *e
 {
         const image *img = rb->img;
         const char *raw_path = archive_entry_pathname(e);
+        /* the root itself, as "tar -C DIR -c ." writes it */
+        if (archive_entry_filetype(e) == AE_IFDIR && raw_path &&
+            (streq(raw_path, ".") || streq(raw_path, "./")))
+                return check_limits(rb, 0, err);
         _cleanup_free_ char *path =
                 kpa_member_path_normalize(raw_path ? raw_path : "", img->limits->max_path_len, err);
         if (!path)

@@ -69,6 +69,12 @@ elif action == "set-file":
         if data is not None: m.size = len(data)
 elif action == "drop-member":
     members = [(m, data) for m, data in members if m.name != args[0]]
+elif action == "add-dir":
+    ti = tarfile.TarInfo(args[0])
+    ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+    members.insert(0, (ti, None))
+elif action == "two-layers":
+    man["layers"].append(man["layers"][0])
 elif action == "drop-label":
     del config["config"]["Labels"][args[0]]
 else:
@@ -79,7 +85,7 @@ with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
         t.addfile(m, io.BytesIO(data) if data is not None else None)
 digest, size = put(gzip.compress(raw.getvalue(), mtime=0))
 man["layers"][0].update(digest=digest, size=size)
-config["rootfs"]["diff_ids"] = ["sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()]
+config["rootfs"]["diff_ids"] = ["sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()] * len(man["layers"])
 man["config"]["digest"], man["config"]["size"] = put(json.dumps(config).encode())
 index["manifests"][0]["digest"], index["manifests"][0]["size"] = put(json.dumps(man).encode())
 json.dump(index, open(f"{d}/index.json", "w"))
@@ -254,6 +260,8 @@ i["manifests"][1] = dict(i["manifests"][1], annotations={"org.opencontainers.ima
 json.dump(i, open(sys.argv[1], "w"))
 PY
 }
+two_layers() { oci_edit "$1" two-layers; }
+nested_index() { sed -i 's/image.manifest.v1+json/image.index.v1+json/' "$1/index.json"; }
 hostile "a layout without index.json is refused" "no index.json: not an OCI image layout" rm_index
 hostile "a bad index.json is refused, naming the place" "index.json: manifests[0]: line 1, column 36" bad_json
 layer_digest=sha256:$(basename "$(blob "$T/img" layer)")
@@ -275,9 +283,16 @@ hostile "a layer without manifest.json is refused" "the layer has no $APP/manife
 hostile "a component missing from the layer is refused" "missing from the package" missing_file
 hostile "a file the manifest does not list is refused" "bin/extra" extra_file
 hostile "two images and no tag: refused, naming the tags" "name one as oci:DIR:TAG (tags: 1.0_rc1, other)" two_images
+hostile "an image of two layers is refused" "2 layers (a KPA image has one)" two_layers
+hostile "an index that points to another index is refused" 'not an image manifest' nested_index
 check_output "a missing directory is named" "oci:$T/none" inst oci:"$T/none"
 check_eq "the store is unchanged by every refusal" "$(snapshot "$STORE")" "$before"
 check_eq "no staging is left" "$(find "$STORE/.staging" -mindepth 1 | wc -l)" 0
+
+cp -a "$T/img" "$T/dotroot"
+oci_edit "$T/dotroot" add-dir ./
+run inst --reinstall oci:"$T/dotroot"
+check_eq "a layer whose root is written as ./ (tar -C DIR -c .) installs" "$rc" 0
 
 # ---- umoci ----
 if command -v umoci >/dev/null; then
