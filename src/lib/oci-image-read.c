@@ -300,6 +300,43 @@ static la_ssize_t layer_read(struct archive *a, void *userdata, const void **buf
         return n;
 }
 
+/* The uncompressed layer (the tar), taken from the decompressor RAW and
+ * hashed for the config's diff_id as the tar reader takes it; bounded, so
+ * that what follows the tar's end is no decompression bomb either. */
+typedef struct tar_src {
+        struct archive *raw;
+        const kpa_package_limits *limits;
+        uint64_t layer_size;
+        kpa_sha256 sha;
+        uint64_t bytes;
+        char buf[65536];
+} tar_src;
+
+static la_ssize_t tar_read(struct archive *a, void *userdata, const void **buf)
+{
+        tar_src *t = userdata;
+        la_ssize_t n = archive_read_data(t->raw, t->buf, sizeof(t->buf));
+        if (n < 0) {
+                archive_set_error(a, archive_errno(t->raw) > 0 ? archive_errno(t->raw) : EIO, "%s",
+                                  archive_error_string(t->raw) ?: "decompression failed");
+                return -1;
+        }
+        t->bytes += (uint64_t)n;
+        const kpa_package_limits *l = t->limits;
+        /* member sizes are checked one by one; this bounds the headers too */
+        if (t->bytes > l->max_total_bytes + (l->max_members + 2) * 3 * 512 ||
+            (l->max_ratio && t->bytes >= l->ratio_min_bytes && t->layer_size > 0 &&
+             t->bytes / t->layer_size > l->max_ratio)) {
+                archive_set_error(a, EFBIG,
+                                  "unpacks to more than the limits allow "
+                                  "(a decompression bomb?)");
+                return -1;
+        }
+        kpa_sha256_update(&t->sha, t->buf, (size_t)n);
+        *buf = t->buf;
+        return n;
+}
+
 typedef struct rebuild {
         const image *img;
         const char *app_id;
@@ -461,12 +498,13 @@ static int layer_member(rebuild *rb, struct archive *in, struct archive_entry *e
 
 /* Read the layer in FD (its descriptor D), checking its digest as it
  * streams, into the package stream written to OUT_FD. */
-static int rebuild_package(const image *img, const descriptor *d, int fd, const char *app_id,
-                           const kpa_labels *labels, int out_fd, kpa_error *err)
+static int rebuild_package(const image *img, const descriptor *d, const char *diff_id, int fd,
+                           const char *app_id, const kpa_labels *labels, int out_fd, kpa_error *err)
 {
         _cleanup_(oci_archive_write_freep) struct archive *out = archive_write_new();
+        _cleanup_(oci_archive_read_freep) struct archive *raw = archive_read_new();
         _cleanup_(oci_archive_read_freep) struct archive *in = archive_read_new();
-        if (!out || !in)
+        if (!out || !raw || !in)
                 return kpa_error_set(err, ENOMEM, "out of memory");
         if (archive_write_set_format_pax_restricted(out) != ARCHIVE_OK ||
             archive_write_add_filter_none(out) != ARCHIVE_OK ||
@@ -488,18 +526,29 @@ static int rebuild_package(const image *img, const descriptor *d, int fd, const 
         if (q < 0)
                 return q;
 
+        /* one pass: the blob (hashed: its digest) through the decompressor
+         * RAW (hashed: the diff_id) into the tar reader IN */
         layer_src *src = kpa_xcalloc(1, sizeof(*src));
         _cleanup_free_ layer_src *src_owned = src;
         src->fd = fd;
         kpa_sha256_init(&src->sha);
+        tar_src *tar = kpa_xcalloc(1, sizeof(*tar));
+        _cleanup_free_ tar_src *tar_owned = tar;
+        *tar = (tar_src){.raw = raw, .limits = img->limits, .layer_size = (uint64_t)d->size};
+        kpa_sha256_init(&tar->sha);
         if (streq(d->media_type, MT_LAYER_GZIP))
-                archive_read_support_filter_gzip(in);
+                archive_read_support_filter_gzip(raw);
         else if (streq(d->media_type, MT_LAYER_ZSTD))
-                archive_read_support_filter_zstd(in);
+                archive_read_support_filter_zstd(raw);
+        archive_read_support_format_raw(raw);
         archive_read_support_format_tar(in);
         struct archive_entry *e;
         int r = ARCHIVE_EOF;
-        if (archive_read_open(in, src, NULL, layer_read, NULL) != ARCHIVE_OK)
+        if (archive_read_open(raw, src, NULL, layer_read, NULL) != ARCHIVE_OK ||
+            archive_read_next_header(raw, &e) != ARCHIVE_OK)
+                q = kpa_error_set(err, EBADMSG, "%s: layer %s: %s", img->name, d->digest,
+                                  archive_error_string(raw) ?: "cannot decompress");
+        else if (archive_read_open(in, tar, NULL, tar_read, NULL) != ARCHIVE_OK)
                 q = kpa_error_set(err, EBADMSG, "%s: layer %s: %s", img->name, d->digest,
                                   archive_error_string(in) ?: "not a tar archive");
         while (q >= 0 && (r = archive_read_next_header(in, &e)) == ARCHIVE_OK)
@@ -511,8 +560,13 @@ static int rebuild_package(const image *img, const descriptor *d, int fd, const 
         /* the digest covers the whole blob: read what the tar did not, and
          * tell a tampered blob as such, whatever it made the reader say */
         const void *rest;
-        la_ssize_t n;
-        while ((n = layer_read(in, src, &rest)) > 0)
+        la_ssize_t n, tn = 0;
+        while (q >= 0 && (tn = tar_read(in, tar, &rest)) > 0)
+                ;
+        if (tn < 0)
+                q = kpa_error_set(err, EBADMSG, "%s: layer %s: %s", img->name, d->digest,
+                                  archive_error_string(in) ?: "cannot decompress");
+        while ((n = layer_read(raw, src, &rest)) > 0)
                 ;
         char hex[65], have[KPA_OCI_DIGEST_LEN + 1];
         kpa_sha256_final_hex(&src->sha, hex);
@@ -523,6 +577,13 @@ static int rebuild_package(const image *img, const descriptor *d, int fd, const 
                 return kpa_error_set_errno(err, errno, "%s: layer %s: read", img->name, d->digest);
         if (q < 0)
                 return q;
+        kpa_sha256_final_hex(&tar->sha, hex);
+        snprintf(have, sizeof(have), "sha256:%s", hex);
+        if (!streq(have, diff_id))
+                return kpa_error_set(err, EBADMSG,
+                                     "%s: layer %s: its uncompressed content has %s, but the "
+                                     "config's rootfs.diff_ids[0] says %s",
+                                     img->name, d->digest, have, diff_id);
         if (!rb.saw_manifest)
                 return kpa_error_set(err, EBADMSG, "%s: the layer has no %s/manifest.json",
                                      img->name, app_id);
@@ -533,6 +594,24 @@ static int rebuild_package(const image *img, const descriptor *d, int fd, const 
                                      img->name, KPA_OCI_LABEL_SIGNATURE, app_id);
         if (archive_write_close(out) != ARCHIVE_OK)
                 return oci_archive_fail(out, img->name, err);
+        return 0;
+}
+
+/* The config's rootfs.diff_ids: one sha256 digest, the layer's tar's. */
+static int read_diff_id(const image *img, json_object *config, const char **out, kpa_error *err)
+{
+        json_object *rootfs, *ids, *id;
+        if (!json_object_object_get_ex(config, "rootfs", &rootfs) ||
+            !json_object_object_get_ex(rootfs, "diff_ids", &ids) ||
+            !json_object_is_type(ids, json_type_array) || json_object_array_length(ids) != 1 ||
+            !(id = json_object_array_get_idx(ids, 0)) ||
+            !json_object_is_type(id, json_type_string) ||
+            !is_sha256_digest(json_object_get_string(id)))
+                return kpa_error_set(err, EINVAL,
+                                     "%s: image config: rootfs.diff_ids must hold one sha256 "
+                                     "digest (of the one layer)",
+                                     img->name);
+        *out = json_object_get_string(id);
         return 0;
 }
 
@@ -627,6 +706,9 @@ int kpa_store_install_oci(kpa_store *store, const char *ref, const kpa_install_o
         _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
         if (kpa_manifest_parse(labels.raw, labels.raw_len, 0, &m, err) < 0)
                 return kpa_error_prefix(err, "%s: label %s", name, KPA_OCI_LABEL_MANIFEST);
+        const char *diff_id;
+        if ((q = read_diff_id(&img, config, &diff_id, err)) < 0)
+                return q;
         _cleanup_close_ int layer_fd = open_blob(&img, &layer, err);
         if (layer_fd < 0)
                 return layer_fd;
@@ -638,7 +720,8 @@ int kpa_store_install_oci(kpa_store *store, const char *ref, const kpa_install_o
                 stream = memfd_create("kpa-oci-package", MFD_CLOEXEC);
         if (stream < 0)
                 return kpa_error_set_errno(err, errno, "%s: a file for the package stream", name);
-        q = rebuild_package(&img, &layer, layer_fd, m->application.id, &labels, stream, err);
+        q = rebuild_package(&img, &layer, diff_id, layer_fd, m->application.id, &labels, stream,
+                            err);
         if (q < 0)
                 return q;
         if (lseek(stream, 0, SEEK_SET) < 0)

@@ -75,6 +75,10 @@ elif action == "add-dir":
     members.insert(0, (ti, None))
 elif action == "two-layers":
     man["layers"].append(man["layers"][0])
+elif action == "add-zeros":
+    members.append(entry(args[0], data=bytes(int(args[1]) << 20)))
+elif action in ("plain-layer", "bad-diff-id", "zeros-after-end"):
+    pass
 elif action == "drop-label":
     del config["config"]["Labels"][args[0]]
 else:
@@ -83,9 +87,17 @@ raw = io.BytesIO()
 with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
     for m, data in members:
         t.addfile(m, io.BytesIO(data) if data is not None else None)
-digest, size = put(gzip.compress(raw.getvalue(), mtime=0))
+if action == "zeros-after-end":
+    raw.write(bytes(64 << 20))
+if action == "plain-layer":
+    digest, size = put(raw.getvalue())
+    man["layers"][0]["mediaType"] = "application/vnd.oci.image.layer.v1.tar"
+else:
+    digest, size = put(gzip.compress(raw.getvalue(), mtime=0))
 man["layers"][0].update(digest=digest, size=size)
 config["rootfs"]["diff_ids"] = ["sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()] * len(man["layers"])
+if action == "bad-diff-id":
+    config["rootfs"]["diff_ids"] = ["sha256:" + hashlib.sha256(b"other").hexdigest()]
 man["config"]["digest"], man["config"]["size"] = put(json.dumps(config).encode())
 index["manifests"][0]["digest"], index["manifests"][0]["size"] = put(json.dumps(man).encode())
 json.dump(index, open(f"{d}/index.json", "w"))
@@ -261,6 +273,9 @@ json.dump(i, open(sys.argv[1], "w"))
 PY
 }
 two_layers() { oci_edit "$1" two-layers; }
+bad_diff_id() { oci_edit "$1" bad-diff-id; }
+bomb() { oci_edit "$1" add-zeros "$APP/res/data/zeros" 64; }
+bomb_after_end() { oci_edit "$1" zeros-after-end; }
 nested_index() { sed -i 's/image.manifest.v1+json/image.index.v1+json/' "$1/index.json"; }
 hostile "a layout without index.json is refused" "no index.json: not an OCI image layout" rm_index
 hostile "a bad index.json is refused, naming the place" "index.json: manifests[0]: line 1, column 36" bad_json
@@ -283,6 +298,9 @@ hostile "a layer without manifest.json is refused" "the layer has no $APP/manife
 hostile "a component missing from the layer is refused" "missing from the package" missing_file
 hostile "a file the manifest does not list is refused" "bin/extra" extra_file
 hostile "two images and no tag: refused, naming the tags" "name one as oci:DIR:TAG (tags: 1.0_rc1, other)" two_images
+hostile "a layer whose tar is not the config's diff_id is refused" "but the config's rootfs.diff_ids[0] says" bad_diff_id
+hostile "a layer that unpacks to 1000 times its size is refused" "decompression bomb" bomb
+hostile "... also with the zeros after the tar's end" "decompression bomb" bomb_after_end
 hostile "an image of two layers is refused" "2 layers (a KPA image has one)" two_layers
 hostile "an index that points to another index is refused" 'not an image manifest' nested_index
 check_output "a missing directory is named" "oci:$T/none" inst oci:"$T/none"
@@ -293,6 +311,10 @@ cp -a "$T/img" "$T/dotroot"
 oci_edit "$T/dotroot" add-dir ./
 run inst --reinstall oci:"$T/dotroot"
 check_eq "a layer whose root is written as ./ (tar -C DIR -c .) installs" "$rc" 0
+cp -a "$T/img" "$T/plain"
+oci_edit "$T/plain" plain-layer
+run inst --reinstall oci:"$T/plain"
+check_eq "an uncompressed tar layer installs" "$rc" 0
 
 # ---- umoci ----
 if command -v umoci >/dev/null; then
