@@ -107,6 +107,7 @@ enum { OPT_COMPRESS = 0x100, OPT_MTIME, OPT_VERSION, OPT_SIGN, OPT_NEW_KEY, OPT_
 static kpa_pack_options opts;
 static const char *new_key, *oci_image, *oci_tag;
 static bool quiet, verbose;
+static bool packing_option; /* --compress or --mtime: they shape a new package */
 
 static int parse_option(int c, const char *arg)
 {
@@ -114,11 +115,13 @@ static int parse_option(int c, const char *arg)
         case 'o': opts.output_path = arg; return 0;
         case 'm': opts.manifest_path = arg; return 0;
         case OPT_COMPRESS:
+                packing_option = true;
                 if (kpa_compression_from_string(arg, &opts.compression) < 0)
                         return cli_usage_error("unknown compression '%s' (zstd, xz, gzip or none)",
                                                arg);
                 return 0;
         case OPT_MTIME:
+                packing_option = true;
                 if (parse_epoch(arg, &opts.mtime) < 0)
                         return cli_usage_error("--mtime: '%s' is not a number of seconds since 1970",
                                                arg);
@@ -158,9 +161,10 @@ static int make_key(int operands)
 /* --oci-image DIR PACKAGE.kpa */
 static int make_oci_image(int argc, char **argv)
 {
-        if (opts.output_path || opts.manifest_path || opts.sign_key || new_key)
+        if (opts.output_path || opts.manifest_path || opts.sign_key || new_key || packing_option)
                 return cli_usage_error("--oci-image turns an existing package into an image: "
-                                       "give it the package alone (no -o, --manifest, --sign)");
+                                       "give it the package alone (no -o, --manifest, --sign, "
+                                       "--compress, --mtime, --new-key)");
         if (argc - optind != 1)
                 return cli_usage_error("--oci-image takes one PACKAGE.kpa");
         const char *package = argv[optind];

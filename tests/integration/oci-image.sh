@@ -170,6 +170,10 @@ check_eq "the label org.kpa.manifest is the package's manifest.json in base64" \
 # ---- bad command lines ----
 check_exit_output "--oci-image with -o is a usage error" 2 "give it the package alone" \
     "$KPA_PACK" --oci-image "$T/x" -o "$T/x.kpa" "$T/app.kpa"
+check_exit_output "--oci-image with --compress is a usage error" 2 "give it the package alone" \
+    "$KPA_PACK" --oci-image "$T/x" --compress xz "$T/app.kpa"
+check_exit_output "--tag without --oci-image is a usage error" 2 "--tag names the image of --oci-image" \
+    "$KPA_PACK" -o "$T/x.kpa" --manifest "$T/manifest.json" --tag v1 "$PKG"
 check_exit_output "--oci-image takes exactly one package" 2 "one PACKAGE.kpa" \
     "$KPA_PACK" --oci-image "$T/x"
 check_output "an existing non-empty directory is refused" "exists and is not empty" \
