@@ -350,7 +350,8 @@ else
     skip "skopeo inspects and copies the image" "skopeo not installed"
 fi
 
-# ---- podman (its own storage in $T; this host needs lower rlimits) ----
+# ---- podman (its own storage in $T; rlimits lowered: podman's default
+# nofile and nproc are above what runc may set on this host) ----
 if ! command -v podman >/dev/null; then
     skip "podman runs the image" "podman not installed"
 elif [ ! -f "$T/img.tar" ] || [ "$(id -u)" -ne 0 ]; then
@@ -366,6 +367,13 @@ else
     run podman_ run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
         "localhost/kpa-test/$APP:1.0"
     check_eq "podman runs the image's entrypoint" "$out" "hello from an OCI image"
+    if [ -d "$T/bundle/rootfs" ]; then
+        run podman_ run --rm --network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 \
+            --rootfs "$T/bundle/rootfs" "/$APP/bin/probe" cat "/$APP/res/data/greeting.txt"
+        check_eq "podman runs umoci's rootfs (--rootfs)" "$out" "hello from an OCI image"
+    else
+        skip "podman runs umoci's rootfs (--rootfs)" "no umoci bundle"
+    fi
 fi
 
 done_testing
