@@ -496,25 +496,14 @@ static int layer_member(rebuild *rb, struct archive *in, struct archive_entry *e
         return copy_member(rb, in, rel, size, err);
 }
 
-/* Read the layer in FD (its descriptor D), checking its digest as it
- * streams, into the package stream written to OUT_FD. */
-static int rebuild_package(const image *img, const descriptor *d, const char *diff_id, int fd,
-                           const char *app_id, const kpa_labels *labels, int out_fd, kpa_error *err)
+/* The package stream begins as a .kpa does: manifest.json, manifest.sig. */
+static int stream_begin(struct archive *out, int out_fd, const image *img, const kpa_labels *labels,
+                        kpa_error *err)
 {
-        _cleanup_(oci_archive_write_freep) struct archive *out = archive_write_new();
-        _cleanup_(oci_archive_read_freep) struct archive *raw = archive_read_new();
-        _cleanup_(oci_archive_read_freep) struct archive *in = archive_read_new();
-        if (!out || !raw || !in)
-                return kpa_error_set(err, ENOMEM, "out of memory");
         if (archive_write_set_format_pax_restricted(out) != ARCHIVE_OK ||
             archive_write_add_filter_none(out) != ARCHIVE_OK ||
             archive_write_open_fd(out, out_fd) != ARCHIVE_OK)
                 return oci_archive_fail(out, img->name, err);
-        rebuild rb = {.img = img,
-                      .app_id = app_id,
-                      .labels = labels,
-                      .out = out,
-                      .layer_size = (uint64_t)d->size};
         int q = stream_header(out, "manifest.json", labels->raw_len, err);
         if (q >= 0)
                 q = oci_write_all_data(out, labels->raw, labels->raw_len, img->name, err);
@@ -523,19 +512,15 @@ static int rebuild_package(const image *img, const descriptor *d, const char *di
                 if (q >= 0)
                         q = oci_write_all_data(out, labels->sig, labels->sig_len, img->name, err);
         }
-        if (q < 0)
-                return q;
+        return q;
+}
 
-        /* one pass: the blob (hashed: its digest) through the decompressor
-         * RAW (hashed: the diff_id) into the tar reader IN */
-        layer_src *src = kpa_xcalloc(1, sizeof(*src));
-        _cleanup_free_ layer_src *src_owned = src;
-        src->fd = fd;
-        kpa_sha256_init(&src->sha);
-        tar_src *tar = kpa_xcalloc(1, sizeof(*tar));
-        _cleanup_free_ tar_src *tar_owned = tar;
-        *tar = (tar_src){.raw = raw, .limits = img->limits, .layer_size = (uint64_t)d->size};
-        kpa_sha256_init(&tar->sha);
+/* Every member of the layer, then what follows the tar's end (hashed and
+ * bounded all the same); the first error in Q. */
+static int read_members(rebuild *rb, struct archive *raw, struct archive *in, layer_src *src,
+                        tar_src *tar, const descriptor *d, kpa_error *err)
+{
+        const image *img = rb->img;
         if (streq(d->media_type, MT_LAYER_GZIP))
                 archive_read_support_filter_gzip(raw);
         else if (streq(d->media_type, MT_LAYER_ZSTD))
@@ -543,29 +528,61 @@ static int rebuild_package(const image *img, const descriptor *d, const char *di
         archive_read_support_format_raw(raw);
         archive_read_support_format_tar(in);
         struct archive_entry *e;
-        int r = ARCHIVE_EOF;
         if (archive_read_open(raw, src, NULL, layer_read, NULL) != ARCHIVE_OK ||
             archive_read_next_header(raw, &e) != ARCHIVE_OK)
-                q = kpa_error_set(err, EBADMSG, "%s: layer %s: %s", img->name, d->digest,
-                                  archive_error_string(raw) ?: "cannot decompress");
-        else if (archive_read_open(in, tar, NULL, tar_read, NULL) != ARCHIVE_OK)
-                q = kpa_error_set(err, EBADMSG, "%s: layer %s: %s", img->name, d->digest,
-                                  archive_error_string(in) ?: "not a tar archive");
-        while (q >= 0 && (r = archive_read_next_header(in, &e)) == ARCHIVE_OK)
-                if ((q = layer_member(&rb, in, e, err)) < 0)
-                        break;
-        if (q >= 0 && r != ARCHIVE_EOF)
-                q = kpa_error_set(err, EBADMSG, "%s: layer %s: %s", img->name, d->digest,
-                                  archive_error_string(in) ?: "not a tar archive");
+                return kpa_error_set(err, EBADMSG, "%s: layer %s: %s", img->name, d->digest,
+                                     archive_error_string(raw) ?: "cannot decompress");
+        if (archive_read_open(in, tar, NULL, tar_read, NULL) != ARCHIVE_OK)
+                return kpa_error_set(err, EBADMSG, "%s: layer %s: %s", img->name, d->digest,
+                                     archive_error_string(in) ?: "not a tar archive");
+        int r, q;
+        while ((r = archive_read_next_header(in, &e)) == ARCHIVE_OK)
+                if ((q = layer_member(rb, in, e, err)) < 0)
+                        return q;
+        if (r != ARCHIVE_EOF)
+                return kpa_error_set(err, EBADMSG, "%s: layer %s: %s", img->name, d->digest,
+                                     archive_error_string(in) ?: "not a tar archive");
+        const void *rest;
+        la_ssize_t n;
+        while ((n = tar_read(in, tar, &rest)) > 0)
+                ;
+        if (n < 0)
+                return kpa_error_set(err, EBADMSG, "%s: layer %s: %s", img->name, d->digest,
+                                     archive_error_string(in) ?: "cannot decompress");
+        return 0;
+}
+
+/* Read the layer in FD (its descriptor D) once, checking its digest and
+ * DIFF_ID as it streams, into the package stream written to OUT_FD. */
+static int rebuild_package(const image *img, const descriptor *d, const char *diff_id, int fd,
+                           const char *app_id, const kpa_labels *labels, int out_fd, kpa_error *err)
+{
+        _cleanup_(oci_archive_write_freep) struct archive *out = archive_write_new();
+        _cleanup_(oci_archive_read_freep) struct archive *raw = archive_read_new();
+        _cleanup_(oci_archive_read_freep) struct archive *in = archive_read_new();
+        if (!out || !raw || !in)
+                return kpa_error_set(err, ENOMEM, "out of memory");
+        int q = stream_begin(out, out_fd, img, labels, err);
+        if (q < 0)
+                return q;
+        /* the blob (hashed: its digest) through the decompressor RAW
+         * (hashed: the diff_id) into the tar reader IN */
+        _cleanup_free_ layer_src *src = kpa_xcalloc(1, sizeof(*src));
+        src->fd = fd;
+        kpa_sha256_init(&src->sha);
+        _cleanup_free_ tar_src *tar = kpa_xcalloc(1, sizeof(*tar));
+        *tar = (tar_src){.raw = raw, .limits = img->limits, .layer_size = (uint64_t)d->size};
+        kpa_sha256_init(&tar->sha);
+        rebuild rb = {.img = img,
+                      .app_id = app_id,
+                      .labels = labels,
+                      .out = out,
+                      .layer_size = (uint64_t)d->size};
+        q = read_members(&rb, raw, in, src, tar, d, err);
         /* the digest covers the whole blob: read what the tar did not, and
          * tell a tampered blob as such, whatever it made the reader say */
         const void *rest;
-        la_ssize_t n, tn = 0;
-        while (q >= 0 && (tn = tar_read(in, tar, &rest)) > 0)
-                ;
-        if (tn < 0)
-                q = kpa_error_set(err, EBADMSG, "%s: layer %s: %s", img->name, d->digest,
-                                  archive_error_string(in) ?: "cannot decompress");
+        la_ssize_t n;
         while ((n = layer_read(raw, src, &rest)) > 0)
                 ;
         char hex[65], have[KPA_OCI_DIGEST_LEN + 1];
