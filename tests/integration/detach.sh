@@ -113,9 +113,9 @@ check_exit_output "--detach of an unknown package fails and says why" 1 "org.exa
     run --detach org.example.none
 unknown=0123456789abcdef0123456789abcdef
 check_exit_output "--status of an unknown token" 1 "$unknown: no such instance" run --status $unknown
-check_exit_output "--stop of an unknown token" 1 "$unknown: no such process" run --stop $unknown
+check_exit_output "--stop of an unknown token" 1 "$unknown: no such instance" run --stop $unknown
 check_exit_output "--wait of an unknown token" 1 "$unknown: no such instance" run --wait $unknown
-check_exit_output "--logs of an unknown token" 1 "$unknown: no such process" run --logs $unknown
+check_exit_output "--logs of an unknown token" 1 "$unknown: no such instance" run --logs $unknown
 check_exit_output "a malformed token is a usage error" 2 "not a token" run --status nope
 run --status nope 2>/dev/null
 check_eq "  (exit 2)" $? 2
