@@ -116,9 +116,9 @@ check_exit_output "--status of an unknown token" 1 "$unknown: no such instance" 
 check_exit_output "--stop of an unknown token" 1 "$unknown: no such instance" run --stop $unknown
 check_exit_output "--wait of an unknown token" 1 "$unknown: no such instance" run --wait $unknown
 check_exit_output "--logs of an unknown token" 1 "$unknown: no such instance" run --logs $unknown
-check_exit_output "a malformed token is a usage error" 2 "not a token" run --status nope
-run --status nope 2>/dev/null
-check_eq "  (exit 2)" $? 2
+check_exit_output "a malformed token is a usage error" 2 "is neither a token" run --status 'no/pe/'
+check_exit_output "a name without instances is no such instance" 1 \
+    "nope: no such instance (kpa-execd knows no instance of that package)" run --status nope
 check_exit_output "no daemon: the message names the socket" 1 "cannot reach kpa-execd at $T/none.sock" \
     "$KPA_RUN" --socket "$T/none.sock" --list
 check_exit_output "  and says kpa-execd is not running" 1 "is kpa-execd running?" \
