@@ -456,7 +456,9 @@ int process_fail_start(kpa_control *ctl, instance *i, int err, const char *fmt, 
         snprintf(i->ctx.exit_cause, sizeof(i->ctx.exit_cause), "start-failed");
         i->ended_ms = process_now_ms();
         kpa_error_set(&ctl->last_error, err, "%s", i->ctx.message);
-        if (!i->live) {
+        if (!i->live && i->restart && i->restart->starting) {
+                i->restart->notify_pending = true;
+        } else if (!i->live) {
                 supervise_record_write(ctl, i);
                 process_notify(ctl, i);
         }

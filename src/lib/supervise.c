@@ -460,9 +460,17 @@ void supervise_do_restart(kpa_control *ctl, instance *i)
         o.handles = r->handles;
         o.n_handles = r->n_handles;
         o.cgroup_parent = i->cgroup_parent;
+        r->starting = true;
+        r->notify_pending = false;
         (void)process_launch_into(ctl, i, r->pkg_id, NULL, NULL, r->rc_id, &o);
+        r->starting = false;
         if (process_ended(i))
                 supervise_schedule_restart(ctl, i); /* a failed start counts as a failure too */
+        if (r->notify_pending) { /* told now, with the next restart's delay */
+                r->notify_pending = false;
+                supervise_record_write(ctl, i);
+                process_notify(ctl, i);
+        }
 }
 
 /* ---- retention of ended contexts ---- */
