@@ -81,6 +81,7 @@ typedef struct kpa_process_context {
                 char message[256];
                 int64_t at;              /* Unix time (s) */
         } last_failure;
+        pid_t app_pid;       /* host pid of the application (the init's child); 0: none */
 } kpa_process_context;
 
 typedef struct kpa_user_handle {

@@ -49,9 +49,10 @@ int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n)
 static bool split_name(const char *name, char *buf, size_t len, const char **app,
                        const char **rc)
 {
-        if (strlen(name) >= len)
+        size_t n = strlen(name);
+        if (n >= len)
                 return false;
-        strcpy(buf, name);
+        memcpy(buf, name, n + 1);
         char *slash = strchr(buf, '/');
         *rc = NULL;
         if (slash) {

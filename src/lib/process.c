@@ -811,6 +811,19 @@ size_t kpa_control_live_count(kpa_control *ctl)
         return n;
 }
 
+/* The host pid of the application: the first child of the init INIT. */
+static pid_t app_pid(pid_t init)
+{
+        char path[64], buf[32];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)init, (int)init);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        return (pid_t)atoi(buf);
+}
+
 static int local_get_state(kpa_control *ctl, const kpa_token *token, kpa_process_context *out)
 {
         local_dispatch(ctl);
@@ -821,6 +834,7 @@ static int local_get_state(kpa_control *ctl, const kpa_token *token, kpa_process
                 return 0;
         }
         *out = i->ctx;
+        out->app_pid = i->live && out->state == KPA_PROCESS_RUNNING ? app_pid(out->pid) : 0;
         if (i->restart && i->restart->at_ms) {
                 uint64_t now = process_now_ms();
                 out->restart_in_ms = i->restart->at_ms > now ? (unsigned)(i->restart->at_ms - now) : 1;

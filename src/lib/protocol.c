@@ -566,6 +566,7 @@ json_object *kpa_context_to_json(const kpa_token *t, const kpa_process_context *
         json_object_object_add(o, "runConfig", json_object_new_string(ctx->run_config_id));
         json_object_object_add(o, "cleanupError", json_object_new_int(ctx->cleanup_error));
         json_object_object_add(o, "owner", json_object_new_int64(owner));
+        json_object_object_add(o, "appPid", json_object_new_int(ctx->app_pid));
         json_object_object_add(o, "startedAt", json_object_new_int64(ctx->started_at));
         json_object_object_add(o, "restarts", json_object_new_int64(ctx->restarts));
         json_object_object_add(o, "restartInMs", json_object_new_int64(ctx->restart_in_ms));
@@ -695,6 +696,7 @@ int kpa_context_from_json(json_object *o, kpa_token *t, kpa_process_context *ctx
         if ((r = read_int64(&c, o, "startedAt", &ctx->started_at)) < 0 ||
             (r = read_int(&c, o, "restarts", 0, &restarts)) < 0 ||
             (r = read_int(&c, o, "restartInMs", 0, &restart_in)) < 0 ||
+            (r = read_int(&c, o, "appPid", 0, &ctx->app_pid)) < 0 ||
             (r = read_string(&c, o, "exitCause", ctx->exit_cause, sizeof(ctx->exit_cause), true)) <
                     0)
                 return r;

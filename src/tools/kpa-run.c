@@ -1000,6 +1000,8 @@ static void print_status(const kpa_process_context *c, json_object *owner)
         printf("run config:   %s\n", c->run_config_id);
         if (c->pid > 0)
                 printf("pid:          %d\n", (int)c->pid);
+        if (c->app_pid > 0)
+                printf("app pid:      %d\n", (int)c->app_pid);
         if (json_object_is_type(owner, json_type_int))
                 printf("owner:        %lld\n", (long long)json_object_get_int64(owner));
         if (has_ended(c->state)) {

@@ -79,14 +79,18 @@ pid=$(sed -n 's/^pid: *//p' <<<"$out")
 check "--status shows the init's host pid, a live process" test -n "$pid" -a -d "/proc/${pid:-0}"
 check_eq "the pid is the instance's init (pid 1 inside)" \
     "$(sed -n 's/^NSpid:\t[0-9]*\t//p' "/proc/${pid:-0}/status")" 1
+app=$(sed -n 's/^app pid: *//p' <<<"$out")
+check_eq "--status shows the application's host pid, a child of the init" \
+    "$(awk '{print $4}' "/proc/${app:-0}/stat" 2>&1)" "$pid"
 check "--status shows when it started" grep -Eq '^started: +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} .*s ago\)$' <<<"$out"
 check "--status shows no restarts" grep -Eq '^restarts: +0$' <<<"$out"
 js=$(run --status $APP --json)
 now=$(date +%s)
 check "--status --json has startedAt, a Unix time of now" \
     test "$(field "$js" startedAt)" -gt $((now - 60)) -a "$(field "$js" startedAt)" -le "$now"
-check_eq "--status --json: restarts 0, no last failure" \
-    "$(field "$js" restarts):$(field "$js" lastFailure)" "0:"
+check_eq "--status --json: restarts 0, no last failure, the two pids" \
+    "$(field "$js" restarts):$(field "$js" lastFailure):$(field "$js" pid):$(field "$js" appPid)" \
+    "0::$pid:$app"
 
 # ---- the init's name in ps ----
 check_eq "the init's comm is kpa-init" "$(cat "/proc/${pid:-0}/comm")" kpa-init

@@ -477,6 +477,7 @@ static void test_context(void)
         c.started_at = 1796552273;
         c.restarts = 3;
         c.restart_in_ms = 400;
+        c.app_pid = 4243;
         snprintf(c.exit_cause, sizeof(c.exit_cause), "signal");
         c.last_failure.state = KPA_PROCESS_FAILED;
         c.last_failure.exit_status = KPA_EXIT_UNEXPECTED;
@@ -504,8 +505,9 @@ static void test_context(void)
         is_str(d.message, c.message, "  message");
         is_str(d.app_id, "org.example.app", "  package");
         is_str(d.run_config_id, "main", "  runConfig");
-        ok(d.started_at == 1796552273 && d.restarts == 3 && d.restart_in_ms == 400,
-           "  startedAt, restarts, restartInMs");
+        ok(d.started_at == 1796552273 && d.restarts == 3 && d.restart_in_ms == 400 &&
+                   d.app_pid == 4243,
+           "  startedAt, restarts, restartInMs, appPid");
         is_str(d.exit_cause, "signal", "  exitCause");
         ok(d.last_failure.state == KPA_PROCESS_FAILED &&
                    d.last_failure.exit_status == KPA_EXIT_UNEXPECTED &&
