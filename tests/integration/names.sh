@@ -36,9 +36,13 @@ for p in app fail healthy oom; do
 done
 
 dpid=
-"$EXECD" --foreground --on-exit stop --no-autorun --socket "$S" --root "$R" --state-dir "$STATE" \
-    2>>"$LOG" &
-dpid=$!
+# (called in this shell, never in $(...): the daemon keeps its stderr open)
+start_daemon() {
+    "$EXECD" --foreground --on-exit stop --no-autorun --socket "$S" --root "$R" --state-dir "$STATE" \
+        2>>"$LOG" &
+    dpid=$!
+}
+start_daemon
 cleanup_add '[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null'
 # whatever an instance left: its init, by pid (never by name)
 cleanup_add 'for f in "$STATE"/instances/*.json; do [ -f "$f" ] && p=$(sed -n "s/.*\"pid\": *\([0-9]*\).*/\1/p" "$f") && [ "${p:-0}" -gt 0 ] && kill -9 "$p"; done 2>/dev/null'
@@ -186,5 +190,20 @@ check_eq "--status --json: exit cause oom, Failed, 1 restart" \
 check_eq "  and the last failure is the OOM kill" \
     "$(field "$js" lastFailure.exitCause) $(field "$js" lastFailure.exitStatus)" "oom Unexpected"
 check "--status says exit cause: oom" grep -Eq '^exit cause: +oom$' <<<"$(run --status $OOM)"
+
+# ---- the history survives a restart of the daemon ----
+check_exit "the healthy one is stopped by name" 0 run --stop $HEALTHY
+run --wait $HEALTHY >/dev/null
+kill -9 "$dpid" && wait "$dpid" 2>/dev/null
+rm -f "$S"
+start_daemon
+for _ in $(seq 200); do
+    [ -S "$S" ] && run --list >/dev/null 2>&1 && break
+    sleep 0.05
+done
+out=$(run --status $FAIL)
+check "after kill -9 of kpa-execd, a new one still counts the restarts" grep -Eq '^restarts: +2$' <<<"$out"
+check "  and knows the last failure" \
+    grep -Eq '^last failure: Finished, Normal, exit code 3, exit reason 0, cause exited$' <<<"$out"
 
 done_testing
