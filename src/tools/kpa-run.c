@@ -1341,9 +1341,11 @@ static void print_matches(kpa_control *ctl, const kpa_token *v, size_t n)
                 char t[KPA_TOKEN_STRING_MAX];
                 kpa_token_to_string(&v[k], t);
                 kpa_process_context c;
-                if (kpa_process_get_state(ctl, &v[k], &c) < 0)
-                        c.state = KPA_PROCESS_NOT_EXISTING, c.pid = 0, c.run_config_id[0] = '\0';
-                fprintf(stderr, "  %s  %s/%s  %s", t, arg.token_arg, c.run_config_id,
+                if (kpa_process_get_state(ctl, &v[k], &c) < 0) {
+                        memset(&c, 0, sizeof(c));
+                        c.state = KPA_PROCESS_NOT_EXISTING;
+                }
+                fprintf(stderr, "  %s  %s/%s  %s", t, c.app_id, c.run_config_id,
                         kpa_process_state_name(c.state));
                 if (c.pid > 0)
                         fprintf(stderr, "  pid %d", (int)c.pid);
@@ -1367,12 +1369,8 @@ static int resolve_name(kpa_control *ctl, kpa_token **v, size_t *n)
                 return EXIT_FAILURE;
         }
         if (*n > 1 && arg.mode != MODE_STATUS) {
-                /* the slash part is shown from the context; print APP_ID alone */
-                char *slash = strchr(arg.token_arg, '/');
                 cli_error("%s names %zu instances; give %s one of their tokens:", arg.token_arg, *n,
                           mode_options[arg.mode]);
-                if (slash)
-                        *slash = '\0';
                 print_matches(ctl, *v, *n);
                 return EXIT_FAILURE;
         }
