@@ -1192,16 +1192,16 @@ static int list(kpa_control *ctl)
                 if ((int)strlen(ctx[i].run_config_id) > wrc)
                         wrc = (int)strlen(ctx[i].run_config_id);
         }
-        printf("%-32s  %-11s  %-*s  %-*s  %7s  %s\n", "TOKEN", "STATE", wpkg, "PACKAGE", wrc,
-               "RUNCONFIG", "PID", "EXIT");
+        printf("%-32s  %-11s  %-*s  %-*s  %7s  %8s  %s\n", "TOKEN", "STATE", wpkg, "PACKAGE", wrc,
+               "RUNCONFIG", "PID", "RESTARTS", "EXIT");
         for (size_t i = 0; i < n; i++) {
                 char tok[KPA_TOKEN_STRING_MAX], pid[16], ex[32];
                 kpa_token_to_string(&tokens[i], tok);
                 snprintf(pid, sizeof(pid), ctx[i].pid > 0 ? "%d" : "-", (int)ctx[i].pid);
                 exit_text(&ctx[i], ex, sizeof(ex));
-                printf("%-32s  %-11s  %-*s  %-*s  %7s  %s\n", tok,
+                printf("%-32s  %-11s  %-*s  %-*s  %7s  %8u  %s\n", tok,
                        kpa_process_state_name(ctx[i].state), wpkg, ctx[i].app_id, wrc,
-                       ctx[i].run_config_id, pid, ex);
+                       ctx[i].run_config_id, pid, ctx[i].restarts, ex);
         }
         free(ctx);
         free(tokens);

@@ -59,7 +59,7 @@ check "--status shows the pid" grep -Eq '^pid: +[1-9][0-9]*$' <<<"$out"
 out=$(run --status "$tok" --json)
 check "--status --json prints the context" grep -q "\"token\":\"$tok\".*\"state\":\"Running\"" <<<"$out"
 out=$(run --list)
-check "--list has a header" grep -Eq '^TOKEN +STATE +PACKAGE +RUNCONFIG +PID +EXIT$' <<<"$out"
+check "--list has a header" grep -Eq '^TOKEN +STATE +PACKAGE +RUNCONFIG +PID +RESTARTS +EXIT$' <<<"$out"
 check "--list shows the instance as Running" grep -Eq "^$tok +Running +$APP " <<<"$out"
 check "--list --json has the instance" grep -q "\"token\":\"$tok\"" <<<"$(run --list --json)"
 check "--logs shows what the application printed" wait_for "ready=1" run --logs "$tok"

@@ -164,6 +164,7 @@ check_eq "--status by name is the same instance across restarts" "$(sed -n 's/^t
 check "--status counts 2 restarts" grep -Eq '^restarts: +2$' <<<"$out"
 check "--status shows the last failure" \
     grep -Eq '^last failure: Finished, Normal, exit code 3, exit reason 0, cause exited$' <<<"$out"
+check "--list counts them in RESTARTS" grep -Eq "^$ftok +Finished +$FAIL +main +- +2 +3$" <<<"$(run --list)"
 js=$(run --list --json)
 check_eq "--list --json has the restarts and the last failure" \
     "$("$PYTHON3" -c 'import json,sys
