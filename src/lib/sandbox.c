@@ -18,6 +18,7 @@
 #include <linux/sched.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -762,12 +763,10 @@ static pid_t start_app(const child_ctx *c, int err_fd)
 static char *argv_area;
 static size_t argv_area_len;
 
+static pthread_once_t argv_area_once = PTHREAD_ONCE_INIT;
+
 static void find_argv_area(void)
 {
-        static bool done;
-        if (done)
-                return;
-        done = true;
         char buf[1024];
         _cleanup_close_ int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
         ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
@@ -1220,7 +1219,7 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         cpu_set_t cpus;
         bool have_cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0;
         if (spec->init_name)
-                find_argv_area();
+                pthread_once(&argv_area_once, find_argv_area); /* threads may start at once */
         int pidfd = -1;
         struct clone_args args = {
                 .flags = CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
