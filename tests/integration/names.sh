@@ -132,6 +132,13 @@ out=$(run --logs $APP)
 check_eq "--logs APP_ID prints the output of that latest one" "$out" "$(run --logs "$tok3")"
 check_eq "  which is its output" "$(head -1 <<<"$out")" "ready=1"
 
+# ---- a user sees by name only what is theirs ----
+chmod 666 "$S"
+check_exit_output "a uid that is not the owner does not find root's instance by name" 1 \
+    "$APP: no such instance (kpa-execd knows no instance of that package)" \
+    setpriv --reuid 65534 --regid 65534 --clear-groups "$(reachable "$KPA_RUN")" --socket "$S" --status $APP
+chmod 660 "$S"
+
 # ---- names that match nothing, and bad ones ----
 check_exit_output "--status of a package with no instance" 1 \
     "org.example.none$$: no such instance (kpa-execd knows no instance of that package)" \
