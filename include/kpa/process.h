@@ -66,6 +66,22 @@ typedef struct kpa_process_context {
         char run_config_id[129];
         int cleanup_error;  /* errno when the instance's cgroup could not be removed
                                after it ended (the next start collects it), else 0 */
+        /* What happened to it over its restarts (kpa-execd's KPA_restart). */
+        int64_t started_at;  /* Unix time (s) of its latest start; 0: not started */
+        unsigned restarts;   /* how often it was started again after it ended */
+        unsigned restart_in_ms; /* it ended and a restart is due in this many ms; 0: none */
+        char exit_cause[16]; /* how it ended, in a word: "exited", "stopped", "signal",
+                                "oom", "start-failed", "lost"; "" while it runs */
+        struct {             /* its latest failure (an end a restart counts as one) */
+                kpa_process_state state;   /* KPA_PROCESS_NONE: none so far */
+                kpa_exit_status exit_status;
+                int exit_code;
+                int exit_reason;
+                char exit_cause[16];
+                char message[256];
+                int64_t at;              /* Unix time (s) */
+        } last_failure;
+        pid_t app_pid;       /* host pid of the application (the init's child); 0: none */
 } kpa_process_context;
 
 typedef struct kpa_user_handle {
@@ -130,6 +146,15 @@ KPA_PUBLIC int kpa_process_wait(kpa_control *ctl, const kpa_token *token, int ti
 /* The tokens of every instance CTL knows: live ones and ended ones whose
  * context is still kept. free(*OUT). */
 KPA_PUBLIC int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n);
+
+/* The instances that NAME names, into *OUT (free() it), *N of them: NAME
+ * is a token (that one, known or not) or APP_ID[/RUNCONFIG]. A name
+ * matches the live instances of that package (and run configuration),
+ * those waiting for a restart among them; when none is live, the one that
+ * ended last. Connected, matching happens in kpa-execd, among the
+ * instances the caller may see. *N is 0 when nothing matches; -EINVAL
+ * when NAME is neither a token nor a valid name. */
+KPA_PUBLIC int kpa_process_find(kpa_control *ctl, const char *name, kpa_token **out, size_t *n);
 
 /* For event loops: an fd that becomes readable when some instance of CTL
  * changes state; then call kpa_control_dispatch(). */

@@ -498,6 +498,40 @@ int kpa_remote_list(kpa_remote *r, kpa_token **out, size_t *n, kpa_error *err)
         return 0;
 }
 
+int kpa_remote_find(kpa_remote *r, const char *app, const char *rc, kpa_token **out, size_t *n,
+                    kpa_error *err)
+{
+        *out = NULL;
+        *n = 0;
+        json_object *req = kpa_request_new(KPA_OP_FIND, kpa_remote_next_id(r));
+        json_object_object_add(req, "package", json_object_new_string(app));
+        if (rc)
+                json_object_object_add(req, "runConfig", json_object_new_string(rc));
+        json_object *reply = NULL;
+        int q = kpa_remote_call(r, req, NULL, 0, &reply, NULL, 0, NULL, err);
+        _cleanup_(json_object_putp) json_object *o = reply;
+        if (q < 0)
+                return q;
+        json_object *a = json_member(o, "tokens");
+        if (!json_object_is_type(a, json_type_array))
+                return kpa_error_set(err, EPROTO, "kpa-execd at %s sent no list of tokens",
+                                     r->path);
+        size_t count = json_object_array_length(a);
+        _cleanup_free_ kpa_token *v = kpa_xcalloc(count ? count : 1, sizeof(*v));
+        for (size_t i = 0; i < count; i++) {
+                json_object *t = json_object_array_get_idx(a, i);
+                if (!json_object_is_type(t, json_type_string) ||
+                    kpa_token_from_string(json_object_get_string(t), &v[i]) < 0)
+                        return kpa_error_set(err, EPROTO,
+                                             "kpa-execd at %s sent a malformed reply: "
+                                             "tokens[%zu] is not a token",
+                                             r->path, i);
+        }
+        *out = TAKE_PTR(v);
+        *n = count;
+        return 0;
+}
+
 /* ---- the remote backend of kpa_control ---- */
 
 static int remote_start(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
@@ -526,6 +560,12 @@ static int remote_wait(kpa_control *ctl, const kpa_token *token, int timeout_ms,
 static int remote_list(kpa_control *ctl, kpa_token **out, size_t *n)
 {
         return kpa_remote_list(ctl->remote, out, n, &ctl->last_error);
+}
+
+static int remote_find(kpa_control *ctl, const char *app, const char *rc, kpa_token **out,
+                       size_t *n)
+{
+        return kpa_remote_find(ctl->remote, app, rc, out, n, &ctl->last_error);
 }
 
 static int remote_package(kpa_control *ctl, const char *pkg_id, bool stop, bool restart,
@@ -558,6 +598,7 @@ const control_ops client_remote_ops = {
         .get_state = remote_get_state,
         .wait = remote_wait,
         .list = remote_list,
+        .find = remote_find,
         .package = remote_package,
         .get_fd = remote_get_fd,
         .dispatch = remote_dispatch,

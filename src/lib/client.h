@@ -32,6 +32,10 @@ int kpa_remote_get_state(kpa_remote *r, const kpa_token *t, kpa_process_context 
                          kpa_error *err);
 int kpa_remote_wait(kpa_remote *r, const kpa_token *t, int timeout_ms, kpa_process_context *out,
                     kpa_error *err);
+/* FindProcesses: the tokens of APP's (RC: NULL for any) instances that
+ * kpa_process_find() means, as kpa-execd matches them. */
+int kpa_remote_find(kpa_remote *r, const char *app, const char *rc, kpa_token **out, size_t *n,
+                    kpa_error *err);
 int kpa_remote_list(kpa_remote *r, kpa_token **out, size_t *n, kpa_error *err);
 /* Every context R's user may see, as a new JSON array of CONTEXT objects
  * (protocol.h), fetched page by page. */

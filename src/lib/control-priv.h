@@ -38,6 +38,9 @@ typedef struct control_ops {
         int (*wait)(kpa_control *ctl, const kpa_token *token, int timeout_ms,
                     kpa_process_context *out);
         int (*list)(kpa_control *ctl, kpa_token **out, size_t *n);
+        /* the instances of APP (RC: NULL for any), as kpa_process_find() */
+        int (*find)(kpa_control *ctl, const char *app, const char *rc, kpa_token **out,
+                    size_t *n);
         /* STOP: a Normal stop of PKG_ID's instances; else an install notice
          * (RESTART: restart them on what is installed now) */
         int (*package)(kpa_control *ctl, const char *pkg_id, bool stop, bool restart,

@@ -43,6 +43,56 @@ int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n)
         return ctl->ops->list(ctl, out, n);
 }
 
+/* APP_ID[/RUNCONFIG] split into BUF; false when NAME is not that shape
+ * (the ids' own rules are the manifest's: this only keeps out what can
+ * never match). */
+static bool split_name(const char *name, char *buf, size_t len, const char **app,
+                       const char **rc)
+{
+        size_t n = strlen(name);
+        if (n >= len)
+                return false;
+        memcpy(buf, name, n + 1);
+        char *slash = strchr(buf, '/');
+        *rc = NULL;
+        if (slash) {
+                *slash = '\0';
+                *rc = slash + 1;
+                if (!**rc || strchr(*rc, '/'))
+                        return false;
+        }
+        *app = buf;
+        if (!**app || strlen(*app) > 128 || (*rc && strlen(*rc) > 128))
+                return false;
+        for (const char *c = *app; *c; c++)
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                      (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-'))
+                        return false;
+        return true;
+}
+
+int kpa_process_find(kpa_control *ctl, const char *name, kpa_token **out, size_t *n)
+{
+        kpa_error_clear(&ctl->last_error);
+        *out = NULL;
+        *n = 0;
+        kpa_token t;
+        if (kpa_token_from_string(name, &t) == 0) {
+                *out = kpa_xmalloc(sizeof(t));
+                **out = t;
+                *n = 1;
+                return 0;
+        }
+        char buf[260];
+        const char *app, *rc;
+        if (!split_name(name, buf, sizeof(buf), &app, &rc))
+                return kpa_error_set(&ctl->last_error, EINVAL,
+                                     "\"%s\" is neither a token (32 lowercase hexadecimal "
+                                     "characters) nor APP_ID[/RUNCONFIG]",
+                                     name);
+        return ctl->ops->find(ctl, app, rc, out, n);
+}
+
 int kpa_control_package_installed(kpa_control *ctl, const char *pkg_id, bool restart,
                                   kpa_package_notice *out)
 {

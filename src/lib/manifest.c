@@ -29,6 +29,7 @@
 #define CPU_WEIGHT_MAX 10000
 #define RESTART_MAX_RETRIES_MAX 1000000
 #define RESTART_DELAY_MS_MAX 3600000 /* one hour */
+#define RESTART_RESET_AFTER_MAX 86400 /* a day, in seconds */
 
 /* ---- small string rules ---- */
 
@@ -901,6 +902,7 @@ static const kpa_restart_policy restart_defaults = {
         .max_retries = 5,
         .delay_ms = 100,
         .max_delay_ms = 30000,
+        .reset_after_s = 60,
 };
 
 static int parse_restart(const struct json_ctx *c, json_object *obj, const char *path,
@@ -916,9 +918,11 @@ static int parse_restart(const struct json_ctx *c, json_object *obj, const char 
                 {"maxRetries", JF_INT, 0, JF_NO_STORE, NULL},
                 {"delayMs", JF_INT, 0, JF_NO_STORE, NULL},
                 {"maxDelayMs", JF_INT, 0, JF_NO_STORE, NULL},
+                {"resetAfter", JF_INT, 0, JF_NO_STORE, NULL},
         };
         kpa_restart_policy *rp = &m->restart;
-        uint64_t retries = rp->max_retries, delay = rp->delay_ms, max_delay = rp->max_delay_ms;
+        uint64_t retries = rp->max_retries, delay = rp->delay_ms, max_delay = rp->max_delay_ms,
+                 reset_after = rp->reset_after_s;
         int r = json_want_type(c, path, obj, json_type_object);
         if (r >= 0)
                 r = json_read_fields(c, obj, path, fields, ELEMENTSOF(fields), NULL);
@@ -939,6 +943,9 @@ static int parse_restart(const struct json_ctx *c, json_object *obj, const char 
                 r = read_int_range(c, obj, path, "delayMs", 1, RESTART_DELAY_MS_MAX, &delay);
         if (r >= 0)
                 r = read_int_range(c, obj, path, "maxDelayMs", 1, RESTART_DELAY_MS_MAX, &max_delay);
+        if (r >= 0)
+                r = read_int_range(c, obj, path, "resetAfter", 1, RESTART_RESET_AFTER_MAX,
+                                   &reset_after);
         if (r < 0)
                 return r;
         /* The backoff grows from delayMs to maxDelayMs; either may be a default. */
@@ -958,6 +965,7 @@ static int parse_restart(const struct json_ctx *c, json_object *obj, const char 
         rp->max_retries = (uint32_t)retries;
         rp->delay_ms = (uint32_t)delay;
         rp->max_delay_ms = (uint32_t)max_delay;
+        rp->reset_after_s = (uint32_t)reset_after;
         return 0;
 }
 

@@ -19,6 +19,12 @@ int kpa_control_launch(kpa_control *ctl, const char *pkg_id, const kpa_manifest 
 kpa_store *kpa_control_store(kpa_control *ctl);
 kpa_error *kpa_control_error(kpa_control *ctl);
 
+/* kpa_process_find() of a local controller for APP (RC: NULL for any)
+ * among the instances of OWNER ((uid_t)-1: all): kpa-execd answers a
+ * FindProcesses request with it. */
+int kpa_control_find(kpa_control *ctl, const char *app, const char *rc, uid_t owner,
+                     kpa_token **out, size_t *n);
+
 /* ---- supervision: what kpa-execd builds on ---- */
 
 typedef struct kpa_supervisor_config {

@@ -40,6 +40,9 @@ typedef struct restart_info {
         unsigned restarts;           /* consecutive restarts so far */
         uint64_t at_ms;              /* when the pending restart is due; 0: none */
         uint64_t running_since_ms;
+        bool starting;               /* in supervise_do_restart: a failed start is told
+                                      * (notify_pending) once its next restart is planned */
+        bool notify_pending;
 } restart_info;
 
 typedef struct instance {

@@ -196,10 +196,11 @@ void process_instance_free(instance *i)
 /* ---- how an instance ended ---- */
 
 static void set_end(instance *i, kpa_process_state state, kpa_exit_status status, int code,
-                    const char *fmt, ...) _printf_(5, 6);
+                    const char *cause, const char *fmt, ...) _printf_(6, 7);
 static void set_end(instance *i, kpa_process_state state, kpa_exit_status status, int code,
-                    const char *fmt, ...)
+                    const char *cause, const char *fmt, ...)
 {
+        snprintf(i->ctx.exit_cause, sizeof(i->ctx.exit_cause), "%s", cause);
         i->ctx.state = state;
         i->ctx.exit_status = status;
         i->ctx.exit_code = code;
@@ -213,21 +214,24 @@ static void classify_exit(instance *i, bool oom)
 {
         int st = i->wait_status;
         if (WIFEXITED(st)) {
-                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_NORMAL, WEXITSTATUS(st), "exited with code %d",
+                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_NORMAL, WEXITSTATUS(st), "exited",
+                        "exited with code %d",
                         WEXITSTATUS(st));
                 return;
         }
         int sig = WTERMSIG(st);
         if (i->stop_normal && !i->escalated && !i->forced && sig == SIGTERM) {
-                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_NORMAL, sig, "stopped by SIGTERM");
+                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_NORMAL, sig, "stopped", "stopped by SIGTERM");
                 return;
         }
         if ((i->forced || i->escalated) && sig == SIGKILL) {
-                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_TERMINATED, sig, "killed by SIGKILL (%s)",
+                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_TERMINATED, sig, "stopped",
+                        "killed by SIGKILL (%s)",
                         i->forced ? "forced stop" : "the stop timeout ran out");
                 return;
         }
-        set_end(i, KPA_PROCESS_FAILED, KPA_EXIT_UNEXPECTED, sig, "killed by %s%s", signal_name(sig),
+        set_end(i, KPA_PROCESS_FAILED, KPA_EXIT_UNEXPECTED, sig, oom ? "oom" : "signal",
+                "killed by %s%s", signal_name(sig),
                 oom ? " (out of memory: the memory limit was reached)" : "");
 }
 
@@ -285,15 +289,16 @@ void process_finalize(kpa_control *ctl, instance *i)
         if (i->exited) {
                 classify_exit(i, oom);
         } else if (i->forced || i->escalated) {
-                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_TERMINATED, SIGKILL, "killed by SIGKILL (%s)",
+                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_TERMINATED, SIGKILL, "stopped",
+                        "killed by SIGKILL (%s)",
                         i->forced ? "forced stop" : "the stop timeout ran out");
         } else if (i->adopted) {
-                set_end(i, KPA_PROCESS_FAILED, KPA_EXIT_UNEXPECTED, 0,
+                set_end(i, KPA_PROCESS_FAILED, KPA_EXIT_UNEXPECTED, 0, "lost",
                         "the instance's init (pid %d) ended without recording an exit status",
                         (int)init_pid);
         } else {
                 int sig = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED ? info.si_status : 0;
-                set_end(i, KPA_PROCESS_FAILED, KPA_EXIT_UNEXPECTED, sig,
+                set_end(i, KPA_PROCESS_FAILED, KPA_EXIT_UNEXPECTED, sig, "lost",
                         "the instance's init (pid %d) ended unexpectedly%s%s", (int)init_pid,
                         sig ? ": killed by " : "", sig ? signal_name(sig) : "");
         }
@@ -448,9 +453,12 @@ int process_fail_start(kpa_control *ctl, instance *i, int err, const char *fmt, 
         i->ctx.state = KPA_PROCESS_FAILED;
         i->ctx.exit_status = KPA_EXIT_UNINITIALIZED;
         i->ctx.exit_reason = err;
+        snprintf(i->ctx.exit_cause, sizeof(i->ctx.exit_cause), "start-failed");
         i->ended_ms = process_now_ms();
         kpa_error_set(&ctl->last_error, err, "%s", i->ctx.message);
-        if (!i->live) {
+        if (!i->live && i->restart && i->restart->starting) {
+                i->restart->notify_pending = true;
+        } else if (!i->live) {
                 supervise_record_write(ctl, i);
                 process_notify(ctl, i);
         }
@@ -595,6 +603,7 @@ int process_launch_into(kpa_control *ctl, instance *i, const char *pkg_id, const
                 return process_fail_start(ctl, i, EINVAL, "start of %s: no run configuration",
                                           pkg_id);
         snprintf(i->ctx.run_config_id, sizeof(i->ctx.run_config_id), "%s", rc->id);
+        i->ctx.started_at = (int64_t)time(NULL);
         if (i->restart)
                 i->restart->policy = m->restart;
         char instance_id[KPA_TOKEN_STRING_MAX];
@@ -604,6 +613,7 @@ int process_launch_into(kpa_control *ctl, instance *i, const char *pkg_id, const
         int q = kpa_instance_spec_build(ctl->store, m, rc, opts, instance_id, &spec, &err);
         if (q < 0)
                 return process_fail_start(ctl, i, -q, "start of %s: %s", pkg_id, err.message);
+        spec->init_name = kpa_xasprintf("kpa-init %s/%s", spec->app_id, rc->id);
         return spawn(ctl, i, spec);
 }
 
@@ -738,7 +748,7 @@ static int local_stop(kpa_control *ctl, const kpa_token *token, kpa_stop_policy 
         local_dispatch(ctl);
         instance *i = process_find(ctl, token);
         if (!i)
-                return kpa_error_set(&ctl->last_error, ESRCH, "no such process (unknown token)");
+                return kpa_error_set(&ctl->last_error, ESRCH, "no such instance (unknown token)");
         stop_one(ctl, i, policy);
         process_arm_timer(ctl);
         return 0;
@@ -801,6 +811,19 @@ size_t kpa_control_live_count(kpa_control *ctl)
         return n;
 }
 
+/* The host pid of the application: the first child of the init INIT. */
+static pid_t app_pid(pid_t init)
+{
+        char path[64], buf[32];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)init, (int)init);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        return (pid_t)atoi(buf);
+}
+
 static int local_get_state(kpa_control *ctl, const kpa_token *token, kpa_process_context *out)
 {
         local_dispatch(ctl);
@@ -811,6 +834,13 @@ static int local_get_state(kpa_control *ctl, const kpa_token *token, kpa_process
                 return 0;
         }
         *out = i->ctx;
+        out->app_pid = i->live && out->state == KPA_PROCESS_RUNNING ? app_pid(out->pid) : 0;
+        if (i->restart && i->restart->at_ms) {
+                uint64_t now = process_now_ms();
+                out->restart_in_ms = i->restart->at_ms > now ? (unsigned)(i->restart->at_ms - now) : 1;
+        } else {
+                out->restart_in_ms = 0;
+        }
         return 0;
 }
 
@@ -853,6 +883,49 @@ static int local_list(kpa_control *ctl, kpa_token **out, size_t *n)
         return 0;
 }
 
+/* Live, or waiting for its restart: what a name means first. */
+static bool is_current(const instance *i)
+{
+        return !process_ended(i) || (i->restart && i->restart->at_ms);
+}
+
+int kpa_control_find(kpa_control *ctl, const char *app, const char *rc, uid_t owner,
+                     kpa_token **out, size_t *n)
+{
+        if (ctl->ops != &process_local_ops)
+                return kpa_error_set(&ctl->last_error, EINVAL, "not a local controller");
+        local_dispatch(ctl);
+        size_t count = 0, current = 0;
+        const instance *latest = NULL; /* the list is newest first */
+        for (instance *i = ctl->list; i; i = i->next) {
+                if (!streq(i->ctx.app_id, app) || (rc && !streq(i->ctx.run_config_id, rc)) ||
+                    (owner != (uid_t)-1 && i->owner != owner))
+                        continue;
+                count++;
+                if (is_current(i))
+                        current++;
+                else if (!latest || i->ended_ms > latest->ended_ms)
+                        latest = i;
+        }
+        kpa_token *v = kpa_xcalloc(count ? count : 1, sizeof(*v));
+        size_t k = current;
+        for (instance *i = ctl->list; i && current; i = i->next)
+                if (streq(i->ctx.app_id, app) && (!rc || streq(i->ctx.run_config_id, rc)) &&
+                    (owner == (uid_t)-1 || i->owner == owner) && is_current(i))
+                        v[--k] = i->token; /* oldest first */
+        if (!current && latest)
+                v[current++] = latest->token;
+        *out = v;
+        *n = current;
+        return 0;
+}
+
+static int local_find(kpa_control *ctl, const char *app, const char *rc, kpa_token **out,
+                      size_t *n)
+{
+        return kpa_control_find(ctl, app, rc, (uid_t)-1, out, n);
+}
+
 static void local_close(kpa_control *ctl)
 {
         for (instance *i = ctl->list; i; i = i->next)
@@ -893,6 +966,7 @@ const control_ops process_local_ops = {
         .get_state = local_get_state,
         .wait = local_wait,
         .list = local_list,
+        .find = local_find,
         .package = local_package,
         .get_fd = local_get_fd,
         .dispatch = local_dispatch,

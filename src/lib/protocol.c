@@ -48,6 +48,7 @@ static const char *const op_names[] = {
         [KPA_OP_OPEN_LOG] = "OpenLog",
         [KPA_OP_PACKAGE_INSTALLED] = "PackageInstalled",
         [KPA_OP_STOP_PACKAGE] = "StopPackage",
+        [KPA_OP_FIND] = "FindProcesses",
 };
 
 const char *kpa_request_op_name(kpa_request_op op)
@@ -99,10 +100,13 @@ static const struct request_field {
         {FIELD("rotated", JF_BOOL, 0, rotated), OP(KPA_OP_OPEN_LOG), 0},
         {FIELD("continue", JF_BOOL, 0, list_continue), OP(KPA_OP_LIST), 0},
         {FIELD("package", JF_STRING, JF_NONEMPTY, package),
-         OP(KPA_OP_START) | OP(KPA_OP_PACKAGE_INSTALLED) | OP(KPA_OP_STOP_PACKAGE),
-         OP(KPA_OP_START) | OP(KPA_OP_PACKAGE_INSTALLED) | OP(KPA_OP_STOP_PACKAGE)},
+         OP(KPA_OP_START) | OP(KPA_OP_PACKAGE_INSTALLED) | OP(KPA_OP_STOP_PACKAGE) |
+                 OP(KPA_OP_FIND),
+         OP(KPA_OP_START) | OP(KPA_OP_PACKAGE_INSTALLED) | OP(KPA_OP_STOP_PACKAGE) |
+                 OP(KPA_OP_FIND)},
         {FIELD("restart", JF_BOOL, 0, restart), OP(KPA_OP_PACKAGE_INSTALLED), 0},
-        {FIELD("runConfig", JF_STRING, JF_NONEMPTY, run_config), OP(KPA_OP_START), 0},
+        {FIELD("runConfig", JF_STRING, JF_NONEMPTY, run_config), OP(KPA_OP_START) | OP(KPA_OP_FIND),
+         0},
         {FIELD("parent", JF_STRING, 0, parent), OP(KPA_OP_START), 0},
         {UNSTORED("handles", JF_ARRAY), OP(KPA_OP_START), 0},
         {UNSTORED("args", JF_ARRAY), OP(KPA_OP_START), 0},
@@ -311,6 +315,7 @@ static int parse_op_fields(const struct json_ctx *c, json_object *obj, size_t n_
         if (out->op == KPA_OP_START)
                 return parse_start(c, obj, &f, n_fds, out);
         out->package = TAKE_PTR(f.package);
+        out->run_config = TAKE_PTR(f.run_config);
         return 0;
 }
 
@@ -561,6 +566,28 @@ json_object *kpa_context_to_json(const kpa_token *t, const kpa_process_context *
         json_object_object_add(o, "runConfig", json_object_new_string(ctx->run_config_id));
         json_object_object_add(o, "cleanupError", json_object_new_int(ctx->cleanup_error));
         json_object_object_add(o, "owner", json_object_new_int64(owner));
+        json_object_object_add(o, "appPid", json_object_new_int(ctx->app_pid));
+        json_object_object_add(o, "startedAt", json_object_new_int64(ctx->started_at));
+        json_object_object_add(o, "restarts", json_object_new_int64(ctx->restarts));
+        json_object_object_add(o, "restartInMs", json_object_new_int64(ctx->restart_in_ms));
+        json_object_object_add(o, "exitCause", json_object_new_string(ctx->exit_cause));
+        if (ctx->last_failure.state != KPA_PROCESS_NONE) {
+                json_object *f = json_object_new_object();
+                json_object_object_add(
+                        f, "state", json_object_new_string(kpa_process_state_name(ctx->last_failure.state)));
+                json_object_object_add(f, "exitStatus",
+                                       json_object_new_string(
+                                               kpa_exit_status_name(ctx->last_failure.exit_status)));
+                json_object_object_add(f, "exitCode", json_object_new_int(ctx->last_failure.exit_code));
+                json_object_object_add(f, "exitReason",
+                                       json_object_new_int(ctx->last_failure.exit_reason));
+                json_object_object_add(f, "exitCause",
+                                       json_object_new_string(ctx->last_failure.exit_cause));
+                json_object_object_add(f, "message",
+                                       json_object_new_string(ctx->last_failure.message));
+                json_object_object_add(f, "at", json_object_new_int64(ctx->last_failure.at));
+                json_object_object_add(o, "lastFailure", f);
+        }
         return o;
 }
 
@@ -600,6 +627,19 @@ static int read_int(const struct json_ctx *c, json_object *o, const char *key, i
         if ((r = int_in_range(c, key, x, min, INT_MAX)) < 0)
                 return r;
         *out = (int)x;
+        return 0;
+}
+
+static int read_int64(const struct json_ctx *c, json_object *o, const char *key, int64_t *out)
+{
+        json_object *v = json_member(o, key);
+        *out = 0;
+        if (!v)
+                return 0;
+        int r = json_want_type(c, key, v, json_type_int);
+        if (r < 0)
+                return r;
+        *out = json_object_get_int64(v);
         return 0;
 }
 
@@ -652,6 +692,36 @@ int kpa_context_from_json(json_object *o, kpa_token *t, kpa_process_context *ctx
                 return r;
         ctx->state = (kpa_process_state)state;
         ctx->exit_status = (kpa_exit_status)status;
+        int restarts, restart_in;
+        if ((r = read_int64(&c, o, "startedAt", &ctx->started_at)) < 0 ||
+            (r = read_int(&c, o, "restarts", 0, &restarts)) < 0 ||
+            (r = read_int(&c, o, "restartInMs", 0, &restart_in)) < 0 ||
+            (r = read_int(&c, o, "appPid", 0, &ctx->app_pid)) < 0 ||
+            (r = read_string(&c, o, "exitCause", ctx->exit_cause, sizeof(ctx->exit_cause), true)) <
+                    0)
+                return r;
+        ctx->restarts = (unsigned)restarts;
+        ctx->restart_in_ms = (unsigned)restart_in;
+        json_object *f = json_member(o, "lastFailure");
+        if (f) {
+                struct json_ctx fc = {.file = "process context: lastFailure", .err = err};
+                if (!json_object_is_type(f, json_type_object))
+                        return json_wrong_type(&fc, "", "an object", f);
+                if ((r = read_enum(&fc, f, "state", state_name, KPA_PROCESS_NOT_EXISTING + 1,
+                                   &state)) < 0 ||
+                    (r = read_enum(&fc, f, "exitStatus", status_name, KPA_EXIT_TERMINATED + 1,
+                                   &status)) < 0 ||
+                    (r = read_int(&fc, f, "exitCode", INT_MIN, &ctx->last_failure.exit_code)) < 0 ||
+                    (r = read_int(&fc, f, "exitReason", 0, &ctx->last_failure.exit_reason)) < 0 ||
+                    (r = read_string(&fc, f, "exitCause", ctx->last_failure.exit_cause,
+                                     sizeof(ctx->last_failure.exit_cause), true)) < 0 ||
+                    (r = read_string(&fc, f, "message", ctx->last_failure.message,
+                                     sizeof(ctx->last_failure.message), true)) < 0 ||
+                    (r = read_int64(&fc, f, "at", &ctx->last_failure.at)) < 0)
+                        return r;
+                ctx->last_failure.state = (kpa_process_state)state;
+                ctx->last_failure.exit_status = (kpa_exit_status)status;
+        }
         if (t)
                 *t = parsed;
         return 0;

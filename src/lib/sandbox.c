@@ -18,6 +18,7 @@
 #include <linux/sched.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -135,6 +136,7 @@ void kpa_instance_spec_free(kpa_instance_spec *spec)
                 closep(&spec->handle_fds[i]);
         free(spec->handle_fds);
         free(spec->cgroup_parent);
+        free(spec->init_name);
         free(spec);
 }
 
@@ -756,8 +758,58 @@ static pid_t start_app(const child_ctx *c, int err_fd)
         return clone(app_entry, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
 }
 
+/* The argv area of this process (fields 48 and 49 of /proc/self/stat), read
+ * once by the parent: every init is a copy of it, at the same addresses. */
+static char *argv_area;
+static size_t argv_area_len;
+
+static pthread_once_t argv_area_once = PTHREAD_ONCE_INIT;
+
+static void find_argv_area(void)
+{
+        char buf[1024];
+        _cleanup_close_ int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return;
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+        unsigned long long start = 0, end = 0;
+        for (int field = 2; p && field < 49; field++) {
+                p = strchr(p + 1, ' ');
+                if (p && field + 1 == 48)
+                        start = strtoull(p + 1, NULL, 10);
+                if (p && field + 1 == 49)
+                        end = strtoull(p + 1, NULL, 10);
+        }
+        if (start && end > start) {
+                argv_area = (char *)(uintptr_t)start;
+                argv_area_len = (size_t)(end - start);
+        }
+}
+
+/* ps shows NAME for this init, not the command line of the daemon or tool
+ * it was cloned from: NAME goes over the argv area it inherited (its own
+ * copy), NUL-terminated, and the area's last byte is made non-zero so that
+ * /proc/PID/cmdline ends at that NUL (the kernel's setproctitle rule). The
+ * comm is "kpa-init", all that fits its 16 bytes. */
+static void name_init(const char *name)
+{
+        (void)prctl(PR_SET_NAME, "kpa-init", 0, 0, 0);
+        if (!name || !argv_area || argv_area_len < 2)
+                return;
+        size_t len = strlen(name);
+        if (len > argv_area_len - 1)
+                len = argv_area_len - 1;
+        memset(argv_area, 0, argv_area_len);
+        memcpy(argv_area, name, len);
+        if (len + 1 < argv_area_len)
+                argv_area[argv_area_len - 1] = ' ';
+}
+
 static _Noreturn void init_main(const child_ctx *c)
 {
+        name_init(c->spec->init_name);
         int sfd = init_signalfd();
         if (sfd < 0)
                 child_fail(c, KPA_STEP_INIT, errno);
@@ -1166,6 +1218,8 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         }
         cpu_set_t cpus;
         bool have_cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0;
+        if (spec->init_name)
+                pthread_once(&argv_area_once, find_argv_area); /* threads may start at once */
         int pidfd = -1;
         struct clone_args args = {
                 .flags = CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |

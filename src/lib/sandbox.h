@@ -70,6 +70,8 @@ typedef struct kpa_instance_spec {
          * be 0 then); mounts are made from source paths in the child; a
          * cgroup is made only when limits or a parent are asked for. */
         bool userns;
+        char *init_name; /* what the init calls itself in ps ("kpa-init APP_ID/RUNCONFIG"),
+                            in the argv area it inherits, cut to its size; NULL: unchanged */
 } kpa_instance_spec;
 
 void kpa_instance_spec_free(kpa_instance_spec *spec);

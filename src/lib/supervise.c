@@ -100,6 +100,7 @@ int supervise_record_write(kpa_control *ctl, instance *i)
                 add_int(ro, "delayMs", r->policy.delay_ms);
                 add_int(ro, "maxDelayMs", r->policy.max_delay_ms);
                 add_int(ro, "restarts", r->restarts);
+                add_int(ro, "resetAfterS", r->policy.reset_after_s);
                 json_object_object_add(o, "restart", ro);
         }
         const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
@@ -371,9 +372,30 @@ void supervise_forget_restart(instance *i)
         }
 }
 
+/* Keep how I's run ended when that was a failure (what on-failure counts as
+ * one): a restart replaces the context, not this. */
+static void note_failure(instance *i)
+{
+        kpa_process_context *c = &i->ctx;
+        if (!process_ended(i) || i->stop_normal || i->forced)
+                return;
+        if (c->state != KPA_PROCESS_FAILED && c->exit_code == 0)
+                return;
+        c->last_failure.state = c->state;
+        c->last_failure.exit_status = c->exit_status;
+        c->last_failure.exit_code = c->exit_code;
+        c->last_failure.exit_reason = c->exit_reason;
+        memcpy(c->last_failure.exit_cause, c->exit_cause, sizeof(c->exit_cause));
+        size_t len = strnlen(c->message, sizeof(c->last_failure.message) - 1);
+        memcpy(c->last_failure.message, c->message, len);
+        c->last_failure.message[len] = '\0';
+        c->last_failure.at = (int64_t)time(NULL);
+}
+
 void supervise_schedule_restart(kpa_control *ctl, instance *i)
 {
         restart_info *r = i->restart;
+        note_failure(i);
         if (r && i->restart_after_stop && !r->handles_lost && !r->at_ms) {
                 /* stopped for an upgrade: at once, whatever the policy */
                 i->restart_after_stop = false;
@@ -394,8 +416,10 @@ void supervise_schedule_restart(kpa_control *ctl, instance *i)
                 return;
         }
         uint64_t now = process_now_ms();
-        /* a run longer than the longest backoff counts as a success */
-        if (r->running_since_ms && now - r->running_since_ms > r->policy.max_delay_ms)
+        /* a healthy run of resetAfter seconds starts the backoff over */
+        if (r->running_since_ms &&
+            now - r->running_since_ms >=
+                    (uint64_t)(r->policy.reset_after_s ? r->policy.reset_after_s : 60) * 1000)
                 r->restarts = 0;
         if (r->policy.max_retries && r->restarts >= r->policy.max_retries) {
                 snprintf(i->ctx.message + strlen(i->ctx.message),
@@ -409,6 +433,7 @@ void supervise_schedule_restart(kpa_control *ctl, instance *i)
         if (r->policy.max_delay_ms && delay > r->policy.max_delay_ms)
                 delay = r->policy.max_delay_ms;
         r->at_ms = now + delay;
+        i->ctx.restart_in_ms = (unsigned)delay; /* the observer logs it */
         process_arm_timer(ctl);
 }
 
@@ -417,9 +442,12 @@ void supervise_do_restart(kpa_control *ctl, instance *i)
         restart_info *r = i->restart;
         r->at_ms = 0;
         r->restarts++;
+        r->running_since_ms = 0; /* until it runs again */
         kpa_process_context old = i->ctx;
         memset(&i->ctx, 0, sizeof(i->ctx));
         memcpy(i->ctx.app_id, old.app_id, sizeof(old.app_id));
+        i->ctx.restarts = old.restarts + 1;
+        i->ctx.last_failure = old.last_failure;
         i->exited = i->exit_oom = i->stop_normal = i->forced = i->escalated = i->term_pending =
                 i->restart_after_stop = false;
         i->deadline_ms = 0;
@@ -432,9 +460,17 @@ void supervise_do_restart(kpa_control *ctl, instance *i)
         o.handles = r->handles;
         o.n_handles = r->n_handles;
         o.cgroup_parent = i->cgroup_parent;
+        r->starting = true;
+        r->notify_pending = false;
         (void)process_launch_into(ctl, i, r->pkg_id, NULL, NULL, r->rc_id, &o);
+        r->starting = false;
         if (process_ended(i))
                 supervise_schedule_restart(ctl, i); /* a failed start counts as a failure too */
+        if (r->notify_pending) { /* told now, with the next restart's delay */
+                r->notify_pending = false;
+                supervise_record_write(ctl, i);
+                process_notify(ctl, i);
+        }
 }
 
 /* ---- retention of ended contexts ---- */
@@ -544,6 +580,7 @@ static restart_info *restart_from_record(json_object *ro)
         r->policy.delay_ms = (uint32_t)jint(ro, "delayMs", 100);
         r->policy.max_delay_ms = (uint32_t)jint(ro, "maxDelayMs", 30000);
         r->restarts = (unsigned)jint(ro, "restarts", 0);
+        r->policy.reset_after_s = (uint32_t)jint(ro, "resetAfterS", 60);
         return r;
 }
 

@@ -8,6 +8,7 @@
  * and stopping are libkpa's (kpa/process.h, and client.h for the daemon). */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -81,8 +83,10 @@ static struct {
         /* the daemon modes */
         run_mode mode;
         const char *socket;     /* NULL: $KPA_EXECD_SOCKET, else the default */
-        const char *token_arg;  /* --status, --stop, --wait, --logs */
+        const char *token_arg;  /* --status, --stop, --wait, --logs: a token or a name */
+        bool by_name;           /* token_arg is APP_ID[/RUNCONFIG], resolved by the daemon */
         kpa_token token;
+        char token_str[KPA_TOKEN_STRING_MAX];
         bool force, follow, has_timeout;
         unsigned timeout_ms;
         const char *start_option; /* the last start option given, for messages */
@@ -94,10 +98,10 @@ static void usage(void)
 {
         printf("Usage: %1$s [OPTIONS] APP_ID [RUN_CONFIG_ID] [-- ARGS...]\n"
                "       %1$s --detach [START OPTIONS] APP_ID [RUN_CONFIG_ID] [-- ARGS...]\n"
-               "       %1$s --status TOKEN [--json] | --stop TOKEN [--force]\n"
+               "       %1$s --status INSTANCE [--json] | --stop INSTANCE [--force]\n"
                "       %1$s --stop-all [--force]\n"
-               "       %1$s --wait TOKEN [--timeout SECS] | --list [--json]\n"
-               "       %1$s --logs TOKEN [--follow]\n"
+               "       %1$s --wait INSTANCE [--timeout SECS] | --list [--json]\n"
+               "       %1$s --logs INSTANCE [--follow]\n"
                "\n"
                "Start an installed application in its sandbox and wait until it ends.\n"
                "RUN_CONFIG_ID defaults to the package's primary run configuration; ARGS are\n"
@@ -140,16 +144,19 @@ static void usage(void)
                "      --detach              start through the daemon, with the start options\n"
                "                            above (not --root or --cgroup-parent), print the\n"
                "                            instance's token and exit; output goes to its log\n"
-               "      --status TOKEN        show the instance's state (--json: as JSON)\n"
-               "      --stop TOKEN          stop it: SIGTERM, then SIGKILL after its grace period\n"
+               "  INSTANCE: its token, or APP_ID[/RUN_CONFIG_ID] (kpa-execd finds it; --status\n"
+               "  shows every match, the others refuse a name that matches several)\n"
+               "      --status INSTANCE     show the instance's state, start time, restarts and\n"
+               "                            last failure (--json: as JSON)\n"
+               "      --stop INSTANCE       stop it: SIGTERM, then SIGKILL after its grace period\n"
                "      --force               with --stop or --stop-all: kill the whole instance\n"
                "                            at once\n"
                "      --stop-all            stop every instance of the daemon (root only) and\n"
                "                            wait until they have ended; prints how many\n"
-               "      --wait TOKEN          wait until it ends; exit as direct mode does\n"
+               "      --wait INSTANCE       wait until it ends; exit as direct mode does\n"
                "      --timeout SECS        with --wait: give up after SECS seconds (exit 1)\n"
                "      --list                list the daemon's instances (--json: as JSON)\n"
-               "      --logs TOKEN          print the instance's output so far\n"
+               "      --logs INSTANCE       print the instance's output so far\n"
                "      --follow              with --logs: keep printing until the instance ends\n"
                "\n"
                "SIGINT, SIGTERM or SIGHUP stop the application (SIGTERM, then SIGKILL after\n"
@@ -189,6 +196,23 @@ enum {
         OPT_STOP_ALL,
 };
 
+/* APP_ID[/RUNCONFIG] as the manifest spells ids (kpa-execd has the last
+ * word: this only keeps out what can never name an instance). */
+static bool name_shaped(const char *s)
+{
+        const char *slash = strchr(s, '/');
+        size_t app = slash ? (size_t)(slash - s) : strlen(s);
+        if (app == 0 || app > 128 || (slash && (!slash[1] || strlen(slash + 1) > 128)))
+                return false;
+        for (size_t i = 0; i < app; i++)
+                if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
+                        return false;
+        for (const char *c = slash ? slash + 1 : ""; *c; c++)
+                if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == '/')
+                        return false;
+        return true;
+}
+
 /* One daemon mode per call: --status TOKEN and the like. */
 static int set_mode(run_mode mode, const char *token)
 {
@@ -199,11 +223,14 @@ static int set_mode(run_mode mode, const char *token)
                 return cli_usage_error("%s given twice", mode_options[mode]);
         arg.mode = mode;
         if (token) {
-                if (kpa_token_from_string(token, &arg.token) < 0)
-                        return cli_usage_error("%s: \"%s\" is not a token (32 lowercase "
-                                               "hexadecimal characters, as --detach prints)",
+                arg.by_name = kpa_token_from_string(token, &arg.token) < 0;
+                if (arg.by_name && !name_shaped(token))
+                        return cli_usage_error("%s: \"%s\" is neither a token (32 lowercase "
+                                               "hexadecimal characters, as --detach prints) nor "
+                                               "APP_ID[/RUNCONFIG]",
                                                mode_options[mode], token);
                 arg.token_arg = token;
+                snprintf(arg.token_str, sizeof(arg.token_str), "%s", token);
         }
         return 0;
 }
@@ -862,9 +889,7 @@ static int report_daemon_error(kpa_control *ctl, int r)
 
 static int report_not_existing(void)
 {
-        cli_error("%s: no such instance (it never existed, or kpa-execd no longer keeps its "
-                  "context)",
-                  arg.token_arg);
+        cli_error("%s: %s", arg.token_arg, KPA_NO_SUCH_INSTANCE);
         return EXIT_FAILURE;
 }
 
@@ -901,7 +926,7 @@ static json_object *token_call(kpa_control *ctl, kpa_request_op op)
 {
         kpa_remote *remote = kpa_control_remote(ctl);
         json_object *req = kpa_request_new(op, kpa_remote_next_id(remote));
-        json_object_object_add(req, "token", json_object_new_string(arg.token_arg));
+        json_object_object_add(req, "token", json_object_new_string(arg.token_str));
         json_object *reply = NULL;
         kpa_error err;
         if (kpa_remote_call(remote, req, NULL, 0, &reply, NULL, 0, NULL, &err) < 0) {
@@ -933,14 +958,50 @@ static void exit_text(const kpa_process_context *c, char *buf, size_t len)
                 snprintf(buf, len, "start failed");
 }
 
+/* T, a Unix time, as local time with how long ago. */
+static void print_time(const char *label, int64_t t)
+{
+        char when[64] = "?";
+        time_t tt = (time_t)t;
+        struct tm tm;
+        if (localtime_r(&tt, &tm))
+                strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
+        int64_t ago = (int64_t)time(NULL) - t;
+        printf("%-14s%s (%lld s ago)\n", label, when, (long long)(ago > 0 ? ago : 0));
+}
+
+/* When it started, its restarts, and how its latest failure ended. */
+static void print_history(const kpa_process_context *c)
+{
+        if (c->exit_cause[0] && has_ended(c->state))
+                printf("exit cause:   %s\n", c->exit_cause);
+        if (c->started_at)
+                print_time("started:", c->started_at);
+        printf("restarts:     %u\n", c->restarts);
+        if (c->restart_in_ms)
+                printf("restart:      in %.3g s\n", c->restart_in_ms / 1000.0);
+        if (c->last_failure.state == KPA_PROCESS_NONE)
+                return;
+        printf("last failure: %s, %s, exit code %d, exit reason %d, cause %s\n",
+               kpa_process_state_name(c->last_failure.state),
+               kpa_exit_status_name(c->last_failure.exit_status), c->last_failure.exit_code,
+               c->last_failure.exit_reason,
+               c->last_failure.exit_cause[0] ? c->last_failure.exit_cause : "-");
+        if (c->last_failure.message[0])
+                printf("              %s\n", c->last_failure.message);
+        print_time("failed:", c->last_failure.at);
+}
+
 static void print_status(const kpa_process_context *c, json_object *owner)
 {
-        printf("token:        %s\n", arg.token_arg);
+        printf("token:        %s\n", arg.token_str);
         printf("state:        %s\n", kpa_process_state_name(c->state));
         printf("package:      %s\n", c->app_id);
         printf("run config:   %s\n", c->run_config_id);
         if (c->pid > 0)
                 printf("pid:          %d\n", (int)c->pid);
+        if (c->app_pid > 0)
+                printf("app pid:      %d\n", (int)c->app_pid);
         if (json_object_is_type(owner, json_type_int))
                 printf("owner:        %lld\n", (long long)json_object_get_int64(owner));
         if (has_ended(c->state)) {
@@ -953,12 +1014,44 @@ static void print_status(const kpa_process_context *c, json_object *owner)
         }
         if (c->message[0])
                 printf("message:      %s\n", c->message);
+        print_history(c);
         if (c->cleanup_error)
                 printf("cleanup:      the cgroup could not be removed: %s\n",
                        strerror(c->cleanup_error));
 }
 
-static int status(kpa_control *ctl)
+static int status_one(kpa_control *ctl);
+static bool status_in_array; /* --status --json of several: one array */
+
+/* --status NAME that matches N instances: each, text blocks apart, or a
+ * JSON array. */
+static int status_many(kpa_control *ctl, const kpa_token *v, size_t n)
+{
+        if (arg.json)
+                printf("[");
+        status_in_array = arg.json;
+        int r = EXIT_SUCCESS;
+        for (size_t k = 0; k < n && r == EXIT_SUCCESS; k++) {
+                arg.token = v[k];
+                kpa_token_to_string(&v[k], arg.token_str);
+                if (k > 0)
+                        printf(arg.json ? "," : "\n");
+                fflush(stdout);
+                r = status_one(ctl);
+        }
+        if (arg.json)
+                printf("]\n");
+        return r;
+}
+
+static int status(kpa_control *ctl, const kpa_token *v, size_t n)
+{
+        if (n > 1)
+                return status_many(ctl, v, n);
+        return status_one(ctl);
+}
+
+static int status_one(kpa_control *ctl)
 {
         _cleanup_(json_object_putp) json_object *reply = token_call(ctl, KPA_OP_GET_STATE);
         if (!reply)
@@ -971,7 +1064,7 @@ static int status(kpa_control *ctl)
                 return EXIT_FAILURE;
         }
         if (arg.json)
-                printf("%s\n", json_plain(p));
+                printf(status_in_array ? "%s" : "%s\n", json_plain(p));
         if (c.state == KPA_PROCESS_NOT_EXISTING)
                 return report_not_existing();
         if (!arg.json)
@@ -1099,16 +1192,16 @@ static int list(kpa_control *ctl)
                 if ((int)strlen(ctx[i].run_config_id) > wrc)
                         wrc = (int)strlen(ctx[i].run_config_id);
         }
-        printf("%-32s  %-11s  %-*s  %-*s  %7s  %s\n", "TOKEN", "STATE", wpkg, "PACKAGE", wrc,
-               "RUNCONFIG", "PID", "EXIT");
+        printf("%-32s  %-11s  %-*s  %-*s  %7s  %8s  %s\n", "TOKEN", "STATE", wpkg, "PACKAGE", wrc,
+               "RUNCONFIG", "PID", "RESTARTS", "EXIT");
         for (size_t i = 0; i < n; i++) {
                 char tok[KPA_TOKEN_STRING_MAX], pid[16], ex[32];
                 kpa_token_to_string(&tokens[i], tok);
                 snprintf(pid, sizeof(pid), ctx[i].pid > 0 ? "%d" : "-", (int)ctx[i].pid);
                 exit_text(&ctx[i], ex, sizeof(ex));
-                printf("%-32s  %-11s  %-*s  %-*s  %7s  %s\n", tok,
+                printf("%-32s  %-11s  %-*s  %-*s  %7s  %8u  %s\n", tok,
                        kpa_process_state_name(ctx[i].state), wpkg, ctx[i].app_id, wrc,
-                       ctx[i].run_config_id, pid, ex);
+                       ctx[i].run_config_id, pid, ctx[i].restarts, ex);
         }
         free(ctx);
         free(tokens);
@@ -1122,7 +1215,7 @@ static int open_log(kpa_control *ctl, bool rotated, int *out, kpa_error *err)
 {
         kpa_remote *remote = kpa_control_remote(ctl);
         json_object *req = kpa_request_new(KPA_OP_OPEN_LOG, kpa_remote_next_id(remote));
-        json_object_object_add(req, "token", json_object_new_string(arg.token_arg));
+        json_object_object_add(req, "token", json_object_new_string(arg.token_str));
         if (rotated)
                 json_object_object_add(req, "rotated", json_object_new_boolean(1));
         json_object *reply = NULL;
@@ -1241,6 +1334,51 @@ static int logs(kpa_control *ctl)
         return r;
 }
 
+/* The instances NAME matches, on stderr after the refusal. */
+static void print_matches(kpa_control *ctl, const kpa_token *v, size_t n)
+{
+        for (size_t k = 0; k < n; k++) {
+                char t[KPA_TOKEN_STRING_MAX];
+                kpa_token_to_string(&v[k], t);
+                kpa_process_context c;
+                if (kpa_process_get_state(ctl, &v[k], &c) < 0) {
+                        memset(&c, 0, sizeof(c));
+                        c.state = KPA_PROCESS_NOT_EXISTING;
+                }
+                fprintf(stderr, "  %s  %s/%s  %s", t, c.app_id, c.run_config_id,
+                        kpa_process_state_name(c.state));
+                if (c.pid > 0)
+                        fprintf(stderr, "  pid %d", (int)c.pid);
+                fprintf(stderr, "\n");
+        }
+}
+
+/* A name (APP_ID[/RUNCONFIG]) given for a token: the daemon's matches into
+ * *V, *N; arg.token is the one match. 0, or the exit status after saying
+ * why not: no match, or (but for --status) more than one. */
+static int resolve_name(kpa_control *ctl, kpa_token **v, size_t *n)
+{
+        if (kpa_process_find(ctl, arg.token_arg, v, n) < 0) {
+                const kpa_error *e = kpa_control_last_error(ctl);
+                cli_error("%s: %s", arg.token_arg, e->message);
+                return EXIT_FAILURE;
+        }
+        if (*n == 0) {
+                cli_error("%s: no such instance (kpa-execd knows no instance of that package%s)",
+                          arg.token_arg, strchr(arg.token_arg, '/') ? " and run configuration" : "");
+                return EXIT_FAILURE;
+        }
+        if (*n > 1 && arg.mode != MODE_STATUS) {
+                cli_error("%s names %zu instances; give %s one of their tokens:", arg.token_arg, *n,
+                          mode_options[arg.mode]);
+                print_matches(ctl, *v, *n);
+                return EXIT_FAILURE;
+        }
+        arg.token = (*v)[0];
+        kpa_token_to_string(&arg.token, arg.token_str);
+        return 0;
+}
+
 static int run_daemon_mode(void)
 {
         if (arg.mode == MODE_DETACH)
@@ -1249,8 +1387,12 @@ static int run_daemon_mode(void)
         int r = connect_daemon(&ctl);
         if (r)
                 return r;
+        _cleanup_free_ kpa_token *matches = NULL;
+        size_t n_matches = 1;
+        if (arg.by_name && (r = resolve_name(ctl, &matches, &n_matches)))
+                return r;
         switch (arg.mode) {
-        case MODE_STATUS: return status(ctl);
+        case MODE_STATUS: return status(ctl, matches, n_matches);
         case MODE_STOP: return stop(ctl);
         case MODE_STOP_ALL: return stop_all(ctl);
         case MODE_WAIT: return wait_instance(ctl);

@@ -813,6 +813,17 @@ static void test_restart(void)
                        KPA_RESTART_ON_FAILURE, 3, 250, 8000);
         accept_restart("{'maxDelayMs': 50, 'delayMs': 50}", KPA_RESTART_NO, 5, 50, 50);
 
+        /* resetAfter: seconds of a healthy run before the backoff starts over */
+        m = accept_mut("/extensions/KPA_limits", NULL);
+        ok(m && m->restart.reset_after_s == 60, "resetAfter: 60 s by default");
+        kpa_manifest_free(m);
+        m = accept_mut("/extensions/KPA_restart", "{'policy': 'always', 'resetAfter': 2}");
+        ok(m && m->restart.reset_after_s == 2, "resetAfter: 2 read as 2 s");
+        kpa_manifest_free(m);
+        m = accept_mut("/extensions/KPA_restart", "{'resetAfter': 86400}");
+        ok(m && m->restart.reset_after_s == 86400, "resetAfter: a day is the most");
+        kpa_manifest_free(m);
+
         static const struct {
                 const char *pointer, *value, *path, *what;
         } bad[] = {
@@ -821,9 +832,15 @@ static void test_restart(void)
                 {"/extensions/KPA_restart", "null", "extensions.KPA_restart",
                  "must be an object, not null"},
                 {"/extensions/KPA_restart", "{'retries': 3}", "extensions.KPA_restart.retries",
-                 "unknown key (known keys here: policy, maxRetries, delayMs, maxDelayMs)"},
+                 "unknown key (known keys here: policy, maxRetries, delayMs, maxDelayMs, resetAfter)"},
                 {"/extensions/KPA_restart", "{'Policy': 'always'}", "extensions.KPA_restart.Policy",
                  "unknown key"},
+                {"/extensions/KPA_restart", "{'resetAfter': 0}", "extensions.KPA_restart.resetAfter",
+                 "must be from 1 to 86400, not 0"},
+                {"/extensions/KPA_restart", "{'resetAfter': 86401}",
+                 "extensions.KPA_restart.resetAfter", "must be from 1 to 86400, not 86401"},
+                {"/extensions/KPA_restart", "{'resetAfter': '60'}",
+                 "extensions.KPA_restart.resetAfter", "must be an integer, not a string"},
                 {"/extensions/KPA_restart", "{'max_retries': 1}",
                  "extensions.KPA_restart.max_retries", "unknown key"},
                 {"/extensions/KPA_restart", "{'policy': 1}", "extensions.KPA_restart.policy",

@@ -223,7 +223,6 @@ static void test_task_run(kpa_control *ctl)
         kpa_task_put(t);
 }
 
-/* As root: real instances. */
 /* A Normal stop asked for while the instance is still Created (its init is
  * setting up the sandbox), by a caller that has SIGTERM unblocked, as a
  * library user may: the init must not lose the SIGTERM (an init of a PID
@@ -260,6 +259,70 @@ static void test_stop_while_created(kpa_control *ctl)
         }
         is(lost, 0, "no SIGTERM was lost (each instance ended well within its 60 s grace period)");
         sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/* As root: real instances. */
+/* kpa_process_find: a token, or APP_ID[/RUNCONFIG] (local, or matched by
+ * kpa-execd) */
+static void test_find(kpa_control *ctl)
+{
+        const char *sleep_args[] = {"sleep", "30"};
+        kpa_start_options opts;
+        kpa_start_options_init(&opts);
+        opts.extra_args = sleep_args;
+        opts.n_extra_args = 2;
+        kpa_token a, b;
+        kpa_token *v = NULL;
+        size_t n = 99;
+        kpa_process_context ctx;
+        /* what the tests before left running ends first */
+        if (kpa_process_find(ctl, "org.example.proc", &v, &n) == 0)
+                for (size_t k = 0; k < n; k++) {
+                        kpa_process_stop(ctl, &v[k], KPA_STOP_FORCED);
+                        kpa_process_wait(ctl, &v[k], 5000, &ctx);
+                }
+        free(v);
+        if (!ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &a) == 0, "find: start one"))
+                return;
+        ok(kpa_process_find(ctl, "org.example.proc", &v, &n) == 0 && n == 1 &&
+                   memcmp(&v[0], &a, sizeof(a)) == 0,
+           "find APP_ID: the one live instance");
+        free(v);
+        ok(kpa_process_find(ctl, "org.example.proc/main", &v, &n) == 0 && n == 1 &&
+                   memcmp(&v[0], &a, sizeof(a)) == 0,
+           "find APP_ID/RUNCONFIG: the same");
+        free(v);
+        ok(kpa_process_find(ctl, "org.example.proc/other", &v, &n) == 0 && n == 0,
+           "another run configuration: none");
+        free(v);
+        ok(kpa_process_find(ctl, "org.example.never", &v, &n) == 0 && n == 0,
+           "a package never started: none");
+        free(v);
+        is(kpa_process_find(ctl, "org example", &v, &n), -EINVAL, "a bad name: -EINVAL");
+        has_str(kpa_control_last_error(ctl)->message, "neither a token", "... and says so");
+        is(kpa_process_find(ctl, "org.example.proc/", &v, &n), -EINVAL, "an empty run config");
+        char ts[KPA_TOKEN_STRING_MAX];
+        kpa_token_to_string(&a, ts);
+        ok(kpa_process_find(ctl, ts, &v, &n) == 0 && n == 1 && memcmp(&v[0], &a, sizeof(a)) == 0,
+           "a token finds itself");
+        free(v);
+        ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &b) == 0, "find: start another");
+        ok(kpa_process_find(ctl, "org.example.proc", &v, &n) == 0 && n == 2 &&
+                   memcmp(&v[0], &a, sizeof(a)) == 0 && memcmp(&v[1], &b, sizeof(b)) == 0,
+           "both match, the oldest first");
+        free(v);
+        kpa_process_stop(ctl, &a, KPA_STOP_FORCED);
+        kpa_process_wait(ctl, &a, 5000, &ctx);
+        ok(kpa_process_find(ctl, "org.example.proc", &v, &n) == 0 && n == 1 &&
+                   memcmp(&v[0], &b, sizeof(b)) == 0,
+           "an ended one no longer matches while another lives");
+        free(v);
+        kpa_process_stop(ctl, &b, KPA_STOP_FORCED);
+        kpa_process_wait(ctl, &b, 5000, &ctx);
+        ok(kpa_process_find(ctl, "org.example.proc", &v, &n) == 0 && n == 1 &&
+                   memcmp(&v[0], &b, sizeof(b)) == 0,
+           "none live: the one that ended last");
+        free(v);
 }
 
 static void test_instances(kpa_control *ctl)
@@ -443,6 +506,7 @@ int main(void)
                 ok(1, "# SKIP no instances under valgrind");
         else if (geteuid() == 0) {
                 test_instances(ctl);
+                test_find(ctl);
                 if (!daemon_pid) {
                         test_task_run(ctl);
                         test_stop_while_created(ctl);
