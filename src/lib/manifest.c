@@ -616,32 +616,101 @@ static int check_primary(const struct json_ctx *c, const kpa_manifest *m, const 
         return 0;
 }
 
+/* The run configuration of this package that usesServices[J] of RC names
+ * ("RUNCONFIG" or "THISPACKAGE/RUNCONFIG"), or NULL for another package's. */
+static const char *use_target(const kpa_manifest *m, const kpa_service_use *use)
+{
+        size_t id_len = strlen(m->application.id);
+        const char *name = use->name;
+        if (strncmp(name, m->application.id, id_len) == 0 && name[id_len] == '/')
+                return name + id_len + 1;
+        return strchr(name, '/') ? NULL : name;
+}
+
+/* The JSON path of usesServices[J].name of run configuration I. */
+static char *use_path(json_object *arr, const char *key, size_t i, size_t j)
+{
+        json_object *obj = json_object_array_get_idx(arr, i);
+        const char *spelling = json_member(obj, "usesServices") ? "usesServices" : "usesService";
+        return kpa_xasprintf("%s[%zu].%s[%zu].name", key, i, spelling, j);
+}
+
+/* Depth-first walk from run configuration I along the uses of this
+ * package; COLOR: 0 not seen, 1 on the current path STACK, 2 done. A use
+ * that reaches a run configuration on the path closes a cycle. */
+static int walk_uses(const struct json_ctx *c, const kpa_manifest *m, json_object *arr,
+                     const char *key, size_t i, int *color, size_t *stack, size_t depth)
+{
+        color[i] = 1;
+        stack[depth] = i;
+        const kpa_run_config *rc = &m->run_configs[i];
+        for (size_t j = 0; j < rc->n_uses; j++) {
+                const char *target = use_target(m, &rc->uses[j]);
+                const kpa_run_config *t = target ? kpa_manifest_find_run_config(m, target) : NULL;
+                if (!t)
+                        continue;
+                size_t k = (size_t)(t - m->run_configs);
+                if (color[k] == 1) {
+                        size_t from = depth;
+                        while (stack[from] != k)
+                                from--;
+                        _cleanup_free_ char *chain = kpa_xstrdup("");
+                        for (size_t d = from; d <= depth; d++) {
+                                char *longer = kpa_xasprintf("%s%s -> ", chain,
+                                                             m->run_configs[stack[d]].id);
+                                free(chain);
+                                chain = longer;
+                        }
+                        _cleanup_free_ char *p = use_path(arr, key, i, j);
+                        _cleanup_free_ char *q = json_strict_quote(rc->uses[j].name, JSON_QUOTE_MAX);
+                        return json_bad(c, p, "%s makes a cycle of usesServices: %s%s", q, chain,
+                                        t->id);
+                }
+                if (color[k] == 0) {
+                        int r = walk_uses(c, m, arr, key, k, color, stack, depth + 1);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        color[i] = 2;
+        return 0;
+}
+
 /* "RUNCONFIG" and "THISPACKAGE/RUNCONFIG" must name a run configuration of
- * this package; another package's are checked when it runs. ARR is the JSON
- * array at KEY, for the spelling of usesServices in each path. */
+ * this package whose id can name a handle, and the uses must not form a
+ * cycle (kpa starts a service before its clients); another package's are
+ * checked when it runs. ARR is the JSON array at KEY, for the spelling of
+ * usesServices in each path. */
 static int check_service_refs(const struct json_ctx *c, const kpa_manifest *m, json_object *arr,
                               const char *key)
 {
-        size_t id_len = strlen(m->application.id);
         for (size_t i = 0; i < m->n_run_configs; i++) {
                 const kpa_run_config *rc = &m->run_configs[i];
                 for (size_t j = 0; j < rc->n_uses; j++) {
-                        const char *name = rc->uses[j].name, *target = name;
-                        if (strncmp(name, m->application.id, id_len) == 0 && name[id_len] == '/')
-                                target = name + id_len + 1;
-                        else if (strchr(name, '/'))
+                        const char *target = use_target(m, &rc->uses[j]);
+                        if (!target)
                                 continue;
-                        if (kpa_manifest_find_run_config(m, target))
-                                continue;
-                        json_object *obj = json_object_array_get_idx(arr, i);
-                        const char *spelling =
-                                json_member(obj, "usesServices") ? "usesServices" : "usesService";
-                        _cleanup_free_ char *p =
-                                kpa_xasprintf("%s[%zu].%s[%zu].name", key, i, spelling, j);
-                        _cleanup_free_ char *q = json_strict_quote(name, JSON_QUOTE_MAX);
-                        return json_bad(c, p, "%s names no run configuration of this package", q);
+                        const kpa_run_config *t = kpa_manifest_find_run_config(m, target);
+                        _cleanup_free_ char *p = use_path(arr, key, i, j);
+                        _cleanup_free_ char *q = json_strict_quote(rc->uses[j].name, JSON_QUOTE_MAX);
+                        if (!t)
+                                return json_bad(c, p, "%s names no run configuration of this package",
+                                                q);
+                        if (strchr(target, ':'))
+                                return json_bad(c, p,
+                                                "%s cannot be a service: the handle that connects "
+                                                "to it is named after it, and a handle name has no ':'",
+                                                q);
                 }
         }
+        _cleanup_free_ int *color = kpa_xcalloc(m->n_run_configs, sizeof(int));
+        _cleanup_free_ size_t *stack = kpa_xcalloc(m->n_run_configs, sizeof(size_t));
+        for (size_t i = 0; i < m->n_run_configs; i++)
+                if (color[i] == 0) {
+                        int r = walk_uses(c, m, arr, key, i, color, stack, 0);
+                        if (r < 0)
+                                return r;
+                }
         return 0;
 }
 

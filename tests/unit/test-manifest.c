@@ -39,7 +39,7 @@ static const char FULL[] =
         "    'envVariables': [{'name': 'MODE', 'value': 'prod'}, {'name': 'EMPTY', 'value': ''}],"
         "    'usesServices': [{'name': 'helper', 'useType': 'child'},"
         "                     {'name': 'org.example.other/server', 'useType': 'serviceCanUse'},"
-        "                     {'name': 'org.example.full/main', 'useType': 'serviceActive'}]},"
+        "                     {'name': 'org.example.full/helper', 'useType': 'serviceActive'}]},"
         "   {'id': 'helper', 'name': 'Helper', 'type': 'gui', 'path': 'bin/helper', 'primary': false}],"
         " 'privateStorage': {'size': '64', 'fsType': 'ext4'},"
         " 'extensions': {"
@@ -675,6 +675,23 @@ static void test_run_configs(void)
                    "names no run configuration of this package");
         kpa_manifest_free(
                 accept_mut("/runConfigurations/0/usesServices/0/name", "'org.example.x/nothere'"));
+        refuse_mut("/runConfigurations/0/usesServices/2/name", "'main'",
+                   "runConfigurations[0].usesServices[2].name",
+                   "\"main\" makes a cycle of usesServices: main -> main");
+        refuse_mut("/runConfigurations/1/usesServices", "[{'name': 'main', 'useType': 'child'}]",
+                   "runConfigurations[1].usesServices[0].name",
+                   "\"main\" makes a cycle of usesServices: main -> helper -> main");
+}
+
+/* A used run configuration's id names the client's handle: no ':' in it. */
+static void test_uses_handle_names(void)
+{
+        _cleanup_free_ char *a = mutate(FULL, "/runConfigurations/1/id", "'a:b'");
+        _cleanup_free_ char *b = mutate(a, "/runConfigurations/0/usesServices/0/name", "'a:b'");
+        _cleanup_free_ char *c = mutate(b, "/runConfigurations/0/usesServices/2", NULL);
+        refuse(c, "runConfigurations[0].usesServices[0].name",
+               "\"a:b\" cannot be a service: the handle that connects to it is named after it",
+               "a used run configuration's id with ':' is refused");
         kpa_manifest_free(accept_mut("/runConfigurations", "[]"));
 }
 
@@ -1296,6 +1313,7 @@ int main(void)
         test_components();
         test_missing_digests();
         test_run_configs();
+        test_uses_handle_names();
         test_spellings();
         test_storage();
         test_extensions();
