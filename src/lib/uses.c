@@ -317,6 +317,17 @@ int uses_prepare(kpa_control *ctl, instance *i, const kpa_manifest *m, const kpa
         }
         out->handles = h->v;
         out->n_handles = h->n;
+        /* listed after its services, as it starts after them */
+        if (rc->n_uses > 0 && ctl->list != i) {
+                instance **p = &ctl->list;
+                while (*p && *p != i)
+                        p = &(*p)->next;
+                if (*p) {
+                        *p = i->next;
+                        i->next = ctl->list;
+                        ctl->list = i;
+                }
+        }
         return 0;
 }
 
