@@ -178,11 +178,9 @@ check_exit_output "a handle of the client's own may not take the service's name"
     "$KPA_RUN" --root "$R" --handle svc=file:/dev/null $APP client
 
 # ---- through kpa-execd ----
-dpid=
 "$EXECD" --foreground --on-exit stop --no-autorun --socket "$S" --root "$R" --state-dir "$STATE" \
     2>>"$T/execd.log" &
-dpid=$!
-cleanup_add '[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null'
+cleanup_add "kill $! 2>/dev/null; wait $! 2>/dev/null"
 # whatever an instance left: its init, by pid
 cleanup_add 'for f in "$STATE"/instances/*.json; do [ -f "$f" ] && p=$(sed -n "s/.*\"pid\":\([0-9]*\).*/\1/p" "$f") && [ "${p:-0}" -gt 0 ] && kill -9 "$p"; done 2>/dev/null'
 run() { "$KPA_RUN" --socket "$S" "$@"; }
@@ -212,14 +210,14 @@ spid=$(pids_of service)
 lsock=$(inode_of "$spid" 3)
 check "  the service's fd 3 listens at its socket in STATE/services" \
     grep -q "/$svc\$" <<<"$(listener_addr "$lsock")"
-peers=
+peers=()
 for c in $(pids_of "client hold"); do
-    peers+="$(peer_of "$(inode_of "$c" 3)") "
+    peers+=("$(peer_of "$(inode_of "$c" 3)")")
 done
 held=$(inodes_of "$spid" | sort | tr '\n' ' ')
-want=$(printf '%s\n' "$lsock" $peers | sort | tr '\n' ' ')
+want=$(printf '%s\n' "$lsock" "${peers[@]}" | sort | tr '\n' ' ')
 check "  the service holds its listener and one connection per client, each a client's fd 3" \
-    test "$(wc -w <<<"$peers")" = 3 -a "$held" = "$want"
+    test "${#peers[@]}" = 3 -a "$held" = "$want"
 lone=$(run --detach $APP loner)
 wait_for grep -q 'client: no handle' "$STATE/logs/$lone.log"
 check "  a client that does not declare the service gets no handle" \
