@@ -341,9 +341,9 @@ bool uses_is_client_of(const instance *c, const instance *s)
 
 void uses_ended(kpa_control *ctl, instance *i)
 {
-        if (i->restart && i->restart->at_ms)
-                return; /* it starts again: the listener waits */
-        if (i->is_service || i->adopted) {
+        /* when it starts again, its listener waits for it */
+        bool again = i->restart && i->restart->at_ms;
+        if (!again && (i->is_service || i->adopted)) {
                 kpa_error err;
                 int dirfd = i->is_service || ctl->state_fd >= 0 ? services_dir(ctl, &err) : -1;
                 if (dirfd >= 0) {
@@ -355,12 +355,17 @@ void uses_ended(kpa_control *ctl, instance *i)
                 i->service_fd = -1;
                 i->is_service = false;
         }
-        /* the services started for it alone end with it */
+        /* the services started for it alone end with it (a restart of it
+         * starts its own again) */
+        bool stopped = false;
         for (instance *s = ctl->list; s; s = s->next)
                 if (s->live && s->has_bound &&
-                    memcmp(&s->bound_to, &i->token, sizeof(i->token)) == 0)
+                    memcmp(&s->bound_to, &i->token, sizeof(i->token)) == 0) {
                         process_stop_one(ctl, s, KPA_STOP_NORMAL);
-        process_arm_timer(ctl);
+                        stopped = true;
+                }
+        if (stopped)
+                process_arm_timer(ctl);
 }
 
 void uses_close(kpa_control *ctl)
