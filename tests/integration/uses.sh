@@ -178,13 +178,19 @@ check_exit_output "a handle of the client's own may not take the service's name"
     "$KPA_RUN" --root "$R" --handle svc=file:/dev/null $APP client
 
 # ---- through kpa-execd ----
-"$EXECD" --foreground --on-exit stop --no-autorun --socket "$S" --root "$R" --state-dir "$STATE" \
-    2>>"$T/execd.log" &
-cleanup_add "kill $! 2>/dev/null; wait $! 2>/dev/null"
+dpid=
+run() { "$KPA_RUN" --socket "$S" "$@"; }
+# (called in this shell, never in $(...): the daemon keeps its stdout open)
+start_daemon() {
+    "$EXECD" --foreground --on-exit stop --no-autorun --socket "$S" --root "$R" --state-dir "$STATE" \
+        </dev/null >/dev/null 2>>"$T/execd.log" &
+    dpid=$!
+    wait_for run --list >/dev/null 2>&1
+}
+cleanup_add '[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null'
 # whatever an instance left: its init, by pid
 cleanup_add 'for f in "$STATE"/instances/*.json; do [ -f "$f" ] && p=$(sed -n "s/.*\"pid\":\([0-9]*\).*/\1/p" "$f") && [ "${p:-0}" -gt 0 ] && kill -9 "$p"; done 2>/dev/null'
-run() { "$KPA_RUN" --socket "$S" "$@"; }
-wait_for run --list >/dev/null 2>&1 || { cat "$T/execd.log"; echo "Bail out! kpa-execd did not start"; exit 1; }
+start_daemon || { cat "$T/execd.log"; echo "Bail out! kpa-execd did not start"; exit 1; }
 # the tokens of RUNCONFIG's live instances (per --list, oldest first)
 tokens_of() { run --list | awk -v rc="$1" '$4 == rc && $2 != "Finished" && $2 != "Failed" { print $1 }'; }
 
@@ -226,9 +232,21 @@ kid=$(run --detach $APP kid -- hold)
 wait_for grep -q 'client: reply' "$STATE/logs/$kid.log"
 check "  a child use gets a service of its own" test "$(tokens_of svc | wc -l)" = 2
 
+# a new kpa-execd re-adopts them: it connects a new client to the running
+# service, and still knows which clients stop before which service
+svcs=$(tokens_of svc | sort | tr '\n' ' ')
+kill -9 "$dpid"
+wait "$dpid" 2>/dev/null
+start_daemon
+c4=$(run --detach $APP client -- hold)
+wait_for grep -q 'client: reply' "$STATE/logs/$c4.log"
+check "after a kill -9 of kpa-execd, a new client is connected to the service it re-adopted" \
+    test "$(grep -cx 'client: reply pong ping' "$STATE/logs/$c4.log")" = 1 -a \
+    "$(tokens_of svc | sort | tr '\n' ' ')" = "$svcs"
+
 out=$(run --stop-all)
-check_eq "--stop-all stops the three clients, the one of its own, and both services" "$?:$out" \
-    "0:stopped 6 processes"
+check_eq "--stop-all stops the four clients, the one of its own, and both services" "$?:$out" \
+    "0:stopped 7 processes"
 check_eq "  the shared service was stopped after its clients had ended" \
     "$(grep -c 'SIGTERM with 0 client' "$STATE/logs/$svc.log")" 1
 check "  every instance has ended" test -z "$(tokens_of svc)$(tokens_of client)"
