@@ -177,6 +177,26 @@ check_exit_output "a handle of the client's own may not take the service's name"
     'the handle "svc" is given already, and usesServices[0] names the service "svc" too' \
     "$KPA_RUN" --root "$R" --handle svc=file:/dev/null $APP client
 
+# rootless: the same, as an unprivileged user in a store of their own
+USERID=65534
+nobody() { setpriv --reuid $USERID --regid $USERID --clear-groups "$@"; }
+if nobody unshare -U true 2>/dev/null; then
+    U_INSTALL=$(reachable "$KPA_INSTALL")
+    U_RUN=$(reachable "$KPA_RUN")
+    mkdir "$T/home"
+    chown $USERID:$USERID "$T/home"
+    chmod a+r "$T/uses.kpa"
+    nobody "$U_INSTALL" --root "$T/home/store" -q "$T/uses.kpa"
+    out=$(nobody env -u XDG_RUNTIME_DIR "$U_RUN" --root "$T/home/store" $APP client 2>&1)
+    check_eq "rootless: the client gets its reply from the service it started" \
+        "$?:$(grep -cx -e 'client: reply pong ping' -e 'service: SIGTERM with 0 client(s) still connected' <<<"$out")" 0:2
+    check "  and leaves no services directory behind" \
+        test -z "$(find /tmp -maxdepth 1 -name 'kpa-services-*' -user $USERID)"
+else
+    skip "rootless: the client gets its reply from the service it started" \
+        "unprivileged user namespaces are disabled here"
+fi
+
 # ---- through kpa-execd ----
 dpid=
 run() { "$KPA_RUN" --socket "$S" "$@"; }
