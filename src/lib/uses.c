@@ -144,13 +144,17 @@ static int connect_service(kpa_control *ctl, const instance *s, kpa_error *err)
 }
 
 /* A running instance of service RC_ID of PKG_ID (or one whose restart is
- * due: its listener waits meanwhile), connected to in *FD. NULL when none. */
+ * due: its listener waits meanwhile), connected to in *FD. NULL when none.
+ * Only one of the same owner as the client, or of root: a supervisor's
+ * users do not share their instances (stopping a service stops its
+ * clients). */
 static instance *find_service(kpa_control *ctl, const char *pkg_id, const char *rc_id, int *fd,
                               kpa_error *err)
 {
         for (instance *s = ctl->list; s; s = s->next) {
                 bool restarting = s->restart && s->restart->at_ms && s->service_fd >= 0;
                 if ((!s->live && !restarting) || s->stop_normal || s->forced ||
+                    (s->owner != ctl->owner && s->owner != 0) ||
                     !streq(s->ctx.app_id, pkg_id) || !streq(s->ctx.run_config_id, rc_id))
                         continue;
                 if (!s->is_service && !s->adopted)

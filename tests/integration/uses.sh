@@ -201,9 +201,12 @@ fi
 dpid=
 run() { "$KPA_RUN" --socket "$S" "$@"; }
 # (called in this shell, never in $(...): the daemon keeps its stdout open)
+# members of group nogroup (as nobody is) may use it, when there is one
+group=()
+getent group nogroup >/dev/null && group=(--group nogroup)
 start_daemon() {
     "$EXECD" --foreground --on-exit stop --no-autorun --socket "$S" --root "$R" --state-dir "$STATE" \
-        </dev/null >/dev/null 2>>"$T/execd.log" &
+        "${group[@]}" </dev/null >/dev/null 2>>"$T/execd.log" &
     dpid=$!
     wait_for run --list >/dev/null 2>&1
 }
@@ -264,13 +267,31 @@ check "after a kill -9 of kpa-execd, a new client is connected to the service it
     test "$(grep -cx 'client: reply pong ping' "$STATE/logs/$c4.log")" = 1 -a \
     "$(tokens_of svc | sort | tr '\n' ' ')" = "$svcs"
 
+live=$(run --list | awk '$2 == "Running"' | wc -l)
 out=$(run --stop-all)
-check_eq "--stop-all stops the four clients, the one of its own, and both services" "$?:$out" \
-    "0:stopped 7 processes"
+check_eq "--stop-all stops the clients and the services" "$?:$out" "0:stopped $live processes"
 check_eq "  the shared service was stopped after its clients had ended" \
     "$(grep -c 'SIGTERM with 0 client' "$STATE/logs/$svc.log")" 1
 check "  every instance has ended" test -z "$(tokens_of svc)$(tokens_of client)"
 check "  and the service sockets are gone" test -z "$(ls -A "$STATE/services")"
 check "  no process of the package is left" test -z "$(pids_of service)$(pids_of client)"
+
+# users do not share service instances (stopping a service stops its clients)
+if [ ${#group[@]} -gt 0 ]; then
+    U_RUN=$(reachable "$KPA_RUN")
+    nt=$(nobody "$U_RUN" --socket "$S" --detach $APP client -- hold)
+    wait_for grep -q 'client: reply' "$STATE/logs/$nt.log"
+    nsvc=$(tokens_of svc)
+    check "a kpa-group user's client gets the service started as that user" \
+        test "$(wc -w <<<"$nsvc")" = 1 -a "$(run --status "$nsvc" | sed -n 's/^owner: *//p')" = $USERID
+    rt=$(run --detach $APP client -- hold)
+    wait_for grep -q 'client: reply' "$STATE/logs/$rt.log"
+    check "  root's client is not joined to that user's service: it starts one of its own" \
+        test "$(tokens_of svc | wc -l)" = 2 -a "$(grep -cx 'client: reply pong ping' "$STATE/logs/$rt.log")" = 1
+    run --stop-all >/dev/null
+else
+    skip "a kpa-group user's client gets the service started as that user" "no group nogroup"
+    skip "  root's client is not joined to that user's service: it starts one of its own" "no group nogroup"
+fi
 
 done_testing
