@@ -154,8 +154,8 @@ static instance *find_service(kpa_control *ctl, const char *pkg_id, const char *
         for (instance *s = ctl->list; s; s = s->next) {
                 bool restarting = s->restart && s->restart->at_ms && s->service_fd >= 0;
                 if ((!s->live && !restarting) || s->stop_normal || s->forced ||
-                    (s->owner != ctl->owner && s->owner != 0) ||
-                    !streq(s->ctx.app_id, pkg_id) || !streq(s->ctx.run_config_id, rc_id))
+                    (s->owner != ctl->owner && s->owner != 0) || !streq(s->ctx.app_id, pkg_id) ||
+                    !streq(s->ctx.run_config_id, rc_id))
                         continue;
                 if (!s->is_service && !s->adopted)
                         continue; /* started before anyone used it: no listener */
@@ -221,8 +221,9 @@ static instance *start_service(kpa_control *ctl, instance *i, const kpa_manifest
 
 static const char *use_type_name(kpa_use_type t)
 {
-        return t == KPA_USE_CHILD ? "child" : t == KPA_USE_SERVICE_CAN_USE ? "serviceCanUse"
-                                                                           : "serviceActive";
+        return t == KPA_USE_CHILD             ? "child"
+               : t == KPA_USE_SERVICE_CAN_USE ? "serviceCanUse"
+                                              : "serviceActive";
 }
 
 /* Connect client I to what usesServices[J] of RC names, starting it first
@@ -270,8 +271,8 @@ static int connect_use(kpa_control *ctl, instance *i, const kpa_manifest *m,
                         return process_fail_start(ctl, i, why.code ? why.code : EIO,
                                                   "start of %s/%s: its service \"%s\" (%s) could "
                                                   "not be started: %s",
-                                                  app, rc->id, t->id,
-                                                  use_type_name(use->use_type), why.message);
+                                                  app, rc->id, t->id, use_type_name(use->use_type),
+                                                  why.message);
                 }
                 fd = connect_service(ctl, s, &err);
         }
