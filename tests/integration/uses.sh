@@ -254,6 +254,11 @@ check "  a client that does not declare the service gets no handle" \
 kid=$(run --detach $APP kid -- hold)
 wait_for grep -q 'client: reply' "$STATE/logs/$kid.log"
 check "  a child use gets a service of its own" test "$(tokens_of svc | wc -l)" = 2
+kidsvc=$(tokens_of svc | grep -vxF "$svc")
+run --stop "$kid" && run --wait "$kid" >/dev/null
+wait_for test -z "$(tokens_of svc | grep -vxF "$svc")"
+check "  stopping that client stops its own service, not the shared one" \
+    test -n "$kidsvc" -a "$(tokens_of svc)" = "$svc" -a "$(grep -c 'SIGTERM with 0 client' "$STATE/logs/$kidsvc.log")" = 1
 
 # a new kpa-execd re-adopts them: it connects a new client to the running
 # service, and still knows which clients stop before which service
