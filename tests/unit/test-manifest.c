@@ -683,6 +683,33 @@ static void test_run_configs(void)
                    "\"main\" makes a cycle of usesServices: main -> helper -> main");
 }
 
+/* A chain of uses as long as a manifest allows is walked without recursion,
+ * and a cycle through all of it is named by its ends. */
+static void test_uses_long_cycle(void)
+{
+        enum { N = 3000 };
+        size_t cap = (size_t)N * 160, len = 0;
+        _cleanup_free_ char *rcs = kpa_xcalloc(cap, 1);
+        len += (size_t)snprintf(rcs + len, cap - len, "[");
+        for (int k = 0; k < N; k++)
+                len += (size_t)snprintf(rcs + len, cap - len,
+                                        "%s{'id': 'r%d', 'name': 'R', 'type': 'service', "
+                                        "'path': 'bin/app', 'primary': %s, 'usesServices': "
+                                        "[{'name': 'r%d', 'useType': 'child'}]}",
+                                        k ? ", " : "", k, k ? "false" : "true", (k + 1) % N);
+        snprintf(rcs + len, cap - len, "]");
+        _cleanup_free_ char *json = mutate(FULL, "/runConfigurations", rcs);
+        refuse(json, "runConfigurations[2999].usesServices[0].name",
+               "\"r0\" makes a cycle of usesServices: r0 -> r1 -> r2 -> ",
+               "a cycle through 3000 run configurations is refused");
+        kpa_manifest *m = NULL;
+        kpa_error err;
+        kpa_error_clear(&err);
+        (void)parse(json, 0, &m, &err);
+        ok(strstr(err.message, " -> ... -> r2999 -> r0") != NULL, "and named by its ends");
+        kpa_manifest_free(m);
+}
+
 /* A used run configuration's id names the client's handle: no ':' in it. */
 static void test_uses_handle_names(void)
 {
@@ -1314,6 +1341,7 @@ int main(void)
         test_missing_digests();
         test_run_configs();
         test_uses_handle_names();
+        test_uses_long_cycle();
         test_spellings();
         test_storage();
         test_extensions();
