@@ -82,6 +82,9 @@ struct kpa_control {
         /* records that could not be written (kpa_control_take_record_error) */
         kpa_error record_error;
         unsigned record_failures;
+        /* usesServices (uses.c): the directory of the services' sockets */
+        int services_fd;    /* or -1 until the first service */
+        char *services_tmp; /* a direct-mode controller's own, removed at close */
 };
 
 #endif

@@ -1,8 +1,9 @@
 /* process-priv.h: what process.c (the controller: starts, states, stops,
  * the event loop) and supervise.c (kpa-execd's supervision: records,
  * adoption, logs, restarts, retention) share: the controller and instance
- * structures and the few helpers each calls in the other. Private to those
- * two files; the names carry no kpa_ prefix, so libkpa does not export them. */
+ * structures and the few helpers each calls in the other; uses.c
+ * (usesServices) works on the same instances. Private to those three
+ * files; the names carry no kpa_ prefix, so libkpa does not export them. */
 #ifndef KPA_PROCESS_PRIV_H
 #define KPA_PROCESS_PRIV_H
 
@@ -78,6 +79,14 @@ typedef struct instance {
         restart_info *restart;
         char exec_path[256]; /* names the binary in an exec failure message */
         watch w_report, w_pidfd, w_log;
+        /* usesServices (uses.c) */
+        int service_fd;     /* a service's listening socket, kept across restarts; or -1 */
+        bool is_service;    /* it has a listening socket in the services directory */
+        kpa_token *services; /* the service instances this client was connected to */
+        size_t n_services;
+        kpa_token bound_to; /* started for that client alone: stopped when it ends */
+        bool has_bound;
+        bool stop_visiting; /* stop_one() is on its way through it */
         struct instance *next;
         struct instance *hnext; /* in kpa_control.by_token */
 } instance;
@@ -126,6 +135,33 @@ int process_launch_into(kpa_control *ctl, instance *i, const char *pkg_id, const
                         const kpa_start_options *opts);
 /* Set the timerfd to the next stop deadline or pending restart. */
 void process_arm_timer(kpa_control *ctl);
+/* Stop I, and first what depends on it: its descendants and its clients. */
+void process_stop_one(kpa_control *ctl, instance *i, kpa_stop_policy policy);
+
+/* ---- in uses.c ---- */
+
+/* The handles of one start: the caller's, then what usesServices adds. */
+typedef struct uses_handles {
+        kpa_user_handle *v;
+        bool *owned; /* the fd is ours to close */
+        size_t n;
+} uses_handles;
+/* Whether some run configuration of M lists RC_ID in usesServices. */
+bool uses_is_service(const kpa_manifest *m, const char *rc_id);
+/* Before I (RC of M) starts: its own listening socket when RC is a
+ * service, and a connected socket for each service RC uses, started first
+ * when the use says so. *OUT is OPTS with those handles added (in H). On
+ * failure I is Failed with the reason, and -errno is returned. */
+int uses_prepare(kpa_control *ctl, instance *i, const kpa_manifest *m, const kpa_run_config *rc,
+                 const kpa_start_options *opts, kpa_start_options *out, uses_handles *h);
+void uses_handles_free(uses_handles *h);
+/* Whether client C was connected to service S. */
+bool uses_is_client_of(const instance *c, const instance *s);
+/* I has ended (and does not start again): remove its listening socket,
+ * stop the services started for it alone. */
+void uses_ended(kpa_control *ctl, instance *i);
+/* At the controller's close: the services directory. */
+void uses_close(kpa_control *ctl);
 
 /* ---- in supervise.c ---- */
 

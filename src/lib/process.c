@@ -58,6 +58,7 @@ int kpa_control_open_local(const char *store_root, kpa_control **out, kpa_error 
         ctl->keep_ended_max = KEEP_ENDED_MAX;
         ctl->keep_ended_ms = KEEP_ENDED_MS;
         ctl->state_fd = -1;
+        ctl->services_fd = -1;
         ctl->epfd = epoll_create1(EPOLL_CLOEXEC);
         ctl->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
         if (ctl->epfd < 0 || ctl->timerfd < 0) {
@@ -175,6 +176,7 @@ instance *process_instance_new(kpa_control *ctl)
         instance *i = instance_alloc();
         i->death_fd = i->exit_fd = i->log_pipe = i->log_file = -1;
         i->log_pipe_in_init = -1;
+        i->service_fd = -1;
         i->sb.pidfd = i->sb.report_fd = -1;
         i->owner = ctl->owner;
         i->w_report = (watch){WATCH_REPORT, i};
@@ -188,6 +190,8 @@ void process_instance_free(instance *i)
         closep(&i->exit_fd);
         closep(&i->log_pipe);
         closep(&i->log_file);
+        closep(&i->service_fd);
+        free(i->services);
         free(i->cgroup_parent);
         supervise_restart_free(i->restart);
         instance_release(i);
@@ -282,6 +286,7 @@ void process_finalize(kpa_control *ctl, instance *i)
         if (process_ended(i)) { /* a failed start: its step said why */
                 supervise_schedule_restart(ctl, i);
                 supervise_record_write(ctl, i);
+                uses_ended(ctl, i);
                 supervise_forget_restart(i);
                 process_notify(ctl, i);
                 return;
@@ -314,10 +319,12 @@ void process_finalize(kpa_control *ctl, instance *i)
                                    i->ctx.app_id, why);
                 supervise_schedule_restart(ctl, i);
                 supervise_record_write(ctl, i);
+                uses_ended(ctl, i);
                 return;
         }
         supervise_schedule_restart(ctl, i);
         supervise_record_write(ctl, i);
+        uses_ended(ctl, i);
         supervise_forget_restart(i);
         process_notify(ctl, i);
 }
@@ -460,6 +467,7 @@ int process_fail_start(kpa_control *ctl, instance *i, int err, const char *fmt, 
                 i->restart->notify_pending = true;
         } else if (!i->live) {
                 supervise_record_write(ctl, i);
+                uses_ended(ctl, i);
                 process_notify(ctl, i);
         }
         return -err;
@@ -608,9 +616,16 @@ int process_launch_into(kpa_control *ctl, instance *i, const char *pkg_id, const
                 i->restart->policy = m->restart;
         char instance_id[KPA_TOKEN_STRING_MAX];
         kpa_token_to_string(&i->token, instance_id);
+        /* usesServices: the services first, and the handles that join them */
+        kpa_start_options with_uses;
+        uses_handles uh;
+        int q = uses_prepare(ctl, i, m, rc, opts, &with_uses, &uh);
+        if (q < 0)
+                return q;
         _cleanup_(kpa_instance_spec_freep) kpa_instance_spec *spec = NULL;
         kpa_error err;
-        int q = kpa_instance_spec_build(ctl->store, m, rc, opts, instance_id, &spec, &err);
+        q = kpa_instance_spec_build(ctl->store, m, rc, &with_uses, instance_id, &spec, &err);
+        uses_handles_free(&uh); /* the spec holds duplicates */
         if (q < 0)
                 return process_fail_start(ctl, i, -q, "start of %s: %s", pkg_id, err.message);
         spec->init_name = kpa_xasprintf("kpa-init %s/%s", spec->app_id, rc->id);
@@ -691,11 +706,16 @@ static bool is_child_of(const instance *c, const instance *parent)
         return c->has_parent && memcmp(&c->parent, &parent->token, sizeof(parent->token)) == 0;
 }
 
+/* Its descendants, and the clients of a service (which stop before it;
+ * their own descendants stop before them). */
 static bool has_live_descendants(kpa_control *ctl, const instance *i)
 {
-        for (instance *c = ctl->list; c; c = c->next)
+        for (instance *c = ctl->list; c; c = c->next) {
                 if (is_child_of(c, i) && (c->live || has_live_descendants(ctl, c)))
                         return true;
+                if (c->live && uses_is_client_of(c, i))
+                        return true;
+        }
         return false;
 }
 
@@ -710,12 +730,16 @@ static void release_pending_stops(kpa_control *ctl)
                 }
 }
 
-static void stop_one(kpa_control *ctl, instance *i, kpa_stop_policy policy)
+void process_stop_one(kpa_control *ctl, instance *i, kpa_stop_policy policy)
 {
-        /* descendants first */
+        if (i->stop_visiting)
+                return; /* a client that is also its service's parent */
+        /* descendants first, and a service's clients */
+        i->stop_visiting = true;
         for (instance *c = ctl->list; c; c = c->next)
-                if (is_child_of(c, i))
-                        stop_one(ctl, c, policy);
+                if (is_child_of(c, i) || (c->live && uses_is_client_of(c, i)))
+                        process_stop_one(ctl, c, policy);
+        i->stop_visiting = false;
         if (i->restart && i->restart->at_ms) {
                 /* a stop cancels a pending restart: it stays ended */
                 i->restart->at_ms = 0;
@@ -749,7 +773,7 @@ static int local_stop(kpa_control *ctl, const kpa_token *token, kpa_stop_policy 
         instance *i = process_find(ctl, token);
         if (!i)
                 return kpa_error_set(&ctl->last_error, ESRCH, "no such instance (unknown token)");
-        stop_one(ctl, i, policy);
+        process_stop_one(ctl, i, policy);
         process_arm_timer(ctl);
         return 0;
 }
@@ -759,7 +783,7 @@ int kpa_control_stop_all(kpa_control *ctl, kpa_stop_policy policy)
         int n = 0;
         for (instance *i = ctl->list; i; i = i->next)
                 if (i->live || (i->restart && i->restart->at_ms)) {
-                        stop_one(ctl, i, policy);
+                        process_stop_one(ctl, i, policy);
                         n++;
                 }
         process_arm_timer(ctl);
@@ -779,7 +803,7 @@ int kpa_control_stop_package(kpa_control *ctl, const char *pkg_id, bool restart,
                 /* started again once it has ended: supervise_schedule_restart() */
                 if (restart && i->restart)
                         i->restart_after_stop = true;
-                stop_one(ctl, i, KPA_STOP_NORMAL);
+                process_stop_one(ctl, i, KPA_STOP_NORMAL);
         }
         process_arm_timer(ctl);
         return n;
@@ -930,7 +954,7 @@ static void local_close(kpa_control *ctl)
 {
         for (instance *i = ctl->list; i; i = i->next)
                 if (i->live)
-                        stop_one(ctl, i, KPA_STOP_FORCED);
+                        process_stop_one(ctl, i, KPA_STOP_FORCED);
         for (instance *i = ctl->list; i; i = i->next)
                 if (i->live) {
                         /* no more reports will be read: just end and clean up */
@@ -949,6 +973,7 @@ static void local_close(kpa_control *ctl)
                 process_instance_free(ctl->list);
                 ctl->list = next;
         }
+        uses_close(ctl);
         closep(&ctl->epfd);
         closep(&ctl->timerfd);
         closep(&ctl->state_fd);

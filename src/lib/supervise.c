@@ -70,6 +70,21 @@ int supervise_record_write(kpa_control *ctl, instance *i)
                 kpa_token_to_string(&i->parent, t);
                 add_str(o, "parent", t);
         }
+        /* usesServices: whom it stops before, what ends with it */
+        if (i->n_services > 0) {
+                json_object *a = json_object_new_array();
+                for (size_t k = 0; k < i->n_services; k++) {
+                        char t[KPA_TOKEN_STRING_MAX];
+                        kpa_token_to_string(&i->services[k], t);
+                        json_object_array_add(a, json_object_new_string(t));
+                }
+                json_object_object_add(o, "services", a);
+        }
+        if (i->has_bound) {
+                char t[KPA_TOKEN_STRING_MAX];
+                kpa_token_to_string(&i->bound_to, t);
+                add_str(o, "boundTo", t);
+        }
         add_int(o, "startTime", (int64_t)i->start_time);
         add_int(o, "logFd", i->log_pipe_in_init);
         if (i->cgroup_parent)
@@ -600,6 +615,19 @@ static instance *instance_from_record(kpa_control *ctl, json_object *o)
         const char *parent = jstr(o, "parent");
         if (parent && kpa_token_from_string(parent, &i->parent) == 0)
                 i->has_parent = true;
+        json_object *sv;
+        if (json_object_object_get_ex(o, "services", &sv) && json_object_is_type(sv, json_type_array)) {
+                size_t n = json_object_array_length(sv);
+                i->services = kpa_xcalloc(n ? n : 1, sizeof(*i->services));
+                for (size_t k = 0; k < n; k++) {
+                        const char *st = json_object_get_string(json_object_array_get_idx(sv, k));
+                        if (st && kpa_token_from_string(st, &i->services[i->n_services]) == 0)
+                                i->n_services++;
+                }
+        }
+        const char *bound = jstr(o, "boundTo");
+        if (bound && kpa_token_from_string(bound, &i->bound_to) == 0)
+                i->has_bound = true;
         i->owner = (uid_t)jint(o, "owner", 0);
         i->start_time = (unsigned long long)jint(o, "startTime", 0);
         i->log_pipe_in_init = (int)jint(o, "logFd", -1);

@@ -107,6 +107,8 @@ static void usage(void)
                "RUN_CONFIG_ID defaults to the package's primary run configuration; ARGS are\n"
                "appended to the run configuration's own arguments. The application shares\n"
                "the standard input, output and error of %1$s.\n"
+               "The services that it declares in usesServices are started first (in direct\n"
+               "mode as part of its instance tree: they end with it) and connected to it.\n"
                "\n"
                "Options:\n"
                "  -r, --root DIR            use the store in DIR (default: $KPA_ROOT, else\n"
@@ -114,7 +116,9 @@ static void usage(void)
                "      --handle NAME=SPEC    pass a handle called NAME (repeatable; fds 3, 4, ...\n"
                "                            in order). SPEC: fd:N, file:PATH, file+rw:PATH,\n"
                "                            file+a:PATH, listen:tcp:HOST:PORT, listen:unix:PATH,\n"
-               "                            connect:tcp:HOST:PORT, connect:unix:PATH\n"
+               "                            connect:tcp:HOST:PORT, connect:unix:PATH,\n"
+               "                            service:RUN_CONFIG_ID (only a service that the run\n"
+               "                            configuration declares in usesServices)\n"
                "      --env NAME=VALUE      set an environment variable (repeatable; wins over\n"
                "                            the manifest's envVariables)\n"
                "      --memory SIZE         memory limit (K/M/G suffixes)\n"
@@ -151,8 +155,9 @@ static void usage(void)
                "      --stop INSTANCE       stop it: SIGTERM, then SIGKILL after its grace period\n"
                "      --force               with --stop or --stop-all: kill the whole instance\n"
                "                            at once\n"
-               "      --stop-all            stop every instance of the daemon (root only) and\n"
-               "                            wait until they have ended; prints how many\n"
+               "      --stop-all            stop every instance of the daemon (root only),\n"
+               "                            clients before their services, and wait until\n"
+               "                            they have ended; prints how many\n"
                "      --wait INSTANCE       wait until it ends; exit as direct mode does\n"
                "      --timeout SECS        with --wait: give up after SECS seconds (exit 1)\n"
                "      --list                list the daemon's instances (--json: as JSON)\n"
@@ -582,11 +587,63 @@ static void free_args(void)
 
 /* ---- handles ---- */
 
-/* Open every --handle in order. 0, 1 (cannot open) or 2 (malformed spec). */
-static int open_handles(kpa_user_handle *out, int *fds)
+/* --handle NAME=service:RUNCONFIG asks for the connection to a service,
+ * which kpa makes from the run configuration's usesServices alone: it is
+ * allowed when the run configuration declares RUNCONFIG, and is then that
+ * declared connection, named after the service; otherwise it is refused, as
+ * a client connects only to the services it declares. 0 (nothing to open),
+ * or the exit code. */
+static int check_service_handle(const handle_arg *h, const char *service)
 {
+        kpa_error err;
+        _cleanup_(kpa_store_closep) kpa_store *store = NULL;
+        _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
+        if (kpa_store_open(arg.root, 0, &store, &err) < 0 ||
+            kpa_store_load_manifest(store, arg.app_id, &m, &err) < 0) {
+                cli_error("--handle %s: %s", h->name, err.message);
+                return EXIT_FAILURE;
+        }
+        const kpa_run_config *rc = arg.run_config_id
+                                           ? kpa_manifest_find_run_config(m, arg.run_config_id)
+                                           : kpa_manifest_primary_run_config(m);
+        if (!rc) /* the start says so, with the list */
+                return 0;
+        size_t len = strlen(arg.app_id);
+        for (size_t k = 0; k < rc->n_uses; k++) {
+                const char *t = rc->uses[k].name;
+                if (strncmp(t, arg.app_id, len) == 0 && t[len] == '/')
+                        t += len + 1;
+                if (!streq(t, service))
+                        continue;
+                if (!streq(h->name, service))
+                        return cli_usage_error("--handle %s=%s: the connection to the service "
+                                               "\"%s\" is the handle \"%s\"",
+                                               h->name, h->spec, service, service);
+                return 0;
+        }
+        cli_error("--handle %s=%s: %s/%s does not declare \"%s\" in usesServices, and a "
+                  "client connects only to the services it declares",
+                  h->name, h->spec, arg.app_id, rc->id, service);
+        return EXIT_FAILURE;
+}
+
+/* Open every --handle in order into OUT (*N of them: a service: handle
+ * takes no place). 0, 1 (cannot open) or 2 (malformed spec). */
+static int open_handles(kpa_user_handle *out, int *fds, size_t *n)
+{
+        *n = 0;
+        for (size_t i = 0; i < arg.n_handles; i++)
+                fds[i] = -1;
         for (size_t i = 0; i < arg.n_handles; i++) {
                 kpa_error err;
+                if (strncmp(arg.handles[i].spec, "service:", 8) == 0) {
+                        int r = check_service_handle(&arg.handles[i], arg.handles[i].spec + 8);
+                        if (r) {
+                                kpa_close_fds(fds, i);
+                                return r;
+                        }
+                        continue;
+                }
                 int fd = kpa_handle_open_spec(arg.handles[i].spec, &err);
                 if (fd < 0) {
                         kpa_close_fds(fds, i);
@@ -597,8 +654,9 @@ static int open_handles(kpa_user_handle *out, int *fds)
                         return EXIT_FAILURE;
                 }
                 fds[i] = fd;
-                out[i].name = arg.handles[i].name;
-                out[i].fd = fd;
+                out[*n].name = arg.handles[i].name;
+                out[*n].fd = fd;
+                ++*n;
         }
         return 0;
 }
@@ -753,6 +811,23 @@ static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_p
         }
 }
 
+/* Direct mode: the services that libkpa started for the application
+ * (usesServices) end with it, stopped once it has ended; wait for them,
+ * so that the close does not kill them. */
+static void wait_for_services(kpa_control *ctl, const kpa_token *app, int sfd, unsigned *stops)
+{
+        kpa_token *v = NULL;
+        size_t n = 0;
+        if (kpa_process_list(ctl, &v, &n) < 0)
+                return;
+        for (size_t k = 0; k < n; k++) {
+                kpa_process_context c;
+                if (memcmp(&v[k], app, sizeof(*app)) != 0)
+                        (void)wait_for_end(ctl, &v[k], sfd, &c, stops);
+        }
+        free(v);
+}
+
 /* ---- start ---- */
 
 /* Our own stdio goes through; a closed one becomes /dev/null. */
@@ -784,7 +859,8 @@ static int prepare_start(kpa_user_handle **handles, int **fds)
 {
         *handles = kpa_xcalloc(arg.n_handles ? arg.n_handles : 1, sizeof(**handles));
         *fds = kpa_xcalloc(arg.n_handles ? arg.n_handles : 1, sizeof(**fds));
-        int r = open_handles(*handles, *fds);
+        size_t n = 0;
+        int r = open_handles(*handles, *fds, &n);
         if (r) {
                 free(*handles);
                 free(*fds);
@@ -792,7 +868,7 @@ static int prepare_start(kpa_user_handle **handles, int **fds)
         }
         kpa_start_options *o = &arg.opts;
         o->handles = *handles;
-        o->n_handles = arg.n_handles;
+        o->n_handles = n;
         o->extra_args = arg.extra_args;
         o->n_extra_args = arg.n_extra_args;
         o->extra_env = arg.env;
@@ -833,6 +909,8 @@ static int run(void)
                 r = EXIT_FAILURE;
         } else if (kpa_process_start(ctl, arg.app_id, arg.run_config_id, o, &token) < 0) {
                 r = report_failed_start(ctl, &token);
+                unsigned stops = 0;
+                wait_for_services(ctl, &token, sfd, &stops);
         } else {
                 r = -1;
         }
@@ -849,6 +927,8 @@ static int run(void)
         kpa_trace("kpa-run: running");
         r = wait_for_end(ctl, &token, sfd, &ctx, &stops);
         kpa_trace("kpa-run: ended");
+        if (r == 0)
+                wait_for_services(ctl, &token, sfd, &stops);
         if (r < 0) {
                 const kpa_error *e = kpa_control_last_error(ctl);
                 if (e->message[0])
