@@ -20,8 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <time.h>
+#include <termios.h>
 
 #include <json-c/json.h>
 
@@ -92,7 +94,10 @@ static struct {
         const char *start_option; /* the last start option given, for messages */
         bool root_given;
         const char *cgroup_driver; /* --cgroup-driver (direct mode only) */
-} arg;
+        int tty;                   /* --tty 1, --no-tty 0, neither -1 (a terminal: yes) */
+        kpa_start_bind *binds;     /* --bind, --bind-ro */
+        size_t n_binds;
+} arg = {.tty = -1};
 
 static void usage(void)
 {
@@ -132,6 +137,16 @@ static void usage(void)
                "                            who makes the instance's cgroup: systemd (a\n"
                "                            transient scope) or kpa (cgroupfs); auto (default,\n"
                "                            or $KPA_CGROUP_DRIVER): systemd when it is PID 1\n"
+               "  -t, --tty                 give the application a pseudo-terminal of its own,\n"
+               "                            relayed to this one (the default when standard\n"
+               "                            input and output are terminals; direct mode only)\n"
+               "  -T, --no-tty              pass standard input, output and error through as\n"
+               "                            they are, even when they are terminals\n"
+               "  -w, --workdir DIR         the application's working directory inside the\n"
+               "                            sandbox (default /)\n"
+               "      --bind HOST:INSIDE    bind the host path HOST read-write at INSIDE\n"
+               "                            (root only; repeatable)\n"
+               "      --bind-ro HOST:INSIDE likewise, read-only\n"
                "      --json                when the application ends, print its final state as\n"
                "                            one JSON line on standard error\n"
                "  -q, --quiet               print errors only\n"
@@ -194,6 +209,8 @@ enum {
         OPT_LOGS,
         OPT_FOLLOW,
         OPT_STOP_ALL,
+        OPT_BIND,
+        OPT_BIND_RO,
 };
 
 /* APP_ID[/RUNCONFIG] as the manifest spells ids (kpa-execd has the last
@@ -369,8 +386,30 @@ static const char *start_option_name(int c)
         case OPT_NETWORK: return "--network";
         case OPT_USER: return "--user";
         case OPT_STOP_TIMEOUT: return "--stop-timeout";
+        case 't': return "--tty";
+        case 'T': return "--no-tty";
+        case 'w': return "--workdir";
+        case OPT_BIND: return "--bind";
+        case OPT_BIND_RO: return "--bind-ro";
         default: return NULL;
         }
+}
+
+/* --bind and --bind-ro: HOST:INSIDE, split at the first ':'; the paths
+ * are checked by libkpa (spec.c), which also refuses them to non-root. */
+static int add_bind(const char *optarg_, bool writable)
+{
+        const char *name = writable ? "--bind" : "--bind-ro";
+        const char *colon = strchr(optarg_, ':');
+        if (!colon || colon == optarg_ || !colon[1])
+                return cli_usage_error("%s: expected HOST:INSIDE, got \"%s\"", name, optarg_);
+        arg.binds = kpa_xrealloc(arg.binds, (arg.n_binds + 1) * sizeof(*arg.binds));
+        arg.binds[arg.n_binds++] = (kpa_start_bind){
+                .host = kpa_xstrndup(optarg_, (size_t)(colon - optarg_)),
+                .inside = colon + 1,
+                .writable = writable,
+        };
+        return 0;
 }
 
 static int parse_daemon_option(int c, const char *optarg_)
@@ -454,6 +493,16 @@ static int parse_option(int c, const char *optarg_)
                 arg.cgroup_driver = optarg_;
                 return 0;
         }
+        case 't': arg.tty = 1; return 0;
+        case 'T': arg.tty = 0; return 0;
+        case 'w':
+                if (optarg_[0] != '/')
+                        return cli_usage_error("--workdir: \"%s\" is not an absolute path",
+                                               optarg_);
+                o->cwd = optarg_;
+                return 0;
+        case OPT_BIND: return add_bind(optarg_, true);
+        case OPT_BIND_RO: return add_bind(optarg_, false);
         case OPT_JSON: arg.json = true; return 0;
         case 'q': arg.quiet = true; return 0;
         case 'h': usage(); exit(EXIT_SUCCESS);
@@ -516,6 +565,13 @@ static int check_mode_options(void)
                 return cli_usage_error("--cgroup-parent does not go with %s: kpa-execd chooses "
                                        "the cgroups of its instances",
                                        mode);
+        if (m == MODE_DETACH && arg.tty == 1)
+                return cli_usage_error("--tty does not go with --detach: kpa-execd logs the "
+                                       "output of its instances (--logs), it has no terminal "
+                                       "to give them");
+        if (m == MODE_DETACH && arg.n_binds > 0 && geteuid() != 0)
+                return cli_usage_error("--bind and --bind-ro do not go with --detach: only root "
+                                       "may bind host paths, and only in direct mode");
         if (arg.start_option && m != MODE_DIRECT && m != MODE_DETACH)
                 return cli_usage_error("%s is a start option: it goes with --detach or direct "
                                        "mode, not with %s",
@@ -552,12 +608,17 @@ static int parse_args(int argc, char **argv)
                 {"logs", required_argument, NULL, OPT_LOGS},
                 {"follow", no_argument, NULL, OPT_FOLLOW},
                 {"stop-all", no_argument, NULL, OPT_STOP_ALL},
+                {"tty", no_argument, NULL, 't'},
+                {"no-tty", no_argument, NULL, 'T'},
+                {"workdir", required_argument, NULL, 'w'},
+                {"bind", required_argument, NULL, OPT_BIND},
+                {"bind-ro", required_argument, NULL, OPT_BIND_RO},
                 {0},
         };
         kpa_start_options_init(&arg.opts);
         /* '+': options end at APP_ID, so the application's own options
          * (after --) are never taken for ours */
-        int r = cli_parse_options(argc, argv, "+r:qh", options, parse_option);
+        int r = cli_parse_options(argc, argv, "+r:qhtTw:", options, parse_option);
         if (r)
                 return r;
         if ((r = check_mode_options()) != 0)
@@ -578,6 +639,9 @@ static void free_args(void)
         }
         free(arg.handles);
         free(arg.env);
+        for (size_t i = 0; i < arg.n_binds; i++)
+                free((char *)arg.binds[i].host);
+        free(arg.binds);
 }
 
 /* ---- handles ---- */
@@ -668,6 +732,133 @@ static void report_end(const kpa_process_context *ctx)
         }
 }
 
+/* ---- the pseudo-terminal (--tty) ----
+ * The application's pty comes from its own devpts; kpa-run holds the
+ * master and relays: our stdin to it, its output to our stdout. Our
+ * terminal is in raw mode meanwhile (so that ^C, ^Z and the like are bytes
+ * for the pty's line discipline, which turns them into signals inside), and
+ * is put back on every way out: the end of the loop, exit(), and the
+ * signals that would end kpa-run without passing through either. */
+
+typedef struct tty_relay {
+        int master;     /* -1 once it has hung up */
+        int in;         /* our stdin, -1 after its end */
+        int size_fd;    /* the terminal whose size the pty follows, or -1 */
+        char buf[4096]; /* read from IN, not yet written to MASTER */
+        size_t len, off;
+} tty_relay;
+
+static struct termios saved_termios;
+static volatile sig_atomic_t termios_saved;
+
+static void restore_terminal(void)
+{
+        if (termios_saved) {
+                (void)tcsetattr(STDIN_FILENO, TCSADRAIN, &saved_termios);
+                termios_saved = 0;
+        }
+}
+
+static void restore_and_die(int sig)
+{
+        restore_terminal();
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+static void make_terminal_raw(void)
+{
+        static const int fatal[] = {SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGPIPE, SIGABRT,
+                                    SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGXCPU, SIGXFSZ};
+        if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_termios) < 0)
+                return;
+        struct termios raw = saved_termios;
+        cfmakeraw(&raw);
+        termios_saved = 1;
+        atexit(restore_terminal);
+        for (size_t i = 0; i < ELEMENTSOF(fatal); i++)
+                signal(fatal[i], restore_and_die);
+        if (tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) < 0)
+                termios_saved = 0;
+}
+
+/* The host terminal whose size the pty gets: stdout's, else stdin's. */
+static int size_terminal(void)
+{
+        return isatty(STDOUT_FILENO) ? STDOUT_FILENO : isatty(STDIN_FILENO) ? STDIN_FILENO : -1;
+}
+
+static void copy_window_size(const tty_relay *t)
+{
+        struct winsize ws;
+        if (t->size_fd >= 0 && t->master >= 0 && ioctl(t->size_fd, TIOCGWINSZ, &ws) == 0)
+                (void)ioctl(t->master, TIOCSWINSZ, &ws);
+}
+
+/* Copy what the pty has for us to our stdout; false once it has hung up
+ * (the application and all it started have closed their ends). */
+static bool relay_output(tty_relay *t)
+{
+        char buf[8192];
+        for (;;) {
+                ssize_t n = read(t->master, buf, sizeof(buf));
+                if (n > 0) {
+                        if (kpa_write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
+                                return true; /* our stdout is gone: the pty's output too */
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return true;
+                closep(&t->master);
+                return false;
+        }
+}
+
+/* Our stdin to the pty, without blocking on a pty whose reader is slow. At
+ * the end of our stdin (a pipe, with --tty), the pty's end-of-file
+ * character goes in, as if typed. */
+static void relay_input(tty_relay *t, bool readable)
+{
+        if (readable && t->len == 0 && t->in >= 0) {
+                ssize_t n = read(t->in, t->buf, sizeof(t->buf));
+                if (n > 0) {
+                        t->len = (size_t)n;
+                        t->off = 0;
+                } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+                        struct termios tio;
+                        t->in = -1;
+                        if (t->master >= 0 && tcgetattr(t->master, &tio) == 0) {
+                                t->buf[0] = (char)tio.c_cc[VEOF];
+                                t->len = 1;
+                                t->off = 0;
+                        }
+                }
+        }
+        while (t->len > t->off && t->master >= 0) {
+                ssize_t w = write(t->master, t->buf + t->off, t->len - t->off);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0) {
+                        if (errno != EAGAIN)
+                                t->len = t->off = 0; /* hung up: drop it */
+                        return;
+                }
+                t->off += (size_t)w;
+        }
+        t->len = t->off = 0;
+}
+
+/* The events each of the relay's fds waits for, into PFD[0] (stdin) and
+ * PFD[1] (the master); an fd of -1 is not polled. */
+static void relay_events(const tty_relay *t, struct pollfd *pfd)
+{
+        pfd[0] = (struct pollfd){.fd = t->len == 0 ? t->in : -1, .events = POLLIN};
+        pfd[1] = (struct pollfd){.fd = t->master,
+                                 .events = (short)(POLLIN | (t->len ? POLLOUT : 0))};
+}
+
 /* ---- the poll loop ---- */
 
 static int block_stop_signals(sigset_t *mask)
@@ -676,6 +867,7 @@ static int block_stop_signals(sigset_t *mask)
         sigaddset(mask, SIGINT);
         sigaddset(mask, SIGTERM);
         sigaddset(mask, SIGHUP);
+        sigaddset(mask, SIGWINCH); /* --tty: the pty's size follows ours */
         if (sigprocmask(SIG_BLOCK, mask, NULL) < 0)
                 return -errno;
         int fd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -707,20 +899,29 @@ static void on_stop_signal(kpa_control *ctl, const kpa_token *token, int signo, 
         }
 }
 
-static int drain_signals(int sfd, kpa_control *ctl, const kpa_token *token, unsigned *count)
+static int drain_signals(int sfd, kpa_control *ctl, const kpa_token *token, unsigned *count,
+                         const tty_relay *tty)
 {
         struct signalfd_siginfo si;
         ssize_t n;
-        while ((n = read(sfd, &si, sizeof(si))) == (ssize_t)sizeof(si))
+        while ((n = read(sfd, &si, sizeof(si))) == (ssize_t)sizeof(si)) {
+                if (si.ssi_signo == SIGWINCH) {
+                        if (tty)
+                                copy_window_size(tty);
+                        continue;
+                }
                 on_stop_signal(ctl, token, (int)si.ssi_signo, count);
+        }
         if (n < 0 && errno != EAGAIN && errno != EINTR)
                 return -errno;
         return 0;
 }
 
-/* Wait until the instance has ended, serving stop signals meanwhile. */
+/* Wait until the instance has ended, serving stop signals meanwhile, and
+ * relaying its pseudo-terminal (TTY, or NULL) until then and what it has
+ * left in it after. */
 static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_process_context *ctx,
-                        unsigned *stops)
+                        unsigned *stops, tty_relay *tty)
 {
         int cfd = kpa_control_get_fd(ctl);
         if (cfd < 0)
@@ -729,19 +930,30 @@ static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_p
                 int r = kpa_process_get_state(ctl, token, ctx);
                 if (r < 0)
                         return r;
-                if (has_ended(ctx->state))
+                if (has_ended(ctx->state)) {
+                        if (tty && tty->master >= 0)
+                                relay_output(tty);
                         return 0;
-                struct pollfd pfd[2] = {
+                }
+                struct pollfd pfd[4] = {
                         {.fd = sfd, .events = POLLIN},
                         {.fd = cfd, .events = POLLIN},
+                        {.fd = -1},
+                        {.fd = -1},
                 };
+                if (tty)
+                        relay_events(tty, &pfd[2]);
                 if (poll(pfd, ELEMENTSOF(pfd), -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
                 }
+                if (pfd[3].revents & (POLLIN | POLLHUP | POLLERR))
+                        relay_output(tty);
+                if (pfd[2].revents || (pfd[3].revents & POLLOUT))
+                        relay_input(tty, pfd[2].revents != 0);
                 if (pfd[0].revents) {
-                        r = drain_signals(sfd, ctl, token, stops);
+                        r = drain_signals(sfd, ctl, token, stops, tty);
                         if (r < 0)
                                 return r;
                 }
@@ -797,6 +1009,8 @@ static int prepare_start(kpa_user_handle **handles, int **fds)
         o->n_extra_args = arg.n_extra_args;
         o->extra_env = arg.env;
         o->n_extra_env = arg.n_env;
+        o->binds = arg.binds;
+        o->n_binds = arg.n_binds;
         return 0;
 }
 
@@ -809,9 +1023,17 @@ static int run(void)
                 return r;
 
         kpa_start_options *o = &arg.opts;
-        o->stdin_fd = stdio_fd(STDIN_FILENO);
-        o->stdout_fd = stdio_fd(STDOUT_FILENO);
-        o->stderr_fd = stdio_fd(STDERR_FILENO);
+        o->tty = arg.tty == 1 || (arg.tty < 0 && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO));
+        tty_relay relay = {.master = -1, .in = STDIN_FILENO, .size_fd = size_terminal()};
+        struct winsize ws;
+        if (o->tty && relay.size_fd >= 0 && ioctl(relay.size_fd, TIOCGWINSZ, &ws) == 0) {
+                o->tty_rows = ws.ws_row;
+                o->tty_cols = ws.ws_col;
+        }
+        /* with a pty, the application gets none of ours */
+        o->stdin_fd = o->tty ? -1 : stdio_fd(STDIN_FILENO);
+        o->stdout_fd = o->tty ? -1 : stdio_fd(STDOUT_FILENO);
+        o->stderr_fd = o->tty ? -1 : stdio_fd(STDERR_FILENO);
 
         /* blocked before the start, so that a Ctrl-C during it is not lost */
         sigset_t mask;
@@ -844,10 +1066,21 @@ static int run(void)
         if (r >= 0)
                 return r;
 
+        if (o->tty) {
+                int m = kpa_control_take_tty(ctl, &token);
+                relay.master = m >= 0 ? m : -1;
+                if (relay.master >= 0) {
+                        fcntl(relay.master, F_SETFL, O_NONBLOCK);
+                        copy_window_size(&relay); /* it may have changed meanwhile */
+                        make_terminal_raw();
+                }
+        }
         kpa_process_context ctx;
         unsigned stops = 0;
         kpa_trace("kpa-run: running");
-        r = wait_for_end(ctl, &token, sfd, &ctx, &stops);
+        r = wait_for_end(ctl, &token, sfd, &ctx, &stops, o->tty ? &relay : NULL);
+        restore_terminal();
+        closep(&relay.master);
         kpa_trace("kpa-run: ended");
         if (r < 0) {
                 const kpa_error *e = kpa_control_last_error(ctl);
