@@ -732,19 +732,29 @@ static void report_end(const kpa_process_context *ctx)
         }
 }
 
-/* ---- the pseudo-terminal (--tty) ----
- * The application's pty comes from its own devpts; kpa-run holds the
- * master and relays: our stdin to it, its output to our stdout. Our
- * terminal is in raw mode meanwhile (so that ^C, ^Z and the like are bytes
- * for the pty's line discipline, which turns them into signals inside), and
- * is put back on every way out: the end of the loop, exit(), and the
- * signals that would end kpa-run without passing through either. */
+/* ---- the terminal: a pty of the application's own (--tty), or pipes ----
+ * The application never gets a terminal of the host. With --tty its pty
+ * comes from its own devpts; kpa-run holds the master and relays our stdin
+ * to it and its output to our stdout, with our terminal in raw mode
+ * meanwhile (so that ^C, ^Z and the like are bytes for the pty's line
+ * discipline, which turns them into signals inside). The terminal is put
+ * back on every way out: the end of the loop, exit(), and the signals that
+ * would end kpa-run without passing through either. Without a pty, those of
+ * our stdin, stdout and stderr that are terminals are replaced by pipes,
+ * relayed the same way; the others (files, pipes) are passed as they are. */
+
+typedef struct relay_out {
+        int src; /* the master or a pipe's read end; -1 once it has ended */
+        int dst; /* STDOUT_FILENO or STDERR_FILENO */
+} relay_out;
 
 typedef struct tty_relay {
-        int master;     /* -1 once it has hung up */
-        int in;         /* our stdin, -1 after its end */
-        int size_fd;    /* the terminal whose size the pty follows, or -1 */
-        char buf[4096]; /* read from IN, not yet written to MASTER */
+        bool tty;         /* SRC of out[0] and DST of the input is a pty's master */
+        int in;           /* our stdin, -1 when not relayed or after its end */
+        int in_dst;       /* the master or a pipe's write end; -1: none */
+        relay_out out[2];
+        int size_fd;      /* the terminal whose size the pty follows, or -1 */
+        char buf[4096];   /* read from IN, not yet written to IN_DST */
         size_t len, off;
 } tty_relay;
 
@@ -791,34 +801,61 @@ static int size_terminal(void)
 static void copy_window_size(const tty_relay *t)
 {
         struct winsize ws;
-        if (t->size_fd >= 0 && t->master >= 0 && ioctl(t->size_fd, TIOCGWINSZ, &ws) == 0)
-                (void)ioctl(t->master, TIOCSWINSZ, &ws);
+        if (t->tty && t->size_fd >= 0 && t->in_dst >= 0 && ioctl(t->size_fd, TIOCGWINSZ, &ws) == 0)
+                (void)ioctl(t->in_dst, TIOCSWINSZ, &ws);
 }
 
-/* Copy what the pty has for us to our stdout; false once it has hung up
- * (the application and all it started have closed their ends). */
-static bool relay_output(tty_relay *t)
+static void relay_close(tty_relay *t)
+{
+        for (size_t i = 0; i < ELEMENTSOF(t->out); i++)
+                if (t->out[i].src != t->in_dst)
+                        closep(&t->out[i].src);
+        closep(&t->in_dst);
+        t->out[0].src = t->out[1].src = -1;
+}
+
+/* Copy what O's source has for us to its destination, until it has no
+ * more for now; at its end (a pty hangs up when the application and all it
+ * started have closed their ends) it is closed. */
+static void relay_output(tty_relay *t, relay_out *o)
 {
         char buf[8192];
-        for (;;) {
-                ssize_t n = read(t->master, buf, sizeof(buf));
+        while (o->src >= 0) {
+                ssize_t n = read(o->src, buf, sizeof(buf));
                 if (n > 0) {
-                        if (kpa_write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
-                                return true; /* our stdout is gone: the pty's output too */
+                        (void)kpa_write_all(o->dst, buf, (size_t)n); /* ours gone: drop it */
                         continue;
                 }
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EAGAIN)
-                        return true;
-                closep(&t->master);
-                return false;
+                        return;
+                if (o->src == t->in_dst) { /* the pty: input goes nowhere now */
+                        closep(&t->in_dst);
+                        t->len = t->off = 0;
+                        o->src = -1;
+                } else {
+                        closep(&o->src);
+                }
         }
 }
 
-/* Our stdin to the pty, without blocking on a pty whose reader is slow. At
- * the end of our stdin (a pipe, with --tty), the pty's end-of-file
- * character goes in, as if typed. */
+/* At the end of our stdin: a pipe is closed; to a pty the end-of-file
+ * character goes in, as if typed (for kpa-run --tty <FILE). */
+static void relay_input_end(tty_relay *t)
+{
+        struct termios tio;
+        t->in = -1;
+        if (!t->tty) {
+                closep(&t->in_dst);
+        } else if (t->in_dst >= 0 && tcgetattr(t->in_dst, &tio) == 0) {
+                t->buf[0] = (char)tio.c_cc[VEOF];
+                t->len = 1;
+                t->off = 0;
+        }
+}
+
+/* Our stdin to the application, without blocking on a slow reader. */
 static void relay_input(tty_relay *t, bool readable)
 {
         if (readable && t->len == 0 && t->in >= 0) {
@@ -827,36 +864,79 @@ static void relay_input(tty_relay *t, bool readable)
                         t->len = (size_t)n;
                         t->off = 0;
                 } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
-                        struct termios tio;
-                        t->in = -1;
-                        if (t->master >= 0 && tcgetattr(t->master, &tio) == 0) {
-                                t->buf[0] = (char)tio.c_cc[VEOF];
-                                t->len = 1;
-                                t->off = 0;
-                        }
+                        relay_input_end(t);
                 }
         }
-        while (t->len > t->off && t->master >= 0) {
-                ssize_t w = write(t->master, t->buf + t->off, t->len - t->off);
+        while (t->len > t->off && t->in_dst >= 0) {
+                ssize_t w = write(t->in_dst, t->buf + t->off, t->len - t->off);
                 if (w < 0 && errno == EINTR)
                         continue;
-                if (w < 0) {
-                        if (errno != EAGAIN)
-                                t->len = t->off = 0; /* hung up: drop it */
+                if (w < 0 && errno == EAGAIN)
                         return;
+                if (w < 0) { /* the reader is gone: nothing more goes in */
+                        t->in = -1;
+                        if (!t->tty)
+                                closep(&t->in_dst);
+                        break;
                 }
                 t->off += (size_t)w;
         }
         t->len = t->off = 0;
 }
 
-/* The events each of the relay's fds waits for, into PFD[0] (stdin) and
- * PFD[1] (the master); an fd of -1 is not polled. */
+/* The relay's pollfds: PFD[0] our stdin, PFD[1] where it goes (when it
+ * has to wait), PFD[2] and PFD[3] the outputs; -1 is not polled. */
 static void relay_events(const tty_relay *t, struct pollfd *pfd)
 {
-        pfd[0] = (struct pollfd){.fd = t->len == 0 ? t->in : -1, .events = POLLIN};
-        pfd[1] = (struct pollfd){.fd = t->master,
-                                 .events = (short)(POLLIN | (t->len ? POLLOUT : 0))};
+        pfd[0] = (struct pollfd){.fd = t->len == 0 && t->in_dst >= 0 ? t->in : -1, .events = POLLIN};
+        pfd[1] = (struct pollfd){.fd = t->len ? t->in_dst : -1, .events = POLLOUT};
+        for (size_t i = 0; i < 2; i++)
+                pfd[2 + i] = (struct pollfd){.fd = t->out[i].src, .events = POLLIN};
+}
+
+static void relay_dispatch(tty_relay *t, const struct pollfd *pfd)
+{
+        for (size_t i = 0; i < 2; i++)
+                if (pfd[2 + i].revents)
+                        relay_output(t, &t->out[i]);
+        if (pfd[0].revents || pfd[1].revents)
+                relay_input(t, pfd[0].revents != 0);
+}
+
+/* Without a pty: a pipe in place of each of our stdio fds that is a
+ * terminal, into O's stdio fds. 0, or -errno. */
+static int relay_pipes(tty_relay *t, kpa_start_options *o)
+{
+        int *app[3] = {&o->stdin_fd, &o->stdout_fd, &o->stderr_fd};
+        for (int i = 0; i < 3; i++) {
+                int p[2];
+                if (*app[i] < 0 || !isatty(i))
+                        continue;
+                if (pipe2(p, O_CLOEXEC) < 0)
+                        return -errno;
+                /* the application's end is passed as it is; ours does not block */
+                int ours = i == 0 ? p[1] : p[0];
+                fcntl(ours, F_SETFL, O_NONBLOCK);
+                *app[i] = i == 0 ? p[0] : p[1];
+                if (i == 0)
+                        t->in_dst = ours;
+                else
+                        t->out[i - 1].src = ours;
+        }
+        return 0;
+}
+
+/* After the start: the application's ends of the pipes are its own now. */
+static void relay_pipes_started(tty_relay *t, kpa_start_options *o)
+{
+        if (t->in_dst >= 0)
+                closep(&o->stdin_fd);
+        if (t->out[0].src >= 0)
+                closep(&o->stdout_fd);
+        if (t->out[1].src >= 0)
+                closep(&o->stderr_fd);
+        if (t->in_dst < 0)
+                t->in = -1;
 }
 
 /* ---- the poll loop ---- */
@@ -879,6 +959,7 @@ static int block_stop_signals(sigset_t *mask)
 static void on_stop_signal(kpa_control *ctl, const kpa_token *token, int signo, unsigned *count)
 {
         kpa_stop_policy policy = ++*count == 1 ? KPA_STOP_NORMAL : KPA_STOP_FORCED;
+        restore_terminal(); /* the instance is ending: our messages read as usual */
         if (!arg.quiet) {
                 const char *sig = signo == SIGINT   ? "SIGINT"
                                   : signo == SIGHUP ? "SIGHUP"
@@ -906,8 +987,7 @@ static int drain_signals(int sfd, kpa_control *ctl, const kpa_token *token, unsi
         ssize_t n;
         while ((n = read(sfd, &si, sizeof(si))) == (ssize_t)sizeof(si)) {
                 if (si.ssi_signo == SIGWINCH) {
-                        if (tty)
-                                copy_window_size(tty);
+                        copy_window_size(tty);
                         continue;
                 }
                 on_stop_signal(ctl, token, (int)si.ssi_signo, count);
@@ -918,8 +998,8 @@ static int drain_signals(int sfd, kpa_control *ctl, const kpa_token *token, unsi
 }
 
 /* Wait until the instance has ended, serving stop signals meanwhile, and
- * relaying its pseudo-terminal (TTY, or NULL) until then and what it has
- * left in it after. */
+ * relaying its terminal or pipes (TTY) until then and what it has left in
+ * them after. */
 static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_process_context *ctx,
                         unsigned *stops, tty_relay *tty)
 {
@@ -931,27 +1011,21 @@ static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_p
                 if (r < 0)
                         return r;
                 if (has_ended(ctx->state)) {
-                        if (tty && tty->master >= 0)
-                                relay_output(tty);
+                        for (size_t i = 0; i < ELEMENTSOF(tty->out); i++)
+                                relay_output(tty, &tty->out[i]); /* what is left */
                         return 0;
                 }
-                struct pollfd pfd[4] = {
+                struct pollfd pfd[6] = {
                         {.fd = sfd, .events = POLLIN},
                         {.fd = cfd, .events = POLLIN},
-                        {.fd = -1},
-                        {.fd = -1},
                 };
-                if (tty)
-                        relay_events(tty, &pfd[2]);
+                relay_events(tty, &pfd[2]);
                 if (poll(pfd, ELEMENTSOF(pfd), -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
                 }
-                if (pfd[3].revents & (POLLIN | POLLHUP | POLLERR))
-                        relay_output(tty);
-                if (pfd[2].revents || (pfd[3].revents & POLLOUT))
-                        relay_input(tty, pfd[2].revents != 0);
+                relay_dispatch(tty, &pfd[2]);
                 if (pfd[0].revents) {
                         r = drain_signals(sfd, ctl, token, stops, tty);
                         if (r < 0)
@@ -1014,6 +1088,53 @@ static int prepare_start(kpa_user_handle **handles, int **fds)
         return 0;
 }
 
+/* A pty (--tty, or by default when our stdin and stdout are terminals) of
+ * our terminal's size, else our stdio with pipes for the terminals among
+ * them: into O and T. 0, or -errno. */
+static int prepare_terminal(kpa_start_options *o, tty_relay *t)
+{
+        *t = (tty_relay){.in = STDIN_FILENO, .in_dst = -1, .out = {{-1, STDOUT_FILENO},
+                                                                   {-1, STDERR_FILENO}},
+                         .size_fd = size_terminal()};
+        o->tty = arg.tty == 1 || (arg.tty < 0 && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO));
+        struct winsize ws;
+        if (o->tty && t->size_fd >= 0 && ioctl(t->size_fd, TIOCGWINSZ, &ws) == 0) {
+                o->tty_rows = ws.ws_row;
+                o->tty_cols = ws.ws_col;
+        }
+        /* with a pty, the application gets none of ours */
+        o->stdin_fd = o->tty ? -1 : stdio_fd(STDIN_FILENO);
+        o->stdout_fd = o->tty ? -1 : stdio_fd(STDOUT_FILENO);
+        o->stderr_fd = o->tty ? -1 : stdio_fd(STDERR_FILENO);
+        t->tty = o->tty;
+        if (o->tty)
+                return 0;
+        int r = relay_pipes(t, o);
+        if (r < 0)
+                relay_close(t);
+        return r;
+}
+
+/* The instance runs: take its pty's master and put our terminal in raw
+ * mode, or close the application's ends of the pipes. */
+static void start_relay(kpa_control *ctl, const kpa_token *token, kpa_start_options *o,
+                        tty_relay *t)
+{
+        if (!o->tty) {
+                relay_pipes_started(t, o);
+                return;
+        }
+        int m = kpa_control_take_tty(ctl, token);
+        if (m < 0) { /* cannot be: it is Running */
+                t->in = -1;
+                return;
+        }
+        fcntl(m, F_SETFL, O_NONBLOCK);
+        t->in_dst = t->out[0].src = m;
+        copy_window_size(t); /* it may have changed meanwhile */
+        make_terminal_raw();
+}
+
 static int run(void)
 {
         kpa_user_handle *handles;
@@ -1023,17 +1144,15 @@ static int run(void)
                 return r;
 
         kpa_start_options *o = &arg.opts;
-        o->tty = arg.tty == 1 || (arg.tty < 0 && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO));
-        tty_relay relay = {.master = -1, .in = STDIN_FILENO, .size_fd = size_terminal()};
-        struct winsize ws;
-        if (o->tty && relay.size_fd >= 0 && ioctl(relay.size_fd, TIOCGWINSZ, &ws) == 0) {
-                o->tty_rows = ws.ws_row;
-                o->tty_cols = ws.ws_col;
+        tty_relay relay;
+        r = prepare_terminal(o, &relay);
+        if (r < 0) {
+                kpa_close_fds(fds, arg.n_handles);
+                free(handles);
+                free(fds);
+                cli_error("pipe: %s", strerror(-r));
+                return EXIT_FAILURE;
         }
-        /* with a pty, the application gets none of ours */
-        o->stdin_fd = o->tty ? -1 : stdio_fd(STDIN_FILENO);
-        o->stdout_fd = o->tty ? -1 : stdio_fd(STDOUT_FILENO);
-        o->stderr_fd = o->tty ? -1 : stdio_fd(STDERR_FILENO);
 
         /* blocked before the start, so that a Ctrl-C during it is not lost */
         sigset_t mask;
@@ -1042,6 +1161,7 @@ static int run(void)
                 kpa_close_fds(fds, arg.n_handles);
                 free(handles);
                 free(fds);
+                relay_close(&relay);
                 cli_error("signalfd: %s", strerror(-sfd));
                 return EXIT_FAILURE;
         }
@@ -1063,24 +1183,18 @@ static int run(void)
         free(handles);
         free(fds);
         o->handles = NULL;
-        if (r >= 0)
+        if (r >= 0) {
+                relay_close(&relay);
                 return r;
-
-        if (o->tty) {
-                int m = kpa_control_take_tty(ctl, &token);
-                relay.master = m >= 0 ? m : -1;
-                if (relay.master >= 0) {
-                        fcntl(relay.master, F_SETFL, O_NONBLOCK);
-                        copy_window_size(&relay); /* it may have changed meanwhile */
-                        make_terminal_raw();
-                }
         }
+
+        start_relay(ctl, &token, o, &relay);
         kpa_process_context ctx;
         unsigned stops = 0;
         kpa_trace("kpa-run: running");
-        r = wait_for_end(ctl, &token, sfd, &ctx, &stops, o->tty ? &relay : NULL);
+        r = wait_for_end(ctl, &token, sfd, &ctx, &stops, &relay);
         restore_terminal();
-        closep(&relay.master);
+        relay_close(&relay);
         kpa_trace("kpa-run: ended");
         if (r < 0) {
                 const kpa_error *e = kpa_control_last_error(ctl);
