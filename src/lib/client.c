@@ -329,10 +329,6 @@ int kpa_remote_start(kpa_remote *r, const char *pkg_id, const char *run_config_i
                 return kpa_error_set(err, EOPNOTSUPP,
                                      "kpa-execd logs the output of its instances: a "
                                      "pseudo-terminal is for direct mode only");
-        if (opts && (opts->n_binds > 0 || opts->cwd))
-                return kpa_error_set(err, EOPNOTSUPP,
-                                     "binds and a working directory cannot be given through "
-                                     "kpa-execd yet");
         int fds[KPA_MSG_FDS_MAX];
         for (size_t i = 0; i < n; i++) {
                 fds[i] = opts->handles[i].fd;

@@ -743,6 +743,13 @@ static void report_end(const kpa_process_context *ctx)
  * our stdin, stdout and stderr that are terminals are replaced by pipes,
  * relayed the same way; the others (files, pipes) are passed as they are. */
 
+/* closep(), and the fd is -1 after it */
+static void close_fd(int *fd)
+{
+        closep(fd);
+        *fd = -1;
+}
+
 typedef struct relay_out {
         int src; /* the master or a pipe's read end; -1 once it has ended */
         int dst; /* STDOUT_FILENO or STDERR_FILENO */
@@ -809,8 +816,8 @@ static void relay_close(tty_relay *t)
 {
         for (size_t i = 0; i < ELEMENTSOF(t->out); i++)
                 if (t->out[i].src != t->in_dst)
-                        closep(&t->out[i].src);
-        closep(&t->in_dst);
+                        close_fd(&t->out[i].src);
+        close_fd(&t->in_dst);
         t->out[0].src = t->out[1].src = -1;
 }
 
@@ -831,11 +838,11 @@ static void relay_output(tty_relay *t, relay_out *o)
                 if (n < 0 && errno == EAGAIN)
                         return;
                 if (o->src == t->in_dst) { /* the pty: input goes nowhere now */
-                        closep(&t->in_dst);
+                        close_fd(&t->in_dst);
                         t->len = t->off = 0;
                         o->src = -1;
                 } else {
-                        closep(&o->src);
+                        close_fd(&o->src);
                 }
         }
 }
@@ -847,7 +854,7 @@ static void relay_input_end(tty_relay *t)
         struct termios tio;
         t->in = -1;
         if (!t->tty) {
-                closep(&t->in_dst);
+                close_fd(&t->in_dst);
         } else if (t->in_dst >= 0 && tcgetattr(t->in_dst, &tio) == 0) {
                 t->buf[0] = (char)tio.c_cc[VEOF];
                 t->len = 1;
@@ -876,7 +883,7 @@ static void relay_input(tty_relay *t, bool readable)
                 if (w < 0) { /* the reader is gone: nothing more goes in */
                         t->in = -1;
                         if (!t->tty)
-                                closep(&t->in_dst);
+                                close_fd(&t->in_dst);
                         break;
                 }
                 t->off += (size_t)w;
@@ -930,11 +937,11 @@ static int relay_pipes(tty_relay *t, kpa_start_options *o)
 static void relay_pipes_started(tty_relay *t, kpa_start_options *o)
 {
         if (t->in_dst >= 0)
-                closep(&o->stdin_fd);
+                close_fd(&o->stdin_fd);
         if (t->out[0].src >= 0)
-                closep(&o->stdout_fd);
+                close_fd(&o->stdout_fd);
         if (t->out[1].src >= 0)
-                closep(&o->stderr_fd);
+                close_fd(&o->stderr_fd);
         if (t->in_dst < 0)
                 t->in = -1;
 }
