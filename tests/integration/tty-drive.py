@@ -81,6 +81,8 @@ class Driver:
             now = time.monotonic()
             if now > end:
                 print("timeout waiting for %r; output:\n%s" % (regex, self.out))
+                self.proc.kill()
+                self.proc.wait()
                 sys.exit(3)
             if resend is not None and now - last_send > 0.5:
                 os.write(self.master, resend.encode())

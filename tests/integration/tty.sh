@@ -165,7 +165,7 @@ if [ -x "$EXECD" ] && [ -n "$GROUP" ]; then
     "$EXECD" --foreground --on-exit stop --no-autorun --socket "$S" --root "$R" \
         --state-dir "$T/state" --group "$GROUP" </dev/null >/dev/null 2>>"$T/execd.log" &
     dpid=$!
-    cleanup_add 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null'
+    cleanup_add "kill $dpid 2>/dev/null; wait $dpid 2>/dev/null"
     for _ in $(seq 200); do [ -S "$S" ] && break; sleep 0.05; done
     tok=$("$KPA_RUN" --socket "$S" --detach --bind-ro "$T/host/dir:/mnt/in" --workdir /mnt/in \
         $SH -- -c 'cat file; pwd' 2>&1)
