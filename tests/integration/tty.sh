@@ -22,7 +22,10 @@ PR=org.example.ttyprobe$$
 # bash itself as the package's program: its libraries come from /usr
 $MKPKG "$T/sh.kpa" --id $SH --bin "$BASH_BIN" --set 'runConfigurations[0].args=[]'
 $MKPKG "$T/probe.kpa" --id $PR --bin "$PROBE" --set 'runConfigurations[0].args=[]'
-for p in sh probe; do
+RS=org.example.ttyrestart$$
+$MKPKG "$T/restart.kpa" --id $RS --bin "$BASH_BIN" --set 'runConfigurations[0].args=[]' \
+    --set 'extensions={"KPA_restart":{"policy":"on-failure","maxRetries":1,"delayMs":50}}'
+for p in sh probe restart; do
     "$KPA_INSTALL" --root "$R" -q "$T/$p.kpa" || { echo "Bail out! cannot install $p.kpa"; exit 1; }
 done
 
@@ -173,6 +176,17 @@ if [ -x "$EXECD" ] && [ -n "$GROUP" ]; then
     check_eq "root: --detach with --bind-ro and --workdir" \
         "$("$KPA_RUN" --socket "$S" --logs "$tok" 2>&1)" "from-host
 /mnt/in"
+    # a restart keeps them: the second run writes where the first did
+    tok=$("$KPA_RUN" --socket "$S" --detach --bind "$T/host/dir:/srv/rw" --workdir /srv/rw \
+        $RS -- -c 'pwd >>runs; exit 1' 2>&1)
+    for _ in $(seq 200); do
+        [ "$(wc -l <"$T/host/dir/runs" 2>/dev/null)" = 2 ] && break
+        sleep 0.05
+    done
+    "$KPA_RUN" --socket "$S" --wait "$tok" >/dev/null 2>&1
+    check_eq "a restart by kpa-execd keeps --bind and --workdir" "$(cat "$T/host/dir/runs" 2>&1)" \
+        "/srv/rw
+/srv/rw"
     req='{"op":"StartProcess","id":1,"package":"'$SH'","binds":[{"host":"/etc","inside":"/mnt"}]}'
     drv=$(setpriv --reuid 65534 --regid 65534 --clear-groups "$PYTHON3" "$CLIENT_PY" "$S" call "$req")
     check "a member of kpa-execd's group may not ask for binds (EPERM)" \
