@@ -774,7 +774,7 @@ static volatile sig_atomic_t termios_saved;
 static void restore_terminal(void)
 {
         if (termios_saved) {
-                (void)tcsetattr(STDIN_FILENO, TCSADRAIN, &saved_termios);
+                (void)tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios); /* no wait on a stuck reader */
                 termios_saved = 0;
         }
 }
