@@ -1,6 +1,7 @@
 /* kpa-run: start one run configuration of an installed application in its
  * sandbox and stay with it until it ends ("direct mode"). kpa-run is the
- * instance's parent: it passes its own stdin, stdout and stderr through,
+ * instance's parent: it passes its own stdin, stdout and stderr through (at
+ * a terminal, it relays a pseudo-terminal of the sandbox's own instead),
  * turns SIGINT/SIGTERM/SIGHUP into stop requests, and exits with the
  * application's exit code. With --detach, --status, --stop, --stop-all,
  * --wait, --list or --logs it talks to kpa-execd instead, which owns the instances it
