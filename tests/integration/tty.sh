@@ -205,8 +205,14 @@ nobody() { setpriv --reuid $USERID --regid $USERID --clear-groups "$@"; }
 if nobody "$KI" --root "$T/user/store" -q "$T/user/sh.kpa" 2>/dev/null; then
     check_exit_output "--bind by a user that is not root is refused" 1 "only root can bind" \
         nobody "$KR" --root "$T/user/store" --bind "$T/host/dir:/mnt" $SH -- true
+    # rootless (a user namespace, /dev made by the child): a pty too
+    drv=$(echo wait | nobody "$PYTHON3" "$(reachable "$top_srcdir/tests/integration/tty-drive.py")" \
+        -- "$KR" --root "$T/user/store" $SH -- -c 'tty; touch /var/lib/x && echo var-ok' 2>&1)
+    check "rootless: --tty gives a pty of the sandbox's devpts, and /var/lib is writable" \
+        grep -Pzq '\nexit=0\n(.*\n)*/dev/pts/0\r\nvar-ok\r\n' <<<"$drv"
 else
     skip "--bind by a user that is not root is refused" "the user cannot install a package here"
+    skip "rootless: --tty gives a pty of the sandbox's devpts" "the user cannot install a package here"
 fi
 check_exit_output "--bind with --detach by a user that is not root is refused" 2 \
     "only root may bind host paths" nobody "$KR" --detach --bind "$T/host/dir:/mnt" $SH
