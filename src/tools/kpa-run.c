@@ -803,6 +803,19 @@ static void make_terminal_raw(void)
                 termios_saved = 0;
 }
 
+/* SIGTSTP (kill -TSTP; in raw mode the terminal sends none): stop as its
+ * default action would, with the host terminal as it was meanwhile. */
+static void suspend_self(void)
+{
+        struct termios raw;
+        bool was_raw = termios_saved && tcgetattr(STDIN_FILENO, &raw) == 0;
+        if (was_raw)
+                restore_terminal();
+        raise(SIGSTOP);
+        if (was_raw && tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) == 0)
+                termios_saved = 1;
+}
+
 /* The host terminal whose size the pty gets: stdout's, else stdin's. */
 static int size_terminal(void)
 {
@@ -959,6 +972,7 @@ static int block_stop_signals(sigset_t *mask)
         sigaddset(mask, SIGTERM);
         sigaddset(mask, SIGHUP);
         sigaddset(mask, SIGWINCH); /* --tty: the pty's size follows ours */
+        sigaddset(mask, SIGTSTP);  /* and the terminal is put back while stopped */
         if (sigprocmask(SIG_BLOCK, mask, NULL) < 0)
                 return -errno;
         int fd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -997,8 +1011,10 @@ static int drain_signals(int sfd, kpa_control *ctl, const kpa_token *token, unsi
         struct signalfd_siginfo si;
         ssize_t n;
         while ((n = read(sfd, &si, sizeof(si))) == (ssize_t)sizeof(si)) {
-                if (si.ssi_signo == SIGWINCH) {
-                        copy_window_size(tty);
+                if (si.ssi_signo == SIGWINCH || si.ssi_signo == SIGTSTP) {
+                        if (si.ssi_signo == SIGTSTP)
+                                suspend_self();
+                        copy_window_size(tty); /* it may have changed meanwhile */
                         continue;
                 }
                 on_stop_signal(ctl, token, (int)si.ssi_signo, count);

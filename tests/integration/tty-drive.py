@@ -14,6 +14,7 @@ Steps come on stdin, one per line (TEXT takes \\r, \\x03 and such escapes):
   winsize R C          resize the terminal (the kernel sends SIGWINCH)
   signal NAME          send signal NAME (TERM, INT, ...) to CMD
   raw                  print "raw=yes" if the terminal is in raw mode now
+  until-raw yes|no     wait until it is (or is not), then print as raw does
   wait                 wait until CMD ends; print "exit=N" (or "signal=N")
 Before the first step it prints "stty-before=...", after "wait"
 "stty-after=..." (stty -g of the terminal). Exit status 0, or 3 when an
@@ -41,6 +42,10 @@ def unescape(text):
 def stty_g(fd):
     return subprocess.run(["stty", "-g"], stdin=fd, capture_output=True,
                           text=True, check=False).stdout.strip()
+
+
+def raw_mode(fd):
+    return "no" if termios.tcgetattr(fd)[3] & termios.ICANON else "yes"
 
 
 def set_size(fd, rows, cols):
@@ -138,8 +143,12 @@ def main():
         elif op == "signal":
             proc.send_signal(getattr(signal, "SIG" + rest))
         elif op == "raw":
-            lflag = termios.tcgetattr(slave)[3]
-            print("raw=%s" % ("no" if lflag & termios.ICANON else "yes"), flush=True)
+            print("raw=" + raw_mode(slave), flush=True)
+        elif op == "until-raw":
+            end = time.monotonic() + a.timeout
+            while raw_mode(slave) != rest and time.monotonic() < end:
+                d.pump(0.05)
+            print("raw=" + raw_mode(slave), flush=True)
         elif op == "wait":
             d.wait()
             print("stty-after=" + stty_g(slave), flush=True)

@@ -94,13 +94,20 @@ check "Ctrl-C reaches python3 -i as KeyboardInterrupt" grep -q '^KeyboardInterru
 check "and the instance keeps running (it answers, then exits 0)" \
     grep -Pzq 'exit=0\n(.*\n)*KeyboardInterrupt\r\n(.*\n)*42\r\n' <<<"$drv"
 
+# ---- SIGTSTP to kpa-run: the terminal back while it is stopped ----
 # ---- SIGTERM to kpa-run: a Normal stop, and the terminal restored ----
 drive $SH -- -c 'echo ready; exec sleep 100' <<'EOF'
 expect ready
-raw
+until-raw yes
+signal TSTP
+until-raw no
+signal CONT
+until-raw yes
 signal TERM
 wait
 EOF
+check "SIGTSTP to kpa-run --tty: the host terminal as it was while it is stopped, raw again after" \
+    grep -Pzq '\nraw=yes\nraw=no\nraw=yes\n' <<<"$drv"
 check "SIGTERM to kpa-run --tty stops the application (exit 143)" \
     grep -Pzq '\nraw=yes\n(.*\n)*exit=143\n' <<<"$drv"
 check "the host terminal's settings are restored after SIGTERM" same_stty
