@@ -803,10 +803,40 @@ static void make_terminal_raw(void)
                 termios_saved = 0;
 }
 
-/* SIGTSTP (kill -TSTP; in raw mode the terminal sends none): stop as its
- * default action would, with the host terminal as it was meanwhile. */
+/* The parent of PID, from /proc; 0 when unknown. */
+static pid_t parent_of(pid_t pid)
+{
+        char path[64], buf[512];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')'); /* after the command name */
+        int ppid = 0;
+        return p && sscanf(p, ") %*c %d", &ppid) == 1 ? (pid_t)ppid : 0;
+}
+
+/* Whether our process group is orphaned, as the kernel sees it for the
+ * stop signals: no ancestor outside the group but in our session is found
+ * on the way up (the first one outside the group decides). */
+static bool group_orphaned(void)
+{
+        pid_t p = getppid();
+        while (p > 1 && getpgid(p) == getpgrp())
+                p = parent_of(p);
+        return p <= 1 || getsid(p) != getsid(0);
+}
+
+/* SIGTSTP (kill -TSTP, or Ctrl-Z with --no-tty; in raw mode the terminal
+ * sends none): stop as its default action would, with the host terminal as
+ * it was meanwhile. In an orphaned process group, where nobody would
+ * continue us, the kernel discards it: so do we. */
 static void suspend_self(void)
 {
+        if (group_orphaned())
+                return;
         struct termios raw;
         bool was_raw = termios_saved && tcgetattr(STDIN_FILENO, &raw) == 0;
         if (was_raw)

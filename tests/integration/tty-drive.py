@@ -4,7 +4,12 @@ tests/integration/tty.sh (a pseudo-terminal from python3's pty module: the
 command is a session leader with it as its controlling terminal, as at a
 login).
 
-  tty-drive.py [--rows R --cols C] [--timeout SECS] -- CMD [ARGS...]
+  tty-drive.py [--rows R --cols C] [--timeout SECS] [--job-control] -- CMD [ARGS...]
+
+--job-control: CMD runs as a shell's foreground job does, in a process group
+of its own below a session leader (a small helper that waits for it, and
+exits as it does), not as the session leader itself; its group is then not
+orphaned, so that stop signals stop it.
 
 Steps come on stdin, one per line (TEXT takes \\r, \\x03 and such escapes):
   send TEXT            type TEXT
@@ -12,7 +17,8 @@ Steps come on stdin, one per line (TEXT takes \\r, \\x03 and such escapes):
   retry TEXT REGEX     type TEXT every half second until REGEX shows (for a
                        key that must reach a job that is not yet in front)
   winsize R C          resize the terminal (the kernel sends SIGWINCH)
-  signal NAME          send signal NAME (TERM, INT, ...) to CMD
+  signal NAME          send signal NAME (TERM, INT, ...) to the terminal's
+                       foreground process group (CMD's)
   raw                  print "raw=yes" if the terminal is in raw mode now
   until-raw yes|no     wait until it is (or is not), then print as raw does
   wait                 wait until CMD ends; print "exit=N" (or "signal=N")
@@ -108,11 +114,31 @@ class Driver:
         print("exit=%d" % rc if rc >= 0 else "signal=%d" % -rc)
 
 
+def leader(cmd):
+    """--job-control's session leader: CMD in a foreground group of its own."""
+    pid = os.fork()
+    if pid == 0:
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        os.tcsetpgrp(0, os.getpid())
+        signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+        os.execvp(cmd[0], cmd)
+    while True:
+        _, status = os.waitpid(pid, os.WUNTRACED)
+        if not os.WIFSTOPPED(status):
+            break
+    code = os.waitstatus_to_exitcode(status)
+    sys.exit(code if code >= 0 else 128 - code)
+
+
 def main():
+    if sys.argv[1:2] == ["--leader"]:
+        leader(sys.argv[3:])
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=24)
     ap.add_argument("--cols", type=int, default=80)
     ap.add_argument("--timeout", type=float, default=30)
+    ap.add_argument("--job-control", action="store_true")
     ap.add_argument("cmd", nargs="+")
     a = ap.parse_args()
     master, slave = pty.openpty()
@@ -122,7 +148,10 @@ def main():
     def child_setup():
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
-    proc = subprocess.Popen(a.cmd, stdin=slave, stdout=slave, stderr=slave,
+    cmd = a.cmd
+    if a.job_control:
+        cmd = [sys.executable, os.path.abspath(__file__), "--leader", "--"] + cmd
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave,
                             start_new_session=True, preexec_fn=child_setup)
     d = Driver(master, proc, a.timeout)
     for line in sys.stdin:
@@ -141,7 +170,7 @@ def main():
             rows, cols = rest.split()
             set_size(master, int(rows), int(cols))
         elif op == "signal":
-            proc.send_signal(getattr(signal, "SIG" + rest))
+            os.killpg(os.tcgetpgrp(master), getattr(signal, "SIG" + rest))
         elif op == "raw":
             print("raw=" + raw_mode(slave), flush=True)
         elif op == "until-raw":

@@ -34,7 +34,9 @@ done
 # line ends, and bash's readline puts escapes before a command's output)
 drive() {
     local opts=()
-    while [ "$1" = --rows ] || [ "$1" = --cols ]; do opts+=("$1" "$2"); shift 2; done
+    while [ "$1" = --rows ] || [ "$1" = --cols ] || [ "$1" = --job-control ]; do
+        if [ "$1" = --job-control ]; then opts+=("$1"); shift; else opts+=("$1" "$2"); shift 2; fi
+    done
     drv=$($DRIVE "${opts[@]}" -- "$KPA_RUN" --root "$R" "$@" 2>&1)
 }
 # the same settings before and after (stty -g of the driver's terminal)
@@ -96,7 +98,9 @@ check "and the instance keeps running (it answers, then exits 0)" \
 
 # ---- SIGTSTP to kpa-run: the terminal back while it is stopped ----
 # ---- SIGTERM to kpa-run: a Normal stop, and the terminal restored ----
-drive $SH -- -c 'echo ready; exec sleep 100' <<'EOF'
+# (kpa-run as a shell's foreground job: a stop signal to an orphaned
+# process group is discarded)
+drive --job-control $SH -- -c 'echo ready; exec sleep 100' <<'EOF'
 expect ready
 until-raw yes
 signal TSTP
