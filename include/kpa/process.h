@@ -89,6 +89,13 @@ typedef struct kpa_user_handle {
         int fd;           /* duplicated by kpa_process_start; the caller keeps its own */
 } kpa_user_handle;
 
+/* A host path bound into the sandbox (kpa-run --bind, --bind-ro). */
+typedef struct kpa_start_bind {
+        const char *host;   /* absolute path on the host */
+        const char *inside; /* absolute path inside the sandbox */
+        bool writable;
+} kpa_start_bind;
+
 typedef struct kpa_start_options {
         const kpa_token *parent;          /* NULL: no parent */
         const kpa_user_handle *handles;   /* arrive at fds 3, 4, ... in this order */
@@ -106,6 +113,15 @@ typedef struct kpa_start_options {
         int stdin_fd, stdout_fd, stderr_fd; /* -1: /dev/null */
         unsigned stop_timeout_ms;         /* grace period of a Normal stop; default 10000 */
         const char *cgroup_parent;        /* NULL: the caller's own cgroup */
+        const char *cwd;                  /* working directory inside; NULL: / */
+        const kpa_start_bind *binds;      /* extra binds; root only (-EPERM else) */
+        size_t n_binds;
+        /* A pseudo-terminal of the sandbox's own as stdin, stdout, stderr
+         * and controlling terminal instead of the three fds above, of
+         * TTY_ROWS x TTY_COLS (0: the kernel's default); in-process
+         * controllers only. Its master: kpa_control_take_tty (internal). */
+        bool tty;
+        unsigned short tty_rows, tty_cols;
 } kpa_start_options;
 
 KPA_PUBLIC void kpa_start_options_init(kpa_start_options *opts);

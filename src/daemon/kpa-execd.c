@@ -638,6 +638,12 @@ static bool limit_raised(uint64_t asked, uint64_t manifest)
 static bool start_allowed(client *c, kpa_request *req)
 {
         const kpa_start_options *o = &req->opts;
+        if (o->n_binds > 0) {
+                reply_error(c, req->id, EPERM,
+                            "permission denied: only root may bind host paths into an "
+                            "instance (binds, kpa-run --bind and --bind-ro)");
+                return false;
+        }
         for (size_t k = 0; k < o->n_extra_env; k++)
                 if (is_loader_env(o->extra_env[k])) {
                         int len = (int)strcspn(o->extra_env[k], "=");

@@ -325,6 +325,10 @@ int kpa_remote_start(kpa_remote *r, const char *pkg_id, const char *run_config_i
                 return kpa_error_set(err, EOPNOTSUPP,
                                      "kpa-execd chooses the cgroup of its instances; a cgroup "
                                      "parent cannot be given through it");
+        if (opts && opts->tty)
+                return kpa_error_set(err, EOPNOTSUPP,
+                                     "kpa-execd logs the output of its instances: a "
+                                     "pseudo-terminal is for direct mode only");
         int fds[KPA_MSG_FDS_MAX];
         for (size_t i = 0; i < n; i++) {
                 fds[i] = opts->handles[i].fd;

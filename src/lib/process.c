@@ -177,7 +177,7 @@ instance *process_instance_new(kpa_control *ctl)
         i->death_fd = i->exit_fd = i->log_pipe = i->log_file = -1;
         i->log_pipe_in_init = -1;
         i->service_fd = -1;
-        i->sb.pidfd = i->sb.report_fd = -1;
+        i->sb.pidfd = i->sb.report_fd = i->sb.tty_fd = -1;
         i->owner = ctl->owner;
         i->w_report = (watch){WATCH_REPORT, i};
         i->w_pidfd = (watch){WATCH_PIDFD, i};
@@ -192,6 +192,7 @@ void process_instance_free(instance *i)
         closep(&i->log_file);
         closep(&i->service_fd);
         free(i->services);
+        closep(&i->sb.tty_fd);
         free(i->cgroup_parent);
         supervise_restart_free(i->restart);
         instance_release(i);
@@ -694,6 +695,14 @@ int kpa_control_start_async(kpa_control *ctl, const char *pkg_id, const char *ru
         int q = kpa_control_launch(ctl, pkg_id, NULL, NULL, run_config_id, opts, out_token);
         ctl->start_async = false;
         return q;
+}
+
+int kpa_control_take_tty(kpa_control *ctl, const kpa_token *t)
+{
+        instance *i = ctl->ops == &process_local_ops ? process_find(ctl, t) : NULL;
+        if (!i || i->sb.tty_fd < 0)
+                return -ENOENT;
+        return TAKE_FD(i->sb.tty_fd);
 }
 
 kpa_store *kpa_control_store(kpa_control *ctl) { return ctl->store; }

@@ -66,7 +66,7 @@ static const char *const network_names[] = {[KPA_START_NETWORK_DEFAULT] = "defau
 
 /* Every field a request may have, read by json_read_fields() into this. */
 struct request_fields {
-        char *token, *policy, *package, *run_config, *parent, *network;
+        char *token, *policy, *package, *run_config, *parent, *network, *cwd;
         int64_t timeout_ms, memory, pids, cpu_weight, uid, gid, stop_timeout_ms;
         bool rotated, list_continue, restart;
 };
@@ -79,6 +79,7 @@ static void request_fields_free(struct request_fields *f)
         free(f->run_config);
         free(f->parent);
         free(f->network);
+        free(f->cwd);
 }
 
 #define OP(x) (1u << (x))
@@ -118,6 +119,8 @@ static const struct request_field {
         {FIELD("uid", JF_INT, 0, uid), OP(KPA_OP_START), 0},
         {FIELD("gid", JF_INT, 0, gid), OP(KPA_OP_START), 0},
         {FIELD("stopTimeoutMs", JF_INT, 0, stop_timeout_ms), OP(KPA_OP_START), 0},
+        {FIELD("cwd", JF_STRING, JF_NONEMPTY, cwd), OP(KPA_OP_START), 0},
+        {UNSTORED("binds", JF_ARRAY), OP(KPA_OP_START), 0},
 };
 
 /* The field table of OP into OUT (room for every field); returns its size. */
@@ -215,6 +218,47 @@ static int check_handle_name(const struct json_ctx *c, const char *path, const c
                         "%s is not a handle name (1-255 printable ASCII characters, no ':')", q);
 }
 
+/* "binds": [{"host": PATH, "inside": PATH, "writable": BOOL}, ...] into O
+ * (kpa-execd lets root alone ask for them). */
+struct bind_fields {
+        char *host, *inside;
+        bool writable;
+};
+
+static int parse_binds(const struct json_ctx *c, json_object *obj, kpa_start_options *o)
+{
+        static const struct json_field fields[] = {
+                {"host", JF_STRING, JF_REQUIRED | JF_NONEMPTY, offsetof(struct bind_fields, host), NULL},
+                {"inside", JF_STRING, JF_REQUIRED | JF_NONEMPTY,
+                 offsetof(struct bind_fields, inside), NULL},
+                {"writable", JF_BOOL, 0, offsetof(struct bind_fields, writable), NULL},
+        };
+        json_object *a = json_member(obj, "binds");
+        if (!a)
+                return 0;
+        size_t n = json_object_array_length(a);
+        if (n > ARRAY_MAX)
+                return json_bad(c, "binds", "has %zu entries; at most %d are allowed", n, ARRAY_MAX);
+        kpa_start_bind *b = kpa_xcalloc(n ? n : 1, sizeof(*b));
+        o->binds = b; /* owned by the request from now on */
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(a, i);
+                _cleanup_free_ char *path = json_strict_path_index("binds", i);
+                struct bind_fields bf = {0};
+                int r = json_want_type(c, path, e, json_type_object);
+                if (r >= 0)
+                        r = json_read_fields(c, e, path, fields, ELEMENTSOF(fields), &bf);
+                if (r < 0) {
+                        free(bf.host);
+                        free(bf.inside);
+                        return r;
+                }
+                b[i] = (kpa_start_bind){.host = bf.host, .inside = bf.inside, .writable = bf.writable};
+                o->n_binds = i + 1;
+        }
+        return 0;
+}
+
 /* The StartProcess fields that go into OUT->opts (the scalars are in F). */
 static int parse_start(const struct json_ctx *c, json_object *obj, struct request_fields *f,
                        size_t n_fds, kpa_request *out)
@@ -236,6 +280,9 @@ static int parse_start(const struct json_ctx *c, json_object *obj, struct reques
                 return r;
         o->extra_env = (const char *const *)v;
         o->n_extra_env = n;
+        if ((r = parse_binds(c, obj, o)) < 0)
+                return r;
+        o->cwd = TAKE_PTR(f->cwd);
         if ((r = read_string_array(c, obj, "handles", KPA_MSG_FDS_MAX, check_handle_name, &v,
                                    &n)) < 0)
                 return r;
@@ -430,6 +477,12 @@ void kpa_request_free(kpa_request *r)
         free(h);
         kpa_strv_free((char **)r->opts.extra_args);
         kpa_strv_free((char **)r->opts.extra_env);
+        for (size_t i = 0; i < r->opts.n_binds; i++) {
+                free((char *)r->opts.binds[i].host);
+                free((char *)r->opts.binds[i].inside);
+        }
+        free((kpa_start_bind *)r->opts.binds);
+        free((char *)r->opts.cwd);
         free(r->package);
         free(r->run_config);
         request_init(r);
@@ -497,6 +550,20 @@ json_object *kpa_request_start(int64_t id, const char *package, const char *run_
         if (opts->gid != (gid_t)-1)
                 json_object_object_add(o, "gid", json_object_new_int64(opts->gid));
         json_object_object_add(o, "stopTimeoutMs", json_object_new_int64(opts->stop_timeout_ms));
+        if (opts->cwd)
+                json_object_object_add(o, "cwd", json_object_new_string(opts->cwd));
+        if (opts->n_binds) {
+                json_object *a = json_object_new_array();
+                for (size_t i = 0; i < opts->n_binds; i++) {
+                        const kpa_start_bind *b = &opts->binds[i];
+                        json_object *e = json_object_new_object();
+                        json_object_object_add(e, "host", json_object_new_string(b->host));
+                        json_object_object_add(e, "inside", json_object_new_string(b->inside));
+                        json_object_object_add(e, "writable", json_object_new_boolean(b->writable));
+                        json_object_array_add(a, e);
+                }
+                json_object_object_add(o, "binds", a);
+        }
         return o;
 }
 

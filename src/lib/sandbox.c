@@ -56,7 +56,7 @@ static const char *const step_names[KPA_STEP_MAX] = {
         [KPA_STEP_MOUNT_PRIVATE] = "make mounts private",
         [KPA_STEP_ROOT] = "create the private root",
         [KPA_STEP_MOUNTS] = "mount the package, storage and host paths",
-        [KPA_STEP_PROC] = "mount /proc, /tmp and /run",
+        [KPA_STEP_PROC] = "mount /proc, /tmp, /run and /var",
         [KPA_STEP_DEV] = "create /dev",
         [KPA_STEP_PIVOT_ROOT] = "pivot_root",
         [KPA_STEP_LOOPBACK] = "bring up the loopback interface",
@@ -69,6 +69,8 @@ static const char *const step_names[KPA_STEP_MAX] = {
         [KPA_STEP_EXEC] = "exec",
         [KPA_STEP_SECCOMP] = "install the seccomp filter",
         [KPA_STEP_KEYRING] = "join a new session keyring",
+        [KPA_STEP_TTY] = "open the pseudo-terminal (/dev/ptmx)",
+        [KPA_STEP_CWD] = "change to the working directory",
 };
 
 const char *kpa_sandbox_step_name(kpa_sandbox_step step)
@@ -137,6 +139,7 @@ void kpa_instance_spec_free(kpa_instance_spec *spec)
         free(spec->handle_fds);
         free(spec->cgroup_parent);
         free(spec->init_name);
+        free(spec->cwd);
         free(spec);
 }
 
@@ -166,6 +169,7 @@ typedef struct child_ctx {
         int dev_fd;   /* its /dev, likewise */
         const cpu_set_t *cpus; /* the CPUs the caller may run on (NULL: unknown) */
         const kpa_seccomp_prog *seccomp; /* built by the parent: the child only installs it */
+        int tty_slave; /* spec->tty: the pty's slave, the application's stdio; else -1 */
 } child_ctx;
 
 static void report(int fd, kpa_report_type type, int step, int err, int value)
@@ -199,7 +203,7 @@ static _Noreturn void child_fail(const child_ctx *c, kpa_sandbox_step step, int 
  * its root is the instance's own group). */
 #define SETUP_MAX_FDS 8
 
-typedef enum { SETUP_ROOT = 1, SETUP_CGROUP } setup_kind;
+typedef enum { SETUP_ROOT = 1, SETUP_CGROUP, SETUP_TTY } setup_kind;
 
 typedef struct setup_hdr {
         uint32_t kind;
@@ -259,6 +263,53 @@ static int send_setup(int sock, const kpa_seccomp_prog *prog, const int *attach,
                                 .iov_len = prog->len * sizeof(struct sock_filter)}};
         ssize_t w = kpa_send_fds(sock, iov, 2, fds, n);
         return w < 0 ? (int)w : 0;
+}
+
+/* spec->tty: open a pseudo-terminal in the instance's own devpts (through
+ * /dev/ptmx, so that the slave is /dev/pts/N inside), owned by the
+ * application's ids, and send its master to the parent (SETUP_TTY); the
+ * slave stays in C for the application. */
+static void open_tty(child_ctx *c)
+{
+        const kpa_instance_spec *spec = c->spec;
+        int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        CHECK(c, KPA_STEP_TTY, master);
+        int unlock = 0;
+        CHECK(c, KPA_STEP_TTY, ioctl(master, TIOCSPTLCK, &unlock));
+        if (spec->tty_rows && spec->tty_cols) {
+                struct winsize ws = {.ws_row = spec->tty_rows, .ws_col = spec->tty_cols};
+                CHECK(c, KPA_STEP_TTY, ioctl(master, TIOCSWINSZ, &ws));
+        }
+        int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        CHECK(c, KPA_STEP_TTY, slave);
+        CHECK(c, KPA_STEP_TTY, fchown(slave, spec->uid, spec->gid));
+        setup_hdr h = {.kind = SETUP_TTY, .n_fds = 1};
+        struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
+        ssize_t w = kpa_send_fds(c->setup_fd, &iov, 1, &master, 1);
+        if (w < 0)
+                child_fail(c, KPA_STEP_TTY, (int)-w);
+        close(master);
+        c->tty_slave = slave;
+}
+
+/* The parent's side of open_tty: the master into *OUT; -1 there when the
+ * child failed before (its report says why). */
+static int receive_tty(int sock, int *out)
+{
+        setup_hdr h;
+        struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
+        int fd = -1;
+        size_t n_fds = 0;
+        *out = -1;
+        ssize_t n = kpa_recv_fds(sock, &iov, 1, &fd, 1, &n_fds);
+        if (n <= 0)
+                return n == 0 || n == -ECONNRESET ? 0 : (int)n;
+        if ((size_t)n != sizeof(h) || h.kind != SETUP_TTY || n_fds != 1) {
+                kpa_close_fds(&fd, n_fds);
+                return -EBADMSG;
+        }
+        *out = fd;
+        return 0;
 }
 
 /* The init's fd of its group's OOM counters (-1: none). */
@@ -392,13 +443,17 @@ static int make_target_at(int dirfd, const char *target, bool dir)
 static int fill_root_at(const kpa_instance_spec *spec, int dirfd, const char *prefix,
                         const char **failed)
 {
-        static const char *const dirs[] = {"/proc", "/tmp", "/run", "/etc"};
+        static const char *const dirs[] = {"/proc", "/tmp", "/run", "/etc", "/var",
+                                           "/var/tmp", "/var/lib", "/var/cache"};
         char path[PATH_MAX];
         for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
                 snprintf(path, sizeof(path), "%s%s", prefix, dirs[i]);
                 if (mkdirat(dirfd, path, 0755) < 0)
                         return *failed = dirs[i], -1;
         }
+        snprintf(path, sizeof(path), "%s/var/run", prefix);
+        if (symlinkat("/run", dirfd, path) < 0)
+                return *failed = "/var/run", -1;
         for (size_t i = 0; i < spec->n_mounts; i++) {
                 const kpa_mount_op *op = &spec->mounts[i];
                 snprintf(path, sizeof(path), "%s%s", prefix, op->target);
@@ -498,6 +553,21 @@ static int make_dev(void)
         return mount_dev_fs();
 }
 
+/* What ordinary programs expect below /var (lighttpd wants /var/tmp):
+ * /var/tmp as /tmp is, /var/lib and /var/cache owned by the application's
+ * uid; binds of the spec (made after this) may cover them. /var/run is a
+ * link to /run (fill_root_at). */
+static int mount_var(uid_t uid, gid_t gid)
+{
+        char opts[64];
+        if (mount("tmpfs", NEWROOT "/var/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+                return -1;
+        snprintf(opts, sizeof(opts), "mode=0755,uid=%u,gid=%u", (unsigned)uid, (unsigned)gid);
+        if (mount("tmpfs", NEWROOT "/var/lib", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+                return -1;
+        return mount("tmpfs", NEWROOT "/var/cache", "tmpfs", MS_NOSUID | MS_NODEV, opts);
+}
+
 static void build_root(const child_ctx *c)
 {
         const kpa_instance_spec *spec = c->spec;
@@ -517,6 +587,7 @@ static void build_root(const child_ctx *c)
               mount("tmpfs", NEWROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"));
         CHECK(c, KPA_STEP_PROC,
               mount("tmpfs", NEWROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"));
+        CHECK(c, KPA_STEP_PROC, mount_var(spec->uid, spec->gid));
         kpa_trace("child: root tmpfs");
         for (size_t i = 0; i < spec->n_mounts; i++) {
                 const kpa_mount_op *op = &spec->mounts[i];
@@ -631,8 +702,12 @@ static _Noreturn void app_main(const child_ctx *c, int err_fd)
         kpa_trace("app: started");
         if (setsid() < 0)
                 app_fail(err_fd, KPA_STEP_SETSID, errno);
-        if (setup_stdio(spec->stdio) < 0)
+        const int tty_stdio[3] = {c->tty_slave, c->tty_slave, c->tty_slave};
+        if (setup_stdio(c->tty_slave >= 0 ? tty_stdio : spec->stdio) < 0)
                 app_fail(err_fd, KPA_STEP_STDIO, errno);
+        /* its controlling terminal: job control, and ^C as SIGINT */
+        if (c->tty_slave >= 0 && ioctl(STDIN_FILENO, TIOCSCTTY, 0) < 0)
+                app_fail(err_fd, KPA_STEP_TTY, errno);
         /* the handles go to 3..3+n-1; the error pipe rides along at 3+n so
          * that it survives the closing of every other fd, then is CLOEXEC */
         int fds[spec->n_handles + 1];
@@ -655,6 +730,9 @@ static _Noreturn void app_main(const child_ctx *c, int err_fd)
          * hide (ENOSYS). Before the filter, which may refuse keyctl. */
         if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0L, 0L, 0L, 0L) < 0 && errno != ENOSYS)
                 app_fail(err_fd, KPA_STEP_KEYRING, errno);
+        /* as the application's uid: a directory it cannot enter is refused */
+        if (spec->cwd && chdir(spec->cwd) < 0)
+                app_fail(err_fd, KPA_STEP_CWD, errno);
         /* last: the filter refuses mount, unshare... that the steps above may use */
         r = kpa_seccomp_apply(c->seccomp, &failed);
         if (r < 0)
@@ -825,6 +903,8 @@ static _Noreturn void init_main(const child_ctx *c)
         if (app < 0)
                 child_fail(c, KPA_STEP_FORK, errno);
         close(err_pipe[1]);
+        if (c->tty_slave >= 0) /* the application's alone: its end closes the pty */
+                close(c->tty_slave);
         for (size_t i = 0; i < c->spec->n_handles; i++)
                 close(c->spec->handle_fds[i]);
         int32_t msg[2];
@@ -933,6 +1013,8 @@ static _Noreturn void child_main(const child_ctx *c)
         closep(&cc.root_fd);
         closep(&cc.dev_fd);
         kpa_trace("child: root done");
+        if (spec->tty)
+                open_tty(&cc);
         if (spec->new_net)
                 CHECK(c, KPA_STEP_LOOPBACK, loopback_up());
         kpa_trace("child: loopback");
@@ -970,7 +1052,7 @@ static _Noreturn void child_start(const kpa_instance_spec *spec, const int *tree
         close_all_except(keep, n);
         child_ctx c = {.spec = spec, .trees = trees, .report_fd = report_fd, .death_fd = death_fd,
                        .sync_fd = sync_fd, .setup_fd = setup_fd, .root_fd = -1, .dev_fd = -1,
-                       .cpus = cpus};
+                       .cpus = cpus, .tty_slave = -1};
         child_main(&c);
 }
 
@@ -1178,7 +1260,7 @@ static int setup_child(const kpa_instance_spec *spec, kpa_cgroup_driver driver, 
 
 int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *sb, kpa_error *err)
 {
-        *sb = (kpa_sandbox){.pid = 0, .pidfd = -1, .report_fd = -1};
+        *sb = (kpa_sandbox){.pid = 0, .pidfd = -1, .report_fd = -1, .tty_fd = -1};
         int trees[spec->n_mounts + 1];
         kpa_trace("spawn");
         /* what the child needs from the heap, made here: it must not
@@ -1286,6 +1368,8 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 q = hand_over_root(spec, setup[0], err);
         if (q == 0)
                 q = setup_child(spec, driver, pid, setup[0], &cg, cgroup_fd >= 0, err);
+        if (q == 0 && spec->tty && (q = receive_tty(setup[0], &sb->tty_fd)) < 0)
+                kpa_error_set_errno(err, -q, "cannot receive the pseudo-terminal from the child");
         close(setup[0]);
         if (q < 0) {
                 (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);

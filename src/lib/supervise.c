@@ -110,6 +110,17 @@ int supervise_record_write(kpa_control *ctl, instance *i)
                 add_int(ro, "network", r->opts.network);
                 add_int(ro, "uid", r->opts.uid == (uid_t)-1 ? -1 : (int64_t)r->opts.uid);
                 add_int(ro, "gid", r->opts.gid == (gid_t)-1 ? -1 : (int64_t)r->opts.gid);
+                if (r->opts.cwd)
+                        add_str(ro, "cwd", r->opts.cwd);
+                json_object *binds = json_object_new_array();
+                for (size_t k = 0; k < r->opts.n_binds; k++) {
+                        json_object *b = json_object_new_object();
+                        add_str(b, "host", r->opts.binds[k].host);
+                        add_str(b, "inside", r->opts.binds[k].inside);
+                        add_int(b, "writable", r->opts.binds[k].writable);
+                        json_object_array_add(binds, b);
+                }
+                json_object_object_add(ro, "binds", binds);
                 add_int(ro, "mode", r->policy.mode);
                 add_int(ro, "maxRetries", r->policy.max_retries);
                 add_int(ro, "delayMs", r->policy.delay_ms);
@@ -337,6 +348,12 @@ void supervise_restart_free(restart_info *r)
                 closep((int *)&r->handles[k].fd);
         }
         free(r->handles);
+        for (size_t k = 0; k < r->opts.n_binds; k++) {
+                free((char *)r->opts.binds[k].host);
+                free((char *)r->opts.binds[k].inside);
+        }
+        free((kpa_start_bind *)r->opts.binds);
+        free((char *)r->opts.cwd);
         free(r);
 }
 
@@ -345,6 +362,16 @@ static char **strv_dup_n(const char *const *v, size_t n)
         char **copy = kpa_xcalloc(n + 1, sizeof(char *));
         for (size_t k = 0; k < n; k++)
                 copy[k] = kpa_xstrdup(v[k]);
+        return copy;
+}
+
+static kpa_start_bind *binds_dup(const kpa_start_bind *b, size_t n)
+{
+        kpa_start_bind *copy = kpa_xcalloc(n ? n : 1, sizeof(*copy));
+        for (size_t k = 0; k < n; k++)
+                copy[k] = (kpa_start_bind){.host = kpa_xstrdup(b[k].host),
+                                           .inside = kpa_xstrdup(b[k].inside),
+                                           .writable = b[k].writable};
         return copy;
 }
 
@@ -372,6 +399,9 @@ restart_info *supervise_restart_new(const char *pkg_id, const char *rc_id,
         r->opts.handles = NULL;
         r->opts.extra_args = r->opts.extra_env = NULL;
         r->opts.cgroup_parent = NULL;
+        r->opts.cwd = opts->cwd ? kpa_xstrdup(opts->cwd) : NULL;
+        r->opts.binds = binds_dup(opts->binds, opts->n_binds);
+        r->opts.tty = false;
         r->opts.stdin_fd = r->opts.stdout_fd = r->opts.stderr_fd = -1; /* a restart logs */
         return r;
 }
@@ -573,6 +603,27 @@ static char **jstrv(json_object *o, const char *key, size_t *n)
         return v;
 }
 
+/* The binds of a restart record; entries that are not whole are skipped. */
+static kpa_start_bind *jbinds(json_object *o, size_t *n)
+{
+        json_object *a;
+        *n = 0;
+        size_t len = json_object_object_get_ex(o, "binds", &a) &&
+                                     json_object_is_type(a, json_type_array)
+                             ? json_object_array_length(a)
+                             : 0;
+        kpa_start_bind *b = kpa_xcalloc(len ? len : 1, sizeof(*b));
+        for (size_t k = 0; k < len; k++) {
+                json_object *e = json_object_array_get_idx(a, k);
+                const char *host = jstr(e, "host"), *inside = jstr(e, "inside");
+                if (host && inside)
+                        b[(*n)++] = (kpa_start_bind){.host = kpa_xstrdup(host),
+                                                     .inside = kpa_xstrdup(inside),
+                                                     .writable = jint(e, "writable", 0) != 0};
+        }
+        return b;
+}
+
 static restart_info *restart_from_record(json_object *ro)
 {
         restart_info *r = kpa_xcalloc(1, sizeof(*r));
@@ -590,6 +641,9 @@ static restart_info *restart_from_record(json_object *ro)
         r->opts.network = (kpa_network_mode_opt)jint(ro, "network", 0);
         r->opts.uid = (uid_t)jint(ro, "uid", -1);
         r->opts.gid = (gid_t)jint(ro, "gid", -1);
+        const char *cwd = jstr(ro, "cwd");
+        r->opts.cwd = cwd ? kpa_xstrdup(cwd) : NULL;
+        r->opts.binds = jbinds(ro, &r->opts.n_binds);
         r->policy.mode = (kpa_restart_mode)jint(ro, "mode", 0);
         r->policy.max_retries = (uint32_t)jint(ro, "maxRetries", 5);
         r->policy.delay_ms = (uint32_t)jint(ro, "delayMs", 100);

@@ -1,6 +1,7 @@
 /* kpa-run: start one run configuration of an installed application in its
  * sandbox and stay with it until it ends ("direct mode"). kpa-run is the
- * instance's parent: it passes its own stdin, stdout and stderr through,
+ * instance's parent: it passes its own stdin, stdout and stderr through (at
+ * a terminal, it relays a pseudo-terminal of the sandbox's own instead),
  * turns SIGINT/SIGTERM/SIGHUP into stop requests, and exits with the
  * application's exit code. With --detach, --status, --stop, --stop-all,
  * --wait, --list or --logs it talks to kpa-execd instead, which owns the instances it
@@ -20,8 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <time.h>
+#include <termios.h>
 
 #include <json-c/json.h>
 
@@ -92,7 +95,10 @@ static struct {
         const char *start_option; /* the last start option given, for messages */
         bool root_given;
         const char *cgroup_driver; /* --cgroup-driver (direct mode only) */
-} arg;
+        int tty;                   /* --tty 1, --no-tty 0, neither -1 (a terminal: yes) */
+        kpa_start_bind *binds;     /* --bind, --bind-ro */
+        size_t n_binds;
+} arg = {.tty = -1};
 
 static void usage(void)
 {
@@ -106,7 +112,8 @@ static void usage(void)
                "Start an installed application in its sandbox and wait until it ends.\n"
                "RUN_CONFIG_ID defaults to the package's primary run configuration; ARGS are\n"
                "appended to the run configuration's own arguments. The application shares\n"
-               "the standard input, output and error of %1$s.\n"
+               "the standard input, output and error of %1$s, or, at a terminal, gets a\n"
+               "pseudo-terminal of its own (--tty).\n"
                "The services that it declares in usesServices are started first (in direct\n"
                "mode as part of its instance tree: they end with it) and connected to it.\n"
                "\n"
@@ -136,6 +143,17 @@ static void usage(void)
                "                            who makes the instance's cgroup: systemd (a\n"
                "                            transient scope) or kpa (cgroupfs); auto (default,\n"
                "                            or $KPA_CGROUP_DRIVER): systemd when it is PID 1\n"
+               "  -t, --tty                 give the application a pseudo-terminal of its own,\n"
+               "                            relayed to this one (the default when standard\n"
+               "                            input and output are terminals; direct mode only)\n"
+               "  -T, --no-tty              no pseudo-terminal, even at a terminal: those of\n"
+               "                            standard input, output and error that are\n"
+               "                            terminals become pipes\n"
+               "  -w, --workdir DIR         the application's working directory inside the\n"
+               "                            sandbox (default /)\n"
+               "      --bind HOST:INSIDE    bind the host path HOST read-write at INSIDE\n"
+               "                            (root only; repeatable)\n"
+               "      --bind-ro HOST:INSIDE likewise, read-only\n"
                "      --json                when the application ends, print its final state as\n"
                "                            one JSON line on standard error\n"
                "  -q, --quiet               print errors only\n"
@@ -146,8 +164,9 @@ static void usage(void)
                "      --socket PATH         the daemon's socket (default: $%5$s, else\n"
                "                            %6$s)\n"
                "      --detach              start through the daemon, with the start options\n"
-               "                            above (not --root or --cgroup-parent), print the\n"
-               "                            instance's token and exit; output goes to its log\n"
+               "                            above (not --root, --cgroup-parent or --tty), print\n"
+               "                            the instance's token and exit; output goes to its\n"
+               "                            log\n"
                "  INSTANCE: its token, or APP_ID[/RUN_CONFIG_ID] (kpa-execd finds it; --status\n"
                "  shows every match, the others refuse a name that matches several)\n"
                "      --status INSTANCE     show the instance's state, start time, restarts and\n"
@@ -199,6 +218,8 @@ enum {
         OPT_LOGS,
         OPT_FOLLOW,
         OPT_STOP_ALL,
+        OPT_BIND,
+        OPT_BIND_RO,
 };
 
 /* APP_ID[/RUNCONFIG] as the manifest spells ids (kpa-execd has the last
@@ -374,8 +395,30 @@ static const char *start_option_name(int c)
         case OPT_NETWORK: return "--network";
         case OPT_USER: return "--user";
         case OPT_STOP_TIMEOUT: return "--stop-timeout";
+        case 't': return "--tty";
+        case 'T': return "--no-tty";
+        case 'w': return "--workdir";
+        case OPT_BIND: return "--bind";
+        case OPT_BIND_RO: return "--bind-ro";
         default: return NULL;
         }
+}
+
+/* --bind and --bind-ro: HOST:INSIDE, split at the first ':'; the paths
+ * are checked by libkpa (spec.c), which also refuses them to non-root. */
+static int add_bind(const char *optarg_, bool writable)
+{
+        const char *name = writable ? "--bind" : "--bind-ro";
+        const char *colon = strchr(optarg_, ':');
+        if (!colon || colon == optarg_ || !colon[1])
+                return cli_usage_error("%s: expected HOST:INSIDE, got \"%s\"", name, optarg_);
+        arg.binds = kpa_xrealloc(arg.binds, (arg.n_binds + 1) * sizeof(*arg.binds));
+        arg.binds[arg.n_binds++] = (kpa_start_bind){
+                .host = kpa_xstrndup(optarg_, (size_t)(colon - optarg_)),
+                .inside = colon + 1,
+                .writable = writable,
+        };
+        return 0;
 }
 
 static int parse_daemon_option(int c, const char *optarg_)
@@ -459,6 +502,16 @@ static int parse_option(int c, const char *optarg_)
                 arg.cgroup_driver = optarg_;
                 return 0;
         }
+        case 't': arg.tty = 1; return 0;
+        case 'T': arg.tty = 0; return 0;
+        case 'w':
+                if (optarg_[0] != '/')
+                        return cli_usage_error("--workdir: \"%s\" is not an absolute path",
+                                               optarg_);
+                o->cwd = optarg_;
+                return 0;
+        case OPT_BIND: return add_bind(optarg_, true);
+        case OPT_BIND_RO: return add_bind(optarg_, false);
         case OPT_JSON: arg.json = true; return 0;
         case 'q': arg.quiet = true; return 0;
         case 'h': usage(); exit(EXIT_SUCCESS);
@@ -521,6 +574,13 @@ static int check_mode_options(void)
                 return cli_usage_error("--cgroup-parent does not go with %s: kpa-execd chooses "
                                        "the cgroups of its instances",
                                        mode);
+        if (m == MODE_DETACH && arg.tty == 1)
+                return cli_usage_error("--tty does not go with --detach: kpa-execd logs the "
+                                       "output of its instances (--logs), it has no terminal "
+                                       "to give them");
+        if (m == MODE_DETACH && arg.n_binds > 0 && geteuid() != 0)
+                return cli_usage_error("--bind and --bind-ro do not go with --detach: only root "
+                                       "may bind host paths, and only in direct mode");
         if (arg.start_option && m != MODE_DIRECT && m != MODE_DETACH)
                 return cli_usage_error("%s is a start option: it goes with --detach or direct "
                                        "mode, not with %s",
@@ -557,12 +617,17 @@ static int parse_args(int argc, char **argv)
                 {"logs", required_argument, NULL, OPT_LOGS},
                 {"follow", no_argument, NULL, OPT_FOLLOW},
                 {"stop-all", no_argument, NULL, OPT_STOP_ALL},
+                {"tty", no_argument, NULL, 't'},
+                {"no-tty", no_argument, NULL, 'T'},
+                {"workdir", required_argument, NULL, 'w'},
+                {"bind", required_argument, NULL, OPT_BIND},
+                {"bind-ro", required_argument, NULL, OPT_BIND_RO},
                 {0},
         };
         kpa_start_options_init(&arg.opts);
         /* '+': options end at APP_ID, so the application's own options
          * (after --) are never taken for ours */
-        int r = cli_parse_options(argc, argv, "+r:qh", options, parse_option);
+        int r = cli_parse_options(argc, argv, "+r:qhtTw:", options, parse_option);
         if (r)
                 return r;
         if ((r = check_mode_options()) != 0)
@@ -583,6 +648,9 @@ static void free_args(void)
         }
         free(arg.handles);
         free(arg.env);
+        for (size_t i = 0; i < arg.n_binds; i++)
+                free((char *)arg.binds[i].host);
+        free(arg.binds);
 }
 
 /* ---- handles ---- */
@@ -726,6 +794,263 @@ static void report_end(const kpa_process_context *ctx)
         }
 }
 
+/* ---- the terminal: a pty of the application's own (--tty), or pipes ----
+ * The application never gets a terminal of the host. With --tty its pty
+ * comes from its own devpts; kpa-run holds the master and relays our stdin
+ * to it and its output to our stdout, with our terminal in raw mode
+ * meanwhile (so that ^C, ^Z and the like are bytes for the pty's line
+ * discipline, which turns them into signals inside). The terminal is put
+ * back on every way out: the end of the loop, exit(), and the signals that
+ * would end kpa-run without passing through either. Without a pty, those of
+ * our stdin, stdout and stderr that are terminals are replaced by pipes,
+ * relayed the same way; the others (files, pipes) are passed as they are. */
+
+/* closep(), and the fd is -1 after it */
+static void close_fd(int *fd)
+{
+        closep(fd);
+        *fd = -1;
+}
+
+typedef struct relay_out {
+        int src; /* the master or a pipe's read end; -1 once it has ended */
+        int dst; /* STDOUT_FILENO or STDERR_FILENO */
+} relay_out;
+
+typedef struct tty_relay {
+        bool tty;         /* SRC of out[0] and DST of the input is a pty's master */
+        int in;           /* our stdin, -1 when not relayed or after its end */
+        int in_dst;       /* the master or a pipe's write end; -1: none */
+        relay_out out[2];
+        int size_fd;      /* the terminal whose size the pty follows, or -1 */
+        char buf[4096];   /* read from IN, not yet written to IN_DST */
+        size_t len, off;
+} tty_relay;
+
+static struct termios saved_termios;
+static volatile sig_atomic_t termios_saved;
+
+static void restore_terminal(void)
+{
+        if (termios_saved) {
+                (void)tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios); /* no wait on a stuck reader */
+                termios_saved = 0;
+        }
+}
+
+static void restore_and_die(int sig)
+{
+        restore_terminal();
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+static void make_terminal_raw(void)
+{
+        static const int fatal[] = {SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGPIPE, SIGABRT,
+                                    SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGXCPU, SIGXFSZ};
+        if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_termios) < 0)
+                return;
+        struct termios raw = saved_termios;
+        cfmakeraw(&raw);
+        termios_saved = 1;
+        atexit(restore_terminal);
+        for (size_t i = 0; i < ELEMENTSOF(fatal); i++)
+                signal(fatal[i], restore_and_die);
+        if (tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) < 0)
+                termios_saved = 0;
+}
+
+/* The parent of PID, from /proc; 0 when unknown. */
+static pid_t parent_of(pid_t pid)
+{
+        char path[64], buf[512];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')'); /* after the command name */
+        int ppid = 0;
+        return p && sscanf(p, ") %*c %d", &ppid) == 1 ? (pid_t)ppid : 0;
+}
+
+/* Whether our process group is orphaned, as the kernel sees it for the
+ * stop signals: no ancestor outside the group but in our session is found
+ * on the way up (the first one outside the group decides). */
+static bool group_orphaned(void)
+{
+        pid_t p = getppid();
+        while (p > 1 && getpgid(p) == getpgrp())
+                p = parent_of(p);
+        return p <= 1 || getsid(p) != getsid(0);
+}
+
+/* SIGTSTP (kill -TSTP, or Ctrl-Z with --no-tty; in raw mode the terminal
+ * sends none): stop as its default action would, with the host terminal as
+ * it was meanwhile. In an orphaned process group, where nobody would
+ * continue us, the kernel discards it: so do we. */
+static void suspend_self(void)
+{
+        if (group_orphaned())
+                return;
+        struct termios raw;
+        bool was_raw = termios_saved && tcgetattr(STDIN_FILENO, &raw) == 0;
+        if (was_raw)
+                restore_terminal();
+        raise(SIGSTOP);
+        if (was_raw && tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) == 0)
+                termios_saved = 1;
+}
+
+/* The host terminal whose size the pty gets: stdout's, else stdin's. */
+static int size_terminal(void)
+{
+        return isatty(STDOUT_FILENO) ? STDOUT_FILENO : isatty(STDIN_FILENO) ? STDIN_FILENO : -1;
+}
+
+static void copy_window_size(const tty_relay *t)
+{
+        struct winsize ws;
+        if (t->tty && t->size_fd >= 0 && t->in_dst >= 0 && ioctl(t->size_fd, TIOCGWINSZ, &ws) == 0)
+                (void)ioctl(t->in_dst, TIOCSWINSZ, &ws);
+}
+
+static void relay_close(tty_relay *t)
+{
+        for (size_t i = 0; i < ELEMENTSOF(t->out); i++)
+                if (t->out[i].src != t->in_dst)
+                        close_fd(&t->out[i].src);
+        close_fd(&t->in_dst);
+        t->out[0].src = t->out[1].src = -1;
+}
+
+/* Copy what O's source has for us to its destination, until it has no
+ * more for now; at its end (a pty hangs up when the application and all it
+ * started have closed their ends) it is closed. */
+static void relay_output(tty_relay *t, relay_out *o)
+{
+        char buf[8192];
+        while (o->src >= 0) {
+                ssize_t n = read(o->src, buf, sizeof(buf));
+                if (n > 0) {
+                        (void)kpa_write_all(o->dst, buf, (size_t)n); /* ours gone: drop it */
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return;
+                if (o->src == t->in_dst) { /* the pty: input goes nowhere now */
+                        close_fd(&t->in_dst);
+                        t->len = t->off = 0;
+                        o->src = -1;
+                } else {
+                        close_fd(&o->src);
+                }
+        }
+}
+
+/* At the end of our stdin: a pipe is closed; to a pty the end-of-file
+ * character goes in, as if typed (for kpa-run --tty <FILE). */
+static void relay_input_end(tty_relay *t)
+{
+        struct termios tio;
+        t->in = -1;
+        if (!t->tty) {
+                close_fd(&t->in_dst);
+        } else if (t->in_dst >= 0 && tcgetattr(t->in_dst, &tio) == 0) {
+                t->buf[0] = (char)tio.c_cc[VEOF];
+                t->len = 1;
+                t->off = 0;
+        }
+}
+
+/* Our stdin to the application, without blocking on a slow reader. */
+static void relay_input(tty_relay *t, bool readable)
+{
+        if (readable && t->len == 0 && t->in >= 0) {
+                ssize_t n = read(t->in, t->buf, sizeof(t->buf));
+                if (n > 0) {
+                        t->len = (size_t)n;
+                        t->off = 0;
+                } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+                        relay_input_end(t);
+                }
+        }
+        while (t->len > t->off && t->in_dst >= 0) {
+                ssize_t w = write(t->in_dst, t->buf + t->off, t->len - t->off);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0 && errno == EAGAIN)
+                        return;
+                if (w < 0) { /* the reader is gone: nothing more goes in */
+                        t->in = -1;
+                        if (!t->tty)
+                                close_fd(&t->in_dst);
+                        break;
+                }
+                t->off += (size_t)w;
+        }
+        t->len = t->off = 0;
+}
+
+/* The relay's pollfds: PFD[0] our stdin, PFD[1] where it goes (when it
+ * has to wait), PFD[2] and PFD[3] the outputs; -1 is not polled. */
+static void relay_events(const tty_relay *t, struct pollfd *pfd)
+{
+        pfd[0] = (struct pollfd){.fd = t->len == 0 && t->in_dst >= 0 ? t->in : -1, .events = POLLIN};
+        pfd[1] = (struct pollfd){.fd = t->len ? t->in_dst : -1, .events = POLLOUT};
+        for (size_t i = 0; i < 2; i++)
+                pfd[2 + i] = (struct pollfd){.fd = t->out[i].src, .events = POLLIN};
+}
+
+static void relay_dispatch(tty_relay *t, const struct pollfd *pfd)
+{
+        for (size_t i = 0; i < 2; i++)
+                if (pfd[2 + i].revents)
+                        relay_output(t, &t->out[i]);
+        if (pfd[0].revents || pfd[1].revents)
+                relay_input(t, pfd[0].revents != 0);
+}
+
+/* Without a pty: a pipe in place of each of our stdio fds that is a
+ * terminal, into O's stdio fds. 0, or -errno. */
+static int relay_pipes(tty_relay *t, kpa_start_options *o)
+{
+        int *app[3] = {&o->stdin_fd, &o->stdout_fd, &o->stderr_fd};
+        for (int i = 0; i < 3; i++) {
+                int p[2];
+                if (*app[i] < 0 || !isatty(i))
+                        continue;
+                if (pipe2(p, O_CLOEXEC) < 0)
+                        return -errno;
+                /* the application's end is passed as it is; ours does not block */
+                int ours = i == 0 ? p[1] : p[0];
+                fcntl(ours, F_SETFL, O_NONBLOCK);
+                *app[i] = i == 0 ? p[0] : p[1];
+                if (i == 0)
+                        t->in_dst = ours;
+                else
+                        t->out[i - 1].src = ours;
+        }
+        return 0;
+}
+
+/* After the start: the application's ends of the pipes are its own now. */
+static void relay_pipes_started(tty_relay *t, kpa_start_options *o)
+{
+        if (t->in_dst >= 0)
+                close_fd(&o->stdin_fd);
+        if (t->out[0].src >= 0)
+                close_fd(&o->stdout_fd);
+        if (t->out[1].src >= 0)
+                close_fd(&o->stderr_fd);
+        if (t->in_dst < 0)
+                t->in = -1;
+}
+
 /* ---- the poll loop ---- */
 
 static int block_stop_signals(sigset_t *mask)
@@ -734,6 +1059,8 @@ static int block_stop_signals(sigset_t *mask)
         sigaddset(mask, SIGINT);
         sigaddset(mask, SIGTERM);
         sigaddset(mask, SIGHUP);
+        sigaddset(mask, SIGWINCH); /* --tty: the pty's size follows ours */
+        sigaddset(mask, SIGTSTP);  /* and the terminal is put back while stopped */
         if (sigprocmask(SIG_BLOCK, mask, NULL) < 0)
                 return -errno;
         int fd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -745,6 +1072,7 @@ static int block_stop_signals(sigset_t *mask)
 static void on_stop_signal(kpa_control *ctl, const kpa_token *token, int signo, unsigned *count)
 {
         kpa_stop_policy policy = ++*count == 1 ? KPA_STOP_NORMAL : KPA_STOP_FORCED;
+        restore_terminal(); /* the instance is ending: our messages read as usual */
         if (!arg.quiet) {
                 const char *sig = signo == SIGINT   ? "SIGINT"
                                   : signo == SIGHUP ? "SIGHUP"
@@ -765,20 +1093,30 @@ static void on_stop_signal(kpa_control *ctl, const kpa_token *token, int signo, 
         }
 }
 
-static int drain_signals(int sfd, kpa_control *ctl, const kpa_token *token, unsigned *count)
+static int drain_signals(int sfd, kpa_control *ctl, const kpa_token *token, unsigned *count,
+                         const tty_relay *tty)
 {
         struct signalfd_siginfo si;
         ssize_t n;
-        while ((n = read(sfd, &si, sizeof(si))) == (ssize_t)sizeof(si))
+        while ((n = read(sfd, &si, sizeof(si))) == (ssize_t)sizeof(si)) {
+                if (si.ssi_signo == SIGWINCH || si.ssi_signo == SIGTSTP) {
+                        if (si.ssi_signo == SIGTSTP)
+                                suspend_self();
+                        copy_window_size(tty); /* it may have changed meanwhile */
+                        continue;
+                }
                 on_stop_signal(ctl, token, (int)si.ssi_signo, count);
+        }
         if (n < 0 && errno != EAGAIN && errno != EINTR)
                 return -errno;
         return 0;
 }
 
-/* Wait until the instance has ended, serving stop signals meanwhile. */
+/* Wait until the instance has ended, serving stop signals meanwhile, and
+ * relaying its terminal or pipes (TTY) until then and what it has left in
+ * them after. */
 static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_process_context *ctx,
-                        unsigned *stops)
+                        unsigned *stops, tty_relay *tty)
 {
         int cfd = kpa_control_get_fd(ctl);
         if (cfd < 0)
@@ -787,19 +1125,24 @@ static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_p
                 int r = kpa_process_get_state(ctl, token, ctx);
                 if (r < 0)
                         return r;
-                if (has_ended(ctx->state))
+                if (has_ended(ctx->state)) {
+                        for (size_t i = 0; i < ELEMENTSOF(tty->out); i++)
+                                relay_output(tty, &tty->out[i]); /* what is left */
                         return 0;
-                struct pollfd pfd[2] = {
+                }
+                struct pollfd pfd[6] = {
                         {.fd = sfd, .events = POLLIN},
                         {.fd = cfd, .events = POLLIN},
                 };
+                relay_events(tty, &pfd[2]);
                 if (poll(pfd, ELEMENTSOF(pfd), -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
                 }
+                relay_dispatch(tty, &pfd[2]);
                 if (pfd[0].revents) {
-                        r = drain_signals(sfd, ctl, token, stops);
+                        r = drain_signals(sfd, ctl, token, stops, tty);
                         if (r < 0)
                                 return r;
                 }
@@ -814,7 +1157,8 @@ static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_p
 /* Direct mode: the services that libkpa started for the application
  * (usesServices) end with it, stopped once it has ended; wait for them,
  * so that the close does not kill them. */
-static void wait_for_services(kpa_control *ctl, const kpa_token *app, int sfd, unsigned *stops)
+static void wait_for_services(kpa_control *ctl, const kpa_token *app, int sfd, unsigned *stops,
+                              tty_relay *tty)
 {
         kpa_token *v = NULL;
         size_t n = 0;
@@ -823,7 +1167,7 @@ static void wait_for_services(kpa_control *ctl, const kpa_token *app, int sfd, u
         for (size_t k = 0; k < n; k++) {
                 kpa_process_context c;
                 if (memcmp(&v[k], app, sizeof(*app)) != 0)
-                        (void)wait_for_end(ctl, &v[k], sfd, &c, stops);
+                        (void)wait_for_end(ctl, &v[k], sfd, &c, stops, tty);
         }
         free(v);
 }
@@ -873,7 +1217,56 @@ static int prepare_start(kpa_user_handle **handles, int **fds)
         o->n_extra_args = arg.n_extra_args;
         o->extra_env = arg.env;
         o->n_extra_env = arg.n_env;
+        o->binds = arg.binds;
+        o->n_binds = arg.n_binds;
         return 0;
+}
+
+/* A pty (--tty, or by default when our stdin and stdout are terminals) of
+ * our terminal's size, else our stdio with pipes for the terminals among
+ * them: into O and T. 0, or -errno. */
+static int prepare_terminal(kpa_start_options *o, tty_relay *t)
+{
+        *t = (tty_relay){.in = STDIN_FILENO, .in_dst = -1, .out = {{-1, STDOUT_FILENO},
+                                                                   {-1, STDERR_FILENO}},
+                         .size_fd = size_terminal()};
+        o->tty = arg.tty == 1 || (arg.tty < 0 && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO));
+        struct winsize ws;
+        if (o->tty && t->size_fd >= 0 && ioctl(t->size_fd, TIOCGWINSZ, &ws) == 0) {
+                o->tty_rows = ws.ws_row;
+                o->tty_cols = ws.ws_col;
+        }
+        /* with a pty, the application gets none of ours */
+        o->stdin_fd = o->tty ? -1 : stdio_fd(STDIN_FILENO);
+        o->stdout_fd = o->tty ? -1 : stdio_fd(STDOUT_FILENO);
+        o->stderr_fd = o->tty ? -1 : stdio_fd(STDERR_FILENO);
+        t->tty = o->tty;
+        if (o->tty)
+                return 0;
+        int r = relay_pipes(t, o);
+        if (r < 0)
+                relay_close(t);
+        return r;
+}
+
+/* The instance runs: take its pty's master and put our terminal in raw
+ * mode, or close the application's ends of the pipes. */
+static void start_relay(kpa_control *ctl, const kpa_token *token, kpa_start_options *o,
+                        tty_relay *t)
+{
+        if (!o->tty) {
+                relay_pipes_started(t, o);
+                return;
+        }
+        int m = kpa_control_take_tty(ctl, token);
+        if (m < 0) { /* cannot be: it is Running */
+                t->in = -1;
+                return;
+        }
+        fcntl(m, F_SETFL, O_NONBLOCK);
+        t->in_dst = t->out[0].src = m;
+        copy_window_size(t); /* it may have changed meanwhile */
+        make_terminal_raw();
 }
 
 static int run(void)
@@ -885,9 +1278,15 @@ static int run(void)
                 return r;
 
         kpa_start_options *o = &arg.opts;
-        o->stdin_fd = stdio_fd(STDIN_FILENO);
-        o->stdout_fd = stdio_fd(STDOUT_FILENO);
-        o->stderr_fd = stdio_fd(STDERR_FILENO);
+        tty_relay relay;
+        r = prepare_terminal(o, &relay);
+        if (r < 0) {
+                kpa_close_fds(fds, arg.n_handles);
+                free(handles);
+                free(fds);
+                cli_error("pipe: %s", strerror(-r));
+                return EXIT_FAILURE;
+        }
 
         /* blocked before the start, so that a Ctrl-C during it is not lost */
         sigset_t mask;
@@ -896,6 +1295,7 @@ static int run(void)
                 kpa_close_fds(fds, arg.n_handles);
                 free(handles);
                 free(fds);
+                relay_close(&relay);
                 cli_error("signalfd: %s", strerror(-sfd));
                 return EXIT_FAILURE;
         }
@@ -910,7 +1310,7 @@ static int run(void)
         } else if (kpa_process_start(ctl, arg.app_id, arg.run_config_id, o, &token) < 0) {
                 r = report_failed_start(ctl, &token);
                 unsigned stops = 0;
-                wait_for_services(ctl, &token, sfd, &stops);
+                wait_for_services(ctl, &token, sfd, &stops, &relay); /* closed: inert */
         } else {
                 r = -1;
         }
@@ -919,16 +1319,23 @@ static int run(void)
         free(handles);
         free(fds);
         o->handles = NULL;
-        if (r >= 0)
+        if (r >= 0) {
+                relay_close(&relay);
                 return r;
+        }
 
+        start_relay(ctl, &token, o, &relay);
         kpa_process_context ctx;
         unsigned stops = 0;
         kpa_trace("kpa-run: running");
-        r = wait_for_end(ctl, &token, sfd, &ctx, &stops);
+        r = wait_for_end(ctl, &token, sfd, &ctx, &stops, &relay);
+        restore_terminal();
+        if (relay.tty)
+                relay_close(&relay); /* the services had no part in the pty */
         kpa_trace("kpa-run: ended");
-        if (r == 0)
-                wait_for_services(ctl, &token, sfd, &stops);
+        if (r == 0) /* their output goes on through the pipes until they end */
+                wait_for_services(ctl, &token, sfd, &stops, &relay);
+        relay_close(&relay);
         if (r < 0) {
                 const kpa_error *e = kpa_control_last_error(ctl);
                 if (e->message[0])

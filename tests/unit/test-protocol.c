@@ -180,6 +180,10 @@ static void test_start_round_trip(void)
         o.uid = 1234;
         o.gid = 5678;
         o.stop_timeout_ms = 2500;
+        const kpa_start_bind binds[] = {{"/srv/data", "/data", true}, {"/etc/x:y", "/mnt/x", false}};
+        o.binds = binds;
+        o.n_binds = 2;
+        o.cwd = "/storage/work";
         json_object *j = kpa_request_start(9, "org.example.app", "worker", &o);
         ok(json_object_object_get_ex(j, "handles", NULL), "the handle names are in the JSON");
         int fds[] = {p1[0], p2[1]};
@@ -213,6 +217,14 @@ static void test_start_round_trip(void)
         is(req.opts.gid, 5678, "gid");
         is(req.opts.stop_timeout_ms, 2500, "stopTimeoutMs");
         is(req.opts.stdin_fd, -1, "stdio stays -1");
+        is_str(req.opts.cwd, "/storage/work", "cwd");
+        is(req.opts.n_binds, 2, "two binds");
+        if (req.opts.n_binds == 2) {
+                is_str(req.opts.binds[0].host, "/srv/data", "a bind's host path");
+                is_str(req.opts.binds[0].inside, "/data", "... and inside path");
+                ok(req.opts.binds[0].writable && !req.opts.binds[1].writable, "... and mode");
+                is_str(req.opts.binds[1].host, "/etc/x:y", "a host path with ':' as it was");
+        }
         kpa_request_free(&req);
         ok(!fd_open(p1[0]) && !fd_open(p2[1]), "kpa_request_free closes the handles' fds");
         close(p1[1]);
@@ -316,6 +328,14 @@ static const struct bad bad_requests[] = {
          "uid: -2 is out of range"},
         {"{\"op\":\"StartProcess\",\"package\":\"a\",\"gid\":4294967295}", 0, EINVAL,
          "gid: 4294967295 is out of range"},
+        {"{\"op\":\"StartProcess\",\"package\":\"a\",\"binds\":[\"/a:/b\"]}", 0, EINVAL,
+         "binds[0]: must be an object"},
+        {"{\"op\":\"StartProcess\",\"package\":\"a\",\"binds\":[{\"host\":\"/a\"}]}", 0, EINVAL,
+         "binds[0]: missing required key \"inside\""},
+        {"{\"op\":\"StartProcess\",\"package\":\"a\",\"binds\":[{\"host\":\"/a\",\"inside\":\"/b\","
+         "\"rw\":true}]}",
+         0, EINVAL, "rw: unknown key"},
+        {"{\"op\":\"StartProcess\",\"package\":\"a\",\"cwd\":\"\"}", 0, EINVAL, "cwd"},
         {"{\"op\":\"StartProcess\",\"package\":\"a\",\"network\":\"bridge\"}", 0, EINVAL,
          "network: must be \"default\", \"none\" or \"host\""},
         {"{\"op\":\"StartProcess\",\"package\":\"a\",\"parent\":\"nope\"}", 0, EINVAL,
