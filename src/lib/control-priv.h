@@ -38,6 +38,10 @@ typedef struct control_ops {
         int (*wait)(kpa_control *ctl, const kpa_token *token, int timeout_ms,
                     kpa_process_context *out);
         int (*list)(kpa_control *ctl, kpa_token **out, size_t *n);
+        int (*list_contexts)(kpa_control *ctl, kpa_token **tokens, kpa_process_context **ctxs,
+                             size_t *n);
+        int (*stop_all)(kpa_control *ctl, kpa_stop_policy policy, size_t *stopped);
+        int (*open_log)(kpa_control *ctl, const kpa_token *token, bool rotated, int *out_fd);
         /* the instances of APP (RC: NULL for any), as kpa_process_find() */
         int (*find)(kpa_control *ctl, const char *app, const char *rc, kpa_token **out,
                     size_t *n);

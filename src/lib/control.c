@@ -43,6 +43,30 @@ int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n)
         return ctl->ops->list(ctl, out, n);
 }
 
+int kpa_process_list_contexts(kpa_control *ctl, kpa_token **tokens, kpa_process_context **ctxs,
+                              size_t *n)
+{
+        kpa_error_clear(&ctl->last_error);
+        *tokens = NULL;
+        *ctxs = NULL;
+        *n = 0;
+        return ctl->ops->list_contexts(ctl, tokens, ctxs, n);
+}
+
+int kpa_process_stop_all(kpa_control *ctl, kpa_stop_policy policy, size_t *stopped)
+{
+        size_t ignored;
+        kpa_error_clear(&ctl->last_error);
+        return ctl->ops->stop_all(ctl, policy, stopped ? stopped : &ignored);
+}
+
+int kpa_process_open_log(kpa_control *ctl, const kpa_token *token, bool rotated, int *out_fd)
+{
+        kpa_error_clear(&ctl->last_error);
+        *out_fd = -1;
+        return ctl->ops->open_log(ctl, token, rotated, out_fd);
+}
+
 /* APP_ID[/RUNCONFIG] split into BUF; false when NAME is not that shape
  * (the ids' own rules are the manifest's: this only keeps out what can
  * never match). */

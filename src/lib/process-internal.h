@@ -17,9 +17,6 @@ int kpa_control_launch(kpa_control *ctl, const char *pkg_id, const kpa_manifest 
                        const kpa_run_config *rc, const char *run_config_id,
                        const kpa_start_options *opts, kpa_token *out_token);
 kpa_store *kpa_control_store(kpa_control *ctl);
-/* The master of T's pseudo-terminal (kpa_start_options.tty), now the
- * caller's; -ENOENT when it has none (or it was taken). */
-int kpa_control_take_tty(kpa_control *ctl, const kpa_token *t);
 kpa_error *kpa_control_error(kpa_control *ctl);
 
 /* kpa_process_find() of a local controller for APP (RC: NULL for any)

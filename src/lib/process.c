@@ -697,7 +697,7 @@ int kpa_control_start_async(kpa_control *ctl, const char *pkg_id, const char *ru
         return q;
 }
 
-int kpa_control_take_tty(kpa_control *ctl, const kpa_token *t)
+int kpa_process_take_tty(kpa_control *ctl, const kpa_token *t)
 {
         instance *i = ctl->ops == &process_local_ops ? process_find(ctl, t) : NULL;
         if (!i || i->sb.tty_fd < 0)
@@ -864,9 +864,11 @@ static int local_get_state(kpa_control *ctl, const kpa_token *token, kpa_process
         if (!i) {
                 memset(out, 0, sizeof(*out));
                 out->state = KPA_PROCESS_NOT_EXISTING;
+                out->owner = (uid_t)-1;
                 return 0;
         }
         *out = i->ctx;
+        out->owner = i->owner;
         out->app_pid = i->live && out->state == KPA_PROCESS_RUNNING ? app_pid(out->pid) : 0;
         if (i->restart && i->restart->at_ms) {
                 uint64_t now = process_now_ms();
@@ -913,6 +915,40 @@ static int local_list(kpa_control *ctl, kpa_token **out, size_t *n)
                 v[--k] = i->token; /* oldest first */
         *out = v;
         *n = count;
+        return 0;
+}
+
+static int local_list_contexts(kpa_control *ctl, kpa_token **tokens, kpa_process_context **ctxs,
+                               size_t *n)
+{
+        int r = local_list(ctl, tokens, n);
+        if (r < 0)
+                return r;
+        *ctxs = kpa_xcalloc(*n ? *n : 1, sizeof(**ctxs));
+        for (size_t k = 0; k < *n; k++)
+                local_get_state(ctl, &(*tokens)[k], &(*ctxs)[k]);
+        return 0;
+}
+
+static int local_stop_all(kpa_control *ctl, kpa_stop_policy policy, size_t *stopped)
+{
+        local_dispatch(ctl);
+        *stopped = (size_t)kpa_control_stop_all(ctl, policy);
+        return 0;
+}
+
+static int local_open_log(kpa_control *ctl, const kpa_token *token, bool rotated, int *out_fd)
+{
+        char path[PATH_MAX];
+        if (!process_find(ctl, token))
+                return kpa_error_set(&ctl->last_error, ESRCH, "no such instance (unknown token)");
+        if (kpa_control_log_path(ctl, token, rotated, path, sizeof(path)) < 0)
+                return kpa_error_set(&ctl->last_error, ENOENT,
+                                     "the process has no captured output (its stdout and stderr "
+                                     "were given by its starter)");
+        *out_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (*out_fd < 0)
+                return kpa_error_set_errno(&ctl->last_error, errno, "cannot open %s", path);
         return 0;
 }
 
@@ -1000,6 +1036,9 @@ const control_ops process_local_ops = {
         .get_state = local_get_state,
         .wait = local_wait,
         .list = local_list,
+        .list_contexts = local_list_contexts,
+        .stop_all = local_stop_all,
+        .open_log = local_open_log,
         .find = local_find,
         .package = local_package,
         .get_fd = local_get_fd,

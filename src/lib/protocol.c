@@ -769,6 +769,10 @@ int kpa_context_from_json(json_object *o, kpa_token *t, kpa_process_context *ctx
                 return r;
         ctx->restarts = (unsigned)restarts;
         ctx->restart_in_ms = (unsigned)restart_in;
+        int64_t owner = -1;
+        if (json_member(o, "owner") && (r = read_int64(&c, o, "owner", &owner)) < 0)
+                return r;
+        ctx->owner = owner >= 0 && owner < (int64_t)UINT32_MAX ? (uid_t)owner : (uid_t)-1;
         json_object *f = json_member(o, "lastFailure");
         if (f) {
                 struct json_ctx fc = {.file = "process context: lastFailure", .err = err};
@@ -792,6 +796,13 @@ int kpa_context_from_json(json_object *o, kpa_token *t, kpa_process_context *ctx
         if (t)
                 *t = parsed;
         return 0;
+}
+
+char *kpa_process_context_to_json(const kpa_token *t, const kpa_process_context *ctx)
+{
+        _cleanup_(json_object_putp) json_object *o = kpa_context_to_json(t, ctx, ctx->owner);
+        return kpa_xstrdup(json_object_to_json_string_ext(
+                o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 /* ---- datagrams ---- */

@@ -72,11 +72,8 @@
 #define KPA_PROTOCOL_VERSION 1
 #define KPA_MSG_MAX (64 * 1024)
 #define KPA_MSG_FDS_MAX 64
-#define KPA_EXECD_SOCKET_DEFAULT "/run/kpa/execd.sock"
-#define KPA_EXECD_SOCKET_ENV "KPA_EXECD_SOCKET"
-/* What every verb says about a token nobody knows (kpa-execd, kpa-run). */
-#define KPA_NO_SUCH_INSTANCE \
-        "no such instance (it never existed, or kpa-execd no longer keeps its context)"
+/* KPA_EXECD_SOCKET_DEFAULT, KPA_EXECD_SOCKET_ENV and KPA_NO_SUCH_INSTANCE
+ * are public: kpa/process.h */
 
 /* The socket path: EXPLICIT if not NULL, else $KPA_EXECD_SOCKET if set and
  * not empty, else KPA_EXECD_SOCKET_DEFAULT. */

@@ -152,7 +152,7 @@ typedef struct kpa_sandbox {
 /* KPA_TRACE_START set in the environment: write "kpa-trace MICROSECONDS PID
  * STEP" (CLOCK_MONOTONIC) on stderr at each step of a start, for bench/.
  * Off, it costs one test of a flag. Async-signal-safe once initialized. */
-void kpa_trace(const char *step);
+KPA_PUBLIC void kpa_trace(const char *step); /* kpa/process.h */
 
 /* Clone the init, then (while it makes its namespaces and mounts on
  * another CPU) make its root (but rootless), build the seccomp filter and

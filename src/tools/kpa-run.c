@@ -26,21 +26,14 @@
 #include <time.h>
 #include <termios.h>
 
-#include <json-c/json.h>
 
 #include <sys/stat.h>
 
-#include "cgroup.h"
+#include "cleanup.h"
 #include "cli.h"
-#include "client.h"
-#include "json-fields.h"
 #include "kpa/handle.h"
 #include "kpa/package.h"
 #include "kpa/process.h"
-#include "process-internal.h"
-#include "protocol.h"
-#include "sandbox.h"
-#include "util.h"
 
 #define CPU_WEIGHT_MIN 1
 #define CPU_WEIGHT_MAX 10000
@@ -333,7 +326,7 @@ static int parse_id(const char *s, bool group, uint32_t *out)
 static int parse_user(const char *s)
 {
         const char *colon = strchr(s, ':');
-        _cleanup_free_ char *user = kpa_xstrndup(s, colon ? (size_t)(colon - s) : strlen(s));
+        _cleanup_free_ char *user = cli_xstrndup(s, colon ? (size_t)(colon - s) : strlen(s));
         uint32_t uid = 0, gid = 0; /* set on every path that uses them */
         if (!*user || parse_id(user, false, &uid) < 0)
                 return cli_usage_error("--user: \"%s\" is not a user id or a known user name",
@@ -358,7 +351,7 @@ static int add_handle(const char *optarg_)
         handle_arg h;
         if (kpa_handle_parse_arg(optarg_, &h.name, &h.spec, &err) < 0)
                 return cli_usage_error("--handle: %s", err.message);
-        arg.handles = kpa_xrealloc(arg.handles, (arg.n_handles + 1) * sizeof(*arg.handles));
+        arg.handles = cli_xrealloc(arg.handles, (arg.n_handles + 1) * sizeof(*arg.handles));
         arg.handles[arg.n_handles++] = h;
         return 0;
 }
@@ -368,7 +361,7 @@ static int add_env(const char *optarg_)
         const char *eq = strchr(optarg_, '=');
         if (!eq || eq == optarg_)
                 return cli_usage_error("--env: expected NAME=VALUE, got \"%s\"", optarg_);
-        arg.env = kpa_xrealloc(arg.env, (arg.n_env + 1) * sizeof(*arg.env));
+        arg.env = cli_xrealloc(arg.env, (arg.n_env + 1) * sizeof(*arg.env));
         arg.env[arg.n_env++] = optarg_;
         return 0;
 }
@@ -412,9 +405,9 @@ static int add_bind(const char *optarg_, bool writable)
         const char *colon = strchr(optarg_, ':');
         if (!colon || colon == optarg_ || !colon[1])
                 return cli_usage_error("%s: expected HOST:INSIDE, got \"%s\"", name, optarg_);
-        arg.binds = kpa_xrealloc(arg.binds, (arg.n_binds + 1) * sizeof(*arg.binds));
+        arg.binds = cli_xrealloc(arg.binds, (arg.n_binds + 1) * sizeof(*arg.binds));
         arg.binds[arg.n_binds++] = (kpa_start_bind){
-                .host = kpa_xstrndup(optarg_, (size_t)(colon - optarg_)),
+                .host = cli_xstrndup(optarg_, (size_t)(colon - optarg_)),
                 .inside = colon + 1,
                 .writable = writable,
         };
@@ -707,14 +700,14 @@ static int open_handles(kpa_user_handle *out, int *fds, size_t *n)
                 if (strncmp(arg.handles[i].spec, "service:", 8) == 0) {
                         int r = check_service_handle(&arg.handles[i], arg.handles[i].spec + 8);
                         if (r) {
-                                kpa_close_fds(fds, i);
+                                cli_close_fds(fds, i);
                                 return r;
                         }
                         continue;
                 }
                 int fd = kpa_handle_open_spec(arg.handles[i].spec, &err);
                 if (fd < 0) {
-                        kpa_close_fds(fds, i);
+                        cli_close_fds(fds, i);
                         if (fd == -EINVAL)
                                 return cli_usage_error("--handle %s: %s", arg.handles[i].name,
                                                        err.message);
@@ -740,11 +733,8 @@ static bool has_ended(kpa_process_state s)
 /* The same context object as kpa-execd's protocol and --status --json. */
 static void print_json(const kpa_token *token, const kpa_process_context *ctx)
 {
-        json_object *o = kpa_context_to_json(token, ctx, getuid());
-        fprintf(stderr, "%s\n",
-                json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-                                                          JSON_C_TO_STRING_NOSLASHESCAPE));
-        json_object_put(o);
+        _cleanup_free_ char *j = kpa_process_context_to_json(token, ctx);
+        fprintf(stderr, "%s\n", j);
 }
 
 /* The exit status of kpa-run for an instance that has ended, in the
@@ -935,7 +925,7 @@ static void relay_output(tty_relay *t, relay_out *o)
         while (o->src >= 0) {
                 ssize_t n = read(o->src, buf, sizeof(buf));
                 if (n > 0) {
-                        (void)kpa_write_all(o->dst, buf, (size_t)n); /* ours gone: drop it */
+                        (void)cli_write_all(o->dst, buf, (size_t)n); /* ours gone: drop it */
                         continue;
                 }
                 if (n < 0 && errno == EINTR)
@@ -1201,8 +1191,8 @@ static int report_failed_start(kpa_control *ctl, const kpa_token *token)
  * env into arg.opts. 0, or the exit code to stop with. */
 static int prepare_start(kpa_user_handle **handles, int **fds)
 {
-        *handles = kpa_xcalloc(arg.n_handles ? arg.n_handles : 1, sizeof(**handles));
-        *fds = kpa_xcalloc(arg.n_handles ? arg.n_handles : 1, sizeof(**fds));
+        *handles = cli_xcalloc(arg.n_handles ? arg.n_handles : 1, sizeof(**handles));
+        *fds = cli_xcalloc(arg.n_handles ? arg.n_handles : 1, sizeof(**fds));
         size_t n = 0;
         int r = open_handles(*handles, *fds, &n);
         if (r) {
@@ -1258,7 +1248,7 @@ static void start_relay(kpa_control *ctl, const kpa_token *token, kpa_start_opti
                 relay_pipes_started(t, o);
                 return;
         }
-        int m = kpa_control_take_tty(ctl, token);
+        int m = kpa_process_take_tty(ctl, token);
         if (m < 0) { /* cannot be: it is Running */
                 t->in = -1;
                 return;
@@ -1281,7 +1271,7 @@ static int run(void)
         tty_relay relay;
         r = prepare_terminal(o, &relay);
         if (r < 0) {
-                kpa_close_fds(fds, arg.n_handles);
+                cli_close_fds(fds, arg.n_handles);
                 free(handles);
                 free(fds);
                 cli_error("pipe: %s", strerror(-r));
@@ -1292,7 +1282,7 @@ static int run(void)
         sigset_t mask;
         _cleanup_close_ int sfd = block_stop_signals(&mask);
         if (sfd < 0) {
-                kpa_close_fds(fds, arg.n_handles);
+                cli_close_fds(fds, arg.n_handles);
                 free(handles);
                 free(fds);
                 relay_close(&relay);
@@ -1315,7 +1305,7 @@ static int run(void)
                 r = -1;
         }
         /* kpa_process_start keeps duplicates of what it needs */
-        kpa_close_fds(fds, arg.n_handles);
+        cli_close_fds(fds, arg.n_handles);
         free(handles);
         free(fds);
         o->handles = NULL;
@@ -1396,7 +1386,7 @@ static int detach(void)
         if (r == 0 && kpa_process_start(ctl, arg.app_id, arg.run_config_id, o, &token) < 0)
                 r = report_failed_start(ctl, &token);
         /* the daemon has its own copies of the handles now */
-        kpa_close_fds(fds, arg.n_handles);
+        cli_close_fds(fds, arg.n_handles);
         free(handles);
         free(fds);
         o->handles = NULL;
@@ -1406,28 +1396,6 @@ static int detach(void)
         kpa_token_to_string(&token, tok);
         printf("%s\n", tok);
         return EXIT_SUCCESS;
-}
-
-/* One request about arg.token: its reply, or NULL after printing why. */
-static json_object *token_call(kpa_control *ctl, kpa_request_op op)
-{
-        kpa_remote *remote = kpa_control_remote(ctl);
-        json_object *req = kpa_request_new(op, kpa_remote_next_id(remote));
-        json_object_object_add(req, "token", json_object_new_string(arg.token_str));
-        json_object *reply = NULL;
-        kpa_error err;
-        if (kpa_remote_call(remote, req, NULL, 0, &reply, NULL, 0, NULL, &err) < 0) {
-                json_object_put(reply);
-                cli_error("%s: %s", arg.token_arg, err.message);
-                return NULL;
-        }
-        return reply;
-}
-
-static const char *json_plain(json_object *o)
-{
-        return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-                                                         JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
 /* How an instance ended, in a few words ("-" while it runs). */
@@ -1479,7 +1447,7 @@ static void print_history(const kpa_process_context *c)
         print_time("failed:", c->last_failure.at);
 }
 
-static void print_status(const kpa_process_context *c, json_object *owner)
+static void print_status(const kpa_process_context *c)
 {
         printf("token:        %s\n", arg.token_str);
         printf("state:        %s\n", kpa_process_state_name(c->state));
@@ -1489,8 +1457,8 @@ static void print_status(const kpa_process_context *c, json_object *owner)
                 printf("pid:          %d\n", (int)c->pid);
         if (c->app_pid > 0)
                 printf("app pid:      %d\n", (int)c->app_pid);
-        if (json_object_is_type(owner, json_type_int))
-                printf("owner:        %lld\n", (long long)json_object_get_int64(owner));
+        if (c->owner != (uid_t)-1)
+                printf("owner:        %lld\n", (long long)c->owner);
         if (has_ended(c->state)) {
                 printf("exit status:  %s\n", kpa_exit_status_name(c->exit_status));
                 printf("exit code:    %d\n", c->exit_code);
@@ -1540,22 +1508,18 @@ static int status(kpa_control *ctl, const kpa_token *v, size_t n)
 
 static int status_one(kpa_control *ctl)
 {
-        _cleanup_(json_object_putp) json_object *reply = token_call(ctl, KPA_OP_GET_STATE);
-        if (!reply)
-                return EXIT_FAILURE;
-        json_object *p = json_member(reply, "process");
         kpa_process_context c;
-        kpa_error err;
-        if (kpa_context_from_json(p, NULL, &c, &err) < 0) {
-                cli_error("%s: kpa-execd sent a malformed reply: %s", arg.token_arg, err.message);
-                return EXIT_FAILURE;
+        int r = kpa_process_get_state(ctl, &arg.token, &c);
+        if (r < 0)
+                return report_daemon_error(ctl, r);
+        if (arg.json) {
+                _cleanup_free_ char *j = kpa_process_context_to_json(&arg.token, &c);
+                printf(status_in_array ? "%s" : "%s\n", j);
         }
-        if (arg.json)
-                printf(status_in_array ? "%s" : "%s\n", json_plain(p));
         if (c.state == KPA_PROCESS_NOT_EXISTING)
                 return report_not_existing();
         if (!arg.json)
-                print_status(&c, json_member(p, "owner"));
+                print_status(&c);
         return EXIT_SUCCESS;
 }
 
@@ -1571,57 +1535,31 @@ static int stop(kpa_control *ctl)
  * between is stopped too, but not waited for. */
 static int stop_all(kpa_control *ctl)
 {
-        kpa_remote *remote = kpa_control_remote(ctl);
-        kpa_error err;
-        json_object *list = NULL;
-        if (kpa_remote_list_contexts(remote, &list, &err) < 0) {
-                cli_error("--stop-all: %s", err.message);
+        _cleanup_free_ kpa_token *tokens = NULL;
+        _cleanup_free_ kpa_process_context *ctxs = NULL;
+        size_t n = 0, stopped = 0;
+        if (kpa_process_list_contexts(ctl, &tokens, &ctxs, &n) < 0 ||
+            kpa_process_stop_all(ctl, arg.force ? KPA_STOP_FORCED : KPA_STOP_NORMAL, &stopped) <
+                    0) {
+                cli_error("--stop-all: %s", kpa_control_last_error(ctl)->message);
                 return EXIT_FAILURE;
         }
-        _cleanup_(json_object_putp) json_object *a = list;
-        size_t n = json_object_array_length(a), n_live = 0;
-        _cleanup_free_ kpa_token *live = kpa_xcalloc(n ? n : 1, sizeof(*live));
         for (size_t i = 0; i < n; i++) {
-                kpa_process_context c;
-                if (kpa_context_from_json(json_object_array_get_idx(a, i), &live[n_live], &c,
-                                          &err) < 0) {
-                        cli_error("kpa-execd sent a malformed reply: processes[%zu]: %s", i,
-                                  err.message);
-                        return EXIT_FAILURE;
-                }
-                if (!has_ended(c.state))
-                        n_live++;
-        }
-        json_object *req = kpa_request_new(KPA_OP_STOP_ALL, kpa_remote_next_id(remote));
-        json_object_object_add(req, "policy",
-                               json_object_new_string(arg.force ? "Forced" : "Normal"));
-        json_object *reply = NULL;
-        int r = kpa_remote_call(remote, req, NULL, 0, &reply, NULL, 0, NULL, &err);
-        _cleanup_(json_object_putp) json_object *o = reply;
-        if (r < 0) {
-                cli_error("--stop-all: %s", err.message);
-                return EXIT_FAILURE;
-        }
-        json_object *stopped = json_member(o, "stopped");
-        if (!json_object_is_type(stopped, json_type_int)) {
-                cli_error("kpa-execd sent a malformed reply: no \"stopped\" count");
-                return EXIT_FAILURE;
-        }
-        for (size_t i = 0; i < n_live; i++) {
+                if (has_ended(ctxs[i].state))
+                        continue;
                 kpa_process_context ctx;
-                r = kpa_process_wait(ctl, &live[i], -1, &ctx);
+                int r = kpa_process_wait(ctl, &tokens[i], -1, &ctx);
                 if (r < 0) {
                         char t[KPA_TOKEN_STRING_MAX];
-                        kpa_token_to_string(&live[i], t);
+                        kpa_token_to_string(&tokens[i], t);
                         const kpa_error *e = kpa_control_last_error(ctl);
                         cli_error("--stop-all: waiting for %s to end: %s", t,
                                   e->message[0] ? e->message : strerror(-r));
                         return EXIT_FAILURE;
                 }
         }
-        int64_t count = json_object_get_int64(stopped);
         if (!arg.quiet)
-                printf("stopped %lld process%s\n", (long long)count, count == 1 ? "" : "es");
+                printf("stopped %zu process%s\n", stopped, stopped == 1 ? "" : "es");
         return EXIT_SUCCESS;
 }
 
@@ -1649,31 +1587,24 @@ static int wait_instance(kpa_control *ctl)
 
 static int list(kpa_control *ctl)
 {
-        kpa_remote *remote = kpa_control_remote(ctl);
-        json_object *list = NULL;
-        kpa_error err;
-        if (kpa_remote_list_contexts(remote, &list, &err) < 0) {
-                cli_report(&err);
+        _cleanup_free_ kpa_token *tokens = NULL;
+        _cleanup_free_ kpa_process_context *ctx = NULL;
+        size_t n = 0;
+        if (kpa_process_list_contexts(ctl, &tokens, &ctx, &n) < 0) {
+                cli_report(kpa_control_last_error(ctl));
                 return EXIT_FAILURE;
         }
-        _cleanup_(json_object_putp) json_object *a = list;
         if (arg.json) {
-                printf("%s\n", json_plain(a));
+                printf("[");
+                for (size_t i = 0; i < n; i++) {
+                        _cleanup_free_ char *j = kpa_process_context_to_json(&tokens[i], &ctx[i]);
+                        printf("%s%s", i ? "," : "", j);
+                }
+                printf("]\n");
                 return EXIT_SUCCESS;
         }
-        size_t n = json_object_array_length(a);
-        kpa_process_context *ctx = kpa_xcalloc(n ? n : 1, sizeof(*ctx));
-        kpa_token *tokens = kpa_xcalloc(n ? n : 1, sizeof(*tokens));
         int wpkg = (int)strlen("PACKAGE"), wrc = (int)strlen("RUNCONFIG");
         for (size_t i = 0; i < n; i++) {
-                if (kpa_context_from_json(json_object_array_get_idx(a, i), &tokens[i], &ctx[i],
-                                          &err) < 0) {
-                        cli_error("kpa-execd sent a malformed reply: processes[%zu]: %s", i,
-                                  err.message);
-                        free(ctx);
-                        free(tokens);
-                        return EXIT_FAILURE;
-                }
                 if ((int)strlen(ctx[i].app_id) > wpkg)
                         wpkg = (int)strlen(ctx[i].app_id);
                 if ((int)strlen(ctx[i].run_config_id) > wrc)
@@ -1690,8 +1621,6 @@ static int list(kpa_control *ctl)
                        kpa_process_state_name(ctx[i].state), wpkg, ctx[i].app_id, wrc,
                        ctx[i].run_config_id, pid, ctx[i].restarts, ex);
         }
-        free(ctx);
-        free(tokens);
         return EXIT_SUCCESS;
 }
 
@@ -1700,22 +1629,10 @@ static int list(kpa_control *ctl)
 /* The instance's current (or ROTATED: previous) log file, read-only. */
 static int open_log(kpa_control *ctl, bool rotated, int *out, kpa_error *err)
 {
-        kpa_remote *remote = kpa_control_remote(ctl);
-        json_object *req = kpa_request_new(KPA_OP_OPEN_LOG, kpa_remote_next_id(remote));
-        json_object_object_add(req, "token", json_object_new_string(arg.token_str));
-        if (rotated)
-                json_object_object_add(req, "rotated", json_object_new_boolean(1));
-        json_object *reply = NULL;
-        int fds[1];
-        size_t n = 0;
-        int r = kpa_remote_call(remote, req, NULL, 0, &reply, fds, 1, &n, err);
-        json_object_put(reply);
+        int r = kpa_process_open_log(ctl, &arg.token, rotated, out);
         if (r < 0)
-                return r;
-        if (n != 1)
-                return kpa_error_set(err, EPROTO, "kpa-execd sent no log file");
-        *out = fds[0];
-        return 0;
+                *err = *kpa_control_last_error(ctl);
+        return r;
 }
 
 /* Copy FD from *OFF to its current end to stdout. */

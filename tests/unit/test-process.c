@@ -261,6 +261,67 @@ static void test_stop_while_created(kpa_control *ctl)
         sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
+/* The calls a tool needs beyond start/stop/state (issue 16: kpa-run uses
+ * include/kpa alone): contexts listed in one call, the owner, the JSON form,
+ * a log that is not there, and a stop of everything. */
+static void test_tool_calls(kpa_control *ctl)
+{
+        const char *sleep_args[] = {"sleep", "30"};
+        kpa_start_options opts;
+        kpa_start_options_init(&opts);
+        opts.extra_args = sleep_args;
+        opts.n_extra_args = 2;
+        opts.stdout_fd = opts.stderr_fd = -1;
+        kpa_token a, b;
+        if (!ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &a) == 0 &&
+                        kpa_process_start(ctl, "org.example.proc", NULL, &opts, &b) == 0,
+                "tool calls: start two"))
+                return;
+        kpa_token *tokens = NULL;
+        kpa_process_context *ctxs = NULL;
+        size_t n = 0;
+        is(kpa_process_list_contexts(ctl, &tokens, &ctxs, &n), 0, "list with contexts");
+        size_t seen = 0;
+        for (size_t k = 0; k < n; k++)
+                if (memcmp(&tokens[k], &a, sizeof(a)) == 0 || memcmp(&tokens[k], &b, sizeof(b)) == 0)
+                        seen += ctxs[k].state == KPA_PROCESS_RUNNING && ctxs[k].owner == getuid() &&
+                                streq(ctxs[k].app_id, "org.example.proc");
+        is((int)seen, 2, "... both, Running, owned by us, with their package");
+        kpa_process_context c;
+        is(kpa_process_get_state(ctl, &a, &c), 0, "a state");
+        is((long long)c.owner, (long long)getuid(), "... carries the owner");
+        _cleanup_free_ char *j = kpa_process_context_to_json(&a, &c);
+        char tok[KPA_TOKEN_STRING_MAX], want[128];
+        kpa_token_to_string(&a, tok);
+        snprintf(want, sizeof(want), "{\"token\":\"%s\",\"state\":\"Running\"", tok);
+        ok(j && strncmp(j, want, strlen(want)) == 0, "its JSON starts with token and state");
+        snprintf(want, sizeof(want), "\"owner\":%d,", (int)getuid());
+        has_str(j, want, "... and has the owner");
+        int fd = 99;
+        if (daemon_pid) { /* kpa-execd keeps the output of what it starts */
+                ok(kpa_process_open_log(ctl, &a, false, &fd) == 0 && fd >= 0 &&
+                           fcntl(fd, F_GETFL) >= 0 && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY,
+                   "its log, open read-only");
+                if (fd >= 0)
+                        close(fd);
+        } else {
+                ok(kpa_process_open_log(ctl, &a, false, &fd) < 0 && fd == -1,
+                   "no log of an instance whose output its starter gave");
+        }
+        kpa_token unknown;
+        memset(&unknown, 0x5a, sizeof(unknown));
+        ok(kpa_process_open_log(ctl, &unknown, false, &fd) < 0, "nor of an unknown token");
+        size_t stopped = 0;
+        is(kpa_process_stop_all(ctl, KPA_STOP_FORCED, &stopped), 0, "stop all");
+        ok(stopped >= 2, "... stopped both (%zu)", stopped);
+        is(kpa_process_wait(ctl, &a, 5000, &c), 0, "the first ends");
+        is(kpa_process_wait(ctl, &b, 5000, &c), 0, "the second ends");
+        ok(c.state == KPA_PROCESS_FINISHED && c.exit_status == KPA_EXIT_TERMINATED,
+           "... Finished, Terminated");
+        free(tokens);
+        free(ctxs);
+}
+
 /* As root: real instances. */
 /* kpa_process_find: a token, or APP_ID[/RUNCONFIG] (local, or matched by
  * kpa-execd) */
@@ -507,6 +568,7 @@ int main(void)
         else if (geteuid() == 0) {
                 test_instances(ctl);
                 test_find(ctl);
+                test_tool_calls(ctl);
                 if (!daemon_pid) {
                         test_task_run(ctl);
                         test_stop_while_created(ctl);
