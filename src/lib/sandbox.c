@@ -164,6 +164,7 @@ typedef struct child_ctx {
         int dev_fd;   /* its /dev, likewise */
         const cpu_set_t *cpus; /* the CPUs the caller may run on (NULL: unknown) */
         const kpa_seccomp_prog *seccomp; /* built by the parent: the child only installs it */
+        int netns_fd; /* a prepared network namespace (lo up) to enter, or -1 */
 } child_ctx;
 
 static void report(int fd, kpa_report_type type, int step, int err, int value)
@@ -566,6 +567,32 @@ static int loopback_up(void)
         return r;
 }
 
+static kpa_netns_source netns_source;
+static void *netns_source_data;
+
+void kpa_sandbox_set_netns_source(kpa_netns_source fn, void *userdata)
+{
+        netns_source = fn;
+        netns_source_data = userdata;
+}
+
+int kpa_sandbox_netns_new(int home_fd)
+{
+        if (unshare(CLONE_NEWNET) < 0)
+                return -errno;
+        int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        int e = fd < 0 ? errno : loopback_up() < 0 ? errno : 0;
+        if (setns(home_fd, CLONE_NEWNET) < 0) {
+                closep(&fd);
+                return -ENOTRECOVERABLE;
+        }
+        if (e) {
+                closep(&fd);
+                return -e;
+        }
+        return fd;
+}
+
 /* Close every fd but those in KEEP (sorted here). */
 static void close_all_except(int *keep, size_t n)
 {
@@ -858,8 +885,12 @@ static _Noreturn void child_main(const child_ctx *c)
          * one costs 300-500 us of CPU, and here it is the child's, spent in
          * parallel with its parent (a kpa-execd serving other clients)
          * instead of inside the parent's clone call. */
-        if (spec->new_net)
+        if (spec->new_net && c->netns_fd >= 0) { /* from kpa-execd's pool */
+                CHECK(c, KPA_STEP_CLONE, setns(c->netns_fd, CLONE_NEWNET));
+                close(c->netns_fd);
+        } else if (spec->new_net) {
                 CHECK(c, KPA_STEP_CLONE, unshare(CLONE_NEWNET));
+        }
         CHECK(c, KPA_STEP_HOSTNAME, sethostname(spec->hostname, strlen(spec->hostname)));
         kpa_trace("child: netns, hostname");
         /* rootless: the parent could not clone the mounts to bind (that
@@ -881,7 +912,7 @@ static _Noreturn void child_main(const child_ctx *c)
         closep(&cc.root_fd);
         closep(&cc.dev_fd);
         kpa_trace("child: root done");
-        if (spec->new_net)
+        if (spec->new_net && c->netns_fd < 0)
                 CHECK(c, KPA_STEP_LOOPBACK, loopback_up());
         kpa_trace("child: loopback");
         /* the capability limits, while the parent may still be making the
@@ -903,10 +934,11 @@ static _Noreturn void child_main(const child_ctx *c)
 /* ---- the parent's side ---- */
 
 static _Noreturn void child_start(const kpa_instance_spec *spec, const int *trees, int report_fd,
-                                  int death_fd, int sync_fd, int setup_fd, const cpu_set_t *cpus)
+                                  int death_fd, int sync_fd, int setup_fd, const cpu_set_t *cpus,
+                                  int netns_fd)
 {
         const int fixed[] = {report_fd, death_fd, spec->exit_record_fd, spec->init_keep_fd,
-                             trace_fd, sync_fd, setup_fd,
+                             trace_fd, sync_fd, setup_fd, netns_fd,
                              spec->stdio[0], spec->stdio[1], spec->stdio[2]};
         size_t n = ELEMENTSOF(fixed);
         int keep[ELEMENTSOF(fixed) + spec->n_mounts + spec->n_handles];
@@ -918,7 +950,7 @@ static _Noreturn void child_start(const kpa_instance_spec *spec, const int *tree
         close_all_except(keep, n);
         child_ctx c = {.spec = spec, .trees = trees, .report_fd = report_fd, .death_fd = death_fd,
                        .sync_fd = sync_fd, .setup_fd = setup_fd, .root_fd = -1, .dev_fd = -1,
-                       .cpus = cpus};
+                       .cpus = cpus, .netns_fd = netns_fd};
         child_main(&c);
 }
 
@@ -1167,6 +1199,10 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         cpu_set_t cpus;
         bool have_cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0;
         int pidfd = -1;
+        /* a network namespace made ahead of time (kpa-execd's pool): the
+         * child enters it instead of making one; used once, closed here */
+        int netns_fd =
+                spec->new_net && !spec->userns && netns_source ? netns_source(netns_source_data) : -1;
         struct clone_args args = {
                 .flags = CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
                          (spec->userns ? CLONE_NEWUSER : 0),
@@ -1190,8 +1226,9 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 closep(&sync[1]);
                 close(setup[0]);
                 child_start(spec, trees, rep[1], death_fd, sync[0], setup[1],
-                            have_cpus ? &cpus : NULL);
+                            have_cpus ? &cpus : NULL, netns_fd);
         }
+        closep(&netns_fd);
         int saved = errno;
         if (pid > 0 && have_cpus)
                 run_apart(pid, &cpus);
