@@ -1510,11 +1510,14 @@ int kpa_cgroup_destroy(kpa_cgroup *cg, kpa_error *err)
                         ret = ret == 0 ? r : ret;
                         continue;
                 }
-                /* APP and kpa.slice go once no other instance uses them,
-                 * where they are kpa's: below kpa's own cgroup, or made by
-                 * this instance below an explicit parent. */
-                if ((cg->own_parent || h->made[LEVEL_APP]) && remove_level(h, LEVEL_APP) == 0 &&
-                    (cg->own_parent || h->made[LEVEL_SLICE]))
+                /* Below kpa's own cgroup, kpa.slice and APP stay for the
+                 * next start (made once, they are kept: two mkdirs and two
+                 * rmdirs less per start, and on v2 the controllers stay
+                 * enabled). Below an explicit parent, which is someone
+                 * else's, what this instance made goes once no other
+                 * instance uses it. */
+                if (!cg->own_parent && h->made[LEVEL_APP] && remove_level(h, LEVEL_APP) == 0 &&
+                    h->made[LEVEL_SLICE])
                         (void)remove_level(h, LEVEL_SLICE);
         }
         group_free(cg);
