@@ -323,12 +323,15 @@ static bool mounted_as(const char *lines, const char *mount, int c, bool v2)
                 size_t len = strcspn(line, "\n");
                 _cleanup_free_ char *l = kpa_xstrndup(line, len);
                 line += len + (line[len] == '\n');
+                char *sep = strstr(l, " - ");
+                if (!sep)
+                        continue;
+                *sep = '\0';
                 char *f[5], *save = NULL, *p = l;
                 size_t k = 0;
                 for (; k < 5 && (f[k] = strtok_r(p, " ", &save)); k++)
                         p = NULL;
-                char *sep = k == 5 && save ? strstr(save - 1, " - ") : NULL;
-                if (!sep || strlen(f[4]) != mlen || strcmp(f[4], mount) != 0)
+                if (k < 5 || strlen(f[4]) != mlen || strcmp(f[4], mount) != 0)
                         continue;
                 char *type = strtok_r(sep + 3, " ", &save);
                 (void)strtok_r(NULL, " ", &save); /* the source */
@@ -362,9 +365,12 @@ static int discovery_load(void)
                 return -1;
         char *line[3 + N_CTRL], *save = NULL;
         size_t n = 0;
-        for (char *l = strtok_r(text, "\n", &save); l && n < ELEMENTSOF(line); l = strtok_r(NULL, "\n", &save))
+        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                if (n == ELEMENTSOF(line))
+                        return -1; /* a line more */
                 line[n++] = l;
-        if (n != ELEMENTSOF(line) || strtok_r(NULL, "\n", &save) || !streq(line[0], DISCOVERY_MAGIC) ||
+        }
+        if (n != ELEMENTSOF(line) || !streq(line[0], DISCOVERY_MAGIC) ||
             strncmp(line[1], "boot ", 5) != 0 || !streq(line[1] + 5, boot) ||
             strncmp(line[2], "mounts ", 7) != 0 || !streq(line[2] + 7, hash))
                 return -1;
