@@ -1,9 +1,11 @@
 /* cgroup.h: one instance's control group, on cgroup v1/hybrid hosts and on
- * pure cgroup v2, through libcgroup (discovery, creation with limits,
- * listing, OOM counters, deletion; see cgroup.c for what is raw and why).
+ * pure cgroup v2: libcgroup discovers the hierarchies (once per boot, then
+ * cached in /run/kpa/cgroup-discovery) and administers (listing, leftovers);
+ * the per-start creation, attach and removal are raw (see cgroup.c).
  * kpa creates its groups only below the cgroup it runs in (or
  * below an explicit parent): PARENT/kpa.slice/APP/INST in every hierarchy it
- * uses, and removes only what it created. Creating an instance removes the
+ * uses, and removes only what it created (kpa.slice/APP below its own
+ * cgroup are kept for the next start). Creating an instance removes the
  * empty instance groups of APP that a kpa killed by SIGKILL left behind.
  *
  * Attaching is done by the child itself, before it unshares its cgroup
@@ -166,9 +168,9 @@ bool kpa_cgroup_oom_killed(kpa_cgroup *cg);
  * "/sys/fs/cgroup/memory/x/kpa.slice/APP/INST"; NULL if not used. */
 const char *kpa_cgroup_path(const kpa_cgroup *cg, const char *controller);
 
-/* Remove the instance group (waiting briefly for it to empty), and the
- * APP_ID and kpa.slice parents if they are empty and were created by kpa.
- * Frees CG. It kills nothing: -EBUSY if processes remain (kill first). */
+/* Remove the instance group (waiting briefly for it to empty), and below
+ * an explicit parent the APP_ID and kpa.slice parents this instance made,
+ * if they are empty (below kpa's own cgroup they are kept). Frees CG. It kills nothing: -EBUSY if processes remain (kill first). */
 int kpa_cgroup_destroy(kpa_cgroup *cg, kpa_error *err);
 
 #endif
