@@ -777,6 +777,10 @@ static void supervisor_busy_parent(void)
         _cleanup_free_ char *inst = kpa_xasprintf("%s/kpa.slice/%s/1", gdir, app);
         check_file(inst, "memory.max", "16777216");
         is(kpa_cgroup_destroy(cg, &err), 0, "destroy it");
+        _cleanup_free_ char *kept = kpa_xasprintf("%s/kpa.slice/%s", gdir, app);
+        _cleanup_free_ char *slice = kpa_xasprintf("%s/kpa.slice", gdir);
+        ok(exists(kept) && rmdir(kept) == 0 && rmdir(slice) == 0,
+           "kpa.slice/APP stayed for the next start, empty");
 }
 
 /* A leaf that cannot be made: a clear refusal, and the process stays. */
