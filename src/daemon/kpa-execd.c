@@ -50,6 +50,7 @@
 #define IDLE_TIMEOUT_S 60       /* --idle-timeout */
 #define NETNS_POOL 4            /* --netns-pool */
 #define NETNS_POOL_MAX 64
+#define NETNS_QUIET_MS 2        /* the pool refills after this long without events */
 #define WAITS_MAX 4096
 #define CPU_WEIGHT_KERNEL_DEFAULT 100
 
@@ -170,6 +171,7 @@ static struct {
         int fds[NETNS_POOL_MAX];
         size_t n;
         bool broken; /* making one failed: starts make their own */
+        uint64_t last_event_ms; /* the end of the last round with events */
 } pool = {.home_fd = -1};
 
 /* epoll tags: clients are their own pointer */
@@ -1213,12 +1215,14 @@ static void netns_pool_close(void)
 }
 
 /* The epoll timeout: until the next wait deadline, idle deadline or the
- * end of a pause in listening; none while the pool wants a namespace. */
+ * end of a pause in listening, or the end of a quiet spell when the pool
+ * wants a namespace: it is refilled only while no client is served, so
+ * that the making (0.3-1 ms) never delays a request of a busy daemon. */
 static int next_timeout(void)
 {
-        if (netns_pool_wants())
-                return 0;
         uint64_t next = d.listen_resume_ms;
+        if (netns_pool_wants() && (!next || pool.last_event_ms + NETNS_QUIET_MS < next))
+                next = pool.last_event_ms + NETNS_QUIET_MS;
         if (d.stopping && d.keep && (!next || d.keep_deadline_ms < next))
                 next = d.keep_deadline_ms;
         for (pending_wait *w = d.waits; w; w = w->next)
@@ -1744,8 +1748,10 @@ static int run(void)
                         log_error("epoll_wait: %s", strerror(errno));
                         break;
                 }
-                if (n == 0 && netns_pool_wants()) /* idle */
-                        netns_pool_fill_one();
+                if (n > 0)
+                        pool.last_event_ms = now_ms();
+                else if (netns_pool_wants() && now_ms() >= pool.last_event_ms + NETNS_QUIET_MS)
+                        netns_pool_fill_one(); /* quiet */
                 for (int k = 0; k < n; k++) {
                         void *tag = evs[k].data.ptr;
                         if (tag == &tag_listen)
