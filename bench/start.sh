@@ -77,7 +77,7 @@ times = {k: [] for k in cmds}
 for k, c in list(cmds.items()):  # warm up, and fail loudly if a command does not work
     if k.startswith("kpa-run --cgroup-driver") and subprocess.run(c, env=env).returncode != 0:
         print(f"({k}: does not work here, left out)")
-        del cmds[k]
+        del cmds[k], times[k]
         continue
     subprocess.run(c, check=True, env=env)
 # Each round starts after a pause, and its first command pays for the idle
