@@ -1599,18 +1599,30 @@ static int scope_group(const char *path, kpa_cgroup **out, kpa_error *err)
         return 0;
 }
 
-int kpa_cgroup_create_scope(const char *app_id, const char *instance,
-                            const kpa_cgroup_limits *limits, pid_t pid, kpa_cgroup **out,
-                            kpa_error *err)
+int kpa_cgroup_scope_begin(const char *app_id, const char *instance,
+                           const kpa_cgroup_limits *limits, pid_t pid, kpa_scope_request **out,
+                           kpa_error *err)
 {
         static const kpa_cgroup_limits none;
         const kpa_cgroup_limits *lim = limits ? limits : &none;
         int r = check_args(app_id, instance, lim, err);
-        if (r < 0)
-                return r;
+        return r < 0 ? r : kpa_systemd_scope_send(app_id, instance, lim, pid, out, err);
+}
+
+int kpa_cgroup_scope_end(kpa_scope_request *rq, kpa_cgroup **out, kpa_error *err)
+{
         _cleanup_free_ char *path = NULL;
-        r = kpa_systemd_start_scope(app_id, instance, lim, pid, &path, err);
+        int r = kpa_systemd_scope_finish(rq, &path, err);
         return r < 0 ? r : scope_group(path, out, err);
+}
+
+int kpa_cgroup_create_scope(const char *app_id, const char *instance,
+                            const kpa_cgroup_limits *limits, pid_t pid, kpa_cgroup **out,
+                            kpa_error *err)
+{
+        kpa_scope_request *rq = NULL;
+        int r = kpa_cgroup_scope_begin(app_id, instance, limits, pid, &rq, err);
+        return r < 0 ? r : kpa_cgroup_scope_end(rq, out, err);
 }
 
 /* A scope of the system manager (a restarted kpa-execd adopting its

@@ -60,6 +60,15 @@ int kpa_systemd_unit_names(const char *app_id, const char *instance, char **slic
  * once PID is in it, with *CGROUP_PATH its v2 path ("kpa.slice/..."). */
 int kpa_systemd_start_scope(const char *app_id, const char *instance, const kpa_cgroup_limits *lim,
                             pid_t pid, char **cgroup_path, kpa_error *err);
+/* The same in two halves, so that systemd makes the scope while the caller
+ * does other work: send the request (holding the bus until the request is
+ * finished or cancelled: the same thread must do either), then wait for
+ * the answer and for PID in the scope. */
+typedef struct kpa_scope_request kpa_scope_request;
+int kpa_systemd_scope_send(const char *app_id, const char *instance, const kpa_cgroup_limits *lim,
+                           pid_t pid, kpa_scope_request **out, kpa_error *err);
+int kpa_systemd_scope_finish(kpa_scope_request *rq, char **cgroup_path, kpa_error *err);
+void kpa_systemd_scope_cancel(kpa_scope_request *rq);
 
 /* The cgroup v2 path of PID (0: this process), from the "0::" line of
  * /proc/PID/cgroup, which libcgroup 2.0.2 cannot parse: "a/b", no outer
@@ -74,6 +83,13 @@ bool kpa_systemd_booted(void);
 int kpa_cgroup_create_scope(const char *app_id, const char *instance,
                             const kpa_cgroup_limits *limits, pid_t pid, kpa_cgroup **out,
                             kpa_error *err);
+/* kpa_cgroup_create_scope() in two halves (see kpa_systemd_scope_send):
+ * the request, right after the clone; the group, when it is needed.
+ * A request not ended is cancelled with kpa_systemd_scope_cancel(). */
+int kpa_cgroup_scope_begin(const char *app_id, const char *instance,
+                           const kpa_cgroup_limits *limits, pid_t pid, kpa_scope_request **out,
+                           kpa_error *err);
+int kpa_cgroup_scope_end(kpa_scope_request *rq, kpa_cgroup **out, kpa_error *err);
 
 /* For a supervisor (kpa-execd) with the cgroupfs driver on cgroup v2,
  * where only groups without processes can have controllers below them:

@@ -1122,7 +1122,8 @@ static int cgroup_before_clone(const kpa_instance_spec *spec, kpa_cgroup_driver 
  * one message. A child that has failed already (and reported why) is not
  * an error here. Returns 0 or -errno with ERR set; *CG is the cgroup. */
 static int setup_child(const kpa_instance_spec *spec, kpa_cgroup_driver driver, pid_t pid,
-                       int setup_fd, kpa_cgroup **cg, bool in_cgroup, kpa_error *err)
+                       int setup_fd, kpa_cgroup **cg, bool in_cgroup, kpa_scope_request **scope_rq,
+                       kpa_error *err)
 {
         _cleanup_(kpa_seccomp_prog_free) kpa_seccomp_prog seccomp = {0};
         int q = kpa_seccomp_build(&spec->seccomp, &seccomp, err);
@@ -1130,9 +1131,12 @@ static int setup_child(const kpa_instance_spec *spec, kpa_cgroup_driver driver, 
                 return q;
         kpa_trace("spawn: seccomp filter built");
         if (!*cg && wants_cgroup(spec) && driver == KPA_CGROUP_DRIVER_SYSTEMD) {
-                /* systemd moves the child, which waits for this message */
-                q = kpa_cgroup_create_scope(spec->app_id, spec->instance_id, &spec->limits, pid, cg,
-                                            err);
+                /* systemd moves the child, which waits for this message;
+                 * the scope was asked for right after the clone */
+                q = *scope_rq ? kpa_cgroup_scope_end(*scope_rq, cg, err)
+                              : kpa_cgroup_create_scope(spec->app_id, spec->instance_id,
+                                                        &spec->limits, pid, cg, err);
+                *scope_rq = NULL;
                 if (q == -ESRCH)
                         return 0; /* the child is gone; its report says why */
                 if (q < 0)
@@ -1251,10 +1255,18 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                         q = kpa_error_set_errno(err, errno, "user namespace: cannot release the child");
                 closep(&sync[1]);
         }
+        /* systemd driver: the scope is asked for now, and systemd makes it
+         * while this process builds the child's root (D-Bus round trip and
+         * job off the start path, as far as the root takes) */
+        kpa_scope_request *scope_rq = NULL;
+        if (q == 0 && !cg && wants_cgroup(spec) && driver == KPA_CGROUP_DRIVER_SYSTEMD)
+                q = kpa_cgroup_scope_begin(spec->app_id, spec->instance_id, &spec->limits, pid,
+                                           &scope_rq, err);
         if (q == 0 && !spec->userns)
                 q = hand_over_root(spec, setup[0], err);
         if (q == 0)
-                q = setup_child(spec, driver, pid, setup[0], &cg, cgroup_fd >= 0, err);
+                q = setup_child(spec, driver, pid, setup[0], &cg, cgroup_fd >= 0, &scope_rq, err);
+        kpa_systemd_scope_cancel(scope_rq); /* NULL: answered, or none asked */
         close(setup[0]);
         if (q < 0) {
                 (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
