@@ -19,6 +19,7 @@ W=$(mktemp -d /dev/shm/kpa-bench-daemon.XXXXXX)
 dpid=
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
+BENCH_APPS="org.example.benchtrue"
 trap '[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid"; bench_cleanup' EXIT
 app=org.example.benchtrue
 # KPA_BENCH_MKPKG_OPTS="--delete privateStorage": without mkpkg.py's sized

@@ -26,6 +26,7 @@ command -v bwrap >/dev/null || { apt-get install -y -qq bubblewrap >/dev/null; }
 W=$(mktemp -d /var/tmp/kpa-bench-start.XXXXXX)
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
+BENCH_APPS="org.example.true org.example.nostor"
 trap 'bench_cleanup' EXIT
 /usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/true.kpa" --id org.example.true \
     --bin /bin/true --set 'runConfigurations[0].args=[]'
