@@ -70,6 +70,16 @@ typedef struct kpa_instance_spec {
          * be 0 then); mounts are made from source paths in the child; a
          * cgroup is made only when limits or a parent are asked for. */
         bool userns;
+        char *init_name; /* what the init calls itself in ps ("kpa-init APP_ID/RUNCONFIG"),
+                            in the argv area it inherits, cut to its size; NULL: unchanged */
+        char *cwd; /* inside the new root; NULL: / */
+        /* A pseudo-terminal of the instance's own devpts (/dev/pts/N
+         * inside) as the application's stdin, stdout, stderr and
+         * controlling terminal, of TTY_ROWS x TTY_COLS (0: the kernel's
+         * default); its master comes back in kpa_sandbox.tty_fd. STDIO is
+         * not used then. */
+        bool tty;
+        unsigned short tty_rows, tty_cols;
 } kpa_instance_spec;
 
 void kpa_instance_spec_free(kpa_instance_spec *spec);
@@ -125,6 +135,8 @@ typedef enum kpa_sandbox_step {
         KPA_STEP_EXEC,
         KPA_STEP_SECCOMP, /* after PRIVILEGES; last so that the ids above stay */
         KPA_STEP_KEYRING,
+        KPA_STEP_TTY,
+        KPA_STEP_CWD,
         KPA_STEP_MAX,
 } kpa_sandbox_step;
 const char *kpa_sandbox_step_name(kpa_sandbox_step step);
@@ -134,12 +146,13 @@ typedef struct kpa_sandbox {
         int pidfd;         /* of init */
         int report_fd;     /* read end: kpa_report records, EOF when init is gone */
         kpa_cgroup *cgroup;
+        int tty_fd;        /* the pty's master (spec->tty), the caller's; else -1 */
 } kpa_sandbox;
 
 /* KPA_TRACE_START set in the environment: write "kpa-trace MICROSECONDS PID
  * STEP" (CLOCK_MONOTONIC) on stderr at each step of a start, for bench/.
  * Off, it costs one test of a flag. Async-signal-safe once initialized. */
-void kpa_trace(const char *step);
+KPA_PUBLIC void kpa_trace(const char *step); /* kpa/process.h */
 
 /* Where a start with a new network namespace (root, not rootless) takes
  * one made ahead of time: FN returns an fd of it (O_CLOEXEC, loopback up,
