@@ -170,6 +170,7 @@ static struct {
         int home_fd; /* the daemon's own network namespace; -1: no pool */
         int fds[NETNS_POOL_MAX];
         size_t n;
+        size_t size; /* arg.netns_pool, within the open-file limit */
         bool broken; /* making one failed: starts make their own */
         uint64_t last_event_ms; /* the end of the last round with events */
 } pool = {.home_fd = -1};
@@ -1208,7 +1209,7 @@ static int netns_take(void *userdata)
 
 static bool netns_pool_wants(void)
 {
-        return pool.home_fd >= 0 && !pool.broken && !d.stopping && pool.n < arg.netns_pool;
+        return pool.home_fd >= 0 && !pool.broken && !d.stopping && pool.n < pool.size;
 }
 
 static void netns_pool_fill_one(void)
@@ -1231,7 +1232,14 @@ static void netns_pool_fill_one(void)
 
 static void netns_pool_open(void)
 {
-        if (geteuid() != 0 || arg.netns_pool == 0)
+        /* its fds come out of the half of the open-file limit that is not
+         * for connections: one namespace per 64 open files at most */
+        pool.size = arg.netns_pool;
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+            pool.size > rl.rlim_cur / 64)
+                pool.size = rl.rlim_cur / 64;
+        if (geteuid() != 0 || pool.size == 0)
                 return;
         pool.home_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
         if (pool.home_fd < 0)
