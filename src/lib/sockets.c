@@ -277,6 +277,17 @@ declared_socket *kpa_control_sockets(kpa_control *ctl)
         return ctl->sockets;
 }
 
+size_t kpa_control_declared_sockets(kpa_control *ctl, int *fds, const char **names, size_t max)
+{
+        size_t n = 0;
+        for (const declared_socket *s = ctl->sockets; s; s = s->next, n++)
+                if (n < max) {
+                        fds[n] = s->fd;
+                        names[n] = s->name;
+                }
+        return n;
+}
+
 void sockets_adopt(kpa_control *ctl, const char *app_id, const char *rc_id, const char *name,
                    const char *listen, int fd)
 {

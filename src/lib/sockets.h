@@ -22,6 +22,7 @@ typedef struct declared_socket {
         bool watched;              /* in its epoll set, for activation */
         uint64_t pending_since_ms; /* connections have waited since (0: none) */
         bool warned;               /* the never-accepted warning was logged */
+        uint64_t activate_after_ms; /* a failed activation: not before then */
         struct declared_socket *next;
 } declared_socket;
 

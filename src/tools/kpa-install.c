@@ -689,6 +689,11 @@ static int remove_one(kpa_store *store, const char *app_id)
         }
         if (!arg.quiet)
                 printf("%s %s\n", arg.purge ? "Purged" : "Removed", app_id);
+        /* a running kpa-execd closes the sockets it kept for the package */
+        kpa_package_notice notice;
+        if (tell_daemon(app_id, false, false, &notice, &err) < 0)
+                cli_error("warning: could not tell kpa-execd that %s is gone: %s", app_id,
+                          err.message);
         return 0;
 }
 
