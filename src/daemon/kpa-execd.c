@@ -1380,6 +1380,7 @@ static void sockets_tick(void)
         uint64_t now = now_ms();
         for (declared_socket *s = kpa_control_sockets(d.ctl); s; s = s->next) {
                 bool live = has_live_instance(s->app_id, s->rc_id);
+                s->live = live;
                 watch_socket(s, s->activate && !live && !d.stopping &&
                                         now >= s->activate_after_ms);
                 if (!live || s->warned || !kpa_socket_has_pending(s->fd)) {
@@ -1400,8 +1401,10 @@ static void sockets_tick(void)
         }
 }
 
-/* The next sockets_tick that matters: in a second while a socket waits
- * for its warning or a failed activation for its retry; else none (0). */
+/* The next sockets_tick that matters: in a second while a socket of a
+ * running instance may still earn its warning, or when a failed
+ * activation may be tried again; else none (0). A start or an end wakes
+ * the loop anyway. */
 static uint64_t sockets_deadline(void)
 {
         uint64_t next = 0, now = now_ms();
@@ -1409,9 +1412,7 @@ static uint64_t sockets_deadline(void)
                 uint64_t t = 0;
                 if (s->activate_after_ms > now)
                         t = s->activate_after_ms;
-                else if (!s->warned && !s->activate)
-                        t = now + 1000;
-                else if (!s->warned && s->activate && !s->watched)
+                else if (!s->warned && s->live)
                         t = now + 1000;
                 if (t && (!next || t < next))
                         next = t;

@@ -20,6 +20,7 @@ typedef struct declared_socket {
         bool activate;
         /* kpa-execd's bookkeeping */
         bool watched;              /* in its epoll set, for activation */
+        bool live;                 /* its run configuration ran at the last look */
         uint64_t pending_since_ms; /* connections have waited since (0: none) */
         bool warned;               /* the never-accepted warning was logged */
         uint64_t activate_after_ms; /* a failed activation: not before then */
