@@ -327,12 +327,12 @@ int kpa_control_sockets_sync(kpa_control *ctl, const char *app_id, kpa_error *er
         _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
         kpa_error e;
         if (kpa_store_load_manifest(ctl->store, app_id, &m, &e) < 0) {
-                drop(ctl, app_id, NULL);
-                if (e.code == ENOENT) {
+                if (e.code == ENOENT) { /* removed: its sockets go with it */
+                        drop(ctl, app_id, NULL);
                         kpa_sockets_remove_dir(app_id);
                         return 0;
                 }
-                *err = e;
+                *err = e; /* unreadable for now: what is kept stays */
                 return -e.code;
         }
         drop(ctl, app_id, m);
