@@ -178,7 +178,7 @@ bool kpa_socket_has_pending(int fd)
 
 int kpa_socket_address(int fd, char *buf, size_t len)
 {
-        struct sockaddr_storage ss;
+        struct sockaddr_storage ss = {0};
         socklen_t sl = sizeof(ss);
         if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
                 return -errno;
