@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
@@ -36,8 +37,18 @@ void kpa_sockets_set_watch_epoll(int epfd)
 
 const char *kpa_sockets_dir(void)
 {
+        static char rootless[PATH_MAX];
         const char *d = getenv("KPA_SOCKETS_DIR");
-        return d && *d == '/' ? d : KPA_SOCKETS_DIR;
+        if (d && *d == '/')
+                return d;
+        /* rootless: /run/kpa is root's; the user's runtime directory is
+         * the user's own */
+        const char *xdg = getenv("XDG_RUNTIME_DIR");
+        if (geteuid() != 0 && xdg && *xdg == '/' &&
+            (size_t)snprintf(rootless, sizeof(rootless), "%s/kpa-sockets", xdg) <
+                    sizeof(rootless))
+                return rootless;
+        return KPA_SOCKETS_DIR;
 }
 
 static int open_tcp(const kpa_socket_decl *d, kpa_error *err)

@@ -27,7 +27,8 @@ typedef struct declared_socket {
         struct declared_socket *next;
 } declared_socket;
 
-/* $KPA_SOCKETS_DIR, else KPA_SOCKETS_DIR (/run/kpa/sockets). */
+/* $KPA_SOCKETS_DIR; else, not root, $XDG_RUNTIME_DIR/kpa-sockets; else
+ * KPA_SOCKETS_DIR (/run/kpa/sockets). */
 const char *kpa_sockets_dir(void);
 
 /* Create the listening socket D of APP_ID: TCP with SO_REUSEADDR; a unix

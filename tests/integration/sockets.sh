@@ -262,4 +262,24 @@ check_exit "no warning about the sockets that lighttpd accepts on" 1 \
     grep -Eq "($WEB|$ACT)/main: connections to its socket" "$T/execd.log"
 stop_daemon
 
+# ---- rootless: a user's own store, sockets in the user's runtime directory ----
+USERID=65534
+nobody() { setpriv --reuid $USERID --regid $USERID --clear-groups "$@"; }
+if nobody unshare -U true 2>/dev/null; then
+    mkdir -p "$T/home/run"
+    chown -R $USERID:$USERID "$T/home"
+    chmod 0700 "$T/home/run"
+    UR="$T/home/store"
+    $MKPKG "$T/user.kpa" --id $NG --bin "$PROBE" --set 'runConfigurations[0].args=["handles","ctl"]' \
+        --set "$(sockets "[{\"name\":\"ctl\",\"listen\":\"unix:ctl.sock\"}]")"
+    nobody "$(reachable "$KPA_INSTALL")" --root "$UR" -q --grant sockets "$T/user.kpa" >/dev/null 2>&1
+    out=$(env -u KPA_SOCKETS_DIR XDG_RUNTIME_DIR="$T/home/run" \
+        setpriv --reuid $USERID --regid $USERID --clear-groups "$(reachable "$KPA_RUN")" --root "$UR" $NG 2>&1)
+    check_eq "rootless: the declared unix socket is made in \$XDG_RUNTIME_DIR/kpa-sockets/APP_ID and passed" \
+        "$(echo "$out" | grep '^handle\.ctl=') $(stat -c '%F %u' "$T/home/run/kpa-sockets/$NG/ctl.sock" 2>&1)" \
+        "handle.ctl=3 socket $USERID"
+else
+    skip "rootless: declared sockets" "unprivileged user namespaces are disabled here"
+fi
+
 done_testing
