@@ -350,7 +350,11 @@ int kpa_control_sockets_sync(kpa_control *ctl, const char *app_id, kpa_error *er
         int first = 0;
         for (size_t i = 0; i < m->n_run_configs; i++) {
                 const kpa_run_config *rc = &m->run_configs[i];
-                if (rc->n_sockets == 0)
+                bool activated = false;
+                for (size_t k = 0; k < rc->n_sockets; k++)
+                        activated |= rc->sockets[k].activate;
+                /* the others' are made by their first start */
+                if (rc->n_sockets == 0 || !(rc->autorun || activated))
                         continue;
                 int q = kpa_store_check_sockets(ctl->store, m, rc, &e);
                 for (size_t k = 0; q >= 0 && k < rc->n_sockets; k++)

@@ -58,8 +58,10 @@ int sockets_for_start(kpa_control *ctl, const kpa_manifest *m, const kpa_run_con
                       kpa_user_handle **handles, size_t *n_declared, kpa_error *err);
 
 /* kpa-execd: make CTL's sockets of APP_ID match its installed manifest
- * (create the missing, close the ones no longer declared; all of them and
- * its socket directory when it is not installed). Sockets that cannot be
+ * (create the missing ones of autorun run configurations and of those
+ * started by activation, close the ones no longer declared; all of them
+ * and its socket directory when it is not installed). The sockets of other
+ * run configurations are made by their first start, and kept. Sockets that cannot be
  * made (not granted, address in use) are reported in ERR, the first of
  * them; the others are still made. 0 or the first -errno. */
 int kpa_control_sockets_sync(kpa_control *ctl, const char *app_id, kpa_error *err);
