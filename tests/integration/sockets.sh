@@ -225,6 +225,18 @@ check_eq "one instance runs" "$(count_running $ACT)" 1
 check "it answers on its unix socket too (curl --unix-socket)" \
     serves "http://localhost/" --unix-socket "$usock"
 
+# ---- a run configuration that is not autorun: its socket comes with its first start ----
+check_eq "not autorun: kpa-execd makes no socket for it before it starts" "$(listen_inode "$P_BUSY")" ""
+tok=$("$KPA_RUN" --detach $BUSY)
+"$KPA_RUN" --wait "$tok" >/dev/null 2>&1
+check_eq "a --detach start passes the declared socket (handle http, fd 3)" \
+    "$("$KPA_RUN" --logs "$tok" | grep '^handle\.http=')" "handle.http=3"
+busy_inode=$(listen_inode "$P_BUSY")
+check "... which kpa-execd made and keeps after the instance ended" test -n "$busy_inode"
+tok=$("$KPA_RUN" --detach $BUSY)
+"$KPA_RUN" --wait "$tok" >/dev/null 2>&1
+check_eq "the next start gets the same socket" "$(listen_inode "$P_BUSY")" "$busy_inode"
+
 # ---- never accepted: python3 -m http.server ignores its socket ----
 "$KPA_INSTALL" --root "$R" -q --grant sockets "$T/py.kpa" >/dev/null
 wait_for test "$(count_running $PY)" = 1
