@@ -114,16 +114,21 @@ exec /usr/sbin/lighttpd -D -f /tmp/lighttpd.conf
 EOF
 # a server that binds a port of its own and ignores the one it is given
 printf '#!/bin/sh\nexec python3 -m http.server --bind 127.0.0.1 8000\n' >"$T/pyhttp.sh"
-sockets() { echo "extensions={\"KPA_sockets\":{\"main\":$1},\"KPA_restart\":{\"policy\":\"always\",\"delayMs\":50}}"; }
+# sockets JSON [RESTART]: the extensions with KPA_sockets.main = JSON; a
+# server (RESTART "always") is started again whenever it ends
+sockets() {
+    local restart=${2:+,\"KPA_restart\":{\"policy\":\"$2\",\"delayMs\":50\}}
+    echo "extensions={\"KPA_sockets\":{\"main\":$1}$restart}"
+}
 $MKPKG "$T/web.kpa" --id $WEB --bin "$T/lighttpd.sh" --set 'runConfigurations[0].args=[]' \
     --set 'runConfigurations[0].autorun=true' \
-    --set "$(sockets "[{\"name\":\"http\",\"listen\":\"tcp:127.0.0.1:$P_WEB\"}]")"
+    --set "$(sockets "[{\"name\":\"http\",\"listen\":\"tcp:127.0.0.1:$P_WEB\"}]" always)"
 $MKPKG "$T/act.kpa" --id $ACT --bin "$T/lighttpd.sh" --set 'runConfigurations[0].args=[]' \
     --set 'runConfigurations[0].autorun=true' \
-    --set "$(sockets "[{\"name\":\"http\",\"listen\":\"tcp:127.0.0.1:$P_ACT\",\"activate\":true},{\"name\":\"ctl\",\"listen\":\"unix:run/ctl.sock\",\"activate\":true}]")"
+    --set "$(sockets "[{\"name\":\"http\",\"listen\":\"tcp:127.0.0.1:$P_ACT\",\"activate\":true},{\"name\":\"ctl\",\"listen\":\"unix:run/ctl.sock\",\"activate\":true}]" always)"
 $MKPKG "$T/py.kpa" --id $PY --bin "$T/pyhttp.sh" --set 'runConfigurations[0].args=[]' \
     --set 'runConfigurations[0].autorun=true' \
-    --set "$(sockets "[{\"name\":\"http\",\"listen\":\"tcp:127.0.0.1:$P_PY\"}]")"
+    --set "$(sockets "[{\"name\":\"http\",\"listen\":\"tcp:127.0.0.1:$P_PY\"}]" always)"
 $MKPKG "$T/ng.kpa" --id $NG --bin "$PROBE" --set 'runConfigurations[0].args=[]' \
     --set "$(sockets "[{\"name\":\"http\",\"listen\":\"tcp:127.0.0.1:$P_NG\"}]")"
 $MKPKG "$T/busy.kpa" --id $BUSY --bin "$PROBE" --set 'runConfigurations[0].args=["handles","http"]' \
