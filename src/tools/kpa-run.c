@@ -722,9 +722,10 @@ static int tcp_address(int fd, char *buf, size_t len)
  * reach it. */
 static void report_listen(const char *name, const char *spec, int fd)
 {
-        size_t len = strlen(spec);
-        if (strncmp(spec, "listen:tcp:", 11) != 0 || len < 2 || !streq(spec + len - 2, ":0"))
-                return;
+        const char *port = strrchr(spec, ':');
+        if (strncmp(spec, "listen:tcp:", 11) != 0 || !port || !port[1] ||
+            strspn(port + 1, "0") != strlen(port + 1))
+                return; /* not port 0 (or 00...) */
         char where[320];
         if (tcp_address(fd, where, sizeof(where)) < 0)
                 return;
