@@ -1178,9 +1178,34 @@ static int parse_socket_decl(const struct json_ctx *c, const kpa_manifest *m, js
         return json_bad(c, p, "%s must be tcp:ADDRESS:PORT or unix:PATH", q);
 }
 
+/* The run configuration of this package that USE names ("RC" or
+ * "APP_ID/RC"), whose id is the name of the handle that joins them; NULL
+ * for another package's. */
+static const char *use_target_id(const kpa_manifest *m, const char *use)
+{
+        size_t len = strlen(m->application.id);
+        if (strncmp(use, m->application.id, len) == 0 && use[len] == '/')
+                return use + len + 1;
+        return strchr(use, '/') ? NULL : use;
+}
+
+/* Whether a run configuration of M uses RC_ID as a service (then RC_ID's
+ * instances get the handle RC_ID, their listening socket). */
+static bool is_used_service(const kpa_manifest *m, const char *rc_id)
+{
+        for (size_t k = 0; k < m->n_run_configs; k++)
+                for (size_t j = 0; j < m->run_configs[k].n_uses; j++) {
+                        const char *t = use_target_id(m, m->run_configs[k].uses[j].name);
+                        if (t && streq(t, rc_id))
+                                return true;
+                }
+        return false;
+}
+
 /* No two declarations of one run configuration share a name, none takes
- * the name of a service it uses (that handle is usesServices'), and no two
- * in the package listen on the same address. */
+ * the name of a handle that usesServices gives it (one per service it
+ * uses, and its own when it is a service), and no two in the package
+ * listen on the same address. */
 static int check_socket_clashes(const struct json_ctx *c, const kpa_manifest *m,
                                 const kpa_run_config *rc, const char *path)
 {
@@ -1192,12 +1217,19 @@ static int check_socket_clashes(const struct json_ctx *c, const kpa_manifest *m,
                         if (streq(rc->sockets[k].name, d->name))
                                 return json_bad(c, pn, "\"%s\" is declared twice (also at %s[%zu])",
                                                 d->name, path, k);
-                for (size_t k = 0; k < rc->n_uses; k++)
-                        if (streq(rc->uses[k].name, d->name))
+                for (size_t k = 0; k < rc->n_uses; k++) {
+                        const char *t = use_target_id(m, rc->uses[k].name);
+                        if (streq(rc->uses[k].name, d->name) || (t && streq(t, d->name)))
                                 return json_bad(c, pn,
                                                 "\"%s\" clashes with the handle of the service it "
                                                 "uses (runConfigurations usesServices \"%s\")",
                                                 d->name, rc->uses[k].name);
+                }
+                if (streq(d->name, rc->id) && is_used_service(m, rc->id))
+                        return json_bad(c, pn,
+                                        "\"%s\" clashes with the handle of its own service "
+                                        "socket (another run configuration usesServices it)",
+                                        d->name);
                 /* reported at the later of the two, in runConfigurations order */
                 for (size_t o = 0; o < m->n_run_configs && &m->run_configs[o] <= rc; o++) {
                         const kpa_run_config *other = &m->run_configs[o];

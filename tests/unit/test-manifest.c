@@ -879,6 +879,8 @@ static void test_sockets(void)
                  "extensions.KPA_sockets.main[1].name", "\"h\" is declared twice (also at extensions.KPA_sockets.main[0])"},
                 {"{'main': [{'name': 'helper', 'listen': 'tcp:127.0.0.1:1'}]}",
                  "extensions.KPA_sockets.main[0].name", "clashes with the handle of the service it uses"},
+                {"{'helper': [{'name': 'helper', 'listen': 'tcp:127.0.0.1:1'}]}",
+                 "extensions.KPA_sockets.helper[0].name", "clashes with the handle of its own service socket"},
                 {"{'main': [{'name': 'a', 'listen': 'tcp:127.0.0.1:1'}], 'helper': [{'name': 'b', 'listen': 'tcp:127.0.0.1:1'}]}",
                  "extensions.KPA_sockets.helper[0].listen", "is declared twice (also by run configuration \"main\", socket \"a\")"},
                 {"{'main': [{'name': 'h', 'listen': 'tcp:127.0.0.1:1', 'activate': 'yes'}]}",
