@@ -18,11 +18,13 @@ DEPS="build-essential autoconf automake libtool pkg-config
 # processes of an instance (a minbase Debian has no procps); user-mode-linux
 # and iproute2 for the VM lanes (make check-vm: pure cgroup v2, and systemd
 # as PID 1; the guest runs this machine's ip to bring its loopback up); umoci,
-# skopeo and podman, which take kpa's OCI images (tests/integration/oci-image.sh)
+# skopeo and podman, which take kpa's OCI images (tests/integration/oci-image.sh);
+# lighttpd and curl, a real server on declared sockets and its client
+# (tests/integration/sockets.sh)
 [ "$action" = check ] && DEPS="$DEPS valgrind cppcheck clang-14 clang-tidy-14
       libclang-rt-14-dev bear shellcheck gcovr
       debhelper fakeroot lintian bash-completion systemd procps user-mode-linux iproute2
-      umoci skopeo podman"
+      umoci skopeo podman lighttpd curl"
 
 install_deps() {
     # shellcheck disable=SC2086

@@ -58,6 +58,27 @@ typedef enum kpa_run_type {
         KPA_RUN_SERVICE,
 } kpa_run_type;
 
+/* extensions.KPA_sockets.RUNCONFIG_ID[]: a listening socket that the
+ * launcher (kpa-execd, or kpa-run in direct mode) creates and passes as the
+ * named handle NAME. "tcp:ADDRESS:PORT" (a numeric IPv4 address or an IPv6
+ * one in brackets, PORT 1-65535) or "unix:PATH" (relative, below
+ * KPA_SOCKETS_DIR/APP_ID/). */
+typedef enum kpa_socket_kind {
+        KPA_SOCKET_TCP = 0,
+        KPA_SOCKET_UNIX,
+} kpa_socket_kind;
+
+#define KPA_SOCKETS_DIR "/run/kpa/sockets" /* unix sockets: KPA_SOCKETS_DIR/APP_ID/PATH */
+
+typedef struct kpa_socket_decl {
+        char *name;    /* the handle name */
+        char *listen;  /* as written: "tcp:127.0.0.1:8080", "unix:ctl.sock" */
+        kpa_socket_kind kind;
+        char *address; /* tcp: the address without brackets ("::1"); unix: the relative path */
+        uint16_t port; /* tcp only */
+        bool activate; /* start the instance on the first connection (kpa-execd) */
+} kpa_socket_decl;
+
 typedef struct kpa_run_config {
         char *id;
         char *name; /* as written; may be "@key@" (see kpa_manifest_localize) */
@@ -72,6 +93,8 @@ typedef struct kpa_run_config {
         char *path;                 /* e.g. "bin/app"; names a bin component */
         kpa_service_use *uses;
         size_t n_uses;
+        kpa_socket_decl *sockets;   /* extensions.KPA_sockets[id]; NULL when none */
+        size_t n_sockets;
 } kpa_run_config;
 
 typedef enum kpa_network_mode {

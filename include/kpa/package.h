@@ -282,17 +282,18 @@ KPA_PUBLIC int kpa_store_get_app_uid(kpa_store *store, const char *app_id, uid_t
  * request, applied only once the administrator grants it. A permission item
  * is a name ("network", "allowPtrace", "allowPerfEvents", "allowBpf",
  * "allowKeyring", "allowUserfaultfd", "allowPersonality") or, one per path,
- * "readOnlyPaths:/the/path". Lists of items are NULL-terminated and sorted;
+ * "readOnlyPaths:/the/path", and one per socket that extensions.KPA_sockets
+ * declares, "sockets:tcp:127.0.0.1:8080" or "sockets:unix:ctl.sock". Lists of items are NULL-terminated and sorted;
  * free them with kpa_strv_free(). The grants of a package are recorded in
  * ROOT/grants/APP_ID; policy files and that record are JSON objects shaped
  * like KPA_sandbox: {"network": "host", "readOnlyPaths": ["/srv/data"],
- * "allowKeyring": true}. */
+ * "allowKeyring": true, "sockets": ["tcp:127.0.0.1:8080"]}. */
 
 KPA_PUBLIC void kpa_strv_free(char **v);
 KPA_PUBLIC bool kpa_permission_known(const char *name);
 /* "network (the host's network ...)": one line for a person. free() it. */
 KPA_PUBLIC char *kpa_permission_describe(const char *item);
-/* The items that M's KPA_sandbox requests. */
+/* The items that M's KPA_sandbox and KPA_sockets request. */
 KPA_PUBLIC char **kpa_permissions_requested(const kpa_manifest *m);
 KPA_PUBLIC bool kpa_permissions_contain(char *const *list, const char *item);
 /* The items of A that are (KEEP) or are not (!KEEP) in B. */
@@ -335,6 +336,10 @@ KPA_PUBLIC int kpa_permissions_check_path(const char *path, uid_t uid, gid_t gid
  * read_only_paths with kpa_strv_free(). */
 KPA_PUBLIC int kpa_store_effective_sandbox(kpa_store *store, const kpa_manifest *m, kpa_sandbox_settings *out,
                                 bool *network_granted, kpa_error *err);
+/* 0 when every socket that RC declares (KPA_sockets) is granted; else
+ * -EPERM with ERR naming the socket and the permission to grant. */
+KPA_PUBLIC int kpa_store_check_sockets(kpa_store *store, const kpa_manifest *m, const kpa_run_config *rc,
+                            kpa_error *err);
 
 #define KPA_UID_RANGE_FIRST 61184
 #define KPA_UID_RANGE_LAST 65519

@@ -221,6 +221,14 @@ KPA_PUBLIC int kpa_process_find(kpa_control *ctl, const char *name, kpa_token **
 KPA_PUBLIC int kpa_control_get_fd(kpa_control *ctl);
 KPA_PUBLIC int kpa_control_dispatch(kpa_control *ctl);
 
+/* The listening sockets that a local CTL keeps for the run configurations
+ * it started that declare them (extensions.KPA_sockets, passed to every
+ * start of theirs): up to MAX of their fds (CTL's own: do not close them)
+ * into FDS and their handle names into NAMES. Returns how many CTL keeps
+ * (0 for a connected CTL: kpa-execd keeps those). */
+KPA_PUBLIC size_t kpa_control_declared_sockets(kpa_control *ctl, int *fds, const char **names,
+                                               size_t max);
+
 /* ---- A package's instances, as kpa-install changes the package ---- */
 
 #define KPA_PACKAGE_NOTICE_PIDS 64

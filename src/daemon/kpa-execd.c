@@ -41,6 +41,7 @@
 #include "process-internal.h"
 #include "protocol.h"
 #include "sandbox.h"
+#include "sockets.h"
 #include "util.h"
 
 #define STATE_DIR_DEFAULT "/run/kpa"
@@ -1259,12 +1260,18 @@ static void netns_pool_close(void)
 }
 
 /* The epoll timeout: until the next wait deadline, idle deadline or the
- * end of a pause in listening, or the end of a quiet spell when the pool
- * wants a namespace: it is refilled only while no client is served, so
- * that the making (0.3-1 ms) never delays a request of a busy daemon. */
+ * end of a pause in listening, the next check of the declared sockets, or
+ * the end of a quiet spell when the pool wants a namespace: it is refilled
+ * only while no client is served, so that the making (0.3-1 ms) never
+ * delays a request of a busy daemon. */
+static uint64_t sockets_deadline(void);
+
 static int next_timeout(void)
 {
         uint64_t next = d.listen_resume_ms;
+        uint64_t sockets = sockets_deadline();
+        if (sockets && (!next || sockets < next))
+                next = sockets;
         if (netns_pool_wants() && (!next || pool.last_event_ms + NETNS_QUIET_MS < next))
                 next = pool.last_event_ms + NETNS_QUIET_MS;
         if (d.stopping && d.keep && (!next || d.keep_deadline_ms < next))
@@ -1343,20 +1350,43 @@ static bool has_live_instance(const char *pkg_id, const char *rc_id)
         return found;
 }
 
-/* Start every autorun run configuration of PKG_ID that is not running. */
+/* Whether RC is started by a connection to one of its sockets. */
+static bool socket_activated(const kpa_run_config *rc)
+{
+        for (size_t k = 0; k < rc->n_sockets; k++)
+                if (rc->sockets[k].activate)
+                        return true;
+        return false;
+}
+
+/* Make the declared sockets of PKG_ID match what is installed (all of
+ * them go with the package). */
+static void sync_sockets(const char *pkg_id)
+{
+        kpa_error err;
+        kpa_error_clear(&err);
+        if (kpa_control_sockets_sync(d.ctl, pkg_id, &err) < 0)
+                log_error("sockets: %s", err.message);
+}
+
+/* Start every autorun run configuration of PKG_ID that is not running
+ * (those with an "activate" socket wait for their first connection). */
 static int autorun_package(const char *pkg_id)
 {
         kpa_store *store = kpa_control_store(d.ctl);
         _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
         kpa_error err;
+        sync_sockets(pkg_id);
         if (kpa_store_load_manifest(store, pkg_id, &m, &err) < 0) {
+                if (err.code == ENOENT)
+                        return 0; /* removed: its sockets went above */
                 log_warning("autorun: %s", err.message);
                 return -err.code;
         }
         int started = 0;
         for (size_t k = 0; k < m->n_run_configs; k++) {
                 const kpa_run_config *rc = &m->run_configs[k];
-                if (!rc->autorun || has_live_instance(pkg_id, rc->id))
+                if (!rc->autorun || socket_activated(rc) || has_live_instance(pkg_id, rc->id))
                         continue;
                 kpa_control_set_owner(d.ctl, 0);
                 kpa_token t;
@@ -1382,6 +1412,106 @@ static void autorun_all(void)
         }
         for (size_t k = 0; k < n; k++)
                 autorun_package(ids[k]);
+        kpa_strv_free(ids);
+}
+
+/* ---- declared sockets: activation and the never-accepted warning ---- */
+
+#define UNACCEPTED_WARN_MS 5000
+
+static bool is_socket_tag(const void *tag)
+{
+        for (declared_socket *s = kpa_control_sockets(d.ctl); s; s = s->next)
+                if (s == tag)
+                        return true;
+        return false;
+}
+
+static void watch_socket(declared_socket *s, bool on)
+{
+        if (s->watched == on)
+                return;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = s};
+        if (epoll_ctl(d.epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, s->fd, &ev) == 0 || !on)
+                s->watched = on;
+}
+
+/* A connection on an "activate" socket: start its run configuration. */
+static void socket_activate(declared_socket *s)
+{
+        watch_socket(s, false);
+        if (has_live_instance(s->app_id, s->rc_id))
+                return;
+        kpa_control_set_owner(d.ctl, 0);
+        kpa_token t;
+        if (kpa_control_start_async(d.ctl, s->app_id, s->rc_id, NULL, &t) < 0) {
+                log_error("activation of %s/%s by a connection to %s failed: %s", s->app_id,
+                          s->rc_id, s->listen, kpa_control_last_error(d.ctl)->message);
+                s->activate_after_ms = now_ms() + 1000;
+                return;
+        }
+        log_info("activation: a connection to %s (%s) started %s/%s", s->name, s->listen,
+                 s->app_id, s->rc_id);
+}
+
+/* Once per round: watch the "activate" sockets of run configurations that
+ * do not run; warn once about a socket whose connections wait for
+ * UNACCEPTED_WARN_MS while its instance runs (an application that ignores
+ * LISTEN_FDS and never accepts on the socket it was given). */
+static void sockets_tick(void)
+{
+        uint64_t now = now_ms();
+        for (declared_socket *s = kpa_control_sockets(d.ctl); s; s = s->next) {
+                bool live = has_live_instance(s->app_id, s->rc_id);
+                s->live = live;
+                watch_socket(s, s->activate && !live && !d.stopping &&
+                                        now >= s->activate_after_ms);
+                if (!live || s->warned || !kpa_socket_has_pending(s->fd)) {
+                        s->pending_since_ms = 0;
+                        continue;
+                }
+                if (!s->pending_since_ms)
+                        s->pending_since_ms = now;
+                else if (now - s->pending_since_ms >= UNACCEPTED_WARN_MS) {
+                        s->warned = true;
+                        log_warning("%s/%s: connections to its socket \"%s\" (%s) have waited "
+                                    "%d s and were never accepted: does the application take "
+                                    "its sockets from LISTEN_FDS (sd_listen_fds)? (python3 -m "
+                                    "http.server, for one, ignores inherited sockets)",
+                                    s->app_id, s->rc_id, s->name, s->listen,
+                                    UNACCEPTED_WARN_MS / 1000);
+                }
+        }
+}
+
+/* The next sockets_tick that matters: in a second while a socket of a
+ * running instance may still earn its warning, or when a failed
+ * activation may be tried again; else none (0). A start or an end wakes
+ * the loop anyway. */
+static uint64_t sockets_deadline(void)
+{
+        uint64_t next = 0, now = now_ms();
+        for (declared_socket *s = kpa_control_sockets(d.ctl); s; s = s->next) {
+                uint64_t t = 0;
+                if (s->activate_after_ms > now)
+                        t = s->activate_after_ms;
+                else if (!s->warned && s->live)
+                        t = now + 1000;
+                if (t && (!next || t < next))
+                        next = t;
+        }
+        return next;
+}
+
+static void sockets_sync_all(void)
+{
+        char **ids = NULL;
+        size_t n = 0;
+        kpa_error err;
+        if (kpa_store_list(kpa_control_store(d.ctl), &ids, &n, &err) < 0)
+                return;
+        for (size_t k = 0; k < n; k++)
+                sync_sockets(ids[k]);
         kpa_strv_free(ids);
 }
 
@@ -1773,6 +1903,8 @@ static int run(void)
         epoll_add(d.listen_fd, &tag_listen);
         epoll_add(d.signal_fd, &tag_signal);
         epoll_add(kpa_control_get_fd(d.ctl), &tag_control);
+        kpa_sockets_set_watch_epoll(d.epfd);
+        sockets_sync_all(); /* also without autorun: activation needs them */
         if (arg.autorun)
                 autorun_all();
         log_info("listening on %s (state in %s, store %s)",
@@ -1804,6 +1936,8 @@ static int run(void)
                                 signal_readable();
                         else if (tag == &tag_control)
                                 kpa_control_dispatch(d.ctl);
+                        else if (is_socket_tag(tag))
+                                socket_activate(tag);
                         else {
                                 /* a client: it may have been dropped by an
                                  * earlier event of this round */
@@ -1823,6 +1957,7 @@ static int run(void)
                         d.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
                 resume_listening();
                 log_record_errors();
+                sockets_tick();
                 /* nothing of this round holds a client any more */
                 reap_clients();
         }

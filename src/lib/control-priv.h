@@ -89,6 +89,7 @@ struct kpa_control {
         /* usesServices (uses.c): the directory of the services' sockets */
         int services_fd;    /* or -1 until the first service */
         char *services_tmp; /* a direct-mode controller's own, removed at close */
+        struct declared_socket *sockets; /* KPA_sockets kept for starts (sockets.c) */
 };
 
 #endif

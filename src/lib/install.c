@@ -247,11 +247,14 @@ static int refuse_missing(install_ctx *c, const kpa_manifest *m, char *const *mi
 {
         char list[1024] = "", names[256] = "";
         for (char *const *i = missing; *i; i++) {
+                /* "readOnlyPaths:/x" and "sockets:tcp:..." are items of a name */
                 bool path = strncmp(*i, "readOnlyPaths:", 14) == 0;
-                const char *name = path ? "readOnlyPaths" : *i;
+                bool sock = strncmp(*i, "sockets:", 8) == 0;
+                const char *name = path ? "readOnlyPaths" : sock ? "sockets" : *i;
+                const char *what = path ? *i + 14 : sock ? *i + 8 : NULL;
                 size_t l = strlen(list);
                 snprintf(list + l, sizeof(list) - l, "%s%s%s%s", l ? ", " : "", name,
-                         path ? " " : "", path ? *i + 14 : "");
+                         what ? " " : "", what ? what : "");
                 if (!strstr(names, name)) {
                         l = strlen(names);
                         snprintf(names + l, sizeof(names) - l, "%s%s", l ? "," : "", name);

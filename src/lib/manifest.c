@@ -11,13 +11,16 @@
  * the caller's job. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <string.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 
 #include <json-c/json.h>
 
 #include "json-fields.h"
 #include "json-strict.h"
+#include "kpa/handle.h"
 #include "kpa/manifest.h"
 #include "manifest-internal.h"
 #include "util.h"
@@ -1062,6 +1065,232 @@ static int parse_restart(const struct json_ctx *c, json_object *obj, const char 
         return 0;
 }
 
+/* KPA_sockets: {"RUNCONFIG_ID": [{"name": "http", "listen": "tcp:127.0.0.1:8080",
+ * "activate": false}, ...]}. Addresses are numeric: a declaration is also a
+ * permission item ("sockets:tcp:127.0.0.1:8080"), and a name would make
+ * the grant depend on a resolver. */
+static int parse_tcp_listen(const struct json_ctx *c, const char *path, const char *q,
+                            const char *arg, kpa_socket_decl *d)
+{
+        const char *host = arg, *colon;
+        size_t len;
+        bool v6 = *arg == '[';
+        if (v6) {
+                const char *close_br = strchr(arg, ']');
+                if (!close_br || close_br[1] != ':')
+                        return json_bad(c, path, "%s: write an IPv6 address as [ADDRESS]:PORT", q);
+                host = arg + 1;
+                len = (size_t)(close_br - host);
+                colon = close_br + 1;
+        } else {
+                colon = strrchr(arg, ':');
+                if (!colon)
+                        return json_bad(c, path, "%s must be tcp:ADDRESS:PORT", q);
+                len = (size_t)(colon - arg);
+        }
+        char buf[INET6_ADDRSTRLEN + 1];
+        unsigned char bin[sizeof(struct in6_addr)];
+        if (len == 0 || len >= sizeof(buf))
+                return json_bad(c, path, "%s: no numeric address before the port", q);
+        memcpy(buf, host, len);
+        buf[len] = '\0';
+        if (inet_pton(v6 ? AF_INET6 : AF_INET, buf, bin) != 1)
+                return json_bad(c, path,
+                                "%s: \"%s\" is not a numeric %s address (e.g. 127.0.0.1, "
+                                "0.0.0.0, [::1])",
+                                q, buf, v6 ? "IPv6" : "IPv4");
+        const char *port = colon + 1;
+        size_t plen = strlen(port);
+        unsigned long n = plen > 0 && plen <= 5 && strspn(port, "0123456789") == plen
+                                  ? strtoul(port, NULL, 10)
+                                  : 70000;
+        if (n == 0)
+                return json_bad(c, path,
+                                "%s: port 0 is not a declared port (a client could not find it); "
+                                "pick a port from 1 to 65535",
+                                q);
+        if (n > 65535)
+                return json_bad(c, path, "%s: bad port \"%s\" (a number from 1 to 65535)", q, port);
+        d->kind = KPA_SOCKET_TCP;
+        d->address = kpa_xstrdup(buf);
+        d->port = (uint16_t)n;
+        return 0;
+}
+
+static int parse_unix_listen(const struct json_ctx *c, const kpa_manifest *m, const char *path,
+                             const char *q, const char *rel, kpa_socket_decl *d)
+{
+        size_t room = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+        size_t full = strlen(KPA_SOCKETS_DIR "/") + strlen(m->application.id) + 1 + strlen(rel);
+        if (!*rel)
+                return json_bad(c, path, "%s: no socket path after \"unix:\"", q);
+        if (rel[0] == '/' || streq(rel, "..") || strncmp(rel, "../", 3) == 0 ||
+            strstr(rel, "/../") || (strlen(rel) >= 3 && streq(rel + strlen(rel) - 3, "/..")))
+                return json_bad(c, path,
+                                "%s must stay below " KPA_SOCKETS_DIR "/%s/ (a relative path "
+                                "without \"..\")",
+                                q, m->application.id);
+        if (json_has_control(rel) || rel[strlen(rel) - 1] == '/' || strstr(rel, "//") ||
+            streq(rel, ".") || strncmp(rel, "./", 2) == 0 || strstr(rel, "/./"))
+                return json_bad(c, path,
+                                "%s: the path must be plain (no control characters, no \".\", "
+                                "\"//\" or trailing \"/\")",
+                                q);
+        if (full > room)
+                return json_bad(c, path,
+                                "%s: " KPA_SOCKETS_DIR "/%s/%s is longer than a socket address "
+                                "holds (%zu bytes)",
+                                q, m->application.id, rel, room);
+        d->kind = KPA_SOCKET_UNIX;
+        d->address = kpa_xstrdup(rel);
+        return 0;
+}
+
+static int parse_socket_decl(const struct json_ctx *c, const kpa_manifest *m, json_object *obj,
+                             const char *path, kpa_socket_decl *d)
+{
+        static const struct json_field fields[] = {
+                {"name", JF_STRING, JF_REQUIRED | JF_NONEMPTY, offsetof(kpa_socket_decl, name),
+                 NULL},
+                {"listen", JF_STRING, JF_REQUIRED | JF_NONEMPTY, offsetof(kpa_socket_decl, listen),
+                 NULL},
+                {"activate", JF_BOOL, 0, offsetof(kpa_socket_decl, activate), NULL},
+        };
+        int r = json_want_type(c, path, obj, json_type_object);
+        if (r >= 0)
+                r = json_read_fields(c, obj, path, fields, ELEMENTSOF(fields), d);
+        if (r < 0)
+                return r;
+        if (!kpa_handle_name_valid(d->name)) {
+                _cleanup_free_ char *p = json_strict_path_key(path, "name");
+                _cleanup_free_ char *q = json_strict_quote(d->name, JSON_QUOTE_MAX);
+                return json_bad(c, p,
+                                "%s is not a valid handle name (1-255 printable ASCII "
+                                "characters, no ':')",
+                                q);
+        }
+        _cleanup_free_ char *p = json_strict_path_key(path, "listen");
+        _cleanup_free_ char *q = json_strict_quote(d->listen, JSON_QUOTE_MAX);
+        if (strncmp(d->listen, "tcp:", 4) == 0)
+                return parse_tcp_listen(c, p, q, d->listen + 4, d);
+        if (strncmp(d->listen, "unix:", 5) == 0)
+                return parse_unix_listen(c, m, p, q, d->listen + 5, d);
+        return json_bad(c, p, "%s must be tcp:ADDRESS:PORT or unix:PATH", q);
+}
+
+/* The run configuration of this package that USE names ("RC" or
+ * "APP_ID/RC"), whose id is the name of the handle that joins them; NULL
+ * for another package's. */
+static const char *use_target_id(const kpa_manifest *m, const char *use)
+{
+        size_t len = strlen(m->application.id);
+        if (strncmp(use, m->application.id, len) == 0 && use[len] == '/')
+                return use + len + 1;
+        return strchr(use, '/') ? NULL : use;
+}
+
+/* Whether a run configuration of M uses RC_ID as a service (then RC_ID's
+ * instances get the handle RC_ID, their listening socket). */
+static bool is_used_service(const kpa_manifest *m, const char *rc_id)
+{
+        for (size_t k = 0; k < m->n_run_configs; k++)
+                for (size_t j = 0; j < m->run_configs[k].n_uses; j++) {
+                        const char *t = use_target_id(m, m->run_configs[k].uses[j].name);
+                        if (t && streq(t, rc_id))
+                                return true;
+                }
+        return false;
+}
+
+/* No two declarations of one run configuration share a name, none takes
+ * the name of a handle that usesServices gives it (one per service it
+ * uses, and its own when it is a service), and no two in the package
+ * listen on the same address. */
+static int check_socket_clashes(const struct json_ctx *c, const kpa_manifest *m,
+                                const kpa_run_config *rc, const char *path)
+{
+        for (size_t i = 0; i < rc->n_sockets; i++) {
+                const kpa_socket_decl *d = &rc->sockets[i];
+                _cleanup_free_ char *p = json_strict_path_index(path, i);
+                _cleanup_free_ char *pn = json_strict_path_key(p, "name");
+                for (size_t k = 0; k < i; k++)
+                        if (streq(rc->sockets[k].name, d->name))
+                                return json_bad(c, pn, "\"%s\" is declared twice (also at %s[%zu])",
+                                                d->name, path, k);
+                for (size_t k = 0; k < rc->n_uses; k++) {
+                        const char *t = use_target_id(m, rc->uses[k].name);
+                        if (streq(rc->uses[k].name, d->name) || (t && streq(t, d->name)))
+                                return json_bad(c, pn,
+                                                "\"%s\" clashes with the handle of the service it "
+                                                "uses (runConfigurations usesServices \"%s\")",
+                                                d->name, rc->uses[k].name);
+                }
+                if (streq(d->name, rc->id) && is_used_service(m, rc->id))
+                        return json_bad(c, pn,
+                                        "\"%s\" clashes with the handle of its own service "
+                                        "socket (another run configuration usesServices it)",
+                                        d->name);
+                /* reported at the later of the two, in runConfigurations order */
+                for (size_t o = 0; o < m->n_run_configs && &m->run_configs[o] <= rc; o++) {
+                        const kpa_run_config *other = &m->run_configs[o];
+                        for (size_t k = 0; k < other->n_sockets; k++) {
+                                if (other == rc && k >= i)
+                                        break;
+                                if (!streq(other->sockets[k].listen, d->listen))
+                                        continue;
+                                _cleanup_free_ char *pl = json_strict_path_key(p, "listen");
+                                return json_bad(c, pl,
+                                                "\"%s\" is declared twice (also by run "
+                                                "configuration \"%s\", socket \"%s\")",
+                                                d->listen, other->id, other->sockets[k].name);
+                        }
+                }
+        }
+        return 0;
+}
+
+static int parse_sockets(const struct json_ctx *c, json_object *obj, const char *path,
+                         kpa_manifest *m)
+{
+        int r = json_want_type(c, path, obj, json_type_object);
+        if (r < 0)
+                return r;
+        json_object_object_foreach (obj, id, arr) {
+                _cleanup_free_ char *p = json_strict_path_key(path, id);
+                kpa_run_config *rc = NULL;
+                for (size_t k = 0; k < m->n_run_configs; k++)
+                        if (streq(m->run_configs[k].id, id))
+                                rc = &m->run_configs[k];
+                if (!rc) {
+                        _cleanup_free_ char *q = json_strict_quote(id, JSON_QUOTE_MAX);
+                        return json_bad(c, p,
+                                        "%s is not the id of a run configuration of this package",
+                                        q);
+                }
+                r = json_want_type(c, p, arr, json_type_array);
+                if (r < 0)
+                        return r;
+                size_t n = json_object_array_length(arr);
+                rc->sockets = kpa_xcalloc(n ? n : 1, sizeof(*rc->sockets));
+                for (size_t i = 0; i < n; i++) {
+                        _cleanup_free_ char *pi = json_strict_path_index(p, i);
+                        rc->n_sockets = i + 1;
+                        r = parse_socket_decl(c, m, json_object_array_get_idx(arr, i), pi,
+                                              &rc->sockets[i]);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        json_object_object_foreach (obj, id2, arr2) {
+                (void)arr2;
+                _cleanup_free_ char *p = json_strict_path_key(path, id2);
+                r = check_socket_clashes(c, m, kpa_manifest_find_run_config(m, id2), p);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 static int parse_extensions(const struct json_ctx *c, json_object *obj, kpa_manifest *m)
 {
         json_object_object_foreach (obj, name, value) {
@@ -1077,10 +1306,12 @@ static int parse_extensions(const struct json_ctx *c, json_object *obj, kpa_mani
                         r = parse_sandbox(c, value, p, m);
                 else if (streq(name, "KPA_restart"))
                         r = parse_restart(c, value, p, m);
+                else if (streq(name, "KPA_sockets"))
+                        r = parse_sockets(c, value, p, m);
                 else if (strncmp(name, "KPA_", 4) == 0)
                         r = json_bad(c, p,
-                                     "unknown kpa extension (kpa knows KPA_limits, KPA_sandbox "
-                                     "and KPA_restart)");
+                                     "unknown kpa extension (kpa knows KPA_limits, KPA_sandbox, "
+                                     "KPA_restart and KPA_sockets)");
                 if (r < 0)
                         return r;
         }
@@ -1161,6 +1392,12 @@ static void run_config_free(kpa_run_config *rc)
         for (size_t i = 0; i < rc->n_uses; i++)
                 free(rc->uses[i].name);
         free(rc->uses);
+        for (size_t i = 0; i < rc->n_sockets; i++) {
+                free(rc->sockets[i].name);
+                free(rc->sockets[i].listen);
+                free(rc->sockets[i].address);
+        }
+        free(rc->sockets);
 }
 
 void kpa_manifest_free(kpa_manifest *m)

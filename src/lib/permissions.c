@@ -9,7 +9,9 @@
  * A permission list is a sorted, NULL-terminated list of items: a name
  * ("network", "allowKeyring", ...) or, for readOnlyPaths, one item per path,
  * "readOnlyPaths:/the/path". A grant of readOnlyPaths is a grant of those
- * paths: an upgrade that asks for another path asks anew. */
+ * paths: an upgrade that asks for another path asks anew. The sockets that
+ * extensions.KPA_sockets declares are items too, "sockets:tcp:127.0.0.1:80",
+ * one per address, granted like paths. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -31,6 +33,7 @@
 #endif
 
 #define RO_PREFIX "readOnlyPaths:"
+#define SOCKETS_PREFIX "sockets:"
 #define GRANTS_MAX_SIZE (256 * 1024)
 
 static const struct {
@@ -45,7 +48,9 @@ static const struct {
         {"allowKeyring", "keyctl, add_key and request_key, on a keyring of its own"},
         {"allowUserfaultfd", "userfaultfd"},
         {"allowPersonality", "personality with any persona"},
+        {"sockets", "a listening socket that kpa binds and passes to it"},
 };
+#define SOCKETS_INDEX 8 /* in permissions[] */
 
 bool kpa_permission_known(const char *name)
 {
@@ -60,6 +65,8 @@ static const char *item_name(const char *item, char buf[32])
 {
         if (strncmp(item, RO_PREFIX, strlen(RO_PREFIX)) == 0)
                 return "readOnlyPaths";
+        if (strncmp(item, SOCKETS_PREFIX, strlen(SOCKETS_PREFIX)) == 0)
+                return "sockets";
         snprintf(buf, 32, "%s", item);
         return buf;
 }
@@ -69,6 +76,9 @@ char *kpa_permission_describe(const char *item)
         if (strncmp(item, RO_PREFIX, strlen(RO_PREFIX)) == 0)
                 return kpa_xasprintf("readOnlyPaths %s (%s)", item + strlen(RO_PREFIX),
                                      permissions[1].what);
+        if (strncmp(item, SOCKETS_PREFIX, strlen(SOCKETS_PREFIX)) == 0)
+                return kpa_xasprintf("sockets %s (%s)", item + strlen(SOCKETS_PREFIX),
+                                     permissions[SOCKETS_INDEX].what);
         for (size_t i = 0; i < ELEMENTSOF(permissions); i++)
                 if (streq(item, permissions[i].name))
                         return kpa_xasprintf("%s (%s)", item, permissions[i].what);
@@ -147,6 +157,12 @@ char **kpa_permissions_requested(const kpa_manifest *m)
         char **v = NULL;
         size_t n = 0;
         add_sandbox_items(&m->sandbox, &v, &n);
+        for (size_t i = 0; i < m->n_run_configs; i++)
+                for (size_t k = 0; k < m->run_configs[i].n_sockets; k++) {
+                        _cleanup_free_ char *item = kpa_xasprintf(
+                                SOCKETS_PREFIX "%s", m->run_configs[i].sockets[k].listen);
+                        list_add(&v, &n, item);
+                }
         return list_done(v, n);
 }
 
@@ -163,7 +179,7 @@ int kpa_permissions_select(char *const *requested, const char *names, char ***ou
                                              "\"%s\" is not a permission (kpa knows network, "
                                              "readOnlyPaths, allowPtrace, allowPerfEvents, "
                                              "allowBpf, allowKeyring, allowUserfaultfd, "
-                                             "allowPersonality, and all)",
+                                             "allowPersonality, sockets, and all)",
                                              name);
                 }
                 for (size_t i = 0; requested && requested[i]; i++) {
@@ -206,6 +222,26 @@ static int parse_paths(json_object *arr, const char *what, char ***v, size_t *n,
         return 0;
 }
 
+static int parse_sockets(json_object *arr, const char *what, char ***v, size_t *n, kpa_error *err)
+{
+        if (!json_object_is_type(arr, json_type_array))
+                return json_bad(err, what, "sockets",
+                                "must be an array of addresses (\"tcp:127.0.0.1:8080\", "
+                                "\"unix:ctl.sock\")");
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                json_object *p = json_object_array_get_idx(arr, i);
+                const char *s =
+                        json_object_is_type(p, json_type_string) ? json_object_get_string(p) : NULL;
+                if (!s || (strncmp(s, "tcp:", 4) != 0 && strncmp(s, "unix:", 5) != 0))
+                        return json_bad(err, what, "sockets",
+                                        "must be an array of addresses (\"tcp:127.0.0.1:8080\", "
+                                        "\"unix:ctl.sock\")");
+                _cleanup_free_ char *item = kpa_xasprintf(SOCKETS_PREFIX "%s", s);
+                list_add(v, n, item);
+        }
+        return 0;
+}
+
 int kpa_permissions_from_json(const char *text, const char *what, char ***out, kpa_error *err)
 {
         json_object *o = json_tokener_parse(text);
@@ -230,6 +266,8 @@ int kpa_permissions_from_json(const char *text, const char *what, char ***out, k
                                 r = json_bad(err, what, key, "must be \"host\" or \"none\"");
                 } else if (streq(key, "readOnlyPaths")) {
                         r = parse_paths(val, what, &v, &n, err);
+                } else if (streq(key, "sockets")) {
+                        r = parse_sockets(val, what, &v, &n, err);
                 } else if (kpa_permission_known(key)) {
                         if (!json_object_is_type(val, json_type_boolean))
                                 r = json_bad(err, what, key, "must be true or false");
@@ -253,9 +291,14 @@ int kpa_permissions_from_json(const char *text, const char *what, char ***out, k
 char *kpa_permissions_to_json(char *const *items)
 {
         json_object *o = json_object_new_object();
-        json_object *paths = NULL;
+        json_object *paths = NULL, *sockets = NULL;
         for (size_t i = 0; items && items[i]; i++) {
-                if (strncmp(items[i], RO_PREFIX, strlen(RO_PREFIX)) == 0) {
+                if (strncmp(items[i], SOCKETS_PREFIX, strlen(SOCKETS_PREFIX)) == 0) {
+                        if (!sockets)
+                                sockets = json_object_new_array();
+                        json_object_array_add(
+                                sockets, json_object_new_string(items[i] + strlen(SOCKETS_PREFIX)));
+                } else if (strncmp(items[i], RO_PREFIX, strlen(RO_PREFIX)) == 0) {
                         if (!paths)
                                 paths = json_object_new_array();
                         json_object_array_add(paths,
@@ -268,6 +311,8 @@ char *kpa_permissions_to_json(char *const *items)
         }
         if (paths)
                 json_object_object_add(o, "readOnlyPaths", paths);
+        if (sockets)
+                json_object_object_add(o, "sockets", sockets);
         char *s = kpa_xasprintf(
                 "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -597,5 +642,30 @@ int kpa_store_effective_sandbox(kpa_store *s, const kpa_manifest *m, kpa_sandbox
                 req->allow_userfaultfd && kpa_permissions_contain(granted, "allowUserfaultfd");
         out->allow_personality =
                 req->allow_personality && kpa_permissions_contain(granted, "allowPersonality");
+        return 0;
+}
+
+/* Every socket that RC declares must be granted: a start without them
+ * would leave the server without its port, so it is refused instead. */
+int kpa_store_check_sockets(kpa_store *s, const kpa_manifest *m, const kpa_run_config *rc,
+                            kpa_error *err)
+{
+        if (!rc || rc->n_sockets == 0)
+                return 0;
+        _cleanup_strv_free_ char **granted = NULL;
+        int q = kpa_store_get_grants(s, m->application.id, &granted, err);
+        if (q < 0)
+                return q;
+        for (size_t k = 0; k < rc->n_sockets; k++) {
+                _cleanup_free_ char *item =
+                        kpa_xasprintf(SOCKETS_PREFIX "%s", rc->sockets[k].listen);
+                if (!kpa_permissions_contain(granted, item))
+                        return kpa_error_set(err, EPERM,
+                                             "%s/%s: socket \"%s\" (%s): the permission %s is "
+                                             "not granted (an administrator grants it with: "
+                                             "kpa-install --grant sockets %s)",
+                                             m->application.id, rc->id, rc->sockets[k].name,
+                                             rc->sockets[k].listen, item, m->application.id);
+        }
         return 0;
 }

@@ -77,6 +77,8 @@ typedef struct instance {
         char *cgroup_parent;
         unsigned long long start_time; /* of the init, from /proc/PID/stat */
         restart_info *restart;
+        void *sockets_json; /* json_object: [{name, listen, fd}] of its declared sockets
+                               (KPA_sockets), fd as numbered in its init; NULL: none */
         char exec_path[256]; /* names the binary in an exec failure message */
         watch w_report, w_pidfd, w_log;
         /* usesServices (uses.c) */

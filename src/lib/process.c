@@ -19,11 +19,14 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "kpa/package.h"
 #include "kpa/process.h"
 #include "process-internal.h"
 #include "process-priv.h"
 #include "sandbox.h"
+#include "sockets.h"
 #include "spec.h"
 #include "util.h"
 
@@ -196,6 +199,7 @@ void process_instance_free(instance *i)
         closep(&i->sb.tty_fd);
         free(i->cgroup_parent);
         supervise_restart_free(i->restart);
+        json_object_put(i->sockets_json);
         instance_release(i);
 }
 
@@ -619,20 +623,43 @@ int process_launch_into(kpa_control *ctl, instance *i, const char *pkg_id, const
                 i->restart->policy = m->restart;
         char instance_id[KPA_TOKEN_STRING_MAX];
         kpa_token_to_string(&i->token, instance_id);
-        /* usesServices: the services first, and the handles that join them */
-        kpa_start_options with_uses;
-        uses_handles uh;
-        int q = uses_prepare(ctl, i, m, rc, opts, &with_uses, &uh);
-        if (q < 0)
-                return q;
         _cleanup_(kpa_instance_spec_freep) kpa_instance_spec *spec = NULL;
         kpa_error err;
+        /* the sockets the manifest declares come first (sockets.c) */
+        kpa_start_options with_sockets;
+        _cleanup_free_ kpa_user_handle *handles = NULL;
+        size_t n_declared = 0;
+        int q = sockets_for_start(ctl, m, rc, opts, &with_sockets, &handles, &n_declared, &err);
+        if (q < 0)
+                return process_fail_start(ctl, i, -q, "start of %s: %s", pkg_id, err.message);
+        /* usesServices: the services first, and the handles that join them
+         * (after the ones given, so the declared sockets stay first) */
+        kpa_start_options with_uses;
+        uses_handles uh;
+        q = uses_prepare(ctl, i, m, rc, &with_sockets, &with_uses, &uh);
+        if (q < 0)
+                return q;
         q = kpa_instance_spec_build(ctl->store, m, rc, &with_uses, instance_id, &spec, &err);
         uses_handles_free(&uh); /* the spec holds duplicates */
         if (q < 0)
                 return process_fail_start(ctl, i, -q, "start of %s: %s", pkg_id, err.message);
         spec->init_name = kpa_xasprintf("kpa-init %s/%s", spec->app_id, rc->id);
         kpa_trace("start: spec built");
+        json_object_put(i->sockets_json); /* a restart records its own */
+        i->sockets_json = NULL;
+        if (ctl->state_fd >= 0 && n_declared) {
+                spec->n_init_kept_handles = n_declared;
+                json_object *a = json_object_new_array();
+                for (size_t k = 0; k < n_declared; k++) {
+                        json_object *o = json_object_new_object();
+                        json_object_object_add(o, "name", json_object_new_string(rc->sockets[k].name));
+                        json_object_object_add(o, "listen",
+                                               json_object_new_string(rc->sockets[k].listen));
+                        json_object_object_add(o, "fd", json_object_new_int(spec->handle_fds[k]));
+                        json_object_array_add(a, o);
+                }
+                i->sockets_json = a;
+        }
         return spawn(ctl, i, spec);
 }
 
@@ -1027,6 +1054,7 @@ static void local_close(kpa_control *ctl)
         closep(&ctl->state_fd);
         free(ctl->state_dir);
         free(ctl->cgroup_parent);
+        sockets_free_all(ctl);
         kpa_store_close(ctl->store);
         free(ctl);
 }

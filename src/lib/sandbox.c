@@ -933,7 +933,8 @@ static _Noreturn void init_main(const child_ctx *c)
         if (c->tty_slave >= 0) /* the application's alone: its end closes the pty */
                 close(c->tty_slave);
         for (size_t i = 0; i < c->spec->n_handles; i++)
-                close(c->spec->handle_fds[i]);
+                if (!c->spec->detached || i >= c->spec->n_init_kept_handles)
+                        close(c->spec->handle_fds[i]);
         int32_t msg[2];
         ssize_t n;
         while ((n = read(err_pipe[0], msg, sizeof(msg))) < 0 && errno == EINTR)

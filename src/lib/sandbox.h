@@ -80,6 +80,9 @@ typedef struct kpa_instance_spec {
          * not used then. */
         bool tty;
         unsigned short tty_rows, tty_cols;
+        size_t n_init_kept_handles; /* the first N handles stay open in a detached
+                                       instance's init too (declared sockets, for a
+                                       restarted kpa-execd to take back); 0: none */
 } kpa_instance_spec;
 
 void kpa_instance_spec_free(kpa_instance_spec *spec);

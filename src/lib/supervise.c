@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -24,6 +25,7 @@
 #include "process-internal.h"
 #include "process-priv.h"
 #include "protocol.h"
+#include "sockets.h"
 #include "util.h"
 
 #define LOG_MAX_BYTES (1024 * 1024ULL)
@@ -129,6 +131,8 @@ int supervise_record_write(kpa_control *ctl, instance *i)
                 add_int(ro, "resetAfterS", r->policy.reset_after_s);
                 json_object_object_add(o, "restart", ro);
         }
+        if (i->sockets_json)
+                json_object_object_add(o, "sockets", json_object_get(i->sockets_json));
         const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         char name[64], tmp[80];
         token_name(i, ".json", name, sizeof(name));
@@ -696,7 +700,34 @@ static instance *instance_from_record(kpa_control *ctl, json_object *o)
         json_object *ro;
         if (json_object_object_get_ex(o, "restart", &ro) && json_object_is_type(ro, json_type_object))
                 i->restart = restart_from_record(ro);
+        json_object *so;
+        if (json_object_object_get_ex(o, "sockets", &so) && json_object_is_type(so, json_type_array))
+                i->sockets_json = json_object_get(so);
         return i;
+}
+
+/* The declared sockets that I's init keeps (KPA_sockets): taken back into
+ * CTL's list, so that the next start or restart gets the same socket. */
+static void adopt_sockets(kpa_control *ctl, instance *i)
+{
+        json_object *a = i->sockets_json;
+        for (size_t k = 0; a && i->sb.pidfd >= 0 && k < json_object_array_length(a); k++) {
+                json_object *s = json_object_array_get_idx(a, k);
+                const char *name = jstr(s, "name"), *listen = jstr(s, "listen");
+                int fd_in_init = (int)jint(s, "fd", -1);
+                if (!name || !listen || fd_in_init < 0)
+                        continue;
+                int fd = (int)syscall(SYS_pidfd_getfd, i->sb.pidfd, fd_in_init, 0);
+                int listening = 0;
+                socklen_t len = sizeof(listening);
+                if (fd >= 0 && (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
+                                !listening)) {
+                        close(fd); /* not the socket any more */
+                        continue;
+                }
+                if (fd >= 0)
+                        sockets_adopt(ctl, i->ctx.app_id, i->ctx.run_config_id, name, listen, fd);
+        }
 }
 
 /* An instance that was live when its supervisor went away: adopt it again
@@ -723,6 +754,7 @@ static void adopt(kpa_control *ctl, instance *i)
                 closep(&i->sb.pidfd), i->sb.pidfd = -1;
         i->adopted = true;
         i->live = true;
+        adopt_sockets(ctl, i);
         if (i->log_pipe_in_init >= 0 && i->sb.pidfd >= 0) {
                 i->log_pipe = (int)syscall(SYS_pidfd_getfd, i->sb.pidfd, i->log_pipe_in_init, 0);
                 if (i->log_pipe >= 0 && open_log_file(ctl, i) == 0)

@@ -77,7 +77,8 @@ static void usage(void)
                "      --grant all|NAME[,NAME...]\n"
                "                       grant the permissions a package requests (network,\n"
                "                       readOnlyPaths, allowPtrace, allowPerfEvents, allowBpf,\n"
-               "                       allowKeyring, allowUserfaultfd, allowPersonality); a\n"
+               "                       allowKeyring, allowUserfaultfd, allowPersonality,\n"
+               "                       sockets); a\n"
                "                       package whose requests are not all granted is refused\n"
                "      --policy DIR     read the policy files APP_ID.json from DIR\n"
                "                       (default %3$s)\n"
@@ -689,6 +690,11 @@ static int remove_one(kpa_store *store, const char *app_id)
         }
         if (!arg.quiet)
                 printf("%s %s\n", arg.purge ? "Purged" : "Removed", app_id);
+        /* a running kpa-execd closes the sockets it kept for the package */
+        kpa_package_notice notice;
+        if (tell_daemon(app_id, false, false, &notice, &err) < 0)
+                cli_error("warning: could not tell kpa-execd that %s is gone: %s", app_id,
+                          err.message);
         return 0;
 }
 

@@ -9,12 +9,14 @@
  * and stopping are libkpa's (kpa/process.h, and client.h for the daemon). */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -23,8 +25,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
-#include <time.h>
+#include <sys/socket.h>
 #include <termios.h>
+#include <time.h>
 
 
 #include <sys/stat.h>
@@ -118,7 +121,9 @@ static void usage(void)
                "                            file+a:PATH, listen:tcp:HOST:PORT, listen:unix:PATH,\n"
                "                            connect:tcp:HOST:PORT, connect:unix:PATH,\n"
                "                            service:RUN_CONFIG_ID (only a service that the run\n"
-               "                            configuration declares in usesServices)\n"
+               "                            configuration declares in usesServices); for\n"
+               "                            listen:tcp:HOST:0 the port it got is printed. The\n"
+               "                            sockets the manifest declares (KPA_sockets) come first\n"
                "      --env NAME=VALUE      set an environment variable (repeatable; wins over\n"
                "                            the manifest's envVariables)\n"
                "      --memory SIZE         memory limit (K/M/G suffixes)\n"
@@ -646,6 +651,134 @@ static void free_args(void)
         free(arg.binds);
 }
 
+/* ---- listening handles: the port they got, connections never accepted ---- */
+
+#define UNACCEPTED_WARN_MS 5000
+
+typedef struct watched_listen {
+        const char *name;
+        int fd;
+        bool owned; /* a duplicate of ours, closed at exit */
+        uint64_t pending_since_ms;
+        bool warned;
+} watched_listen;
+static watched_listen *listens;
+static size_t n_listens;
+
+static uint64_t mono_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void watch_listen(const char *name, int fd, bool owned)
+{
+        listens = cli_xrealloc(listens, (n_listens + 1) * sizeof(*listens));
+        listens[n_listens++] = (watched_listen){.name = name, .fd = fd, .owned = owned};
+}
+
+static void free_listens(void)
+{
+        for (size_t k = 0; k < n_listens; k++)
+                if (listens[k].owned)
+                        close(listens[k].fd);
+        free(listens);
+        listens = NULL;
+        n_listens = 0;
+}
+
+/* Whether the listening socket FD has connections waiting to be accepted. */
+static bool has_pending(int fd)
+{
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/* "127.0.0.1:40123" or "[::1]:40123": where the TCP socket FD listens. */
+static int tcp_address(int fd, char *buf, size_t len)
+{
+        struct sockaddr_storage ss = {0};
+        socklen_t sl = sizeof(ss);
+        char host[INET6_ADDRSTRLEN];
+        if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+                return -errno;
+        if (ss.ss_family == AF_INET) {
+                const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+                inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+                snprintf(buf, len, "%s:%u", host, ntohs(a->sin_port));
+        } else if (ss.ss_family == AF_INET6) {
+                const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+                inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+                snprintf(buf, len, "[%s]:%u", host, ntohs(a->sin6_port));
+        } else {
+                return -EAFNOSUPPORT;
+        }
+        return 0;
+}
+
+/* A listening handle whose spec asked for port 0: say which port it got
+ * (to stderr; one JSON object a line with --json), so that a script can
+ * reach it. */
+static void report_listen(const char *name, const char *spec, int fd)
+{
+        const char *port = strrchr(spec, ':');
+        if (strncmp(spec, "listen:tcp:", 11) != 0 || !port || !port[1] ||
+            strspn(port + 1, "0") != strlen(port + 1))
+                return; /* not port 0 (or 00...) */
+        char where[320];
+        if (tcp_address(fd, where, sizeof(where)) < 0)
+                return;
+        if (arg.json) {
+                /* a handle name is printable ASCII: only " and \ need a \ */
+                fputs("{\"handle\":\"", stderr);
+                for (const char *c = name; *c; c++) {
+                        if (*c == '"' || *c == '\\')
+                                fputc('\\', stderr);
+                        fputc(*c, stderr);
+                }
+                fprintf(stderr, "\",\"listens\":\"%s\"}\n", where);
+        } else if (!arg.quiet) {
+                fprintf(stderr, "kpa-run: handle %s listens on %s\n", name, where);
+        }
+        fflush(stderr);
+}
+
+/* Once a second while the application runs: warn once about a listening
+ * handle whose connections have waited UNACCEPTED_WARN_MS (an application
+ * that ignores LISTEN_FDS never accepts on it). */
+static void check_listens(void)
+{
+        uint64_t now = mono_ms();
+        for (size_t k = 0; k < n_listens; k++) {
+                watched_listen *l = &listens[k];
+                if (l->warned || !has_pending(l->fd)) {
+                        l->pending_since_ms = 0;
+                        continue;
+                }
+                if (!l->pending_since_ms) {
+                        l->pending_since_ms = now;
+                } else if (now - l->pending_since_ms >= UNACCEPTED_WARN_MS) {
+                        l->warned = true;
+                        cli_error("warning: %s: connections to handle %s have waited %d s and "
+                                  "were never accepted: does the application take its sockets "
+                                  "from LISTEN_FDS (sd_listen_fds)? (python3 -m http.server, for "
+                                  "one, ignores inherited sockets)",
+                                  arg.app_id, l->name, UNACCEPTED_WARN_MS / 1000);
+                }
+        }
+}
+
+/* The poll timeout of the wait loop: a second while a handle may still
+ * earn its warning. */
+static int listens_timeout(void)
+{
+        for (size_t k = 0; k < n_listens; k++)
+                if (!listens[k].warned)
+                        return 1000;
+        return -1;
+}
+
 /* ---- handles ---- */
 
 /* --handle NAME=service:RUNCONFIG asks for the connection to a service,
@@ -718,6 +851,12 @@ static int open_handles(kpa_user_handle *out, int *fds, size_t *n)
                 out[*n].name = arg.handles[i].name;
                 out[*n].fd = fd;
                 ++*n;
+                report_listen(arg.handles[i].name, arg.handles[i].spec, fd);
+                int dup = strncmp(arg.handles[i].spec, "listen:", 7) == 0 && arg.mode == MODE_DIRECT
+                                  ? fcntl(fd, F_DUPFD_CLOEXEC, 3)
+                                  : -1;
+                if (dup >= 0)
+                        watch_listen(arg.handles[i].name, dup, true);
         }
         return 0;
 }
@@ -1125,7 +1264,10 @@ static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_p
                         {.fd = cfd, .events = POLLIN},
                 };
                 relay_events(tty, &pfd[2]);
-                if (poll(pfd, ELEMENTSOF(pfd), -1) < 0) {
+                bool running = ctx->state == KPA_PROCESS_RUNNING;
+                if (running)
+                        check_listens();
+                if (poll(pfd, ELEMENTSOF(pfd), running ? listens_timeout() : -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
@@ -1311,14 +1453,23 @@ static int run(void)
         o->handles = NULL;
         if (r >= 0) {
                 relay_close(&relay);
+                free_listens();
                 return r;
         }
 
         start_relay(ctl, &token, o, &relay);
+        /* the sockets the manifest declares: the controller keeps them */
+        int declared_fds[64];
+        const char *declared_names[64];
+        size_t n_declared = kpa_control_declared_sockets(ctl, declared_fds, declared_names,
+                                                         ELEMENTSOF(declared_fds));
+        for (size_t k = 0; k < n_declared && k < ELEMENTSOF(declared_fds); k++)
+                watch_listen(declared_names[k], declared_fds[k], false);
         kpa_process_context ctx;
         unsigned stops = 0;
         kpa_trace("kpa-run: running");
         r = wait_for_end(ctl, &token, sfd, &ctx, &stops, &relay);
+        free_listens();
         restore_terminal();
         if (relay.tty)
                 relay_close(&relay); /* the services had no part in the pty */

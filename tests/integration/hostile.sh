@@ -96,6 +96,16 @@ refuse "path naming a non-bin component" "must name a bin component" --set 'runC
 refuse "wrong hwSpecification.arch" 'built for "riscv128"' --set 'platform.hwSpecification.arch="riscv128"'
 refuse "bad application id" 'application.id: "../evil" is not a valid application id' --set 'application.id="../evil"'
 refuse "bad component name" 'components[0].name: "a/b" must be a single file name' --set 'components[0].name="a/b"'
+# a declared socket must stay in the package's own socket directory, on a real port
+refuse "a unix socket escaping /run/kpa/sockets/APP_ID" \
+    'extensions.KPA_sockets.main[0].listen: "unix:../other/ctl.sock" must stay below /run/kpa/sockets/org.example.hello/' \
+    --set 'extensions={"KPA_sockets":{"main":[{"name":"ctl","listen":"unix:../other/ctl.sock"}]}}'
+refuse "a unix socket at an absolute path" 'extensions.KPA_sockets.main[0].listen: "unix:/run/kpa/execd.sock" must stay below' \
+    --set 'extensions={"KPA_sockets":{"main":[{"name":"ctl","listen":"unix:/run/kpa/execd.sock"}]}}'
+refuse "a declared socket on port 0" 'extensions.KPA_sockets.main[0].listen: "tcp:0.0.0.0:0": port 0 is not a declared port' \
+    --set 'extensions={"KPA_sockets":{"main":[{"name":"http","listen":"tcp:0.0.0.0:0"}]}}'
+refuse "a declared socket named like a handle it already has" 'extensions.KPA_sockets.main[1].name: "http" is declared twice' \
+    --set 'extensions={"KPA_sockets":{"main":[{"name":"http","listen":"tcp:127.0.0.1:1"},{"name":"http","listen":"tcp:127.0.0.1:2"}]}}'
 
 # A sparse member: its size, holes included, is counted against the limits
 # before anything of it is written out (archive-read.c also checks each

@@ -824,6 +824,72 @@ static void accept_restart(const char *value, kpa_restart_mode mode, uint32_t re
 }
 
 /* KPA_restart: what kpa-execd does when a supervised instance ends */
+/* KPA_sockets: declared listening sockets per run configuration */
+static void test_sockets(void)
+{
+        kpa_manifest *m = accept_mut("/extensions/KPA_sockets",
+                                     "{'main': [{'name': 'http', 'listen': 'tcp:127.0.0.1:8080'},"
+                                     " {'name': 'ctl', 'listen': 'unix:run/ctl.sock', 'activate': true}],"
+                                     " 'helper': [{'name': 'v6', 'listen': 'tcp:[::1]:9'}]}");
+        const kpa_run_config *rc = m ? kpa_manifest_find_run_config(m, "main") : NULL;
+        ok(rc && rc->n_sockets == 2 && rc->sockets[0].kind == KPA_SOCKET_TCP &&
+                   streq(rc->sockets[0].address, "127.0.0.1") && rc->sockets[0].port == 8080 &&
+                   !rc->sockets[0].activate && rc->sockets[1].kind == KPA_SOCKET_UNIX &&
+                   streq(rc->sockets[1].address, "run/ctl.sock") && rc->sockets[1].activate &&
+                   streq(rc->sockets[1].name, "ctl"),
+           "KPA_sockets: tcp and unix declarations read");
+        rc = m ? kpa_manifest_find_run_config(m, "helper") : NULL;
+        ok(rc && rc->n_sockets == 1 && streq(rc->sockets[0].address, "::1") &&
+                   rc->sockets[0].port == 9,
+           "KPA_sockets: an IPv6 address in brackets");
+        kpa_manifest_free(m);
+        static const struct {
+                const char *value, *path, *what;
+        } bad[] = {
+                {"[]", "extensions.KPA_sockets", "must be an object"},
+                {"{'nope': []}", "extensions.KPA_sockets.nope", "is not the id of a run configuration"},
+                {"{'main': {}}", "extensions.KPA_sockets.main", "must be an array"},
+                {"{'main': [{'listen': 'tcp:127.0.0.1:1'}]}", "extensions.KPA_sockets.main[0]",
+                 "missing required key \"name\""},
+                {"{'main': [{'name': 'a:b', 'listen': 'tcp:127.0.0.1:1'}]}",
+                 "extensions.KPA_sockets.main[0].name", "is not a valid handle name"},
+                {"{'main': [{'name': 'h', 'listen': 'tcp:127.0.0.1:1', 'x': 1}]}",
+                 "extensions.KPA_sockets.main[0].x", "unknown key"},
+                {"{'main': [{'name': 'h', 'listen': 'udp:127.0.0.1:1'}]}",
+                 "extensions.KPA_sockets.main[0].listen", "must be tcp:ADDRESS:PORT or unix:PATH"},
+                {"{'main': [{'name': 'h', 'listen': 'tcp:localhost:80'}]}",
+                 "extensions.KPA_sockets.main[0].listen", "is not a numeric IPv4 address"},
+                {"{'main': [{'name': 'h', 'listen': 'tcp:127.0.0.1:0'}]}",
+                 "extensions.KPA_sockets.main[0].listen", "port 0 is not a declared port"},
+                {"{'main': [{'name': 'h', 'listen': 'tcp:127.0.0.1:65536'}]}",
+                 "extensions.KPA_sockets.main[0].listen", "bad port"},
+                {"{'main': [{'name': 'h', 'listen': 'tcp:::1:80'}]}",
+                 "extensions.KPA_sockets.main[0].listen", "is not a numeric IPv4 address"},
+                {"{'main': [{'name': 'h', 'listen': 'unix:../x.sock'}]}",
+                 "extensions.KPA_sockets.main[0].listen", "must stay below /run/kpa/sockets/org.example.full/"},
+                {"{'main': [{'name': 'h', 'listen': 'unix:/tmp/x.sock'}]}",
+                 "extensions.KPA_sockets.main[0].listen", "must stay below"},
+                {"{'main': [{'name': 'h', 'listen': 'unix:a/../../x'}]}",
+                 "extensions.KPA_sockets.main[0].listen", "must stay below"},
+                {"{'main': [{'name': 'h', 'listen': 'unix:'}]}",
+                 "extensions.KPA_sockets.main[0].listen", "no socket path"},
+                {"{'main': [{'name': 'h', 'listen': 'unix:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'}]}",
+                 "extensions.KPA_sockets.main[0].listen", "longer than a socket address holds"},
+                {"{'main': [{'name': 'h', 'listen': 'tcp:127.0.0.1:1'}, {'name': 'h', 'listen': 'tcp:127.0.0.1:2'}]}",
+                 "extensions.KPA_sockets.main[1].name", "\"h\" is declared twice (also at extensions.KPA_sockets.main[0])"},
+                {"{'main': [{'name': 'helper', 'listen': 'tcp:127.0.0.1:1'}]}",
+                 "extensions.KPA_sockets.main[0].name", "clashes with the handle of the service it uses"},
+                {"{'helper': [{'name': 'helper', 'listen': 'tcp:127.0.0.1:1'}]}",
+                 "extensions.KPA_sockets.helper[0].name", "clashes with the handle of its own service socket"},
+                {"{'main': [{'name': 'a', 'listen': 'tcp:127.0.0.1:1'}], 'helper': [{'name': 'b', 'listen': 'tcp:127.0.0.1:1'}]}",
+                 "extensions.KPA_sockets.helper[0].listen", "is declared twice (also by run configuration \"main\", socket \"a\")"},
+                {"{'main': [{'name': 'h', 'listen': 'tcp:127.0.0.1:1', 'activate': 'yes'}]}",
+                 "extensions.KPA_sockets.main[0].activate", "must be a boolean"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++)
+                refuse_mut("/extensions/KPA_sockets", bad[i].value, bad[i].path, bad[i].what);
+}
+
 static void test_restart(void)
 {
         _cleanup_free_ char *json = q(MINIMAL);
@@ -1001,13 +1067,14 @@ static void test_extensions(void)
                 kpa_manifest_free(accept_mut(ptr, "'v'"));
         }
         refuse_mut("/extensions/KPA_seccomp", "{}", "extensions.KPA_seccomp",
-                   "unknown kpa extension (kpa knows KPA_limits, KPA_sandbox and KPA_restart)");
+                   "unknown kpa extension (kpa knows KPA_limits, KPA_sandbox, KPA_restart and KPA_sockets)");
         refuse_mut("/extensions/KPA_Restart", "{}", "extensions.KPA_Restart",
                    "unknown kpa extension");
         refuse_mut("/extensions/KPA_restarts", "{}", "extensions.KPA_restarts",
                    "unknown kpa extension");
         test_sandbox_allow();
         test_restart();
+        test_sockets();
 }
 
 static void test_duplicate_keys(void)

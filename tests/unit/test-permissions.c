@@ -130,6 +130,50 @@ static void test_json(void)
         }
 }
 
+/* KPA_sockets: one item per declared address, "sockets" selects them all */
+#define SOCKETS_MANIFEST                                                                           \
+        "{\"version\": \"2.0\", \"application\": {\"id\": \"org.example.s\", \"name\": \"S\", "    \
+        "\"version\": \"1\", \"buildNumber\": \"1\", \"systemApplication\": false}, "              \
+        "\"platform\": {\"id\": \"linux\", \"sdk\": {\"buildSdkName\": \"s\", "                    \
+        "\"buildSdkVersion\": \"1\", \"targetApiLevel\": 1}, \"hwSpecification\": {\"arch\": "     \
+        "\"x86_64\", \"cpu\": \"\"}}, \"components\": [{\"name\": \"a\", \"digest\": \"" D64      \
+        "\", \"componentType\": \"bin\"}], \"runConfigurations\": [{\"id\": \"main\", \"name\": "  \
+        "\"M\", \"type\": \"service\", \"path\": \"bin/a\", \"primary\": true}], \"extensions\": " \
+        "{\"KPA_sockets\": {\"main\": [{\"name\": \"http\", \"listen\": \"tcp:127.0.0.1:8080\"}, " \
+        "{\"name\": \"ctl\", \"listen\": \"unix:ctl.sock\"}]}}}"
+#define D64 "0000000000000000000000000000000000000000000000000000000000000000"
+
+static void test_sockets(void)
+{
+        _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
+        kpa_error err;
+        if (!ok(kpa_manifest_parse(SOCKETS_MANIFEST, strlen(SOCKETS_MANIFEST), 0, &m, &err) == 0,
+                "a manifest with KPA_sockets parses"))
+                printf("#   %s\n", err.message);
+        if (!m)
+                return;
+        _cleanup_strv_free_ char **req = kpa_permissions_requested(m);
+        _cleanup_free_ char *s = joined(req);
+        is_str(s, "sockets:tcp:127.0.0.1:8080 sockets:unix:ctl.sock",
+               "each declared socket is a request of its own");
+        _cleanup_strv_free_ char **sel = NULL;
+        is(kpa_permissions_select(req, "sockets", &sel, &err), 0, "select sockets");
+        _cleanup_free_ char *s2 = joined(sel);
+        is_str(s2, s, "... gives every socket");
+        _cleanup_free_ char *text = kpa_permissions_to_json(req);
+        has_str(text, "\"sockets\"", "the JSON form lists them under \"sockets\"");
+        _cleanup_strv_free_ char **back = NULL;
+        is(kpa_permissions_from_json(text, "again", &back, &err), 0, "... and parses");
+        _cleanup_free_ char *s3 = joined(back);
+        is_str(s3, s, "... to the same items");
+        _cleanup_free_ char *d = kpa_permission_describe("sockets:tcp:127.0.0.1:8080");
+        has_str(d, "sockets tcp:127.0.0.1:8080 (", "a socket's description names its address");
+        char **out = NULL;
+        is(kpa_permissions_from_json("{\"sockets\": [\"udp:1\"]}", "x", &out, &err), -EINVAL,
+           "a grant of a socket that is not tcp: or unix: is refused");
+        kpa_strv_free(out);
+}
+
 static void test_policy(void)
 {
         kpa_error err;
@@ -236,6 +280,7 @@ int main(void)
         chmod(tmp, 0755);
         test_requests();
         test_json();
+        test_sockets();
         test_policy();
         test_paths();
         kpa_rm_rf_at(AT_FDCWD, tmp);
