@@ -108,16 +108,18 @@ static unsigned long long proc_start_time(pid_t pid)
         return p ? strtoull(p, NULL, 10) : 0;
 }
 
-static int state_load(const char *id, json_object **out)
+static int state_load_quiet(const char *id, json_object **out, bool quiet)
 {
         if (!kpa_oci_id_valid(id))
                 return fail("container id \"%s\": not valid (letters, digits, _.+-)", id);
         _cleanup_free_ char *path = kpa_xasprintf("%s/%s/state.json", state_root, id);
         *out = json_object_from_file(path);
         if (!*out)
-                return fail("container \"%s\" does not exist", id);
+                return quiet ? EXIT_FAILURE : fail("container \"%s\" does not exist", id);
         return 0;
 }
+
+static int state_load(const char *id, json_object **out) { return state_load_quiet(id, out, false); }
 
 static int state_save(const char *id, json_object *st)
 {
@@ -387,8 +389,14 @@ static int do_create(const char *id, const create_opts *o, kpa_sandbox *sb, json
         _cleanup_(kpa_oci_config_freep) kpa_oci_config *cfg = NULL;
         if (kpa_oci_config_load(bundle, id, &cfg, &err) < 0)
                 return fail("%s", err.message);
-        if (mkdir(state_root, 0711) < 0 && errno != EEXIST)
-                return fail("--root %s: %s", state_root, strerror(errno));
+        for (char *p = strchr(state_root + 1, '/');; p = strchr(p + 1, '/')) {
+                _cleanup_free_ char *part =
+                        p ? kpa_xstrndup(state_root, (size_t)(p - state_root)) : kpa_xstrdup(state_root);
+                if (mkdir(part, 0711) < 0 && errno != EEXIST)
+                        return fail("--root %s: %s: %s", state_root, part, strerror(errno));
+                if (!p)
+                        break;
+        }
         _cleanup_free_ char *dir = state_dir(id);
         if (mkdir(dir, 0700) < 0)
                 return fail(errno == EEXIST ? "container \"%s\" exists already" : "%s: %s",
@@ -633,7 +641,7 @@ static int cmd_delete(int argc, char **argv)
         if (argc - optind != 1)
                 return cli_usage_error("delete needs one container id");
         json_object *st;
-        if (state_load(argv[optind], &st) != 0) {
+        if (state_load_quiet(argv[optind], &st, force) != 0) {
                 /* runc: a forced delete of what is gone already is done */
                 return force && kpa_oci_id_valid(argv[optind]) ? 0 : EXIT_FAILURE;
         }
