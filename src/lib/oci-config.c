@@ -61,8 +61,11 @@ static int known_keys(json_object *obj, const char *path, const char *const *kno
                 bool ok = false;
                 for (size_t i = 0; known[i] && !ok; i++)
                         ok = strcmp(known[i], key) == 0;
-                if (!ok)
-                        return refuse(err, path, "\"%s\": not supported", key);
+                if (ok)
+                        continue;
+                if (path[0] == '(')
+                        return kpa_error_set(err, EINVAL, "config.json: %s: not supported", key);
+                return kpa_error_set(err, EINVAL, "config.json: %s.%s: not supported", path, key);
         }
         return 0;
 }
