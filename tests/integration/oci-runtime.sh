@@ -125,7 +125,7 @@ check_output "kill of an unknown signal" "unknown" oci kill c1 SIGNOPE
 check "start" oci start c1
 check_eq "state: running" "$(oci state c1 | field status)" running
 check "started: the application runs under the init" \
-    wait_for 10 grep -qx sleep "/proc/$(cat /proc/"$pid"/task/"$pid"/children | awk '{print $1}')/comm"
+    wait_for 10 grep -qx sleep "/proc/$(awk '{print $1}' /proc/"$pid"/task/"$pid"/children)/comm"
 check_output "a second start is refused" "not created" oci start c1
 check_output "delete of a running container is refused" "delete --force" oci delete c1
 check "kill TERM" oci kill c1 TERM
@@ -220,6 +220,7 @@ rm_new_cgroups() {
     done
     return 0
 }
+# shellcheck disable=SC2034 # read by a cleanup
 BRIDGE_EXISTED=$(ip link show cni-podman0 >/dev/null 2>&1 && echo yes)
 # what the engines leave in /run (podman's IPAM database, the shims'
 # sockets): removed when this test made it
