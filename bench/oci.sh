@@ -43,7 +43,8 @@ for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
     done
 done
 # podman's state in /run (its IPAM database) goes too when this run made it
-run_containers_existed=$([ -e /run/containers ] && echo yes || true)
+run_containers_existed=
+if [ -e /run/containers ]; then run_containers_existed=yes; fi
 podman_base=(podman --root "$W/podman" --runroot "$W/podman-run" --cgroup-manager cgroupfs
     --events-backend file --storage-driver vfs)
 cleanup() {
