@@ -488,9 +488,16 @@ static int parse_namespaces(kpa_oci_config *c, json_object *arr, kpa_error *err)
                                                        : NULL;
                 if (!seen && strcmp(t, "cgroup") != 0)
                         return refuse(err, path, "type \"%s\": not supported", t);
-                if (ns_path[0])
+                if (ns_path[0] && ns_path[0] != '/')
+                        return refuse(err, path, "path \"%s\" must be absolute", ns_path);
+                if (ns_path[0] && seen == &seen_ipc)
+                        c->spec->ipcns_path = kpa_xstrdup(ns_path);
+                else if (ns_path[0] && seen == &seen_uts)
+                        c->spec->utsns_path = kpa_xstrdup(ns_path);
+                else if (ns_path[0])
                         return refuse(err, path,
-                                      "joining a %s namespace is not supported (only network)", t);
+                                      "joining a %s namespace is not supported "
+                                      "(network, ipc and uts only)", t);
                 if (seen)
                         *seen = true;
         }
@@ -782,7 +789,7 @@ int kpa_oci_config_load(const char *bundle, const char *id, kpa_oci_config **out
                 kpa_oci_config_free(c);
                 return r;
         }
-        if (!spec->hostname)
+        if (!spec->hostname && !spec->utsns_path)
                 spec->hostname = kpa_xstrdup(id);
         *out = c;
         return 0;

@@ -70,7 +70,7 @@ static const char *const step_names[KPA_STEP_MAX] = {
         [KPA_STEP_SECCOMP] = "install the seccomp filter",
         [KPA_STEP_KEYRING] = "join a new session keyring",
         [KPA_STEP_CWD] = "change to the working directory",
-        [KPA_STEP_NETNS] = "join the network namespace",
+        [KPA_STEP_NETNS] = "join a namespace",
         [KPA_STEP_START_WAIT] = "wait for the start",
 };
 
@@ -145,6 +145,8 @@ void kpa_instance_spec_free(kpa_instance_spec *spec)
         free(spec->netns_path);
         free(spec->cwd);
         free(spec->start_fifo);
+        free(spec->ipcns_path);
+        free(spec->utsns_path);
         free(spec);
 }
 
@@ -981,6 +983,17 @@ static int child_tree(const child_ctx *c, const kpa_mount_op *op)
         return t;
 }
 
+/* OCI: join the namespace at PATH (NULL: keep the new one) */
+static void join_ns(const child_ctx *c, const char *path, int type)
+{
+        if (!path)
+                return;
+        int ns = open(path, O_RDONLY | O_CLOEXEC);
+        CHECK(c, KPA_STEP_NETNS, ns);
+        CHECK(c, KPA_STEP_NETNS, setns(ns, type));
+        close(ns);
+}
+
 static _Noreturn void child_main(const child_ctx *c)
 {
         const kpa_instance_spec *spec = c->spec;
@@ -1013,14 +1026,14 @@ static _Noreturn void child_main(const child_ctx *c)
          * parallel with its parent (a kpa-execd serving other clients)
          * instead of inside the parent's clone call. */
         if (spec->netns_path) {
-                int ns = open(spec->netns_path, O_RDONLY | O_CLOEXEC);
-                CHECK(c, KPA_STEP_NETNS, ns);
-                CHECK(c, KPA_STEP_NETNS, setns(ns, CLONE_NEWNET));
-                close(ns);
+                join_ns(c, spec->netns_path, CLONE_NEWNET);
         } else if (spec->new_net) {
                 CHECK(c, KPA_STEP_CLONE, unshare(CLONE_NEWNET));
         }
-        CHECK(c, KPA_STEP_HOSTNAME, sethostname(spec->hostname, strlen(spec->hostname)));
+        join_ns(c, spec->ipcns_path, CLONE_NEWIPC);
+        join_ns(c, spec->utsns_path, CLONE_NEWUTS);
+        if (spec->hostname)
+                CHECK(c, KPA_STEP_HOSTNAME, sethostname(spec->hostname, strlen(spec->hostname)));
         kpa_trace("child: netns, hostname");
         /* rootless: the parent could not clone the mounts to bind (that
          * needs privileges it lacks); this child can, in its own mount

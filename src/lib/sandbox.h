@@ -91,6 +91,10 @@ typedef struct kpa_instance_spec {
         /* The init waits before it starts the application until a byte
          * arrives on this FIFO (OCI create/start); NULL: no wait. */
         char *start_fifo;
+        /* OCI (a pod's containers): join these IPC and UTS namespaces
+         * (NULL: new ones); HOSTNAME NULL then keeps the joined one's */
+        char *ipcns_path;
+        char *utsns_path;
 } kpa_instance_spec;
 
 void kpa_instance_spec_free(kpa_instance_spec *spec);
@@ -147,7 +151,7 @@ typedef enum kpa_sandbox_step {
         KPA_STEP_SECCOMP, /* after PRIVILEGES; last so that the ids above stay */
         KPA_STEP_KEYRING,
         KPA_STEP_CWD,       /* OCI: spec->cwd */
-        KPA_STEP_NETNS,     /* OCI: join spec->netns_path */
+        KPA_STEP_NETNS,     /* OCI: join spec->netns_path (ipcns_path, utsns_path) */
         KPA_STEP_START_WAIT, /* OCI: wait on spec->start_fifo */
         KPA_STEP_MAX,
 } kpa_sandbox_step;

@@ -160,6 +160,29 @@ else
     skip "a joined network namespace" "ip netns add failed"
 fi
 
+# ---- a pod: a second container joins the first one's network, IPC and UTS ----
+config 'process.args=["sleep","1000"]' 'hostname="kpa-pod"'
+check "create the pod's first container" create -b "$B" p1
+started+=(p1)
+ppid=$(oci state p1 | field pid)
+config 'process.args=["sleep","1000"]' \
+    "linux.namespaces=[{\"type\":\"pid\"},{\"type\":\"network\",\"path\":\"/proc/$ppid/ns/net\"},{\"type\":\"ipc\",\"path\":\"/proc/$ppid/ns/ipc\"},{\"type\":\"uts\",\"path\":\"/proc/$ppid/ns/uts\"},{\"type\":\"mount\"}]" \
+    'hostname=DELETE'
+check "create a second container in its namespaces" create -b "$B" p2
+started+=(p2)
+pid=$(oci state p2 | field pid)
+for ns in net ipc uts; do
+    check_eq "the second container shares the first one's $ns namespace" \
+        "$(readlink /proc/"$pid"/ns/$ns)" "$(readlink /proc/"$ppid"/ns/$ns)"
+done
+check "but has a pid namespace of its own" test "$(readlink /proc/"$pid"/ns/pid)" != "$(readlink /proc/"$ppid"/ns/pid)"
+check_eq "a joined UTS namespace keeps its hostname" "$(nsenter -t "$pid" -u hostname)" kpa-pod
+check "delete both" oci delete --force p2
+check "delete --force p1" oci delete --force p1
+config 'linux.namespaces=[{"type":"pid","path":"/proc/1/ns/pid"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}]'
+check_output "joining a pid namespace is refused" 'linux.namespaces[0]: joining a pid namespace is not supported' \
+    oci create -b "$B" bad
+
 # ---- hooks: the state JSON on stdin ----
 hook() { echo "{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"cat > $T/hook-$1.json\"]}"; }
 config 'process.args=["true"]' \
