@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <stdarg.h>
 #include <string.h>
@@ -241,6 +242,65 @@ static int parse_user(kpa_oci_config *c, json_object *user, kpa_error *err)
         return 0;
 }
 
+/* PATH resolved inside the directory ROOTFD as if it were /, following
+ * symbolic links there (an absolute target starts again at ROOTFD, ".."
+ * stops at it), into *ST: openat2's RESOLVE_IN_ROOT, for kernels (and
+ * valgrind) without it. 0 or -errno. */
+static int stat_in_root(int rootfd, const char *path, struct stat *st)
+{
+        char done[PATH_MAX] = "."; /* resolved so far, relative to ROOTFD, no links */
+        char todo[PATH_MAX];
+        snprintf(todo, sizeof(todo), "%s", path);
+        int hops = 0;
+        char *rest = todo;
+        while (*rest) {
+                while (*rest == '/')
+                        rest++;
+                if (!*rest)
+                        break;
+                char *slash = strchr(rest, '/');
+                size_t len = slash ? (size_t)(slash - rest) : strlen(rest);
+                char name[NAME_MAX + 1];
+                if (len > NAME_MAX)
+                        return -ENAMETOOLONG;
+                memcpy(name, rest, len);
+                name[len] = '\0';
+                rest += len;
+                if (strcmp(name, ".") == 0)
+                        continue;
+                if (strcmp(name, "..") == 0) {
+                        char *last = strrchr(done, '/');
+                        if (last)
+                                *last = '\0';
+                        continue;
+                }
+                size_t dl = strlen(done);
+                if (dl + 1 + len >= sizeof(done))
+                        return -ENAMETOOLONG;
+                snprintf(done + dl, sizeof(done) - dl, "/%s", name);
+                if (fstatat(rootfd, done, st, AT_SYMLINK_NOFOLLOW) < 0)
+                        return -errno;
+                if (!S_ISLNK(st->st_mode))
+                        continue;
+                if (++hops > 40)
+                        return -ELOOP;
+                char target[PATH_MAX];
+                ssize_t n = readlinkat(rootfd, done, target, sizeof(target) - 1);
+                if (n < 0)
+                        return -errno;
+                target[n] = '\0';
+                done[dl] = '\0'; /* the link's directory */
+                if (target[0] == '/')
+                        snprintf(done, sizeof(done), ".");
+                char next[PATH_MAX];
+                if ((size_t)snprintf(next, sizeof(next), "%s%s", target, rest) >= sizeof(next))
+                        return -ENAMETOOLONG;
+                memcpy(todo, next, sizeof(next));
+                rest = todo;
+        }
+        return fstatat(rootfd, done, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
 /* ARGV[0] inside the rootfs, looked up in PATH from ENVP as execvp would;
  * resolved with RESOLVE_IN_ROOT, so that the image's symlinks stay in it. */
 static int find_program(int rootfd, char **envp, const char *prog, char **out, kpa_error *err)
@@ -258,7 +318,10 @@ static int find_program(int rootfd, char **envp, const char *prog, char **out, k
                 struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
                 _cleanup_close_ int fd = (int)syscall(SYS_openat2, rootfd, cand, &how, sizeof(how));
                 struct stat st;
-                if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111)) {
+                bool found = fd >= 0 ? fstat(fd, &st) == 0
+                                     : (errno == ENOSYS || errno == EPERM) &&
+                                               stat_in_root(rootfd, cand, &st) == 0;
+                if (found && S_ISREG(st.st_mode) && (st.st_mode & 0111)) {
                         *out = TAKE_PTR(cand);
                         return 0;
                 }
