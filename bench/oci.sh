@@ -7,10 +7,8 @@
 #
 #   bash bench/oci.sh [BUILDDIR] [RUNS]      (as root; RUNS default 3)
 #
-# Both runs pass --security-opt seccomp=unconfined (kpa-oci does not take an
-# OCI seccomp profile yet, and applies kpa's own default filter; runc then
-# applies none), --network none, and --ulimit nofile/nproc within this
-# host's hard limits (podman's defaults exceed them where root lacks
+# Both runs get podman's default seccomp profile, --network none, and
+# --ulimit nofile/nproc within this host's hard limits (podman's defaults exceed them where root lacks
 # CAP_SYS_RESOURCE). Podman's storage lives in the run's directory.
 set -euo pipefail
 builddir=$(cd "${1:-build}" && pwd)
@@ -64,7 +62,7 @@ ln -s busybox "$W/rootfs/bin/true"
 tar -C "$W/rootfs" -cf "$W/rootfs.tar" .
 "${podman_base[@]}" import -q "$W/rootfs.tar" localhost/kpa-bench-true:latest >/dev/null
 
-opts=(run --rm --network none --security-opt seccomp=unconfined
+opts=(run --rm --network none
     --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --cgroup-parent "$cgp"
     localhost/kpa-bench-true:latest /bin/true)
 one() { # one RUNTIME: milliseconds of one podman run

@@ -658,10 +658,12 @@ static int parse_linux(kpa_oci_config *c, json_object *l, kpa_error *err)
             want_empty_array(l, "devices", "linux.devices", err) < 0 ||
             want_empty_string(l, "mountLabel", "linux.mountLabel", err) < 0)
                 return -EINVAL;
-        if (member(l, "seccomp"))
-                return refuse(err, "linux.seccomp",
-                              "not supported yet: kpa applies its own default filter when the "
-                              "config has none (podman: --security-opt seccomp=unconfined)");
+        if (member(l, "seccomp")) {
+                c->spec->seccomp_prog = kpa_xcalloc(1, sizeof(kpa_seccomp_prog));
+                int r = kpa_oci_seccomp_build(member(l, "seccomp"), c->spec->seccomp_prog, err);
+                if (r < 0)
+                        return r;
+        }
         json_object *sysctl = member(l, "sysctl");
         if (sysctl) {
                 if (want(sysctl, json_type_object, "linux.sysctl", err) < 0)

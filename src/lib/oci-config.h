@@ -45,6 +45,11 @@ static inline void kpa_oci_config_freep(kpa_oci_config **c)
                 kpa_oci_config_free(*c);
 }
 
+/* linux.seccomp (SECCOMP) as a BPF program in *OUT (free with
+ * kpa_seccomp_prog_free); oci-seccomp.c. 0, or -errno with ERR naming the
+ * JSON path. */
+int kpa_oci_seccomp_build(json_object *seccomp, kpa_seccomp_prog *out, kpa_error *err);
+
 /* A container id as runc accepts it: [A-Za-z0-9_.+-], 1-1024 chars, not
  * starting with a dot. */
 bool kpa_oci_id_valid(const char *id);

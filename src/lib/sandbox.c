@@ -147,6 +147,10 @@ void kpa_instance_spec_free(kpa_instance_spec *spec)
         free(spec->start_fifo);
         free(spec->ipcns_path);
         free(spec->utsns_path);
+        if (spec->seccomp_prog) {
+                kpa_seccomp_prog_free(spec->seccomp_prog);
+                free(spec->seccomp_prog);
+        }
         free(spec);
 }
 
@@ -1273,9 +1277,10 @@ static int setup_child(const kpa_instance_spec *spec, kpa_cgroup_driver driver, 
                        int setup_fd, kpa_cgroup **cg, bool in_cgroup, kpa_error *err)
 {
         _cleanup_(kpa_seccomp_prog_free) kpa_seccomp_prog seccomp = {0};
-        int q = kpa_seccomp_build(&spec->seccomp, &seccomp, err);
+        int q = spec->seccomp_prog ? 0 : kpa_seccomp_build(&spec->seccomp, &seccomp, err);
         if (q < 0)
                 return q;
+        const kpa_seccomp_prog *prog = spec->seccomp_prog ? spec->seccomp_prog : &seccomp;
         kpa_trace("spawn: seccomp filter built");
         if (!*cg && wants_cgroup(spec) && driver == KPA_CGROUP_DRIVER_SYSTEMD) {
                 /* systemd moves the child, which waits for this message */
@@ -1294,7 +1299,7 @@ static int setup_child(const kpa_instance_spec *spec, kpa_cgroup_driver driver, 
         if (*cg && !in_cgroup && (q = kpa_cgroup_attach_fds(*cg, &attach, &n_attach, err)) < 0)
                 return q;
         _cleanup_close_ int oom_fd = *cg && spec->limits.memory_bytes ? kpa_cgroup_oom_fd(*cg) : -1;
-        q = send_setup(setup_fd, &seccomp, attach, n_attach, oom_fd);
+        q = send_setup(setup_fd, prog, attach, n_attach, oom_fd);
         if (*cg)
                 kpa_cgroup_close_attach_fds(*cg);
         if (q == -EPIPE || q == -ECONNRESET)

@@ -95,6 +95,9 @@ typedef struct kpa_instance_spec {
          * (NULL: new ones); HOSTNAME NULL then keeps the joined one's */
         char *ipcns_path;
         char *utsns_path;
+        /* OCI: linux.seccomp's filter, installed instead of the default
+         * one that SECCOMP relaxes (NULL: the default); owned */
+        kpa_seccomp_prog *seccomp_prog;
 } kpa_instance_spec;
 
 void kpa_instance_spec_free(kpa_instance_spec *spec);

@@ -139,10 +139,32 @@ static void test_defaults(void)
                 return;
         }
         is_str(c->spec->hostname, "c1", "hostname: the container id");
+        ok(!c->spec->seccomp_prog, "no linux.seccomp: kpa's default filter");
         is_str(c->spec->exec_path, "/bin/sh", "sh found in the default PATH");
         ok(c->spec->new_net && !c->spec->netns_path, "network without a path: a new one");
         ok(c->spec->stdio[0] == 0 && c->spec->stdio[2] == 2, "the caller's stdio");
         is(c->spec->uid, 0, "uid 0 without process.user");
+        kpa_oci_config_free(c);
+}
+
+static void test_seccomp(void)
+{
+        kpa_oci_config *c = NULL;
+        kpa_error err = {0};
+        int r = load(BASE_HEAD BASE_PROCESS
+                     "\"linux\": {" BASE_NS ", \"seccomp\": {\"defaultAction\": \"SCMP_ACT_ERRNO\","
+                     " \"defaultErrnoRet\": 38, \"architectures\": [\"SCMP_ARCH_X86_64\", \"SCMP_ARCH_X86\","
+                     " \"SCMP_ARCH_X32\"], \"syscalls\": [{\"names\": [\"read\", \"write\", \"nosuchcall\"],"
+                     " \"action\": \"SCMP_ACT_ALLOW\"}, {\"names\": [\"personality\"], \"action\":"
+                     " \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 0, \"value\": 0, \"op\": \"SCMP_CMP_EQ\"},"
+                     " {\"index\": 0, \"value\": 8, \"op\": \"SCMP_CMP_EQ\"}]},"
+                     " {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 0,"
+                     " \"value\": 2114060288, \"valueTwo\": 0, \"op\": \"SCMP_CMP_MASKED_EQ\"}]}]}}}",
+                     &c, &err);
+        ok(r == 0 && c->spec->seccomp_prog && c->spec->seccomp_prog->len > 10,
+           "linux.seccomp: a program (podman's form: arches, unknown names, args)");
+        if (r < 0)
+                printf("#   %s\n", err.message);
         kpa_oci_config_free(c);
 }
 
@@ -153,7 +175,13 @@ static void test_refusals(void)
         refused(BASE_HEAD BASE_PROCESS "\"solaris\": {}, \"linux\": {" BASE_NS "}}",
                 "config.json: solaris: not supported", "a top-level key");
         refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS ", \"seccomp\": {}}}",
-                "linux.seccomp: not supported yet", "linux.seccomp");
+                "linux.seccomp.defaultAction: missing", "linux.seccomp without a default action");
+        refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS ", \"seccomp\": {\"defaultAction\":"
+                " \"SCMP_ACT_ALLOW\", \"architectures\": [\"SCMP_ARCH_VAX\"]}}}",
+                "linux.seccomp.architectures: unknown architecture \"SCMP_ARCH_VAX\"", "an unknown arch");
+        refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS ", \"seccomp\": {\"defaultAction\":"
+                " \"SCMP_ACT_ALLOW\", \"listenerPath\": \"/x\"}}}",
+                "linux.seccomp.listenerPath: not supported", "a seccomp listener");
         refused(BASE_HEAD BASE_PROCESS
                 "\"mounts\": [{\"destination\": \"/x\", \"type\": \"overlay\"}],"
                 "\"linux\": {" BASE_NS "}}",
@@ -217,6 +245,7 @@ int main(void)
         (void)!symlink("/usr/bin/env", path); /* there on the host, not in the rootfs */
         test_full();
         test_defaults();
+        test_seccomp();
         test_refusals();
         kpa_rm_rf_at(AT_FDCWD, bundle);
         return tap_done();
