@@ -133,6 +133,8 @@ static char **strv_from(json_object *arr, const char *path, kpa_error *err, int 
 
 /* ---- process ---- */
 
+static int parse_process(kpa_oci_config *c, json_object *p, int rootfd, kpa_error *err);
+
 static const struct {
         const char *name;
         int resource;
@@ -332,6 +334,26 @@ static int find_program(int rootfd, char **envp, const char *prog, char **out, k
                              "config.json: process.args[0]: \"%s\": no such executable in the "
                              "container's root%s",
                              prog, strchr(prog, '/') ? "" : " (looked up in its PATH)");
+}
+
+int kpa_oci_process_parse(kpa_oci_config *c, json_object *p, int rootfd, kpa_error *err)
+{
+        kpa_instance_spec *s = c->spec;
+        kpa_strv_free(s->argv);
+        kpa_strv_free(s->envp);
+        free(s->cwd);
+        free(s->exec_path);
+        free(c->rlimits);
+        free(c->caps_dropped);
+        s->argv = s->envp = NULL;
+        s->cwd = s->exec_path = NULL;
+        c->rlimits = NULL;
+        c->n_rlimits = 0;
+        c->caps_dropped = NULL;
+        s->uid = 0;
+        s->gid = 0;
+        c->has_umask = c->has_oom_score_adj = false;
+        return parse_process(c, p, rootfd, err);
 }
 
 static int parse_process(kpa_oci_config *c, json_object *p, int rootfd, kpa_error *err)

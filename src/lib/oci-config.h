@@ -45,6 +45,19 @@ static inline void kpa_oci_config_freep(kpa_oci_config **c)
                 kpa_oci_config_free(*c);
 }
 
+/* Replace C's process (args, env, cwd, user, rlimits...) with P, an OCI
+ * process object (kpa-oci exec --process); the program is looked up below
+ * ROOTFD, the container's root. */
+int kpa_oci_process_parse(kpa_oci_config *c, json_object *p, int rootfd, kpa_error *err);
+
+/* Start SPEC's process (argv, envp, cwd, uid, gid, seccomp) in the running
+ * container whose init is INIT_PID: in its cgroup CG (NULL: none), all its
+ * namespaces, with every capability dropped and the filter installed
+ * (oci-exec.c). The process is a child of the caller; *PID its pid.
+ * 0, or -errno with ERR naming the step. */
+int kpa_oci_exec_spawn(pid_t init_pid, kpa_cgroup *cg, const kpa_instance_spec *spec, pid_t *pid,
+                       kpa_error *err);
+
 /* linux.seccomp (SECCOMP) as a BPF program in *OUT (free with
  * kpa_seccomp_prog_free); oci-seccomp.c. 0, or -errno with ERR naming the
  * JSON path. */

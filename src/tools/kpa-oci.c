@@ -743,6 +743,138 @@ static int cmd_run(int argc, char **argv)
         return r != 0 ? r : code;
 }
 
+/* the process of an exec: --process FILE, or the container's own process
+ * with the command line's args, env, cwd and user */
+static int exec_process(json_object *st, const char *process_file, char **args, json_object *env,
+                        const char *cwd, const char *user, json_object **out)
+{
+        if (process_file) {
+                *out = json_object_from_file(process_file);
+                return *out ? 0 : fail("--process %s: cannot read it as JSON", process_file);
+        }
+        if (!args[0])
+                return cli_usage_error("exec needs a command, or --process");
+        _cleanup_free_ char *path = kpa_xasprintf("%s/config.json", st_str(st, "bundle"));
+        json_object *cfg = json_object_from_file(path), *proc;
+        if (!cfg || !json_object_object_get_ex(cfg, "process", &proc)) {
+                json_object_put(cfg);
+                return fail("%s: cannot read the container's process", path);
+        }
+        proc = json_object_get(proc);
+        json_object_put(cfg);
+        json_object *argv = json_object_new_array();
+        for (size_t i = 0; args[i]; i++)
+                json_object_array_add(argv, json_object_new_string(args[i]));
+        json_object_object_add(proc, "args", argv);
+        json_object *old_env;
+        if (json_object_object_get_ex(proc, "env", &old_env))
+                for (size_t i = 0; i < json_object_array_length(old_env); i++)
+                        json_object_array_add(env, json_object_get(json_object_array_get_idx(old_env, i)));
+        json_object_object_add(proc, "env", json_object_get(env));
+        if (cwd)
+                json_object_object_add(proc, "cwd", json_object_new_string(cwd));
+        if (user) {
+                unsigned uid, gid;
+                int n = sscanf(user, "%u:%u", &uid, &gid);
+                if (n < 1) {
+                        json_object_put(proc);
+                        return fail("--user %s: UID[:GID] in numbers", user);
+                }
+                json_object *u = json_object_new_object();
+                json_object_object_add(u, "uid", json_object_new_int64(uid));
+                json_object_object_add(u, "gid", json_object_new_int64(n == 2 ? gid : uid));
+                json_object_object_add(proc, "user", u);
+        }
+        json_object_object_del(proc, "terminal");
+        *out = proc;
+        return 0;
+}
+
+static int cmd_exec(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"process", required_argument, NULL, 'p'},
+                {"detach", no_argument, NULL, 'd'},
+                {"pid-file", required_argument, NULL, 'P'},
+                {"console-socket", required_argument, NULL, 'c'},
+                {"tty", no_argument, NULL, 't'},
+                {"cwd", required_argument, NULL, 'w'},
+                {"env", required_argument, NULL, 'e'},
+                {"user", required_argument, NULL, 'u'},
+                {"preserve-fds", required_argument, NULL, 'F'},
+                {"no-new-privs", no_argument, NULL, 'n'},
+                {0}};
+        const char *process_file = NULL, *pid_file = NULL, *cwd = NULL, *user = NULL;
+        bool detach = false;
+        json_object *env = json_object_new_array();
+        int c;
+        optind = 1;
+        while ((c = getopt_long(argc, argv, "+p:dtw:e:u:", opts, NULL)) != -1) {
+                switch (c) {
+                case 'p': process_file = optarg; break;
+                case 'd': detach = true; break;
+                case 'P': pid_file = optarg; break;
+                case 'c':
+                case 't': json_object_put(env); return fail("exec: terminals are not supported yet");
+                case 'w': cwd = optarg; break;
+                case 'e': json_object_array_add(env, json_object_new_string(optarg)); break;
+                case 'u': user = optarg; break;
+                case 'n': break; /* always */
+                case 'F':
+                        if (strcmp(optarg, "0") != 0) {
+                                json_object_put(env);
+                                return fail("--preserve-fds %s: not supported", optarg);
+                        }
+                        break;
+                default: json_object_put(env); return cli_usage_error("exec: unknown option");
+                }
+        }
+        if (optind >= argc) {
+                json_object_put(env);
+                return cli_usage_error("exec needs a container id");
+        }
+        const char *id = argv[optind];
+        json_object *st = NULL, *proc = NULL;
+        _cleanup_(kpa_oci_config_freep) kpa_oci_config *cfg = NULL;
+        kpa_cgroup *cg = NULL;
+        kpa_error err = {0};
+        pid_t pid = 0;
+        int r = state_load(id, &st);
+        if (r == 0 && strcmp(status_of(id, st), "running") != 0)
+                r = fail("container \"%s\" is %s, not running", id, status_of(id, st));
+        if (r == 0)
+                r = exec_process(st, process_file, argv + optind + 1, env, cwd, user, &proc);
+        if (r == 0 && kpa_oci_config_load(st_str(st, "bundle"), id, &cfg, &err) < 0)
+                r = fail("%s", err.message);
+        _cleanup_free_ char *root = r == 0 ? kpa_xasprintf("/proc/%d/root", (int)st_int(st, "pid")) : NULL;
+        _cleanup_close_ int rootfd = root ? open(root, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (r == 0 && rootfd < 0)
+                r = fail("container \"%s\": its root: %s", id, strerror(errno));
+        if (r == 0 && kpa_oci_process_parse(cfg, proc, rootfd, &err) < 0)
+                r = fail("%s", err.message);
+        if (r == 0)
+                r = apply_inherited(cfg);
+        if (r == 0 && open_cgroup(id, st, &cg) < 0)
+                r = fail("container \"%s\": cannot open its cgroup", id);
+        if (r == 0 && kpa_oci_exec_spawn((pid_t)st_int(st, "pid"), cg, cfg->spec, &pid, &err) < 0)
+                r = fail("%s", err.message);
+        kpa_cgroup_forget(cg);
+        json_object_put(proc);
+        json_object_put(env);
+        json_object_put(st);
+        if (r == 0 && pid_file) {
+                FILE *f = fopen(pid_file, "we");
+                if (!f || fprintf(f, "%d", (int)pid) < 0 || fclose(f) != 0)
+                        r = fail("--pid-file %s: %s", pid_file, strerror(errno));
+        }
+        if (r != 0 || detach)
+                return r;
+        int status;
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 static int cmd_features(void)
 {
         static const char *const text =
@@ -842,7 +974,8 @@ static void usage(void)
                "  delete [--force] ID                       remove a stopped (or, forced, any) container\n"
                "  features                                  print what is supported, as JSON\n"
                "  spec [-b BUNDLE]                          write a config.json to start from\n"
-               "  exec                                      not supported yet\n\n"
+               "  exec [--process FILE] [-d] [--pid-file FILE] ID [COMMAND...]\n"
+               "                                            run a further process in a running one\n\n"
                "Global options:\n"
                "  --root DIR          state directory (default %s)\n"
                "  --log FILE          also write messages to FILE\n"
@@ -916,6 +1049,6 @@ int main(int argc, char **argv)
         if (strcmp(cmd, "spec") == 0)
                 return cmd_spec(sub_argc, sub_argv);
         if (strcmp(cmd, "exec") == 0)
-                return fail("exec is not supported yet");
+                return cmd_exec(sub_argc, sub_argv);
         return cli_usage_error("unknown command \"%s\"", cmd);
 }

@@ -1,13 +1,13 @@
 #!/bin/bash
 # oci-runtime.sh: kpa-oci, the OCI runtime. A bundle made of a static
 # busybox and a config.json (kpa-oci spec, then edited) goes through
-# create/state/start/kill/delete and run; the effects are read from outside:
+# create/state/start/exec/kill/delete and run; the effects are read from outside:
 # the state JSON, the init waiting before start, /proc/PID/ns, the cgroup
 # files of the memory and pids limits, a joined network namespace (ip netns),
 # the masked and read-only paths, the hooks' stdin. Refused fields name their
 # JSON path. Then the real engines, each skipped with its reason when
 # missing: podman (--runtime kpa-oci, storage in $T) with --network none and
-# with its default network, ps/inspect/stop; containerd (started here with
+# with its default network, ps/inspect/exec/stop; containerd (started here with
 # its own root, state and socket, killed by pid) driven by ctr with
 # --runc-binary kpa-oci.
 # This host's rlimits: podman's defaults (nofile and nproc 1048576) exceed
@@ -126,6 +126,22 @@ check_eq "state: running" "$(oci state c1 | field status)" running
 check "started: the application runs under the init" \
     wait_for 10 grep -qx sleep "/proc/$(awk '{print $1}' /proc/"$pid"/task/"$pid"/children)/comm"
 check_output "a second start is refused" "not created" oci start c1
+out=$(oci exec c1 sh -c 'for n in pid mnt net; do readlink /proc/self/ns/$n; done; grep CapEff /proc/self/status; exit 5' 2>/dev/null)
+check_eq "exec: its exit status" "$?" 5
+check_eq "exec: in the container's pid, mount and network namespaces, no capabilities" \
+    "$(tr '\n\t' '  ' <<<"$out")" "$(readlink /proc/"$pid"/ns/pid /proc/"$pid"/ns/mnt /proc/"$pid"/ns/net | tr '\n' ' ')CapEff: 0000000000000000 "
+check_eq "exec in the container's cgroup" "$(oci exec c1 cat /proc/self/cgroup 2>/dev/null | grep -c ':/$')" \
+    "$(grep -c . /proc/"$pid"/cgroup)"
+out=$(oci exec -u 1000:1000 --cwd /tmp -e X=1 c1 sh -c 'pwd; id; echo $X' 2>/dev/null)
+check_eq "exec --user, --cwd, --env" "$(tr '\n' ' ' <<<"$out")" "/tmp uid=1000 gid=1000 1 "
+echo '{"args":["sh","-c","echo from --process"],"cwd":"/","env":["PATH=/bin"]}' >"$T/process.json"
+check_eq "exec --process" "$(oci exec --process "$T/process.json" c1 2>/dev/null)" "from --process"
+exec_d() { oci exec -d "$@" </dev/null >/dev/null 2>&1; } # its stdio, as create's
+check "exec -d --pid-file" exec_d --pid-file "$T/exec.pid" c1 sleep 1000
+check_eq "the detached process is in the container's pid namespace" \
+    "$(readlink /proc/"$(cat "$T/exec.pid")"/ns/pid)" "$(readlink /proc/"$pid"/ns/pid)"
+check_output "exec of a program missing in the container" 'process.args[0]: "nosuch": no such executable' \
+    oci exec c1 nosuch
 check_output "delete of a running container is refused" "delete --force" oci delete c1
 check "kill TERM" oci kill c1 TERM
 check "stopped after the signal" wait_for 10 sh -c "'$KPA_OCI' --root '$R' state c1 | grep -q '\"stopped\"'"
@@ -224,7 +240,8 @@ config
 check_output "an invalid id" "not valid" oci create -b "$B" ../x
 check_output "--systemd-cgroup" "not supported, use cgroupfs" oci --systemd-cgroup create -b "$B" x
 check_output "--console-socket" "terminals are not supported yet" oci create -b "$B" --console-socket "$T/s" x
-check_exit_output "exec" 1 "exec is not supported yet" oci exec x true
+check_output "exec in a container that does not exist" "does not exist" oci exec x true
+check_output "exec with a terminal" "terminals are not supported yet" oci exec -t c9 true
 check_output "state of an unknown container" "does not exist" \
     oci --log "$T/log.json" --log-format json state nope
 check "--log-format json writes runc's JSON lines" grep -q '^{"level":"error","msg":"container' "$T/log.json"
@@ -281,6 +298,10 @@ else
     check "podman ps lists it Up" sh -c "$(printf '%q ' "${P[@]}") ps | grep kpa-oci-web | grep -q Up"
     pid=$("${P[@]}" inspect -f '{{.State.Pid}}' kpa-oci-web)
     check_eq "podman's --pids-limit in the container's cgroup" "$(cat "$(cgfile "$pid" pids pids.max)")" 77
+    out=$("${P[@]}" exec kpa-oci-web sh -c 'echo hello from exec; exit 4' 2>/dev/null)
+    check_eq "podman exec: its exit status" "$?" 4
+    check_eq "podman exec: its output" "$out" "hello from exec"
+    check_eq "podman exec -u" "$("${P[@]}" exec -u 1000:1000 kpa-oci-web id 2>/dev/null)" "uid=1000 gid=1000"
     check "podman stop" "${P[@]}" stop -t 10 kpa-oci-web
     check_eq "podman inspect: exited" "$("${P[@]}" inspect -f '{{.State.Status}}' kpa-oci-web)" exited
     check "podman rm" "${P[@]}" rm kpa-oci-web
