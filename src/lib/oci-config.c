@@ -40,7 +40,8 @@ bool kpa_oci_id_valid(const char *id)
         size_t n = strlen(id);
         if (n == 0 || n > 1024 || id[0] == '.')
                 return false;
-        return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-") == n;
+        return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-") ==
+               n;
 }
 
 static int refuse(kpa_error *err, const char *path, const char *fmt, ...) _printf_(3, 4);
@@ -57,7 +58,7 @@ static int refuse(kpa_error *err, const char *path, const char *fmt, ...)
 /* Every key of OBJ must be in KNOWN (NULL-terminated). */
 static int known_keys(json_object *obj, const char *path, const char *const *known, kpa_error *err)
 {
-        json_object_object_foreach(obj, key, val) {
+        json_object_object_foreach (obj, key, val) {
                 (void)val;
                 bool ok = false;
                 for (size_t i = 0; known[i] && !ok; i++)
@@ -76,8 +77,8 @@ static int want(json_object *v, json_type t, const char *path, kpa_error *err)
         if (v && json_object_is_type(v, t))
                 return 0;
         static const char *const names[] = {
-                [json_type_null] = "null",     [json_type_boolean] = "a boolean",
-                [json_type_double] = "a number", [json_type_int] = "an integer",
+                [json_type_null] = "null",        [json_type_boolean] = "a boolean",
+                [json_type_double] = "a number",  [json_type_int] = "an integer",
                 [json_type_object] = "an object", [json_type_array] = "an array",
                 [json_type_string] = "a string"};
         return refuse(err, path, "must be %s", names[t]);
@@ -139,14 +140,22 @@ static const struct {
         const char *name;
         int resource;
 } rlimit_names[] = {
-        {"RLIMIT_AS", RLIMIT_AS},           {"RLIMIT_CORE", RLIMIT_CORE},
-        {"RLIMIT_CPU", RLIMIT_CPU},         {"RLIMIT_DATA", RLIMIT_DATA},
-        {"RLIMIT_FSIZE", RLIMIT_FSIZE},     {"RLIMIT_LOCKS", RLIMIT_LOCKS},
-        {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
-        {"RLIMIT_NICE", RLIMIT_NICE},       {"RLIMIT_NOFILE", RLIMIT_NOFILE},
-        {"RLIMIT_NPROC", RLIMIT_NPROC},     {"RLIMIT_RSS", RLIMIT_RSS},
-        {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},   {"RLIMIT_RTTIME", RLIMIT_RTTIME},
-        {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING}, {"RLIMIT_STACK", RLIMIT_STACK},
+        {"RLIMIT_AS", RLIMIT_AS},
+        {"RLIMIT_CORE", RLIMIT_CORE},
+        {"RLIMIT_CPU", RLIMIT_CPU},
+        {"RLIMIT_DATA", RLIMIT_DATA},
+        {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+        {"RLIMIT_LOCKS", RLIMIT_LOCKS},
+        {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+        {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+        {"RLIMIT_NICE", RLIMIT_NICE},
+        {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+        {"RLIMIT_NPROC", RLIMIT_NPROC},
+        {"RLIMIT_RSS", RLIMIT_RSS},
+        {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+        {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+        {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+        {"RLIMIT_STACK", RLIMIT_STACK},
 };
 
 static int parse_rlimits(kpa_oci_config *c, json_object *arr, kpa_error *err)
@@ -185,14 +194,14 @@ static int parse_rlimits(kpa_oci_config *c, json_object *arr, kpa_error *err)
 /* kpa drops every capability: the ones asked for are named in the log. */
 static int parse_capabilities(kpa_oci_config *c, json_object *caps, kpa_error *err)
 {
-        static const char *const keys[] = {"bounding", "effective", "inheritable", "permitted",
-                                           "ambient", NULL};
+        static const char *const keys[] = {"bounding",  "effective", "inheritable",
+                                           "permitted", "ambient",   NULL};
         if (want(caps, json_type_object, "process.capabilities", err) < 0 ||
             known_keys(caps, "process.capabilities", keys, err) < 0)
                 return -EINVAL;
         size_t len = 0;
         c->caps_dropped = kpa_xstrdup("");
-        json_object_object_foreach(caps, set, arr) {
+        json_object_object_foreach (caps, set, arr) {
                 char path[64];
                 snprintf(path, sizeof(path), "process.capabilities.%s", set);
                 int r;
@@ -211,8 +220,8 @@ static int parse_capabilities(kpa_oci_config *c, json_object *caps, kpa_error *e
 
 static int parse_user(kpa_oci_config *c, json_object *user, kpa_error *err)
 {
-        static const char *const keys[] = {"uid", "gid", "umask", "additionalGids", "username",
-                                           NULL};
+        static const char *const keys[] = {"uid",      "gid", "umask", "additionalGids",
+                                           "username", NULL};
         if (want(user, json_type_object, "process.user", err) < 0 ||
             known_keys(user, "process.user", keys, err) < 0)
                 return -EINVAL;
@@ -358,9 +367,18 @@ int kpa_oci_process_parse(kpa_oci_config *c, json_object *p, int rootfd, kpa_err
 
 static int parse_process(kpa_oci_config *c, json_object *p, int rootfd, kpa_error *err)
 {
-        static const char *const keys[] = {"terminal", "consoleSize", "user", "args", "env",
-                                           "cwd", "capabilities", "rlimits", "noNewPrivileges",
-                                           "apparmorProfile", "oomScoreAdj", "selinuxLabel",
+        static const char *const keys[] = {"terminal",
+                                           "consoleSize",
+                                           "user",
+                                           "args",
+                                           "env",
+                                           "cwd",
+                                           "capabilities",
+                                           "rlimits",
+                                           "noNewPrivileges",
+                                           "apparmorProfile",
+                                           "oomScoreAdj",
+                                           "selinuxLabel",
                                            NULL};
         if (want(p, json_type_object, "process", err) < 0 ||
             known_keys(p, "process", keys, err) < 0)
@@ -424,17 +442,23 @@ static const struct {
         const char *name;
         unsigned long flag;
 } mount_flags[] = {
-        {"ro", MS_RDONLY},           {"rw", 0},
-        {"nosuid", MS_NOSUID},       {"nodev", MS_NODEV},
-        {"noexec", MS_NOEXEC},       {"relatime", MS_RELATIME},
-        {"strictatime", MS_STRICTATIME}, {"noatime", MS_NOATIME},
-        {"nodiratime", MS_NODIRATIME}, {"private", 0},
-        {"rprivate", 0},             {"bind", 0},
+        {"ro", MS_RDONLY},
+        {"rw", 0},
+        {"nosuid", MS_NOSUID},
+        {"nodev", MS_NODEV},
+        {"noexec", MS_NOEXEC},
+        {"relatime", MS_RELATIME},
+        {"strictatime", MS_STRICTATIME},
+        {"noatime", MS_NOATIME},
+        {"nodiratime", MS_NODIRATIME},
+        {"private", 0},
+        {"rprivate", 0},
+        {"bind", 0},
         {"rbind", 0},
 };
 
-static const char *const fs_types[] = {"proc", "tmpfs", "sysfs", "devpts", "mqueue", "cgroup",
-                                       "cgroup2", NULL};
+static const char *const fs_types[] = {"proc",   "tmpfs",  "sysfs",   "devpts",
+                                       "mqueue", "cgroup", "cgroup2", NULL};
 
 static int parse_mount(kpa_oci_config *c, json_object *m, size_t idx, const char *bundle,
                        kpa_error *err)
@@ -460,7 +484,8 @@ static int parse_mount(kpa_oci_config *c, json_object *m, size_t idx, const char
         _cleanup_free_ char *data = kpa_xstrdup("");
         snprintf(p2, sizeof(p2), "%s.options", path);
         int r;
-        _cleanup_strv_free_ char **ov = opts ? strv_from(opts, p2, err, &r) : kpa_xcalloc(1, sizeof(char *));
+        _cleanup_strv_free_ char **ov =
+                opts ? strv_from(opts, p2, err, &r) : kpa_xcalloc(1, sizeof(char *));
         if (opts && r < 0)
                 return r;
         for (size_t i = 0; ov[i]; i++) {
@@ -497,9 +522,9 @@ static int parse_mount(kpa_oci_config *c, json_object *m, size_t idx, const char
                 const char *s = json_object_get_string(src);
                 _cleanup_free_ char *host =
                         s[0] == '/' ? kpa_xstrdup(s) : kpa_xasprintf("%s/%s", bundle, s);
-                kpa_instance_spec_add_mount(c->spec,
-                                            flags & MS_RDONLY ? KPA_MOUNT_BIND_RO : KPA_MOUNT_BIND_RW,
-                                            host, -1, target, false);
+                kpa_instance_spec_add_mount(
+                        c->spec, flags & MS_RDONLY ? KPA_MOUNT_BIND_RO : KPA_MOUNT_BIND_RW, host,
+                        -1, target, false);
                 c->spec->mounts[c->spec->n_mounts - 1].flags = flags & MS_NOEXEC;
                 return 0;
         }
@@ -510,9 +535,8 @@ static int parse_mount(kpa_oci_config *c, json_object *m, size_t idx, const char
         if (!ok)
                 return refuse(err, p2, "\"%s\": not supported (bind, %s)", t,
                               "proc, tmpfs, sysfs, devpts, mqueue, cgroup, cgroup2");
-        const char *source = src && json_object_is_type(src, json_type_string)
-                                     ? json_object_get_string(src)
-                                     : t;
+        const char *source =
+                src && json_object_is_type(src, json_type_string) ? json_object_get_string(src) : t;
         /* the cgroup file system is the unified (v2) hierarchy, read-only,
          * seen from the instance's cgroup namespace */
         bool cg = strncmp(t, "cgroup", 6) == 0;
@@ -552,7 +576,8 @@ static int parse_namespaces(kpa_oci_config *c, json_object *arr, kpa_error *err)
                 snprintf(path, sizeof(path), "linux.namespaces[%zu]", i);
                 json_object *o = json_object_array_get_idx(arr, i);
                 static const char *const keys[] = {"type", "path", NULL};
-                if (want(o, json_type_object, path, err) < 0 || known_keys(o, path, keys, err) < 0 ||
+                if (want(o, json_type_object, path, err) < 0 ||
+                    known_keys(o, path, keys, err) < 0 ||
                     want(member(o, "type"), json_type_string, path, err) < 0)
                         return -EINVAL;
                 const char *t = json_object_get_string(member(o, "type"));
@@ -582,7 +607,8 @@ static int parse_namespaces(kpa_oci_config *c, json_object *arr, kpa_error *err)
                 else if (ns_path[0])
                         return refuse(err, path,
                                       "joining a %s namespace is not supported "
-                                      "(network, ipc and uts only)", t);
+                                      "(network, ipc and uts only)",
+                                      t);
                 if (seen)
                         *seen = true;
         }
@@ -595,16 +621,17 @@ static int parse_namespaces(kpa_oci_config *c, json_object *arr, kpa_error *err)
 
 static int parse_resources(kpa_oci_config *c, json_object *res, kpa_error *err)
 {
-        static const char *const keys[] = {"memory", "pids", "cpu", "devices", "blockIO",
-                                           "hugepageLimits", "network", "rdma", "unified", NULL};
+        static const char *const keys[] = {
+                "memory",         "pids",    "cpu",  "devices", "blockIO",
+                "hugepageLimits", "network", "rdma", "unified", NULL};
         if (want(res, json_type_object, "linux.resources", err) < 0 ||
             known_keys(res, "linux.resources", keys, err) < 0)
                 return -EINVAL;
         kpa_cgroup_limits *lim = &c->spec->limits;
         json_object *mem = member(res, "memory");
         if (mem) {
-                static const char *const mk[] = {"limit", "swap", "reservation",
-                                                 "disableOOMKiller", NULL};
+                static const char *const mk[] = {"limit", "swap", "reservation", "disableOOMKiller",
+                                                 NULL};
                 if (want(mem, json_type_object, "linux.resources.memory", err) < 0 ||
                     known_keys(mem, "linux.resources.memory", mk, err) < 0)
                         return -EINVAL;
@@ -612,13 +639,16 @@ static int parse_resources(kpa_oci_config *c, json_object *res, kpa_error *err)
                 if (limit > 0)
                         lim->memory_bytes = (uint64_t)limit;
                 json_object *swap = member(mem, "swap");
-                if (swap && json_object_get_int64(swap) != -1 && json_object_get_int64(swap) != limit)
-                        return refuse(err, "linux.resources.memory.swap",
-                                      "a swap limit other than the memory limit or -1 is not supported");
+                if (swap && json_object_get_int64(swap) != -1 &&
+                    json_object_get_int64(swap) != limit)
+                        return refuse(
+                                err, "linux.resources.memory.swap",
+                                "a swap limit other than the memory limit or -1 is not supported");
                 if (json_object_get_int64(member(mem, "reservation")) > 0)
                         return refuse(err, "linux.resources.memory.reservation", "not supported");
                 if (json_object_get_boolean(member(mem, "disableOOMKiller")))
-                        return refuse(err, "linux.resources.memory.disableOOMKiller", "not supported");
+                        return refuse(err, "linux.resources.memory.disableOOMKiller",
+                                      "not supported");
         }
         json_object *pids = member(res, "pids");
         if (pids) {
@@ -643,7 +673,8 @@ static int parse_resources(kpa_oci_config *c, json_object *res, kpa_error *err)
                                           : shares >= 262144 ? 10000
                                                              : 1 + ((shares - 2) * 9999) / 262142;
                 if (json_object_get_int64(member(cpu, "quota")) > 0)
-                        return refuse(err, "linux.resources.cpu.quota", "not supported (shares only)");
+                        return refuse(err, "linux.resources.cpu.quota",
+                                      "not supported (shares only)");
                 if (want_empty_string(cpu, "cpus", "linux.resources.cpu.cpus", err) < 0 ||
                     want_empty_string(cpu, "mems", "linux.resources.cpu.mems", err) < 0)
                         return -EINVAL;
@@ -665,10 +696,10 @@ static int parse_resources(kpa_oci_config *c, json_object *res, kpa_error *err)
 
 static int parse_linux(kpa_oci_config *c, json_object *l, kpa_error *err)
 {
-        static const char *const keys[] = {"namespaces", "uidMappings", "gidMappings", "sysctl",
-                                           "resources", "cgroupsPath", "seccomp", "maskedPaths",
-                                           "readonlyPaths", "devices", "rootfsPropagation",
-                                           "mountLabel", NULL};
+        static const char *const keys[] = {
+                "namespaces",        "uidMappings", "gidMappings", "sysctl",        "resources",
+                "cgroupsPath",       "seccomp",     "maskedPaths", "readonlyPaths", "devices",
+                "rootfsPropagation", "mountLabel",  NULL};
         if (want(l, json_type_object, "linux", err) < 0 || known_keys(l, "linux", keys, err) < 0)
                 return -EINVAL;
         if (!member(l, "namespaces"))
@@ -690,19 +721,22 @@ static int parse_linux(kpa_oci_config *c, json_object *l, kpa_error *err)
         if (sysctl) {
                 if (want(sysctl, json_type_object, "linux.sysctl", err) < 0)
                         return -EINVAL;
-                json_object_object_foreach(sysctl, key, val) {
+                json_object_object_foreach (sysctl, key, val) {
                         if (!json_object_is_type(val, json_type_string) || strstr(key, "..") ||
                             strchr(key, '/'))
                                 return refuse(err, "linux.sysctl", "\"%s\": bad entry", key);
                         /* the namespaced ones only: net.* and IPC's */
                         if (strncmp(key, "net.", 4) != 0 && strncmp(key, "kernel.msg", 10) != 0 &&
-                            strncmp(key, "kernel.sem", 10) != 0 && strncmp(key, "kernel.shm", 10) != 0 &&
-                            strcmp(key, "fs.mqueue") != 0 && strncmp(key, "fs.mqueue.", 10) != 0)
+                            strncmp(key, "kernel.sem", 10) != 0 &&
+                            strncmp(key, "kernel.shm", 10) != 0 && strcmp(key, "fs.mqueue") != 0 &&
+                            strncmp(key, "fs.mqueue.", 10) != 0)
                                 return refuse(err, "linux.sysctl",
                                               "\"%s\": not a namespaced sysctl", key);
-                        if (strncmp(key, "net.", 4) == 0 && !c->spec->new_net && !c->spec->netns_path)
+                        if (strncmp(key, "net.", 4) == 0 && !c->spec->new_net &&
+                            !c->spec->netns_path)
                                 return refuse(err, "linux.sysctl",
-                                              "\"%s\": the container shares the host's network", key);
+                                              "\"%s\": the container shares the host's network",
+                                              key);
                 }
                 c->sysctl = json_object_get(sysctl);
         }
@@ -723,7 +757,8 @@ static int parse_linux(kpa_oci_config *c, json_object *l, kpa_error *err)
                 if (s[0] && s[0] != '/')
                         return refuse(err, "linux.cgroupsPath",
                                       "\"%s\": a systemd slice:prefix:name path needs "
-                                      "--systemd-cgroup, which is not supported (use cgroupfs)", s);
+                                      "--systemd-cgroup, which is not supported (use cgroupfs)",
+                                      s);
                 c->cgroups_path = kpa_xstrdup(s);
         }
         if (member(l, "maskedPaths") &&
@@ -742,7 +777,7 @@ static int parse_hooks(kpa_oci_config *c, json_object *h, kpa_error *err)
                                            NULL};
         if (want(h, json_type_object, "hooks", err) < 0 || known_keys(h, "hooks", keys, err) < 0)
                 return -EINVAL;
-        json_object_object_foreach(h, kind, arr) {
+        json_object_object_foreach (h, kind, arr) {
                 char path[64];
                 snprintf(path, sizeof(path), "hooks.%s", kind);
                 if (want(arr, json_type_array, path, err) < 0)
@@ -767,7 +802,8 @@ static int parse_root(kpa_oci_config *c, json_object *root, const char *bundle, 
                       kpa_error *err)
 {
         static const char *const keys[] = {"path", "readonly", NULL};
-        if (want(root, json_type_object, "root", err) < 0 || known_keys(root, "root", keys, err) < 0 ||
+        if (want(root, json_type_object, "root", err) < 0 ||
+            known_keys(root, "root", keys, err) < 0 ||
             want(member(root, "path"), json_type_string, "root.path", err) < 0)
                 return -EINVAL;
         const char *p = json_object_get_string(member(root, "path"));
@@ -775,15 +811,16 @@ static int parse_root(kpa_oci_config *c, json_object *root, const char *bundle, 
         c->spec->rootfs_readonly = json_object_get_boolean(member(root, "readonly"));
         *rootfd = open(c->spec->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (*rootfd < 0)
-                return kpa_error_set_errno(err, errno, "config.json: root.path: %s", c->spec->rootfs);
+                return kpa_error_set_errno(err, errno, "config.json: root.path: %s",
+                                           c->spec->rootfs);
         return 0;
 }
 
 static int parse_config(kpa_oci_config *c, json_object *cfg, const char *bundle, kpa_error *err)
 {
-        static const char *const keys[] = {"ociVersion", "root", "process", "hostname",
-                                           "domainname", "mounts", "hooks", "annotations",
-                                           "linux", NULL};
+        static const char *const keys[] = {"ociVersion", "root",   "process", "hostname",
+                                           "domainname", "mounts", "hooks",   "annotations",
+                                           "linux",      NULL};
         if (want(cfg, json_type_object, "(top level)", err) < 0 ||
             known_keys(cfg, "(top level)", keys, err) < 0)
                 return -EINVAL;
@@ -823,7 +860,8 @@ static int parse_config(kpa_oci_config *c, json_object *cfg, const char *bundle,
                 /* the masks and read-only paths came first; the sandbox
                  * makes them after the mounts all the same */
                 for (size_t i = 0; i < json_object_array_length(mounts); i++)
-                        if (parse_mount(c, json_object_array_get_idx(mounts, i), i, bundle, err) < 0)
+                        if (parse_mount(c, json_object_array_get_idx(mounts, i), i, bundle, err) <
+                            0)
                                 return -EINVAL;
         }
         if (member(cfg, "hooks") && parse_hooks(c, member(cfg, "hooks"), err) < 0)
@@ -832,7 +870,7 @@ static int parse_config(kpa_oci_config *c, json_object *cfg, const char *bundle,
         if (ann) {
                 if (want(ann, json_type_object, "annotations", err) < 0)
                         return -EINVAL;
-                json_object_object_foreach(ann, key, val) {
+                json_object_object_foreach (ann, key, val) {
                         if (!json_object_is_type(val, json_type_string))
                                 return refuse(err, "annotations", "\"%s\" must be a string", key);
                 }

@@ -25,19 +25,18 @@ typedef struct kpa_oci_config {
         json_object *annotations; /* the "annotations" object, or NULL */
         kpa_oci_rlimit *rlimits;  /* set by the runtime before the clone: inherited */
         size_t n_rlimits;
-        json_object *sysctl;      /* linux.sysctl, or NULL: written in the namespaces */
+        json_object *sysctl; /* linux.sysctl, or NULL: written in the namespaces */
         bool has_oom_score_adj;
         int oom_score_adj;
         bool has_umask;
         mode_t umask;
-        char *cgroups_path;       /* linux.cgroupsPath, or NULL */
-        char *caps_dropped;       /* the capabilities asked for, which kpa drops ("" none) */
+        char *cgroups_path; /* linux.cgroupsPath, or NULL */
+        char *caps_dropped; /* the capabilities asked for, which kpa drops ("" none) */
 } kpa_oci_config;
 
 /* Read BUNDLE/config.json for container ID. 0, or -errno with ERR naming
  * the JSON path and the rule. */
-int kpa_oci_config_load(const char *bundle, const char *id, kpa_oci_config **out,
-                        kpa_error *err);
+int kpa_oci_config_load(const char *bundle, const char *id, kpa_oci_config **out, kpa_error *err);
 void kpa_oci_config_free(kpa_oci_config *c);
 static inline void kpa_oci_config_freep(kpa_oci_config **c)
 {

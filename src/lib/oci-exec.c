@@ -29,9 +29,14 @@ typedef struct exec_failure {
         int32_t err;
 } exec_failure;
 
-static const char *const steps[] = {"join the cgroup", "join the namespaces", "fork",
-                                    "setsid", "drop privileges", "change to the working directory",
-                                    "join a new session keyring", "install the seccomp filter",
+static const char *const steps[] = {"join the cgroup",
+                                    "join the namespaces",
+                                    "fork",
+                                    "setsid",
+                                    "drop privileges",
+                                    "change to the working directory",
+                                    "join a new session keyring",
+                                    "install the seccomp filter",
                                     "exec"};
 enum { S_CGROUP, S_SETNS, S_FORK, S_SETSID, S_PRIV, S_CWD, S_KEYRING, S_SECCOMP, S_EXEC };
 
@@ -83,7 +88,8 @@ int kpa_oci_exec_spawn(pid_t init_pid, kpa_cgroup *cg, const kpa_instance_spec *
                 return r;
         _cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, init_pid, 0);
         if (pidfd < 0)
-                return kpa_error_set_errno(err, errno, "the container's init (pid %d)", (int)init_pid);
+                return kpa_error_set_errno(err, errno, "the container's init (pid %d)",
+                                           (int)init_pid);
         int fail_pipe[2], pid_pipe[2];
         if (pipe2(fail_pipe, O_CLOEXEC) < 0)
                 return kpa_error_set_errno(err, errno, "pipe");
@@ -138,7 +144,8 @@ int kpa_oci_exec_spawn(pid_t init_pid, kpa_cgroup *cg, const kpa_instance_spec *
                 if (v > 0)
                         while (waitpid(v, NULL, 0) < 0 && errno == EINTR)
                                 ;
-                const char *step = f.step >= 0 && (size_t)f.step < ELEMENTSOF(steps) ? steps[f.step] : "?";
+                const char *step =
+                        f.step >= 0 && (size_t)f.step < ELEMENTSOF(steps) ? steps[f.step] : "?";
                 return kpa_error_set_errno(err, f.err, "exec in the container: %s", step);
         }
         *pid = v;

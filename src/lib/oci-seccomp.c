@@ -73,9 +73,12 @@ static int op_of(const char *name, enum scmp_compare *out)
         static const struct {
                 const char *name;
                 enum scmp_compare op;
-        } ops[] = {{"SCMP_CMP_NE", SCMP_CMP_NE}, {"SCMP_CMP_LT", SCMP_CMP_LT},
-                   {"SCMP_CMP_LE", SCMP_CMP_LE}, {"SCMP_CMP_EQ", SCMP_CMP_EQ},
-                   {"SCMP_CMP_GE", SCMP_CMP_GE}, {"SCMP_CMP_GT", SCMP_CMP_GT},
+        } ops[] = {{"SCMP_CMP_NE", SCMP_CMP_NE},
+                   {"SCMP_CMP_LT", SCMP_CMP_LT},
+                   {"SCMP_CMP_LE", SCMP_CMP_LE},
+                   {"SCMP_CMP_EQ", SCMP_CMP_EQ},
+                   {"SCMP_CMP_GE", SCMP_CMP_GE},
+                   {"SCMP_CMP_GT", SCMP_CMP_GT},
                    {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ}};
         for (size_t i = 0; i < ELEMENTSOF(ops); i++)
                 if (strcmp(ops[i].name, name) == 0) {
@@ -97,11 +100,12 @@ static int add_arches(scmp_filter_ctx ctx, json_object *arches, kpa_error *err)
                 lower[n] = '\0';
                 uint32_t arch = n ? seccomp_arch_resolve_name(lower) : 0;
                 if (!arch)
-                        return bad(err, "linux.seccomp.architectures", "unknown architecture", name);
+                        return bad(err, "linux.seccomp.architectures", "unknown architecture",
+                                   name);
                 int r = seccomp_arch_add(ctx, arch);
                 if (r < 0 && r != -EEXIST)
-                        return kpa_error_set_errno(err, -r, "config.json: linux.seccomp.architectures: %s",
-                                                   name);
+                        return kpa_error_set_errno(
+                                err, -r, "config.json: linux.seccomp.architectures: %s", name);
         }
         return 0;
 }
@@ -109,13 +113,12 @@ static int add_arches(scmp_filter_ctx ctx, json_object *arches, kpa_error *err)
 /* One syscalls[] entry: a rule per name (per argument, when two compare
  * the same argument: libseccomp takes one comparison per argument in a
  * rule, and the spec means them as alternatives then). */
-static int add_entry(scmp_filter_ctx ctx, json_object *e, size_t idx, uint32_t def,
-                     kpa_error *err)
+static int add_entry(scmp_filter_ctx ctx, json_object *e, size_t idx, uint32_t def, kpa_error *err)
 {
         char path[64];
         snprintf(path, sizeof(path), "linux.seccomp.syscalls[%zu]", idx);
         json_object *names = get(e, "names"), *action = get(e, "action"), *args = get(e, "args");
-        json_object_object_foreach(e, key, val) {
+        json_object_object_foreach (e, key, val) {
                 (void)val;
                 if (strcmp(key, "names") && strcmp(key, "action") && strcmp(key, "errnoRet") &&
                     strcmp(key, "args") && strcmp(key, "comment"))
@@ -138,7 +141,8 @@ static int add_entry(scmp_filter_ctx ctx, json_object *e, size_t idx, uint32_t d
                 json_object *a = json_object_array_get_idx(args, i);
                 enum scmp_compare op;
                 if (op_of(json_object_get_string(get(a, "op")), &op) < 0)
-                        return bad(err, path, "args: op not supported:", json_object_get_string(get(a, "op")));
+                        return bad(err, path,
+                                   "args: op not supported:", json_object_get_string(get(a, "op")));
                 cmp[i] = (struct scmp_arg_cmp){
                         .arg = (unsigned)json_object_get_int(get(a, "index")),
                         .op = op,
@@ -162,8 +166,8 @@ static int add_entry(scmp_filter_ctx ctx, json_object *e, size_t idx, uint32_t d
                 else
                         r = seccomp_rule_add_array(ctx, act, nr, (unsigned)n_args, cmp);
                 if (r < 0)
-                        return kpa_error_set_errno(err, -r, "config.json: %s: %s: cannot add the rule",
-                                                   path, name);
+                        return kpa_error_set_errno(
+                                err, -r, "config.json: %s: %s: cannot add the rule", path, name);
         }
         return 0;
 }
@@ -182,8 +186,9 @@ static int export_prog(scmp_filter_ctx ctx, kpa_seccomp_prog *out, kpa_error *er
         size_t len = 0;
         r = kpa_read_fd(fd, PROG_MAX_BYTES, &bpf, &len);
         if (r < 0)
-                return kpa_error_set_errno(err, -r, "config.json: linux.seccomp: the filter is "
-                                                    "larger than the kernel takes");
+                return kpa_error_set_errno(err, -r,
+                                           "config.json: linux.seccomp: the filter is "
+                                           "larger than the kernel takes");
         if (len == 0 || len % sizeof(struct sock_filter)) {
                 free(bpf);
                 return kpa_error_set(err, EINVAL, "seccomp filter of %zu bytes is malformed", len);
@@ -198,19 +203,20 @@ int kpa_oci_seccomp_build(json_object *sc, kpa_seccomp_prog *out, kpa_error *err
         *out = (kpa_seccomp_prog){0};
         if (!json_object_is_type(sc, json_type_object))
                 return bad(err, "linux.seccomp", "must be an object", NULL);
-        json_object_object_foreach(sc, key, val) {
+        json_object_object_foreach (sc, key, val) {
                 if (strcmp(key, "defaultAction") && strcmp(key, "defaultErrnoRet") &&
                     strcmp(key, "architectures") && strcmp(key, "syscalls") &&
                     !(strcmp(key, "flags") == 0 && json_object_is_type(val, json_type_array) &&
                       json_object_array_length(val) == 0))
-                        return kpa_error_set(err, EINVAL, "config.json: linux.seccomp.%s: not supported",
-                                             key);
+                        return kpa_error_set(err, EINVAL,
+                                             "config.json: linux.seccomp.%s: not supported", key);
         }
         json_object *def = get(sc, "defaultAction");
         uint32_t def_act;
-        if (!def || action_of(json_object_get_string(def), get(sc, "defaultErrnoRet"), &def_act) < 0)
-                return bad(err, "linux.seccomp.defaultAction", "missing or not supported:",
-                           def ? json_object_get_string(def) : NULL);
+        if (!def ||
+            action_of(json_object_get_string(def), get(sc, "defaultErrnoRet"), &def_act) < 0)
+                return bad(err, "linux.seccomp.defaultAction",
+                           "missing or not supported:", def ? json_object_get_string(def) : NULL);
         _cleanup_(ctx_releasep) scmp_filter_ctx ctx = seccomp_init(def_act);
         if (!ctx)
                 return kpa_error_set(err, ENOMEM, "seccomp_init failed");

@@ -49,7 +49,8 @@ static void log_line(const char *level, const char *msg)
                 json_object_object_add(o, "level", json_object_new_string(level));
                 json_object_object_add(o, "msg", json_object_new_string(msg));
                 json_object_object_add(o, "time", json_object_new_string(when));
-                fprintf(log_file, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+                fprintf(log_file, "%s\n",
+                        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
                 json_object_put(o);
         } else {
                 fprintf(log_file, "time=\"%s\" level=%s msg=\"%s\"\n", when, level, msg);
@@ -65,7 +66,8 @@ static void say(const char *level, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        fprintf(stderr, "%s: %s%s\n", cli_program(), strcmp(level, "error") ? "warning: " : "", msg);
+        fprintf(stderr, "%s: %s%s\n", cli_program(), strcmp(level, "error") ? "warning: " : "",
+                msg);
         log_line(level, msg);
 }
 
@@ -83,7 +85,10 @@ static int fail(const char *fmt, ...)
 
 /* ---- the state directory: ROOT/ID/{state.json,exec.fifo} ---- */
 
-static char *state_dir(const char *id) { return kpa_xasprintf("%s/%s", state_root, id); }
+static char *state_dir(const char *id)
+{
+        return kpa_xasprintf("%s/%s", state_root, id);
+}
 
 /* Field 22 of /proc/PID/stat: tells a pid from a reused one; 0 if gone
  * or a zombie. */
@@ -119,7 +124,10 @@ static int state_load_quiet(const char *id, json_object **out, bool quiet)
         return 0;
 }
 
-static int state_load(const char *id, json_object **out) { return state_load_quiet(id, out, false); }
+static int state_load(const char *id, json_object **out)
+{
+        return state_load_quiet(id, out, false);
+}
 
 static int state_save(const char *id, json_object *st)
 {
@@ -163,9 +171,9 @@ static json_object *public_state(const char *id, json_object *st)
         json_object_object_add(o, "ociVersion", json_object_new_string(st_str(st, "ociVersion")));
         json_object_object_add(o, "id", json_object_new_string(id));
         json_object_object_add(o, "status", json_object_new_string(status));
-        json_object_object_add(o, "pid", json_object_new_int(strcmp(status, "stopped") == 0
-                                                                     ? 0
-                                                                     : (int)st_int(st, "pid")));
+        json_object_object_add(
+                o, "pid",
+                json_object_new_int(strcmp(status, "stopped") == 0 ? 0 : (int)st_int(st, "pid")));
         json_object_object_add(o, "bundle", json_object_new_string(st_str(st, "bundle")));
         json_object *ann;
         if (json_object_object_get_ex(st, "annotations", &ann))
@@ -180,10 +188,12 @@ static json_object *public_state(const char *id, json_object *st)
 static int run_hook(json_object *hook, const char *state_text, const char *what)
 {
         json_object *v;
-        const char *path = json_object_get_string(json_object_object_get_ex(hook, "path", &v) ? v : NULL);
+        const char *path =
+                json_object_get_string(json_object_object_get_ex(hook, "path", &v) ? v : NULL);
         int timeout = json_object_object_get_ex(hook, "timeout", &v) ? json_object_get_int(v)
                                                                      : HOOK_TIMEOUT_DEFAULT;
-        size_t n_args = json_object_object_get_ex(hook, "args", &v) ? json_object_array_length(v) : 0;
+        size_t n_args =
+                json_object_object_get_ex(hook, "args", &v) ? json_object_array_length(v) : 0;
         char **argv = kpa_xcalloc(n_args + 2, sizeof(char *));
         for (size_t i = 0; i < n_args; i++)
                 argv[i] = (char *)json_object_get_string(json_object_array_get_idx(v, i));
@@ -269,10 +279,11 @@ static int write_sysctls(pid_t pid, json_object *sysctl)
         pid_t child = fork();
         if (child == 0) {
                 if (setns(pidfd, CLONE_NEWNET | CLONE_NEWIPC) < 0) {
-                        fprintf(stderr, "%s: linux.sysctl: setns: %s\n", cli_program(), strerror(errno));
+                        fprintf(stderr, "%s: linux.sysctl: setns: %s\n", cli_program(),
+                                strerror(errno));
                         _exit(1);
                 }
-                json_object_object_foreach(sysctl, key, val) {
+                json_object_object_foreach (sysctl, key, val) {
                         char path[256];
                         snprintf(path, sizeof(path), "/proc/sys/%s", key);
                         for (char *c = path + 10; *c; c++)
@@ -390,8 +401,8 @@ static int do_create(const char *id, const create_opts *o, kpa_sandbox *sb, json
         if (kpa_oci_config_load(bundle, id, &cfg, &err) < 0)
                 return fail("%s", err.message);
         for (char *p = strchr(state_root + 1, '/');; p = strchr(p + 1, '/')) {
-                _cleanup_free_ char *part =
-                        p ? kpa_xstrndup(state_root, (size_t)(p - state_root)) : kpa_xstrdup(state_root);
+                _cleanup_free_ char *part = p ? kpa_xstrndup(state_root, (size_t)(p - state_root))
+                                              : kpa_xstrdup(state_root);
                 if (mkdir(part, 0711) < 0 && errno != EEXIST)
                         return fail("--root %s: %s: %s", state_root, part, strerror(errno));
                 if (!p)
@@ -406,7 +417,8 @@ static int do_create(const char *id, const create_opts *o, kpa_sandbox *sb, json
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
         struct tm tm;
-        size_t n = strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%S", gmtime_r(&now.tv_sec, &tm));
+        size_t n =
+                strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%S", gmtime_r(&now.tv_sec, &tm));
         snprintf(created + n, sizeof(created) - n, ".%09ldZ", now.tv_nsec);
         json_object_object_add(st, "ociVersion", json_object_new_string(cfg->oci_version));
         json_object_object_add(st, "status", json_object_new_string("creating"));
@@ -493,8 +505,8 @@ static int parse_signal(const char *s)
         static const struct {
                 const char *name;
                 int sig;
-        } names[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
-                     {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"STOP", SIGSTOP},
+        } names[] = {{"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+                     {"USR1", SIGUSR1}, {"USR2", SIGUSR2},   {"TERM", SIGTERM}, {"STOP", SIGSTOP},
                      {"CONT", SIGCONT}, {"WINCH", SIGWINCH}, {"ALRM", SIGALRM}, {"PWR", SIGPWR}};
         char *end;
         long n = strtol(s, &end, 10);
@@ -653,15 +665,14 @@ static int cmd_delete(int argc, char **argv)
 /* create and run share their options */
 static int parse_create(int argc, char **argv, create_opts *o, bool *detach, bool run)
 {
-        static const struct option opts[] = {
-                {"bundle", required_argument, NULL, 'b'},
-                {"pid-file", required_argument, NULL, 'p'},
-                {"console-socket", required_argument, NULL, 'c'},
-                {"detach", no_argument, NULL, 'd'},
-                {"no-pivot", no_argument, NULL, 'P'},
-                {"no-new-keyring", no_argument, NULL, 'K'},
-                {"preserve-fds", required_argument, NULL, 'F'},
-                {0}};
+        static const struct option opts[] = {{"bundle", required_argument, NULL, 'b'},
+                                             {"pid-file", required_argument, NULL, 'p'},
+                                             {"console-socket", required_argument, NULL, 'c'},
+                                             {"detach", no_argument, NULL, 'd'},
+                                             {"no-pivot", no_argument, NULL, 'P'},
+                                             {"no-new-keyring", no_argument, NULL, 'K'},
+                                             {"preserve-fds", required_argument, NULL, 'F'},
+                                             {0}};
         int c;
         optind = 1;
         while ((c = getopt_long(argc, argv, "+b:d", opts, NULL)) != -1) {
@@ -769,7 +780,8 @@ static int exec_process(json_object *st, const char *process_file, char **args, 
         json_object *old_env;
         if (json_object_object_get_ex(proc, "env", &old_env))
                 for (size_t i = 0; i < json_object_array_length(old_env); i++)
-                        json_object_array_add(env, json_object_get(json_object_array_get_idx(old_env, i)));
+                        json_object_array_add(
+                                env, json_object_get(json_object_array_get_idx(old_env, i)));
         json_object_object_add(proc, "env", json_object_get(env));
         if (cwd)
                 json_object_object_add(proc, "cwd", json_object_new_string(cwd));
@@ -792,18 +804,17 @@ static int exec_process(json_object *st, const char *process_file, char **args, 
 
 static int cmd_exec(int argc, char **argv)
 {
-        static const struct option opts[] = {
-                {"process", required_argument, NULL, 'p'},
-                {"detach", no_argument, NULL, 'd'},
-                {"pid-file", required_argument, NULL, 'P'},
-                {"console-socket", required_argument, NULL, 'c'},
-                {"tty", no_argument, NULL, 't'},
-                {"cwd", required_argument, NULL, 'w'},
-                {"env", required_argument, NULL, 'e'},
-                {"user", required_argument, NULL, 'u'},
-                {"preserve-fds", required_argument, NULL, 'F'},
-                {"no-new-privs", no_argument, NULL, 'n'},
-                {0}};
+        static const struct option opts[] = {{"process", required_argument, NULL, 'p'},
+                                             {"detach", no_argument, NULL, 'd'},
+                                             {"pid-file", required_argument, NULL, 'P'},
+                                             {"console-socket", required_argument, NULL, 'c'},
+                                             {"tty", no_argument, NULL, 't'},
+                                             {"cwd", required_argument, NULL, 'w'},
+                                             {"env", required_argument, NULL, 'e'},
+                                             {"user", required_argument, NULL, 'u'},
+                                             {"preserve-fds", required_argument, NULL, 'F'},
+                                             {"no-new-privs", no_argument, NULL, 'n'},
+                                             {0}};
         const char *process_file = NULL, *pid_file = NULL, *cwd = NULL, *user = NULL;
         bool detach = false;
         json_object *env = json_object_new_array();
@@ -815,7 +826,9 @@ static int cmd_exec(int argc, char **argv)
                 case 'd': detach = true; break;
                 case 'P': pid_file = optarg; break;
                 case 'c':
-                case 't': json_object_put(env); return fail("exec: terminals are not supported yet");
+                case 't':
+                        json_object_put(env);
+                        return fail("exec: terminals are not supported yet");
                 case 'w': cwd = optarg; break;
                 case 'e': json_object_array_add(env, json_object_new_string(optarg)); break;
                 case 'u': user = optarg; break;
@@ -846,7 +859,8 @@ static int cmd_exec(int argc, char **argv)
                 r = exec_process(st, process_file, argv + optind + 1, env, cwd, user, &proc);
         if (r == 0 && kpa_oci_config_load(st_str(st, "bundle"), id, &cfg, &err) < 0)
                 r = fail("%s", err.message);
-        _cleanup_free_ char *root = r == 0 ? kpa_xasprintf("/proc/%d/root", (int)st_int(st, "pid")) : NULL;
+        _cleanup_free_ char *root =
+                r == 0 ? kpa_xasprintf("/proc/%d/root", (int)st_int(st, "pid")) : NULL;
         _cleanup_close_ int rootfd = root ? open(root, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
         if (r == 0 && rootfd < 0)
                 r = fail("container \"%s\": its root: %s", id, strerror(errno));
@@ -886,7 +900,8 @@ static int cmd_features(void)
                 "\"relatime\", \"strictatime\", \"noatime\", \"nodiratime\", \"bind\", \"rbind\", "
                 "\"private\", \"rprivate\"],\n"
                 "  \"linux\": {\n"
-                "    \"namespaces\": [\"pid\", \"network\", \"ipc\", \"uts\", \"mount\", \"cgroup\"],\n"
+                "    \"namespaces\": [\"pid\", \"network\", \"ipc\", \"uts\", \"mount\", "
+                "\"cgroup\"],\n"
                 "    \"capabilities\": [],\n"
                 "    \"cgroup\": {\"v1\": true, \"v2\": true, \"systemd\": false, "
                 "\"systemdUser\": false},\n"
@@ -921,7 +936,8 @@ static int cmd_spec(int argc, char **argv)
                 "    \"terminal\": false,\n"
                 "    \"user\": {\"uid\": 0, \"gid\": 0},\n"
                 "    \"args\": [\"sh\"],\n"
-                "    \"env\": [\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"],\n"
+                "    \"env\": "
+                "[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"],\n"
                 "    \"cwd\": \"/\",\n"
                 "    \"noNewPrivileges\": true\n"
                 "  },\n"
@@ -931,12 +947,15 @@ static int cmd_spec(int argc, char **argv)
                 "    {\"destination\": \"/proc\", \"type\": \"proc\", \"source\": \"proc\"},\n"
                 "    {\"destination\": \"/dev\", \"type\": \"tmpfs\", \"source\": \"tmpfs\",\n"
                 "     \"options\": [\"nosuid\", \"strictatime\", \"mode=755\", \"size=65536k\"]},\n"
-                "    {\"destination\": \"/dev/pts\", \"type\": \"devpts\", \"source\": \"devpts\",\n"
+                "    {\"destination\": \"/dev/pts\", \"type\": \"devpts\", \"source\": "
+                "\"devpts\",\n"
                 "     \"options\": [\"nosuid\", \"noexec\", \"newinstance\", \"ptmxmode=0666\", "
                 "\"mode=0620\"]},\n"
                 "    {\"destination\": \"/dev/shm\", \"type\": \"tmpfs\", \"source\": \"shm\",\n"
-                "     \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"mode=1777\", \"size=65536k\"]},\n"
-                "    {\"destination\": \"/dev/mqueue\", \"type\": \"mqueue\", \"source\": \"mqueue\",\n"
+                "     \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"mode=1777\", "
+                "\"size=65536k\"]},\n"
+                "    {\"destination\": \"/dev/mqueue\", \"type\": \"mqueue\", \"source\": "
+                "\"mqueue\",\n"
                 "     \"options\": [\"nosuid\", \"noexec\", \"nodev\"]},\n"
                 "    {\"destination\": \"/sys\", \"type\": \"sysfs\", \"source\": \"sysfs\",\n"
                 "     \"options\": [\"nosuid\", \"noexec\", \"nodev\", \"ro\"]},\n"
@@ -944,11 +963,14 @@ static int cmd_spec(int argc, char **argv)
                 "     \"options\": [\"nosuid\", \"nodev\", \"mode=1777\"]}\n"
                 "  ],\n"
                 "  \"linux\": {\n"
-                "    \"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"network\"}, {\"type\": \"ipc\"},\n"
-                "                   {\"type\": \"uts\"}, {\"type\": \"mount\"}, {\"type\": \"cgroup\"}],\n"
+                "    \"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"network\"}, {\"type\": "
+                "\"ipc\"},\n"
+                "                   {\"type\": \"uts\"}, {\"type\": \"mount\"}, {\"type\": "
+                "\"cgroup\"}],\n"
                 "    \"maskedPaths\": [\"/proc/kcore\", \"/proc/keys\", \"/proc/timer_list\", "
                 "\"/sys/firmware\"],\n"
-                "    \"readonlyPaths\": [\"/proc/bus\", \"/proc/fs\", \"/proc/irq\", \"/proc/sys\", "
+                "    \"readonlyPaths\": [\"/proc/bus\", \"/proc/fs\", \"/proc/irq\", "
+                "\"/proc/sys\", "
                 "\"/proc/sysrq-trigger\"]\n"
                 "  }\n"
                 "}\n";
@@ -966,16 +988,20 @@ static void usage(void)
         printf("Usage: %s [GLOBAL OPTIONS] COMMAND [OPTIONS] ID\n"
                "An OCI runtime (runtime-spec 1.x) that runs containers in kpa's sandbox.\n\n"
                "Commands:\n"
-               "  create [-b BUNDLE] [--pid-file FILE] ID   set the container up; it waits for start\n"
-               "  start ID                                  start the process of a created container\n"
+               "  create [-b BUNDLE] [--pid-file FILE] ID   set the container up; it waits for "
+               "start\n"
+               "  start ID                                  start the process of a created "
+               "container\n"
                "  run [-b BUNDLE] [--pid-file FILE] [-d] ID create, start, wait, delete\n"
                "  state ID                                  print the state JSON\n"
                "  kill [--all] ID [SIGNAL]                  send SIGNAL (default SIGTERM)\n"
-               "  delete [--force] ID                       remove a stopped (or, forced, any) container\n"
+               "  delete [--force] ID                       remove a stopped (or, forced, any) "
+               "container\n"
                "  features                                  print what is supported, as JSON\n"
                "  spec [-b BUNDLE]                          write a config.json to start from\n"
                "  exec [--process FILE] [-d] [--pid-file FILE] ID [COMMAND...]\n"
-               "                                            run a further process in a running one\n\n"
+               "                                            run a further process in a running "
+               "one\n\n"
                "Global options:\n"
                "  --root DIR          state directory (default %s)\n"
                "  --log FILE          also write messages to FILE\n"

@@ -31,7 +31,7 @@ static void write_config(const char *json)
         "{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\", \"readonly\": true},"
 #define BASE_PROCESS "\"process\": {\"args\": [\"sh\", \"-c\", \"true\"], \"cwd\": \"/\"},"
 #define BASE_NS                                                                                    \
-        "\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"}, {\"type\": \"uts\"},"         \
+        "\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"}, {\"type\": \"uts\"},"          \
         " {\"type\": \"mount\"}, {\"type\": \"network\"}]"
 
 static int load(const char *json, kpa_oci_config **out, kpa_error *err)
@@ -48,7 +48,8 @@ static void refused(const char *json, const char *needle, const char *name)
         int r = load(json, &c, &err);
         ok(r < 0 && strstr(err.message, needle), "refused: %s", name);
         if (r == 0 || !strstr(err.message, needle))
-                printf("#   got \"%s\", wanted \"%s\"\n", r < 0 ? err.message : "(success)", needle);
+                printf("#   got \"%s\", wanted \"%s\"\n", r < 0 ? err.message : "(success)",
+                       needle);
         kpa_oci_config_free(c);
 }
 
@@ -56,33 +57,36 @@ static void test_full(void)
 {
         kpa_oci_config *c = NULL;
         kpa_error err = {0};
-        int r = load(BASE_HEAD
-                     "\"process\": {\"args\": [\"link\", \"x\"], \"cwd\": \"/tmp\","
-                     "  \"env\": [\"PATH=/usr/bin:/bin\", \"A=b\"],"
-                     "  \"user\": {\"uid\": 1000, \"gid\": 100, \"umask\": 18},"
-                     "  \"capabilities\": {\"bounding\": [\"CAP_KILL\"], \"effective\": [\"CAP_KILL\","
-                     "    \"CAP_CHOWN\"]},"
-                     "  \"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"soft\": 100, \"hard\": 200}],"
-                     "  \"oomScoreAdj\": 5, \"noNewPrivileges\": false},"
-                     "\"hostname\": \"h\","
-                     "\"mounts\": [{\"destination\": \"/proc\", \"type\": \"proc\", \"source\": \"proc\"},"
-                     "  {\"destination\": \"/dev\", \"type\": \"tmpfs\", \"source\": \"tmpfs\","
-                     "   \"options\": [\"nosuid\", \"strictatime\", \"mode=755\", \"size=65536k\"]},"
-                     "  {\"destination\": \"/data\", \"type\": \"bind\", \"source\": \"data\","
-                     "   \"options\": [\"rbind\", \"ro\", \"noexec\"]},"
-                     "  {\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\", \"source\": \"cgroup\"}],"
-                     "\"annotations\": {\"k\": \"v\"},"
-                     "\"hooks\": {\"poststop\": [{\"path\": \"/bin/true\"}]},"
-                     "\"linux\": {\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"},"
-                     "  {\"type\": \"uts\"}, {\"type\": \"mount\"},"
-                     "  {\"type\": \"network\", \"path\": \"/run/netns/x\"}],"
-                     "  \"resources\": {\"memory\": {\"limit\": 1048576, \"swap\": 1048576},"
-                     "    \"pids\": {\"limit\": 9}, \"cpu\": {\"shares\": 1024},"
-                     "    \"devices\": [{\"allow\": false, \"access\": \"rwm\"}]},"
-                     "  \"cgroupsPath\": \"/a/b\", \"maskedPaths\": [\"/proc/kcore\"],"
-                     "  \"readonlyPaths\": [\"/proc/sys\"],"
-                     "  \"sysctl\": {\"net.ipv4.ip_forward\": \"1\"}}}",
-                     &c, &err);
+        int r = load(
+                BASE_HEAD
+                "\"process\": {\"args\": [\"link\", \"x\"], \"cwd\": \"/tmp\","
+                "  \"env\": [\"PATH=/usr/bin:/bin\", \"A=b\"],"
+                "  \"user\": {\"uid\": 1000, \"gid\": 100, \"umask\": 18},"
+                "  \"capabilities\": {\"bounding\": [\"CAP_KILL\"], \"effective\": [\"CAP_KILL\","
+                "    \"CAP_CHOWN\"]},"
+                "  \"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"soft\": 100, \"hard\": 200}],"
+                "  \"oomScoreAdj\": 5, \"noNewPrivileges\": false},"
+                "\"hostname\": \"h\","
+                "\"mounts\": [{\"destination\": \"/proc\", \"type\": \"proc\", \"source\": "
+                "\"proc\"},"
+                "  {\"destination\": \"/dev\", \"type\": \"tmpfs\", \"source\": \"tmpfs\","
+                "   \"options\": [\"nosuid\", \"strictatime\", \"mode=755\", \"size=65536k\"]},"
+                "  {\"destination\": \"/data\", \"type\": \"bind\", \"source\": \"data\","
+                "   \"options\": [\"rbind\", \"ro\", \"noexec\"]},"
+                "  {\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\", \"source\": "
+                "\"cgroup\"}],"
+                "\"annotations\": {\"k\": \"v\"},"
+                "\"hooks\": {\"poststop\": [{\"path\": \"/bin/true\"}]},"
+                "\"linux\": {\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"},"
+                "  {\"type\": \"uts\"}, {\"type\": \"mount\"},"
+                "  {\"type\": \"network\", \"path\": \"/run/netns/x\"}],"
+                "  \"resources\": {\"memory\": {\"limit\": 1048576, \"swap\": 1048576},"
+                "    \"pids\": {\"limit\": 9}, \"cpu\": {\"shares\": 1024},"
+                "    \"devices\": [{\"allow\": false, \"access\": \"rwm\"}]},"
+                "  \"cgroupsPath\": \"/a/b\", \"maskedPaths\": [\"/proc/kcore\"],"
+                "  \"readonlyPaths\": [\"/proc/sys\"],"
+                "  \"sysctl\": {\"net.ipv4.ip_forward\": \"1\"}}}",
+                &c, &err);
         if (!ok(r == 0, "a full config loads")) {
                 printf("#   %s\n", err.message);
                 return;
@@ -97,7 +101,8 @@ static void test_full(void)
         is(s->gid, 100, "gid");
         ok(c->has_umask && c->umask == 022, "umask");
         is_str(s->hostname, "h", "hostname");
-        ok(s->rootfs && strstr(s->rootfs, "/rootfs") && s->rootfs_readonly, "root: path and readonly");
+        ok(s->rootfs && strstr(s->rootfs, "/rootfs") && s->rootfs_readonly,
+           "root: path and readonly");
         is_str(s->netns_path, "/run/netns/x", "a network namespace joined by path");
         ok(!s->new_net, "no new network namespace then");
         is(s->limits.memory_bytes, 1048576, "memory limit");
@@ -151,16 +156,21 @@ static void test_seccomp(void)
 {
         kpa_oci_config *c = NULL;
         kpa_error err = {0};
-        int r = load(BASE_HEAD BASE_PROCESS
-                     "\"linux\": {" BASE_NS ", \"seccomp\": {\"defaultAction\": \"SCMP_ACT_ERRNO\","
-                     " \"defaultErrnoRet\": 38, \"architectures\": [\"SCMP_ARCH_X86_64\", \"SCMP_ARCH_X86\","
-                     " \"SCMP_ARCH_X32\"], \"syscalls\": [{\"names\": [\"read\", \"write\", \"nosuchcall\"],"
-                     " \"action\": \"SCMP_ACT_ALLOW\"}, {\"names\": [\"personality\"], \"action\":"
-                     " \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 0, \"value\": 0, \"op\": \"SCMP_CMP_EQ\"},"
-                     " {\"index\": 0, \"value\": 8, \"op\": \"SCMP_CMP_EQ\"}]},"
-                     " {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 0,"
-                     " \"value\": 2114060288, \"valueTwo\": 0, \"op\": \"SCMP_CMP_MASKED_EQ\"}]}]}}}",
-                     &c, &err);
+        int r = load(
+                BASE_HEAD BASE_PROCESS
+                "\"linux\": {" BASE_NS ", \"seccomp\": {\"defaultAction\": \"SCMP_ACT_ERRNO\","
+                " \"defaultErrnoRet\": 38, \"architectures\": [\"SCMP_ARCH_X86_64\", "
+                "\"SCMP_ARCH_X86\","
+                " \"SCMP_ARCH_X32\"], \"syscalls\": [{\"names\": [\"read\", \"write\", "
+                "\"nosuchcall\"],"
+                " \"action\": \"SCMP_ACT_ALLOW\"}, {\"names\": [\"personality\"], \"action\":"
+                " \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 0, \"value\": 0, \"op\": "
+                "\"SCMP_CMP_EQ\"},"
+                " {\"index\": 0, \"value\": 8, \"op\": \"SCMP_CMP_EQ\"}]},"
+                " {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": "
+                "0,"
+                " \"value\": 2114060288, \"valueTwo\": 0, \"op\": \"SCMP_CMP_MASKED_EQ\"}]}]}}}",
+                &c, &err);
         ok(r == 0 && c->spec->seccomp_prog && c->spec->seccomp_prog->len > 10,
            "linux.seccomp: a program (podman's form: arches, unknown names, args)");
         if (r < 0)
@@ -176,11 +186,13 @@ static void test_refusals(void)
                 "config.json: solaris: not supported", "a top-level key");
         refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS ", \"seccomp\": {}}}",
                 "linux.seccomp.defaultAction: missing", "linux.seccomp without a default action");
-        refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS ", \"seccomp\": {\"defaultAction\":"
+        refused(BASE_HEAD BASE_PROCESS
+                "\"linux\": {" BASE_NS ", \"seccomp\": {\"defaultAction\":"
                 " \"SCMP_ACT_ALLOW\", \"architectures\": [\"SCMP_ARCH_VAX\"]}}}",
-                "linux.seccomp.architectures: unknown architecture \"SCMP_ARCH_VAX\"", "an unknown arch");
+                "linux.seccomp.architectures: unknown architecture \"SCMP_ARCH_VAX\"",
+                "an unknown arch");
         refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS ", \"seccomp\": {\"defaultAction\":"
-                " \"SCMP_ACT_ALLOW\", \"listenerPath\": \"/x\"}}}",
+                                       " \"SCMP_ACT_ALLOW\", \"listenerPath\": \"/x\"}}}",
                 "linux.seccomp.listenerPath: not supported", "a seccomp listener");
         refused(BASE_HEAD BASE_PROCESS
                 "\"mounts\": [{\"destination\": \"/x\", \"type\": \"overlay\"}],"
@@ -191,17 +203,20 @@ static void test_refusals(void)
                 " \"options\": [\"rshared\"]}], \"linux\": {" BASE_NS "}}",
                 "mounts[0].options: \"rshared\": only private propagation", "shared propagation");
         refused(BASE_HEAD BASE_PROCESS
-                "\"mounts\": [{\"destination\": \"x\", \"type\": \"tmpfs\"}], \"linux\": {" BASE_NS "}}",
+                "\"mounts\": [{\"destination\": \"x\", \"type\": \"tmpfs\"}], \"linux\": {" BASE_NS
+                "}}",
                 "mounts[0].destination: \"x\" must be an absolute path", "a relative destination");
         refused(BASE_HEAD BASE_PROCESS
                 "\"linux\": {\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"mount\"}]}}",
-                "kpa always makes new pid, mount, ipc and uts namespaces", "the host's ipc and uts");
+                "kpa always makes new pid, mount, ipc and uts namespaces",
+                "the host's ipc and uts");
         refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS ", \"uidMappings\": [{}]}}",
                 "linux.uidMappings: not supported", "uid mappings");
-        refused(BASE_HEAD BASE_PROCESS
-                "\"linux\": {" BASE_NS ", \"resources\": {\"cpu\": {\"quota\": 1000}}}}",
+        refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS
+                                       ", \"resources\": {\"cpu\": {\"quota\": 1000}}}}",
                 "linux.resources.cpu.quota: not supported", "a cpu quota");
-        refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS ", \"sysctl\": {\"vm.swappiness\": \"1\"}}}",
+        refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS
+                                       ", \"sysctl\": {\"vm.swappiness\": \"1\"}}}",
                 "\"vm.swappiness\": not a namespaced sysctl", "a host-wide sysctl");
         refused(BASE_HEAD "\"process\": {\"args\": [\"nope\"], \"cwd\": \"/\"},"
                           "\"linux\": {" BASE_NS "}}",
@@ -217,7 +232,8 @@ static void test_refusals(void)
                           " \"user\": {\"uid\": 1, \"gid\": 1, \"additionalGids\": [2]}},"
                           "\"linux\": {" BASE_NS "}}",
                 "process.user.additionalGids: supplementary groups", "supplementary groups");
-        refused(BASE_HEAD BASE_PROCESS "\"hooks\": {\"startContainer\": []}, \"linux\": {" BASE_NS "}}",
+        refused(BASE_HEAD BASE_PROCESS "\"hooks\": {\"startContainer\": []}, \"linux\": {" BASE_NS
+                                       "}}",
                 "hooks.startContainer: not supported", "a startContainer hook");
         refused("{\"ociVersion\": \"2.0.0\"}", "ociVersion: \"2.0.0\": only 1.x", "ociVersion 2");
         refused("{", "not valid JSON", "bad JSON");
