@@ -95,7 +95,7 @@ static int add_arches(scmp_filter_ctx ctx, json_object *arches, kpa_error *err)
                 char lower[32];
                 const char *s = name && strncmp(name, "SCMP_ARCH_", 10) == 0 ? name + 10 : "";
                 size_t n = 0;
-                for (; s[n] && n < sizeof(lower) - 1; n++)
+                for (; n < sizeof(lower) - 1 && s[n]; n++)
                         lower[n] = (char)tolower((unsigned char)s[n]);
                 lower[n] = '\0';
                 uint32_t arch = n ? seccomp_arch_resolve_name(lower) : 0;
