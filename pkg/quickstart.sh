@@ -17,13 +17,14 @@ DEPS="build-essential autoconf automake libtool pkg-config
 # for the units (daemon.sh); pgrep and ps, with which the tests find the
 # processes of an instance (a minbase Debian has no procps); user-mode-linux
 # and iproute2 for the VM lanes (make check-vm: pure cgroup v2, and systemd
-# as PID 1; the guest runs this machine's ip to bring its loopback up); the
-# engines that drive kpa-oci and a static busybox for its bundles
+# as PID 1; the guest runs this machine's ip to bring its loopback up); umoci,
+# skopeo and podman, which take kpa's OCI images (tests/integration/oci-image.sh);
+# the engines that drive kpa-oci and a static busybox for its bundles
 # (tests/integration/oci-runtime.sh, bench/oci.sh)
 [ "$action" = check ] && DEPS="$DEPS valgrind cppcheck clang-14 clang-tidy-14
       libclang-rt-14-dev bear shellcheck gcovr
       debhelper fakeroot lintian bash-completion systemd procps user-mode-linux iproute2
-      podman containerd runc containernetworking-plugins busybox-static"
+      umoci skopeo podman containerd runc containernetworking-plugins busybox-static"
 
 install_deps() {
     # shellcheck disable=SC2086

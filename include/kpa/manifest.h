@@ -103,13 +103,15 @@ typedef struct kpa_sandbox_settings {
 } kpa_sandbox_settings;
 
 /* extensions.KPA_restart: {"policy": "no"|"on-failure"|"always",
- * "maxRetries": N, "delayMs": N, "maxDelayMs": N}. What kpa-execd does when
+ * "maxRetries": N, "delayMs": N, "maxDelayMs": N, "resetAfter": S}. What kpa-execd does when
  * an instance it supervises ends: "no" (the default) nothing; "on-failure"
  * start it again when it ended Failed (killed by a signal nobody asked for)
  * or exited with a non-zero code, "always" whenever it ended without a stop
  * request. Retries wait delayMs (default 100), doubled after each retry up
  * to maxDelayMs (default 30000); after maxRetries (default 5; 0 = unlimited)
- * consecutive restarts it stays ended. */
+ * consecutive restarts it stays ended. A run of resetAfter seconds
+ * (default 60) counts as healthy: the next failure starts from delayMs
+ * again, with a fresh count of retries. */
 typedef enum kpa_restart_mode {
         KPA_RESTART_NO = 0,
         KPA_RESTART_ON_FAILURE,
@@ -121,6 +123,7 @@ typedef struct kpa_restart_policy {
         uint32_t max_retries;
         uint32_t delay_ms;
         uint32_t max_delay_ms;
+        uint32_t reset_after_s; /* resetAfter: a run this long starts the backoff over */
 } kpa_restart_policy;
 
 typedef struct kpa_manifest {

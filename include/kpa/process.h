@@ -1,7 +1,7 @@
 /* kpa/process.h: starting, watching and stopping sandboxed processes, in
  * the form of KasperskyOS's IProcessControl, so that client code ports line
  * by line. A kpa_control is either in-process (kpa_control_open_local: this
- * process is the parent of every instance it starts) or, later, a connection
+ * process is the parent of every instance it starts) or a connection
  * to kpa-execd (kpa_control_connect) with the same calls and semantics. */
 #ifndef KPA_PROCESS_H
 #define KPA_PROCESS_H
@@ -66,12 +66,37 @@ typedef struct kpa_process_context {
         char run_config_id[129];
         int cleanup_error;  /* errno when the instance's cgroup could not be removed
                                after it ended (the next start collects it), else 0 */
+        /* What happened to it over its restarts (kpa-execd's KPA_restart). */
+        int64_t started_at;  /* Unix time (s) of its latest start; 0: not started */
+        unsigned restarts;   /* how often it was started again after it ended */
+        unsigned restart_in_ms; /* it ended and a restart is due in this many ms; 0: none */
+        char exit_cause[16]; /* how it ended, in a word: "exited", "stopped", "signal",
+                                "oom", "start-failed", "lost"; "" while it runs */
+        struct {             /* its latest failure (an end a restart counts as one) */
+                kpa_process_state state;   /* KPA_PROCESS_NONE: none so far */
+                kpa_exit_status exit_status;
+                int exit_code;
+                int exit_reason;
+                char exit_cause[16];
+                char message[256];
+                int64_t at;              /* Unix time (s) */
+        } last_failure;
+        pid_t app_pid;       /* host pid of the application (the init's child); 0: none */
+        uid_t owner;         /* who started it: kpa-execd's caller (SO_PEERCRED), else the
+                                controller's user; (uid_t)-1 when unknown */
 } kpa_process_context;
 
 typedef struct kpa_user_handle {
         const char *name; /* 1-255 printable ASCII, no ':' */
         int fd;           /* duplicated by kpa_process_start; the caller keeps its own */
 } kpa_user_handle;
+
+/* A host path bound into the sandbox (kpa-run --bind, --bind-ro). */
+typedef struct kpa_start_bind {
+        const char *host;   /* absolute path on the host */
+        const char *inside; /* absolute path inside the sandbox */
+        bool writable;
+} kpa_start_bind;
 
 typedef struct kpa_start_options {
         const kpa_token *parent;          /* NULL: no parent */
@@ -90,6 +115,15 @@ typedef struct kpa_start_options {
         int stdin_fd, stdout_fd, stderr_fd; /* -1: /dev/null */
         unsigned stop_timeout_ms;         /* grace period of a Normal stop; default 10000 */
         const char *cgroup_parent;        /* NULL: the caller's own cgroup */
+        const char *cwd;                  /* working directory inside; NULL: / */
+        const kpa_start_bind *binds;      /* extra binds; root only (-EPERM else) */
+        size_t n_binds;
+        /* A pseudo-terminal of the sandbox's own as stdin, stdout, stderr
+         * and controlling terminal instead of the three fds above, of
+         * TTY_ROWS x TTY_COLS (0: the kernel's default); in-process
+         * controllers only. Its master: kpa_control_take_tty (internal). */
+        bool tty;
+        unsigned short tty_rows, tty_cols;
 } kpa_start_options;
 
 KPA_PUBLIC void kpa_start_options_init(kpa_start_options *opts);
@@ -104,6 +138,23 @@ KPA_PUBLIC int kpa_control_open_local(const char *store_root, kpa_control **out,
  * connection. -ECONNREFUSED or -ENOENT (with a message naming the socket)
  * when no daemon listens there. */
 KPA_PUBLIC int kpa_control_connect(const char *socket_path, kpa_control **out, kpa_error *err);
+/* kpa-execd's socket when neither the caller nor the environment names one,
+ * and the variable that does. */
+#define KPA_EXECD_SOCKET_DEFAULT "/run/kpa/execd.sock"
+#define KPA_EXECD_SOCKET_ENV "KPA_EXECD_SOCKET"
+/* Who makes the cgroups of the instances this process starts (local
+ * controllers): NAME "systemd" (a transient scope per instance), "cgroupfs"
+ * (kpa itself) or "auto" (systemd when it is PID 1 and its bus is there);
+ * -EINVAL naming the choices otherwise. Until it is called the choice is
+ * the environment variable KPA_CGROUP_DRIVER, else "auto". */
+KPA_PUBLIC int kpa_cgroup_driver_set(const char *name, kpa_error *err);
+/* With KPA_TRACE_START set in the environment: "kpa-trace MICROSECONDS PID
+ * STEP" (CLOCK_MONOTONIC) on stderr, as each step of a start writes (the
+ * benchmarks under bench/ read them). Off, it costs one test of a flag. */
+KPA_PUBLIC void kpa_trace(const char *step);
+/* What kpa-execd and kpa-run say of a token that no controller knows. */
+#define KPA_NO_SUCH_INSTANCE \
+        "no such instance (it never existed, or kpa-execd no longer keeps its context)"
 /* Local: force-stops what is still running. Connected: only disconnects. */
 KPA_PUBLIC void kpa_control_close(kpa_control *ctl);
 static inline void kpa_control_closep(kpa_control **c)
@@ -130,6 +181,40 @@ KPA_PUBLIC int kpa_process_wait(kpa_control *ctl, const kpa_token *token, int ti
 /* The tokens of every instance CTL knows: live ones and ended ones whose
  * context is still kept. free(*OUT). */
 KPA_PUBLIC int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n);
+/* The same with each instance's context: *TOKENS and *CTXS (free() both)
+ * hold *N entries, oldest first. Connected, one request to kpa-execd (which
+ * shows a user other than root only that user's instances). */
+KPA_PUBLIC int kpa_process_list_contexts(kpa_control *ctl, kpa_token **tokens,
+                                         kpa_process_context **ctxs, size_t *n);
+/* Stop every live instance (connected: every instance of kpa-execd, which
+ * allows it to root only) with POLICY, as kpa_process_stop() does, without
+ * waiting for their ends; *STOPPED (may be NULL) says how many. */
+KPA_PUBLIC int kpa_process_stop_all(kpa_control *ctl, kpa_stop_policy policy, size_t *stopped);
+/* The captured output (stdout and stderr) of a supervised instance, open for
+ * reading in *OUT_FD: its current log file, or with ROTATED the one before
+ * it. -ENOENT when it has none (its output went where its starter said). */
+KPA_PUBLIC int kpa_process_open_log(kpa_control *ctl, const kpa_token *token, bool rotated,
+                                    int *out_fd);
+/* The master side of T's pseudo-terminal (kpa_start_options.tty: local
+ * controllers only), now the caller's to read the application's output from
+ * and write its input to; -ENOENT when it has none (or it was taken). */
+KPA_PUBLIC int kpa_process_take_tty(kpa_control *ctl, const kpa_token *t);
+/* CTX (with token T, may be NULL) as one line of JSON in a new string
+ * (free() it): the object kpa-execd's protocol, kpa-run --json and
+ * kpa-run --status --json use, with the keys token, state, exitStatus,
+ * exitCode, exitReason, message, pid, package, runConfig, cleanupError,
+ * owner, appPid, startedAt, restarts, restartInMs, exitCause and, after a
+ * failure, lastFailure. */
+KPA_PUBLIC char *kpa_process_context_to_json(const kpa_token *t, const kpa_process_context *ctx);
+
+/* The instances that NAME names, into *OUT (free() it), *N of them: NAME
+ * is a token (that one, known or not) or APP_ID[/RUNCONFIG]. A name
+ * matches the live instances of that package (and run configuration),
+ * those waiting for a restart among them; when none is live, the one that
+ * ended last. Connected, matching happens in kpa-execd, among the
+ * instances the caller may see. *N is 0 when nothing matches; -EINVAL
+ * when NAME is neither a token nor a valid name. */
+KPA_PUBLIC int kpa_process_find(kpa_control *ctl, const char *name, kpa_token **out, size_t *n);
 
 /* For event loops: an fd that becomes readable when some instance of CTL
  * changes state; then call kpa_control_dispatch(). */

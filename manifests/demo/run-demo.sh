@@ -39,3 +39,20 @@ else
     show env -i GREETING=hello "$store/apps/org.example.hello/bin/hello" --greet world
 fi
 step "Done. The store is in $store"
+tools="$builddir/src/tools"
+mandir="$(cd "$demo/../.." && pwd)/man"
+cat <<NEXT
+The tools are in $tools (make install puts them on the PATH,
+with kpa-execd, the daemon, and its systemd unit). Things to try next:
+
+  $tools/kpa-run --root $store org.example.hello -- --greet you
+      run it again, with an argument of yours
+  $tools/kpa-install --root $store --info org.example.hello
+      what the package holds, who signed it, what it asks for
+  man -l $mandir/kpa-run.8
+      what the sandbox gives an application, and every option
+
+README's tour goes on from here: signed packages, updates and rollback, a
+service with a declared socket under kpa-execd, interactive programs, and
+packages as OCI images. The test suite: bash pkg/quickstart.sh check
+NEXT

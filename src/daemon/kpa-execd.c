@@ -638,6 +638,12 @@ static bool limit_raised(uint64_t asked, uint64_t manifest)
 static bool start_allowed(client *c, kpa_request *req)
 {
         const kpa_start_options *o = &req->opts;
+        if (o->n_binds > 0) {
+                reply_error(c, req->id, EPERM,
+                            "permission denied: only root may bind host paths into an "
+                            "instance (binds, kpa-run --bind and --bind-ro)");
+                return false;
+        }
         for (size_t k = 0; k < o->n_extra_env; k++)
                 if (is_loader_env(o->extra_env[k])) {
                         int len = (int)strcspn(o->extra_env[k], "=");
@@ -787,7 +793,7 @@ static bool token_ok(client *c, kpa_request *req, bool unknown_ok)
         if (q == -ESRCH && unknown_ok)
                 return true;
         if (q == -ESRCH)
-                return reply_error(c, req->id, ESRCH, "no such process (unknown token)"), false;
+                return reply_error(c, req->id, ESRCH, "%s", KPA_NO_SUCH_INSTANCE), false;
         if (q == -EACCES)
                 return reply_error(c, req->id, EACCES,
                                    "permission denied: the process belongs to another user"),
@@ -898,6 +904,31 @@ static void op_list(client *c, kpa_request *req)
         send_to(c, r, NULL, 0);
 }
 
+/* FindProcesses: the tokens that APP_ID[/RUNCONFIG] names among the
+ * instances C may see (kpa_process_find). */
+static void op_find(client *c, kpa_request *req)
+{
+        kpa_token *tokens = NULL;
+        size_t n = 0;
+        if (kpa_control_find(d.ctl, req->package, req->run_config, c->uid == 0 ? (uid_t)-1 : c->uid,
+                             &tokens, &n) < 0) {
+                const kpa_error *e = kpa_control_last_error(d.ctl);
+                reply_error(c, req->id, e->code ? e->code : EIO, "%s", e->message);
+                return;
+        }
+        _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
+        json_object *a = json_object_new_array();
+        json_object_object_add(r, "tokens", a);
+        /* a name means a few instances; a reply holds about 1800 tokens */
+        for (size_t k = 0; k < n && k < 1024; k++) {
+                char ts[KPA_TOKEN_STRING_MAX];
+                kpa_token_to_string(&tokens[k], ts);
+                json_object_array_add(a, json_object_new_string(ts));
+        }
+        free(tokens);
+        send_to(c, r, NULL, 0);
+}
+
 static void op_open_log(client *c, kpa_request *req)
 {
         if (!token_ok(c, req, false))
@@ -982,6 +1013,7 @@ static void handle_request(client *c, kpa_request *req)
                 reply_error(c, req->id, 0, "%s", "");
                 return;
         case KPA_OP_OPEN_LOG: op_open_log(c, req); return;
+        case KPA_OP_FIND: op_find(c, req); return;
         case KPA_OP_PACKAGE_INSTALLED: {
                 if (!c->may_start) {
                         reply_error(c, req->id, EACCES,
@@ -1087,6 +1119,10 @@ static void on_state(void *userdata, const kpa_token *t, const kpa_process_conte
                 kpa_token_to_string(t, ts);
                 log_info("%s %s/%s: %s: %s", ts, ctx->app_id, ctx->run_config_id,
                          kpa_process_state_name(ctx->state), ctx->message);
+                if (ctx->restart_in_ms)
+                        log_info("restarting %s/%s in %.3g s after %s, restart %u", ctx->app_id,
+                                 ctx->run_config_id, ctx->restart_in_ms / 1000.0, ctx->message,
+                                 ctx->restarts + 1);
         }
         bool has_subscribers = false;
         for (client *c = d.clients; c; c = c->next)

@@ -15,7 +15,6 @@
 
 #include "archive-read.h"
 #include "kpa/digest.h"
-#include "sign.h"
 #include "util.h"
 
 void kpa_package_limits_init(kpa_package_limits *limits)

@@ -12,6 +12,11 @@
 #include "kpa/manifest.h"
 #include "kpa/package.h"
 
+/* The member after manifest.json that signs it (sign.c reads and writes its
+ * contents), also the installed file of that name. */
+#define SIGN_MEMBER "manifest.sig"
+#define SIGN_MEMBER_MAX 4096 /* bytes: a real one is about 200 */
+
 typedef struct kpa_package_sink {
         /* The manifest was read and parsed (locales not yet loaded). May refuse
          * the package (architecture, already installed, ...). RAW is the exact

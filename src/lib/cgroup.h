@@ -42,7 +42,7 @@ typedef enum kpa_cgroup_driver {
 /* Choose the driver for this process by NAME: "auto", "cgroupfs" or
  * "systemd" (-EINVAL naming the choices otherwise). Until it is called the
  * choice is the environment variable KPA_CGROUP_DRIVER, else "auto". */
-int kpa_cgroup_driver_set(const char *name, kpa_error *err);
+KPA_PUBLIC int kpa_cgroup_driver_set(const char *name, kpa_error *err); /* kpa/process.h */
 /* The driver in use, never AUTO: auto is SYSTEMD when systemd is PID 1
  * (/run/systemd/system exists), cgroup v2 is mounted at /sys/fs/cgroup and
  * systemd's private bus socket is there for this user; CGROUPFS otherwise.

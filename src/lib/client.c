@@ -17,7 +17,7 @@
 
 #include "client.h"
 #include "json-fields.h"
-#include "process-priv.h"
+#include "control-priv.h"
 #include "protocol.h"
 #include "util.h"
 
@@ -325,6 +325,10 @@ int kpa_remote_start(kpa_remote *r, const char *pkg_id, const char *run_config_i
                 return kpa_error_set(err, EOPNOTSUPP,
                                      "kpa-execd chooses the cgroup of its instances; a cgroup "
                                      "parent cannot be given through it");
+        if (opts && opts->tty)
+                return kpa_error_set(err, EOPNOTSUPP,
+                                     "kpa-execd logs the output of its instances: a "
+                                     "pseudo-terminal is for direct mode only");
         int fds[KPA_MSG_FDS_MAX];
         for (size_t i = 0; i < n; i++) {
                 fds[i] = opts->handles[i].fd;
@@ -473,9 +477,11 @@ int kpa_remote_list_contexts(kpa_remote *r, json_object **out, kpa_error *err)
         return 0;
 }
 
-int kpa_remote_list(kpa_remote *r, kpa_token **out, size_t *n, kpa_error *err)
+/* The daemon's instances with their contexts (CTXS may be NULL). */
+static int remote_list_parsed(kpa_remote *r, kpa_token **tokens, kpa_process_context **ctxs,
+                              size_t *n, kpa_error *err)
 {
-        *out = NULL;
+        *tokens = NULL;
         *n = 0;
         json_object *list = NULL;
         int q = kpa_remote_list_contexts(r, &list, err);
@@ -484,14 +490,100 @@ int kpa_remote_list(kpa_remote *r, kpa_token **out, size_t *n, kpa_error *err)
                 return q;
         size_t count = json_object_array_length(a);
         _cleanup_free_ kpa_token *v = kpa_xcalloc(count ? count : 1, sizeof(*v));
+        _cleanup_free_ kpa_process_context *c = kpa_xcalloc(count ? count : 1, sizeof(*c));
         for (size_t i = 0; i < count; i++) {
-                kpa_process_context ctx;
                 kpa_error e;
-                if (kpa_context_from_json(json_object_array_get_idx(a, i), &v[i], &ctx, &e) < 0)
+                if (kpa_context_from_json(json_object_array_get_idx(a, i), &v[i], &c[i], &e) < 0)
                         return kpa_error_set(err, EPROTO,
                                              "kpa-execd at %s sent a malformed reply: "
                                              "processes[%zu]: %s",
                                              r->path, i, e.message);
+        }
+        *tokens = TAKE_PTR(v);
+        if (ctxs)
+                *ctxs = TAKE_PTR(c);
+        *n = count;
+        return 0;
+}
+
+int kpa_remote_list(kpa_remote *r, kpa_token **out, size_t *n, kpa_error *err)
+{
+        return remote_list_parsed(r, out, NULL, n, err);
+}
+
+/* StopAll (root only: the daemon decides, by SO_PEERCRED). */
+static int remote_stop_all_call(kpa_remote *r, kpa_stop_policy policy, size_t *stopped,
+                                kpa_error *err)
+{
+        json_object *req = kpa_request_new(KPA_OP_STOP_ALL, kpa_remote_next_id(r));
+        json_object_object_add(
+                req, "policy",
+                json_object_new_string(policy == KPA_STOP_FORCED ? "Forced" : "Normal"));
+        json_object *reply = NULL;
+        int q = kpa_remote_call(r, req, NULL, 0, &reply, NULL, 0, NULL, err);
+        _cleanup_(json_object_putp) json_object *o = reply;
+        if (q < 0)
+                return q;
+        json_object *count = json_member(o, "stopped");
+        if (!json_object_is_type(count, json_type_int) || json_object_get_int64(count) < 0)
+                return kpa_error_set(err, EPROTO,
+                                     "kpa-execd at %s sent a malformed reply: no \"stopped\" count",
+                                     r->path);
+        *stopped = (size_t)json_object_get_int64(count);
+        return 0;
+}
+
+/* OpenLog: the log file comes as an fd. */
+static int remote_open_log_call(kpa_remote *r, const kpa_token *t, bool rotated, int *out_fd,
+                                kpa_error *err)
+{
+        char s[KPA_TOKEN_STRING_MAX];
+        kpa_token_to_string(t, s);
+        json_object *req = kpa_request_new(KPA_OP_OPEN_LOG, kpa_remote_next_id(r));
+        json_object_object_add(req, "token", json_object_new_string(s));
+        if (rotated)
+                json_object_object_add(req, "rotated", json_object_new_boolean(1));
+        json_object *reply = NULL;
+        int fds[1];
+        size_t n = 0;
+        int q = kpa_remote_call(r, req, NULL, 0, &reply, fds, 1, &n, err);
+        json_object_put(reply);
+        if (q < 0)
+                return q;
+        if (n != 1)
+                return kpa_error_set(err, EPROTO, "kpa-execd at %s sent no log file", r->path);
+        *out_fd = fds[0];
+        return 0;
+}
+
+int kpa_remote_find(kpa_remote *r, const char *app, const char *rc, kpa_token **out, size_t *n,
+                    kpa_error *err)
+{
+        *out = NULL;
+        *n = 0;
+        json_object *req = kpa_request_new(KPA_OP_FIND, kpa_remote_next_id(r));
+        json_object_object_add(req, "package", json_object_new_string(app));
+        if (rc)
+                json_object_object_add(req, "runConfig", json_object_new_string(rc));
+        json_object *reply = NULL;
+        int q = kpa_remote_call(r, req, NULL, 0, &reply, NULL, 0, NULL, err);
+        _cleanup_(json_object_putp) json_object *o = reply;
+        if (q < 0)
+                return q;
+        json_object *a = json_member(o, "tokens");
+        if (!json_object_is_type(a, json_type_array))
+                return kpa_error_set(err, EPROTO, "kpa-execd at %s sent no list of tokens",
+                                     r->path);
+        size_t count = json_object_array_length(a);
+        _cleanup_free_ kpa_token *v = kpa_xcalloc(count ? count : 1, sizeof(*v));
+        for (size_t i = 0; i < count; i++) {
+                json_object *t = json_object_array_get_idx(a, i);
+                if (!json_object_is_type(t, json_type_string) ||
+                    kpa_token_from_string(json_object_get_string(t), &v[i]) < 0)
+                        return kpa_error_set(err, EPROTO,
+                                             "kpa-execd at %s sent a malformed reply: "
+                                             "tokens[%zu] is not a token",
+                                             r->path, i);
         }
         *out = TAKE_PTR(v);
         *n = count;
@@ -528,6 +620,28 @@ static int remote_list(kpa_control *ctl, kpa_token **out, size_t *n)
         return kpa_remote_list(ctl->remote, out, n, &ctl->last_error);
 }
 
+static int remote_list_contexts(kpa_control *ctl, kpa_token **tokens, kpa_process_context **ctxs,
+                                size_t *n)
+{
+        return remote_list_parsed(ctl->remote, tokens, ctxs, n, &ctl->last_error);
+}
+
+static int remote_stop_all(kpa_control *ctl, kpa_stop_policy policy, size_t *stopped)
+{
+        return remote_stop_all_call(ctl->remote, policy, stopped, &ctl->last_error);
+}
+
+static int remote_open_log(kpa_control *ctl, const kpa_token *token, bool rotated, int *out_fd)
+{
+        return remote_open_log_call(ctl->remote, token, rotated, out_fd, &ctl->last_error);
+}
+
+static int remote_find(kpa_control *ctl, const char *app, const char *rc, kpa_token **out,
+                       size_t *n)
+{
+        return kpa_remote_find(ctl->remote, app, rc, out, n, &ctl->last_error);
+}
+
 static int remote_package(kpa_control *ctl, const char *pkg_id, bool stop, bool restart,
                           kpa_package_notice *out)
 {
@@ -558,6 +672,10 @@ const control_ops client_remote_ops = {
         .get_state = remote_get_state,
         .wait = remote_wait,
         .list = remote_list,
+        .list_contexts = remote_list_contexts,
+        .stop_all = remote_stop_all,
+        .open_log = remote_open_log,
+        .find = remote_find,
         .package = remote_package,
         .get_fd = remote_get_fd,
         .dispatch = remote_dispatch,

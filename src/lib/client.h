@@ -17,6 +17,9 @@ typedef struct kpa_remote kpa_remote;
  * and check its protocol version. When nothing listens there, the message
  * says that kpa-execd is not running and names the socket path. */
 int kpa_remote_connect(const char *socket_path, kpa_remote **out, kpa_error *err);
+/* The daemon connection of a controller made by kpa_control_connect(), else
+ * NULL. */
+kpa_remote *kpa_control_remote(kpa_control *ctl);
 void kpa_remote_close(kpa_remote *r);
 
 int kpa_remote_start(kpa_remote *r, const char *pkg_id, const char *run_config_id,
@@ -28,6 +31,10 @@ int kpa_remote_package(kpa_remote *r, kpa_request_op op, const char *pkg_id, boo
 int kpa_remote_get_state(kpa_remote *r, const kpa_token *t, kpa_process_context *out,
                          kpa_error *err);
 int kpa_remote_wait(kpa_remote *r, const kpa_token *t, int timeout_ms, kpa_process_context *out,
+                    kpa_error *err);
+/* FindProcesses: the tokens of APP's (RC: NULL for any) instances that
+ * kpa_process_find() means, as kpa-execd matches them. */
+int kpa_remote_find(kpa_remote *r, const char *app, const char *rc, kpa_token **out, size_t *n,
                     kpa_error *err);
 int kpa_remote_list(kpa_remote *r, kpa_token **out, size_t *n, kpa_error *err);
 /* Every context R's user may see, as a new JSON array of CONTEXT objects

@@ -1,5 +1,5 @@
 /* control.c: the public calls of kpa/process.h on a kpa_control, each
- * passed to the controller's backend (control_ops in process-priv.h): the
+ * passed to the controller's backend (control_ops in control-priv.h): the
  * local one in process.c, the remote one, a connection to kpa-execd, in
  * client.c. Nothing here knows which it is. */
 #include "config.h"
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "kpa/process.h"
-#include "process-priv.h"
+#include "control-priv.h"
 #include "util.h"
 
 int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
@@ -41,6 +41,80 @@ int kpa_process_wait(kpa_control *ctl, const kpa_token *token, int timeout_ms,
 int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n)
 {
         return ctl->ops->list(ctl, out, n);
+}
+
+int kpa_process_list_contexts(kpa_control *ctl, kpa_token **tokens, kpa_process_context **ctxs,
+                              size_t *n)
+{
+        kpa_error_clear(&ctl->last_error);
+        *tokens = NULL;
+        *ctxs = NULL;
+        *n = 0;
+        return ctl->ops->list_contexts(ctl, tokens, ctxs, n);
+}
+
+int kpa_process_stop_all(kpa_control *ctl, kpa_stop_policy policy, size_t *stopped)
+{
+        size_t ignored;
+        kpa_error_clear(&ctl->last_error);
+        return ctl->ops->stop_all(ctl, policy, stopped ? stopped : &ignored);
+}
+
+int kpa_process_open_log(kpa_control *ctl, const kpa_token *token, bool rotated, int *out_fd)
+{
+        kpa_error_clear(&ctl->last_error);
+        *out_fd = -1;
+        return ctl->ops->open_log(ctl, token, rotated, out_fd);
+}
+
+/* APP_ID[/RUNCONFIG] split into BUF; false when NAME is not that shape
+ * (the ids' own rules are the manifest's: this only keeps out what can
+ * never match). */
+static bool split_name(const char *name, char *buf, size_t len, const char **app,
+                       const char **rc)
+{
+        size_t n = strlen(name);
+        if (n >= len)
+                return false;
+        memcpy(buf, name, n + 1);
+        char *slash = strchr(buf, '/');
+        *rc = NULL;
+        if (slash) {
+                *slash = '\0';
+                *rc = slash + 1;
+                if (!**rc || strchr(*rc, '/'))
+                        return false;
+        }
+        *app = buf;
+        if (!**app || strlen(*app) > 128 || (*rc && strlen(*rc) > 128))
+                return false;
+        for (const char *c = *app; *c; c++)
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                      (*c >= '0' && *c <= '9') || *c == '.' || *c == '_' || *c == '-'))
+                        return false;
+        return true;
+}
+
+int kpa_process_find(kpa_control *ctl, const char *name, kpa_token **out, size_t *n)
+{
+        kpa_error_clear(&ctl->last_error);
+        *out = NULL;
+        *n = 0;
+        kpa_token t;
+        if (kpa_token_from_string(name, &t) == 0) {
+                *out = kpa_xmalloc(sizeof(t));
+                **out = t;
+                *n = 1;
+                return 0;
+        }
+        char buf[260];
+        const char *app, *rc;
+        if (!split_name(name, buf, sizeof(buf), &app, &rc))
+                return kpa_error_set(&ctl->last_error, EINVAL,
+                                     "\"%s\" is neither a token (32 lowercase hexadecimal "
+                                     "characters) nor APP_ID[/RUNCONFIG]",
+                                     name);
+        return ctl->ops->find(ctl, app, rc, out, n);
 }
 
 int kpa_control_package_installed(kpa_control *ctl, const char *pkg_id, bool restart,

@@ -603,6 +603,17 @@ static int install_locked(kpa_store *s, int pkg_fd, const char *path,
 int kpa_store_install(kpa_store *s, const char *path, const kpa_install_options *opts,
                       kpa_install_result *result, kpa_error *err)
 {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return kpa_error_set_errno(err, errno, "%s", path);
+        return store_install_fd(s, fd, path, opts, result, err);
+}
+
+/* The package stream in FD (NAME in messages): a .kpa file, or the one that
+ * oci-image.c rebuilds from an image, through the same checks. */
+int store_install_fd(kpa_store *s, int fd, const char *name, const kpa_install_options *opts,
+                     kpa_install_result *result, kpa_error *err)
+{
         kpa_install_options defaults;
         kpa_install_result ignored;
         if (!opts) {
@@ -613,13 +624,10 @@ int kpa_store_install(kpa_store *s, const char *path, const kpa_install_options 
                 result = &ignored;
         memset(result, 0, sizeof(*result));
         result->uid = (uid_t)-1;
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return kpa_error_set_errno(err, errno, "%s", path);
         int q = store_lock(s, err);
         if (q < 0)
                 return q;
-        q = install_locked(s, fd, path, opts, result, err);
+        q = install_locked(s, fd, name, opts, result, err);
         store_unlock(s);
         return q;
 }

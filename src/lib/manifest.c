@@ -29,6 +29,7 @@
 #define CPU_WEIGHT_MAX 10000
 #define RESTART_MAX_RETRIES_MAX 1000000
 #define RESTART_DELAY_MS_MAX 3600000 /* one hour */
+#define RESTART_RESET_AFTER_MAX 86400 /* a day, in seconds */
 
 /* ---- small string rules ---- */
 
@@ -616,32 +617,125 @@ static int check_primary(const struct json_ctx *c, const kpa_manifest *m, const 
         return 0;
 }
 
+/* The run configuration of this package that usesServices[J] of RC names
+ * ("RUNCONFIG" or "THISPACKAGE/RUNCONFIG"), or NULL for another package's. */
+static const char *use_target(const kpa_manifest *m, const kpa_service_use *use)
+{
+        size_t id_len = strlen(m->application.id);
+        const char *name = use->name;
+        if (strncmp(name, m->application.id, id_len) == 0 && name[id_len] == '/')
+                return name + id_len + 1;
+        return strchr(name, '/') ? NULL : name;
+}
+
+/* The JSON path of usesServices[J].name of run configuration I. */
+static char *use_path(json_object *arr, const char *key, size_t i, size_t j)
+{
+        json_object *obj = json_object_array_get_idx(arr, i);
+        const char *spelling = json_member(obj, "usesServices") ? "usesServices" : "usesService";
+        return kpa_xasprintf("%s[%zu].%s[%zu].name", key, i, spelling, j);
+}
+
+/* The cycle that the use J of run configuration STACK[DEPTH] closes, back
+ * to run configuration K on the path STACK[0..DEPTH]: refused. */
+static int refuse_cycle(const struct json_ctx *c, const kpa_manifest *m, json_object *arr,
+                        const char *key, const size_t *stack, size_t depth, size_t j, size_t k)
+{
+        size_t from = depth;
+        while (stack[from] != k)
+                from--;
+        _cleanup_free_ char *chain = kpa_xstrdup("");
+        for (size_t d = from; d <= depth; d++) {
+                bool cut = strlen(chain) > 160 && d + 1 < depth; /* a long one: its ends */
+                char *longer =
+                        kpa_xasprintf("%s%s -> ", chain, cut ? "..." : m->run_configs[stack[d]].id);
+                free(chain);
+                chain = longer;
+                if (cut)
+                        d = depth - 1;
+        }
+        const kpa_run_config *rc = &m->run_configs[stack[depth]];
+        _cleanup_free_ char *p = use_path(arr, key, stack[depth], j);
+        _cleanup_free_ char *q = json_strict_quote(rc->uses[j].name, JSON_QUOTE_MAX);
+        return json_bad(c, p, "%s makes a cycle of usesServices: %s%s", q, chain,
+                        m->run_configs[k].id);
+}
+
+/* Depth-first walk from run configuration ROOT along the uses of this
+ * package, without recursion (a chain may be as long as the manifest
+ * allows); COLOR: 0 not seen, 1 on the current path STACK, 2 done; NEXT:
+ * the next use to follow of each run configuration on the path. A use that
+ * reaches a run configuration on the path closes a cycle. */
+static int walk_uses(const struct json_ctx *c, const kpa_manifest *m, json_object *arr,
+                     const char *key, size_t root, int *color, size_t *stack, size_t *next)
+{
+        size_t depth = 0;
+        stack[0] = root;
+        next[0] = 0;
+        color[root] = 1;
+        for (;;) {
+                const kpa_run_config *rc = &m->run_configs[stack[depth]];
+                if (next[depth] == rc->n_uses) {
+                        color[stack[depth]] = 2;
+                        if (depth == 0)
+                                return 0;
+                        depth--;
+                        continue;
+                }
+                size_t j = next[depth]++;
+                const char *target = use_target(m, &rc->uses[j]);
+                const kpa_run_config *t = target ? kpa_manifest_find_run_config(m, target) : NULL;
+                if (!t)
+                        continue;
+                size_t k = (size_t)(t - m->run_configs);
+                if (color[k] == 1)
+                        return refuse_cycle(c, m, arr, key, stack, depth, j, k);
+                if (color[k] == 0) {
+                        color[k] = 1;
+                        stack[++depth] = k;
+                        next[depth] = 0;
+                }
+        }
+}
+
 /* "RUNCONFIG" and "THISPACKAGE/RUNCONFIG" must name a run configuration of
- * this package; another package's are checked when it runs. ARR is the JSON
- * array at KEY, for the spelling of usesServices in each path. */
+ * this package whose id can name a handle, and the uses must not form a
+ * cycle (kpa starts a service before its clients); another package's are
+ * checked when it runs. ARR is the JSON array at KEY, for the spelling of
+ * usesServices in each path. */
 static int check_service_refs(const struct json_ctx *c, const kpa_manifest *m, json_object *arr,
                               const char *key)
 {
-        size_t id_len = strlen(m->application.id);
         for (size_t i = 0; i < m->n_run_configs; i++) {
                 const kpa_run_config *rc = &m->run_configs[i];
                 for (size_t j = 0; j < rc->n_uses; j++) {
-                        const char *name = rc->uses[j].name, *target = name;
-                        if (strncmp(name, m->application.id, id_len) == 0 && name[id_len] == '/')
-                                target = name + id_len + 1;
-                        else if (strchr(name, '/'))
+                        const char *target = use_target(m, &rc->uses[j]);
+                        if (!target)
                                 continue;
-                        if (kpa_manifest_find_run_config(m, target))
+                        const kpa_run_config *t = kpa_manifest_find_run_config(m, target);
+                        if (t && !strchr(target, ':'))
                                 continue;
-                        json_object *obj = json_object_array_get_idx(arr, i);
-                        const char *spelling =
-                                json_member(obj, "usesServices") ? "usesServices" : "usesService";
-                        _cleanup_free_ char *p =
-                                kpa_xasprintf("%s[%zu].%s[%zu].name", key, i, spelling, j);
-                        _cleanup_free_ char *q = json_strict_quote(name, JSON_QUOTE_MAX);
-                        return json_bad(c, p, "%s names no run configuration of this package", q);
+                        _cleanup_free_ char *p = use_path(arr, key, i, j);
+                        _cleanup_free_ char *q =
+                                json_strict_quote(rc->uses[j].name, JSON_QUOTE_MAX);
+                        if (!t)
+                                return json_bad(c, p,
+                                                "%s names no run configuration of this package", q);
+                        return json_bad(c, p,
+                                        "%s cannot be a service: the handle that connects "
+                                        "to it is named after it, and a handle name has no ':'",
+                                        q);
                 }
         }
+        _cleanup_free_ int *color = kpa_xcalloc(m->n_run_configs, sizeof(int));
+        _cleanup_free_ size_t *stack = kpa_xcalloc(m->n_run_configs, sizeof(size_t));
+        _cleanup_free_ size_t *next = kpa_xcalloc(m->n_run_configs, sizeof(size_t));
+        for (size_t i = 0; i < m->n_run_configs; i++)
+                if (color[i] == 0) {
+                        int r = walk_uses(c, m, arr, key, i, color, stack, next);
+                        if (r < 0)
+                                return r;
+                }
         return 0;
 }
 
@@ -901,6 +995,7 @@ static const kpa_restart_policy restart_defaults = {
         .max_retries = 5,
         .delay_ms = 100,
         .max_delay_ms = 30000,
+        .reset_after_s = 60,
 };
 
 static int parse_restart(const struct json_ctx *c, json_object *obj, const char *path,
@@ -916,9 +1011,11 @@ static int parse_restart(const struct json_ctx *c, json_object *obj, const char 
                 {"maxRetries", JF_INT, 0, JF_NO_STORE, NULL},
                 {"delayMs", JF_INT, 0, JF_NO_STORE, NULL},
                 {"maxDelayMs", JF_INT, 0, JF_NO_STORE, NULL},
+                {"resetAfter", JF_INT, 0, JF_NO_STORE, NULL},
         };
         kpa_restart_policy *rp = &m->restart;
-        uint64_t retries = rp->max_retries, delay = rp->delay_ms, max_delay = rp->max_delay_ms;
+        uint64_t retries = rp->max_retries, delay = rp->delay_ms, max_delay = rp->max_delay_ms,
+                 reset_after = rp->reset_after_s;
         int r = json_want_type(c, path, obj, json_type_object);
         if (r >= 0)
                 r = json_read_fields(c, obj, path, fields, ELEMENTSOF(fields), NULL);
@@ -939,6 +1036,9 @@ static int parse_restart(const struct json_ctx *c, json_object *obj, const char 
                 r = read_int_range(c, obj, path, "delayMs", 1, RESTART_DELAY_MS_MAX, &delay);
         if (r >= 0)
                 r = read_int_range(c, obj, path, "maxDelayMs", 1, RESTART_DELAY_MS_MAX, &max_delay);
+        if (r >= 0)
+                r = read_int_range(c, obj, path, "resetAfter", 1, RESTART_RESET_AFTER_MAX,
+                                   &reset_after);
         if (r < 0)
                 return r;
         /* The backoff grows from delayMs to maxDelayMs; either may be a default. */
@@ -958,6 +1058,7 @@ static int parse_restart(const struct json_ctx *c, json_object *obj, const char 
         rp->max_retries = (uint32_t)retries;
         rp->delay_ms = (uint32_t)delay;
         rp->max_delay_ms = (uint32_t)max_delay;
+        rp->reset_after_s = (uint32_t)reset_after;
         return 0;
 }
 

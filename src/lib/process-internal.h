@@ -7,6 +7,7 @@
 
 #include "kpa/manifest.h"
 #include "kpa/package.h"
+#include "control-priv.h"
 #include "kpa/process.h"
 
 #include <stdbool.h>
@@ -18,10 +19,11 @@ int kpa_control_launch(kpa_control *ctl, const char *pkg_id, const kpa_manifest 
 kpa_store *kpa_control_store(kpa_control *ctl);
 kpa_error *kpa_control_error(kpa_control *ctl);
 
-/* The daemon connection of a connected controller, else NULL. */
-struct kpa_remote *kpa_control_remote(kpa_control *ctl);
-
-
+/* kpa_process_find() of a local controller for APP (RC: NULL for any)
+ * among the instances of OWNER ((uid_t)-1: all): kpa-execd answers a
+ * FindProcesses request with it. */
+int kpa_control_find(kpa_control *ctl, const char *app, const char *rc, uid_t owner,
+                     kpa_token **out, size_t *n);
 
 /* ---- supervision: what kpa-execd builds on ---- */
 
@@ -52,10 +54,8 @@ void kpa_control_set_owner(kpa_control *ctl, uid_t owner);
 /* The owner of T's instance; -ESRCH when unknown. */
 int kpa_control_get_owner(kpa_control *ctl, const kpa_token *t, uid_t *owner);
 
-/* Called after every state change of an instance (Created, Prepared,
- * Running, Finished, Failed; NotExisting when its context is dropped). */
-typedef void (*kpa_state_observer)(void *userdata, const kpa_token *t,
-                                   const kpa_process_context *ctx);
+/* FN (kpa_state_observer, control-priv.h) is called after every state
+ * change of an instance. */
 void kpa_control_set_observer(kpa_control *ctl, kpa_state_observer fn, void *userdata);
 
 /* Paths of T's current and previous log files (supervised instances with

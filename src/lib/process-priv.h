@@ -1,8 +1,9 @@
 /* process-priv.h: what process.c (the controller: starts, states, stops,
  * the event loop) and supervise.c (kpa-execd's supervision: records,
  * adoption, logs, restarts, retention) share: the controller and instance
- * structures and the few helpers each calls in the other. Private to those
- * two files; the names carry no kpa_ prefix, so libkpa does not export them. */
+ * structures and the few helpers each calls in the other; uses.c
+ * (usesServices) works on the same instances. Private to those three
+ * files; the names carry no kpa_ prefix, so libkpa does not export them. */
 #ifndef KPA_PROCESS_PRIV_H
 #define KPA_PROCESS_PRIV_H
 
@@ -11,7 +12,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "client.h"
+#include "control-priv.h"
 #include "kpa/manifest.h"
 #include "kpa/process.h"
 #include "process-internal.h"
@@ -40,6 +41,9 @@ typedef struct restart_info {
         unsigned restarts;           /* consecutive restarts so far */
         uint64_t at_ms;              /* when the pending restart is due; 0: none */
         uint64_t running_since_ms;
+        bool starting;               /* in supervise_do_restart: a failed start is told
+                                      * (notify_pending) once its next restart is planned */
+        bool notify_pending;
 } restart_info;
 
 typedef struct instance {
@@ -75,64 +79,17 @@ typedef struct instance {
         restart_info *restart;
         char exec_path[256]; /* names the binary in an exec failure message */
         watch w_report, w_pidfd, w_log;
+        /* usesServices (uses.c) */
+        int service_fd;     /* a service's listening socket, kept across restarts; or -1 */
+        bool is_service;    /* it has a listening socket in the services directory */
+        kpa_token *services; /* the service instances this client was connected to */
+        size_t n_services;
+        kpa_token bound_to; /* started for that client alone: stopped when it ends */
+        bool has_bound;
+        bool stop_visiting; /* stop_one() is on its way through it */
         struct instance *next;
         struct instance *hnext; /* in kpa_control.by_token */
 } instance;
-
-/* What a controller does, by backend: the local one (process.c) runs the
- * instances itself, the remote one (client.c) asks kpa-execd. The public
- * calls of kpa/process.h (control.c) go through these, so that neither
- * backend needs the other. */
-typedef struct control_ops {
-        int (*start)(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
-                     const kpa_start_options *opts, kpa_token *out_token);
-        int (*stop)(kpa_control *ctl, const kpa_token *token, kpa_stop_policy policy);
-        int (*get_state)(kpa_control *ctl, const kpa_token *token, kpa_process_context *out);
-        int (*wait)(kpa_control *ctl, const kpa_token *token, int timeout_ms,
-                    kpa_process_context *out);
-        int (*list)(kpa_control *ctl, kpa_token **out, size_t *n);
-        /* STOP: a Normal stop of PKG_ID's instances; else an install notice
-         * (RESTART: restart them on what is installed now) */
-        int (*package)(kpa_control *ctl, const char *pkg_id, bool stop, bool restart,
-                       kpa_package_notice *out);
-        int (*get_fd)(kpa_control *ctl);
-        int (*dispatch)(kpa_control *ctl);
-        void (*close)(kpa_control *ctl); /* frees CTL */
-} control_ops;
-extern const control_ops process_local_ops;
-extern const control_ops client_remote_ops;
-
-struct kpa_control {
-        const control_ops *ops;
-        kpa_remote *remote; /* the remote backend's connection to kpa-execd; then nothing
-                             * below is used */
-        kpa_store *store;
-        instance *list;
-        int epfd;
-        int timerfd;
-        kpa_error last_error;
-        uid_t owner;
-        size_t keep_ended_max;
-        uint64_t keep_ended_ms;
-        /* supervision */
-        int state_fd;       /* STATE_DIR, or -1 when not a supervisor */
-        char *state_dir;
-        uint64_t log_max_bytes;
-        char *cgroup_parent; /* for instances started without one (v2: the leaf's parent) */
-        kpa_state_observer observer;
-        void *observer_data;
-        bool start_async;   /* kpa_control_start_async(): do not wait for Running */
-        /* a supervisor holds up to keep_ended_max ended contexts: find them
-         * by token in O(1), and walk the list to prune at most once a
-         * second or when it has grown past the limit */
-        instance *by_token[1024];
-        size_t n_instances;
-        uint64_t last_prune_ms;
-        size_t n_after_prune; /* instances the last prune left */
-        /* records that could not be written (kpa_control_take_record_error) */
-        kpa_error record_error;
-        unsigned record_failures;
-};
 
 /* CLOCK_MONOTONIC in milliseconds. */
 static inline uint64_t process_now_ms(void)
@@ -178,6 +135,33 @@ int process_launch_into(kpa_control *ctl, instance *i, const char *pkg_id, const
                         const kpa_start_options *opts);
 /* Set the timerfd to the next stop deadline or pending restart. */
 void process_arm_timer(kpa_control *ctl);
+/* Stop I, and first what depends on it: its descendants and its clients. */
+void process_stop_one(kpa_control *ctl, instance *i, kpa_stop_policy policy);
+
+/* ---- in uses.c ---- */
+
+/* The handles of one start: the caller's, then what usesServices adds. */
+typedef struct uses_handles {
+        kpa_user_handle *v;
+        bool *owned; /* the fd is ours to close */
+        size_t n;
+} uses_handles;
+/* Whether some run configuration of M lists RC_ID in usesServices. */
+bool uses_is_service(const kpa_manifest *m, const char *rc_id);
+/* Before I (RC of M) starts: its own listening socket when RC is a
+ * service, and a connected socket for each service RC uses, started first
+ * when the use says so. *OUT is OPTS with those handles added (in H). On
+ * failure I is Failed with the reason, and -errno is returned. */
+int uses_prepare(kpa_control *ctl, instance *i, const kpa_manifest *m, const kpa_run_config *rc,
+                 const kpa_start_options *opts, kpa_start_options *out, uses_handles *h);
+void uses_handles_free(uses_handles *h);
+/* Whether client C was connected to service S. */
+bool uses_is_client_of(const instance *c, const instance *s);
+/* I has ended (and does not start again): remove its listening socket,
+ * stop the services started for it alone. */
+void uses_ended(kpa_control *ctl, instance *i);
+/* At the controller's close: the services directory. */
+void uses_close(kpa_control *ctl);
 
 /* ---- in supervise.c ---- */
 

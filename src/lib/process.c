@@ -58,6 +58,7 @@ int kpa_control_open_local(const char *store_root, kpa_control **out, kpa_error 
         ctl->keep_ended_max = KEEP_ENDED_MAX;
         ctl->keep_ended_ms = KEEP_ENDED_MS;
         ctl->state_fd = -1;
+        ctl->services_fd = -1;
         ctl->epfd = epoll_create1(EPOLL_CLOEXEC);
         ctl->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
         if (ctl->epfd < 0 || ctl->timerfd < 0) {
@@ -175,7 +176,8 @@ instance *process_instance_new(kpa_control *ctl)
         instance *i = instance_alloc();
         i->death_fd = i->exit_fd = i->log_pipe = i->log_file = -1;
         i->log_pipe_in_init = -1;
-        i->sb.pidfd = i->sb.report_fd = -1;
+        i->service_fd = -1;
+        i->sb.pidfd = i->sb.report_fd = i->sb.tty_fd = -1;
         i->owner = ctl->owner;
         i->w_report = (watch){WATCH_REPORT, i};
         i->w_pidfd = (watch){WATCH_PIDFD, i};
@@ -188,6 +190,9 @@ void process_instance_free(instance *i)
         closep(&i->exit_fd);
         closep(&i->log_pipe);
         closep(&i->log_file);
+        closep(&i->service_fd);
+        free(i->services);
+        closep(&i->sb.tty_fd);
         free(i->cgroup_parent);
         supervise_restart_free(i->restart);
         instance_release(i);
@@ -196,10 +201,11 @@ void process_instance_free(instance *i)
 /* ---- how an instance ended ---- */
 
 static void set_end(instance *i, kpa_process_state state, kpa_exit_status status, int code,
-                    const char *fmt, ...) _printf_(5, 6);
+                    const char *cause, const char *fmt, ...) _printf_(6, 7);
 static void set_end(instance *i, kpa_process_state state, kpa_exit_status status, int code,
-                    const char *fmt, ...)
+                    const char *cause, const char *fmt, ...)
 {
+        snprintf(i->ctx.exit_cause, sizeof(i->ctx.exit_cause), "%s", cause);
         i->ctx.state = state;
         i->ctx.exit_status = status;
         i->ctx.exit_code = code;
@@ -213,21 +219,24 @@ static void classify_exit(instance *i, bool oom)
 {
         int st = i->wait_status;
         if (WIFEXITED(st)) {
-                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_NORMAL, WEXITSTATUS(st), "exited with code %d",
+                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_NORMAL, WEXITSTATUS(st), "exited",
+                        "exited with code %d",
                         WEXITSTATUS(st));
                 return;
         }
         int sig = WTERMSIG(st);
         if (i->stop_normal && !i->escalated && !i->forced && sig == SIGTERM) {
-                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_NORMAL, sig, "stopped by SIGTERM");
+                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_NORMAL, sig, "stopped", "stopped by SIGTERM");
                 return;
         }
         if ((i->forced || i->escalated) && sig == SIGKILL) {
-                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_TERMINATED, sig, "killed by SIGKILL (%s)",
+                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_TERMINATED, sig, "stopped",
+                        "killed by SIGKILL (%s)",
                         i->forced ? "forced stop" : "the stop timeout ran out");
                 return;
         }
-        set_end(i, KPA_PROCESS_FAILED, KPA_EXIT_UNEXPECTED, sig, "killed by %s%s", signal_name(sig),
+        set_end(i, KPA_PROCESS_FAILED, KPA_EXIT_UNEXPECTED, sig, oom ? "oom" : "signal",
+                "killed by %s%s", signal_name(sig),
                 oom ? " (out of memory: the memory limit was reached)" : "");
 }
 
@@ -278,6 +287,7 @@ void process_finalize(kpa_control *ctl, instance *i)
         if (process_ended(i)) { /* a failed start: its step said why */
                 supervise_schedule_restart(ctl, i);
                 supervise_record_write(ctl, i);
+                uses_ended(ctl, i);
                 supervise_forget_restart(i);
                 process_notify(ctl, i);
                 return;
@@ -285,15 +295,16 @@ void process_finalize(kpa_control *ctl, instance *i)
         if (i->exited) {
                 classify_exit(i, oom);
         } else if (i->forced || i->escalated) {
-                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_TERMINATED, SIGKILL, "killed by SIGKILL (%s)",
+                set_end(i, KPA_PROCESS_FINISHED, KPA_EXIT_TERMINATED, SIGKILL, "stopped",
+                        "killed by SIGKILL (%s)",
                         i->forced ? "forced stop" : "the stop timeout ran out");
         } else if (i->adopted) {
-                set_end(i, KPA_PROCESS_FAILED, KPA_EXIT_UNEXPECTED, 0,
+                set_end(i, KPA_PROCESS_FAILED, KPA_EXIT_UNEXPECTED, 0, "lost",
                         "the instance's init (pid %d) ended without recording an exit status",
                         (int)init_pid);
         } else {
                 int sig = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED ? info.si_status : 0;
-                set_end(i, KPA_PROCESS_FAILED, KPA_EXIT_UNEXPECTED, sig,
+                set_end(i, KPA_PROCESS_FAILED, KPA_EXIT_UNEXPECTED, sig, "lost",
                         "the instance's init (pid %d) ended unexpectedly%s%s", (int)init_pid,
                         sig ? ": killed by " : "", sig ? signal_name(sig) : "");
         }
@@ -309,10 +320,12 @@ void process_finalize(kpa_control *ctl, instance *i)
                                    i->ctx.app_id, why);
                 supervise_schedule_restart(ctl, i);
                 supervise_record_write(ctl, i);
+                uses_ended(ctl, i);
                 return;
         }
         supervise_schedule_restart(ctl, i);
         supervise_record_write(ctl, i);
+        uses_ended(ctl, i);
         supervise_forget_restart(i);
         process_notify(ctl, i);
 }
@@ -448,10 +461,14 @@ int process_fail_start(kpa_control *ctl, instance *i, int err, const char *fmt, 
         i->ctx.state = KPA_PROCESS_FAILED;
         i->ctx.exit_status = KPA_EXIT_UNINITIALIZED;
         i->ctx.exit_reason = err;
+        snprintf(i->ctx.exit_cause, sizeof(i->ctx.exit_cause), "start-failed");
         i->ended_ms = process_now_ms();
         kpa_error_set(&ctl->last_error, err, "%s", i->ctx.message);
-        if (!i->live) {
+        if (!i->live && i->restart && i->restart->starting) {
+                i->restart->notify_pending = true;
+        } else if (!i->live) {
                 supervise_record_write(ctl, i);
+                uses_ended(ctl, i);
                 process_notify(ctl, i);
         }
         return -err;
@@ -595,15 +612,24 @@ int process_launch_into(kpa_control *ctl, instance *i, const char *pkg_id, const
                 return process_fail_start(ctl, i, EINVAL, "start of %s: no run configuration",
                                           pkg_id);
         snprintf(i->ctx.run_config_id, sizeof(i->ctx.run_config_id), "%s", rc->id);
+        i->ctx.started_at = (int64_t)time(NULL);
         if (i->restart)
                 i->restart->policy = m->restart;
         char instance_id[KPA_TOKEN_STRING_MAX];
         kpa_token_to_string(&i->token, instance_id);
+        /* usesServices: the services first, and the handles that join them */
+        kpa_start_options with_uses;
+        uses_handles uh;
+        int q = uses_prepare(ctl, i, m, rc, opts, &with_uses, &uh);
+        if (q < 0)
+                return q;
         _cleanup_(kpa_instance_spec_freep) kpa_instance_spec *spec = NULL;
         kpa_error err;
-        int q = kpa_instance_spec_build(ctl->store, m, rc, opts, instance_id, &spec, &err);
+        q = kpa_instance_spec_build(ctl->store, m, rc, &with_uses, instance_id, &spec, &err);
+        uses_handles_free(&uh); /* the spec holds duplicates */
         if (q < 0)
                 return process_fail_start(ctl, i, -q, "start of %s: %s", pkg_id, err.message);
+        spec->init_name = kpa_xasprintf("kpa-init %s/%s", spec->app_id, rc->id);
         return spawn(ctl, i, spec);
 }
 
@@ -671,6 +697,14 @@ int kpa_control_start_async(kpa_control *ctl, const char *pkg_id, const char *ru
         return q;
 }
 
+int kpa_process_take_tty(kpa_control *ctl, const kpa_token *t)
+{
+        instance *i = ctl->ops == &process_local_ops ? process_find(ctl, t) : NULL;
+        if (!i || i->sb.tty_fd < 0)
+                return -ENOENT;
+        return TAKE_FD(i->sb.tty_fd);
+}
+
 kpa_store *kpa_control_store(kpa_control *ctl) { return ctl->store; }
 kpa_error *kpa_control_error(kpa_control *ctl) { return &ctl->last_error; }
 
@@ -681,11 +715,16 @@ static bool is_child_of(const instance *c, const instance *parent)
         return c->has_parent && memcmp(&c->parent, &parent->token, sizeof(parent->token)) == 0;
 }
 
+/* Its descendants, and the clients of a service (which stop before it;
+ * their own descendants stop before them). */
 static bool has_live_descendants(kpa_control *ctl, const instance *i)
 {
-        for (instance *c = ctl->list; c; c = c->next)
+        for (instance *c = ctl->list; c; c = c->next) {
                 if (is_child_of(c, i) && (c->live || has_live_descendants(ctl, c)))
                         return true;
+                if (c->live && uses_is_client_of(c, i))
+                        return true;
+        }
         return false;
 }
 
@@ -700,12 +739,16 @@ static void release_pending_stops(kpa_control *ctl)
                 }
 }
 
-static void stop_one(kpa_control *ctl, instance *i, kpa_stop_policy policy)
+void process_stop_one(kpa_control *ctl, instance *i, kpa_stop_policy policy)
 {
-        /* descendants first */
+        if (i->stop_visiting)
+                return; /* a client that is also its service's parent */
+        /* descendants first, and a service's clients */
+        i->stop_visiting = true;
         for (instance *c = ctl->list; c; c = c->next)
-                if (is_child_of(c, i))
-                        stop_one(ctl, c, policy);
+                if (is_child_of(c, i) || (c->live && uses_is_client_of(c, i)))
+                        process_stop_one(ctl, c, policy);
+        i->stop_visiting = false;
         if (i->restart && i->restart->at_ms) {
                 /* a stop cancels a pending restart: it stays ended */
                 i->restart->at_ms = 0;
@@ -738,8 +781,8 @@ static int local_stop(kpa_control *ctl, const kpa_token *token, kpa_stop_policy 
         local_dispatch(ctl);
         instance *i = process_find(ctl, token);
         if (!i)
-                return kpa_error_set(&ctl->last_error, ESRCH, "no such process (unknown token)");
-        stop_one(ctl, i, policy);
+                return kpa_error_set(&ctl->last_error, ESRCH, "no such instance (unknown token)");
+        process_stop_one(ctl, i, policy);
         process_arm_timer(ctl);
         return 0;
 }
@@ -749,7 +792,7 @@ int kpa_control_stop_all(kpa_control *ctl, kpa_stop_policy policy)
         int n = 0;
         for (instance *i = ctl->list; i; i = i->next)
                 if (i->live || (i->restart && i->restart->at_ms)) {
-                        stop_one(ctl, i, policy);
+                        process_stop_one(ctl, i, policy);
                         n++;
                 }
         process_arm_timer(ctl);
@@ -769,7 +812,7 @@ int kpa_control_stop_package(kpa_control *ctl, const char *pkg_id, bool restart,
                 /* started again once it has ended: supervise_schedule_restart() */
                 if (restart && i->restart)
                         i->restart_after_stop = true;
-                stop_one(ctl, i, KPA_STOP_NORMAL);
+                process_stop_one(ctl, i, KPA_STOP_NORMAL);
         }
         process_arm_timer(ctl);
         return n;
@@ -801,6 +844,19 @@ size_t kpa_control_live_count(kpa_control *ctl)
         return n;
 }
 
+/* The host pid of the application: the first child of the init INIT. */
+static pid_t app_pid(pid_t init)
+{
+        char path[64], buf[32];
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)init, (int)init);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        return (pid_t)atoi(buf);
+}
+
 static int local_get_state(kpa_control *ctl, const kpa_token *token, kpa_process_context *out)
 {
         local_dispatch(ctl);
@@ -808,9 +864,18 @@ static int local_get_state(kpa_control *ctl, const kpa_token *token, kpa_process
         if (!i) {
                 memset(out, 0, sizeof(*out));
                 out->state = KPA_PROCESS_NOT_EXISTING;
+                out->owner = (uid_t)-1;
                 return 0;
         }
         *out = i->ctx;
+        out->owner = i->owner;
+        out->app_pid = i->live && out->state == KPA_PROCESS_RUNNING ? app_pid(out->pid) : 0;
+        if (i->restart && i->restart->at_ms) {
+                uint64_t now = process_now_ms();
+                out->restart_in_ms = i->restart->at_ms > now ? (unsigned)(i->restart->at_ms - now) : 1;
+        } else {
+                out->restart_in_ms = 0;
+        }
         return 0;
 }
 
@@ -853,11 +918,88 @@ static int local_list(kpa_control *ctl, kpa_token **out, size_t *n)
         return 0;
 }
 
+static int local_list_contexts(kpa_control *ctl, kpa_token **tokens, kpa_process_context **ctxs,
+                               size_t *n)
+{
+        int r = local_list(ctl, tokens, n);
+        if (r < 0)
+                return r;
+        *ctxs = kpa_xcalloc(*n ? *n : 1, sizeof(**ctxs));
+        for (size_t k = 0; k < *n; k++)
+                local_get_state(ctl, &(*tokens)[k], &(*ctxs)[k]);
+        return 0;
+}
+
+static int local_stop_all(kpa_control *ctl, kpa_stop_policy policy, size_t *stopped)
+{
+        local_dispatch(ctl);
+        *stopped = (size_t)kpa_control_stop_all(ctl, policy);
+        return 0;
+}
+
+static int local_open_log(kpa_control *ctl, const kpa_token *token, bool rotated, int *out_fd)
+{
+        char path[PATH_MAX];
+        if (!process_find(ctl, token))
+                return kpa_error_set(&ctl->last_error, ESRCH, "no such instance (unknown token)");
+        if (kpa_control_log_path(ctl, token, rotated, path, sizeof(path)) < 0)
+                return kpa_error_set(&ctl->last_error, ENOENT,
+                                     "the process has no captured output (its stdout and stderr "
+                                     "were given by its starter)");
+        *out_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (*out_fd < 0)
+                return kpa_error_set_errno(&ctl->last_error, errno, "cannot open %s", path);
+        return 0;
+}
+
+/* Live, or waiting for its restart: what a name means first. */
+static bool is_current(const instance *i)
+{
+        return !process_ended(i) || (i->restart && i->restart->at_ms);
+}
+
+int kpa_control_find(kpa_control *ctl, const char *app, const char *rc, uid_t owner,
+                     kpa_token **out, size_t *n)
+{
+        if (ctl->ops != &process_local_ops)
+                return kpa_error_set(&ctl->last_error, EINVAL, "not a local controller");
+        local_dispatch(ctl);
+        size_t count = 0, current = 0;
+        const instance *latest = NULL; /* the list is newest first */
+        for (instance *i = ctl->list; i; i = i->next) {
+                if (!streq(i->ctx.app_id, app) || (rc && !streq(i->ctx.run_config_id, rc)) ||
+                    (owner != (uid_t)-1 && i->owner != owner))
+                        continue;
+                count++;
+                if (is_current(i))
+                        current++;
+                else if (!latest || i->ended_ms > latest->ended_ms)
+                        latest = i;
+        }
+        kpa_token *v = kpa_xcalloc(count ? count : 1, sizeof(*v));
+        size_t k = current;
+        for (instance *i = ctl->list; i && current; i = i->next)
+                if (streq(i->ctx.app_id, app) && (!rc || streq(i->ctx.run_config_id, rc)) &&
+                    (owner == (uid_t)-1 || i->owner == owner) && is_current(i))
+                        v[--k] = i->token; /* oldest first */
+        if (!current && latest)
+                v[current++] = latest->token;
+        *out = v;
+        *n = current;
+        return 0;
+}
+
+static int local_find(kpa_control *ctl, const char *app, const char *rc, kpa_token **out,
+                      size_t *n)
+{
+        return kpa_control_find(ctl, app, rc, (uid_t)-1, out, n);
+}
+
 static void local_close(kpa_control *ctl)
 {
         for (instance *i = ctl->list; i; i = i->next)
                 if (i->live)
-                        stop_one(ctl, i, KPA_STOP_FORCED);
+                        process_stop_one(ctl, i, KPA_STOP_FORCED);
         for (instance *i = ctl->list; i; i = i->next)
                 if (i->live) {
                         /* no more reports will be read: just end and clean up */
@@ -876,6 +1018,7 @@ static void local_close(kpa_control *ctl)
                 process_instance_free(ctl->list);
                 ctl->list = next;
         }
+        uses_close(ctl);
         closep(&ctl->epfd);
         closep(&ctl->timerfd);
         closep(&ctl->state_fd);
@@ -893,6 +1036,10 @@ const control_ops process_local_ops = {
         .get_state = local_get_state,
         .wait = local_wait,
         .list = local_list,
+        .list_contexts = local_list_contexts,
+        .stop_all = local_stop_all,
+        .open_log = local_open_log,
+        .find = local_find,
         .package = local_package,
         .get_fd = local_get_fd,
         .dispatch = local_dispatch,

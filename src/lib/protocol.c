@@ -48,6 +48,7 @@ static const char *const op_names[] = {
         [KPA_OP_OPEN_LOG] = "OpenLog",
         [KPA_OP_PACKAGE_INSTALLED] = "PackageInstalled",
         [KPA_OP_STOP_PACKAGE] = "StopPackage",
+        [KPA_OP_FIND] = "FindProcesses",
 };
 
 const char *kpa_request_op_name(kpa_request_op op)
@@ -65,7 +66,7 @@ static const char *const network_names[] = {[KPA_START_NETWORK_DEFAULT] = "defau
 
 /* Every field a request may have, read by json_read_fields() into this. */
 struct request_fields {
-        char *token, *policy, *package, *run_config, *parent, *network;
+        char *token, *policy, *package, *run_config, *parent, *network, *cwd;
         int64_t timeout_ms, memory, pids, cpu_weight, uid, gid, stop_timeout_ms;
         bool rotated, list_continue, restart;
 };
@@ -78,6 +79,7 @@ static void request_fields_free(struct request_fields *f)
         free(f->run_config);
         free(f->parent);
         free(f->network);
+        free(f->cwd);
 }
 
 #define OP(x) (1u << (x))
@@ -99,10 +101,13 @@ static const struct request_field {
         {FIELD("rotated", JF_BOOL, 0, rotated), OP(KPA_OP_OPEN_LOG), 0},
         {FIELD("continue", JF_BOOL, 0, list_continue), OP(KPA_OP_LIST), 0},
         {FIELD("package", JF_STRING, JF_NONEMPTY, package),
-         OP(KPA_OP_START) | OP(KPA_OP_PACKAGE_INSTALLED) | OP(KPA_OP_STOP_PACKAGE),
-         OP(KPA_OP_START) | OP(KPA_OP_PACKAGE_INSTALLED) | OP(KPA_OP_STOP_PACKAGE)},
+         OP(KPA_OP_START) | OP(KPA_OP_PACKAGE_INSTALLED) | OP(KPA_OP_STOP_PACKAGE) |
+                 OP(KPA_OP_FIND),
+         OP(KPA_OP_START) | OP(KPA_OP_PACKAGE_INSTALLED) | OP(KPA_OP_STOP_PACKAGE) |
+                 OP(KPA_OP_FIND)},
         {FIELD("restart", JF_BOOL, 0, restart), OP(KPA_OP_PACKAGE_INSTALLED), 0},
-        {FIELD("runConfig", JF_STRING, JF_NONEMPTY, run_config), OP(KPA_OP_START), 0},
+        {FIELD("runConfig", JF_STRING, JF_NONEMPTY, run_config), OP(KPA_OP_START) | OP(KPA_OP_FIND),
+         0},
         {FIELD("parent", JF_STRING, 0, parent), OP(KPA_OP_START), 0},
         {UNSTORED("handles", JF_ARRAY), OP(KPA_OP_START), 0},
         {UNSTORED("args", JF_ARRAY), OP(KPA_OP_START), 0},
@@ -114,6 +119,8 @@ static const struct request_field {
         {FIELD("uid", JF_INT, 0, uid), OP(KPA_OP_START), 0},
         {FIELD("gid", JF_INT, 0, gid), OP(KPA_OP_START), 0},
         {FIELD("stopTimeoutMs", JF_INT, 0, stop_timeout_ms), OP(KPA_OP_START), 0},
+        {FIELD("cwd", JF_STRING, JF_NONEMPTY, cwd), OP(KPA_OP_START), 0},
+        {UNSTORED("binds", JF_ARRAY), OP(KPA_OP_START), 0},
 };
 
 /* The field table of OP into OUT (room for every field); returns its size. */
@@ -211,6 +218,47 @@ static int check_handle_name(const struct json_ctx *c, const char *path, const c
                         "%s is not a handle name (1-255 printable ASCII characters, no ':')", q);
 }
 
+/* "binds": [{"host": PATH, "inside": PATH, "writable": BOOL}, ...] into O
+ * (kpa-execd lets root alone ask for them). */
+struct bind_fields {
+        char *host, *inside;
+        bool writable;
+};
+
+static int parse_binds(const struct json_ctx *c, json_object *obj, kpa_start_options *o)
+{
+        static const struct json_field fields[] = {
+                {"host", JF_STRING, JF_REQUIRED | JF_NONEMPTY, offsetof(struct bind_fields, host), NULL},
+                {"inside", JF_STRING, JF_REQUIRED | JF_NONEMPTY,
+                 offsetof(struct bind_fields, inside), NULL},
+                {"writable", JF_BOOL, 0, offsetof(struct bind_fields, writable), NULL},
+        };
+        json_object *a = json_member(obj, "binds");
+        if (!a)
+                return 0;
+        size_t n = json_object_array_length(a);
+        if (n > ARRAY_MAX)
+                return json_bad(c, "binds", "has %zu entries; at most %d are allowed", n, ARRAY_MAX);
+        kpa_start_bind *b = kpa_xcalloc(n ? n : 1, sizeof(*b));
+        o->binds = b; /* owned by the request from now on */
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(a, i);
+                _cleanup_free_ char *path = json_strict_path_index("binds", i);
+                struct bind_fields bf = {0};
+                int r = json_want_type(c, path, e, json_type_object);
+                if (r >= 0)
+                        r = json_read_fields(c, e, path, fields, ELEMENTSOF(fields), &bf);
+                if (r < 0) {
+                        free(bf.host);
+                        free(bf.inside);
+                        return r;
+                }
+                b[i] = (kpa_start_bind){.host = bf.host, .inside = bf.inside, .writable = bf.writable};
+                o->n_binds = i + 1;
+        }
+        return 0;
+}
+
 /* The StartProcess fields that go into OUT->opts (the scalars are in F). */
 static int parse_start(const struct json_ctx *c, json_object *obj, struct request_fields *f,
                        size_t n_fds, kpa_request *out)
@@ -232,6 +280,9 @@ static int parse_start(const struct json_ctx *c, json_object *obj, struct reques
                 return r;
         o->extra_env = (const char *const *)v;
         o->n_extra_env = n;
+        if ((r = parse_binds(c, obj, o)) < 0)
+                return r;
+        o->cwd = TAKE_PTR(f->cwd);
         if ((r = read_string_array(c, obj, "handles", KPA_MSG_FDS_MAX, check_handle_name, &v,
                                    &n)) < 0)
                 return r;
@@ -311,6 +362,7 @@ static int parse_op_fields(const struct json_ctx *c, json_object *obj, size_t n_
         if (out->op == KPA_OP_START)
                 return parse_start(c, obj, &f, n_fds, out);
         out->package = TAKE_PTR(f.package);
+        out->run_config = TAKE_PTR(f.run_config);
         return 0;
 }
 
@@ -425,6 +477,12 @@ void kpa_request_free(kpa_request *r)
         free(h);
         kpa_strv_free((char **)r->opts.extra_args);
         kpa_strv_free((char **)r->opts.extra_env);
+        for (size_t i = 0; i < r->opts.n_binds; i++) {
+                free((char *)r->opts.binds[i].host);
+                free((char *)r->opts.binds[i].inside);
+        }
+        free((kpa_start_bind *)r->opts.binds);
+        free((char *)r->opts.cwd);
         free(r->package);
         free(r->run_config);
         request_init(r);
@@ -492,6 +550,20 @@ json_object *kpa_request_start(int64_t id, const char *package, const char *run_
         if (opts->gid != (gid_t)-1)
                 json_object_object_add(o, "gid", json_object_new_int64(opts->gid));
         json_object_object_add(o, "stopTimeoutMs", json_object_new_int64(opts->stop_timeout_ms));
+        if (opts->cwd)
+                json_object_object_add(o, "cwd", json_object_new_string(opts->cwd));
+        if (opts->n_binds) {
+                json_object *a = json_object_new_array();
+                for (size_t i = 0; i < opts->n_binds; i++) {
+                        const kpa_start_bind *b = &opts->binds[i];
+                        json_object *e = json_object_new_object();
+                        json_object_object_add(e, "host", json_object_new_string(b->host));
+                        json_object_object_add(e, "inside", json_object_new_string(b->inside));
+                        json_object_object_add(e, "writable", json_object_new_boolean(b->writable));
+                        json_object_array_add(a, e);
+                }
+                json_object_object_add(o, "binds", a);
+        }
         return o;
 }
 
@@ -561,6 +633,28 @@ json_object *kpa_context_to_json(const kpa_token *t, const kpa_process_context *
         json_object_object_add(o, "runConfig", json_object_new_string(ctx->run_config_id));
         json_object_object_add(o, "cleanupError", json_object_new_int(ctx->cleanup_error));
         json_object_object_add(o, "owner", json_object_new_int64(owner));
+        json_object_object_add(o, "appPid", json_object_new_int(ctx->app_pid));
+        json_object_object_add(o, "startedAt", json_object_new_int64(ctx->started_at));
+        json_object_object_add(o, "restarts", json_object_new_int64(ctx->restarts));
+        json_object_object_add(o, "restartInMs", json_object_new_int64(ctx->restart_in_ms));
+        json_object_object_add(o, "exitCause", json_object_new_string(ctx->exit_cause));
+        if (ctx->last_failure.state != KPA_PROCESS_NONE) {
+                json_object *f = json_object_new_object();
+                json_object_object_add(
+                        f, "state", json_object_new_string(kpa_process_state_name(ctx->last_failure.state)));
+                json_object_object_add(f, "exitStatus",
+                                       json_object_new_string(
+                                               kpa_exit_status_name(ctx->last_failure.exit_status)));
+                json_object_object_add(f, "exitCode", json_object_new_int(ctx->last_failure.exit_code));
+                json_object_object_add(f, "exitReason",
+                                       json_object_new_int(ctx->last_failure.exit_reason));
+                json_object_object_add(f, "exitCause",
+                                       json_object_new_string(ctx->last_failure.exit_cause));
+                json_object_object_add(f, "message",
+                                       json_object_new_string(ctx->last_failure.message));
+                json_object_object_add(f, "at", json_object_new_int64(ctx->last_failure.at));
+                json_object_object_add(o, "lastFailure", f);
+        }
         return o;
 }
 
@@ -600,6 +694,19 @@ static int read_int(const struct json_ctx *c, json_object *o, const char *key, i
         if ((r = int_in_range(c, key, x, min, INT_MAX)) < 0)
                 return r;
         *out = (int)x;
+        return 0;
+}
+
+static int read_int64(const struct json_ctx *c, json_object *o, const char *key, int64_t *out)
+{
+        json_object *v = json_member(o, key);
+        *out = 0;
+        if (!v)
+                return 0;
+        int r = json_want_type(c, key, v, json_type_int);
+        if (r < 0)
+                return r;
+        *out = json_object_get_int64(v);
         return 0;
 }
 
@@ -652,9 +759,50 @@ int kpa_context_from_json(json_object *o, kpa_token *t, kpa_process_context *ctx
                 return r;
         ctx->state = (kpa_process_state)state;
         ctx->exit_status = (kpa_exit_status)status;
+        int restarts, restart_in;
+        if ((r = read_int64(&c, o, "startedAt", &ctx->started_at)) < 0 ||
+            (r = read_int(&c, o, "restarts", 0, &restarts)) < 0 ||
+            (r = read_int(&c, o, "restartInMs", 0, &restart_in)) < 0 ||
+            (r = read_int(&c, o, "appPid", 0, &ctx->app_pid)) < 0 ||
+            (r = read_string(&c, o, "exitCause", ctx->exit_cause, sizeof(ctx->exit_cause), true)) <
+                    0)
+                return r;
+        ctx->restarts = (unsigned)restarts;
+        ctx->restart_in_ms = (unsigned)restart_in;
+        int64_t owner = -1;
+        if (json_member(o, "owner") && (r = read_int64(&c, o, "owner", &owner)) < 0)
+                return r;
+        ctx->owner = owner >= 0 && owner < (int64_t)UINT32_MAX ? (uid_t)owner : (uid_t)-1;
+        json_object *f = json_member(o, "lastFailure");
+        if (f) {
+                struct json_ctx fc = {.file = "process context: lastFailure", .err = err};
+                if (!json_object_is_type(f, json_type_object))
+                        return json_wrong_type(&fc, "", "an object", f);
+                if ((r = read_enum(&fc, f, "state", state_name, KPA_PROCESS_NOT_EXISTING + 1,
+                                   &state)) < 0 ||
+                    (r = read_enum(&fc, f, "exitStatus", status_name, KPA_EXIT_TERMINATED + 1,
+                                   &status)) < 0 ||
+                    (r = read_int(&fc, f, "exitCode", INT_MIN, &ctx->last_failure.exit_code)) < 0 ||
+                    (r = read_int(&fc, f, "exitReason", 0, &ctx->last_failure.exit_reason)) < 0 ||
+                    (r = read_string(&fc, f, "exitCause", ctx->last_failure.exit_cause,
+                                     sizeof(ctx->last_failure.exit_cause), true)) < 0 ||
+                    (r = read_string(&fc, f, "message", ctx->last_failure.message,
+                                     sizeof(ctx->last_failure.message), true)) < 0 ||
+                    (r = read_int64(&fc, f, "at", &ctx->last_failure.at)) < 0)
+                        return r;
+                ctx->last_failure.state = (kpa_process_state)state;
+                ctx->last_failure.exit_status = (kpa_exit_status)status;
+        }
         if (t)
                 *t = parsed;
         return 0;
+}
+
+char *kpa_process_context_to_json(const kpa_token *t, const kpa_process_context *ctx)
+{
+        _cleanup_(json_object_putp) json_object *o = kpa_context_to_json(t, ctx, ctx->owner);
+        return kpa_xstrdup(json_object_to_json_string_ext(
+                o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 /* ---- datagrams ---- */

@@ -72,8 +72,8 @@
 #define KPA_PROTOCOL_VERSION 1
 #define KPA_MSG_MAX (64 * 1024)
 #define KPA_MSG_FDS_MAX 64
-#define KPA_EXECD_SOCKET_DEFAULT "/run/kpa/execd.sock"
-#define KPA_EXECD_SOCKET_ENV "KPA_EXECD_SOCKET"
+/* KPA_EXECD_SOCKET_DEFAULT, KPA_EXECD_SOCKET_ENV and KPA_NO_SUCH_INSTANCE
+ * are public: kpa/process.h */
 
 /* The socket path: EXPLICIT if not NULL, else $KPA_EXECD_SOCKET if set and
  * not empty, else KPA_EXECD_SOCKET_DEFAULT. */
@@ -92,6 +92,7 @@ typedef enum kpa_request_op {
         KPA_OP_OPEN_LOG,
         KPA_OP_PACKAGE_INSTALLED,
         KPA_OP_STOP_PACKAGE,
+        KPA_OP_FIND, /* "FindProcesses": package, runConfig -> tokens */
 } kpa_request_op;
 
 const char *kpa_request_op_name(kpa_request_op op); /* "StartProcess", ... */
@@ -107,8 +108,8 @@ typedef struct kpa_request {
         bool rotated;           /* OpenLog */
         bool list_continue;     /* ListProcesses: the next page */
         bool restart;           /* PackageInstalled: restart its running instances */
-        char *package;          /* Start, PackageInstalled, StopPackage */
-        char *run_config;       /* Start; NULL: the primary one */
+        char *package;          /* Start, PackageInstalled, StopPackage, Find */
+        char *run_config;       /* Start; NULL: the primary one. Find: NULL for any */
         kpa_token parent;       /* Start */
         /* Start: ready to hand to kpa_process_start(); its pointers point
          * into this request. The handles' fds are the attached fds, owned by

@@ -18,6 +18,7 @@
 #include <linux/sched.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -56,7 +57,7 @@ static const char *const step_names[KPA_STEP_MAX] = {
         [KPA_STEP_MOUNT_PRIVATE] = "make mounts private",
         [KPA_STEP_ROOT] = "create the private root",
         [KPA_STEP_MOUNTS] = "mount the package, storage and host paths",
-        [KPA_STEP_PROC] = "mount /proc, /tmp and /run",
+        [KPA_STEP_PROC] = "mount /proc, /tmp, /run and /var",
         [KPA_STEP_DEV] = "create /dev",
         [KPA_STEP_PIVOT_ROOT] = "pivot_root",
         [KPA_STEP_LOOPBACK] = "bring up the loopback interface",
@@ -69,6 +70,7 @@ static const char *const step_names[KPA_STEP_MAX] = {
         [KPA_STEP_EXEC] = "exec",
         [KPA_STEP_SECCOMP] = "install the seccomp filter",
         [KPA_STEP_KEYRING] = "join a new session keyring",
+        [KPA_STEP_TTY] = "open the pseudo-terminal (/dev/ptmx)",
         [KPA_STEP_CWD] = "change to the working directory",
         [KPA_STEP_NETNS] = "join a namespace",
         [KPA_STEP_START_WAIT] = "wait for the start",
@@ -141,9 +143,10 @@ void kpa_instance_spec_free(kpa_instance_spec *spec)
                 closep(&spec->handle_fds[i]);
         free(spec->handle_fds);
         free(spec->cgroup_parent);
+        free(spec->init_name);
+        free(spec->cwd);
         free(spec->rootfs);
         free(spec->netns_path);
-        free(spec->cwd);
         free(spec->start_fifo);
         free(spec->ipcns_path);
         free(spec->utsns_path);
@@ -180,6 +183,7 @@ typedef struct child_ctx {
         int dev_fd;   /* its /dev, likewise */
         const cpu_set_t *cpus; /* the CPUs the caller may run on (NULL: unknown) */
         const kpa_seccomp_prog *seccomp; /* built by the parent: the child only installs it */
+        int tty_slave; /* spec->tty: the pty's slave, the application's stdio; else -1 */
         int start_fd; /* OCI: the start FIFO, read side (-1: no wait) */
 } child_ctx;
 
@@ -214,7 +218,7 @@ static _Noreturn void child_fail(const child_ctx *c, kpa_sandbox_step step, int 
  * its root is the instance's own group). */
 #define SETUP_MAX_FDS 8
 
-typedef enum { SETUP_ROOT = 1, SETUP_CGROUP } setup_kind;
+typedef enum { SETUP_ROOT = 1, SETUP_CGROUP, SETUP_TTY } setup_kind;
 
 typedef struct setup_hdr {
         uint32_t kind;
@@ -274,6 +278,53 @@ static int send_setup(int sock, const kpa_seccomp_prog *prog, const int *attach,
                                 .iov_len = prog->len * sizeof(struct sock_filter)}};
         ssize_t w = kpa_send_fds(sock, iov, 2, fds, n);
         return w < 0 ? (int)w : 0;
+}
+
+/* spec->tty: open a pseudo-terminal in the instance's own devpts (through
+ * /dev/ptmx, so that the slave is /dev/pts/N inside), owned by the
+ * application's ids, and send its master to the parent (SETUP_TTY); the
+ * slave stays in C for the application. */
+static void open_tty(child_ctx *c)
+{
+        const kpa_instance_spec *spec = c->spec;
+        int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        CHECK(c, KPA_STEP_TTY, master);
+        int unlock = 0;
+        CHECK(c, KPA_STEP_TTY, ioctl(master, TIOCSPTLCK, &unlock));
+        if (spec->tty_rows && spec->tty_cols) {
+                struct winsize ws = {.ws_row = spec->tty_rows, .ws_col = spec->tty_cols};
+                CHECK(c, KPA_STEP_TTY, ioctl(master, TIOCSWINSZ, &ws));
+        }
+        int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        CHECK(c, KPA_STEP_TTY, slave);
+        CHECK(c, KPA_STEP_TTY, fchown(slave, spec->uid, spec->gid));
+        setup_hdr h = {.kind = SETUP_TTY, .n_fds = 1};
+        struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
+        ssize_t w = kpa_send_fds(c->setup_fd, &iov, 1, &master, 1);
+        if (w < 0)
+                child_fail(c, KPA_STEP_TTY, (int)-w);
+        close(master);
+        c->tty_slave = slave;
+}
+
+/* The parent's side of open_tty: the master into *OUT; -1 there when the
+ * child failed before (its report says why). */
+static int receive_tty(int sock, int *out)
+{
+        setup_hdr h;
+        struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
+        int fd = -1;
+        size_t n_fds = 0;
+        *out = -1;
+        ssize_t n = kpa_recv_fds(sock, &iov, 1, &fd, 1, &n_fds);
+        if (n <= 0)
+                return n == 0 || n == -ECONNRESET ? 0 : (int)n;
+        if ((size_t)n != sizeof(h) || h.kind != SETUP_TTY || n_fds != 1) {
+                kpa_close_fds(&fd, n_fds);
+                return -EBADMSG;
+        }
+        *out = fd;
+        return 0;
 }
 
 /* The init's fd of its group's OOM counters (-1: none). */
@@ -407,13 +458,17 @@ static int make_target_at(int dirfd, const char *target, bool dir)
 static int fill_root_at(const kpa_instance_spec *spec, int dirfd, const char *prefix,
                         const char **failed)
 {
-        static const char *const dirs[] = {"/proc", "/tmp", "/run", "/etc"};
+        static const char *const dirs[] = {"/proc", "/tmp", "/run", "/etc", "/var",
+                                           "/var/tmp", "/var/lib", "/var/cache"};
         char path[PATH_MAX];
         for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
                 snprintf(path, sizeof(path), "%s%s", prefix, dirs[i]);
                 if (mkdirat(dirfd, path, 0755) < 0)
                         return *failed = dirs[i], -1;
         }
+        snprintf(path, sizeof(path), "%s/var/run", prefix);
+        if (symlinkat("/run", dirfd, path) < 0)
+                return *failed = "/var/run", -1;
         for (size_t i = 0; i < spec->n_mounts; i++) {
                 const kpa_mount_op *op = &spec->mounts[i];
                 snprintf(path, sizeof(path), "%s%s", prefix, op->target);
@@ -516,6 +571,21 @@ static int make_dev(void)
         return mount_dev_fs();
 }
 
+/* What ordinary programs expect below /var (lighttpd wants /var/tmp):
+ * /var/tmp as /tmp is, /var/lib and /var/cache owned by the application's
+ * uid; binds of the spec (made after this) may cover them. /var/run is a
+ * link to /run (fill_root_at). */
+static int mount_var(uid_t uid, gid_t gid)
+{
+        char opts[64];
+        if (mount("tmpfs", NEWROOT "/var/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+                return -1;
+        snprintf(opts, sizeof(opts), "mode=0755,uid=%u,gid=%u", (unsigned)uid, (unsigned)gid);
+        if (mount("tmpfs", NEWROOT "/var/lib", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
+                return -1;
+        return mount("tmpfs", NEWROOT "/var/cache", "tmpfs", MS_NOSUID | MS_NODEV, opts);
+}
+
 static void build_root(const child_ctx *c)
 {
         const kpa_instance_spec *spec = c->spec;
@@ -535,6 +605,7 @@ static void build_root(const child_ctx *c)
               mount("tmpfs", NEWROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"));
         CHECK(c, KPA_STEP_PROC,
               mount("tmpfs", NEWROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"));
+        CHECK(c, KPA_STEP_PROC, mount_var(spec->uid, spec->gid));
         kpa_trace("child: root tmpfs");
         for (size_t i = 0; i < spec->n_mounts; i++) {
                 const kpa_mount_op *op = &spec->mounts[i];
@@ -752,8 +823,12 @@ static _Noreturn void app_main(const child_ctx *c, int err_fd)
         kpa_trace("app: started");
         if (setsid() < 0)
                 app_fail(err_fd, KPA_STEP_SETSID, errno);
-        if (setup_stdio(spec->stdio) < 0)
+        const int tty_stdio[3] = {c->tty_slave, c->tty_slave, c->tty_slave};
+        if (setup_stdio(c->tty_slave >= 0 ? tty_stdio : spec->stdio) < 0)
                 app_fail(err_fd, KPA_STEP_STDIO, errno);
+        /* its controlling terminal: job control, and ^C as SIGINT */
+        if (c->tty_slave >= 0 && ioctl(STDIN_FILENO, TIOCSCTTY, 0) < 0)
+                app_fail(err_fd, KPA_STEP_TTY, errno);
         /* the handles go to 3..3+n-1; the error pipe rides along at 3+n so
          * that it survives the closing of every other fd, then is CLOEXEC */
         int fds[spec->n_handles + 1];
@@ -770,15 +845,15 @@ static _Noreturn void app_main(const child_ctx *c, int err_fd)
         r = kpa_privileges_drop_ids(spec->uid, spec->gid, &failed); /* limits: init's */
         if (r < 0)
                 app_fail(err_fd, KPA_STEP_PRIVILEGES, -r);
-        /* as the application's own ids: a directory it may not enter fails */
-        if (spec->cwd && chdir(spec->cwd) < 0)
-                app_fail(err_fd, KPA_STEP_CWD, errno);
         /* A fresh, empty session keyring, owned by the package's uid: the
          * caller's (kpa-run's user, or the daemon's) is not the package's to
          * see, allowKeyring or not. Kernels without keys have nothing to
          * hide (ENOSYS). Before the filter, which may refuse keyctl. */
         if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0L, 0L, 0L, 0L) < 0 && errno != ENOSYS)
                 app_fail(err_fd, KPA_STEP_KEYRING, errno);
+        /* as the application's uid: a directory it cannot enter is refused */
+        if (spec->cwd && chdir(spec->cwd) < 0)
+                app_fail(err_fd, KPA_STEP_CWD, errno);
         /* last: the filter refuses mount, unshare... that the steps above may use */
         r = kpa_seccomp_apply(c->seccomp, &failed);
         if (r < 0)
@@ -912,8 +987,58 @@ static void wait_for_start(const child_ctx *c, int sfd)
         close(c->start_fd);
 }
 
+/* The argv area of this process (fields 48 and 49 of /proc/self/stat), read
+ * once by the parent: every init is a copy of it, at the same addresses. */
+static char *argv_area;
+static size_t argv_area_len;
+
+static pthread_once_t argv_area_once = PTHREAD_ONCE_INIT;
+
+static void find_argv_area(void)
+{
+        char buf[1024];
+        _cleanup_close_ int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return;
+        buf[n] = '\0';
+        char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+        unsigned long long start = 0, end = 0;
+        for (int field = 2; p && field < 49; field++) {
+                p = strchr(p + 1, ' ');
+                if (p && field + 1 == 48)
+                        start = strtoull(p + 1, NULL, 10);
+                if (p && field + 1 == 49)
+                        end = strtoull(p + 1, NULL, 10);
+        }
+        if (start && end > start) {
+                argv_area = (char *)(uintptr_t)start;
+                argv_area_len = (size_t)(end - start);
+        }
+}
+
+/* ps shows NAME for this init, not the command line of the daemon or tool
+ * it was cloned from: NAME goes over the argv area it inherited (its own
+ * copy), NUL-terminated, and the area's last byte is made non-zero so that
+ * /proc/PID/cmdline ends at that NUL (the kernel's setproctitle rule). The
+ * comm is "kpa-init", all that fits its 16 bytes. */
+static void name_init(const char *name)
+{
+        (void)prctl(PR_SET_NAME, "kpa-init", 0, 0, 0);
+        if (!name || !argv_area || argv_area_len < 2)
+                return;
+        size_t len = strlen(name);
+        if (len > argv_area_len - 1)
+                len = argv_area_len - 1;
+        memset(argv_area, 0, argv_area_len);
+        memcpy(argv_area, name, len);
+        if (len + 1 < argv_area_len)
+                argv_area[argv_area_len - 1] = ' ';
+}
+
 static _Noreturn void init_main(const child_ctx *c)
 {
+        name_init(c->spec->init_name);
         int sfd = init_signalfd();
         if (sfd < 0)
                 child_fail(c, KPA_STEP_INIT, errno);
@@ -931,6 +1056,8 @@ static _Noreturn void init_main(const child_ctx *c)
         if (app < 0)
                 child_fail(c, KPA_STEP_FORK, errno);
         close(err_pipe[1]);
+        if (c->tty_slave >= 0) /* the application's alone: its end closes the pty */
+                close(c->tty_slave);
         for (size_t i = 0; i < c->spec->n_handles; i++)
                 close(c->spec->handle_fds[i]);
         int32_t msg[2];
@@ -1065,6 +1192,8 @@ static _Noreturn void child_main(const child_ctx *c)
         closep(&cc.root_fd);
         closep(&cc.dev_fd);
         kpa_trace("child: root done");
+        if (spec->tty)
+                open_tty(&cc);
         if (spec->new_net)
                 CHECK(c, KPA_STEP_LOOPBACK, loopback_up());
         kpa_trace("child: loopback");
@@ -1102,7 +1231,7 @@ static _Noreturn void child_start(const kpa_instance_spec *spec, const int *tree
         close_all_except(keep, n);
         child_ctx c = {.spec = spec, .trees = trees, .report_fd = report_fd, .death_fd = death_fd,
                        .sync_fd = sync_fd, .setup_fd = setup_fd, .root_fd = -1, .dev_fd = -1,
-                       .cpus = cpus, .start_fd = -1};
+                       .cpus = cpus, .tty_slave = -1, .start_fd = -1};
         child_main(&c);
 }
 
@@ -1311,7 +1440,7 @@ static int setup_child(const kpa_instance_spec *spec, kpa_cgroup_driver driver, 
 
 int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *sb, kpa_error *err)
 {
-        *sb = (kpa_sandbox){.pid = 0, .pidfd = -1, .report_fd = -1};
+        *sb = (kpa_sandbox){.pid = 0, .pidfd = -1, .report_fd = -1, .tty_fd = -1};
         int trees[spec->n_mounts + 1];
         kpa_trace("spawn");
         /* what the child needs from the heap, made here: it must not
@@ -1353,6 +1482,8 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         }
         cpu_set_t cpus;
         bool have_cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0;
+        if (spec->init_name)
+                pthread_once(&argv_area_once, find_argv_area); /* threads may start at once */
         int pidfd = -1;
         struct clone_args args = {
                 .flags = CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
@@ -1364,6 +1495,16 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 args.flags |= CLONE_INTO_CGROUP;
                 args.cgroup = (uint64_t)cgroup_fd;
         }
+        /* The init of a PID namespace drops a signal that it has neither a
+         * handler for nor blocked: it is born with the signals it forwards
+         * blocked (they wait, pending, for its signalfd), so that a stop
+         * asked for while it is still Created is not lost when the caller has
+         * them unblocked. */
+        sigset_t fwd, caller_mask;
+        sigemptyset(&fwd);
+        for (size_t i = 0; i < ELEMENTSOF(forwarded_signals); i++)
+                sigaddset(&fwd, forwarded_signals[i]);
+        pthread_sigmask(SIG_BLOCK, &fwd, &caller_mask);
         pid_t pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
         if (pid < 0 && cgroup_fd >= 0 && (errno == EINVAL || errno == E2BIG)) {
                 /* a kernel before 5.7: the child joins by itself */
@@ -1372,6 +1513,10 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 cgroup_fd = -1;
                 pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
         }
+        int saved = errno;
+        if (pid != 0)
+                pthread_sigmask(SIG_SETMASK, &caller_mask, NULL);
+        errno = saved;
         if (pid == 0) {
                 close(rep[0]);
                 closep(&sync[1]);
@@ -1379,7 +1524,7 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 child_start(spec, trees, rep[1], death_fd, sync[0], setup[1],
                             have_cpus ? &cpus : NULL);
         }
-        int saved = errno;
+        saved = errno;
         if (pid > 0 && have_cpus)
                 run_apart(pid, &cpus);
         kpa_trace("spawn: cloned");
@@ -1405,6 +1550,8 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 q = hand_over_root(spec, setup[0], err);
         if (q == 0)
                 q = setup_child(spec, driver, pid, setup[0], &cg, cgroup_fd >= 0, err);
+        if (q == 0 && spec->tty && (q = receive_tty(setup[0], &sb->tty_fd)) < 0)
+                kpa_error_set_errno(err, -q, "cannot receive the pseudo-terminal from the child");
         close(setup[0]);
         if (q < 0) {
                 (void)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);

@@ -79,6 +79,16 @@ typedef struct kpa_instance_spec {
          * be 0 then); mounts are made from source paths in the child; a
          * cgroup is made only when limits or a parent are asked for. */
         bool userns;
+        char *init_name; /* what the init calls itself in ps ("kpa-init APP_ID/RUNCONFIG"),
+                            in the argv area it inherits, cut to its size; NULL: unchanged */
+        char *cwd; /* inside the new root; NULL: / */
+        /* A pseudo-terminal of the instance's own devpts (/dev/pts/N
+         * inside) as the application's stdin, stdout, stderr and
+         * controlling terminal, of TTY_ROWS x TTY_COLS (0: the kernel's
+         * default); its master comes back in kpa_sandbox.tty_fd. STDIO is
+         * not used then. */
+        bool tty;
+        unsigned short tty_rows, tty_cols;
         /* OCI (oci-config.c): the container's own root. ROOTFS (a host
          * directory) is bound as the new root instead of kpa's tmpfs with
          * /usr and /etc, and MOUNTS are then made in their order inside it
@@ -87,7 +97,6 @@ typedef struct kpa_instance_spec {
         char *rootfs;        /* NULL: kpa's own root */
         bool rootfs_readonly;
         char *netns_path;    /* join this network namespace (NULL: NEW_NET decides) */
-        char *cwd;           /* inside the new root; NULL: / */
         /* The init waits before it starts the application until a byte
          * arrives on this FIFO (OCI create/start); NULL: no wait. */
         char *start_fifo;
@@ -153,7 +162,8 @@ typedef enum kpa_sandbox_step {
         KPA_STEP_EXEC,
         KPA_STEP_SECCOMP, /* after PRIVILEGES; last so that the ids above stay */
         KPA_STEP_KEYRING,
-        KPA_STEP_CWD,       /* OCI: spec->cwd */
+        KPA_STEP_TTY,
+        KPA_STEP_CWD,
         KPA_STEP_NETNS,     /* OCI: join spec->netns_path (ipcns_path, utsns_path) */
         KPA_STEP_START_WAIT, /* OCI: wait on spec->start_fifo */
         KPA_STEP_MAX,
@@ -165,12 +175,13 @@ typedef struct kpa_sandbox {
         int pidfd;         /* of init */
         int report_fd;     /* read end: kpa_report records, EOF when init is gone */
         kpa_cgroup *cgroup;
+        int tty_fd;        /* the pty's master (spec->tty), the caller's; else -1 */
 } kpa_sandbox;
 
 /* KPA_TRACE_START set in the environment: write "kpa-trace MICROSECONDS PID
  * STEP" (CLOCK_MONOTONIC) on stderr at each step of a start, for bench/.
  * Off, it costs one test of a flag. Async-signal-safe once initialized. */
-void kpa_trace(const char *step);
+KPA_PUBLIC void kpa_trace(const char *step); /* kpa/process.h */
 
 /* Clone the init, then (while it makes its namespaces and mounts on
  * another CPU) make its root (but rootless), build the seccomp filter and

@@ -10,8 +10,8 @@
 
 #include "kpa/package.h"
 
-#define SIGN_MEMBER "manifest.sig"           /* the archive member, and the installed file */
-#define SIGN_MEMBER_MAX 4096                 /* bytes: a real one is about 200 */
+#include "archive-read.h" /* SIGN_MEMBER, SIGN_MEMBER_MAX: the package format */
+
 #define SIGN_UNSIGNED_RECORD "unsigned.json" /* installed with --allow-unsigned */
 
 /* A secret key, loaded for signing. */

@@ -205,6 +205,61 @@ static int plan_read_only_paths(kpa_store *store, const kpa_sandbox_settings *gr
         return 0;
 }
 
+/* An absolute path with no ".." component. */
+static bool path_is_clean_absolute(const char *p)
+{
+        if (p[0] != '/' || strlen(p) >= PATH_MAX)
+                return false;
+        for (const char *c = p; c; c = strchr(c + 1, '/'))
+                if (strncmp(c, "/..", 3) == 0 && (c[3] == '/' || c[3] == '\0'))
+                        return false;
+        return true;
+}
+
+/* Root's extra binds (kpa-run --bind, --bind-ro): absolute paths without
+ * "..", inside anywhere but /; a missing host path is named here rather
+ * than as a failed mount. */
+static int plan_binds(const kpa_start_options *opts, kpa_instance_spec *spec, kpa_error *err)
+{
+        if (opts->n_binds > 0 && geteuid() != 0)
+                return kpa_error_set(err, EPERM,
+                                     "only root can bind host paths into the sandbox (--bind, "
+                                     "--bind-ro)");
+        for (size_t i = 0; i < opts->n_binds; i++) {
+                const kpa_start_bind *b = &opts->binds[i];
+                const char *opt = b->writable ? "--bind" : "--bind-ro";
+                if (!path_is_clean_absolute(b->host) || !path_is_clean_absolute(b->inside) ||
+                    streq(b->inside, "/"))
+                        return kpa_error_set(err, EINVAL,
+                                             "%s %s:%s: both paths must be absolute, without "
+                                             "\"..\", and the inside one not /",
+                                             opt, b->host, b->inside);
+                struct stat st;
+                if (stat(b->host, &st) < 0)
+                        return kpa_error_set_errno(err, errno, "%s: host path %s", opt, b->host);
+                kpa_instance_spec_add_mount(spec, b->writable ? KPA_MOUNT_BIND_RW : KPA_MOUNT_BIND_RO,
+                                            b->host, -1, b->inside, false);
+        }
+        return 0;
+}
+
+/* The working directory, pseudo-terminal and size: passed on as they are
+ * (the init checks the directory, as the application's uid). */
+static int plan_cwd_tty(const kpa_start_options *opts, kpa_instance_spec *spec, kpa_error *err)
+{
+        if (opts->cwd) {
+                if (opts->cwd[0] != '/')
+                        return kpa_error_set(err, EINVAL,
+                                             "working directory \"%s\" is not an absolute path",
+                                             opts->cwd);
+                spec->cwd = kpa_xstrdup(opts->cwd);
+        }
+        spec->tty = opts->tty;
+        spec->tty_rows = opts->tty_rows;
+        spec->tty_cols = opts->tty_cols;
+        return 0;
+}
+
 static int plan_handles(const kpa_start_options *opts, kpa_instance_spec *spec, kpa_error *err)
 {
         spec->handle_fds = kpa_xcalloc(opts->n_handles, sizeof(int));
@@ -319,6 +374,12 @@ int kpa_instance_spec_build(kpa_store *store, const kpa_manifest *m, const kpa_r
         if (q < 0)
                 return q;
         q = plan_read_only_paths(store, &granted, spec, err);
+        if (q < 0)
+                return q;
+        q = plan_binds(opts, spec, err);
+        if (q < 0)
+                return q;
+        q = plan_cwd_tty(opts, spec, err);
         if (q < 0)
                 return q;
         plan_seccomp(&granted, spec);

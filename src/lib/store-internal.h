@@ -19,6 +19,10 @@ struct kpa_store {
 /* The writer lock ROOT/.lock (install.c): waits for other writers, then
  * finishes or cleans what a crashed writer left in .staging. */
 int store_lock(kpa_store *s, kpa_error *err);
+/* Install the package stream read from FD (NAME in messages); see
+ * kpa_store_install(), which opens a file for it. */
+int store_install_fd(kpa_store *s, int fd, const char *name, const kpa_install_options *opts,
+                     kpa_install_result *result, kpa_error *err);
 void store_unlock(kpa_store *s);
 /* fsync the directory PATH below DIRFD: what was renamed into it stays. */
 int store_fsync_dir_at(int dirfd, const char *path);

@@ -70,6 +70,21 @@ int supervise_record_write(kpa_control *ctl, instance *i)
                 kpa_token_to_string(&i->parent, t);
                 add_str(o, "parent", t);
         }
+        /* usesServices: whom it stops before, what ends with it */
+        if (i->n_services > 0) {
+                json_object *a = json_object_new_array();
+                for (size_t k = 0; k < i->n_services; k++) {
+                        char t[KPA_TOKEN_STRING_MAX];
+                        kpa_token_to_string(&i->services[k], t);
+                        json_object_array_add(a, json_object_new_string(t));
+                }
+                json_object_object_add(o, "services", a);
+        }
+        if (i->has_bound) {
+                char t[KPA_TOKEN_STRING_MAX];
+                kpa_token_to_string(&i->bound_to, t);
+                add_str(o, "boundTo", t);
+        }
         add_int(o, "startTime", (int64_t)i->start_time);
         add_int(o, "logFd", i->log_pipe_in_init);
         if (i->cgroup_parent)
@@ -95,11 +110,23 @@ int supervise_record_write(kpa_control *ctl, instance *i)
                 add_int(ro, "network", r->opts.network);
                 add_int(ro, "uid", r->opts.uid == (uid_t)-1 ? -1 : (int64_t)r->opts.uid);
                 add_int(ro, "gid", r->opts.gid == (gid_t)-1 ? -1 : (int64_t)r->opts.gid);
+                if (r->opts.cwd)
+                        add_str(ro, "cwd", r->opts.cwd);
+                json_object *binds = json_object_new_array();
+                for (size_t k = 0; k < r->opts.n_binds; k++) {
+                        json_object *b = json_object_new_object();
+                        add_str(b, "host", r->opts.binds[k].host);
+                        add_str(b, "inside", r->opts.binds[k].inside);
+                        add_int(b, "writable", r->opts.binds[k].writable);
+                        json_object_array_add(binds, b);
+                }
+                json_object_object_add(ro, "binds", binds);
                 add_int(ro, "mode", r->policy.mode);
                 add_int(ro, "maxRetries", r->policy.max_retries);
                 add_int(ro, "delayMs", r->policy.delay_ms);
                 add_int(ro, "maxDelayMs", r->policy.max_delay_ms);
                 add_int(ro, "restarts", r->restarts);
+                add_int(ro, "resetAfterS", r->policy.reset_after_s);
                 json_object_object_add(o, "restart", ro);
         }
         const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
@@ -321,6 +348,12 @@ void supervise_restart_free(restart_info *r)
                 closep((int *)&r->handles[k].fd);
         }
         free(r->handles);
+        for (size_t k = 0; k < r->opts.n_binds; k++) {
+                free((char *)r->opts.binds[k].host);
+                free((char *)r->opts.binds[k].inside);
+        }
+        free((kpa_start_bind *)r->opts.binds);
+        free((char *)r->opts.cwd);
         free(r);
 }
 
@@ -329,6 +362,16 @@ static char **strv_dup_n(const char *const *v, size_t n)
         char **copy = kpa_xcalloc(n + 1, sizeof(char *));
         for (size_t k = 0; k < n; k++)
                 copy[k] = kpa_xstrdup(v[k]);
+        return copy;
+}
+
+static kpa_start_bind *binds_dup(const kpa_start_bind *b, size_t n)
+{
+        kpa_start_bind *copy = kpa_xcalloc(n ? n : 1, sizeof(*copy));
+        for (size_t k = 0; k < n; k++)
+                copy[k] = (kpa_start_bind){.host = kpa_xstrdup(b[k].host),
+                                           .inside = kpa_xstrdup(b[k].inside),
+                                           .writable = b[k].writable};
         return copy;
 }
 
@@ -356,6 +399,9 @@ restart_info *supervise_restart_new(const char *pkg_id, const char *rc_id,
         r->opts.handles = NULL;
         r->opts.extra_args = r->opts.extra_env = NULL;
         r->opts.cgroup_parent = NULL;
+        r->opts.cwd = opts->cwd ? kpa_xstrdup(opts->cwd) : NULL;
+        r->opts.binds = binds_dup(opts->binds, opts->n_binds);
+        r->opts.tty = false;
         r->opts.stdin_fd = r->opts.stdout_fd = r->opts.stderr_fd = -1; /* a restart logs */
         return r;
 }
@@ -371,9 +417,30 @@ void supervise_forget_restart(instance *i)
         }
 }
 
+/* Keep how I's run ended when that was a failure (what on-failure counts as
+ * one): a restart replaces the context, not this. */
+static void note_failure(instance *i)
+{
+        kpa_process_context *c = &i->ctx;
+        if (!process_ended(i) || i->stop_normal || i->forced)
+                return;
+        if (c->state != KPA_PROCESS_FAILED && c->exit_code == 0)
+                return;
+        c->last_failure.state = c->state;
+        c->last_failure.exit_status = c->exit_status;
+        c->last_failure.exit_code = c->exit_code;
+        c->last_failure.exit_reason = c->exit_reason;
+        memcpy(c->last_failure.exit_cause, c->exit_cause, sizeof(c->exit_cause));
+        size_t len = strnlen(c->message, sizeof(c->last_failure.message) - 1);
+        memcpy(c->last_failure.message, c->message, len);
+        c->last_failure.message[len] = '\0';
+        c->last_failure.at = (int64_t)time(NULL);
+}
+
 void supervise_schedule_restart(kpa_control *ctl, instance *i)
 {
         restart_info *r = i->restart;
+        note_failure(i);
         if (r && i->restart_after_stop && !r->handles_lost && !r->at_ms) {
                 /* stopped for an upgrade: at once, whatever the policy */
                 i->restart_after_stop = false;
@@ -394,8 +461,10 @@ void supervise_schedule_restart(kpa_control *ctl, instance *i)
                 return;
         }
         uint64_t now = process_now_ms();
-        /* a run longer than the longest backoff counts as a success */
-        if (r->running_since_ms && now - r->running_since_ms > r->policy.max_delay_ms)
+        /* a healthy run of resetAfter seconds starts the backoff over */
+        if (r->running_since_ms &&
+            now - r->running_since_ms >=
+                    (uint64_t)(r->policy.reset_after_s ? r->policy.reset_after_s : 60) * 1000)
                 r->restarts = 0;
         if (r->policy.max_retries && r->restarts >= r->policy.max_retries) {
                 snprintf(i->ctx.message + strlen(i->ctx.message),
@@ -409,6 +478,7 @@ void supervise_schedule_restart(kpa_control *ctl, instance *i)
         if (r->policy.max_delay_ms && delay > r->policy.max_delay_ms)
                 delay = r->policy.max_delay_ms;
         r->at_ms = now + delay;
+        i->ctx.restart_in_ms = (unsigned)delay; /* the observer logs it */
         process_arm_timer(ctl);
 }
 
@@ -417,9 +487,12 @@ void supervise_do_restart(kpa_control *ctl, instance *i)
         restart_info *r = i->restart;
         r->at_ms = 0;
         r->restarts++;
+        r->running_since_ms = 0; /* until it runs again */
         kpa_process_context old = i->ctx;
         memset(&i->ctx, 0, sizeof(i->ctx));
         memcpy(i->ctx.app_id, old.app_id, sizeof(old.app_id));
+        i->ctx.restarts = old.restarts + 1;
+        i->ctx.last_failure = old.last_failure;
         i->exited = i->exit_oom = i->stop_normal = i->forced = i->escalated = i->term_pending =
                 i->restart_after_stop = false;
         i->deadline_ms = 0;
@@ -432,9 +505,17 @@ void supervise_do_restart(kpa_control *ctl, instance *i)
         o.handles = r->handles;
         o.n_handles = r->n_handles;
         o.cgroup_parent = i->cgroup_parent;
+        r->starting = true;
+        r->notify_pending = false;
         (void)process_launch_into(ctl, i, r->pkg_id, NULL, NULL, r->rc_id, &o);
+        r->starting = false;
         if (process_ended(i))
                 supervise_schedule_restart(ctl, i); /* a failed start counts as a failure too */
+        if (r->notify_pending) { /* told now, with the next restart's delay */
+                r->notify_pending = false;
+                supervise_record_write(ctl, i);
+                process_notify(ctl, i);
+        }
 }
 
 /* ---- retention of ended contexts ---- */
@@ -522,6 +603,27 @@ static char **jstrv(json_object *o, const char *key, size_t *n)
         return v;
 }
 
+/* The binds of a restart record; entries that are not whole are skipped. */
+static kpa_start_bind *jbinds(json_object *o, size_t *n)
+{
+        json_object *a;
+        *n = 0;
+        size_t len = json_object_object_get_ex(o, "binds", &a) &&
+                                     json_object_is_type(a, json_type_array)
+                             ? json_object_array_length(a)
+                             : 0;
+        kpa_start_bind *b = kpa_xcalloc(len ? len : 1, sizeof(*b));
+        for (size_t k = 0; k < len; k++) {
+                json_object *e = json_object_array_get_idx(a, k);
+                const char *host = jstr(e, "host"), *inside = jstr(e, "inside");
+                if (host && inside)
+                        b[(*n)++] = (kpa_start_bind){.host = kpa_xstrdup(host),
+                                                     .inside = kpa_xstrdup(inside),
+                                                     .writable = jint(e, "writable", 0) != 0};
+        }
+        return b;
+}
+
 static restart_info *restart_from_record(json_object *ro)
 {
         restart_info *r = kpa_xcalloc(1, sizeof(*r));
@@ -539,11 +641,15 @@ static restart_info *restart_from_record(json_object *ro)
         r->opts.network = (kpa_network_mode_opt)jint(ro, "network", 0);
         r->opts.uid = (uid_t)jint(ro, "uid", -1);
         r->opts.gid = (gid_t)jint(ro, "gid", -1);
+        const char *cwd = jstr(ro, "cwd");
+        r->opts.cwd = cwd ? kpa_xstrdup(cwd) : NULL;
+        r->opts.binds = jbinds(ro, &r->opts.n_binds);
         r->policy.mode = (kpa_restart_mode)jint(ro, "mode", 0);
         r->policy.max_retries = (uint32_t)jint(ro, "maxRetries", 5);
         r->policy.delay_ms = (uint32_t)jint(ro, "delayMs", 100);
         r->policy.max_delay_ms = (uint32_t)jint(ro, "maxDelayMs", 30000);
         r->restarts = (unsigned)jint(ro, "restarts", 0);
+        r->policy.reset_after_s = (uint32_t)jint(ro, "resetAfterS", 60);
         return r;
 }
 
@@ -563,6 +669,19 @@ static instance *instance_from_record(kpa_control *ctl, json_object *o)
         const char *parent = jstr(o, "parent");
         if (parent && kpa_token_from_string(parent, &i->parent) == 0)
                 i->has_parent = true;
+        json_object *sv;
+        if (json_object_object_get_ex(o, "services", &sv) && json_object_is_type(sv, json_type_array)) {
+                size_t n = json_object_array_length(sv);
+                i->services = kpa_xcalloc(n ? n : 1, sizeof(*i->services));
+                for (size_t k = 0; k < n; k++) {
+                        const char *st = json_object_get_string(json_object_array_get_idx(sv, k));
+                        if (st && kpa_token_from_string(st, &i->services[i->n_services]) == 0)
+                                i->n_services++;
+                }
+        }
+        const char *bound = jstr(o, "boundTo");
+        if (bound && kpa_token_from_string(bound, &i->bound_to) == 0)
+                i->has_bound = true;
         i->owner = (uid_t)jint(o, "owner", 0);
         i->start_time = (unsigned long long)jint(o, "startTime", 0);
         i->log_pipe_in_init = (int)jint(o, "logFd", -1);

@@ -1,5 +1,6 @@
-/* util.h: the cleanup idiom, ownership macros and error helpers shared by all
- * of libkpa. Nothing here knows about packages or processes. */
+/* util.h: the error helpers, allocation, fd and file helpers shared by all
+ * of libkpa, and (from src/common/cleanup.h) the cleanup idiom and the
+ * ownership macros. Nothing here knows about packages or processes. */
 #ifndef KPA_UTIL_H
 #define KPA_UTIL_H
 
@@ -14,60 +15,11 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "cleanup.h"
 #include "kpa/error.h"
 
-#define _cleanup_(f) __attribute__((cleanup(f)))
-#define _printf_(a, b) __attribute__((format(printf, a, b)))
-#define _unused_ __attribute__((unused))
-
-static inline void freep(void *p) { free(*(void **)p); }
-static inline void closep(int *fd)
-{
-        if (*fd >= 0) {
-                int saved = errno;
-                close(*fd);
-                errno = saved;
-        }
-}
-static inline void fclosep(FILE **f)
-{
-        if (*f)
-                fclose(*f);
-}
-static inline void closedirp(DIR **d)
-{
-        if (*d)
-                closedir(*d);
-}
-/* public (kpa/package.h): declared KPA_PUBLIC here too, which the
- * definition in util.c sees first */
-KPA_PUBLIC void kpa_strv_free(char **v);
 /* qsort() comparison of two char * (strcmp order). */
 int kpa_strcmp_ptr(const void *a, const void *b);
-static inline void strv_freep(char ***v) { kpa_strv_free(*v); }
-
-#define _cleanup_free_ _cleanup_(freep)
-#define _cleanup_close_ _cleanup_(closep)
-#define _cleanup_fclose_ _cleanup_(fclosep)
-#define _cleanup_closedir_ _cleanup_(closedirp)
-#define _cleanup_strv_free_ _cleanup_(strv_freep)
-
-/* Hand ownership over: return the value and leave the source empty. */
-#define TAKE_PTR(p)                                                            \
-        ({                                                                     \
-                __typeof__(p) _p = (p);                                        \
-                (p) = NULL;                                                    \
-                _p;                                                            \
-        })
-#define TAKE_FD(fd)                                                            \
-        ({                                                                     \
-                int _fd = (fd);                                                \
-                (fd) = -1;                                                     \
-                _fd;                                                           \
-        })
-
-#define ELEMENTSOF(a) (sizeof(a) / sizeof((a)[0]))
-#define streq(a, b) (strcmp((a), (b)) == 0)
 
 /* Fill ERR (may be NULL) with CODE (a positive errno) and a formatted
  * message; return -CODE so that callers can write

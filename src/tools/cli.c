@@ -160,3 +160,54 @@ void cli_progress_end(cli_progress *p)
         if (p->enabled && (p->last_permille >= 0 || p->last_done > 0))
                 fputs("\r\033[K", stderr);
 }
+
+/* A tool cannot go on without the memory it asks for: say so and exit. */
+static void *cli_checked(void *p)
+{
+        if (!p) {
+                cli_error("out of memory");
+                exit(EXIT_FAILURE);
+        }
+        return p;
+}
+
+void *cli_xcalloc(size_t n, size_t size)
+{
+        return cli_checked(calloc(n ? n : 1, size ? size : 1));
+}
+
+void *cli_xrealloc(void *p, size_t n)
+{
+        return cli_checked(realloc(p, n ? n : 1));
+}
+
+char *cli_xstrndup(const char *s, size_t n)
+{
+        return cli_checked(strndup(s, n));
+}
+
+void cli_close_fds(int *fds, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (fds[i] >= 0) {
+                        close(fds[i]);
+                        fds[i] = -1;
+                }
+}
+
+int cli_write_all(int fd, const void *buf, size_t len)
+{
+        const char *p = buf;
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -EIO;
+                p += n;
+                len -= (size_t)n;
+        }
+        return 0;
+}

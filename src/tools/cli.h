@@ -30,6 +30,15 @@ typedef int (*cli_option_fn)(int c, const char *arg);
 int cli_parse_options(int argc, char **argv, const char *shortopts,
                       const struct option *longopts, cli_option_fn handle);
 
+/* Allocation that exits with "out of memory" instead of returning NULL. */
+void *cli_xcalloc(size_t n, size_t size);
+void *cli_xrealloc(void *p, size_t n);
+char *cli_xstrndup(const char *s, size_t n);
+/* Write all LEN bytes of BUF to FD (EINTR retried): 0 or -errno. */
+int cli_write_all(int fd, const void *buf, size_t len);
+/* Close the fds of FDS that are >= 0 and set them to -1. */
+void cli_close_fds(int *fds, size_t n);
+
 /* Parse a size with an optional K, M, G or T suffix (powers of 1024). */
 int cli_parse_size(const char *s, uint64_t *out);
 

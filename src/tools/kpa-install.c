@@ -15,10 +15,11 @@
 
 #include <json-c/json.h>
 
+#include "cleanup.h"
 #include "cli.h"
+#include "kpa/oci-image.h"
 #include "kpa/package.h"
 #include "kpa/process.h"
-#include "util.h"
 
 typedef enum {
         MODE_INSTALL,
@@ -44,6 +45,7 @@ static void usage(void)
 {
         printf("Usage:\n"
                "  %1$s [OPTIONS] PACKAGE.kpa...        install or upgrade packages\n"
+               "  %1$s [OPTIONS] oci:DIR[:TAG]...      the same from OCI image layouts\n"
                "  %1$s --remove [--purge] [--stop] APP_ID...\n"
                "                                            remove installed packages\n"
                "  %1$s --rollback APP_ID...            go back to the previous version\n"
@@ -309,12 +311,13 @@ static void print_permissions(const char *app_id, char *const *requested, char *
 }
 
 /* With --grant: an installed application's id rather than a package file
- * (no '/', no .kpa ending, no such file). */
+ * (no '/', no .kpa ending, no such file, no oci: image). */
 static bool is_app_id(const char *s)
 {
         size_t len = strlen(s);
         struct stat st;
-        return !strchr(s, '/') && !(len > 4 && streq(s + len - 4, ".kpa")) && stat(s, &st) < 0;
+        return !strchr(s, '/') && !(len > 4 && streq(s + len - 4, ".kpa")) && stat(s, &st) < 0 &&
+               strncmp(s, "oci:", 4) != 0;
 }
 
 static int grant_one(kpa_store *store, const char *app_id, const char *names, bool revoke)
@@ -655,7 +658,9 @@ static int install_one(kpa_store *store, const char *path)
         opts.progress = cli_progress_update;
         opts.userdata = &progress;
         opts.on_permissions = print_permissions;
-        int r = kpa_store_install(store, path, &opts, &res, &err);
+        int r = strncmp(path, "oci:", 4) == 0
+                        ? kpa_store_install_oci(store, path + 4, &opts, &res, &err)
+                        : kpa_store_install(store, path, &opts, &res, &err);
         cli_progress_end(&progress);
         if (r < 0) {
                 cli_report(&err);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "kpa/oci-image.h"
 #include "kpa/package.h"
 #include "cli.h"
 
@@ -23,6 +24,7 @@ static const char *const compression_names[] = {
 static void usage(void)
 {
         printf("Usage: %1$s -o OUTPUT.kpa --manifest MANIFEST.json [OPTION]... [FILE|DIR]...\n"
+               "       %1$s --oci-image=DIR [--tag=TAG] PACKAGE.kpa\n"
                "       %1$s --new-key NAME\n",
                cli_program());
         fputs("\n"
@@ -49,6 +51,12 @@ static void usage(void)
               "      --new-key=NAME      make a key pair for --sign: NAME.key, the secret\n"
               "                          key (mode 0600), and NAME.pub, the public key that\n"
               "                          devices trust; never overwrites a file\n"
+              "      --oci-image=DIR     instead of building a package, turn the package\n"
+              "                          PACKAGE.kpa into an OCI image layout in DIR (new\n"
+              "                          or empty): one layer with the package at /APP_ID,\n"
+              "                          its manifest (and signature) in the config's\n"
+              "                          labels; kpa-install oci:DIR takes it back\n"
+              "      --tag=TAG           the image's tag (default: the application version)\n"
               "  -q, --quiet             print nothing but errors\n"
               "  -v, --verbose           list each member as it is added\n"
               "  -h, --help              show this help and exit\n"
@@ -94,11 +102,12 @@ static int parse_epoch(const char *s, int64_t *out)
         return 0;
 }
 
-enum { OPT_COMPRESS = 0x100, OPT_MTIME, OPT_VERSION, OPT_SIGN, OPT_NEW_KEY };
+enum { OPT_COMPRESS = 0x100, OPT_MTIME, OPT_VERSION, OPT_SIGN, OPT_NEW_KEY, OPT_OCI_IMAGE, OPT_TAG };
 
 static kpa_pack_options opts;
-static const char *new_key;
+static const char *new_key, *oci_image, *oci_tag;
 static bool quiet, verbose;
+static bool packing_option; /* --compress or --mtime: they shape a new package */
 
 static int parse_option(int c, const char *arg)
 {
@@ -106,17 +115,21 @@ static int parse_option(int c, const char *arg)
         case 'o': opts.output_path = arg; return 0;
         case 'm': opts.manifest_path = arg; return 0;
         case OPT_COMPRESS:
+                packing_option = true;
                 if (kpa_compression_from_string(arg, &opts.compression) < 0)
                         return cli_usage_error("unknown compression '%s' (zstd, xz, gzip or none)",
                                                arg);
                 return 0;
         case OPT_MTIME:
+                packing_option = true;
                 if (parse_epoch(arg, &opts.mtime) < 0)
                         return cli_usage_error("--mtime: '%s' is not a number of seconds since 1970",
                                                arg);
                 return 0;
         case OPT_SIGN: opts.sign_key = arg; return 0;
         case OPT_NEW_KEY: new_key = arg; return 0;
+        case OPT_OCI_IMAGE: oci_image = arg; return 0;
+        case OPT_TAG: oci_tag = arg; return 0;
         case 'q': quiet = true, verbose = false; return 0;
         case 'v': verbose = true, quiet = false; return 0;
         case 'h': usage(); exit(EXIT_SUCCESS);
@@ -145,6 +158,33 @@ static int make_key(int operands)
         return EXIT_SUCCESS;
 }
 
+/* --oci-image DIR PACKAGE.kpa */
+static int make_oci_image(int argc, char **argv)
+{
+        if (opts.output_path || opts.manifest_path || opts.sign_key || new_key || packing_option)
+                return cli_usage_error("--oci-image turns an existing package into an image: "
+                                       "give it the package alone (no -o, --manifest, --sign, "
+                                       "--compress, --mtime, --new-key)");
+        if (argc - optind != 1)
+                return cli_usage_error("--oci-image takes one PACKAGE.kpa");
+        const char *package = argv[optind];
+        kpa_oci_image_result res;
+        kpa_error err;
+        if (kpa_oci_image_write(package, oci_image, oci_tag, &res, &err) < 0) {
+                cli_report(&err);
+                return EXIT_FAILURE;
+        }
+        if (!quiet)
+                printf("%s: OCI image of %s, tag %s, %s, layer %llu bytes%s\n", oci_image, package,
+                       res.tag, res.digest, (unsigned long long)res.layer_size,
+                       res.signed_package ? ", signature kept" : "");
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+                cli_error("write error on standard output");
+                return EXIT_FAILURE;
+        }
+        return EXIT_SUCCESS;
+}
+
 int main(int argc, char **argv)
 {
         static const struct option longopts[] = {
@@ -154,6 +194,8 @@ int main(int argc, char **argv)
                 { "mtime", required_argument, NULL, OPT_MTIME },
                 { "sign", required_argument, NULL, OPT_SIGN },
                 { "new-key", required_argument, NULL, OPT_NEW_KEY },
+                { "oci-image", required_argument, NULL, OPT_OCI_IMAGE },
+                { "tag", required_argument, NULL, OPT_TAG },
                 { "quiet", no_argument, NULL, 'q' },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
@@ -166,6 +208,10 @@ int main(int argc, char **argv)
         int r = cli_parse_options(argc, argv, "o:m:qvh", longopts, parse_option);
         if (r)
                 return r;
+        if (oci_image)
+                return make_oci_image(argc, argv);
+        if (oci_tag)
+                return cli_usage_error("--tag names the image of --oci-image");
         if (new_key)
                 return make_key(argc - optind);
         if (!opts.output_path)

@@ -1,6 +1,7 @@
 /* kpa-run: start one run configuration of an installed application in its
  * sandbox and stay with it until it ends ("direct mode"). kpa-run is the
- * instance's parent: it passes its own stdin, stdout and stderr through,
+ * instance's parent: it passes its own stdin, stdout and stderr through (at
+ * a terminal, it relays a pseudo-terminal of the sandbox's own instead),
  * turns SIGINT/SIGTERM/SIGHUP into stop requests, and exits with the
  * application's exit code. With --detach, --status, --stop, --stop-all,
  * --wait, --list or --logs it talks to kpa-execd instead, which owns the instances it
@@ -8,6 +9,7 @@
  * and stopping are libkpa's (kpa/process.h, and client.h for the daemon). */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -19,23 +21,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <time.h>
+#include <termios.h>
 
-#include <json-c/json.h>
 
 #include <sys/stat.h>
 
-#include "cgroup.h"
+#include "cleanup.h"
 #include "cli.h"
-#include "client.h"
-#include "json-fields.h"
 #include "kpa/handle.h"
 #include "kpa/package.h"
 #include "kpa/process.h"
-#include "process-internal.h"
-#include "protocol.h"
-#include "sandbox.h"
-#include "util.h"
 
 #define CPU_WEIGHT_MIN 1
 #define CPU_WEIGHT_MAX 10000
@@ -81,28 +79,36 @@ static struct {
         /* the daemon modes */
         run_mode mode;
         const char *socket;     /* NULL: $KPA_EXECD_SOCKET, else the default */
-        const char *token_arg;  /* --status, --stop, --wait, --logs */
+        const char *token_arg;  /* --status, --stop, --wait, --logs: a token or a name */
+        bool by_name;           /* token_arg is APP_ID[/RUNCONFIG], resolved by the daemon */
         kpa_token token;
+        char token_str[KPA_TOKEN_STRING_MAX];
         bool force, follow, has_timeout;
         unsigned timeout_ms;
         const char *start_option; /* the last start option given, for messages */
         bool root_given;
         const char *cgroup_driver; /* --cgroup-driver (direct mode only) */
-} arg;
+        int tty;                   /* --tty 1, --no-tty 0, neither -1 (a terminal: yes) */
+        kpa_start_bind *binds;     /* --bind, --bind-ro */
+        size_t n_binds;
+} arg = {.tty = -1};
 
 static void usage(void)
 {
         printf("Usage: %1$s [OPTIONS] APP_ID [RUN_CONFIG_ID] [-- ARGS...]\n"
                "       %1$s --detach [START OPTIONS] APP_ID [RUN_CONFIG_ID] [-- ARGS...]\n"
-               "       %1$s --status TOKEN [--json] | --stop TOKEN [--force]\n"
+               "       %1$s --status INSTANCE [--json] | --stop INSTANCE [--force]\n"
                "       %1$s --stop-all [--force]\n"
-               "       %1$s --wait TOKEN [--timeout SECS] | --list [--json]\n"
-               "       %1$s --logs TOKEN [--follow]\n"
+               "       %1$s --wait INSTANCE [--timeout SECS] | --list [--json]\n"
+               "       %1$s --logs INSTANCE [--follow]\n"
                "\n"
                "Start an installed application in its sandbox and wait until it ends.\n"
                "RUN_CONFIG_ID defaults to the package's primary run configuration; ARGS are\n"
                "appended to the run configuration's own arguments. The application shares\n"
-               "the standard input, output and error of %1$s.\n"
+               "the standard input, output and error of %1$s, or, at a terminal, gets a\n"
+               "pseudo-terminal of its own (--tty).\n"
+               "The services that it declares in usesServices are started first (in direct\n"
+               "mode as part of its instance tree: they end with it) and connected to it.\n"
                "\n"
                "Options:\n"
                "  -r, --root DIR            use the store in DIR (default: $KPA_ROOT, else\n"
@@ -110,7 +116,9 @@ static void usage(void)
                "      --handle NAME=SPEC    pass a handle called NAME (repeatable; fds 3, 4, ...\n"
                "                            in order). SPEC: fd:N, file:PATH, file+rw:PATH,\n"
                "                            file+a:PATH, listen:tcp:HOST:PORT, listen:unix:PATH,\n"
-               "                            connect:tcp:HOST:PORT, connect:unix:PATH\n"
+               "                            connect:tcp:HOST:PORT, connect:unix:PATH,\n"
+               "                            service:RUN_CONFIG_ID (only a service that the run\n"
+               "                            configuration declares in usesServices)\n"
                "      --env NAME=VALUE      set an environment variable (repeatable; wins over\n"
                "                            the manifest's envVariables)\n"
                "      --memory SIZE         memory limit (K/M/G suffixes)\n"
@@ -128,6 +136,17 @@ static void usage(void)
                "                            who makes the instance's cgroup: systemd (a\n"
                "                            transient scope) or kpa (cgroupfs); auto (default,\n"
                "                            or $KPA_CGROUP_DRIVER): systemd when it is PID 1\n"
+               "  -t, --tty                 give the application a pseudo-terminal of its own,\n"
+               "                            relayed to this one (the default when standard\n"
+               "                            input and output are terminals; direct mode only)\n"
+               "  -T, --no-tty              no pseudo-terminal, even at a terminal: those of\n"
+               "                            standard input, output and error that are\n"
+               "                            terminals become pipes\n"
+               "  -w, --workdir DIR         the application's working directory inside the\n"
+               "                            sandbox (default /)\n"
+               "      --bind HOST:INSIDE    bind the host path HOST read-write at INSIDE\n"
+               "                            (root only; repeatable)\n"
+               "      --bind-ro HOST:INSIDE likewise, read-only\n"
                "      --json                when the application ends, print its final state as\n"
                "                            one JSON line on standard error\n"
                "  -q, --quiet               print errors only\n"
@@ -138,18 +157,23 @@ static void usage(void)
                "      --socket PATH         the daemon's socket (default: $%5$s, else\n"
                "                            %6$s)\n"
                "      --detach              start through the daemon, with the start options\n"
-               "                            above (not --root or --cgroup-parent), print the\n"
-               "                            instance's token and exit; output goes to its log\n"
-               "      --status TOKEN        show the instance's state (--json: as JSON)\n"
-               "      --stop TOKEN          stop it: SIGTERM, then SIGKILL after its grace period\n"
+               "                            above (not --root, --cgroup-parent or --tty), print\n"
+               "                            the instance's token and exit; output goes to its\n"
+               "                            log\n"
+               "  INSTANCE: its token, or APP_ID[/RUN_CONFIG_ID] (kpa-execd finds it; --status\n"
+               "  shows every match, the others refuse a name that matches several)\n"
+               "      --status INSTANCE     show the instance's state, start time, restarts and\n"
+               "                            last failure (--json: as JSON)\n"
+               "      --stop INSTANCE       stop it: SIGTERM, then SIGKILL after its grace period\n"
                "      --force               with --stop or --stop-all: kill the whole instance\n"
                "                            at once\n"
-               "      --stop-all            stop every instance of the daemon (root only) and\n"
-               "                            wait until they have ended; prints how many\n"
-               "      --wait TOKEN          wait until it ends; exit as direct mode does\n"
+               "      --stop-all            stop every instance of the daemon (root only),\n"
+               "                            clients before their services, and wait until\n"
+               "                            they have ended; prints how many\n"
+               "      --wait INSTANCE       wait until it ends; exit as direct mode does\n"
                "      --timeout SECS        with --wait: give up after SECS seconds (exit 1)\n"
                "      --list                list the daemon's instances (--json: as JSON)\n"
-               "      --logs TOKEN          print the instance's output so far\n"
+               "      --logs INSTANCE       print the instance's output so far\n"
                "      --follow              with --logs: keep printing until the instance ends\n"
                "\n"
                "SIGINT, SIGTERM or SIGHUP stop the application (SIGTERM, then SIGKILL after\n"
@@ -187,7 +211,26 @@ enum {
         OPT_LOGS,
         OPT_FOLLOW,
         OPT_STOP_ALL,
+        OPT_BIND,
+        OPT_BIND_RO,
 };
+
+/* APP_ID[/RUNCONFIG] as the manifest spells ids (kpa-execd has the last
+ * word: this only keeps out what can never name an instance). */
+static bool name_shaped(const char *s)
+{
+        const char *slash = strchr(s, '/');
+        size_t app = slash ? (size_t)(slash - s) : strlen(s);
+        if (app == 0 || app > 128 || (slash && (!slash[1] || strlen(slash + 1) > 128)))
+                return false;
+        for (size_t i = 0; i < app; i++)
+                if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
+                        return false;
+        for (const char *c = slash ? slash + 1 : ""; *c; c++)
+                if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == '/')
+                        return false;
+        return true;
+}
 
 /* One daemon mode per call: --status TOKEN and the like. */
 static int set_mode(run_mode mode, const char *token)
@@ -199,11 +242,14 @@ static int set_mode(run_mode mode, const char *token)
                 return cli_usage_error("%s given twice", mode_options[mode]);
         arg.mode = mode;
         if (token) {
-                if (kpa_token_from_string(token, &arg.token) < 0)
-                        return cli_usage_error("%s: \"%s\" is not a token (32 lowercase "
-                                               "hexadecimal characters, as --detach prints)",
+                arg.by_name = kpa_token_from_string(token, &arg.token) < 0;
+                if (arg.by_name && !name_shaped(token))
+                        return cli_usage_error("%s: \"%s\" is neither a token (32 lowercase "
+                                               "hexadecimal characters, as --detach prints) nor "
+                                               "APP_ID[/RUNCONFIG]",
                                                mode_options[mode], token);
                 arg.token_arg = token;
+                snprintf(arg.token_str, sizeof(arg.token_str), "%s", token);
         }
         return 0;
 }
@@ -280,7 +326,7 @@ static int parse_id(const char *s, bool group, uint32_t *out)
 static int parse_user(const char *s)
 {
         const char *colon = strchr(s, ':');
-        _cleanup_free_ char *user = kpa_xstrndup(s, colon ? (size_t)(colon - s) : strlen(s));
+        _cleanup_free_ char *user = cli_xstrndup(s, colon ? (size_t)(colon - s) : strlen(s));
         uint32_t uid = 0, gid = 0; /* set on every path that uses them */
         if (!*user || parse_id(user, false, &uid) < 0)
                 return cli_usage_error("--user: \"%s\" is not a user id or a known user name",
@@ -305,7 +351,7 @@ static int add_handle(const char *optarg_)
         handle_arg h;
         if (kpa_handle_parse_arg(optarg_, &h.name, &h.spec, &err) < 0)
                 return cli_usage_error("--handle: %s", err.message);
-        arg.handles = kpa_xrealloc(arg.handles, (arg.n_handles + 1) * sizeof(*arg.handles));
+        arg.handles = cli_xrealloc(arg.handles, (arg.n_handles + 1) * sizeof(*arg.handles));
         arg.handles[arg.n_handles++] = h;
         return 0;
 }
@@ -315,7 +361,7 @@ static int add_env(const char *optarg_)
         const char *eq = strchr(optarg_, '=');
         if (!eq || eq == optarg_)
                 return cli_usage_error("--env: expected NAME=VALUE, got \"%s\"", optarg_);
-        arg.env = kpa_xrealloc(arg.env, (arg.n_env + 1) * sizeof(*arg.env));
+        arg.env = cli_xrealloc(arg.env, (arg.n_env + 1) * sizeof(*arg.env));
         arg.env[arg.n_env++] = optarg_;
         return 0;
 }
@@ -342,8 +388,30 @@ static const char *start_option_name(int c)
         case OPT_NETWORK: return "--network";
         case OPT_USER: return "--user";
         case OPT_STOP_TIMEOUT: return "--stop-timeout";
+        case 't': return "--tty";
+        case 'T': return "--no-tty";
+        case 'w': return "--workdir";
+        case OPT_BIND: return "--bind";
+        case OPT_BIND_RO: return "--bind-ro";
         default: return NULL;
         }
+}
+
+/* --bind and --bind-ro: HOST:INSIDE, split at the first ':'; the paths
+ * are checked by libkpa (spec.c), which also refuses them to non-root. */
+static int add_bind(const char *optarg_, bool writable)
+{
+        const char *name = writable ? "--bind" : "--bind-ro";
+        const char *colon = strchr(optarg_, ':');
+        if (!colon || colon == optarg_ || !colon[1])
+                return cli_usage_error("%s: expected HOST:INSIDE, got \"%s\"", name, optarg_);
+        arg.binds = cli_xrealloc(arg.binds, (arg.n_binds + 1) * sizeof(*arg.binds));
+        arg.binds[arg.n_binds++] = (kpa_start_bind){
+                .host = cli_xstrndup(optarg_, (size_t)(colon - optarg_)),
+                .inside = colon + 1,
+                .writable = writable,
+        };
+        return 0;
 }
 
 static int parse_daemon_option(int c, const char *optarg_)
@@ -427,6 +495,16 @@ static int parse_option(int c, const char *optarg_)
                 arg.cgroup_driver = optarg_;
                 return 0;
         }
+        case 't': arg.tty = 1; return 0;
+        case 'T': arg.tty = 0; return 0;
+        case 'w':
+                if (optarg_[0] != '/')
+                        return cli_usage_error("--workdir: \"%s\" is not an absolute path",
+                                               optarg_);
+                o->cwd = optarg_;
+                return 0;
+        case OPT_BIND: return add_bind(optarg_, true);
+        case OPT_BIND_RO: return add_bind(optarg_, false);
         case OPT_JSON: arg.json = true; return 0;
         case 'q': arg.quiet = true; return 0;
         case 'h': usage(); exit(EXIT_SUCCESS);
@@ -489,6 +567,13 @@ static int check_mode_options(void)
                 return cli_usage_error("--cgroup-parent does not go with %s: kpa-execd chooses "
                                        "the cgroups of its instances",
                                        mode);
+        if (m == MODE_DETACH && arg.tty == 1)
+                return cli_usage_error("--tty does not go with --detach: kpa-execd logs the "
+                                       "output of its instances (--logs), it has no terminal "
+                                       "to give them");
+        if (m == MODE_DETACH && arg.n_binds > 0 && geteuid() != 0)
+                return cli_usage_error("--bind and --bind-ro do not go with --detach: only root "
+                                       "may bind host paths, and only in direct mode");
         if (arg.start_option && m != MODE_DIRECT && m != MODE_DETACH)
                 return cli_usage_error("%s is a start option: it goes with --detach or direct "
                                        "mode, not with %s",
@@ -525,12 +610,17 @@ static int parse_args(int argc, char **argv)
                 {"logs", required_argument, NULL, OPT_LOGS},
                 {"follow", no_argument, NULL, OPT_FOLLOW},
                 {"stop-all", no_argument, NULL, OPT_STOP_ALL},
+                {"tty", no_argument, NULL, 't'},
+                {"no-tty", no_argument, NULL, 'T'},
+                {"workdir", required_argument, NULL, 'w'},
+                {"bind", required_argument, NULL, OPT_BIND},
+                {"bind-ro", required_argument, NULL, OPT_BIND_RO},
                 {0},
         };
         kpa_start_options_init(&arg.opts);
         /* '+': options end at APP_ID, so the application's own options
          * (after --) are never taken for ours */
-        int r = cli_parse_options(argc, argv, "+r:qh", options, parse_option);
+        int r = cli_parse_options(argc, argv, "+r:qhtTw:", options, parse_option);
         if (r)
                 return r;
         if ((r = check_mode_options()) != 0)
@@ -551,18 +641,73 @@ static void free_args(void)
         }
         free(arg.handles);
         free(arg.env);
+        for (size_t i = 0; i < arg.n_binds; i++)
+                free((char *)arg.binds[i].host);
+        free(arg.binds);
 }
 
 /* ---- handles ---- */
 
-/* Open every --handle in order. 0, 1 (cannot open) or 2 (malformed spec). */
-static int open_handles(kpa_user_handle *out, int *fds)
+/* --handle NAME=service:RUNCONFIG asks for the connection to a service,
+ * which kpa makes from the run configuration's usesServices alone: it is
+ * allowed when the run configuration declares RUNCONFIG, and is then that
+ * declared connection, named after the service; otherwise it is refused, as
+ * a client connects only to the services it declares. 0 (nothing to open),
+ * or the exit code. */
+static int check_service_handle(const handle_arg *h, const char *service)
 {
+        kpa_error err;
+        _cleanup_(kpa_store_closep) kpa_store *store = NULL;
+        _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
+        if (kpa_store_open(arg.root, 0, &store, &err) < 0 ||
+            kpa_store_load_manifest(store, arg.app_id, &m, &err) < 0) {
+                cli_error("--handle %s: %s", h->name, err.message);
+                return EXIT_FAILURE;
+        }
+        const kpa_run_config *rc = arg.run_config_id
+                                           ? kpa_manifest_find_run_config(m, arg.run_config_id)
+                                           : kpa_manifest_primary_run_config(m);
+        if (!rc) /* the start says so, with the list */
+                return 0;
+        size_t len = strlen(arg.app_id);
+        for (size_t k = 0; k < rc->n_uses; k++) {
+                const char *t = rc->uses[k].name;
+                if (strncmp(t, arg.app_id, len) == 0 && t[len] == '/')
+                        t += len + 1;
+                if (!streq(t, service))
+                        continue;
+                if (!streq(h->name, service))
+                        return cli_usage_error("--handle %s=%s: the connection to the service "
+                                               "\"%s\" is the handle \"%s\"",
+                                               h->name, h->spec, service, service);
+                return 0;
+        }
+        cli_error("--handle %s=%s: %s/%s does not declare \"%s\" in usesServices, and a "
+                  "client connects only to the services it declares",
+                  h->name, h->spec, arg.app_id, rc->id, service);
+        return EXIT_FAILURE;
+}
+
+/* Open every --handle in order into OUT (*N of them: a service: handle
+ * takes no place). 0, 1 (cannot open) or 2 (malformed spec). */
+static int open_handles(kpa_user_handle *out, int *fds, size_t *n)
+{
+        *n = 0;
+        for (size_t i = 0; i < arg.n_handles; i++)
+                fds[i] = -1;
         for (size_t i = 0; i < arg.n_handles; i++) {
                 kpa_error err;
+                if (strncmp(arg.handles[i].spec, "service:", 8) == 0) {
+                        int r = check_service_handle(&arg.handles[i], arg.handles[i].spec + 8);
+                        if (r) {
+                                cli_close_fds(fds, i);
+                                return r;
+                        }
+                        continue;
+                }
                 int fd = kpa_handle_open_spec(arg.handles[i].spec, &err);
                 if (fd < 0) {
-                        kpa_close_fds(fds, i);
+                        cli_close_fds(fds, i);
                         if (fd == -EINVAL)
                                 return cli_usage_error("--handle %s: %s", arg.handles[i].name,
                                                        err.message);
@@ -570,8 +715,9 @@ static int open_handles(kpa_user_handle *out, int *fds)
                         return EXIT_FAILURE;
                 }
                 fds[i] = fd;
-                out[i].name = arg.handles[i].name;
-                out[i].fd = fd;
+                out[*n].name = arg.handles[i].name;
+                out[*n].fd = fd;
+                ++*n;
         }
         return 0;
 }
@@ -587,11 +733,8 @@ static bool has_ended(kpa_process_state s)
 /* The same context object as kpa-execd's protocol and --status --json. */
 static void print_json(const kpa_token *token, const kpa_process_context *ctx)
 {
-        json_object *o = kpa_context_to_json(token, ctx, getuid());
-        fprintf(stderr, "%s\n",
-                json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-                                                          JSON_C_TO_STRING_NOSLASHESCAPE));
-        json_object_put(o);
+        _cleanup_free_ char *j = kpa_process_context_to_json(token, ctx);
+        fprintf(stderr, "%s\n", j);
 }
 
 /* The exit status of kpa-run for an instance that has ended, in the
@@ -641,6 +784,263 @@ static void report_end(const kpa_process_context *ctx)
         }
 }
 
+/* ---- the terminal: a pty of the application's own (--tty), or pipes ----
+ * The application never gets a terminal of the host. With --tty its pty
+ * comes from its own devpts; kpa-run holds the master and relays our stdin
+ * to it and its output to our stdout, with our terminal in raw mode
+ * meanwhile (so that ^C, ^Z and the like are bytes for the pty's line
+ * discipline, which turns them into signals inside). The terminal is put
+ * back on every way out: the end of the loop, exit(), and the signals that
+ * would end kpa-run without passing through either. Without a pty, those of
+ * our stdin, stdout and stderr that are terminals are replaced by pipes,
+ * relayed the same way; the others (files, pipes) are passed as they are. */
+
+/* closep(), and the fd is -1 after it */
+static void close_fd(int *fd)
+{
+        closep(fd);
+        *fd = -1;
+}
+
+typedef struct relay_out {
+        int src; /* the master or a pipe's read end; -1 once it has ended */
+        int dst; /* STDOUT_FILENO or STDERR_FILENO */
+} relay_out;
+
+typedef struct tty_relay {
+        bool tty;         /* SRC of out[0] and DST of the input is a pty's master */
+        int in;           /* our stdin, -1 when not relayed or after its end */
+        int in_dst;       /* the master or a pipe's write end; -1: none */
+        relay_out out[2];
+        int size_fd;      /* the terminal whose size the pty follows, or -1 */
+        char buf[4096];   /* read from IN, not yet written to IN_DST */
+        size_t len, off;
+} tty_relay;
+
+static struct termios saved_termios;
+static volatile sig_atomic_t termios_saved;
+
+static void restore_terminal(void)
+{
+        if (termios_saved) {
+                (void)tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios); /* no wait on a stuck reader */
+                termios_saved = 0;
+        }
+}
+
+static void restore_and_die(int sig)
+{
+        restore_terminal();
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+static void make_terminal_raw(void)
+{
+        static const int fatal[] = {SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGPIPE, SIGABRT,
+                                    SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGXCPU, SIGXFSZ};
+        if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &saved_termios) < 0)
+                return;
+        struct termios raw = saved_termios;
+        cfmakeraw(&raw);
+        termios_saved = 1;
+        atexit(restore_terminal);
+        for (size_t i = 0; i < ELEMENTSOF(fatal); i++)
+                signal(fatal[i], restore_and_die);
+        if (tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) < 0)
+                termios_saved = 0;
+}
+
+/* The parent of PID, from /proc; 0 when unknown. */
+static pid_t parent_of(pid_t pid)
+{
+        char path[64], buf[512];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        const char *p = strrchr(buf, ')'); /* after the command name */
+        int ppid = 0;
+        return p && sscanf(p, ") %*c %d", &ppid) == 1 ? (pid_t)ppid : 0;
+}
+
+/* Whether our process group is orphaned, as the kernel sees it for the
+ * stop signals: no ancestor outside the group but in our session is found
+ * on the way up (the first one outside the group decides). */
+static bool group_orphaned(void)
+{
+        pid_t p = getppid();
+        while (p > 1 && getpgid(p) == getpgrp())
+                p = parent_of(p);
+        return p <= 1 || getsid(p) != getsid(0);
+}
+
+/* SIGTSTP (kill -TSTP, or Ctrl-Z with --no-tty; in raw mode the terminal
+ * sends none): stop as its default action would, with the host terminal as
+ * it was meanwhile. In an orphaned process group, where nobody would
+ * continue us, the kernel discards it: so do we. */
+static void suspend_self(void)
+{
+        if (group_orphaned())
+                return;
+        struct termios raw;
+        bool was_raw = termios_saved && tcgetattr(STDIN_FILENO, &raw) == 0;
+        if (was_raw)
+                restore_terminal();
+        raise(SIGSTOP);
+        if (was_raw && tcsetattr(STDIN_FILENO, TCSADRAIN, &raw) == 0)
+                termios_saved = 1;
+}
+
+/* The host terminal whose size the pty gets: stdout's, else stdin's. */
+static int size_terminal(void)
+{
+        return isatty(STDOUT_FILENO) ? STDOUT_FILENO : isatty(STDIN_FILENO) ? STDIN_FILENO : -1;
+}
+
+static void copy_window_size(const tty_relay *t)
+{
+        struct winsize ws;
+        if (t->tty && t->size_fd >= 0 && t->in_dst >= 0 && ioctl(t->size_fd, TIOCGWINSZ, &ws) == 0)
+                (void)ioctl(t->in_dst, TIOCSWINSZ, &ws);
+}
+
+static void relay_close(tty_relay *t)
+{
+        for (size_t i = 0; i < ELEMENTSOF(t->out); i++)
+                if (t->out[i].src != t->in_dst)
+                        close_fd(&t->out[i].src);
+        close_fd(&t->in_dst);
+        t->out[0].src = t->out[1].src = -1;
+}
+
+/* Copy what O's source has for us to its destination, until it has no
+ * more for now; at its end (a pty hangs up when the application and all it
+ * started have closed their ends) it is closed. */
+static void relay_output(tty_relay *t, relay_out *o)
+{
+        char buf[8192];
+        while (o->src >= 0) {
+                ssize_t n = read(o->src, buf, sizeof(buf));
+                if (n > 0) {
+                        (void)cli_write_all(o->dst, buf, (size_t)n); /* ours gone: drop it */
+                        continue;
+                }
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return;
+                if (o->src == t->in_dst) { /* the pty: input goes nowhere now */
+                        close_fd(&t->in_dst);
+                        t->len = t->off = 0;
+                        o->src = -1;
+                } else {
+                        close_fd(&o->src);
+                }
+        }
+}
+
+/* At the end of our stdin: a pipe is closed; to a pty the end-of-file
+ * character goes in, as if typed (for kpa-run --tty <FILE). */
+static void relay_input_end(tty_relay *t)
+{
+        struct termios tio;
+        t->in = -1;
+        if (!t->tty) {
+                close_fd(&t->in_dst);
+        } else if (t->in_dst >= 0 && tcgetattr(t->in_dst, &tio) == 0) {
+                t->buf[0] = (char)tio.c_cc[VEOF];
+                t->len = 1;
+                t->off = 0;
+        }
+}
+
+/* Our stdin to the application, without blocking on a slow reader. */
+static void relay_input(tty_relay *t, bool readable)
+{
+        if (readable && t->len == 0 && t->in >= 0) {
+                ssize_t n = read(t->in, t->buf, sizeof(t->buf));
+                if (n > 0) {
+                        t->len = (size_t)n;
+                        t->off = 0;
+                } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+                        relay_input_end(t);
+                }
+        }
+        while (t->len > t->off && t->in_dst >= 0) {
+                ssize_t w = write(t->in_dst, t->buf + t->off, t->len - t->off);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0 && errno == EAGAIN)
+                        return;
+                if (w < 0) { /* the reader is gone: nothing more goes in */
+                        t->in = -1;
+                        if (!t->tty)
+                                close_fd(&t->in_dst);
+                        break;
+                }
+                t->off += (size_t)w;
+        }
+        t->len = t->off = 0;
+}
+
+/* The relay's pollfds: PFD[0] our stdin, PFD[1] where it goes (when it
+ * has to wait), PFD[2] and PFD[3] the outputs; -1 is not polled. */
+static void relay_events(const tty_relay *t, struct pollfd *pfd)
+{
+        pfd[0] = (struct pollfd){.fd = t->len == 0 && t->in_dst >= 0 ? t->in : -1, .events = POLLIN};
+        pfd[1] = (struct pollfd){.fd = t->len ? t->in_dst : -1, .events = POLLOUT};
+        for (size_t i = 0; i < 2; i++)
+                pfd[2 + i] = (struct pollfd){.fd = t->out[i].src, .events = POLLIN};
+}
+
+static void relay_dispatch(tty_relay *t, const struct pollfd *pfd)
+{
+        for (size_t i = 0; i < 2; i++)
+                if (pfd[2 + i].revents)
+                        relay_output(t, &t->out[i]);
+        if (pfd[0].revents || pfd[1].revents)
+                relay_input(t, pfd[0].revents != 0);
+}
+
+/* Without a pty: a pipe in place of each of our stdio fds that is a
+ * terminal, into O's stdio fds. 0, or -errno. */
+static int relay_pipes(tty_relay *t, kpa_start_options *o)
+{
+        int *app[3] = {&o->stdin_fd, &o->stdout_fd, &o->stderr_fd};
+        for (int i = 0; i < 3; i++) {
+                int p[2];
+                if (*app[i] < 0 || !isatty(i))
+                        continue;
+                if (pipe2(p, O_CLOEXEC) < 0)
+                        return -errno;
+                /* the application's end is passed as it is; ours does not block */
+                int ours = i == 0 ? p[1] : p[0];
+                fcntl(ours, F_SETFL, O_NONBLOCK);
+                *app[i] = i == 0 ? p[0] : p[1];
+                if (i == 0)
+                        t->in_dst = ours;
+                else
+                        t->out[i - 1].src = ours;
+        }
+        return 0;
+}
+
+/* After the start: the application's ends of the pipes are its own now. */
+static void relay_pipes_started(tty_relay *t, kpa_start_options *o)
+{
+        if (t->in_dst >= 0)
+                close_fd(&o->stdin_fd);
+        if (t->out[0].src >= 0)
+                close_fd(&o->stdout_fd);
+        if (t->out[1].src >= 0)
+                close_fd(&o->stderr_fd);
+        if (t->in_dst < 0)
+                t->in = -1;
+}
+
 /* ---- the poll loop ---- */
 
 static int block_stop_signals(sigset_t *mask)
@@ -649,6 +1049,8 @@ static int block_stop_signals(sigset_t *mask)
         sigaddset(mask, SIGINT);
         sigaddset(mask, SIGTERM);
         sigaddset(mask, SIGHUP);
+        sigaddset(mask, SIGWINCH); /* --tty: the pty's size follows ours */
+        sigaddset(mask, SIGTSTP);  /* and the terminal is put back while stopped */
         if (sigprocmask(SIG_BLOCK, mask, NULL) < 0)
                 return -errno;
         int fd = signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -660,6 +1062,7 @@ static int block_stop_signals(sigset_t *mask)
 static void on_stop_signal(kpa_control *ctl, const kpa_token *token, int signo, unsigned *count)
 {
         kpa_stop_policy policy = ++*count == 1 ? KPA_STOP_NORMAL : KPA_STOP_FORCED;
+        restore_terminal(); /* the instance is ending: our messages read as usual */
         if (!arg.quiet) {
                 const char *sig = signo == SIGINT   ? "SIGINT"
                                   : signo == SIGHUP ? "SIGHUP"
@@ -680,20 +1083,30 @@ static void on_stop_signal(kpa_control *ctl, const kpa_token *token, int signo, 
         }
 }
 
-static int drain_signals(int sfd, kpa_control *ctl, const kpa_token *token, unsigned *count)
+static int drain_signals(int sfd, kpa_control *ctl, const kpa_token *token, unsigned *count,
+                         const tty_relay *tty)
 {
         struct signalfd_siginfo si;
         ssize_t n;
-        while ((n = read(sfd, &si, sizeof(si))) == (ssize_t)sizeof(si))
+        while ((n = read(sfd, &si, sizeof(si))) == (ssize_t)sizeof(si)) {
+                if (si.ssi_signo == SIGWINCH || si.ssi_signo == SIGTSTP) {
+                        if (si.ssi_signo == SIGTSTP)
+                                suspend_self();
+                        copy_window_size(tty); /* it may have changed meanwhile */
+                        continue;
+                }
                 on_stop_signal(ctl, token, (int)si.ssi_signo, count);
+        }
         if (n < 0 && errno != EAGAIN && errno != EINTR)
                 return -errno;
         return 0;
 }
 
-/* Wait until the instance has ended, serving stop signals meanwhile. */
+/* Wait until the instance has ended, serving stop signals meanwhile, and
+ * relaying its terminal or pipes (TTY) until then and what it has left in
+ * them after. */
 static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_process_context *ctx,
-                        unsigned *stops)
+                        unsigned *stops, tty_relay *tty)
 {
         int cfd = kpa_control_get_fd(ctl);
         if (cfd < 0)
@@ -702,19 +1115,24 @@ static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_p
                 int r = kpa_process_get_state(ctl, token, ctx);
                 if (r < 0)
                         return r;
-                if (has_ended(ctx->state))
+                if (has_ended(ctx->state)) {
+                        for (size_t i = 0; i < ELEMENTSOF(tty->out); i++)
+                                relay_output(tty, &tty->out[i]); /* what is left */
                         return 0;
-                struct pollfd pfd[2] = {
+                }
+                struct pollfd pfd[6] = {
                         {.fd = sfd, .events = POLLIN},
                         {.fd = cfd, .events = POLLIN},
                 };
+                relay_events(tty, &pfd[2]);
                 if (poll(pfd, ELEMENTSOF(pfd), -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         return -errno;
                 }
+                relay_dispatch(tty, &pfd[2]);
                 if (pfd[0].revents) {
-                        r = drain_signals(sfd, ctl, token, stops);
+                        r = drain_signals(sfd, ctl, token, stops, tty);
                         if (r < 0)
                                 return r;
                 }
@@ -724,6 +1142,24 @@ static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_p
                                 return r;
                 }
         }
+}
+
+/* Direct mode: the services that libkpa started for the application
+ * (usesServices) end with it, stopped once it has ended; wait for them,
+ * so that the close does not kill them. */
+static void wait_for_services(kpa_control *ctl, const kpa_token *app, int sfd, unsigned *stops,
+                              tty_relay *tty)
+{
+        kpa_token *v = NULL;
+        size_t n = 0;
+        if (kpa_process_list(ctl, &v, &n) < 0)
+                return;
+        for (size_t k = 0; k < n; k++) {
+                kpa_process_context c;
+                if (memcmp(&v[k], app, sizeof(*app)) != 0)
+                        (void)wait_for_end(ctl, &v[k], sfd, &c, stops, tty);
+        }
+        free(v);
 }
 
 /* ---- start ---- */
@@ -755,9 +1191,10 @@ static int report_failed_start(kpa_control *ctl, const kpa_token *token)
  * env into arg.opts. 0, or the exit code to stop with. */
 static int prepare_start(kpa_user_handle **handles, int **fds)
 {
-        *handles = kpa_xcalloc(arg.n_handles ? arg.n_handles : 1, sizeof(**handles));
-        *fds = kpa_xcalloc(arg.n_handles ? arg.n_handles : 1, sizeof(**fds));
-        int r = open_handles(*handles, *fds);
+        *handles = cli_xcalloc(arg.n_handles ? arg.n_handles : 1, sizeof(**handles));
+        *fds = cli_xcalloc(arg.n_handles ? arg.n_handles : 1, sizeof(**fds));
+        size_t n = 0;
+        int r = open_handles(*handles, *fds, &n);
         if (r) {
                 free(*handles);
                 free(*fds);
@@ -765,12 +1202,61 @@ static int prepare_start(kpa_user_handle **handles, int **fds)
         }
         kpa_start_options *o = &arg.opts;
         o->handles = *handles;
-        o->n_handles = arg.n_handles;
+        o->n_handles = n;
         o->extra_args = arg.extra_args;
         o->n_extra_args = arg.n_extra_args;
         o->extra_env = arg.env;
         o->n_extra_env = arg.n_env;
+        o->binds = arg.binds;
+        o->n_binds = arg.n_binds;
         return 0;
+}
+
+/* A pty (--tty, or by default when our stdin and stdout are terminals) of
+ * our terminal's size, else our stdio with pipes for the terminals among
+ * them: into O and T. 0, or -errno. */
+static int prepare_terminal(kpa_start_options *o, tty_relay *t)
+{
+        *t = (tty_relay){.in = STDIN_FILENO, .in_dst = -1, .out = {{-1, STDOUT_FILENO},
+                                                                   {-1, STDERR_FILENO}},
+                         .size_fd = size_terminal()};
+        o->tty = arg.tty == 1 || (arg.tty < 0 && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO));
+        struct winsize ws;
+        if (o->tty && t->size_fd >= 0 && ioctl(t->size_fd, TIOCGWINSZ, &ws) == 0) {
+                o->tty_rows = ws.ws_row;
+                o->tty_cols = ws.ws_col;
+        }
+        /* with a pty, the application gets none of ours */
+        o->stdin_fd = o->tty ? -1 : stdio_fd(STDIN_FILENO);
+        o->stdout_fd = o->tty ? -1 : stdio_fd(STDOUT_FILENO);
+        o->stderr_fd = o->tty ? -1 : stdio_fd(STDERR_FILENO);
+        t->tty = o->tty;
+        if (o->tty)
+                return 0;
+        int r = relay_pipes(t, o);
+        if (r < 0)
+                relay_close(t);
+        return r;
+}
+
+/* The instance runs: take its pty's master and put our terminal in raw
+ * mode, or close the application's ends of the pipes. */
+static void start_relay(kpa_control *ctl, const kpa_token *token, kpa_start_options *o,
+                        tty_relay *t)
+{
+        if (!o->tty) {
+                relay_pipes_started(t, o);
+                return;
+        }
+        int m = kpa_process_take_tty(ctl, token);
+        if (m < 0) { /* cannot be: it is Running */
+                t->in = -1;
+                return;
+        }
+        fcntl(m, F_SETFL, O_NONBLOCK);
+        t->in_dst = t->out[0].src = m;
+        copy_window_size(t); /* it may have changed meanwhile */
+        make_terminal_raw();
 }
 
 static int run(void)
@@ -782,17 +1268,24 @@ static int run(void)
                 return r;
 
         kpa_start_options *o = &arg.opts;
-        o->stdin_fd = stdio_fd(STDIN_FILENO);
-        o->stdout_fd = stdio_fd(STDOUT_FILENO);
-        o->stderr_fd = stdio_fd(STDERR_FILENO);
+        tty_relay relay;
+        r = prepare_terminal(o, &relay);
+        if (r < 0) {
+                cli_close_fds(fds, arg.n_handles);
+                free(handles);
+                free(fds);
+                cli_error("pipe: %s", strerror(-r));
+                return EXIT_FAILURE;
+        }
 
         /* blocked before the start, so that a Ctrl-C during it is not lost */
         sigset_t mask;
         _cleanup_close_ int sfd = block_stop_signals(&mask);
         if (sfd < 0) {
-                kpa_close_fds(fds, arg.n_handles);
+                cli_close_fds(fds, arg.n_handles);
                 free(handles);
                 free(fds);
+                relay_close(&relay);
                 cli_error("signalfd: %s", strerror(-sfd));
                 return EXIT_FAILURE;
         }
@@ -806,22 +1299,33 @@ static int run(void)
                 r = EXIT_FAILURE;
         } else if (kpa_process_start(ctl, arg.app_id, arg.run_config_id, o, &token) < 0) {
                 r = report_failed_start(ctl, &token);
+                unsigned stops = 0;
+                wait_for_services(ctl, &token, sfd, &stops, &relay); /* closed: inert */
         } else {
                 r = -1;
         }
         /* kpa_process_start keeps duplicates of what it needs */
-        kpa_close_fds(fds, arg.n_handles);
+        cli_close_fds(fds, arg.n_handles);
         free(handles);
         free(fds);
         o->handles = NULL;
-        if (r >= 0)
+        if (r >= 0) {
+                relay_close(&relay);
                 return r;
+        }
 
+        start_relay(ctl, &token, o, &relay);
         kpa_process_context ctx;
         unsigned stops = 0;
         kpa_trace("kpa-run: running");
-        r = wait_for_end(ctl, &token, sfd, &ctx, &stops);
+        r = wait_for_end(ctl, &token, sfd, &ctx, &stops, &relay);
+        restore_terminal();
+        if (relay.tty)
+                relay_close(&relay); /* the services had no part in the pty */
         kpa_trace("kpa-run: ended");
+        if (r == 0) /* their output goes on through the pipes until they end */
+                wait_for_services(ctl, &token, sfd, &stops, &relay);
+        relay_close(&relay);
         if (r < 0) {
                 const kpa_error *e = kpa_control_last_error(ctl);
                 if (e->message[0])
@@ -862,9 +1366,7 @@ static int report_daemon_error(kpa_control *ctl, int r)
 
 static int report_not_existing(void)
 {
-        cli_error("%s: no such instance (it never existed, or kpa-execd no longer keeps its "
-                  "context)",
-                  arg.token_arg);
+        cli_error("%s: %s", arg.token_arg, KPA_NO_SUCH_INSTANCE);
         return EXIT_FAILURE;
 }
 
@@ -884,7 +1386,7 @@ static int detach(void)
         if (r == 0 && kpa_process_start(ctl, arg.app_id, arg.run_config_id, o, &token) < 0)
                 r = report_failed_start(ctl, &token);
         /* the daemon has its own copies of the handles now */
-        kpa_close_fds(fds, arg.n_handles);
+        cli_close_fds(fds, arg.n_handles);
         free(handles);
         free(fds);
         o->handles = NULL;
@@ -894,28 +1396,6 @@ static int detach(void)
         kpa_token_to_string(&token, tok);
         printf("%s\n", tok);
         return EXIT_SUCCESS;
-}
-
-/* One request about arg.token: its reply, or NULL after printing why. */
-static json_object *token_call(kpa_control *ctl, kpa_request_op op)
-{
-        kpa_remote *remote = kpa_control_remote(ctl);
-        json_object *req = kpa_request_new(op, kpa_remote_next_id(remote));
-        json_object_object_add(req, "token", json_object_new_string(arg.token_arg));
-        json_object *reply = NULL;
-        kpa_error err;
-        if (kpa_remote_call(remote, req, NULL, 0, &reply, NULL, 0, NULL, &err) < 0) {
-                json_object_put(reply);
-                cli_error("%s: %s", arg.token_arg, err.message);
-                return NULL;
-        }
-        return reply;
-}
-
-static const char *json_plain(json_object *o)
-{
-        return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-                                                         JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
 /* How an instance ended, in a few words ("-" while it runs). */
@@ -933,16 +1413,52 @@ static void exit_text(const kpa_process_context *c, char *buf, size_t len)
                 snprintf(buf, len, "start failed");
 }
 
-static void print_status(const kpa_process_context *c, json_object *owner)
+/* T, a Unix time, as local time with how long ago. */
+static void print_time(const char *label, int64_t t)
 {
-        printf("token:        %s\n", arg.token_arg);
+        char when[64] = "?";
+        time_t tt = (time_t)t;
+        struct tm tm;
+        if (localtime_r(&tt, &tm))
+                strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", &tm);
+        int64_t ago = (int64_t)time(NULL) - t;
+        printf("%-14s%s (%lld s ago)\n", label, when, (long long)(ago > 0 ? ago : 0));
+}
+
+/* When it started, its restarts, and how its latest failure ended. */
+static void print_history(const kpa_process_context *c)
+{
+        if (c->exit_cause[0] && has_ended(c->state))
+                printf("exit cause:   %s\n", c->exit_cause);
+        if (c->started_at)
+                print_time("started:", c->started_at);
+        printf("restarts:     %u\n", c->restarts);
+        if (c->restart_in_ms)
+                printf("restart:      in %.3g s\n", c->restart_in_ms / 1000.0);
+        if (c->last_failure.state == KPA_PROCESS_NONE)
+                return;
+        printf("last failure: %s, %s, exit code %d, exit reason %d, cause %s\n",
+               kpa_process_state_name(c->last_failure.state),
+               kpa_exit_status_name(c->last_failure.exit_status), c->last_failure.exit_code,
+               c->last_failure.exit_reason,
+               c->last_failure.exit_cause[0] ? c->last_failure.exit_cause : "-");
+        if (c->last_failure.message[0])
+                printf("              %s\n", c->last_failure.message);
+        print_time("failed:", c->last_failure.at);
+}
+
+static void print_status(const kpa_process_context *c)
+{
+        printf("token:        %s\n", arg.token_str);
         printf("state:        %s\n", kpa_process_state_name(c->state));
         printf("package:      %s\n", c->app_id);
         printf("run config:   %s\n", c->run_config_id);
         if (c->pid > 0)
                 printf("pid:          %d\n", (int)c->pid);
-        if (json_object_is_type(owner, json_type_int))
-                printf("owner:        %lld\n", (long long)json_object_get_int64(owner));
+        if (c->app_pid > 0)
+                printf("app pid:      %d\n", (int)c->app_pid);
+        if (c->owner != (uid_t)-1)
+                printf("owner:        %lld\n", (long long)c->owner);
         if (has_ended(c->state)) {
                 printf("exit status:  %s\n", kpa_exit_status_name(c->exit_status));
                 printf("exit code:    %d\n", c->exit_code);
@@ -953,29 +1469,57 @@ static void print_status(const kpa_process_context *c, json_object *owner)
         }
         if (c->message[0])
                 printf("message:      %s\n", c->message);
+        print_history(c);
         if (c->cleanup_error)
                 printf("cleanup:      the cgroup could not be removed: %s\n",
                        strerror(c->cleanup_error));
 }
 
-static int status(kpa_control *ctl)
+static int status_one(kpa_control *ctl);
+static bool status_in_array; /* --status --json of several: one array */
+
+/* --status NAME that matches N instances: each, text blocks apart, or a
+ * JSON array. */
+static int status_many(kpa_control *ctl, const kpa_token *v, size_t n)
 {
-        _cleanup_(json_object_putp) json_object *reply = token_call(ctl, KPA_OP_GET_STATE);
-        if (!reply)
-                return EXIT_FAILURE;
-        json_object *p = json_member(reply, "process");
-        kpa_process_context c;
-        kpa_error err;
-        if (kpa_context_from_json(p, NULL, &c, &err) < 0) {
-                cli_error("%s: kpa-execd sent a malformed reply: %s", arg.token_arg, err.message);
-                return EXIT_FAILURE;
+        if (arg.json)
+                printf("[");
+        status_in_array = arg.json;
+        int r = EXIT_SUCCESS;
+        for (size_t k = 0; k < n && r == EXIT_SUCCESS; k++) {
+                arg.token = v[k];
+                kpa_token_to_string(&v[k], arg.token_str);
+                if (k > 0)
+                        printf(arg.json ? "," : "\n");
+                fflush(stdout);
+                r = status_one(ctl);
         }
         if (arg.json)
-                printf("%s\n", json_plain(p));
+                printf("]\n");
+        return r;
+}
+
+static int status(kpa_control *ctl, const kpa_token *v, size_t n)
+{
+        if (n > 1)
+                return status_many(ctl, v, n);
+        return status_one(ctl);
+}
+
+static int status_one(kpa_control *ctl)
+{
+        kpa_process_context c;
+        int r = kpa_process_get_state(ctl, &arg.token, &c);
+        if (r < 0)
+                return report_daemon_error(ctl, r);
+        if (arg.json) {
+                _cleanup_free_ char *j = kpa_process_context_to_json(&arg.token, &c);
+                printf(status_in_array ? "%s" : "%s\n", j);
+        }
         if (c.state == KPA_PROCESS_NOT_EXISTING)
                 return report_not_existing();
         if (!arg.json)
-                print_status(&c, json_member(p, "owner"));
+                print_status(&c);
         return EXIT_SUCCESS;
 }
 
@@ -991,57 +1535,31 @@ static int stop(kpa_control *ctl)
  * between is stopped too, but not waited for. */
 static int stop_all(kpa_control *ctl)
 {
-        kpa_remote *remote = kpa_control_remote(ctl);
-        kpa_error err;
-        json_object *list = NULL;
-        if (kpa_remote_list_contexts(remote, &list, &err) < 0) {
-                cli_error("--stop-all: %s", err.message);
+        _cleanup_free_ kpa_token *tokens = NULL;
+        _cleanup_free_ kpa_process_context *ctxs = NULL;
+        size_t n = 0, stopped = 0;
+        if (kpa_process_list_contexts(ctl, &tokens, &ctxs, &n) < 0 ||
+            kpa_process_stop_all(ctl, arg.force ? KPA_STOP_FORCED : KPA_STOP_NORMAL, &stopped) <
+                    0) {
+                cli_error("--stop-all: %s", kpa_control_last_error(ctl)->message);
                 return EXIT_FAILURE;
         }
-        _cleanup_(json_object_putp) json_object *a = list;
-        size_t n = json_object_array_length(a), n_live = 0;
-        _cleanup_free_ kpa_token *live = kpa_xcalloc(n ? n : 1, sizeof(*live));
         for (size_t i = 0; i < n; i++) {
-                kpa_process_context c;
-                if (kpa_context_from_json(json_object_array_get_idx(a, i), &live[n_live], &c,
-                                          &err) < 0) {
-                        cli_error("kpa-execd sent a malformed reply: processes[%zu]: %s", i,
-                                  err.message);
-                        return EXIT_FAILURE;
-                }
-                if (!has_ended(c.state))
-                        n_live++;
-        }
-        json_object *req = kpa_request_new(KPA_OP_STOP_ALL, kpa_remote_next_id(remote));
-        json_object_object_add(req, "policy",
-                               json_object_new_string(arg.force ? "Forced" : "Normal"));
-        json_object *reply = NULL;
-        int r = kpa_remote_call(remote, req, NULL, 0, &reply, NULL, 0, NULL, &err);
-        _cleanup_(json_object_putp) json_object *o = reply;
-        if (r < 0) {
-                cli_error("--stop-all: %s", err.message);
-                return EXIT_FAILURE;
-        }
-        json_object *stopped = json_member(o, "stopped");
-        if (!json_object_is_type(stopped, json_type_int)) {
-                cli_error("kpa-execd sent a malformed reply: no \"stopped\" count");
-                return EXIT_FAILURE;
-        }
-        for (size_t i = 0; i < n_live; i++) {
+                if (has_ended(ctxs[i].state))
+                        continue;
                 kpa_process_context ctx;
-                r = kpa_process_wait(ctl, &live[i], -1, &ctx);
+                int r = kpa_process_wait(ctl, &tokens[i], -1, &ctx);
                 if (r < 0) {
                         char t[KPA_TOKEN_STRING_MAX];
-                        kpa_token_to_string(&live[i], t);
+                        kpa_token_to_string(&tokens[i], t);
                         const kpa_error *e = kpa_control_last_error(ctl);
                         cli_error("--stop-all: waiting for %s to end: %s", t,
                                   e->message[0] ? e->message : strerror(-r));
                         return EXIT_FAILURE;
                 }
         }
-        int64_t count = json_object_get_int64(stopped);
         if (!arg.quiet)
-                printf("stopped %lld process%s\n", (long long)count, count == 1 ? "" : "es");
+                printf("stopped %zu process%s\n", stopped, stopped == 1 ? "" : "es");
         return EXIT_SUCCESS;
 }
 
@@ -1069,49 +1587,40 @@ static int wait_instance(kpa_control *ctl)
 
 static int list(kpa_control *ctl)
 {
-        kpa_remote *remote = kpa_control_remote(ctl);
-        json_object *list = NULL;
-        kpa_error err;
-        if (kpa_remote_list_contexts(remote, &list, &err) < 0) {
-                cli_report(&err);
+        _cleanup_free_ kpa_token *tokens = NULL;
+        _cleanup_free_ kpa_process_context *ctx = NULL;
+        size_t n = 0;
+        if (kpa_process_list_contexts(ctl, &tokens, &ctx, &n) < 0) {
+                cli_report(kpa_control_last_error(ctl));
                 return EXIT_FAILURE;
         }
-        _cleanup_(json_object_putp) json_object *a = list;
         if (arg.json) {
-                printf("%s\n", json_plain(a));
+                printf("[");
+                for (size_t i = 0; i < n; i++) {
+                        _cleanup_free_ char *j = kpa_process_context_to_json(&tokens[i], &ctx[i]);
+                        printf("%s%s", i ? "," : "", j);
+                }
+                printf("]\n");
                 return EXIT_SUCCESS;
         }
-        size_t n = json_object_array_length(a);
-        kpa_process_context *ctx = kpa_xcalloc(n ? n : 1, sizeof(*ctx));
-        kpa_token *tokens = kpa_xcalloc(n ? n : 1, sizeof(*tokens));
         int wpkg = (int)strlen("PACKAGE"), wrc = (int)strlen("RUNCONFIG");
         for (size_t i = 0; i < n; i++) {
-                if (kpa_context_from_json(json_object_array_get_idx(a, i), &tokens[i], &ctx[i],
-                                          &err) < 0) {
-                        cli_error("kpa-execd sent a malformed reply: processes[%zu]: %s", i,
-                                  err.message);
-                        free(ctx);
-                        free(tokens);
-                        return EXIT_FAILURE;
-                }
                 if ((int)strlen(ctx[i].app_id) > wpkg)
                         wpkg = (int)strlen(ctx[i].app_id);
                 if ((int)strlen(ctx[i].run_config_id) > wrc)
                         wrc = (int)strlen(ctx[i].run_config_id);
         }
-        printf("%-32s  %-11s  %-*s  %-*s  %7s  %s\n", "TOKEN", "STATE", wpkg, "PACKAGE", wrc,
-               "RUNCONFIG", "PID", "EXIT");
+        printf("%-32s  %-11s  %-*s  %-*s  %7s  %8s  %s\n", "TOKEN", "STATE", wpkg, "PACKAGE", wrc,
+               "RUNCONFIG", "PID", "RESTARTS", "EXIT");
         for (size_t i = 0; i < n; i++) {
                 char tok[KPA_TOKEN_STRING_MAX], pid[16], ex[32];
                 kpa_token_to_string(&tokens[i], tok);
                 snprintf(pid, sizeof(pid), ctx[i].pid > 0 ? "%d" : "-", (int)ctx[i].pid);
                 exit_text(&ctx[i], ex, sizeof(ex));
-                printf("%-32s  %-11s  %-*s  %-*s  %7s  %s\n", tok,
+                printf("%-32s  %-11s  %-*s  %-*s  %7s  %8u  %s\n", tok,
                        kpa_process_state_name(ctx[i].state), wpkg, ctx[i].app_id, wrc,
-                       ctx[i].run_config_id, pid, ex);
+                       ctx[i].run_config_id, pid, ctx[i].restarts, ex);
         }
-        free(ctx);
-        free(tokens);
         return EXIT_SUCCESS;
 }
 
@@ -1120,22 +1629,10 @@ static int list(kpa_control *ctl)
 /* The instance's current (or ROTATED: previous) log file, read-only. */
 static int open_log(kpa_control *ctl, bool rotated, int *out, kpa_error *err)
 {
-        kpa_remote *remote = kpa_control_remote(ctl);
-        json_object *req = kpa_request_new(KPA_OP_OPEN_LOG, kpa_remote_next_id(remote));
-        json_object_object_add(req, "token", json_object_new_string(arg.token_arg));
-        if (rotated)
-                json_object_object_add(req, "rotated", json_object_new_boolean(1));
-        json_object *reply = NULL;
-        int fds[1];
-        size_t n = 0;
-        int r = kpa_remote_call(remote, req, NULL, 0, &reply, fds, 1, &n, err);
-        json_object_put(reply);
+        int r = kpa_process_open_log(ctl, &arg.token, rotated, out);
         if (r < 0)
-                return r;
-        if (n != 1)
-                return kpa_error_set(err, EPROTO, "kpa-execd sent no log file");
-        *out = fds[0];
-        return 0;
+                *err = *kpa_control_last_error(ctl);
+        return r;
 }
 
 /* Copy FD from *OFF to its current end to stdout. */
@@ -1241,6 +1738,51 @@ static int logs(kpa_control *ctl)
         return r;
 }
 
+/* The instances NAME matches, on stderr after the refusal. */
+static void print_matches(kpa_control *ctl, const kpa_token *v, size_t n)
+{
+        for (size_t k = 0; k < n; k++) {
+                char t[KPA_TOKEN_STRING_MAX];
+                kpa_token_to_string(&v[k], t);
+                kpa_process_context c;
+                if (kpa_process_get_state(ctl, &v[k], &c) < 0) {
+                        memset(&c, 0, sizeof(c));
+                        c.state = KPA_PROCESS_NOT_EXISTING;
+                }
+                fprintf(stderr, "  %s  %s/%s  %s", t, c.app_id, c.run_config_id,
+                        kpa_process_state_name(c.state));
+                if (c.pid > 0)
+                        fprintf(stderr, "  pid %d", (int)c.pid);
+                fprintf(stderr, "\n");
+        }
+}
+
+/* A name (APP_ID[/RUNCONFIG]) given for a token: the daemon's matches into
+ * *V, *N; arg.token is the one match. 0, or the exit status after saying
+ * why not: no match, or (but for --status) more than one. */
+static int resolve_name(kpa_control *ctl, kpa_token **v, size_t *n)
+{
+        if (kpa_process_find(ctl, arg.token_arg, v, n) < 0) {
+                const kpa_error *e = kpa_control_last_error(ctl);
+                cli_error("%s: %s", arg.token_arg, e->message);
+                return EXIT_FAILURE;
+        }
+        if (*n == 0) {
+                cli_error("%s: no such instance (kpa-execd knows no instance of that package%s)",
+                          arg.token_arg, strchr(arg.token_arg, '/') ? " and run configuration" : "");
+                return EXIT_FAILURE;
+        }
+        if (*n > 1 && arg.mode != MODE_STATUS) {
+                cli_error("%s names %zu instances; give %s one of their tokens:", arg.token_arg, *n,
+                          mode_options[arg.mode]);
+                print_matches(ctl, *v, *n);
+                return EXIT_FAILURE;
+        }
+        arg.token = (*v)[0];
+        kpa_token_to_string(&arg.token, arg.token_str);
+        return 0;
+}
+
 static int run_daemon_mode(void)
 {
         if (arg.mode == MODE_DETACH)
@@ -1249,8 +1791,12 @@ static int run_daemon_mode(void)
         int r = connect_daemon(&ctl);
         if (r)
                 return r;
+        _cleanup_free_ kpa_token *matches = NULL;
+        size_t n_matches = 1;
+        if (arg.by_name && (r = resolve_name(ctl, &matches, &n_matches)))
+                return r;
         switch (arg.mode) {
-        case MODE_STATUS: return status(ctl);
+        case MODE_STATUS: return status(ctl, matches, n_matches);
         case MODE_STOP: return stop(ctl);
         case MODE_STOP_ALL: return stop_all(ctl);
         case MODE_WAIT: return wait_instance(ctl);

@@ -82,6 +82,9 @@ comp_eq "kpa-run: nothing after the run configuration but options" \
     "kpa-run --root $R org.example.alpha main x" ""
 comp_eq "kpa-run: files after --" "kpa-run --root $R org.example.alpha main -- no" "notes.txt"
 comp_eq "an empty store offers nothing" "kpa-run --root $T/nostore " ""
+comp_eq "kpa-run --status offers installed applications (an instance by name)" \
+    "kpa-run --root $R --status org.example.a" "org.example.alpha"
+comp_eq "kpa-run --logs too" "kpa-run --root $R --logs " "org.example.alpha org.example.beta"
 COMP_KPA_ROOT=$R comp_eq "\$KPA_ROOT is the store when no --root is given" \
     "kpa-install --remove org.example.al" "org.example.alpha"
 

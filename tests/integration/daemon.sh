@@ -181,8 +181,8 @@ check "a subscriber sees Created, Prepared, Running, Finished" \
     bash -c "grep -q '\"Created\"' '$T/events' && grep -q '\"Prepared\"' '$T/events' && grep -q '\"Running\"' '$T/events' && grep -q '\"Finished\"' '$T/events'"
 
 # ---- KPA_restart ----
-# (maxDelayMs is also the run that resets the count of restarts in a row:
-# with 100 ms, a loaded machine's slow runs reset it and it ran 5 times)
+# (the backoff starts over only after a run of resetAfter, 60 s by default:
+# these runs of a few ms never reset the count of restarts in a row)
 rep=$(call "{\"op\":\"StartProcess\",\"package\":\"$RESTART\"}")
 tok=$(field "$rep" token)
 sleep 1.5

@@ -93,6 +93,8 @@ check "...and to the extra arguments, in order" \
 check "the service saw the client hang up and ended by itself" \
     grep -qxF 'greeter-service: client gone after 3 requests' <<<"$out"
 check "both ended Finished/Normal" test "$(grep -c 'ended Finished/Normal, exit code 0' <<<"$out")" -eq 2
-check_exit_output "the client alone has no channel, and says so" 1 'no channel handle "greeter"' \
+# kpa-run acts on the client's usesServices: serviceCanUse needs its service running
+check_exit_output "the client alone is refused: the service it may use is not running" 1 \
+    'the service "service" is not running, and usesServices[0] (serviceCanUse)' \
     run org.example.greeter client
 done_testing

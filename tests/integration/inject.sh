@@ -213,7 +213,7 @@ start_fails "the first mount, in the child" "mount:ENOMEM" 12 \
 start_fails "a mount of /dev, in the child, after many" "mount:ENOMEM:/dev/pts" 12 \
     "failed at step \"create /dev\": $nomem"
 start_fails "the mount of /proc after pivot_root" "mount:ENOMEM:/proc" 12 \
-    "failed at step \"mount /proc, /tmp and /run\": $nomem"
+    "failed at step \"mount /proc, /tmp, /run and /var\": $nomem"
 start_fails "the fork of the application, in the init" "clone:ENOMEM::2" 12 \
     "failed at step \"fork the application\": $nomem"
 # a group that cannot be removed is left to the next start's collection

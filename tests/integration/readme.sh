@@ -24,6 +24,11 @@ cleanup_add 'env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$top_builddir" 
 out=$(env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$top_builddir" demo 2>&1)
 check_eq "the quick-start demo (make demo) runs" "$?" 0
 check "...and runs the sample application in its store" grep -q 'Done. The store is in' <<<"$out"
+check "...and ends by saying where the tools are" grep -q "The tools are in $top_builddir/src/tools" <<<"$out"
+# its first suggestion, run as it is printed (stdin not a terminal: no pty)
+try=$(grep -m1 -E '^  /.*/kpa-run --root ' <<<"$out")
+check_exit_output "...and what to try next: its first suggestion works" 0 "= you" \
+    bash -c "$try </dev/null"
 
 # ---- the tour ----
 # blocks.sh: each ```sh block, followed by a marker line that says it ran

@@ -283,10 +283,13 @@ run $APP -- info >/dev/null
 check_eq "the next start removes the cgroup that kill -9 left" "$(leftover_instances)" ""
 if command -v script >/dev/null; then
     out=$(script -qec "$KPA_RUN --root $R $APP -- tiocsti" /dev/null </dev/null)
-    check "TIOCSTI on the inherited terminal fails" grep -q '^tiocsti=E' <<<"$out"
-    # Ctrl-C typed at kpa-run's terminal: kpa-run turns it into a Normal stop
+    # (at a terminal the application gets a pty of its own, which echoes
+    # what script(1) types at the end of its input)
+    check "TIOCSTI on the terminal fails" grep -aq 'tiocsti=E' <<<"$out"
+    # Ctrl-C typed at kpa-run's terminal, with no pty of the application's
+    # own (--tty: tty.sh): kpa-run turns it into a Normal stop
     out=$( (sleep 1.5; printf '\003'; sleep 3) |
-        script -qec "$KPA_RUN --root $R --json $APP -- sleep 30" /dev/null)
+        script -qec "$KPA_RUN --root $R --no-tty --json $APP -- sleep 30" /dev/null)
     check "Ctrl-C at the terminal is a Normal stop" grep -q '"exitStatus":"Normal"' <<<"$out"
 else
     skip "TIOCSTI and Ctrl-C at a terminal" "script (bsdutils) is not installed: no terminal"

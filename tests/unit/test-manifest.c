@@ -39,7 +39,7 @@ static const char FULL[] =
         "    'envVariables': [{'name': 'MODE', 'value': 'prod'}, {'name': 'EMPTY', 'value': ''}],"
         "    'usesServices': [{'name': 'helper', 'useType': 'child'},"
         "                     {'name': 'org.example.other/server', 'useType': 'serviceCanUse'},"
-        "                     {'name': 'org.example.full/main', 'useType': 'serviceActive'}]},"
+        "                     {'name': 'org.example.full/helper', 'useType': 'serviceActive'}]},"
         "   {'id': 'helper', 'name': 'Helper', 'type': 'gui', 'path': 'bin/helper', 'primary': false}],"
         " 'privateStorage': {'size': '64', 'fsType': 'ext4'},"
         " 'extensions': {"
@@ -675,6 +675,50 @@ static void test_run_configs(void)
                    "names no run configuration of this package");
         kpa_manifest_free(
                 accept_mut("/runConfigurations/0/usesServices/0/name", "'org.example.x/nothere'"));
+        refuse_mut("/runConfigurations/0/usesServices/2/name", "'main'",
+                   "runConfigurations[0].usesServices[2].name",
+                   "\"main\" makes a cycle of usesServices: main -> main");
+        refuse_mut("/runConfigurations/1/usesServices", "[{'name': 'main', 'useType': 'child'}]",
+                   "runConfigurations[1].usesServices[0].name",
+                   "\"main\" makes a cycle of usesServices: main -> helper -> main");
+}
+
+/* A chain of uses as long as a manifest allows is walked without recursion,
+ * and a cycle through all of it is named by its ends. */
+static void test_uses_long_cycle(void)
+{
+        enum { N = 3000 };
+        size_t cap = (size_t)N * 160, len = 0;
+        _cleanup_free_ char *rcs = kpa_xcalloc(cap, 1);
+        len += (size_t)snprintf(rcs + len, cap - len, "[");
+        for (int k = 0; k < N; k++)
+                len += (size_t)snprintf(rcs + len, cap - len,
+                                        "%s{'id': 'r%d', 'name': 'R', 'type': 'service', "
+                                        "'path': 'bin/app', 'primary': %s, 'usesServices': "
+                                        "[{'name': 'r%d', 'useType': 'child'}]}",
+                                        k ? ", " : "", k, k ? "false" : "true", (k + 1) % N);
+        snprintf(rcs + len, cap - len, "]");
+        _cleanup_free_ char *json = mutate(FULL, "/runConfigurations", rcs);
+        refuse(json, "runConfigurations[2999].usesServices[0].name",
+               "\"r0\" makes a cycle of usesServices: r0 -> r1 -> r2 -> ",
+               "a cycle through 3000 run configurations is refused");
+        kpa_manifest *m = NULL;
+        kpa_error err;
+        kpa_error_clear(&err);
+        (void)parse(json, 0, &m, &err);
+        ok(strstr(err.message, " -> ... -> r2999 -> r0") != NULL, "and named by its ends");
+        kpa_manifest_free(m);
+}
+
+/* A used run configuration's id names the client's handle: no ':' in it. */
+static void test_uses_handle_names(void)
+{
+        _cleanup_free_ char *a = mutate(FULL, "/runConfigurations/1/id", "'a:b'");
+        _cleanup_free_ char *b = mutate(a, "/runConfigurations/0/usesServices/0/name", "'a:b'");
+        _cleanup_free_ char *c = mutate(b, "/runConfigurations/0/usesServices/2", NULL);
+        refuse(c, "runConfigurations[0].usesServices[0].name",
+               "\"a:b\" cannot be a service: the handle that connects to it is named after it",
+               "a used run configuration's id with ':' is refused");
         kpa_manifest_free(accept_mut("/runConfigurations", "[]"));
 }
 
@@ -813,6 +857,17 @@ static void test_restart(void)
                        KPA_RESTART_ON_FAILURE, 3, 250, 8000);
         accept_restart("{'maxDelayMs': 50, 'delayMs': 50}", KPA_RESTART_NO, 5, 50, 50);
 
+        /* resetAfter: seconds of a healthy run before the backoff starts over */
+        m = accept_mut("/extensions/KPA_limits", NULL);
+        ok(m && m->restart.reset_after_s == 60, "resetAfter: 60 s by default");
+        kpa_manifest_free(m);
+        m = accept_mut("/extensions/KPA_restart", "{'policy': 'always', 'resetAfter': 2}");
+        ok(m && m->restart.reset_after_s == 2, "resetAfter: 2 read as 2 s");
+        kpa_manifest_free(m);
+        m = accept_mut("/extensions/KPA_restart", "{'resetAfter': 86400}");
+        ok(m && m->restart.reset_after_s == 86400, "resetAfter: a day is the most");
+        kpa_manifest_free(m);
+
         static const struct {
                 const char *pointer, *value, *path, *what;
         } bad[] = {
@@ -821,9 +876,15 @@ static void test_restart(void)
                 {"/extensions/KPA_restart", "null", "extensions.KPA_restart",
                  "must be an object, not null"},
                 {"/extensions/KPA_restart", "{'retries': 3}", "extensions.KPA_restart.retries",
-                 "unknown key (known keys here: policy, maxRetries, delayMs, maxDelayMs)"},
+                 "unknown key (known keys here: policy, maxRetries, delayMs, maxDelayMs, resetAfter)"},
                 {"/extensions/KPA_restart", "{'Policy': 'always'}", "extensions.KPA_restart.Policy",
                  "unknown key"},
+                {"/extensions/KPA_restart", "{'resetAfter': 0}", "extensions.KPA_restart.resetAfter",
+                 "must be from 1 to 86400, not 0"},
+                {"/extensions/KPA_restart", "{'resetAfter': 86401}",
+                 "extensions.KPA_restart.resetAfter", "must be from 1 to 86400, not 86401"},
+                {"/extensions/KPA_restart", "{'resetAfter': '60'}",
+                 "extensions.KPA_restart.resetAfter", "must be an integer, not a string"},
                 {"/extensions/KPA_restart", "{'max_retries': 1}",
                  "extensions.KPA_restart.max_retries", "unknown key"},
                 {"/extensions/KPA_restart", "{'policy': 1}", "extensions.KPA_restart.policy",
@@ -1296,6 +1357,8 @@ int main(void)
         test_components();
         test_missing_digests();
         test_run_configs();
+        test_uses_handle_names();
+        test_uses_long_cycle();
         test_spellings();
         test_storage();
         test_extensions();

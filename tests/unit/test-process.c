@@ -2,8 +2,8 @@
  * start that never reaches the sandbox (unknown package, run configuration
  * or parent token; a package without run configurations), calls on unknown
  * tokens, and, as root, an instance driven from C: a wait that times out, a
- * Forced stop, a child of a parent, and kpa_control_close() stopping what
- * still runs; the task API's refusals, and a task run and stopped.
+ * Forced stop, a child of a parent, a Normal stop while still Created (with
+ * SIGTERM unblocked), and kpa_control_close() stopping what still runs; the task API's refusals, and a task run and stopped.
  * tests/integration/run.sh and task.sh cover the same through the tools.
  *
  * With KPA_TEST_EXECD set to a kpa-execd binary, the same tests run
@@ -21,6 +21,7 @@
 #include "kpa/package.h"
 #include "kpa/process.h"
 #include "kpa/task.h"
+#include "process-internal.h"
 #include "tap.h"
 #include "util.h"
 
@@ -222,7 +223,169 @@ static void test_task_run(kpa_control *ctl)
         kpa_task_put(t);
 }
 
+/* A Normal stop asked for while the instance is still Created (its init is
+ * setting up the sandbox), by a caller that has SIGTERM unblocked, as a
+ * library user may: the init must not lose the SIGTERM (an init of a PID
+ * namespace drops a signal it has no handler for and has not blocked), so
+ * the instance ends long before the grace period would run out. */
+static void test_stop_while_created(kpa_control *ctl)
+{
+        sigset_t term, old;
+        sigemptyset(&term);
+        sigaddset(&term, SIGTERM);
+        sigprocmask(SIG_UNBLOCK, &term, &old);
+        const char *sleep_args[] = {"sleep", "30"};
+        kpa_start_options opts;
+        kpa_start_options_init(&opts);
+        opts.extra_args = sleep_args;
+        opts.n_extra_args = 2;
+        opts.stop_timeout_ms = 60000;
+        int lost = 0;
+        for (int round = 0; round < 5; round++) {
+                kpa_token t;
+                if (!ok(kpa_control_start_async(ctl, "org.example.proc", NULL, &opts, &t) == 0,
+                        "start, returning at Created")) {
+                        printf("#   %s\n", kpa_control_last_error(ctl)->message);
+                        break;
+                }
+                is(kpa_process_stop(ctl, &t, KPA_STOP_NORMAL), 0, "... a Normal stop at once");
+                kpa_process_context ctx;
+                int r = kpa_process_wait(ctl, &t, 10000, &ctx);
+                if (r == -ETIMEDOUT) {
+                        lost++;
+                        kpa_process_stop(ctl, &t, KPA_STOP_FORCED);
+                        kpa_process_wait(ctl, &t, 5000, &ctx);
+                }
+        }
+        is(lost, 0, "no SIGTERM was lost (each instance ended well within its 60 s grace period)");
+        sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+/* The calls a tool needs beyond start/stop/state (issue 16: kpa-run uses
+ * include/kpa alone): contexts listed in one call, the owner, the JSON form,
+ * a log that is not there, and a stop of everything. */
+static void test_tool_calls(kpa_control *ctl)
+{
+        const char *sleep_args[] = {"sleep", "30"};
+        kpa_start_options opts;
+        kpa_start_options_init(&opts);
+        opts.extra_args = sleep_args;
+        opts.n_extra_args = 2;
+        opts.stdout_fd = opts.stderr_fd = -1;
+        kpa_token a, b;
+        if (!ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &a) == 0 &&
+                        kpa_process_start(ctl, "org.example.proc", NULL, &opts, &b) == 0,
+                "tool calls: start two"))
+                return;
+        kpa_token *tokens = NULL;
+        kpa_process_context *ctxs = NULL;
+        size_t n = 0;
+        is(kpa_process_list_contexts(ctl, &tokens, &ctxs, &n), 0, "list with contexts");
+        size_t seen = 0;
+        for (size_t k = 0; k < n; k++)
+                if (memcmp(&tokens[k], &a, sizeof(a)) == 0 || memcmp(&tokens[k], &b, sizeof(b)) == 0)
+                        seen += ctxs[k].state == KPA_PROCESS_RUNNING && ctxs[k].owner == getuid() &&
+                                streq(ctxs[k].app_id, "org.example.proc");
+        is((int)seen, 2, "... both, Running, owned by us, with their package");
+        kpa_process_context c;
+        is(kpa_process_get_state(ctl, &a, &c), 0, "a state");
+        is((long long)c.owner, (long long)getuid(), "... carries the owner");
+        _cleanup_free_ char *j = kpa_process_context_to_json(&a, &c);
+        char tok[KPA_TOKEN_STRING_MAX], want[128];
+        kpa_token_to_string(&a, tok);
+        snprintf(want, sizeof(want), "{\"token\":\"%s\",\"state\":\"Running\"", tok);
+        ok(j && strncmp(j, want, strlen(want)) == 0, "its JSON starts with token and state");
+        snprintf(want, sizeof(want), "\"owner\":%d,", (int)getuid());
+        has_str(j, want, "... and has the owner");
+        int fd = 99;
+        if (daemon_pid) { /* kpa-execd keeps the output of what it starts */
+                ok(kpa_process_open_log(ctl, &a, false, &fd) == 0 && fd >= 0 &&
+                           fcntl(fd, F_GETFL) >= 0 && (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDONLY,
+                   "its log, open read-only");
+                if (fd >= 0)
+                        close(fd);
+        } else {
+                ok(kpa_process_open_log(ctl, &a, false, &fd) < 0 && fd == -1,
+                   "no log of an instance whose output its starter gave");
+        }
+        kpa_token unknown;
+        memset(&unknown, 0x5a, sizeof(unknown));
+        ok(kpa_process_open_log(ctl, &unknown, false, &fd) < 0, "nor of an unknown token");
+        size_t stopped = 0;
+        is(kpa_process_stop_all(ctl, KPA_STOP_FORCED, &stopped), 0, "stop all");
+        ok(stopped >= 2, "... stopped both (%zu)", stopped);
+        is(kpa_process_wait(ctl, &a, 5000, &c), 0, "the first ends");
+        is(kpa_process_wait(ctl, &b, 5000, &c), 0, "the second ends");
+        ok(c.state == KPA_PROCESS_FINISHED && c.exit_status == KPA_EXIT_TERMINATED,
+           "... Finished, Terminated");
+        free(tokens);
+        free(ctxs);
+}
+
 /* As root: real instances. */
+/* kpa_process_find: a token, or APP_ID[/RUNCONFIG] (local, or matched by
+ * kpa-execd) */
+static void test_find(kpa_control *ctl)
+{
+        const char *sleep_args[] = {"sleep", "30"};
+        kpa_start_options opts;
+        kpa_start_options_init(&opts);
+        opts.extra_args = sleep_args;
+        opts.n_extra_args = 2;
+        kpa_token a, b;
+        kpa_token *v = NULL;
+        size_t n = 99;
+        kpa_process_context ctx;
+        /* what the tests before left running ends first */
+        if (kpa_process_find(ctl, "org.example.proc", &v, &n) == 0)
+                for (size_t k = 0; k < n; k++) {
+                        kpa_process_stop(ctl, &v[k], KPA_STOP_FORCED);
+                        kpa_process_wait(ctl, &v[k], 5000, &ctx);
+                }
+        free(v);
+        if (!ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &a) == 0, "find: start one"))
+                return;
+        ok(kpa_process_find(ctl, "org.example.proc", &v, &n) == 0 && n == 1 &&
+                   memcmp(&v[0], &a, sizeof(a)) == 0,
+           "find APP_ID: the one live instance");
+        free(v);
+        ok(kpa_process_find(ctl, "org.example.proc/main", &v, &n) == 0 && n == 1 &&
+                   memcmp(&v[0], &a, sizeof(a)) == 0,
+           "find APP_ID/RUNCONFIG: the same");
+        free(v);
+        ok(kpa_process_find(ctl, "org.example.proc/other", &v, &n) == 0 && n == 0,
+           "another run configuration: none");
+        free(v);
+        ok(kpa_process_find(ctl, "org.example.never", &v, &n) == 0 && n == 0,
+           "a package never started: none");
+        free(v);
+        is(kpa_process_find(ctl, "org example", &v, &n), -EINVAL, "a bad name: -EINVAL");
+        has_str(kpa_control_last_error(ctl)->message, "neither a token", "... and says so");
+        is(kpa_process_find(ctl, "org.example.proc/", &v, &n), -EINVAL, "an empty run config");
+        char ts[KPA_TOKEN_STRING_MAX];
+        kpa_token_to_string(&a, ts);
+        ok(kpa_process_find(ctl, ts, &v, &n) == 0 && n == 1 && memcmp(&v[0], &a, sizeof(a)) == 0,
+           "a token finds itself");
+        free(v);
+        ok(kpa_process_start(ctl, "org.example.proc", NULL, &opts, &b) == 0, "find: start another");
+        ok(kpa_process_find(ctl, "org.example.proc", &v, &n) == 0 && n == 2 &&
+                   memcmp(&v[0], &a, sizeof(a)) == 0 && memcmp(&v[1], &b, sizeof(b)) == 0,
+           "both match, the oldest first");
+        free(v);
+        kpa_process_stop(ctl, &a, KPA_STOP_FORCED);
+        kpa_process_wait(ctl, &a, 5000, &ctx);
+        ok(kpa_process_find(ctl, "org.example.proc", &v, &n) == 0 && n == 1 &&
+                   memcmp(&v[0], &b, sizeof(b)) == 0,
+           "an ended one no longer matches while another lives");
+        free(v);
+        kpa_process_stop(ctl, &b, KPA_STOP_FORCED);
+        kpa_process_wait(ctl, &b, 5000, &ctx);
+        ok(kpa_process_find(ctl, "org.example.proc", &v, &n) == 0 && n == 1 &&
+                   memcmp(&v[0], &b, sizeof(b)) == 0,
+           "none live: the one that ended last");
+        free(v);
+}
+
 static void test_instances(kpa_control *ctl)
 {
         const char *sleep_args[] = {"sleep", "30"};
@@ -404,8 +567,12 @@ int main(void)
                 ok(1, "# SKIP no instances under valgrind");
         else if (geteuid() == 0) {
                 test_instances(ctl);
-                if (!daemon_pid)
+                test_find(ctl);
+                test_tool_calls(ctl);
+                if (!daemon_pid) {
                         test_task_run(ctl);
+                        test_stop_while_created(ctl);
+                }
         }
         else
                 ok(1, "# SKIP starting instances needs root");

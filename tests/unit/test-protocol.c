@@ -131,6 +131,17 @@ static void test_simple_ops(void)
         ok(req.list_continue, "ListProcesses: continue");
         kpa_request_free(&req);
 
+        o = kpa_request_new(KPA_OP_FIND, 9);
+        json_object_object_add(o, "package", json_object_new_string("org.example.app"));
+        json_object_object_add(o, "runConfig", json_object_new_string("main"));
+        is(parse_obj(o, NULL, 0, &req, &err), 0, "FindProcesses with a run configuration");
+        is_str(req.package, "org.example.app", "FindProcesses: package");
+        is_str(req.run_config, "main", "FindProcesses: runConfig");
+        kpa_request_free(&req);
+        o = kpa_request_new(KPA_OP_FIND, 10);
+        is(parse_obj(o, NULL, 0, &req, &err), -EINVAL, "FindProcesses without a package: refused");
+        kpa_request_free(&req);
+
         o = kpa_request_new(KPA_OP_PACKAGE_INSTALLED, 6);
         json_object_object_add(o, "package", json_object_new_string("org.example.app"));
         is(parse_obj(o, NULL, 0, &req, &err), 0, "PackageInstalled round trip");
@@ -169,6 +180,10 @@ static void test_start_round_trip(void)
         o.uid = 1234;
         o.gid = 5678;
         o.stop_timeout_ms = 2500;
+        const kpa_start_bind binds[] = {{"/srv/data", "/data", true}, {"/etc/x:y", "/mnt/x", false}};
+        o.binds = binds;
+        o.n_binds = 2;
+        o.cwd = "/storage/work";
         json_object *j = kpa_request_start(9, "org.example.app", "worker", &o);
         ok(json_object_object_get_ex(j, "handles", NULL), "the handle names are in the JSON");
         int fds[] = {p1[0], p2[1]};
@@ -202,6 +217,14 @@ static void test_start_round_trip(void)
         is(req.opts.gid, 5678, "gid");
         is(req.opts.stop_timeout_ms, 2500, "stopTimeoutMs");
         is(req.opts.stdin_fd, -1, "stdio stays -1");
+        is_str(req.opts.cwd, "/storage/work", "cwd");
+        is(req.opts.n_binds, 2, "two binds");
+        if (req.opts.n_binds == 2) {
+                is_str(req.opts.binds[0].host, "/srv/data", "a bind's host path");
+                is_str(req.opts.binds[0].inside, "/data", "... and inside path");
+                ok(req.opts.binds[0].writable && !req.opts.binds[1].writable, "... and mode");
+                is_str(req.opts.binds[1].host, "/etc/x:y", "a host path with ':' as it was");
+        }
         kpa_request_free(&req);
         ok(!fd_open(p1[0]) && !fd_open(p2[1]), "kpa_request_free closes the handles' fds");
         close(p1[1]);
@@ -305,6 +328,14 @@ static const struct bad bad_requests[] = {
          "uid: -2 is out of range"},
         {"{\"op\":\"StartProcess\",\"package\":\"a\",\"gid\":4294967295}", 0, EINVAL,
          "gid: 4294967295 is out of range"},
+        {"{\"op\":\"StartProcess\",\"package\":\"a\",\"binds\":[\"/a:/b\"]}", 0, EINVAL,
+         "binds[0]: must be an object"},
+        {"{\"op\":\"StartProcess\",\"package\":\"a\",\"binds\":[{\"host\":\"/a\"}]}", 0, EINVAL,
+         "binds[0]: missing required key \"inside\""},
+        {"{\"op\":\"StartProcess\",\"package\":\"a\",\"binds\":[{\"host\":\"/a\",\"inside\":\"/b\","
+         "\"rw\":true}]}",
+         0, EINVAL, "rw: unknown key"},
+        {"{\"op\":\"StartProcess\",\"package\":\"a\",\"cwd\":\"\"}", 0, EINVAL, "cwd"},
         {"{\"op\":\"StartProcess\",\"package\":\"a\",\"network\":\"bridge\"}", 0, EINVAL,
          "network: must be \"default\", \"none\" or \"host\""},
         {"{\"op\":\"StartProcess\",\"package\":\"a\",\"parent\":\"nope\"}", 0, EINVAL,
@@ -463,6 +494,17 @@ static void test_context(void)
         snprintf(c.message, sizeof(c.message), "killed by SIGSEGV \"quoted\"\nline");
         snprintf(c.app_id, sizeof(c.app_id), "org.example.app");
         snprintf(c.run_config_id, sizeof(c.run_config_id), "main");
+        c.started_at = 1796552273;
+        c.restarts = 3;
+        c.restart_in_ms = 400;
+        c.app_pid = 4243;
+        snprintf(c.exit_cause, sizeof(c.exit_cause), "signal");
+        c.last_failure.state = KPA_PROCESS_FAILED;
+        c.last_failure.exit_status = KPA_EXIT_UNEXPECTED;
+        c.last_failure.exit_code = 9;
+        snprintf(c.last_failure.exit_cause, sizeof(c.last_failure.exit_cause), "oom");
+        snprintf(c.last_failure.message, sizeof(c.last_failure.message), "killed by SIGKILL");
+        c.last_failure.at = 1796552270;
         json_object *o = kpa_context_to_json(&t, &c, 1000);
         json_object *owner;
         ok(json_object_object_get_ex(o, "owner", &owner) && json_object_get_int(owner) == 1000,
@@ -483,6 +525,20 @@ static void test_context(void)
         is_str(d.message, c.message, "  message");
         is_str(d.app_id, "org.example.app", "  package");
         is_str(d.run_config_id, "main", "  runConfig");
+        ok(d.started_at == 1796552273 && d.restarts == 3 && d.restart_in_ms == 400 &&
+                   d.app_pid == 4243,
+           "  startedAt, restarts, restartInMs, appPid");
+        is_str(d.exit_cause, "signal", "  exitCause");
+        ok(d.last_failure.state == KPA_PROCESS_FAILED &&
+                   d.last_failure.exit_status == KPA_EXIT_UNEXPECTED &&
+                   d.last_failure.exit_code == 9 && d.last_failure.at == 1796552270,
+           "  lastFailure: state, exitStatus, exitCode, at");
+        is_str(d.last_failure.exit_cause, "oom", "  lastFailure.exitCause");
+        is_str(d.last_failure.message, "killed by SIGKILL", "  lastFailure.message");
+        c.last_failure.state = KPA_PROCESS_NONE;
+        o = kpa_context_to_json(&t, &c, 0);
+        ok(!json_object_object_get_ex(o, "lastFailure", NULL), "no failure: no lastFailure");
+        json_object_put(o);
 
         for (int s = KPA_PROCESS_NONE; s <= KPA_PROCESS_NOT_EXISTING; s++) {
                 c.state = (kpa_process_state)s;
@@ -501,6 +557,12 @@ static void test_context(void)
                 "{\"token\":\"abababababababababababababababab\",\"state\":\"Running\","
                 "\"exitStatus\":2}",
                 "{\"token\":\"xx\",\"state\":\"Running\"}",
+                "{\"token\":\"abababababababababababababababab\",\"state\":\"Running\","
+                "\"lastFailure\":[]}",
+                "{\"token\":\"abababababababababababababababab\",\"state\":\"Running\","
+                "\"lastFailure\":{\"state\":\"Broken\"}}",
+                "{\"token\":\"abababababababababababababababab\",\"state\":\"Running\","
+                "\"startedAt\":\"now\"}",
                 "[]",
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {

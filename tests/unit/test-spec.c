@@ -580,6 +580,68 @@ static void test_options(kpa_store *s)
         }
 }
 
+/* --workdir, --tty and root's binds (kpa-run): passed on, or refused with
+ * the reason. */
+static void test_cwd_tty_binds(kpa_store *s)
+{
+        kpa_start_options opts;
+        kpa_start_options_init(&opts);
+        opts.cwd = "/storage";
+        opts.tty = true;
+        opts.tty_rows = 30;
+        opts.tty_cols = 90;
+        kpa_instance_spec *spec = NULL;
+        kpa_error err;
+        if (build(s, APP, NULL, &opts, &spec, &err) == 0) {
+                is_str(spec->cwd, "/storage", "the working directory, copied");
+                ok(spec->tty && spec->tty_rows == 30 && spec->tty_cols == 90,
+                   "a pseudo-terminal of 30 x 90");
+                kpa_instance_spec_free(spec);
+        } else {
+                ok(false, "build with a cwd and a tty: %s", err.message);
+        }
+        opts.cwd = "storage";
+        is(build_err(s, APP, NULL, &opts, &err), -EINVAL, "a relative working directory is refused");
+        has_str(err.message, "is not an absolute path", "... saying why");
+        kpa_start_options_init(&opts);
+        const kpa_start_bind ro[] = {{tmp, "/mnt/in", false}};
+        opts.binds = ro;
+        opts.n_binds = 1;
+        if (!root) {
+                is(build_err(s, APP, NULL, &opts, &err), -EPERM, "binds: root only");
+                has_str(err.message, "only root can bind", "... saying so");
+                return;
+        }
+        if (build(s, APP, NULL, &opts, &spec, &err) == 0) {
+                const kpa_mount_op *op = &spec->mounts[spec->n_mounts - 1];
+                ok(op->kind == KPA_MOUNT_BIND_RO && streq(op->source, tmp) &&
+                           streq(op->target, "/mnt/in"),
+                   "--bind-ro: a read-only bind, last in the plan");
+                kpa_instance_spec_free(spec);
+        } else {
+                ok(false, "build with a bind: %s", err.message);
+        }
+        static const struct {
+                const char *host, *inside, *why;
+        } bad[] = {
+                {"relative", "/mnt", "must be absolute"},
+                {"/tmp", "mnt", "must be absolute"},
+                {"/tmp", "/", "must be absolute"},
+                {"/tmp/../etc", "/mnt", "must be absolute"},
+                {"/tmp", "/mnt/../usr", "must be absolute"},
+                {"/nonexistent-kpa-test", "/mnt", "host path /nonexistent-kpa-test"},
+        };
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                const kpa_start_bind b = {bad[i].host, bad[i].inside, true};
+                opts.binds = &b;
+                int fds = count_fds();
+                ok(build_err(s, APP, NULL, &opts, &err) < 0, "--bind %s:%s is refused", b.host,
+                   b.inside);
+                has_str(err.message, bad[i].why, "... saying why");
+                is(count_fds(), fds, "... no fd left behind");
+        }
+}
+
 static void test_handles(kpa_store *s)
 {
         int p[2];
@@ -864,6 +926,7 @@ int main(void)
                 test_plain(s);
                 test_long_id(s);
                 test_options(s);
+                test_cwd_tty_binds(s);
                 test_handles(s);
                 test_ids(s);
                 test_grants(s);
