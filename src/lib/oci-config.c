@@ -383,13 +383,21 @@ static int parse_process(kpa_oci_config *c, json_object *p, int rootfd, kpa_erro
         if (want(p, json_type_object, "process", err) < 0 ||
             known_keys(p, "process", keys, err) < 0)
                 return -EINVAL;
-        json_object *term = member(p, "terminal");
-        if (term && json_object_get_boolean(term))
-                return refuse(err, "process.terminal",
-                              "true is not supported yet (no console socket): run without a tty");
-        if (member(p, "consoleSize") && !(term && json_object_get_boolean(term)))
-                return refuse(err, "process.consoleSize", "not supported without a terminal");
         kpa_instance_spec *spec = c->spec;
+        json_object *term = member(p, "terminal"), *size = member(p, "consoleSize");
+        if (term && want(term, json_type_boolean, "process.terminal", err) < 0)
+                return -EINVAL;
+        /* a pty of the container's own devpts (its /dev/ptmx), whose
+         * master kpa-oci sends to the console socket */
+        spec->tty = term && json_object_get_boolean(term);
+        if (size) {
+                static const char *const sk[] = {"height", "width", NULL};
+                if (want(size, json_type_object, "process.consoleSize", err) < 0 ||
+                    known_keys(size, "process.consoleSize", sk, err) < 0)
+                        return -EINVAL;
+                spec->tty_rows = (unsigned short)json_object_get_int(member(size, "height"));
+                spec->tty_cols = (unsigned short)json_object_get_int(member(size, "width"));
+        }
         int r;
         json_object *args = member(p, "args");
         if (!args)

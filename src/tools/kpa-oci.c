@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -361,10 +363,28 @@ typedef struct create_opts {
         const char *console_socket;
 } create_opts;
 
+/* runc's console protocol: the pty's master over SCM_RIGHTS on a
+ * connection to the engine's socket */
+static int send_console(const char *path, int master)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return fail("--console-socket %s: the path is too long", path);
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        _cleanup_close_ int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                return fail("--console-socket %s: %s", path, strerror(errno));
+        char name[] = "/dev/ptmx";
+        struct iovec iov = {.iov_base = name, .iov_len = sizeof(name) - 1};
+        ssize_t w = kpa_send_fds(s, &iov, 1, &master, 1);
+        return w < 0 ? fail("--console-socket %s: %s", path, strerror((int)-w)) : 0;
+}
+
 static void kill_and_forget(kpa_sandbox *sb)
 {
         if (sb->pidfd >= 0)
                 (void)syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+        closep(&sb->tty_fd);
         kpa_sandbox_release(sb, NULL);
 }
 
@@ -390,9 +410,6 @@ static int do_create(const char *id, const create_opts *o, kpa_sandbox *sb, json
 {
         if (!kpa_oci_id_valid(id))
                 return fail("container id \"%s\": not valid (letters, digits, _.+-)", id);
-        if (o->console_socket)
-                return fail("--console-socket: terminals are not supported yet "
-                            "(process.terminal must be false)");
         _cleanup_free_ char *bundle = realpath(o->bundle ? o->bundle : ".", NULL);
         if (!bundle)
                 return fail("bundle %s: %s", o->bundle ? o->bundle : ".", strerror(errno));
@@ -430,6 +447,10 @@ static int do_create(const char *id, const create_opts *o, kpa_sandbox *sb, json
         if (cfg->hooks)
                 json_object_object_add(st, "kpaHooks", json_object_get(cfg->hooks));
         int r = state_save(id, st);
+        if (r == 0 && cfg->spec->tty && !o->console_socket)
+                r = fail("config.json: process.terminal: a terminal needs --console-socket");
+        if (r == 0 && !cfg->spec->tty && o->console_socket)
+                r = fail("--console-socket: only for a terminal (process.terminal is false)");
         _cleanup_free_ char *fifo = kpa_xasprintf("%s/exec.fifo", dir);
         if (r == 0 && mkfifo(fifo, 0600) < 0)
                 r = fail("%s: %s", fifo, strerror(errno));
@@ -445,6 +466,10 @@ static int do_create(const char *id, const create_opts *o, kpa_sandbox *sb, json
                 r = fail("%s", err.message);
         if (r == 0 && (r = wait_prepared(sb)) != 0)
                 kill_and_forget(sb);
+        if (r == 0 && sb->tty_fd >= 0 && (r = send_console(o->console_socket, sb->tty_fd)) != 0)
+                kill_and_forget(sb);
+        if (sb->tty_fd >= 0 && r == 0)
+                closep(&sb->tty_fd);
         if (r == 0 && (r = write_sysctls(sb->pid, cfg->sysctl)) != 0)
                 kill_and_forget(sb);
         if (r != 0) {

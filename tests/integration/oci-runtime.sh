@@ -4,10 +4,11 @@
 # create/state/start/exec/kill/delete and run; the effects are read from outside:
 # the state JSON, the init waiting before start, /proc/PID/ns, the cgroup
 # files of the memory and pids limits, a joined network namespace (ip netns),
-# the masked and read-only paths, the hooks' stdin. Refused fields name their
+# the masked and read-only paths, a terminal through --console-socket, the
+# hooks' stdin. Refused fields name their
 # JSON path. Then the real engines, each skipped with its reason when
 # missing: podman (--runtime kpa-oci, storage in $T) with --network none and
-# with its default network, ps/inspect/exec/stop; containerd (started here with
+# with its default network, ps/inspect/exec/stop, -t; containerd (started here with
 # its own root, state and socket, killed by pid) driven by ctr with
 # --runc-binary kpa-oci.
 # This host's rlimits: podman's defaults (nofile and nproc 1048576) exceed
@@ -205,6 +206,43 @@ out=$(oci run -b "$B" s1 2>&1)
 check_eq "linux.seccomp: mkdir fails with the profile's errno (EACCES)" "$(tr '\n' ' ' <<<"$out" | tr -s '\t' ' ')" \
     "mkdir: can't create directory '/tmp/a': Permission denied 1 Seccomp: 2 "
 
+# ---- process.terminal: a pty of the container's devpts, its master sent to
+# --console-socket (runc's protocol), read here by a small receiver ----
+cat >"$T/console.py" <<'EOF'
+import array, os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+s.listen(1)
+c, _ = s.accept()
+msg, anc, flags, addr = c.recvmsg(64, socket.CMSG_LEN(4))
+fds = array.array("i")
+for level, kind, data in anc:
+    fds.frombytes(data[:4])
+out = b""
+while True:
+    try:
+        d = os.read(fds[0], 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+sys.stdout.write(out.decode(errors="replace").replace("\r", ""))
+EOF
+config 'process.terminal=true' 'process.consoleSize={"height":33,"width":99}' \
+    'process.args=["sh","-c","tty; test -t 0 && echo isatty; stty size"]'
+"$PYTHON3" "$T/console.py" "$T/console.sock" >"$T/console.out" &
+cpid=$!
+cleanup_add "kill $cpid 2>/dev/null"
+wait_for 10 test -S "$T/console.sock"
+check "create with --console-socket" create -b "$B" --console-socket "$T/console.sock" t1
+started+=(t1)
+check "start" oci start t1
+wait $cpid
+check_eq "the process has the pty as its terminal, of consoleSize" "$(tr '\n' ' ' <"$T/console.out")" \
+    "/dev/pts/0 isatty 33 99 "
+check "delete" oci delete --force t1
+
 # ---- hooks: the state JSON on stdin ----
 hook() { echo "{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"cat > $T/hook-$1.json\"]}"; }
 config 'process.args=["true"]' \
@@ -231,7 +269,8 @@ config 'linux.seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x
 check_output "a seccomp action kpa-oci lacks" 'linux.seccomp.syscalls[0]: action not supported: "SCMP_ACT_NOTIFY"' \
     oci create -b "$B" bad
 config 'process.terminal=true'
-check_output "process.terminal" "process.terminal: true is not supported yet" oci create -b "$B" bad
+check_output "process.terminal without --console-socket" "a terminal needs --console-socket" \
+    oci create -b "$B" bad
 config 'process.args=["nosuchprogram"]'
 check_output "a program missing from the rootfs" 'process.args[0]: "nosuchprogram": no such executable' \
     oci create -b "$B" bad
@@ -239,7 +278,7 @@ check_fails "refusals leave no state" test -e "$R/bad"
 config
 check_output "an invalid id" "not valid" oci create -b "$B" ../x
 check_output "--systemd-cgroup" "not supported, use cgroupfs" oci --systemd-cgroup create -b "$B" x
-check_output "--console-socket" "terminals are not supported yet" oci create -b "$B" --console-socket "$T/s" x
+check_output "--console-socket without a terminal" "only for a terminal" oci create -b "$B" --console-socket "$T/s" x
 check_output "exec in a container that does not exist" "does not exist" oci exec x true
 check_output "exec with a terminal" "terminals are not supported yet" oci exec -t c9 true
 check_output "state of an unknown container" "does not exist" \
@@ -302,6 +341,9 @@ else
     check_eq "podman exec: its exit status" "$?" 4
     check_eq "podman exec: its output" "$out" "hello from exec"
     check_eq "podman exec -u" "$("${P[@]}" exec -u 1000:1000 kpa-oci-web id 2>/dev/null)" "uid=1000 gid=1000"
+    out=$("${P[@]}" run --rm -t "${RUNOPTS[@]}" localhost/kpa-oci-busybox:test sh -c 'tty; test -t 1 && echo isatty' \
+        </dev/null 2>/dev/null | tr -d '\r')
+    check_eq "podman run -t: a terminal" "$(tr '\n' ' ' <<<"$out")" "/dev/pts/0 isatty "
     check "podman stop" "${P[@]}" stop -t 10 kpa-oci-web
     check_eq "podman inspect: exited" "$("${P[@]}" inspect -f '{{.State.Status}}' kpa-oci-web)" exited
     check "podman rm" "${P[@]}" rm kpa-oci-web

@@ -225,9 +225,9 @@ static void test_refusals(void)
                           "\"linux\": {" BASE_NS "}}",
                 "\"escape\": no such executable",
                 "a link to a host program (/usr/bin/env) resolves inside the rootfs");
-        refused(BASE_HEAD "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"terminal\": true},"
+        refused(BASE_HEAD "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"terminal\": 1},"
                           "\"linux\": {" BASE_NS "}}",
-                "process.terminal: true is not supported yet", "a terminal");
+                "process.terminal: must be a boolean", "a terminal that is not a boolean");
         refused(BASE_HEAD "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\","
                           " \"user\": {\"uid\": 1, \"gid\": 1, \"additionalGids\": [2]}},"
                           "\"linux\": {" BASE_NS "}}",
