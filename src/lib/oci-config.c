@@ -911,6 +911,7 @@ int kpa_oci_config_load(const char *bundle, const char *id, kpa_oci_config **out
         kpa_instance_spec *spec = c->spec = kpa_xcalloc(1, sizeof(*spec));
         spec->app_id = kpa_xstrdup("oci");
         spec->instance_id = kpa_xstrdup(id);
+        spec->init_name = kpa_xasprintf("kpa-init oci/%s", id); /* for ps */
         spec->stdio[0] = 0;
         spec->stdio[1] = 1;
         spec->stdio[2] = 2;
