@@ -40,9 +40,12 @@ for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
         d=$(dirname "$d")
     done
 done
-# podman's state in /run (its IPAM database) goes too when this run made it
-run_containers_existed=
-if [ -e /run/containers ]; then run_containers_existed=yes; fi
+# what podman and the runtimes keep in /run (podman's IPAM database, their
+# default --root) goes too when this run made it
+new_run_dirs=()
+for d in /run/containers /run/kpa-oci /run/runc; do
+    [ -e $d ] || new_run_dirs+=("$d")
+done
 podman_base=(podman --root "$W/podman" --runroot "$W/podman-run" --cgroup-manager cgroupfs
     --events-backend file --storage-driver vfs)
 cleanup() {
@@ -51,7 +54,7 @@ cleanup() {
     for d in "${new_cgroups[@]}"; do
         [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
     done
-    [ -n "$run_containers_existed" ] || rm -rf /run/containers
+    for d in "${new_run_dirs[@]}"; do rm -rf "$d"; done
     bench_cleanup
 }
 trap cleanup EXIT
@@ -68,7 +71,7 @@ opts=(run --rm --network none
 one() { # one RUNTIME: milliseconds of one podman run
     local t0 t1
     t0=$(date +%s%N)
-    "${podman_base[@]}" --runtime "$1" --runtime-flag "root=$W/state-${1##*/}" "${opts[@]}" \
+    "${podman_base[@]}" --runtime "$1" "${opts[@]}" \
         >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }
     t1=$(date +%s%N)
     echo $(((t1 - t0) / 1000000))

@@ -312,15 +312,17 @@ rm_new_cgroups() {
 BRIDGE_EXISTED=$(ip link show cni-podman0 >/dev/null 2>&1 && echo yes)
 # what the engines leave in /run (podman's IPAM database, the shims'
 # sockets): removed when this test made it
-for d in /run/containers /run/containerd; do
+for d in /run/containers /run/containerd /run/kpa-oci; do
     [ -e $d ] || cleanup_add "rm -rf $d"
 done
 if ! command -v podman >/dev/null; then
     skip "podman" "podman is not installed (Debian package podman)"
 else
+    # kpa-oci's state in its default --root, /run/kpa-oci: podman's exit
+    # command (the cleanup after a container ends) does not pass a
+    # --runtime-flag root=... on, and would delete in the default one
     P=(podman --root "$T/podman" --runroot "$T/podman-run" --runtime "$KPA_OCI"
-        --runtime-flag "root=$T/podman-oci" --cgroup-manager cgroupfs --events-backend file
-        --storage-driver vfs)
+        --cgroup-manager cgroupfs --events-backend file --storage-driver vfs)
     RUNOPTS=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --cgroup-parent "$CGP")
     cleanup_add '"${P[@]}" rm -af -t 0 >/dev/null 2>&1; rm_new_cgroups;
         [ -n "$BRIDGE_EXISTED" ] || ip link del cni-podman0 2>/dev/null'
@@ -329,6 +331,8 @@ else
     out=$("${P[@]}" run --rm --network none "${RUNOPTS[@]}" localhost/kpa-oci-busybox:test \
         sh -c 'echo hello; ip -o link | grep -c ": eth"' 2>&1)
     check_eq "podman run --network none: only loopback" "$(grep -v warning <<<"$out" | tr '\n' ' ')" "hello 0 "
+    check_eq "podman run --rm leaves no kpa-oci state (nor cgroup)" \
+        "$(find /run/kpa-oci -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)" 0
     out=$("${P[@]}" run --rm "${RUNOPTS[@]}" localhost/kpa-oci-busybox:test ip -o -4 addr show eth0 2>&1)
     check "podman run with the default network: eth0 has an address" grep -q "inet " <<<"$out"
     check "podman run -d" "${P[@]}" run -d --name kpa-oci-web --pids-limit 77 "${RUNOPTS[@]}" \
