@@ -19,10 +19,14 @@ W=$(mktemp -d /dev/shm/kpa-bench-daemon.XXXXXX)
 dpid=
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
+BENCH_APPS="org.example.benchtrue"
 trap '[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid"; bench_cleanup' EXIT
 app=org.example.benchtrue
+# KPA_BENCH_MKPKG_OPTS="--delete privateStorage": without mkpkg.py's sized
+# private storage (whose ext4 mount the daemon makes for every start)
+read -ra mkpkg_opts <<<"${KPA_BENCH_MKPKG_OPTS:-}"
 /usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/true.kpa" --id $app \
-    --bin /bin/true --set 'runConfigurations[0].args=[]'
+    --bin /bin/true --set 'runConfigurations[0].args=[]' "${mkpkg_opts[@]}"
 "$builddir/src/tools/kpa-install" --root "$W/store" -q "$W/true.kpa"
 read -ra extra <<<"${KPA_BENCH_EXECD_OPTS:-}" # more kpa-execd options, e.g. "--keep-ended 10"
 "$builddir/src/daemon/kpa-execd" --foreground --no-autorun --log-level warning "${extra[@]}" \

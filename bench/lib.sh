@@ -4,6 +4,9 @@
 # devices of its stores' sized private storage (storage-image.c), which stay
 # attached until a purge; root's installs record their uids in a registry
 # of the run's own, not the host's.
+# Also the groups kpa.slice/APP that kpa keeps for the next start (below
+# this shell's cgroup, each hierarchy) of the apps in BENCH_APPS, when
+# empty.
 : "${W:?bench/lib.sh needs W}"
 export KPA_UID_REGISTRY="$W/uid-registry"
 bench_cleanup() {
@@ -15,4 +18,15 @@ bench_cleanup() {
         fi
     done
     rm -rf "$W"
+    local ctrls path mnt a
+    while IFS=: read -r _ ctrls path; do
+        case $ctrls in
+        "") mnt=/sys/fs/cgroup; [ -d /sys/fs/cgroup/unified ] && mnt=/sys/fs/cgroup/unified ;;
+        name=*) continue ;;
+        *) mnt=/sys/fs/cgroup/${ctrls%%,*} ;;
+        esac
+        for a in ${BENCH_APPS:-}; do
+            rmdir "$mnt${path%/}/kpa.slice/$a" 2>/dev/null || true
+        done
+    done </proc/self/cgroup
 }

@@ -7,6 +7,13 @@
 #
 # KPA_BENCH_BASE=OTHER_BUILDDIR adds that build's kpa-run as one more row,
 # timed in the same loop (before/after comparisons of a change).
+# KPA_BENCH_SPACING_MS=50 spaces every start that far from the one before
+# (default: the commands of a round back to back, 20 ms between rounds).
+# KPA_BENCH_DRIVERS=1 adds kpa-run with --cgroup-driver systemd and
+# cgroupfs as rows (the systemd guest: the scope's D-Bus round trip).
+# The package is /bin/true with mkpkg.py's default 10 MB ext4 private
+# storage (an image on a loop device, mounted and unmounted by each start:
+# the row "kpa-run, no sized storage" is the same without it).
 # The "floor" row is bench/floor.c, built here statically: the namespaces,
 # root and vfork of a sandbox and nothing else, the least a start costs on
 # this machine (kpa-run's row minus it is the price of everything else).
@@ -19,10 +26,14 @@ command -v bwrap >/dev/null || { apt-get install -y -qq bubblewrap >/dev/null; }
 W=$(mktemp -d /var/tmp/kpa-bench-start.XXXXXX)
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
+BENCH_APPS="org.example.true org.example.nostor"
 trap 'bench_cleanup' EXIT
 /usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/true.kpa" --id org.example.true \
     --bin /bin/true --set 'runConfigurations[0].args=[]'
 "$builddir/src/tools/kpa-install" --root "$W/store" -q "$W/true.kpa"
+/usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/nostor.kpa" --id org.example.nostor \
+    --bin /bin/true --set 'runConfigurations[0].args=[]' --delete privateStorage
+"$builddir/src/tools/kpa-install" --root "$W/store" -q "$W/nostor.kpa"
 ${CC:-cc} -O2 -static -o "$W/floor" "$src/bench/floor.c" 2>/dev/null ||
     ${CC:-cc} -O2 -o "$W/floor" "$src/bench/floor.c"
 
@@ -41,11 +52,18 @@ if is_script and os.path.exists(real):
     kpa_run = real
 cmds = {
     "kpa-run (full isolation)": [kpa_run, "--root", store, "org.example.true"],
+    "kpa-run, no sized storage": [kpa_run, "--root", store, "org.example.nostor"],
 }
+if os.environ.get("KPA_BENCH_DRIVERS"):
+    for d in ("systemd", "cgroupfs"):
+        cmds[f"kpa-run --cgroup-driver {d}"] = [kpa_run, "--root", store, "--cgroup-driver", d,
+                                                "org.example.nostor"]
 base = os.environ.get("KPA_BENCH_BASE")
 if base:
     cmds["kpa-run of KPA_BENCH_BASE"] = [os.path.join(base, "src", "tools", "kpa-run"), "--root",
                                          store, "org.example.true"]
+    cmds["KPA_BENCH_BASE, no sized storage"] = [os.path.join(base, "src", "tools", "kpa-run"),
+                                                "--root", store, "org.example.nostor"]
 cmds |= {
     "bwrap --unshare-all": ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
                             "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib",
@@ -57,14 +75,20 @@ cmds |= {
     "bare fork+exec": ["/bin/true"],
 }
 times = {k: [] for k in cmds}
-for k, c in cmds.items():  # warm up, and fail loudly if a command does not work
+for k, c in list(cmds.items()):  # warm up, and fail loudly if a command does not work
+    if k.startswith("kpa-run --cgroup-driver") and subprocess.run(c, env=env).returncode != 0:
+        print(f"({k}: does not work here, left out)")
+        del cmds[k], times[k]
+        continue
     subprocess.run(c, check=True, env=env)
 # Each round starts after a pause, and its first command pays for the idle
 # CPU (measured: 0.6 ms of 5 for the same kpa-run run twice a round); so the
 # order rotates, and every command is first in as many rounds as the others.
 order = list(cmds.items())
+spacing = int(os.environ.get("KPA_BENCH_SPACING_MS", "0")) / 1000
 for r in range(runs):
     for k, c in order[r % len(order):] + order[:r % len(order)]:
+        time.sleep(spacing)
         t0 = time.perf_counter_ns()
         subprocess.run(c, env=env)
         times[k].append(time.perf_counter_ns() - t0)
@@ -76,8 +100,14 @@ for k in cmds:
     print(f"{k:40s} {med[k]:8.2f} {p90[k]:8.2f}")
 b = med["bwrap --unshare-all"]
 print(f"ratio kpa-run / bwrap: {med['kpa-run (full isolation)'] / b:.2f}  (goal <= 0.60)")
+print(f"ratio kpa-run, no sized storage / bwrap: {med['kpa-run, no sized storage'] / b:.2f}")
+for d in ("systemd", "cgroupfs"):
+    if f"kpa-run --cgroup-driver {d}" in med:
+        print(f"ratio kpa-run --cgroup-driver {d} / bwrap: {med[f'kpa-run --cgroup-driver {d}'] / b:.2f}")
 print(f"ratio unshare / bwrap: {med['unshare (pid,mnt,ipc,uts,net,cgroup)'] / b:.2f}")
 print(f"ratio floor / bwrap: {med['floor (bench/floor.c)'] / b:.2f}")
 if base:
     print(f"ratio KPA_BENCH_BASE's kpa-run / bwrap: {med['kpa-run of KPA_BENCH_BASE'] / b:.2f}")
+    print(f"ratio KPA_BENCH_BASE, no sized storage / bwrap: "
+          f"{med['KPA_BENCH_BASE, no sized storage'] / b:.2f}")
 PY

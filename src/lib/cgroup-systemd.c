@@ -153,6 +153,13 @@ int kpa_cgroup_driver_get(kpa_cgroup_driver *out, kpa_error *err)
         X(sd_bus_message_close_container)                                                          \
         X(sd_bus_message_unref)                                                                    \
         X(sd_bus_call)                                                                             \
+        X(sd_bus_call_async)                                                                       \
+        X(sd_bus_process)                                                                          \
+        X(sd_bus_wait)                                                                             \
+        X(sd_bus_slot_unref)                                                                       \
+        X(sd_bus_message_ref)                                                                      \
+        X(sd_bus_message_get_error)                                                                \
+        X(sd_bus_message_get_errno)                                                                \
         X(sd_bus_error_free)
 
 static struct {
@@ -339,29 +346,146 @@ static int start_scope_call(const char *scope, const char *app_id, const char *i
         return r < 0 ? r : 0;
 }
 
-int kpa_systemd_start_scope(const char *app_id, const char *instance, const kpa_cgroup_limits *lim,
-                            pid_t pid, char **cgroup_path, kpa_error *err)
+/* A scope asked for and not answered yet (kpa_systemd_scope_send): the
+ * request goes out right after the clone, and its answer is awaited only
+ * when the parent has built the child's root, so systemd's work on the job
+ * overlaps the parent's. It holds bus_lock until it is finished or
+ * cancelled. */
+struct kpa_scope_request {
+        char *app_id, *instance, *slice, *scope;
+        kpa_cgroup_limits lim;
+        pid_t pid;
+        sd_bus_slot *slot;
+        sd_bus_message *reply; /* set by scope_reply() */
+        bool answered;
+};
+
+static int scope_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error)
+{
+        kpa_scope_request *rq = userdata;
+        rq->reply = sd.sd_bus_message_ref(m);
+        rq->answered = true;
+        return 0;
+}
+
+static void request_free(kpa_scope_request *rq)
+{
+        free(rq->app_id);
+        free(rq->instance);
+        free(rq->slice);
+        free(rq->scope);
+        free(rq);
+}
+
+/* Send RQ's StartTransientUnit without waiting for the answer. */
+static int scope_send_async(kpa_scope_request *rq)
+{
+        sd_bus_message *m = NULL;
+        int r = sd.sd_bus_message_new_method_call(
+                bus, &m, "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
+                "org.freedesktop.systemd1.Manager", "StartTransientUnit");
+        if (r >= 0)
+                r = sd.sd_bus_message_append(m, "ss", rq->scope, "fail");
+        if (r >= 0)
+                r = append_props(m, rq->app_id, rq->instance, rq->slice, &rq->lim, rq->pid);
+        if (r >= 0)
+                r = sd.sd_bus_call_async(bus, &rq->slot, m, scope_reply, rq, BUS_TIMEOUT_US);
+        sd.sd_bus_message_unref(m);
+        return r;
+}
+
+int kpa_systemd_scope_send(const char *app_id, const char *instance, const kpa_cgroup_limits *lim,
+                           pid_t pid, kpa_scope_request **out, kpa_error *err)
 {
         int r = sd_ready(err);
         if (r < 0)
                 return r;
-        _cleanup_free_ char *slice = NULL, *scope = NULL;
-        r = kpa_systemd_unit_names(app_id, instance, &slice, &scope, err);
-        if (r < 0)
+        kpa_scope_request *rq = kpa_xcalloc(1, sizeof(*rq));
+        r = kpa_systemd_unit_names(app_id, instance, &rq->slice, &rq->scope, err);
+        if (r < 0) {
+                request_free(rq);
                 return r;
+        }
+        rq->app_id = kpa_xstrdup(app_id);
+        rq->instance = kpa_xstrdup(instance);
+        rq->lim = *lim;
+        rq->pid = pid;
         pthread_mutex_lock(&bus_lock);
-        for (int attempt = 0;; attempt++) {
+        r = bus_connect(err);
+        if (r == 0 && (r = scope_send_async(rq)) < 0) {
+                /* a connection that broke since the last scope: once more */
+                bus_drop();
+                r = bus_connect(err);
+                if (r == 0 && (r = scope_send_async(rq)) < 0)
+                        kpa_error_set_errno(err, -r, "systemd scope %s: cannot send the request",
+                                            rq->scope);
+        }
+        if (r < 0) {
+                pthread_mutex_unlock(&bus_lock);
+                request_free(rq);
+                return r;
+        }
+        *out = rq;
+        return 0;
+}
+
+void kpa_systemd_scope_cancel(kpa_scope_request *rq)
+{
+        if (!rq)
+                return;
+        sd.sd_bus_slot_unref(rq->slot);
+        sd.sd_bus_message_unref(rq->reply);
+        pthread_mutex_unlock(&bus_lock);
+        request_free(rq);
+}
+
+/* Wait for RQ's answer (bus_lock held); 0, or -errno with ERR set. */
+static int scope_answer(kpa_scope_request *rq, kpa_error *err)
+{
+        int r = 0;
+        while (!rq->answered && r >= 0) {
+                r = sd.sd_bus_process(bus, NULL);
+                if (r == 0)
+                        r = sd.sd_bus_wait(bus, BUS_TIMEOUT_US);
+        }
+        if (!rq->answered) { /* the connection broke: ask again, and wait */
+                bus_drop();
                 r = bus_connect(err);
                 if (r == 0)
-                        r = start_scope_call(scope, app_id, instance, slice, lim, pid, err);
-                /* a connection that broke since the last scope: once more */
-                if (attempt > 0 || !(r == -ECONNRESET || r == -ENOTCONN || r == -EPIPE))
-                        break;
-                bus_drop();
+                        r = start_scope_call(rq->scope, rq->app_id, rq->instance, rq->slice,
+                                             &rq->lim, rq->pid, err);
+                if (r == -ECONNRESET || r == -ENOTCONN || r == -EPIPE)
+                        bus_drop();
+                return r;
         }
-        if (r == -ECONNRESET || r == -ENOTCONN || r == -EPIPE)
-                bus_drop();
+        const sd_bus_error *e = sd.sd_bus_message_get_error(rq->reply);
+        if (!e)
+                return 0;
+        r = sd.sd_bus_message_get_errno(rq->reply);
+        r = r > 0 ? r : EIO;
+        return kpa_error_set_errno(err, r, "systemd scope %s: systemd refused to start it: %s",
+                                   rq->scope, e->message ? e->message : strerror(r));
+}
+
+int kpa_systemd_start_scope(const char *app_id, const char *instance, const kpa_cgroup_limits *lim,
+                            pid_t pid, char **cgroup_path, kpa_error *err)
+{
+        kpa_scope_request *rq = NULL;
+        int r = kpa_systemd_scope_send(app_id, instance, lim, pid, &rq, err);
+        return r < 0 ? r : kpa_systemd_scope_finish(rq, cgroup_path, err);
+}
+
+int kpa_systemd_scope_finish(kpa_scope_request *rq, char **cgroup_path, kpa_error *err)
+{
+        int r = scope_answer(rq, err);
+        sd.sd_bus_slot_unref(rq->slot);
+        rq->slot = NULL;
+        sd.sd_bus_message_unref(rq->reply);
+        rq->reply = NULL;
         pthread_mutex_unlock(&bus_lock);
+        pid_t pid = rq->pid;
+        _cleanup_free_ char *slice = TAKE_PTR(rq->slice), *scope = TAKE_PTR(rq->scope);
+        request_free(rq);
         if (r < 0)
                 return r;
         /* The job that moves PID runs after the call returns: wait until

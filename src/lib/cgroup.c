@@ -10,32 +10,27 @@
  * explicit parent), never moves a process it was not asked to, and removes
  * only kpa's own groups; processes and namespaces belong to the sandbox.
  *
- * libcgroup (2.0.2) is the cgroup library (DESIGN.md 5, step 2): the mount
- * points, this process's v1 groups, creation of all levels with the limits,
- * listing, the OOM counters and every deletion (ours and the leftovers') go
- * through it. Its fixed costs are kept down: cgroup_init() runs once per
- * process (it parses the mount table: 0.5-0.7 ms), and the mount points
- * and hierarchy versions it reports are read once, with it; one
- * cgroup_create_cgroup() makes kpa.slice, APP and INST in every hierarchy
- * where they have the same name, limits included (on a pure v2 host or a v1
- * host with one parent path: one call); deletion is one call per level. What
- * stays per start is libcgroup's own: it re-reads /proc/self/mounts for
- * each hierarchy it creates in and for each value it writes, and mkdirs
- * every component of the path from "/". Where it falls short this file works
- * around it: it cannot parse the "0::" line of /proc/self/cgroup (the v2
- * current path is read here); on v2 it writes "+controller" into
- * cgroup.subtree_control of every ancestor from the mount root down (so the
- * parent is vetted first, which makes those writes kernel no-ops); its
- * mkdir -p accepts an instance that exists and would make a missing parent
- * (both are checked first); its empty-only delete reports success for a
- * busy group (so removal is checked); and it has nothing for cgroup.kill,
- * CLONE_INTO_CGROUP or flock.
+ * libcgroup (2.0.2) is the cgroup library that discovers (DESIGN.md 5,
+ * step 2; issue 15 changed the earlier rule that it creates and deletes
+ * every group): cgroup_init() gives the mount point of each controller,
+ * and statfs whether it is v2. That discovery is cached per boot in
+ * /run/kpa/cgroup-discovery (root's only; checked against the boot id and
+ * the cgroup lines of /proc/self/mountinfo, each mount point against those
+ * lines; anything else is ignored and rewritten), because cgroup_init()
+ * costs 0.5-1.3 ms in every new process. libcgroup also does the
+ * administration: listing (kpa_cgroup_pids, the kill of an adopted group)
+ * and the deletion of leftovers.
  *
- * Raw, because they are not libcgroup's job or sit on the hot path: the
- * attach fds (the child writes "0" into them), cgroup.kill, the membership
- * check before a SIGKILL, the v2 parent vetting (reads of cgroup.controllers,
- * cgroup.subtree_control, cgroup.procs), existence checks, the scan of APP
- * for leftovers, and the locks.
+ * Raw, because it is the start path, with directory fds below the mount
+ * points the discovery gave: this process's groups (/proc/self/cgroup),
+ * the v2 parent vetting, the creation (mkdirat of kpa.slice, APP and INST,
+ * openat of the limit files; on v2 "+controller" in kpa.slice's and APP's
+ * cgroup.subtree_control), the attach fds (the child writes "0" into them),
+ * the OOM counters, the removal (rmdir), cgroup.kill, the membership check
+ * before a SIGKILL, the scan of APP for leftovers, and the locks. A start
+ * with a valid cache calls no libcgroup function. kpa.slice and APP below
+ * kpa's own cgroup are kept once made (per-application parents); below an
+ * explicit parent what an instance made goes with it.
  *
  * Each instance group is held with a shared flock(2) on its directory while
  * its kpa_cgroup lives. A kpa that was killed with SIGKILL cannot remove its
@@ -44,14 +39,10 @@
  * hex digits) and that is older than a second (so that a group another kpa
  * has just made, before it locks it or its child joins, is never taken).
  *
- * Cost, measured on a v1 host (memory, pids and cpu in 3 hierarchies, 2
- * parent paths, so 2 create calls; 3 limits + memsw), median of 300
- * create+destroy with APP kept: raw cgroupfs 0.29 ms, this file 0.53 ms (as
- * the first libcgroup version: the difference is libcgroup's own work, 6
- * reads of /proc/self/mounts, ~15 EEXIST mkdirs, 3 reads of /proc/PID/cgroup);
- * the first create in a process, with cgroup_init(), 1.2 ms against 0.45 ms.
- * That is the price of the contract; a long-lived kpa-execd pays
- * cgroup_init() once. */
+ * Cost, measured on a v1 host (memory, pids and cpu in 3 hierarchies; 3
+ * limits + memsw), median of 50 create+destroy with APP kept (the unit
+ * test): 0.24 ms raw, against 0.53 ms through libcgroup before; the first
+ * create in a process 0.42 ms with the cache, 1.2 ms with cgroup_init(). */
 #include "config.h"
 
 #include <fcntl.h>
@@ -113,17 +104,23 @@ typedef struct setting {
         int ctrl;
         const char *file;
         char value[24];
+        bool optional; /* a file the group may lack (swap accounting off): skipped then */
 } setting;
 
 /* ---- libcgroup glue ---- */
 
 static pthread_once_t lcg_once = PTHREAD_ONCE_INIT;
 static int lcg_init_result;
+static pthread_once_t disc_once = PTHREAD_ONCE_INIT;
+static int disc_result; /* libcgroup's error when there is no discovery */
+static bool disc_filled; /* lcg_mount etc. hold the discovery */
 
-/* Where libcgroup found each controller at cgroup_init() (NULL: not
- * mounted), and whether that is a v2 hierarchy (errno of statfs when
- * lcg_mount_errno[c] is set). libcgroup never refreshes its mount table
- * after cgroup_init(), so neither does this. */
+/* The discovery: where libcgroup found each controller at cgroup_init()
+ * (NULL: not mounted), and whether that is a v2 hierarchy (errno of statfs
+ * when lcg_mount_errno[c] is set); or the same, read from the per-boot
+ * cache that an earlier cgroup_init() wrote (see discovery_load()).
+ * libcgroup never refreshes its mount table after cgroup_init(), so
+ * neither does this. */
 static char *lcg_mount[N_CTRL];
 static bool lcg_v2[N_CTRL];
 static int lcg_mount_errno[N_CTRL];
@@ -157,6 +154,9 @@ static void lcg_init_once(void)
         cgroup_set_logger(silent_logger, CGROUP_LOG_ERROR, NULL);
         prefault_mount_table();
         lcg_init_result = cgroup_init();
+        if (disc_filled) /* from the cache, made by the same libcgroup */
+                return;
+        disc_filled = lcg_init_result == 0;
         for (int c = 0; lcg_init_result == 0 && c < N_CTRL; c++) {
                 char *mount = NULL;
                 if (cgroup_get_subsys_mount_point(ctrl_names[c], &mount) != 0 || !mount) {
@@ -200,14 +200,249 @@ static const char *lcg_strerror(int r)
         }
 }
 
+static int lcg_init_error(int r, kpa_error *err)
+{
+        return kpa_error_set(err, lcg_errno(r), "cgroup: libcgroup cannot initialize: %s",
+                             lcg_strerror(r));
+}
+
+static void disc_init_once(void);
+
+/* The discovery, from the cache or from libcgroup: all that the per-start
+ * path needs. */
+static int disc_init(kpa_error *err)
+{
+        pthread_once(&disc_once, disc_init_once);
+        return disc_result != 0 ? lcg_init_error(disc_result, err) : 0;
+}
+
+/* libcgroup itself, initialized (cgroup_init()), for its calls. */
 static int lcg_init(kpa_error *err)
 {
+        int r = disc_init(err);
+        if (r < 0)
+                return r;
         pthread_once(&lcg_once, lcg_init_once);
-        if (lcg_init_result != 0)
-                return kpa_error_set(err, lcg_errno(lcg_init_result),
-                                     "cgroup: libcgroup cannot initialize: %s",
-                                     lcg_strerror(lcg_init_result));
+        return lcg_init_result != 0 ? lcg_init_error(lcg_init_result, err) : 0;
+}
+
+static bool has_item(const char *list, const char *word, const char *seps);
+
+/* ---- the per-boot cache of the discovery ----
+ * cgroup_init() costs 0.5-1.3 ms in every new process (PERF-NOTES.md), so
+ * its result is kept in /run/kpa/cgroup-discovery for the next ones:
+ *
+ *     kpa-cgroup-discovery 1
+ *     boot BOOT_ID
+ *     mounts HASH            (FNV-1a 64 of the cgroup lines of mountinfo)
+ *     memory v1 /sys/fs/cgroup/memory
+ *     pids v2 /sys/fs/cgroup
+ *     cpu - -                (not mounted)
+ *
+ * It is used only when root owns it and its directory and neither is
+ * writable by group or others, when it parses exactly, when the boot id
+ * and the hash of this process's cgroup mount lines are the same, and when
+ * each mount point it names is one of those lines, of the right type (and
+ * on v1 with the controller among its options). Anything else is ignored,
+ * and root rewrites it from libcgroup's discovery. KPA_CGROUP_DISCOVERY
+ * names another file (tests), under the same rules. */
+#define DISCOVERY_CACHE "/run/kpa/cgroup-discovery"
+#define DISCOVERY_MAGIC "kpa-cgroup-discovery 1"
+
+static const char *discovery_path(void)
+{
+        const char *p = secure_getenv("KPA_CGROUP_DISCOVERY");
+        return p && p[0] == '/' ? p : DISCOVERY_CACHE;
+}
+
+static bool root_only(const struct stat *st)
+{
+        return st->st_uid == 0 && !(st->st_mode & (S_IWGRP | S_IWOTH));
+}
+
+/* The directory of PATH, opened, when it is root's alone; *BASE its name. */
+static int open_cache_dir(const char *path, const char **base)
+{
+        const char *slash = strrchr(path, '/');
+        *base = slash + 1;
+        _cleanup_free_ char *dir = slash == path ? kpa_xstrdup("/") : kpa_xstrndup(path, (size_t)(slash - path));
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && (fstat(fd, &st) < 0 || !root_only(&st))) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+/* The cgroup lines of /proc/self/mountinfo (in *LINES, to free), their
+ * hash, and the boot id. */
+static int mount_key(char **lines, char hash[17], char boot[40])
+{
+        _cleanup_free_ char *info = NULL, *id = NULL;
+        if (kpa_read_file_at(AT_FDCWD, "/proc/self/mountinfo", 1 << 22, &info, NULL) < 0 ||
+            kpa_read_file_at(AT_FDCWD, "/proc/sys/kernel/random/boot_id", 64, &id, NULL) < 0)
+                return -1;
+        snprintf(boot, 40, "%.*s", (int)strcspn(id, "\n"), id);
+        size_t n = 0;
+        char *out = kpa_xmalloc(strlen(info) + 1);
+        uint64_t h = 0xcbf29ce484222325ull;
+        for (char *line = info; *line;) {
+                size_t len = strcspn(line, "\n");
+                char *sep = memmem(line, len, " - ", 3);
+                if (sep && (strncmp(sep + 3, "cgroup ", 7) == 0 || strncmp(sep + 3, "cgroup2 ", 8) == 0)) {
+                        memcpy(out + n, line, len);
+                        n += len;
+                        out[n++] = '\n';
+                        for (size_t k = 0; k <= len; k++)
+                                h = (h ^ (unsigned char)(k < len ? line[k] : '\n')) * 0x100000001b3ull;
+                }
+                line += len + (line[len] == '\n');
+        }
+        out[n] = '\0';
+        snprintf(hash, 17, "%016llx", (unsigned long long)h);
+        *lines = out;
         return 0;
+}
+
+/* Is MOUNT the mount point of one of LINES, a cgroup2 one (V2) or a v1
+ * one with controller C? */
+static bool mounted_as(const char *lines, const char *mount, int c, bool v2)
+{
+        size_t mlen = strlen(mount);
+        for (const char *line = lines; *line;) {
+                size_t len = strcspn(line, "\n");
+                _cleanup_free_ char *l = kpa_xstrndup(line, len);
+                line += len + (line[len] == '\n');
+                char *sep = strstr(l, " - ");
+                if (!sep)
+                        continue;
+                *sep = '\0';
+                char *f[5], *save = NULL, *p = l;
+                size_t k = 0;
+                for (; k < 5 && (f[k] = strtok_r(p, " ", &save)); k++)
+                        p = NULL;
+                if (k < 5 || strlen(f[4]) != mlen || strcmp(f[4], mount) != 0)
+                        continue;
+                char *type = strtok_r(sep + 3, " ", &save);
+                (void)strtok_r(NULL, " ", &save); /* the source */
+                char *opts = strtok_r(NULL, " ", &save);
+                if (!type || !opts)
+                        continue;
+                if (v2 ? streq(type, "cgroup2") : streq(type, "cgroup") && has_item(opts, ctrl_names[c], ","))
+                        return true;
+        }
+        return false;
+}
+
+static bool plain_path(const char *p)
+{
+        return p[0] == '/' && !strpbrk(p, " \t\n\\");
+}
+
+/* Fill the discovery from the cache: 0, or -1 when it cannot be used. */
+static int discovery_load(void)
+{
+        const char *base;
+        _cleanup_close_ int dfd = open_cache_dir(discovery_path(), &base);
+        _cleanup_close_ int fd = dfd < 0 ? -1 : openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !root_only(&st) ||
+            st.st_size > 4096)
+                return -1;
+        _cleanup_free_ char *text = NULL, *lines = NULL;
+        char hash[17], boot[40];
+        if (kpa_read_fd(fd, 4096, &text, NULL) < 0 || mount_key(&lines, hash, boot) < 0)
+                return -1;
+        char *line[3 + N_CTRL], *save = NULL;
+        size_t n = 0;
+        for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+                if (n == ELEMENTSOF(line))
+                        return -1; /* a line more */
+                line[n++] = l;
+        }
+        if (n != ELEMENTSOF(line) || !streq(line[0], DISCOVERY_MAGIC) ||
+            strncmp(line[1], "boot ", 5) != 0 || !streq(line[1] + 5, boot) ||
+            strncmp(line[2], "mounts ", 7) != 0 || !streq(line[2] + 7, hash))
+                return -1;
+        char *mount[N_CTRL] = {NULL};
+        bool v2[N_CTRL] = {false};
+        int ret = 0;
+        for (int c = 0; c < N_CTRL && ret == 0; c++) {
+                char *w = line[3 + c], *kind, *path, *s2 = NULL;
+                char *name = strtok_r(w, " ", &s2);
+                kind = strtok_r(NULL, " ", &s2);
+                path = strtok_r(NULL, " ", &s2);
+                if (!name || !kind || !path || strtok_r(NULL, " ", &s2) || !streq(name, ctrl_names[c]))
+                        ret = -1;
+                else if (streq(kind, "-") && streq(path, "-"))
+                        continue;
+                else if ((!streq(kind, "v1") && !streq(kind, "v2")) || !plain_path(path) ||
+                         !mounted_as(lines, path, c, streq(kind, "v2")))
+                        ret = -1;
+                else {
+                        mount[c] = kpa_xstrdup(path);
+                        v2[c] = streq(kind, "v2");
+                }
+        }
+        for (int c = 0; c < N_CTRL; c++) {
+                if (ret == 0) {
+                        lcg_mount[c] = mount[c];
+                        lcg_v2[c] = v2[c];
+                } else {
+                        free(mount[c]);
+                }
+        }
+        return ret;
+}
+
+/* Write libcgroup's discovery into the cache (root only; quietly not
+ * where it cannot be, or where it would not be read back). */
+static void discovery_store(void)
+{
+        if (geteuid() != 0)
+                return;
+        const char *path = discovery_path();
+        if (streq(path, DISCOVERY_CACHE))
+                (void)mkdir("/run/kpa", 0755);
+        _cleanup_free_ char *lines = NULL, *text = NULL;
+        char hash[17], boot[40];
+        if (mount_key(&lines, hash, boot) < 0)
+                return;
+        text = kpa_xasprintf(DISCOVERY_MAGIC "\nboot %s\nmounts %s\n", boot, hash);
+        for (int c = 0; c < N_CTRL; c++) {
+                if (lcg_mount_errno[c] || (lcg_mount[c] && !plain_path(lcg_mount[c])))
+                        return;
+                char *t = text;
+                text = kpa_xasprintf("%s%s %s %s\n", t, ctrl_names[c],
+                                     !lcg_mount[c] ? "-" : lcg_v2[c] ? "v2" : "v1",
+                                     lcg_mount[c] ? lcg_mount[c] : "-");
+                free(t);
+        }
+        const char *base;
+        _cleanup_close_ int dfd = open_cache_dir(path, &base);
+        if (dfd < 0)
+                return;
+        char tmp[64];
+        snprintf(tmp, sizeof(tmp), ".cgroup-discovery.%d.tmp", (int)getpid());
+        _cleanup_close_ int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0)
+                return;
+        if (fchmod(fd, 0644) < 0 || kpa_write_all(fd, text, strlen(text)) < 0 ||
+            renameat(dfd, tmp, dfd, base) < 0)
+                (void)unlinkat(dfd, tmp, 0);
+}
+
+static void disc_init_once(void)
+{
+        if (discovery_load() == 0) {
+                disc_filled = true;
+                return;
+        }
+        pthread_once(&lcg_once, lcg_init_once);
+        disc_result = lcg_init_result;
+        if (disc_result == 0)
+                discovery_store();
 }
 
 static void lcg_freep(struct cgroup **g)
@@ -222,68 +457,6 @@ static int first_ctrl(const hierarchy *h)
                 if (h->ctrls & BIT(c))
                         return c;
         return CTRL_MEMORY;
-}
-
-/* The hierarchies (a mask of indexes) whose groups have the same name as
- * those of hierarchy I. One libcgroup group addresses them all, since it
- * finds its group by name in the hierarchy of each of its controllers: one
- * call makes or removes them (on most hosts: all three hierarchies). */
-static unsigned same_name(const kpa_cgroup *cg, size_t i)
-{
-        unsigned mask = 0;
-        for (size_t j = 0; j < cg->n; j++)
-                if (streq(cg->h[j].names[LEVEL_INST], cg->h[i].names[LEVEL_INST]))
-                        mask |= BIT(j);
-        return mask;
-}
-
-static size_t first_of(unsigned mask)
-{
-        return (size_t)__builtin_ctz(mask);
-}
-
-/* A libcgroup group for level L in the hierarchies of MASK, with their
- * controllers (one per hierarchy when ALL is false), no values. NULL: ENOMEM. */
-static struct cgroup *lcg_group(const kpa_cgroup *cg, unsigned mask, int level, bool all)
-{
-        struct cgroup *g = cgroup_new_cgroup(cg->h[first_of(mask)].names[level]);
-        for (size_t j = 0; g && j < cg->n; j++) {
-                const hierarchy *h = &cg->h[j];
-                for (int c = 0; (mask & BIT(j)) && c < N_CTRL; c++) {
-                        if (!(h->ctrls & BIT(c)) || (!all && c != first_ctrl(h)))
-                                continue;
-                        if (!cgroup_add_controller(g, ctrl_names[c])) {
-                                cgroup_free(&g);
-                                break;
-                        }
-                }
-        }
-        return g;
-}
-
-static int lcg_add_settings(struct cgroup *g, const setting *s, size_t n)
-{
-        for (size_t i = 0; i < n; i++) {
-                struct cgroup_controller *c = cgroup_get_controller(g, ctrl_names[s[i].ctrl]);
-                if (!c)
-                        c = cgroup_add_controller(g, ctrl_names[s[i].ctrl]);
-                if (!c)
-                        return ECGFAIL;
-                int r = cgroup_add_value_string(c, s[i].file, s[i].value);
-                if (r != 0)
-                        return r;
-        }
-        return 0;
-}
-
-/* Write one setting into H's instance group through libcgroup. */
-static int lcg_apply(const hierarchy *h, const setting *s)
-{
-        _cleanup_(lcg_freep) struct cgroup *g = cgroup_new_cgroup(h->names[LEVEL_INST]);
-        if (!g)
-                return ECGFAIL;
-        int r = lcg_add_settings(g, s, 1);
-        return r != 0 ? r : cgroup_modify_cgroup(g);
 }
 
 static bool is_dir(const char *path)
@@ -310,26 +483,6 @@ static bool has_word(const char *list, const char *word)
 static char *level_path(const hierarchy *h, int level)
 {
         return kpa_xasprintf("%s/%s", h->mount, h->names[level]);
-}
-
-/* rmdir level L in the hierarchies of MASK where it is empty. libcgroup
- * 2.0.2 returns 0 even when rmdir failed with EBUSY, so whether the groups
- * are gone is checked; *BUSY (may be NULL) names one that is not. */
-static int lcg_remove(const kpa_cgroup *cg, unsigned mask, int level, const hierarchy **busy)
-{
-        _cleanup_(lcg_freep) struct cgroup *g = lcg_group(cg, mask, level, false);
-        if (!g)
-                return -ENOMEM;
-        int r = cgroup_delete_cgroup_ext(g, CGFLAG_DELETE_EMPTY_ONLY);
-        for (size_t j = 0; j < cg->n; j++) {
-                _cleanup_free_ char *path = (mask & BIT(j)) ? level_path(&cg->h[j], level) : NULL;
-                if (path && is_dir(path)) {
-                        if (busy)
-                                *busy = &cg->h[j];
-                        return r != 0 ? -lcg_errno(r) : -EBUSY;
-                }
-        }
-        return 0;
 }
 
 /* ---- discovery ---- */
@@ -395,19 +548,27 @@ int kpa_cgroup_v2_path(pid_t pid, char **out)
         return -ENOENT;
 }
 
+/* This process's group in the hierarchy of controller C (read raw from
+ * /proc/self/cgroup: "ID:CONTROLLERS:PATH" on v1, "0::PATH" on v2). */
 static int current_path(int c, bool v2, char **out)
 {
         if (v2)
                 return kpa_cgroup_v2_path(0, out);
-        char *cur = NULL;
-        int r = cgroup_get_current_controller_path(getpid(), ctrl_names[c], &cur);
-        if (r != 0) {
-                free(cur);
-                return -lcg_errno(r);
+        _cleanup_free_ char *buf = NULL;
+        int r = kpa_read_file_at(AT_FDCWD, "/proc/self/cgroup", 1 << 16, &buf, NULL);
+        if (r < 0)
+                return r;
+        for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
+                char *ctrls = strchr(line, ':');
+                char *path = ctrls ? strchr(ctrls + 1, ':') : NULL;
+                if (!path)
+                        continue;
+                *path++ = '\0';
+                if (has_item(ctrls + 1, ctrl_names[c], ","))
+                        return normalize_path(path, out);
         }
-        r = normalize_path(cur, out);
-        free(cur);
-        return r;
+        return -ENOENT;
 }
 
 /* ---- explicit parents ---- */
@@ -689,6 +850,7 @@ static void add_setting(setting *s, size_t *n, int ctrl, const char *file, uint6
 {
         s[*n].ctrl = ctrl;
         s[*n].file = file;
+        s[*n].optional = false;
         snprintf(s[*n].value, sizeof(s[*n].value), "%llu", (unsigned long long)v);
         (*n)++;
 }
@@ -709,15 +871,12 @@ static size_t plan_settings(const hierarchy *h, const kpa_cgroup_limits *lim, se
                 add_setting(s, &n, CTRL_MEMORY, h->v2 ? "memory.max" : "memory.limit_in_bytes",
                             lim->memory_bytes);
                 /* Swap must not hold what the memory limit refuses. v1: memsw
-                 * limits memory plus swap. v2: memory.swap.max, which exists
-                 * only with swap accounting and only in non-root groups: a
-                 * non-root parent that has it tells; below the root it is
-                 * looked for after creation (v2_limit_swap). The file exists
-                 * in the parent when it will in the new group. */
+                 * limits memory plus swap. v2: memory.swap.max. Either
+                 * exists only with swap accounting: written where the new
+                 * group has it. */
                 const char *swap = h->v2 ? "memory.swap.max" : "memory.memsw.limit_in_bytes";
-                _cleanup_free_ char *file = kpa_xasprintf("%s/%s/%s", h->mount, h->parent, swap);
-                if ((!h->v2 || h->parent[0]) && access(file, F_OK) == 0)
-                        add_setting(s, &n, CTRL_MEMORY, swap, h->v2 ? 0 : lim->memory_bytes);
+                add_setting(s, &n, CTRL_MEMORY, swap, h->v2 ? 0 : lim->memory_bytes);
+                s[n - 1].optional = true;
         }
         if ((h->ctrls & BIT(CTRL_PIDS)) && lim->pids)
                 add_setting(s, &n, CTRL_PIDS, "pids.max", lim->pids);
@@ -725,66 +884,6 @@ static size_t plan_settings(const hierarchy *h, const kpa_cgroup_limits *lim, se
                 add_setting(s, &n, CTRL_CPU, h->v2 ? "cpu.weight" : "cpu.shares",
                             h->v2 ? lim->cpu_weight : weight_to_shares(lim->cpu_weight));
         return n;
-}
-
-/* libcgroup 2.0.2 turns every mkdir failure but EPERM into
- * ECGROUPNOTALLOWED and keeps no errno, so ENOSPC (a v1 memory controller
- * out of ids) or EAGAIN (cgroup.max.descendants) read "operation not
- * allowed". Ask the kernel once more for H's first missing level, which
- * names the cause; a mkdir that succeeds this time is undone at once. */
-static int mkdir_errno(const hierarchy *h, int fallback)
-{
-        for (int l = 0; l < N_LEVEL; l++) {
-                _cleanup_free_ char *p = level_path(h, l);
-                if (is_dir(p))
-                        continue;
-                if (mkdir(p, 0755) < 0)
-                        return errno == EEXIST ? fallback : errno;
-                (void)rmdir(p);
-                break;
-        }
-        return fallback;
-}
-
-/* libcgroup says only that something failed, and stops at the first
- * failure: replay the settings one by one where the group was made to name
- * the file the kernel refused; else name the group it could not make. */
-static int create_error(const kpa_cgroup *cg, unsigned mask, const setting *s, size_t n, int r,
-                        kpa_error *err)
-{
-        for (size_t i = 0; i < n; i++) {
-                const hierarchy *h = &cg->h[s[i].hier];
-                int r2 = is_dir(h->path) ? lcg_apply(h, &s[i]) : 0;
-                if (r2 != 0)
-                        return kpa_error_set(err, lcg_errno(r2), "cgroup %s: cannot write %s: %s",
-                                             h->path, s[i].file, lcg_strerror(r2));
-        }
-        for (size_t j = 0; j < cg->n; j++) {
-                if (!(mask & BIT(j)) || is_dir(cg->h[j].path))
-                        continue;
-                int e = r == ECGROUPNOTALLOWED ? mkdir_errno(&cg->h[j], 0) : 0;
-                return kpa_error_set(err, e ? e : lcg_errno(r), "cgroup %s: cannot create: %s",
-                                     cg->h[j].path, e ? strerror(e) : lcg_strerror(r));
-        }
-        return kpa_error_set(err, lcg_errno(r), "cgroup %s: cannot set limits: %s",
-                             cg->h[first_of(mask)].path, lcg_strerror(r));
-}
-
-/* v2 below the root: memory.swap.max 0 (see plan_settings), one more
- * libcgroup call, since the file could not be looked for in the parent. */
-static int v2_limit_swap(const hierarchy *h, const kpa_cgroup_limits *lim, kpa_error *err)
-{
-        if (!h->v2 || h->parent[0] || !(h->ctrls & BIT(CTRL_MEMORY)) || !lim->memory_bytes)
-                return 0;
-        _cleanup_free_ char *file = kpa_xasprintf("%s/memory.swap.max", h->path);
-        if (access(file, F_OK) != 0)
-                return 0;
-        setting s = {.ctrl = CTRL_MEMORY, .file = "memory.swap.max", .value = "0"};
-        int r = lcg_apply(h, &s);
-        if (r != 0)
-                return kpa_error_set(err, lcg_errno(r), "cgroup %s: cannot write %s: %s", h->path,
-                                     s.file, lcg_strerror(r));
-        return 0;
 }
 
 static bool is_instance_id(const char *name)
@@ -822,58 +921,13 @@ static void collect_leftovers(const hierarchy *h, int app_fd)
                         continue;
                 _cleanup_close_ int g = openat(app_fd, de->d_name,
                                                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                if (g < 0 || flock(g, LOCK_EX | LOCK_NB) < 0)
+                if (g < 0 || flock(g, LOCK_EX | LOCK_NB) < 0 || lcg_init(NULL) < 0)
                         continue;
                 _cleanup_free_ char *name = kpa_xasprintf("%s/%s", h->names[LEVEL_APP], de->d_name);
                 _cleanup_(lcg_freep) struct cgroup *lg = cgroup_new_cgroup(name);
                 if (lg && cgroup_add_controller(lg, ctrl_names[first_ctrl(h)]))
                         (void)cgroup_delete_cgroup_ext(lg, CGFLAG_DELETE_EMPTY_ONLY);
         }
-}
-
-/* Note which levels of H exist before creation: APP is opened, and when it
- * exists so does kpa.slice. An instance group that exists is an error,
- * unless an earlier attempt of this call made it. With GC, the leftovers in
- * an APP that exists are collected. libcgroup's mkdir -p would accept both
- * an existing instance and a missing parent, hence these checks. */
-static int note_levels(hierarchy *h, bool existed[N_LEVEL], bool gc, kpa_error *err)
-{
-        _cleanup_free_ char *app = level_path(h, LEVEL_APP);
-        _cleanup_close_ int app_fd = open(app, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (app_fd < 0) {
-                if (errno != ENOENT)
-                        return kpa_error_set_errno(err, errno, "cgroup %s: cannot open", app);
-                _cleanup_free_ char *slice = level_path(h, LEVEL_SLICE);
-                struct stat st;
-                existed[LEVEL_SLICE] = stat(slice, &st) == 0;
-                if (existed[LEVEL_SLICE] && !S_ISDIR(st.st_mode))
-                        return kpa_error_set(err, EEXIST, "cgroup %s: already exists", slice);
-                existed[LEVEL_APP] = existed[LEVEL_INST] = false;
-                return 0;
-        }
-        existed[LEVEL_SLICE] = existed[LEVEL_APP] = true;
-        struct stat st;
-        existed[LEVEL_INST] =
-                fstatat(app_fd, strrchr(h->names[LEVEL_INST], '/') + 1, &st, AT_SYMLINK_NOFOLLOW) == 0;
-        if (existed[LEVEL_INST] && (!S_ISDIR(st.st_mode) || !h->made[LEVEL_INST]))
-                return kpa_error_set(err, EEXIST, "cgroup %s: already exists", h->path);
-        if (gc && !h->made[LEVEL_APP])
-                collect_leftovers(h, app_fd);
-        return 0;
-}
-
-/* Record what an attempt made; true when every instance group exists. */
-static bool note_made(kpa_cgroup *cg, unsigned mask, bool existed[][N_LEVEL], bool success)
-{
-        bool all = true;
-        for (size_t j = 0; j < cg->n; j++)
-                for (int l = 0; (mask & BIT(j)) && l < N_LEVEL; l++) {
-                        _cleanup_free_ char *p = success ? NULL : level_path(&cg->h[j], l);
-                        bool now = success || is_dir(p);
-                        cg->h[j].made[l] = cg->h[j].made[l] || (!existed[j][l] && now);
-                        all = all && (l != LEVEL_INST || now);
-                }
-        return all;
 }
 
 /* Hold H's instance group with a shared flock, so that no other kpa takes
@@ -899,48 +953,123 @@ static void unlock_instance(hierarchy *h)
         h->lock_fd = -1;
 }
 
-/* Make kpa.slice, APP and the instance group, with its limits, in the
- * hierarchies of MASK (one name) with one libcgroup call, and lock them. */
-static int create_in(kpa_cgroup *cg, unsigned mask, const kpa_cgroup_limits *lim, kpa_error *err)
+/* v2: enable H's controllers in the cgroup.subtree_control of DFD (the
+ * group at PATH), those not enabled yet, so that its children have them. */
+static int v2_enable(const hierarchy *h, int dfd, const char *path, kpa_error *err)
+{
+        _cleanup_free_ char *enabled = NULL;
+        int r = kpa_read_file_at(dfd, "cgroup.subtree_control", 1 << 12, &enabled, NULL);
+        if (r < 0)
+                return kpa_error_set_errno(err, -r, "cgroup %s: cannot read cgroup.subtree_control",
+                                           path);
+        char words[64] = "";
+        size_t len = 0;
+        for (int c = 0; c < N_CTRL; c++)
+                if ((h->ctrls & BIT(c)) && !has_word(enabled, ctrl_names[c]))
+                        len += (size_t)snprintf(words + len, sizeof(words) - len, "%s+%s",
+                                                len ? " " : "", ctrl_names[c]);
+        if (len == 0)
+                return 0;
+        _cleanup_close_ int fd = openat(dfd, "cgroup.subtree_control", O_WRONLY | O_CLOEXEC);
+        r = fd < 0 ? -errno : kpa_write_all(fd, words, len);
+        if (r < 0)
+                return kpa_error_set_errno(err, -r,
+                                           "cgroup %s: cannot enable %s in its "
+                                           "cgroup.subtree_control",
+                                           path, words);
+        return 0;
+}
+
+/* Make level L of H (NAME in DFD, the level above) unless it exists, and
+ * open it; on v2 kpa.slice and APP enable the controllers for the level
+ * below. -ENOENT (no message): DFD was removed meanwhile, try again. */
+static int make_level(hierarchy *h, int dfd, int l, const char *name, int *fd, kpa_error *err)
+{
+        _cleanup_free_ char *path = level_path(h, l);
+        bool made = mkdirat(dfd, name, 0755) == 0;
+        if (!made && errno == ENOENT)
+                return -ENOENT;
+        if (!made && errno == EEXIST && l == LEVEL_INST)
+                return kpa_error_set(err, EEXIST, "cgroup %s: already exists", path);
+        if (!made && errno != EEXIST)
+                return kpa_error_set_errno(err, errno, "cgroup %s: cannot create", path);
+        h->made[l] = h->made[l] || made;
+        *fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (*fd < 0)
+                return errno == ENOENT ? -ENOENT
+                                       : kpa_error_set_errno(err, errno, "cgroup %s: cannot open",
+                                                             path);
+        return h->v2 && l != LEVEL_INST ? v2_enable(h, *fd, path, err) : 0;
+}
+
+/* Write H's settings S (N of them) into its instance group (DFD). */
+static int write_settings(const hierarchy *h, int dfd, const setting *s, size_t n, kpa_error *err)
+{
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_close_ int fd = openat(dfd, s[i].file, O_WRONLY | O_CLOEXEC);
+                if (fd < 0 && errno == ENOENT && s[i].optional)
+                        continue;
+                int r = fd < 0 ? -errno : kpa_write_all(fd, s[i].value, strlen(s[i].value));
+                if (r < 0)
+                        return kpa_error_set_errno(err, -r, "cgroup %s: cannot write %s", h->path,
+                                                   s[i].file);
+        }
+        return 0;
+}
+
+/* Make kpa.slice and APP where they are missing and the instance group
+ * with its limits in H, raw (mkdirat/openat below the parent's fd), and
+ * lock it. The leftovers of APP are collected first when it existed. On
+ * v2, an explicit empty parent that kpa may use (MAY_ENABLE) gets the
+ * controllers enabled. */
+static int create_in(hierarchy *h, const kpa_cgroup_limits *lim, bool may_enable,
+                     kpa_error *err)
 {
         setting s[2 * N_CTRL];
-        size_t ns = 0;
-        for (size_t j = 0; j < cg->n; j++) {
-                size_t k = ns;
-                if (mask & BIT(j))
-                        ns += plan_settings(&cg->h[j], lim, s + ns);
-                for (; k < ns; k++)
-                        s[k].hier = j;
-        }
+        size_t ns = plan_settings(h, lim, s);
+        _cleanup_free_ char *ppath = kpa_xasprintf("%s/%s", h->mount, h->parent);
+        _cleanup_close_ int pfd = open(ppath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pfd < 0)
+                return kpa_error_set_errno(err, errno, "cgroup %s: cannot open", ppath);
+        int r = h->v2 && may_enable ? v2_enable(h, pfd, ppath, err) : 0;
+        if (r < 0)
+                return r;
+        const char *app = strrchr(h->names[LEVEL_APP], '/') + 1;
+        const char *inst = strrchr(h->names[LEVEL_INST], '/') + 1;
         for (int attempt = 1;; attempt++) {
-                bool existed[N_CTRL][N_LEVEL] = {{false}};
-                for (size_t j = 0; j < cg->n; j++) {
-                        int r = (mask & BIT(j)) ? note_levels(&cg->h[j], existed[j], attempt == 1,
-                                                              err)
-                                                : 0;
-                        if (r < 0)
-                                return r;
-                }
-                _cleanup_(lcg_freep) struct cgroup *g = lcg_group(cg, mask, LEVEL_INST, true);
-                int r = g ? lcg_add_settings(g, s, ns) : ECGFAIL;
+                _cleanup_close_ int sfd = -1, afd = -1, ifd = -1;
+                r = make_level(h, pfd, LEVEL_SLICE, SLICE, &sfd, err);
+                bool app_existed = !h->made[LEVEL_APP];
                 if (r == 0)
-                        r = cgroup_create_cgroup(g, 1);
-                bool all_made = note_made(cg, mask, existed, r == 0);
-                for (size_t j = 0; r == 0 && j < cg->n; j++) {
-                        int r2 = (mask & BIT(j)) ? v2_limit_swap(&cg->h[j], lim, err) : 0;
-                        if (r2 == 0 && (mask & BIT(j)))
-                                r2 = lock_instance(&cg->h[j], err);
-                        if (r2 < 0)
-                                return r2;
-                }
+                        r = make_level(h, sfd, LEVEL_APP, app, &afd, err);
+                if (r == 0 && attempt == 1 && app_existed && !h->made[LEVEL_APP])
+                        collect_leftovers(h, afd);
                 if (r == 0)
-                        return 0;
-                /* A kpa ending at the same time may have removed the empty
-                 * kpa.slice or APP between libcgroup's mkdirs: try again. */
-                if (attempt < CREATE_ATTEMPTS && !all_made)
+                        r = make_level(h, afd, LEVEL_INST, inst, &ifd, err);
+                /* a kpa ending at the same time may have removed the empty
+                 * kpa.slice or APP between the mkdirs: try again */
+                if (r == -ENOENT && attempt < CREATE_ATTEMPTS)
                         continue;
-                return create_error(cg, mask, s, ns, r, err);
+                if (r == -ENOENT)
+                        return kpa_error_set_errno(err, ENOENT, "cgroup %s: cannot create",
+                                                   h->path);
+                if (r < 0)
+                        return r;
+                while (flock(ifd, LOCK_SH) < 0)
+                        if (errno != EINTR)
+                                return kpa_error_set_errno(err, errno, "cgroup %s: cannot lock",
+                                                           h->path);
+                h->lock_fd = TAKE_FD(ifd);
+                return write_settings(h, h->lock_fd, s, ns, err);
         }
+}
+
+/* rmdir level L of H: 0 (gone), or -errno (-EBUSY: it holds processes,
+ * or groups). */
+static int remove_level(const hierarchy *h, int l)
+{
+        _cleanup_free_ char *path = level_path(h, l);
+        return rmdir(path) == 0 || errno == ENOENT ? 0 : -errno;
 }
 
 /* Remove what kpa_cgroup_create() made, innermost first. */
@@ -949,14 +1078,9 @@ static void remove_made(kpa_cgroup *cg)
         for (size_t i = 0; i < cg->n; i++)
                 unlock_instance(&cg->h[i]);
         for (int l = N_LEVEL - 1; l >= 0; l--)
-                for (size_t i = 0; i < cg->n; i++) {
-                        unsigned same = same_name(cg, i), mask = 0;
-                        for (size_t j = 0; j < cg->n; j++)
-                                if ((same & BIT(j)) && cg->h[j].made[l])
-                                        mask |= BIT(j);
-                        if (first_of(same) == i && mask)
-                                (void)lcg_remove(cg, mask, l, NULL);
-                }
+                for (size_t i = 0; i < cg->n; i++)
+                        if (cg->h[i].made[l])
+                                (void)remove_level(&cg->h[i], l);
 }
 
 static void group_free(kpa_cgroup *cg)
@@ -1006,7 +1130,7 @@ static int group_new(const char *parent, const char *app_id, const char *instanc
         int r = check_args(app_id, instance, lim, err);
         if (r < 0)
                 return r;
-        r = lcg_init(err);
+        r = disc_init(err);
         if (r < 0)
                 return r;
         _cleanup_(group_freep) kpa_cgroup *cg = kpa_xcalloc(1, sizeof(*cg));
@@ -1041,8 +1165,7 @@ int kpa_cgroup_create(const char *parent, const char *app_id, const char *instan
                         return r;
         }
         for (size_t i = 0; i < cg->n; i++) {
-                unsigned mask = same_name(cg, i);
-                r = first_of(mask) == i ? create_in(cg, mask, lim, err) : 0;
+                r = create_in(&cg->h[i], lim, parent != NULL, err);
                 if (r < 0) {
                         remove_made(cg);
                         return r;
@@ -1166,7 +1289,7 @@ bool kpa_cgroup_pure_v2(void)
         struct statfs sfs;
         if (statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type != CGROUP2_SUPER_MAGIC)
                 return false;
-        if (lcg_init(NULL) < 0)
+        if (disc_init(NULL) < 0)
                 return false;
         bool any = false;
         for (int c = 0; c < N_CTRL; c++) {
@@ -1328,27 +1451,12 @@ int kpa_cgroup_kill(kpa_cgroup *cg, kpa_error *err)
         }
 }
 
+/* Read raw, as kpa_oom_fd_killed() does: asked at the end of every
+ * instance with a memory limit. */
 bool kpa_cgroup_oom_killed(kpa_cgroup *cg)
 {
-        const hierarchy *h = NULL;
-        for (size_t i = 0; i < cg->n && !h; i++)
-                if (cg->h[i].ctrls & BIT(CTRL_MEMORY))
-                        h = &cg->h[i];
-        if (!h || lcg_init(NULL) < 0)
-                return false;
-        char file[24], line[128];
-        snprintf(file, sizeof(file), "%s", h->v2 ? "memory.events" : "memory.oom_control");
-        void *handle = NULL;
-        bool killed = false;
-        int r = cgroup_read_value_begin("memory", h->names[LEVEL_INST], file, &handle, line,
-                                        sizeof(line));
-        for (; r == 0 && !killed; r = cgroup_read_value_next(&handle, line, sizeof(line))) {
-                unsigned long long v;
-                killed = sscanf(line, "oom_kill %llu", &v) == 1 && v > 0;
-        }
-        if (handle)
-                cgroup_read_value_end(&handle);
-        return killed;
+        _cleanup_close_ int fd = kpa_cgroup_oom_fd(cg);
+        return kpa_oom_fd_killed(fd);
 }
 
 const char *kpa_cgroup_path(const kpa_cgroup *cg, const char *controller)
@@ -1370,33 +1478,22 @@ const char *kpa_cgroup_path(const kpa_cgroup *cg, const char *controller)
 
 /* ---- removal ---- */
 
-/* rmdir the instance groups of MASK, waiting briefly: processes that were
- * just killed leave their group a few milliseconds after they die. */
-static int remove_instance(const kpa_cgroup *cg, unsigned mask, kpa_error *err)
+/* rmdir H's instance group, waiting briefly: processes that were just
+ * killed leave their group a few milliseconds after they die. */
+static int remove_instance(const hierarchy *h, kpa_error *err)
 {
         struct timespec start;
         clock_gettime(CLOCK_MONOTONIC, &start);
         for (unsigned delay = 1;; delay = delay < 32 ? delay * 2 : delay) {
-                const hierarchy *busy = &cg->h[first_of(mask)];
-                int r = lcg_remove(cg, mask, LEVEL_INST, &busy);
+                int r = remove_level(h, LEVEL_INST);
                 if (r == 0)
                         return 0;
                 if (r != -EBUSY || elapsed_ms(&start) > EMPTY_TIMEOUT_MS)
                         return kpa_error_set_errno(
-                                err, -r, "cgroup %s: cannot remove%s", busy->path,
+                                err, -r, "cgroup %s: cannot remove%s", h->path,
                                 r == -EBUSY ? " (it still holds processes)" : "");
                 sleep_ms(delay);
         }
-}
-
-/* The hierarchies of MASK where LEVEL is kpa's to remove. */
-static unsigned removable_in(const kpa_cgroup *cg, unsigned mask, int level)
-{
-        unsigned ours = 0;
-        for (size_t j = 0; j < cg->n; j++)
-                if ((mask & BIT(j)) && (cg->own_parent || cg->h[j].made[level]))
-                        ours |= BIT(j);
-        return ours;
 }
 
 static int destroy_scope(kpa_cgroup *cg, kpa_error *err);
@@ -1407,25 +1504,24 @@ int kpa_cgroup_destroy(kpa_cgroup *cg, kpa_error *err)
                 return 0;
         if (cg->systemd)
                 return destroy_scope(cg, err);
-        int ret = lcg_init(err);
-        bool ready = ret == 0;
-        for (size_t i = 0; ready && i < cg->n; i++) {
-                unsigned mask = same_name(cg, i);
-                if (first_of(mask) != i)
-                        continue;
+        int ret = 0;
+        for (size_t i = 0; i < cg->n; i++) {
+                hierarchy *h = &cg->h[i];
                 /* The first failure is the one reported; the rest still go. */
-                int r = remove_instance(cg, mask, ret == 0 ? err : NULL);
+                int r = remove_instance(h, ret == 0 ? err : NULL);
                 if (r < 0) {
                         ret = ret == 0 ? r : ret;
                         continue;
                 }
-                /* APP and kpa.slice go once no other instance uses them,
-                 * where they are kpa's: below kpa's own cgroup, or made by
-                 * this instance below an explicit parent. */
-                unsigned app = removable_in(cg, mask, LEVEL_APP);
-                unsigned slice = removable_in(cg, mask, LEVEL_SLICE);
-                if (app && lcg_remove(cg, app, LEVEL_APP, NULL) == 0 && slice)
-                        (void)lcg_remove(cg, slice, LEVEL_SLICE, NULL);
+                /* Below kpa's own cgroup, kpa.slice and APP stay for the
+                 * next start (made once, they are kept: two mkdirs and two
+                 * rmdirs less per start, and on v2 the controllers stay
+                 * enabled). Below an explicit parent, which is someone
+                 * else's, what this instance made goes once no other
+                 * instance uses it. */
+                if (!cg->own_parent && h->made[LEVEL_APP] && remove_level(h, LEVEL_APP) == 0 &&
+                    h->made[LEVEL_SLICE])
+                        (void)remove_level(h, LEVEL_SLICE);
         }
         group_free(cg);
         return ret;
@@ -1477,7 +1573,7 @@ static const char *v2_mount(void)
 /* CG for the scope group at PATH ("/kpa.slice/.../X.scope"), locked. */
 static int scope_group(const char *path, kpa_cgroup **out, kpa_error *err)
 {
-        int r = lcg_init(err);
+        int r = disc_init(err);
         if (r < 0)
                 return r;
         const char *mount = v2_mount();
@@ -1509,18 +1605,30 @@ static int scope_group(const char *path, kpa_cgroup **out, kpa_error *err)
         return 0;
 }
 
-int kpa_cgroup_create_scope(const char *app_id, const char *instance,
-                            const kpa_cgroup_limits *limits, pid_t pid, kpa_cgroup **out,
-                            kpa_error *err)
+int kpa_cgroup_scope_begin(const char *app_id, const char *instance,
+                           const kpa_cgroup_limits *limits, pid_t pid, kpa_scope_request **out,
+                           kpa_error *err)
 {
         static const kpa_cgroup_limits none;
         const kpa_cgroup_limits *lim = limits ? limits : &none;
         int r = check_args(app_id, instance, lim, err);
-        if (r < 0)
-                return r;
+        return r < 0 ? r : kpa_systemd_scope_send(app_id, instance, lim, pid, out, err);
+}
+
+int kpa_cgroup_scope_end(kpa_scope_request *rq, kpa_cgroup **out, kpa_error *err)
+{
         _cleanup_free_ char *path = NULL;
-        r = kpa_systemd_start_scope(app_id, instance, lim, pid, &path, err);
+        int r = kpa_systemd_scope_finish(rq, &path, err);
         return r < 0 ? r : scope_group(path, out, err);
+}
+
+int kpa_cgroup_create_scope(const char *app_id, const char *instance,
+                            const kpa_cgroup_limits *limits, pid_t pid, kpa_cgroup **out,
+                            kpa_error *err)
+{
+        kpa_scope_request *rq = NULL;
+        int r = kpa_cgroup_scope_begin(app_id, instance, limits, pid, &rq, err);
+        return r < 0 ? r : kpa_cgroup_scope_end(rq, out, err);
 }
 
 /* A scope of the system manager (a restarted kpa-execd adopting its
@@ -1536,7 +1644,7 @@ static int open_scope(const char *app_id, const char *instance, kpa_cgroup **out
         if (r < 0)
                 return r;
         _cleanup_free_ char *path = kpa_xasprintf("/" SLICE "/%s/%s", slice, scope);
-        if ((r = lcg_init(err)) < 0)
+        if ((r = disc_init(err)) < 0)
                 return r;
         const char *mount = v2_mount();
         _cleanup_free_ char *full = mount ? kpa_xasprintf("%s%s", mount, path) : NULL;
@@ -1640,7 +1748,7 @@ int kpa_cgroup_become_supervisor(char **parent_out, kpa_error *err)
         int r = kpa_cgroup_driver_get(&driver, err);
         if (r < 0 || driver != KPA_CGROUP_DRIVER_CGROUPFS)
                 return r;
-        if ((r = lcg_init(err)) < 0)
+        if ((r = disc_init(err)) < 0)
                 return r;
         pthread_mutex_lock(&supervisor_lock);
         _cleanup_free_ char *done = supervisor_parent ? kpa_xstrdup(supervisor_parent) : NULL;

@@ -1,9 +1,11 @@
 /* cgroup.h: one instance's control group, on cgroup v1/hybrid hosts and on
- * pure cgroup v2, through libcgroup (discovery, creation with limits,
- * listing, OOM counters, deletion; see cgroup.c for what is raw and why).
+ * pure cgroup v2: libcgroup discovers the hierarchies (once per boot, then
+ * cached in /run/kpa/cgroup-discovery) and administers (listing, leftovers);
+ * the per-start creation, attach and removal are raw (see cgroup.c).
  * kpa creates its groups only below the cgroup it runs in (or
  * below an explicit parent): PARENT/kpa.slice/APP/INST in every hierarchy it
- * uses, and removes only what it created. Creating an instance removes the
+ * uses, and removes only what it created (kpa.slice/APP below its own
+ * cgroup are kept for the next start). Creating an instance removes the
  * empty instance groups of APP that a kpa killed by SIGKILL left behind.
  *
  * Attaching is done by the child itself, before it unshares its cgroup
@@ -58,6 +60,15 @@ int kpa_systemd_unit_names(const char *app_id, const char *instance, char **slic
  * once PID is in it, with *CGROUP_PATH its v2 path ("kpa.slice/..."). */
 int kpa_systemd_start_scope(const char *app_id, const char *instance, const kpa_cgroup_limits *lim,
                             pid_t pid, char **cgroup_path, kpa_error *err);
+/* The same in two halves, so that systemd makes the scope while the caller
+ * does other work: send the request (holding the bus until the request is
+ * finished or cancelled: the same thread must do either), then wait for
+ * the answer and for PID in the scope. */
+typedef struct kpa_scope_request kpa_scope_request;
+int kpa_systemd_scope_send(const char *app_id, const char *instance, const kpa_cgroup_limits *lim,
+                           pid_t pid, kpa_scope_request **out, kpa_error *err);
+int kpa_systemd_scope_finish(kpa_scope_request *rq, char **cgroup_path, kpa_error *err);
+void kpa_systemd_scope_cancel(kpa_scope_request *rq);
 
 /* The cgroup v2 path of PID (0: this process), from the "0::" line of
  * /proc/PID/cgroup, which libcgroup 2.0.2 cannot parse: "a/b", no outer
@@ -72,6 +83,13 @@ bool kpa_systemd_booted(void);
 int kpa_cgroup_create_scope(const char *app_id, const char *instance,
                             const kpa_cgroup_limits *limits, pid_t pid, kpa_cgroup **out,
                             kpa_error *err);
+/* kpa_cgroup_create_scope() in two halves (see kpa_systemd_scope_send):
+ * the request, right after the clone; the group, when it is needed.
+ * A request not ended is cancelled with kpa_systemd_scope_cancel(). */
+int kpa_cgroup_scope_begin(const char *app_id, const char *instance,
+                           const kpa_cgroup_limits *limits, pid_t pid, kpa_scope_request **out,
+                           kpa_error *err);
+int kpa_cgroup_scope_end(kpa_scope_request *rq, kpa_cgroup **out, kpa_error *err);
 
 /* For a supervisor (kpa-execd) with the cgroupfs driver on cgroup v2,
  * where only groups without processes can have controllers below them:
@@ -166,9 +184,9 @@ bool kpa_cgroup_oom_killed(kpa_cgroup *cg);
  * "/sys/fs/cgroup/memory/x/kpa.slice/APP/INST"; NULL if not used. */
 const char *kpa_cgroup_path(const kpa_cgroup *cg, const char *controller);
 
-/* Remove the instance group (waiting briefly for it to empty), and the
- * APP_ID and kpa.slice parents if they are empty and were created by kpa.
- * Frees CG. It kills nothing: -EBUSY if processes remain (kill first). */
+/* Remove the instance group (waiting briefly for it to empty), and below
+ * an explicit parent the APP_ID and kpa.slice parents this instance made,
+ * if they are empty (below kpa's own cgroup they are kept). Frees CG. It kills nothing: -EBUSY if processes remain (kill first). */
 int kpa_cgroup_destroy(kpa_cgroup *cg, kpa_error *err);
 /* Free CG and leave the group as it is (kpa-oci create: the group
  * outlives the process that made it; delete opens and destroys it). */

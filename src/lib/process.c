@@ -51,6 +51,7 @@ int kpa_control_open_local(const char *store_root, kpa_control **out, kpa_error 
         int q = kpa_store_open(store_root, 0, &store, err);
         if (q < 0)
                 return q;
+        kpa_trace("start: store opened");
         kpa_control *ctl = kpa_xcalloc(1, sizeof(*ctl));
         ctl->ops = &process_local_ops;
         ctl->store = store;
@@ -607,6 +608,7 @@ int process_launch_into(kpa_control *ctl, instance *i, const char *pkg_id, const
                 if (q < 0)
                         return q;
                 m = loaded;
+                kpa_trace("start: manifest loaded");
         }
         if (!rc)
                 return process_fail_start(ctl, i, EINVAL, "start of %s: no run configuration",
@@ -630,6 +632,7 @@ int process_launch_into(kpa_control *ctl, instance *i, const char *pkg_id, const
         if (q < 0)
                 return process_fail_start(ctl, i, -q, "start of %s: %s", pkg_id, err.message);
         spec->init_name = kpa_xasprintf("kpa-init %s/%s", spec->app_id, rc->id);
+        kpa_trace("start: spec built");
         return spawn(ctl, i, spec);
 }
 

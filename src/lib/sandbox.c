@@ -185,6 +185,7 @@ typedef struct child_ctx {
         const kpa_seccomp_prog *seccomp; /* built by the parent: the child only installs it */
         int tty_slave; /* spec->tty: the pty's slave, the application's stdio; else -1 */
         int start_fd; /* OCI: the start FIFO, read side (-1: no wait) */
+        int netns_fd; /* a prepared network namespace (lo up) to enter, or -1 */
 } child_ctx;
 
 static void report(int fd, kpa_report_type type, int step, int err, int value)
@@ -760,6 +761,32 @@ static int loopback_up(void)
         return r;
 }
 
+static kpa_netns_source netns_source;
+static void *netns_source_data;
+
+void kpa_sandbox_set_netns_source(kpa_netns_source fn, void *userdata)
+{
+        netns_source = fn;
+        netns_source_data = userdata;
+}
+
+int kpa_sandbox_netns_new(int home_fd)
+{
+        if (unshare(CLONE_NEWNET) < 0)
+                return -errno;
+        int fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+        int e = fd < 0 ? errno : loopback_up() < 0 ? errno : 0;
+        if (setns(home_fd, CLONE_NEWNET) < 0) {
+                closep(&fd);
+                return -ENOTRECOVERABLE;
+        }
+        if (e) {
+                closep(&fd);
+                return -e;
+        }
+        return fd;
+}
+
 /* Close every fd but those in KEEP (sorted here). */
 static void close_all_except(int *keep, size_t n)
 {
@@ -1156,8 +1183,11 @@ static _Noreturn void child_main(const child_ctx *c)
          * one costs 300-500 us of CPU, and here it is the child's, spent in
          * parallel with its parent (a kpa-execd serving other clients)
          * instead of inside the parent's clone call. */
-        if (spec->netns_path) {
+        if (spec->netns_path) { /* OCI: a given one */
                 join_ns(c, spec->netns_path, CLONE_NEWNET);
+        } else if (spec->new_net && c->netns_fd >= 0) { /* from kpa-execd's pool */
+                CHECK(c, KPA_STEP_CLONE, setns(c->netns_fd, CLONE_NEWNET));
+                close(c->netns_fd);
         } else if (spec->new_net) {
                 CHECK(c, KPA_STEP_CLONE, unshare(CLONE_NEWNET));
         }
@@ -1194,7 +1224,7 @@ static _Noreturn void child_main(const child_ctx *c)
         kpa_trace("child: root done");
         if (spec->tty)
                 open_tty(&cc);
-        if (spec->new_net)
+        if (spec->new_net && c->netns_fd < 0)
                 CHECK(c, KPA_STEP_LOOPBACK, loopback_up());
         kpa_trace("child: loopback");
         /* the capability limits, while the parent may still be making the
@@ -1216,10 +1246,11 @@ static _Noreturn void child_main(const child_ctx *c)
 /* ---- the parent's side ---- */
 
 static _Noreturn void child_start(const kpa_instance_spec *spec, const int *trees, int report_fd,
-                                  int death_fd, int sync_fd, int setup_fd, const cpu_set_t *cpus)
+                                  int death_fd, int sync_fd, int setup_fd, const cpu_set_t *cpus,
+                                  int netns_fd)
 {
         const int fixed[] = {report_fd, death_fd, spec->exit_record_fd, spec->init_keep_fd,
-                             trace_fd, sync_fd, setup_fd,
+                             trace_fd, sync_fd, setup_fd, netns_fd,
                              spec->stdio[0], spec->stdio[1], spec->stdio[2]};
         size_t n = ELEMENTSOF(fixed);
         int keep[ELEMENTSOF(fixed) + spec->n_mounts + spec->n_handles];
@@ -1231,7 +1262,7 @@ static _Noreturn void child_start(const kpa_instance_spec *spec, const int *tree
         close_all_except(keep, n);
         child_ctx c = {.spec = spec, .trees = trees, .report_fd = report_fd, .death_fd = death_fd,
                        .sync_fd = sync_fd, .setup_fd = setup_fd, .root_fd = -1, .dev_fd = -1,
-                       .cpus = cpus, .tty_slave = -1, .start_fd = -1};
+                       .cpus = cpus, .tty_slave = -1, .netns_fd = netns_fd, .start_fd = -1};
         child_main(&c);
 }
 
@@ -1403,7 +1434,8 @@ static int cgroup_before_clone(const kpa_instance_spec *spec, kpa_cgroup_driver 
  * one message. A child that has failed already (and reported why) is not
  * an error here. Returns 0 or -errno with ERR set; *CG is the cgroup. */
 static int setup_child(const kpa_instance_spec *spec, kpa_cgroup_driver driver, pid_t pid,
-                       int setup_fd, kpa_cgroup **cg, bool in_cgroup, kpa_error *err)
+                       int setup_fd, kpa_cgroup **cg, bool in_cgroup, kpa_scope_request **scope_rq,
+                       kpa_error *err)
 {
         _cleanup_(kpa_seccomp_prog_free) kpa_seccomp_prog seccomp = {0};
         int q = spec->seccomp_prog ? 0 : kpa_seccomp_build(&spec->seccomp, &seccomp, err);
@@ -1412,9 +1444,12 @@ static int setup_child(const kpa_instance_spec *spec, kpa_cgroup_driver driver, 
         const kpa_seccomp_prog *prog = spec->seccomp_prog ? spec->seccomp_prog : &seccomp;
         kpa_trace("spawn: seccomp filter built");
         if (!*cg && wants_cgroup(spec) && driver == KPA_CGROUP_DRIVER_SYSTEMD) {
-                /* systemd moves the child, which waits for this message */
-                q = kpa_cgroup_create_scope(spec->app_id, spec->instance_id, &spec->limits, pid, cg,
-                                            err);
+                /* systemd moves the child, which waits for this message;
+                 * the scope was asked for right after the clone */
+                q = *scope_rq ? kpa_cgroup_scope_end(*scope_rq, cg, err)
+                              : kpa_cgroup_create_scope(spec->app_id, spec->instance_id,
+                                                        &spec->limits, pid, cg, err);
+                *scope_rq = NULL;
                 if (q == -ESRCH)
                         return 0; /* the child is gone; its report says why */
                 if (q < 0)
@@ -1485,6 +1520,10 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         if (spec->init_name)
                 pthread_once(&argv_area_once, find_argv_area); /* threads may start at once */
         int pidfd = -1;
+        /* a network namespace made ahead of time (kpa-execd's pool): the
+         * child enters it instead of making one; used once, closed here */
+        int netns_fd =
+                spec->new_net && !spec->userns && netns_source ? netns_source(netns_source_data) : -1;
         struct clone_args args = {
                 .flags = CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
                          (spec->userns ? CLONE_NEWUSER : 0),
@@ -1522,9 +1561,10 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 closep(&sync[1]);
                 close(setup[0]);
                 child_start(spec, trees, rep[1], death_fd, sync[0], setup[1],
-                            have_cpus ? &cpus : NULL);
+                            have_cpus ? &cpus : NULL, netns_fd);
         }
         saved = errno;
+        closep(&netns_fd);
         if (pid > 0 && have_cpus)
                 run_apart(pid, &cpus);
         kpa_trace("spawn: cloned");
@@ -1546,10 +1586,18 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                         q = kpa_error_set_errno(err, errno, "user namespace: cannot release the child");
                 closep(&sync[1]);
         }
+        /* systemd driver: the scope is asked for now, and systemd makes it
+         * while this process builds the child's root (D-Bus round trip and
+         * job off the start path, as far as the root takes) */
+        kpa_scope_request *scope_rq = NULL;
+        if (q == 0 && !cg && wants_cgroup(spec) && driver == KPA_CGROUP_DRIVER_SYSTEMD)
+                q = kpa_cgroup_scope_begin(spec->app_id, spec->instance_id, &spec->limits, pid,
+                                           &scope_rq, err);
         if (q == 0 && !spec->userns && !spec->rootfs)
                 q = hand_over_root(spec, setup[0], err);
         if (q == 0)
-                q = setup_child(spec, driver, pid, setup[0], &cg, cgroup_fd >= 0, err);
+                q = setup_child(spec, driver, pid, setup[0], &cg, cgroup_fd >= 0, &scope_rq, err);
+        kpa_systemd_scope_cancel(scope_rq); /* NULL: answered, or none asked */
         if (q == 0 && spec->tty && (q = receive_tty(setup[0], &sb->tty_fd)) < 0)
                 kpa_error_set_errno(err, -q, "cannot receive the pseudo-terminal from the child");
         close(setup[0]);

@@ -183,6 +183,18 @@ typedef struct kpa_sandbox {
  * Off, it costs one test of a flag. Async-signal-safe once initialized. */
 KPA_PUBLIC void kpa_trace(const char *step); /* kpa/process.h */
 
+/* Where a start with a new network namespace (root, not rootless) takes
+ * one made ahead of time: FN returns an fd of it (O_CLOEXEC, loopback up,
+ * never used before), which the sandbox owns from then on and the child
+ * enters, or -1 (the child makes one itself). kpa-execd's pool; NULL: none. */
+typedef int (*kpa_netns_source)(void *userdata);
+void kpa_sandbox_set_netns_source(kpa_netns_source fn, void *userdata);
+/* Make a network namespace with loopback up and return an fd of it, the
+ * calling thread staying in (returning to) HOME_FD's namespace: -errno, or
+ * -ENOTRECOVERABLE when the thread could not return (it is in the new one:
+ * the caller must exit). */
+int kpa_sandbox_netns_new(int home_fd);
+
 /* Clone the init, then (while it makes its namespaces and mounts on
  * another CPU) make its root (but rootless), build the seccomp filter and
  * create the cgroup, hand them to it, and return (state Created); the

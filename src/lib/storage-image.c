@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 
 #include "store-internal.h"
 #include "util.h"
@@ -195,12 +196,43 @@ static int find_loop(const struct stat *img)
         return -1;
 }
 
+/* The number of the loop device that backed the image last, kept on it
+ * as a hint (a trusted.* attribute: only root reads or writes those), so
+ * that a start finds its loop device without probing every one (with tens
+ * of them, most of a millisecond). The hint is checked as a scan's find
+ * is; a stale one costs one probe more. */
+#define LOOP_HINT "trusted.kpa.loop"
+
+static int hinted_loop(int img_fd, const struct stat *img)
+{
+        char v[16];
+        ssize_t len = fgetxattr(img_fd, LOOP_HINT, v, sizeof(v) - 1);
+        if (len <= 0 || len > 9)
+                return -1;
+        int n = 0;
+        for (ssize_t i = 0; i < len; i++) {
+                if (v[i] < '0' || v[i] > '9')
+                        return -1;
+                n = n * 10 + (v[i] - '0');
+        }
+        return loop_backs(n, img) ? n : -1;
+}
+
+static void hint_loop(int img_fd, int n)
+{
+        char v[16];
+        int len = snprintf(v, sizeof(v), "%d", n);
+        (void)fsetxattr(img_fd, LOOP_HINT, v, (size_t)len, 0); /* no xattrs: no hint */
+}
+
 /* An open loop device for the image IMG_FD (IMG its stat): the one it has
  * already, or a free one attached now. Its name into DEV. */
 static int open_loop(int img_fd, const struct stat *img, const char *img_path, char dev[static 32],
                      kpa_error *err)
 {
-        int n = find_loop(img);
+        int n = hinted_loop(img_fd, img);
+        if (n < 0 && (n = find_loop(img)) >= 0)
+                hint_loop(img_fd, n);
         if (n >= 0) {
                 snprintf(dev, 32, "/dev/loop%d", n);
                 int fd = open(dev, O_RDWR | O_CLOEXEC);
@@ -225,8 +257,10 @@ static int open_loop(int img_fd, const struct stat *img, const char *img_path, c
                 struct loop_config cfg = {.fd = (unsigned)img_fd};
                 snprintf((char *)cfg.info.lo_file_name, sizeof(cfg.info.lo_file_name), "%s",
                          img_path);
-                if (ioctl(fd, LOOP_CONFIGURE, &cfg) == 0)
+                if (ioctl(fd, LOOP_CONFIGURE, &cfg) == 0) {
+                        hint_loop(img_fd, n);
                         return TAKE_FD(fd);
+                }
                 if (errno != EBUSY) /* EBUSY: another process took it first */
                         return kpa_error_set_errno(err, errno, "cannot attach %s to %s", img_path,
                                                    dev);

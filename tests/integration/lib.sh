@@ -49,6 +49,12 @@ _run_cleanups() {
             losetup -d "/dev/${f%%/*}" 2>/dev/null || true
         fi
     done
+    # the groups kpa.slice/APP that kpa keeps for the next start, of the
+    # applications installed in the test's stores, where they are empty
+    local a d
+    for a in $(find "$T" -mindepth 3 -maxdepth 4 -path '*/apps/*.*' -type d -printf '%f\n' 2>/dev/null | sort -u); do
+        for d in $(app_cgroups "$a"); do rmdir "$d" 2>/dev/null; done
+    done
     rm -rf "$T"
 }
 trap _run_cleanups EXIT

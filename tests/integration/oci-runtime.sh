@@ -67,6 +67,8 @@ wait_for() { # wait_for SECONDS CMD...: poll until CMD succeeds
 # that its output never goes to a pipe that a check waits on
 create() { oci create "$@" </dev/null >>"$T/create.out" 2>&1; }
 started=()
+# the groups kpa.slice/oci that kpa keeps for the next start, where empty
+cleanup_add 'for d in $(app_cgroups oci); do rmdir "$d" 2>/dev/null; done'
 cleanup_add 'for c in "${started[@]}"; do oci delete --force "$c" >/dev/null 2>&1; done'
 
 # ---- run ----

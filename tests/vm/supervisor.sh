@@ -105,7 +105,7 @@ check "... and adopts the instance" grep -Eq '^state: +Running$' <<<"$(run --sta
 check "... and stops it" run --stop "$tok" --force
 for _ in $(seq 100); do [ -d "$INST" ] || break; sleep 0.05; done
 check "its cgroup is removed" test ! -d "$INST"
-check "... and kpa.slice with it (kpa's own, beside the leaf)" test ! -d "$SVC/kpa.slice"
+check "... and kpa.slice/APP stays for the next start (kpa's own, beside the leaf)" test -d "$SVC/kpa.slice/$APP"
 tok=$(run --detach --pids 20 $APP -- exit 0)
 run --wait "$tok" >/dev/null 2>&1
 check_eq "a new instance runs and ends" "$(run --status "$tok" | sed -n 's/^state: *//p')" Finished

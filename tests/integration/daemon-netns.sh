@@ -1,0 +1,151 @@
+#!/bin/bash
+# kpa-execd's pool of prepared network namespaces, from outside: the daemon
+# holds --netns-pool of them as fds (nothing else holds them), an instance
+# started through it gets a network namespace of its own (not the host's,
+# not another instance's, not one the pool still holds), with loopback up,
+# the pool refills once the daemon is idle, --netns-pool 0 holds none,
+# bad values are refused, and no namespace of the pool outlives the daemon.
+. "$(dirname "$0")/lib.sh"
+need_root
+
+KPA_RUN="$top_builddir/src/tools/kpa-run"
+EXECD="$top_builddir/src/daemon/kpa-execd"
+PROBE="$top_builddir/tests/probe/probe"
+[ -x "$KPA_RUN" ] || skip_all "kpa-run not built"
+[ -x "$EXECD" ] || skip_all "kpa-execd not built"
+R="$T/store"
+S="$T/execd.sock"
+STATE="$T/state"
+APP=org.example.netns$$
+$MKPKG "$T/probe.kpa" --id $APP --bin "$PROBE" --set 'runConfigurations[0].args=[]'
+"$KPA_INSTALL" --root "$R" -q "$T/probe.kpa" || { echo "Bail out! cannot install the probe"; exit 1; }
+
+run() { "$KPA_RUN" --socket "$S" "$@"; }
+
+dpid=
+# start_daemon OPTIONS...: a daemon in the foreground, logging to $T/execd.log
+start_daemon() {
+    : >"$T/execd.log"
+    "$EXECD" --foreground --no-autorun --on-exit stop --socket "$S" --root "$R" \
+        --state-dir "$STATE" "$@" </dev/null >/dev/null 2>"$T/execd.log" &
+    dpid=$!
+    local i
+    for i in $(seq 200); do
+        [ -S "$S" ] && run --list >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    cat "$T/execd.log"
+    return 1
+}
+stop_daemon() {
+    [ -n "$dpid" ] || return 0
+    kill -TERM "$dpid" 2>/dev/null
+    wait "$dpid" 2>/dev/null
+    dpid=
+}
+leftovers() {
+    local d
+    stop_daemon
+    for d in $(app_cgroups $APP); do
+        find "$d" -mindepth 1 -maxdepth 1 -type d -exec rmdir {} \;
+        rmdir "$d"
+    done 2>/dev/null
+}
+cleanup_add leftovers
+
+# the network namespaces that PID holds as fds ("net:[INODE]", one a line),
+# but its own (the daemon keeps an fd of it, to come back to)
+held_netns() {
+    local f own
+    own=$(readlink "/proc/$1/ns/net")
+    for f in /proc/"$1"/fd/*; do readlink "$f"; done 2>/dev/null | grep '^net:\[' |
+        grep -vxF "$own" | sort
+}
+# wait_held PID N: until PID holds N network namespaces as fds (10 s)
+wait_held() {
+    local i
+    for i in $(seq 200); do
+        [ "$(held_netns "$1" | wc -l)" -eq "$2" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+# every process's namespace and namespace fd, "net:[INODE]" once each
+all_netns() {
+    local p f
+    for p in /proc/[0-9]*; do
+        readlink "$p/ns/net"
+        for f in "$p"/fd/*; do readlink "$f"; done
+    done 2>/dev/null | grep '^net:\[' | sort -u
+}
+instance_pid() { run --status "$1" | sed -n 's/^pid: *//p'; }
+
+# ---- bad values ----
+check_exit_output "--netns-pool with a bad value is refused, naming the range" 2 \
+    '--netns-pool: "65" is not a number from 0 to 64' "$EXECD" --netns-pool 65
+check_exit_output "--netns-pool -1 is refused" 2 \
+    '--netns-pool: "-1" is not a number from 0 to 64' "$EXECD" --netns-pool -1
+
+# ---- the pool ----
+start_daemon --netns-pool 3
+_result $? "a daemon with --netns-pool 3 starts"
+check "it fills its pool: it holds 3 network namespaces as fds" wait_held "$dpid" 3
+pool_before=$(held_netns "$dpid")
+host=$(readlink /proc/self/ns/net)
+check "... none of them its own" bash -c "! grep -qxF '$(readlink /proc/"$dpid"/ns/net)' <<<'$pool_before'"
+
+toks=() nets=()
+for i in 1 2 3 4 5; do
+    tok=$(run --detach "$APP" -- sleep 600) || break
+    toks+=("$tok")
+    p=$(instance_pid "$tok")
+    nets+=("$(readlink "/proc/$p/ns/net")")
+done
+check_eq "5 instances start through the daemon" "${#toks[@]}" 5
+check_eq "each has a network namespace of its own (5 different ones)" \
+    "$(printf '%s\n' "${nets[@]}" | sort -u | wc -l)" 5
+check "... none of them the host's" bash -c "! printf '%s\n' ${nets[*]} | grep -qxF '$host'"
+check "... none of them the daemon's" \
+    bash -c "! printf '%s\n' ${nets[*]} | grep -qxF '$(readlink /proc/"$dpid"/ns/net)'"
+check "the pool refills to 3 while the daemon is idle" wait_held "$dpid" 3
+pool_after=$(held_netns "$dpid")
+check "... with namespaces no instance has" \
+    bash -c "! printf '%s\n' ${nets[*]} | grep -qxF -f <(printf '%s\n' '$pool_after')"
+p=$(instance_pid "${toks[0]}")
+check "loopback is up in an instance's namespace (from the pool)" \
+    bash -c "nsenter --net=/proc/$p/ns/net ip -o link show lo | grep -q 'LOOPBACK,UP'"
+for tok in "${toks[@]}"; do run --stop "$tok" >/dev/null; done
+stop_daemon
+gone_all=1
+live=$(all_netns)
+while read -r ns; do
+    [ -n "$ns" ] && grep -qxF "$ns" <<<"$live" && gone_all=
+done <<<"$pool_before
+$pool_after"
+check "no namespace of the pool survives the daemon's exit" test -n "$gone_all"
+
+# ---- a killed daemon leaves none either ----
+start_daemon --netns-pool 2
+check "a second daemon fills a pool of 2" wait_held "$dpid" 2
+pool=$(held_netns "$dpid")
+kill -KILL "$dpid"
+wait "$dpid" 2>/dev/null
+dpid=
+live=$(all_netns)
+gone_all=1
+while read -r ns; do [ -n "$ns" ] && grep -qxF "$ns" <<<"$live" && gone_all=; done <<<"$pool"
+check "after SIGKILL none of its pool's namespaces is left" test -n "$gone_all"
+rm -f "$S"
+
+# ---- --netns-pool 0 ----
+start_daemon --netns-pool 0
+_result $? "a daemon with --netns-pool 0 starts"
+tok=$(run --detach "$APP" -- sleep 600)
+p=$(instance_pid "$tok")
+check "an instance still gets a namespace of its own" \
+    test "$(readlink "/proc/$p/ns/net")" != "$host"
+check_eq "the daemon holds no network namespace" "$(held_netns "$dpid" | wc -l)" 0
+run --stop "$tok" >/dev/null
+stop_daemon
+
+done_testing
