@@ -1095,6 +1095,12 @@ static void group_free(kpa_cgroup *cg)
         free(cg);
 }
 
+void kpa_cgroup_forget(kpa_cgroup *cg)
+{
+        if (cg)
+                group_free(cg);
+}
+
 static void group_freep(kpa_cgroup **cg)
 {
         group_free(*cg);

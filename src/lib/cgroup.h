@@ -188,5 +188,8 @@ const char *kpa_cgroup_path(const kpa_cgroup *cg, const char *controller);
  * an explicit parent the APP_ID and kpa.slice parents this instance made,
  * if they are empty (below kpa's own cgroup they are kept). Frees CG. It kills nothing: -EBUSY if processes remain (kill first). */
 int kpa_cgroup_destroy(kpa_cgroup *cg, kpa_error *err);
+/* Free CG and leave the group as it is (kpa-oci create: the group
+ * outlives the process that made it; delete opens and destroys it). */
+void kpa_cgroup_forget(kpa_cgroup *cg);
 
 #endif

@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -71,6 +72,8 @@ static const char *const step_names[KPA_STEP_MAX] = {
         [KPA_STEP_KEYRING] = "join a new session keyring",
         [KPA_STEP_TTY] = "open the pseudo-terminal (/dev/ptmx)",
         [KPA_STEP_CWD] = "change to the working directory",
+        [KPA_STEP_NETNS] = "join a namespace",
+        [KPA_STEP_START_WAIT] = "wait for the start",
 };
 
 const char *kpa_sandbox_step_name(kpa_sandbox_step step)
@@ -132,6 +135,8 @@ void kpa_instance_spec_free(kpa_instance_spec *spec)
                 free(spec->mounts[i].source);
                 free(spec->mounts[i].target);
                 closep(&spec->mounts[i].source_fd);
+                free(spec->mounts[i].fstype);
+                free(spec->mounts[i].data);
         }
         free(spec->mounts);
         for (size_t i = 0; i < spec->n_handles; i++)
@@ -140,6 +145,15 @@ void kpa_instance_spec_free(kpa_instance_spec *spec)
         free(spec->cgroup_parent);
         free(spec->init_name);
         free(spec->cwd);
+        free(spec->rootfs);
+        free(spec->netns_path);
+        free(spec->start_fifo);
+        free(spec->ipcns_path);
+        free(spec->utsns_path);
+        if (spec->seccomp_prog) {
+                kpa_seccomp_prog_free(spec->seccomp_prog);
+                free(spec->seccomp_prog);
+        }
         free(spec);
 }
 
@@ -170,6 +184,7 @@ typedef struct child_ctx {
         const cpu_set_t *cpus; /* the CPUs the caller may run on (NULL: unknown) */
         const kpa_seccomp_prog *seccomp; /* built by the parent: the child only installs it */
         int tty_slave; /* spec->tty: the pty's slave, the application's stdio; else -1 */
+        int start_fd; /* OCI: the start FIFO, read side (-1: no wait) */
         int netns_fd; /* a prepared network namespace (lo up) to enter, or -1 */
 } child_ctx;
 
@@ -461,7 +476,10 @@ static int fill_root_at(const kpa_instance_spec *spec, int dirfd, const char *pr
                 int r = 0;
                 switch (op->kind) {
                 case KPA_MOUNT_BIND_RO:
-                case KPA_MOUNT_BIND_RW: break;
+                case KPA_MOUNT_BIND_RW:
+                case KPA_MOUNT_FS: /* the OCI kinds: build_oci_root() only */
+                case KPA_MOUNT_MASK:
+                case KPA_MOUNT_READONLY: break;
                 case KPA_MOUNT_SYMLINK:
                         r = mkdir_parent_at(dirfd, path);
                         if (r == 0)
@@ -620,6 +638,109 @@ static void build_root(const child_ctx *c)
         kpa_trace("child: pivot_root");
         CHECK(c, KPA_STEP_ROOT,
               mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL));
+}
+
+/* ---- the OCI root (spec->rootfs) ----
+ * The bundle's rootfs is bound as the new root and pivoted into first;
+ * the mounts are then made in their order with paths inside it, so that a
+ * symlink in the image resolves inside the image and never on the host.
+ * The binds' sources are detached trees cloned by the parent before. */
+
+static bool path_is_dir(const char *path, bool *exists)
+{
+        struct stat st;
+        *exists = stat(path, &st) == 0;
+        return *exists && S_ISDIR(st.st_mode);
+}
+
+/* the device nodes and links of kpa's /dev, those still missing */
+static int fill_oci_dev(void)
+{
+        if (mkdir_p_at(AT_FDCWD, "/dev", 0755) < 0)
+                return -1;
+        int dev = open("/dev", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dev < 0)
+                return -1;
+        int r = 0;
+        for (size_t i = 0; i < ELEMENTSOF(dev_nodes) && r == 0; i++) {
+                dev_t nr = makedev(dev_nodes[i].major, dev_nodes[i].minor);
+                if (mknodat(dev, dev_nodes[i].name, S_IFCHR | 0666, nr) == 0)
+                        r = fchmodat(dev, dev_nodes[i].name, 0666, 0);
+                else if (errno != EEXIST)
+                        r = -1;
+        }
+        static const char *const links[][2] = {
+                {"pts/ptmx", "ptmx"},         {"/proc/self/fd", "fd"},
+                {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+                {"/proc/self/fd/2", "stderr"}};
+        for (size_t i = 0; i < ELEMENTSOF(links) && r == 0; i++)
+                if (symlinkat(links[i][0], dev, links[i][1]) < 0 && errno != EEXIST)
+                        r = -1;
+        int saved = errno;
+        close(dev);
+        errno = saved;
+        return r;
+}
+
+static int oci_mount(const child_ctx *c, size_t i)
+{
+        const kpa_mount_op *op = &c->spec->mounts[i];
+        bool exists;
+        switch (op->kind) {
+        case KPA_MOUNT_BIND_RO:
+        case KPA_MOUNT_BIND_RW: return bind_mount(c->trees[i], op->target);
+        case KPA_MOUNT_FS:
+                if (mkdir_p_at(AT_FDCWD, op->target, 0755) < 0)
+                        return -1;
+                return mount(op->source, op->target, op->fstype, op->flags, op->data);
+        case KPA_MOUNT_MASK:
+                if (path_is_dir(op->target, &exists))
+                        return mount("tmpfs", op->target, "tmpfs", MS_RDONLY, "size=0");
+                return exists ? mount("/dev/null", op->target, NULL, MS_BIND, NULL) : 0;
+        case KPA_MOUNT_READONLY: {
+                struct statvfs sv;
+                (void)path_is_dir(op->target, &exists);
+                if (!exists)
+                        return 0;
+                if (mount(op->target, op->target, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+                    statvfs(op->target, &sv) < 0)
+                        return -1;
+                unsigned long keep = (sv.f_flag & ST_NOSUID ? MS_NOSUID : 0) |
+                                     (sv.f_flag & ST_NODEV ? MS_NODEV : 0) |
+                                     (sv.f_flag & ST_NOEXEC ? MS_NOEXEC : 0);
+                return mount(NULL, op->target, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | keep, NULL);
+        }
+        case KPA_MOUNT_SYMLINK:
+                return mkdir_parent_at(AT_FDCWD, op->target) < 0
+                               ? -1
+                               : symlinkat(op->source, AT_FDCWD, op->target);
+        case KPA_MOUNT_COPY: return errno = ENOTSUP, -1;
+        }
+        return 0;
+}
+
+static void build_oci_root(const child_ctx *c)
+{
+        const kpa_instance_spec *spec = c->spec;
+        CHECK(c, KPA_STEP_MOUNT_PRIVATE, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
+        CHECK(c, KPA_STEP_ROOT, mount(spec->rootfs, NEWROOT, NULL, MS_BIND | MS_REC, NULL));
+        CHECK(c, KPA_STEP_PIVOT_ROOT, chdir(NEWROOT));
+        CHECK(c, KPA_STEP_PIVOT_ROOT, (int)syscall(SYS_pivot_root, ".", "."));
+        CHECK(c, KPA_STEP_PIVOT_ROOT, umount2(".", MNT_DETACH));
+        CHECK(c, KPA_STEP_PIVOT_ROOT, chdir("/"));
+        /* masks and read-only paths last: over what the mounts made */
+        for (size_t i = 0; i < spec->n_mounts; i++)
+                if (spec->mounts[i].kind != KPA_MOUNT_MASK &&
+                    spec->mounts[i].kind != KPA_MOUNT_READONLY)
+                        CHECK(c, KPA_STEP_MOUNTS, oci_mount(c, i));
+        CHECK(c, KPA_STEP_DEV, fill_oci_dev());
+        for (size_t i = 0; i < spec->n_mounts; i++)
+                if (spec->mounts[i].kind == KPA_MOUNT_MASK ||
+                    spec->mounts[i].kind == KPA_MOUNT_READONLY)
+                        CHECK(c, KPA_STEP_MOUNTS, oci_mount(c, i));
+        if (spec->rootfs_readonly)
+                CHECK(c, KPA_STEP_ROOT,
+                      mount(NULL, "/", NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL));
 }
 
 static int loopback_up(void)
@@ -863,6 +984,36 @@ static pid_t start_app(const child_ctx *c, int err_fd)
         return clone(app_entry, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
 }
 
+/* OCI create/start: the sandbox is ready, the application waits for a
+ * byte on the start FIFO (kpa-oci start writes it). A FIFO that no writer
+ * opened yet polls as empty, so this sleeps until then. A signal meant for
+ * the instance ends it before it started. */
+static void wait_for_start(const child_ctx *c, int sfd)
+{
+        struct pollfd pfd[2] = {{.fd = c->start_fd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
+        for (;;) {
+                if (poll(pfd, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        child_fail(c, KPA_STEP_START_WAIT, errno);
+                }
+                if (pfd[1].revents) {
+                        struct signalfd_siginfo si;
+                        if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGCHLD)
+                                _exit(128 + (int)si.ssi_signo);
+                        continue;
+                }
+                char go;
+                ssize_t n = read(c->start_fd, &go, 1);
+                if (n == 1)
+                        break;
+                if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                        continue;
+                _exit(127); /* the starter left without a word */
+        }
+        close(c->start_fd);
+}
+
 /* The argv area of this process (fields 48 and 49 of /proc/self/stat), read
  * once by the parent: every init is a copy of it, at the same addresses. */
 static char *argv_area;
@@ -922,6 +1073,8 @@ static _Noreturn void init_main(const child_ctx *c)
                 signal(forwarded_signals[i], noop_handler); /* so that they reach PID 1 */
         /* a report to a supervisor that has died must not kill the instance */
         signal(SIGPIPE, SIG_IGN);
+        if (c->start_fd >= 0)
+                wait_for_start(c, sfd);
         int err_pipe[2];
         if (pipe2(err_pipe, O_CLOEXEC) < 0)
                 child_fail(c, KPA_STEP_FORK, errno);
@@ -968,6 +1121,8 @@ static int detached_copy(const kpa_mount_op *op, bool by_fd)
         struct mount_attr attr = {.attr_set = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
         if (op->kind == KPA_MOUNT_BIND_RO)
                 attr.attr_set |= MOUNT_ATTR_RDONLY;
+        if (op->flags & MS_NOEXEC)
+                attr.attr_set |= MOUNT_ATTR_NOEXEC;
         if (mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0) {
                 int e = errno;
                 close(t);
@@ -985,6 +1140,17 @@ static int child_tree(const child_ctx *c, const kpa_mount_op *op)
         if (t < 0 && !(op->optional && errno == ENOENT))
                 child_fail(c, KPA_STEP_MOUNTS, errno);
         return t;
+}
+
+/* OCI: join the namespace at PATH (NULL: keep the new one) */
+static void join_ns(const child_ctx *c, const char *path, int type)
+{
+        if (!path)
+                return;
+        int ns = open(path, O_RDONLY | O_CLOEXEC);
+        CHECK(c, KPA_STEP_NETNS, ns);
+        CHECK(c, KPA_STEP_NETNS, setns(ns, type));
+        close(ns);
 }
 
 static _Noreturn void child_main(const child_ctx *c)
@@ -1018,27 +1184,39 @@ static _Noreturn void child_main(const child_ctx *c)
          * one costs 300-500 us of CPU, and here it is the child's, spent in
          * parallel with its parent (a kpa-execd serving other clients)
          * instead of inside the parent's clone call. */
-        if (spec->new_net && c->netns_fd >= 0) { /* from kpa-execd's pool */
+        if (spec->netns_path) { /* OCI: a given one */
+                join_ns(c, spec->netns_path, CLONE_NEWNET);
+        } else if (spec->new_net && c->netns_fd >= 0) { /* from kpa-execd's pool */
                 CHECK(c, KPA_STEP_CLONE, setns(c->netns_fd, CLONE_NEWNET));
                 close(c->netns_fd);
         } else if (spec->new_net) {
                 CHECK(c, KPA_STEP_CLONE, unshare(CLONE_NEWNET));
         }
-        CHECK(c, KPA_STEP_HOSTNAME, sethostname(spec->hostname, strlen(spec->hostname)));
+        join_ns(c, spec->ipcns_path, CLONE_NEWIPC);
+        join_ns(c, spec->utsns_path, CLONE_NEWUTS);
+        if (spec->hostname)
+                CHECK(c, KPA_STEP_HOSTNAME, sethostname(spec->hostname, strlen(spec->hostname)));
         kpa_trace("child: netns, hostname");
         /* rootless: the parent could not clone the mounts to bind (that
          * needs privileges it lacks); this child can, in its own mount
          * namespace, and must before the new root's tmpfs hides them */
         int own_trees[spec->n_mounts + 1];
         child_ctx cc = *c;
-        if (spec->userns) {
+        if (spec->start_fifo) { /* a host path: opened before the root changes */
+                cc.start_fd = open(spec->start_fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+                CHECK(c, KPA_STEP_START_WAIT, cc.start_fd);
+        }
+        if (spec->rootfs) {
+                build_oci_root(&cc);
+        } else if (spec->userns) {
                 for (size_t i = 0; i < spec->n_mounts; i++)
                         own_trees[i] = child_tree(c, &spec->mounts[i]);
                 cc.trees = own_trees;
         } else {
                 receive_root(&cc);
         }
-        build_root(&cc);
+        if (!spec->rootfs)
+                build_root(&cc);
         for (size_t i = 0; i < spec->n_mounts; i++)
                 if (cc.trees[i] >= 0)
                         close(cc.trees[i]);
@@ -1085,7 +1263,7 @@ static _Noreturn void child_start(const kpa_instance_spec *spec, const int *tree
         close_all_except(keep, n);
         child_ctx c = {.spec = spec, .trees = trees, .report_fd = report_fd, .death_fd = death_fd,
                        .sync_fd = sync_fd, .setup_fd = setup_fd, .root_fd = -1, .dev_fd = -1,
-                       .cpus = cpus, .tty_slave = -1, .netns_fd = netns_fd};
+                       .cpus = cpus, .tty_slave = -1, .netns_fd = netns_fd, .start_fd = -1};
         child_main(&c);
 }
 
@@ -1261,9 +1439,10 @@ static int setup_child(const kpa_instance_spec *spec, kpa_cgroup_driver driver, 
                        kpa_error *err)
 {
         _cleanup_(kpa_seccomp_prog_free) kpa_seccomp_prog seccomp = {0};
-        int q = kpa_seccomp_build(&spec->seccomp, &seccomp, err);
+        int q = spec->seccomp_prog ? 0 : kpa_seccomp_build(&spec->seccomp, &seccomp, err);
         if (q < 0)
                 return q;
+        const kpa_seccomp_prog *prog = spec->seccomp_prog ? spec->seccomp_prog : &seccomp;
         kpa_trace("spawn: seccomp filter built");
         if (!*cg && wants_cgroup(spec) && driver == KPA_CGROUP_DRIVER_SYSTEMD) {
                 /* systemd moves the child, which waits for this message;
@@ -1285,7 +1464,7 @@ static int setup_child(const kpa_instance_spec *spec, kpa_cgroup_driver driver, 
         if (*cg && !in_cgroup && (q = kpa_cgroup_attach_fds(*cg, &attach, &n_attach, err)) < 0)
                 return q;
         _cleanup_close_ int oom_fd = *cg && spec->limits.memory_bytes ? kpa_cgroup_oom_fd(*cg) : -1;
-        q = send_setup(setup_fd, &seccomp, attach, n_attach, oom_fd);
+        q = send_setup(setup_fd, prog, attach, n_attach, oom_fd);
         if (*cg)
                 kpa_cgroup_close_attach_fds(*cg);
         if (q == -EPIPE || q == -ECONNRESET)
@@ -1306,6 +1485,8 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         int q = kpa_privileges_prepare();
         if (q < 0)
                 return kpa_error_set_errno(err, -q, "cannot prepare the capability sets");
+        if (spec->rootfs && spec->userns)
+                return kpa_error_set_errno(err, ENOTSUP, "a container root needs root (no rootless mode)");
         if (spec->userns) { /* open_tree() needs privileges: the child binds paths */
                 for (size_t i = 0; i < spec->n_mounts; i++)
                         trees[i] = -1;
@@ -1413,7 +1594,7 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         if (q == 0 && !cg && wants_cgroup(spec) && driver == KPA_CGROUP_DRIVER_SYSTEMD)
                 q = kpa_cgroup_scope_begin(spec->app_id, spec->instance_id, &spec->limits, pid,
                                            &scope_rq, err);
-        if (q == 0 && !spec->userns)
+        if (q == 0 && !spec->userns && !spec->rootfs)
                 q = hand_over_root(spec, setup[0], err);
         if (q == 0)
                 q = setup_child(spec, driver, pid, setup[0], &cg, cgroup_fd >= 0, &scope_rq, err);

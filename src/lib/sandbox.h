@@ -27,6 +27,10 @@ typedef enum kpa_mount_kind {
         KPA_MOUNT_BIND_RW,
         KPA_MOUNT_SYMLINK,     /* TARGET -> SOURCE */
         KPA_MOUNT_COPY,        /* copy the small host file SOURCE to TARGET (in /etc) */
+        /* OCI (spec->rootfs set; done in order, inside the new root): */
+        KPA_MOUNT_FS,          /* a new FSTYPE file system (SOURCE its name) at TARGET */
+        KPA_MOUNT_MASK,        /* /dev/null over a file, an empty read-only tmpfs over a dir */
+        KPA_MOUNT_READONLY,    /* TARGET bound onto itself, read-only */
 } kpa_mount_kind;
 
 typedef struct kpa_mount_op {
@@ -36,6 +40,11 @@ typedef struct kpa_mount_op {
         char *target;   /* absolute path inside the new root */
         bool optional;  /* a missing source is skipped */
         bool detached;  /* SOURCE_FD is a detached mount (fsmount), moved as it is */
+        /* OCI: KPA_MOUNT_FS's type, MS_* flags and data; BIND_*: extra MS_*
+         * flags (MS_NOEXEC; nosuid and nodev are always set) */
+        char *fstype;
+        unsigned long flags;
+        char *data;
 } kpa_mount_op;
 
 typedef struct kpa_instance_spec {
@@ -83,6 +92,24 @@ typedef struct kpa_instance_spec {
         size_t n_init_kept_handles; /* the first N handles stay open in a detached
                                        instance's init too (declared sockets, for a
                                        restarted kpa-execd to take back); 0: none */
+        /* OCI (oci-config.c): the container's own root. ROOTFS (a host
+         * directory) is bound as the new root instead of kpa's tmpfs with
+         * /usr and /etc, and MOUNTS are then made in their order inside it
+         * (no /proc, /tmp, /run of kpa's own: the mounts say); /dev gets
+         * kpa's device nodes and links where they are missing. */
+        char *rootfs;        /* NULL: kpa's own root */
+        bool rootfs_readonly;
+        char *netns_path;    /* join this network namespace (NULL: NEW_NET decides) */
+        /* The init waits before it starts the application until a byte
+         * arrives on this FIFO (OCI create/start); NULL: no wait. */
+        char *start_fifo;
+        /* OCI (a pod's containers): join these IPC and UTS namespaces
+         * (NULL: new ones); HOSTNAME NULL then keeps the joined one's */
+        char *ipcns_path;
+        char *utsns_path;
+        /* OCI: linux.seccomp's filter, installed instead of the default
+         * one that SECCOMP relaxes (NULL: the default); owned */
+        kpa_seccomp_prog *seccomp_prog;
 } kpa_instance_spec;
 
 void kpa_instance_spec_free(kpa_instance_spec *spec);
@@ -140,6 +167,8 @@ typedef enum kpa_sandbox_step {
         KPA_STEP_KEYRING,
         KPA_STEP_TTY,
         KPA_STEP_CWD,
+        KPA_STEP_NETNS,     /* OCI: join spec->netns_path (ipcns_path, utsns_path) */
+        KPA_STEP_START_WAIT, /* OCI: wait on spec->start_fifo */
         KPA_STEP_MAX,
 } kpa_sandbox_step;
 const char *kpa_sandbox_step_name(kpa_sandbox_step step);

@@ -15,7 +15,7 @@ man_text() {
 }
 options_of() { "$1" --help 2>&1 | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u; }
 
-for tool in src/tools/kpa-pack src/tools/kpa-install src/tools/kpa-run src/daemon/kpa-execd; do
+for tool in src/tools/kpa-pack src/tools/kpa-install src/tools/kpa-run src/tools/kpa-oci src/daemon/kpa-execd; do
     bin=$top_builddir/$tool
     name=${tool##*/}
     [ -x "$bin" ] || { skip "$name: its --help options are in its man page" "$tool is not built"; continue; }

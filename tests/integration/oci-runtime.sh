@@ -1,0 +1,397 @@
+#!/bin/bash
+# oci-runtime.sh: kpa-oci, the OCI runtime. A bundle made of a static
+# busybox and a config.json (kpa-oci spec, then edited) goes through
+# create/state/start/exec/kill/delete and run; the effects are read from outside:
+# the state JSON, the init waiting before start, /proc/PID/ns, the cgroup
+# files of the memory and pids limits, a joined network namespace (ip netns),
+# the masked and read-only paths, a terminal through --console-socket, the
+# hooks' stdin. Refused fields name their
+# JSON path. Then the real engines, each skipped with its reason when
+# missing: podman (--runtime kpa-oci, storage in $T) with --network none and
+# with its default network, ps/inspect/exec/stop, -t; containerd (started here with
+# its own root, state and socket, killed by pid) driven by ctr with
+# --runc-binary kpa-oci.
+# This host's rlimits: podman's defaults (nofile and nproc 1048576) exceed
+# the hard limits root may set here (no CAP_SYS_RESOURCE in the bounding
+# set), so the podman runs pass --ulimit nofile=1024:1024 --ulimit
+# nproc=1024:1024. podman's default seccomp profile is the container's
+# filter (kpa-oci builds it with libseccomp).
+. "$(dirname "$0")/lib.sh"
+need_root
+
+KPA_OCI="$top_builddir/src/tools/kpa-oci"
+[ -x "$KPA_OCI" ] || skip_all "kpa-oci not built"
+BUSYBOX=/bin/busybox
+if [ ! -x $BUSYBOX ] || ldd $BUSYBOX >/dev/null 2>&1; then
+    skip_all "needs a static /bin/busybox (Debian package busybox-static)"
+fi
+
+R="$T/state"
+oci() { "$KPA_OCI" --root "$R" "$@"; }
+B="$T/bundle"
+mkdir -p "$B/rootfs/bin"
+cp $BUSYBOX "$B/rootfs/bin/busybox"
+for x in sh ls cat sleep echo true id pwd touch ip readlink grep hostname mkdir; do
+    ln -s busybox "$B/rootfs/bin/$x"
+done
+check "kpa-oci spec writes a config.json" oci spec -b "$B"
+cp "$B/config.json" "$T/config.orig"
+# edit KEY=JSON... into the bundle's config.json, from the original
+config() {
+    "$PYTHON3" - "$T/config.orig" "$B/config.json" "$@" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+for kv in sys.argv[3:]:
+    key, val = kv.split("=", 1)
+    parts = key.split(".")
+    o = c
+    for p in parts[:-1]:
+        o = o.setdefault(p, {})
+    if val == "DELETE":
+        o.pop(parts[-1], None)
+    else:
+        o[parts[-1]] = json.loads(val)
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+EOF
+}
+field() { "$PYTHON3" -c 'import json,sys; v=json.load(sys.stdin); print(v.get(sys.argv[1], ""))' "$1"; }
+wait_for() { # wait_for SECONDS CMD...: poll until CMD succeeds
+    local end=$((SECONDS + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt "$end" ] || return 1
+        sleep 0.05
+    done
+}
+# create: the container inherits the caller's stdio (as with runc), so
+# that its output never goes to a pipe that a check waits on
+create() { oci create "$@" </dev/null >>"$T/create.out" 2>&1; }
+started=()
+# the groups kpa.slice/oci that kpa keeps for the next start, where empty
+cleanup_add 'for d in $(app_cgroups oci); do rmdir "$d" 2>/dev/null; done'
+cleanup_add 'for c in "${started[@]}"; do oci delete --force "$c" >/dev/null 2>&1; done'
+
+# ---- run ----
+config 'process.args=["sh","-c","echo hello from $(hostname); exit 3"]'
+out=$(oci run -b "$B" r1 2>&1)
+rc=$?
+check_eq "run prints the application's output" "$out" "hello from kpa-oci"
+check_eq "run exits with the application's status" "$rc" 3
+check_fails "run leaves no state behind" test -e "$R/r1"
+
+config 'process.args=["sh","-c","pwd; id -u; id -g; echo $FOO; touch /x 2>/dev/null || echo ro-root; cat /proc/timer_list | wc -c; echo 1 2>/dev/null >/proc/sys/kernel/shmmax || echo ro-sys"]' \
+    'process.cwd="/tmp"' 'process.user={"uid":1000,"gid":1000}' \
+    'process.env=["PATH=/bin","FOO=bar"]'
+out=$(oci run -b "$B" r2 2>&1)
+check_eq "process.cwd, user, env; a read-only root; a masked /proc/timer_list; a read-only /proc/sys" \
+    "$(tr '\n' ' ' <<<"$out")" "/tmp 1000 1000 bar ro-root 0 ro-sys "
+
+# ---- create, state, start, kill, delete ----
+config 'process.args=["sleep","1000"]' \
+    'linux.resources={"memory":{"limit":67108864},"pids":{"limit":42}}' \
+    'annotations={"org.example.note":"kept"}'
+check "create" create -b "$B" --pid-file "$T/c1.pid" c1
+started+=(c1)
+st=$(oci state c1)
+pid=$(field pid <<<"$st")
+check_eq "state: status created" "$(field status <<<"$st")" created
+check_eq "state: id" "$(field id <<<"$st")" c1
+check_eq "state: ociVersion" "$(field ociVersion <<<"$st")" 1.0.2
+check_eq "state: bundle" "$(field bundle <<<"$st")" "$B"
+check_eq "state: annotations" "$(field annotations <<<"$st")" "{'org.example.note': 'kept'}"
+check_eq "state: pid is the --pid-file's" "$pid" "$(cat "$T/c1.pid")"
+check_eq "created: the init waits, the application has not started" \
+    "$(cat /proc/"$pid"/task/*/children 2>/dev/null | wc -w)" 0
+for ns in pid mnt ipc uts net cgroup; do
+    check "created: a new $ns namespace" test "$(readlink /proc/"$pid"/ns/$ns)" != "$(readlink /proc/self/ns/$ns)"
+done
+cgfile() { # cgfile PID CONTROLLER FILE...: the first of FILE... in PID's group
+    local path mnt f
+    while IFS=: read -r _ ctrl path; do
+        case ",$ctrl," in
+        *,"$2",*) mnt=/sys/fs/cgroup/$2 ;;
+        ,,) mnt=/sys/fs/cgroup; [ -d /sys/fs/cgroup/unified ] && mnt=/sys/fs/cgroup/unified ;;
+        *) continue ;;
+        esac
+        for f in "${@:3}"; do
+            [ -e "$mnt$path/$f" ] && { echo "$mnt$path/$f"; return 0; }
+        done
+    done <"/proc/$1/cgroup"
+    return 1
+}
+memfile=$(cgfile "$pid" memory memory.max memory.limit_in_bytes)
+check_eq "linux.resources.memory.limit: the cgroup's memory limit" "$(cat "$memfile")" 67108864
+pidsfile=$(cgfile "$pid" pids pids.max)
+check_eq "linux.resources.pids.limit: the cgroup's pids.max" "$(cat "$pidsfile")" 42
+check_output "kill of an unknown signal" "unknown" oci kill c1 SIGNOPE
+check "start" oci start c1
+check_eq "state: running" "$(oci state c1 | field status)" running
+check "started: the application runs under the init" \
+    wait_for 10 grep -qx sleep "/proc/$(awk '{print $1}' /proc/"$pid"/task/"$pid"/children)/comm"
+check_output "a second start is refused" "not created" oci start c1
+out=$(oci exec c1 sh -c 'for n in pid mnt net; do readlink /proc/self/ns/$n; done; grep CapEff /proc/self/status; exit 5' 2>/dev/null)
+check_eq "exec: its exit status" "$?" 5
+check_eq "exec: in the container's pid, mount and network namespaces, no capabilities" \
+    "$(tr '\n\t' '  ' <<<"$out")" "$(readlink /proc/"$pid"/ns/pid /proc/"$pid"/ns/mnt /proc/"$pid"/ns/net | tr '\n' ' ')CapEff: 0000000000000000 "
+check_eq "exec in the container's cgroup" "$(oci exec c1 cat /proc/self/cgroup 2>/dev/null | grep -c ':/$')" \
+    "$(grep -c . /proc/"$pid"/cgroup)"
+out=$(oci exec -u 1000:1000 --cwd /tmp -e X=1 c1 sh -c 'pwd; id; echo $X' 2>/dev/null)
+check_eq "exec --user, --cwd, --env" "$(tr '\n' ' ' <<<"$out")" "/tmp uid=1000 gid=1000 1 "
+echo '{"args":["sh","-c","echo from --process"],"cwd":"/","env":["PATH=/bin"]}' >"$T/process.json"
+check_eq "exec --process" "$(oci exec --process "$T/process.json" c1 2>/dev/null)" "from --process"
+exec_d() { oci exec -d "$@" </dev/null >/dev/null 2>&1; } # its stdio, as create's
+check "exec -d --pid-file" exec_d --pid-file "$T/exec.pid" c1 sleep 1000
+check_eq "the detached process is in the container's pid namespace" \
+    "$(readlink /proc/"$(cat "$T/exec.pid")"/ns/pid)" "$(readlink /proc/"$pid"/ns/pid)"
+check_output "exec of a program missing in the container" 'process.args[0]: "nosuch": no such executable' \
+    oci exec c1 nosuch
+check_output "delete of a running container is refused" "delete --force" oci delete c1
+check "kill TERM" oci kill c1 TERM
+check "stopped after the signal" wait_for 10 sh -c "'$KPA_OCI' --root '$R' state c1 | grep -q '\"stopped\"'"
+check_eq "stopped: pid 0 in the state" "$(oci state c1 | field pid)" 0
+cgdir=$(dirname "$pidsfile")
+check "delete" oci delete c1
+check_fails "delete removes the cgroup" test -d "$cgdir"
+check_output "state of a deleted container" "does not exist" oci state c1
+
+check "create another" create -b "$B" c2
+started+=(c2)
+check "delete --force of a created container" oci delete --force c2
+check_output "it is gone" "does not exist" oci state c2
+
+# ---- a joined network namespace (CNI's way) ----
+NS=kpa-oci-test$$
+if ip netns add $NS 2>/dev/null; then
+    cleanup_add "ip netns del $NS"
+    config 'process.args=["sleep","1000"]' \
+        "linux.namespaces=[{\"type\":\"pid\"},{\"type\":\"network\",\"path\":\"/run/netns/$NS\"},{\"type\":\"ipc\"},{\"type\":\"uts\"},{\"type\":\"mount\"}]" \
+        'linux.sysctl={"net.ipv4.ping_group_range":"0 0"}'
+    check "create with linux.namespaces network path" create -b "$B" n1
+    started+=(n1)
+    pid=$(oci state n1 | field pid)
+    check_eq "the init is in the named netns" "$(stat -L -c %i /proc/"$pid"/ns/net)" \
+        "$(stat -L -c %i /run/netns/$NS)"
+    check_eq "linux.sysctl is written in the container's netns" \
+        "$(ip netns exec $NS cat /proc/sys/net/ipv4/ping_group_range | tr -s '\t ' ' ')" "0 0"
+    check "delete --force" oci delete --force n1
+else
+    skip "a joined network namespace" "ip netns add failed"
+fi
+
+# ---- a pod: a second container joins the first one's network, IPC and UTS ----
+config 'process.args=["sleep","1000"]' 'hostname="kpa-pod"'
+check "create the pod's first container" create -b "$B" p1
+started+=(p1)
+ppid=$(oci state p1 | field pid)
+config 'process.args=["sleep","1000"]' \
+    "linux.namespaces=[{\"type\":\"pid\"},{\"type\":\"network\",\"path\":\"/proc/$ppid/ns/net\"},{\"type\":\"ipc\",\"path\":\"/proc/$ppid/ns/ipc\"},{\"type\":\"uts\",\"path\":\"/proc/$ppid/ns/uts\"},{\"type\":\"mount\"}]" \
+    'hostname=DELETE'
+check "create a second container in its namespaces" create -b "$B" p2
+started+=(p2)
+pid=$(oci state p2 | field pid)
+for ns in net ipc uts; do
+    check_eq "the second container shares the first one's $ns namespace" \
+        "$(readlink /proc/"$pid"/ns/$ns)" "$(readlink /proc/"$ppid"/ns/$ns)"
+done
+check "but has a pid namespace of its own" test "$(readlink /proc/"$pid"/ns/pid)" != "$(readlink /proc/"$ppid"/ns/pid)"
+check_eq "a joined UTS namespace keeps its hostname" "$(nsenter -t "$pid" -u hostname)" kpa-pod
+check "delete both" oci delete --force p2
+check "delete --force p1" oci delete --force p1
+config 'linux.namespaces=[{"type":"pid","path":"/proc/1/ns/pid"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}]'
+check_output "joining a pid namespace is refused" 'linux.namespaces[0]: joining a pid namespace is not supported' \
+    oci create -b "$B" bad
+
+# ---- linux.seccomp: the config's filter instead of kpa's ----
+config 'process.args=["sh","-c","mkdir /tmp/a 2>&1; echo $?; grep Seccomp: /proc/self/status"]' \
+    'linux.seccomp={"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],"syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":13}]}'
+out=$(oci run -b "$B" s1 2>&1)
+check_eq "linux.seccomp: mkdir fails with the profile's errno (EACCES)" "$(tr '\n' ' ' <<<"$out" | tr -s '\t' ' ')" \
+    "mkdir: can't create directory '/tmp/a': Permission denied 1 Seccomp: 2 "
+
+# ---- process.terminal: a pty of the container's devpts, its master sent to
+# --console-socket (runc's protocol), read here by a small receiver ----
+cat >"$T/console.py" <<'EOF'
+import array, os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+s.listen(1)
+c, _ = s.accept()
+msg, anc, flags, addr = c.recvmsg(64, socket.CMSG_LEN(4))
+fds = array.array("i")
+for level, kind, data in anc:
+    fds.frombytes(data[:4])
+out = b""
+while True:
+    try:
+        d = os.read(fds[0], 4096)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+sys.stdout.write(out.decode(errors="replace").replace("\r", ""))
+EOF
+config 'process.terminal=true' 'process.consoleSize={"height":33,"width":99}' \
+    'process.args=["sh","-c","tty; test -t 0 && echo isatty; stty size"]'
+"$PYTHON3" "$T/console.py" "$T/console.sock" >"$T/console.out" &
+cpid=$!
+cleanup_add "kill $cpid 2>/dev/null"
+wait_for 10 test -S "$T/console.sock"
+check "create with --console-socket" create -b "$B" --console-socket "$T/console.sock" t1
+started+=(t1)
+check "start" oci start t1
+wait $cpid
+check_eq "the process has the pty as its terminal, of consoleSize" "$(tr '\n' ' ' <"$T/console.out")" \
+    "/dev/pts/0 isatty 33 99 "
+check "delete" oci delete --force t1
+
+# ---- hooks: the state JSON on stdin ----
+hook() { echo "{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"cat > $T/hook-$1.json\"]}"; }
+config 'process.args=["true"]' \
+    "hooks={\"createRuntime\":[$(hook createRuntime)],\"poststart\":[$(hook poststart)],\"poststop\":[$(hook poststop)]}"
+oci run -b "$B" h1 >/dev/null 2>&1
+check_eq "createRuntime hook: the state on stdin" "$(field status <"$T/hook-createRuntime.json")" created
+check_eq "poststart hook: the state on stdin" "$(field id <"$T/hook-poststart.json")" h1
+check_eq "poststop hook ran at delete" "$(field id <"$T/hook-poststop.json")" h1
+config 'process.args=["true"]' 'hooks={"createRuntime":[{"path":"/bin/false"}]}'
+check_output "a failing createRuntime hook fails the create" "createRuntime hook /bin/false: failed" \
+    oci create -b "$B" h2
+check_fails "and leaves no state" test -e "$R/h2"
+
+# ---- refusals: the JSON path and the rule ----
+config 'linux.intelRdt={"closID":"x"}'
+check_output "an unsupported field names its path" "linux.intelRdt: not supported" oci create -b "$B" bad
+config 'mounts=[{"destination":"/x","type":"overlay","source":"o"}]'
+check_output "an unknown mount type" 'mounts[0].type: "overlay": not supported' oci create -b "$B" bad
+config 'linux.namespaces=[{"type":"pid"},{"type":"user"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}]'
+check_output "a user namespace" 'linux.namespaces[1]: type "user": not supported' oci create -b "$B" bad
+config 'linux.seccomp={"defaultAction":"SCMP_ACT_ALLOW","listenerPath":"/run/x"}'
+check_output "a seccomp notify listener" "linux.seccomp.listenerPath: not supported" oci create -b "$B" bad
+config 'linux.seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_NOTIFY"}]}'
+check_output "a seccomp action kpa-oci lacks" 'linux.seccomp.syscalls[0]: action not supported: "SCMP_ACT_NOTIFY"' \
+    oci create -b "$B" bad
+config 'process.terminal=true'
+check_output "process.terminal without --console-socket" "a terminal needs --console-socket" \
+    oci create -b "$B" bad
+config 'process.args=["nosuchprogram"]'
+check_output "a program missing from the rootfs" 'process.args[0]: "nosuchprogram": no such executable' \
+    oci create -b "$B" bad
+check_fails "refusals leave no state" test -e "$R/bad"
+config
+check_output "an invalid id" "not valid" oci create -b "$B" ../x
+check_output "--systemd-cgroup" "not supported, use cgroupfs" oci --systemd-cgroup create -b "$B" x
+check_output "--console-socket without a terminal" "only for a terminal" oci create -b "$B" --console-socket "$T/s" x
+check_output "exec in a container that does not exist" "does not exist" oci exec x true
+check_output "exec with a terminal" "terminals are not supported yet" oci exec -t c9 true
+check_output "state of an unknown container" "does not exist" \
+    oci --log "$T/log.json" --log-format json state nope
+check "--log-format json writes runc's JSON lines" grep -q '^{"level":"error","msg":"container' "$T/log.json"
+check "features prints JSON" sh -c "'$KPA_OCI' features | '$PYTHON3' -m json.tool"
+
+# ---- podman ----
+# the groups podman makes (--cgroup-parent, inside our own group in every
+# hierarchy), removed afterwards with the parents that did not exist before
+MYCG=$(sed -n 's/^[0-9]*:memory://p' /proc/self/cgroup)
+[ -n "$MYCG" ] || MYCG=$(sed -n 's/^0:://p' /proc/self/cgroup)
+CGP="${MYCG%/}/kpa-oci-test$$"
+new_cgroups=()
+for h in /sys/fs/cgroup /sys/fs/cgroup/*; do
+    [ -e "$h/cgroup.procs" ] || continue
+    d=$h$CGP
+    while [ "$d" != "$h" ] && [ ! -d "$d" ]; do
+        new_cgroups+=("$d")
+        d=$(dirname "$d")
+    done
+done
+rm_new_cgroups() {
+    local d
+    for d in "${new_cgroups[@]}"; do
+        [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
+    done
+    return 0
+}
+# shellcheck disable=SC2034 # read by a cleanup
+BRIDGE_EXISTED=$(ip link show cni-podman0 >/dev/null 2>&1 && echo yes)
+# what the engines leave in /run (podman's IPAM database, the shims'
+# sockets): removed when this test made it
+for d in /run/containers /run/containerd /run/kpa-oci; do
+    [ -e $d ] || cleanup_add "rm -rf $d"
+done
+if ! command -v podman >/dev/null; then
+    skip "podman" "podman is not installed (Debian package podman)"
+else
+    # kpa-oci's state in its default --root, /run/kpa-oci: podman's exit
+    # command (the cleanup after a container ends) does not pass a
+    # --runtime-flag root=... on, and would delete in the default one
+    P=(podman --root "$T/podman" --runroot "$T/podman-run" --runtime "$KPA_OCI"
+        --cgroup-manager cgroupfs --events-backend file --storage-driver vfs)
+    RUNOPTS=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --cgroup-parent "$CGP")
+    cleanup_add '"${P[@]}" rm -af -t 0 >/dev/null 2>&1; rm_new_cgroups;
+        [ -n "$BRIDGE_EXISTED" ] || ip link del cni-podman0 2>/dev/null'
+    tar -C "$B/rootfs" -cf "$T/rootfs.tar" .
+    check "podman import of the busybox rootfs" "${P[@]}" import -q "$T/rootfs.tar" localhost/kpa-oci-busybox:test
+    out=$("${P[@]}" run --rm --network none "${RUNOPTS[@]}" localhost/kpa-oci-busybox:test \
+        sh -c 'echo hello; ip -o link | grep -c ": eth"' 2>&1)
+    check_eq "podman run --network none: only loopback" "$(grep -v warning <<<"$out" | tr '\n' ' ')" "hello 0 "
+    check_eq "podman run --rm leaves no kpa-oci state (nor cgroup)" \
+        "$(find /run/kpa-oci -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)" 0
+    out=$("${P[@]}" run --rm "${RUNOPTS[@]}" localhost/kpa-oci-busybox:test ip -o -4 addr show eth0 2>&1)
+    check "podman run with the default network: eth0 has an address" grep -q "inet " <<<"$out"
+    check "podman run -d" "${P[@]}" run -d --name kpa-oci-web --pids-limit 77 "${RUNOPTS[@]}" \
+        localhost/kpa-oci-busybox:test sleep 1000
+    check_eq "podman inspect: running" "$("${P[@]}" inspect -f '{{.State.Status}}' kpa-oci-web)" running
+    check "podman ps lists it Up" sh -c "$(printf '%q ' "${P[@]}") ps | grep kpa-oci-web | grep -q Up"
+    pid=$("${P[@]}" inspect -f '{{.State.Pid}}' kpa-oci-web)
+    check_eq "podman's --pids-limit in the container's cgroup" "$(cat "$(cgfile "$pid" pids pids.max)")" 77
+    out=$("${P[@]}" exec kpa-oci-web sh -c 'echo hello from exec; exit 4' 2>/dev/null)
+    check_eq "podman exec: its exit status" "$?" 4
+    check_eq "podman exec: its output" "$out" "hello from exec"
+    check_eq "podman exec -u" "$("${P[@]}" exec -u 1000:1000 kpa-oci-web id 2>/dev/null)" "uid=1000 gid=1000"
+    out=$("${P[@]}" run --rm -t "${RUNOPTS[@]}" localhost/kpa-oci-busybox:test sh -c 'tty; test -t 1 && echo isatty' \
+        </dev/null 2>/dev/null | tr -d '\r')
+    check_eq "podman run -t: a terminal" "$(tr '\n' ' ' <<<"$out")" "/dev/pts/0 isatty "
+    check "podman stop" "${P[@]}" stop -t 10 kpa-oci-web
+    check_eq "podman inspect: exited" "$("${P[@]}" inspect -f '{{.State.Status}}' kpa-oci-web)" exited
+    check "podman rm" "${P[@]}" rm kpa-oci-web
+fi
+
+# ---- containerd and ctr ----
+if ! command -v containerd >/dev/null || ! command -v ctr >/dev/null; then
+    skip "ctr" "containerd is not installed (Debian package containerd)"
+else
+    C="$T/containerd"
+    mkdir -p "$C"
+    cat >"$C/config.toml" <<EOF
+version = 2
+root = "$C/root"
+state = "$C/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$C/sock"
+[ttrpc]
+  address = "$C/sock.ttrpc"
+EOF
+    containerd --config "$C/config.toml" --log-level warn >"$C/log" 2>&1 &
+    CPID=$!
+    cleanup_add "ctr --address '$C/sock' -n kpa-oci-test task kill -s KILL ct2 >/dev/null 2>&1;
+        ctr --address '$C/sock' -n kpa-oci-test task delete -f ct2 >/dev/null 2>&1;
+        ctr --address '$C/sock' -n kpa-oci-test container delete ct2 >/dev/null 2>&1;
+        kill $CPID; wait $CPID"
+    CTR=(ctr --address "$C/sock" -n kpa-oci-test)
+    RT=(--runtime io.containerd.runc.v2 --runc-binary "$KPA_OCI" --runc-root "$T/ctr-oci"
+        --fifo-dir "$T/ctr-fifo")
+    if wait_for 30 test -S "$C/sock"; then
+        out=$("${CTR[@]}" run --rm "${RT[@]}" --rootfs "$B/rootfs" ct1 sh -c 'echo hello from ctr; exit 0' 2>&1)
+        check_eq "ctr run --runc-binary kpa-oci" "$(grep -v warning <<<"$out")" "hello from ctr"
+        check "ctr run -d" "${CTR[@]}" run -d "${RT[@]}" --rootfs "$B/rootfs" ct2 sleep 1000
+        check "ctr task ls: RUNNING" sh -c "$(printf '%q ' "${CTR[@]}") task ls | grep ct2 | grep -q RUNNING"
+        check "ctr task kill" "${CTR[@]}" task kill -s TERM ct2
+        check "ctr task ls: STOPPED" wait_for 10 sh -c "$(printf '%q ' "${CTR[@]}") task ls | grep ct2 | grep -q STOPPED"
+        check "ctr task delete" "${CTR[@]}" task delete ct2
+        check "ctr container delete" "${CTR[@]}" container delete ct2
+    else
+        skip "ctr" "containerd did not start: $(tail -3 "$C/log")"
+    fi
+fi
+
+done_testing

@@ -1,0 +1,268 @@
+/* Unit tests for oci-config.c: config.json to kpa_instance_spec, without
+ * root. A bundle in a temporary directory (a rootfs with an executable
+ * /bin/sh and a link to it) and configs written here; the plan is checked
+ * field by field (argv, env, exec_path found in PATH inside the rootfs, cwd,
+ * ids, limits, namespaces, the mounts in order with their flags and data,
+ * masked and read-only paths), and each refusal names its JSON path. */
+#include "config.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "oci-config.h"
+#include "tap.h"
+#include "util.h"
+
+static char bundle[] = "/tmp/kpa-test-oci-config.XXXXXX";
+
+static void write_config(const char *json)
+{
+        char path[256];
+        snprintf(path, sizeof(path), "%s/config.json", bundle);
+        FILE *f = fopen(path, "w");
+        fputs(json, f);
+        fclose(f);
+}
+
+/* a config: the minimal one with REPLACEMENTS spliced in place of @ */
+#define BASE_HEAD                                                                                  \
+        "{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\", \"readonly\": true},"
+#define BASE_PROCESS "\"process\": {\"args\": [\"sh\", \"-c\", \"true\"], \"cwd\": \"/\"},"
+#define BASE_NS                                                                                    \
+        "\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"}, {\"type\": \"uts\"},"          \
+        " {\"type\": \"mount\"}, {\"type\": \"network\"}]"
+
+static int load(const char *json, kpa_oci_config **out, kpa_error *err)
+{
+        write_config(json);
+        kpa_error_clear(err);
+        return kpa_oci_config_load(bundle, "c1", out, err);
+}
+
+static void refused(const char *json, const char *needle, const char *name)
+{
+        kpa_oci_config *c = NULL;
+        kpa_error err = {0};
+        int r = load(json, &c, &err);
+        ok(r < 0 && strstr(err.message, needle), "refused: %s", name);
+        if (r == 0 || !strstr(err.message, needle))
+                printf("#   got \"%s\", wanted \"%s\"\n", r < 0 ? err.message : "(success)",
+                       needle);
+        kpa_oci_config_free(c);
+}
+
+static void test_full(void)
+{
+        kpa_oci_config *c = NULL;
+        kpa_error err = {0};
+        int r = load(
+                BASE_HEAD
+                "\"process\": {\"args\": [\"link\", \"x\"], \"cwd\": \"/tmp\","
+                "  \"env\": [\"PATH=/usr/bin:/bin\", \"A=b\"],"
+                "  \"user\": {\"uid\": 1000, \"gid\": 100, \"umask\": 18},"
+                "  \"capabilities\": {\"bounding\": [\"CAP_KILL\"], \"effective\": [\"CAP_KILL\","
+                "    \"CAP_CHOWN\"]},"
+                "  \"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"soft\": 100, \"hard\": 200}],"
+                "  \"oomScoreAdj\": 5, \"noNewPrivileges\": false},"
+                "\"hostname\": \"h\","
+                "\"mounts\": [{\"destination\": \"/proc\", \"type\": \"proc\", \"source\": "
+                "\"proc\"},"
+                "  {\"destination\": \"/dev\", \"type\": \"tmpfs\", \"source\": \"tmpfs\","
+                "   \"options\": [\"nosuid\", \"strictatime\", \"mode=755\", \"size=65536k\"]},"
+                "  {\"destination\": \"/data\", \"type\": \"bind\", \"source\": \"data\","
+                "   \"options\": [\"rbind\", \"ro\", \"noexec\"]},"
+                "  {\"destination\": \"/sys/fs/cgroup\", \"type\": \"cgroup\", \"source\": "
+                "\"cgroup\"}],"
+                "\"annotations\": {\"k\": \"v\"},"
+                "\"hooks\": {\"poststop\": [{\"path\": \"/bin/true\"}]},"
+                "\"linux\": {\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"},"
+                "  {\"type\": \"uts\"}, {\"type\": \"mount\"},"
+                "  {\"type\": \"network\", \"path\": \"/run/netns/x\"}],"
+                "  \"resources\": {\"memory\": {\"limit\": 1048576, \"swap\": 1048576},"
+                "    \"pids\": {\"limit\": 9}, \"cpu\": {\"shares\": 1024},"
+                "    \"devices\": [{\"allow\": false, \"access\": \"rwm\"}]},"
+                "  \"cgroupsPath\": \"/a/b\", \"maskedPaths\": [\"/proc/kcore\"],"
+                "  \"readonlyPaths\": [\"/proc/sys\"],"
+                "  \"sysctl\": {\"net.ipv4.ip_forward\": \"1\"}}}",
+                &c, &err);
+        if (!ok(r == 0, "a full config loads")) {
+                printf("#   %s\n", err.message);
+                return;
+        }
+        kpa_instance_spec *s = c->spec;
+        is_str(s->argv[0], "link", "argv[0]");
+        is_str(s->argv[1], "x", "argv[1]");
+        is_str(s->exec_path, "/bin/link", "the program is found in PATH inside the rootfs");
+        is_str(s->envp[1], "A=b", "env");
+        is_str(s->cwd, "/tmp", "cwd");
+        is(s->uid, 1000, "uid");
+        is(s->gid, 100, "gid");
+        ok(c->has_umask && c->umask == 022, "umask");
+        is_str(s->hostname, "h", "hostname");
+        ok(s->rootfs && strstr(s->rootfs, "/rootfs") && s->rootfs_readonly,
+           "root: path and readonly");
+        is_str(s->netns_path, "/run/netns/x", "a network namespace joined by path");
+        ok(!s->new_net, "no new network namespace then");
+        is(s->limits.memory_bytes, 1048576, "memory limit");
+        is(s->limits.pids, 9, "pids limit");
+        is(s->limits.cpu_weight, 39, "cpu shares 1024 as weight 39 (runc's mapping)");
+        is_str(c->cgroups_path, "/a/b", "cgroupsPath");
+        is_str(c->caps_dropped, "CAP_KILL CAP_CHOWN", "the capabilities asked for, each once");
+        ok(c->n_rlimits == 1 && c->rlimits[0].resource == RLIMIT_NOFILE &&
+                   c->rlimits[0].value.rlim_cur == 100 && c->rlimits[0].value.rlim_max == 200,
+           "rlimits");
+        ok(c->has_oom_score_adj && c->oom_score_adj == 5, "oomScoreAdj");
+        ok(c->annotations && c->hooks && c->sysctl, "annotations, hooks, sysctl kept");
+        is(s->n_mounts, 6, "four mounts, a mask, a read-only path");
+        kpa_mount_op *m = s->mounts;
+        ok(m[0].kind == KPA_MOUNT_MASK && strcmp(m[0].target, "/proc/kcore") == 0, "the mask");
+        ok(m[1].kind == KPA_MOUNT_READONLY && strcmp(m[1].target, "/proc/sys") == 0,
+           "the read-only path");
+        ok(m[2].kind == KPA_MOUNT_FS && strcmp(m[2].fstype, "proc") == 0 && !m[2].data, "proc");
+        ok(m[3].kind == KPA_MOUNT_FS && strcmp(m[3].fstype, "tmpfs") == 0 &&
+                   m[3].flags == (MS_NOSUID | MS_STRICTATIME) &&
+                   strcmp(m[3].data, "mode=755,size=65536k") == 0,
+           "tmpfs: flags and data apart");
+        ok(m[4].kind == KPA_MOUNT_BIND_RO && strstr(m[4].source, "/data") &&
+                   m[4].source[0] == '/' && m[4].flags == MS_NOEXEC,
+           "a read-only bind, its source relative to the bundle");
+        ok(m[5].kind == KPA_MOUNT_FS && strcmp(m[5].fstype, "cgroup2") == 0 &&
+                   (m[5].flags & MS_RDONLY),
+           "cgroup as the read-only unified hierarchy");
+        kpa_oci_config_free(c);
+}
+
+static void test_defaults(void)
+{
+        kpa_oci_config *c = NULL;
+        kpa_error err = {0};
+        int r = load(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS "}}", &c, &err);
+        if (!ok(r == 0, "a minimal config loads")) {
+                printf("#   %s\n", err.message);
+                return;
+        }
+        is_str(c->spec->hostname, "c1", "hostname: the container id");
+        ok(!c->spec->seccomp_prog, "no linux.seccomp: kpa's default filter");
+        is_str(c->spec->exec_path, "/bin/sh", "sh found in the default PATH");
+        ok(c->spec->new_net && !c->spec->netns_path, "network without a path: a new one");
+        ok(c->spec->stdio[0] == 0 && c->spec->stdio[2] == 2, "the caller's stdio");
+        is(c->spec->uid, 0, "uid 0 without process.user");
+        kpa_oci_config_free(c);
+}
+
+static void test_seccomp(void)
+{
+        kpa_oci_config *c = NULL;
+        kpa_error err = {0};
+        int r = load(
+                BASE_HEAD BASE_PROCESS
+                "\"linux\": {" BASE_NS ", \"seccomp\": {\"defaultAction\": \"SCMP_ACT_ERRNO\","
+                " \"defaultErrnoRet\": 38, \"architectures\": [\"SCMP_ARCH_X86_64\", "
+                "\"SCMP_ARCH_X86\","
+                " \"SCMP_ARCH_X32\"], \"syscalls\": [{\"names\": [\"read\", \"write\", "
+                "\"nosuchcall\"],"
+                " \"action\": \"SCMP_ACT_ALLOW\"}, {\"names\": [\"personality\"], \"action\":"
+                " \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 0, \"value\": 0, \"op\": "
+                "\"SCMP_CMP_EQ\"},"
+                " {\"index\": 0, \"value\": 8, \"op\": \"SCMP_CMP_EQ\"}]},"
+                " {\"names\": [\"clone\"], \"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": "
+                "0,"
+                " \"value\": 2114060288, \"valueTwo\": 0, \"op\": \"SCMP_CMP_MASKED_EQ\"}]}]}}}",
+                &c, &err);
+        ok(r == 0 && c->spec->seccomp_prog && c->spec->seccomp_prog->len > 10,
+           "linux.seccomp: a program (podman's form: arches, unknown names, args)");
+        if (r < 0)
+                printf("#   %s\n", err.message);
+        kpa_oci_config_free(c);
+}
+
+static void test_refusals(void)
+{
+        refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS ", \"intelRdt\": {}}}",
+                "linux.intelRdt: not supported", "linux.intelRdt");
+        refused(BASE_HEAD BASE_PROCESS "\"solaris\": {}, \"linux\": {" BASE_NS "}}",
+                "config.json: solaris: not supported", "a top-level key");
+        refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS ", \"seccomp\": {}}}",
+                "linux.seccomp.defaultAction: missing", "linux.seccomp without a default action");
+        refused(BASE_HEAD BASE_PROCESS
+                "\"linux\": {" BASE_NS ", \"seccomp\": {\"defaultAction\":"
+                " \"SCMP_ACT_ALLOW\", \"architectures\": [\"SCMP_ARCH_VAX\"]}}}",
+                "linux.seccomp.architectures: unknown architecture \"SCMP_ARCH_VAX\"",
+                "an unknown arch");
+        refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS ", \"seccomp\": {\"defaultAction\":"
+                                       " \"SCMP_ACT_ALLOW\", \"listenerPath\": \"/x\"}}}",
+                "linux.seccomp.listenerPath: not supported", "a seccomp listener");
+        refused(BASE_HEAD BASE_PROCESS
+                "\"mounts\": [{\"destination\": \"/x\", \"type\": \"overlay\"}],"
+                "\"linux\": {" BASE_NS "}}",
+                "mounts[0].type: \"overlay\": not supported", "an overlay mount");
+        refused(BASE_HEAD BASE_PROCESS
+                "\"mounts\": [{\"destination\": \"/x\", \"type\": \"bind\", \"source\": \"/y\","
+                " \"options\": [\"rshared\"]}], \"linux\": {" BASE_NS "}}",
+                "mounts[0].options: \"rshared\": only private propagation", "shared propagation");
+        refused(BASE_HEAD BASE_PROCESS
+                "\"mounts\": [{\"destination\": \"x\", \"type\": \"tmpfs\"}], \"linux\": {" BASE_NS
+                "}}",
+                "mounts[0].destination: \"x\" must be an absolute path", "a relative destination");
+        refused(BASE_HEAD BASE_PROCESS
+                "\"linux\": {\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"mount\"}]}}",
+                "kpa always makes new pid, mount, ipc and uts namespaces",
+                "the host's ipc and uts");
+        refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS ", \"uidMappings\": [{}]}}",
+                "linux.uidMappings: not supported", "uid mappings");
+        refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS
+                                       ", \"resources\": {\"cpu\": {\"quota\": 1000}}}}",
+                "linux.resources.cpu.quota: not supported", "a cpu quota");
+        refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS
+                                       ", \"sysctl\": {\"vm.swappiness\": \"1\"}}}",
+                "\"vm.swappiness\": not a namespaced sysctl", "a host-wide sysctl");
+        refused(BASE_HEAD "\"process\": {\"args\": [\"nope\"], \"cwd\": \"/\"},"
+                          "\"linux\": {" BASE_NS "}}",
+                "process.args[0]: \"nope\": no such executable", "a missing program");
+        refused(BASE_HEAD "\"process\": {\"args\": [\"escape\"], \"cwd\": \"/\"},"
+                          "\"linux\": {" BASE_NS "}}",
+                "\"escape\": no such executable",
+                "a link to a host program (/usr/bin/env) resolves inside the rootfs");
+        refused(BASE_HEAD "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"terminal\": 1},"
+                          "\"linux\": {" BASE_NS "}}",
+                "process.terminal: must be a boolean", "a terminal that is not a boolean");
+        refused(BASE_HEAD "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\","
+                          " \"user\": {\"uid\": 1, \"gid\": 1, \"additionalGids\": [2]}},"
+                          "\"linux\": {" BASE_NS "}}",
+                "process.user.additionalGids: supplementary groups", "supplementary groups");
+        refused(BASE_HEAD BASE_PROCESS "\"hooks\": {\"startContainer\": []}, \"linux\": {" BASE_NS
+                                       "}}",
+                "hooks.startContainer: not supported", "a startContainer hook");
+        refused("{\"ociVersion\": \"2.0.0\"}", "ociVersion: \"2.0.0\": only 1.x", "ociVersion 2");
+        refused("{", "not valid JSON", "bad JSON");
+        ok(!kpa_oci_id_valid("../x") && !kpa_oci_id_valid(".x") && !kpa_oci_id_valid("") &&
+                   kpa_oci_id_valid("a-b_c.d+1"),
+           "container ids");
+}
+
+int main(void)
+{
+        if (!mkdtemp(bundle))
+                return 1;
+        char path[256];
+        snprintf(path, sizeof(path), "%s/rootfs/bin", bundle);
+        char rootfs[256];
+        snprintf(rootfs, sizeof(rootfs), "%s/rootfs", bundle);
+        if (mkdir(rootfs, 0755) < 0 || mkdir(path, 0755) < 0)
+                return 1;
+        snprintf(path, sizeof(path), "%s/rootfs/bin/sh", bundle);
+        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0755);
+        close(fd);
+        snprintf(path, sizeof(path), "%s/rootfs/bin/link", bundle);
+        (void)!symlink("/bin/sh", path); /* absolute: resolved inside the rootfs */
+        snprintf(path, sizeof(path), "%s/rootfs/bin/escape", bundle);
+        (void)!symlink("/usr/bin/env", path); /* there on the host, not in the rootfs */
+        test_full();
+        test_defaults();
+        test_seccomp();
+        test_refusals();
+        kpa_rm_rf_at(AT_FDCWD, bundle);
+        return tap_done();
+}
