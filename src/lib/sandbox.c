@@ -859,7 +859,8 @@ static _Noreturn void app_main(const child_ctx *c, int err_fd)
         /* the handles go to 3..3+n-1; the error pipe rides along at 3+n so
          * that it survives the closing of every other fd, then is CLOEXEC */
         int fds[spec->n_handles + 1];
-        memcpy(fds, spec->handle_fds, spec->n_handles * sizeof(int));
+        if (spec->n_handles) /* (an OCI spec has no handle array at all) */
+                memcpy(fds, spec->handle_fds, spec->n_handles * sizeof(int));
         fds[spec->n_handles] = err_fd;
         int r = kpa_handles_install(fds, spec->n_handles + 1);
         if (r < 0)
