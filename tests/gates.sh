@@ -99,7 +99,7 @@ gate_cppcheck() {
     local out rc=0
     out=$(cd "$src" && cppcheck --enable=warning,performance,portability --error-exitcode=1 \
         --inline-suppr --suppressions-list=.cppcheck-suppressions \
-        --library=tests/static/json-c.cfg --std=c11 -q -j "$jobs" -I include -I src/lib \
+        --library=tests/static/json-c.cfg --std=c11 -q -j "$jobs" -I include -I src/common -I src/lib \
         --template='{file}:{line}: {severity}: {message} [{id}]' src tests 2>&1) || rc=1
     [ -z "$out" ] || { echo "$out"; rc=1; }
     detail="cppcheck $(cppcheck --version | awk '{print $2}'), src and tests"

@@ -354,7 +354,7 @@ static int discovery_load(void)
         char hash[17], boot[40];
         if (kpa_read_fd(fd, 4096, &text, NULL) < 0 || mount_key(&lines, hash, boot) < 0)
                 return -1;
-        char *line[3 + N_CTRL], *save = NULL;
+        char *line[3 + N_CTRL] = {NULL}, *save = NULL;
         size_t n = 0;
         for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
                 if (n == ELEMENTSOF(line))

@@ -312,7 +312,7 @@ static void open_tty(child_ctx *c)
  * child failed before (its report says why). */
 static int receive_tty(int sock, int *out)
 {
-        setup_hdr h;
+        setup_hdr h = {0};
         struct iovec iov = {.iov_base = &h, .iov_len = sizeof(h)};
         int fd = -1;
         size_t n_fds = 0;
