@@ -454,9 +454,6 @@ static int do_create(const char *id, const create_opts *o, kpa_sandbox *sb, json
         _cleanup_free_ char *fifo = kpa_xasprintf("%s/exec.fifo", dir);
         if (r == 0 && mkfifo(fifo, 0600) < 0)
                 r = fail("%s: %s", fifo, strerror(errno));
-        if (r == 0 && cfg->caps_dropped && cfg->caps_dropped[0])
-                say("warning", "process.capabilities: kpa keeps no capability; dropped: %s",
-                    cfg->caps_dropped);
         if (r == 0)
                 r = apply_inherited(cfg);
         kpa_instance_spec *spec = cfg->spec;
