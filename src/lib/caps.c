@@ -320,6 +320,20 @@ int kpa_cap_from_name(const char *name)
         return -EINVAL;
 }
 
+int kpa_cap_name(int cap, char *buf, size_t size)
+{
+        if (cap < 0 || cap >= 64 || cap >= cap_max_bits())
+                return -EINVAL;
+        char *n = cap_to_name((cap_value_t)cap);
+        if (!n)
+                return -ENOMEM;
+        int r = strncmp(n, "cap_", 4) == 0 && strlen(n) < size ? 0 : -EINVAL;
+        for (size_t i = 0; r == 0 && i <= strlen(n); i++)
+                buf[i] = (char)toupper((unsigned char)n[i]);
+        cap_free(n);
+        return r;
+}
+
 int kpa_caps_keep_check(const kpa_caps_keep *keep, const char **set, int *cap)
 {
         const struct {

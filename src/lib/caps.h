@@ -45,6 +45,9 @@ typedef struct kpa_caps_keep {
 /* The capability named NAME ("CAP_NET_BIND_SERVICE", as OCI spells it; the
  * running kernel must know it): its number, or -EINVAL. */
 int kpa_cap_from_name(const char *name);
+/* The other way: capability CAP's name, as OCI spells it, in BUF (SIZE
+ * bytes). 0, or -EINVAL when libcap or the kernel does not know it. */
+int kpa_cap_name(int cap, char *buf, size_t size);
 /* Whether the kernel can give KEEP as it is: every set within the bounding
  * set, effective within permitted, ambient within permitted and
  * inheritable. 0, or -EINVAL with *SET ("effective") and *CAP naming the

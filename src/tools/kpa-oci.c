@@ -924,7 +924,9 @@ static int cmd_features(void)
                 "  \"linux\": {\n"
                 "    \"namespaces\": [\"pid\", \"network\", \"ipc\", \"uts\", \"mount\", "
                 "\"cgroup\"],\n"
-                "    \"capabilities\": [],\n"
+                "    \"capabilities\": [";
+        static const char *const tail =
+                "],\n"
                 "    \"cgroup\": {\"v1\": true, \"v2\": true, \"systemd\": false, "
                 "\"systemdUser\": false},\n"
                 "    \"seccomp\": {\"enabled\": false},\n"
@@ -936,6 +938,11 @@ static int cmd_features(void)
                 "  \"annotations\": {\"org.kpa.runtime\": \"kpa-oci\"}\n"
                 "}\n";
         fputs(text, stdout);
+        /* the capabilities config.json may keep: those this kernel knows */
+        char name[32];
+        for (int c = 0; kpa_cap_name(c, name, sizeof(name)) == 0; c++)
+                printf("%s\"%s\"", c ? ", " : "", name);
+        fputs(tail, stdout);
         return 0;
 }
 
