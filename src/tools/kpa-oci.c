@@ -838,7 +838,7 @@ static int cmd_exec(int argc, char **argv)
                                              {"no-new-privs", no_argument, NULL, 'n'},
                                              {0}};
         const char *process_file = NULL, *pid_file = NULL, *cwd = NULL, *user = NULL;
-        bool detach = false;
+        bool detach = false, no_new_privs = false;
         json_object *env = json_object_new_array();
         int c;
         optind = 1;
@@ -854,7 +854,7 @@ static int cmd_exec(int argc, char **argv)
                 case 'w': cwd = optarg; break;
                 case 'e': json_object_array_add(env, json_object_new_string(optarg)); break;
                 case 'u': user = optarg; break;
-                case 'n': break; /* always */
+                case 'n': no_new_privs = true; break;
                 case 'F':
                         if (strcmp(optarg, "0") != 0) {
                                 json_object_put(env);
@@ -879,6 +879,8 @@ static int cmd_exec(int argc, char **argv)
                 r = fail("container \"%s\" is %s, not running", id, status_of(id, st));
         if (r == 0)
                 r = exec_process(st, process_file, argv + optind + 1, env, cwd, user, &proc);
+        if (r == 0 && no_new_privs && json_object_is_type(proc, json_type_object))
+                json_object_object_add(proc, "noNewPrivileges", json_object_new_boolean(1));
         if (r == 0 && kpa_oci_config_load(st_str(st, "bundle"), id, &cfg, &err) < 0)
                 r = fail("%s", err.message);
         _cleanup_free_ char *root =

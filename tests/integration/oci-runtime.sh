@@ -141,6 +141,14 @@ out=$(oci exec -u 1000:1000 --cwd /tmp -e X=1 c1 sh -c 'pwd; id; echo $X' 2>/dev
 check_eq "exec --user, --cwd, --env" "$(tr '\n' ' ' <<<"$out")" "/tmp uid=1000 gid=1000 1 "
 echo '{"args":["sh","-c","echo from --process"],"cwd":"/","env":["PATH=/bin"]}' >"$T/process.json"
 check_eq "exec --process" "$(oci exec --process "$T/process.json" c1 2>/dev/null)" "from --process"
+echo '{"args":["sh","-c","grep -E \"^(CapEff|CapBnd|NoNewPrivs)\" /proc/self/status"],"cwd":"/","env":["PATH=/bin"],
+ "capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}}' >"$T/process-caps.json"
+check_eq "exec --process: the process object's capabilities, no no_new_privs unasked" \
+    "$(oci exec --process "$T/process-caps.json" c1 2>/dev/null | tr -s '\t\n' '  ')" \
+    "CapEff: 0000000000000020 CapBnd: 0000000000000020 NoNewPrivs: 0 "
+check_eq "exec --no-new-privs" \
+    "$(oci exec --no-new-privs --process "$T/process-caps.json" c1 2>/dev/null | grep NoNewPrivs | tr -s '\t' ' ')" \
+    "NoNewPrivs: 1"
 exec_d() { oci exec -d "$@" </dev/null >/dev/null 2>&1; } # its stdio, as create's
 check "exec -d --pid-file" exec_d --pid-file "$T/exec.pid" c1 sleep 1000
 check_eq "the detached process is in the container's pid namespace" \
