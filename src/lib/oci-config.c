@@ -202,7 +202,7 @@ static int parse_capabilities(kpa_oci_config *c, json_object *caps, kpa_error *e
         if (want(caps, json_type_object, "process.capabilities", err) < 0 ||
             known_keys(caps, "process.capabilities", keys, err) < 0)
                 return -EINVAL;
-        kpa_caps_keep *k = &c->spec->caps;
+        kpa_caps_keep *k = c->spec->keep_caps;
         uint64_t *const sets[] = {&k->bounding, &k->effective, &k->inheritable, &k->permitted,
                                   &k->ambient};
         const char *names[64] = {0}; /* as the config spells them, for the messages */
@@ -381,7 +381,7 @@ int kpa_oci_process_parse(kpa_oci_config *c, json_object *p, int rootfd, kpa_err
         s->cwd = s->exec_path = NULL;
         c->rlimits = NULL;
         c->n_rlimits = 0;
-        s->caps = (kpa_caps_keep){0};
+        *s->keep_caps = (kpa_caps_keep){0};
         s->uid = 0;
         s->gid = 0;
         c->has_umask = c->has_oom_score_adj = false;
@@ -454,7 +454,7 @@ static int parse_process(kpa_oci_config *c, json_object *p, int rootfd, kpa_erro
         json_object *nnp = member(p, "noNewPrivileges");
         if (nnp && want(nnp, json_type_boolean, "process.noNewPrivileges", err) < 0)
                 return -EINVAL;
-        spec->caps.no_new_privs = nnp && json_object_get_boolean(nnp);
+        spec->keep_caps->no_new_privs = nnp && json_object_get_boolean(nnp);
         json_object *oom = member(p, "oomScoreAdj");
         if (oom) {
                 if (want(oom, json_type_int, "process.oomScoreAdj", err) < 0)
@@ -941,7 +941,8 @@ int kpa_oci_config_load(const char *bundle, const char *id, kpa_oci_config **out
         spec->stdio[2] = 2;
         spec->exit_record_fd = spec->init_keep_fd = -1;
         spec->detached = true;
-        spec->keep_caps = true; /* what process.capabilities asks for, and no more */
+        /* what process.capabilities asks for, and no more */
+        spec->keep_caps = kpa_xcalloc(1, sizeof(*spec->keep_caps));
         r = parse_config(c, cfg, bundle, err);
         json_object_put(cfg);
         if (r < 0) {

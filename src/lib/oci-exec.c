@@ -66,7 +66,7 @@ static _Noreturn void exec_child(const kpa_instance_spec *spec, const kpa_seccom
         signal(SIGPIPE, SIG_DFL);
         if (setsid() < 0)
                 die(fd, S_SETSID, errno);
-        const kpa_caps_keep *keep = spec->keep_caps ? &spec->caps : NULL;
+        const kpa_caps_keep *keep = spec->keep_caps;
         /* without no_new_privs the filter needs CAP_SYS_ADMIN: first (sandbox.c) */
         const bool filter_first = keep && !keep->no_new_privs;
         if (filter_first)

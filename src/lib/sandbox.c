@@ -150,6 +150,7 @@ void kpa_instance_spec_free(kpa_instance_spec *spec)
         free(spec->start_fifo);
         free(spec->ipcns_path);
         free(spec->utsns_path);
+        free(spec->keep_caps);
         if (spec->seccomp_prog) {
                 kpa_seccomp_prog_free(spec->seccomp_prog);
                 free(spec->seccomp_prog);
@@ -883,13 +884,13 @@ static _Noreturn void app_main(const child_ctx *c, int err_fd)
          * no_new_privs or CAP_SYS_ADMIN, which the grant may not keep; so
          * the filter comes first (as under runc), and the keyring, which
          * the filter may refuse, before it */
-        const bool filter_first = spec->keep_caps && !spec->caps.no_new_privs;
+        const bool filter_first = spec->keep_caps && !spec->keep_caps->no_new_privs;
         if (filter_first) {
                 join_new_keyring(err_fd);
                 if ((r = kpa_seccomp_apply(c->seccomp, &failed)) < 0)
                         app_fail(err_fd, KPA_STEP_SECCOMP, -r);
         }
-        r = kpa_privileges_drop_ids_keep(spec->uid, spec->gid, spec->keep_caps ? &spec->caps : NULL,
+        r = kpa_privileges_drop_ids_keep(spec->uid, spec->gid, spec->keep_caps,
                                          &failed); /* limits: init's */
         if (r < 0)
                 app_fail(err_fd, KPA_STEP_PRIVILEGES, -r);
@@ -1248,7 +1249,7 @@ static _Noreturn void child_main(const child_ctx *c)
          * cgroup: the init keeps its effective capabilities, and the
          * application inherits the limits */
         const char *failed = NULL;
-        int r = kpa_privileges_limit_keep(spec->keep_caps ? &spec->caps : NULL, &failed);
+        int r = kpa_privileges_limit_keep(spec->keep_caps, &failed);
         if (r < 0)
                 child_fail(c, KPA_STEP_PRIVILEGES, -r);
         kpa_seccomp_prog prog;

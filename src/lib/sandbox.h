@@ -112,12 +112,11 @@ typedef struct kpa_instance_spec {
          * one that SECCOMP relaxes (NULL: the default); owned */
         kpa_seccomp_prog *seccomp_prog;
         /* OCI: process.capabilities and process.noNewPrivileges, the
-         * orchestrator's grant (caps.h); with no_new_privs off, the filter
-         * is installed before the ids change, as runc does (it needs
-         * CAP_SYS_ADMIN then). false (kpa's packages, spec.c): every
-         * capability dropped and no_new_privs set, CAPS unused. */
-        bool keep_caps;
-        kpa_caps_keep caps;
+         * orchestrator's grant (caps.h), owned; with no_new_privs off, the
+         * filter is installed before the ids change, as runc does (it
+         * needs CAP_SYS_ADMIN then). NULL (kpa's packages, spec.c): every
+         * capability dropped and no_new_privs set. */
+        kpa_caps_keep *keep_caps;
 } kpa_instance_spec;
 
 void kpa_instance_spec_free(kpa_instance_spec *spec);
