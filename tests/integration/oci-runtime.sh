@@ -424,6 +424,15 @@ else
     check_eq "podman run ... cat /proc/self/status: podman's default set" \
         "$(grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' <<<"$out" | tr -s '\t\n' '  ')" \
         "CapInh: 0000000000000000 CapPrm: $(capmask "${eff[@]}") CapEff: $(capmask "${eff[@]}") CapBnd: $(capmask "${bnd[@]}") CapAmb: 0000000000000000 "
+    read -ra want <<<"$(printf '%s\n' "${eff[@]}" CAP_NET_ADMIN | grep -vx CAP_CHOWN | tr '\n' ' ')"
+    out=$("${P[@]}" run --rm --network none "${RUNOPTS[@]}" --cap-add NET_ADMIN --cap-drop CHOWN \
+        localhost/kpa-oci-busybox:test grep CapEff /proc/self/status 2>/dev/null)
+    check_eq "podman run --cap-add NET_ADMIN --cap-drop CHOWN" "$(tr -s '\t' ' ' <<<"$out")" \
+        "CapEff: $(capmask "${want[@]}")"
+    out=$("${P[@]}" run --rm --network none "${RUNOPTS[@]}" --user 1000:1000 --cap-add NET_BIND_SERVICE \
+        localhost/kpa-oci-busybox:test grep -E '^Cap(Eff|Amb)' /proc/self/status 2>/dev/null)
+    check_eq "podman run --user 1000:1000 --cap-add NET_BIND_SERVICE: ambient, so effective after exec" \
+        "$(tr -s '\t\n' '  ' <<<"$out")" "CapEff: 0000000000000400 CapAmb: 0000000000000400 "
     check_eq "podman's --pids-limit in the container's cgroup" "$(cat "$(cgfile "$pid" pids pids.max)")" 77
     out=$("${P[@]}" exec kpa-oci-web sh -c 'echo hello from exec; exit 4' 2>/dev/null)
     check_eq "podman exec: its exit status" "$?" 4
