@@ -1,7 +1,10 @@
 /* Unit tests for caps.c (root only): a forked child drops its privileges and
  * reports /proc/self/status, both as it stands and after an exec of cat,
  * which is where a root uid would get its capabilities back if the
- * bounding set were not empty. */
+ * bounding set were not empty. Then an OCI grant (two capabilities kept in
+ * every set, for uid 0 and a user, with and without no_new_privs): the sets
+ * hold exactly those, before and after the exec; and the names and the
+ * consistency rules of config time. */
 #include "config.h"
 
 #include <fcntl.h>
