@@ -841,7 +841,9 @@ static int setup_stdio(const int stdio[3])
 /* A fresh, empty session keyring, owned by the package's uid: the
  * caller's (kpa-run's user, or the daemon's) is not the package's to see,
  * allowKeyring or not. Kernels without keys have nothing to hide (ENOSYS).
- * Before the filter, which may refuse keyctl. */
+ * Before the filter, which may refuse keyctl (so, for an OCI process whose
+ * filter comes first, before the ids change: owned by root then, as under
+ * runc, and the process possesses it all the same). */
 static void join_new_keyring(int err_fd)
 {
         if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0L, 0L, 0L, 0L) < 0 && errno != ENOSYS)
@@ -890,8 +892,8 @@ static _Noreturn void app_main(const child_ctx *c, int err_fd)
                 if ((r = kpa_seccomp_apply(c->seccomp, &failed)) < 0)
                         app_fail(err_fd, KPA_STEP_SECCOMP, -r);
         }
-        r = kpa_privileges_drop_ids_keep(spec->uid, spec->gid, spec->keep_caps,
-                                         &failed); /* limits: init's */
+        /* the limits are the init's */
+        r = kpa_privileges_drop_ids_keep(spec->uid, spec->gid, spec->keep_caps, &failed);
         if (r < 0)
                 app_fail(err_fd, KPA_STEP_PRIVILEGES, -r);
         if (!filter_first)
