@@ -4,6 +4,8 @@
 #ifndef KPA_CAPS_H
 #define KPA_CAPS_H
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* In the parent, before it clones the child that will call the two
@@ -30,5 +32,41 @@ int kpa_privileges_limit(const char **failed_step);
  * kpa_privileges_prepare() first (-ENOMEM otherwise). Neither part
  * allocates: both are safe in a child of a raw clone. */
 int kpa_privileges_drop_ids(uid_t uid, gid_t gid, const char **failed_step);
+
+/* What an OCI config.json keeps (process.capabilities, bit N for
+ * capability N, and process.noNewPrivileges): the admin's grant, as the
+ * orchestrator writes it. kpa's own packages keep nothing (the functions
+ * above, or NULL below). */
+typedef struct kpa_caps_keep {
+        uint64_t bounding, effective, permitted, inheritable, ambient;
+        bool no_new_privs;
+} kpa_caps_keep;
+
+/* The capability named NAME ("CAP_NET_BIND_SERVICE", as OCI spells it; the
+ * running kernel must know it): its number, or -EINVAL. */
+int kpa_cap_from_name(const char *name);
+/* The other way: capability CAP's name, as OCI spells it, in BUF (SIZE
+ * bytes). 0, or -EINVAL when libcap or the kernel does not know it. */
+int kpa_cap_name(int cap, char *buf, size_t size);
+/* Whether the kernel can give KEEP as it is: every set within the bounding
+ * set, effective within permitted, ambient within permitted and
+ * inheritable. 0, or -EINVAL with *SET ("effective") and *CAP naming the
+ * first capability that is not. */
+int kpa_caps_keep_check(const kpa_caps_keep *keep, const char **set, int *cap);
+
+/* The two parts again, keeping KEEP (NULL: as kpa_privileges_limit() and
+ * kpa_privileges_drop_ids()). The limits shrink the bounding set to
+ * KEEP's, lock the securebits that still apply (no setuid fixup opt-out;
+ * no ambient raising when KEEP has no ambient set) and empty the ambient
+ * set. The rest keeps the permitted set across the switch to UID:GID
+ * (PR_SET_KEEPCAPS), sets the effective, permitted and inheritable sets to
+ * KEEP's, raises its ambient set, sets no_new_privs if KEEP asks, and
+ * checks each set (the bounding set included) against KEEP. */
+int kpa_privileges_limit_keep(const kpa_caps_keep *keep, const char **failed_step);
+int kpa_privileges_drop_ids_keep(uid_t uid, gid_t gid, const kpa_caps_keep *keep,
+                                 const char **failed_step);
+/* Both, in one process (kpa-oci exec). */
+int kpa_privileges_drop_keep(uid_t uid, gid_t gid, const kpa_caps_keep *keep,
+                             const char **failed_step);
 
 #endif

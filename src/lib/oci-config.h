@@ -31,7 +31,6 @@ typedef struct kpa_oci_config {
         bool has_umask;
         mode_t umask;
         char *cgroups_path; /* linux.cgroupsPath, or NULL */
-        char *caps_dropped; /* the capabilities asked for, which kpa drops ("" none) */
 } kpa_oci_config;
 
 /* Read BUNDLE/config.json for container ID. 0, or -errno with ERR naming
@@ -51,7 +50,7 @@ int kpa_oci_process_parse(kpa_oci_config *c, json_object *p, int rootfd, kpa_err
 
 /* Start SPEC's process (argv, envp, cwd, uid, gid, seccomp) in the running
  * container whose init is INIT_PID: in its cgroup CG (NULL: none), all its
- * namespaces, with every capability dropped and the filter installed
+ * namespaces, with the capabilities SPEC keeps and the filter installed
  * (oci-exec.c). The process is a child of the caller; *PID its pid.
  * 0, or -errno with ERR naming the step. */
 int kpa_oci_exec_spawn(pid_t init_pid, kpa_cgroup *cg, const kpa_instance_spec *spec, pid_t *pid,

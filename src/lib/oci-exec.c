@@ -3,8 +3,9 @@
  * (through a pidfd of its init), and start the process as a sibling-level
  * child of the caller (CLONE_PARENT from an intermediate child, so that it
  * is the caller's child and in the container's PID namespace); then the
- * same last steps as the sandbox's application: new session, no
- * capabilities, no_new_privs, the ids, the directory, the filter, exec.
+ * same last steps as the sandbox's application: new session, the
+ * capabilities the process object keeps, no_new_privs if it asks, the ids,
+ * the directory, the filter, exec.
  * Failures before exec come back as a step name and errno through a pipe. */
 #include "config.h"
 
@@ -47,6 +48,17 @@ static _Noreturn void die(int fd, int step, int err)
         _exit(127);
 }
 
+/* a new session keyring (before the filter, which may refuse keyctl), then the filter */
+static void keyring_and_filter(const kpa_seccomp_prog *prog, int fd)
+{
+        const char *failed = NULL;
+        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0L, 0L, 0L, 0L) < 0 && errno != ENOSYS)
+                die(fd, S_KEYRING, errno);
+        int r = kpa_seccomp_apply(prog, &failed);
+        if (r < 0)
+                die(fd, S_SECCOMP, -r);
+}
+
 /* the process itself, in the container's namespaces */
 static _Noreturn void exec_child(const kpa_instance_spec *spec, const kpa_seccomp_prog *prog,
                                  int fd)
@@ -54,17 +66,19 @@ static _Noreturn void exec_child(const kpa_instance_spec *spec, const kpa_seccom
         signal(SIGPIPE, SIG_DFL);
         if (setsid() < 0)
                 die(fd, S_SETSID, errno);
+        const kpa_caps_keep *keep = spec->keep_caps;
+        /* without no_new_privs the filter needs CAP_SYS_ADMIN: first (sandbox.c) */
+        const bool filter_first = keep && !keep->no_new_privs;
+        if (filter_first)
+                keyring_and_filter(prog, fd);
         const char *failed = NULL;
-        int r = kpa_privileges_drop(spec->uid, spec->gid, &failed);
+        int r = kpa_privileges_drop_keep(spec->uid, spec->gid, keep, &failed);
         if (r < 0)
                 die(fd, S_PRIV, -r);
         if (chdir(spec->cwd ? spec->cwd : "/") < 0)
                 die(fd, S_CWD, errno);
-        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0L, 0L, 0L, 0L) < 0 && errno != ENOSYS)
-                die(fd, S_KEYRING, errno);
-        r = kpa_seccomp_apply(prog, &failed);
-        if (r < 0)
-                die(fd, S_SECCOMP, -r);
+        if (!filter_first)
+                keyring_and_filter(prog, fd);
         execve(spec->exec_path, spec->argv, spec->envp);
         die(fd, S_EXEC, errno);
 }

@@ -150,6 +150,7 @@ void kpa_instance_spec_free(kpa_instance_spec *spec)
         free(spec->start_fifo);
         free(spec->ipcns_path);
         free(spec->utsns_path);
+        free(spec->keep_caps);
         if (spec->seccomp_prog) {
                 kpa_seccomp_prog_free(spec->seccomp_prog);
                 free(spec->seccomp_prog);
@@ -837,6 +838,18 @@ static int setup_stdio(const int stdio[3])
         return 0;
 }
 
+/* A fresh, empty session keyring, owned by the package's uid: the
+ * caller's (kpa-run's user, or the daemon's) is not the package's to see,
+ * allowKeyring or not. Kernels without keys have nothing to hide (ENOSYS).
+ * Before the filter, which may refuse keyctl (so, for an OCI process whose
+ * filter comes first, before the ids change: owned by root then, as under
+ * runc, and the process possesses it all the same). */
+static void join_new_keyring(int err_fd)
+{
+        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0L, 0L, 0L, 0L) < 0 && errno != ENOSYS)
+                app_fail(err_fd, KPA_STEP_KEYRING, errno);
+}
+
 static _Noreturn void app_main(const child_ctx *c, int err_fd)
 {
         const kpa_instance_spec *spec = c->spec;
@@ -870,21 +883,27 @@ static _Noreturn void app_main(const child_ctx *c, int err_fd)
         /* the saved stderr is closed now (or a handle has its number) */
         trace_to(STDERR_FILENO, "app: stdio, handles");
         const char *failed = NULL;
-        r = kpa_privileges_drop_ids(spec->uid, spec->gid, &failed); /* limits: init's */
+        /* OCI without no_new_privs: the kernel installs a filter only with
+         * no_new_privs or CAP_SYS_ADMIN, which the grant may not keep; so
+         * the filter comes first (as under runc), and the keyring, which
+         * the filter may refuse, before it */
+        const bool filter_first = spec->keep_caps && !spec->keep_caps->no_new_privs;
+        if (filter_first) {
+                join_new_keyring(err_fd);
+                if ((r = kpa_seccomp_apply(c->seccomp, &failed)) < 0)
+                        app_fail(err_fd, KPA_STEP_SECCOMP, -r);
+        }
+        /* the limits are the init's */
+        r = kpa_privileges_drop_ids_keep(spec->uid, spec->gid, spec->keep_caps, &failed);
         if (r < 0)
                 app_fail(err_fd, KPA_STEP_PRIVILEGES, -r);
-        /* A fresh, empty session keyring, owned by the package's uid: the
-         * caller's (kpa-run's user, or the daemon's) is not the package's to
-         * see, allowKeyring or not. Kernels without keys have nothing to
-         * hide (ENOSYS). Before the filter, which may refuse keyctl. */
-        if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, 0L, 0L, 0L, 0L) < 0 && errno != ENOSYS)
-                app_fail(err_fd, KPA_STEP_KEYRING, errno);
+        if (!filter_first)
+                join_new_keyring(err_fd);
         /* as the application's uid: a directory it cannot enter is refused */
         if (spec->cwd && chdir(spec->cwd) < 0)
                 app_fail(err_fd, KPA_STEP_CWD, errno);
         /* last: the filter refuses mount, unshare... that the steps above may use */
-        r = kpa_seccomp_apply(c->seccomp, &failed);
-        if (r < 0)
+        if (!filter_first && (r = kpa_seccomp_apply(c->seccomp, &failed)) < 0)
                 app_fail(err_fd, KPA_STEP_SECCOMP, -r);
         trace_to(STDERR_FILENO, "app: privileges dropped, seccomp, exec");
         execve(spec->exec_path, spec->argv, spec->envp);
@@ -1233,7 +1252,7 @@ static _Noreturn void child_main(const child_ctx *c)
          * cgroup: the init keeps its effective capabilities, and the
          * application inherits the limits */
         const char *failed = NULL;
-        int r = kpa_privileges_limit(&failed);
+        int r = kpa_privileges_limit_keep(spec->keep_caps, &failed);
         if (r < 0)
                 child_fail(c, KPA_STEP_PRIVILEGES, -r);
         kpa_seccomp_prog prog;

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "caps.h"
 #include "cgroup.h"
 #include "kpa/error.h"
 #include "seccomp-filter.h"
@@ -110,6 +111,12 @@ typedef struct kpa_instance_spec {
         /* OCI: linux.seccomp's filter, installed instead of the default
          * one that SECCOMP relaxes (NULL: the default); owned */
         kpa_seccomp_prog *seccomp_prog;
+        /* OCI: process.capabilities and process.noNewPrivileges, the
+         * orchestrator's grant (caps.h), owned; with no_new_privs off, the
+         * filter is installed before the ids change, as runc does (it
+         * needs CAP_SYS_ADMIN then). NULL (kpa's packages, spec.c): every
+         * capability dropped and no_new_privs set. */
+        kpa_caps_keep *keep_caps;
 } kpa_instance_spec;
 
 void kpa_instance_spec_free(kpa_instance_spec *spec);

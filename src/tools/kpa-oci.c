@@ -454,9 +454,6 @@ static int do_create(const char *id, const create_opts *o, kpa_sandbox *sb, json
         _cleanup_free_ char *fifo = kpa_xasprintf("%s/exec.fifo", dir);
         if (r == 0 && mkfifo(fifo, 0600) < 0)
                 r = fail("%s: %s", fifo, strerror(errno));
-        if (r == 0 && cfg->caps_dropped && cfg->caps_dropped[0])
-                say("warning", "process.capabilities: kpa keeps no capability; dropped: %s",
-                    cfg->caps_dropped);
         if (r == 0)
                 r = apply_inherited(cfg);
         kpa_instance_spec *spec = cfg->spec;
@@ -841,7 +838,7 @@ static int cmd_exec(int argc, char **argv)
                                              {"no-new-privs", no_argument, NULL, 'n'},
                                              {0}};
         const char *process_file = NULL, *pid_file = NULL, *cwd = NULL, *user = NULL;
-        bool detach = false;
+        bool detach = false, no_new_privs = false;
         json_object *env = json_object_new_array();
         int c;
         optind = 1;
@@ -857,7 +854,7 @@ static int cmd_exec(int argc, char **argv)
                 case 'w': cwd = optarg; break;
                 case 'e': json_object_array_add(env, json_object_new_string(optarg)); break;
                 case 'u': user = optarg; break;
-                case 'n': break; /* always */
+                case 'n': no_new_privs = true; break;
                 case 'F':
                         if (strcmp(optarg, "0") != 0) {
                                 json_object_put(env);
@@ -882,6 +879,8 @@ static int cmd_exec(int argc, char **argv)
                 r = fail("container \"%s\" is %s, not running", id, status_of(id, st));
         if (r == 0)
                 r = exec_process(st, process_file, argv + optind + 1, env, cwd, user, &proc);
+        if (r == 0 && no_new_privs && json_object_is_type(proc, json_type_object))
+                json_object_object_add(proc, "noNewPrivileges", json_object_new_boolean(1));
         if (r == 0 && kpa_oci_config_load(st_str(st, "bundle"), id, &cfg, &err) < 0)
                 r = fail("%s", err.message);
         _cleanup_free_ char *root =
@@ -927,7 +926,9 @@ static int cmd_features(void)
                 "  \"linux\": {\n"
                 "    \"namespaces\": [\"pid\", \"network\", \"ipc\", \"uts\", \"mount\", "
                 "\"cgroup\"],\n"
-                "    \"capabilities\": [],\n"
+                "    \"capabilities\": [";
+        static const char *const tail =
+                "],\n"
                 "    \"cgroup\": {\"v1\": true, \"v2\": true, \"systemd\": false, "
                 "\"systemdUser\": false},\n"
                 "    \"seccomp\": {\"enabled\": false},\n"
@@ -939,6 +940,11 @@ static int cmd_features(void)
                 "  \"annotations\": {\"org.kpa.runtime\": \"kpa-oci\"}\n"
                 "}\n";
         fputs(text, stdout);
+        /* the capabilities config.json may keep: those this kernel knows */
+        char name[32];
+        for (int c = 0; kpa_cap_name(c, name, sizeof(name)) == 0; c++)
+                printf("%s\"%s\"", c ? ", " : "", name);
+        fputs(tail, stdout);
         return 0;
 }
 

@@ -6,7 +6,8 @@
 # layer member outside /APP_ID or with "..", links, no manifest label, a
 # manifest that differs from the files, a stripped signature) are refused
 # naming the cause, with the store unchanged. Then the image goes through
-# Debian's tools: umoci unpack, skopeo inspect and copy, podman run.
+# Debian's tools: umoci unpack (and kpa-oci run of its bundle), skopeo
+# inspect and copy, podman run.
 . "$(dirname "$0")/lib.sh"
 
 PROBE="$top_builddir/tests/probe/probe"
@@ -330,6 +331,37 @@ if command -v umoci >/dev/null; then
     check_eq "config.json's process.args is the entrypoint" \
         "$("$PYTHON3" -c 'import json, sys; print(" ".join(json.load(open(sys.argv[1]))["process"]["args"]))' "$T/bundle/config.json")" \
         "/$APP/bin/probe cat /$APP/res/data/greeting.txt"
+    # kpa-oci runs umoci's bundle (its own --root in $T); umoci writes
+    # process.terminal true (for runc run -t), set false here: no console
+    # socket. Its config.json keeps CAP_AUDIT_WRITE, CAP_KILL and
+    # CAP_NET_BIND_SERVICE in every set, and sets noNewPrivileges.
+    KPA_OCI="$top_builddir/src/tools/kpa-oci"
+    if [ "$(id -u)" -ne 0 ] || [ ! -x "$KPA_OCI" ]; then
+        skip "kpa-oci runs umoci's bundle" "needs root and kpa-oci"
+    else
+        cleanup_add 'for d in $(app_cgroups oci); do rmdir "$d" 2>/dev/null; done'
+        cp "$T/bundle/config.json" "$T/umoci-config.json"
+        bundle_args() { # bundle_args ARG...: umoci's config.json, terminal off, these args
+            "$PYTHON3" - "$T/umoci-config.json" "$T/bundle/config.json" "$@" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+if sys.argv[3:]:
+    c["process"]["args"] = sys.argv[3:]
+json.dump(c, open(sys.argv[2], "w"))
+PY
+        }
+        bundle_args
+        run "$KPA_OCI" --root "$T/kpa-oci" run -b "$T/bundle" kpa-image-1 </dev/null
+        check_eq "kpa-oci runs umoci's bundle: the image's entrypoint" "$out" "hello from an OCI image"
+        bundle_args "/$APP/bin/probe" cat /proc/self/status
+        run "$KPA_OCI" --root "$T/kpa-oci" run -b "$T/bundle" kpa-image-2 </dev/null
+        check_eq "with the capabilities umoci's config.json keeps, in every set, and no_new_privs" \
+            "$(grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' <<<"$out" | tr -s '\t\n' '  ')" \
+            "CapInh: 0000000020000420 CapPrm: 0000000020000420 CapEff: 0000000020000420 CapBnd: 0000000020000420 CapAmb: 0000000020000420 NoNewPrivs: 1 "
+        check_eq "kpa-oci run leaves no state" "$(find "$T/kpa-oci" -mindepth 1 | wc -l)" 0
+        cp "$T/umoci-config.json" "$T/bundle/config.json"
+    fi
 else
     skip "umoci unpacks the image" "umoci not installed"
 fi

@@ -5,7 +5,9 @@
 # the state JSON, the init waiting before start, /proc/PID/ns, the cgroup
 # files of the memory and pids limits, a joined network namespace (ip netns),
 # the masked and read-only paths, a terminal through --console-socket, the
-# hooks' stdin. Refused fields name their
+# hooks' stdin, the capabilities kept as process.capabilities asks
+# (/proc/PID/status of the application, a uid 1000 binding port 80 with an
+# ambient CAP_NET_BIND_SERVICE). Refused fields name their
 # JSON path. Then the real engines, each skipped with its reason when
 # missing: podman (--runtime kpa-oci, storage in $T) with --network none and
 # with its default network, ps/inspect/exec/stop, -t; containerd (started here with
@@ -31,7 +33,7 @@ oci() { "$KPA_OCI" --root "$R" "$@"; }
 B="$T/bundle"
 mkdir -p "$B/rootfs/bin"
 cp $BUSYBOX "$B/rootfs/bin/busybox"
-for x in sh ls cat sleep echo true id pwd touch ip readlink grep hostname mkdir; do
+for x in sh ls cat sleep echo true id pwd touch ip readlink grep hostname mkdir nc; do
     ln -s busybox "$B/rootfs/bin/$x"
 done
 check "kpa-oci spec writes a config.json" oci spec -b "$B"
@@ -139,6 +141,14 @@ out=$(oci exec -u 1000:1000 --cwd /tmp -e X=1 c1 sh -c 'pwd; id; echo $X' 2>/dev
 check_eq "exec --user, --cwd, --env" "$(tr '\n' ' ' <<<"$out")" "/tmp uid=1000 gid=1000 1 "
 echo '{"args":["sh","-c","echo from --process"],"cwd":"/","env":["PATH=/bin"]}' >"$T/process.json"
 check_eq "exec --process" "$(oci exec --process "$T/process.json" c1 2>/dev/null)" "from --process"
+echo '{"args":["sh","-c","grep -E \"^(CapEff|CapBnd|NoNewPrivs)\" /proc/self/status"],"cwd":"/","env":["PATH=/bin"],
+ "capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}}' >"$T/process-caps.json"
+check_eq "exec --process: the process object's capabilities, no no_new_privs unasked" \
+    "$(oci exec --process "$T/process-caps.json" c1 2>/dev/null | tr -s '\t\n' '  ')" \
+    "CapEff: 0000000000000020 CapBnd: 0000000000000020 NoNewPrivs: 0 "
+check_eq "exec --no-new-privs" \
+    "$(oci exec --no-new-privs --process "$T/process-caps.json" c1 2>/dev/null | grep NoNewPrivs | tr -s '\t' ' ')" \
+    "NoNewPrivs: 1"
 exec_d() { oci exec -d "$@" </dev/null >/dev/null 2>&1; } # its stdio, as create's
 check "exec -d --pid-file" exec_d --pid-file "$T/exec.pid" c1 sleep 1000
 check_eq "the detached process is in the container's pid namespace" \
@@ -211,6 +221,59 @@ out=$(oci run -b "$B" s1 2>&1 | grep -v '^profiling:')
 check_eq "linux.seccomp: mkdir fails with the profile's errno (EACCES)" "$(tr '\n' ' ' <<<"$out" | tr -s '\t' ' ')" \
     "mkdir: can't create directory '/tmp/a': Permission denied 1 Seccomp: 2 "
 
+# ---- process.capabilities and noNewPrivileges: kept as asked, read from
+# outside in /proc/PID/status of the container's application ----
+app_of() { awk '{print $1}' "/proc/$1/task/$1/children" 2>/dev/null; } # app_of INIT_PID
+app_is() { # app_is INIT_PID COMM: its application runs COMM
+    local a
+    a=$(app_of "$1") && [ -n "$a" ] && grep -qx "$2" "/proc/$a/comm"
+}
+capsof() { # capsof PID: its five sets and NoNewPrivs, on one line
+    grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' "/proc/$1/status" | tr -s '\t' ' ' | tr '\n' ' '
+}
+capmask() { # capmask CAP_NAME...: the set as /proc/PID/status shows it
+    "$PYTHON3" - "$@" <<'EOF2'
+import re, sys
+bits = {m[0]: int(m[1]) for m in re.findall(r"#define (CAP_[A-Z_]+)\s+(\d+)\s*$",
+        open("/usr/include/linux/capability.h").read(), re.M)}
+print("%016x" % sum(1 << bits[n] for n in sys.argv[1:]))
+EOF2
+}
+two='["CAP_NET_BIND_SERVICE","CAP_CHOWN"]'
+config 'process.args=["sleep","1000"]' 'process.noNewPrivileges=true' \
+    "process.capabilities={\"bounding\":$two,\"effective\":$two,\"permitted\":$two,\"inheritable\":$two,\"ambient\":$two}"
+check "create with CAP_NET_BIND_SERVICE and CAP_CHOWN kept" create -b "$B" k1
+started+=(k1)
+pid=$(oci state k1 | field pid)
+check "start" oci start k1
+check "the application runs" wait_for 10 app_is "$pid" sleep
+m=$(capmask CAP_NET_BIND_SERVICE CAP_CHOWN)
+check_eq "every set holds exactly the two kept capabilities; noNewPrivileges true: no_new_privs" \
+    "$(capsof "$(app_of "$pid")")" \
+    "CapInh: $m CapPrm: $m CapEff: $m CapBnd: $m CapAmb: $m NoNewPrivs: 1 "
+check "delete --force" oci delete --force k1
+bind='"CAP_NET_BIND_SERVICE"'
+config 'process.args=["nc","-l","-p","80"]' 'process.user={"uid":1000,"gid":1000}' \
+    'process.noNewPrivileges=DELETE' "process.capabilities={\"bounding\":[$bind],\"permitted\":[$bind],\"inheritable\":[$bind],\"ambient\":[$bind]}"
+check "create: uid 1000 with an ambient CAP_NET_BIND_SERVICE" create -b "$B" k2
+started+=(k2)
+pid=$(oci state k2 | field pid)
+check "start" oci start k2
+check "uid 1000 listens on port 80 in the container's network namespace" \
+    wait_for 10 grep -qE '^ *[0-9]+: 0+:0050 0+:0000 0A' "/proc/$pid/net/tcp" "/proc/$pid/net/tcp6"
+m=$(capmask CAP_NET_BIND_SERVICE)
+app=$(app_of "$pid")
+check_eq "its sets after exec: the ambient capability; no noNewPrivileges: no_new_privs off" \
+    "$(capsof "$app")" "CapInh: $m CapPrm: $m CapEff: $m CapBnd: $m CapAmb: $m NoNewPrivs: 0 "
+check_eq "as uid 1000" "$(awk '/^Uid:/ {print $2 $3 $4 $5}' "/proc/$app/status")" 1000100010001000
+check "delete --force" oci delete --force k2
+config 'process.args=["nc","-l","-p","80"]' 'process.user={"uid":1000,"gid":1000}'
+check_output "without it, uid 1000 cannot bind port 80" "Permission denied" oci run -b "$B" k3
+config 'process.args=["sh","-c","grep -E \"^(CapEff|CapBnd|NoNewPrivs)\" /proc/self/status | tr -s \"\\t\" \" \" | tr \"\\n\" \" \""]' \
+    'process.noNewPrivileges=false'
+check_eq "no process.capabilities: no capability kept; noNewPrivileges false: no_new_privs off" \
+    "$(oci run -b "$B" k4 2>&1)" "CapEff: 0000000000000000 CapBnd: 0000000000000000 NoNewPrivs: 0 "
+
 # ---- process.terminal: a pty of the container's devpts, its master sent to
 # --console-socket (runc's protocol), read here by a small receiver ----
 cat >"$T/console.py" <<'EOF'
@@ -273,6 +336,12 @@ check_output "a seccomp notify listener" "linux.seccomp.listenerPath: not suppor
 config 'linux.seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["x"],"action":"SCMP_ACT_NOTIFY"}]}'
 check_output "a seccomp action kpa-oci lacks" 'linux.seccomp.syscalls[0]: action not supported: "SCMP_ACT_NOTIFY"' \
     oci create -b "$B" bad
+config 'process.capabilities={"bounding":["CAP_CHOWN"],"permitted":["CAP_CHOWN"],"effective":["CAP_KILL"]}'
+check_output "a capability outside the bounding set" \
+    "process.capabilities.effective: CAP_KILL is not in the bounding and permitted sets" oci create -b "$B" bad
+config 'process.capabilities={"bounding":["CAP_CHOWN","CAP_NOPE"]}'
+check_output "an unknown capability" \
+    'process.capabilities.bounding[1]: "CAP_NOPE": not a capability this kernel knows' oci create -b "$B" bad
 config 'process.terminal=true'
 check_output "process.terminal without --console-socket" "a terminal needs --console-socket" \
     oci create -b "$B" bad
@@ -345,6 +414,28 @@ else
     check_eq "podman inspect: running" "$("${P[@]}" inspect -f '{{.State.Status}}' kpa-oci-web)" running
     check "podman ps lists it Up" sh -c "$(printf '%q ' "${P[@]}") ps | grep kpa-oci-web | grep -q Up"
     pid=$("${P[@]}" inspect -f '{{.State.Pid}}' kpa-oci-web)
+    # podman's default capabilities (containers.conf), as podman inspect names them
+    read -ra eff <<<"$("${P[@]}" inspect -f '{{join .EffectiveCaps " "}}' kpa-oci-web)"
+    read -ra bnd <<<"$("${P[@]}" inspect -f '{{join .BoundingCaps " "}}' kpa-oci-web)"
+    app=$(app_of "$pid")
+    check_eq "podman run -d: the application's effective, permitted and bounding sets are podman's" \
+        "$(capsof "$app" | cut -d' ' -f4,6,8)" "$(capmask "${eff[@]}") $(capmask "${eff[@]}") $(capmask "${bnd[@]}")"
+    check_eq "with no inheritable nor ambient one" "$(capsof "$app" | cut -d' ' -f2,10)" \
+        "0000000000000000 0000000000000000"
+    out=$("${P[@]}" run --rm --network none "${RUNOPTS[@]}" localhost/kpa-oci-busybox:test \
+        cat /proc/self/status 2>&1)
+    check_eq "podman run ... cat /proc/self/status: podman's default set" \
+        "$(grep -E '^Cap(Inh|Prm|Eff|Bnd|Amb):' <<<"$out" | tr -s '\t\n' '  ')" \
+        "CapInh: 0000000000000000 CapPrm: $(capmask "${eff[@]}") CapEff: $(capmask "${eff[@]}") CapBnd: $(capmask "${bnd[@]}") CapAmb: 0000000000000000 "
+    read -ra want <<<"$(printf '%s\n' "${eff[@]}" CAP_NET_ADMIN | grep -vx CAP_CHOWN | tr '\n' ' ')"
+    out=$("${P[@]}" run --rm --network none "${RUNOPTS[@]}" --cap-add NET_ADMIN --cap-drop CHOWN \
+        localhost/kpa-oci-busybox:test grep CapEff /proc/self/status 2>/dev/null)
+    check_eq "podman run --cap-add NET_ADMIN --cap-drop CHOWN" "$(tr -s '\t' ' ' <<<"$out")" \
+        "CapEff: $(capmask "${want[@]}")"
+    out=$("${P[@]}" run --rm --network none "${RUNOPTS[@]}" --user 1000:1000 --cap-add NET_BIND_SERVICE \
+        localhost/kpa-oci-busybox:test grep -E '^Cap(Eff|Amb)' /proc/self/status 2>/dev/null)
+    check_eq "podman run --user 1000:1000 --cap-add NET_BIND_SERVICE: ambient, so effective after exec" \
+        "$(tr -s '\t\n' '  ' <<<"$out")" "CapEff: 0000000000000400 CapAmb: 0000000000000400 "
     check_eq "podman's --pids-limit in the container's cgroup" "$(cat "$(cgfile "$pid" pids pids.max)")" 77
     out=$("${P[@]}" exec kpa-oci-web sh -c 'echo hello from exec; exit 4' 2>/dev/null)
     check_eq "podman exec: its exit status" "$?" 4

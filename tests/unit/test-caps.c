@@ -1,7 +1,10 @@
 /* Unit tests for caps.c (root only): a forked child drops its privileges and
  * reports /proc/self/status, both as it stands and after an exec of cat,
  * which is where a root uid would get its capabilities back if the
- * bounding set were not empty. */
+ * bounding set were not empty. Then an OCI grant (two capabilities kept in
+ * every set, for uid 0 and a user, with and without no_new_privs): the sets
+ * hold exactly those, before and after the exec; and the names and the
+ * consistency rules of config time. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -11,6 +14,8 @@
 #include <sys/capability.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+
+#include <linux/securebits.h>
 
 #include "caps.h"
 #include "tap.h"
@@ -236,6 +241,104 @@ static void check_split(void)
         is_str(field(buf, "Uid"), "65534\t65534\t65534\t65534", "after the rest: all uids");
 }
 
+/* An OCI grant: CAP_CHOWN and CAP_NET_BIND_SERVICE in every set, as a
+ * config.json asks for them; for UID, before and after an exec of cat
+ * (where a non-root uid keeps only what is ambient, and root gets the
+ * bounding set back as permitted and effective: the kernel's rules). */
+#define KEPT "0000000000000401" /* CAP_CHOWN (0), CAP_NET_BIND_SERVICE (10) */
+static void check_keep(uid_t uid, bool exec_cat, bool nnp)
+{
+        const uint64_t both = (UINT64_C(1) << CAP_CHOWN) | (UINT64_C(1) << CAP_NET_BIND_SERVICE);
+        const kpa_caps_keep keep = {.bounding = both,
+                                    .effective = both,
+                                    .permitted = both,
+                                    .inheritable = both,
+                                    .ambient = uid ? both : 0,
+                                    .no_new_privs = nnp};
+        const char *how = exec_cat ? "after exec" : "before exec";
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return;
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+                if (dup2(p[1], 1) < 0)
+                        _exit(120);
+                const char *step = NULL;
+                int r = kpa_privileges_drop_keep(uid, uid, &keep, &step);
+                if (r < 0) {
+                        dprintf(1, "error=%s:%s\n", step ? step : "?", strerror(-r));
+                        _exit(1);
+                }
+                if (exec_cat) {
+                        execl("/bin/cat", "cat", "/proc/self/status", (char *)NULL);
+                        _exit(127);
+                }
+                _cleanup_free_ char *st = NULL;
+                size_t len = 0;
+                if (kpa_read_file_at(AT_FDCWD, "/proc/self/status", STATUS_MAX, &st, &len) < 0)
+                        _exit(121);
+                kpa_write_all(1, st, len);
+                dprintf(1, "securebits=%d\n", prctl(PR_GET_SECUREBITS, 0, 0, 0, 0));
+                child_exit(0);
+        }
+        close(p[1]);
+        char buf[STATUS_MAX + 1];
+        size_t len = 0;
+        ssize_t n;
+        while (len < STATUS_MAX && (n = read(p[0], buf + len, STATUS_MAX - len)) > 0)
+                len += (size_t)n;
+        buf[len] = '\0';
+        close(p[0]);
+        int status = -1;
+        waitpid(pid, &status, 0);
+        if (!ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                "keep, uid %u %s: the child succeeded", (unsigned)uid, how))
+                printf("#   status %d, output: %s\n", status, buf);
+        static const char *const sets[] = {"CapInh", "CapPrm", "CapEff", "CapBnd"};
+        for (size_t i = 0; i < ELEMENTSOF(sets); i++)
+                is_str(field(buf, sets[i]), KEPT, "keep, uid %u %s: %s as asked", (unsigned)uid,
+                       how, sets[i]);
+        is_str(field(buf, "CapAmb"), uid ? KEPT : "0000000000000000",
+               "keep, uid %u %s: CapAmb as asked", (unsigned)uid, how);
+        is_str(field(buf, "NoNewPrivs"), nnp ? "1" : "0", "keep, uid %u %s: no_new_privs %s",
+               (unsigned)uid, how, nnp ? "on" : "off, as asked");
+        char ids[64];
+        snprintf(ids, sizeof(ids), "%u\t%u\t%u\t%u", (unsigned)uid, (unsigned)uid, (unsigned)uid,
+                 (unsigned)uid);
+        is_str(field(buf, "Uid"), ids, "keep, uid %u %s: all uids", (unsigned)uid, how);
+        if (!exec_cat) {
+                /* ambient raising stays possible only where the grant has ambient caps */
+                int want = SECBIT_NO_SETUID_FIXUP_LOCKED |
+                           (uid ? 0
+                                : SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED);
+                char w[32];
+                snprintf(w, sizeof(w), "securebits=%d\n", want);
+                has_str(buf, w, "keep, uid %u: the securebits that still apply", (unsigned)uid);
+        }
+}
+
+/* Names as OCI spells them; the sets the kernel can give. */
+static void check_names(void)
+{
+        is(kpa_cap_from_name("CAP_CHOWN"), CAP_CHOWN, "CAP_CHOWN by name");
+        is(kpa_cap_from_name("CAP_NET_BIND_SERVICE"), CAP_NET_BIND_SERVICE,
+           "CAP_NET_BIND_SERVICE by name");
+        ok(kpa_cap_from_name("cap_chown") < 0 && kpa_cap_from_name("CHOWN") < 0 &&
+                   kpa_cap_from_name("CAP_") < 0 && kpa_cap_from_name("CAP_NOPE") < 0 &&
+                   kpa_cap_from_name("12") < 0 && kpa_cap_from_name("CAP_CHOWNX") < 0,
+           "other spellings and unknown names are refused");
+        const char *set = NULL;
+        int cap = -1;
+        kpa_caps_keep k = {
+                .bounding = 1, .permitted = 1, .effective = 1, .inheritable = 1, .ambient = 1};
+        ok(kpa_caps_keep_check(&k, &set, &cap) == 0, "a consistent grant passes");
+        k.ambient = 1 | (UINT64_C(1) << 12);
+        ok(kpa_caps_keep_check(&k, &set, &cap) == -EINVAL && strcmp(set, "ambient") == 0 &&
+                   cap == 12,
+           "an ambient capability outside the other sets is named");
+}
+
 int main(void)
 {
         if (!privileged()) {
@@ -249,5 +352,11 @@ int main(void)
         check(61184, 61184, true, false);
         check(0, 0, true, true);
         check_split();
+        check_names();
+        check_keep(65534, false, false);
+        check_keep(65534, true, false);
+        check_keep(65534, true, true);
+        check_keep(0, false, true);
+        check_keep(0, true, false);
         return tap_done();
 }

@@ -62,8 +62,10 @@ static void test_full(void)
                 "\"process\": {\"args\": [\"link\", \"x\"], \"cwd\": \"/tmp\","
                 "  \"env\": [\"PATH=/usr/bin:/bin\", \"A=b\"],"
                 "  \"user\": {\"uid\": 1000, \"gid\": 100, \"umask\": 18},"
-                "  \"capabilities\": {\"bounding\": [\"CAP_KILL\"], \"effective\": [\"CAP_KILL\","
-                "    \"CAP_CHOWN\"]},"
+                "  \"capabilities\": {\"bounding\": [\"CAP_KILL\", \"CAP_CHOWN\"],"
+                "    \"effective\": [\"CAP_KILL\"], \"permitted\": [\"CAP_KILL\", \"CAP_CHOWN\","
+                "    \"CAP_KILL\"], \"inheritable\": [\"CAP_CHOWN\"], \"ambient\": "
+                "[\"CAP_CHOWN\"]},"
                 "  \"rlimits\": [{\"type\": \"RLIMIT_NOFILE\", \"soft\": 100, \"hard\": 200}],"
                 "  \"oomScoreAdj\": 5, \"noNewPrivileges\": false},"
                 "\"hostname\": \"h\","
@@ -109,7 +111,16 @@ static void test_full(void)
         is(s->limits.pids, 9, "pids limit");
         is(s->limits.cpu_weight, 39, "cpu shares 1024 as weight 39 (runc's mapping)");
         is_str(c->cgroups_path, "/a/b", "cgroupsPath");
-        is_str(c->caps_dropped, "CAP_KILL CAP_CHOWN", "the capabilities asked for, each once");
+        const uint64_t kill = UINT64_C(1) << 5, chown = UINT64_C(1) << 0; /* CAP_KILL, CAP_CHOWN */
+        const kpa_caps_keep *kc = s->keep_caps;
+        if (!ok(kc != NULL, "capabilities: kept as the config asks"))
+                return;
+        ok(kc->bounding == (kill | chown), "capabilities: bounding");
+        ok(kc->effective == kill, "capabilities: effective");
+        ok(kc->permitted == (kill | chown), "capabilities: permitted (a name twice: once)");
+        ok(kc->inheritable == chown, "capabilities: inheritable");
+        ok(kc->ambient == chown, "capabilities: ambient");
+        ok(!kc->no_new_privs, "noNewPrivileges false: no_new_privs off");
         ok(c->n_rlimits == 1 && c->rlimits[0].resource == RLIMIT_NOFILE &&
                    c->rlimits[0].value.rlim_cur == 100 && c->rlimits[0].value.rlim_max == 200,
            "rlimits");
@@ -149,6 +160,16 @@ static void test_defaults(void)
         ok(c->spec->new_net && !c->spec->netns_path, "network without a path: a new one");
         ok(c->spec->stdio[0] == 0 && c->spec->stdio[2] == 2, "the caller's stdio");
         is(c->spec->uid, 0, "uid 0 without process.user");
+        const kpa_caps_keep *k = c->spec->keep_caps;
+        ok(k != NULL && !k->bounding && !k->effective && !k->permitted && !k->inheritable &&
+                   !k->ambient,
+           "no process.capabilities: no capability kept");
+        ok(!k->no_new_privs, "no process.noNewPrivileges: no_new_privs off (OCI's default)");
+        kpa_oci_config_free(c);
+        r = load(BASE_HEAD "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\","
+                           " \"noNewPrivileges\": true}, \"linux\": {" BASE_NS "}}",
+                 &c, &err);
+        ok(r == 0 && c->spec->keep_caps->no_new_privs, "noNewPrivileges true: no_new_privs on");
         kpa_oci_config_free(c);
 }
 
@@ -235,6 +256,39 @@ static void test_refusals(void)
         refused(BASE_HEAD BASE_PROCESS "\"hooks\": {\"startContainer\": []}, \"linux\": {" BASE_NS
                                        "}}",
                 "hooks.startContainer: not supported", "a startContainer hook");
+#define CAPS(x)                                                                                    \
+        BASE_HEAD "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"capabilities\": {" x "}},"  \
+                  "\"linux\": {" BASE_NS "}}"
+        refused(CAPS("\"bounding\": [\"CAP_CHOWN\", \"CAP_NOPE\"]"),
+                "process.capabilities.bounding[1]: \"CAP_NOPE\": not a capability this kernel "
+                "knows",
+                "an unknown capability");
+        refused(CAPS("\"bounding\": [\"chown\"]"), "process.capabilities.bounding[0]: \"chown\"",
+                "a capability without CAP_");
+        refused(CAPS("\"permitted\": [\"0\"]"), "process.capabilities.permitted[0]: \"0\"",
+                "a capability by number");
+        refused(CAPS("\"effective\": [1]"), "process.capabilities.effective[0]: must be a string",
+                "a capability that is not a string");
+        refused(CAPS("\"ambient\": \"CAP_CHOWN\""),
+                "process.capabilities.ambient: must be an array", "a set that is not an array");
+        refused(CAPS("\"bounding\": [], \"sets\": []"), "process.capabilities.sets: not supported",
+                "an unknown set");
+        refused(CAPS("\"bounding\": [\"CAP_KILL\"], \"permitted\": [\"CAP_KILL\", \"CAP_CHOWN\"]"),
+                "process.capabilities.permitted: CAP_CHOWN is not in the bounding set",
+                "a permitted capability outside the bounding set");
+        refused(CAPS("\"bounding\": [\"CAP_KILL\"], \"inheritable\": [\"CAP_KILL\", "
+                     "\"CAP_CHOWN\"]"),
+                "process.capabilities.inheritable: CAP_CHOWN is not in the bounding set",
+                "an inheritable capability outside the bounding set");
+        refused(CAPS("\"bounding\": [\"CAP_KILL\"], \"effective\": [\"CAP_KILL\"]"),
+                "process.capabilities.effective: CAP_KILL is not in the bounding and permitted "
+                "sets",
+                "an effective capability that is not permitted");
+        refused(CAPS("\"bounding\": [\"CAP_KILL\"], \"permitted\": [\"CAP_KILL\"],"
+                     " \"ambient\": [\"CAP_KILL\"]"),
+                "process.capabilities.ambient: CAP_KILL is not in the bounding, permitted and "
+                "inheritable sets",
+                "an ambient capability that is not inheritable");
         refused("{\"ociVersion\": \"2.0.0\"}", "ociVersion: \"2.0.0\": only 1.x", "ociVersion 2");
         refused("{", "not valid JSON", "bad JSON");
         ok(!kpa_oci_id_valid("../x") && !kpa_oci_id_valid(".x") && !kpa_oci_id_valid("") &&
