@@ -101,10 +101,10 @@ struct kpa_cgroup {
 /* One limit file and the value written into it. */
 typedef struct setting {
         size_t hier; /* index in kpa_cgroup.h */
-        int ctrl;
         const char *file;
-        char value[24];
+        int ctrl;
         bool optional; /* a file the group may lack (swap accounting off): skipped then */
+        char value[24];
 } setting;
 
 /* ---- libcgroup glue ---- */
@@ -373,12 +373,12 @@ static int discovery_load(void)
                 char *name = strtok_r(w, " ", &s2);
                 kind = strtok_r(NULL, " ", &s2);
                 path = strtok_r(NULL, " ", &s2);
-                if (!name || !kind || !path || strtok_r(NULL, " ", &s2) || !streq(name, ctrl_names[c]))
-                        ret = -1;
-                else if (streq(kind, "-") && streq(path, "-"))
+                bool named = name && kind && path && !strtok_r(NULL, " ", &s2) &&
+                             streq(name, ctrl_names[c]);
+                if (named && streq(kind, "-") && streq(path, "-"))
                         continue;
-                else if ((!streq(kind, "v1") && !streq(kind, "v2")) || !plain_path(path) ||
-                         !mounted_as(lines, path, c, streq(kind, "v2")))
+                if (!named || (!streq(kind, "v1") && !streq(kind, "v2")) || !plain_path(path) ||
+                    !mounted_as(lines, path, c, streq(kind, "v2")))
                         ret = -1;
                 else {
                         mount[c] = kpa_xstrdup(path);
@@ -837,9 +837,10 @@ static int v2_vet_parent(hierarchy *h, unsigned needed, bool explicit_parent, kp
                 if (first_missing < 0)
                         first_missing = c;
         }
-        if (use == 0)
-                return v2_refuse(err, ppath, ctrl_names[first_missing], busy,
-                                 has_word(avail, ctrl_names[first_missing]));
+        if (use == 0) { /* then some controller was missing: FIRST_MISSING is set */
+                int m = first_missing >= 0 ? first_missing : 0;
+                return v2_refuse(err, ppath, ctrl_names[m], busy, has_word(avail, ctrl_names[m]));
+        }
         h->ctrls = use;
         return 0;
 }

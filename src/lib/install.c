@@ -520,7 +520,7 @@ static int install_finish(install_ctx *c, const char *staging_name, kpa_error *e
                 return kpa_error_set_errno(err, errno, "install %s: syncfs", c->app_id);
 
         bool uid_created = false, storage_created = false;
-        uid_t uid;
+        uid_t uid = (uid_t)-1;
         q = allocate_uid(s, c->app_id, &uid, &uid_created, err);
         if (q >= 0)
                 q = ensure_storage(s, c->app_id, uid, &storage_created, err);

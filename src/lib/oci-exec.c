@@ -144,13 +144,13 @@ int kpa_oci_exec_spawn(pid_t init_pid, kpa_cgroup *cg, const kpa_instance_spec *
                 return kpa_error_set_errno(err, saved, "fork");
         }
         int32_t v = 0;
-        ssize_t n;
-        while ((n = read(pid_pipe[0], &v, sizeof(v))) < 0 && errno == EINTR)
+        while (read(pid_pipe[0], &v, sizeof(v)) < 0 && errno == EINTR)
                 ;
         close(pid_pipe[0]);
         while (waitpid(mid, NULL, 0) < 0 && errno == EINTR)
                 ;
         exec_failure f;
+        ssize_t n;
         while ((n = read(fail_pipe[0], &f, sizeof(f))) < 0 && errno == EINTR)
                 ;
         close(fail_pipe[0]);

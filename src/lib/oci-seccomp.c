@@ -120,8 +120,8 @@ static int add_entry(scmp_filter_ctx ctx, json_object *e, size_t idx, uint32_t d
         json_object *names = get(e, "names"), *action = get(e, "action"), *args = get(e, "args");
         json_object_object_foreach (e, key, val) {
                 (void)val;
-                if (strcmp(key, "names") && strcmp(key, "action") && strcmp(key, "errnoRet") &&
-                    strcmp(key, "args") && strcmp(key, "comment"))
+                if (!streq(key, "names") && !streq(key, "action") && !streq(key, "errnoRet") &&
+                    !streq(key, "args") && !streq(key, "comment"))
                         return bad(err, path, "not supported:", key);
         }
         if (!json_object_is_type(names, json_type_array) ||
@@ -204,9 +204,9 @@ int kpa_oci_seccomp_build(json_object *sc, kpa_seccomp_prog *out, kpa_error *err
         if (!json_object_is_type(sc, json_type_object))
                 return bad(err, "linux.seccomp", "must be an object", NULL);
         json_object_object_foreach (sc, key, val) {
-                if (strcmp(key, "defaultAction") && strcmp(key, "defaultErrnoRet") &&
-                    strcmp(key, "architectures") && strcmp(key, "syscalls") &&
-                    !(strcmp(key, "flags") == 0 && json_object_is_type(val, json_type_array) &&
+                if (!streq(key, "defaultAction") && !streq(key, "defaultErrnoRet") &&
+                    !streq(key, "architectures") && !streq(key, "syscalls") &&
+                    !(streq(key, "flags") && json_object_is_type(val, json_type_array) &&
                       json_object_array_length(val) == 0))
                         return kpa_error_set(err, EINVAL,
                                              "config.json: linux.seccomp.%s: not supported", key);

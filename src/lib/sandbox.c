@@ -1059,7 +1059,8 @@ static void find_argv_area(void)
                         end = strtoull(p + 1, NULL, 10);
         }
         if (start && end > start) {
-                argv_area = (char *)(uintptr_t)start;
+                /* an address the kernel gave: no other way to reach it */
+                argv_area = (char *)(uintptr_t)start; // NOLINT(performance-no-int-to-ptr)
                 argv_area_len = (size_t)(end - start);
         }
 }
@@ -1077,8 +1078,8 @@ static void name_init(const char *name)
         size_t len = strlen(name);
         if (len > argv_area_len - 1)
                 len = argv_area_len - 1;
-        memset(argv_area, 0, argv_area_len);
-        memcpy(argv_area, name, len);
+        memset(argv_area, 0, argv_area_len); /* so NAME ends in a NUL of the area */
+        memcpy(argv_area, name, len); // NOLINT(bugprone-not-null-terminated-result)
         if (len + 1 < argv_area_len)
                 argv_area[argv_area_len - 1] = ' ';
 }

@@ -117,6 +117,7 @@ static unsigned long long proc_start_time(pid_t pid)
 
 static int state_load_quiet(const char *id, json_object **out, bool quiet)
 {
+        *out = NULL;
         if (!kpa_oci_id_valid(id))
                 return fail("container id \"%s\": not valid (letters, digits, _.+-)", id);
         _cleanup_free_ char *path = kpa_xasprintf("%s/%s/state.json", state_root, id);
@@ -368,6 +369,8 @@ typedef struct create_opts {
 static int send_console(const char *path, int master)
 {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (!path)
+                return fail("process.terminal is true: --console-socket is needed");
         if (strlen(path) >= sizeof(sa.sun_path))
                 return fail("--console-socket %s: the path is too long", path);
         memcpy(sa.sun_path, path, strlen(path) + 1);
@@ -710,7 +713,7 @@ static int parse_create(int argc, char **argv, create_opts *o, bool *detach, boo
                 case 'P': return fail("--no-pivot: not supported (kpa always uses pivot_root)");
                 case 'K': break; /* kpa gives the container a new session keyring anyway */
                 case 'F':
-                        if (strcmp(optarg, "0") != 0)
+                        if (!optarg || strcmp(optarg, "0") != 0)
                                 return fail("--preserve-fds %s: not supported", optarg);
                         break;
                 default: return cli_usage_error("%s: unknown option", run ? "run" : "create");
@@ -728,7 +731,7 @@ static int cmd_create(int argc, char **argv)
         int r = parse_create(argc, argv, &o, &detach, false);
         if (r != 0)
                 return r;
-        kpa_sandbox sb;
+        kpa_sandbox sb = {.pidfd = -1, .report_fd = -1};
         json_object *st = NULL;
         r = do_create(argv[optind], &o, &sb, &st);
         if (r != 0)

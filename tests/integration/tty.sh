@@ -93,7 +93,7 @@ send exit()\r
 wait
 EOF
 check "Ctrl-C reaches python3 -i as KeyboardInterrupt" grep -q '^KeyboardInterrupt' <<<"$drv" ||
-    sed 's/^/#   drive: /' <<<"$drv" | tail -40
+    while IFS= read -r l; do echo "#   drive: $l"; done <<<"$drv" | tail -40
 check "and the instance keeps running (it answers, then exits 0)" \
     grep -Pzq 'exit=0\n(.*\n)*KeyboardInterrupt\r\n(.*\n)*42\r\n' <<<"$drv"
 

@@ -164,7 +164,7 @@ static void test_defaults(void)
         ok(k != NULL && !k->bounding && !k->effective && !k->permitted && !k->inheritable &&
                    !k->ambient,
            "no process.capabilities: no capability kept");
-        ok(!k->no_new_privs, "no process.noNewPrivileges: no_new_privs off (OCI's default)");
+        ok(k && !k->no_new_privs, "no process.noNewPrivileges: no_new_privs off (OCI's default)");
         kpa_oci_config_free(c);
         r = load(BASE_HEAD "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\","
                            " \"noNewPrivileges\": true}, \"linux\": {" BASE_NS "}}",
