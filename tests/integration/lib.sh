@@ -50,9 +50,11 @@ _run_cleanups() {
         fi
     done
     # the groups kpa.slice/APP that kpa keeps for the next start, of the
-    # applications installed in the test's stores, where they are empty
+    # applications installed in the test's stores (or removed from them, their
+    # private storage kept), where they are empty
     local a d
-    for a in $(find "$T" -mindepth 3 -maxdepth 4 -path '*/apps/*.*' -type d -printf '%f\n' 2>/dev/null | sort -u); do
+    for a in $(find "$T" -mindepth 3 -maxdepth 4 \( -path '*/apps/*.*' -o -path '*/storage/*.*' \) \
+        -type d -printf '%f\n' 2>/dev/null | sort -u); do
         for d in $(app_cgroups "$a"); do rmdir "$d" 2>/dev/null; done
     done
     rm -rf "$T"

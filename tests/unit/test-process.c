@@ -526,6 +526,38 @@ static void stop_daemon(void)
            "kpa-execd stopped what still ran and exited 0 on SIGTERM");
 }
 
+/* kpa keeps kpa.slice/APP below its own cgroup for the next start: the
+ * test removes the one of its package (empty by now) in every hierarchy. */
+static void remove_kept_group(const char *app)
+{
+        FILE *f = fopen("/proc/self/cgroup", "re");
+        char line[4096];
+        while (f && fgets(line, sizeof(line), f)) {
+                char *ctrl = strchr(line, ':'), *path = ctrl ? strchr(ctrl + 1, ':') : NULL;
+                if (!path)
+                        continue;
+                *path++ = '\0';
+                path[strcspn(path, "\n")] = '\0';
+                ctrl++;
+                const char *mnt = NULL;
+                if (streq(ctrl, "pids") || streq(ctrl, "memory"))
+                        mnt = streq(ctrl, "pids") ? "/sys/fs/cgroup/pids" : "/sys/fs/cgroup/memory";
+                else if (streq(ctrl, "cpu,cpuacct") || streq(ctrl, "cpu"))
+                        mnt = "/sys/fs/cgroup/cpu";
+                else if (!*ctrl)
+                        mnt = access("/sys/fs/cgroup/unified", F_OK) == 0 ? "/sys/fs/cgroup/unified"
+                                                                        : "/sys/fs/cgroup";
+                if (!mnt)
+                        continue;
+                char dir[PATH_MAX];
+                snprintf(dir, sizeof(dir), "%s%s/kpa.slice/%s", mnt, streq(path, "/") ? "" : path,
+                         app);
+                (void)rmdir(dir);
+        }
+        if (f)
+                fclose(f);
+}
+
 int main(void)
 {
         test_tokens();
@@ -579,6 +611,7 @@ int main(void)
         kpa_control_close(ctl);
         kpa_control_close(NULL);
         stop_daemon();
+        remove_kept_group("org.example.proc");
         kpa_rm_rf_at(AT_FDCWD, tmp);
         return tap_done();
 }
