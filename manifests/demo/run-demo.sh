@@ -49,7 +49,7 @@ with kpa-execd, the daemon, and its systemd unit). Things to try next:
       run it again, with an argument of yours
   $tools/kpa-install --root $store --info org.example.hello
       what the package holds, who signed it, what it asks for
-  man -l $mandir/kpa-run.8
+  mandoc -l $mandir/kpa-run.8
       what the sandbox gives an application, and every option
 
 README's tour goes on from here: signed packages, updates and rollback, a
