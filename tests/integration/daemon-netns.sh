@@ -22,27 +22,12 @@ $MKPKG "$T/probe.kpa" --id $APP --bin "$PROBE" --set 'runConfigurations[0].args=
 
 run() { "$KPA_RUN" --socket "$S" "$@"; }
 
-dpid=
-# start_daemon OPTIONS...: a daemon in the foreground, logging to $T/execd.log
+# start_daemon OPTIONS...: a daemon of this test, with a log of its own
 start_daemon() {
     : >"$T/execd.log"
-    "$EXECD" --foreground --no-autorun --on-exit stop --socket "$S" --root "$R" \
-        --state-dir "$STATE" "$@" </dev/null >/dev/null 2>"$T/execd.log" &
-    dpid=$!
-    local i
-    for i in $(seq 200); do
-        [ -S "$S" ] && run --list >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    cat "$T/execd.log"
-    return 1
+    execd_start --no-autorun --on-exit stop "$@"
 }
-stop_daemon() {
-    [ -n "$dpid" ] || return 0
-    kill -TERM "$dpid" 2>/dev/null
-    wait "$dpid" 2>/dev/null
-    dpid=
-}
+stop_daemon() { execd_stop; }
 leftovers() {
     local d
     stop_daemon

@@ -229,6 +229,38 @@ reachable() {
     echo "$dest"
 }
 
+# The kpa-execd of a test (on $S, the store $R, the state directory $STATE).
+# execd_start ARGS...: "$EXECD" --foreground with those and ARGS, in the
+# background, its stderr appended to $T/execd.log and its pid in $dpid;
+# waits until it answers (kpa-run --list), or prints its log and returns 1.
+# (Called in the test's shell, never in $(...): the daemon keeps the
+# output of $(...) open.) execd_stop: SIGTERM, and wait for it. The first
+# start adds the cleanup: execd_stop, then a SIGKILL of every init that the
+# daemon's records still name (by pid, never by name).
+dpid=
+execd_start() {
+    "$EXECD" --foreground --socket "$S" --root "$R" --state-dir "$STATE" "$@" \
+        </dev/null >/dev/null 2>>"$T/execd.log" &
+    dpid=$!
+    if [ -z "${_execd_cleanup:-}" ]; then
+        _execd_cleanup=1
+        cleanup_add 'execd_stop; for f in "$STATE"/instances/*.json; do [ -f "$f" ] && p=$(sed -n "s/.*\"pid\": *\([0-9]*\).*/\1/p" "$f") && [ "${p:-0}" -gt 0 ] && kill -9 "$p"; done 2>/dev/null'
+    fi
+    local i
+    for i in $(seq 200); do
+        [ -S "$S" ] && "$top_builddir/src/tools/kpa-run" --socket "$S" --list >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    cat "$T/execd.log"
+    return 1
+}
+execd_stop() {
+    [ -n "$dpid" ] || return 0
+    kill -TERM "$dpid" 2>/dev/null
+    wait "$dpid" 2>/dev/null
+    dpid=
+}
+
 # app_cgroups APP...: the cgroup directories of these applications below
 # our own cgroup, in every hierarchy: v1 controllers, and the v2 hierarchy
 # (the 0:: line: all of it on a pure v2 host, the empty "unified" one of a

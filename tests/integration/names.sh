@@ -35,24 +35,10 @@ for p in app fail healthy oom; do
     "$KPA_INSTALL" --root "$R" -q "$T/$p.kpa" || { echo "Bail out! cannot install $p"; exit 1; }
 done
 
-dpid=
-# (called in this shell, never in $(...): the daemon keeps its stderr open)
-start_daemon() {
-    "$EXECD" --foreground --on-exit stop --no-autorun --socket "$S" --root "$R" --state-dir "$STATE" \
-        2>>"$LOG" &
-    dpid=$!
-}
-start_daemon
-cleanup_add '[ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null'
-# whatever an instance left: its init, by pid (never by name)
-cleanup_add 'for f in "$STATE"/instances/*.json; do [ -f "$f" ] && p=$(sed -n "s/.*\"pid\": *\([0-9]*\).*/\1/p" "$f") && [ "${p:-0}" -gt 0 ] && kill -9 "$p"; done 2>/dev/null'
+start_daemon() { execd_start --on-exit stop --no-autorun; }
+start_daemon || { echo "Bail out! kpa-execd did not start"; exit 1; }
 
 run() { "$KPA_RUN" --socket "$S" "$@"; }
-for _ in $(seq 200); do
-    [ -S "$S" ] && run --list >/dev/null 2>&1 && break
-    sleep 0.05
-done
-run --list >/dev/null 2>&1 || { cat "$LOG"; echo "Bail out! kpa-execd did not start"; exit 1; }
 
 # wait_for NEEDLE CMD...: until CMD's output holds NEEDLE (at most 20 s)
 wait_for() {
@@ -205,10 +191,6 @@ run --wait $HEALTHY >/dev/null
 kill -9 "$dpid" && wait "$dpid" 2>/dev/null
 rm -f "$S"
 start_daemon
-for _ in $(seq 200); do
-    [ -S "$S" ] && run --list >/dev/null 2>&1 && break
-    sleep 0.05
-done
 out=$(run --status $FAIL)
 check "after kill -9 of kpa-execd, a new one still counts the restarts" grep -Eq '^restarts: +2$' <<<"$out"
 check "  and knows the last failure" \

@@ -81,22 +81,8 @@ serves() { get "$@" | grep -q '^instance '; }
 # poll CMD... for up to 15 s
 wait_for() { local i; for i in $(seq 150); do "$@" && return 0; sleep 0.1; done; return 1; }
 
-dpid=
-# (called in this shell, never in $(...): the daemon keeps its stdout open)
-start_daemon() {
-    "$EXECD" --foreground --on-exit stop --socket "$S" --root "$R" --state-dir "$STATE" </dev/null >/dev/null 2>>"$T/execd.log" &
-    dpid=$!
-    local i
-    for i in $(seq 200); do
-        [ -S "$S" ] && client "$S" call '{"op":"Version"}' >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    return 1
-}
-stop_daemon() { [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null; dpid=; }
-cleanup_add 'stop_daemon'
-# whatever an instance left: its init, by pid (never by name)
-cleanup_add 'for f in "$STATE"/instances/*.json; do [ -f "$f" ] && p=$(field "$(cat "$f")" pid) && [ "$p" -gt 0 ] && kill -9 "$p"; done 2>/dev/null'
+start_daemon() { execd_start --on-exit stop; } # (lib.sh: it also cleans up after the daemon)
+stop_daemon() { execd_stop; }
 cleanup_add 'sleep 0.2; for d in $(app_cgroups $WEB $ACT $PY $NG $BUSY $LH); do find "$d" -mindepth 1 -maxdepth 1 -type d -exec rmdir {} \; ; rmdir "$d"; done 2>/dev/null'
 
 # ---- the packages ----
