@@ -4,6 +4,9 @@
 #ifndef KPA_HANDLE_H
 #define KPA_HANDLE_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include <kpa/error.h>
 
 #ifdef __cplusplus
@@ -34,6 +37,12 @@ KPA_PUBLIC int kpa_handle_name_valid(const char *name);
  *   connect:unix:PATH       a Unix stream socket connected to PATH
  *   connect:tcp:HOST:PORT   a TCP socket connected to HOST:PORT */
 KPA_PUBLIC int kpa_handle_open_spec(const char *spec, kpa_error *err);
+
+/* Where the socket FD is bound, as text: "127.0.0.1:40123", "[::1]:80" or
+ * a unix path; -errno (-EAFNOSUPPORT for another family). */
+KPA_PUBLIC int kpa_socket_address(int fd, char *buf, size_t len);
+/* Whether the listening socket FD has connections waiting to be accepted. */
+KPA_PUBLIC bool kpa_socket_has_pending(int fd);
 
 /* Split ARG, written "NAME=SPEC", into newly allocated *NAME and *SPEC
  * (free() both). -EINVAL with ERR filled when there is no '=', NAME is not

@@ -174,21 +174,11 @@ static int add_entry(scmp_filter_ctx ctx, json_object *e, size_t idx, uint32_t d
 
 static int export_prog(scmp_filter_ctx ctx, kpa_seccomp_prog *out, kpa_error *err)
 {
-        _cleanup_close_ int fd = memfd_create("kpa-oci-seccomp", MFD_CLOEXEC);
-        if (fd < 0)
-                return kpa_error_set_errno(err, errno, "memfd_create for the seccomp filter");
-        int r = seccomp_export_bpf(ctx, fd);
-        if (r < 0)
-                return kpa_error_set_errno(err, -r, "seccomp_export_bpf");
-        if (lseek(fd, 0, SEEK_SET) < 0)
-                return kpa_error_set_errno(err, errno, "seccomp filter: lseek");
         char *bpf = NULL;
         size_t len = 0;
-        r = kpa_read_fd(fd, PROG_MAX_BYTES, &bpf, &len);
+        int r = kpa_seccomp_export(ctx, PROG_MAX_BYTES, &bpf, &len, err);
         if (r < 0)
-                return kpa_error_set_errno(err, -r,
-                                           "config.json: linux.seccomp: the filter is "
-                                           "larger than the kernel takes");
+                return kpa_error_prefix(err, "config.json: linux.seccomp");
         if (len == 0 || len % sizeof(struct sock_filter)) {
                 free(bpf);
                 return kpa_error_set(err, EINVAL, "seccomp filter of %zu bytes is malformed", len);

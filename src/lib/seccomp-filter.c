@@ -244,18 +244,19 @@ static void personality_prefix(struct sock_filter out[PERSONALITY_PREFIX_LEN])
         memcpy(out, prefix, sizeof(prefix));
 }
 
-/* libseccomp's program, as bytes, through a memfd. */
-static int export_bpf(scmp_filter_ctx ctx, char **out, size_t *len, kpa_error *err)
+int kpa_seccomp_export(void *ctx, size_t max_bytes, char **out, size_t *len, kpa_error *err)
 {
         _cleanup_close_ int fd = memfd_create("kpa-seccomp", MFD_CLOEXEC);
         if (fd < 0)
                 return kpa_error_set_errno(err, errno, "memfd_create for the seccomp filter");
-        int r = seccomp_export_bpf(ctx, fd);
+        int r = seccomp_export_bpf((scmp_filter_ctx)ctx, fd);
         if (r < 0)
                 return kpa_error_set_errno(err, -r, "seccomp_export_bpf");
         if (lseek(fd, 0, SEEK_SET) < 0)
                 return kpa_error_set_errno(err, errno, "seccomp filter: lseek");
-        r = kpa_read_fd(fd, PROG_MAX_BYTES, out, len);
+        r = kpa_read_fd(fd, max_bytes, out, len);
+        if (r == -EFBIG)
+                return kpa_error_set(err, EFBIG, "seccomp filter: larger than the kernel takes");
         if (r < 0)
                 return kpa_error_set_errno(err, -r, "seccomp filter: read");
         return 0;
@@ -279,7 +280,7 @@ int kpa_seccomp_build_fresh(const kpa_seccomp_policy *policy, kpa_seccomp_prog *
                 return r;
         _cleanup_free_ char *bpf = NULL;
         size_t len = 0;
-        r = export_bpf(ctx, &bpf, &len, err);
+        r = kpa_seccomp_export(ctx, PROG_MAX_BYTES, &bpf, &len, err);
         if (r < 0)
                 return r;
         size_t prefix = policy->allow_personality ? 0 : PERSONALITY_PREFIX_LEN;

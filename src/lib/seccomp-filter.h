@@ -35,6 +35,9 @@ typedef struct kpa_seccomp_prog {
  * System calls of any other ABI (i386 and x32 on x86_64) kill the process.
  * Returns 0 or -errno with ERR naming the step. */
 int kpa_seccomp_build(const kpa_seccomp_policy *policy, kpa_seccomp_prog *out, kpa_error *err);
+/* libseccomp's program of CTX (a scmp_filter_ctx), as bytes in *OUT (to
+ * free), through a memfd; at most MAX_BYTES (-EFBIG beyond). */
+int kpa_seccomp_export(void *ctx, size_t max_bytes, char **out, size_t *len, kpa_error *err);
 void kpa_seccomp_prog_free(kpa_seccomp_prog *prog);
 /* The same, built by libseccomp now: no cache, no prebuilt program (for
  * seccomp-gen and the tests). */

@@ -688,35 +688,6 @@ static void free_listens(void)
         n_listens = 0;
 }
 
-/* Whether the listening socket FD has connections waiting to be accepted. */
-static bool has_pending(int fd)
-{
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
-}
-
-/* "127.0.0.1:40123" or "[::1]:40123": where the TCP socket FD listens. */
-static int tcp_address(int fd, char *buf, size_t len)
-{
-        struct sockaddr_storage ss = {0};
-        socklen_t sl = sizeof(ss);
-        char host[INET6_ADDRSTRLEN];
-        if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
-                return -errno;
-        if (ss.ss_family == AF_INET) {
-                const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
-                inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-                snprintf(buf, len, "%s:%u", host, ntohs(a->sin_port));
-        } else if (ss.ss_family == AF_INET6) {
-                const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
-                inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-                snprintf(buf, len, "[%s]:%u", host, ntohs(a->sin6_port));
-        } else {
-                return -EAFNOSUPPORT;
-        }
-        return 0;
-}
-
 /* A listening handle whose spec asked for port 0: say which port it got
  * (to stderr; one JSON object a line with --json), so that a script can
  * reach it. */
@@ -727,7 +698,7 @@ static void report_listen(const char *name, const char *spec, int fd)
             strspn(port + 1, "0") != strlen(port + 1))
                 return; /* not port 0 (or 00...) */
         char where[320];
-        if (tcp_address(fd, where, sizeof(where)) < 0)
+        if (kpa_socket_address(fd, where, sizeof(where)) < 0)
                 return;
         if (arg.json) {
                 /* a handle name is printable ASCII: only " and \ need a \ */
@@ -752,7 +723,7 @@ static void check_listens(void)
         uint64_t now = mono_ms();
         for (size_t k = 0; k < n_listens; k++) {
                 watched_listen *l = &listens[k];
-                if (l->warned || !has_pending(l->fd)) {
+                if (l->warned || !kpa_socket_has_pending(l->fd)) {
                         l->pending_since_ms = 0;
                         continue;
                 }
