@@ -19,6 +19,9 @@
 # nproc=1024:1024. podman's default seccomp profile is the container's
 # filter (kpa-oci builds it with libseccomp).
 . "$(dirname "$0")/lib.sh"
+# no_new_privs that this test inherited (under bwrap, as in tests/fresh-root.sh)
+# cannot be cleared below it: "off" checks then expect it on
+NNP=$(awk '/^NoNewPrivs:/ {print $2}' /proc/self/status)
 need_root
 
 KPA_OCI="$top_builddir/src/tools/kpa-oci"
@@ -145,7 +148,7 @@ echo '{"args":["sh","-c","grep -E \"^(CapEff|CapBnd|NoNewPrivs)\" /proc/self/sta
  "capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}}' >"$T/process-caps.json"
 check_eq "exec --process: the process object's capabilities, no no_new_privs unasked" \
     "$(oci exec --process "$T/process-caps.json" c1 2>/dev/null | tr -s '\t\n' '  ')" \
-    "CapEff: 0000000000000020 CapBnd: 0000000000000020 NoNewPrivs: 0 "
+    "CapEff: 0000000000000020 CapBnd: 0000000000000020 NoNewPrivs: ${NNP:-0} "
 check_eq "exec --no-new-privs" \
     "$(oci exec --no-new-privs --process "$T/process-caps.json" c1 2>/dev/null | grep NoNewPrivs | tr -s '\t' ' ')" \
     "NoNewPrivs: 1"
@@ -264,7 +267,7 @@ check "uid 1000 listens on port 80 in the container's network namespace" \
 m=$(capmask CAP_NET_BIND_SERVICE)
 app=$(app_of "$pid")
 check_eq "its sets after exec: the ambient capability; no noNewPrivileges: no_new_privs off" \
-    "$(capsof "$app")" "CapInh: $m CapPrm: $m CapEff: $m CapBnd: $m CapAmb: $m NoNewPrivs: 0 "
+    "$(capsof "$app")" "CapInh: $m CapPrm: $m CapEff: $m CapBnd: $m CapAmb: $m NoNewPrivs: ${NNP:-0} "
 check_eq "as uid 1000" "$(awk '/^Uid:/ {print $2 $3 $4 $5}' "/proc/$app/status")" 1000100010001000
 check "delete --force" oci delete --force k2
 config 'process.args=["nc","-l","-p","80"]' 'process.user={"uid":1000,"gid":1000}'
@@ -272,7 +275,7 @@ check_output "without it, uid 1000 cannot bind port 80" "Permission denied" oci 
 config 'process.args=["sh","-c","grep -E \"^(CapEff|CapBnd|NoNewPrivs)\" /proc/self/status | tr -s \"\\t\" \" \" | tr \"\\n\" \" \""]' \
     'process.noNewPrivileges=false'
 check_eq "no process.capabilities: no capability kept; noNewPrivileges false: no_new_privs off" \
-    "$(oci run -b "$B" k4 2>&1)" "CapEff: 0000000000000000 CapBnd: 0000000000000000 NoNewPrivs: 0 "
+    "$(oci run -b "$B" k4 2>&1)" "CapEff: 0000000000000000 CapBnd: 0000000000000000 NoNewPrivs: ${NNP:-0} "
 
 # ---- process.terminal: a pty of the container's devpts, its master sent to
 # --console-socket (runc's protocol), read here by a small receiver ----
