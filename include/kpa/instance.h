@@ -44,8 +44,8 @@ typedef struct kpa_instance_spec kpa_instance_spec;
  * cause (unknown package or run configuration, a refused option). */
 KPA_PUBLIC int kpa_instance_spec_new_package(const char *store_root, const char *pkg_id,
                                              const char *run_config_id,
-                                             const kpa_start_options *opts,
-                                             kpa_instance_spec **out, kpa_error *err);
+                                             const kpa_start_options *opts, kpa_instance_spec **out,
+                                             kpa_error *err);
 /* The plan of container CONTAINER_ID from the OCI bundle BUNDLE_DIR (its
  * config.json, runtime-spec 1.x; its root.path relative to BUNDLE_DIR), as
  * kpa-oci reads it. What the runtime does around the sandbox rather than in

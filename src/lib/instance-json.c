@@ -49,13 +49,27 @@ static json_object *mount_flags_json(unsigned long flags)
                 unsigned long bit;
                 const char *name;
         } names[] = {
-                {MS_RDONLY, "ro"},         {MS_NOSUID, "nosuid"},           {MS_NODEV, "nodev"},
-                {MS_NOEXEC, "noexec"},     {MS_SYNCHRONOUS, "sync"},        {MS_REMOUNT, "remount"},
-                {MS_MANDLOCK, "mand"},     {MS_DIRSYNC, "dirsync"},         {MS_NOATIME, "noatime"},
-                {MS_NODIRATIME, "nodiratime"}, {MS_BIND, "bind"},           {MS_MOVE, "move"},
-                {MS_REC, "rec"},           {MS_SILENT, "silent"},           {MS_UNBINDABLE, "unbindable"},
-                {MS_PRIVATE, "private"},   {MS_SLAVE, "slave"},             {MS_SHARED, "shared"},
-                {MS_RELATIME, "relatime"}, {MS_STRICTATIME, "strictatime"}, {MS_LAZYTIME, "lazytime"},
+                {MS_RDONLY, "ro"},
+                {MS_NOSUID, "nosuid"},
+                {MS_NODEV, "nodev"},
+                {MS_NOEXEC, "noexec"},
+                {MS_SYNCHRONOUS, "sync"},
+                {MS_REMOUNT, "remount"},
+                {MS_MANDLOCK, "mand"},
+                {MS_DIRSYNC, "dirsync"},
+                {MS_NOATIME, "noatime"},
+                {MS_NODIRATIME, "nodiratime"},
+                {MS_BIND, "bind"},
+                {MS_MOVE, "move"},
+                {MS_REC, "rec"},
+                {MS_SILENT, "silent"},
+                {MS_UNBINDABLE, "unbindable"},
+                {MS_PRIVATE, "private"},
+                {MS_SLAVE, "slave"},
+                {MS_SHARED, "shared"},
+                {MS_RELATIME, "relatime"},
+                {MS_STRICTATIME, "strictatime"},
+                {MS_LAZYTIME, "lazytime"},
         };
         json_object *a = json_object_new_array();
         for (size_t i = 0; i < ELEMENTSOF(names); i++)
@@ -77,13 +91,15 @@ static json_object *mounts_json(const kpa_instance_spec *spec)
         for (size_t i = 0; i < spec->n_mounts; i++) {
                 const kpa_mount_op *op = &spec->mounts[i];
                 json_object *o = json_object_new_object();
-                json_object_object_add(o, "kind", json_object_new_string(mount_kind_name(op->kind)));
+                json_object_object_add(o, "kind",
+                                       json_object_new_string(mount_kind_name(op->kind)));
                 json_object_object_add(o, "source", str_or_null(op->source));
                 json_object_object_add(o, "target", json_object_new_string(op->target));
                 json_object_object_add(o, "optional", json_object_new_boolean(op->optional));
                 /* opened (and checked) when the plan was made: the node bound
                  * is that one, whatever the path names by the start */
-                json_object_object_add(o, "sourceOpen", json_object_new_boolean(op->source_fd >= 0));
+                json_object_object_add(o, "sourceOpen",
+                                       json_object_new_boolean(op->source_fd >= 0));
                 json_object_object_add(o, "detachedMount", json_object_new_boolean(op->detached));
                 /* a bind is recursive, nosuid and nodev always (sandbox.c):
                  * its flags are shown as they will be */
@@ -156,9 +172,12 @@ static json_object *seccomp_json(const kpa_instance_spec *spec)
                 bool on;
                 const char *name;
         } relax[] = {
-                {p->allow_ptrace, "ptrace"},       {p->allow_perf_events, "perfEvents"},
-                {p->allow_bpf, "bpf"},             {p->allow_keyring, "keyring"},
-                {p->allow_userfaultfd, "userfaultfd"}, {p->allow_personality, "personality"},
+                {p->allow_ptrace, "ptrace"},
+                {p->allow_perf_events, "perfEvents"},
+                {p->allow_bpf, "bpf"},
+                {p->allow_keyring, "keyring"},
+                {p->allow_userfaultfd, "userfaultfd"},
+                {p->allow_personality, "personality"},
         };
         for (size_t i = 0; i < ELEMENTSOF(relax); i++)
                 if (relax[i].on && !spec->seccomp_prog)
@@ -193,7 +212,8 @@ static void caps_json(json_object *root, const kpa_instance_spec *spec)
         json_object_object_add(o, "inheritable", cap_set_json(k ? k->inheritable : 0));
         json_object_object_add(o, "ambient", cap_set_json(k ? k->ambient : 0));
         json_object_object_add(root, "capabilities", o);
-        json_object_object_add(root, "noNewPrivileges", json_object_new_boolean(k ? k->no_new_privs : true));
+        json_object_object_add(root, "noNewPrivileges",
+                               json_object_new_boolean(k ? k->no_new_privs : true));
 }
 
 char *kpa_instance_spec_to_json(const kpa_instance_spec *spec)

@@ -532,8 +532,8 @@ int kpa_instance_spec_add_bind(kpa_instance_spec *spec, const char *host, const 
         int q = check_bind(host, inside, writable ? "bind" : "read-only bind", err);
         if (q < 0)
                 return q;
-        kpa_instance_spec_add_mount(spec, writable ? KPA_MOUNT_BIND_RW : KPA_MOUNT_BIND_RO, host, -1,
-                                    inside, false);
+        kpa_instance_spec_add_mount(spec, writable ? KPA_MOUNT_BIND_RW : KPA_MOUNT_BIND_RO, host,
+                                    -1, inside, false);
         return 0;
 }
 

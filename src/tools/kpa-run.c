@@ -95,7 +95,7 @@ static struct {
         int tty;                   /* --tty 1, --no-tty 0, neither -1 (a terminal: yes) */
         kpa_start_bind *binds;     /* --bind, --bind-ro */
         size_t n_binds;
-        bool print_spec;           /* --print-spec */
+        bool print_spec; /* --print-spec */
 } arg = {.tty = -1};
 
 static void usage(void)
@@ -1384,8 +1384,40 @@ static void start_relay(kpa_control *ctl, const kpa_token *token, kpa_start_opti
         make_terminal_raw();
 }
 
+/* --print-spec: the plan of this start, as libkpa would make it, in JSON */
+static int print_spec(void)
+{
+        kpa_user_handle *handles;
+        int *fds;
+        int r = prepare_start(&handles, &fds);
+        if (r)
+                return r;
+        arg.opts.tty = arg.tty == 1;
+        if (!arg.opts.tty) { /* the application would get ours (or pipes in their place) */
+                arg.opts.stdin_fd = STDIN_FILENO;
+                arg.opts.stdout_fd = STDOUT_FILENO;
+                arg.opts.stderr_fd = STDERR_FILENO;
+        }
+        kpa_error err;
+        _cleanup_(kpa_instance_spec_freep) kpa_instance_spec *spec = NULL;
+        r = kpa_instance_spec_new_package(arg.root, arg.app_id, arg.run_config_id, &arg.opts, &spec,
+                                          &err);
+        cli_close_fds(fds, arg.n_handles);
+        free(handles);
+        free(fds);
+        if (r < 0) {
+                cli_report(&err);
+                return EXIT_FAILURE;
+        }
+        _cleanup_free_ char *json = kpa_instance_spec_to_json(spec);
+        puts(json);
+        return EXIT_SUCCESS;
+}
+
 static int run(void)
 {
+        if (arg.print_spec)
+                return print_spec();
         kpa_user_handle *handles;
         int *fds;
         int r = prepare_start(&handles, &fds);
@@ -1940,43 +1972,13 @@ static int run_daemon_mode(void)
         }
 }
 
-/* --print-spec: the plan of this start, as libkpa would make it, in JSON */
-static int print_spec(void)
-{
-        kpa_user_handle *handles;
-        int *fds;
-        int r = prepare_start(&handles, &fds);
-        if (r)
-                return r;
-        arg.opts.tty = arg.tty == 1;
-        if (!arg.opts.tty) { /* the application would get ours (or pipes in their place) */
-                arg.opts.stdin_fd = STDIN_FILENO;
-                arg.opts.stdout_fd = STDOUT_FILENO;
-                arg.opts.stderr_fd = STDERR_FILENO;
-        }
-        kpa_error err;
-        _cleanup_(kpa_instance_spec_freep) kpa_instance_spec *spec = NULL;
-        r = kpa_instance_spec_new_package(arg.root, arg.app_id, arg.run_config_id, &arg.opts, &spec,
-                                          &err);
-        cli_close_fds(fds, arg.n_handles);
-        free(handles);
-        free(fds);
-        if (r < 0) {
-                cli_report(&err);
-                return EXIT_FAILURE;
-        }
-        _cleanup_free_ char *json = kpa_instance_spec_to_json(spec);
-        puts(json);
-        return EXIT_SUCCESS;
-}
-
 int main(int argc, char **argv)
 {
         kpa_trace("kpa-run: main");
         cli_init(argv[0]);
         int r = parse_args(argc, argv);
         if (r == 0)
-                r = arg.mode != MODE_DIRECT ? run_daemon_mode() : arg.print_spec ? print_spec() : run();
+                r = arg.mode == MODE_DIRECT ? run() : run_daemon_mode();
         free_args();
         fflush(stdout);
         kpa_trace("kpa-run: exit");

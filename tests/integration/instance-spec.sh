@@ -19,9 +19,11 @@ $MKPKG "$T/plan.kpa" --id $APP --bin "$PROBE" --set 'runConfigurations[0].args=[
 "$KPA_INSTALL" --root "$R" -q "$T/plan.kpa" || { echo "Bail out! cannot install the probe"; exit 1; }
 uid=$(cat "$R/users/$APP")
 cleanup_add 'for d in $(app_cgroups "$APP"); do find "$d" -mindepth 1 -maxdepth 1 -type d -exec rmdir {} \; ; rmdir "$d" 2>/dev/null; done'
+# the instances' cgroups (one name in every hierarchy)
 instances() {
     local d
-    for d in $(app_cgroups "$APP"); do find "$d" -mindepth 1 -maxdepth 1 -type d; done
+    for d in $(app_cgroups "$APP"); do find "$d" -mindepth 1 -maxdepth 1 -type d -printf '%f\n'; done |
+        sort -u
 }
 
 # KEY of the JSON document on stdin, as Python prints it (json.dumps)

@@ -66,10 +66,10 @@ static void adjust(int c, char *arg)
 int main(int argc, char **argv)
 {
         static const struct option options[] = {
-                {"env", required_argument, NULL, 'e'},  {"unset", required_argument, NULL, 'u'},
+                {"env", required_argument, NULL, 'e'},     {"unset", required_argument, NULL, 'u'},
                 {"bind-ro", required_argument, NULL, 'r'}, {"bind", required_argument, NULL, 'b'},
-                {"pids", required_argument, NULL, 'p'}, {"memory", required_argument, NULL, 'm'},
-                {"cwd", required_argument, NULL, 'c'},  {0},
+                {"pids", required_argument, NULL, 'p'},    {"memory", required_argument, NULL, 'm'},
+                {"cwd", required_argument, NULL, 'c'},     {0},
         };
         /* the adjustments are applied once the plan exists: remember them */
         int n_adj = 0;
@@ -97,9 +97,8 @@ int main(int argc, char **argv)
                 fail("making the plan", &err);
         for (int i = 0; i < n_adj; i++)
                 adjust(adj_c[i], adj_arg[i]);
-        if (rest < argc &&
-            kpa_instance_spec_set_argv(spec, (const char *const *)&argv[rest], (size_t)(argc - rest),
-                                       &err) < 0)
+        if (rest < argc && kpa_instance_spec_set_argv(spec, (const char *const *)&argv[rest],
+                                                      (size_t)(argc - rest), &err) < 0)
                 fail("adjusting the plan", &err);
 
         kpa_control *ctl;

@@ -124,7 +124,8 @@ static const char *at(json_object *o, const char *key)
 {
         static char buf[4096];
         _cleanup_free_ char *k = kpa_xstrdup(key);
-        for (char *save = NULL, *t = strtok_r(k, ".", &save); t && o; t = strtok_r(NULL, ".", &save))
+        for (char *save = NULL, *t = strtok_r(k, ".", &save); t && o;
+             t = strtok_r(NULL, ".", &save))
                 o = json_object_is_type(o, json_type_array)
                             ? json_object_array_get_idx(o, (size_t)atoi(t))
                             : json_object_object_get(o, t);
@@ -155,7 +156,8 @@ static void test_package_json(const char *store)
                 return;
         }
         is_str(kpa_instance_spec_app_id(spec), APP, "kpa_instance_spec_app_id");
-        is_str(kpa_instance_spec_exec_path(spec), "/" APP "/bin/app", "kpa_instance_spec_exec_path");
+        is_str(kpa_instance_spec_exec_path(spec), "/" APP "/bin/app",
+               "kpa_instance_spec_exec_path");
         const char *const *argv = kpa_instance_spec_get_argv(spec);
         ok(argv && streq(argv[0], "inst.Main") && streq(argv[1], "--port") &&
                    streq(argv[2], "80") && streq(argv[3], "x") && !argv[4],
@@ -231,7 +233,8 @@ static void test_package_errors(const char *store)
         ok(kpa_instance_spec_new_package(store, "", NULL, NULL, &spec, &err) == -EINVAL &&
                    spec == NULL && strstr(err.message, "no package id"),
            "an empty package id: -EINVAL, *OUT NULL");
-        ok(kpa_instance_spec_new_package(store, "org.example.absent", NULL, NULL, &spec, &err) < 0 &&
+        ok(kpa_instance_spec_new_package(store, "org.example.absent", NULL, NULL, &spec, &err) <
+                           0 &&
                    strstr(err.message, "org.example.absent"),
            "a package not installed: refused, naming it");
         ok(kpa_instance_spec_new_package(store, APP, "nope", NULL, &spec, &err) == -ENOENT &&
@@ -285,13 +288,16 @@ static void test_setters(const char *store)
         ok(kpa_instance_spec_set_env(spec, "LISTEN_PID", NULL, &err) == -EINVAL,
            "set_env: ... nor can LISTEN_PID be unset");
         /* limits */
-        ok(kpa_instance_spec_set_limit(spec, KPA_INSTANCE_LIMIT_PIDS, 1ULL << 32, &err) == -EINVAL &&
+        ok(kpa_instance_spec_set_limit(spec, KPA_INSTANCE_LIMIT_PIDS, 1ULL << 32, &err) ==
+                           -EINVAL &&
                    strstr(err.message, "pids limit 4294967296"),
            "set_limit: pids above 2^32-1");
-        ok(kpa_instance_spec_set_limit(spec, KPA_INSTANCE_LIMIT_CPU_WEIGHT, 10001, &err) == -EINVAL &&
+        ok(kpa_instance_spec_set_limit(spec, KPA_INSTANCE_LIMIT_CPU_WEIGHT, 10001, &err) ==
+                           -EINVAL &&
                    strstr(err.message, "cpu weight 10001"),
            "set_limit: a cpu weight above 10000");
-        ok(kpa_instance_spec_set_limit(spec, KPA_INSTANCE_LIMIT_MEMORY, UINT64_MAX, &err) == -EINVAL,
+        ok(kpa_instance_spec_set_limit(spec, KPA_INSTANCE_LIMIT_MEMORY, UINT64_MAX, &err) ==
+                   -EINVAL,
            "set_limit: memory above INT64_MAX");
         ok(kpa_instance_spec_set_limit(spec, (kpa_instance_limit)7, 1, &err) == -EINVAL &&
                    strstr(err.message, "unknown limit 7"),
@@ -330,7 +336,8 @@ static void test_setters(const char *store)
            "set_env: replace, add (an empty value), unset, unset what is not set");
         ok(kpa_instance_spec_set_limit(spec, KPA_INSTANCE_LIMIT_MEMORY, 0, &err) == 0 &&
                    kpa_instance_spec_set_limit(spec, KPA_INSTANCE_LIMIT_PIDS, 9, &err) == 0 &&
-                   kpa_instance_spec_set_limit(spec, KPA_INSTANCE_LIMIT_CPU_WEIGHT, 10000, &err) == 0,
+                   kpa_instance_spec_set_limit(spec, KPA_INSTANCE_LIMIT_CPU_WEIGHT, 10000, &err) ==
+                           0,
            "set_limit: none, 9, 10000");
         ok(kpa_instance_spec_set_cwd(spec, "/tmp", &err) == 0, "set_cwd");
         if (geteuid() == 0)
@@ -402,7 +409,8 @@ static void test_oci(void)
                            " \"linux\": {\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"},"
                            "  {\"type\": \"uts\"}, {\"type\": \"mount\"}, {\"type\": \"network\"}],"
                            "  \"resources\": {\"pids\": {\"limit\": 12}}}}");
-        if (!ok(kpa_instance_spec_new_oci(bundle, "c1", &spec, &err) == 0, "a plan of an OCI bundle"))
+        if (!ok(kpa_instance_spec_new_oci(bundle, "c1", &spec, &err) == 0,
+                "a plan of an OCI bundle"))
                 printf("# %s\n", err.message);
         if (spec) {
                 json_object *o = parse(spec);
