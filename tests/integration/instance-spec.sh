@@ -3,7 +3,8 @@
 # prints the plan of a start as versioned JSON and starts nothing; a plan
 # made and adjusted through the public calls (tests/probe/start-spec) and
 # started with kpa_process_start_spec has the effect seen from outside:
-# /proc/PID/cmdline, environ and mountinfo, the cgroup file of a limit.
+# /proc/PID/cmdline, environ and mountinfo, the cgroup file of a limit; so
+# has an OCI bundle's plan (kpa_instance_spec_new_oci).
 . "$(dirname "$0")/lib.sh"
 need_root
 
@@ -88,23 +89,35 @@ check_exit_output "--print-spec with a bind not absolute: exit 1, naming it" 1 \
     "$KPA_RUN" --root "$R" --print-spec --bind-ro data:/data $APP
 
 # ---- a plan adjusted through the public calls, started ----
-# start-spec keeps the instance until its stdin (the FIFO) closes
-mkfifo "$T/in"
-"$START_SPEC" --env SPEC_TEST=2 --unset MODE --bind-ro "$T/ro:/data-ro" --pids 23 \
-    --memory $((48 << 20)) --cwd /data-ro "$R" $APP -- spec-probe sleep 60 \
-    <"$T/in" >"$T/out" 2>"$T/start.err" &
-spid=$!
-exec 3>"$T/in"
-cleanup_add "exec 3>&-; kill $spid 2>/dev/null; wait $spid 2>/dev/null"
-for _ in $(seq 400); do
-    grep -q '^again=' "$T/out" 2>/dev/null && break
-    kill -0 $spid 2>/dev/null || break
-    sleep 0.05
-done
-pid=$(sed -n 's/^pid=//p' "$T/out")
+# start_spec ARGS...: start-spec in the background, keeping its instance
+# until its stdin (a FIFO, held open on fd 3) closes; waits until it has
+# started the plan (and tried a second start), or ended; sets pid and spid
+start_spec() {
+    rm -f "$T/in" "$T/out"
+    mkfifo "$T/in"
+    "$START_SPEC" "$@" <"$T/in" >"$T/out" 2>"$T/start.err" &
+    spid=$!
+    exec 3>"$T/in"
+    cleanup_add "exec 3>&-; kill $spid 2>/dev/null; wait $spid 2>/dev/null"
+    for _ in $(seq 400); do
+        grep -q '^again=' "$T/out" 2>/dev/null && break
+        kill -0 $spid 2>/dev/null || break
+        sleep 0.05
+    done
+    pid=$(sed -n 's/^pid=//p' "$T/out")
+    [ -n "$pid" ] || sed 's/^/# /' "$T/start.err"
+    # Running is reported when the exec closed the start pipe, a moment
+    # before the kernel has set up the new image's argv: wait for it
+    for _ in $(seq 200); do
+        [ -z "$pid" ] || [ -n "$(head -c1 "/proc/$pid/cmdline" 2>/dev/null)" ] ||
+            [ ! -d "/proc/$pid" ] && break
+        sleep 0.01
+    done
+}
+start_spec --env SPEC_TEST=2 --unset MODE --bind-ro "$T/ro:/data-ro" --pids 23 \
+    --memory $((48 << 20)) --cwd /data-ro "$R" $APP -- spec-probe sleep 60
 check "the adjusted plan started (start-spec printed the application's pid)" \
     test -n "$pid" -a -d "/proc/${pid:-none}"
-[ -n "$pid" ] || cat "$T/start.err"
 check_eq "/proc/PID/cmdline: the argv set" "$(tr '\0' ' ' <"/proc/$pid/cmdline")" "spec-probe sleep 60 "
 environ=$(tr '\0' '\n' <"/proc/$pid/environ")
 check "/proc/PID/environ: the variable set" grep -qx "SPEC_TEST=2" <<<"$environ"
@@ -133,6 +146,38 @@ wait $spid
 check_eq "start-spec stopped it and exited 0" "$?" 0
 check "... a Normal stop" grep -qx "end=stopped by SIGTERM" "$T/out"
 check_eq "... its cgroup removed" "$(instances | wc -l)" 0
+
+# ---- an OCI bundle's plan, started the same way ----
+if ldd "$PROBE" >/dev/null 2>&1; then
+    skip "an OCI bundle's plan starts" "tests/probe/probe is not static"
+else
+    B="$T/bundle"
+    mkdir -p "$B/rootfs/bin"
+    cp "$PROBE" "$B/rootfs/bin/probe"
+    "$top_builddir/src/tools/kpa-oci" spec -b "$B"
+    "$PYTHON3" - "$B/config.json" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["args"] = ["/bin/probe", "sleep", "60"]
+c["linux"]["resources"] = {"pids": {"limit": 17}}
+json.dump(c, open(sys.argv[1], "w"))
+EOF
+    start_spec --oci spec-c1 "$R" "$B" -- oci-probe sleep 60
+    # kpa.slice/oci is shared with other OCI starts: only this instance's group is ours
+    token=$(sed -n 's/^token=//p' "$T/out")
+    cleanup_add "for d in \$(app_cgroups oci); do [ -n '$token' ] && rmdir \"\$d/$token\" 2>/dev/null; done"
+    check "an OCI bundle's plan, adjusted, started" test -n "$pid" -a -d "/proc/${pid:-none}"
+    check_eq "... /proc/PID/cmdline: the argv set" "$(tr '\0' ' ' <"/proc/$pid/cmdline")" \
+        "oci-probe sleep 60 "
+    check_eq "... its root is the bundle's rootfs" "$(stat -c %d:%i "/proc/$pid/root/")" \
+        "$(stat -c %d:%i "$B/rootfs")"
+    check_eq "... pids.max: linux.resources.pids.limit" "$(cg_file pids pids.max pids.max)" 17
+    exec 3>&-
+    wait $spid
+    check_eq "... start-spec stopped it and exited 0" "$?" 0
+    check "... its cgroup (kpa.slice/oci/TOKEN) removed" \
+        test -n "$token" -a -z "$(for d in $(app_cgroups oci); do [ -d "$d/$token" ] && echo "$d"; done)"
+fi
 
 # a refused adjustment: start-spec says why, and nothing starts
 check_exit_output "a relative working directory is refused by the setter" 1 \

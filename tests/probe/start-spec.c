@@ -3,9 +3,11 @@
  * controller and keeps it running until its standard input closes, for
  * tests/integration/instance-spec.sh, which checks the effect from outside.
  *   start-spec [ADJUSTMENTS] STORE APP [-- ARGV...]
+ *   start-spec --oci ID [ADJUSTMENTS] STORE BUNDLE [-- ARGV...]   (an OCI bundle's plan)
  *     --env NAME=VALUE  --unset NAME  --bind-ro HOST:INSIDE  --bind HOST:INSIDE
  *     --pids N  --memory BYTES  --cwd DIR      (ARGV replaces the plan's argv)
- * Prints key=value lines: pid= (the application's host pid), then again=
+ * Prints key=value lines: pid= (the application's host pid), token= (its
+ * token, the name of its cgroup), then again=
  * (what a second start of the same plan says), and end= when it is over.
  * The application's output goes to standard error. Exit 0, or 1 with the
  * error on standard error. */
@@ -66,19 +68,29 @@ static void adjust(int c, char *arg)
 int main(int argc, char **argv)
 {
         static const struct option options[] = {
-                {"env", required_argument, NULL, 'e'},     {"unset", required_argument, NULL, 'u'},
-                {"bind-ro", required_argument, NULL, 'r'}, {"bind", required_argument, NULL, 'b'},
-                {"pids", required_argument, NULL, 'p'},    {"memory", required_argument, NULL, 'm'},
-                {"cwd", required_argument, NULL, 'c'},     {0},
+                {"env", required_argument, NULL, 'e'},
+                {"unset", required_argument, NULL, 'u'},
+                {"bind-ro", required_argument, NULL, 'r'},
+                {"bind", required_argument, NULL, 'b'},
+                {"pids", required_argument, NULL, 'p'},
+                {"memory", required_argument, NULL, 'm'},
+                {"cwd", required_argument, NULL, 'c'},
+                {"oci", required_argument, NULL, 'o'},
+                {0},
         };
         /* the adjustments are applied once the plan exists: remember them */
         int n_adj = 0;
         int adj_c[64];
         char *adj_arg[64];
+        const char *oci_id = NULL;
         int c;
         while ((c = getopt_long(argc, argv, "+", options, NULL)) != -1) {
                 if (c == '?' || n_adj == 64)
                         return 2;
+                if (c == 'o') {
+                        oci_id = optarg;
+                        continue;
+                }
                 adj_c[n_adj] = c;
                 adj_arg[n_adj++] = optarg;
         }
@@ -93,7 +105,9 @@ int main(int argc, char **argv)
         kpa_start_options_init(&opts);
         opts.stdout_fd = opts.stderr_fd = STDERR_FILENO;
         kpa_error err;
-        if (kpa_instance_spec_new_package(store, app, NULL, &opts, &spec, &err) < 0)
+        int q = oci_id ? kpa_instance_spec_new_oci(app, oci_id, &spec, &err)
+                       : kpa_instance_spec_new_package(store, app, NULL, &opts, &spec, &err);
+        if (q < 0)
                 fail("making the plan", &err);
         for (int i = 0; i < n_adj; i++)
                 adjust(adj_c[i], adj_arg[i]);
@@ -110,9 +124,11 @@ int main(int argc, char **argv)
         kpa_process_context ctx;
         if (kpa_process_get_state(ctl, &token, &ctx) < 0)
                 fail("its state", kpa_control_last_error(ctl));
-        printf("pid=%d\n", (int)ctx.app_pid);
+        char tok[KPA_TOKEN_STRING_MAX];
+        kpa_token_to_string(&token, tok);
+        printf("pid=%d\ntoken=%s\n", (int)ctx.app_pid, tok);
         kpa_token again;
-        int q = kpa_process_start_spec(ctl, spec, &again);
+        q = kpa_process_start_spec(ctl, spec, &again);
         printf("again=%d %s\n", -q, kpa_control_last_error(ctl)->message);
         fflush(stdout);
 
