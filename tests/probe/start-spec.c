@@ -33,6 +33,8 @@ static void fail(const char *what, const kpa_error *err)
 static void adjust(int c, char *arg)
 {
         kpa_error err;
+        if (!arg) /* every option takes one */
+                exit(2);
         char *sep = strchr(arg, c == 'e' ? '=' : ':');
         int q = 0;
         switch (c) {
