@@ -1405,6 +1405,7 @@ static int print_spec(void)
         cli_close_fds(fds, arg.n_handles);
         free(handles);
         free(fds);
+        free_listens();
         if (r < 0) {
                 cli_report(&err);
                 return EXIT_FAILURE;
