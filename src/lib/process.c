@@ -727,6 +727,48 @@ int kpa_control_start_async(kpa_control *ctl, const char *pkg_id, const char *ru
         return q;
 }
 
+/* A plan made (and maybe adjusted) by the caller (kpa/instance.h): the
+ * same instance as kpa_control_launch makes, with no manifest behind it. */
+int kpa_process_start_spec(kpa_control *ctl, kpa_instance_spec *spec, kpa_token *out_token)
+{
+        kpa_error_clear(&ctl->last_error);
+        if (ctl->ops != &process_local_ops)
+                return kpa_error_set(&ctl->last_error, EOPNOTSUPP,
+                                     "an instance plan is started by a local controller "
+                                     "(kpa_control_open_local); kpa-execd starts packages by id");
+        if (!spec)
+                return kpa_error_set(&ctl->last_error, EINVAL, "no instance plan given");
+        if (spec->instance_id && spec->instance_id[0])
+                return kpa_error_set(&ctl->last_error, EALREADY,
+                                     "this plan of %s was started already (as %s): a plan is "
+                                     "for one start, make a new one for the next",
+                                     spec->app_id, spec->instance_id);
+        instance *i = process_instance_new(ctl);
+        i->stop_timeout_ms = 10000;
+        if (getrandom(i->token.bytes, sizeof(i->token.bytes), 0) != sizeof(i->token.bytes)) {
+                process_instance_free(i);
+                return kpa_error_set_errno(&ctl->last_error, errno, "getrandom");
+        }
+        snprintf(i->ctx.app_id, sizeof(i->ctx.app_id), "%s", spec->app_id ? spec->app_id : "");
+        snprintf(i->ctx.run_config_id, sizeof(i->ctx.run_config_id), "%s",
+                 spec->run_config_id ? spec->run_config_id : "");
+        if (!spec->cgroup_parent && ctl->cgroup_parent)
+                spec->cgroup_parent = kpa_xstrdup(ctl->cgroup_parent);
+        if (spec->cgroup_parent)
+                i->cgroup_parent = kpa_xstrdup(spec->cgroup_parent);
+        process_list_add(ctl, i);
+        if (out_token)
+                *out_token = i->token;
+        i->ctx.started_at = (int64_t)time(NULL);
+        char instance_id[KPA_TOKEN_STRING_MAX];
+        kpa_token_to_string(&i->token, instance_id);
+        free(spec->instance_id);
+        spec->instance_id = kpa_xstrdup(instance_id); /* names its cgroup */
+        if (!spec->init_name)
+                spec->init_name = kpa_xasprintf("kpa-init %s", i->ctx.app_id);
+        return spawn(ctl, i, spec);
+}
+
 int kpa_process_take_tty(kpa_control *ctl, const kpa_token *t)
 {
         instance *i = ctl->ops == &process_local_ops ? process_find(ctl, t) : NULL;

@@ -151,6 +151,7 @@ void kpa_instance_spec_free(kpa_instance_spec *spec)
         free(spec->ipcns_path);
         free(spec->utsns_path);
         free(spec->keep_caps);
+        free(spec->run_config_id);
         if (spec->seccomp_prog) {
                 kpa_seccomp_prog_free(spec->seccomp_prog);
                 free(spec->seccomp_prog);

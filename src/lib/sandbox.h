@@ -21,6 +21,7 @@
 #include "caps.h"
 #include "cgroup.h"
 #include "kpa/error.h"
+#include "kpa/instance.h"
 #include "seccomp-filter.h"
 
 typedef enum kpa_mount_kind {
@@ -117,14 +118,10 @@ typedef struct kpa_instance_spec {
          * needs CAP_SYS_ADMIN then). NULL (kpa's packages, spec.c): every
          * capability dropped and no_new_privs set. */
         kpa_caps_keep *keep_caps;
+        char *run_config_id; /* the manifest's run configuration (spec.c); NULL: none (OCI) */
 } kpa_instance_spec;
 
-void kpa_instance_spec_free(kpa_instance_spec *spec);
-static inline void kpa_instance_spec_freep(kpa_instance_spec **s)
-{
-        if (*s)
-                kpa_instance_spec_free(*s);
-}
+/* kpa_instance_spec_free(), kpa_instance_spec_freep(): kpa/instance.h */
 /* Append a mount operation (strings copied). */
 void kpa_instance_spec_add_mount(kpa_instance_spec *spec, kpa_mount_kind kind, const char *source,
                                  int source_fd, const char *target, bool optional);

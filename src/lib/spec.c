@@ -216,9 +216,24 @@ static bool path_is_clean_absolute(const char *p)
         return true;
 }
 
-/* Root's extra binds (kpa-run --bind, --bind-ro): absolute paths without
- * "..", inside anywhere but /; a missing host path is named here rather
- * than as a failed mount. */
+/* One extra bind (OPT names it in messages): absolute paths without "..",
+ * inside anywhere but /; a missing host path is named here rather than as
+ * a failed mount. */
+static int check_bind(const char *host, const char *inside, const char *opt, kpa_error *err)
+{
+        if (!host || !inside || !path_is_clean_absolute(host) || !path_is_clean_absolute(inside) ||
+            streq(inside, "/"))
+                return kpa_error_set(err, EINVAL,
+                                     "%s %s:%s: both paths must be absolute, without "
+                                     "\"..\", and the inside one not /",
+                                     opt, host ? host : "(null)", inside ? inside : "(null)");
+        struct stat st;
+        if (stat(host, &st) < 0)
+                return kpa_error_set_errno(err, errno, "%s: host path %s", opt, host);
+        return 0;
+}
+
+/* Root's extra binds (kpa-run --bind, --bind-ro). */
 static int plan_binds(const kpa_start_options *opts, kpa_instance_spec *spec, kpa_error *err)
 {
         if (opts->n_binds > 0 && geteuid() != 0)
@@ -227,16 +242,9 @@ static int plan_binds(const kpa_start_options *opts, kpa_instance_spec *spec, kp
                                      "--bind-ro)");
         for (size_t i = 0; i < opts->n_binds; i++) {
                 const kpa_start_bind *b = &opts->binds[i];
-                const char *opt = b->writable ? "--bind" : "--bind-ro";
-                if (!path_is_clean_absolute(b->host) || !path_is_clean_absolute(b->inside) ||
-                    streq(b->inside, "/"))
-                        return kpa_error_set(err, EINVAL,
-                                             "%s %s:%s: both paths must be absolute, without "
-                                             "\"..\", and the inside one not /",
-                                             opt, b->host, b->inside);
-                struct stat st;
-                if (stat(b->host, &st) < 0)
-                        return kpa_error_set_errno(err, errno, "%s: host path %s", opt, b->host);
+                int q = check_bind(b->host, b->inside, b->writable ? "--bind" : "--bind-ro", err);
+                if (q < 0)
+                        return q;
                 kpa_instance_spec_add_mount(spec, b->writable ? KPA_MOUNT_BIND_RW : KPA_MOUNT_BIND_RO,
                                             b->host, -1, b->inside, false);
         }
@@ -343,6 +351,7 @@ int kpa_instance_spec_build(kpa_store *store, const kpa_manifest *m, const kpa_r
         spec->stdio[0] = spec->stdio[1] = spec->stdio[2] = -1;
         spec->exit_record_fd = spec->init_keep_fd = -1;
         spec->app_id = kpa_xstrdup(m->application.id);
+        spec->run_config_id = kpa_xstrdup(rc->id);
         spec->instance_id = kpa_xstrdup(instance_id);
         /* a hostname holds at most 64 bytes */
         spec->hostname = kpa_xstrndup(m->application.id, 64);
@@ -384,5 +393,200 @@ int kpa_instance_spec_build(kpa_store *store, const kpa_manifest *m, const kpa_r
                 return q;
         plan_seccomp(&granted, spec);
         *out = TAKE_PTR(spec);
+        return 0;
+}
+
+/* ---- the public plan (kpa/instance.h) ---- */
+
+int kpa_instance_spec_new_package(const char *store_root, const char *pkg_id,
+                                  const char *run_config_id, const kpa_start_options *opts,
+                                  kpa_instance_spec **out, kpa_error *err)
+{
+        *out = NULL;
+        if (!pkg_id || !pkg_id[0])
+                return kpa_error_set(err, EINVAL, "no package id given");
+        kpa_start_options defaults;
+        if (!opts) {
+                kpa_start_options_init(&defaults);
+                opts = &defaults;
+        }
+        _cleanup_(kpa_store_closep) kpa_store *store = NULL;
+        int q = kpa_store_open(store_root, 0, &store, err);
+        if (q < 0)
+                return q;
+        _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
+        q = kpa_store_load_manifest(store, pkg_id, &m, err);
+        if (q < 0)
+                return q;
+        const kpa_run_config *rc = run_config_id ? kpa_manifest_find_run_config(m, run_config_id)
+                                                 : kpa_manifest_primary_run_config(m);
+        if (!rc && !run_config_id)
+                return kpa_error_set(err, ENOENT, "%s has no run configuration to start", pkg_id);
+        if (!rc) {
+                char list[200] = "";
+                for (size_t k = 0; k < m->n_run_configs; k++) {
+                        size_t len = strlen(list);
+                        snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "",
+                                 m->run_configs[k].id);
+                }
+                return kpa_error_set(err, ENOENT, "%s has no run configuration \"%s\" (it has: %s)",
+                                     pkg_id, run_config_id, list[0] ? list : "none");
+        }
+        /* the instance id (the cgroup's name) is the token of the start */
+        _cleanup_(kpa_instance_spec_freep) kpa_instance_spec *spec = NULL;
+        q = kpa_instance_spec_build(store, m, rc, opts, "", &spec, err);
+        if (q < 0)
+                return q;
+        spec->init_name = kpa_xasprintf("kpa-init %s/%s", spec->app_id, rc->id);
+        *out = TAKE_PTR(spec);
+        return 0;
+}
+
+const char *kpa_instance_spec_app_id(const kpa_instance_spec *spec)
+{
+        return spec->app_id;
+}
+
+const char *kpa_instance_spec_exec_path(const kpa_instance_spec *spec)
+{
+        return spec->exec_path;
+}
+
+const char *const *kpa_instance_spec_get_argv(const kpa_instance_spec *spec)
+{
+        return (const char *const *)spec->argv;
+}
+
+int kpa_instance_spec_set_argv(kpa_instance_spec *spec, const char *const *argv, size_t n,
+                               kpa_error *err)
+{
+        if (!argv || n == 0)
+                return kpa_error_set(err, EINVAL, "argv: at least argv[0] is needed");
+        for (size_t i = 0; i < n; i++)
+                if (!argv[i])
+                        return kpa_error_set(err, EINVAL, "argv[%zu] is NULL", i);
+        char **v = kpa_xcalloc(n + 1, sizeof(char *));
+        for (size_t i = 0; i < n; i++)
+                v[i] = kpa_xstrdup(argv[i]);
+        kpa_strv_free(spec->argv);
+        spec->argv = v;
+        return 0;
+}
+
+/* The index of NAME's entry in SPEC's environment, or -1. */
+static ssize_t env_find(const kpa_instance_spec *spec, const char *name)
+{
+        size_t len = strlen(name);
+        for (size_t i = 0; spec->envp && spec->envp[i]; i++)
+                if (strncmp(spec->envp[i], name, len) == 0 && spec->envp[i][len] == '=')
+                        return (ssize_t)i;
+        return -1;
+}
+
+const char *kpa_instance_spec_get_env(const kpa_instance_spec *spec, const char *name)
+{
+        ssize_t i = name ? env_find(spec, name) : -1;
+        return i < 0 ? NULL : spec->envp[i] + strlen(name) + 1;
+}
+
+int kpa_instance_spec_set_env(kpa_instance_spec *spec, const char *name, const char *value,
+                              kpa_error *err)
+{
+        if (!name || !name[0] || strchr(name, '='))
+                return kpa_error_set(err, EINVAL,
+                                     "environment variable name \"%s\" is empty or holds '='",
+                                     name ? name : "");
+        if (streq(name, "LISTEN_FDS") || streq(name, "LISTEN_FDNAMES") || streq(name, "LISTEN_PID"))
+                return kpa_error_set(err, EINVAL,
+                                     "%s describes the plan's handles: kpa sets it, it cannot "
+                                     "be set",
+                                     name);
+        ssize_t i = env_find(spec, name);
+        if (!value) { /* unset: close the gap */
+                if (i < 0)
+                        return 0;
+                free(spec->envp[i]);
+                for (size_t k = (size_t)i; spec->envp[k]; k++)
+                        spec->envp[k] = spec->envp[k + 1];
+                return 0;
+        }
+        char *e = kpa_xasprintf("%s=%s", name, value);
+        if (i >= 0) {
+                free(spec->envp[i]);
+                spec->envp[i] = e;
+                return 0;
+        }
+        strv_builder b = {.v = spec->envp, .n = 0};
+        while (b.v && b.v[b.n])
+                b.n++;
+        strv_push(&b, e);
+        spec->envp = b.v;
+        return 0;
+}
+
+int kpa_instance_spec_add_bind(kpa_instance_spec *spec, const char *host, const char *inside,
+                               bool writable, kpa_error *err)
+{
+        if (geteuid() != 0 || spec->userns)
+                return kpa_error_set(err, EPERM, "only root can bind host paths into the sandbox");
+        int q = check_bind(host, inside, writable ? "bind" : "read-only bind", err);
+        if (q < 0)
+                return q;
+        kpa_instance_spec_add_mount(spec, writable ? KPA_MOUNT_BIND_RW : KPA_MOUNT_BIND_RO, host,
+                                    -1, inside, false);
+        return 0;
+}
+
+int kpa_instance_spec_get_limit(const kpa_instance_spec *spec, kpa_instance_limit which,
+                                uint64_t *value)
+{
+        switch (which) {
+        case KPA_INSTANCE_LIMIT_MEMORY: *value = spec->limits.memory_bytes; return 0;
+        case KPA_INSTANCE_LIMIT_PIDS: *value = spec->limits.pids; return 0;
+        case KPA_INSTANCE_LIMIT_CPU_WEIGHT: *value = spec->limits.cpu_weight; return 0;
+        }
+        return -EINVAL;
+}
+
+int kpa_instance_spec_set_limit(kpa_instance_spec *spec, kpa_instance_limit which, uint64_t value,
+                                kpa_error *err)
+{
+        switch (which) {
+        case KPA_INSTANCE_LIMIT_MEMORY:
+                if (value > (uint64_t)INT64_MAX)
+                        return kpa_error_set(err, EINVAL, "memory limit %llu is above %lld bytes",
+                                             (unsigned long long)value, (long long)INT64_MAX);
+                spec->limits.memory_bytes = value;
+                return 0;
+        case KPA_INSTANCE_LIMIT_PIDS:
+                if (value > UINT32_MAX)
+                        return kpa_error_set(err, EINVAL, "pids limit %llu is above %u",
+                                             (unsigned long long)value, UINT32_MAX);
+                spec->limits.pids = value;
+                return 0;
+        case KPA_INSTANCE_LIMIT_CPU_WEIGHT:
+                if (value > 10000)
+                        return kpa_error_set(err, EINVAL,
+                                             "cpu weight %llu is not from 1 to 10000 (0: the "
+                                             "default)",
+                                             (unsigned long long)value);
+                spec->limits.cpu_weight = value;
+                return 0;
+        }
+        return kpa_error_set(err, EINVAL, "unknown limit %d", (int)which);
+}
+
+const char *kpa_instance_spec_get_cwd(const kpa_instance_spec *spec)
+{
+        return spec->cwd;
+}
+
+int kpa_instance_spec_set_cwd(kpa_instance_spec *spec, const char *cwd, kpa_error *err)
+{
+        if (cwd && (cwd[0] != '/' || strlen(cwd) >= PATH_MAX))
+                return kpa_error_set(err, EINVAL,
+                                     "working directory \"%s\" is not an absolute path", cwd);
+        free(spec->cwd);
+        spec->cwd = cwd ? kpa_xstrdup(cwd) : NULL;
         return 0;
 }

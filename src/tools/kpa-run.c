@@ -35,6 +35,7 @@
 #include "cleanup.h"
 #include "cli.h"
 #include "kpa/handle.h"
+#include "kpa/instance.h"
 #include "kpa/package.h"
 #include "kpa/process.h"
 
@@ -94,6 +95,7 @@ static struct {
         int tty;                   /* --tty 1, --no-tty 0, neither -1 (a terminal: yes) */
         kpa_start_bind *binds;     /* --bind, --bind-ro */
         size_t n_binds;
+        bool print_spec; /* --print-spec */
 } arg = {.tty = -1};
 
 static void usage(void)
@@ -152,6 +154,9 @@ static void usage(void)
                "      --bind HOST:INSIDE    bind the host path HOST read-write at INSIDE\n"
                "                            (root only; repeatable)\n"
                "      --bind-ro HOST:INSIDE likewise, read-only\n"
+               "      --print-spec          start nothing: print the plan of this start (the\n"
+               "                            argv, environment, mounts, limits, handles, ids\n"
+               "                            after every option) as JSON (direct mode only)\n"
                "      --json                when the application ends, print its final state as\n"
                "                            one JSON line on standard error\n"
                "  -q, --quiet               print errors only\n"
@@ -218,6 +223,7 @@ enum {
         OPT_STOP_ALL,
         OPT_BIND,
         OPT_BIND_RO,
+        OPT_PRINT_SPEC,
 };
 
 /* APP_ID[/RUNCONFIG] as the manifest spells ids (kpa-execd has the last
@@ -510,6 +516,7 @@ static int parse_option(int c, const char *optarg_)
                 return 0;
         case OPT_BIND: return add_bind(optarg_, true);
         case OPT_BIND_RO: return add_bind(optarg_, false);
+        case OPT_PRINT_SPEC: arg.print_spec = true; return 0;
         case OPT_JSON: arg.json = true; return 0;
         case 'q': arg.quiet = true; return 0;
         case 'h': usage(); exit(EXIT_SUCCESS);
@@ -579,6 +586,10 @@ static int check_mode_options(void)
         if (m == MODE_DETACH && arg.n_binds > 0 && geteuid() != 0)
                 return cli_usage_error("--bind and --bind-ro do not go with --detach: only root "
                                        "may bind host paths, and only in direct mode");
+        if (arg.print_spec && m != MODE_DIRECT)
+                return cli_usage_error("--print-spec does not go with %s: it prints the plan "
+                                       "of a direct start",
+                                       mode);
         if (arg.start_option && m != MODE_DIRECT && m != MODE_DETACH)
                 return cli_usage_error("%s is a start option: it goes with --detach or direct "
                                        "mode, not with %s",
@@ -620,6 +631,7 @@ static int parse_args(int argc, char **argv)
                 {"workdir", required_argument, NULL, 'w'},
                 {"bind", required_argument, NULL, OPT_BIND},
                 {"bind-ro", required_argument, NULL, OPT_BIND_RO},
+                {"print-spec", no_argument, NULL, OPT_PRINT_SPEC},
                 {0},
         };
         kpa_start_options_init(&arg.opts);
@@ -1372,8 +1384,41 @@ static void start_relay(kpa_control *ctl, const kpa_token *token, kpa_start_opti
         make_terminal_raw();
 }
 
+/* --print-spec: the plan of this start, as libkpa would make it, in JSON */
+static int print_spec(void)
+{
+        kpa_user_handle *handles;
+        int *fds;
+        int r = prepare_start(&handles, &fds);
+        if (r)
+                return r;
+        arg.opts.tty = arg.tty == 1;
+        if (!arg.opts.tty) { /* the application would get ours (or pipes in their place) */
+                arg.opts.stdin_fd = STDIN_FILENO;
+                arg.opts.stdout_fd = STDOUT_FILENO;
+                arg.opts.stderr_fd = STDERR_FILENO;
+        }
+        kpa_error err;
+        _cleanup_(kpa_instance_spec_freep) kpa_instance_spec *spec = NULL;
+        r = kpa_instance_spec_new_package(arg.root, arg.app_id, arg.run_config_id, &arg.opts, &spec,
+                                          &err);
+        cli_close_fds(fds, arg.n_handles);
+        free(handles);
+        free(fds);
+        free_listens();
+        if (r < 0) {
+                cli_report(&err);
+                return EXIT_FAILURE;
+        }
+        _cleanup_free_ char *json = kpa_instance_spec_to_json(spec);
+        puts(json);
+        return EXIT_SUCCESS;
+}
+
 static int run(void)
 {
+        if (arg.print_spec)
+                return print_spec();
         kpa_user_handle *handles;
         int *fds;
         int r = prepare_start(&handles, &fds);
