@@ -20,6 +20,9 @@ told (well-formed or not), prints the reply as one JSON line.
         while held), "message" (of a refusal)}
   execd-client.py SOCK deaf JSON             Subscribe, shut down reading,
         send JSON (events and the reply cannot be delivered), close
+  execd-client.py SOCK gated DIR NAME JSON   connect, ask Version (so that
+        the daemon holds the connection), create DIR/NAME.ready; once
+        DIR/NAME.go exists, send JSON, create DIR/NAME.sent, print the reply
 """
 import json
 import os
@@ -185,6 +188,15 @@ def main():
         time.sleep(0.5)
         s.close()
         return
+    elif cmd == "gated":
+        gate = os.path.join(args[0], args[1])
+        call(s, {"op": "Version"})
+        open(gate + ".ready", "w").close()
+        while not os.path.exists(gate + ".go"):
+            time.sleep(0.01)
+        send(s, args[2])
+        open(gate + ".sent", "w").close()
+        rep, _ = recv(s)
     elif cmd == "subscribe":
         rep, _ = call(s, {"op": "Subscribe"})
         print(json.dumps(rep), flush=True)
