@@ -1013,8 +1013,8 @@ static void op_package_installed(client *c, kpa_request *req)
         pid_t pids[64];
         int restarted = 0;
         if (req->restart) {
-                restarted = kpa_control_stop_package(d.ctl, req->package, true, pids,
-                                                     ELEMENTSOF(pids));
+                restarted =
+                        kpa_control_stop_package(d.ctl, req->package, true, pids, ELEMENTSOF(pids));
                 if (restarted)
                         log_info("uid %u upgraded %s: restarting its %d process(es)",
                                  (unsigned)c->uid, req->package, restarted);
@@ -1098,9 +1098,9 @@ static const request_row request_table[] = {
 static bool sender_allowed(client *c, const request_row *row, kpa_request *req)
 {
         switch (row->sender) {
+        /* SENDER_OWNER: checked with the token, in token_allowed() */
         case SENDER_ANY:
-        case SENDER_OWNER: /* with the token, below */
-                return true;
+        case SENDER_OWNER: return true;
         case SENDER_MAY_START:
                 if (c->may_start)
                         return true;
@@ -1113,8 +1113,8 @@ static bool sender_allowed(client *c, const request_row *row, kpa_request *req)
                 if (c->uid == 0)
                         return true;
                 reply_error(c, req->id, EACCES,
-                            "permission denied: only root may %s (uid %u is not root)",
-                            row->action, (unsigned)c->uid);
+                            "permission denied: only root may %s (uid %u is not root)", row->action,
+                            (unsigned)c->uid);
                 return false;
         }
         return false;
@@ -1168,9 +1168,8 @@ static request_handler handler_now(client *c, const request_row *row, kpa_reques
 static void handle_request(client *c, kpa_request *req)
 {
         log_debug("uid %u: %s", (unsigned)c->uid, kpa_request_op_name(req->op));
-        const request_row *row = (size_t)req->op < ELEMENTSOF(request_table)
-                                         ? &request_table[req->op]
-                                         : NULL;
+        const request_row *row =
+                (size_t)req->op < ELEMENTSOF(request_table) ? &request_table[req->op] : NULL;
         if (!row || !row->serve) {
                 reply_error(c, req->id, EINVAL, "unknown request");
                 return;
