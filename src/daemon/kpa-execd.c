@@ -1063,8 +1063,8 @@ typedef void (*request_handler)(client *c, kpa_request *req);
  * sender, token, the daemon's state; then calls the handler. */
 typedef struct request_row {
         request_sender sender;
-        const char *action; /* what a refused sender may not do: "may ACTION" */
         request_token token;
+        const char *action; /* what a refused sender may not do: "may ACTION" */
         request_handler serve;
         /* while the daemon is leaving (--on-exit keep) or shutting down:
          * the handler, or NULL to refuse with ESHUTDOWN */
@@ -1072,26 +1072,25 @@ typedef struct request_row {
 } request_row;
 
 static const request_row request_table[] = {
-        [KPA_OP_VERSION] = {SENDER_ANY, NULL, TOKEN_NONE, op_version, op_version},
-        [KPA_OP_START] = {SENDER_MAY_START, "start processes", TOKEN_NONE, op_start, NULL},
-        [KPA_OP_STOP] = {SENDER_OWNER, "stop it", TOKEN_KNOWN, op_stop, op_stop},
-        [KPA_OP_GET_STATE] = {SENDER_OWNER, "see its state", TOKEN_MAY_BE_GONE, op_get_state,
+        [KPA_OP_VERSION] = {SENDER_ANY, TOKEN_NONE, NULL, op_version, op_version},
+        [KPA_OP_START] = {SENDER_MAY_START, TOKEN_NONE, "start processes", op_start, NULL},
+        [KPA_OP_STOP] = {SENDER_OWNER, TOKEN_KNOWN, "stop it", op_stop, op_stop},
+        [KPA_OP_GET_STATE] = {SENDER_OWNER, TOKEN_MAY_BE_GONE, "see its state", op_get_state,
                               op_get_state},
-        [KPA_OP_WAIT] = {SENDER_OWNER, "wait for it", TOKEN_MAY_BE_GONE, op_wait, op_wait},
-        [KPA_OP_LIST] = {SENDER_ANY, NULL, TOKEN_NONE, op_list, op_list},
-        [KPA_OP_STOP_ALL] = {SENDER_ROOT, "stop all processes", TOKEN_NONE, op_stop_all,
+        [KPA_OP_WAIT] = {SENDER_OWNER, TOKEN_MAY_BE_GONE, "wait for it", op_wait, op_wait},
+        [KPA_OP_LIST] = {SENDER_ANY, TOKEN_NONE, NULL, op_list, op_list},
+        [KPA_OP_STOP_ALL] = {SENDER_ROOT, TOKEN_NONE, "stop all processes", op_stop_all,
                              op_stop_all},
-        [KPA_OP_SUBSCRIBE] = {SENDER_ANY, NULL, TOKEN_NONE, op_subscribe, op_subscribe},
-        [KPA_OP_OPEN_LOG] = {SENDER_OWNER, "read its output", TOKEN_KNOWN, op_open_log,
+        [KPA_OP_SUBSCRIBE] = {SENDER_ANY, TOKEN_NONE, NULL, op_subscribe, op_subscribe},
+        [KPA_OP_OPEN_LOG] = {SENDER_OWNER, TOKEN_KNOWN, "read its output", op_open_log,
                              op_open_log},
-        [KPA_OP_PACKAGE_INSTALLED] = {SENDER_MAY_START,
+        [KPA_OP_PACKAGE_INSTALLED] = {SENDER_MAY_START, TOKEN_NONE,
                                       "report an installed package (PackageInstalled starts "
                                       "its autorun processes)",
-                                      TOKEN_NONE, op_package_installed,
-                                      op_package_installed_stopping},
-        [KPA_OP_STOP_PACKAGE] = {SENDER_ROOT, "stop a package's processes", TOKEN_NONE,
+                                      op_package_installed, op_package_installed_stopping},
+        [KPA_OP_STOP_PACKAGE] = {SENDER_ROOT, TOKEN_NONE, "stop a package's processes",
                                  op_stop_package, op_stop_package},
-        [KPA_OP_FIND] = {SENDER_ANY, NULL, TOKEN_NONE, op_find, op_find},
+        [KPA_OP_FIND] = {SENDER_ANY, TOKEN_NONE, NULL, op_find, op_find},
 };
 
 /* May C send ROW's op? Replies with the refusal when not. */
