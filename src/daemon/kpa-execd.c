@@ -6,7 +6,8 @@
  * sandbox and state machine as kpa-run, with instances that outlive this
  * process and records in the state directory). This file only speaks the
  * protocol (protocol.h), checks who may do what (SO_PEERCRED and
- * SO_PEERGROUPS, never a field of a message), and answers. */
+ * SO_PEERGROUPS, never a field of a message) and when (the request table:
+ * one row per op, docs/DESIGN.md "kpa-execd's state table"), and answers. */
 #include "config.h"
 
 #include <errno.h>

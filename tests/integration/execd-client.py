@@ -23,6 +23,7 @@ told (well-formed or not), prints the reply as one JSON line.
   execd-client.py SOCK gated DIR NAME JSON   connect, ask Version (so that
         the daemon holds the connection), create DIR/NAME.ready; once
         DIR/NAME.go exists, send JSON, create DIR/NAME.sent, print the reply
+        (gives up after 120 s without DIR/NAME.go)
 """
 import json
 import os
@@ -192,7 +193,10 @@ def main():
         gate = os.path.join(args[0], args[1])
         call(s, {"op": "Version"})
         open(gate + ".ready", "w").close()
+        deadline = time.monotonic() + 120
         while not os.path.exists(gate + ".go"):
+            if time.monotonic() > deadline:
+                sys.exit("gated: no " + gate + ".go after 120 s")
             time.sleep(0.01)
         send(s, args[2])
         open(gate + ".sent", "w").close()

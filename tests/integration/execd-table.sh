@@ -40,18 +40,23 @@ cleanup_add rm_cgroups
 
 # the client that the other uids run must be reachable by them
 USER_CLIENT_PY=$(reachable "$CLIENT_PY")
-# as_client WHO ARGS...: execd-client.py with ARGS, run as WHO: root, member
-# (uid and primary group 65534), member2 (uid 65532, group 65534 as a
+# client_cmd WHO: sets cmd to execd-client.py's command line as WHO: root,
+# member (uid and primary group 65534), member2 (uid 65532, group 65534 as a
 # supplementary group only) or stranger (uid 65533, in no group of the daemon)
-as_client() {
-    local who=$1
-    shift
-    case $who in
-    root) "$PYTHON3" "$CLIENT_PY" "$S" "$@" ;;
-    member) setpriv --reuid 65534 --regid 65534 --clear-groups "$PYTHON3" "$USER_CLIENT_PY" "$S" "$@" ;;
-    member2) setpriv --reuid 65532 --regid 65532 --groups 65534 "$PYTHON3" "$USER_CLIENT_PY" "$S" "$@" ;;
-    stranger) setpriv --reuid 65533 --regid 65533 --clear-groups "$PYTHON3" "$USER_CLIENT_PY" "$S" "$@" ;;
+client_cmd() {
+    case $1 in
+    root) cmd=("$PYTHON3" "$CLIENT_PY") ;;
+    member) cmd=(setpriv --reuid 65534 --regid 65534 --clear-groups "$PYTHON3" "$USER_CLIENT_PY") ;;
+    member2) cmd=(setpriv --reuid 65532 --regid 65532 --groups 65534 "$PYTHON3" "$USER_CLIENT_PY") ;;
+    stranger) cmd=(setpriv --reuid 65533 --regid 65533 --clear-groups "$PYTHON3" "$USER_CLIENT_PY") ;;
     esac
+}
+# as_client WHO ARGS...: execd-client.py with ARGS, as WHO
+as_client() {
+    local cmd
+    client_cmd "$1"
+    shift
+    "${cmd[@]}" "$S" "$@"
 }
 # as WHO JSON: one request as WHO, its reply as one JSON line
 as() { as_client "$1" call "$2"; }
@@ -185,8 +190,12 @@ until_files() {
     return 1
 }
 gated=()
+cleanup_add 'for p in "${gated[@]}"; do kill "$p" 2>/dev/null; done'
 gate() { # gate WHO NAME JSON: a client of WHO that sends JSON once NAME.go exists
-    as_client "$1" gated "$G" "$2" "$3" >"$G/$2.out" 2>&1 &
+    local cmd
+    client_cmd "$1"
+    # (a simple command: $! is the client's own pid, for the cleanup)
+    "${cmd[@]}" "$S" gated "$G" "$2" "$3" >"$G/$2.out" 2>&1 &
     gated+=($!)
 }
 gate root held "$(start_json '"sleep","600"')"
