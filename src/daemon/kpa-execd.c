@@ -6,7 +6,8 @@
  * sandbox and state machine as kpa-run, with instances that outlive this
  * process and records in the state directory). This file only speaks the
  * protocol (protocol.h), checks who may do what (SO_PEERCRED and
- * SO_PEERGROUPS, never a field of a message), and answers. */
+ * SO_PEERGROUPS, never a field of a message) and when (the request table:
+ * one row per op, docs/DESIGN.md "kpa-execd's state table"), and answers. */
 #include "config.h"
 
 #include <errno.h>
@@ -723,19 +724,10 @@ static bool handles_allowed(client *c, kpa_request *req)
         return true;
 }
 
+/* Who may start, and when, is the request table's (handle_request); what
+ * only root may ask of a start is checked here. */
 static void op_start(client *c, kpa_request *req)
 {
-        if (!c->may_start) {
-                reply_error(c, req->id, EACCES,
-                            "permission denied: only root and members of group \"%s\" may start "
-                            "processes (uid %u is neither)",
-                            arg.group, (unsigned)c->uid);
-                return;
-        }
-        if (d.stopping) {
-                reply_error(c, req->id, ESHUTDOWN, "kpa-execd is shutting down");
-                return;
-        }
         if (c->uid != 0 && (req->opts.uid != (uid_t)-1 || req->opts.gid != (gid_t)-1)) {
                 reply_error(c, req->id, EPERM,
                             "permission denied: only root may choose the uid or gid of a process");
@@ -808,21 +800,6 @@ static void start_done(pending_start *ps, const kpa_token *t, const kpa_process_
         send_to(ps->c, r, NULL, 0);
 }
 
-/* The token of REQ, checked: known and C's. Replies itself when not. */
-static bool token_ok(client *c, kpa_request *req, bool unknown_ok)
-{
-        int q = check_owner(c, &req->token);
-        if (q == -ESRCH && unknown_ok)
-                return true;
-        if (q == -ESRCH)
-                return reply_error(c, req->id, ESRCH, "%s", KPA_NO_SUCH_INSTANCE), false;
-        if (q == -EACCES)
-                return reply_error(c, req->id, EACCES,
-                                   "permission denied: the process belongs to another user"),
-                       false;
-        return true;
-}
-
 static void reply_context(client *c, int64_t id, int err, const kpa_token *t,
                           const kpa_process_context *ctx)
 {
@@ -839,8 +816,6 @@ static bool is_live_state(kpa_process_state s)
 
 static void op_wait(client *c, kpa_request *req)
 {
-        if (!token_ok(c, req, true))
-                return;
         kpa_process_context ctx;
         kpa_process_get_state(d.ctl, &req->token, &ctx);
         if (c->dead)
@@ -953,8 +928,6 @@ static void op_find(client *c, kpa_request *req)
 
 static void op_open_log(client *c, kpa_request *req)
 {
-        if (!token_ok(c, req, false))
-                return;
         char path[PATH_MAX];
         if (kpa_control_log_path(d.ctl, &req->token, req->rotated, path, sizeof(path)) < 0) {
                 reply_error(c, req->id, ENOENT,
@@ -983,104 +956,229 @@ static json_object *pids_to_json(const pid_t pids[64], int n)
         return a;
 }
 
+static void op_version(client *c, kpa_request *req)
+{
+        _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
+        json_object_object_add(r, "version", json_object_new_string(PACKAGE_VERSION));
+        json_object_object_add(r, "protocol", json_object_new_int(KPA_PROTOCOL_VERSION));
+        send_to(c, r, NULL, 0);
+}
+
+static void op_stop(client *c, kpa_request *req)
+{
+        if (kpa_process_stop(d.ctl, &req->token, req->policy) < 0) {
+                const kpa_error *e = kpa_control_last_error(d.ctl);
+                reply_error(c, req->id, e->code ? e->code : EIO, "%s", e->message);
+                return;
+        }
+        reply_error(c, req->id, 0, "%s", "");
+}
+
+static void op_get_state(client *c, kpa_request *req)
+{
+        kpa_process_context ctx;
+        kpa_process_get_state(d.ctl, &req->token, &ctx);
+        reply_context(c, req->id, 0, &req->token, &ctx);
+}
+
+static void op_stop_all(client *c, kpa_request *req)
+{
+        int n = kpa_control_stop_all(d.ctl, req->policy);
+        log_info("uid 0 stopped all %d processes (%s)", n,
+                 req->policy == KPA_STOP_FORCED ? "forced" : "normal");
+        _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
+        json_object_object_add(r, "stopped", json_object_new_int(n));
+        send_to(c, r, NULL, 0);
+}
+
+static void op_subscribe(client *c, kpa_request *req)
+{
+        c->subscribed = true;
+        reply_error(c, req->id, 0, "%s", "");
+}
+
+static void reply_package_installed(client *c, int64_t id, int started, const pid_t pids[64],
+                                    int restarted)
+{
+        _cleanup_(json_object_putp) json_object *r = kpa_reply_new(id, 0, "");
+        json_object_object_add(r, "started", json_object_new_int(started < 0 ? 0 : started));
+        json_object_object_add(r, "restarted", json_object_new_int(restarted));
+        json_object_object_add(r, "pids", pids_to_json(pids, restarted));
+        send_to(c, r, NULL, 0);
+}
+
+/* kpa-install's notice: restart the package's instances after an upgrade
+ * (with "restart"), and start its autorun run configurations. */
+static void op_package_installed(client *c, kpa_request *req)
+{
+        pid_t pids[64];
+        int restarted = 0;
+        if (req->restart) {
+                restarted =
+                        kpa_control_stop_package(d.ctl, req->package, true, pids, ELEMENTSOF(pids));
+                if (restarted)
+                        log_info("uid %u upgraded %s: restarting its %d process(es)",
+                                 (unsigned)c->uid, req->package, restarted);
+        }
+        reply_package_installed(c, req->id, autorun_package(req->package), pids, restarted);
+}
+
+/* The same notice while the daemon leaves or shuts down: answered (the
+ * install itself is done), but nothing is started or restarted. */
+static void op_package_installed_stopping(client *c, kpa_request *req)
+{
+        pid_t pids[64] = {0};
+        log_info("uid %u installed %s while kpa-execd exits: nothing started or restarted",
+                 (unsigned)c->uid, req->package);
+        reply_package_installed(c, req->id, 0, pids, 0);
+}
+
+static void op_stop_package(client *c, kpa_request *req)
+{
+        pid_t pids[64];
+        int n = kpa_control_stop_package(d.ctl, req->package, false, pids, ELEMENTSOF(pids));
+        log_info("uid 0 stopped the %d process(es) of %s", n, req->package);
+        _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
+        json_object_object_add(r, "stopped", json_object_new_int(n));
+        json_object_object_add(r, "pids", pids_to_json(pids, n));
+        send_to(c, r, NULL, 0);
+}
+
+/* ---- the request table ---- */
+
+/* Who may send a request: SO_PEERCRED and SO_PEERGROUPS, never a field. */
+typedef enum request_sender {
+        SENDER_ANY,       /* whoever can connect (the socket's mode decides who can) */
+        SENDER_MAY_START, /* root, or a member of group kpa (--group) */
+        SENDER_ROOT,      /* root alone */
+        SENDER_OWNER,     /* the uid that started the request's token, or root */
+} request_sender;
+
+/* The request's token: none; one that must exist (else ESRCH); or one
+ * that may be gone, which is answered with NotExisting. */
+typedef enum request_token { TOKEN_NONE, TOKEN_KNOWN, TOKEN_MAY_BE_GONE } request_token;
+
+typedef void (*request_handler)(client *c, kpa_request *req);
+
+/* One row per op. handle_request() applies the columns in this order:
+ * sender, token, the daemon's state; then calls the handler. */
+typedef struct request_row {
+        request_sender sender;
+        request_token token;
+        const char *action; /* what a refused sender may not do: "may ACTION" */
+        request_handler serve;
+        /* while the daemon is leaving (--on-exit keep) or shutting down:
+         * the handler, or NULL to refuse with ESHUTDOWN */
+        request_handler serve_stopping;
+} request_row;
+
+static const request_row request_table[] = {
+        [KPA_OP_VERSION] = {SENDER_ANY, TOKEN_NONE, NULL, op_version, op_version},
+        [KPA_OP_START] = {SENDER_MAY_START, TOKEN_NONE, "start processes", op_start, NULL},
+        [KPA_OP_STOP] = {SENDER_OWNER, TOKEN_KNOWN, "stop it", op_stop, op_stop},
+        [KPA_OP_GET_STATE] = {SENDER_OWNER, TOKEN_MAY_BE_GONE, "see its state", op_get_state,
+                              op_get_state},
+        [KPA_OP_WAIT] = {SENDER_OWNER, TOKEN_MAY_BE_GONE, "wait for it", op_wait, op_wait},
+        [KPA_OP_LIST] = {SENDER_ANY, TOKEN_NONE, NULL, op_list, op_list},
+        [KPA_OP_STOP_ALL] = {SENDER_ROOT, TOKEN_NONE, "stop all processes", op_stop_all,
+                             op_stop_all},
+        [KPA_OP_SUBSCRIBE] = {SENDER_ANY, TOKEN_NONE, NULL, op_subscribe, op_subscribe},
+        [KPA_OP_OPEN_LOG] = {SENDER_OWNER, TOKEN_KNOWN, "read its output", op_open_log,
+                             op_open_log},
+        [KPA_OP_PACKAGE_INSTALLED] = {SENDER_MAY_START, TOKEN_NONE,
+                                      "report an installed package (PackageInstalled starts "
+                                      "its autorun processes)",
+                                      op_package_installed, op_package_installed_stopping},
+        [KPA_OP_STOP_PACKAGE] = {SENDER_ROOT, TOKEN_NONE, "stop a package's processes",
+                                 op_stop_package, op_stop_package},
+        [KPA_OP_FIND] = {SENDER_ANY, TOKEN_NONE, NULL, op_find, op_find},
+};
+
+/* May C send ROW's op? Replies with the refusal when not. */
+static bool sender_allowed(client *c, const request_row *row, kpa_request *req)
+{
+        switch (row->sender) {
+        /* SENDER_OWNER: checked with the token, in token_allowed() */
+        case SENDER_ANY:
+        case SENDER_OWNER: return true;
+        case SENDER_MAY_START:
+                if (c->may_start)
+                        return true;
+                reply_error(c, req->id, EACCES,
+                            "permission denied: only root and members of group \"%s\" may %s "
+                            "(uid %u is neither)",
+                            arg.group, row->action, (unsigned)c->uid);
+                return false;
+        case SENDER_ROOT:
+                if (c->uid == 0)
+                        return true;
+                reply_error(c, req->id, EACCES,
+                            "permission denied: only root may %s (uid %u is not root)", row->action,
+                            (unsigned)c->uid);
+                return false;
+        }
+        return false;
+}
+
+/* The token of REQ, checked as ROW asks: known (or allowed to be gone),
+ * and C's unless C is root. Replies with the refusal when not. */
+static bool token_allowed(client *c, const request_row *row, kpa_request *req)
+{
+        if (row->token == TOKEN_NONE)
+                return true;
+        int q = check_owner(c, &req->token);
+        if (q == -ESRCH && row->token == TOKEN_MAY_BE_GONE)
+                return true;
+        if (q == -ESRCH) {
+                reply_error(c, req->id, ESRCH, "%s", KPA_NO_SUCH_INSTANCE);
+                return false;
+        }
+        if (q == -EACCES && row->sender == SENDER_OWNER) {
+                reply_error(c, req->id, EACCES,
+                            "permission denied: the process belongs to another user; only its "
+                            "owner and root may %s",
+                            row->action);
+                return false;
+        }
+        return true;
+}
+
+/* The daemon's own state: serving, or exiting after a SIGTERM or SIGINT,
+ * either leaving its instances running (--on-exit keep) or stopping them. */
+static request_handler handler_now(client *c, const request_row *row, kpa_request *req)
+{
+        if (!d.stopping)
+                return row->serve;
+        if (row->serve_stopping)
+                return row->serve_stopping;
+        if (d.keep)
+                reply_error(c, req->id, ESHUTDOWN,
+                            "kpa-execd is exiting and leaving its processes running for the next "
+                            "kpa-execd to adopt (--on-exit keep): it takes no %s now; send it "
+                            "again once kpa-execd is back",
+                            kpa_request_op_name(req->op));
+        else
+                reply_error(c, req->id, ESHUTDOWN,
+                            "kpa-execd is shutting down (it stops its processes, then exits): "
+                            "it takes no %s now",
+                            kpa_request_op_name(req->op));
+        return NULL;
+}
+
 static void handle_request(client *c, kpa_request *req)
 {
         log_debug("uid %u: %s", (unsigned)c->uid, kpa_request_op_name(req->op));
-        switch (req->op) {
-        case KPA_OP_VERSION: {
-                _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
-                json_object_object_add(r, "version", json_object_new_string(PACKAGE_VERSION));
-                json_object_object_add(r, "protocol", json_object_new_int(KPA_PROTOCOL_VERSION));
-                send_to(c, r, NULL, 0);
+        const request_row *row =
+                (size_t)req->op < ELEMENTSOF(request_table) ? &request_table[req->op] : NULL;
+        if (!row || !row->serve) {
+                reply_error(c, req->id, EINVAL, "unknown request");
                 return;
         }
-        case KPA_OP_START: op_start(c, req); return;
-        case KPA_OP_STOP:
-                if (!token_ok(c, req, false))
-                        return;
-                if (kpa_process_stop(d.ctl, &req->token, req->policy) < 0) {
-                        const kpa_error *e = kpa_control_last_error(d.ctl);
-                        reply_error(c, req->id, e->code ? e->code : EIO, "%s", e->message);
-                        return;
-                }
-                reply_error(c, req->id, 0, "%s", "");
+        if (!sender_allowed(c, row, req) || !token_allowed(c, row, req))
                 return;
-        case KPA_OP_GET_STATE: {
-                if (!token_ok(c, req, true))
-                        return;
-                kpa_process_context ctx;
-                kpa_process_get_state(d.ctl, &req->token, &ctx);
-                reply_context(c, req->id, 0, &req->token, &ctx);
-                return;
-        }
-        case KPA_OP_WAIT: op_wait(c, req); return;
-        case KPA_OP_LIST: op_list(c, req); return;
-        case KPA_OP_STOP_ALL: {
-                if (c->uid != 0) {
-                        reply_error(c, req->id, EACCES,
-                                    "permission denied: only root may stop all "
-                                    "processes");
-                        return;
-                }
-                int n = kpa_control_stop_all(d.ctl, req->policy);
-                log_info("uid 0 stopped all %d processes (%s)", n,
-                         req->policy == KPA_STOP_FORCED ? "forced" : "normal");
-                _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
-                json_object_object_add(r, "stopped", json_object_new_int(n));
-                send_to(c, r, NULL, 0);
-                return;
-        }
-        case KPA_OP_SUBSCRIBE:
-                c->subscribed = true;
-                reply_error(c, req->id, 0, "%s", "");
-                return;
-        case KPA_OP_OPEN_LOG: op_open_log(c, req); return;
-        case KPA_OP_FIND: op_find(c, req); return;
-        case KPA_OP_PACKAGE_INSTALLED: {
-                if (!c->may_start) {
-                        reply_error(c, req->id, EACCES,
-                                    "permission denied: only root and members of group \"%s\" "
-                                    "may start processes",
-                                    arg.group);
-                        return;
-                }
-                pid_t pids[64];
-                int restarted = 0;
-                if (req->restart && !d.stopping) {
-                        restarted = kpa_control_stop_package(d.ctl, req->package, true, pids,
-                                                             ELEMENTSOF(pids));
-                        if (restarted)
-                                log_info("uid %u upgraded %s: restarting its %d process(es)",
-                                         (unsigned)c->uid, req->package, restarted);
-                }
-                int n = d.stopping ? 0 : autorun_package(req->package);
-                _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
-                json_object_object_add(r, "started", json_object_new_int(n < 0 ? 0 : n));
-                json_object_object_add(r, "restarted", json_object_new_int(restarted));
-                json_object_object_add(r, "pids", pids_to_json(pids, restarted));
-                send_to(c, r, NULL, 0);
-                return;
-        }
-        case KPA_OP_STOP_PACKAGE: {
-                if (c->uid != 0) {
-                        reply_error(c, req->id, EACCES,
-                                    "permission denied: only root may stop a package's "
-                                    "processes");
-                        return;
-                }
-                pid_t pids[64];
-                int n = kpa_control_stop_package(d.ctl, req->package, false, pids,
-                                                 ELEMENTSOF(pids));
-                log_info("uid 0 stopped the %d process(es) of %s", n, req->package);
-                _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, 0, "");
-                json_object_object_add(r, "stopped", json_object_new_int(n));
-                json_object_object_add(r, "pids", pids_to_json(pids, n));
-                send_to(c, r, NULL, 0);
-                return;
-        }
-        case KPA_OP_INVALID: break;
-        }
-        reply_error(c, req->id, EINVAL, "unknown request");
+        request_handler serve = handler_now(c, row, req);
+        if (serve)
+                serve(c, req);
 }
 
 /* One datagram from C. Every outcome answers or drops the client; every

@@ -20,6 +20,10 @@ told (well-formed or not), prints the reply as one JSON line.
         while held), "message" (of a refusal)}
   execd-client.py SOCK deaf JSON             Subscribe, shut down reading,
         send JSON (events and the reply cannot be delivered), close
+  execd-client.py SOCK gated DIR NAME JSON   connect, ask Version (so that
+        the daemon holds the connection), create DIR/NAME.ready; once
+        DIR/NAME.go exists, send JSON, create DIR/NAME.sent, print the reply
+        (gives up after 120 s without DIR/NAME.go)
 """
 import json
 import os
@@ -185,6 +189,18 @@ def main():
         time.sleep(0.5)
         s.close()
         return
+    elif cmd == "gated":
+        gate = os.path.join(args[0], args[1])
+        call(s, {"op": "Version"})
+        open(gate + ".ready", "w").close()
+        deadline = time.monotonic() + 120
+        while not os.path.exists(gate + ".go"):
+            if time.monotonic() > deadline:
+                sys.exit("gated: no " + gate + ".go after 120 s")
+            time.sleep(0.01)
+        send(s, args[2])
+        open(gate + ".sent", "w").close()
+        rep, _ = recv(s)
     elif cmd == "subscribe":
         rep, _ = call(s, {"op": "Subscribe"})
         print(json.dumps(rep), flush=True)
