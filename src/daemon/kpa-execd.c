@@ -1476,8 +1476,12 @@ static int autorun_package(const char *pkg_id)
         kpa_error err;
         sync_sockets(pkg_id);
         if (kpa_store_load_manifest(store, pkg_id, &m, &err) < 0) {
-                if (err.code == ENOENT)
-                        return 0; /* removed: its sockets went above */
+                if (err.code == ENOENT) {
+                        /* removed: its sockets went above, and a restart
+                         * that is due would only fail now */
+                        (void)kpa_control_stop_package(d.ctl, pkg_id, false, NULL, 0);
+                        return 0;
+                }
                 log_warning("autorun: %s", err.message);
                 return -err.code;
         }

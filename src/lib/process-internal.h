@@ -81,7 +81,9 @@ int kpa_control_stop_all(kpa_control *ctl, kpa_stop_policy policy);
 /* Normal stop of every live instance of PKG_ID; with RESTART, those that
  * a restart can start again (supervised) are started again once ended, on
  * what is installed then (an upgrade). The hosts pids of their inits go to
- * PIDS (at most MAX_PIDS). Returns how many were stopped. */
+ * PIDS (at most MAX_PIDS). Returns how many were stopped. Without
+ * RESTART, an ended instance's restart that is due is cancelled too
+ * (not counted). */
 int kpa_control_stop_package(kpa_control *ctl, const char *pkg_id, bool restart, pid_t *pids,
                              size_t max_pids);
 /* How many instances are still live (not yet ended and cleaned up). */

@@ -876,8 +876,16 @@ int kpa_control_stop_package(kpa_control *ctl, const char *pkg_id, bool restart,
 {
         int n = 0;
         for (instance *i = ctl->list; i; i = i->next) {
-                if (!i->live || !streq(i->ctx.app_id, pkg_id))
+                if (!streq(i->ctx.app_id, pkg_id))
                         continue;
+                if (!i->live) {
+                        /* ended, with a restart due: a stop of the package
+                         * (its removal) cancels it; an upgrade lets it come,
+                         * on the new version */
+                        if (!restart && i->restart && i->restart->at_ms)
+                                process_stop_one(ctl, i, KPA_STOP_NORMAL);
+                        continue;
+                }
                 if ((size_t)n < max_pids)
                         pids[n] = i->sb.pid;
                 n++;

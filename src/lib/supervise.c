@@ -129,6 +129,9 @@ int supervise_record_write(kpa_control *ctl, instance *i)
                 add_int(ro, "maxDelayMs", r->policy.max_delay_ms);
                 add_int(ro, "restarts", r->restarts);
                 add_int(ro, "resetAfterS", r->policy.reset_after_s);
+                /* a restart that is due (monotonic ms, as deadlineMs): a
+                 * restarted supervisor keeps the appointment */
+                add_int(ro, "atMs", (int64_t)r->at_ms);
                 json_object_object_add(o, "restart", ro);
         }
         if (i->sockets_json)
@@ -654,6 +657,7 @@ static restart_info *restart_from_record(json_object *ro)
         r->policy.max_delay_ms = (uint32_t)jint(ro, "maxDelayMs", 30000);
         r->restarts = (unsigned)jint(ro, "restarts", 0);
         r->policy.reset_after_s = (uint32_t)jint(ro, "resetAfterS", 60);
+        r->at_ms = (uint64_t)jint(ro, "atMs", 0);
         return r;
 }
 
@@ -783,6 +787,31 @@ static void adopt(kpa_control *ctl, instance *i)
                 i->restart->running_since_ms = process_now_ms();
 }
 
+/* A restart that was due when the supervisor went away (its record's
+ * atMs) comes as planned; one due later than the policy's longest delay
+ * is from another boot, and comes now. Without the handles it was
+ * started with, it does not come (as supervise_schedule_restart says). */
+static void restart_due_again(instance *i, uint64_t now)
+{
+        restart_info *r = i->restart;
+        if (!r || !r->at_ms)
+                return;
+        if (i->live || !process_ended(i)) {
+                r->at_ms = 0; /* adopted while it runs: planned when it ends */
+                return;
+        }
+        if (r->handles_lost) {
+                r->at_ms = 0;
+                snprintf(i->ctx.message + strlen(i->ctx.message),
+                         sizeof(i->ctx.message) - strlen(i->ctx.message),
+                         "; not restarted: its handles did not survive a restart of the supervisor");
+                return;
+        }
+        uint64_t longest = r->policy.max_delay_ms ? r->policy.max_delay_ms : 30000;
+        if (r->at_ms > now + longest)
+                r->at_ms = now;
+}
+
 static int mkdir_at(int dirfd, const char *name, mode_t mode)
 {
         return mkdirat(dirfd, name, mode) == 0 || errno == EEXIST ? 0 : -errno;
@@ -845,9 +874,12 @@ int kpa_control_supervise(kpa_control *ctl, const kpa_supervisor_config *cfg, kp
         }
         /* ended in another boot (monotonic times of then mean nothing now):
          * retention counts from now */
-        for (instance *i = ctl->list; i; i = i->next)
-                if (process_ended(i) && !i->live && i->ended_ms > process_now_ms())
-                        i->ended_ms = process_now_ms();
+        for (instance *i = ctl->list; i; i = i->next) {
+                uint64_t now = process_now_ms();
+                if (process_ended(i) && !i->live && i->ended_ms > now)
+                        i->ended_ms = now;
+                restart_due_again(i, now);
+        }
         process_arm_timer(ctl);
         return adopted;
 }

@@ -1,0 +1,77 @@
+#!/bin/bash
+# KPA_restart at the edges of kpa-execd's life, against a daemon of its
+# own: a restart that is due when the package is removed does not come
+# (it would only fail, and count as a failure), and one that is due when
+# kpa-execd is killed comes all the same from the restarted daemon.
+. "$(dirname "$0")/lib.sh"
+need_root
+
+KPA_RUN="$top_builddir/src/tools/kpa-run"
+EXECD="$top_builddir/src/daemon/kpa-execd"
+PROBE="$top_builddir/tests/probe/probe"
+[ -x "$KPA_RUN" ] || skip_all "kpa-run not built"
+[ -x "$EXECD" ] || skip_all "kpa-execd not built"
+R="$T/store"
+S="$T/execd.sock"
+STATE="$T/state"
+DUE=org.example.due$$
+GONE=org.example.gone$$
+# both exit 3 at once; DUE is restarted 1.5 s later, GONE a minute later
+$MKPKG "$T/due.kpa" --id $DUE --bin "$PROBE" --set 'runConfigurations[0].args=["sleep-exit","0","3"]' \
+    --set 'extensions={"KPA_restart":{"policy":"on-failure","maxRetries":1,"delayMs":1500}}'
+$MKPKG "$T/gone.kpa" --id $GONE --bin "$PROBE" --set 'runConfigurations[0].args=["sleep-exit","0","3"]' \
+    --set 'extensions={"KPA_restart":{"policy":"on-failure","maxRetries":1,"delayMs":60000,"maxDelayMs":60000}}'
+for p in due gone; do
+    "$KPA_INSTALL" --root "$R" -q "$T/$p.kpa" || { echo "Bail out! cannot install $p"; exit 1; }
+done
+cleanup_add 'for d in $(app_cgroups $DUE $GONE); do find "$d" -mindepth 1 -maxdepth 1 -type d -exec rmdir {} \; ; rmdir "$d"; done 2>/dev/null'
+execd_start --on-exit stop --no-autorun || { echo "Bail out! kpa-execd did not start"; exit 1; }
+
+run() { "$KPA_RUN" --socket "$S" "$@"; }
+# status TOKEN KEY: one field of the instance's --status --json
+status() {
+    "$PYTHON3" -c 'import json,sys
+print(json.loads(sys.stdin.read()).get(sys.argv[1], ""))' "$2" < <(run --status "$1" --json 2>/dev/null)
+}
+# until TOKEN's KEY is VALUE (at most 20 s)
+wait_status() {
+    local i
+    for i in $(seq 200); do
+        [ "$(status "$1" "$2")" = "$3" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+# until TOKEN has a restart due
+wait_due() {
+    local i
+    for i in $(seq 200); do
+        [ "$(status "$1" restartInMs)" -gt 0 ] 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---- a removal cancels a restart that is due ----
+tok=$(run --detach $GONE)
+check "the instance ended with 3 and has a restart due" wait_due "$tok"
+check_exit "kpa-install --remove of the package (nothing runs)" 0 \
+    env KPA_EXECD_SOCKET="$S" "$KPA_INSTALL" --root "$R" -q --remove $GONE
+check "the restart is no longer due" wait_status "$tok" restartInMs 0
+check_eq "the instance stays ended: Finished, exit 3, not restarted" \
+    "$(status "$tok" state) $(status "$tok" exitCode) $(status "$tok" restarts)" "Finished 3 0"
+check_eq "nothing of the package runs" "$(run --list | grep $GONE | grep -vc Finished)" 0
+
+# ---- a restart that is due survives kill -9 of kpa-execd ----
+tok=$(run --detach $DUE)
+check "the instance ended with 3 and has a restart due" wait_due "$tok"
+check_eq "  not restarted yet" "$(status "$tok" restarts)" 0
+kill -9 "$dpid"
+wait "$dpid" 2>/dev/null
+dpid=
+execd_start --on-exit stop --no-autorun || { echo "Bail out! kpa-execd did not start again"; exit 1; }
+check "the restarted kpa-execd restarts it when it is due" wait_status "$tok" restarts 1
+check "after its one retry it ends again" wait_status "$tok" state Finished
+check_eq "  with 3, and no restart due" "$(status "$tok" exitCode) $(status "$tok" restartInMs)" "3 0"
+check_eq "its log has both runs" "$(run --logs "$tok" | grep -c ready=1)" 2
+done_testing
