@@ -78,6 +78,7 @@ static const char *const ctrl_names[N_CTRL] = {"memory", "pids", "cpu"};
 enum { LEVEL_SLICE, LEVEL_APP, LEVEL_INST, N_LEVEL };
 
 typedef struct hierarchy {
+        const struct cgroup_ops *ops; /* its kind's operations */
         bool v2;
         unsigned ctrls;       /* BIT(CTRL_*) used in this hierarchy */
         char *mount;          /* mount point, from libcgroup */
@@ -106,6 +107,31 @@ typedef struct setting {
         bool optional; /* a file the group may lack (swap accounting off): skipped then */
         char value[24];
 } setting;
+
+/* What differs between the kinds of hierarchy (cgroup v1, v2), one table
+ * of operations each, chosen once per hierarchy at discovery; NULL: the
+ * kind has no such step. */
+typedef struct cgroup_ops {
+        const char *attach_file; /* the child writes "0" into it to join */
+        const char *oom_file;    /* the OOM counters ("oom_kill N") */
+        const char *memory_max;  /* the memory limit */
+        const char *swap_max;    /* the swap limit (optional: swap accounting) */
+        bool swap_with_memory;   /* SWAP_MAX counts memory and swap together */
+        const char *cpu_file;    /* the cpu weight */
+        uint64_t (*cpu_value)(uint64_t weight); /* 1..10000 as CPU_FILE takes it */
+        /* This process's group in the hierarchy of controller C. */
+        int (*current_path)(int c, char **out);
+        /* Is the line "ID:CTRLS:PATH" of /proc/PID/cgroup the one of H? */
+        bool (*is_line_of)(const hierarchy *h, const char *id, const char *ctrls);
+        /* Decide the controllers H can use below its parent. */
+        int (*vet_parent)(hierarchy *h, unsigned needed, bool explicit_parent, kpa_error *err);
+        /* Enable H's controllers below the group DFD (at PATH). */
+        int (*enable)(const hierarchy *h, int dfd, const char *path, kpa_error *err);
+        /* Kill every process of H's group at once; false where it cannot. */
+        bool (*kill_all)(const hierarchy *h);
+} cgroup_ops;
+
+static const cgroup_ops cgroup_v1_ops, cgroup_v2_ops;
 
 /* ---- libcgroup glue ---- */
 
@@ -550,10 +576,14 @@ int kpa_cgroup_v2_path(pid_t pid, char **out)
 
 /* This process's group in the hierarchy of controller C (read raw from
  * /proc/self/cgroup: "ID:CONTROLLERS:PATH" on v1, "0::PATH" on v2). */
-static int current_path(int c, bool v2, char **out)
+static int v2_current_path(int c, char **out)
 {
-        if (v2)
-                return kpa_cgroup_v2_path(0, out);
+        (void)c;
+        return kpa_cgroup_v2_path(0, out);
+}
+
+static int v1_current_path(int c, char **out)
+{
         _cleanup_free_ char *buf = NULL;
         int r = kpa_read_file_at(AT_FDCWD, "/proc/self/cgroup", 1 << 16, &buf, NULL);
         if (r < 0)
@@ -678,11 +708,12 @@ static int add_controller(kpa_cgroup *cg, int c, const char *parent, kpa_error *
                                            mount);
         hierarchy *h = &cg->h[cg->n];
         h->v2 = lcg_v2[c];
+        h->ops = h->v2 ? &cgroup_v2_ops : &cgroup_v1_ops;
         int r = 0;
         if (parent)
                 h->parent = kpa_xstrdup(parent);
         else
-                r = current_path(c, h->v2, &h->parent);
+                r = h->ops->current_path(c, &h->parent);
         if (r < 0)
                 return kpa_error_set_errno(err, -r, "cgroup: cannot find this process's %s cgroup",
                                            ctrl_names[c]);
@@ -864,26 +895,29 @@ static uint64_t weight_to_shares(uint64_t w)
         return s < 2 ? 2 : s > 262144 ? 262144 : s;
 }
 
+static uint64_t v2_weight(uint64_t w)
+{
+        return w;
+}
+
 /* The limit files H gets, in the order they must be written. */
 static size_t plan_settings(const hierarchy *h, const kpa_cgroup_limits *lim, setting *s)
 {
         size_t n = 0;
         if ((h->ctrls & BIT(CTRL_MEMORY)) && lim->memory_bytes) {
-                add_setting(s, &n, CTRL_MEMORY, h->v2 ? "memory.max" : "memory.limit_in_bytes",
-                            lim->memory_bytes);
+                add_setting(s, &n, CTRL_MEMORY, h->ops->memory_max, lim->memory_bytes);
                 /* Swap must not hold what the memory limit refuses. v1: memsw
                  * limits memory plus swap. v2: memory.swap.max. Either
                  * exists only with swap accounting: written where the new
                  * group has it. */
-                const char *swap = h->v2 ? "memory.swap.max" : "memory.memsw.limit_in_bytes";
-                add_setting(s, &n, CTRL_MEMORY, swap, h->v2 ? 0 : lim->memory_bytes);
+                add_setting(s, &n, CTRL_MEMORY, h->ops->swap_max,
+                            h->ops->swap_with_memory ? lim->memory_bytes : 0);
                 s[n - 1].optional = true;
         }
         if ((h->ctrls & BIT(CTRL_PIDS)) && lim->pids)
                 add_setting(s, &n, CTRL_PIDS, "pids.max", lim->pids);
         if ((h->ctrls & BIT(CTRL_CPU)) && lim->cpu_weight)
-                add_setting(s, &n, CTRL_CPU, h->v2 ? "cpu.weight" : "cpu.shares",
-                            h->v2 ? lim->cpu_weight : weight_to_shares(lim->cpu_weight));
+                add_setting(s, &n, CTRL_CPU, h->ops->cpu_file, h->ops->cpu_value(lim->cpu_weight));
         return n;
 }
 
@@ -1000,7 +1034,7 @@ static int make_level(hierarchy *h, int dfd, int l, const char *name, int *fd, k
                 return errno == ENOENT ? -ENOENT
                                        : kpa_error_set_errno(err, errno, "cgroup %s: cannot open",
                                                              path);
-        return h->v2 && l != LEVEL_INST ? v2_enable(h, *fd, path, err) : 0;
+        return h->ops->enable && l != LEVEL_INST ? h->ops->enable(h, *fd, path, err) : 0;
 }
 
 /* Write H's settings S (N of them) into its instance group (DFD). */
@@ -1032,7 +1066,7 @@ static int create_in(hierarchy *h, const kpa_cgroup_limits *lim, bool may_enable
         _cleanup_close_ int pfd = open(ppath, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (pfd < 0)
                 return kpa_error_set_errno(err, errno, "cgroup %s: cannot open", ppath);
-        int r = h->v2 && may_enable ? v2_enable(h, pfd, ppath, err) : 0;
+        int r = h->ops->enable && may_enable ? h->ops->enable(h, pfd, ppath, err) : 0;
         if (r < 0)
                 return r;
         const char *app = strrchr(h->names[LEVEL_APP], '/') + 1;
@@ -1162,7 +1196,9 @@ int kpa_cgroup_create(const char *parent, const char *app_id, const char *instan
                           (lim->pids ? BIT(CTRL_PIDS) : 0) | (lim->cpu_weight ? BIT(CTRL_CPU) : 0);
         for (size_t i = 0; i < cg->n; i++) {
                 set_names(&cg->h[i], app_id, instance);
-                if (cg->h[i].v2 && (r = v2_vet_parent(&cg->h[i], needed, parent != NULL, err)) < 0)
+                const cgroup_ops *ops = cg->h[i].ops;
+                if (ops->vet_parent &&
+                    (r = ops->vet_parent(&cg->h[i], needed, parent != NULL, err)) < 0)
                         return r;
         }
         for (size_t i = 0; i < cg->n; i++) {
@@ -1227,7 +1263,7 @@ int kpa_cgroup_open(const char *parent, const char *app_id, const char *instance
 int kpa_cgroup_attach_fds(kpa_cgroup *cg, const int **fds, size_t *n, kpa_error *err)
 {
         for (size_t i = cg->n_attach; !cg->systemd && i < cg->n; i++) {
-                const char *file = cg->h[i].v2 ? "cgroup.procs" : "tasks";
+                const char *file = cg->h[i].ops->attach_file;
                 _cleanup_free_ char *p = kpa_xasprintf("%s/%s", cg->h[i].path, file);
                 int fd = open(p, O_WRONLY | O_CLOEXEC);
                 if (fd < 0) {
@@ -1362,7 +1398,6 @@ static bool in_group(const hierarchy *h, pid_t pid)
         _cleanup_free_ char *buf = NULL, *want = kpa_xasprintf("/%s", h->names[LEVEL_INST]);
         if (kpa_read_file_at(AT_FDCWD, file, 1 << 16, &buf, NULL) < 0)
                 return false;
-        const char *ctrl = ctrl_names[first_ctrl(h)];
         for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line;
              line = strtok_r(NULL, "\n", &save)) {
                 char *ctrls = strchr(line, ':');
@@ -1371,9 +1406,7 @@ static bool in_group(const hierarchy *h, pid_t pid)
                         continue;
                 *ctrls++ = '\0';
                 *path++ = '\0';
-                bool match =
-                        h->v2 ? (streq(line, "0") && ctrls[0] == '\0') : has_item(ctrls, ctrl, ",");
-                if (match)
+                if (h->ops->is_line_of(h, line, ctrls))
                         return streq(path, want);
         }
         return false;
@@ -1414,16 +1447,20 @@ static void sleep_ms(unsigned ms)
 /* v2 with cgroup.kill (Linux 5.14): one write kills the whole group. */
 static bool v2_kill_all(const hierarchy *h)
 {
-        if (!h->v2)
-                return false;
         _cleanup_free_ char *p = kpa_xasprintf("%s/cgroup.kill", h->path);
         _cleanup_close_ int fd = open(p, O_WRONLY | O_CLOEXEC);
         return fd >= 0 && kpa_write_all(fd, "1", 1) == 0;
 }
 
+/* The fast kill of H's backend, where it has one. */
+static bool kill_all(const hierarchy *h)
+{
+        return h->ops->kill_all && h->ops->kill_all(h);
+}
+
 bool kpa_cgroup_kill_now(kpa_cgroup *cg)
 {
-        return cg && v2_kill_all(primary(cg));
+        return cg && kill_all(primary(cg));
 }
 
 int kpa_cgroup_kill(kpa_cgroup *cg, kpa_error *err)
@@ -1432,7 +1469,7 @@ int kpa_cgroup_kill(kpa_cgroup *cg, kpa_error *err)
         if (r < 0)
                 return r;
         const hierarchy *h = primary(cg);
-        bool killed = v2_kill_all(h);
+        bool killed = kill_all(h);
         struct timespec start;
         clock_gettime(CLOCK_MONOTONIC, &start);
         for (unsigned delay = 1;; delay = delay < 32 ? delay * 2 : delay) {
@@ -1534,7 +1571,7 @@ int kpa_cgroup_oom_fd(kpa_cgroup *cg)
 {
         for (size_t i = 0; i < cg->n; i++)
                 if (cg->h[i].ctrls & BIT(CTRL_MEMORY)) {
-                        const char *f = cg->h[i].v2 ? "memory.events" : "memory.oom_control";
+                        const char *f = cg->h[i].ops->oom_file;
                         _cleanup_free_ char *p = kpa_xasprintf("%s/%s", cg->h[i].path, f);
                         return open(p, O_RDONLY | O_CLOEXEC);
                 }
@@ -1590,6 +1627,7 @@ static int scope_group(const char *path, kpa_cgroup **out, kpa_error *err)
         cg->n = 1;
         hierarchy *h = &cg->h[0];
         h->v2 = true;
+        h->ops = &cgroup_v2_ops;
         for (int c = 0; c < N_CTRL; c++)
                 if (lcg_mount[c] && lcg_v2[c] && streq(lcg_mount[c], mount))
                         h->ctrls |= BIT(c);
@@ -1830,3 +1868,46 @@ char *kpa_cgroup_supervisor_parent(void)
         pthread_mutex_unlock(&supervisor_lock);
         return p;
 }
+
+/* ---- the backends ---- */
+
+/* v1: the line of the hierarchy that has H's first controller. */
+static bool v1_is_line_of(const hierarchy *h, const char *id, const char *ctrls)
+{
+        (void)id;
+        return has_item(ctrls, ctrl_names[first_ctrl(h)], ",");
+}
+
+/* v2: the one line "0::PATH". */
+static bool v2_is_line_of(const hierarchy *h, const char *id, const char *ctrls)
+{
+        (void)h;
+        return streq(id, "0") && ctrls[0] == '\0';
+}
+
+static const cgroup_ops cgroup_v1_ops = {
+        .attach_file = "tasks",
+        .oom_file = "memory.oom_control",
+        .memory_max = "memory.limit_in_bytes",
+        .swap_max = "memory.memsw.limit_in_bytes",
+        .swap_with_memory = true,
+        .cpu_file = "cpu.shares",
+        .cpu_value = weight_to_shares,
+        .current_path = v1_current_path,
+        .is_line_of = v1_is_line_of,
+};
+
+static const cgroup_ops cgroup_v2_ops = {
+        .attach_file = "cgroup.procs",
+        .oom_file = "memory.events",
+        .memory_max = "memory.max",
+        .swap_max = "memory.swap.max",
+        .swap_with_memory = false,
+        .cpu_file = "cpu.weight",
+        .cpu_value = v2_weight,
+        .current_path = v2_current_path,
+        .is_line_of = v2_is_line_of,
+        .vet_parent = v2_vet_parent,
+        .enable = v2_enable,
+        .kill_all = v2_kill_all,
+};
