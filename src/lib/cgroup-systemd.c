@@ -12,9 +12,9 @@
  * naming, is kpa.slice) with Delegate=yes, CollectMode=inactive-or-failed
  * and the limits as MemoryMax, MemorySwapMax, TasksMax and CPUWeight. The
  * scope is made for the instance's init, which waits (see sandbox.c) until
- * systemd has moved it in; cgroup.c then treats the scope's group as it
- * treats its own (listing, cgroup.kill, memory.events), but never removes
- * it: systemd does, once it is empty. */
+ * systemd has moved it in; the scope's group is then treated as kpa's own
+ * are (listing, cgroup.kill, memory.events: its kpa_cgroup, at the end of
+ * this file), but never removed: systemd does, once it is empty. */
 #include "config.h"
 
 #include <dlfcn.h>
@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cgroup-priv.h"
 #include "cgroup.h"
 #include "util.h"
 
@@ -518,4 +519,127 @@ int kpa_systemd_scope_finish(kpa_scope_request *rq, char **cgroup_path, kpa_erro
                                              scope, (int)pid, SCOPE_WAIT_MS / 1000, scope);
                 sleep_us(delay);
         }
+}
+
+/* ---- the systemd driver's groups ----
+ * A scope's group is one v2 group that systemd made: kpa_cgroup holds it
+ * as a single v2 hierarchy whose instance level is the scope's path, locks
+ * it like its own, and lists, kills and reads it the same way; it never
+ * removes it, nor anything above it (systemd does, once it is empty). */
+
+/* The mount point of the v2 hierarchy with one of kpa's controllers, or
+ * NULL (after lcg_init()). */
+static const char *v2_mount(void)
+{
+        for (int c = 0; c < N_CTRL; c++)
+                if (lcg_mount[c] && lcg_v2[c])
+                        return lcg_mount[c];
+        return NULL;
+}
+
+/* CG for the scope group at PATH ("/kpa.slice/.../X.scope"), locked. */
+static int scope_group(const char *path, kpa_cgroup **out, kpa_error *err)
+{
+        int r = disc_init(err);
+        if (r < 0)
+                return r;
+        const char *mount = v2_mount();
+        if (!mount)
+                return kpa_error_set(err, ENODEV,
+                                     "cgroup: the systemd driver needs cgroup v2 with the pids "
+                                     "or memory controller");
+        _cleanup_(group_freep) kpa_cgroup *cg = kpa_xcalloc(1, sizeof(*cg));
+        cg->v2_fd = -1;
+        cg->systemd = true;
+        for (size_t i = 0; i < N_CTRL; i++)
+                cg->h[i].lock_fd = -1; /* every one is cleared (closed) on free */
+        cg->n = 1;
+        hierarchy *h = &cg->h[0];
+        h->v2 = true;
+        h->ops = &cgroup_v2_ops;
+        for (int c = 0; c < N_CTRL; c++)
+                if (lcg_mount[c] && lcg_v2[c] && streq(lcg_mount[c], mount))
+                        h->ctrls |= BIT(c);
+        h->mount = kpa_xstrdup(mount);
+        h->parent = kpa_xstrdup("");
+        r = normalize_path(path, &h->names[LEVEL_INST]);
+        if (r < 0)
+                return kpa_error_set(err, EINVAL, "cgroup: invalid scope path \"%s\"", path);
+        h->path = level_path(h, LEVEL_INST);
+        r = lock_instance(h, err);
+        if (r < 0)
+                return r;
+        *out = TAKE_PTR(cg);
+        return 0;
+}
+
+int kpa_cgroup_scope_begin(const char *app_id, const char *instance,
+                           const kpa_cgroup_limits *limits, pid_t pid, kpa_scope_request **out,
+                           kpa_error *err)
+{
+        static const kpa_cgroup_limits none;
+        const kpa_cgroup_limits *lim = limits ? limits : &none;
+        int r = check_args(app_id, instance, lim, err);
+        return r < 0 ? r : kpa_systemd_scope_send(app_id, instance, lim, pid, out, err);
+}
+
+int kpa_cgroup_scope_end(kpa_scope_request *rq, kpa_cgroup **out, kpa_error *err)
+{
+        _cleanup_free_ char *path = NULL;
+        int r = kpa_systemd_scope_finish(rq, &path, err);
+        return r < 0 ? r : scope_group(path, out, err);
+}
+
+int kpa_cgroup_create_scope(const char *app_id, const char *instance,
+                            const kpa_cgroup_limits *limits, pid_t pid, kpa_cgroup **out,
+                            kpa_error *err)
+{
+        kpa_scope_request *rq = NULL;
+        int r = kpa_cgroup_scope_begin(app_id, instance, limits, pid, &rq, err);
+        return r < 0 ? r : kpa_cgroup_scope_end(rq, out, err);
+}
+
+/* A scope of the system manager (a restarted kpa-execd adopting its
+ * instances): /kpa.slice/kpa-APP.slice/kpa-APP-INST.scope. */
+int open_scope(const char *app_id, const char *instance, kpa_cgroup **out, kpa_error *err)
+{
+        static const kpa_cgroup_limits none;
+        int r = check_args(app_id, instance, &none, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *slice = NULL, *scope = NULL;
+        r = kpa_systemd_unit_names(app_id, instance, &slice, &scope, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *path = kpa_xasprintf("/" SLICE "/%s/%s", slice, scope);
+        if ((r = disc_init(err)) < 0)
+                return r;
+        const char *mount = v2_mount();
+        _cleanup_free_ char *full = mount ? kpa_xasprintf("%s%s", mount, path) : NULL;
+        if (!full || !is_dir(full))
+                return -ENOENT; /* no message: the caller looks further */
+        return scope_group(path, out, err);
+}
+
+/* systemd removes the scope once it is empty: wait (briefly) for that. */
+int destroy_scope(kpa_cgroup *cg, kpa_error *err)
+{
+        hierarchy *h = &cg->h[0];
+        int ret = 0;
+        struct timespec start;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (unsigned delay = 1;; delay = delay < 32 ? delay * 2 : delay) {
+                _cleanup_free_ pid_t *pids = NULL;
+                size_t n = 0;
+                if (list_pids(h, &pids, &n, NULL) < 0 || n == 0)
+                        break; /* gone, or empty */
+                if (elapsed_ms(&start) > EMPTY_TIMEOUT_MS) {
+                        ret = kpa_error_set(err, EBUSY, "cgroup %s: it still holds processes",
+                                            h->path);
+                        break;
+                }
+                sleep_ms(delay);
+        }
+        group_free(cg);
+        return ret;
 }

@@ -4,8 +4,8 @@
  * kpa_instance_spec is the single description the sandbox reads (DESIGN.md
  * section 8): binary, argv, env, mounts, namespaces, cgroup limits, handles
  * and ids. It is built from a manifest plus start options today (spec.c) and
- * can be built from an OCI config.json later; nothing in sandbox.c reads a
- * manifest.
+ * can be built from an OCI config.json later; nothing in sandbox*.c reads
+ * a manifest.
  *
  * kpa_sandbox_spawn() clones the instance's init (PID 1 of a new PID
  * namespace), which sets up the sandbox step by step, forks the application
