@@ -330,7 +330,10 @@ static pid_t start_app(const child_ctx *c, int err_fd)
 /* OCI create/start: the sandbox is ready, the application waits for a
  * byte on the start FIFO (kpa-oci start writes it). A FIFO that no writer
  * opened yet polls as empty, so this sleeps until then. A signal meant for
- * the instance ends it before it started. */
+ * the instance ends it before it started; one that comes with the start
+ * byte or after it (kpa-oci kill right after start) waits, pending, for
+ * the application. The FIFO stays open until the application's exec: its
+ * closing tells start that the process runs. */
 static void wait_for_start(const child_ctx *c, int sfd)
 {
         struct pollfd pfd[2] = {{.fd = c->start_fd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
@@ -340,7 +343,7 @@ static void wait_for_start(const child_ctx *c, int sfd)
                                 continue;
                         child_fail(c, KPA_STEP_START_WAIT, errno);
                 }
-                if (pfd[1].revents) {
+                if (pfd[1].revents && !(pfd[0].revents & POLLIN)) {
                         struct signalfd_siginfo si;
                         if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGCHLD)
                                 _exit(128 + (int)si.ssi_signo);
@@ -354,7 +357,6 @@ static void wait_for_start(const child_ctx *c, int sfd)
                         continue;
                 _exit(127); /* the starter left without a word */
         }
-        close(c->start_fd);
 }
 
 /* The argv area of this process (fields 48 and 49 of /proc/self/stat), read
@@ -437,6 +439,8 @@ static _Noreturn void init_main(const child_ctx *c)
         while ((n = read(err_pipe[0], msg, sizeof(msg))) < 0 && errno == EINTR)
                 ;
         close(err_pipe[0]);
+        if (c->start_fd >= 0) /* the exec is done (or failed): start returns */
+                close(c->start_fd);
         if (n == sizeof(msg)) {
                 waitpid(app, NULL, 0);
                 child_fail(c, msg[0], msg[1]);

@@ -521,6 +521,13 @@ static int do_start(const char *id, json_object *st)
         if (write(fd, "0", 1) != 1)
                 return fail("container \"%s\": cannot release its init: %s", id, strerror(errno));
         unlink(fifo);
+        /* the init closes its end once the process has executed (or failed
+         * to), or when it ends: the poststart hooks and the caller's next
+         * step (a kill) then find the process itself, as the runtime
+         * specification asks */
+        struct pollfd p = {.fd = fd, .events = 0};
+        while (poll(&p, 1, -1) < 0 && errno == EINTR)
+                ;
         run_hooks(id, st, "poststart", false);
         return 0;
 }

@@ -130,6 +130,10 @@ pidsfile=$(cgfile "$pid" pids pids.max)
 check_eq "linux.resources.pids.limit: the cgroup's pids.max" "$(cat "$pidsfile")" 42
 check_output "kill of an unknown signal" "unknown" oci kill c1 SIGNOPE
 check "start" oci start c1
+# at once, with no wait: start returns once the process has executed, so
+# that a kill or a poststart hook that follows finds it
+check_eq "start returns once the process has executed (the init's child is sleep)" \
+    "$(cat "/proc/$(awk '{print $1}' /proc/"$pid"/task/"$pid"/children)/comm" 2>/dev/null)" sleep
 check_eq "state: running" "$(oci state c1 | field status)" running
 check "started: the application runs under the init" \
     wait_for 10 grep -qx sleep "/proc/$(awk '{print $1}' /proc/"$pid"/task/"$pid"/children)/comm"
