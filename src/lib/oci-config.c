@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -224,6 +225,14 @@ static int parse_capabilities(kpa_oci_config *c, json_object *caps, kpa_error *e
                         if (cap < 0)
                                 return refuse(err, ipath,
                                               "\"%s\": not a capability this kernel knows",
+                                              json_object_get_string(v));
+                        /* one that kpa-oci lacks (a host that withholds it,
+                         * as a container does): the container's process
+                         * could not get it, and would fail after start */
+                        if (prctl(PR_CAPBSET_READ, (unsigned long)cap, 0, 0, 0) == 0)
+                                return refuse(err, ipath,
+                                              "\"%s\": kpa-oci does not hold it (not in its "
+                                              "own bounding set), so it cannot grant it",
                                               json_object_get_string(v));
                         *sets[si] |= UINT64_C(1) << cap;
                         names[cap] = json_object_get_string(v);
@@ -786,7 +795,10 @@ static int parse_linux(kpa_oci_config *c, json_object *l, kpa_error *err)
                 const char *s = json_object_get_string(cgp);
                 if (strstr(s, ".."))
                         return refuse(err, "linux.cgroupsPath", "must not contain \"..\"");
-                if (s[0] && s[0] != '/')
+                /* relative: "relative to the runtime-determined location",
+                 * which is kpa's own (kpa.slice/oci/ID below kpa-oci's
+                 * cgroup), as for an absolute one whose parent is missing */
+                if (s[0] && s[0] != '/' && strchr(s, ':'))
                         return refuse(err, "linux.cgroupsPath",
                                       "\"%s\": a systemd slice:prefix:name path needs "
                                       "--systemd-cgroup, which is not supported (use cgroupfs)",

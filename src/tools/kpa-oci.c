@@ -332,10 +332,10 @@ static int apply_inherited(const kpa_oci_config *cfg)
 }
 
 /* The parent of linux.cgroupsPath, when it exists in every hierarchy
- * that kpa uses; NULL: kpa-oci's own cgroup. */
+ * that kpa uses; NULL: kpa-oci's own cgroup (always, for a relative path). */
 static char *cgroup_parent_of(const char *cgroups_path)
 {
-        if (!cgroups_path || !cgroups_path[0])
+        if (!cgroups_path || cgroups_path[0] != '/')
                 return NULL;
         _cleanup_free_ char *parent = kpa_xstrdup(cgroups_path);
         char *slash = strrchr(parent, '/');

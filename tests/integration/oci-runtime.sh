@@ -171,6 +171,17 @@ check "delete" oci delete c1
 check_fails "delete removes the cgroup" test -d "$cgdir"
 check_output "state of a deleted container" "does not exist" oci state c1
 
+# a relative linux.cgroupsPath: kpa's own place, below kpa-oci's cgroup
+config 'process.args=["sleep","1000"]' 'linux.cgroupsPath="some/relative/group"'
+check "create with a relative linux.cgroupsPath" create -b "$B" rel
+started+=(rel)
+check "its cgroup is kpa.slice/oci/ID, not the path" \
+    grep -qE ':(/.*)?/kpa\.slice/oci/rel$' "/proc/$(oci state rel | field pid)/cgroup"
+oci delete --force rel >/dev/null 2>&1
+config 'process.args=["sleep","1000"]' 'linux.cgroupsPath="system.slice:kpa:rel"'
+check_output "a systemd slice:prefix:name linux.cgroupsPath" "needs --systemd-cgroup" \
+    oci create -b "$B" bad
+config 'process.args=["sleep","1000"]'
 check "create another" create -b "$B" c2
 started+=(c2)
 check "delete --force of a created container" oci delete --force c2
@@ -346,6 +357,10 @@ check_output "a seccomp action kpa-oci lacks" 'linux.seccomp.syscalls[0]: action
 config 'process.capabilities={"bounding":["CAP_CHOWN"],"permitted":["CAP_CHOWN"],"effective":["CAP_KILL"]}'
 check_output "a capability outside the bounding set" \
     "process.capabilities.effective: CAP_KILL is not in the bounding and permitted sets" oci create -b "$B" bad
+config 'process.capabilities={"bounding":["CAP_SYS_NICE"],"permitted":["CAP_SYS_NICE"]}'
+check_output "a capability kpa-oci itself lacks (a host that withholds it)" \
+    'process.capabilities.bounding[0]: "CAP_SYS_NICE": kpa-oci does not hold it' \
+    setpriv --bounding-set -sys_nice "$KPA_OCI" --root "$R" create -b "$B" bad
 config 'process.capabilities={"bounding":["CAP_CHOWN","CAP_NOPE"]}'
 check_output "an unknown capability" \
     'process.capabilities.bounding[1]: "CAP_NOPE": not a capability this kernel knows' oci create -b "$B" bad
