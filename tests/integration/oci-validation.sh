@@ -12,7 +12,7 @@
 # as a whole is not run (SKIP, with the field). Then, from outside, what the
 # suite cannot see here (the soft RLIMIT_NOFILE, which Go raises in
 # runtimetest itself).
-# The programs are built once per build tree (BUILD/tests/oci-validation,
+# The programs are built once per build tree (BUILD/tests/oci-validation.build,
 # with go's cache; about 30 s on 2 cores, then nothing until the sources or
 # go change); the suite takes about 60 s more. So it runs in the plain tree
 # only: it skips in the ASan and coverage trees of tests/gates.sh (the same
@@ -100,7 +100,7 @@ EOF
 )
 
 W="$T/work"
-OUT="$top_builddir/tests/oci-validation"
+OUT="$top_builddir/tests/oci-validation.build"
 mkdir -p "$W" "$T/tmp" "$OUT"
 
 # ---- build (once per build tree and source state) ----
