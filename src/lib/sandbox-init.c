@@ -443,6 +443,14 @@ static _Noreturn void init_main(const child_ctx *c)
                 close(c->start_fd);
         if (n == sizeof(msg)) {
                 waitpid(app, NULL, 0);
+                /* OCI: kpa-oci start has returned, nobody reads the report;
+                 * the container's stderr (the engine's log) says it */
+                if (c->spec->start_fifo)
+                        dprintf(STDERR_FILENO, "kpa-oci: the container's process: %s%s%s: %s\n",
+                                kpa_sandbox_step_name((kpa_sandbox_step)msg[0]),
+                                msg[0] == KPA_STEP_EXEC ? " of " : "",
+                                msg[0] == KPA_STEP_EXEC ? c->spec->exec_path : "",
+                                strerror(msg[1]));
                 child_fail(c, msg[0], msg[1]);
         }
         kpa_trace("init: app running");

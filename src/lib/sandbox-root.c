@@ -392,6 +392,9 @@ void build_oci_root(const child_ctx *c)
                     spec->mounts[i].kind != KPA_MOUNT_READONLY)
                         CHECK(c, KPA_STEP_MOUNTS, oci_mount(c, i));
         CHECK(c, KPA_STEP_DEV, fill_oci_dev());
+        /* a process.cwd that is missing is made, as runc does */
+        if (spec->cwd)
+                CHECK(c, KPA_STEP_CWD, mkdir_p_at(AT_FDCWD, spec->cwd, 0755));
         for (size_t i = 0; i < spec->n_mounts; i++)
                 if (spec->mounts[i].kind == KPA_MOUNT_MASK ||
                     spec->mounts[i].kind == KPA_MOUNT_READONLY)

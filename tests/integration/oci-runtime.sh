@@ -90,6 +90,12 @@ config 'process.args=["sh","-c","pwd; id -u; id -g; echo $FOO; touch /x 2>/dev/n
 out=$(oci run -b "$B" r2 2>&1)
 check_eq "process.cwd, user, env; a read-only root; a masked /proc/timer_list; a read-only /proc/sys" \
     "$(tr '\n' ' ' <<<"$out")" "/tmp 1000 1000 bar ro-root 0 ro-sys "
+config 'process.args=["pwd"]' 'process.cwd="/made/here"'
+check_eq "a missing process.cwd is made, as runc does" "$(oci run -b "$B" r3 2>&1)" /made/here
+mkdir -m 700 "$B/rootfs/root"
+config 'process.args=["pwd"]' 'process.cwd="/root"' 'process.user={"uid":1000,"gid":1000}'
+check_exit_output "a process that fails after start says why, on the container's stderr" 127 \
+    "the container's process: change to the working directory: Permission denied" oci run -b "$B" r4
 
 # ---- create, state, start, kill, delete ----
 config 'process.args=["sleep","1000"]' \
