@@ -364,19 +364,30 @@ typedef struct create_opts {
         const char *console_socket;
 } create_opts;
 
-/* runc's console protocol: the pty's master over SCM_RIGHTS on a
- * connection to the engine's socket */
-static int send_console(const char *path, int master)
+/* a connection to the engine's console socket in *FD */
+static int connect_console(const char *path, int *fd)
 {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        if (!path)
-                return fail("process.terminal is true: --console-socket is needed");
         if (strlen(path) >= sizeof(sa.sun_path))
                 return fail("--console-socket %s: the path is too long", path);
         memcpy(sa.sun_path, path, strlen(path) + 1);
         _cleanup_close_ int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
                 return fail("--console-socket %s: %s", path, strerror(errno));
+        *fd = TAKE_FD(s);
+        return 0;
+}
+
+/* runc's console protocol: the pty's master over SCM_RIGHTS on a
+ * connection to the engine's socket */
+static int send_console(const char *path, int master)
+{
+        if (!path)
+                return fail("process.terminal is true: --console-socket is needed");
+        _cleanup_close_ int s = -1;
+        int r = connect_console(path, &s);
+        if (r != 0)
+                return r;
         char name[] = "/dev/ptmx";
         struct iovec iov = {.iov_base = name, .iov_len = sizeof(name) - 1};
         ssize_t w = kpa_send_fds(s, &iov, 1, &master, 1);
@@ -848,7 +859,8 @@ static int cmd_exec(int argc, char **argv)
                                              {"no-new-privs", no_argument, NULL, 'n'},
                                              {0}};
         const char *process_file = NULL, *pid_file = NULL, *cwd = NULL, *user = NULL;
-        bool detach = false, no_new_privs = false;
+        const char *console_socket = NULL;
+        bool detach = false, no_new_privs = false, tty = false;
         json_object *env = json_object_new_array();
         int c;
         optind = 1;
@@ -857,10 +869,8 @@ static int cmd_exec(int argc, char **argv)
                 case 'p': process_file = optarg; break;
                 case 'd': detach = true; break;
                 case 'P': pid_file = optarg; break;
-                case 'c':
-                case 't':
-                        json_object_put(env);
-                        return fail("exec: terminals are not supported yet");
+                case 'c': console_socket = optarg; break;
+                case 't': tty = true; break;
                 case 'w': cwd = optarg; break;
                 case 'e': json_object_array_add(env, json_object_new_string(optarg)); break;
                 case 'u': user = optarg; break;
@@ -891,6 +901,8 @@ static int cmd_exec(int argc, char **argv)
                 r = exec_process(st, process_file, argv + optind + 1, env, cwd, user, &proc);
         if (r == 0 && no_new_privs && json_object_is_type(proc, json_type_object))
                 json_object_object_add(proc, "noNewPrivileges", json_object_new_boolean(1));
+        if (r == 0 && tty && json_object_is_type(proc, json_type_object))
+                json_object_object_add(proc, "terminal", json_object_new_boolean(1));
         if (r == 0 && kpa_oci_config_load(st_str(st, "bundle"), id, &cfg, &err) < 0)
                 r = fail("%s", err.message);
         _cleanup_free_ char *root =
@@ -900,12 +912,23 @@ static int cmd_exec(int argc, char **argv)
                 r = fail("container \"%s\": its root: %s", id, strerror(errno));
         if (r == 0 && kpa_oci_process_parse(cfg, proc, rootfd, &err) < 0)
                 r = fail("%s", err.message);
+        /* a terminal (-t, or the process object's "terminal"): its master
+         * goes to --console-socket, as for create */
+        if (r == 0 && cfg->spec->tty && !console_socket)
+                r = fail("exec: a terminal needs --console-socket");
+        if (r == 0 && !cfg->spec->tty && console_socket)
+                r = fail("--console-socket: only for a terminal (-t, or process.terminal)");
+        _cleanup_close_ int console = -1;
+        if (r == 0 && console_socket)
+                r = connect_console(console_socket, &console);
         if (r == 0)
                 r = apply_inherited(cfg);
         if (r == 0 && open_cgroup(id, st, &cg) < 0)
                 r = fail("container \"%s\": cannot open its cgroup", id);
-        if (r == 0 && kpa_oci_exec_spawn((pid_t)st_int(st, "pid"), cg, cfg->spec, &pid, &err) < 0)
+        if (r == 0 && kpa_oci_exec_spawn((pid_t)st_int(st, "pid"), cg, cfg->spec, console, &pid,
+                                         &err) < 0)
                 r = fail("%s", err.message);
+        closep(&console);
         kpa_cgroup_forget(cg);
         json_object_put(proc);
         json_object_put(env);
@@ -1041,8 +1064,8 @@ static void usage(void)
                "container\n"
                "  features                                  print what is supported, as JSON\n"
                "  spec [-b BUNDLE]                          write a config.json to start from\n"
-               "  exec [--process FILE] [-d] [--pid-file FILE] ID [COMMAND...]\n"
-               "                                            run a further process in a running "
+               "  exec [--process FILE] [-d] [--pid-file FILE] [-t --console-socket PATH]\n"
+               "       ID [COMMAND...]                      run a further process in a running "
                "one\n\n"
                "Global options:\n"
                "  --root DIR          state directory (default %s)\n"

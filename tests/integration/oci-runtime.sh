@@ -334,6 +334,27 @@ wait $cpid
 check_eq "the process has the pty as its terminal, of consoleSize" "$(tr '\n' ' ' <"$T/console.out")" \
     "/dev/pts/0 isatty 33 99 "
 check "delete" oci delete --force t1
+# exec -t: a pty of the running container's devpts, its master sent the same way
+config 'process.args=["sleep","1000"]'
+check "create for exec -t" create -b "$B" t2
+started+=(t2)
+check "start" oci start t2
+rm -f "$T/console.sock"
+"$PYTHON3" "$T/console.py" "$T/console.sock" >"$T/console.out" &
+cpid=$!
+cleanup_add "kill $cpid 2>/dev/null"
+wait_for 10 test -S "$T/console.sock"
+echo '{"args":["sh","-c","tty; test -t 0 && echo isatty; stty size"],"cwd":"/","env":["PATH=/bin"],
+ "terminal":true,"consoleSize":{"height":20,"width":70}}' >"$T/process-tty.json"
+check "exec --process with terminal: true, --console-socket" \
+    oci exec --process "$T/process-tty.json" --console-socket "$T/console.sock" t2
+wait $cpid
+check_eq "the exec'd process has the pty as its terminal, of consoleSize" "$(tr '\n' ' ' <"$T/console.out")" \
+    "/dev/pts/0 isatty 20 70 "
+check_output "exec --console-socket without a terminal" "only for a terminal" \
+    oci exec --console-socket "$T/console.sock" t2 true
+check_output "exec -t without --console-socket" "a terminal needs --console-socket" oci exec -t t2 true
+check "delete" oci delete --force t2
 
 # ---- hooks: the state JSON on stdin ----
 hook() { echo "{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"cat > $T/hook-$1.json\"]}"; }
@@ -382,7 +403,6 @@ check_output "an invalid id" "not valid" oci create -b "$B" ../x
 check_output "--systemd-cgroup" "not supported, use cgroupfs" oci --systemd-cgroup create -b "$B" x
 check_output "--console-socket without a terminal" "only for a terminal" oci create -b "$B" --console-socket "$T/s" x
 check_output "exec in a container that does not exist" "does not exist" oci exec x true
-check_output "exec with a terminal" "terminals are not supported yet" oci exec -t c9 true
 check_output "state of an unknown container" "does not exist" \
     oci --log "$T/log.json" --log-format json state nope
 check "--log-format json writes runc's JSON lines" grep -q '^{"level":"error","msg":"container' "$T/log.json"
@@ -472,6 +492,8 @@ else
     out=$("${P[@]}" run --rm -t "${RUNOPTS[@]}" localhost/kpa-oci-busybox:test sh -c 'tty; test -t 1 && echo isatty' \
         </dev/null 2>/dev/null | tr -d '\r')
     check_eq "podman run -t: a terminal" "$(tr '\n' ' ' <<<"$out")" "/dev/pts/0 isatty "
+    out=$("${P[@]}" exec -t kpa-oci-web sh -c 'tty; test -t 1 && echo isatty' </dev/null 2>/dev/null | tr -d '\r')
+    check_eq "podman exec -t: a terminal of the container's devpts" "$(tr '\n' ' ' <<<"$out")" "/dev/pts/0 isatty "
     check "podman stop" "${P[@]}" stop -t 10 kpa-oci-web
     check_eq "podman inspect: exited" "$("${P[@]}" inspect -f '{{.State.Status}}' kpa-oci-web)" exited
     check "podman rm" "${P[@]}" rm kpa-oci-web
