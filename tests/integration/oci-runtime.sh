@@ -70,7 +70,7 @@ wait_for() { # wait_for SECONDS CMD...: poll until CMD succeeds
 }
 # create: the container inherits the caller's stdio (as with runc), so
 # that its output never goes to a pipe that a check waits on
-create() { oci create "$@" </dev/null >>"$T/create.out" 2>&1; }
+create() { oci create "$@" </dev/null >>"$T/create.out" 2>&1 || { tail -5 "$T/create.out"; return 1; }; }
 started=()
 # the groups kpa.slice/oci that kpa keeps for the next start, where empty
 cleanup_add 'for d in $(app_cgroups oci); do rmdir "$d" 2>/dev/null; done'
