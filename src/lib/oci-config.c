@@ -32,6 +32,9 @@ void kpa_oci_config_free(kpa_oci_config *c)
         json_object_put(c->sysctl);
         free(c->rlimits);
         free(c->cgroups_path);
+        for (size_t i = 0; i < c->n_ignored; i++)
+                free(c->ignored[i]);
+        free(c->ignored);
         free(c);
 }
 
@@ -55,8 +58,80 @@ static int refuse(kpa_error *err, const char *path, const char *fmt, ...)
         return kpa_error_set(err, EINVAL, "config.json: %s: %s", path, msg);
 }
 
-/* Every key of OBJ must be in KNOWN (NULL-terminated). */
-static int known_keys(json_object *obj, const char *path, const char *const *known, kpa_error *err)
+/* The keys that the runtime specification (1.2) gives each object that
+ * kpa-oci reads, by JSON path with its indexes as []. A key that kpa-oci
+ * does not honour is refused when the specification has it; one that it
+ * does not have is ignored, as the specification asks ("MUST ignore
+ * unknown properties"), and named in c->ignored for a warning. */
+static const struct {
+        const char *path;
+        const char *keys[20];
+} spec_keys[] = {
+        {"(top level)",
+         {"ociVersion", "process", "root", "hostname", "domainname", "mounts", "hooks",
+          "annotations", "linux", "solaris", "windows", "vm", "zos"}},
+        {"root", {"path", "readonly"}},
+        {"mounts[]", {"destination", "source", "options", "type", "uidMappings", "gidMappings"}},
+        {"process",
+         {"terminal", "consoleSize", "cwd", "env", "args", "commandLine", "rlimits",
+          "apparmorProfile", "capabilities", "noNewPrivileges", "oomScoreAdj", "scheduler",
+          "selinuxLabel", "ioPriority", "execCPUAffinity", "user"}},
+        {"process.consoleSize", {"height", "width"}},
+        {"process.user", {"uid", "gid", "umask", "additionalGids", "username"}},
+        {"process.capabilities", {"bounding", "effective", "inheritable", "permitted", "ambient"}},
+        {"process.rlimits[]", {"type", "soft", "hard"}},
+        {"hooks",
+         {"prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+          "poststop"}},
+        {"hooks.*[]", {"path", "args", "env", "timeout"}},
+        {"linux",
+         {"namespaces", "uidMappings", "gidMappings", "timeOffsets", "devices", "netDevices",
+          "cgroupsPath", "rootfsPropagation", "seccomp", "sysctl", "resources", "intelRdt",
+          "personality", "maskedPaths", "readonlyPaths", "mountLabel", "memoryPolicy"}},
+        {"linux.namespaces[]", {"type", "path"}},
+        {"linux.resources",
+         {"devices", "memory", "cpu", "blockIO", "hugepageLimits", "network", "pids", "rdma",
+          "unified"}},
+        {"linux.resources.memory",
+         {"limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
+          "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"}},
+        {"linux.resources.cpu",
+         {"shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "cpus",
+          "mems", "idle"}},
+        {"linux.resources.pids", {"limit"}},
+};
+
+/* Whether the specification has KEY in the object at PATH; true for an
+ * object not in the table (kpa-oci refuses what it does not know there). */
+static bool spec_has(const char *path, const char *key)
+{
+        char norm[128];
+        size_t n = 0;
+        for (const char *p = path; *p && n + 3 < sizeof(norm); p++) {
+                norm[n++] = *p;
+                if (*p == '[') { /* an index: [] */
+                        while (p[1] && p[1] != ']')
+                                p++;
+                }
+        }
+        norm[n] = '\0';
+        if (strncmp(norm, "hooks.", 6) == 0 && strchr(norm, '['))
+                snprintf(norm, sizeof(norm), "hooks.*[]");
+        for (size_t i = 0; i < ELEMENTSOF(spec_keys); i++) {
+                if (strcmp(spec_keys[i].path, norm) != 0)
+                        continue;
+                for (size_t k = 0; spec_keys[i].keys[k]; k++)
+                        if (strcmp(spec_keys[i].keys[k], key) == 0)
+                                return true;
+                return false;
+        }
+        return true;
+}
+
+/* Every key of OBJ must be in KNOWN (NULL-terminated), or be one that the
+ * specification does not have (then ignored, and named in c->ignored). */
+static int known_keys(kpa_oci_config *c, json_object *obj, const char *path,
+                      const char *const *known, kpa_error *err)
 {
         json_object_object_foreach (obj, key, val) {
                 (void)val;
@@ -65,9 +140,12 @@ static int known_keys(json_object *obj, const char *path, const char *const *kno
                         ok = strcmp(known[i], key) == 0;
                 if (ok)
                         continue;
-                if (path[0] == '(')
-                        return kpa_error_set(err, EINVAL, "config.json: %s: not supported", key);
-                return kpa_error_set(err, EINVAL, "config.json: %s.%s: not supported", path, key);
+                _cleanup_free_ char *name = path[0] == '(' ? kpa_xstrdup(key)
+                                                           : kpa_xasprintf("%s.%s", path, key);
+                if (spec_has(path, key))
+                        return kpa_error_set(err, EINVAL, "config.json: %s: not supported", name);
+                c->ignored = kpa_xrealloc(c->ignored, (c->n_ignored + 1) * sizeof(char *));
+                c->ignored[c->n_ignored++] = TAKE_PTR(name);
         }
         return 0;
 }
@@ -169,7 +247,7 @@ static int parse_rlimits(kpa_oci_config *c, json_object *arr, kpa_error *err)
                 snprintf(path, sizeof(path), "process.rlimits[%zu]", i);
                 json_object *o = json_object_array_get_idx(arr, i);
                 static const char *const keys[] = {"type", "soft", "hard", NULL};
-                if (want(o, json_type_object, path, err) < 0 || known_keys(o, path, keys, err) < 0)
+                if (want(o, json_type_object, path, err) < 0 || known_keys(c, o, path, keys, err) < 0)
                         return -EINVAL;
                 json_object *t = member(o, "type"), *soft = member(o, "soft"),
                             *hard = member(o, "hard");
@@ -201,7 +279,7 @@ static int parse_capabilities(kpa_oci_config *c, json_object *caps, kpa_error *e
         static const char *const keys[] = {"bounding",  "effective", "inheritable",
                                            "permitted", "ambient",   NULL};
         if (want(caps, json_type_object, "process.capabilities", err) < 0 ||
-            known_keys(caps, "process.capabilities", keys, err) < 0)
+            known_keys(c, caps, "process.capabilities", keys, err) < 0)
                 return -EINVAL;
         kpa_caps_keep *k = c->spec->keep_caps;
         uint64_t *const sets[] = {&k->bounding, &k->effective, &k->inheritable, &k->permitted,
@@ -211,8 +289,10 @@ static int parse_capabilities(kpa_oci_config *c, json_object *caps, kpa_error *e
                 char path[64];
                 snprintf(path, sizeof(path), "process.capabilities.%s", set);
                 size_t si = 0;
-                while (strcmp(keys[si], set) != 0)
+                while (keys[si] && strcmp(keys[si], set) != 0)
                         si++;
+                if (!keys[si])
+                        continue; /* not the specification's: ignored (known_keys) */
                 if (want(arr, json_type_array, path, err) < 0)
                         return -EINVAL;
                 for (size_t i = 0; i < json_object_array_length(arr); i++) {
@@ -256,7 +336,7 @@ static int parse_user(kpa_oci_config *c, json_object *user, kpa_error *err)
         static const char *const keys[] = {"uid",      "gid", "umask", "additionalGids",
                                            "username", NULL};
         if (want(user, json_type_object, "process.user", err) < 0 ||
-            known_keys(user, "process.user", keys, err) < 0)
+            known_keys(c, user, "process.user", keys, err) < 0)
                 return -EINVAL;
         json_object *uid = member(user, "uid"), *gid = member(user, "gid"),
                     *umask_v = member(user, "umask"), *groups = member(user, "additionalGids");
@@ -413,7 +493,7 @@ static int parse_process(kpa_oci_config *c, json_object *p, int rootfd, kpa_erro
                                            "selinuxLabel",
                                            NULL};
         if (want(p, json_type_object, "process", err) < 0 ||
-            known_keys(p, "process", keys, err) < 0)
+            known_keys(c, p, "process", keys, err) < 0)
                 return -EINVAL;
         kpa_instance_spec *spec = c->spec;
         json_object *term = member(p, "terminal"), *size = member(p, "consoleSize");
@@ -425,7 +505,7 @@ static int parse_process(kpa_oci_config *c, json_object *p, int rootfd, kpa_erro
         if (size) {
                 static const char *const sk[] = {"height", "width", NULL};
                 if (want(size, json_type_object, "process.consoleSize", err) < 0 ||
-                    known_keys(size, "process.consoleSize", sk, err) < 0)
+                    known_keys(c, size, "process.consoleSize", sk, err) < 0)
                         return -EINVAL;
                 spec->tty_rows = (unsigned short)json_object_get_int(member(size, "height"));
                 spec->tty_cols = (unsigned short)json_object_get_int(member(size, "width"));
@@ -507,7 +587,7 @@ static int parse_mount(kpa_oci_config *c, json_object *m, size_t idx, const char
         char path[64];
         snprintf(path, sizeof(path), "mounts[%zu]", idx);
         static const char *const keys[] = {"destination", "type", "source", "options", NULL};
-        if (want(m, json_type_object, path, err) < 0 || known_keys(m, path, keys, err) < 0)
+        if (want(m, json_type_object, path, err) < 0 || known_keys(c, m, path, keys, err) < 0)
                 return -EINVAL;
         json_object *dst = member(m, "destination"), *type = member(m, "type"),
                     *src = member(m, "source"), *opts = member(m, "options");
@@ -618,7 +698,7 @@ static int parse_namespaces(kpa_oci_config *c, json_object *arr, kpa_error *err)
                 json_object *o = json_object_array_get_idx(arr, i);
                 static const char *const keys[] = {"type", "path", NULL};
                 if (want(o, json_type_object, path, err) < 0 ||
-                    known_keys(o, path, keys, err) < 0 ||
+                    known_keys(c, o, path, keys, err) < 0 ||
                     want(member(o, "type"), json_type_string, path, err) < 0)
                         return -EINVAL;
                 const char *t = json_object_get_string(member(o, "type"));
@@ -666,7 +746,7 @@ static int parse_resources(kpa_oci_config *c, json_object *res, kpa_error *err)
                 "memory",         "pids",    "cpu",  "devices", "blockIO",
                 "hugepageLimits", "network", "rdma", "unified", NULL};
         if (want(res, json_type_object, "linux.resources", err) < 0 ||
-            known_keys(res, "linux.resources", keys, err) < 0)
+            known_keys(c, res, "linux.resources", keys, err) < 0)
                 return -EINVAL;
         kpa_cgroup_limits *lim = &c->spec->limits;
         json_object *mem = member(res, "memory");
@@ -674,7 +754,7 @@ static int parse_resources(kpa_oci_config *c, json_object *res, kpa_error *err)
                 static const char *const mk[] = {"limit", "swap", "reservation", "disableOOMKiller",
                                                  NULL};
                 if (want(mem, json_type_object, "linux.resources.memory", err) < 0 ||
-                    known_keys(mem, "linux.resources.memory", mk, err) < 0)
+                    known_keys(c, mem, "linux.resources.memory", mk, err) < 0)
                         return -EINVAL;
                 int64_t limit = json_object_get_int64(member(mem, "limit"));
                 if (limit > 0)
@@ -695,7 +775,7 @@ static int parse_resources(kpa_oci_config *c, json_object *res, kpa_error *err)
         if (pids) {
                 static const char *const pk[] = {"limit", NULL};
                 if (want(pids, json_type_object, "linux.resources.pids", err) < 0 ||
-                    known_keys(pids, "linux.resources.pids", pk, err) < 0)
+                    known_keys(c, pids, "linux.resources.pids", pk, err) < 0)
                         return -EINVAL;
                 int64_t limit = json_object_get_int64(member(pids, "limit"));
                 if (limit > 0)
@@ -705,7 +785,7 @@ static int parse_resources(kpa_oci_config *c, json_object *res, kpa_error *err)
         if (cpu) {
                 static const char *const ck[] = {"shares", "quota", "period", "cpus", "mems", NULL};
                 if (want(cpu, json_type_object, "linux.resources.cpu", err) < 0 ||
-                    known_keys(cpu, "linux.resources.cpu", ck, err) < 0)
+                    known_keys(c, cpu, "linux.resources.cpu", ck, err) < 0)
                         return -EINVAL;
                 uint64_t shares = json_object_get_uint64(member(cpu, "shares"));
                 if (shares)
@@ -741,7 +821,7 @@ static int parse_linux(kpa_oci_config *c, json_object *l, kpa_error *err)
                 "namespaces",        "uidMappings", "gidMappings", "sysctl",        "resources",
                 "cgroupsPath",       "seccomp",     "maskedPaths", "readonlyPaths", "devices",
                 "rootfsPropagation", "mountLabel",  NULL};
-        if (want(l, json_type_object, "linux", err) < 0 || known_keys(l, "linux", keys, err) < 0)
+        if (want(l, json_type_object, "linux", err) < 0 || known_keys(c, l, "linux", keys, err) < 0)
                 return -EINVAL;
         if (!member(l, "namespaces"))
                 return refuse(err, "linux.namespaces", "required");
@@ -819,9 +899,14 @@ static int parse_hooks(kpa_oci_config *c, json_object *h, kpa_error *err)
 {
         static const char *const keys[] = {"prestart", "createRuntime", "poststart", "poststop",
                                            NULL};
-        if (want(h, json_type_object, "hooks", err) < 0 || known_keys(h, "hooks", keys, err) < 0)
+        if (want(h, json_type_object, "hooks", err) < 0 || known_keys(c, h, "hooks", keys, err) < 0)
                 return -EINVAL;
         json_object_object_foreach (h, kind, arr) {
+                bool honoured = false;
+                for (size_t k = 0; keys[k] && !honoured; k++)
+                        honoured = strcmp(keys[k], kind) == 0;
+                if (!honoured)
+                        continue; /* not the specification's: ignored (known_keys) */
                 char path[64];
                 snprintf(path, sizeof(path), "hooks.%s", kind);
                 if (want(arr, json_type_array, path, err) < 0)
@@ -831,7 +916,7 @@ static int parse_hooks(kpa_oci_config *c, json_object *h, kpa_error *err)
                         json_object *o = json_object_array_get_idx(arr, i);
                         static const char *const hk[] = {"path", "args", "env", "timeout", NULL};
                         if (want(o, json_type_object, path, err) < 0 ||
-                            known_keys(o, path, hk, err) < 0 ||
+                            known_keys(c, o, path, hk, err) < 0 ||
                             want(member(o, "path"), json_type_string, path, err) < 0)
                                 return -EINVAL;
                         if (json_object_get_string(member(o, "path"))[0] != '/')
@@ -847,7 +932,7 @@ static int parse_root(kpa_oci_config *c, json_object *root, const char *bundle, 
 {
         static const char *const keys[] = {"path", "readonly", NULL};
         if (want(root, json_type_object, "root", err) < 0 ||
-            known_keys(root, "root", keys, err) < 0 ||
+            known_keys(c, root, "root", keys, err) < 0 ||
             want(member(root, "path"), json_type_string, "root.path", err) < 0)
                 return -EINVAL;
         const char *p = json_object_get_string(member(root, "path"));
@@ -866,7 +951,7 @@ static int parse_config(kpa_oci_config *c, json_object *cfg, const char *bundle,
                                            "domainname", "mounts", "hooks",   "annotations",
                                            "linux",      NULL};
         if (want(cfg, json_type_object, "(top level)", err) < 0 ||
-            known_keys(cfg, "(top level)", keys, err) < 0)
+            known_keys(c, cfg, "(top level)", keys, err) < 0)
                 return -EINVAL;
         json_object *ver = member(cfg, "ociVersion");
         if (want(ver, json_type_string, "ociVersion", err) < 0)

@@ -31,6 +31,10 @@ typedef struct kpa_oci_config {
         bool has_umask;
         mode_t umask;
         char *cgroups_path; /* linux.cgroupsPath, or NULL */
+        /* keys that the runtime specification does not have: ignored, as it
+         * asks, and named here for the caller to warn about */
+        char **ignored;
+        size_t n_ignored;
 } kpa_oci_config;
 
 /* Read BUNDLE/config.json for container ID. 0, or -errno with ERR naming

@@ -372,6 +372,10 @@ check_fails "and leaves no state" test -e "$R/h2"
 # ---- refusals: the JSON path and the rule ----
 config 'linux.intelRdt={"closID":"x"}'
 check_output "an unsupported field names its path" "linux.intelRdt: not supported" oci create -b "$B" bad
+config 'process.args=["true"]' 'process.x-engine-extra=1'
+check_exit_output "a key the runtime specification lacks is ignored, with a warning" 0 \
+    "warning: config.json: process.x-engine-extra: not in the runtime specification, ignored" \
+    oci run -b "$B" unknown-key
 config 'mounts=[{"destination":"/x","type":"overlay","source":"o"}]'
 check_output "an unknown mount type" 'mounts[0].type: "overlay": not supported' oci create -b "$B" bad
 config 'linux.namespaces=[{"type":"pid"},{"type":"user"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}]'

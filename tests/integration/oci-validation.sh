@@ -7,8 +7,8 @@
 # delete on a bundle made from a static busybox, mostly with runtimetest
 # checking the container from inside; each program is one TAP line here.
 # A check that tests what kpa-oci refuses by design (kpa-oci(8), "Refused")
-# or where the suite itself is wrong is a SKIP with the reason; a known gap
-# is a TODO; any other failure fails. A program whose config kpa-oci refuses
+# or where the suite itself is wrong is a SKIP with the reason (a known gap
+# would be a TODO); any other failure fails. A program whose config kpa-oci refuses
 # as a whole is not run (SKIP, with the field). Then, from outside, what the
 # suite cannot see here (the soft RLIMIT_NOFILE, which Go raises in
 # runtimetest itself).
@@ -90,7 +90,6 @@ linux_ns_path|^2 - set mnt namespace by path|SKIP|joining a mount namespace: ref
 linux_ns_path|^4 - set pid namespace by path|SKIP|joining a PID namespace: refused (kpa's init is PID 1 of a new one)
 linux_rootfs_propagation|^[124] - exit status 1$|SKIP|linux.rootfsPropagation shared, slave, unbindable: refused (private only)
 misc_props|^1 - .*unknown annotation key|SKIP|the suite's bug: its config runs /runtimetest, which it does not put in the bundle; kpa-oci, as runc, refuses a missing program at create
-misc_props|^2 - .*unknown property|TODO|kpa-oci refuses a key it does not know, where the specification asks to ignore it
 process_rlimits|^13 - has expected soft RLIMIT_NOFILE$|SKIP|runtimetest, built with Go >= 1.19, raises its own soft RLIMIT_NOFILE to the hard limit at start-up; checked from /proc below
 pidfile|^1 - create with '--pid-file' option works$|SKIP|the suite's race: its process is `true`, which may have ended before its `kill`, which must then fail (runtime-spec: kill of a stopped container is an error)
 poststart|^error: The post-start hooks MUST be called after the user-specified process is executed$|SKIP|the suite's race: kpa-oci runs the hook once the process has executed (oci-runtime.sh checks it), then which of the two shells writes its line first is the scheduler's
