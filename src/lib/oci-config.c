@@ -93,11 +93,11 @@ static const struct {
          {"devices", "memory", "cpu", "blockIO", "hugepageLimits", "network", "pids", "rdma",
           "unified"}},
         {"linux.resources.memory",
-         {"limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness",
-          "disableOOMKiller", "useHierarchy", "checkBeforeUpdate"}},
+         {"limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness", "disableOOMKiller",
+          "useHierarchy", "checkBeforeUpdate"}},
         {"linux.resources.cpu",
-         {"shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "cpus",
-          "mems", "idle"}},
+         {"shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems",
+          "idle"}},
         {"linux.resources.pids", {"limit"}},
 };
 
@@ -140,8 +140,8 @@ static int known_keys(kpa_oci_config *c, json_object *obj, const char *path,
                         ok = strcmp(known[i], key) == 0;
                 if (ok)
                         continue;
-                _cleanup_free_ char *name = path[0] == '(' ? kpa_xstrdup(key)
-                                                           : kpa_xasprintf("%s.%s", path, key);
+                _cleanup_free_ char *name =
+                        path[0] == '(' ? kpa_xstrdup(key) : kpa_xasprintf("%s.%s", path, key);
                 if (spec_has(path, key))
                         return kpa_error_set(err, EINVAL, "config.json: %s: not supported", name);
                 c->ignored = kpa_xrealloc(c->ignored, (c->n_ignored + 1) * sizeof(char *));
@@ -247,7 +247,8 @@ static int parse_rlimits(kpa_oci_config *c, json_object *arr, kpa_error *err)
                 snprintf(path, sizeof(path), "process.rlimits[%zu]", i);
                 json_object *o = json_object_array_get_idx(arr, i);
                 static const char *const keys[] = {"type", "soft", "hard", NULL};
-                if (want(o, json_type_object, path, err) < 0 || known_keys(c, o, path, keys, err) < 0)
+                if (want(o, json_type_object, path, err) < 0 ||
+                    known_keys(c, o, path, keys, err) < 0)
                         return -EINVAL;
                 json_object *t = member(o, "type"), *soft = member(o, "soft"),
                             *hard = member(o, "hard");

@@ -937,8 +937,8 @@ static int cmd_exec(int argc, char **argv)
                 r = apply_inherited(cfg);
         if (r == 0 && open_cgroup(id, st, &cg) < 0)
                 r = fail("container \"%s\": cannot open its cgroup", id);
-        if (r == 0 && kpa_oci_exec_spawn((pid_t)st_int(st, "pid"), cg, cfg->spec, console, &pid,
-                                         &err) < 0)
+        if (r == 0 &&
+            kpa_oci_exec_spawn((pid_t)st_int(st, "pid"), cg, cfg->spec, console, &pid, &err) < 0)
                 r = fail("%s", err.message);
         closep(&console);
         kpa_cgroup_forget(cg);

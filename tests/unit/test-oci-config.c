@@ -302,10 +302,10 @@ static void test_unknown_keys(void)
         kpa_oci_config *c = NULL;
         kpa_error err = {0};
         int r = load(BASE_HEAD "\"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"fooBar\": 1,"
-                     " \"capabilities\": {\"bounding\": [], \"sets\": []}},"
-                     " \"mounts\": [{\"destination\": \"/tmp\", \"type\": \"tmpfs\","
-                     " \"source\": \"tmpfs\", \"x-extra\": true}],"
-                     " \"unknownThing\": \"x\", \"linux\": {" BASE_NS "}}",
+                               " \"capabilities\": {\"bounding\": [], \"sets\": []}},"
+                               " \"mounts\": [{\"destination\": \"/tmp\", \"type\": \"tmpfs\","
+                               " \"source\": \"tmpfs\", \"x-extra\": true}],"
+                               " \"unknownThing\": \"x\", \"linux\": {" BASE_NS "}}",
                      &c, &err);
         ok(r == 0, "unknown keys: the config loads");
         if (r < 0)
