@@ -6,25 +6,25 @@
 # Each program drives kpa-oci (RUNTIME) through create/start/state/kill/
 # delete on a bundle made from a static busybox, mostly with runtimetest
 # checking the container from inside; each program is one TAP line here.
-# A check that tests what kpa-oci refuses by design (kpa-oci(8), "Refused")
-# or where the suite itself is wrong is a SKIP with the reason (a known gap
-# would be a TODO); any other failure fails. A program whose config kpa-oci refuses
-# as a whole is not run (SKIP, with the field). Then, from outside, what the
-# suite cannot see here (the soft RLIMIT_NOFILE, which Go raises in
-# runtimetest itself).
-# The programs are built once per build tree (BUILD/tests/oci-validation.build,
-# with go's cache; about 30 s on 2 cores, then nothing until the sources or
-# go change); the suite takes about 60 s more. So it runs in the plain tree
-# only: it skips in the ASan and coverage trees of tests/gates.sh (the same
-# kpa-oci, rebuilt) and when KPA_SKIP_SLOW is set.
+# A check that tests what kpa-oci does otherwise by design (kpa-oci(8),
+# CONFORMANCE) or where the suite itself is wrong is a SKIP with the reason
+# (a known gap would be a TODO); any other failure fails. A program whose
+# config kpa-oci refuses as a whole is not run (SKIP, with the field). Then,
+# from outside, what the suite cannot see here (the soft RLIMIT_NOFILE,
+# which Go raises in runtimetest itself).
+# Time on 2 busy cores: the build, once per build tree and source state
+# (BUILD/tests/oci-validation.build, go's cache there), 40 s; the programs,
+# three at a time (they mostly poll the state once a second), 25 s. So it
+# runs in the plain tree only: it skips in the ASan and coverage trees of
+# tests/gates.sh (the same kpa-oci, rebuilt) and when KPA_SKIP_SLOW is set.
 . "$(dirname "$0")/lib.sh"
 need_root
 
 KPA_OCI="$top_builddir/src/tools/kpa-oci"
 [ -x "$KPA_OCI" ] || skip_all "kpa-oci not built"
-[ -z "${KPA_SKIP_SLOW:-}" ] || skip_all "KPA_SKIP_SLOW is set (the suite takes about 90 s)"
+[ -z "${KPA_SKIP_SLOW:-}" ] || skip_all "KPA_SKIP_SLOW is set (the suite takes 25 s, its build 40 s)"
 if grep -qE '^SANITIZER_CFLAGS = .*(-fsanitize|--coverage)' "$top_builddir/Makefile" 2>/dev/null; then
-    skip_all "a sanitizer or coverage tree: the suite runs in the plain tree only (it takes about 90 s)"
+    skip_all "a sanitizer or coverage tree: the suite runs in the plain tree only (25 s, its build 40 s)"
 fi
 BUSYBOX=/bin/busybox
 if [ ! -x $BUSYBOX ] || ldd $BUSYBOX >/dev/null 2>&1; then
