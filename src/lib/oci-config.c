@@ -13,6 +13,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 
 #include "oci-config.h"
@@ -89,6 +90,7 @@ static const struct {
           "cgroupsPath", "rootfsPropagation", "seccomp", "sysctl", "resources", "intelRdt",
           "personality", "maskedPaths", "readonlyPaths", "mountLabel", "memoryPolicy"}},
         {"linux.namespaces[]", {"type", "path"}},
+        {"linux.devices[]", {"path", "type", "major", "minor", "fileMode", "uid", "gid"}},
         {"linux.resources",
          {"devices", "memory", "cpu", "blockIO", "hugepageLimits", "network", "pids", "rdma",
           "unified"}},
@@ -830,7 +832,6 @@ static int parse_linux(kpa_oci_config *c, json_object *l, kpa_error *err)
                 return -EINVAL;
         if (want_empty_array(l, "uidMappings", "linux.uidMappings", err) < 0 ||
             want_empty_array(l, "gidMappings", "linux.gidMappings", err) < 0 ||
-            want_empty_array(l, "devices", "linux.devices", err) < 0 ||
             want_empty_string(l, "mountLabel", "linux.mountLabel", err) < 0)
                 return -EINVAL;
         if (member(l, "seccomp")) {
@@ -893,6 +894,62 @@ static int parse_linux(kpa_oci_config *c, json_object *l, kpa_error *err)
             parse_paths(c, member(l, "readonlyPaths"), "linux.readonlyPaths", KPA_MOUNT_READONLY,
                         err) < 0)
                 return -EINVAL;
+        return 0;
+}
+
+/* linux.devices: a node each, made in the container's root after the
+ * mounts (so in its /dev tmpfs), as runc does */
+static int parse_devices(kpa_oci_config *c, json_object *arr, kpa_error *err)
+{
+        if (want(arr, json_type_array, "linux.devices", err) < 0)
+                return -EINVAL;
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                char path[64];
+                snprintf(path, sizeof(path), "linux.devices[%zu]", i);
+                json_object *o = json_object_array_get_idx(arr, i);
+                static const char *const keys[] = {"path",     "type", "major", "minor",
+                                                   "fileMode", "uid",  "gid",   NULL};
+                if (want(o, json_type_object, path, err) < 0 ||
+                    known_keys(c, o, path, keys, err) < 0 ||
+                    want(member(o, "path"), json_type_string, path, err) < 0 ||
+                    want(member(o, "type"), json_type_string, path, err) < 0)
+                        return -EINVAL;
+                const char *target = json_object_get_string(member(o, "path"));
+                if (target[0] != '/' || strstr(target, "/../") ||
+                    (strlen(target) >= 3 && strcmp(target + strlen(target) - 3, "/..") == 0))
+                        return refuse(err, path, "\"%s\" must be an absolute path without \"..\"",
+                                      target);
+                const char *type = json_object_get_string(member(o, "type"));
+                mode_t fmt = strcmp(type, "c") == 0 || strcmp(type, "u") == 0 ? S_IFCHR
+                             : strcmp(type, "b") == 0                         ? S_IFBLK
+                             : strcmp(type, "p") == 0                         ? S_IFIFO
+                                                                              : 0;
+                if (!fmt)
+                        return refuse(err, path, "type \"%s\": not c, b, u or p", type);
+                json_object *major = member(o, "major"), *minor = member(o, "minor");
+                if (fmt != S_IFIFO &&
+                    (!json_object_is_type(major, json_type_int) ||
+                     !json_object_is_type(minor, json_type_int) ||
+                     json_object_get_int64(major) < 0 || json_object_get_int64(minor) < 0))
+                        return refuse(err, path, "a %s device needs major and minor numbers", type);
+                static const char *const ints[] = {"fileMode", "uid", "gid"};
+                for (size_t k = 0; k < ELEMENTSOF(ints); k++) {
+                        json_object *v = member(o, ints[k]);
+                        if (v &&
+                            (!json_object_is_type(v, json_type_int) ||
+                             json_object_get_int64(v) < 0 || json_object_get_int64(v) > UINT32_MAX))
+                                return refuse(err, path, "%s must be a number", ints[k]);
+                }
+                json_object *mode = member(o, "fileMode");
+                kpa_instance_spec_add_mount(c->spec, KPA_MOUNT_DEVICE, NULL, -1, target, false);
+                kpa_mount_op *op = &c->spec->mounts[c->spec->n_mounts - 1];
+                op->mode = fmt | (mode ? (mode_t)json_object_get_int64(mode) & 07777 : 0666);
+                op->rdev = fmt == S_IFIFO ? 0
+                                          : makedev((unsigned)json_object_get_int64(major),
+                                                    (unsigned)json_object_get_int64(minor));
+                op->uid = (uid_t)json_object_get_int64(member(o, "uid"));
+                op->gid = (gid_t)json_object_get_int64(member(o, "gid"));
+        }
         return 0;
 }
 
@@ -994,6 +1051,9 @@ static int parse_config(kpa_oci_config *c, json_object *cfg, const char *bundle,
                             0)
                                 return -EINVAL;
         }
+        json_object *devices = member(member(cfg, "linux"), "devices");
+        if (devices && parse_devices(c, devices, err) < 0)
+                return -EINVAL;
         if (member(cfg, "hooks") && parse_hooks(c, member(cfg, "hooks"), err) < 0)
                 return -EINVAL;
         json_object *ann = member(cfg, "annotations");

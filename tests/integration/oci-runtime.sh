@@ -356,6 +356,27 @@ check_output "exec --console-socket without a terminal" "only for a terminal" \
 check_output "exec -t without --console-socket" "a terminal needs --console-socket" oci exec -t t2 true
 check "delete" oci delete --force t2
 
+# ---- linux.devices: nodes made in the container's /dev, read from outside ----
+config 'process.args=["sleep","1000"]' \
+    'linux.devices=[{"path":"/dev/kpa-null","type":"c","major":1,"minor":3,"fileMode":384,"uid":1000,"gid":1000},{"path":"/dev/sub/fifo","type":"p"}]'
+check "create with linux.devices" create -b "$B" dv
+started+=(dv)
+dpid=$(oci state dv | field pid)
+check_eq "linux.devices: the node, its numbers, mode and owner" \
+    "$(stat -c '%F %t:%T %a %u:%g' "/proc/$dpid/root/dev/kpa-null" 2>&1)" "character special file 1:3 600 1000:1000"
+check_eq "linux.devices: a FIFO, its directory made, mode 0666 by default" \
+    "$(stat -c '%F %a' "/proc/$dpid/root/dev/sub/fifo" 2>&1)" "fifo 666"
+oci delete --force dv >/dev/null 2>&1
+config 'linux.devices=[{"path":"/dev/x","type":"c"}]'
+check_output "a device without its numbers" 'linux.devices[0]: a c device needs major and minor numbers' \
+    oci create -b "$B" bad
+config 'linux.devices=[{"path":"/dev/../x","type":"q"}]'
+check_output "a device path with .." 'linux.devices[0]: "/dev/../x" must be an absolute path without ".."' \
+    oci create -b "$B" bad
+config 'linux.devices=[{"path":"/dev/x","type":"q"}]'
+check_output "a device type that is not c, b, u or p" 'linux.devices[0]: type "q": not c, b, u or p' \
+    oci create -b "$B" bad
+
 # ---- hooks: the state JSON on stdin ----
 hook() { echo "{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"cat > $T/hook-$1.json\"]}"; }
 config 'process.args=["true"]' \

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include "oci-config.h"
 #include "tap.h"
@@ -325,6 +326,36 @@ static void test_unknown_keys(void)
                 "linux.personality: not supported", "a key of the specification stays refused");
 }
 
+/* linux.devices: a node each, after the config's mounts */
+static void test_devices(void)
+{
+        kpa_oci_config *c = NULL;
+        kpa_error err = {0};
+        int r = load(BASE_HEAD BASE_PROCESS
+                     "\"mounts\": [{\"destination\": \"/dev\", \"type\": \"tmpfs\"}],"
+                     "\"linux\": {" BASE_NS ", \"devices\": [{\"path\": \"/dev/fuse\","
+                     " \"type\": \"c\", \"major\": 10, \"minor\": 229, \"fileMode\": 432,"
+                     " \"uid\": 7, \"gid\": 8}, {\"path\": \"/dev/f\", \"type\": \"p\"}]}}",
+                     &c, &err);
+        ok(r == 0, "linux.devices: the config loads");
+        if (r < 0)
+                printf("#   %s\n", err.message);
+        const kpa_mount_op *m = r == 0 ? c->spec->mounts : NULL;
+        size_t n = r == 0 ? c->spec->n_mounts : 0;
+        ok(n >= 3 && m[n - 3].kind == KPA_MOUNT_FS && m[n - 2].kind == KPA_MOUNT_DEVICE &&
+                   strcmp(m[n - 2].target, "/dev/fuse") == 0 && m[n - 2].mode == (S_IFCHR | 0660) &&
+                   m[n - 2].rdev == makedev(10, 229) && m[n - 2].uid == 7 && m[n - 2].gid == 8,
+           "linux.devices: a character device after the mounts, its numbers, mode and owner");
+        ok(n >= 3 && m[n - 1].kind == KPA_MOUNT_DEVICE && m[n - 1].mode == (S_IFIFO | 0666) &&
+                   m[n - 1].uid == 0,
+           "linux.devices: a FIFO, mode 0666 and root's by default");
+        kpa_oci_config_free(c);
+        refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS
+                                       ", \"devices\": [{\"path\": \"/dev/x\", \"type\": \"b\"}]}}",
+                "linux.devices[0]: a b device needs major and minor numbers",
+                "a block device without its numbers");
+}
+
 int main(void)
 {
         if (!mkdtemp(bundle))
@@ -347,6 +378,7 @@ int main(void)
         test_seccomp();
         test_refusals();
         test_unknown_keys();
+        test_devices();
         kpa_rm_rf_at(AT_FDCWD, bundle);
         return tap_done();
 }
