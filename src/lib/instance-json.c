@@ -115,14 +115,11 @@ static json_object *mounts_json(const kpa_instance_spec *spec)
                 json_object_object_add(o, "data", str_or_null(op->data));
                 if (op->kind == KPA_MOUNT_DEVICE) { /* OCI: linux.devices */
                         json_object *d = json_object_new_object();
-                        const char *type = S_ISCHR(op->mode)   ? "c"
-                                           : S_ISBLK(op->mode) ? "b"
-                                                               : "p";
+                        const char *type = S_ISCHR(op->mode) ? "c" : S_ISBLK(op->mode) ? "b" : "p";
                         json_object_object_add(d, "type", json_object_new_string(type));
                         json_object_object_add(d, "major", json_object_new_int64(major(op->rdev)));
                         json_object_object_add(d, "minor", json_object_new_int64(minor(op->rdev)));
-                        json_object_object_add(d, "mode",
-                                               json_object_new_int64(op->mode & 07777));
+                        json_object_object_add(d, "mode", json_object_new_int64(op->mode & 07777));
                         json_object_object_add(d, "uid", json_object_new_int64(op->uid));
                         json_object_object_add(d, "gid", json_object_new_int64(op->gid));
                         json_object_object_add(o, "device", d);

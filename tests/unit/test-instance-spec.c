@@ -432,6 +432,14 @@ static void test_oci(void)
         ok(kpa_instance_spec_new_oci(bundle, "c1", &spec, &err) == -EOPNOTSUPP && !spec &&
                    strstr(err.message, "process.rlimits: done by the runtime"),
            "an OCI config with process.rlimits: refused, naming the key");
+        write_file(config, "{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"},"
+                           " \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"x-extra\": 1},"
+                           " \"linux\": {\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"},"
+                           "  {\"type\": \"uts\"}, {\"type\": \"mount\"}]}}");
+        spec = NULL;
+        ok(kpa_instance_spec_new_oci(bundle, "c1", &spec, &err) == -EOPNOTSUPP && !spec &&
+                   strstr(err.message, "process.x-extra: not in the runtime specification"),
+           "an OCI config with a key the specification lacks: refused (kpa-oci warns), naming it");
         ok(kpa_instance_spec_new_oci(bundle, ".bad", &spec, &err) == -EINVAL &&
                    strstr(err.message, "\".bad\""),
            "a bad container id: -EINVAL, naming it");
