@@ -138,7 +138,7 @@ static json_object *ns_json(bool is_new, const char *join)
 static json_object *namespaces_json(const kpa_instance_spec *spec)
 {
         json_object *o = json_object_new_object();
-        json_object_object_add(o, "pid", ns_json(true, NULL));
+        json_object_object_add(o, "pid", ns_json(true, spec->pidns_path));
         json_object_object_add(o, "mount", ns_json(true, NULL));
         json_object_object_add(o, "ipc", ns_json(true, spec->ipcns_path));
         json_object_object_add(o, "uts", ns_json(true, spec->utsns_path));

@@ -728,10 +728,12 @@ static int parse_namespaces(kpa_oci_config *c, json_object *arr, kpa_error *err)
                         c->spec->ipcns_path = kpa_xstrdup(ns_path);
                 else if (ns_path[0] && seen == &seen_uts)
                         c->spec->utsns_path = kpa_xstrdup(ns_path);
+                else if (ns_path[0] && seen == &seen_pid)
+                        c->spec->pidns_path = kpa_xstrdup(ns_path);
                 else if (ns_path[0])
                         return refuse(err, path,
                                       "joining a %s namespace is not supported "
-                                      "(network, ipc and uts only)",
+                                      "(network, pid, ipc and uts only)",
                                       t);
                 if (seen)
                         *seen = true;

@@ -225,6 +225,11 @@ static _Noreturn void app_main(const child_ctx *c, int err_fd)
         /* as the application's uid: a directory it cannot enter is refused */
         if (spec->cwd && chdir(spec->cwd) < 0)
                 app_fail(err_fd, KPA_STEP_CWD, errno);
+        /* in a joined PID namespace the init is no PID 1 whose end ends
+         * the rest: the application ends with it (after the ids changed,
+         * which clear this) */
+        if (spec->pidns_path && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+                app_fail(err_fd, KPA_STEP_PRIVILEGES, errno);
         /* last: the filter refuses mount, unshare... that the steps above may use */
         if (!filter_first && (r = kpa_seccomp_apply(c->seccomp, &failed)) < 0)
                 app_fail(err_fd, KPA_STEP_SECCOMP, -r);
@@ -268,6 +273,14 @@ static _Noreturn void init_exit(const child_ctx *c, int status)
         _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }
 
+/* SIG to the instance's processes: every one of its PID namespace but
+ * this init; in a joined one (a pod's, spec->pidns_path), whose other
+ * processes are not the instance's, the application's process group */
+static void signal_instance(const child_ctx *c, pid_t app, int sig)
+{
+        kill(c->spec->pidns_path ? -app : -1, sig);
+}
+
 static _Noreturn void init_loop(const child_ctx *c, int sfd, pid_t app)
 {
         struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = c->death_fd, .events = POLLIN}};
@@ -279,14 +292,14 @@ static _Noreturn void init_loop(const child_ctx *c, int sfd, pid_t app)
                 }
                 if (c->death_fd >= 0 && pfd[1].revents) {
                         /* whoever started us is gone: so is the instance */
-                        kill(-1, SIGKILL);
+                        signal_instance(c, app, SIGKILL);
                         _exit(128 + SIGKILL);
                 }
                 struct signalfd_siginfo si;
                 if (read(sfd, &si, sizeof(si)) != sizeof(si))
                         continue;
                 if (si.ssi_signo != SIGCHLD) {
-                        kill(-1, (int)si.ssi_signo); /* everyone in the namespace but us */
+                        signal_instance(c, app, (int)si.ssi_signo);
                         continue;
                 }
                 int status;

@@ -115,6 +115,10 @@ typedef struct kpa_instance_spec {
          * (NULL: new ones); HOSTNAME NULL then keeps the joined one's */
         char *ipcns_path;
         char *utsns_path;
+        /* OCI (a pod that shares its process namespace): the init is born
+         * in this PID namespace, not as PID 1 of a new one, and forwards
+         * signals to the application's process group alone (NULL: new) */
+        char *pidns_path;
         /* OCI: linux.seccomp's filter, installed instead of the default
          * one that SECCOMP relaxes (NULL: the default); owned */
         kpa_seccomp_prog *seccomp_prog;

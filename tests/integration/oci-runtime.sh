@@ -229,11 +229,22 @@ for ns in net ipc uts; do
 done
 check "but has a pid namespace of its own" test "$(readlink /proc/"$pid"/ns/pid)" != "$(readlink /proc/"$ppid"/ns/pid)"
 check_eq "a joined UTS namespace keeps its hostname" "$(nsenter -t "$pid" -u hostname)" kpa-pod
-check "delete both" oci delete --force p2
-check "delete --force p1" oci delete --force p1
-config 'linux.namespaces=[{"type":"pid","path":"/proc/1/ns/pid"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}]'
-check_output "joining a pid namespace is refused" 'linux.namespaces[0]: joining a pid namespace is not supported' \
-    oci create -b "$B" bad
+# a pod with shareProcessNamespace: a third container joins the first one's
+# PID namespace; a signal reaches its own process, not the pod's others
+check "start the first container" oci start p1
+config 'process.args=["sh","-c","trap \"exit 7\" TERM; sleep 1000 & wait"]' \
+    "linux.namespaces=[{\"type\":\"pid\",\"path\":\"/proc/$ppid/ns/pid\"},{\"type\":\"ipc\"},{\"type\":\"uts\"},{\"type\":\"mount\"}]"
+check "create a container in the first one's PID namespace" create -b "$B" p3
+started+=(p3)
+check "start" oci start p3
+p3pid=$(oci state p3 | field pid)
+check_eq "it is in that PID namespace" "$(readlink /proc/"$p3pid"/ns/pid 2>&1)" "$(readlink /proc/"$ppid"/ns/pid)"
+check_eq "it sees the pod's processes: both containers' inits in its /proc" \
+    "$(oci exec p3 sh -c 'cat /proc/[0-9]*/comm' 2>/dev/null | grep -c kpa-init)" 2
+check "kill TERM" oci kill p3 TERM
+check "ends it" wait_for 10 sh -c "'$KPA_OCI' --root '$R' state p3 | grep -q '\"stopped\"'"
+check_eq "and not the pod's other container" "$(oci state p1 | field status)" running
+check "delete all three" sh -c "'$KPA_OCI' --root '$R' delete --force p3 && '$KPA_OCI' --root '$R' delete --force p2 && '$KPA_OCI' --root '$R' delete --force p1"
 
 # ---- linux.seccomp: the config's filter instead of kpa's ----
 config 'process.args=["sh","-c","mkdir /tmp/a 2>&1; echo $?; grep Seccomp: /proc/self/status"]' \
