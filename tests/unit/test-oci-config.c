@@ -234,6 +234,24 @@ static void test_refusals(void)
                 "the host's ipc and uts");
         refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS ", \"uidMappings\": [{}]}}",
                 "linux.uidMappings: not supported", "uid mappings");
+        {
+                kpa_oci_config *c = NULL;
+                kpa_error err = {0};
+                int r = load(BASE_HEAD BASE_PROCESS
+                             "\"linux\": {\"namespaces\": [{\"type\": \"pid\", \"path\": "
+                             "\"/proc/1/ns/pid\"},"
+                             " {\"type\": \"ipc\"}, {\"type\": \"uts\"}, {\"type\": \"mount\"}]}}",
+                             &c, &err);
+                ok(r == 0 && c->spec->pidns_path &&
+                           strcmp(c->spec->pidns_path, "/proc/1/ns/pid") == 0,
+                   "a pid namespace with a path: joined (pidns_path)");
+                kpa_oci_config_free(c);
+        }
+        refused(BASE_HEAD BASE_PROCESS
+                "\"linux\": {\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"},"
+                " {\"type\": \"uts\"}, {\"type\": \"mount\", \"path\": \"/proc/1/ns/mnt\"}]}}",
+                "linux.namespaces[3]: joining a mount namespace is not supported",
+                "a mount namespace with a path");
         refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS
                                        ", \"resources\": {\"cpu\": {\"quota\": 1000}}}}",
                 "linux.resources.cpu.quota: not supported", "a cpu quota");
