@@ -332,10 +332,10 @@ static int apply_inherited(const kpa_oci_config *cfg)
 }
 
 /* the keys of config.json that the runtime specification does not have:
- * ignored, as it asks, and said so */
-static void warn_ignored(const kpa_oci_config *cfg)
+ * ignored, as it asks, and said so (those from the FROMth on) */
+static void warn_ignored(const kpa_oci_config *cfg, size_t from)
 {
-        for (size_t i = 0; i < cfg->n_ignored; i++)
+        for (size_t i = from; i < cfg->n_ignored; i++)
                 say("warning", "config.json: %s: not in the runtime specification, ignored",
                     cfg->ignored[i]);
 }
@@ -440,7 +440,7 @@ static int do_create(const char *id, const create_opts *o, kpa_sandbox *sb, json
         _cleanup_(kpa_oci_config_freep) kpa_oci_config *cfg = NULL;
         if (kpa_oci_config_load(bundle, id, &cfg, &err) < 0)
                 return fail("%s", err.message);
-        warn_ignored(cfg);
+        warn_ignored(cfg, 0);
         for (char *p = strchr(state_root + 1, '/');; p = strchr(p + 1, '/')) {
                 _cleanup_free_ char *part = p ? kpa_xstrndup(state_root, (size_t)(p - state_root))
                                               : kpa_xstrdup(state_root);
@@ -915,8 +915,8 @@ static int cmd_exec(int argc, char **argv)
                 json_object_object_add(proc, "terminal", json_object_new_boolean(1));
         if (r == 0 && kpa_oci_config_load(st_str(st, "bundle"), id, &cfg, &err) < 0)
                 r = fail("%s", err.message);
-        if (r == 0)
-                warn_ignored(cfg);
+        /* create warned about the config's own; exec, about its process's */
+        size_t warned = cfg ? cfg->n_ignored : 0;
         _cleanup_free_ char *root =
                 r == 0 ? kpa_xasprintf("/proc/%d/root", (int)st_int(st, "pid")) : NULL;
         _cleanup_close_ int rootfd = root ? open(root, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
@@ -924,6 +924,8 @@ static int cmd_exec(int argc, char **argv)
                 r = fail("container \"%s\": its root: %s", id, strerror(errno));
         if (r == 0 && kpa_oci_process_parse(cfg, proc, rootfd, &err) < 0)
                 r = fail("%s", err.message);
+        if (r == 0)
+                warn_ignored(cfg, warned);
         /* a terminal (-t, or the process object's "terminal"): its master
          * goes to --console-socket, as for create */
         if (r == 0 && cfg->spec->tty && !console_socket)

@@ -154,6 +154,10 @@ out=$(oci exec -u 1000:1000 --cwd /tmp -e X=1 c1 sh -c 'pwd; id; echo $X' 2>/dev
 check_eq "exec --user, --cwd, --env" "$(tr '\n' ' ' <<<"$out")" "/tmp uid=1000 gid=1000 1 "
 echo '{"args":["sh","-c","echo from --process"],"cwd":"/","env":["PATH=/bin"]}' >"$T/process.json"
 check_eq "exec --process" "$(oci exec --process "$T/process.json" c1 2>/dev/null)" "from --process"
+echo '{"args":["true"],"cwd":"/","env":["PATH=/bin"],"x-extra":1}' >"$T/process-x.json"
+check_exit_output "exec --process: a key the specification lacks is ignored, with a warning" 0 \
+    "warning: config.json: process.x-extra: not in the runtime specification" \
+    oci exec --process "$T/process-x.json" c1
 echo '{"args":["sh","-c","grep -E \"^(CapEff|CapBnd|NoNewPrivs)\" /proc/self/status"],"cwd":"/","env":["PATH=/bin"],
  "capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}}' >"$T/process-caps.json"
 check_eq "exec --process: the process object's capabilities, no no_new_privs unasked" \
