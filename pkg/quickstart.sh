@@ -21,14 +21,11 @@ DEPS="build-essential autoconf automake libtool pkg-config
 # skopeo and podman, which take kpa's OCI images (tests/integration/oci-image.sh);
 # lighttpd and curl, a real server on declared sockets and its client
 # (tests/integration/sockets.sh); the engines that drive kpa-oci and a static
-# busybox for its bundles (tests/integration/oci-runtime.sh, bench/oci.sh);
-# go and the libraries that the OCI runtime-tools validation programs build
-# against (tests/integration/oci-validation.sh, tests/oci-validation)
+# busybox for its bundles (tests/integration/oci-runtime.sh, bench/oci.sh)
 [ "$action" = check ] && DEPS="$DEPS valgrind cppcheck clang-14 clang-tidy-14
       libclang-rt-14-dev bear shellcheck gcovr
       debhelper fakeroot lintian bash-completion systemd procps user-mode-linux iproute2
-      umoci skopeo podman lighttpd curl containerd runc containernetworking-plugins busybox-static
-      golang-go golang-github-opencontainers-runtime-tools-dev golang-github-google-uuid-dev"
+      umoci skopeo podman lighttpd curl containerd runc containernetworking-plugins busybox-static"
 
 install_deps() {
     # shellcheck disable=SC2086

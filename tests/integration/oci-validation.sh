@@ -1,8 +1,20 @@
 #!/bin/bash
-# oci-validation.sh: kpa-oci under the OCI runtime-tools validation suite
-# (tests/oci-validation: the validation programs and runtimetest of
-# runtime-tools 0105384, Debian 12's snapshot, built offline with Debian's
-# golang-go against golang-github-opencontainers-runtime-tools-dev).
+# oci-validation.sh: kpa-oci under the OCI runtime-tools validation suite:
+# its validation programs and runtimetest at runtime-tools 0105384 (Debian
+# 12's snapshot of the library), built offline with Debian's golang-go
+# against golang-github-opencontainers-runtime-tools-dev.
+#
+# The suite's programs are not kpa's code and Debian ships only its library
+# (no validation/, no cmd/runtimetest, no tap-go), so they are not in this
+# tree: KPA_OCI_VALIDATION_SRC names a GOPATH-style directory that has
+#   src/github.com/opencontainers/runtime-tools/{validation,cmd/runtimetest}
+#   src/github.com/mndrix/tap-go
+# (a checkout of runtime-tools at 0105384, and tap-go as it vendors it), and
+# the go packages are installed with
+#   apt-get install golang-go golang-github-opencontainers-runtime-tools-dev \
+#       golang-github-google-uuid-dev
+# Without them the test skips, saying which is missing.
+#
 # Each program drives kpa-oci (RUNTIME) through create/start/state/kill/
 # delete on a bundle made from a static busybox, mostly with runtimetest
 # checking the container from inside; each program is one TAP line here.
@@ -30,16 +42,19 @@ BUSYBOX=/bin/busybox
 if [ ! -x $BUSYBOX ] || ldd $BUSYBOX >/dev/null 2>&1; then
     skip_all "needs a static /bin/busybox (Debian package busybox-static)"
 fi
+[ -n "${KPA_OCI_VALIDATION_SRC:-}" ] ||
+    skip_all "KPA_OCI_VALIDATION_SRC is not set: the suite's programs are not in Debian (see this test's header)"
+SRC=$(cd "$KPA_OCI_VALIDATION_SRC" 2>/dev/null && pwd) ||
+    skip_all "KPA_OCI_VALIDATION_SRC ($KPA_OCI_VALIDATION_SRC) is not a directory"
+RT=github.com/opencontainers/runtime-tools
+VDIR="$SRC/src/$RT/validation"
+[ -d "$VDIR/util" ] && [ -d "$SRC/src/github.com/mndrix/tap-go" ] ||
+    skip_all "KPA_OCI_VALIDATION_SRC ($SRC) has no src/$RT/validation or src/github.com/mndrix/tap-go"
 GO=$(command -v go) || skip_all "needs go (Debian package golang-go)"
 GOCODE=/usr/share/gocode
 [ -d $GOCODE/src/github.com/opencontainers/runtime-tools/generate ] ||
     skip_all "needs Debian's golang-github-opencontainers-runtime-tools-dev"
 [ -d $GOCODE/src/github.com/google/uuid ] || skip_all "needs Debian's golang-github-google-uuid-dev"
-SRC=$(cd "$top_srcdir/tests/oci-validation" 2>/dev/null && pwd) ||
-    skip_all "the suite's sources (tests/oci-validation) are not in this tree"
-RT=github.com/opencontainers/runtime-tools
-VDIR="$SRC/src/$RT/validation"
-[ -d "$VDIR/util" ] || skip_all "the suite's sources (tests/oci-validation) are not in this tree"
 
 # ---- what kpa-oci refuses by design: programs not run ----
 # PROGRAM|REASON (their configs are refused at create, with the field named)
