@@ -8,6 +8,8 @@
 
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <json-c/json.h>
 
@@ -38,6 +40,7 @@ static const char *mount_kind_name(kpa_mount_kind kind)
         case KPA_MOUNT_FS: return "fs";
         case KPA_MOUNT_MASK: return "mask";
         case KPA_MOUNT_READONLY: return "readonly";
+        case KPA_MOUNT_DEVICE: return "device";
         }
         return "unknown";
 }
@@ -110,6 +113,17 @@ static json_object *mounts_json(const kpa_instance_spec *spec)
                 json_object_object_add(o, "flags", mount_flags_json(flags));
                 json_object_object_add(o, "fstype", str_or_null(op->fstype));
                 json_object_object_add(o, "data", str_or_null(op->data));
+                if (op->kind == KPA_MOUNT_DEVICE) { /* OCI: linux.devices */
+                        json_object *d = json_object_new_object();
+                        const char *type = S_ISCHR(op->mode) ? "c" : S_ISBLK(op->mode) ? "b" : "p";
+                        json_object_object_add(d, "type", json_object_new_string(type));
+                        json_object_object_add(d, "major", json_object_new_int64(major(op->rdev)));
+                        json_object_object_add(d, "minor", json_object_new_int64(minor(op->rdev)));
+                        json_object_object_add(d, "mode", json_object_new_int64(op->mode & 07777));
+                        json_object_object_add(d, "uid", json_object_new_int64(op->uid));
+                        json_object_object_add(d, "gid", json_object_new_int64(op->gid));
+                        json_object_object_add(o, "device", d);
+                }
                 json_object_array_add(a, o);
         }
         return a;
@@ -124,7 +138,7 @@ static json_object *ns_json(bool is_new, const char *join)
 static json_object *namespaces_json(const kpa_instance_spec *spec)
 {
         json_object *o = json_object_new_object();
-        json_object_object_add(o, "pid", ns_json(true, NULL));
+        json_object_object_add(o, "pid", ns_json(true, spec->pidns_path));
         json_object_object_add(o, "mount", ns_json(true, NULL));
         json_object_object_add(o, "ipc", ns_json(true, spec->ipcns_path));
         json_object_object_add(o, "uts", ns_json(true, spec->utsns_path));

@@ -43,6 +43,12 @@ int kpa_instance_spec_new_oci(const char *bundle_dir, const char *container_id,
         int q = kpa_oci_config_load(bundle_dir, container_id, &c, err);
         if (q < 0)
                 return q;
+        /* kpa-oci ignores them with a warning; a plan has nobody to warn */
+        if (c->n_ignored)
+                return kpa_error_set(err, EOPNOTSUPP,
+                                     "%s/config.json: %s: not in the runtime specification "
+                                     "(kpa-oci ignores it with a warning; a plan refuses it)",
+                                     bundle_dir, c->ignored[0]);
         const char *key = runtime_only_key(c);
         if (key)
                 return kpa_error_set(err, EOPNOTSUPP,

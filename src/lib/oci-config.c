@@ -11,7 +11,9 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 
 #include "oci-config.h"
@@ -31,6 +33,9 @@ void kpa_oci_config_free(kpa_oci_config *c)
         json_object_put(c->sysctl);
         free(c->rlimits);
         free(c->cgroups_path);
+        for (size_t i = 0; i < c->n_ignored; i++)
+                free(c->ignored[i]);
+        free(c->ignored);
         free(c);
 }
 
@@ -54,8 +59,81 @@ static int refuse(kpa_error *err, const char *path, const char *fmt, ...)
         return kpa_error_set(err, EINVAL, "config.json: %s: %s", path, msg);
 }
 
-/* Every key of OBJ must be in KNOWN (NULL-terminated). */
-static int known_keys(json_object *obj, const char *path, const char *const *known, kpa_error *err)
+/* The keys that the runtime specification (1.2) gives each object that
+ * kpa-oci reads, by JSON path with its indexes as []. A key that kpa-oci
+ * does not honour is refused when the specification has it; one that it
+ * does not have is ignored, as the specification asks ("MUST ignore
+ * unknown properties"), and named in c->ignored for a warning. */
+static const struct {
+        const char *path;
+        const char *keys[20];
+} spec_keys[] = {
+        {"(top level)",
+         {"ociVersion", "process", "root", "hostname", "domainname", "mounts", "hooks",
+          "annotations", "linux", "solaris", "windows", "vm", "zos"}},
+        {"root", {"path", "readonly"}},
+        {"mounts[]", {"destination", "source", "options", "type", "uidMappings", "gidMappings"}},
+        {"process",
+         {"terminal", "consoleSize", "cwd", "env", "args", "commandLine", "rlimits",
+          "apparmorProfile", "capabilities", "noNewPrivileges", "oomScoreAdj", "scheduler",
+          "selinuxLabel", "ioPriority", "execCPUAffinity", "user"}},
+        {"process.consoleSize", {"height", "width"}},
+        {"process.user", {"uid", "gid", "umask", "additionalGids", "username"}},
+        {"process.capabilities", {"bounding", "effective", "inheritable", "permitted", "ambient"}},
+        {"process.rlimits[]", {"type", "soft", "hard"}},
+        {"hooks",
+         {"prestart", "createRuntime", "createContainer", "startContainer", "poststart",
+          "poststop"}},
+        {"hooks.*[]", {"path", "args", "env", "timeout"}},
+        {"linux",
+         {"namespaces", "uidMappings", "gidMappings", "timeOffsets", "devices", "netDevices",
+          "cgroupsPath", "rootfsPropagation", "seccomp", "sysctl", "resources", "intelRdt",
+          "personality", "maskedPaths", "readonlyPaths", "mountLabel", "memoryPolicy"}},
+        {"linux.namespaces[]", {"type", "path"}},
+        {"linux.devices[]", {"path", "type", "major", "minor", "fileMode", "uid", "gid"}},
+        {"linux.resources",
+         {"devices", "memory", "cpu", "blockIO", "hugepageLimits", "network", "pids", "rdma",
+          "unified"}},
+        {"linux.resources.memory",
+         {"limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness", "disableOOMKiller",
+          "useHierarchy", "checkBeforeUpdate"}},
+        {"linux.resources.cpu",
+         {"shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems",
+          "idle"}},
+        {"linux.resources.pids", {"limit"}},
+};
+
+/* Whether the specification has KEY in the object at PATH; true for an
+ * object not in the table (kpa-oci refuses what it does not know there). */
+static bool spec_has(const char *path, const char *key)
+{
+        char norm[128];
+        size_t n = 0;
+        for (const char *p = path; *p && n + 3 < sizeof(norm); p++) {
+                norm[n++] = *p;
+                if (*p == '[') { /* an index: [] */
+                        while (p[1] && p[1] != ']')
+                                p++;
+                }
+        }
+        norm[n] = '\0';
+        if (strncmp(norm, "hooks.", 6) == 0 && strchr(norm, '['))
+                snprintf(norm, sizeof(norm), "hooks.*[]");
+        for (size_t i = 0; i < ELEMENTSOF(spec_keys); i++) {
+                if (strcmp(spec_keys[i].path, norm) != 0)
+                        continue;
+                for (size_t k = 0; spec_keys[i].keys[k]; k++)
+                        if (strcmp(spec_keys[i].keys[k], key) == 0)
+                                return true;
+                return false;
+        }
+        return true;
+}
+
+/* Every key of OBJ must be in KNOWN (NULL-terminated), or be one that the
+ * specification does not have (then ignored, and named in c->ignored). */
+static int known_keys(kpa_oci_config *c, json_object *obj, const char *path,
+                      const char *const *known, kpa_error *err)
 {
         json_object_object_foreach (obj, key, val) {
                 (void)val;
@@ -64,9 +142,12 @@ static int known_keys(json_object *obj, const char *path, const char *const *kno
                         ok = strcmp(known[i], key) == 0;
                 if (ok)
                         continue;
-                if (path[0] == '(')
-                        return kpa_error_set(err, EINVAL, "config.json: %s: not supported", key);
-                return kpa_error_set(err, EINVAL, "config.json: %s.%s: not supported", path, key);
+                _cleanup_free_ char *name =
+                        path[0] == '(' ? kpa_xstrdup(key) : kpa_xasprintf("%s.%s", path, key);
+                if (spec_has(path, key))
+                        return kpa_error_set(err, EINVAL, "config.json: %s: not supported", name);
+                c->ignored = kpa_xrealloc(c->ignored, (c->n_ignored + 1) * sizeof(char *));
+                c->ignored[c->n_ignored++] = TAKE_PTR(name);
         }
         return 0;
 }
@@ -168,7 +249,8 @@ static int parse_rlimits(kpa_oci_config *c, json_object *arr, kpa_error *err)
                 snprintf(path, sizeof(path), "process.rlimits[%zu]", i);
                 json_object *o = json_object_array_get_idx(arr, i);
                 static const char *const keys[] = {"type", "soft", "hard", NULL};
-                if (want(o, json_type_object, path, err) < 0 || known_keys(o, path, keys, err) < 0)
+                if (want(o, json_type_object, path, err) < 0 ||
+                    known_keys(c, o, path, keys, err) < 0)
                         return -EINVAL;
                 json_object *t = member(o, "type"), *soft = member(o, "soft"),
                             *hard = member(o, "hard");
@@ -200,7 +282,7 @@ static int parse_capabilities(kpa_oci_config *c, json_object *caps, kpa_error *e
         static const char *const keys[] = {"bounding",  "effective", "inheritable",
                                            "permitted", "ambient",   NULL};
         if (want(caps, json_type_object, "process.capabilities", err) < 0 ||
-            known_keys(caps, "process.capabilities", keys, err) < 0)
+            known_keys(c, caps, "process.capabilities", keys, err) < 0)
                 return -EINVAL;
         kpa_caps_keep *k = c->spec->keep_caps;
         uint64_t *const sets[] = {&k->bounding, &k->effective, &k->inheritable, &k->permitted,
@@ -210,8 +292,10 @@ static int parse_capabilities(kpa_oci_config *c, json_object *caps, kpa_error *e
                 char path[64];
                 snprintf(path, sizeof(path), "process.capabilities.%s", set);
                 size_t si = 0;
-                while (strcmp(keys[si], set) != 0)
+                while (keys[si] && strcmp(keys[si], set) != 0)
                         si++;
+                if (!keys[si])
+                        continue; /* not the specification's: ignored (known_keys) */
                 if (want(arr, json_type_array, path, err) < 0)
                         return -EINVAL;
                 for (size_t i = 0; i < json_object_array_length(arr); i++) {
@@ -224,6 +308,14 @@ static int parse_capabilities(kpa_oci_config *c, json_object *caps, kpa_error *e
                         if (cap < 0)
                                 return refuse(err, ipath,
                                               "\"%s\": not a capability this kernel knows",
+                                              json_object_get_string(v));
+                        /* one that kpa-oci lacks (a host that withholds it,
+                         * as a container does): the container's process
+                         * could not get it, and would fail after start */
+                        if (prctl(PR_CAPBSET_READ, (unsigned long)cap, 0, 0, 0) == 0)
+                                return refuse(err, ipath,
+                                              "\"%s\": kpa-oci does not hold it (not in its "
+                                              "own bounding set), so it cannot grant it",
                                               json_object_get_string(v));
                         *sets[si] |= UINT64_C(1) << cap;
                         names[cap] = json_object_get_string(v);
@@ -247,7 +339,7 @@ static int parse_user(kpa_oci_config *c, json_object *user, kpa_error *err)
         static const char *const keys[] = {"uid",      "gid", "umask", "additionalGids",
                                            "username", NULL};
         if (want(user, json_type_object, "process.user", err) < 0 ||
-            known_keys(user, "process.user", keys, err) < 0)
+            known_keys(c, user, "process.user", keys, err) < 0)
                 return -EINVAL;
         json_object *uid = member(user, "uid"), *gid = member(user, "gid"),
                     *umask_v = member(user, "umask"), *groups = member(user, "additionalGids");
@@ -404,7 +496,7 @@ static int parse_process(kpa_oci_config *c, json_object *p, int rootfd, kpa_erro
                                            "selinuxLabel",
                                            NULL};
         if (want(p, json_type_object, "process", err) < 0 ||
-            known_keys(p, "process", keys, err) < 0)
+            known_keys(c, p, "process", keys, err) < 0)
                 return -EINVAL;
         kpa_instance_spec *spec = c->spec;
         json_object *term = member(p, "terminal"), *size = member(p, "consoleSize");
@@ -416,7 +508,7 @@ static int parse_process(kpa_oci_config *c, json_object *p, int rootfd, kpa_erro
         if (size) {
                 static const char *const sk[] = {"height", "width", NULL};
                 if (want(size, json_type_object, "process.consoleSize", err) < 0 ||
-                    known_keys(size, "process.consoleSize", sk, err) < 0)
+                    known_keys(c, size, "process.consoleSize", sk, err) < 0)
                         return -EINVAL;
                 spec->tty_rows = (unsigned short)json_object_get_int(member(size, "height"));
                 spec->tty_cols = (unsigned short)json_object_get_int(member(size, "width"));
@@ -498,7 +590,7 @@ static int parse_mount(kpa_oci_config *c, json_object *m, size_t idx, const char
         char path[64];
         snprintf(path, sizeof(path), "mounts[%zu]", idx);
         static const char *const keys[] = {"destination", "type", "source", "options", NULL};
-        if (want(m, json_type_object, path, err) < 0 || known_keys(m, path, keys, err) < 0)
+        if (want(m, json_type_object, path, err) < 0 || known_keys(c, m, path, keys, err) < 0)
                 return -EINVAL;
         json_object *dst = member(m, "destination"), *type = member(m, "type"),
                     *src = member(m, "source"), *opts = member(m, "options");
@@ -609,7 +701,7 @@ static int parse_namespaces(kpa_oci_config *c, json_object *arr, kpa_error *err)
                 json_object *o = json_object_array_get_idx(arr, i);
                 static const char *const keys[] = {"type", "path", NULL};
                 if (want(o, json_type_object, path, err) < 0 ||
-                    known_keys(o, path, keys, err) < 0 ||
+                    known_keys(c, o, path, keys, err) < 0 ||
                     want(member(o, "type"), json_type_string, path, err) < 0)
                         return -EINVAL;
                 const char *t = json_object_get_string(member(o, "type"));
@@ -636,10 +728,12 @@ static int parse_namespaces(kpa_oci_config *c, json_object *arr, kpa_error *err)
                         c->spec->ipcns_path = kpa_xstrdup(ns_path);
                 else if (ns_path[0] && seen == &seen_uts)
                         c->spec->utsns_path = kpa_xstrdup(ns_path);
+                else if (ns_path[0] && seen == &seen_pid)
+                        c->spec->pidns_path = kpa_xstrdup(ns_path);
                 else if (ns_path[0])
                         return refuse(err, path,
                                       "joining a %s namespace is not supported "
-                                      "(network, ipc and uts only)",
+                                      "(network, pid, ipc and uts only)",
                                       t);
                 if (seen)
                         *seen = true;
@@ -657,7 +751,7 @@ static int parse_resources(kpa_oci_config *c, json_object *res, kpa_error *err)
                 "memory",         "pids",    "cpu",  "devices", "blockIO",
                 "hugepageLimits", "network", "rdma", "unified", NULL};
         if (want(res, json_type_object, "linux.resources", err) < 0 ||
-            known_keys(res, "linux.resources", keys, err) < 0)
+            known_keys(c, res, "linux.resources", keys, err) < 0)
                 return -EINVAL;
         kpa_cgroup_limits *lim = &c->spec->limits;
         json_object *mem = member(res, "memory");
@@ -665,7 +759,7 @@ static int parse_resources(kpa_oci_config *c, json_object *res, kpa_error *err)
                 static const char *const mk[] = {"limit", "swap", "reservation", "disableOOMKiller",
                                                  NULL};
                 if (want(mem, json_type_object, "linux.resources.memory", err) < 0 ||
-                    known_keys(mem, "linux.resources.memory", mk, err) < 0)
+                    known_keys(c, mem, "linux.resources.memory", mk, err) < 0)
                         return -EINVAL;
                 int64_t limit = json_object_get_int64(member(mem, "limit"));
                 if (limit > 0)
@@ -686,7 +780,7 @@ static int parse_resources(kpa_oci_config *c, json_object *res, kpa_error *err)
         if (pids) {
                 static const char *const pk[] = {"limit", NULL};
                 if (want(pids, json_type_object, "linux.resources.pids", err) < 0 ||
-                    known_keys(pids, "linux.resources.pids", pk, err) < 0)
+                    known_keys(c, pids, "linux.resources.pids", pk, err) < 0)
                         return -EINVAL;
                 int64_t limit = json_object_get_int64(member(pids, "limit"));
                 if (limit > 0)
@@ -696,7 +790,7 @@ static int parse_resources(kpa_oci_config *c, json_object *res, kpa_error *err)
         if (cpu) {
                 static const char *const ck[] = {"shares", "quota", "period", "cpus", "mems", NULL};
                 if (want(cpu, json_type_object, "linux.resources.cpu", err) < 0 ||
-                    known_keys(cpu, "linux.resources.cpu", ck, err) < 0)
+                    known_keys(c, cpu, "linux.resources.cpu", ck, err) < 0)
                         return -EINVAL;
                 uint64_t shares = json_object_get_uint64(member(cpu, "shares"));
                 if (shares)
@@ -732,7 +826,7 @@ static int parse_linux(kpa_oci_config *c, json_object *l, kpa_error *err)
                 "namespaces",        "uidMappings", "gidMappings", "sysctl",        "resources",
                 "cgroupsPath",       "seccomp",     "maskedPaths", "readonlyPaths", "devices",
                 "rootfsPropagation", "mountLabel",  NULL};
-        if (want(l, json_type_object, "linux", err) < 0 || known_keys(l, "linux", keys, err) < 0)
+        if (want(l, json_type_object, "linux", err) < 0 || known_keys(c, l, "linux", keys, err) < 0)
                 return -EINVAL;
         if (!member(l, "namespaces"))
                 return refuse(err, "linux.namespaces", "required");
@@ -740,7 +834,6 @@ static int parse_linux(kpa_oci_config *c, json_object *l, kpa_error *err)
                 return -EINVAL;
         if (want_empty_array(l, "uidMappings", "linux.uidMappings", err) < 0 ||
             want_empty_array(l, "gidMappings", "linux.gidMappings", err) < 0 ||
-            want_empty_array(l, "devices", "linux.devices", err) < 0 ||
             want_empty_string(l, "mountLabel", "linux.mountLabel", err) < 0)
                 return -EINVAL;
         if (member(l, "seccomp")) {
@@ -786,7 +879,10 @@ static int parse_linux(kpa_oci_config *c, json_object *l, kpa_error *err)
                 const char *s = json_object_get_string(cgp);
                 if (strstr(s, ".."))
                         return refuse(err, "linux.cgroupsPath", "must not contain \"..\"");
-                if (s[0] && s[0] != '/')
+                /* relative: "relative to the runtime-determined location",
+                 * which is kpa's own (kpa.slice/oci/ID below kpa-oci's
+                 * cgroup), as for an absolute one whose parent is missing */
+                if (s[0] && s[0] != '/' && strchr(s, ':'))
                         return refuse(err, "linux.cgroupsPath",
                                       "\"%s\": a systemd slice:prefix:name path needs "
                                       "--systemd-cgroup, which is not supported (use cgroupfs)",
@@ -803,13 +899,74 @@ static int parse_linux(kpa_oci_config *c, json_object *l, kpa_error *err)
         return 0;
 }
 
+/* linux.devices: a node each, made in the container's root after the
+ * mounts (so in its /dev tmpfs), as runc does */
+static int parse_devices(kpa_oci_config *c, json_object *arr, kpa_error *err)
+{
+        if (want(arr, json_type_array, "linux.devices", err) < 0)
+                return -EINVAL;
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+                char path[64];
+                snprintf(path, sizeof(path), "linux.devices[%zu]", i);
+                json_object *o = json_object_array_get_idx(arr, i);
+                static const char *const keys[] = {"path",     "type", "major", "minor",
+                                                   "fileMode", "uid",  "gid",   NULL};
+                if (want(o, json_type_object, path, err) < 0 ||
+                    known_keys(c, o, path, keys, err) < 0 ||
+                    want(member(o, "path"), json_type_string, path, err) < 0 ||
+                    want(member(o, "type"), json_type_string, path, err) < 0)
+                        return -EINVAL;
+                const char *target = json_object_get_string(member(o, "path"));
+                if (target[0] != '/' || strstr(target, "/../") ||
+                    (strlen(target) >= 3 && strcmp(target + strlen(target) - 3, "/..") == 0))
+                        return refuse(err, path, "\"%s\" must be an absolute path without \"..\"",
+                                      target);
+                const char *type = json_object_get_string(member(o, "type"));
+                mode_t fmt = strcmp(type, "c") == 0 || strcmp(type, "u") == 0 ? S_IFCHR
+                             : strcmp(type, "b") == 0                         ? S_IFBLK
+                             : strcmp(type, "p") == 0                         ? S_IFIFO
+                                                                              : 0;
+                if (!fmt)
+                        return refuse(err, path, "type \"%s\": not c, b, u or p", type);
+                json_object *major = member(o, "major"), *minor = member(o, "minor");
+                if (fmt != S_IFIFO &&
+                    (!json_object_is_type(major, json_type_int) ||
+                     !json_object_is_type(minor, json_type_int) ||
+                     json_object_get_int64(major) < 0 || json_object_get_int64(minor) < 0))
+                        return refuse(err, path, "a %s device needs major and minor numbers", type);
+                static const char *const ints[] = {"fileMode", "uid", "gid"};
+                for (size_t k = 0; k < ELEMENTSOF(ints); k++) {
+                        json_object *v = member(o, ints[k]);
+                        if (v &&
+                            (!json_object_is_type(v, json_type_int) ||
+                             json_object_get_int64(v) < 0 || json_object_get_int64(v) > UINT32_MAX))
+                                return refuse(err, path, "%s must be a number", ints[k]);
+                }
+                json_object *mode = member(o, "fileMode");
+                kpa_instance_spec_add_mount(c->spec, KPA_MOUNT_DEVICE, NULL, -1, target, false);
+                kpa_mount_op *op = &c->spec->mounts[c->spec->n_mounts - 1];
+                op->mode = fmt | (mode ? (mode_t)json_object_get_int64(mode) & 07777 : 0666);
+                op->rdev = fmt == S_IFIFO ? 0
+                                          : makedev((unsigned)json_object_get_int64(major),
+                                                    (unsigned)json_object_get_int64(minor));
+                op->uid = (uid_t)json_object_get_int64(member(o, "uid"));
+                op->gid = (gid_t)json_object_get_int64(member(o, "gid"));
+        }
+        return 0;
+}
+
 static int parse_hooks(kpa_oci_config *c, json_object *h, kpa_error *err)
 {
         static const char *const keys[] = {"prestart", "createRuntime", "poststart", "poststop",
                                            NULL};
-        if (want(h, json_type_object, "hooks", err) < 0 || known_keys(h, "hooks", keys, err) < 0)
+        if (want(h, json_type_object, "hooks", err) < 0 || known_keys(c, h, "hooks", keys, err) < 0)
                 return -EINVAL;
         json_object_object_foreach (h, kind, arr) {
+                bool honoured = false;
+                for (size_t k = 0; keys[k] && !honoured; k++)
+                        honoured = strcmp(keys[k], kind) == 0;
+                if (!honoured)
+                        continue; /* not the specification's: ignored (known_keys) */
                 char path[64];
                 snprintf(path, sizeof(path), "hooks.%s", kind);
                 if (want(arr, json_type_array, path, err) < 0)
@@ -819,7 +976,7 @@ static int parse_hooks(kpa_oci_config *c, json_object *h, kpa_error *err)
                         json_object *o = json_object_array_get_idx(arr, i);
                         static const char *const hk[] = {"path", "args", "env", "timeout", NULL};
                         if (want(o, json_type_object, path, err) < 0 ||
-                            known_keys(o, path, hk, err) < 0 ||
+                            known_keys(c, o, path, hk, err) < 0 ||
                             want(member(o, "path"), json_type_string, path, err) < 0)
                                 return -EINVAL;
                         if (json_object_get_string(member(o, "path"))[0] != '/')
@@ -835,7 +992,7 @@ static int parse_root(kpa_oci_config *c, json_object *root, const char *bundle, 
 {
         static const char *const keys[] = {"path", "readonly", NULL};
         if (want(root, json_type_object, "root", err) < 0 ||
-            known_keys(root, "root", keys, err) < 0 ||
+            known_keys(c, root, "root", keys, err) < 0 ||
             want(member(root, "path"), json_type_string, "root.path", err) < 0)
                 return -EINVAL;
         const char *p = json_object_get_string(member(root, "path"));
@@ -854,7 +1011,7 @@ static int parse_config(kpa_oci_config *c, json_object *cfg, const char *bundle,
                                            "domainname", "mounts", "hooks",   "annotations",
                                            "linux",      NULL};
         if (want(cfg, json_type_object, "(top level)", err) < 0 ||
-            known_keys(cfg, "(top level)", keys, err) < 0)
+            known_keys(c, cfg, "(top level)", keys, err) < 0)
                 return -EINVAL;
         json_object *ver = member(cfg, "ociVersion");
         if (want(ver, json_type_string, "ociVersion", err) < 0)
@@ -896,6 +1053,9 @@ static int parse_config(kpa_oci_config *c, json_object *cfg, const char *bundle,
                             0)
                                 return -EINVAL;
         }
+        json_object *devices = member(member(cfg, "linux"), "devices");
+        if (devices && parse_devices(c, devices, err) < 0)
+                return -EINVAL;
         if (member(cfg, "hooks") && parse_hooks(c, member(cfg, "hooks"), err) < 0)
                 return -EINVAL;
         json_object *ann = member(cfg, "annotations");

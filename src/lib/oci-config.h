@@ -31,6 +31,10 @@ typedef struct kpa_oci_config {
         bool has_umask;
         mode_t umask;
         char *cgroups_path; /* linux.cgroupsPath, or NULL */
+        /* keys that the runtime specification does not have: ignored, as it
+         * asks, and named here for the caller to warn about */
+        char **ignored;
+        size_t n_ignored;
 } kpa_oci_config;
 
 /* Read BUNDLE/config.json for container ID. 0, or -errno with ERR naming
@@ -51,10 +55,12 @@ int kpa_oci_process_parse(kpa_oci_config *c, json_object *p, int rootfd, kpa_err
 /* Start SPEC's process (argv, envp, cwd, uid, gid, seccomp) in the running
  * container whose init is INIT_PID: in its cgroup CG (NULL: none), all its
  * namespaces, with the capabilities SPEC keeps and the filter installed
- * (oci-exec.c). The process is a child of the caller; *PID its pid.
- * 0, or -errno with ERR naming the step. */
-int kpa_oci_exec_spawn(pid_t init_pid, kpa_cgroup *cg, const kpa_instance_spec *spec, pid_t *pid,
-                       kpa_error *err);
+ * (oci-exec.c). With SPEC->tty, a pty of the container's devpts is its
+ * controlling terminal and its master goes over CONSOLE_FD (a connected
+ * --console-socket, runc's protocol). The process is a child of the
+ * caller; *PID its pid. 0, or -errno with ERR naming the step. */
+int kpa_oci_exec_spawn(pid_t init_pid, kpa_cgroup *cg, const kpa_instance_spec *spec,
+                       int console_fd, pid_t *pid, kpa_error *err);
 
 /* linux.seccomp (SECCOMP) as a BPF program in *OUT (free with
  * kpa_seccomp_prog_free); oci-seccomp.c. 0, or -errno with ERR naming the

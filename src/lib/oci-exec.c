@@ -5,7 +5,9 @@
  * is the caller's child and in the container's PID namespace); then the
  * same last steps as the sandbox's application: new session, the
  * capabilities the process object keeps, no_new_privs if it asks, the ids,
- * the directory, the filter, exec.
+ * the directory, the filter, exec. A terminal (exec -t) is a pty of the
+ * container's devpts, opened once in its namespaces, its master sent to the
+ * engine's console socket, as for a container's process.
  * Failures before exec come back as a step name and errno through a pipe. */
 #include "config.h"
 
@@ -14,6 +16,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -38,8 +41,22 @@ static const char *const steps[] = {"join the cgroup",
                                     "change to the working directory",
                                     "join a new session keyring",
                                     "install the seccomp filter",
-                                    "exec"};
-enum { S_CGROUP, S_SETNS, S_FORK, S_SETSID, S_PRIV, S_CWD, S_KEYRING, S_SECCOMP, S_EXEC };
+                                    "exec",
+                                    "open a terminal",
+                                    "send the terminal to --console-socket"};
+enum {
+        S_CGROUP,
+        S_SETNS,
+        S_FORK,
+        S_SETSID,
+        S_PRIV,
+        S_CWD,
+        S_KEYRING,
+        S_SECCOMP,
+        S_EXEC,
+        S_TTY,
+        S_TTY_SEND
+};
 
 static _Noreturn void die(int fd, int step, int err)
 {
@@ -59,13 +76,41 @@ static void keyring_and_filter(const kpa_seccomp_prog *prog, int fd)
                 die(fd, S_SECCOMP, -r);
 }
 
-/* the process itself, in the container's namespaces */
+/* A pty of the container's devpts (its /dev/ptmx, in its mount namespace
+ * already), as the sandbox makes one for a container's process: the master
+ * goes over CONSOLE_FD, the slave (owned by the process's ids) is returned. */
+static int open_tty(const kpa_instance_spec *spec, int console_fd, int fd)
+{
+        _cleanup_close_ int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        int unlock = 0;
+        if (master < 0 || ioctl(master, TIOCSPTLCK, &unlock) < 0)
+                die(fd, S_TTY, errno);
+        if (spec->tty_rows && spec->tty_cols) {
+                struct winsize ws = {.ws_row = spec->tty_rows, .ws_col = spec->tty_cols};
+                if (ioctl(master, TIOCSWINSZ, &ws) < 0)
+                        die(fd, S_TTY, errno);
+        }
+        int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (slave < 0 || fchown(slave, spec->uid, spec->gid) < 0)
+                die(fd, S_TTY, errno);
+        char name[] = "/dev/ptmx";
+        struct iovec iov = {.iov_base = name, .iov_len = sizeof(name) - 1};
+        ssize_t w = kpa_send_fds(console_fd, &iov, 1, &master, 1);
+        if (w < 0)
+                die(fd, S_TTY_SEND, (int)-w);
+        return slave;
+}
+
+/* the process itself, in the container's namespaces; TTY: its terminal, or -1 */
 static _Noreturn void exec_child(const kpa_instance_spec *spec, const kpa_seccomp_prog *prog,
-                                 int fd)
+                                 int tty, int fd)
 {
         signal(SIGPIPE, SIG_DFL);
         if (setsid() < 0)
                 die(fd, S_SETSID, errno);
+        if (tty >= 0 && (dup2(tty, 0) < 0 || dup2(tty, 1) < 0 || dup2(tty, 2) < 0 ||
+                         ioctl(0, TIOCSCTTY, 0) < 0))
+                die(fd, S_TTY, errno);
         const kpa_caps_keep *keep = spec->keep_caps;
         /* without no_new_privs the filter needs CAP_SYS_ADMIN: first (sandbox.c) */
         const bool filter_first = keep && !keep->no_new_privs;
@@ -83,8 +128,8 @@ static _Noreturn void exec_child(const kpa_instance_spec *spec, const kpa_seccom
         die(fd, S_EXEC, errno);
 }
 
-int kpa_oci_exec_spawn(pid_t init_pid, kpa_cgroup *cg, const kpa_instance_spec *spec, pid_t *pid,
-                       kpa_error *err)
+int kpa_oci_exec_spawn(pid_t init_pid, kpa_cgroup *cg, const kpa_instance_spec *spec,
+                       int console_fd, pid_t *pid, kpa_error *err)
 {
         _cleanup_(kpa_seccomp_prog_free) kpa_seccomp_prog built = {0};
         const kpa_seccomp_prog *prog = spec->seccomp_prog;
@@ -120,12 +165,13 @@ int kpa_oci_exec_spawn(pid_t init_pid, kpa_cgroup *cg, const kpa_instance_spec *
                 if (setns(pidfd, CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET |
                                          CLONE_NEWPID | CLONE_NEWCGROUP) < 0)
                         die(fail_pipe[1], S_SETNS, errno);
+                int tty = spec->tty ? open_tty(spec, console_fd, fail_pipe[1]) : -1;
                 /* the process is the caller's child, in the container's PID namespace */
                 pid_t p = (pid_t)syscall(SYS_clone, CLONE_PARENT | SIGCHLD, 0, NULL, NULL, 0);
                 if (p == 0) {
                         close(pid_pipe[1]);
                         close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-                        exec_child(spec, prog, fail_pipe[1]);
+                        exec_child(spec, prog, tty, fail_pipe[1]);
                 }
                 if (p < 0)
                         die(fail_pipe[1], S_FORK, errno);

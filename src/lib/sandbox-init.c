@@ -225,6 +225,11 @@ static _Noreturn void app_main(const child_ctx *c, int err_fd)
         /* as the application's uid: a directory it cannot enter is refused */
         if (spec->cwd && chdir(spec->cwd) < 0)
                 app_fail(err_fd, KPA_STEP_CWD, errno);
+        /* in a joined PID namespace the init is no PID 1 whose end ends
+         * the rest: the application ends with it (after the ids changed,
+         * which clear this) */
+        if (spec->pidns_path && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+                app_fail(err_fd, KPA_STEP_PRIVILEGES, errno);
         /* last: the filter refuses mount, unshare... that the steps above may use */
         if (!filter_first && (r = kpa_seccomp_apply(c->seccomp, &failed)) < 0)
                 app_fail(err_fd, KPA_STEP_SECCOMP, -r);
@@ -268,6 +273,14 @@ static _Noreturn void init_exit(const child_ctx *c, int status)
         _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 }
 
+/* SIG to the instance's processes: every one of its PID namespace but
+ * this init; in a joined one (a pod's, spec->pidns_path), whose other
+ * processes are not the instance's, the application's process group */
+static void signal_instance(const child_ctx *c, pid_t app, int sig)
+{
+        kill(c->spec->pidns_path ? -app : -1, sig);
+}
+
 static _Noreturn void init_loop(const child_ctx *c, int sfd, pid_t app)
 {
         struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = c->death_fd, .events = POLLIN}};
@@ -279,14 +292,14 @@ static _Noreturn void init_loop(const child_ctx *c, int sfd, pid_t app)
                 }
                 if (c->death_fd >= 0 && pfd[1].revents) {
                         /* whoever started us is gone: so is the instance */
-                        kill(-1, SIGKILL);
+                        signal_instance(c, app, SIGKILL);
                         _exit(128 + SIGKILL);
                 }
                 struct signalfd_siginfo si;
                 if (read(sfd, &si, sizeof(si)) != sizeof(si))
                         continue;
                 if (si.ssi_signo != SIGCHLD) {
-                        kill(-1, (int)si.ssi_signo); /* everyone in the namespace but us */
+                        signal_instance(c, app, (int)si.ssi_signo);
                         continue;
                 }
                 int status;
@@ -330,7 +343,10 @@ static pid_t start_app(const child_ctx *c, int err_fd)
 /* OCI create/start: the sandbox is ready, the application waits for a
  * byte on the start FIFO (kpa-oci start writes it). A FIFO that no writer
  * opened yet polls as empty, so this sleeps until then. A signal meant for
- * the instance ends it before it started. */
+ * the instance ends it before it started; one that comes with the start
+ * byte or after it (kpa-oci kill right after start) waits, pending, for
+ * the application. The FIFO stays open until the application's exec: its
+ * closing tells start that the process runs. */
 static void wait_for_start(const child_ctx *c, int sfd)
 {
         struct pollfd pfd[2] = {{.fd = c->start_fd, .events = POLLIN}, {.fd = sfd, .events = POLLIN}};
@@ -340,7 +356,7 @@ static void wait_for_start(const child_ctx *c, int sfd)
                                 continue;
                         child_fail(c, KPA_STEP_START_WAIT, errno);
                 }
-                if (pfd[1].revents) {
+                if (pfd[1].revents && !(pfd[0].revents & POLLIN)) {
                         struct signalfd_siginfo si;
                         if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo != SIGCHLD)
                                 _exit(128 + (int)si.ssi_signo);
@@ -354,7 +370,6 @@ static void wait_for_start(const child_ctx *c, int sfd)
                         continue;
                 _exit(127); /* the starter left without a word */
         }
-        close(c->start_fd);
 }
 
 /* The argv area of this process (fields 48 and 49 of /proc/self/stat), read
@@ -437,8 +452,18 @@ static _Noreturn void init_main(const child_ctx *c)
         while ((n = read(err_pipe[0], msg, sizeof(msg))) < 0 && errno == EINTR)
                 ;
         close(err_pipe[0]);
+        if (c->start_fd >= 0) /* the exec is done (or failed): start returns */
+                close(c->start_fd);
         if (n == sizeof(msg)) {
                 waitpid(app, NULL, 0);
+                /* OCI: kpa-oci start has returned, nobody reads the report;
+                 * the container's stderr (the engine's log) says it */
+                if (c->spec->start_fifo)
+                        dprintf(STDERR_FILENO, "kpa-oci: the container's process: %s%s%s: %s\n",
+                                kpa_sandbox_step_name((kpa_sandbox_step)msg[0]),
+                                msg[0] == KPA_STEP_EXEC ? " of " : "",
+                                msg[0] == KPA_STEP_EXEC ? c->spec->exec_path : "",
+                                strerror(msg[1]));
                 child_fail(c, msg[0], msg[1]);
         }
         kpa_trace("init: app running");

@@ -136,6 +136,7 @@ static int fill_root_at(const kpa_instance_spec *spec, int dirfd, const char *pr
                 case KPA_MOUNT_BIND_RO:
                 case KPA_MOUNT_BIND_RW:
                 case KPA_MOUNT_FS: /* the OCI kinds: build_oci_root() only */
+                case KPA_MOUNT_DEVICE:
                 case KPA_MOUNT_MASK:
                 case KPA_MOUNT_READONLY: break;
                 case KPA_MOUNT_SYMLINK:
@@ -373,6 +374,14 @@ static int oci_mount(const child_ctx *c, size_t i)
                                ? -1
                                : symlinkat(op->source, AT_FDCWD, op->target);
         case KPA_MOUNT_COPY: return errno = ENOTSUP, -1;
+        case KPA_MOUNT_DEVICE:
+                /* as runc: a node that is there already is replaced */
+                if (mkdir_parent_at(AT_FDCWD, op->target) < 0 ||
+                    (unlink(op->target) < 0 && errno != ENOENT) ||
+                    mknod(op->target, op->mode, op->rdev) < 0 ||
+                    chown(op->target, op->uid, op->gid) < 0)
+                        return -1;
+                return chmod(op->target, op->mode & 07777); /* whatever the umask */
         }
         return 0;
 }
@@ -392,6 +401,9 @@ void build_oci_root(const child_ctx *c)
                     spec->mounts[i].kind != KPA_MOUNT_READONLY)
                         CHECK(c, KPA_STEP_MOUNTS, oci_mount(c, i));
         CHECK(c, KPA_STEP_DEV, fill_oci_dev());
+        /* a process.cwd that is missing is made, as runc does */
+        if (spec->cwd)
+                CHECK(c, KPA_STEP_CWD, mkdir_p_at(AT_FDCWD, spec->cwd, 0755));
         for (size_t i = 0; i < spec->n_mounts; i++)
                 if (spec->mounts[i].kind == KPA_MOUNT_MASK ||
                     spec->mounts[i].kind == KPA_MOUNT_READONLY)

@@ -150,6 +150,7 @@ void kpa_instance_spec_free(kpa_instance_spec *spec)
         free(spec->start_fifo);
         free(spec->ipcns_path);
         free(spec->utsns_path);
+        free(spec->pidns_path);
         free(spec->keep_caps);
         free(spec->run_config_id);
         if (spec->seccomp_prog) {
@@ -384,6 +385,31 @@ static void run_apart(pid_t pid, const cpu_set_t *cpus)
                 (void)sched_setaffinity(pid, sizeof(others), &others);
 }
 
+/* OCI (a pod that shares its process namespace): this thread's children
+ * are born in the PID namespace at PATH; *OWN is the one to set back. */
+static int enter_pidns(const char *path, int *own, kpa_error *err)
+{
+        _cleanup_close_ int ns = open(path, O_RDONLY | O_CLOEXEC);
+        if (ns < 0)
+                return kpa_error_set_errno(err, errno, "the PID namespace %s", path);
+        *own = open("/proc/thread-self/ns/pid_for_children", O_RDONLY | O_CLOEXEC);
+        if (*own < 0)
+                return kpa_error_set_errno(err, errno, "this thread's PID namespace");
+        if (setns(ns, CLONE_NEWPID) < 0) {
+                int e = errno;
+                closep(own);
+                return kpa_error_set_errno(err, e, "cannot join the PID namespace %s", path);
+        }
+        return 0;
+}
+
+static void leave_pidns(int *own)
+{
+        if (*own >= 0)
+                (void)setns(*own, CLONE_NEWPID);
+        closep(own);
+}
+
 /* The instance's cgroup by the cgroupfs driver: below SPEC's parent, or
  * this process's own cgroup. */
 static int make_cgroup(const kpa_instance_spec *spec, kpa_cgroup **cg, kpa_error *err)
@@ -505,6 +531,9 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         if (q >= 0)
                 q = cgroup_before_clone(spec, driver, &cg, err);
         int cgroup_fd = cg ? kpa_cgroup_v2_fd(cg) : -1;
+        int own_pidns = -1;
+        if (q >= 0 && spec->pidns_path)
+                q = enter_pidns(spec->pidns_path, &own_pidns, err);
         if (q < 0) {
                 close_trees(trees, spec->n_mounts);
                 kpa_close_fds(rep, 2);
@@ -523,8 +552,8 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         int netns_fd =
                 spec->new_net && !spec->userns && netns_source ? netns_source(netns_source_data) : -1;
         struct clone_args args = {
-                .flags = CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
-                         (spec->userns ? CLONE_NEWUSER : 0),
+                .flags = CLONE_PIDFD | (spec->pidns_path ? 0 : CLONE_NEWPID) | CLONE_NEWNS |
+                         CLONE_NEWIPC | CLONE_NEWUTS | (spec->userns ? CLONE_NEWUSER : 0),
                 .pidfd = (uint64_t)(uintptr_t)&pidfd,
                 .exit_signal = SIGCHLD,
         };
@@ -551,8 +580,10 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
                 pid = (pid_t)syscall(SYS_clone3, &args, sizeof(args));
         }
         int saved = errno;
-        if (pid != 0)
+        if (pid != 0) {
                 pthread_sigmask(SIG_SETMASK, &caller_mask, NULL);
+                leave_pidns(&own_pidns);
+        }
         errno = saved;
         if (pid == 0) {
                 close(rep[0]);

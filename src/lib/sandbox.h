@@ -33,6 +33,7 @@ typedef enum kpa_mount_kind {
         KPA_MOUNT_FS,          /* a new FSTYPE file system (SOURCE its name) at TARGET */
         KPA_MOUNT_MASK,        /* /dev/null over a file, an empty read-only tmpfs over a dir */
         KPA_MOUNT_READONLY,    /* TARGET bound onto itself, read-only */
+        KPA_MOUNT_DEVICE,      /* a node at TARGET: MODE, RDEV, owned by UID:GID */
 } kpa_mount_kind;
 
 typedef struct kpa_mount_op {
@@ -47,6 +48,11 @@ typedef struct kpa_mount_op {
         char *fstype;
         unsigned long flags;
         char *data;
+        /* OCI: KPA_MOUNT_DEVICE's node (linux.devices) */
+        mode_t mode; /* its type (S_IFCHR, S_IFBLK, S_IFIFO) and permissions */
+        dev_t rdev;
+        uid_t uid;
+        gid_t gid;
 } kpa_mount_op;
 
 typedef struct kpa_instance_spec {
@@ -109,6 +115,10 @@ typedef struct kpa_instance_spec {
          * (NULL: new ones); HOSTNAME NULL then keeps the joined one's */
         char *ipcns_path;
         char *utsns_path;
+        /* OCI (a pod that shares its process namespace): the init is born
+         * in this PID namespace, not as PID 1 of a new one, and forwards
+         * signals to the application's process group alone (NULL: new) */
+        char *pidns_path;
         /* OCI: linux.seccomp's filter, installed instead of the default
          * one that SECCOMP relaxes (NULL: the default); owned */
         kpa_seccomp_prog *seccomp_prog;

@@ -331,11 +331,20 @@ static int apply_inherited(const kpa_oci_config *cfg)
         return 0;
 }
 
+/* the keys of config.json that the runtime specification does not have:
+ * ignored, as it asks, and said so (those from the FROMth on) */
+static void warn_ignored(const kpa_oci_config *cfg, size_t from)
+{
+        for (size_t i = from; i < cfg->n_ignored; i++)
+                say("warning", "config.json: %s: not in the runtime specification, ignored",
+                    cfg->ignored[i]);
+}
+
 /* The parent of linux.cgroupsPath, when it exists in every hierarchy
- * that kpa uses; NULL: kpa-oci's own cgroup. */
+ * that kpa uses; NULL: kpa-oci's own cgroup (always, for a relative path). */
 static char *cgroup_parent_of(const char *cgroups_path)
 {
-        if (!cgroups_path || !cgroups_path[0])
+        if (!cgroups_path || cgroups_path[0] != '/')
                 return NULL;
         _cleanup_free_ char *parent = kpa_xstrdup(cgroups_path);
         char *slash = strrchr(parent, '/');
@@ -364,19 +373,30 @@ typedef struct create_opts {
         const char *console_socket;
 } create_opts;
 
-/* runc's console protocol: the pty's master over SCM_RIGHTS on a
- * connection to the engine's socket */
-static int send_console(const char *path, int master)
+/* a connection to the engine's console socket in *FD */
+static int connect_console(const char *path, int *fd)
 {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        if (!path)
-                return fail("process.terminal is true: --console-socket is needed");
         if (strlen(path) >= sizeof(sa.sun_path))
                 return fail("--console-socket %s: the path is too long", path);
         memcpy(sa.sun_path, path, strlen(path) + 1);
         _cleanup_close_ int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0)
                 return fail("--console-socket %s: %s", path, strerror(errno));
+        *fd = TAKE_FD(s);
+        return 0;
+}
+
+/* runc's console protocol: the pty's master over SCM_RIGHTS on a
+ * connection to the engine's socket */
+static int send_console(const char *path, int master)
+{
+        if (!path)
+                return fail("process.terminal is true: --console-socket is needed");
+        _cleanup_close_ int s = -1;
+        int r = connect_console(path, &s);
+        if (r != 0)
+                return r;
         char name[] = "/dev/ptmx";
         struct iovec iov = {.iov_base = name, .iov_len = sizeof(name) - 1};
         ssize_t w = kpa_send_fds(s, &iov, 1, &master, 1);
@@ -420,6 +440,7 @@ static int do_create(const char *id, const create_opts *o, kpa_sandbox *sb, json
         _cleanup_(kpa_oci_config_freep) kpa_oci_config *cfg = NULL;
         if (kpa_oci_config_load(bundle, id, &cfg, &err) < 0)
                 return fail("%s", err.message);
+        warn_ignored(cfg, 0);
         for (char *p = strchr(state_root + 1, '/');; p = strchr(p + 1, '/')) {
                 _cleanup_free_ char *part = p ? kpa_xstrndup(state_root, (size_t)(p - state_root))
                                               : kpa_xstrdup(state_root);
@@ -521,6 +542,13 @@ static int do_start(const char *id, json_object *st)
         if (write(fd, "0", 1) != 1)
                 return fail("container \"%s\": cannot release its init: %s", id, strerror(errno));
         unlink(fifo);
+        /* the init closes its end once the process has executed (or failed
+         * to), or when it ends: the poststart hooks and the caller's next
+         * step (a kill) then find the process itself, as the runtime
+         * specification asks */
+        struct pollfd p = {.fd = fd, .events = 0};
+        while (poll(&p, 1, -1) < 0 && errno == EINTR)
+                ;
         run_hooks(id, st, "poststart", false);
         return 0;
 }
@@ -841,7 +869,8 @@ static int cmd_exec(int argc, char **argv)
                                              {"no-new-privs", no_argument, NULL, 'n'},
                                              {0}};
         const char *process_file = NULL, *pid_file = NULL, *cwd = NULL, *user = NULL;
-        bool detach = false, no_new_privs = false;
+        const char *console_socket = NULL;
+        bool detach = false, no_new_privs = false, tty = false;
         json_object *env = json_object_new_array();
         int c;
         optind = 1;
@@ -850,10 +879,8 @@ static int cmd_exec(int argc, char **argv)
                 case 'p': process_file = optarg; break;
                 case 'd': detach = true; break;
                 case 'P': pid_file = optarg; break;
-                case 'c':
-                case 't':
-                        json_object_put(env);
-                        return fail("exec: terminals are not supported yet");
+                case 'c': console_socket = optarg; break;
+                case 't': tty = true; break;
                 case 'w': cwd = optarg; break;
                 case 'e': json_object_array_add(env, json_object_new_string(optarg)); break;
                 case 'u': user = optarg; break;
@@ -884,8 +911,12 @@ static int cmd_exec(int argc, char **argv)
                 r = exec_process(st, process_file, argv + optind + 1, env, cwd, user, &proc);
         if (r == 0 && no_new_privs && json_object_is_type(proc, json_type_object))
                 json_object_object_add(proc, "noNewPrivileges", json_object_new_boolean(1));
+        if (r == 0 && tty && json_object_is_type(proc, json_type_object))
+                json_object_object_add(proc, "terminal", json_object_new_boolean(1));
         if (r == 0 && kpa_oci_config_load(st_str(st, "bundle"), id, &cfg, &err) < 0)
                 r = fail("%s", err.message);
+        /* create warned about the config's own; exec, about its process's */
+        size_t warned = cfg ? cfg->n_ignored : 0;
         _cleanup_free_ char *root =
                 r == 0 ? kpa_xasprintf("/proc/%d/root", (int)st_int(st, "pid")) : NULL;
         _cleanup_close_ int rootfd = root ? open(root, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
@@ -894,11 +925,24 @@ static int cmd_exec(int argc, char **argv)
         if (r == 0 && kpa_oci_process_parse(cfg, proc, rootfd, &err) < 0)
                 r = fail("%s", err.message);
         if (r == 0)
+                warn_ignored(cfg, warned);
+        /* a terminal (-t, or the process object's "terminal"): its master
+         * goes to --console-socket, as for create */
+        if (r == 0 && cfg->spec->tty && !console_socket)
+                r = fail("exec: a terminal needs --console-socket");
+        if (r == 0 && !cfg->spec->tty && console_socket)
+                r = fail("--console-socket: only for a terminal (-t, or process.terminal)");
+        _cleanup_close_ int console = -1;
+        if (r == 0 && console_socket)
+                r = connect_console(console_socket, &console);
+        if (r == 0)
                 r = apply_inherited(cfg);
         if (r == 0 && open_cgroup(id, st, &cg) < 0)
                 r = fail("container \"%s\": cannot open its cgroup", id);
-        if (r == 0 && kpa_oci_exec_spawn((pid_t)st_int(st, "pid"), cg, cfg->spec, &pid, &err) < 0)
+        if (r == 0 &&
+            kpa_oci_exec_spawn((pid_t)st_int(st, "pid"), cg, cfg->spec, console, &pid, &err) < 0)
                 r = fail("%s", err.message);
+        closep(&console);
         kpa_cgroup_forget(cg);
         json_object_put(proc);
         json_object_put(env);
@@ -1034,8 +1078,8 @@ static void usage(void)
                "container\n"
                "  features                                  print what is supported, as JSON\n"
                "  spec [-b BUNDLE]                          write a config.json to start from\n"
-               "  exec [--process FILE] [-d] [--pid-file FILE] ID [COMMAND...]\n"
-               "                                            run a further process in a running "
+               "  exec [--process FILE] [-d] [--pid-file FILE] [-t --console-socket PATH]\n"
+               "       ID [COMMAND...]                      run a further process in a running "
                "one\n\n"
                "Global options:\n"
                "  --root DIR          state directory (default %s)\n"

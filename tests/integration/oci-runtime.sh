@@ -70,7 +70,7 @@ wait_for() { # wait_for SECONDS CMD...: poll until CMD succeeds
 }
 # create: the container inherits the caller's stdio (as with runc), so
 # that its output never goes to a pipe that a check waits on
-create() { oci create "$@" </dev/null >>"$T/create.out" 2>&1; }
+create() { oci create "$@" </dev/null >>"$T/create.out" 2>&1 || { tail -5 "$T/create.out"; return 1; }; }
 started=()
 # the groups kpa.slice/oci that kpa keeps for the next start, where empty
 cleanup_add 'for d in $(app_cgroups oci); do rmdir "$d" 2>/dev/null; done'
@@ -90,6 +90,12 @@ config 'process.args=["sh","-c","pwd; id -u; id -g; echo $FOO; touch /x 2>/dev/n
 out=$(oci run -b "$B" r2 2>&1)
 check_eq "process.cwd, user, env; a read-only root; a masked /proc/timer_list; a read-only /proc/sys" \
     "$(tr '\n' ' ' <<<"$out")" "/tmp 1000 1000 bar ro-root 0 ro-sys "
+config 'process.args=["pwd"]' 'process.cwd="/made/here"'
+check_eq "a missing process.cwd is made, as runc does" "$(oci run -b "$B" r3 2>/dev/null)" /made/here
+mkdir -m 700 "$B/rootfs/root"
+config 'process.args=["pwd"]' 'process.cwd="/root"' 'process.user={"uid":1000,"gid":1000}'
+check_exit_output "a process that fails after start says why, on the container's stderr" 127 \
+    "the container's process: change to the working directory: Permission denied" oci run -b "$B" r4
 
 # ---- create, state, start, kill, delete ----
 config 'process.args=["sleep","1000"]' \
@@ -130,6 +136,10 @@ pidsfile=$(cgfile "$pid" pids pids.max)
 check_eq "linux.resources.pids.limit: the cgroup's pids.max" "$(cat "$pidsfile")" 42
 check_output "kill of an unknown signal" "unknown" oci kill c1 SIGNOPE
 check "start" oci start c1
+# at once, with no wait: start returns once the process has executed, so
+# that a kill or a poststart hook that follows finds it
+check_eq "start returns once the process has executed (the init's child is sleep)" \
+    "$(cat "/proc/$(awk '{print $1}' /proc/"$pid"/task/"$pid"/children)/comm" 2>/dev/null)" sleep
 check_eq "state: running" "$(oci state c1 | field status)" running
 check "started: the application runs under the init" \
     wait_for 10 grep -qx sleep "/proc/$(awk '{print $1}' /proc/"$pid"/task/"$pid"/children)/comm"
@@ -144,6 +154,10 @@ out=$(oci exec -u 1000:1000 --cwd /tmp -e X=1 c1 sh -c 'pwd; id; echo $X' 2>/dev
 check_eq "exec --user, --cwd, --env" "$(tr '\n' ' ' <<<"$out")" "/tmp uid=1000 gid=1000 1 "
 echo '{"args":["sh","-c","echo from --process"],"cwd":"/","env":["PATH=/bin"]}' >"$T/process.json"
 check_eq "exec --process" "$(oci exec --process "$T/process.json" c1 2>/dev/null)" "from --process"
+echo '{"args":["true"],"cwd":"/","env":["PATH=/bin"],"x-extra":1}' >"$T/process-x.json"
+check_exit_output "exec --process: a key the specification lacks is ignored, with a warning" 0 \
+    "warning: config.json: process.x-extra: not in the runtime specification" \
+    oci exec --process "$T/process-x.json" c1
 echo '{"args":["sh","-c","grep -E \"^(CapEff|CapBnd|NoNewPrivs)\" /proc/self/status"],"cwd":"/","env":["PATH=/bin"],
  "capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}}' >"$T/process-caps.json"
 check_eq "exec --process: the process object's capabilities, no no_new_privs unasked" \
@@ -167,6 +181,17 @@ check "delete" oci delete c1
 check_fails "delete removes the cgroup" test -d "$cgdir"
 check_output "state of a deleted container" "does not exist" oci state c1
 
+# a relative linux.cgroupsPath: kpa's own place, below kpa-oci's cgroup
+config 'process.args=["sleep","1000"]' 'linux.cgroupsPath="some/relative/group"'
+check "create with a relative linux.cgroupsPath" create -b "$B" rel
+started+=(rel)
+check "its cgroup is kpa.slice/oci/ID, not the path" \
+    grep -qE ':(/.*)?/kpa\.slice/oci/rel$' "/proc/$(oci state rel | field pid)/cgroup"
+oci delete --force rel >/dev/null 2>&1
+config 'process.args=["sleep","1000"]' 'linux.cgroupsPath="system.slice:kpa:rel"'
+check_output "a systemd slice:prefix:name linux.cgroupsPath" "needs --systemd-cgroup" \
+    oci create -b "$B" bad
+config 'process.args=["sleep","1000"]'
 check "create another" create -b "$B" c2
 started+=(c2)
 check "delete --force of a created container" oci delete --force c2
@@ -208,11 +233,22 @@ for ns in net ipc uts; do
 done
 check "but has a pid namespace of its own" test "$(readlink /proc/"$pid"/ns/pid)" != "$(readlink /proc/"$ppid"/ns/pid)"
 check_eq "a joined UTS namespace keeps its hostname" "$(nsenter -t "$pid" -u hostname)" kpa-pod
-check "delete both" oci delete --force p2
-check "delete --force p1" oci delete --force p1
-config 'linux.namespaces=[{"type":"pid","path":"/proc/1/ns/pid"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}]'
-check_output "joining a pid namespace is refused" 'linux.namespaces[0]: joining a pid namespace is not supported' \
-    oci create -b "$B" bad
+# a pod with shareProcessNamespace: a third container joins the first one's
+# PID namespace; a signal reaches its own process, not the pod's others
+check "start the first container" oci start p1
+config 'process.args=["sh","-c","trap \"exit 7\" TERM; sleep 1000 & wait"]' \
+    "linux.namespaces=[{\"type\":\"pid\",\"path\":\"/proc/$ppid/ns/pid\"},{\"type\":\"ipc\"},{\"type\":\"uts\"},{\"type\":\"mount\"}]"
+check "create a container in the first one's PID namespace" create -b "$B" p3
+started+=(p3)
+check "start" oci start p3
+p3pid=$(oci state p3 | field pid)
+check_eq "it is in that PID namespace" "$(readlink /proc/"$p3pid"/ns/pid 2>&1)" "$(readlink /proc/"$ppid"/ns/pid)"
+check_eq "it sees the pod's processes: both containers' inits in its /proc" \
+    "$(oci exec p3 sh -c 'cat /proc/[0-9]*/comm' 2>/dev/null | grep -c kpa-init)" 2
+check "kill TERM" oci kill p3 TERM
+check "ends it" wait_for 10 sh -c "'$KPA_OCI' --root '$R' state p3 | grep -q '\"stopped\"'"
+check_eq "and not the pod's other container" "$(oci state p1 | field status)" running
+check "delete all three" sh -c "'$KPA_OCI' --root '$R' delete --force p3 && '$KPA_OCI' --root '$R' delete --force p2 && '$KPA_OCI' --root '$R' delete --force p1"
 
 # ---- linux.seccomp: the config's filter instead of kpa's ----
 config 'process.args=["sh","-c","mkdir /tmp/a 2>&1; echo $?; grep Seccomp: /proc/self/status"]' \
@@ -313,6 +349,48 @@ wait $cpid
 check_eq "the process has the pty as its terminal, of consoleSize" "$(tr '\n' ' ' <"$T/console.out")" \
     "/dev/pts/0 isatty 33 99 "
 check "delete" oci delete --force t1
+# exec -t: a pty of the running container's devpts, its master sent the same way
+config 'process.args=["sleep","1000"]'
+check "create for exec -t" create -b "$B" t2
+started+=(t2)
+check "start" oci start t2
+rm -f "$T/console.sock"
+"$PYTHON3" "$T/console.py" "$T/console.sock" >"$T/console.out" &
+cpid=$!
+cleanup_add "kill $cpid 2>/dev/null"
+wait_for 10 test -S "$T/console.sock"
+echo '{"args":["sh","-c","tty; test -t 0 && echo isatty; stty size"],"cwd":"/","env":["PATH=/bin"],
+ "terminal":true,"consoleSize":{"height":20,"width":70}}' >"$T/process-tty.json"
+check "exec --process with terminal: true, --console-socket" \
+    oci exec --process "$T/process-tty.json" --console-socket "$T/console.sock" t2
+wait $cpid
+check_eq "the exec'd process has the pty as its terminal, of consoleSize" "$(tr '\n' ' ' <"$T/console.out")" \
+    "/dev/pts/0 isatty 20 70 "
+check_output "exec --console-socket without a terminal" "only for a terminal" \
+    oci exec --console-socket "$T/console.sock" t2 true
+check_output "exec -t without --console-socket" "a terminal needs --console-socket" oci exec -t t2 true
+check "delete" oci delete --force t2
+
+# ---- linux.devices: nodes made in the container's /dev, read from outside ----
+config 'process.args=["sleep","1000"]' \
+    'linux.devices=[{"path":"/dev/kpa-null","type":"c","major":1,"minor":3,"fileMode":384,"uid":1000,"gid":1000},{"path":"/dev/sub/fifo","type":"p"}]'
+check "create with linux.devices" create -b "$B" dv
+started+=(dv)
+dpid=$(oci state dv | field pid)
+check_eq "linux.devices: the node, its numbers, mode and owner" \
+    "$(stat -c '%F %t:%T %a %u:%g' "/proc/$dpid/root/dev/kpa-null" 2>&1)" "character special file 1:3 600 1000:1000"
+check_eq "linux.devices: a FIFO, its directory made, mode 0666 by default" \
+    "$(stat -c '%F %a' "/proc/$dpid/root/dev/sub/fifo" 2>&1)" "fifo 666"
+oci delete --force dv >/dev/null 2>&1
+config 'linux.devices=[{"path":"/dev/x","type":"c"}]'
+check_output "a device without its numbers" 'linux.devices[0]: a c device needs major and minor numbers' \
+    oci create -b "$B" bad
+config 'linux.devices=[{"path":"/dev/../x","type":"q"}]'
+check_output "a device path with .." 'linux.devices[0]: "/dev/../x" must be an absolute path without ".."' \
+    oci create -b "$B" bad
+config 'linux.devices=[{"path":"/dev/x","type":"q"}]'
+check_output "a device type that is not c, b, u or p" 'linux.devices[0]: type "q": not c, b, u or p' \
+    oci create -b "$B" bad
 
 # ---- hooks: the state JSON on stdin ----
 hook() { echo "{\"path\":\"/bin/sh\",\"args\":[\"sh\",\"-c\",\"cat > $T/hook-$1.json\"]}"; }
@@ -330,6 +408,10 @@ check_fails "and leaves no state" test -e "$R/h2"
 # ---- refusals: the JSON path and the rule ----
 config 'linux.intelRdt={"closID":"x"}'
 check_output "an unsupported field names its path" "linux.intelRdt: not supported" oci create -b "$B" bad
+config 'process.args=["true"]' 'process.x-engine-extra=1'
+check_exit_output "a key the runtime specification lacks is ignored, with a warning" 0 \
+    "warning: config.json: process.x-engine-extra: not in the runtime specification, ignored" \
+    oci run -b "$B" unknown-key
 config 'mounts=[{"destination":"/x","type":"overlay","source":"o"}]'
 check_output "an unknown mount type" 'mounts[0].type: "overlay": not supported' oci create -b "$B" bad
 config 'linux.namespaces=[{"type":"pid"},{"type":"user"},{"type":"ipc"},{"type":"uts"},{"type":"mount"}]'
@@ -342,6 +424,10 @@ check_output "a seccomp action kpa-oci lacks" 'linux.seccomp.syscalls[0]: action
 config 'process.capabilities={"bounding":["CAP_CHOWN"],"permitted":["CAP_CHOWN"],"effective":["CAP_KILL"]}'
 check_output "a capability outside the bounding set" \
     "process.capabilities.effective: CAP_KILL is not in the bounding and permitted sets" oci create -b "$B" bad
+config 'process.capabilities={"bounding":["CAP_SYS_NICE"],"permitted":["CAP_SYS_NICE"]}'
+check_output "a capability kpa-oci itself lacks (a host that withholds it)" \
+    'process.capabilities.bounding[0]: "CAP_SYS_NICE": kpa-oci does not hold it' \
+    setpriv --bounding-set -sys_nice "$KPA_OCI" --root "$R" create -b "$B" bad
 config 'process.capabilities={"bounding":["CAP_CHOWN","CAP_NOPE"]}'
 check_output "an unknown capability" \
     'process.capabilities.bounding[1]: "CAP_NOPE": not a capability this kernel knows' oci create -b "$B" bad
@@ -357,7 +443,6 @@ check_output "an invalid id" "not valid" oci create -b "$B" ../x
 check_output "--systemd-cgroup" "not supported, use cgroupfs" oci --systemd-cgroup create -b "$B" x
 check_output "--console-socket without a terminal" "only for a terminal" oci create -b "$B" --console-socket "$T/s" x
 check_output "exec in a container that does not exist" "does not exist" oci exec x true
-check_output "exec with a terminal" "terminals are not supported yet" oci exec -t c9 true
 check_output "state of an unknown container" "does not exist" \
     oci --log "$T/log.json" --log-format json state nope
 check "--log-format json writes runc's JSON lines" grep -q '^{"level":"error","msg":"container' "$T/log.json"
@@ -447,6 +532,8 @@ else
     out=$("${P[@]}" run --rm -t "${RUNOPTS[@]}" localhost/kpa-oci-busybox:test sh -c 'tty; test -t 1 && echo isatty' \
         </dev/null 2>/dev/null | tr -d '\r')
     check_eq "podman run -t: a terminal" "$(tr '\n' ' ' <<<"$out")" "/dev/pts/0 isatty "
+    out=$("${P[@]}" exec -t kpa-oci-web sh -c 'tty; test -t 1 && echo isatty' </dev/null 2>/dev/null | tr -d '\r')
+    check_eq "podman exec -t: a terminal of the container's devpts" "$(tr '\n' ' ' <<<"$out")" "/dev/pts/0 isatty "
     check "podman stop" "${P[@]}" stop -t 10 kpa-oci-web
     check_eq "podman inspect: exited" "$("${P[@]}" inspect -f '{{.State.Status}}' kpa-oci-web)" exited
     check "podman rm" "${P[@]}" rm kpa-oci-web

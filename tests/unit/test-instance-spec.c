@@ -404,11 +404,14 @@ static void test_oci(void)
         (void)mkdir(bin, 0755);
         write_file(sh, "#!/bin/sh\n");
         chmod(sh, 0755);
-        write_file(config, "{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"},"
-                           " \"process\": {\"args\": [\"sh\", \"-c\", \"true\"], \"cwd\": \"/\"},"
-                           " \"linux\": {\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"},"
-                           "  {\"type\": \"uts\"}, {\"type\": \"mount\"}, {\"type\": \"network\"}],"
-                           "  \"resources\": {\"pids\": {\"limit\": 12}}}}");
+        write_file(config,
+                   "{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"},"
+                   " \"process\": {\"args\": [\"sh\", \"-c\", \"true\"], \"cwd\": \"/\"},"
+                   " \"linux\": {\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"},"
+                   "  {\"type\": \"uts\"}, {\"type\": \"mount\"}, {\"type\": \"network\"}],"
+                   "  \"devices\": [{\"path\": \"/dev/fuse\", \"type\": \"c\", \"major\": 10,"
+                   "   \"minor\": 229, \"fileMode\": 432}],"
+                   "  \"resources\": {\"pids\": {\"limit\": 12}}}}");
         if (!ok(kpa_instance_spec_new_oci(bundle, "c1", &spec, &err) == 0,
                 "a plan of an OCI bundle"))
                 printf("# %s\n", err.message);
@@ -420,6 +423,11 @@ static void test_oci(void)
                 is_str(at(o, "rootfs.path"), want, "... rootfs: the bundle's");
                 is_str(at(o, "limits.pids"), "12", "... linux.resources.pids");
                 is_str(at(o, "hostname"), "\"c1\"", "... hostname: the container id");
+                is_str(at(o, "mounts.0.kind"), "\"device\"", "... linux.devices: a device entry");
+                is_str(at(o, "mounts.0.device"),
+                       "{\"type\":\"c\",\"major\":10,\"minor\":229,\"mode\":432,\"uid\":0,\"gid\":"
+                       "0}",
+                       "... its type, numbers, mode and owner");
                 json_object_put(o);
                 kpa_instance_spec_free(spec);
         }
@@ -432,6 +440,14 @@ static void test_oci(void)
         ok(kpa_instance_spec_new_oci(bundle, "c1", &spec, &err) == -EOPNOTSUPP && !spec &&
                    strstr(err.message, "process.rlimits: done by the runtime"),
            "an OCI config with process.rlimits: refused, naming the key");
+        write_file(config, "{\"ociVersion\": \"1.0.2\", \"root\": {\"path\": \"rootfs\"},"
+                           " \"process\": {\"args\": [\"sh\"], \"cwd\": \"/\", \"x-extra\": 1},"
+                           " \"linux\": {\"namespaces\": [{\"type\": \"pid\"}, {\"type\": \"ipc\"},"
+                           "  {\"type\": \"uts\"}, {\"type\": \"mount\"}]}}");
+        spec = NULL;
+        ok(kpa_instance_spec_new_oci(bundle, "c1", &spec, &err) == -EOPNOTSUPP && !spec &&
+                   strstr(err.message, "process.x-extra: not in the runtime specification"),
+           "an OCI config with a key the specification lacks: refused (kpa-oci warns), naming it");
         ok(kpa_instance_spec_new_oci(bundle, ".bad", &spec, &err) == -EINVAL &&
                    strstr(err.message, "\".bad\""),
            "a bad container id: -EINVAL, naming it");
