@@ -53,6 +53,7 @@ static int client(const char *mode, const char *where, const char *app, int n, i
                 q = kpa_process_start(ctl, app, NULL, NULL, &t);
                 double ms = (now_s() - t0) * 1000;
                 kpa_process_context ctx;
+                kpa_process_context_init(&ctx);
                 if (q < 0 || kpa_process_wait(ctl, &t, 10000, &ctx) < 0 ||
                     ctx.state != KPA_PROCESS_FINISHED) {
                         if (failed++ == 0)

@@ -56,6 +56,7 @@ KPA_PUBLIC int kpa_token_from_string(const char *s, kpa_token *out);
 KPA_PUBLIC bool kpa_token_is_null(const kpa_token *t);
 
 typedef struct kpa_process_context {
+        size_t struct_size; /* sizeof, set by kpa_process_context_init() (see kpa/error.h) */
         kpa_process_state state;
         kpa_exit_status exit_status;
         int exit_code;      /* the exit status, or the signal number (Unexpected) */
@@ -86,6 +87,8 @@ typedef struct kpa_process_context {
                                 controller's user; (uid_t)-1 when unknown */
 } kpa_process_context;
 
+KPA_PUBLIC void kpa_process_context_init(kpa_process_context *ctx);
+
 typedef struct kpa_user_handle {
         const char *name; /* 1-255 printable ASCII, no ':' */
         int fd;           /* duplicated by kpa_process_start; the caller keeps its own */
@@ -99,6 +102,7 @@ typedef struct kpa_start_bind {
 } kpa_start_bind;
 
 typedef struct kpa_start_options {
+        size_t struct_size; /* sizeof, set by kpa_start_options_init() (see kpa/error.h) */
         const kpa_token *parent;          /* NULL: no parent */
         const kpa_user_handle *handles;   /* arrive at fds 3, 4, ... in this order */
         size_t n_handles;
@@ -233,11 +237,14 @@ KPA_PUBLIC size_t kpa_control_declared_sockets(kpa_control *ctl, int *fds, const
 
 #define KPA_PACKAGE_NOTICE_PIDS 64
 typedef struct kpa_package_notice {
+        size_t struct_size; /* sizeof, set by kpa_package_notice_init() (see kpa/error.h) */
         int started;  /* autorun instances started (kpa-execd) */
         int affected; /* instances restarted, or stopped */
         /* host pids of their inits: the first KPA_PACKAGE_NOTICE_PIDS */
         pid_t pids[KPA_PACKAGE_NOTICE_PIDS];
 } kpa_package_notice;
+
+KPA_PUBLIC void kpa_package_notice_init(kpa_package_notice *notice);
 
 /* PKG_ID was installed, upgraded, downgraded, reinstalled or rolled back.
  * Connected to kpa-execd: it autoruns the package's autorun run

@@ -769,6 +769,7 @@ static void op_start(client *c, kpa_request *req)
         _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, -q, e->message);
         if (!kpa_token_is_null(&token)) {
                 kpa_process_context ctx;
+                kpa_process_context_init(&ctx);
                 kpa_process_get_state(d.ctl, &token, &ctx);
                 char ts[KPA_TOKEN_STRING_MAX];
                 kpa_token_to_string(&token, ts);
@@ -817,6 +818,7 @@ static bool is_live_state(kpa_process_state s)
 static void op_wait(client *c, kpa_request *req)
 {
         kpa_process_context ctx;
+        kpa_process_context_init(&ctx);
         kpa_process_get_state(d.ctl, &req->token, &ctx);
         if (c->dead)
                 return;
@@ -880,6 +882,7 @@ static void op_list(client *c, kpa_request *req)
                         continue;
                 }
                 kpa_process_context ctx;
+                kpa_process_context_init(&ctx);
                 kpa_process_get_state(d.ctl, t, &ctx);
                 json_object *o = kpa_context_to_json(t, &ctx, owner);
                 size_t len = strlen(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) + 1;
@@ -977,6 +980,7 @@ static void op_stop(client *c, kpa_request *req)
 static void op_get_state(client *c, kpa_request *req)
 {
         kpa_process_context ctx;
+        kpa_process_context_init(&ctx);
         kpa_process_get_state(d.ctl, &req->token, &ctx);
         reply_context(c, req->id, 0, &req->token, &ctx);
 }
@@ -1421,6 +1425,7 @@ static void expire_waits(void)
                 *pp = w->next;
                 d.n_waits--;
                 kpa_process_context ctx;
+                kpa_process_context_init(&ctx);
                 kpa_process_get_state(d.ctl, &w->token, &ctx);
                 client *c = w->c;
                 pending_done(c);
@@ -1440,6 +1445,7 @@ static bool has_live_instance(const char *pkg_id, const char *rc_id)
         kpa_process_list(d.ctl, &tokens, &n);
         for (size_t k = 0; k < n && !found; k++) {
                 kpa_process_context ctx;
+                kpa_process_context_init(&ctx);
                 kpa_process_get_state(d.ctl, &tokens[k], &ctx);
                 found = is_live_state(ctx.state) && streq(ctx.app_id, pkg_id) &&
                         streq(ctx.run_config_id, rc_id);

@@ -13,13 +13,16 @@
 int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
                       const kpa_start_options *opts, kpa_token *out_token)
 {
-        kpa_start_options defaults;
-        if (!opts) {
-                kpa_start_options_init(&defaults);
-                opts = &defaults;
-        }
+        kpa_start_options full;
+        kpa_start_options_init(&full);
         kpa_error_clear(&ctl->last_error);
-        return ctl->ops->start(ctl, pkg_id, run_config_id, opts, out_token);
+        if (opts) {
+                int r = kpa_struct_in(&full, opts, sizeof(full), "kpa_start_options",
+                                      &ctl->last_error);
+                if (r < 0)
+                        return r;
+        }
+        return ctl->ops->start(ctl, pkg_id, run_config_id, &full, out_token);
 }
 
 int kpa_process_stop(kpa_control *ctl, const kpa_token *token, kpa_stop_policy policy)
@@ -29,13 +32,29 @@ int kpa_process_stop(kpa_control *ctl, const kpa_token *token, kpa_stop_policy p
 
 int kpa_process_get_state(kpa_control *ctl, const kpa_token *token, kpa_process_context *out)
 {
-        return ctl->ops->get_state(ctl, token, out);
+        int r = kpa_struct_check(out, sizeof(kpa_process_context), "kpa_process_context",
+                                 &ctl->last_error);
+        if (r < 0)
+                return r;
+        kpa_process_context full;
+        kpa_process_context_init(&full);
+        r = ctl->ops->get_state(ctl, token, &full);
+        kpa_struct_out(out, &full);
+        return r;
 }
 
 int kpa_process_wait(kpa_control *ctl, const kpa_token *token, int timeout_ms,
                      kpa_process_context *out)
 {
-        return ctl->ops->wait(ctl, token, timeout_ms, out);
+        int r = kpa_struct_check(out, sizeof(kpa_process_context), "kpa_process_context",
+                                 &ctl->last_error);
+        if (r < 0)
+                return r;
+        kpa_process_context full;
+        kpa_process_context_init(&full);
+        r = ctl->ops->wait(ctl, token, timeout_ms, &full);
+        kpa_struct_out(out, &full);
+        return r;
 }
 
 int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n)
@@ -50,7 +69,11 @@ int kpa_process_list_contexts(kpa_control *ctl, kpa_token **tokens, kpa_process_
         *tokens = NULL;
         *ctxs = NULL;
         *n = 0;
-        return ctl->ops->list_contexts(ctl, tokens, ctxs, n);
+        int r = ctl->ops->list_contexts(ctl, tokens, ctxs, n);
+        /* the library's own array: whole structs of this version */
+        for (size_t i = 0; r >= 0 && i < *n; i++)
+                (*ctxs)[i].struct_size = sizeof(kpa_process_context);
+        return r;
 }
 
 int kpa_process_stop_all(kpa_control *ctl, kpa_stop_policy policy, size_t *stopped)
@@ -117,17 +140,30 @@ int kpa_process_find(kpa_control *ctl, const char *name, kpa_token **out, size_t
         return ctl->ops->find(ctl, app, rc, out, n);
 }
 
+static int package_notice(kpa_control *ctl, const char *pkg_id, bool stop, bool restart,
+                          kpa_package_notice *out)
+{
+        int r;
+        if (out && (r = kpa_struct_check(out, sizeof(*out), "kpa_package_notice",
+                                         &ctl->last_error)) < 0)
+                return r;
+        kpa_package_notice full;
+        kpa_package_notice_init(&full);
+        r = ctl->ops->package(ctl, pkg_id, stop, restart, &full);
+        if (out)
+                kpa_struct_out(out, &full);
+        return r;
+}
+
 int kpa_control_package_installed(kpa_control *ctl, const char *pkg_id, bool restart,
                                   kpa_package_notice *out)
 {
-        kpa_package_notice ignored;
-        return ctl->ops->package(ctl, pkg_id, false, restart, out ? out : &ignored);
+        return package_notice(ctl, pkg_id, false, restart, out);
 }
 
 int kpa_control_package_stop(kpa_control *ctl, const char *pkg_id, kpa_package_notice *out)
 {
-        kpa_package_notice ignored;
-        return ctl->ops->package(ctl, pkg_id, true, false, out ? out : &ignored);
+        return package_notice(ctl, pkg_id, true, false, out);
 }
 
 int kpa_control_get_fd(kpa_control *ctl)

@@ -1198,6 +1198,7 @@ static void on_stop_signal(kpa_control *ctl, const kpa_token *token, int signo, 
         if (kpa_process_stop(ctl, token, policy) < 0) {
                 kpa_error saved = *kpa_control_last_error(ctl);
                 kpa_process_context ctx;
+                kpa_process_context_init(&ctx);
                 /* losing the race against the application's own end is fine */
                 if (kpa_process_get_state(ctl, token, &ctx) == 0 && has_ended(ctx.state))
                         return;
@@ -1281,6 +1282,7 @@ static void wait_for_services(kpa_control *ctl, const kpa_token *app, int sfd, u
                 return;
         for (size_t k = 0; k < n; k++) {
                 kpa_process_context c;
+                kpa_process_context_init(&c);
                 if (memcmp(&v[k], app, sizeof(*app)) != 0)
                         (void)wait_for_end(ctl, &v[k], sfd, &c, stops, tty);
         }
@@ -1299,6 +1301,7 @@ static int report_failed_start(kpa_control *ctl, const kpa_token *token)
 {
         kpa_error err = *kpa_control_last_error(ctl);
         kpa_process_context ctx;
+        kpa_process_context_init(&ctx);
         bool have_ctx = !kpa_token_is_null(token) && kpa_process_get_state(ctl, token, &ctx) == 0;
         if (err.message[0])
                 cli_report(&err);
@@ -1482,6 +1485,7 @@ static int run(void)
         for (size_t k = 0; k < n_declared && k < ELEMENTSOF(declared_fds); k++)
                 watch_listen(declared_names[k], declared_fds[k], false);
         kpa_process_context ctx;
+        kpa_process_context_init(&ctx);
         unsigned stops = 0;
         kpa_trace("kpa-run: running");
         r = wait_for_end(ctl, &token, sfd, &ctx, &stops, &relay);
@@ -1676,6 +1680,7 @@ static int status(kpa_control *ctl, const kpa_token *v, size_t n)
 static int status_one(kpa_control *ctl)
 {
         kpa_process_context c;
+        kpa_process_context_init(&c);
         int r = kpa_process_get_state(ctl, &arg.token, &c);
         if (r < 0)
                 return report_daemon_error(ctl, r);
@@ -1715,6 +1720,7 @@ static int stop_all(kpa_control *ctl)
                 if (has_ended(ctxs[i].state))
                         continue;
                 kpa_process_context ctx;
+                kpa_process_context_init(&ctx);
                 int r = kpa_process_wait(ctl, &tokens[i], -1, &ctx);
                 if (r < 0) {
                         char t[KPA_TOKEN_STRING_MAX];
@@ -1733,6 +1739,7 @@ static int stop_all(kpa_control *ctl)
 static int wait_instance(kpa_control *ctl)
 {
         kpa_process_context ctx;
+        kpa_process_context_init(&ctx);
         int r = kpa_process_wait(ctl, &arg.token, arg.has_timeout ? (int)arg.timeout_ms : -1,
                                  &ctx);
         if (r == -ETIMEDOUT) {
@@ -1839,6 +1846,7 @@ static int follow_log(kpa_control *ctl, int *fd, off_t *off)
 {
         for (;;) {
                 kpa_process_context ctx;
+                kpa_process_context_init(&ctx);
                 int r = kpa_process_get_state(ctl, &arg.token, &ctx);
                 if (r < 0)
                         return report_daemon_error(ctl, r);
@@ -1912,6 +1920,7 @@ static void print_matches(kpa_control *ctl, const kpa_token *v, size_t n)
                 char t[KPA_TOKEN_STRING_MAX];
                 kpa_token_to_string(&v[k], t);
                 kpa_process_context c;
+                kpa_process_context_init(&c);
                 if (kpa_process_get_state(ctl, &v[k], &c) < 0) {
                         memset(&c, 0, sizeof(c));
                         c.state = KPA_PROCESS_NOT_EXISTING;

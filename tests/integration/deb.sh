@@ -122,6 +122,7 @@ int main(int argc, char **argv)
                 opts.extra_args = args;
                 opts.n_extra_args = 2;
                 kpa_process_context pc;
+                kpa_process_context_init(&pc);
                 if (kpa_process_start(ctl, argv[2], NULL, &opts, &token) < 0 ||
                     kpa_process_wait(ctl, &token, 20000, &pc) < 0)
                         return fprintf(stderr, "start: %s\n", kpa_control_last_error(ctl)->message), 1;

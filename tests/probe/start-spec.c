@@ -124,6 +124,7 @@ int main(int argc, char **argv)
         if (kpa_process_start_spec(ctl, spec, &token) < 0)
                 fail("starting the plan", kpa_control_last_error(ctl));
         kpa_process_context ctx;
+        kpa_process_context_init(&ctx);
         if (kpa_process_get_state(ctl, &token, &ctx) < 0)
                 fail("its state", kpa_control_last_error(ctl));
         char tok[KPA_TOKEN_STRING_MAX];

@@ -47,6 +47,8 @@ static int channel(const char *app)
                 return 1;
         }
         kpa_process_context ca, cb;
+        kpa_process_context_init(&ca);
+        kpa_process_context_init(&cb);
         kpa_task_wait(b, 10000, &cb);
         kpa_task_wait(a, 10000, &ca);
         fflush(stdout);
@@ -68,6 +70,7 @@ static int transfer(const char *app, const char *file)
         }
         close(fd);
         kpa_process_context c;
+        kpa_process_context_init(&c);
         kpa_task_wait(t, 10000, &c);
         fflush(stdout);
         print_ctx("t", &c);
@@ -103,7 +106,9 @@ static int tree(const char *app)
         usleep(200000);
         kpa_process_stop(ctl, &p, KPA_STOP_NORMAL);
         long t0 = now_ms(), p_end = 0, c_end = 0;
-        kpa_process_context pc = {0}, cc = {0};
+        kpa_process_context pc, cc;
+        kpa_process_context_init(&pc);
+        kpa_process_context_init(&cc);
         while ((!p_end || !c_end) && now_ms() - t0 < 10000) {
                 kpa_process_get_state(ctl, &p, &pc);
                 kpa_process_get_state(ctl, &c, &cc);

@@ -111,6 +111,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < n; k++) {
                 kpa_token tok;
                 kpa_process_context c;
+                kpa_process_context_init(&c);
                 int r = getenv("START_IN_WORKER") ? start_in_worker(ctl, argv[2], &o, &tok)
                                                   : kpa_process_start(ctl, argv[2], NULL, &o, &tok);
                 if (r < 0 ||

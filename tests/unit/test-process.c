@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <stddef.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -125,9 +126,32 @@ static void test_refusals(kpa_control *ctl)
         has_str(kpa_control_last_error(ctl)->message, "org.example.none",
                 "... and named in the last error");
         kpa_process_context ctx;
+        kpa_process_context_init(&ctx);
         is(kpa_process_get_state(ctl, &token, &ctx), 0, "its token still names a context");
         is(ctx.state, KPA_PROCESS_FAILED, "... Failed");
         is(ctx.exit_reason, ENOENT, "... with exit reason ENOENT");
+
+        /* versioned structs (issue 16): 0 is refused, naming the struct; an
+         * older caller's shorter struct gets the defaults past its end */
+        kpa_process_context uninit = {0};
+        is(kpa_process_get_state(ctl, &token, &uninit), -EINVAL,
+           "a kpa_process_context never initialized is refused");
+        has_str(kpa_control_last_error(ctl)->message, "kpa_process_context.struct_size is 0",
+                "... naming the struct");
+        kpa_start_options old;
+        kpa_start_options_init(&old);
+        old.struct_size = 0;
+        is(kpa_process_start(ctl, "org.example.proc", NULL, &old, &token), -EINVAL,
+           "so is a kpa_start_options");
+        has_str(kpa_control_last_error(ctl)->message, "kpa_start_options.struct_size is 0",
+                "... naming it");
+        kpa_start_options_init(&old);
+        old.parent = &none;
+        is(kpa_process_start(ctl, "org.example.norc", NULL, &old, &token), -ESRCH,
+           "a whole kpa_start_options is read (an unknown parent)");
+        old.struct_size = offsetof(kpa_start_options, parent);
+        is(kpa_process_start(ctl, "org.example.norc", NULL, &old, &token), -ENOENT,
+           "an older, shorter one gets the default for what it lacks (no parent)");
 
         is(kpa_process_start(ctl, "org.example.norc", NULL, NULL, &token), -ENOENT,
            "a package without run configurations cannot start");
@@ -198,6 +222,7 @@ static void test_task_refusals(kpa_control *ctl)
         is(kpa_task_connect(t, u, "c"), -EEXIST, "a channel under a name taken in the second");
         is(kpa_task_connect(t, u, "ch"), 0, "a channel");
         kpa_process_context ctx;
+        kpa_process_context_init(&ctx);
         is(kpa_task_wait(t, 0, &ctx), -ESRCH, "a task that has not started cannot be waited for");
         kpa_task_put(t);
         kpa_task_put(u);
@@ -218,6 +243,7 @@ static void test_task_run(kpa_control *ctl)
         is(kpa_task_run(t, NULL), -EBUSY, "a second run is refused");
         is(kpa_task_transfer(t, 0, "late"), -EBUSY, "so is a handle once it runs");
         kpa_process_context ctx;
+        kpa_process_context_init(&ctx);
         is(kpa_task_stop_and_wait(t, 5000, &ctx), 0, "stop and wait");
         is(ctx.state, KPA_PROCESS_FINISHED, "... Finished");
         kpa_task_put(t);
@@ -250,6 +276,7 @@ static void test_stop_while_created(kpa_control *ctl)
                 }
                 is(kpa_process_stop(ctl, &t, KPA_STOP_NORMAL), 0, "... a Normal stop at once");
                 kpa_process_context ctx;
+                kpa_process_context_init(&ctx);
                 int r = kpa_process_wait(ctl, &t, 10000, &ctx);
                 if (r == -ETIMEDOUT) {
                         lost++;
@@ -288,6 +315,7 @@ static void test_tool_calls(kpa_control *ctl)
                                 streq(ctxs[k].app_id, "org.example.proc");
         is((int)seen, 2, "... both, Running, owned by us, with their package");
         kpa_process_context c;
+        kpa_process_context_init(&c);
         is(kpa_process_get_state(ctl, &a, &c), 0, "a state");
         is((long long)c.owner, (long long)getuid(), "... carries the owner");
         _cleanup_free_ char *j = kpa_process_context_to_json(&a, &c);
@@ -336,6 +364,7 @@ static void test_find(kpa_control *ctl)
         kpa_token *v = NULL;
         size_t n = 99;
         kpa_process_context ctx;
+        kpa_process_context_init(&ctx);
         /* what the tests before left running ends first */
         if (kpa_process_find(ctl, "org.example.proc", &v, &n) == 0)
                 for (size_t k = 0; k < n; k++) {
@@ -400,6 +429,7 @@ static void test_instances(kpa_control *ctl)
                 return;
         }
         kpa_process_context ctx;
+        kpa_process_context_init(&ctx);
         is(kpa_process_wait(ctl, &a, 50, &ctx), -ETIMEDOUT, "a wait times out");
         is(ctx.state, KPA_PROCESS_RUNNING, "... on a Running instance");
         is(kpa_process_stop(ctl, &a, KPA_STOP_FORCED), 0, "Forced stop");

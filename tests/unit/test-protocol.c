@@ -513,6 +513,7 @@ static void test_context(void)
         json_object *wire = json_tokener_parse(json_object_to_json_string(o));
         json_object_put(o);
         kpa_process_context d;
+        kpa_process_context_init(&d);
         kpa_error err;
         is(kpa_context_from_json(wire, &back, &d, &err), 0, "a context round trip");
         json_object_put(wire);
@@ -969,6 +970,7 @@ static void test_client(void)
            "no cgroup parent through the daemon");
 
         kpa_process_context ctx;
+        kpa_process_context_init(&ctx);
         is(kpa_process_get_state(ctl, &want, &ctx), 0, "GetProcessState");
         is(ctx.state, KPA_PROCESS_RUNNING, "  Running");
         is(ctx.pid, 99, "  with its pid");

@@ -88,6 +88,8 @@ static int run_pair(kpa_control *ctl, kpa_task *service, kpa_task *client, const
         if (!started)
                 return 1; /* kpa_control_close() stops what did start */
         kpa_process_context cc, sc;
+        kpa_process_context_init(&cc);
+        kpa_process_context_init(&sc);
         kpa_process_wait(ctl, &ct, -1, &cc);
         report("client", &cc);
         if (kpa_process_wait(ctl, &st, 5000, &sc) < 0) {
