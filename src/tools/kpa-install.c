@@ -414,10 +414,8 @@ static int tell_daemon(const char *app_id, bool stop, bool restart, kpa_package_
                 return 1;
         if (q < 0)
                 return q;
-        q = stop ? kpa_control_package_stop(ctl, app_id, out)
-                 : kpa_control_package_installed(ctl, app_id, restart, out);
-        if (q < 0)
-                *err = *kpa_control_last_error(ctl);
+        q = stop ? kpa_control_package_stop(ctl, app_id, out, err)
+                 : kpa_control_package_installed(ctl, app_id, restart, out, err);
         kpa_control_close(ctl);
         return q;
 }

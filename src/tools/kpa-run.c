@@ -710,7 +710,7 @@ static void report_listen(const char *name, const char *spec, int fd)
             strspn(port + 1, "0") != strlen(port + 1))
                 return; /* not port 0 (or 00...) */
         char where[320];
-        if (kpa_socket_address(fd, where, sizeof(where)) < 0)
+        if (kpa_socket_address(fd, where, sizeof(where), NULL) < 0)
                 return;
         if (arg.json) {
                 /* a handle name is printable ASCII: only " and \ need a \ */
@@ -1195,12 +1195,12 @@ static void on_stop_signal(kpa_control *ctl, const kpa_token *token, int signo, 
                 else
                         cli_error("%s received again: killing %s", sig, arg.app_id);
         }
-        if (kpa_process_stop(ctl, token, policy) < 0) {
-                kpa_error saved = *kpa_control_last_error(ctl);
+        kpa_error saved;
+        if (kpa_process_stop(ctl, token, policy, &saved) < 0) {
                 kpa_process_context ctx;
                 kpa_process_context_init(&ctx);
                 /* losing the race against the application's own end is fine */
-                if (kpa_process_get_state(ctl, token, &ctx) == 0 && has_ended(ctx.state))
+                if (kpa_process_get_state(ctl, token, &ctx, NULL) == 0 && has_ended(ctx.state))
                         return;
                 cli_report(&saved);
         }
@@ -1227,15 +1227,15 @@ static int drain_signals(int sfd, kpa_control *ctl, const kpa_token *token, unsi
 
 /* Wait until the instance has ended, serving stop signals meanwhile, and
  * relaying its terminal or pipes (TTY) until then and what it has left in
- * them after. */
+ * them after. A failure of the controller fills ERR (may be NULL). */
 static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_process_context *ctx,
-                        unsigned *stops, tty_relay *tty)
+                        unsigned *stops, tty_relay *tty, kpa_error *err)
 {
         int cfd = kpa_control_get_fd(ctl);
         if (cfd < 0)
                 return cfd;
         for (;;) {
-                int r = kpa_process_get_state(ctl, token, ctx);
+                int r = kpa_process_get_state(ctl, token, ctx, err);
                 if (r < 0)
                         return r;
                 if (has_ended(ctx->state)) {
@@ -1263,7 +1263,7 @@ static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_p
                                 return r;
                 }
                 if (pfd[1].revents) {
-                        r = kpa_control_dispatch(ctl);
+                        r = kpa_control_dispatch(ctl, err);
                         if (r < 0)
                                 return r;
                 }
@@ -1278,13 +1278,13 @@ static void wait_for_services(kpa_control *ctl, const kpa_token *app, int sfd, u
 {
         kpa_token *v = NULL;
         size_t n = 0;
-        if (kpa_process_list(ctl, &v, &n) < 0)
+        if (kpa_process_list(ctl, &v, &n, NULL) < 0)
                 return;
         for (size_t k = 0; k < n; k++) {
                 kpa_process_context c;
                 kpa_process_context_init(&c);
                 if (memcmp(&v[k], app, sizeof(*app)) != 0)
-                        (void)wait_for_end(ctl, &v[k], sfd, &c, stops, tty);
+                        (void)wait_for_end(ctl, &v[k], sfd, &c, stops, tty, NULL);
         }
         free(v);
 }
@@ -1297,12 +1297,14 @@ static int stdio_fd(int fd)
         return fcntl(fd, F_GETFD) < 0 ? -1 : fd;
 }
 
-static int report_failed_start(kpa_control *ctl, const kpa_token *token)
+/* ERR: what kpa_process_start() said. */
+static int report_failed_start(kpa_control *ctl, const kpa_token *token, const kpa_error *e)
 {
-        kpa_error err = *kpa_control_last_error(ctl);
+        kpa_error err = *e;
         kpa_process_context ctx;
         kpa_process_context_init(&ctx);
-        bool have_ctx = !kpa_token_is_null(token) && kpa_process_get_state(ctl, token, &ctx) == 0;
+        bool have_ctx = !kpa_token_is_null(token) &&
+                        kpa_process_get_state(ctl, token, &ctx, NULL) == 0;
         if (err.message[0])
                 cli_report(&err);
         else if (have_ctx && ctx.message[0])
@@ -1376,7 +1378,7 @@ static void start_relay(kpa_control *ctl, const kpa_token *token, kpa_start_opti
                 relay_pipes_started(t, o);
                 return;
         }
-        int m = kpa_process_take_tty(ctl, token);
+        int m = kpa_process_take_tty(ctl, token, NULL);
         if (m < 0) { /* cannot be: it is Running */
                 t->in = -1;
                 return;
@@ -1458,8 +1460,8 @@ static int run(void)
         if (kpa_control_open_local(arg.root, &ctl, &err) < 0) {
                 cli_report(&err);
                 r = EXIT_FAILURE;
-        } else if (kpa_process_start(ctl, arg.app_id, arg.run_config_id, o, &token) < 0) {
-                r = report_failed_start(ctl, &token);
+        } else if (kpa_process_start(ctl, arg.app_id, arg.run_config_id, o, &token, &err) < 0) {
+                r = report_failed_start(ctl, &token, &err);
                 unsigned stops = 0;
                 wait_for_services(ctl, &token, sfd, &stops, &relay); /* closed: inert */
         } else {
@@ -1488,7 +1490,8 @@ static int run(void)
         kpa_process_context_init(&ctx);
         unsigned stops = 0;
         kpa_trace("kpa-run: running");
-        r = wait_for_end(ctl, &token, sfd, &ctx, &stops, &relay);
+        kpa_error_clear(&err);
+        r = wait_for_end(ctl, &token, sfd, &ctx, &stops, &relay, &err);
         free_listens();
         restore_terminal();
         if (relay.tty)
@@ -1498,9 +1501,8 @@ static int run(void)
                 wait_for_services(ctl, &token, sfd, &stops, &relay);
         relay_close(&relay);
         if (r < 0) {
-                const kpa_error *e = kpa_control_last_error(ctl);
-                if (e->message[0])
-                        cli_report(e);
+                if (err.message[0])
+                        cli_report(&err);
                 else
                         cli_error("%s: waiting for the application: %s", arg.app_id, strerror(-r));
                 return EXIT_FAILURE;
@@ -1527,10 +1529,9 @@ static int connect_daemon(kpa_control **ctl)
         return 0;
 }
 
-/* The last error of CTL, about the instance of arg.token. */
-static int report_daemon_error(kpa_control *ctl, int r)
+/* A failure (R, E) of a call about the instance of arg.token. */
+static int report_daemon_error(const kpa_error *e, int r)
 {
-        const kpa_error *e = kpa_control_last_error(ctl);
         cli_error("%s: %s", arg.token_arg, e->message[0] ? e->message : strerror(-r));
         return EXIT_FAILURE;
 }
@@ -1554,8 +1555,9 @@ static int detach(void)
         _cleanup_(kpa_control_closep) kpa_control *ctl = NULL;
         kpa_token token = {{0}};
         r = connect_daemon(&ctl);
-        if (r == 0 && kpa_process_start(ctl, arg.app_id, arg.run_config_id, o, &token) < 0)
-                r = report_failed_start(ctl, &token);
+        kpa_error err;
+        if (r == 0 && kpa_process_start(ctl, arg.app_id, arg.run_config_id, o, &token, &err) < 0)
+                r = report_failed_start(ctl, &token, &err);
         /* the daemon has its own copies of the handles now */
         cli_close_fds(fds, arg.n_handles);
         free(handles);
@@ -1681,9 +1683,10 @@ static int status_one(kpa_control *ctl)
 {
         kpa_process_context c;
         kpa_process_context_init(&c);
-        int r = kpa_process_get_state(ctl, &arg.token, &c);
+        kpa_error err;
+        int r = kpa_process_get_state(ctl, &arg.token, &c, &err);
         if (r < 0)
-                return report_daemon_error(ctl, r);
+                return report_daemon_error(&err, r);
         if (arg.json) {
                 _cleanup_free_ char *j = kpa_process_context_to_json(&arg.token, &c);
                 printf(status_in_array ? "%s" : "%s\n", j);
@@ -1697,8 +1700,10 @@ static int status_one(kpa_control *ctl)
 
 static int stop(kpa_control *ctl)
 {
-        int r = kpa_process_stop(ctl, &arg.token, arg.force ? KPA_STOP_FORCED : KPA_STOP_NORMAL);
-        return r < 0 ? report_daemon_error(ctl, r) : EXIT_SUCCESS;
+        kpa_error err;
+        int r = kpa_process_stop(ctl, &arg.token, arg.force ? KPA_STOP_FORCED : KPA_STOP_NORMAL,
+                                 &err);
+        return r < 0 ? report_daemon_error(&err, r) : EXIT_SUCCESS;
 }
 
 /* --stop-all: StopAll (root only: the daemon decides, by SO_PEERCRED),
@@ -1710,10 +1715,11 @@ static int stop_all(kpa_control *ctl)
         _cleanup_free_ kpa_token *tokens = NULL;
         _cleanup_free_ kpa_process_context *ctxs = NULL;
         size_t n = 0, stopped = 0;
-        if (kpa_process_list_contexts(ctl, &tokens, &ctxs, &n) < 0 ||
-            kpa_process_stop_all(ctl, arg.force ? KPA_STOP_FORCED : KPA_STOP_NORMAL, &stopped) <
-                    0) {
-                cli_error("--stop-all: %s", kpa_control_last_error(ctl)->message);
+        kpa_error err;
+        if (kpa_process_list_contexts(ctl, &tokens, &ctxs, &n, &err) < 0 ||
+            kpa_process_stop_all(ctl, arg.force ? KPA_STOP_FORCED : KPA_STOP_NORMAL, &stopped,
+                                 &err) < 0) {
+                cli_error("--stop-all: %s", err.message);
                 return EXIT_FAILURE;
         }
         for (size_t i = 0; i < n; i++) {
@@ -1721,13 +1727,12 @@ static int stop_all(kpa_control *ctl)
                         continue;
                 kpa_process_context ctx;
                 kpa_process_context_init(&ctx);
-                int r = kpa_process_wait(ctl, &tokens[i], -1, &ctx);
+                int r = kpa_process_wait(ctl, &tokens[i], -1, &ctx, &err);
                 if (r < 0) {
                         char t[KPA_TOKEN_STRING_MAX];
                         kpa_token_to_string(&tokens[i], t);
-                        const kpa_error *e = kpa_control_last_error(ctl);
                         cli_error("--stop-all: waiting for %s to end: %s", t,
-                                  e->message[0] ? e->message : strerror(-r));
+                                  err.message[0] ? err.message : strerror(-r));
                         return EXIT_FAILURE;
                 }
         }
@@ -1740,15 +1745,16 @@ static int wait_instance(kpa_control *ctl)
 {
         kpa_process_context ctx;
         kpa_process_context_init(&ctx);
+        kpa_error err;
         int r = kpa_process_wait(ctl, &arg.token, arg.has_timeout ? (int)arg.timeout_ms : -1,
-                                 &ctx);
+                                 &ctx, &err);
         if (r == -ETIMEDOUT) {
                 cli_error("%s: still %s after the timeout of %.3g s", arg.token_arg,
                           kpa_process_state_name(ctx.state), arg.timeout_ms / 1000.0);
                 return EXIT_FAILURE;
         }
         if (r < 0)
-                return report_daemon_error(ctl, r);
+                return report_daemon_error(&err, r);
         if (ctx.state == KPA_PROCESS_NOT_EXISTING)
                 return report_not_existing();
         report_end(&ctx);
@@ -1764,8 +1770,9 @@ static int list(kpa_control *ctl)
         _cleanup_free_ kpa_token *tokens = NULL;
         _cleanup_free_ kpa_process_context *ctx = NULL;
         size_t n = 0;
-        if (kpa_process_list_contexts(ctl, &tokens, &ctx, &n) < 0) {
-                cli_report(kpa_control_last_error(ctl));
+        kpa_error err;
+        if (kpa_process_list_contexts(ctl, &tokens, &ctx, &n, &err) < 0) {
+                cli_report(&err);
                 return EXIT_FAILURE;
         }
         if (arg.json) {
@@ -1803,10 +1810,7 @@ static int list(kpa_control *ctl)
 /* The instance's current (or ROTATED: previous) log file, read-only. */
 static int open_log(kpa_control *ctl, bool rotated, int *out, kpa_error *err)
 {
-        int r = kpa_process_open_log(ctl, &arg.token, rotated, out);
-        if (r < 0)
-                *err = *kpa_control_last_error(ctl);
-        return r;
+        return kpa_process_open_log(ctl, &arg.token, rotated, out, err);
 }
 
 /* Copy FD from *OFF to its current end to stdout. */
@@ -1847,14 +1851,14 @@ static int follow_log(kpa_control *ctl, int *fd, off_t *off)
         for (;;) {
                 kpa_process_context ctx;
                 kpa_process_context_init(&ctx);
-                int r = kpa_process_get_state(ctl, &arg.token, &ctx);
+                kpa_error err;
+                int r = kpa_process_get_state(ctl, &arg.token, &ctx, &err);
                 if (r < 0)
-                        return report_daemon_error(ctl, r);
+                        return report_daemon_error(&err, r);
                 /* the state first: what was written before the end is read below */
                 bool ended = has_ended(ctx.state);
                 if ((r = copy_log(*fd, off)) < 0)
                         return log_write_error(r);
-                kpa_error err;
                 int cur = -1;
                 r = open_log(ctl, false, &cur, &err);
                 if (r < 0) {
@@ -1921,7 +1925,7 @@ static void print_matches(kpa_control *ctl, const kpa_token *v, size_t n)
                 kpa_token_to_string(&v[k], t);
                 kpa_process_context c;
                 kpa_process_context_init(&c);
-                if (kpa_process_get_state(ctl, &v[k], &c) < 0) {
+                if (kpa_process_get_state(ctl, &v[k], &c, NULL) < 0) {
                         memset(&c, 0, sizeof(c));
                         c.state = KPA_PROCESS_NOT_EXISTING;
                 }
@@ -1938,9 +1942,9 @@ static void print_matches(kpa_control *ctl, const kpa_token *v, size_t n)
  * why not: no match, or (but for --status) more than one. */
 static int resolve_name(kpa_control *ctl, kpa_token **v, size_t *n)
 {
-        if (kpa_process_find(ctl, arg.token_arg, v, n) < 0) {
-                const kpa_error *e = kpa_control_last_error(ctl);
-                cli_error("%s: %s", arg.token_arg, e->message);
+        kpa_error err;
+        if (kpa_process_find(ctl, arg.token_arg, v, n, &err) < 0) {
+                cli_error("%s: %s", arg.token_arg, err.message);
                 return EXIT_FAILURE;
         }
         if (*n == 0) {
