@@ -104,7 +104,7 @@ static int task_create(kpa_control *ctl, const char *path, const char *const *ar
 
 int kpa_task_set_stdio(kpa_task *t, int in_fd, int out_fd, int err_fd, kpa_error *err)
 {
-        kpa_error_clear(err);
+        (void)err; /* it cannot fail (yet) */
         t->stdio[0] = in_fd;
         t->stdio[1] = out_fd;
         t->stdio[2] = err_fd;
