@@ -50,14 +50,16 @@ static int client(const char *mode, const char *where, const char *app, int n, i
         for (int k = 0; k < n; k++) {
                 kpa_token t;
                 double t0 = now_s();
-                q = kpa_process_start(ctl, app, NULL, NULL, &t);
+                kpa_error_clear(&err);
+                q = kpa_process_start(ctl, app, NULL, NULL, &t, &err);
                 double ms = (now_s() - t0) * 1000;
                 kpa_process_context ctx;
-                if (q < 0 || kpa_process_wait(ctl, &t, 10000, &ctx) < 0 ||
+                kpa_process_context_init(&ctx);
+                if (q < 0 || kpa_process_wait(ctl, &t, 10000, &ctx, &err) < 0 ||
                     ctx.state != KPA_PROCESS_FINISHED) {
                         if (failed++ == 0)
                                 fprintf(stderr, "execd-bench: %s\n",
-                                        kpa_control_last_error(ctl)->message);
+                                        err.message[0] ? err.message : "it did not finish");
                         continue;
                 }
                 if (write(fd, &ms, sizeof(ms)) != sizeof(ms))

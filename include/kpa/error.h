@@ -21,6 +21,16 @@ typedef struct kpa_error {
         char message[KPA_ERROR_MESSAGE_MAX]; /* one line, no trailing newline */
 } kpa_error;
 
+/* Versioned structs. Every options or result struct of the public API
+ * (kpa_start_options, kpa_install_result, kpa_process_context, ...) starts
+ * with `size_t struct_size`, which its _init function (kpa_X_init()) sets
+ * to sizeof. Call it before filling the struct or passing it to be filled:
+ * a program built against older headers then keeps working with a newer
+ * libkpa, which reads and writes only the part of the struct that
+ * struct_size covers and takes the defaults for the rest. A struct_size of
+ * 0 (never initialized), or larger than the library knows, is refused with
+ * -EINVAL and a message that names the struct. */
+
 /* Reset ERR to "no error". ERR may be NULL. */
 KPA_PUBLIC void kpa_error_clear(kpa_error *err);
 

@@ -39,8 +39,8 @@ KPA_PUBLIC int kpa_handle_name_valid(const char *name);
 KPA_PUBLIC int kpa_handle_open_spec(const char *spec, kpa_error *err);
 
 /* Where the socket FD is bound, as text: "127.0.0.1:40123", "[::1]:80" or
- * a unix path; -errno (-EAFNOSUPPORT for another family). */
-KPA_PUBLIC int kpa_socket_address(int fd, char *buf, size_t len);
+ * a unix path; -errno (-EAFNOSUPPORT for another family) with ERR filled. */
+KPA_PUBLIC int kpa_socket_address(int fd, char *buf, size_t len, kpa_error *err);
 /* Whether the listening socket FD has connections waiting to be accepted. */
 KPA_PUBLIC bool kpa_socket_has_pending(int fd);
 

@@ -122,10 +122,10 @@ KPA_PUBLIC int kpa_instance_spec_set_cwd(kpa_instance_spec *spec, const char *cw
  * instance is then watched, stopped and waited for like any other (its
  * grace period is the default 10 s). A plan is for one start (a second one
  * is refused with -EALREADY); SPEC stays the caller's to free. On a failed
- * start, a negative errno, kpa_control_last_error(CTL) says why, and the
- * token (when OUT_TOKEN is not NULL) names the Failed context. */
+ * start, a negative errno, ERR says why, and the token (when OUT_TOKEN is
+ * not NULL) names the Failed context. */
 KPA_PUBLIC int kpa_process_start_spec(kpa_control *ctl, kpa_instance_spec *spec,
-                                      kpa_token *out_token);
+                                      kpa_token *out_token, kpa_error *err);
 
 #ifdef __cplusplus
 }

@@ -27,11 +27,13 @@ extern "C" {
 #define KPA_OCI_DIGEST_LEN 71
 
 typedef struct kpa_oci_image_result {
+        size_t struct_size; /* sizeof, set by kpa_oci_image_result_init() (see kpa/error.h) */
         char tag[129];                       /* org.opencontainers.image.ref.name */
         char digest[KPA_OCI_DIGEST_LEN + 1]; /* of the image manifest */
         uint64_t layer_size;                 /* compressed */
         bool signed_package;
 } kpa_oci_image_result;
+KPA_PUBLIC void kpa_oci_image_result_init(kpa_oci_image_result *result);
 
 /* Turn the package file PACKAGE (fully verified as kpa_package_inspect()
  * does) into a new OCI image layout DIR, tagged TAG (NULL: the

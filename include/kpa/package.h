@@ -35,6 +35,7 @@ typedef void (*kpa_pack_member_fn)(const char *member, const char *source, uint6
                                    const char *digest, void *userdata);
 
 typedef struct kpa_pack_options {
+        size_t struct_size; /* sizeof, set by kpa_pack_options_init() (see kpa/error.h) */
         const char *manifest_path; /* the manifest to pack (digests may be empty) */
         const char *const *inputs; /* files and directories holding the components */
         size_t n_inputs;
@@ -59,6 +60,7 @@ KPA_PUBLIC int kpa_compression_from_string(const char *s, kpa_compression *out);
 /* Limits on what a package may unpack to; kpa_package_limits_init() gives the
  * defaults (documented in kpa-install(8)). */
 typedef struct kpa_package_limits {
+        size_t struct_size; /* sizeof, set by kpa_package_limits_init() (see kpa/error.h) */
         uint64_t max_total_bytes;  /* sum of member sizes */
         uint64_t max_members;      /* archive entries, directories included */
         size_t max_path_len;       /* bytes in one member path */
@@ -141,6 +143,7 @@ typedef void (*kpa_permissions_fn)(const char *app_id, char *const *requested, c
                                    char *const *new_requests, bool upgrade, void *userdata);
 
 typedef struct kpa_install_options {
+        size_t struct_size; /* sizeof, set by kpa_install_options_init() (see kpa/error.h) */
         unsigned flags;
         kpa_package_limits limits;
         kpa_progress_fn progress;
@@ -166,6 +169,7 @@ typedef enum kpa_install_action {
 } kpa_install_action;
 
 typedef struct kpa_install_result {
+        size_t struct_size; /* sizeof, set by kpa_install_result_init() (see kpa/error.h) */
         char app_id[129];
         char version[256];
         char old_version[256]; /* "" for a new install */
@@ -174,6 +178,7 @@ typedef struct kpa_install_result {
         uint64_t bytes; /* unpacked bytes */
         uint64_t files;
 } kpa_install_result;
+KPA_PUBLIC void kpa_install_result_init(kpa_install_result *result);
 
 /* Install the package file PATH (a regular file, or a pipe read once). */
 KPA_PUBLIC int kpa_store_install(kpa_store *store, const char *path, const kpa_install_options *opts,
@@ -262,10 +267,13 @@ typedef struct kpa_verify_entry {
 } kpa_verify_entry;
 
 typedef struct kpa_verify_report {
+        size_t struct_size; /* sizeof, set by kpa_verify_report_init() (see kpa/error.h) */
         kpa_verify_entry *entries;
         size_t n_entries;
         uint64_t files_checked;
 } kpa_verify_report;
+KPA_PUBLIC void kpa_verify_report_init(kpa_verify_report *report);
+/* Free REPORT's entries and empty it (its struct_size stays). */
 KPA_PUBLIC void kpa_verify_report_clear(kpa_verify_report *report);
 /* Re-hash an installed package; returns 0 even when it found problems
  * (see REPORT); negative only when it could not check. */
@@ -377,6 +385,7 @@ typedef enum kpa_signature_status {
 } kpa_signature_status;
 
 typedef struct kpa_signature_info {
+        size_t struct_size; /* sizeof, set by kpa_signature_info_init() (see kpa/error.h) */
         kpa_signature_status status;
         char key_name[KPA_KEY_NAME_MAX + 1];            /* TRUSTED, BAD: the trusted key */
         char fingerprint[KPA_FINGERPRINT_TEXT_LEN + 1]; /* of the signing key; "" if unsigned */
@@ -384,6 +393,7 @@ typedef struct kpa_signature_info {
         size_t n_trusted;      /* how many keys were trusted */
         char problem[256];     /* BAD: what does not match */
 } kpa_signature_info;
+KPA_PUBLIC void kpa_signature_info_init(kpa_signature_info *info);
 
 /* SYSCONFDIR/kpa/trusted.d */
 KPA_PUBLIC const char *kpa_trusted_keys_default_dir(void);

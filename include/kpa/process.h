@@ -2,7 +2,10 @@
  * the form of KasperskyOS's IProcessControl, so that client code ports line
  * by line. A kpa_control is either in-process (kpa_control_open_local: this
  * process is the parent of every instance it starts) or a connection
- * to kpa-execd (kpa_control_connect) with the same calls and semantics. */
+ * to kpa-execd (kpa_control_connect) with the same calls and semantics.
+ * Every fallible call returns 0 (or a count, an fd) or a negative errno,
+ * and then fills its last argument, a kpa_error (may be NULL), with a
+ * message that names what failed, as in kpa/package.h. */
 #ifndef KPA_PROCESS_H
 #define KPA_PROCESS_H
 
@@ -56,6 +59,7 @@ KPA_PUBLIC int kpa_token_from_string(const char *s, kpa_token *out);
 KPA_PUBLIC bool kpa_token_is_null(const kpa_token *t);
 
 typedef struct kpa_process_context {
+        size_t struct_size; /* sizeof, set by kpa_process_context_init() (see kpa/error.h) */
         kpa_process_state state;
         kpa_exit_status exit_status;
         int exit_code;      /* the exit status, or the signal number (Unexpected) */
@@ -86,6 +90,8 @@ typedef struct kpa_process_context {
                                 controller's user; (uid_t)-1 when unknown */
 } kpa_process_context;
 
+KPA_PUBLIC void kpa_process_context_init(kpa_process_context *ctx);
+
 typedef struct kpa_user_handle {
         const char *name; /* 1-255 printable ASCII, no ':' */
         int fd;           /* duplicated by kpa_process_start; the caller keeps its own */
@@ -99,6 +105,7 @@ typedef struct kpa_start_bind {
 } kpa_start_bind;
 
 typedef struct kpa_start_options {
+        size_t struct_size; /* sizeof, set by kpa_start_options_init() (see kpa/error.h) */
         const kpa_token *parent;          /* NULL: no parent */
         const kpa_user_handle *handles;   /* arrive at fds 3, 4, ... in this order */
         size_t n_handles;
@@ -162,43 +169,45 @@ static inline void kpa_control_closep(kpa_control **c)
         if (*c)
                 kpa_control_close(*c);
 }
-/* Details of the last failed call on CTL (never NULL). */
-KPA_PUBLIC const kpa_error *kpa_control_last_error(const kpa_control *ctl);
-
 /* Start a run configuration (NULL: the primary one) of an installed package.
  * Returns 0 once the instance is Running, with *OUT_TOKEN set; on a failed
  * start, a negative errno, and the token (if OUT_TOKEN is not NULL) still
  * names a Failed context whose exit_reason and message say why. */
 KPA_PUBLIC int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_config_id,
-                      const kpa_start_options *opts, kpa_token *out_token);
-KPA_PUBLIC int kpa_process_stop(kpa_control *ctl, const kpa_token *token, kpa_stop_policy policy);
-KPA_PUBLIC int kpa_process_get_state(kpa_control *ctl, const kpa_token *token, kpa_process_context *out);
+                                 const kpa_start_options *opts, kpa_token *out_token,
+                                 kpa_error *err);
+KPA_PUBLIC int kpa_process_stop(kpa_control *ctl, const kpa_token *token, kpa_stop_policy policy,
+                                kpa_error *err);
+KPA_PUBLIC int kpa_process_get_state(kpa_control *ctl, const kpa_token *token,
+                                     kpa_process_context *out, kpa_error *err);
 /* Wait until the instance has ended (Finished or Failed) or TIMEOUT_MS has
  * passed (-1: forever); -ETIMEDOUT then, with the current context in OUT. */
 KPA_PUBLIC int kpa_process_wait(kpa_control *ctl, const kpa_token *token, int timeout_ms,
-                     kpa_process_context *out);
+                                kpa_process_context *out, kpa_error *err);
 
 /* The tokens of every instance CTL knows: live ones and ended ones whose
  * context is still kept. free(*OUT). */
-KPA_PUBLIC int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n);
+KPA_PUBLIC int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n, kpa_error *err);
 /* The same with each instance's context: *TOKENS and *CTXS (free() both)
- * hold *N entries, oldest first. Connected, one request to kpa-execd (which
+ * hold *N entries, oldest first, each a whole kpa_process_context of this
+ * library (struct_size says its size). Connected, one request to kpa-execd (which
  * shows a user other than root only that user's instances). */
 KPA_PUBLIC int kpa_process_list_contexts(kpa_control *ctl, kpa_token **tokens,
-                                         kpa_process_context **ctxs, size_t *n);
+                                         kpa_process_context **ctxs, size_t *n, kpa_error *err);
 /* Stop every live instance (connected: every instance of kpa-execd, which
  * allows it to root only) with POLICY, as kpa_process_stop() does, without
  * waiting for their ends; *STOPPED (may be NULL) says how many. */
-KPA_PUBLIC int kpa_process_stop_all(kpa_control *ctl, kpa_stop_policy policy, size_t *stopped);
+KPA_PUBLIC int kpa_process_stop_all(kpa_control *ctl, kpa_stop_policy policy, size_t *stopped,
+                                    kpa_error *err);
 /* The captured output (stdout and stderr) of a supervised instance, open for
  * reading in *OUT_FD: its current log file, or with ROTATED the one before
  * it. -ENOENT when it has none (its output went where its starter said). */
 KPA_PUBLIC int kpa_process_open_log(kpa_control *ctl, const kpa_token *token, bool rotated,
-                                    int *out_fd);
+                                    int *out_fd, kpa_error *err);
 /* The master side of T's pseudo-terminal (kpa_start_options.tty: local
  * controllers only), now the caller's to read the application's output from
  * and write its input to; -ENOENT when it has none (or it was taken). */
-KPA_PUBLIC int kpa_process_take_tty(kpa_control *ctl, const kpa_token *t);
+KPA_PUBLIC int kpa_process_take_tty(kpa_control *ctl, const kpa_token *t, kpa_error *err);
 /* CTX (with token T, may be NULL) as one line of JSON in a new string
  * (free() it): the object kpa-execd's protocol, kpa-run --json and
  * kpa-run --status --json use, with the keys token, state, exitStatus,
@@ -214,12 +223,13 @@ KPA_PUBLIC char *kpa_process_context_to_json(const kpa_token *t, const kpa_proce
  * ended last. Connected, matching happens in kpa-execd, among the
  * instances the caller may see. *N is 0 when nothing matches; -EINVAL
  * when NAME is neither a token nor a valid name. */
-KPA_PUBLIC int kpa_process_find(kpa_control *ctl, const char *name, kpa_token **out, size_t *n);
+KPA_PUBLIC int kpa_process_find(kpa_control *ctl, const char *name, kpa_token **out, size_t *n,
+                                kpa_error *err);
 
 /* For event loops: an fd that becomes readable when some instance of CTL
  * changes state; then call kpa_control_dispatch(). */
 KPA_PUBLIC int kpa_control_get_fd(kpa_control *ctl);
-KPA_PUBLIC int kpa_control_dispatch(kpa_control *ctl);
+KPA_PUBLIC int kpa_control_dispatch(kpa_control *ctl, kpa_error *err);
 
 /* The listening sockets that a local CTL keeps for the run configurations
  * it started that declare them (extensions.KPA_sockets, passed to every
@@ -233,11 +243,14 @@ KPA_PUBLIC size_t kpa_control_declared_sockets(kpa_control *ctl, int *fds, const
 
 #define KPA_PACKAGE_NOTICE_PIDS 64
 typedef struct kpa_package_notice {
+        size_t struct_size; /* sizeof, set by kpa_package_notice_init() (see kpa/error.h) */
         int started;  /* autorun instances started (kpa-execd) */
         int affected; /* instances restarted, or stopped */
         /* host pids of their inits: the first KPA_PACKAGE_NOTICE_PIDS */
         pid_t pids[KPA_PACKAGE_NOTICE_PIDS];
 } kpa_package_notice;
+
+KPA_PUBLIC void kpa_package_notice_init(kpa_package_notice *notice);
 
 /* PKG_ID was installed, upgraded, downgraded, reinstalled or rolled back.
  * Connected to kpa-execd: it autoruns the package's autorun run
@@ -246,11 +259,11 @@ typedef struct kpa_package_notice {
  * what is installed now, same token and options. Local: RESTART does the
  * latter for a supervising controller. Needs the right to start. */
 KPA_PUBLIC int kpa_control_package_installed(kpa_control *ctl, const char *pkg_id, bool restart,
-                                             kpa_package_notice *out);
+                                             kpa_package_notice *out, kpa_error *err);
 /* A Normal stop of every running instance of PKG_ID, not restarted (before
  * its removal). Connected: root only. */
 KPA_PUBLIC int kpa_control_package_stop(kpa_control *ctl, const char *pkg_id,
-                                        kpa_package_notice *out);
+                                        kpa_package_notice *out, kpa_error *err);
 
 KPA_PUBLIC const char *kpa_process_state_name(kpa_process_state s);
 KPA_PUBLIC const char *kpa_exit_status_name(kpa_exit_status s);

@@ -764,12 +764,13 @@ static void op_start(client *c, kpa_request *req)
                           req->run_config ? req->run_config : "(primary)");
                 return;
         }
-        const kpa_error *e = kpa_control_last_error(d.ctl);
+        const kpa_error *e = kpa_control_error(d.ctl);
         log_info("uid %u: start of %s failed: %s", (unsigned)c->uid, req->package, e->message);
         _cleanup_(json_object_putp) json_object *r = kpa_reply_new(req->id, -q, e->message);
         if (!kpa_token_is_null(&token)) {
                 kpa_process_context ctx;
-                kpa_process_get_state(d.ctl, &token, &ctx);
+                kpa_process_context_init(&ctx);
+                kpa_process_get_state(d.ctl, &token, &ctx, NULL);
                 char ts[KPA_TOKEN_STRING_MAX];
                 kpa_token_to_string(&token, ts);
                 json_object_object_add(r, "token", json_object_new_string(ts));
@@ -817,7 +818,8 @@ static bool is_live_state(kpa_process_state s)
 static void op_wait(client *c, kpa_request *req)
 {
         kpa_process_context ctx;
-        kpa_process_get_state(d.ctl, &req->token, &ctx);
+        kpa_process_context_init(&ctx);
+        kpa_process_get_state(d.ctl, &req->token, &ctx, NULL);
         if (c->dead)
                 return;
         if (!is_live_state(ctx.state) || req->timeout_ms == 0) {
@@ -852,7 +854,7 @@ static void op_list(client *c, kpa_request *req)
                 c->n_list = c->list_pos = 0;
                 kpa_token *tokens = NULL;
                 size_t n = 0, mine = 0;
-                kpa_process_list(d.ctl, &tokens, &n);
+                kpa_process_list(d.ctl, &tokens, &n, NULL);
                 for (size_t k = 0; k < n; k++) {
                         uid_t owner = 0;
                         kpa_control_get_owner(d.ctl, &tokens[k], &owner);
@@ -880,7 +882,8 @@ static void op_list(client *c, kpa_request *req)
                         continue;
                 }
                 kpa_process_context ctx;
-                kpa_process_get_state(d.ctl, t, &ctx);
+                kpa_process_context_init(&ctx);
+                kpa_process_get_state(d.ctl, t, &ctx, NULL);
                 json_object *o = kpa_context_to_json(t, &ctx, owner);
                 size_t len = strlen(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)) + 1;
                 if (used + len > KPA_MSG_MAX && json_object_array_length(a) > 0) {
@@ -909,7 +912,7 @@ static void op_find(client *c, kpa_request *req)
         size_t n = 0;
         if (kpa_control_find(d.ctl, req->package, req->run_config, c->uid == 0 ? (uid_t)-1 : c->uid,
                              &tokens, &n) < 0) {
-                const kpa_error *e = kpa_control_last_error(d.ctl);
+                const kpa_error *e = kpa_control_error(d.ctl);
                 reply_error(c, req->id, e->code ? e->code : EIO, "%s", e->message);
                 return;
         }
@@ -966,8 +969,8 @@ static void op_version(client *c, kpa_request *req)
 
 static void op_stop(client *c, kpa_request *req)
 {
-        if (kpa_process_stop(d.ctl, &req->token, req->policy) < 0) {
-                const kpa_error *e = kpa_control_last_error(d.ctl);
+        if (kpa_process_stop(d.ctl, &req->token, req->policy, kpa_control_error(d.ctl)) < 0) {
+                const kpa_error *e = kpa_control_error(d.ctl);
                 reply_error(c, req->id, e->code ? e->code : EIO, "%s", e->message);
                 return;
         }
@@ -977,7 +980,8 @@ static void op_stop(client *c, kpa_request *req)
 static void op_get_state(client *c, kpa_request *req)
 {
         kpa_process_context ctx;
-        kpa_process_get_state(d.ctl, &req->token, &ctx);
+        kpa_process_context_init(&ctx);
+        kpa_process_get_state(d.ctl, &req->token, &ctx, NULL);
         reply_context(c, req->id, 0, &req->token, &ctx);
 }
 
@@ -1421,7 +1425,8 @@ static void expire_waits(void)
                 *pp = w->next;
                 d.n_waits--;
                 kpa_process_context ctx;
-                kpa_process_get_state(d.ctl, &w->token, &ctx);
+                kpa_process_context_init(&ctx);
+                kpa_process_get_state(d.ctl, &w->token, &ctx, NULL);
                 client *c = w->c;
                 pending_done(c);
                 reply_context(c, w->id, ETIMEDOUT, &w->token, &ctx);
@@ -1437,10 +1442,11 @@ static bool has_live_instance(const char *pkg_id, const char *rc_id)
         kpa_token *tokens = NULL;
         size_t n = 0;
         bool found = false;
-        kpa_process_list(d.ctl, &tokens, &n);
+        kpa_process_list(d.ctl, &tokens, &n, NULL);
         for (size_t k = 0; k < n && !found; k++) {
                 kpa_process_context ctx;
-                kpa_process_get_state(d.ctl, &tokens[k], &ctx);
+                kpa_process_context_init(&ctx);
+                kpa_process_get_state(d.ctl, &tokens[k], &ctx, NULL);
                 found = is_live_state(ctx.state) && streq(ctx.app_id, pkg_id) &&
                         streq(ctx.run_config_id, rc_id);
         }
@@ -1492,9 +1498,10 @@ static int autorun_package(const char *pkg_id)
                         continue;
                 kpa_control_set_owner(d.ctl, 0);
                 kpa_token t;
-                if (kpa_process_start(d.ctl, pkg_id, rc->id, NULL, &t) < 0) {
+                if (kpa_process_start(d.ctl, pkg_id, rc->id, NULL, &t,
+                                      kpa_control_error(d.ctl)) < 0) {
                         log_error("autorun of %s/%s failed: %s", pkg_id, rc->id,
-                                  kpa_control_last_error(d.ctl)->message);
+                                  kpa_control_error(d.ctl)->message);
                         continue;
                 }
                 log_info("autorun: started %s/%s", pkg_id, rc->id);
@@ -1548,7 +1555,7 @@ static void socket_activate(declared_socket *s)
         kpa_token t;
         if (kpa_control_start_async(d.ctl, s->app_id, s->rc_id, NULL, &t) < 0) {
                 log_error("activation of %s/%s by a connection to %s failed: %s", s->app_id,
-                          s->rc_id, s->listen, kpa_control_last_error(d.ctl)->message);
+                          s->rc_id, s->listen, kpa_control_error(d.ctl)->message);
                 s->activate_after_ms = now_ms() + 1000;
                 return;
         }
@@ -2037,7 +2044,7 @@ static int run(void)
                         else if (tag == &tag_signal)
                                 signal_readable();
                         else if (tag == &tag_control)
-                                kpa_control_dispatch(d.ctl);
+                                kpa_control_dispatch(d.ctl, NULL);
                         else if (is_socket_tag(tag))
                                 socket_activate(tag);
                         else {
@@ -2050,7 +2057,7 @@ static int run(void)
                                         }
                         }
                 }
-                kpa_control_dispatch(d.ctl);
+                kpa_control_dispatch(d.ctl, NULL);
                 expire_waits();
                 expire_idle();
                 /* the reserve went to root's connection when fds ran out:

@@ -19,6 +19,7 @@
 
 void kpa_package_limits_init(kpa_package_limits *limits)
 {
+        limits->struct_size = sizeof(*limits);
         limits->max_total_bytes = 4ull << 30; /* 4 GiB */
         limits->max_members = 100000;
         limits->max_path_len = 1024;

@@ -56,6 +56,11 @@ typedef struct control_ops {
 extern const control_ops process_local_ops;
 extern const control_ops client_remote_ops;
 
+/* R; when it is a failure, CTL's last error (or WHAT and strerror(-R) when
+ * none was set) is copied to ERR (may be NULL). For the public calls
+ * (control.c, task.c): the backends leave their errors in ctl->last_error. */
+int kpa_control_error_out(kpa_control *ctl, int r, const char *what, kpa_error *err);
+
 struct kpa_control {
         const control_ops *ops;
         kpa_remote *remote; /* the remote backend's connection to kpa-execd; then nothing

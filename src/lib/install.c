@@ -10,6 +10,7 @@
 #include <grp.h>
 #include <linux/fs.h>
 #include <pwd.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
@@ -198,7 +199,37 @@ static int ensure_storage(kpa_store *s, const char *app_id, uid_t uid, bool *cre
 void kpa_install_options_init(kpa_install_options *opts)
 {
         memset(opts, 0, sizeof(*opts));
+        opts->struct_size = sizeof(*opts);
         kpa_package_limits_init(&opts->limits);
+}
+
+void kpa_install_result_init(kpa_install_result *result)
+{
+        memset(result, 0, sizeof(*result));
+        result->struct_size = sizeof(*result);
+        result->uid = (uid_t)-1;
+}
+
+int install_options_in(const kpa_install_options *opts, kpa_install_options *full, kpa_error *err)
+{
+        kpa_install_options_init(full);
+        if (!opts)
+                return 0;
+        int q = kpa_struct_in(full, opts, sizeof(*full), "kpa_install_options", err);
+        if (q < 0)
+                return q;
+        /* a caller's options too short to hold the limits keep the defaults */
+        if (opts->struct_size < offsetof(kpa_install_options, limits) + sizeof(full->limits)) {
+                kpa_package_limits_init(&full->limits);
+                return 0;
+        }
+        kpa_package_limits limits;
+        kpa_package_limits_init(&limits);
+        q = kpa_struct_in(&limits, &opts->limits, sizeof(limits), "kpa_package_limits", err);
+        if (q < 0)
+                return q;
+        full->limits = limits;
+        return 0;
 }
 
 typedef struct install_ctx {
@@ -617,21 +648,21 @@ int kpa_store_install(kpa_store *s, const char *path, const kpa_install_options 
 int store_install_fd(kpa_store *s, int fd, const char *name, const kpa_install_options *opts,
                      kpa_install_result *result, kpa_error *err)
 {
-        kpa_install_options defaults;
-        kpa_install_result ignored;
-        if (!opts) {
-                kpa_install_options_init(&defaults);
-                opts = &defaults;
-        }
-        if (!result)
-                result = &ignored;
-        memset(result, 0, sizeof(*result));
-        result->uid = (uid_t)-1;
-        int q = store_lock(s, err);
+        kpa_install_options full_opts;
+        kpa_install_result full;
+        int q = install_options_in(opts, &full_opts, err);
         if (q < 0)
                 return q;
-        q = install_locked(s, fd, name, opts, result, err);
+        if (result && (q = kpa_struct_check(result, sizeof(full), "kpa_install_result", err)) < 0)
+                return q;
+        kpa_install_result_init(&full);
+        q = store_lock(s, err);
+        if (q < 0)
+                return q;
+        q = install_locked(s, fd, name, &full_opts, &full, err);
         store_unlock(s);
+        if (result)
+                kpa_struct_out(result, &full);
         return q;
 }
 
@@ -867,6 +898,14 @@ static int inspect_on_close(void *userdata, const kpa_component *comp, int fd, u
 int kpa_package_inspect(const char *path, const kpa_package_limits *limits,
                         kpa_package_info **out, kpa_error *err)
 {
+        kpa_package_limits full;
+        kpa_package_limits_init(&full);
+        if (limits) {
+                int r = kpa_struct_in(&full, limits, sizeof(full), "kpa_package_limits", err);
+                if (r < 0)
+                        return r;
+        }
+        limits = &full;
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return kpa_error_set_errno(err, errno, "%s", path);
@@ -892,12 +931,22 @@ int kpa_package_inspect(const char *path, const kpa_package_limits *limits,
 
 /* ---- verify ---- */
 
+void kpa_verify_report_init(kpa_verify_report *report)
+{
+        memset(report, 0, sizeof(*report));
+        report->struct_size = sizeof(*report);
+}
+
 void kpa_verify_report_clear(kpa_verify_report *report)
 {
         for (size_t i = 0; i < report->n_entries; i++)
                 free(report->entries[i].path);
         free(report->entries);
-        memset(report, 0, sizeof(*report));
+        /* an older caller's report is shorter: clear only what it holds */
+        size_t size = report->struct_size;
+        if (size < sizeof(size_t) || size > sizeof(*report))
+                size = sizeof(*report);
+        memset((char *)report + sizeof(size_t), 0, size - sizeof(size_t));
 }
 
 static void report_add(kpa_verify_report *r, kpa_verify_problem problem, const char *path)
@@ -984,9 +1033,25 @@ static int verify_dir(verify_ctx *v, int dfd, const char *prefix)
         return 0;
 }
 
+static int store_verify(kpa_store *s, const char *app_id, kpa_verify_report *report,
+                        kpa_error *err);
+
 int kpa_store_verify(kpa_store *s, const char *app_id, kpa_verify_report *report, kpa_error *err)
 {
-        memset(report, 0, sizeof(*report));
+        int q = kpa_struct_check(report, sizeof(kpa_verify_report), "kpa_verify_report", err);
+        if (q < 0)
+                return q;
+        kpa_verify_report full;
+        kpa_verify_report_init(&full);
+        q = store_verify(s, app_id, &full, err);
+        kpa_struct_out(report, &full);
+        return q;
+}
+
+static int store_verify(kpa_store *s, const char *app_id, kpa_verify_report *report,
+                        kpa_error *err)
+{
+        kpa_verify_report_init(report);
         _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;
         int q = kpa_store_load_manifest(s, app_id, &m, err);
         if (q < 0)

@@ -700,11 +700,11 @@ static int read_image(const image *img, const char *tag, json_object **man_out,
 int kpa_store_install_oci(kpa_store *store, const char *ref, const kpa_install_options *opts,
                           kpa_install_result *result, kpa_error *err)
 {
-        kpa_install_options defaults;
-        if (!opts) {
-                kpa_install_options_init(&defaults);
-                opts = &defaults;
-        }
+        kpa_install_options full;
+        int q = install_options_in(opts, &full, err);
+        if (q < 0)
+                return q;
+        opts = &full;
         _cleanup_free_ char *dir = NULL, *tag = NULL;
         split_ref(ref, &dir, &tag);
         _cleanup_free_ char *name = kpa_xasprintf("oci:%s", ref);
@@ -714,7 +714,7 @@ int kpa_store_install_oci(kpa_store *store, const char *ref, const kpa_install_o
         image img = {.name = name, .dirfd = dirfd, .limits = &opts->limits};
         _cleanup_(json_object_putp) json_object *man = NULL, *config = NULL;
         descriptor layer;
-        int q = read_image(&img, tag, &man, &config, &layer, err);
+        q = read_image(&img, tag, &man, &config, &layer, err);
         if (q < 0)
                 return q;
         _cleanup_(kpa_labels_clear) kpa_labels labels = {0};

@@ -555,13 +555,32 @@ static int check_target(const char *dir, kpa_error *err)
         return 0;
 }
 
+void kpa_oci_image_result_init(kpa_oci_image_result *result)
+{
+        memset(result, 0, sizeof(*result));
+        result->struct_size = sizeof(*result);
+}
+
+static int oci_image_write(const char *package, const char *dir, const char *tag,
+                           kpa_oci_image_result *result, kpa_error *err);
+
 int kpa_oci_image_write(const char *package, const char *dir, const char *tag,
                         kpa_oci_image_result *result, kpa_error *err)
 {
-        kpa_oci_image_result ignored;
-        if (!result)
-                result = &ignored;
-        memset(result, 0, sizeof(*result));
+        kpa_oci_image_result full;
+        int q;
+        if (result && (q = kpa_struct_check(result, sizeof(full), "kpa_oci_image_result", err)) < 0)
+                return q;
+        kpa_oci_image_result_init(&full);
+        q = oci_image_write(package, dir, tag, &full, err);
+        if (result)
+                kpa_struct_out(result, &full);
+        return q;
+}
+
+static int oci_image_write(const char *package, const char *dir, const char *tag,
+                           kpa_oci_image_result *result, kpa_error *err)
+{
         int q = check_target(dir, err);
         if (q < 0)
                 return q;

@@ -95,6 +95,7 @@ typedef struct pack_output {
 void kpa_pack_options_init(kpa_pack_options *opts)
 {
         memset(opts, 0, sizeof(*opts));
+        opts->struct_size = sizeof(*opts);
         opts->compression = KPA_COMPRESS_ZSTD;
         opts->mtime = -1;
 }
@@ -1021,7 +1022,13 @@ static int check_options(const kpa_pack_options *opts, kpa_error *err)
 int kpa_pack(const kpa_pack_options *opts, kpa_error *err)
 {
         kpa_error_clear(err);
-        int r = check_options(opts, err);
+        kpa_pack_options full;
+        kpa_pack_options_init(&full);
+        int r = kpa_struct_in(&full, opts, sizeof(full), "kpa_pack_options", err);
+        if (r < 0)
+                return r;
+        opts = &full;
+        r = check_options(opts, err);
         if (r < 0)
                 return r;
         _cleanup_(pack_ctx_done) pack_ctx ctx = { .opts = opts };

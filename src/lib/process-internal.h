@@ -17,6 +17,8 @@ int kpa_control_launch(kpa_control *ctl, const char *pkg_id, const kpa_manifest 
                        const kpa_run_config *rc, const char *run_config_id,
                        const kpa_start_options *opts, kpa_token *out_token);
 kpa_store *kpa_control_store(kpa_control *ctl);
+/* The details of CTL's last failure, which its backends fill (the public
+ * calls hand them to their caller's kpa_error). */
 kpa_error *kpa_control_error(kpa_control *ctl);
 
 /* kpa_process_find() of a local controller for APP (RC: NULL for any)

@@ -729,9 +729,18 @@ int kpa_control_start_async(kpa_control *ctl, const char *pkg_id, const char *ru
 
 /* A plan made (and maybe adjusted) by the caller (kpa/instance.h): the
  * same instance as kpa_control_launch makes, with no manifest behind it. */
-int kpa_process_start_spec(kpa_control *ctl, kpa_instance_spec *spec, kpa_token *out_token)
+static int process_start_spec(kpa_control *ctl, kpa_instance_spec *spec, kpa_token *out_token);
+
+int kpa_process_start_spec(kpa_control *ctl, kpa_instance_spec *spec, kpa_token *out_token,
+                           kpa_error *err)
 {
         kpa_error_clear(&ctl->last_error);
+        return kpa_control_error_out(ctl, process_start_spec(ctl, spec, out_token), "start",
+                                     err);
+}
+
+static int process_start_spec(kpa_control *ctl, kpa_instance_spec *spec, kpa_token *out_token)
+{
         if (ctl->ops != &process_local_ops)
                 return kpa_error_set(&ctl->last_error, EOPNOTSUPP,
                                      "an instance plan is started by a local controller "
@@ -769,11 +778,13 @@ int kpa_process_start_spec(kpa_control *ctl, kpa_instance_spec *spec, kpa_token 
         return spawn(ctl, i, spec);
 }
 
-int kpa_process_take_tty(kpa_control *ctl, const kpa_token *t)
+int kpa_process_take_tty(kpa_control *ctl, const kpa_token *t, kpa_error *err)
 {
         instance *i = ctl->ops == &process_local_ops ? process_find(ctl, t) : NULL;
         if (!i || i->sb.tty_fd < 0)
-                return -ENOENT;
+                return kpa_error_set(err, ENOENT, "%s",
+                                     !i ? "no such instance of this (local) controller"
+                                        : "the instance has no pseudo-terminal (or it was taken)");
         return TAKE_FD(i->sb.tty_fd);
 }
 

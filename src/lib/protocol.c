@@ -800,6 +800,13 @@ int kpa_context_from_json(json_object *o, kpa_token *t, kpa_process_context *ctx
 
 char *kpa_process_context_to_json(const kpa_token *t, const kpa_process_context *ctx)
 {
+        kpa_process_context full;
+        kpa_process_context_init(&full);
+        if (kpa_struct_in(&full, ctx, sizeof(full), "kpa_process_context", NULL) < 0) {
+                errno = EINVAL;
+                return NULL;
+        }
+        ctx = &full;
         _cleanup_(json_object_putp) json_object *o = kpa_context_to_json(t, ctx, ctx->owner);
         return kpa_xstrdup(json_object_to_json_string_ext(
                 o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));

@@ -140,7 +140,10 @@ static bool has_suffix(const char *s, const char *suffix)
 static int parse_key_text(const char *path, const char *text, const char *tag,
                           uint8_t key[ED25519_KEY_SIZE], kpa_error *err)
 {
-        const char *nl = strchr(text, '\n');
+        /* TEXT is what read_key_file() read: it sets it whenever it returns 0.
+         * (clang's analyzer, inlining kpa_store_signature() -> ... ->
+         * load_trusted_key(), takes an error return of it for a success.) */
+        const char *nl = strchr(text, '\n'); // NOLINT(clang-analyzer-core.NonNullParamChecker)
         if (!nl || nl[1] != '\0')
                 return kpa_error_set(err, EINVAL, "%s: not a kpa key file (it must be one line)",
                                      path);
@@ -706,8 +709,30 @@ static int head_on_signature(void *userdata, const char *raw, size_t len, const 
                              "stop after the signature"); /* the rest is not needed */
 }
 
+void kpa_signature_info_init(kpa_signature_info *info)
+{
+        memset(info, 0, sizeof(*info));
+        info->struct_size = sizeof(*info);
+}
+
+static int package_signature(const char *path, const char *trusted_keys_dir,
+                             kpa_signature_info *out, kpa_error *err);
+
 int kpa_package_signature(const char *path, const char *trusted_keys_dir, kpa_signature_info *out,
                           kpa_error *err)
+{
+        int q = kpa_struct_check(out, sizeof(kpa_signature_info), "kpa_signature_info", err);
+        if (q < 0)
+                return q;
+        kpa_signature_info full;
+        kpa_signature_info_init(&full);
+        q = package_signature(path, trusted_keys_dir, &full, err);
+        kpa_struct_out(out, &full);
+        return q;
+}
+
+static int package_signature(const char *path, const char *trusted_keys_dir,
+                             kpa_signature_info *out, kpa_error *err)
 {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
@@ -729,7 +754,14 @@ int kpa_package_signature(const char *path, const char *trusted_keys_dir, kpa_si
 int kpa_store_signature(kpa_store *s, const char *app_id, const char *trusted_keys_dir,
                         kpa_signature_info *out, kpa_error *err)
 {
-        return store_tree_signature(s, "apps", app_id, trusted_keys_dir, out, err);
+        int q = kpa_struct_check(out, sizeof(kpa_signature_info), "kpa_signature_info", err);
+        if (q < 0)
+                return q;
+        kpa_signature_info full;
+        kpa_signature_info_init(&full);
+        q = store_tree_signature(s, "apps", app_id, trusted_keys_dir, &full, err);
+        kpa_struct_out(out, &full);
+        return q;
 }
 
 int store_tree_signature(kpa_store *s, const char *top, const char *app_id,

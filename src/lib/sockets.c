@@ -187,12 +187,12 @@ bool kpa_socket_has_pending(int fd)
         return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
-int kpa_socket_address(int fd, char *buf, size_t len)
+int kpa_socket_address(int fd, char *buf, size_t len, kpa_error *err)
 {
         struct sockaddr_storage ss = {0};
         socklen_t sl = sizeof(ss);
         if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
-                return -errno;
+                return kpa_error_set_errno(err, errno, "getsockname of fd %d", fd);
         char host[INET6_ADDRSTRLEN];
         if (ss.ss_family == AF_INET) {
                 const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
@@ -211,7 +211,9 @@ int kpa_socket_address(int fd, char *buf, size_t len)
                 else
                         snprintf(buf, len, "%s", a->sun_path);
         } else {
-                return -EAFNOSUPPORT;
+                return kpa_error_set(err, EAFNOSUPPORT,
+                                     "fd %d is a socket of family %d, neither IP nor unix", fd,
+                                     (int)ss.ss_family);
         }
         return 0;
 }

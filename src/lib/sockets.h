@@ -45,7 +45,8 @@ void kpa_sockets_remove_dir(const char *app_id);
 KPA_PUBLIC bool kpa_socket_has_pending(int fd); /* kpa/handle.h */
 
 /* "127.0.0.1:40123", "[::1]:80" or the unix path FD listens on; -errno. */
-KPA_PUBLIC int kpa_socket_address(int fd, char *buf, size_t len); /* kpa/handle.h */
+KPA_PUBLIC int kpa_socket_address(int fd, char *buf, size_t len,
+                              kpa_error *err); /* kpa/handle.h */
 
 /* The handles of a start of RC: its declared sockets (after the grant
  * check) first, then OPTS's own. CTL keeps the sockets (made on first use),

@@ -405,13 +405,14 @@ int kpa_instance_spec_new_package(const char *store_root, const char *pkg_id,
         *out = NULL;
         if (!pkg_id || !pkg_id[0])
                 return kpa_error_set(err, EINVAL, "no package id given");
-        kpa_start_options defaults;
-        if (!opts) {
-                kpa_start_options_init(&defaults);
-                opts = &defaults;
-        }
+        kpa_start_options full;
+        kpa_start_options_init(&full);
+        int q;
+        if (opts && (q = kpa_struct_in(&full, opts, sizeof(full), "kpa_start_options", err)) < 0)
+                return q;
+        opts = &full;
         _cleanup_(kpa_store_closep) kpa_store *store = NULL;
-        int q = kpa_store_open(store_root, 0, &store, err);
+        q = kpa_store_open(store_root, 0, &store, err);
         if (q < 0)
                 return q;
         _cleanup_(kpa_manifest_freep) kpa_manifest *m = NULL;

@@ -390,19 +390,21 @@ static int rollback_locked(kpa_store *s, const char *app_id, const char *trusted
 int kpa_store_rollback(kpa_store *s, const char *app_id, const char *trusted_keys_dir,
                        kpa_install_result *result, kpa_error *err)
 {
-        kpa_install_result ignored;
-        if (!result)
-                result = &ignored;
-        memset(result, 0, sizeof(*result));
-        result->uid = (uid_t)-1;
-        int q = store_check_app_id(app_id, err);
+        kpa_install_result full;
+        int q;
+        if (result && (q = kpa_struct_check(result, sizeof(full), "kpa_install_result", err)) < 0)
+                return q;
+        kpa_install_result_init(&full);
+        q = store_check_app_id(app_id, err);
         if (q < 0)
                 return q;
         q = store_lock(s, err);
         if (q < 0)
                 return q;
-        q = rollback_locked(s, app_id, trusted_keys_dir, result, err);
+        q = rollback_locked(s, app_id, trusted_keys_dir, &full, err);
         store_unlock(s);
+        if (result)
+                kpa_struct_out(result, &full);
         return q;
 }
 

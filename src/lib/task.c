@@ -1,7 +1,9 @@
 /* task.c: the task API of kpa/task.h. A task collects what a start needs
  * (executable, arguments, environment, handles, stdio, flags) and then starts
  * through the same path as kpa_process_start() (kpa_control_launch). It owns
- * the fds handed to it until it is put. */
+ * the fds handed to it until it is put. Its steps leave their errors in
+ * the controller (kpa_control_error), and each public call hands them to
+ * its caller's kpa_error. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -54,8 +56,19 @@ static int split_path(kpa_control *ctl, const char *path, char **app_id, const c
         return 0;
 }
 
+static int task_create(kpa_control *ctl, const char *path, const char *const *args,
+                       const char *const *env, unsigned flags, kpa_task **out);
+
 int kpa_task_create(kpa_control *ctl, const char *path, const char *const *args,
-                    const char *const *env, unsigned flags, kpa_task **out)
+                    const char *const *env, unsigned flags, kpa_task **out, kpa_error *err)
+{
+        kpa_error_clear(kpa_control_error(ctl));
+        return kpa_control_error_out(ctl, task_create(ctl, path, args, env, flags, out), "task",
+                                     err);
+}
+
+static int task_create(kpa_control *ctl, const char *path, const char *const *args,
+                       const char *const *env, unsigned flags, kpa_task **out)
 {
         *out = NULL;
         _cleanup_free_ char *app_id = NULL;
@@ -89,8 +102,9 @@ int kpa_task_create(kpa_control *ctl, const char *path, const char *const *args,
         return 0;
 }
 
-int kpa_task_set_stdio(kpa_task *t, int in_fd, int out_fd, int err_fd)
+int kpa_task_set_stdio(kpa_task *t, int in_fd, int out_fd, int err_fd, kpa_error *err)
 {
+        (void)err; /* it cannot fail (yet) */
         t->stdio[0] = in_fd;
         t->stdio[1] = out_fd;
         t->stdio[2] = err_fd;
@@ -116,7 +130,15 @@ static int add_handle(kpa_task *t, int fd, const char *name)
         return 0;
 }
 
-int kpa_task_transfer(kpa_task *t, int fd, const char *name)
+static int task_transfer(kpa_task *t, int fd, const char *name);
+
+int kpa_task_transfer(kpa_task *t, int fd, const char *name, kpa_error *err)
+{
+        kpa_error_clear(kpa_control_error(t->ctl));
+        return kpa_control_error_out(t->ctl, task_transfer(t, fd, name), "handle", err);
+}
+
+static int task_transfer(kpa_task *t, int fd, const char *name)
 {
         int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (copy < 0)
@@ -128,7 +150,15 @@ int kpa_task_transfer(kpa_task *t, int fd, const char *name)
         return q;
 }
 
-int kpa_task_connect(kpa_task *a, kpa_task *b, const char *channel)
+static int task_connect(kpa_task *a, kpa_task *b, const char *channel);
+
+int kpa_task_connect(kpa_task *a, kpa_task *b, const char *channel, kpa_error *err)
+{
+        kpa_error_clear(kpa_control_error(a->ctl));
+        return kpa_control_error_out(a->ctl, task_connect(a, b, channel), "channel", err);
+}
+
+static int task_connect(kpa_task *a, kpa_task *b, const char *channel)
 {
         int sv[2];
         if (a == b)
@@ -154,7 +184,15 @@ int kpa_task_connect(kpa_task *a, kpa_task *b, const char *channel)
         return q;
 }
 
-int kpa_task_run(kpa_task *t, kpa_token *token)
+static int task_run(kpa_task *t, kpa_token *token);
+
+int kpa_task_run(kpa_task *t, kpa_token *token, kpa_error *err)
+{
+        kpa_error_clear(kpa_control_error(t->ctl));
+        return kpa_control_error_out(t->ctl, task_run(t, token), "run", err);
+}
+
+static int task_run(kpa_task *t, kpa_token *token)
 {
         if (t->started)
                 return kpa_error_set(kpa_control_error(t->ctl), EBUSY, "the task already runs");
@@ -177,26 +215,27 @@ int kpa_task_run(kpa_task *t, kpa_token *token)
         return q;
 }
 
-int kpa_task_stop(kpa_task *t)
+int kpa_task_stop(kpa_task *t, kpa_error *err)
 {
         if (!t->started)
-                return kpa_error_set(kpa_control_error(t->ctl), ESRCH, "the task has not started");
-        return kpa_process_stop(t->ctl, &t->token, KPA_STOP_NORMAL);
+                return kpa_error_set(err, ESRCH, "the task has not started");
+        return kpa_process_stop(t->ctl, &t->token, KPA_STOP_NORMAL, err);
 }
 
-int kpa_task_wait(kpa_task *t, int timeout_ms, kpa_process_context *out)
+int kpa_task_wait(kpa_task *t, int timeout_ms, kpa_process_context *out, kpa_error *err)
 {
         if (!t->started)
-                return kpa_error_set(kpa_control_error(t->ctl), ESRCH, "the task has not started");
-        return kpa_process_wait(t->ctl, &t->token, timeout_ms, out);
+                return kpa_error_set(err, ESRCH, "the task has not started");
+        return kpa_process_wait(t->ctl, &t->token, timeout_ms, out, err);
 }
 
-int kpa_task_stop_and_wait(kpa_task *t, int timeout_ms, kpa_process_context *out)
+int kpa_task_stop_and_wait(kpa_task *t, int timeout_ms, kpa_process_context *out,
+                           kpa_error *err)
 {
-        int q = kpa_task_stop(t);
+        int q = kpa_task_stop(t, err);
         if (q < 0)
                 return q;
-        return kpa_task_wait(t, timeout_ms, out);
+        return kpa_task_wait(t, timeout_ms, out, err);
 }
 
 void kpa_task_put(kpa_task *t)

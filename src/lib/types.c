@@ -54,8 +54,22 @@ bool kpa_token_is_null(const kpa_token *t)
 void kpa_start_options_init(kpa_start_options *opts)
 {
         memset(opts, 0, sizeof(*opts));
+        opts->struct_size = sizeof(*opts);
         opts->uid = (uid_t)-1;
         opts->gid = (gid_t)-1;
         opts->stdin_fd = opts->stdout_fd = opts->stderr_fd = -1;
         opts->stop_timeout_ms = 10000;
+}
+
+void kpa_process_context_init(kpa_process_context *ctx)
+{
+        memset(ctx, 0, sizeof(*ctx));
+        ctx->struct_size = sizeof(*ctx);
+        ctx->owner = (uid_t)-1;
+}
+
+void kpa_package_notice_init(kpa_package_notice *notice)
+{
+        memset(notice, 0, sizeof(*notice));
+        notice->struct_size = sizeof(*notice);
 }

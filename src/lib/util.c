@@ -57,6 +57,42 @@ int(kpa_error_set_errno)(kpa_error *err, int code, const char *fmt, ...)
         return r;
 }
 
+int kpa_struct_check(const void *s, size_t full, const char *name, kpa_error *err)
+{
+        size_t size;
+        memcpy(&size, s, sizeof(size));
+        if (size < sizeof(size_t))
+                return kpa_error_set(err, EINVAL,
+                                     "%s.struct_size is %zu: set it with %s_init() first", name,
+                                     size, name);
+        if (size > full)
+                return kpa_error_set(err, EINVAL,
+                                     "%s.struct_size is %zu, larger than the %zu this libkpa "
+                                     "knows (the caller was built against newer kpa headers)",
+                                     name, size, full);
+        return 0;
+}
+
+int kpa_struct_in(void *dst, const void *src, size_t full, const char *name, kpa_error *err)
+{
+        int r = kpa_struct_check(src, full, name, err);
+        if (r < 0)
+                return r;
+        size_t size;
+        memcpy(&size, src, sizeof(size));
+        memcpy((char *)dst + sizeof(size_t), (const char *)src + sizeof(size_t),
+               size - sizeof(size_t));
+        return 0;
+}
+
+void kpa_struct_out(void *out, const void *full)
+{
+        size_t size;
+        memcpy(&size, out, sizeof(size));
+        memcpy((char *)out + sizeof(size_t), (const char *)full + sizeof(size_t),
+               size - sizeof(size_t));
+}
+
 int(kpa_error_prefix)(kpa_error *err, const char *fmt, ...)
 {
         if (!err)

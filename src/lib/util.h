@@ -43,6 +43,22 @@ static inline int kpa_negative_(int r)
 #define kpa_error_set_errno(...) kpa_negative_(kpa_error_set_errno(__VA_ARGS__))
 #define kpa_error_prefix(...) kpa_negative_(kpa_error_prefix(__VA_ARGS__))
 
+/* Versioned public structs: their first member is size_t struct_size, which
+ * their _init function sets to sizeof. A caller built against an older
+ * header passes a shorter one; the library reads and writes only the part
+ * that struct_size covers.
+ * kpa_struct_check: 0 when S's struct_size is one this library can use
+ * (from sizeof(size_t) to FULL); else -EINVAL with ERR naming NAME (the
+ * struct's type) and the value.
+ * kpa_struct_in: check SRC, then copy the part of it that its struct_size
+ * covers over DST (FULL bytes holding the defaults); DST's own struct_size
+ * stays FULL.
+ * kpa_struct_out: copy the first OUT->struct_size bytes of FULL (a whole
+ * struct the library filled) to OUT, keeping OUT's struct_size. */
+int kpa_struct_check(const void *s, size_t full, const char *name, kpa_error *err);
+int kpa_struct_in(void *dst, const void *src, size_t full, const char *name, kpa_error *err);
+void kpa_struct_out(void *out, const void *full);
+
 /* Allocation that never returns NULL: an out-of-memory ends the process,
  * the way most of the field handles it (glib, systemd's xmalloc users). */
 void *kpa_xmalloc(size_t n);

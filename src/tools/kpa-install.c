@@ -379,6 +379,7 @@ static void signature_note(kpa_store *store, const char *app_id, const char *ver
 {
         kpa_error err;
         kpa_signature_info s;
+        kpa_signature_info_init(&s);
         char text[512];
         if (kpa_store_signature(store, app_id, arg.install.trusted_keys_dir, &s, &err) < 0)
                 return;
@@ -406,17 +407,15 @@ static void signature_note(kpa_store *store, const char *app_id, const char *ver
 static int tell_daemon(const char *app_id, bool stop, bool restart, kpa_package_notice *out,
                        kpa_error *err)
 {
-        memset(out, 0, sizeof(*out));
+        kpa_package_notice_init(out);
         kpa_control *ctl = NULL;
         int q = kpa_control_connect(NULL, &ctl, err);
         if (q == -ENOENT || q == -ECONNREFUSED)
                 return 1;
         if (q < 0)
                 return q;
-        q = stop ? kpa_control_package_stop(ctl, app_id, out)
-                 : kpa_control_package_installed(ctl, app_id, restart, out);
-        if (q < 0)
-                *err = *kpa_control_last_error(ctl);
+        q = stop ? kpa_control_package_stop(ctl, app_id, out, err)
+                 : kpa_control_package_installed(ctl, app_id, restart, out, err);
         kpa_control_close(ctl);
         return q;
 }
@@ -454,6 +453,7 @@ static void after_change(kpa_store *store, const char *app_id, kpa_install_actio
         size_t n_old = action == KPA_INSTALL_ACTION_NEW ? 0 : old_instances(store, app_id, old, 64);
         bool restart = n_old > 0 && !arg.no_restart;
         kpa_package_notice notice;
+        kpa_package_notice_init(&notice);
         kpa_error err;
         int q = tell_daemon(app_id, false, restart, &notice, &err);
         if (q < 0)
@@ -540,6 +540,7 @@ static int check_not_running(kpa_store *store, const char *app_id)
                 return -1;
         }
         kpa_package_notice notice;
+        kpa_package_notice_init(&notice);
         if (tell_daemon(app_id, true, false, &notice, &err) < 0)
                 cli_error("warning: %s: kpa-execd could not stop its instances: %s", app_id,
                           err.message);
@@ -623,6 +624,7 @@ static int rollback_one(kpa_store *store, const char *app_id)
 {
         kpa_error err;
         kpa_install_result res;
+        kpa_install_result_init(&res);
         if (kpa_store_rollback(store, app_id, arg.install.trusted_keys_dir, &res, &err) < 0) {
                 cli_report(&err);
                 return -1;
@@ -653,6 +655,7 @@ static int install_one(kpa_store *store, const char *path)
 {
         kpa_error err;
         kpa_install_result res;
+        kpa_install_result_init(&res);
         cli_progress progress;
         cli_progress_init(&progress, path, arg.quiet);
         kpa_install_options opts = arg.install;
@@ -692,6 +695,7 @@ static int remove_one(kpa_store *store, const char *app_id)
                 printf("%s %s\n", arg.purge ? "Purged" : "Removed", app_id);
         /* a running kpa-execd closes the sockets it kept for the package */
         kpa_package_notice notice;
+        kpa_package_notice_init(&notice);
         if (tell_daemon(app_id, false, false, &notice, &err) < 0)
                 cli_error("warning: could not tell kpa-execd that %s is gone: %s", app_id,
                           err.message);
@@ -959,6 +963,7 @@ static int do_info(kpa_store *store, const char *what)
         if (r >= 0 && store)
                 r = kpa_store_get_grants(store, what, &granted, &err);
         kpa_signature_info sig;
+        kpa_signature_info_init(&sig);
         const char *keys = arg.install.trusted_keys_dir;
         if (r >= 0)
                 r = store ? kpa_store_signature(store, what, keys, &sig, &err)
@@ -1005,6 +1010,7 @@ static int verify_signature(kpa_store *store, const char *app_id)
 {
         kpa_error err;
         kpa_signature_info s;
+        kpa_signature_info_init(&s);
         if (kpa_store_signature(store, app_id, arg.install.trusted_keys_dir, &s, &err) < 0) {
                 cli_report(&err);
                 return -1;
@@ -1030,6 +1036,7 @@ static int verify_one(kpa_store *store, const char *app_id)
         static const char *const words[] = {"modified", "missing", "extra", "wrong type or mode"};
         kpa_error err;
         kpa_verify_report report;
+        kpa_verify_report_init(&report);
         if (kpa_store_verify(store, app_id, &report, &err) < 0) {
                 cli_report(&err);
                 return -1;

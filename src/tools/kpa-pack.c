@@ -169,6 +169,7 @@ static int make_oci_image(int argc, char **argv)
                 return cli_usage_error("--oci-image takes one PACKAGE.kpa");
         const char *package = argv[optind];
         kpa_oci_image_result res;
+        kpa_oci_image_result_init(&res);
         kpa_error err;
         if (kpa_oci_image_write(package, oci_image, oci_tag, &res, &err) < 0) {
                 cli_report(&err);

@@ -53,6 +53,7 @@ static void check_installed(const kpa_install_result *res)
 {
         kpa_error err;
         kpa_verify_report report;
+        kpa_verify_report_init(&report);
         if (kpa_store_verify(store, res->app_id, &report, &err) < 0 || report.n_entries != 0)
                 __builtin_trap(); /* what was installed is what the manifest says */
         kpa_verify_report_clear(&report);
@@ -76,6 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         opts.limits.max_members = 1000;
         opts.limits.ratio_min_bytes = 1u << 20;
         kpa_install_result res;
+        kpa_install_result_init(&res);
         kpa_error err = {.code = -1}; /* so that an unfilled error shows */
         int r = kpa_store_install(store, path, &opts, &res, &err);
         if (r == 0)

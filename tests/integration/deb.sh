@@ -111,8 +111,8 @@ int main(int argc, char **argv)
                 return fprintf(stderr, "connect: %s\n", argc < 2 ? "usage" : err.message), 1;
         kpa_token *tokens, token;
         size_t n;
-        if (kpa_process_list(ctl, &tokens, &n) < 0)
-                return fprintf(stderr, "list: %s\n", kpa_control_last_error(ctl)->message), 1;
+        if (kpa_process_list(ctl, &tokens, &n, &err) < 0)
+                return fprintf(stderr, "list: %s\n", err.message), 1;
         free(tokens);
         printf("listed=%zu\n", n);
         if (argc > 2) {
@@ -122,9 +122,10 @@ int main(int argc, char **argv)
                 opts.extra_args = args;
                 opts.n_extra_args = 2;
                 kpa_process_context pc;
-                if (kpa_process_start(ctl, argv[2], NULL, &opts, &token) < 0 ||
-                    kpa_process_wait(ctl, &token, 20000, &pc) < 0)
-                        return fprintf(stderr, "start: %s\n", kpa_control_last_error(ctl)->message), 1;
+                kpa_process_context_init(&pc);
+                if (kpa_process_start(ctl, argv[2], NULL, &opts, &token, &err) < 0 ||
+                    kpa_process_wait(ctl, &token, 20000, &pc, &err) < 0)
+                        return fprintf(stderr, "start: %s\n", err.message), 1;
                 printf("state=%s code=%d\n", kpa_process_state_name(pc.state), pc.exit_code);
         }
         kpa_control_close(ctl);

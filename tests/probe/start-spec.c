@@ -121,24 +121,25 @@ int main(int argc, char **argv)
         if (kpa_control_open_local(store, &ctl, &err) < 0)
                 fail("opening a local controller", &err);
         kpa_token token;
-        if (kpa_process_start_spec(ctl, spec, &token) < 0)
-                fail("starting the plan", kpa_control_last_error(ctl));
+        if (kpa_process_start_spec(ctl, spec, &token, &err) < 0)
+                fail("starting the plan", &err);
         kpa_process_context ctx;
-        if (kpa_process_get_state(ctl, &token, &ctx) < 0)
-                fail("its state", kpa_control_last_error(ctl));
+        kpa_process_context_init(&ctx);
+        if (kpa_process_get_state(ctl, &token, &ctx, &err) < 0)
+                fail("its state", &err);
         char tok[KPA_TOKEN_STRING_MAX];
         kpa_token_to_string(&token, tok);
         printf("pid=%d\ntoken=%s\n", (int)ctx.app_pid, tok);
         kpa_token again;
-        q = kpa_process_start_spec(ctl, spec, &again);
-        printf("again=%d %s\n", -q, kpa_control_last_error(ctl)->message);
+        q = kpa_process_start_spec(ctl, spec, &again, &err);
+        printf("again=%d %s\n", -q, err.message);
         fflush(stdout);
 
         char buf[64];
         while (read(STDIN_FILENO, buf, sizeof(buf)) > 0)
                 ;
-        kpa_process_stop(ctl, &token, KPA_STOP_NORMAL);
-        kpa_process_wait(ctl, &token, -1, &ctx);
+        kpa_process_stop(ctl, &token, KPA_STOP_NORMAL, NULL);
+        kpa_process_wait(ctl, &token, -1, &ctx, NULL);
         printf("end=%s\n", ctx.message);
         kpa_control_close(ctl);
         kpa_instance_spec_free(spec);

@@ -16,6 +16,8 @@
 #include "kpa/task.h"
 
 static kpa_control *ctl;
+/* what the last failed call of kpa/task.h or kpa/process.h said */
+static kpa_error call_err;
 
 static void print_ctx(const char *who, const kpa_process_context *c)
 {
@@ -28,11 +30,11 @@ static kpa_task *make(const char *app, const char *const *args)
         char path[512];
         snprintf(path, sizeof(path), "/%s/bin/hello", app);
         kpa_task *t;
-        if (kpa_task_create(ctl, path, args, NULL, 0, &t) < 0) {
-                fprintf(stderr, "create: %s\n", kpa_control_last_error(ctl)->message);
+        if (kpa_task_create(ctl, path, args, NULL, 0, &t, &call_err) < 0) {
+                fprintf(stderr, "create: %s\n", call_err.message);
                 exit(1);
         }
-        kpa_task_set_stdio(t, -1, 1, 2);
+        kpa_task_set_stdio(t, -1, 1, 2, &call_err);
         return t;
 }
 
@@ -41,14 +43,16 @@ static int channel(const char *app)
         const char *const a_args[] = {"echo-handle", "chan", NULL};
         const char *const b_args[] = {"send", "chan", "ping", NULL};
         kpa_task *a = make(app, a_args), *b = make(app, b_args);
-        if (kpa_task_connect(a, b, "chan") < 0 || kpa_task_run(a, NULL) < 0 ||
-            kpa_task_run(b, NULL) < 0) {
-                fprintf(stderr, "channel: %s\n", kpa_control_last_error(ctl)->message);
+        if (kpa_task_connect(a, b, "chan", &call_err) < 0 || kpa_task_run(a, NULL, &call_err) < 0 ||
+            kpa_task_run(b, NULL, &call_err) < 0) {
+                fprintf(stderr, "channel: %s\n", call_err.message);
                 return 1;
         }
         kpa_process_context ca, cb;
-        kpa_task_wait(b, 10000, &cb);
-        kpa_task_wait(a, 10000, &ca);
+        kpa_process_context_init(&ca);
+        kpa_process_context_init(&cb);
+        kpa_task_wait(b, 10000, &cb, &call_err);
+        kpa_task_wait(a, 10000, &ca, &call_err);
         fflush(stdout);
         print_ctx("a", &ca);
         print_ctx("b", &cb);
@@ -62,13 +66,14 @@ static int transfer(const char *app, const char *file)
         const char *const args[] = {"handles", "cfg", NULL};
         kpa_task *t = make(app, args);
         int fd = open(file, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || kpa_task_transfer(t, fd, "cfg") < 0 || kpa_task_run(t, NULL) < 0) {
-                fprintf(stderr, "transfer: %s\n", kpa_control_last_error(ctl)->message);
+        if (fd < 0 || kpa_task_transfer(t, fd, "cfg", &call_err) < 0 || kpa_task_run(t, NULL, &call_err) < 0) {
+                fprintf(stderr, "transfer: %s\n", call_err.message);
                 return 1;
         }
         close(fd);
         kpa_process_context c;
-        kpa_task_wait(t, 10000, &c);
+        kpa_process_context_init(&c);
+        kpa_task_wait(t, 10000, &c, &call_err);
         fflush(stdout);
         print_ctx("t", &c);
         kpa_task_put(t);
@@ -95,18 +100,20 @@ static int tree(const char *app)
         co.n_extra_args = 2;
         co.stop_timeout_ms = 500;
         kpa_token p, c;
-        if (kpa_process_start(ctl, app, NULL, &po, &p) < 0)
-                return fprintf(stderr, "parent: %s\n", kpa_control_last_error(ctl)->message), 1;
+        if (kpa_process_start(ctl, app, NULL, &po, &p, &call_err) < 0)
+                return fprintf(stderr, "parent: %s\n", call_err.message), 1;
         co.parent = &p;
-        if (kpa_process_start(ctl, app, NULL, &co, &c) < 0)
-                return fprintf(stderr, "child: %s\n", kpa_control_last_error(ctl)->message), 1;
+        if (kpa_process_start(ctl, app, NULL, &co, &c, &call_err) < 0)
+                return fprintf(stderr, "child: %s\n", call_err.message), 1;
         usleep(200000);
-        kpa_process_stop(ctl, &p, KPA_STOP_NORMAL);
+        kpa_process_stop(ctl, &p, KPA_STOP_NORMAL, &call_err);
         long t0 = now_ms(), p_end = 0, c_end = 0;
-        kpa_process_context pc = {0}, cc = {0};
+        kpa_process_context pc, cc;
+        kpa_process_context_init(&pc);
+        kpa_process_context_init(&cc);
         while ((!p_end || !c_end) && now_ms() - t0 < 10000) {
-                kpa_process_get_state(ctl, &p, &pc);
-                kpa_process_get_state(ctl, &c, &cc);
+                kpa_process_get_state(ctl, &p, &pc, &call_err);
+                kpa_process_get_state(ctl, &c, &cc, &call_err);
                 if (!p_end && (pc.state == KPA_PROCESS_FINISHED || pc.state == KPA_PROCESS_FAILED))
                         p_end = now_ms();
                 if (!c_end && (cc.state == KPA_PROCESS_FINISHED || cc.state == KPA_PROCESS_FAILED))
@@ -122,20 +129,20 @@ static int tree(const char *app)
 static int errors(const char *app)
 {
         kpa_task *t = NULL;
-        printf("bad_path=%d\n", kpa_task_create(ctl, "no-slash", NULL, NULL, 0, &t));
-        printf("bad_path.message=%s\n", kpa_control_last_error(ctl)->message);
+        printf("bad_path=%d\n", kpa_task_create(ctl, "no-slash", NULL, NULL, 0, &t, &call_err));
+        printf("bad_path.message=%s\n", call_err.message);
         char path[512];
         snprintf(path, sizeof(path), "/%s/bin/nosuch", app);
-        printf("no_bin=%d\n", kpa_task_create(ctl, path, NULL, NULL, 0, &t));
-        printf("no_bin.message=%s\n", kpa_control_last_error(ctl)->message);
+        printf("no_bin=%d\n", kpa_task_create(ctl, path, NULL, NULL, 0, &t, &call_err));
+        printf("no_bin.message=%s\n", call_err.message);
         kpa_task *a = make(app, NULL);
-        printf("self_connect=%d\n", kpa_task_connect(a, a, "x"));
-        printf("bad_name=%d\n", kpa_task_transfer(a, 0, "a:b"));
+        printf("self_connect=%d\n", kpa_task_connect(a, a, "x", &call_err));
+        printf("bad_name=%d\n", kpa_task_transfer(a, 0, "a:b", &call_err));
         /* two statements: the operands of one expression are unordered */
-        int first = kpa_task_transfer(a, 0, "n");
-        int second = kpa_task_transfer(a, 0, "n");
+        int first = kpa_task_transfer(a, 0, "n", &call_err);
+        int second = kpa_task_transfer(a, 0, "n", &call_err);
         printf("dup_name=%d,%d\n", first, second);
-        printf("stop_unstarted=%d\n", kpa_task_stop(a));
+        printf("stop_unstarted=%d\n", kpa_task_stop(a, &call_err));
         kpa_task_put(a);
         return 0;
 }

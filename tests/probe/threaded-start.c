@@ -60,24 +60,26 @@ struct start_job {
         const kpa_start_options *opts;
         kpa_token tok;
         int r;
+        kpa_error err;
 };
 
 static void *start_and_end(void *arg)
 {
         struct start_job *j = arg;
-        j->r = kpa_process_start(j->ctl, j->app, NULL, j->opts, &j->tok);
+        j->r = kpa_process_start(j->ctl, j->app, NULL, j->opts, &j->tok, &j->err);
         return NULL;
 }
 
 /* Start APP from a thread of its own, which ends at once. */
 static int start_in_worker(kpa_control *ctl, const char *app, const kpa_start_options *o,
-                           kpa_token *tok)
+                           kpa_token *tok, kpa_error *err)
 {
         struct start_job j = {.ctl = ctl, .app = app, .opts = o, .r = -1};
         pthread_t t;
         if (pthread_create(&t, NULL, start_and_end, &j) != 0 || pthread_join(t, NULL) != 0)
                 return -1;
         *tok = j.tok;
+        *err = j.err;
         return j.r;
 }
 
@@ -111,11 +113,13 @@ int main(int argc, char **argv)
         for (int k = 0; k < n; k++) {
                 kpa_token tok;
                 kpa_process_context c;
-                int r = getenv("START_IN_WORKER") ? start_in_worker(ctl, argv[2], &o, &tok)
-                                                  : kpa_process_start(ctl, argv[2], NULL, &o, &tok);
+                kpa_process_context_init(&c);
+                int r = getenv("START_IN_WORKER")
+                                ? start_in_worker(ctl, argv[2], &o, &tok, &err)
+                                : kpa_process_start(ctl, argv[2], NULL, &o, &tok, &err);
                 if (r < 0 ||
-                    kpa_process_wait(ctl, &tok, 30000, &c) < 0) {
-                        fprintf(stderr, "start: %s\n", kpa_control_last_error(ctl)->message);
+                    kpa_process_wait(ctl, &tok, 30000, &c, &err) < 0) {
+                        fprintf(stderr, "start: %s\n", err.message);
                         failed = 1;
                         break;
                 }

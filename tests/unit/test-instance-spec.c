@@ -374,18 +374,19 @@ static void test_start_refusals(const char *store)
         /* a connected controller, without a daemon: the refusal comes first */
         kpa_control remote = {.ops = &client_remote_ops};
         kpa_token t;
-        ok(kpa_process_start_spec(&remote, spec, &t) == -EOPNOTSUPP &&
-                   strstr(kpa_control_last_error(&remote)->message, "local controller"),
+        kpa_error call_err;
+        ok(kpa_process_start_spec(&remote, spec, &t, &call_err) == -EOPNOTSUPP &&
+                   strstr(call_err.message, "local controller"),
            "kpa_process_start_spec on a connected controller: -EOPNOTSUPP, saying why");
         kpa_control *ctl = NULL;
         kpa_error err;
         if (!ok(kpa_control_open_local(store, &ctl, &err) == 0, "a local controller"))
                 return;
-        ok(kpa_process_start_spec(ctl, NULL, &t) == -EINVAL, "no plan: -EINVAL");
+        ok(kpa_process_start_spec(ctl, NULL, &t, NULL) == -EINVAL, "no plan: -EINVAL");
         free(spec->instance_id); /* as a start leaves it */
         spec->instance_id = kpa_xstrdup("0123");
-        ok(kpa_process_start_spec(ctl, spec, &t) == -EALREADY &&
-                   strstr(kpa_control_last_error(ctl)->message, "was started already"),
+        ok(kpa_process_start_spec(ctl, spec, &t, &call_err) == -EALREADY &&
+                   strstr(call_err.message, "was started already"),
            "a plan started already: -EALREADY, saying so");
         kpa_control_close(ctl);
 }

@@ -80,6 +80,9 @@ int main(void)
         _cleanup_free_ char *img1 = path_of("img1"), *img2 = path_of("img2/");
         _cleanup_free_ char *img3 = path_of("img3"), *bad = path_of("bad");
         kpa_oci_image_result r1, r2, r3;
+        kpa_oci_image_result_init(&r1);
+        kpa_oci_image_result_init(&r2);
+        kpa_oci_image_result_init(&r3);
         kpa_error err;
 
         is(kpa_oci_image_write(pkg, img1, NULL, &r1, &err), 0, "an image is written");
@@ -119,6 +122,7 @@ int main(void)
         kpa_install_options_init(&opts);
         opts.trusted_keys_dir = keys;
         kpa_install_result res;
+        kpa_install_result_init(&res);
         is(kpa_store_install_oci(store, img1, &opts, &res, &err), 0, "the image installs");
         is_str(res.app_id, "org.example.ociunit", "... as its package");
         is(res.action, KPA_INSTALL_ACTION_NEW, "... a new install");

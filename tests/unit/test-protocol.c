@@ -19,6 +19,9 @@
 #include "tap.h"
 #include "util.h"
 
+/* what the last failed call of kpa/process.h said */
+static kpa_error call_err;
+
 static int count_fds(void)
 {
         DIR *d = opendir("/proc/self/fd");
@@ -513,6 +516,7 @@ static void test_context(void)
         json_object *wire = json_tokener_parse(json_object_to_json_string(o));
         json_object_put(o);
         kpa_process_context d;
+        kpa_process_context_init(&d);
         kpa_error err;
         is(kpa_context_from_json(wire, &back, &d, &err), 0, "a context round trip");
         json_object_put(wire);
@@ -951,41 +955,42 @@ static void test_client(void)
         o.n_handles = 1;
         kpa_token t, want;
         tok(&want, 0x77);
-        q = kpa_process_start(ctl, "org.example.app", NULL, &o, &t);
+        q = kpa_process_start(ctl, "org.example.app", NULL, &o, &t, &call_err);
         is(q, 0, "start through the daemon, with a handle");
         if (q < 0)
-                printf("# %s\n", kpa_control_last_error(ctl)->message);
+                printf("# %s\n", call_err.message);
         ok(memcmp(&t, &want, sizeof(t)) == 0, "  the token comes back");
         ok(fd_open(p[0]), "  the caller keeps its own fd");
 
-        q = kpa_process_start(ctl, "broken", NULL, NULL, &t);
+        q = kpa_process_start(ctl, "broken", NULL, NULL, &t, &call_err);
         is(q, -ENOEXEC, "a failed start gives the daemon's error");
-        has_str(kpa_control_last_error(ctl)->message, "not an executable",
+        has_str(call_err.message, "not an executable",
                 "  with the context's message when the reply has none");
         ok(memcmp(&t, &want, sizeof(t)) == 0, "  and the Failed context's token");
 
         o.cgroup_parent = "/x";
-        is(kpa_process_start(ctl, "org.example.app", NULL, &o, &t), -EOPNOTSUPP,
+        is(kpa_process_start(ctl, "org.example.app", NULL, &o, &t, &call_err), -EOPNOTSUPP,
            "no cgroup parent through the daemon");
 
         kpa_process_context ctx;
-        is(kpa_process_get_state(ctl, &want, &ctx), 0, "GetProcessState");
+        kpa_process_context_init(&ctx);
+        is(kpa_process_get_state(ctl, &want, &ctx, &call_err), 0, "GetProcessState");
         is(ctx.state, KPA_PROCESS_RUNNING, "  Running");
         is(ctx.pid, 99, "  with its pid");
         kpa_token other;
         tok(&other, 1);
-        is(kpa_process_get_state(ctl, &other, &ctx), -ESRCH, "an unknown token: the daemon's error");
-        has_str(kpa_control_last_error(ctl)->message, "no such instance", "  and message");
+        is(kpa_process_get_state(ctl, &other, &ctx, &call_err), -ESRCH, "an unknown token: the daemon's error");
+        has_str(call_err.message, "no such instance", "  and message");
 
-        is(kpa_process_wait(ctl, &want, 100, &ctx), -ETIMEDOUT, "WaitProcess with a timeout");
+        is(kpa_process_wait(ctl, &want, 100, &ctx, &call_err), -ETIMEDOUT, "WaitProcess with a timeout");
         is(ctx.state, KPA_PROCESS_RUNNING, "  gives the current context");
-        is(kpa_process_wait(ctl, &want, -1, &ctx), 0, "WaitProcess forever");
+        is(kpa_process_wait(ctl, &want, -1, &ctx, &call_err), 0, "WaitProcess forever");
         is(ctx.state, KPA_PROCESS_FINISHED, "  gives the end");
-        is(kpa_process_stop(ctl, &want, KPA_STOP_FORCED), 0, "StopProcess");
+        is(kpa_process_stop(ctl, &want, KPA_STOP_FORCED, &call_err), 0, "StopProcess");
 
         kpa_token *list = NULL;
         size_t n = 0;
-        is(kpa_process_list(ctl, &list, &n), 0, "ListProcesses (an event before the reply)");
+        is(kpa_process_list(ctl, &list, &n, &call_err), 0, "ListProcesses (an event before the reply)");
         is(n, 2, "  two tokens");
         ok(n == 2 && memcmp(&list[0], &want, sizeof(want)) == 0, "  in the daemon's order");
         free(list);

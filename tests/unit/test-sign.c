@@ -165,6 +165,7 @@ static void test_round_trip(void)
         write_file("keys/README", "not a key: ignored\n", 0644);
         const char *raw = "{\"version\": \"2.0\"}\n";
         kpa_signature_info info;
+        kpa_signature_info_init(&info);
         _cleanup_free_ char *sig = NULL, *sig2 = NULL;
         is(check("vendor.key", raw, raw, "keys", &info, &sig), 0, "a signature is checked");
         is(info.status, KPA_SIGNATURE_TRUSTED, "... and matches, by a trusted key");

@@ -44,8 +44,10 @@ static void test_tcp(void)
         getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
         ok(listening, "... and listens");
         char where[128] = "";
-        is(kpa_socket_address(fd, where, sizeof(where)), 0, "its address");
+        is(kpa_socket_address(fd, where, sizeof(where), NULL), 0, "its address");
         has_str(where, "127.0.0.1:", "... is 127.0.0.1:PORT");
+        is(kpa_socket_address(-1, where, sizeof(where), &err), -EBADF, "no socket: -EBADF");
+        has_str(err.message, "getsockname of fd -1", "... in ERR, naming the fd");
         int port = atoi(strchr(where, ':') + 1);
         ok(!kpa_socket_has_pending(fd), "nothing waits on a fresh socket");
         _cleanup_close_ int c = connect_tcp(port);
@@ -81,7 +83,7 @@ static void test_unix(void)
                    st.st_uid == getuid(),
            "... at DIR/APP_ID/PATH, the directories made, mode 0666, owned by the uid");
         char where[128] = "";
-        kpa_socket_address(fd, where, sizeof(where));
+        kpa_socket_address(fd, where, sizeof(where), NULL);
         is_str(where, path, "its address is the path");
         close(fd);
         /* nobody listens any more: a new start replaces the stale file */

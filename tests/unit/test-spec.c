@@ -34,6 +34,9 @@
         " 'platform': {'id': 'linux', 'sdk': {'buildSdkName': 's', 'buildSdkVersion': '1',"  \
         "   'targetApiLevel': 1}, 'hwSpecification': {'arch': '@ARCH@', 'cpu': ''}},"
 
+/* what the last failed call of kpa/process.h said */
+static kpa_error call_err;
+
 static const char FULL[] = HEAD(APP)
         " 'components': ["
         "   {'name': 'app', 'componentType': 'bin', 'digest': ''},"
@@ -409,9 +412,9 @@ static void test_not_primary(kpa_store *s)
         _cleanup_free_ char *store_root = path_of("store");
         if (kpa_control_open_local(store_root, &ctl, &err) == 0) {
                 kpa_token tok;
-                is(kpa_process_start(ctl, APP, "nope", NULL, &tok), -ENOENT,
+                is(kpa_process_start(ctl, APP, "nope", NULL, &tok, &call_err), -ENOENT,
                    "starting an unknown run configuration: ENOENT");
-                has_str(kpa_control_last_error(ctl)->message,
+                has_str(call_err.message,
                         "has no run configuration \"nope\" (it has: main, aux)",
                         "... naming it and the ones there are");
         } else {

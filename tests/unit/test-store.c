@@ -2,12 +2,14 @@
  * store and its refusals, install, reinstall, upgrade over a damaged
  * install, the clean-up of .staging, lookups of what is not installed,
  * corrupt uid records, verify's findings, remove and purge; and the error
- * paths of util.c's file helpers and of hashing a file (digest.c). Packages are built with kpa_pack(). No
- * root needed (tests/integration/install.sh drives the same through
+ * paths of util.c's file helpers and of hashing a file (digest.c); versioned
+ * structs (an older caller's shorter one, struct_size 0). Packages are
+ * built with kpa_pack(). No root needed (tests/integration/install.sh drives the same through
  * kpa-install, and inject.sh the failures of the system calls). */
 #include "config.h"
 
 #include <fcntl.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -116,6 +118,7 @@ static void test_install(kpa_store *s, const char *v1, const char *v2, const cha
 {
         kpa_error err;
         kpa_install_result res;
+        kpa_install_result_init(&res);
         _cleanup_free_ char *junk = path_of("store/.staging/install-junk");
         _cleanup_free_ char *junk_file = path_of("store/.staging/install-junk/f");
         (void)mkdir(junk, 0755);
@@ -155,6 +158,59 @@ static void test_install(kpa_store *s, const char *v1, const char *v2, const cha
         is(kpa_store_install(s, v2, NULL, &res, &err), 0, "install 2.0 over the damaged 1.0");
         is(res.action, KPA_INSTALL_ACTION_UPGRADE, "... as an upgrade");
         is_str(res.old_version, "", "... of an unknown version");
+}
+
+/* Versioned structs (issue 16): a caller built against older headers
+ * passes a shorter struct; the library takes the defaults for what it
+ * does not cover and writes nothing past it. 0 or a struct_size larger
+ * than the library knows is refused, naming the struct. */
+static void test_versioned(kpa_store *s, const char *v2)
+{
+        kpa_error err;
+        kpa_install_options opts;
+        kpa_install_options_init(&opts);
+        opts.flags = KPA_INSTALL_REINSTALL;
+        opts.limits.max_members = 1; /* would refuse the package */
+        is(kpa_store_install(s, v2, &opts, NULL, &err), -EFBIG,
+           "a whole kpa_install_options is read, limits included");
+        opts.struct_size = offsetof(kpa_install_options, limits);
+        is(kpa_store_install(s, v2, &opts, NULL, &err), 0,
+           "an older, shorter kpa_install_options gets the default limits");
+
+        union {
+                kpa_install_result r;
+                unsigned char bytes[sizeof(kpa_install_result)];
+        } old;
+        memset(&old, 0xaa, sizeof(old));
+        old.r.struct_size = offsetof(kpa_install_result, action);
+        opts.struct_size = sizeof(opts);
+        opts.limits.max_members = 100000;
+        is(kpa_store_install(s, v2, &opts, &old.r, &err), 0, "install into an older result");
+        is_str(old.r.app_id, APP, "... which gets the fields it has");
+        bool untouched = true;
+        for (size_t i = offsetof(kpa_install_result, action); i < sizeof(old); i++)
+                untouched = untouched && old.bytes[i] == 0xaa;
+        ok(untouched, "... and nothing written past its struct_size");
+        is(old.r.struct_size, offsetof(kpa_install_result, action), "... whose struct_size stays");
+
+        opts.struct_size = 0;
+        is(kpa_store_install(s, v2, &opts, NULL, &err), -EINVAL, "struct_size 0 is refused");
+        has_str(err.message, "kpa_install_options.struct_size is 0", "... naming the struct");
+        opts.struct_size = sizeof(opts) + 8;
+        is(kpa_store_install(s, v2, &opts, NULL, &err), -EINVAL,
+           "a struct_size larger than the library knows is refused");
+        has_str(err.message, "kpa_install_options.struct_size", "... naming the struct");
+        kpa_install_options_init(&opts);
+        opts.limits.struct_size = 0;
+        is(kpa_store_install(s, v2, &opts, NULL, &err), -EINVAL, "so is its limits' 0");
+        has_str(err.message, "kpa_package_limits.struct_size is 0",
+                "... naming kpa_package_limits");
+        kpa_install_result res = {0};
+        is(kpa_store_install(s, v2, NULL, &res, &err), -EINVAL, "a result never initialized");
+        has_str(err.message, "kpa_install_result_init()", "... saying what to call");
+        kpa_verify_report report = {0};
+        is(kpa_store_verify(s, APP, &report, &err), -EINVAL, "a verify report never initialized");
+        has_str(err.message, "kpa_verify_report", "... naming the struct");
 }
 
 static void test_lookups(kpa_store *s)
@@ -221,6 +277,7 @@ static void test_verify(kpa_store *s)
 {
         kpa_error err;
         kpa_verify_report r;
+        kpa_verify_report_init(&r);
         is(kpa_store_verify(s, APP, &r, &err), 0, "verify");
         is(r.n_entries, 0, "... finds nothing wrong");
         is(r.files_checked, 2, "... in 2 files");
@@ -388,6 +445,7 @@ int main(void)
         is_str(kpa_store_root(s), root, "its root");
         ok(kpa_store_root_fd(s) >= 0, "its fd");
         test_install(s, v1, v2, other);
+        test_versioned(s, v2);
         test_lookups(s);
         test_verify(s);
         test_remove(s);

@@ -51,12 +51,13 @@ static kpa_task *task_for(kpa_control *ctl, const kpa_manifest *m, const kpa_run
                 ok = asprintf(&env[i], "%s=%s", rc->env[i].name, rc->env[i].value) >= 0;
         char path[1024];
         snprintf(path, sizeof(path), "/%s/%s", m->application.id, rc->path);
+        kpa_error err;
         if (!ok)
                 fprintf(stderr, "connect-run: out of memory\n");
-        else if (kpa_task_create(ctl, path, args, (const char *const *)env, 0, &t) < 0)
-                fprintf(stderr, "connect-run: %s: %s\n", rc->id, kpa_control_last_error(ctl)->message);
+        else if (kpa_task_create(ctl, path, args, (const char *const *)env, 0, &t, &err) < 0)
+                fprintf(stderr, "connect-run: %s: %s\n", rc->id, err.message);
         else
-                kpa_task_set_stdio(t, -1, STDOUT_FILENO, STDERR_FILENO);
+                kpa_task_set_stdio(t, -1, STDOUT_FILENO, STDERR_FILENO, NULL);
         for (size_t i = 0; env && env[i]; i++)
                 free(env[i]);
         free(env);
@@ -76,10 +77,12 @@ static void report(const char *who, const kpa_process_context *c)
 static int run_pair(kpa_control *ctl, kpa_task *service, kpa_task *client, const char *channel)
 {
         kpa_token st, ct;
-        bool started = kpa_task_connect(service, client, channel) == 0 &&
-                       kpa_task_run(service, &st) == 0 && kpa_task_run(client, &ct) == 0;
+        kpa_error err;
+        bool started = kpa_task_connect(service, client, channel, &err) == 0 &&
+                       kpa_task_run(service, &st, &err) == 0 &&
+                       kpa_task_run(client, &ct, &err) == 0;
         if (!started)
-                fprintf(stderr, "connect-run: %s\n", kpa_control_last_error(ctl)->message);
+                fprintf(stderr, "connect-run: %s\n", err.message);
         /* The descriptions hold copies of the channel's ends: release them,
          * so that the service sees the channel close when the client ends.
          * Running tasks keep running, and their tokens stay valid. */
@@ -88,11 +91,14 @@ static int run_pair(kpa_control *ctl, kpa_task *service, kpa_task *client, const
         if (!started)
                 return 1; /* kpa_control_close() stops what did start */
         kpa_process_context cc, sc;
-        kpa_process_wait(ctl, &ct, -1, &cc);
+        kpa_process_context_init(&cc);
+        kpa_process_context_init(&sc);
+        if (kpa_process_wait(ctl, &ct, -1, &cc, &err) < 0)
+                fprintf(stderr, "connect-run: client: %s\n", err.message);
         report("client", &cc);
-        if (kpa_process_wait(ctl, &st, 5000, &sc) < 0) {
-                kpa_process_stop(ctl, &st, KPA_STOP_NORMAL);
-                kpa_process_wait(ctl, &st, -1, &sc);
+        if (kpa_process_wait(ctl, &st, 5000, &sc, NULL) < 0) {
+                kpa_process_stop(ctl, &st, KPA_STOP_NORMAL, NULL);
+                kpa_process_wait(ctl, &st, -1, &sc, NULL);
         }
         report("service", &sc);
         return cc.state == KPA_PROCESS_FINISHED ? cc.exit_code : 1;
