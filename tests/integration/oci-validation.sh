@@ -48,8 +48,9 @@ SRC=$(cd "$KPA_OCI_VALIDATION_SRC" 2>/dev/null && pwd) ||
     skip_all "KPA_OCI_VALIDATION_SRC ($KPA_OCI_VALIDATION_SRC) is not a directory"
 RT=github.com/opencontainers/runtime-tools
 VDIR="$SRC/src/$RT/validation"
-[ -d "$VDIR/util" ] && [ -d "$SRC/src/github.com/mndrix/tap-go" ] ||
+if [ ! -d "$VDIR/util" ] || [ ! -d "$SRC/src/github.com/mndrix/tap-go" ]; then
     skip_all "KPA_OCI_VALIDATION_SRC ($SRC) has no src/$RT/validation or src/github.com/mndrix/tap-go"
+fi
 GO=$(command -v go) || skip_all "needs go (Debian package golang-go)"
 GOCODE=/usr/share/gocode
 [ -d $GOCODE/src/github.com/opencontainers/runtime-tools/generate ] ||
