@@ -269,7 +269,8 @@ static void keep_hierarchies(kpa_cgroup *cg, unsigned used)
 static unsigned wanted_ctrls(const kpa_cgroup_limits *lim)
 {
         unsigned w = (lim->memory_bytes ? BIT(CTRL_MEMORY) : 0) |
-                     (lim->pids ? BIT(CTRL_PIDS) : 0) | (lim->cpu_weight ? BIT(CTRL_CPU) : 0);
+                     (lim->pids ? BIT(CTRL_PIDS) : 0) | (lim->cpu_weight ? BIT(CTRL_CPU) : 0) |
+                     (lim->n_devices && lcg_mount[CTRL_DEVICES] ? BIT(CTRL_DEVICES) : 0);
         static const int trackers[] = {CTRL_PIDS, CTRL_MEMORY, CTRL_CPU};
         for (size_t k = 0; k < ELEMENTSOF(trackers); k++)
                 if (lcg_mount[trackers[k]]) {
@@ -277,6 +278,13 @@ static unsigned wanted_ctrls(const kpa_cgroup_limits *lim)
                         break;
                 }
         return w;
+}
+
+/* Does H take the instance's device policy? The v1 devices hierarchy,
+ * else the v2 one (device programs, no controller). */
+static bool gets_devices(const hierarchy *h)
+{
+        return (h->ctrls & BIT(CTRL_DEVICES)) || (h->v2 && !lcg_mount[CTRL_DEVICES]);
 }
 
 /* The hierarchies of CG: those hosting a controller in USED, below PARENT
@@ -304,6 +312,13 @@ static int discover(kpa_cgroup *cg, const char *parent, const kpa_cgroup_limits 
                                              "controller is not mounted",
                                              ctrl_names[c], ctrl_names[c]);
         keep_hierarchies(cg, used);
+        bool devices = lim->n_devices == 0;
+        for (size_t i = 0; i < cg->n; i++)
+                devices |= gets_devices(&cg->h[i]);
+        if (!devices)
+                return kpa_error_set(err, EOPNOTSUPP,
+                                     "cgroup: cannot apply the device policy: neither the v1 "
+                                     "devices controller nor cgroup v2 is mounted");
         for (size_t i = 0; i < cg->n; i++) {
                 _cleanup_free_ char *p = kpa_xasprintf("%s/%s", cg->h[i].mount, cg->h[i].parent);
                 if (!is_dir(p))
@@ -448,7 +463,10 @@ static int create_in(hierarchy *h, const kpa_cgroup_limits *lim, bool may_enable
                                 return kpa_error_set_errno(err, errno, "cgroup %s: cannot lock",
                                                            h->path);
                 h->lock_fd = TAKE_FD(ifd);
-                return write_settings(h, h->lock_fd, s, ns, err);
+                r = write_settings(h, h->lock_fd, s, ns, err);
+                if (r == 0 && lim->n_devices && gets_devices(h))
+                        r = h->ops->device_policy(h, h->lock_fd, lim, err);
+                return r;
         }
 }
 
@@ -506,6 +524,11 @@ int check_args(const char *app_id, const char *instance, const kpa_cgroup_limits
         if (lim->cpu_weight > 10000)
                 return kpa_error_set(err, EINVAL, "cgroup: cpu weight %llu is not in 1..10000",
                                      (unsigned long long)lim->cpu_weight);
+        for (size_t i = 0; i < lim->n_devices; i++) {
+                int r = kpa_cgroup_device_rule_check(&lim->devices[i], err);
+                if (r < 0)
+                        return kpa_error_prefix(err, "cgroup: device rule %zu", i + 1);
+        }
         return 0;
 }
 
