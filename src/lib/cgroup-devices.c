@@ -13,13 +13,12 @@
  *       decide too. The attachment holds the program; the group's removal
  *       frees it.
  *
- * The program decides each requested access bit (mknod, read, write) on
- * its own: for each, the last rule that names the bit and matches the
- * device's type, major and minor says allow or deny; none: deny. The
- * access is allowed when every requested bit is. (v1 keeps an exception
- * list instead, where a deny rule removes only the exception of the same
- * type and numbers: the two agree for rules that name devices exactly and
- * for a policy of allows.) It creates no group and reads no policy back. */
+ * The program decides as the v1 controller would with the same rules
+ * (its exception list is computed here, then compiled), so that a policy
+ * means the same on both: e.g. a deny rule takes away only the exception
+ * of the same type and numbers, "c 1:5 rwm" closes /dev/zero but leaves
+ * "c *:* m" (mknod of any node). It creates no group and reads no policy
+ * back. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -160,22 +159,78 @@ static size_t emit(prog *p, struct bpf_insn insn)
         return p->n++;
 }
 
-/* Point the jump at AT to TARGET. */
-static void patch(prog *p, size_t at, size_t target)
+/* The v1 controller's state after the rules: its default (allow or deny)
+ * and its exception list, as the kernel computes them. "a" (any type) into
+ * devices.deny: deny by default, no exception; into devices.allow: allow
+ * by default, no exception. Another rule that goes the default's way
+ * takes its access from the exception of the same type and numbers (and
+ * drops it once empty); one against it adds its access to that exception,
+ * or is a new one. */
+typedef struct exceptions {
+        bool allow_default;
+        kpa_cgroup_device_rule *ex;
+        size_t n;
+} exceptions;
+
+static unsigned access_bits(const char *a)
 {
-        p->insns[at].off = (int16_t)(target - at - 1);
+        return (strchr(a, 'r') ? BPF_DEVCG_ACC_READ : 0) | (strchr(a, 'w') ? BPF_DEVCG_ACC_WRITE : 0) |
+               (strchr(a, 'm') ? BPF_DEVCG_ACC_MKNOD : 0);
+}
+
+static void access_text(unsigned bits, char out[4])
+{
+        size_t n = 0;
+        if (bits & BPF_DEVCG_ACC_READ)
+                out[n++] = 'r';
+        if (bits & BPF_DEVCG_ACC_WRITE)
+                out[n++] = 'w';
+        if (bits & BPF_DEVCG_ACC_MKNOD)
+                out[n++] = 'm';
+        out[n] = '\0';
+}
+
+static void emulate_v1(const kpa_cgroup_limits *lim, exceptions *e)
+{
+        e->allow_default = false; /* "a" into devices.deny first */
+        e->ex = kpa_xcalloc(lim->n_devices + 1, sizeof(*e->ex));
+        e->n = 0;
+        for (size_t i = 0; i < lim->n_devices; i++) {
+                const kpa_cgroup_device_rule *d = &lim->devices[i];
+                if (d->type == 'a') {
+                        e->allow_default = d->allow;
+                        e->n = 0;
+                        continue;
+                }
+                size_t k = 0;
+                while (k < e->n && !(e->ex[k].type == d->type && e->ex[k].major == d->major &&
+                                     e->ex[k].minor == d->minor))
+                        k++;
+                unsigned bits = access_bits(d->access);
+                if (d->allow != e->allow_default) { /* an exception, or more of one */
+                        if (k == e->n)
+                                e->ex[e->n++] = *d;
+                        else
+                                access_text(access_bits(e->ex[k].access) | bits, e->ex[k].access);
+                } else if (k < e->n) { /* less of one */
+                        access_text(access_bits(e->ex[k].access) & ~bits, e->ex[k].access);
+                        if (!e->ex[k].access[0])
+                                memmove(&e->ex[k], &e->ex[k + 1], (--e->n - k) * sizeof(*e->ex));
+                }
+        }
 }
 
 enum { R_TYPE = 2, R_ACCESS = 3, R_MAJOR = 4, R_MINOR = 5, R_TMP = 6 };
 
-/* The program for LIM's rules (see the top of the file): r2 the device
- * type, r3 the requested access, r4 and r5 the numbers; one section per
- * access bit, skipped when the bit is not requested, in which the rules
- * that name the bit are tried from the last one back; the first that
- * matches jumps to the section's end (allow) or to the denial. */
+/* The program for LIM's rules: the v1 controller's decision (see
+ * emulate_v1()). r2 the device type, r3 the requested access, r4 and r5
+ * the numbers. Deny by default: allowed when one exception matches the
+ * device and holds every requested access; allow by default: denied when
+ * one matches and holds any of them. */
 static int build_program(const kpa_cgroup_limits *lim, prog *p, kpa_error *err)
 {
-        const size_t n_rules = lim->n_devices;
+        exceptions e;
+        emulate_v1(lim, &e);
         emit(p, INSN(BPF_LDX | BPF_W | BPF_MEM, R_TYPE, 1,
                      offsetof(struct bpf_cgroup_dev_ctx, access_type), 0));
         emit(p, INSN(BPF_ALU64 | BPF_MOV | BPF_X, R_ACCESS, R_TYPE, 0, 0));
@@ -185,59 +240,45 @@ static int build_program(const kpa_cgroup_limits *lim, prog *p, kpa_error *err)
                      0));
         emit(p, INSN(BPF_LDX | BPF_W | BPF_MEM, R_MINOR, 1, offsetof(struct bpf_cgroup_dev_ctx, minor),
                      0));
-        static const struct {
-                char letter;
-                int bit;
-        } bits[] = {{'m', BPF_DEVCG_ACC_MKNOD}, {'r', BPF_DEVCG_ACC_READ}, {'w', BPF_DEVCG_ACC_WRITE}};
-        _cleanup_free_ size_t *to_deny = kpa_xcalloc(3 * (n_rules + 1), sizeof(size_t));
-        size_t n_deny = 0;
-        for (size_t b = 0; b < ELEMENTSOF(bits); b++) {
-                _cleanup_free_ size_t *to_end = kpa_xcalloc(n_rules + 1, sizeof(size_t));
-                size_t n_end = 0;
-                emit(p, INSN(BPF_ALU64 | BPF_MOV | BPF_X, R_TMP, R_ACCESS, 0, 0));
-                emit(p, INSN(BPF_ALU64 | BPF_AND | BPF_K, R_TMP, 0, 0, bits[b].bit));
-                to_end[n_end++] = emit(p, INSN(BPF_JMP | BPF_JEQ | BPF_K, R_TMP, 0, 0, 0));
-                for (size_t i = n_rules; i-- > 0;) {
-                        const kpa_cgroup_device_rule *d = &lim->devices[i];
-                        if (!strchr(d->access, bits[b].letter))
-                                continue;
-                        struct bpf_insn checks[3];
-                        int nc = 0;
-                        if (d->type != 'a')
-                                checks[nc++] = INSN(BPF_JMP | BPF_JNE | BPF_K, R_TYPE, 0, 0,
-                                                    d->type == 'c' ? BPF_DEVCG_DEV_CHAR
-                                                                   : BPF_DEVCG_DEV_BLOCK);
-                        if (d->major >= 0)
-                                checks[nc++] = INSN(BPF_JMP | BPF_JNE | BPF_K, R_MAJOR, 0, 0,
-                                                    (int32_t)d->major);
-                        if (d->minor >= 0)
-                                checks[nc++] = INSN(BPF_JMP | BPF_JNE | BPF_K, R_MINOR, 0, 0,
-                                                    (int32_t)d->minor);
-                        for (int k = 0; k < nc; k++) {
-                                checks[k].off = (int16_t)(nc - k); /* past the rule */
-                                emit(p, checks[k]);
-                        }
-                        size_t ja = emit(p, INSN(BPF_JMP | BPF_JA, 0, 0, 0, 0));
-                        if (d->allow)
-                                to_end[n_end++] = ja;
-                        else
-                                to_deny[n_deny++] = ja;
+        for (size_t i = 0; i < e.n; i++) {
+                const kpa_cgroup_device_rule *d = &e.ex[i];
+                int bits = (int)access_bits(d->access);
+                struct bpf_insn checks[5];
+                int nc = 0;
+                checks[nc++] = INSN(BPF_JMP | BPF_JNE | BPF_K, R_TYPE, 0, 0,
+                                    d->type == 'c' ? BPF_DEVCG_DEV_CHAR : BPF_DEVCG_DEV_BLOCK);
+                if (d->major >= 0)
+                        checks[nc++] = INSN(BPF_JMP | BPF_JNE | BPF_K, R_MAJOR, 0, 0,
+                                            (int32_t)d->major);
+                if (d->minor >= 0)
+                        checks[nc++] = INSN(BPF_JMP | BPF_JNE | BPF_K, R_MINOR, 0, 0,
+                                            (int32_t)d->minor);
+                /* deny by default: no access beyond the exception's; allow
+                 * by default: some of the exception's */
+                checks[nc++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, R_TMP, R_ACCESS, 0, 0);
+                checks[nc++] = INSN(BPF_ALU64 | BPF_AND | BPF_K, R_TMP, 0, 0,
+                                    e.allow_default ? bits : ~bits & 7);
+                /* ...then the jump over the rest of the rule when it does not match */
+                int len = nc + 3; /* checks, the last jump, r0 =, exit */
+                for (int k = 0; k < nc; k++) {
+                        if (BPF_CLASS(checks[k].code) == BPF_JMP)
+                                checks[k].off = (int16_t)(len - k - 1);
+                        emit(p, checks[k]);
                 }
-                to_deny[n_deny++] = emit(p, INSN(BPF_JMP | BPF_JA, 0, 0, 0, 0)); /* no rule */
-                for (size_t k = 0; k < n_end; k++)
-                        patch(p, to_end[k], p->n);
+                emit(p, INSN(BPF_JMP | (e.allow_default ? BPF_JEQ : BPF_JNE) | BPF_K, R_TMP, 0, 2,
+                             0));
+                emit(p, INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, e.allow_default ? 0 : 1));
+                emit(p, INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
         }
-        emit(p, INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 1));
+        emit(p, INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, e.allow_default ? 1 : 0));
         emit(p, INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
-        for (size_t k = 0; k < n_deny; k++)
-                patch(p, to_deny[k], p->n);
-        emit(p, INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, 0));
-        emit(p, INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
+        size_t n_ex = e.n;
+        free(e.ex);
         if (p->n > 4096)
                 return kpa_error_set(err, E2BIG,
-                                     "device policy: %zu rules make a program of %zu "
+                                     "device policy: %zu exceptions make a program of %zu "
                                      "instructions, more than 4096",
-                                     n_rules, p->n);
+                                     n_ex, p->n);
         return 0;
 }
 
