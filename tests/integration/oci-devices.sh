@@ -87,6 +87,8 @@ check "create" create -b "$B" "$P-c1"
 started+=("$P-c1")
 pid=$(oci state "$P-c1" | "$PYTHON3" -c 'import json,sys; print(json.load(sys.stdin)["pid"])')
 devgroup=$(awk -F: '$2 == "devices" {print $3}' "/proc/$pid/cgroup")
+# which driver made the group (a systemd scope, or kpa's own kpa.slice/oci/ID)
+echo "# the container's groups: $(tr '\n' ' ' <"/proc/$pid/cgroup")"
 if [ -n "$devgroup" ] && [ -d /sys/fs/cgroup/devices ]; then
     check_eq "v1: the container's cgroup devices.list is the policy" \
         "$(tr '\n' ' ' </sys/fs/cgroup/devices"$devgroup"/devices.list)" \
