@@ -49,9 +49,8 @@ int kpa_cgroup_device_rule_check(const kpa_cgroup_device_rule *r, kpa_error *err
                                      (int)n, r->access);
         for (size_t i = 0; i < n; i++)
                 if (strchr(r->access + i + 1, r->access[i]))
-                        return kpa_error_set(err, EINVAL,
-                                             "device rule: access \"%s\" repeats '%c'", r->access,
-                                             r->access[i]);
+                        return kpa_error_set(err, EINVAL, "device rule: access \"%s\" repeats '%c'",
+                                             r->access, r->access[i]);
         return 0;
 }
 
@@ -174,7 +173,8 @@ typedef struct exceptions {
 
 static unsigned access_bits(const char *a)
 {
-        return (strchr(a, 'r') ? BPF_DEVCG_ACC_READ : 0) | (strchr(a, 'w') ? BPF_DEVCG_ACC_WRITE : 0) |
+        return (strchr(a, 'r') ? BPF_DEVCG_ACC_READ : 0) |
+               (strchr(a, 'w') ? BPF_DEVCG_ACC_WRITE : 0) |
                (strchr(a, 'm') ? BPF_DEVCG_ACC_MKNOD : 0);
 }
 
@@ -236,10 +236,10 @@ static int build_program(const kpa_cgroup_limits *lim, prog *p, kpa_error *err)
         emit(p, INSN(BPF_ALU64 | BPF_MOV | BPF_X, R_ACCESS, R_TYPE, 0, 0));
         emit(p, INSN(BPF_ALU64 | BPF_RSH | BPF_K, R_ACCESS, 0, 0, 16));
         emit(p, INSN(BPF_ALU64 | BPF_AND | BPF_K, R_TYPE, 0, 0, 0xffff));
-        emit(p, INSN(BPF_LDX | BPF_W | BPF_MEM, R_MAJOR, 1, offsetof(struct bpf_cgroup_dev_ctx, major),
-                     0));
-        emit(p, INSN(BPF_LDX | BPF_W | BPF_MEM, R_MINOR, 1, offsetof(struct bpf_cgroup_dev_ctx, minor),
-                     0));
+        emit(p, INSN(BPF_LDX | BPF_W | BPF_MEM, R_MAJOR, 1,
+                     offsetof(struct bpf_cgroup_dev_ctx, major), 0));
+        emit(p, INSN(BPF_LDX | BPF_W | BPF_MEM, R_MINOR, 1,
+                     offsetof(struct bpf_cgroup_dev_ctx, minor), 0));
         for (size_t i = 0; i < e.n; i++) {
                 const kpa_cgroup_device_rule *d = &e.ex[i];
                 int bits = (int)access_bits(d->access);
@@ -248,11 +248,11 @@ static int build_program(const kpa_cgroup_limits *lim, prog *p, kpa_error *err)
                 checks[nc++] = INSN(BPF_JMP | BPF_JNE | BPF_K, R_TYPE, 0, 0,
                                     d->type == 'c' ? BPF_DEVCG_DEV_CHAR : BPF_DEVCG_DEV_BLOCK);
                 if (d->major >= 0)
-                        checks[nc++] = INSN(BPF_JMP | BPF_JNE | BPF_K, R_MAJOR, 0, 0,
-                                            (int32_t)d->major);
+                        checks[nc++] =
+                                INSN(BPF_JMP | BPF_JNE | BPF_K, R_MAJOR, 0, 0, (int32_t)d->major);
                 if (d->minor >= 0)
-                        checks[nc++] = INSN(BPF_JMP | BPF_JNE | BPF_K, R_MINOR, 0, 0,
-                                            (int32_t)d->minor);
+                        checks[nc++] =
+                                INSN(BPF_JMP | BPF_JNE | BPF_K, R_MINOR, 0, 0, (int32_t)d->minor);
                 /* deny by default: no access beyond the exception's; allow
                  * by default: some of the exception's */
                 checks[nc++] = INSN(BPF_ALU64 | BPF_MOV | BPF_X, R_TMP, R_ACCESS, 0, 0);
@@ -265,8 +265,8 @@ static int build_program(const kpa_cgroup_limits *lim, prog *p, kpa_error *err)
                                 checks[k].off = (int16_t)(len - k - 1);
                         emit(p, checks[k]);
                 }
-                emit(p, INSN(BPF_JMP | (e.allow_default ? BPF_JEQ : BPF_JNE) | BPF_K, R_TMP, 0, 2,
-                             0));
+                emit(p,
+                     INSN(BPF_JMP | (e.allow_default ? BPF_JEQ : BPF_JNE) | BPF_K, R_TMP, 0, 2, 0));
                 emit(p, INSN(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, e.allow_default ? 0 : 1));
                 emit(p, INSN(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
         }
@@ -319,8 +319,7 @@ int v2_device_policy(const hierarchy *h, int dfd, const kpa_cgroup_limits *lim, 
                         log[--n] = '\0';
                 const char *last = strrchr(log, '\n');
                 return kpa_error_set_errno(err, e, "cgroup %s: cannot load the device program%s%s",
-                                           h->path, log[0] ? ": " : "",
-                                           last ? last + 1 : log);
+                                           h->path, log[0] ? ": " : "", last ? last + 1 : log);
         }
         free(p.insns);
         union bpf_attr attach = {

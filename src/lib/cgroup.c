@@ -268,8 +268,8 @@ static void keep_hierarchies(kpa_cgroup *cg, unsigned used)
  * would only cost time: about 0.1 ms per level made and removed. */
 static unsigned wanted_ctrls(const kpa_cgroup_limits *lim)
 {
-        unsigned w = (lim->memory_bytes ? BIT(CTRL_MEMORY) : 0) |
-                     (lim->pids ? BIT(CTRL_PIDS) : 0) | (lim->cpu_weight ? BIT(CTRL_CPU) : 0) |
+        unsigned w = (lim->memory_bytes ? BIT(CTRL_MEMORY) : 0) | (lim->pids ? BIT(CTRL_PIDS) : 0) |
+                     (lim->cpu_weight ? BIT(CTRL_CPU) : 0) |
                      (lim->n_devices && lcg_mount[CTRL_DEVICES] ? BIT(CTRL_DEVICES) : 0);
         static const int trackers[] = {CTRL_PIDS, CTRL_MEMORY, CTRL_CPU};
         for (size_t k = 0; k < ELEMENTSOF(trackers); k++)

@@ -771,8 +771,8 @@ static int parse_device_rules(kpa_oci_config *c, json_object *arr, kpa_error *er
                 char path[64];
                 snprintf(path, sizeof(path), "linux.resources.devices[%zu]", i);
                 json_object *o = json_object_array_get_idx(arr, i);
-                static const char *const keys[] = {"allow", "type", "major", "minor", "access",
-                                                   NULL};
+                static const char *const keys[] = {"allow", "type",   "major",
+                                                   "minor", "access", NULL};
                 if (want(o, json_type_object, path, err) < 0 ||
                     known_keys(c, o, path, keys, err) < 0)
                         return -EINVAL;
@@ -803,9 +803,9 @@ static int parse_device_rules(kpa_oci_config *c, json_object *arr, kpa_error *er
 /* The runtime's default device list, as runc's and crun's: mknod of any
  * node, and null, zero, full, random, urandom, tty, console, ptmx and the
  * pseudo-terminals. */
-static const char *const default_devices[] = {
-        "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm",   "c 1:7 rwm", "c 1:8 rwm",
-        "c 1:9 rwm", "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"};
+static const char *const default_devices[] = {"c *:* m",   "b *:* m",   "c 1:3 rwm",  "c 1:5 rwm",
+                                              "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",  "c 5:0 rwm",
+                                              "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"};
 
 /* The container's device policy: every device denied, then the default
  * list, an allow rule for each linux.devices node, and the rules of

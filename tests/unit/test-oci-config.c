@@ -452,8 +452,9 @@ static void test_device_policy(void)
         ok(kpa_cgroup_device_rule_parse("a", false, &a, NULL) == 0 && a.type == 'a' &&
                    a.major == -1 && a.minor == -1 && strcmp(a.access, "rwm") == 0 && !a.allow,
            "device rules: \"a\" is every device, rwm");
-        static const char *const bad[] = {"", "x 1:3 rwm", "c 1:3", "c 1 rwm", "c a:3 rwm",
-                                          "c 1:3 rwx", "c 1:3 rwmr", "c 1:3 ", "c 99999999999:1 r"};
+        static const char *const bad[] = {"",           "x 1:3 rwm", "c 1:3",
+                                          "c 1 rwm",    "c a:3 rwm", "c 1:3 rwx",
+                                          "c 1:3 rwmr", "c 1:3 ",    "c 99999999999:1 r"};
         all = true;
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 kpa_cgroup_device_rule d;
