@@ -2,7 +2,9 @@
  * hierarchies of a cgroup v1, hybrid or pure v2 host that it needs: the one
  * with the pids controller (it tracks the processes), and those of the
  * memory and cpu controllers when it has limits there (on v2 all three
- * share one hierarchy).
+ * share one hierarchy), and on v1 that of the devices controller when it
+ * has a device policy (on v2 a device program on its group instead;
+ * cgroup-devices.c).
  * The module (cgroup*.c) owns discovery of those hierarchies, creation
  * with limits, the attach files the child writes "0" into, listing,
  * killing, the OOM verdict, removal, and the collection of instance groups
