@@ -3,7 +3,8 @@
 # (containerd's default spec has it) can make a node of a host device
 # (loop-control, c 10:237) but not open it (EPERM); /dev/null, zero, full,
 # urandom, the linux.devices nodes and what a linux.resources.devices allow
-# rule adds open; a deny rule there closes a default one; the policy is the
+# rule adds open; a deny rule there closes a default one, for an exec'd
+# process too; the policy is the
 # cgroup's devices.list (v1; on v2 a device program: the same open checks).
 # Bad rules are refused naming their JSON path.
 . "$(dirname "$0")/lib.sh"
@@ -80,7 +81,7 @@ check_eq "a deny rule with access m takes mknod away" "$out" "mknod: /dev/b: Ope
 
 # the policy, read from outside
 config 'process.args=["sleep","1000"]' "process.capabilities=$MKNOD" \
-    'linux.resources={"devices":[{"allow":true,"type":"c","major":10,"minor":237,"access":"rw"}]}'
+    'linux.resources={"devices":[{"allow":true,"type":"c","major":10,"minor":237,"access":"rw"},{"allow":false,"type":"c","major":1,"minor":5}]}'
 # the container inherits stdio: not a pipe that the check waits on
 create() { oci create "$@" </dev/null >>"$T/create.out" 2>&1 || { tail -5 "$T/create.out"; return 1; }; }
 check "create" create -b "$B" "$P-c1"
@@ -92,7 +93,7 @@ echo "# the container's groups: $(tr '\n' ' ' <"/proc/$pid/cgroup")"
 if [ -n "$devgroup" ] && [ -d /sys/fs/cgroup/devices ]; then
     check_eq "v1: the container's cgroup devices.list is the policy" \
         "$(tr '\n' ' ' </sys/fs/cgroup/devices"$devgroup"/devices.list)" \
-        "c *:* m b *:* m c 1:3 rwm c 1:5 rwm c 1:7 rwm c 1:8 rwm c 1:9 rwm c 5:0 rwm c 5:1 rwm c 5:2 rwm c 136:* rwm c 10:237 rw "
+        "c *:* m b *:* m c 1:3 rwm c 1:7 rwm c 1:8 rwm c 1:9 rwm c 5:0 rwm c 5:1 rwm c 5:2 rwm c 136:* rwm c 10:237 rw "
     check_eq "v1: the group is kpa.slice/oci/ID of the devices hierarchy" "${devgroup##*/kpa.slice/}" "oci/$P-c1"
 elif command -v bpftool >/dev/null; then
     check_output "v2: a device program is attached to the container's group" device \
@@ -100,6 +101,10 @@ elif command -v bpftool >/dev/null; then
 else
     skip "v2: the attached device program" "no devices hierarchy, and no bpftool"
 fi
+check "start" oci start "$P-c1"
+check_eq "exec: its process has the policy too (/dev/zero denied, /dev/null not)" \
+    "$(oci exec "$P-c1" sh -c "$PROBE; probe /dev/zero /dev/null" 2>&1 | tr '\n' ' ')" \
+    "/dev/zero Operation not permitted /dev/null ok "
 check "delete --force removes the container and its groups" oci delete --force "$P-c1"
 check_fails "no devices group is left" test -n "$devgroup" -a -d "/sys/fs/cgroup/devices$devgroup"
 
