@@ -20,7 +20,7 @@
 #include "cgroup-priv.h"
 #include "util.h"
 
-const char *const ctrl_names[N_CTRL] = {"memory", "pids", "cpu"};
+const char *const ctrl_names[N_CTRL] = {"memory", "pids", "cpu", "devices"};
 
 /* ---- libcgroup glue ---- */
 
@@ -83,6 +83,13 @@ static void lcg_init_once(void)
                         lcg_mount_errno[c] = errno;
                 else
                         lcg_v2[c] = sfs.f_type == CGROUP2_SUPER_MAGIC;
+                if (c == CTRL_DEVICES && (lcg_v2[c] || lcg_mount_errno[c])) {
+                        /* v2 has device programs, not a devices controller */
+                        lcg_v2[c] = false;
+                        lcg_mount_errno[c] = 0;
+                        free(mount);
+                        continue;
+                }
                 lcg_mount[c] = mount;
         }
 }
@@ -151,6 +158,7 @@ int lcg_init(kpa_error *err)
  *     memory v1 /sys/fs/cgroup/memory
  *     pids v2 /sys/fs/cgroup
  *     cpu - -                (not mounted)
+ *     devices v1 /sys/fs/cgroup/devices   (v1 only)
  *
  * It is used only when root owns it and its directory and neither is
  * writable by group or others, when it parses exactly, when the boot id
@@ -160,7 +168,8 @@ int lcg_init(kpa_error *err)
  * and root rewrites it from libcgroup's discovery. KPA_CGROUP_DISCOVERY
  * names another file (tests), under the same rules. */
 #define DISCOVERY_CACHE "/run/kpa/cgroup-discovery"
-#define DISCOVERY_MAGIC "kpa-cgroup-discovery 1"
+/* 2: with the devices line; a cache of format 1 is ignored and rewritten */
+#define DISCOVERY_MAGIC "kpa-cgroup-discovery 2"
 
 static const char *discovery_path(void)
 {
@@ -291,6 +300,7 @@ static int discovery_load(void)
                 if (named && streq(kind, "-") && streq(path, "-"))
                         continue;
                 if (!named || (!streq(kind, "v1") && !streq(kind, "v2")) || !plain_path(path) ||
+                    (c == CTRL_DEVICES && !streq(kind, "v1")) ||
                     !mounted_as(lines, path, c, streq(kind, "v2")))
                         ret = -1;
                 else {

@@ -10,6 +10,8 @@
  *   cgroup-v1.c         cgroup_v1_ops: v1 hierarchies (v1 and hybrid hosts)
  *   cgroup-v2.c         cgroup_v2_ops: the v2 hierarchy; the supervisor's leaf
  *   cgroup-gc.c         listing, kill, OOM verdicts, leftover collection
+ *   cgroup-devices.c    device policies: the rules, v1 devices.allow/deny,
+ *                       the v2 BPF_PROG_TYPE_CGROUP_DEVICE program
  *   cgroup-systemd.c    the systemd driver: scopes over D-Bus, and their groups
  *
  * A new kind of hierarchy is one more file with a cgroup_ops table, chosen
@@ -31,7 +33,9 @@
 #define INSTANCE_ID_LEN 32
 #define GC_MIN_AGE_MS 1000
 
-enum { CTRL_MEMORY, CTRL_PIDS, CTRL_CPU, N_CTRL };
+/* devices is a v1 controller only (v2 has device programs instead), and
+ * used only for an instance with a device policy. */
+enum { CTRL_MEMORY, CTRL_PIDS, CTRL_CPU, CTRL_DEVICES, N_CTRL };
 #define BIT(c) (1u << (c))
 extern const char *const ctrl_names[N_CTRL]; /* cgroup-discovery.c */
 
@@ -90,6 +94,9 @@ typedef struct cgroup_ops {
         int (*enable)(const hierarchy *h, int dfd, const char *path, kpa_error *err);
         /* Kill every process of H's group at once; false where it cannot. */
         bool (*kill_all)(const hierarchy *h);
+        /* Put the device policy of LIM on H's instance group DFD. */
+        int (*device_policy)(const hierarchy *h, int dfd, const kpa_cgroup_limits *lim,
+                             kpa_error *err);
 } cgroup_ops;
 
 extern const cgroup_ops cgroup_v1_ops; /* cgroup-v1.c */
@@ -121,6 +128,10 @@ int check_args(const char *app_id, const char *instance, const kpa_cgroup_limits
 int lock_instance(hierarchy *h, kpa_error *err);
 void group_free(kpa_cgroup *cg);
 void group_freep(kpa_cgroup **cg);
+
+/* cgroup-devices.c: the two kinds' device_policy operations. */
+int v1_device_policy(const hierarchy *h, int dfd, const kpa_cgroup_limits *lim, kpa_error *err);
+int v2_device_policy(const hierarchy *h, int dfd, const kpa_cgroup_limits *lim, kpa_error *err);
 
 /* cgroup-v2.c: is GROUP the one kpa_cgroup_become_supervisor() left? */
 bool is_supervisor_parent(const char *group);

@@ -586,8 +586,22 @@ int kpa_cgroup_scope_begin(const char *app_id, const char *instance,
 int kpa_cgroup_scope_end(kpa_scope_request *rq, kpa_cgroup **out, kpa_error *err)
 {
         _cleanup_free_ char *path = NULL;
+        const kpa_cgroup_limits lim = rq->lim; /* its devices are the caller's */
         int r = kpa_systemd_scope_finish(rq, &path, err);
-        return r < 0 ? r : scope_group(path, out, err);
+        if (r < 0 || (r = scope_group(path, out, err)) < 0 || lim.n_devices == 0)
+                return r;
+        /* the device program on the scope's group, before the process
+         * (waiting for its setup) runs: systemd's own DeviceAllow= would
+         * have to be told the same rules in its own terms */
+        hierarchy *h = &(*out)->h[0];
+        _cleanup_close_ int dfd = open(h->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        r = dfd < 0 ? kpa_error_set_errno(err, errno, "cgroup %s: cannot open", h->path)
+                    : v2_device_policy(h, dfd, &lim, err);
+        if (r < 0) {
+                kpa_cgroup_forget(*out);
+                *out = NULL;
+        }
+        return r;
 }
 
 int kpa_cgroup_create_scope(const char *app_id, const char *instance,

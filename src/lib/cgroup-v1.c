@@ -58,4 +58,5 @@ const cgroup_ops cgroup_v1_ops = {
         .cpu_value = weight_to_shares,
         .current_path = v1_current_path,
         .is_line_of = v1_is_line_of,
+        .device_policy = v1_device_policy,
 };

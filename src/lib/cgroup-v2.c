@@ -177,6 +177,7 @@ const cgroup_ops cgroup_v2_ops = {
         .vet_parent = v2_vet_parent,
         .enable = v2_enable,
         .kill_all = v2_kill_all,
+        .device_policy = v2_device_policy,
 };
 
 /* ---- the supervisor's leaf (cgroup v2, cgroupfs driver) ---- */

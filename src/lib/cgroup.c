@@ -2,7 +2,9 @@
  * hierarchies of a cgroup v1, hybrid or pure v2 host that it needs: the one
  * with the pids controller (it tracks the processes), and those of the
  * memory and cpu controllers when it has limits there (on v2 all three
- * share one hierarchy).
+ * share one hierarchy), and on v1 that of the devices controller when it
+ * has a device policy (on v2 a device program on its group instead;
+ * cgroup-devices.c).
  * The module (cgroup*.c) owns discovery of those hierarchies, creation
  * with limits, the attach files the child writes "0" into, listing,
  * killing, the OOM verdict, removal, and the collection of instance groups
@@ -268,8 +270,9 @@ static void keep_hierarchies(kpa_cgroup *cg, unsigned used)
  * would only cost time: about 0.1 ms per level made and removed. */
 static unsigned wanted_ctrls(const kpa_cgroup_limits *lim)
 {
-        unsigned w = (lim->memory_bytes ? BIT(CTRL_MEMORY) : 0) |
-                     (lim->pids ? BIT(CTRL_PIDS) : 0) | (lim->cpu_weight ? BIT(CTRL_CPU) : 0);
+        unsigned w = (lim->memory_bytes ? BIT(CTRL_MEMORY) : 0) | (lim->pids ? BIT(CTRL_PIDS) : 0) |
+                     (lim->cpu_weight ? BIT(CTRL_CPU) : 0) |
+                     (lim->n_devices && lcg_mount[CTRL_DEVICES] ? BIT(CTRL_DEVICES) : 0);
         static const int trackers[] = {CTRL_PIDS, CTRL_MEMORY, CTRL_CPU};
         for (size_t k = 0; k < ELEMENTSOF(trackers); k++)
                 if (lcg_mount[trackers[k]]) {
@@ -277,6 +280,13 @@ static unsigned wanted_ctrls(const kpa_cgroup_limits *lim)
                         break;
                 }
         return w;
+}
+
+/* Does H take the instance's device policy? The v1 devices hierarchy,
+ * else the v2 one (device programs, no controller). */
+static bool gets_devices(const hierarchy *h)
+{
+        return (h->ctrls & BIT(CTRL_DEVICES)) || (h->v2 && !lcg_mount[CTRL_DEVICES]);
 }
 
 /* The hierarchies of CG: those hosting a controller in USED, below PARENT
@@ -304,6 +314,13 @@ static int discover(kpa_cgroup *cg, const char *parent, const kpa_cgroup_limits 
                                              "controller is not mounted",
                                              ctrl_names[c], ctrl_names[c]);
         keep_hierarchies(cg, used);
+        bool devices = lim->n_devices == 0;
+        for (size_t i = 0; i < cg->n; i++)
+                devices |= gets_devices(&cg->h[i]);
+        if (!devices)
+                return kpa_error_set(err, EOPNOTSUPP,
+                                     "cgroup: cannot apply the device policy: neither the v1 "
+                                     "devices controller nor cgroup v2 is mounted");
         for (size_t i = 0; i < cg->n; i++) {
                 _cleanup_free_ char *p = kpa_xasprintf("%s/%s", cg->h[i].mount, cg->h[i].parent);
                 if (!is_dir(p))
@@ -448,7 +465,10 @@ static int create_in(hierarchy *h, const kpa_cgroup_limits *lim, bool may_enable
                                 return kpa_error_set_errno(err, errno, "cgroup %s: cannot lock",
                                                            h->path);
                 h->lock_fd = TAKE_FD(ifd);
-                return write_settings(h, h->lock_fd, s, ns, err);
+                r = write_settings(h, h->lock_fd, s, ns, err);
+                if (r == 0 && lim->n_devices && gets_devices(h))
+                        r = h->ops->device_policy(h, h->lock_fd, lim, err);
+                return r;
         }
 }
 
@@ -506,6 +526,11 @@ int check_args(const char *app_id, const char *instance, const kpa_cgroup_limits
         if (lim->cpu_weight > 10000)
                 return kpa_error_set(err, EINVAL, "cgroup: cpu weight %llu is not in 1..10000",
                                      (unsigned long long)lim->cpu_weight);
+        for (size_t i = 0; i < lim->n_devices; i++) {
+                int r = kpa_cgroup_device_rule_check(&lim->devices[i], err);
+                if (r < 0)
+                        return kpa_error_prefix(err, "cgroup: device rule %zu", i + 1);
+        }
         return 0;
 }
 

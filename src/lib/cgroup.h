@@ -22,11 +22,40 @@
 
 #include "kpa/error.h"
 
+/* One rule of a device policy, in the v1 devices controller's terms:
+ * TYPE 'a' (any), 'c' or 'b'; MAJOR and MINOR, -1 for any (*); ACCESS a
+ * non-empty subset of "rwm" (read, write, mknod). */
+typedef struct kpa_cgroup_device_rule {
+        bool allow;
+        char type;
+        int64_t major;
+        int64_t minor;
+        char access[4];
+} kpa_cgroup_device_rule;
+
 typedef struct kpa_cgroup_limits {
         uint64_t memory_bytes; /* 0: none */
         uint64_t pids;         /* 0: none */
         uint64_t cpu_weight;   /* 0: default; 1..10000 (v1: mapped to cpu.shares) */
+        /* A device policy: every device denied, then DEVICES[0..N_DEVICES)
+         * in order, a later rule over an earlier one (v1: "a" into
+         * devices.deny, then each rule into devices.allow or devices.deny;
+         * v2: a BPF_PROG_TYPE_CGROUP_DEVICE program attached to the group),
+         * set before the process joins. NULL: no policy, the parent's.
+         * Owned by whoever holds the limits (kpa_instance_spec: freed with
+         * it). */
+        kpa_cgroup_device_rule *devices;
+        size_t n_devices;
 } kpa_cgroup_limits;
+
+/* Parse "c 1:3 rwm", "b *:* m", "a" (the v1 devices.allow form) into
+ * *OUT with ALLOW; -EINVAL on anything else (ERR names it). */
+int kpa_cgroup_device_rule_parse(const char *text, bool allow, kpa_cgroup_device_rule *out,
+                                 kpa_error *err);
+/* Check a rule's fields; -EINVAL with ERR naming the bad one. */
+int kpa_cgroup_device_rule_check(const kpa_cgroup_device_rule *r, kpa_error *err);
+/* The rule as devices.allow takes it ("c 1:3 rwm"), in BUF of SIZE. */
+void kpa_cgroup_device_rule_format(const kpa_cgroup_device_rule *r, char *buf, size_t size);
 
 typedef struct kpa_cgroup kpa_cgroup;
 

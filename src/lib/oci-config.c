@@ -33,6 +33,7 @@ void kpa_oci_config_free(kpa_oci_config *c)
         json_object_put(c->sysctl);
         free(c->rlimits);
         free(c->cgroups_path);
+        free(c->device_rules);
         for (size_t i = 0; i < c->n_ignored; i++)
                 free(c->ignored[i]);
         free(c->ignored);
@@ -91,6 +92,7 @@ static const struct {
           "personality", "maskedPaths", "readonlyPaths", "mountLabel", "memoryPolicy"}},
         {"linux.namespaces[]", {"type", "path"}},
         {"linux.devices[]", {"path", "type", "major", "minor", "fileMode", "uid", "gid"}},
+        {"linux.resources.devices[]", {"allow", "type", "major", "minor", "access"}},
         {"linux.resources",
          {"devices", "memory", "cpu", "blockIO", "hugepageLimits", "network", "pids", "rdma",
           "unified"}},
@@ -745,6 +747,100 @@ static int parse_namespaces(kpa_oci_config *c, json_object *arr, kpa_error *err)
         return 0;
 }
 
+/* A device rule's major or minor: a number, or absent or -1 for any. */
+static int rule_number(json_object *o, const char *key, const char *path, int64_t *out,
+                       kpa_error *err)
+{
+        json_object *v = member(o, key);
+        *out = v ? json_object_get_int64(v) : -1;
+        if (v && (!json_object_is_type(v, json_type_int) || *out < -1 || *out > INT32_MAX))
+                return refuse(err, path, "%s must be a number (-1 or absent: any)", key);
+        return 0;
+}
+
+/* linux.resources.devices: the rules, in order, kept in the config's
+ * policy after the default list and the linux.devices nodes (see
+ * device_policy()). */
+static int parse_device_rules(kpa_oci_config *c, json_object *arr, kpa_error *err)
+{
+        if (want(arr, json_type_array, "linux.resources.devices", err) < 0)
+                return -EINVAL;
+        size_t n = json_object_array_length(arr);
+        c->device_rules = kpa_xcalloc(n + 1, sizeof(*c->device_rules));
+        for (size_t i = 0; i < n; i++) {
+                char path[64];
+                snprintf(path, sizeof(path), "linux.resources.devices[%zu]", i);
+                json_object *o = json_object_array_get_idx(arr, i);
+                static const char *const keys[] = {"allow", "type",   "major",
+                                                   "minor", "access", NULL};
+                if (want(o, json_type_object, path, err) < 0 ||
+                    known_keys(c, o, path, keys, err) < 0)
+                        return -EINVAL;
+                if (!json_object_is_type(member(o, "allow"), json_type_boolean))
+                        return refuse(err, path, "allow must be true or false");
+                json_object *type = member(o, "type"), *access = member(o, "access");
+                if ((type && want(type, json_type_string, path, err) < 0) ||
+                    (access && want(access, json_type_string, path, err) < 0))
+                        return -EINVAL;
+                const char *t = type ? json_object_get_string(type) : "a";
+                const char *a = access ? json_object_get_string(access) : "rwm";
+                kpa_cgroup_device_rule r = {.allow = json_object_get_boolean(member(o, "allow")),
+                                            .type = strlen(t) == 1 ? t[0] : '?'};
+                if (strlen(a) >= sizeof(r.access))
+                        return refuse(err, path, "access \"%s\" is not made of r, w and m", a);
+                snprintf(r.access, sizeof(r.access), "%s", a[0] ? a : "rwm");
+                if (rule_number(o, "major", path, &r.major, err) < 0 ||
+                    rule_number(o, "minor", path, &r.minor, err) < 0)
+                        return -EINVAL;
+                kpa_error e = {0};
+                if (kpa_cgroup_device_rule_check(&r, &e) < 0)
+                        return refuse(err, path, "%s (type \"%s\")", e.message, t);
+                c->device_rules[c->n_device_rules++] = r;
+        }
+        return 0;
+}
+
+/* The runtime's default device list, as runc's and crun's: mknod of any
+ * node, and null, zero, full, random, urandom, tty, console, ptmx and the
+ * pseudo-terminals. */
+static const char *const default_devices[] = {"c *:* m",   "b *:* m",   "c 1:3 rwm",  "c 1:5 rwm",
+                                              "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",  "c 5:0 rwm",
+                                              "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm"};
+
+/* The container's device policy: every device denied, then the default
+ * list, an allow rule for each linux.devices node, and the rules of
+ * linux.resources.devices in order, without their leading deny-all rules
+ * (containerd's and docker's specs begin with one: the policy's start
+ * already says it, and after the default list it would take that away). */
+static void device_policy(kpa_oci_config *c)
+{
+        kpa_cgroup_limits *lim = &c->spec->limits;
+        size_t n = ELEMENTSOF(default_devices) + c->spec->n_mounts + c->n_device_rules;
+        lim->devices = kpa_xcalloc(n, sizeof(*lim->devices));
+        for (size_t i = 0; i < ELEMENTSOF(default_devices); i++)
+                (void)kpa_cgroup_device_rule_parse(default_devices[i], true,
+                                                   &lim->devices[lim->n_devices++], NULL);
+        for (size_t i = 0; i < c->spec->n_mounts; i++) {
+                const kpa_mount_op *op = &c->spec->mounts[i];
+                if (op->kind != KPA_MOUNT_DEVICE || S_ISFIFO(op->mode))
+                        continue;
+                lim->devices[lim->n_devices++] = (kpa_cgroup_device_rule){
+                        .allow = true,
+                        .type = S_ISBLK(op->mode) ? 'b' : 'c',
+                        .major = major(op->rdev),
+                        .minor = minor(op->rdev),
+                        .access = "rwm",
+                };
+        }
+        size_t first = 0;
+        while (first < c->n_device_rules && !c->device_rules[first].allow &&
+               c->device_rules[first].type == 'a' && c->device_rules[first].major < 0 &&
+               c->device_rules[first].minor < 0 && streq(c->device_rules[first].access, "rwm"))
+                first++;
+        for (size_t i = first; i < c->n_device_rules; i++)
+                lim->devices[lim->n_devices++] = c->device_rules[i];
+}
+
 static int parse_resources(kpa_oci_config *c, json_object *res, kpa_error *err)
 {
         static const char *const keys[] = {
@@ -805,11 +901,8 @@ static int parse_resources(kpa_oci_config *c, json_object *res, kpa_error *err)
                     want_empty_string(cpu, "mems", "linux.resources.cpu.mems", err) < 0)
                         return -EINVAL;
         }
-        /* devices: kpa's /dev holds only null, zero, full, random, urandom,
-         * tty and pts, and the application cannot mknod; the rules are
-         * checked for their form and add nothing */
         json_object *dev = member(res, "devices");
-        if (dev && want(dev, json_type_array, "linux.resources.devices", err) < 0)
+        if (dev && parse_device_rules(c, dev, err) < 0)
                 return -EINVAL;
         if (want_empty_array(res, "blockIO", "linux.resources.blockIO", err) < 0 ||
             want_empty_array(res, "hugepageLimits", "linux.resources.hugepageLimits", err) < 0 ||
@@ -1056,6 +1149,7 @@ static int parse_config(kpa_oci_config *c, json_object *cfg, const char *bundle,
         json_object *devices = member(member(cfg, "linux"), "devices");
         if (devices && parse_devices(c, devices, err) < 0)
                 return -EINVAL;
+        device_policy(c);
         if (member(cfg, "hooks") && parse_hooks(c, member(cfg, "hooks"), err) < 0)
                 return -EINVAL;
         json_object *ann = member(cfg, "annotations");

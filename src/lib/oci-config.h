@@ -31,6 +31,11 @@ typedef struct kpa_oci_config {
         bool has_umask;
         mode_t umask;
         char *cgroups_path; /* linux.cgroupsPath, or NULL */
+        /* linux.resources.devices, in order; the policy that the container
+         * gets is spec->limits.devices (the default list, linux.devices'
+         * nodes, then these) */
+        kpa_cgroup_device_rule *device_rules;
+        size_t n_device_rules;
         /* keys that the runtime specification does not have: ignored, as it
          * asks, and named here for the caller to warn about */
         char **ignored;

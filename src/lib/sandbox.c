@@ -143,6 +143,7 @@ void kpa_instance_spec_free(kpa_instance_spec *spec)
                 closep(&spec->handle_fds[i]);
         free(spec->handle_fds);
         free(spec->cgroup_parent);
+        free(spec->limits.devices);
         free(spec->init_name);
         free(spec->cwd);
         free(spec->rootfs);
@@ -367,7 +368,7 @@ static int write_id_maps(pid_t pid, kpa_error *err)
 static bool wants_cgroup(const kpa_instance_spec *spec)
 {
         return !spec->userns || spec->cgroup_parent || spec->limits.memory_bytes ||
-               spec->limits.pids || spec->limits.cpu_weight;
+               spec->limits.pids || spec->limits.cpu_weight || spec->limits.n_devices;
 }
 
 /* Keep the child PID off the CPU this thread runs on (CPUS: the CPUs it

@@ -49,7 +49,8 @@ rm -f "$F"
 check "a start works without a cache" run
 check "... and writes one" test -f "$F"
 check_eq "root's, mode 0644" "$(stat -c '%u %a' "$F")" "0 644"
-check_eq "its first line" "$(sed -n 1p "$F")" "kpa-cgroup-discovery 1"
+check_eq "its first line (format 2: with the devices line)" "$(sed -n 1p "$F")" "kpa-cgroup-discovery 2"
+check "a devices line: v1, or not mounted" grep -Eqx 'devices (v1 /.*|- -)' "$F"
 check_eq "this boot's id" "$(sed -n 2p "$F")" "boot $(cat /proc/sys/kernel/random/boot_id)"
 check "a hash of the cgroup mounts" grep -Eq '^mounts [0-9a-f]{16}$' <<<"$(sed -n 3p "$F")"
 pids_mount=$(mount_of pids)
@@ -91,6 +92,8 @@ hostile '$d'
 rewritten "a cache a line short"
 hostile '$a extra line'
 rewritten "a cache with a line more"
+hostile '1s/ 2$/ 1/; /^devices /d'
+rewritten "a cache of format 1, from before the devices line"
 if [ -n "$pids_mount" ]; then
     hostile "s|^pids \(v[12]\) .*|pids \1 $EVIL|"
     rewritten "a cache that puts pids in a plain directory"

@@ -374,6 +374,100 @@ static void test_devices(void)
                 "a block device without its numbers");
 }
 
+/* The device policy, as text: "c 1:3 rwm,..." with a '!' before a deny */
+static void policy_text(const kpa_cgroup_limits *lim, char *buf, size_t size)
+{
+        buf[0] = '\0';
+        for (size_t i = 0; i < lim->n_devices; i++) {
+                char rule[64];
+                kpa_cgroup_device_rule_format(&lim->devices[i], rule, sizeof(rule));
+                size_t len = strlen(buf);
+                snprintf(buf + len, size - len, "%s%s%s", i ? "," : "",
+                         lim->devices[i].allow ? "" : "!", rule);
+        }
+}
+
+#define DEFAULT_POLICY                                                                             \
+        "c *:* m,b *:* m,c 1:3 rwm,c 1:5 rwm,c 1:7 rwm,c 1:8 rwm,c 1:9 rwm,c 5:0 rwm,c 5:1 rwm,"   \
+        "c 5:2 rwm,c 136:* rwm"
+
+/* linux.resources.devices: the policy after the default list and the
+ * linux.devices nodes, its leading deny-all rules left out */
+static void test_device_policy(void)
+{
+        kpa_oci_config *c = NULL;
+        kpa_error err = {0};
+        char text[1024];
+        int r = load(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS "}}", &c, &err);
+        if (r == 0)
+                policy_text(&c->spec->limits, text, sizeof(text));
+        ok(r == 0 && strcmp(text, DEFAULT_POLICY) == 0, "device policy: the default list alone");
+        kpa_oci_config_free(c);
+        r = load(BASE_HEAD BASE_PROCESS
+                 "\"linux\": {" BASE_NS ", \"devices\": [{\"path\": \"/dev/fuse\", \"type\": "
+                 "\"c\", \"major\": 10, \"minor\": 229}, {\"path\": \"/dev/sda\", \"type\": \"b\","
+                 " \"major\": 8, \"minor\": 0}, {\"path\": \"/dev/f\", \"type\": \"p\"}],"
+                 " \"resources\": {\"devices\": [{\"allow\": false, \"access\": \"rwm\"},"
+                 " {\"allow\": false}, {\"allow\": true, \"type\": \"c\", \"major\": 10,"
+                 " \"access\": \"r\"}, {\"allow\": false, \"type\": \"c\", \"major\": 1,"
+                 " \"minor\": 5, \"access\": \"\"}, {\"allow\": false, \"major\": -1}]}}}",
+                 &c, &err);
+        if (r == 0)
+                policy_text(&c->spec->limits, text, sizeof(text));
+        else
+                printf("#   %s\n", err.message);
+        ok(r == 0 && strcmp(text, DEFAULT_POLICY ",c 10:229 rwm,b 8:0 rwm,c 10:* r,!c 1:5 rwm,"
+                                                 "!a *:* rwm") == 0,
+           "device policy: defaults, the nodes (no FIFO), the rules in order without the "
+           "leading deny-alls");
+        if (r == 0 && strcmp(text, DEFAULT_POLICY ",c 10:229 rwm,b 8:0 rwm,c 10:* r,!c 1:5 rwm,"
+                                                  "!a *:* rwm") != 0)
+                printf("#   got %s\n", text);
+        kpa_oci_config_free(c);
+        refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS
+                                       ", \"resources\": {\"devices\": [{\"allow\": true,"
+                                       " \"type\": \"c\", \"minor\": 1.5}]}}}",
+                "linux.resources.devices[0]: minor must be a number", "a minor that is no integer");
+        refused(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS
+                                       ", \"resources\": {\"devices\": [{\"allow\": true,"
+                                       " \"access\": \"rr\"}]}}}",
+                "linux.resources.devices[0]: device rule: access \"rr\" repeats 'r'",
+                "an access that repeats a letter");
+
+        /* the rule parser and its text form */
+        static const char *const good[] = {"c 1:3 rwm", "b *:* m", "c 136:* rw", "b 8:0 r"};
+        bool all = true;
+        for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+                kpa_cgroup_device_rule d;
+                char back[64] = "";
+                if (kpa_cgroup_device_rule_parse(good[i], true, &d, NULL) == 0)
+                        kpa_cgroup_device_rule_format(&d, back, sizeof(back));
+                if (strcmp(back, good[i]) != 0) {
+                        printf("#   \"%s\" came back as \"%s\"\n", good[i], back);
+                        all = false;
+                }
+        }
+        ok(all, "device rules: parsed and formatted back the same");
+        kpa_cgroup_device_rule a;
+        ok(kpa_cgroup_device_rule_parse("a", false, &a, NULL) == 0 && a.type == 'a' &&
+                   a.major == -1 && a.minor == -1 && strcmp(a.access, "rwm") == 0 && !a.allow,
+           "device rules: \"a\" is every device, rwm");
+        static const char *const bad[] = {"",           "x 1:3 rwm", "c 1:3",
+                                          "c 1 rwm",    "c a:3 rwm", "c 1:3 rwx",
+                                          "c 1:3 rwmr", "c 1:3 ",    "c 99999999999:1 r"};
+        all = true;
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                kpa_cgroup_device_rule d;
+                kpa_error e = {0};
+                if (kpa_cgroup_device_rule_parse(bad[i], true, &d, &e) != -EINVAL ||
+                    !strstr(e.message, "device rule")) {
+                        printf("#   \"%s\" was not refused as it should: %s\n", bad[i], e.message);
+                        all = false;
+                }
+        }
+        ok(all, "device rules: bad ones refused, the message naming a device rule");
+}
+
 int main(void)
 {
         if (!mkdtemp(bundle))
@@ -397,6 +491,7 @@ int main(void)
         test_refusals();
         test_unknown_keys();
         test_devices();
+        test_device_policy();
         kpa_rm_rf_at(AT_FDCWD, bundle);
         return tap_done();
 }
