@@ -50,8 +50,8 @@ typedef void (*kpa_execd_notify_fn)(const char *state, void *userdata);
 typedef struct kpa_execd_config {
         size_t struct_size; /* sizeof, set by kpa_execd_config_init() (see kpa/error.h) */
         /* where to listen: LISTEN_FD when >= 0 (a listening SOCK_SEQPACKET
-         * socket, e.g. systemd's; taken over and never unlinked), else
-         * SOCKET_PATH (NULL: $KPA_EXECD_SOCKET, else
+         * socket, e.g. systemd's; taken over, closed at the end, never
+         * unlinked), else SOCKET_PATH (NULL: $KPA_EXECD_SOCKET, else
          * KPA_EXECD_SOCKET_DEFAULT), made and removed again at the end */
         const char *socket_path;
         int listen_fd;

@@ -920,7 +920,10 @@ int kpa_execd_run(const kpa_execd_config *cfg, kpa_error *err)
                 d.kpa_gid = g->gr_gid;
                 d.have_kpa_gid = true;
         } else if (!streq(arg.group, GROUP_NAME)) {
-                return kpa_error_set(err, ENOENT, "group: there is no group \"%s\"", arg.group);
+                return kpa_error_set(err, ENOENT,
+                                     "there is no group \"%s\" (the group whose members may "
+                                     "start processes)",
+                                     arg.group);
         }
         /* connections from users other than root take at most half of the
          * fds; the rest is root's, the instances' and the reserve */

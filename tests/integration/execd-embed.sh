@@ -85,5 +85,8 @@ check_exit_output "a socket path too long" 1 "socket path $long is too long" \
     "$EMBED" "$long" "$R" "$T/state3"
 check_exit_output "a relative state directory" 1 "state directory \"state\" is not an absolute path" \
     "$EMBED" "$T/s4.sock" "$R" state
-check "the failed configs leave no socket" test ! -e "$T/s2.sock" -a ! -e "$T/s4.sock"
+check_exit_output "a config never initialized (struct_size 0)" 1 \
+    "kpa_execd_config.struct_size is 0: set it with kpa_execd_config_init() first" \
+    "$EMBED" --uninitialized "$T/s5.sock" "$R" "$T/state5"
+check "the failed configs leave no socket" test ! -e "$T/s2.sock" -a ! -e "$T/s4.sock" -a ! -e "$T/s5.sock"
 done_testing

@@ -1,13 +1,16 @@
 /* execd-embed: the kpa-execd service embedded in a program of its own,
  * through kpa/execd.h alone (linked against libkpa.so), for
  * tests/integration/execd-embed.sh.
- *   execd-embed SOCKET STORE STATE_DIR
+ *   execd-embed [--uninitialized] SOCKET STORE STATE_DIR
  * Serves on SOCKET with the store STORE until SIGTERM or SIGINT (then it
  * stops every instance and exits 0). Prints "ready" on standard output once
  * it serves, and its log on standard error ("execd-embed: LEVEL: ...").
- * Exit 1 with the error on standard error when the service cannot run. */
+ * Exit 1 with the error on standard error when the service cannot run.
+ * --uninitialized: pass the config with a struct_size of 0 (never
+ * initialized), which kpa_execd_run() must refuse. */
 #include "config.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -32,8 +35,13 @@ static void notify(const char *state, void *userdata)
 
 int main(int argc, char **argv)
 {
+        bool uninitialized = argc > 1 && strcmp(argv[1], "--uninitialized") == 0;
+        if (uninitialized) {
+                argc--;
+                argv++;
+        }
         if (argc != 4) {
-                fprintf(stderr, "usage: execd-embed SOCKET STORE STATE_DIR\n");
+                fprintf(stderr, "usage: execd-embed [--uninitialized] SOCKET STORE STATE_DIR\n");
                 return 2;
         }
         int readies = 0;
@@ -48,6 +56,8 @@ int main(int argc, char **argv)
         cfg.log = log_line;
         cfg.notify = notify;
         cfg.notify_userdata = &readies;
+        if (uninitialized)
+                cfg.struct_size = 0;
         kpa_error err;
         if (kpa_execd_run(&cfg, &err) < 0) {
                 fprintf(stderr, "execd-embed: %s\n", err.message);
