@@ -40,8 +40,7 @@ typedef enum kpa_execd_log_level {
 } kpa_execd_log_level;
 
 /* A message of LEVEL (one line, no newline) for the caller to log. */
-typedef void (*kpa_execd_log_fn)(kpa_execd_log_level level, const char *message,
-                                 void *userdata);
+typedef void (*kpa_execd_log_fn)(kpa_execd_log_level level, const char *message, void *userdata);
 /* A change of the service's life: kpa_execd_run() calls it with "READY=1"
  * once it listens and has adopted and autorun what it should, and with
  * "STOPPING=1" when a signal makes it stop (the sd_notify(3) words). */
@@ -59,11 +58,11 @@ typedef struct kpa_execd_config {
         const char *state_dir; /* records, exit statuses, logs; one service each */
         const char *group;     /* its members may start processes */
         kpa_execd_on_exit on_exit;
-        bool autorun;          /* start the autorun run configurations (and on SIGHUP) */
-        unsigned keep_ended;   /* contexts of ended instances kept per owner; 0: 1000 */
-        unsigned keep_ended_s; /* and for at most this long; 0: 3600 */
-        uint64_t log_max;      /* rotate an instance's log at this size; 0: 1 MiB */
-        unsigned max_connections;          /* from users other than root, in all */
+        bool autorun;             /* start the autorun run configurations (and on SIGHUP) */
+        unsigned keep_ended;      /* contexts of ended instances kept per owner; 0: 1000 */
+        unsigned keep_ended_s;    /* and for at most this long; 0: 3600 */
+        uint64_t log_max;         /* rotate an instance's log at this size; 0: 1 MiB */
+        unsigned max_connections; /* from users other than root, in all */
         unsigned max_connections_per_user; /* of one user other than root */
         unsigned idle_timeout_s;           /* a silent connection of such a user is closed */
         unsigned netns_pool;               /* network namespaces made ahead (root; at most _MAX) */

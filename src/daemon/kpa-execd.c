@@ -238,9 +238,11 @@ static int handle_option(int c, const char *optarg_)
                                                optarg_);
                 return 0;
         case OPT_GROUP: arg.group = optarg_; return 0;
-        case OPT_MAX_CONNECTIONS: return parse_uint(optarg_, "--max-connections", &arg.max_connections);
+        case OPT_MAX_CONNECTIONS:
+                return parse_uint(optarg_, "--max-connections", &arg.max_connections);
         case OPT_MAX_PER_USER:
-                return parse_uint(optarg_, "--max-connections-per-user", &arg.max_connections_per_user);
+                return parse_uint(optarg_, "--max-connections-per-user",
+                                  &arg.max_connections_per_user);
         case OPT_IDLE_TIMEOUT: return parse_uint(optarg_, "--idle-timeout", &arg.idle_timeout_s);
         case OPT_ON_EXIT:
                 if (streq(optarg_, "keep"))
@@ -257,7 +259,8 @@ static int handle_option(int c, const char *optarg_)
                 char *end;
                 errno = 0;
                 unsigned long v = strtoul(optarg_, &end, 10);
-                if (errno || *end || end == optarg_ || optarg_[0] == '-' || v > KPA_EXECD_NETNS_POOL_MAX)
+                if (errno || *end || end == optarg_ || optarg_[0] == '-' ||
+                    v > KPA_EXECD_NETNS_POOL_MAX)
                         return cli_usage_error("--netns-pool: \"%s\" is not a number from 0 to %d",
                                                optarg_, KPA_EXECD_NETNS_POOL_MAX);
                 arg.netns_pool = (unsigned)v;
@@ -271,7 +274,8 @@ static int handle_option(int c, const char *optarg_)
         }
         case 'h': usage(); return -1;
         case 'V':
-                printf("kpa-execd %s (protocol %d)\n", PACKAGE_VERSION, kpa_execd_protocol_version());
+                printf("kpa-execd %s (protocol %d)\n", PACKAGE_VERSION,
+                       kpa_execd_protocol_version());
                 return -1;
         }
         return EXIT_USAGE;
@@ -338,7 +342,6 @@ static int run(void)
         }
         return 0;
 }
-
 
 int main(int argc, char **argv)
 {

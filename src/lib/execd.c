@@ -876,8 +876,8 @@ static int config_in(const kpa_execd_config *cfg, kpa_error *err)
                                      full.netns_pool, NETNS_POOL_MAX);
         if ((unsigned)full.on_exit > KPA_EXECD_ON_EXIT_STOP ||
             (unsigned)full.log_level > KPA_EXECD_LOG_DEBUG)
-                return kpa_error_set(err, EINVAL, "kpa_execd_config: on_exit or log_level out "
-                                                  "of range");
+                return kpa_error_set(err, EINVAL,
+                                     "kpa_execd_config: on_exit or log_level out of range");
         arg.socket_path = full.socket_path;
         arg.root = full.root;
         arg.state_dir = full.state_dir;
