@@ -397,7 +397,7 @@ static void test_device_policy(void)
 {
         kpa_oci_config *c = NULL;
         kpa_error err = {0};
-        char text[1024];
+        char text[1024] = "";
         int r = load(BASE_HEAD BASE_PROCESS "\"linux\": {" BASE_NS "}}", &c, &err);
         if (r == 0)
                 policy_text(&c->spec->limits, text, sizeof(text));
