@@ -61,7 +61,7 @@ static int fail(oci_rt *rt, const char *fmt, ...)
                 return kpa_error_set(rt->err, code, "%s", msg);
         if (rt->o.log)
                 rt->o.log("error", msg, rt->o.log_userdata);
-        return -code;
+        return kpa_negative_(-code); /* code > 0: an error path, for the analyzer too */
 }
 
 static void warn(oci_rt *rt, const char *fmt, ...) _printf_(2, 3);
@@ -749,7 +749,7 @@ int kpa_oci_run(const kpa_oci_options *opts, const char *id, bool detach, int *e
         if (r < 0)
                 return r;
         *exit_code = 0;
-        kpa_sandbox sb;
+        kpa_sandbox sb = {.pidfd = -1, .report_fd = -1};
         json_object *st = NULL;
         r = do_create(&rt, id, &sb, &st);
         if (r != 0)
@@ -859,17 +859,17 @@ int kpa_oci_exec(const kpa_oci_options *opts, const char *id, const kpa_oci_exec
                 json_object_object_add(proc, "noNewPrivileges", json_object_new_boolean(1));
         if (r == 0 && tty && json_object_is_type(proc, json_type_object))
                 json_object_object_add(proc, "terminal", json_object_new_boolean(1));
-        if (r == 0 && kpa_oci_config_load(st_str(st, "bundle"), id, &cfg, rt.err) < 0)
-                r = -rt.err->code;
+        if (r == 0)
+                r = kpa_oci_config_load(st_str(st, "bundle"), id, &cfg, rt.err);
         /* create warned about the config's own; exec, about its process's */
-        size_t warned = cfg ? cfg->n_ignored : 0;
+        size_t warned = r == 0 ? cfg->n_ignored : 0;
         _cleanup_free_ char *root =
                 r == 0 ? kpa_xasprintf("/proc/%d/root", (int)st_int(st, "pid")) : NULL;
         _cleanup_close_ int rootfd = root ? open(root, O_PATH | O_DIRECTORY | O_CLOEXEC) : -1;
         if (r == 0 && rootfd < 0)
                 r = fail(&rt, "container \"%s\": its root: %s", id, strerror(errno));
-        if (r == 0 && kpa_oci_process_parse(cfg, proc, rootfd, rt.err) < 0)
-                r = -rt.err->code;
+        if (r == 0)
+                r = kpa_oci_process_parse(cfg, proc, rootfd, rt.err);
         if (r == 0)
                 warn_ignored(&rt, cfg, warned);
         /* a terminal (-t, or the process object's "terminal"): its master
@@ -885,9 +885,9 @@ int kpa_oci_exec(const kpa_oci_options *opts, const char *id, const kpa_oci_exec
                 r = apply_inherited(&rt, cfg);
         if (r == 0 && open_cgroup(id, st, &cg) < 0)
                 r = fail(&rt, "container \"%s\": cannot open its cgroup", id);
-        if (r == 0 &&
-            kpa_oci_exec_spawn((pid_t)st_int(st, "pid"), cg, cfg->spec, console, &pid, rt.err) < 0)
-                r = -rt.err->code;
+        if (r == 0)
+                r = kpa_oci_exec_spawn((pid_t)st_int(st, "pid"), cg, cfg->spec, console, &pid,
+                                       rt.err);
         closep(&console);
         kpa_cgroup_forget(cg);
         json_object_put(proc);
