@@ -785,7 +785,7 @@ static int parse_device_rules(kpa_oci_config *c, json_object *arr, kpa_error *er
                 const char *t = type ? json_object_get_string(type) : "a";
                 const char *a = access ? json_object_get_string(access) : "rwm";
                 kpa_cgroup_device_rule r = {.allow = json_object_get_boolean(member(o, "allow")),
-                                            .type = strlen(t) == 1 ? t[0] : (char)'?'};
+                                            .type = (char)(strlen(t) == 1 ? t[0] : '?')};
                 if (strlen(a) >= sizeof(r.access))
                         return refuse(err, path, "access \"%s\" is not made of r, w and m", a);
                 snprintf(r.access, sizeof(r.access), "%s", a[0] ? a : "rwm");
