@@ -84,27 +84,13 @@ static char *state_dir(oci_rt *rt, const char *id)
         return kpa_xasprintf("%s/%s", rt->root, id);
 }
 
-/* Field 22 of /proc/PID/stat: tells a pid from a reused one; 0 if gone
- * or a zombie. */
+/* When PID started (kpa_proc_start_time): tells a pid from a reused one;
+ * 0 if gone or a zombie. */
 static unsigned long long proc_start_time(pid_t pid)
 {
-        char path[64], buf[1024];
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-        if (n <= 0)
-                return 0;
-        buf[n] = '\0';
-        char *p = strrchr(buf, ')');
-        if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
-                return 0;
-        p += 2; /* field 3 */
-        for (int field = 3; field < 22 && p; field++) {
-                p = strchr(p, ' ');
-                if (p)
-                        p++;
-        }
-        return p ? strtoull(p, NULL, 10) : 0;
+        bool zombie;
+        unsigned long long t = kpa_proc_start_time(pid, &zombie);
+        return zombie ? 0 : t;
 }
 
 static int state_load_quiet(oci_rt *rt, const char *id, json_object **out, bool quiet)

@@ -201,25 +201,11 @@ bool supervise_read_exit_record(instance *i)
         return true;
 }
 
-/* Field 22 of /proc/PID/stat: when the process started, in clock ticks.
- * With the pid it names one process for good (pids are reused). */
+/* When PID started (kpa_proc_start_time): a zombie init counts, it is
+ * adopted and ends as Running. */
 unsigned long long supervise_proc_start_time(pid_t pid)
 {
-        char path[32];
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        _cleanup_free_ char *buf = NULL;
-        if (kpa_read_file_at(AT_FDCWD, path, 4096, &buf, NULL) < 0)
-                return 0;
-        char *p = strrchr(buf, ')'); /* the command may hold spaces and parens */
-        if (!p)
-                return 0;
-        unsigned long long v = 0;
-        /* after ')': state is field 3, so starttime is the 20th from there */
-        for (int field = 3; field <= 22 && p; field++)
-                p = strchr(p + 1, ' ');
-        if (p)
-                v = strtoull(p + 1, NULL, 10);
-        return v;
+        return kpa_proc_start_time(pid, NULL);
 }
 
 /* ---- output capture of supervised instances (STATE_DIR/logs) ---- */

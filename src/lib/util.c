@@ -406,3 +406,26 @@ int kpa_rm_rf_at(int dirfd, const char *path)
                 return r < 0 ? r : -errno;
         return r;
 }
+
+unsigned long long kpa_proc_start_time(pid_t pid, bool *zombie)
+{
+        char path[32];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        _cleanup_free_ char *buf = NULL;
+        if (zombie)
+                *zombie = false;
+        if (kpa_read_file_at(AT_FDCWD, path, 4096, &buf, NULL) < 0)
+                return 0;
+        char *p = strrchr(buf, ')'); /* the command may hold spaces and parens */
+        if (!p || p[1] != ' ')
+                return 0;
+        if (zombie)
+                *zombie = p[2] == 'Z' || p[2] == 'X';
+        unsigned long long v = 0;
+        /* after ')': state is field 3, so starttime is the 20th from there */
+        for (int field = 3; field <= 22 && p; field++)
+                p = strchr(p + 1, ' ');
+        if (p)
+                v = strtoull(p + 1, NULL, 10);
+        return v;
+}

@@ -102,4 +102,10 @@ ssize_t kpa_recv_fds(int sock, struct iovec *iov, size_t n_iov, int *fds, size_t
  * PATH is not an error. */
 int kpa_rm_rf_at(int dirfd, const char *path);
 
+/* Field 22 of /proc/PID/stat: when the process started, in clock ticks;
+ * with the pid it names one process for good (pids are reused). 0 when
+ * the process is gone. *ZOMBIE (may be NULL) says whether it has ended
+ * and waits to be reaped (state Z or X). */
+unsigned long long kpa_proc_start_time(pid_t pid, bool *zombie);
+
 #endif

@@ -33,13 +33,6 @@ for p in lim free; do
     "$KPA_INSTALL" --root "$R" -q "$T/$p.kpa" || { echo "Bail out! cannot install $p"; exit 1; }
 done
 
-field() {
-    "$PYTHON3" -c 'import json,sys
-v = json.loads(sys.argv[1])
-for k in sys.argv[2].split("."):
-    v = v[int(k)] if isinstance(v, list) else v.get(k)
-print("" if v is None else v)' "$1" "$2"
-}
 call() { client "$S" call "$@"; }
 dpid=
 # start_daemon [OPTIONS...]: on $S and $STATE (called in this shell)

@@ -52,14 +52,6 @@ cleanup_add 'for f in "$STATE"/instances/*.json; do [ -f "$f" ] && p=$(field "$(
 cg_dirs() { app_cgroups $APP $AUTO $RESTART $LATE; }
 cleanup_add 'sleep 0.2; for d in $(cg_dirs); do find "$d" -mindepth 1 -maxdepth 1 -type d -exec rmdir {} \; ; rmdir "$d"; done 2>/dev/null'
 
-# field JSON KEY[.KEY...]: one value of a JSON object
-field() {
-    "$PYTHON3" -c 'import json,sys
-v = json.loads(sys.argv[1])
-for k in sys.argv[2].split("."):
-    v = v[int(k)] if isinstance(v, list) else v.get(k)
-print("" if v is None else v)' "$1" "$2"
-}
 call() { client "$S" call "$@"; }
 # a process that exists and is not a zombie (an init whose daemon died is
 # reaped by whoever inherits it, maybe later)

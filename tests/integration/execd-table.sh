@@ -60,14 +60,6 @@ as_client() {
 }
 # as WHO JSON: one request as WHO, its reply as one JSON line
 as() { as_client "$1" call "$2"; }
-# field JSON KEY[.KEY...]: one value of a JSON object ("" when absent)
-field() {
-    "$PYTHON3" -c 'import json,sys
-v = json.loads(sys.argv[1])
-for k in sys.argv[2].split("."):
-    v = v[int(k)] if isinstance(v, list) else v.get(k)
-print("" if v is None else v)' "$1" "$2"
-}
 # row NAME JSON WHO=ERRNO...: JSON sent by each WHO answers with ERRNO
 row() {
     local name=$1 json=$2 w rep

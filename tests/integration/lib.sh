@@ -230,6 +230,16 @@ reachable() {
 }
 
 # The kpa-execd of a test (on $S, the store $R, the state directory $STATE).
+# field JSON KEY[.KEY...]: one value of a JSON object, a list's by its
+# index ("" when absent)
+field() {
+    "$PYTHON3" -c 'import json,sys
+v = json.loads(sys.argv[1])
+for k in sys.argv[2].split("."):
+    v = v[int(k)] if isinstance(v, list) else v.get(k)
+print("" if v is None else v)' "$1" "$2"
+}
+
 # execd_start ARGS...: "$EXECD" --foreground with those and ARGS, in the
 # background, its stderr appended to $T/execd.log and its pid in $dpid;
 # waits until it answers (kpa-run --list), or prints its log and returns 1.

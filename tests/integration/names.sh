@@ -50,14 +50,6 @@ wait_for() {
     done
     return 1
 }
-# field JSON KEY[.KEY...]: one value of a JSON object
-field() {
-    "$PYTHON3" -c 'import json,sys
-v = json.loads(sys.argv[1])
-for k in sys.argv[2].split("."):
-    v = v[int(k)] if isinstance(v, list) else v.get(k)
-print("" if v is None else v)' "$1" "$2"
-}
 
 # ---- one instance by name ----
 tok=$(run --detach $APP -- sleep 60)

@@ -29,10 +29,7 @@ execd_start --on-exit stop --no-autorun || { echo "Bail out! kpa-execd did not s
 
 run() { "$KPA_RUN" --socket "$S" "$@"; }
 # status TOKEN KEY: one field of the instance's --status --json
-status() {
-    "$PYTHON3" -c 'import json,sys
-print(json.loads(sys.stdin.read()).get(sys.argv[1], ""))' "$2" < <(run --status "$1" --json 2>/dev/null)
-}
+status() { field "$(run --status "$1" --json 2>/dev/null)" "$2"; }
 # until TOKEN's KEY is VALUE (at most 20 s)
 wait_status() {
     local i

@@ -45,14 +45,6 @@ P_BUSY=$(free_port)
 listen_inode() {
     awk -v a="$(printf '0100007F:%04X' "$1")" '$2 == a && $4 == "0A" {print $10}' /proc/net/tcp
 }
-# field JSON KEY[.KEY...]: one value of a JSON object
-field() {
-    "$PYTHON3" -c 'import json,sys
-v = json.loads(sys.argv[1])
-for k in sys.argv[2].split("."):
-    v = v[int(k)] if isinstance(v, list) else v.get(k)
-print("" if v is None else v)' "$1" "$2"
-}
 call() { client "$S" call "$@"; }
 # the init pid of the Running instance of PACKAGE ("" when none)
 init_of() {
