@@ -414,7 +414,7 @@ unsigned long long kpa_proc_start_time(pid_t pid, bool *zombie)
         _cleanup_free_ char *buf = NULL;
         if (zombie)
                 *zombie = false;
-        if (kpa_read_file_at(AT_FDCWD, path, 4096, &buf, NULL) < 0)
+        if (kpa_read_file_at(AT_FDCWD, path, 4096, &buf, NULL) < 0 || !buf)
                 return 0;
         char *p = strrchr(buf, ')'); /* the command may hold spaces and parens */
         if (!p || p[1] != ' ')
