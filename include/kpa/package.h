@@ -210,6 +210,14 @@ KPA_PUBLIC int kpa_store_previous_version(kpa_store *store, const char *app_id, 
 /* A held package (ROOT/holds/APP_ID) is not upgraded, downgraded,
  * reinstalled or rolled back until it is unheld; removal takes the hold too. */
 KPA_PUBLIC int kpa_store_set_hold(kpa_store *store, const char *app_id, bool hold, kpa_error *err);
+/* A private storage with a size (a file system image) stays mounted for
+ * KPA_STORAGE_LINGER seconds (default 30; 0: not at all) after its last
+ * instance ends, held by a process named "kpa-keep", so that the next start
+ * need not mount it again. End that now, e.g. before copying or checking
+ * the image, and wait until it is done: the file system is then unmounted
+ * unless an instance still runs. 0 also when nothing was kept; -ENOENT when
+ * APP_ID is neither installed nor has an image. */
+KPA_PUBLIC int kpa_store_release_storage(kpa_store *store, const char *app_id, kpa_error *err);
 KPA_PUBLIC bool kpa_store_held(kpa_store *store, const char *app_id);
 /* Application ids whose package was removed but whose private storage or
  * uid is kept (a removal without purge), sorted, NULL-terminated. */

@@ -705,6 +705,10 @@ static int remove_locked(kpa_store *s, const char *app_id, bool purge, kpa_error
         int r = store_write_grants(s, app_id, NULL, err);
         if (r < 0)
                 return kpa_error_prefix(err, "remove %s", app_id);
+        /* its private storage image is no longer kept mounted for a next
+         * start (storage-keep.c); a purge detaches it too */
+        kpa_error ignored;
+        (void)storage_image_release(s, app_id, &ignored);
         if (purge) {
                 storage_image_remove(s, app_id);
                 int q = kpa_rm_rf_at(s->root_fd, storage);

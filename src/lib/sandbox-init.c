@@ -372,54 +372,12 @@ static void wait_for_start(const child_ctx *c, int sfd)
         }
 }
 
-/* The argv area of this process (fields 48 and 49 of /proc/self/stat), read
- * once by the parent: every init is a copy of it, at the same addresses. */
-static char *argv_area;
-static size_t argv_area_len;
-
-pthread_once_t argv_area_once = PTHREAD_ONCE_INIT;
-
-void find_argv_area(void)
-{
-        char buf[1024];
-        _cleanup_close_ int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-        if (n <= 0)
-                return;
-        buf[n] = '\0';
-        char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-        unsigned long long start = 0, end = 0;
-        for (int field = 2; p && field < 49; field++) {
-                p = strchr(p + 1, ' ');
-                if (p && field + 1 == 48)
-                        start = strtoull(p + 1, NULL, 10);
-                if (p && field + 1 == 49)
-                        end = strtoull(p + 1, NULL, 10);
-        }
-        if (start && end > start) {
-                /* an address the kernel gave: no other way to reach it */
-                argv_area = (char *)(uintptr_t)start; // NOLINT(performance-no-int-to-ptr)
-                argv_area_len = (size_t)(end - start);
-        }
-}
-
 /* ps shows NAME for this init, not the command line of the daemon or tool
- * it was cloned from: NAME goes over the argv area it inherited (its own
- * copy), NUL-terminated, and the area's last byte is made non-zero so that
- * /proc/PID/cmdline ends at that NUL (the kernel's setproctitle rule). The
- * comm is "kpa-init", all that fits its 16 bytes. */
+ * it was cloned from (util.c); the comm is "kpa-init", all that fits its
+ * 16 bytes. */
 static void name_init(const char *name)
 {
-        (void)prctl(PR_SET_NAME, "kpa-init", 0, 0, 0);
-        if (!name || !argv_area || argv_area_len < 2)
-                return;
-        size_t len = strlen(name);
-        if (len > argv_area_len - 1)
-                len = argv_area_len - 1;
-        memset(argv_area, 0, argv_area_len); /* so NAME ends in a NUL of the area */
-        memcpy(argv_area, name, len); // NOLINT(bugprone-not-null-terminated-result)
-        if (len + 1 < argv_area_len)
-                argv_area[argv_area_len - 1] = ' ';
+        kpa_proc_title_set("kpa-init", name);
 }
 
 static _Noreturn void init_main(const child_ctx *c)

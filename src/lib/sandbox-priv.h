@@ -74,8 +74,6 @@ _Noreturn void child_main(const child_ctx *c);
 extern const int forwarded_signals[6];
 /* The argv area of this process, found once (pthread_once) by the parent
  * before the clone: every init is a copy of it, and names itself there. */
-extern pthread_once_t argv_area_once;
-void find_argv_area(void);
 
 /* ---- sandbox.c ---- */
 

@@ -546,7 +546,7 @@ int kpa_sandbox_spawn(const kpa_instance_spec *spec, int death_fd, kpa_sandbox *
         cpu_set_t cpus;
         bool have_cpus = sched_getaffinity(0, sizeof(cpus), &cpus) == 0;
         if (spec->init_name)
-                pthread_once(&argv_area_once, find_argv_area); /* threads may start at once */
+                kpa_proc_title_prepare(); /* threads may start at once */
         int pidfd = -1;
         /* a network namespace made ahead of time (kpa-execd's pool): the
          * child enters it instead of making one; used once, closed here */

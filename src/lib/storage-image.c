@@ -6,15 +6,14 @@
  * (or finds the one it has) and makes a detached mount of it (fsmount),
  * which the sandbox moves to /storage: nothing is mounted on the host, a
  * write past the size fails with ENOSPC inside the sandbox and never
- * reaches the host's disk, and when the last instance ends the file system
- * is unmounted. The loop device stays attached for the next start (as
- * snapd's do) until a purge detaches it: LO_FLAGS_AUTOCLEAR was tried and
- * the kernel (6.18) detached the device at the last close of its node
- * while another instance still had the file system mounted. Instances that
- * run at once mount the same loop device, so the kernel gives them one
- * superblock and never writes one file system from two.
- * Where kpa cannot enforce the size (rootless, a storage that predates the
- * image), the storage is a plain directory, as it always was. */
+ * reaches the host's disk, and the file system is unmounted when the last
+ * instance ends and a short linger has passed (storage-keep.c). The loop device stays attached for
+ * the next start (as snapd's do) until a purge detaches it: LO_FLAGS_AUTOCLEAR was tried and the
+ * kernel (6.18) detached the device at the last close of its node while another instance still had
+ * the file system mounted. Instances that run at once mount the same loop device, so the kernel
+ * gives them one superblock and never writes one file system from two. Where kpa cannot enforce the
+ * size (rootless, a storage that predates the image), the storage is a plain directory, as it
+ * always was. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -272,6 +271,9 @@ static int open_loop(int img_fd, const struct stat *img, const char *img_path, c
 int storage_image_open_mount(kpa_store *s, const char *app_id, int *mount_fd, kpa_error *err)
 {
         *mount_fd = -1;
+        unsigned linger_s;
+        if (storage_keep_linger(&linger_s, err) < 0)
+                return -EINVAL;
         _cleanup_close_ int img = open_image(s, app_id);
         if (img == -ENOENT)
                 return 0; /* a plain directory */
@@ -321,8 +323,31 @@ int storage_image_open_mount(kpa_store *s, const char *app_id, int *mount_fd, kp
         if (stat(self, &root) == 0 && (root.st_mode & 07777) != 0700)
                 (void)chmod(self, 0700);
         (void)unlinkat(mnt, "lost+found", AT_REMOVEDIR);
+        /* the superblock stays for the next start (storage-keep.c): the
+         * keeper gets the image by BACKING, an open of its own, not IMG,
+         * whose flock it would otherwise hold */
+        storage_keep(backing, mnt, app_id, linger_s);
         *mount_fd = mnt;
         return 0;
+}
+
+int kpa_store_release_storage(kpa_store *s, const char *app_id, kpa_error *err)
+{
+        int q = store_check_app_id(app_id, err);
+        if (q < 0)
+                return q;
+        if (!store_app_installed(s, app_id) && !storage_image_exists(s, app_id, NULL))
+                return kpa_error_set(err, ENOENT, "%s is not installed in %s", app_id, s->root);
+        return storage_image_release(s, app_id, err);
+}
+
+int storage_image_release(kpa_store *s, const char *app_id, kpa_error *err)
+{
+        _cleanup_close_ int img = open_image(s, app_id);
+        if (img < 0)
+                return 0; /* no image, no keeper */
+        int q = storage_keep_release(img, err);
+        return q < 0 ? kpa_error_prefix(err, "%s: private storage", app_id) : 0;
 }
 
 void storage_image_remove(kpa_store *s, const char *app_id)
@@ -330,6 +355,9 @@ void storage_image_remove(kpa_store *s, const char *app_id)
         /* detach its loop device: at once, or (the kernel's LOOP_CLR_FD on a
          * device in use) when an instance that still runs ends */
         _cleanup_close_ int img = open_image(s, app_id);
+        kpa_error ignored;
+        if (img >= 0)
+                (void)storage_keep_release(img, &ignored); /* else the device stays busy */
         struct stat st;
         int n = img >= 0 && fstat(img, &st) == 0 ? find_loop(&st) : -1;
         if (n >= 0) {

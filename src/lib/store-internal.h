@@ -78,6 +78,19 @@ bool storage_image_exists(kpa_store *s, const char *app_id, uint64_t *bytes);
 int storage_image_open_mount(kpa_store *s, const char *app_id, int *mount_fd, kpa_error *err);
 /* Unmount and delete it (a purge). */
 void storage_image_remove(kpa_store *s, const char *app_id);
+/* End the keeper of APP_ID's image (storage-keep.c), if it has one, and
+ * wait until it is gone: its file system is then unmounted unless an
+ * instance still uses it. */
+int storage_image_release(kpa_store *s, const char *app_id, kpa_error *err);
+
+/* storage-keep.c: KPA_STORAGE_LINGER (seconds, default 30) into *SECONDS;
+ * -EINVAL with ERR set when it is not a number of seconds. */
+int storage_keep_linger(unsigned *seconds, kpa_error *err);
+/* Keep the superblock of the detached mount MNT_FD of the image IMG_FD for
+ * LINGER_S seconds after its last use, unless a keeper does already. */
+void storage_keep(int img_fd, int mnt_fd, const char *app_id, unsigned linger_s);
+/* End IMG_FD's keeper and wait for it; 0 when there is none. */
+int storage_keep_release(int img_fd, kpa_error *err);
 
 /* The host-wide registry of the uids given out (uid-registry.c): open takes
  * its lock for the store S until close. */

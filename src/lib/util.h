@@ -108,4 +108,11 @@ int kpa_rm_rf_at(int dirfd, const char *path);
  * and waits to be reaped (state Z or X). */
 unsigned long long kpa_proc_start_time(pid_t pid, bool *zombie);
 
+/* ps's name for a child: kpa_proc_title_prepare() in the parent (before
+ * the fork or clone; it reads where the argv area is, once), then
+ * kpa_proc_title_set() in the child: COMM (16 bytes at most) and TITLE,
+ * its command line (cut to the area's length). */
+void kpa_proc_title_prepare(void);
+void kpa_proc_title_set(const char *comm, const char *title);
+
 #endif

@@ -31,6 +31,7 @@ typedef enum {
         MODE_ROLLBACK,
         MODE_HOLD,
         MODE_UNHOLD,
+        MODE_RELEASE,
 } mode_t_;
 
 static struct {
@@ -50,6 +51,7 @@ static void usage(void)
                "                                            remove installed packages\n"
                "  %1$s --rollback APP_ID...            go back to the previous version\n"
                "  %1$s --hold|--unhold APP_ID...       keep a package at its version, or not\n"
+               "  %1$s --release-storage APP_ID...     unmount a kept private storage image\n"
                "  %1$s --list [--all] [--json]         list installed packages\n"
                "  %1$s --info APP_ID|PACKAGE.kpa [--json]\n"
                "                                            describe a package\n"
@@ -99,6 +101,11 @@ static void usage(void)
                "      --hold           refuse upgrades, downgrades, reinstalls and rollbacks\n"
                "                       of a package until --unhold\n"
                "      --unhold         allow them again\n"
+               "      --release-storage\n"
+               "                       unmount the private storage images (sized storage)\n"
+               "                       that kpa keeps mounted for KPA_STORAGE_LINGER seconds\n"
+               "                       (default 30) after their last instance, e.g. before\n"
+               "                       copying or checking one\n"
                "  -l, --list           list installed applications\n"
                "      --all            with --list: also those removed with their storage kept\n"
                "  -i, --info           show a package's manifest, run configurations and files\n"
@@ -133,6 +140,7 @@ enum {
         OPT_ROLLBACK,
         OPT_HOLD,
         OPT_UNHOLD,
+        OPT_RELEASE,
         OPT_ALL,
         OPT_TRUSTED_KEYS,
         OPT_ALLOW_UNSIGNED,
@@ -171,6 +179,7 @@ static int parse_option(int c, const char *optarg_)
         case OPT_ROLLBACK: return set_mode(MODE_ROLLBACK, "--rollback");
         case OPT_HOLD: return set_mode(MODE_HOLD, "--hold");
         case OPT_UNHOLD: return set_mode(MODE_UNHOLD, "--unhold");
+        case OPT_RELEASE: return set_mode(MODE_RELEASE, "--release-storage");
         case OPT_FORCE_ARCH: arg.install.flags |= KPA_INSTALL_FORCE_ARCH; return 0;
         case OPT_MAX_SIZE:
                 if (cli_parse_size(optarg_, &arg.install.limits.max_total_bytes) < 0)
@@ -222,6 +231,7 @@ static int parse_args(int argc, char **argv)
                 {"rollback", no_argument, NULL, OPT_ROLLBACK},
                 {"hold", no_argument, NULL, OPT_HOLD},
                 {"unhold", no_argument, NULL, OPT_UNHOLD},
+                {"release-storage", no_argument, NULL, OPT_RELEASE},
                 {"all", no_argument, NULL, OPT_ALL},
                 {"force-arch", no_argument, NULL, OPT_FORCE_ARCH},
                 {"max-size", required_argument, NULL, OPT_MAX_SIZE},
@@ -648,6 +658,16 @@ static int hold_one(kpa_store *store, const char *app_id, bool hold)
                               "back until --unhold\n"
                             : "%s is no longer held\n",
                        app_id);
+        return 0;
+}
+
+static int release_one(kpa_store *store, const char *app_id)
+{
+        kpa_error err;
+        if (kpa_store_release_storage(store, app_id, &err) < 0) {
+                cli_report(&err);
+                return -1;
+        }
         return 0;
 }
 
@@ -1093,6 +1113,8 @@ int main(int argc, char **argv)
                         failed |= rollback_one(store, argv[i]) < 0;
                 else if (arg.mode == MODE_HOLD || arg.mode == MODE_UNHOLD)
                         failed |= hold_one(store, argv[i], arg.mode == MODE_HOLD) < 0;
+                else if (arg.mode == MODE_RELEASE)
+                        failed |= release_one(store, argv[i]) < 0;
                 else
                         failed |= verify_one(store, argv[i]) < 0;
         }

@@ -47,7 +47,7 @@ comp_eq "kpa-pack values of --compress" "kpa-pack --compress " "gzip none xz zst
 comp_eq "kpa-pack values of --compress=" "kpa-pack --compress=z" "zstd"
 comp_eq "kpa-pack --manifest offers JSON files and directories" "kpa-pack --manifest " "manifest.json sub.d"
 comp_eq "kpa-pack operands are files" "kpa-pack -o x.kpa --manifest manifest.json no" "notes.txt"
-comp_eq "kpa-install options" "kpa-install --re" "--reinstall --remove --revoke"
+comp_eq "kpa-install options" "kpa-install --re" "--reinstall --release-storage --remove --revoke"
 comp_eq "kpa-install --grant offers permission names" "kpa-install --grant allowP" \
     "allowPerfEvents allowPersonality allowPtrace"
 comp_eq "... and the next name of a list" "kpa-install --grant network,read" "network,readOnlyPaths"
@@ -62,6 +62,8 @@ comp_eq "kpa-run --network values" "kpa-run --network " "host none"
 # application ids and run configurations, from the store named on the line
 comp_eq "kpa-install --remove offers installed applications" \
     "kpa-install --root $R --remove " "org.example.alpha org.example.beta"
+comp_eq "kpa-install --release-storage offers installed applications" \
+    "kpa-install --root $R --release-storage org.example.a" "org.example.alpha"
 comp_eq "kpa-install --revoke NAME offers installed applications" \
     "kpa-install --root $R --revoke network org.example.b" "org.example.beta"
 comp_eq "kpa-install --grant NAME offers applications and packages" \

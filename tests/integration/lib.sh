@@ -41,6 +41,14 @@ _run_cleanups() {
     for ((i = ${#_cleanups[@]} - 1; i >= 0; i--)); do
         eval "${_cleanups[$i]}" || true
     done
+    # a sized private storage's file system is kept mounted after its last
+    # instance by a kpa-keep process (storage-keep.c): end those of the
+    # images in the test's stores, which the test started
+    local k
+    for k in $(storage_keepers "$T"); do
+        kill "$k" 2>/dev/null
+        for _ in $(seq 100); do [ -d "/proc/$k" ] || break; sleep 0.02; done
+    done
     # the loop devices of sized private storage (storage-image.c) in the
     # test's stores stay attached until a purge: detach what is left
     for f in /sys/block/loop*/loop/backing_file; do
@@ -290,6 +298,18 @@ app_cgroups() {
     return 0
 }
 
+# storage_keepers DIR: the pids of the kpa-keep processes (storage-keep.c)
+# that keep the file system of an image below DIR mounted: the owners of a
+# POSIX read lock on it (/proc/locks), whose fd 4 is the image.
+storage_keepers() {
+    local pid img
+    for pid in $(awk '$2 == "POSIX" && $4 == "READ" {print $5}' /proc/locks | sort -u); do
+        img=$(readlink "/proc/$pid/fd/4" 2>/dev/null) || continue
+        [[ $img == "$1"/* && $(cat "/proc/$pid/comm" 2>/dev/null) == kpa-keep ]] && echo "$pid"
+    done
+    return 0
+}
+
 # storage_owner STORE APP FILE: the uid that owns FILE in APP's private
 # storage, read from outside: from its file system image when it has one
 # (debugfs reads it without a mount), else from the directory. The file
@@ -300,6 +320,8 @@ app_cgroups() {
 storage_owner() {
     local img="$1/images/$2.img" f dev _
     if [ -f "$img" ]; then
+        # the file system stays mounted after the instance (storage-keep.c)
+        "$KPA_INSTALL" --root "$1" --release-storage "$2" >&2
         for f in /sys/block/loop*/loop/backing_file; do
             [ "$(cat "$f" 2>/dev/null)" = "$img" ] || continue
             f=${f#/sys/block/}

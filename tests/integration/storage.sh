@@ -96,6 +96,8 @@ wait $first 2>/dev/null
 
 # an image that cannot be mounted fails the start: never the plain
 # directory instead, whose size nothing limits
+# (its file system unmounted first: a kept one would serve the start)
+check "--release-storage unmounts the kept file system" "$KPA_INSTALL" --root "$R" --release-storage $APP
 cp "$R/images/$APP.img" "$T/img.kept"
 dd if=/dev/zero of="$R/images/$APP.img" bs=64k count=1 conv=notrunc status=none
 check_exit_output "a private storage image that cannot be mounted fails the start" 1 \
