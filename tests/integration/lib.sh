@@ -303,10 +303,10 @@ app_cgroups() {
 # POSIX read lock on it (/proc/locks), whose fd 4 is the image.
 storage_keepers() {
     local pid img
-    for pid in $(awk '$2 == "POSIX" && $4 == "READ" {print $5}' /proc/locks | sort -u); do
+    while read -r pid; do
         img=$(readlink "/proc/$pid/fd/4" 2>/dev/null) || continue
         [[ $img == "$1"/* && $(cat "/proc/$pid/comm" 2>/dev/null) == kpa-keep ]] && echo "$pid"
-    done
+    done < <(awk '$2 == "POSIX" && $4 == "READ" {print $5}' /proc/locks | sort -u)
     return 0
 }
 
