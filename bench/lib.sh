@@ -10,7 +10,11 @@
 : "${W:?bench/lib.sh needs W}"
 export KPA_UID_REGISTRY="$W/uid-registry"
 bench_cleanup() {
-    local f
+    local f a
+    # the kpa-keep processes of the bench's sized storages (storage-keep.c)
+    for a in ${BENCH_APPS:-}; do
+        "${builddir:-.}/src/tools/kpa-install" --root "$W/store" --release-storage "$a" 2>/dev/null || true
+    done
     for f in /sys/block/loop*/loop/backing_file; do
         if [[ $(cat "$f" 2>/dev/null) == "$W"/* ]]; then
             f=${f#/sys/block/}

@@ -12,8 +12,10 @@
 # KPA_BENCH_DRIVERS=1 adds kpa-run with --cgroup-driver systemd and
 # cgroupfs as rows (the systemd guest: the scope's D-Bus round trip).
 # The package is /bin/true with mkpkg.py's default 10 MB ext4 private
-# storage (an image on a loop device, mounted and unmounted by each start:
-# the row "kpa-run, no sized storage" is the same without it).
+# storage (an image on a loop device, whose file system a kpa-keep process
+# keeps mounted between starts, storage-keep.c; the row "KPA_STORAGE_LINGER=0"
+# mounts and unmounts it in each start, as kpa did before; the row "kpa-run,
+# no sized storage" is the same package without it).
 # The "floor" row is bench/floor.c, built here statically: the namespaces,
 # root and vfork of a sandbox and nothing else, the least a start costs on
 # this machine (kpa-run's row minus it is the price of everything else).
@@ -26,7 +28,7 @@ command -v bwrap >/dev/null || { apt-get install -y -qq bubblewrap >/dev/null; }
 W=$(mktemp -d /var/tmp/kpa-bench-start.XXXXXX)
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
-BENCH_APPS="org.example.true org.example.nostor"
+BENCH_APPS="org.example.true org.example.nostor org.example.true0"
 trap 'bench_cleanup' EXIT
 /usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/true.kpa" --id org.example.true \
     --bin /bin/true --set 'runConfigurations[0].args=[]'
@@ -34,6 +36,11 @@ trap 'bench_cleanup' EXIT
 /usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/nostor.kpa" --id org.example.nostor \
     --bin /bin/true --set 'runConfigurations[0].args=[]' --delete privateStorage
 "$builddir/src/tools/kpa-install" --root "$W/store" -q "$W/nostor.kpa"
+# the same as org.example.true, for the rows that mount its storage in each
+# start (KPA_STORAGE_LINGER=0, KPA_BENCH_BASE): none of them keeps it
+/usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/true0.kpa" --id org.example.true0 \
+    --bin /bin/true --set 'runConfigurations[0].args=[]'
+"$builddir/src/tools/kpa-install" --root "$W/store" -q "$W/true0.kpa"
 ${CC:-cc} -O2 -static -o "$W/floor" "$src/bench/floor.c" 2>/dev/null ||
     ${CC:-cc} -O2 -o "$W/floor" "$src/bench/floor.c"
 
@@ -53,7 +60,10 @@ if is_script and os.path.exists(real):
 cmds = {
     "kpa-run (full isolation)": [kpa_run, "--root", store, "org.example.true"],
     "kpa-run, no sized storage": [kpa_run, "--root", store, "org.example.nostor"],
+    "kpa-run, KPA_STORAGE_LINGER=0": [kpa_run, "--root", store, "org.example.true0"],
 }
+# per-command environments (no env(1) in the timed path)
+cmd_env = {"kpa-run, KPA_STORAGE_LINGER=0": dict(env, KPA_STORAGE_LINGER="0")}
 if os.environ.get("KPA_BENCH_DRIVERS"):
     for d in ("systemd", "cgroupfs"):
         cmds[f"kpa-run --cgroup-driver {d}"] = [kpa_run, "--root", store, "--cgroup-driver", d,
@@ -61,7 +71,7 @@ if os.environ.get("KPA_BENCH_DRIVERS"):
 base = os.environ.get("KPA_BENCH_BASE")
 if base:
     cmds["kpa-run of KPA_BENCH_BASE"] = [os.path.join(base, "src", "tools", "kpa-run"), "--root",
-                                         store, "org.example.true"]
+                                         store, "org.example.true0"]
     cmds["KPA_BENCH_BASE, no sized storage"] = [os.path.join(base, "src", "tools", "kpa-run"),
                                                 "--root", store, "org.example.nostor"]
 cmds |= {
@@ -80,7 +90,7 @@ for k, c in list(cmds.items()):  # warm up, and fail loudly if a command does no
         print(f"({k}: does not work here, left out)")
         del cmds[k], times[k]
         continue
-    subprocess.run(c, check=True, env=env)
+    subprocess.run(c, check=True, env=cmd_env.get(k, env))
 # Each round starts after a pause, and its first command pays for the idle
 # CPU (measured: 0.6 ms of 5 for the same kpa-run run twice a round); so the
 # order rotates, and every command is first in as many rounds as the others.
@@ -90,7 +100,7 @@ for r in range(runs):
     for k, c in order[r % len(order):] + order[:r % len(order)]:
         time.sleep(spacing)
         t0 = time.perf_counter_ns()
-        subprocess.run(c, env=env)
+        subprocess.run(c, env=cmd_env.get(k, env))
         times[k].append(time.perf_counter_ns() - t0)
     time.sleep(0.02)  # spread starts out, as real ones are (PERF-NOTES: the cgroup trap)
 med = {k: statistics.median(v) / 1e6 for k, v in times.items()}
@@ -101,6 +111,7 @@ for k in cmds:
 b = med["bwrap --unshare-all"]
 print(f"ratio kpa-run / bwrap: {med['kpa-run (full isolation)'] / b:.2f}  (goal <= 0.60)")
 print(f"ratio kpa-run, no sized storage / bwrap: {med['kpa-run, no sized storage'] / b:.2f}")
+print(f"ratio kpa-run, KPA_STORAGE_LINGER=0 / bwrap: {med['kpa-run, KPA_STORAGE_LINGER=0'] / b:.2f}")
 for d in ("systemd", "cgroupfs"):
     if f"kpa-run --cgroup-driver {d}" in med:
         print(f"ratio kpa-run --cgroup-driver {d} / bwrap: {med[f'kpa-run --cgroup-driver {d}'] / b:.2f}")
