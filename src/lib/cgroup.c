@@ -217,14 +217,9 @@ static int add_controller(kpa_cgroup *cg, int c, const char *parent, kpa_error *
         hierarchy *h = &cg->h[cg->n];
         h->v2 = lcg_v2[c];
         h->ops = h->v2 ? &cgroup_v2_ops : &cgroup_v1_ops;
-        int r = 0;
-        if (parent)
-                h->parent = kpa_xstrdup(parent);
-        else
-                r = h->ops->current_path(c, &h->parent);
-        if (r < 0)
-                return kpa_error_set_errno(err, -r, "cgroup: cannot find this process's %s cgroup",
-                                           ctrl_names[c]);
+        /* NULL: this process's own group, looked up once the hierarchies
+         * not used are dropped (discover()) */
+        h->parent = parent ? kpa_xstrdup(parent) : NULL;
         h->mount = kpa_xstrdup(mount);
         h->ctrls = BIT(c);
         cg->n++;
@@ -314,6 +309,15 @@ static int discover(kpa_cgroup *cg, const char *parent, const kpa_cgroup_limits 
                                              "controller is not mounted",
                                              ctrl_names[c], ctrl_names[c]);
         keep_hierarchies(cg, used);
+        for (size_t i = 0; i < cg->n; i++) {
+                hierarchy *h = &cg->h[i];
+                int c = first_ctrl(h);
+                int r = h->parent ? 0 : h->ops->current_path(c, &h->parent);
+                if (r < 0)
+                        return kpa_error_set_errno(err, -r,
+                                                   "cgroup: cannot find this process's %s cgroup",
+                                                   ctrl_names[c]);
+        }
         bool devices = lim->n_devices == 0;
         for (size_t i = 0; i < cg->n; i++)
                 devices |= gets_devices(&cg->h[i]);
