@@ -52,9 +52,14 @@ const char *storage_image_fs_type(const char *fs_type)
 /* Run mke2fs on PATH; its error output, if any, into the message. */
 static int run_mke2fs(const char *path, const char *type, uid_t uid, kpa_error *err)
 {
-        char owner[64];
-        /* nodiscard: keep the blocks that fallocate reserved */
-        snprintf(owner, sizeof(owner), "root_owner=%u:%u,nodiscard", (unsigned)uid, (unsigned)uid);
+        /* nodiscard: keep the blocks that fallocate reserved; no lazy
+         * init: the inode tables and journal are written now, not by the
+         * kernel in the background of the first mounts (which a kept file
+         * system, storage-keep.c, would do after its instance) */
+        char owner[96];
+        snprintf(owner, sizeof(owner),
+                 "root_owner=%u:%u,nodiscard,lazy_itable_init=0,lazy_journal_init=0",
+                 (unsigned)uid, (unsigned)uid);
         const char *argv[] = {"mke2fs", "-q",  "-F", "-t",          type, "-m", "0",
                               "-E",     owner, "-L", "kpa-storage", path, NULL};
         int out[2];

@@ -348,6 +348,9 @@ done_testing() {
 # snapshot DIR: a listing of every path under DIR with type, mode, owner, size
 # and content hash, to prove that a refused operation changed nothing.
 snapshot() {
+    # (not the content of a private storage image: its file system may be
+    # kept mounted after its instance, storage-keep.c, and the kernel then
+    # writes its journal when it will)
     (cd "$1" && find . -printf '%p %y %m %U:%G %s\n' | LC_ALL=C sort &&
-        find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+        find . -type f ! -path './images/*.img' -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
 }
