@@ -148,9 +148,12 @@ check_exit_output "--tty with --detach is refused" 2 "--tty does not go with --d
 run() { "$KPA_RUN" --root "$R" "$@"; }
 for d in /var/tmp /var/lib /var/cache; do
     check "the application can write to $d" run $SH -- -c "echo x > $d/f && test -s $d/f"
-    check "$d is a tmpfs of its own" \
-        run $SH -- -c "grep -Eq '^[0-9]+ [0-9]+ [^ ]+ / $d .* - tmpfs ' /proc/self/mountinfo"
 done
+check "/var is a tmpfs of its own (one for the three)" \
+    run $SH -- -c "grep -Eq '^[0-9]+ [0-9]+ [^ ]+ / /var .* - tmpfs ' /proc/self/mountinfo"
+check_eq "/var/tmp is as /tmp is (1777, root's); /var/lib and /var/cache are the application's" \
+    "$(run $SH -- -c 'stat -c "%a %u" /tmp /var/tmp /var/lib /var/cache' | paste -sd, -)" \
+    "1777 0,1777 0,755 $(cat "$R/users/$SH"),755 $(cat "$R/users/$SH")"
 check_eq "/var/run is a link to /run" "$(run $SH -- -c 'readlink /var/run')" /run
 
 # ---- --workdir ----
