@@ -39,6 +39,11 @@ drive() {
     done
     drv=$($DRIVE "${opts[@]}" -- "$KPA_RUN" --root "$R" "$@" 2>&1)
 }
+# show_drive: the driver's report, as TAP comments (after a failed check)
+show_drive() {
+    while IFS= read -r l; do echo "#   drive: $l"; done <<<"$drv" | tail -40
+    return 0
+}
 # the same settings before and after (stty -g of the driver's terminal)
 same_stty() {
     local before after
@@ -99,7 +104,7 @@ send exit()\r
 wait
 EOF
 check "Ctrl-C reaches python3 -i as KeyboardInterrupt" grep -q '^KeyboardInterrupt' <<<"$drv" ||
-    while IFS= read -r l; do echo "#   drive: $l"; done <<<"$drv" | tail -40
+    show_drive
 check "and the instance keeps running (it answers, then exits 0)" \
     grep -Pzq 'exit=0\n(.*\n)*KeyboardInterrupt\r\n(.*\n)*42\r\n' <<<"$drv"
 
@@ -118,10 +123,10 @@ signal TERM
 wait
 EOF
 check "SIGTSTP to kpa-run --tty: the host terminal as it was while it is stopped, raw again after" \
-    grep -Pzq '\nraw=yes\nraw=no\nraw=yes\n' <<<"$drv"
+    grep -Pzq '\nraw=yes\nraw=no\nraw=yes\n' <<<"$drv" || show_drive
 check "SIGTERM to kpa-run --tty stops the application (exit 143)" \
-    grep -Pzq '\nraw=yes\n(.*\n)*exit=143\n' <<<"$drv"
-check "the host terminal's settings are restored after SIGTERM" same_stty
+    grep -Pzq '\nraw=yes\n(.*\n)*exit=143\n' <<<"$drv" || show_drive
+check "the host terminal's settings are restored after SIGTERM" same_stty || show_drive
 
 # ---- TIOCSTI stays refused on the pty ----
 drive $PR -- tiocsti <<'EOF'
