@@ -639,6 +639,26 @@ int kpa_cgroup_open(const char *parent, const char *app_id, const char *instance
         return 0;
 }
 
+void kpa_cgroup_forget_app(const char *parent, const char *app_id)
+{
+        static const kpa_cgroup_limits none;
+        static const char no_instance[INSTANCE_ID_LEN + 1] = "00000000000000000000000000000000";
+        _cleanup_(group_freep) kpa_cgroup *cg = NULL;
+        kpa_error ignored;
+        if (group_new(parent, app_id, no_instance, &none, true, &cg, &ignored) < 0)
+                return;
+        for (size_t i = 0; i < cg->n; i++) {
+                hierarchy *h = &cg->h[i];
+                set_names(h, app_id, no_instance);
+                _cleanup_free_ char *app = level_path(h, LEVEL_APP);
+                _cleanup_close_ int fd = open(app, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                collect_leftovers(h, fd);
+                (void)remove_level(h, LEVEL_APP); /* EBUSY: an instance runs */
+        }
+}
+
 /* ---- joining ---- */
 
 int kpa_cgroup_attach_fds(kpa_cgroup *cg, const int **fds, size_t *n, kpa_error *err)

@@ -220,5 +220,10 @@ int kpa_cgroup_destroy(kpa_cgroup *cg, kpa_error *err);
 /* Free CG and leave the group as it is (kpa-oci create: the group
  * outlives the process that made it; delete opens and destroys it). */
 void kpa_cgroup_forget(kpa_cgroup *cg);
+/* A package is gone: remove the APP_ID groups kept for its next start
+ * (kpa.slice/APP_ID below PARENT, NULL: this process's own groups, in each
+ * hierarchy), where no instance uses them; the empty instance groups that a
+ * killed kpa left there go first. Nothing is reported: a group in use stays. */
+void kpa_cgroup_forget_app(const char *parent, const char *app_id);
 
 #endif

@@ -599,6 +599,7 @@ int autorun_package(const char *pkg_id)
                         /* removed: its sockets went above, and a restart
                          * that is due would only fail now */
                         (void)kpa_control_stop_package(d.ctl, pkg_id, false, NULL, 0);
+                        kpa_control_forget_package(d.ctl, pkg_id); /* its kept cgroups */
                         return 0;
                 }
                 log_warning("autorun: %s", err.message);

@@ -18,6 +18,7 @@
 #include <sys/syscall.h>
 
 #include "archive-read.h"
+#include "cgroup.h"
 #include "kpa/digest.h"
 #include "kpa/package.h"
 #include "sign.h"
@@ -705,6 +706,10 @@ static int remove_locked(kpa_store *s, const char *app_id, bool purge, kpa_error
         int r = store_write_grants(s, app_id, NULL, err);
         if (r < 0)
                 return kpa_error_prefix(err, "remove %s", app_id);
+        /* the cgroups kept for its next start below this process's own
+         * (kpa-execd removes those below its own when told) */
+        if (installed)
+                kpa_cgroup_forget_app(NULL, app_id);
         /* its private storage image is no longer kept mounted for a next
          * start (storage-keep.c); a purge detaches it too */
         kpa_error ignored;

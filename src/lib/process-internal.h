@@ -88,6 +88,9 @@ int kpa_control_stop_all(kpa_control *ctl, kpa_stop_policy policy);
  * (not counted). */
 int kpa_control_stop_package(kpa_control *ctl, const char *pkg_id, bool restart, pid_t *pids,
                              size_t max_pids);
+/* PKG_ID was removed: the cgroups kept for its next start below this
+ * controller's parent go (kpa_cgroup_forget_app). */
+void kpa_control_forget_package(kpa_control *ctl, const char *pkg_id);
 /* How many instances are still live (not yet ended and cleaned up). */
 size_t kpa_control_live_count(kpa_control *ctl);
 

@@ -909,6 +909,11 @@ int kpa_control_stop_package(kpa_control *ctl, const char *pkg_id, bool restart,
         return n;
 }
 
+void kpa_control_forget_package(kpa_control *ctl, const char *pkg_id)
+{
+        kpa_cgroup_forget_app(ctl->cgroup_parent, pkg_id);
+}
+
 static void notice_from_local(kpa_control *ctl, const char *pkg_id, bool restart,
                               kpa_package_notice *out)
 {
