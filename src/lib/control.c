@@ -10,6 +10,7 @@
 
 #include "kpa/process.h"
 #include "control-priv.h"
+#include "types.h"
 #include "util.h"
 
 int kpa_control_error_out(kpa_control *ctl, int r, const char *what, kpa_error *err)
@@ -29,9 +30,9 @@ int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_conf
         kpa_start_options full;
         kpa_start_options_init(&full);
         kpa_error_clear(&ctl->last_error);
+        _cleanup_(kpa_start_arrays_free) kpa_start_arrays copies = {NULL, NULL};
         if (opts) {
-                int r = kpa_struct_in(&full, opts, sizeof(full), "kpa_start_options",
-                                      &ctl->last_error);
+                int r = kpa_start_options_in(&full, opts, &copies, &ctl->last_error);
                 if (r < 0)
                         return kpa_control_error_out(ctl, r, "start", err);
         }

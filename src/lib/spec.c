@@ -11,6 +11,7 @@
 #include "handles.h"
 #include "spec.h"
 #include "store-internal.h"
+#include "types.h"
 #include "util.h"
 
 typedef struct strv_builder {
@@ -408,7 +409,8 @@ int kpa_instance_spec_new_package(const char *store_root, const char *pkg_id,
         kpa_start_options full;
         kpa_start_options_init(&full);
         int q;
-        if (opts && (q = kpa_struct_in(&full, opts, sizeof(full), "kpa_start_options", err)) < 0)
+        _cleanup_(kpa_start_arrays_free) kpa_start_arrays copies = {NULL, NULL};
+        if (opts && (q = kpa_start_options_in(&full, opts, &copies, err)) < 0)
                 return q;
         opts = &full;
         _cleanup_(kpa_store_closep) kpa_store *store = NULL;
