@@ -16,6 +16,8 @@ extern "C" {
 
 #define KPA_ERROR_MESSAGE_MAX 1024
 
+/* ABI: fixed (every call takes it; a new field would move nothing only
+ * at the end, and a caller's would be too short). */
 typedef struct kpa_error {
         int code;                            /* positive errno; 0 when no error */
         char message[KPA_ERROR_MESSAGE_MAX]; /* one line, no trailing newline */
