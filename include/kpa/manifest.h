@@ -28,7 +28,7 @@ typedef enum kpa_component_type {
 } kpa_component_type;
 
 typedef struct kpa_component {
-        size_t struct_size; /* sizeof, set by the library (see kpa/error.h) */
+        size_t struct_size;   /* sizeof, set by the library (see kpa/error.h) */
         char *name;           /* one path component */
         char *digest;         /* 64 lowercase hex chars; "" when absent (only with
                                  KPA_MANIFEST_ALLOW_MISSING_DIGESTS) */
@@ -98,7 +98,7 @@ typedef struct kpa_run_config {
         char *path;                 /* e.g. "bin/app"; names a bin component */
         kpa_service_use **uses;
         size_t n_uses;
-        kpa_socket_decl **sockets;  /* extensions.KPA_sockets[id]; NULL when none */
+        kpa_socket_decl **sockets; /* extensions.KPA_sockets[id]; NULL when none */
         size_t n_sockets;
 } kpa_run_config;
 
@@ -202,9 +202,9 @@ typedef struct kpa_manifest {
         uint64_t storage_size_mb;
         char *storage_fs_type; /* NULL when absent */
 
-        kpa_limits *limits;             /* never NULL */
-        kpa_sandbox_settings *sandbox;  /* never NULL */
-        kpa_restart_policy *restart;    /* never NULL */
+        kpa_limits *limits;            /* never NULL */
+        kpa_sandbox_settings *sandbox; /* never NULL */
+        kpa_restart_policy *restart;   /* never NULL */
 
         char *extensions_json; /* the "extensions" object re-serialized (pretty), NULL when absent */
 

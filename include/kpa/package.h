@@ -75,14 +75,14 @@ typedef void (*kpa_progress_fn)(uint64_t done, uint64_t total, void *userdata);
 /* Information about a package file or an installed package (kpa-install
  * --info): made by the library, versioned like kpa_manifest. */
 typedef struct kpa_component_info {
-        size_t struct_size; /* sizeof, set by the library (see kpa/error.h) */
+        size_t struct_size;             /* sizeof, set by the library (see kpa/error.h) */
         const kpa_component *component; /* points into the manifest */
         uint64_t size;
         bool present;
 } kpa_component_info;
 
 typedef struct kpa_package_info {
-        size_t struct_size; /* sizeof, set by the library (see kpa/error.h) */
+        size_t struct_size;             /* sizeof, set by the library (see kpa/error.h) */
         kpa_manifest *manifest;         /* owned; locales loaded */
         kpa_component_info **components; /* one per manifest component, same order */
         size_t n_components;

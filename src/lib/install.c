@@ -222,8 +222,8 @@ int install_options_in(const kpa_install_options *opts, kpa_install_options *ful
                 return q;
         const kpa_package_limits *given = full->limits;
         full->limits = limits;
-        if (given && (q = kpa_struct_in(limits, given, sizeof(*limits), "kpa_package_limits",
-                                        err)) < 0)
+        if (given &&
+            (q = kpa_struct_in(limits, given, sizeof(*limits), "kpa_package_limits", err)) < 0)
                 return q;
         return 0;
 }

@@ -45,7 +45,7 @@ static void *new_element(size_t size)
 }
 #define NEW_ELEMENTS(array, n)                                                                     \
         do {                                                                                       \
-                (array) = kpa_xcalloc((n) ? (n) : 1, sizeof(*(array)));                          \
+                (array) = kpa_xcalloc((n) ? (n) : 1, sizeof(*(array)));                            \
                 for (size_t i_ = 0; i_ < (n); i_++)                                                \
                         (array)[i_] = new_element(sizeof(**(array)));                              \
         } while (0)
@@ -666,8 +666,8 @@ static int refuse_cycle(const struct json_ctx *c, const kpa_manifest *m, json_ob
         _cleanup_free_ char *chain = kpa_xstrdup("");
         for (size_t d = from; d <= depth; d++) {
                 bool cut = strlen(chain) > 160 && d + 1 < depth; /* a long one: its ends */
-                char *longer =
-                        kpa_xasprintf("%s%s -> ", chain, cut ? "..." : m->run_configs[stack[d]]->id);
+                char *longer = kpa_xasprintf("%s%s -> ", chain,
+                                             cut ? "..." : m->run_configs[stack[d]]->id);
                 free(chain);
                 chain = longer;
                 if (cut)
@@ -774,8 +774,7 @@ static int parse_run_configs(const struct json_ctx *c, json_object *root, kpa_ma
         m->n_run_configs = n;
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *p = json_strict_path_index(key, i);
-                r = parse_run_config(c, m, json_object_array_get_idx(arr, i), p,
-                                     m->run_configs[i]);
+                r = parse_run_config(c, m, json_object_array_get_idx(arr, i), p, m->run_configs[i]);
                 if (r < 0)
                         return r;
         }

@@ -492,7 +492,8 @@ static int resolve(kpa_control *ctl, instance *i, const char *pkg_id, const char
         char list[200] = "";
         for (size_t k = 0; k < (*m)->n_run_configs; k++) {
                 size_t len = strlen(list);
-                snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "", (*m)->run_configs[k]->id);
+                snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "",
+                         (*m)->run_configs[k]->id);
         }
         if (!rc_id)
                 return process_fail_start(ctl, i, ENOENT, "%s has no run configuration to start",
@@ -652,7 +653,8 @@ int process_launch_into(kpa_control *ctl, instance *i, const char *pkg_id, const
                 json_object *a = json_object_new_array();
                 for (size_t k = 0; k < n_declared; k++) {
                         json_object *o = json_object_new_object();
-                        json_object_object_add(o, "name", json_object_new_string(rc->sockets[k]->name));
+                        json_object_object_add(o, "name",
+                                               json_object_new_string(rc->sockets[k]->name));
                         json_object_object_add(o, "listen",
                                                json_object_new_string(rc->sockets[k]->listen));
                         json_object_object_add(o, "fd", json_object_new_int(spec->handle_fds[k]));

@@ -388,8 +388,7 @@ int sockets_for_start(kpa_control *ctl, const kpa_manifest *m, const kpa_run_con
                                                      "handle \"%s\": the manifest declares a "
                                                      "socket of that name (%s), which kpa "
                                                      "passes itself",
-                                                     opts->handles[h].name,
-                                                     rc->sockets[k]->listen);
+                                                     opts->handles[h].name, rc->sockets[k]->listen);
         size_t n = rc->n_sockets + opts->n_handles;
         kpa_user_handle *v = kpa_xcalloc(n, sizeof(*v));
         for (size_t k = 0; k < rc->n_sockets; k++) {

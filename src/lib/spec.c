@@ -310,7 +310,8 @@ static int plan_ids_and_limits(kpa_store *store, const kpa_manifest *m,
         spec->gid = opts->gid != (gid_t)-1 ? opts->gid : (opts->uid != (uid_t)-1 ? (gid_t)opts->uid : gid);
         if (spec->userns) /* the only ids mapped: the caller's own, as 0 */
                 spec->uid = spec->gid = 0;
-        spec->limits.memory_bytes = opts->memory_bytes ? opts->memory_bytes : m->limits->memory_bytes;
+        spec->limits.memory_bytes =
+                opts->memory_bytes ? opts->memory_bytes : m->limits->memory_bytes;
         spec->limits.pids = opts->pids ? opts->pids : m->limits->pids;
         spec->limits.cpu_weight = opts->cpu_weight ? opts->cpu_weight : m->limits->cpu_weight;
         if (opts->network == KPA_START_NETWORK_DEFAULT)
@@ -367,7 +368,8 @@ int kpa_instance_spec_build(kpa_store *store, const kpa_manifest *m, const kpa_r
                                      "only root can choose the uid or gid of a process (not "
                                      "root, kpa runs it rootless, as your own uid)");
         /* the manifest requests; what the store grants is what applies */
-        _cleanup_(sandbox_settings_clear) kpa_sandbox_settings granted = {.struct_size = sizeof(granted)};
+        _cleanup_(sandbox_settings_clear)
+                kpa_sandbox_settings granted = {.struct_size = sizeof(granted)};
         bool network_granted = false;
         q = kpa_store_effective_sandbox(store, m, &granted, &network_granted, err);
         if (q < 0)

@@ -144,9 +144,9 @@ int kpa_start_options_in(kpa_start_options *full, const kpa_start_options *opts,
                 return r;
         static const kpa_user_handle handle_defaults = {.name = NULL, .fd = -1};
         static const kpa_start_bind bind_defaults = {.host = NULL};
-        full->handles = array_in(full->handles, full->n_handles, full->handle_size,
-                                 sizeof(kpa_user_handle), &handle_defaults,
-                                 (void **)&copies->handles);
+        full->handles =
+                array_in(full->handles, full->n_handles, full->handle_size, sizeof(kpa_user_handle),
+                         &handle_defaults, (void **)&copies->handles);
         full->binds = array_in(full->binds, full->n_binds, full->bind_size, sizeof(kpa_start_bind),
                                &bind_defaults, (void **)&copies->binds);
         full->handle_size = sizeof(kpa_user_handle);

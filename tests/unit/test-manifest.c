@@ -797,9 +797,9 @@ static void test_sandbox_allow(void)
                                            "allowBpf",         "allowKeyring",
                                            "allowUserfaultfd", "allowPersonality"};
         kpa_manifest *m = accept_mut("/extensions/KPA_sandbox/network", "'none'");
-        ok(m && !m->sandbox->allow_ptrace && !m->sandbox->allow_perf_events && !m->sandbox->allow_bpf &&
-                   !m->sandbox->allow_keyring && !m->sandbox->allow_userfaultfd &&
-                   !m->sandbox->allow_personality,
+        ok(m && !m->sandbox->allow_ptrace && !m->sandbox->allow_perf_events &&
+                   !m->sandbox->allow_bpf && !m->sandbox->allow_keyring &&
+                   !m->sandbox->allow_userfaultfd && !m->sandbox->allow_personality,
            "every allow* defaults to false");
         kpa_manifest_free(m);
         for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
@@ -863,7 +863,8 @@ static void test_sockets(void)
         ok(rc && rc->sockets[1]->struct_size == sizeof(kpa_socket_decl),
            "... each a versioned kpa_socket_decl behind a pointer");
         rc = m ? kpa_manifest_find_run_config(m, "helper") : NULL;
-        ok(rc && rc->n_sockets == 1 && streq(rc->sockets[0]->address, "::1") && rc->sockets[0]->port == 9,
+        ok(rc && rc->n_sockets == 1 && streq(rc->sockets[0]->address, "::1") &&
+                   rc->sockets[0]->port == 9,
            "KPA_sockets: an IPv6 address in brackets");
         kpa_manifest_free(m);
         static const struct {
