@@ -844,6 +844,7 @@ static kpa_package_info *package_info_new(kpa_manifest *m)
         info->struct_size = sizeof(*info);
         info->manifest = m;
         info->n_components = m->n_components;
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
         info->components = kpa_xcalloc(m->n_components + 1, sizeof(*info->components));
         for (size_t i = 0; i < m->n_components; i++) {
                 info->components[i] = kpa_xcalloc(1, sizeof(kpa_component_info));
@@ -963,6 +964,7 @@ void kpa_verify_report_clear(kpa_verify_report *report)
 
 static void report_add(kpa_verify_report *r, kpa_verify_problem problem, const char *path)
 {
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
         r->entries = kpa_xrealloc(r->entries, (r->n_entries + 1) * sizeof(*r->entries));
         kpa_verify_entry *e = kpa_xcalloc(1, sizeof(*e));
         *e = (kpa_verify_entry){sizeof(*e), problem, kpa_xstrdup(path)};

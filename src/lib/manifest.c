@@ -45,6 +45,7 @@ static void *new_element(size_t size)
 }
 #define NEW_ELEMENTS(array, n)                                                                     \
         do {                                                                                       \
+                /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */             \
                 (array) = kpa_xcalloc((n) ? (n) : 1, sizeof(*(array)));                            \
                 for (size_t i_ = 0; i_ < (n); i_++)                                                \
                         (array)[i_] = new_element(sizeof(**(array)));                              \
@@ -1291,6 +1292,7 @@ static int parse_sockets(const struct json_ctx *c, json_object *obj, const char 
                 if (r < 0)
                         return r;
                 size_t n = json_object_array_length(arr);
+                /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
                 rc->sockets = kpa_xcalloc(n ? n : 1, sizeof(*rc->sockets));
                 for (size_t i = 0; i < n; i++) {
                         _cleanup_free_ char *pi = json_strict_path_index(p, i);

@@ -164,6 +164,7 @@ int kpa_store_app_processes(kpa_store *s, const char *app_id, kpa_app_process **
         int q = app_processes(s, app_id, &flat, n, err);
         if (q < 0)
                 return q;
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): the pointers, then the elements */
         kpa_app_process **v = kpa_xcalloc(1, (*n + 1) * sizeof(*v) + *n * sizeof(**v));
         kpa_app_process *elements = (kpa_app_process *)(v + *n + 1);
         for (size_t i = 0; i < *n; i++) {
