@@ -203,11 +203,13 @@ KPA_PUBLIC int kpa_process_wait(kpa_control *ctl, const kpa_token *token, int ti
  * context is still kept. free(*OUT). */
 KPA_PUBLIC int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n, kpa_error *err);
 /* The same with each instance's context: *TOKENS and *CTXS (free() both)
- * hold *N entries, oldest first, each a whole kpa_process_context of this
- * library (struct_size says its size). Connected, one request to kpa-execd (which
- * shows a user other than root only that user's instances). */
+ * hold *N entries, oldest first. *CTXS is an array of *N pointers and a
+ * NULL, all in one block, each to a whole kpa_process_context of this
+ * library (its struct_size says its size, see kpa/error.h). Connected, one
+ * request to kpa-execd (which shows a user other than root only that
+ * user's instances). */
 KPA_PUBLIC int kpa_process_list_contexts(kpa_control *ctl, kpa_token **tokens,
-                                         kpa_process_context **ctxs, size_t *n, kpa_error *err);
+                                         kpa_process_context ***ctxs, size_t *n, kpa_error *err);
 /* Stop every live instance (connected: every instance of kpa-execd, which
  * allows it to root only) with POLICY, as kpa_process_stop() does, without
  * waiting for their ends; *STOPPED (may be NULL) says how many. */
