@@ -37,7 +37,8 @@ typedef struct kpa_error {
  * size of a struct that can grow:
  * - what the library makes (kpa_manifest and everything it points to,
  *   kpa_package_info, kpa_app_process, kpa_verify_entry, the contexts of
- *   kpa_process_list_contexts) carries struct_size too, set by the library: a caller of newer headers tests
+ *   kpa_process_list_contexts) carries struct_size too, set by the
+ *   library: a caller of newer headers tests
  *   `offsetof(T, field) < x->struct_size` before it reads a field that an
  *   older libkpa may not have. Such structs are never embedded by value in
  *   another and never laid out in an array the caller strides: they come

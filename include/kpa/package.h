@@ -244,8 +244,8 @@ typedef struct kpa_app_process {
 /* The processes, on this host, that run APP_ID from this store (its
  * directory is /APP_ID in their root), whoever started them: kpa-execd or
  * kpa-run. *OUT is an array of *N pointers to them and a NULL, all in
- * one block: free(*OUT) frees it all. Needs the right to look into other processes'
- * roots (root, or the owner). */
+ * one block: free(*OUT) frees it all. Needs the right to look into other
+ * processes' roots (root, or the owner). */
 KPA_PUBLIC int kpa_store_app_processes(kpa_store *store, const char *app_id, kpa_app_process ***out,
                                        size_t *n, kpa_error *err);
 
@@ -354,9 +354,9 @@ KPA_PUBLIC int kpa_store_set_grants(kpa_store *store, const char *app_id, const 
 KPA_PUBLIC int kpa_permissions_check_path(const char *path, uid_t uid, gid_t gid, const char *store_root,
                                int *out_fd, kpa_error *err);
 /* The part of M's KPA_sandbox that the store grants it (what a start
- * applies), into OUT (set up with kpa_sandbox_settings_init()); *NETWORK_GRANTED:
- * whether "network" is granted at all. Free OUT's read_only_paths with
- * kpa_strv_free(). */
+ * applies), into OUT (set up with kpa_sandbox_settings_init());
+ * *NETWORK_GRANTED: whether "network" is granted at all. Free OUT's
+ * read_only_paths with kpa_strv_free(). */
 KPA_PUBLIC int kpa_store_effective_sandbox(kpa_store *store, const kpa_manifest *m, kpa_sandbox_settings *out,
                                 bool *network_granted, kpa_error *err);
 /* 0 when every socket that RC declares (KPA_sockets) is granted; else
