@@ -13,8 +13,10 @@ extern "C" {
 
 #define KPA_SHA256_SIZE 32
 
+/* ABI: fixed: the caller's room for the hash state, large enough for
+ * nettle's sha256_ctx (SHA-256 itself never changes); opaque. */
 typedef struct kpa_sha256 {
-        uint64_t state[16]; /* large enough for nettle's sha256_ctx; opaque */
+        uint64_t state[16];
 } kpa_sha256;
 
 KPA_PUBLIC void kpa_sha256_init(kpa_sha256 *ctx);

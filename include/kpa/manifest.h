@@ -28,6 +28,7 @@ typedef enum kpa_component_type {
 } kpa_component_type;
 
 typedef struct kpa_component {
+        size_t struct_size;   /* sizeof, set by the library (see kpa/error.h) */
         char *name;           /* one path component */
         char *digest;         /* 64 lowercase hex chars; "" when absent (only with
                                  KPA_MANIFEST_ALLOW_MISSING_DIGESTS) */
@@ -37,6 +38,7 @@ typedef struct kpa_component {
                                  res/[DIR/]NAME, manifest_locales/NAME */
 } kpa_component;
 
+/* ABI: fixed (an environment variable is a name and a value). */
 typedef struct kpa_env_var {
         char *name;
         char *value; /* may be "" */
@@ -49,6 +51,7 @@ typedef enum kpa_use_type {
 } kpa_use_type;
 
 typedef struct kpa_service_use {
+        size_t struct_size; /* sizeof, set by the library (see kpa/error.h) */
         char *name; /* "RUNCONFIG" or "PACKAGE/RUNCONFIG" */
         kpa_use_type use_type;
 } kpa_service_use;
@@ -71,6 +74,7 @@ typedef enum kpa_socket_kind {
 #define KPA_SOCKETS_DIR "/run/kpa/sockets" /* unix sockets: KPA_SOCKETS_DIR/APP_ID/PATH */
 
 typedef struct kpa_socket_decl {
+        size_t struct_size; /* sizeof, set by the library (see kpa/error.h) */
         char *name;    /* the handle name */
         char *listen;  /* as written: "tcp:127.0.0.1:8080", "unix:ctl.sock" */
         kpa_socket_kind kind;
@@ -80,6 +84,7 @@ typedef struct kpa_socket_decl {
 } kpa_socket_decl;
 
 typedef struct kpa_run_config {
+        size_t struct_size; /* sizeof, set by the library (see kpa/error.h) */
         char *id;
         char *name; /* as written; may be "@key@" (see kpa_manifest_localize) */
         kpa_run_type type;
@@ -91,9 +96,9 @@ typedef struct kpa_run_config {
         bool autorun;               /* default false */
         char *eiid;                 /* NULL when absent */
         char *path;                 /* e.g. "bin/app"; names a bin component */
-        kpa_service_use *uses;
+        kpa_service_use **uses;
         size_t n_uses;
-        kpa_socket_decl *sockets;   /* extensions.KPA_sockets[id]; NULL when none */
+        kpa_socket_decl **sockets; /* extensions.KPA_sockets[id]; NULL when none */
         size_t n_sockets;
 } kpa_run_config;
 
@@ -105,6 +110,7 @@ typedef enum kpa_network_mode {
 /* extensions.KPA_limits: {"memory": "64M" | bytes, "pids": N, "cpuWeight": 1..10000}.
  * 0 means "no limit set". */
 typedef struct kpa_limits {
+        size_t struct_size; /* sizeof, set by the library (see kpa/error.h) */
         uint64_t memory_bytes;
         uint64_t pids;
         uint64_t cpu_weight;
@@ -114,6 +120,7 @@ typedef struct kpa_limits {
  * "allowPtrace": true, ...}. The allow* booleans (default false) relax the
  * default seccomp filter, each for the calls named. */
 typedef struct kpa_sandbox_settings {
+        size_t struct_size; /* sizeof, set by the library or kpa_sandbox_settings_init() */
         kpa_network_mode network;
         char **read_only_paths; /* NULL-terminated; never NULL; absolute, normalized */
         size_t n_read_only_paths;
@@ -124,6 +131,8 @@ typedef struct kpa_sandbox_settings {
         bool allow_userfaultfd; /* allowUserfaultfd: userfaultfd */
         bool allow_personality; /* allowPersonality: personality with any persona */
 } kpa_sandbox_settings;
+/* For kpa_store_effective_sandbox(): struct_size set, the rest zero. */
+KPA_PUBLIC void kpa_sandbox_settings_init(kpa_sandbox_settings *sb);
 
 /* extensions.KPA_restart: {"policy": "no"|"on-failure"|"always",
  * "maxRetries": N, "delayMs": N, "maxDelayMs": N, "resetAfter": S}. What kpa-execd does when
@@ -142,6 +151,7 @@ typedef enum kpa_restart_mode {
 } kpa_restart_mode;
 
 typedef struct kpa_restart_policy {
+        size_t struct_size; /* sizeof, set by the library (see kpa/error.h) */
         kpa_restart_mode mode;
         uint32_t max_retries;
         uint32_t delay_ms;
@@ -149,10 +159,19 @@ typedef struct kpa_restart_policy {
         uint32_t reset_after_s; /* resetAfter: a run this long starts the backoff over */
 } kpa_restart_policy;
 
+/* A manifest the library made (kpa_manifest_parse, kpa_store_load_manifest).
+ * It and every struct it points to are versioned: struct_size, set by the
+ * library, tells which fields a newer libkpa has (fields are only
+ * appended), and what can grow is reached through a pointer, never
+ * embedded or strided: the arrays are arrays of pointers. */
 typedef struct kpa_manifest {
+        size_t struct_size; /* sizeof, set by the library (see kpa/error.h) */
         char *version;     /* "2.0" */
         char *digest_type; /* always KPA_DIGEST_TYPE_SHA256 after parsing */
 
+        /* ABI: fixed, as the application and platform objects of manifest
+         * version 2.0: a key that a later version adds becomes a member at
+         * the end of kpa_manifest. */
         struct {
                 char *id;
                 char *name;        /* may be "@key@" */
@@ -162,6 +181,7 @@ typedef struct kpa_manifest {
                 char *description; /* NULL when absent; may be "@key@" */
         } application;
 
+        /* ABI: fixed (see application) */
         struct {
                 char *id;
                 char *build_sdk_name;
@@ -171,10 +191,10 @@ typedef struct kpa_manifest {
                 char *cpu;  /* may be "" */
         } platform;
 
-        kpa_component *components;
+        kpa_component **components;
         size_t n_components;
 
-        kpa_run_config *run_configs;
+        kpa_run_config **run_configs;
         size_t n_run_configs;
 
         bool has_private_storage;
@@ -182,9 +202,9 @@ typedef struct kpa_manifest {
         uint64_t storage_size_mb;
         char *storage_fs_type; /* NULL when absent */
 
-        kpa_limits limits;
-        kpa_sandbox_settings sandbox;
-        kpa_restart_policy restart;
+        kpa_limits *limits;            /* never NULL */
+        kpa_sandbox_settings *sandbox; /* never NULL */
+        kpa_restart_policy *restart;   /* never NULL */
 
         char *extensions_json; /* the "extensions" object re-serialized (pretty), NULL when absent */
 

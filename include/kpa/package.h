@@ -72,16 +72,19 @@ KPA_PUBLIC void kpa_package_limits_init(kpa_package_limits *limits);
 /* Progress of a long operation: DONE of TOTAL bytes (TOTAL 0 when unknown). */
 typedef void (*kpa_progress_fn)(uint64_t done, uint64_t total, void *userdata);
 
-/* Information about a package file or an installed package (kpa-install --info). */
+/* Information about a package file or an installed package (kpa-install
+ * --info): made by the library, versioned like kpa_manifest. */
 typedef struct kpa_component_info {
+        size_t struct_size;             /* sizeof, set by the library (see kpa/error.h) */
         const kpa_component *component; /* points into the manifest */
         uint64_t size;
         bool present;
 } kpa_component_info;
 
 typedef struct kpa_package_info {
+        size_t struct_size;             /* sizeof, set by the library (see kpa/error.h) */
         kpa_manifest *manifest;         /* owned; locales loaded */
-        kpa_component_info *components; /* one per manifest component, same order */
+        kpa_component_info **components; /* one per manifest component, same order */
         size_t n_components;
         uid_t uid;                      /* installed packages: the package's own uid; -1 if none */
         gid_t gid;
@@ -145,7 +148,7 @@ typedef void (*kpa_permissions_fn)(const char *app_id, char *const *requested, c
 typedef struct kpa_install_options {
         size_t struct_size; /* sizeof, set by kpa_install_options_init() (see kpa/error.h) */
         unsigned flags;
-        kpa_package_limits limits;
+        const kpa_package_limits *limits; /* NULL: kpa_package_limits_init()'s defaults */
         kpa_progress_fn progress;
         void *userdata;
         /* Permissions to grant: "all", or names joined by ',' ("network,
@@ -232,6 +235,7 @@ typedef enum kpa_app_tree {
 } kpa_app_tree;
 
 typedef struct kpa_app_process {
+        size_t struct_size; /* sizeof, set by the library (see kpa/error.h) */
         pid_t pid; /* on the host */
         bool init; /* the init of an instance (pid 1 of its pid namespace) */
         kpa_app_tree tree;
@@ -239,10 +243,11 @@ typedef struct kpa_app_process {
 
 /* The processes, on this host, that run APP_ID from this store (its
  * directory is /APP_ID in their root), whoever started them: kpa-execd or
- * kpa-run. *OUT is an array to free(). Needs the right to look into other
+ * kpa-run. *OUT is an array of *N pointers to them and a NULL, all in
+ * one block: free(*OUT) frees it all. Needs the right to look into other
  * processes' roots (root, or the owner). */
-KPA_PUBLIC int kpa_store_app_processes(kpa_store *store, const char *app_id, kpa_app_process **out, size_t *n,
-                            kpa_error *err);
+KPA_PUBLIC int kpa_store_app_processes(kpa_store *store, const char *app_id, kpa_app_process ***out,
+                                       size_t *n, kpa_error *err);
 
 /* Remove an installed package; PURGE also removes its private storage and
  * releases its uid. */
@@ -270,13 +275,14 @@ typedef enum kpa_verify_problem {
 } kpa_verify_problem;
 
 typedef struct kpa_verify_entry {
+        size_t struct_size; /* sizeof, set by the library (see kpa/error.h) */
         kpa_verify_problem problem;
         char *path; /* relative to the package root */
 } kpa_verify_entry;
 
 typedef struct kpa_verify_report {
         size_t struct_size; /* sizeof, set by kpa_verify_report_init() (see kpa/error.h) */
-        kpa_verify_entry *entries;
+        kpa_verify_entry **entries; /* made by the library */
         size_t n_entries;
         uint64_t files_checked;
 } kpa_verify_report;
@@ -348,7 +354,8 @@ KPA_PUBLIC int kpa_store_set_grants(kpa_store *store, const char *app_id, const 
 KPA_PUBLIC int kpa_permissions_check_path(const char *path, uid_t uid, gid_t gid, const char *store_root,
                                int *out_fd, kpa_error *err);
 /* The part of M's KPA_sandbox that the store grants it (what a start
- * applies); *NETWORK_GRANTED: whether "network" is granted at all. Free OUT's
+ * applies), into OUT (set up with kpa_sandbox_settings_init());
+ * *NETWORK_GRANTED: whether "network" is granted at all. Free OUT's
  * read_only_paths with kpa_strv_free(). */
 KPA_PUBLIC int kpa_store_effective_sandbox(kpa_store *store, const kpa_manifest *m, kpa_sandbox_settings *out,
                                 bool *network_granted, kpa_error *err);

@@ -48,7 +48,8 @@ typedef enum kpa_network_mode_opt {
         KPA_START_NETWORK_HOST,
 } kpa_network_mode_opt;
 
-/* 128 random bits, unguessable; printed as 32 lowercase hex chars. */
+/* 128 random bits, unguessable; printed as 32 lowercase hex chars.
+ * ABI: fixed (a token is these 16 bytes, in the protocol too). */
 typedef struct kpa_token {
         uint8_t bytes[16];
 } kpa_token;
@@ -76,7 +77,9 @@ typedef struct kpa_process_context {
         unsigned restart_in_ms; /* it ended and a restart is due in this many ms; 0: none */
         char exit_cause[16]; /* how it ended, in a word: "exited", "stopped", "signal",
                                 "oom", "start-failed", "lost"; "" while it runs */
-        struct {             /* its latest failure (an end a restart counts as one) */
+        /* its latest failure (an end a restart counts as one). ABI: fixed:
+         * what a later libkpa tells of it goes at the end of the context */
+        struct {
                 kpa_process_state state;   /* KPA_PROCESS_NONE: none so far */
                 kpa_exit_status exit_status;
                 int exit_code;
@@ -92,12 +95,15 @@ typedef struct kpa_process_context {
 
 KPA_PUBLIC void kpa_process_context_init(kpa_process_context *ctx);
 
+/* An element of kpa_start_options.handles, whose handle_size says its
+ * size (fields are only appended). */
 typedef struct kpa_user_handle {
         const char *name; /* 1-255 printable ASCII, no ':' */
         int fd;           /* duplicated by kpa_process_start; the caller keeps its own */
 } kpa_user_handle;
 
-/* A host path bound into the sandbox (kpa-run --bind, --bind-ro). */
+/* A host path bound into the sandbox (kpa-run --bind, --bind-ro); an
+ * element of kpa_start_options.binds, whose bind_size says its size. */
 typedef struct kpa_start_bind {
         const char *host;   /* absolute path on the host */
         const char *inside; /* absolute path inside the sandbox */
@@ -131,6 +137,14 @@ typedef struct kpa_start_options {
          * controllers only. Its master: kpa_control_take_tty (internal). */
         bool tty;
         unsigned short tty_rows, tty_cols;
+        /* The size of an element of HANDLES and BINDS as the caller's
+         * headers lay it out: sizeof, set by kpa_start_options_init(). A
+         * libkpa reads the fields that size covers and takes the defaults
+         * for the rest; a size smaller than the first kpa_user_handle or
+         * kpa_start_bind, or larger than this libkpa knows, is refused
+         * with -EINVAL. */
+        size_t handle_size;
+        size_t bind_size;
 } kpa_start_options;
 
 KPA_PUBLIC void kpa_start_options_init(kpa_start_options *opts);
@@ -189,11 +203,13 @@ KPA_PUBLIC int kpa_process_wait(kpa_control *ctl, const kpa_token *token, int ti
  * context is still kept. free(*OUT). */
 KPA_PUBLIC int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n, kpa_error *err);
 /* The same with each instance's context: *TOKENS and *CTXS (free() both)
- * hold *N entries, oldest first, each a whole kpa_process_context of this
- * library (struct_size says its size). Connected, one request to kpa-execd (which
- * shows a user other than root only that user's instances). */
+ * hold *N entries, oldest first. *CTXS is an array of *N pointers and a
+ * NULL, all in one block, each to a whole kpa_process_context of this
+ * library (its struct_size says its size, see kpa/error.h). Connected, one
+ * request to kpa-execd (which shows a user other than root only that
+ * user's instances). */
 KPA_PUBLIC int kpa_process_list_contexts(kpa_control *ctl, kpa_token **tokens,
-                                         kpa_process_context **ctxs, size_t *n, kpa_error *err);
+                                         kpa_process_context ***ctxs, size_t *n, kpa_error *err);
 /* Stop every live instance (connected: every instance of kpa-execd, which
  * allows it to root only) with POLICY, as kpa_process_stop() does, without
  * waiting for their ends; *STOPPED (may be NULL) says how many. */

@@ -394,7 +394,9 @@ static int classify_member(reader *r, struct archive_entry *e, const char *name,
                 return kpa_error_set(err, EBADMSG,
                                      "%s: member \"%s\" is not a component listed in the manifest",
                                      r->path, name);
-        size_t i = (size_t)(c - r->manifest->components);
+        size_t i = 0;
+        while (r->manifest->components[i] != c)
+                i++;
         if (r->seen[i])
                 return kpa_error_set(err, EBADMSG, "%s: member \"%s\" appears twice", r->path, name);
         if (archive_entry_size_is_set(e)) {
@@ -443,7 +445,7 @@ static int check_complete(reader *r, kpa_error *err)
                         return kpa_error_set(err, EBADMSG,
                                              "%s: component \"%s\" is listed in the manifest but "
                                              "missing from the package",
-                                             r->path, r->manifest->components[i].install_path);
+                                             r->path, r->manifest->components[i]->install_path);
         for (size_t i = 0; i < r->n_locales; i++) {
                 locale_data *l = &r->locales[i];
                 int q = kpa_manifest_add_locale(r->manifest, l->component->name, l->data, l->len, err);

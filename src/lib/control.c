@@ -10,6 +10,7 @@
 
 #include "kpa/process.h"
 #include "control-priv.h"
+#include "types.h"
 #include "util.h"
 
 int kpa_control_error_out(kpa_control *ctl, int r, const char *what, kpa_error *err)
@@ -29,9 +30,9 @@ int kpa_process_start(kpa_control *ctl, const char *pkg_id, const char *run_conf
         kpa_start_options full;
         kpa_start_options_init(&full);
         kpa_error_clear(&ctl->last_error);
+        _cleanup_(kpa_start_arrays_free) kpa_start_arrays copies = {NULL, NULL};
         if (opts) {
-                int r = kpa_struct_in(&full, opts, sizeof(full), "kpa_start_options",
-                                      &ctl->last_error);
+                int r = kpa_start_options_in(&full, opts, &copies, &ctl->last_error);
                 if (r < 0)
                         return kpa_control_error_out(ctl, r, "start", err);
         }
@@ -93,18 +94,29 @@ int kpa_process_list(kpa_control *ctl, kpa_token **out, size_t *n, kpa_error *er
         return kpa_control_error_out(ctl, ctl->ops->list(ctl, out, n), "list", err);
 }
 
-int kpa_process_list_contexts(kpa_control *ctl, kpa_token **tokens, kpa_process_context **ctxs,
+int kpa_process_list_contexts(kpa_control *ctl, kpa_token **tokens, kpa_process_context ***ctxs,
                               size_t *n, kpa_error *err)
 {
         kpa_error_clear(&ctl->last_error);
         *tokens = NULL;
         *ctxs = NULL;
         *n = 0;
-        int r = ctl->ops->list_contexts(ctl, tokens, ctxs, n);
-        /* the library's own array: whole structs of this version */
-        for (size_t i = 0; r >= 0 && i < *n; i++)
-                (*ctxs)[i].struct_size = sizeof(kpa_process_context);
-        return kpa_control_error_out(ctl, r, "list", err);
+        _cleanup_free_ kpa_process_context *flat = NULL;
+        int r = ctl->ops->list_contexts(ctl, tokens, &flat, n);
+        if (r < 0)
+                return kpa_control_error_out(ctl, r, "list", err);
+        /* the library's own structs, whole, of this version: N pointers and
+         * a NULL, then the contexts, in one block for one free() */
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): the pointers, then the elements */
+        kpa_process_context **v = kpa_xcalloc(1, (*n + 1) * sizeof(*v) + *n * sizeof(**v));
+        kpa_process_context *elements = (kpa_process_context *)(v + *n + 1);
+        for (size_t i = 0; i < *n; i++) {
+                elements[i] = flat[i];
+                elements[i].struct_size = sizeof(elements[i]);
+                v[i] = &elements[i];
+        }
+        *ctxs = v;
+        return 0;
 }
 
 int kpa_process_stop_all(kpa_control *ctl, kpa_stop_policy policy, size_t *stopped,

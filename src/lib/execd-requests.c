@@ -110,7 +110,7 @@ static bool start_allowed(client *c, kpa_request *req)
                 reply_error(c, req->id, err.code, "%s", err.message);
                 return false;
         }
-        const kpa_limits *l = &m->limits;
+        const kpa_limits *l = m->limits;
         const char *what = NULL;
         uint64_t asked = 0, limit = 0;
         if (limit_raised(o->memory_bytes, l->memory_bytes))

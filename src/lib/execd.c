@@ -571,7 +571,7 @@ static bool has_live_instance(const char *pkg_id, const char *rc_id)
 static bool socket_activated(const kpa_run_config *rc)
 {
         for (size_t k = 0; k < rc->n_sockets; k++)
-                if (rc->sockets[k].activate)
+                if (rc->sockets[k]->activate)
                         return true;
         return false;
 }
@@ -607,7 +607,7 @@ int autorun_package(const char *pkg_id)
         }
         int started = 0;
         for (size_t k = 0; k < m->n_run_configs; k++) {
-                const kpa_run_config *rc = &m->run_configs[k];
+                const kpa_run_config *rc = m->run_configs[k];
                 if (!rc->autorun || socket_activated(rc) || has_live_instance(pkg_id, rc->id))
                         continue;
                 kpa_control_set_owner(d.ctl, 0);

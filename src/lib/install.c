@@ -201,7 +201,6 @@ void kpa_install_options_init(kpa_install_options *opts)
 {
         memset(opts, 0, sizeof(*opts));
         opts->struct_size = sizeof(*opts);
-        kpa_package_limits_init(&opts->limits);
 }
 
 void kpa_install_result_init(kpa_install_result *result)
@@ -211,25 +210,22 @@ void kpa_install_result_init(kpa_install_result *result)
         result->uid = (uid_t)-1;
 }
 
-int install_options_in(const kpa_install_options *opts, kpa_install_options *full, kpa_error *err)
+int install_options_in(const kpa_install_options *opts, kpa_install_options *full,
+                       kpa_package_limits *limits, kpa_error *err)
 {
         kpa_install_options_init(full);
+        kpa_package_limits_init(limits);
+        full->limits = limits;
         if (!opts)
                 return 0;
         int q = kpa_struct_in(full, opts, sizeof(*full), "kpa_install_options", err);
         if (q < 0)
                 return q;
-        /* a caller's options too short to hold the limits keep the defaults */
-        if (opts->struct_size < offsetof(kpa_install_options, limits) + sizeof(full->limits)) {
-                kpa_package_limits_init(&full->limits);
-                return 0;
-        }
-        kpa_package_limits limits;
-        kpa_package_limits_init(&limits);
-        q = kpa_struct_in(&limits, &opts->limits, sizeof(limits), "kpa_package_limits", err);
-        if (q < 0)
-                return q;
+        const kpa_package_limits *given = full->limits;
         full->limits = limits;
+        if (given &&
+            (q = kpa_struct_in(limits, given, sizeof(*limits), "kpa_package_limits", err)) < 0)
+                return q;
         return 0;
 }
 
@@ -329,9 +325,9 @@ static int install_check_permissions(install_ctx *c, const kpa_manifest *m, kpa_
         _cleanup_strv_free_ char **missing = kpa_permissions_filter(requested, c->grants, false);
         if (missing[0])
                 return refuse_missing(c, m, missing, err);
-        c->ro_paths = kpa_xcalloc(m->sandbox.n_read_only_paths + 1, sizeof(char *));
-        for (size_t i = 0; i < m->sandbox.n_read_only_paths; i++)
-                c->ro_paths[i] = kpa_xstrdup(m->sandbox.read_only_paths[i]);
+        c->ro_paths = kpa_xcalloc(m->sandbox->n_read_only_paths + 1, sizeof(char *));
+        for (size_t i = 0; i < m->sandbox->n_read_only_paths; i++)
+                c->ro_paths[i] = kpa_xstrdup(m->sandbox->read_only_paths[i]);
         return 0;
 }
 
@@ -616,7 +612,7 @@ static int install_locked(kpa_store *s, int pkg_fd, const char *path,
         if (ctx.staging_fd < 0)
                 q = kpa_error_set_errno(err, errno, "open %s", staging_name);
         else
-                q = kpa_package_read(pkg_fd, path, &opts->limits, &sink, NULL, &stats, err);
+                q = kpa_package_read(pkg_fd, path, opts->limits, &sink, NULL, &stats, err);
         closep(&ctx.dir_fd);
         free(ctx.dir_path);
         if (q >= 0)
@@ -650,8 +646,9 @@ int store_install_fd(kpa_store *s, int fd, const char *name, const kpa_install_o
                      kpa_install_result *result, kpa_error *err)
 {
         kpa_install_options full_opts;
+        kpa_package_limits limits;
         kpa_install_result full;
-        int q = install_options_in(opts, &full_opts, err);
+        int q = install_options_in(opts, &full_opts, &limits, err);
         if (q < 0)
                 return q;
         if (result && (q = kpa_struct_check(result, sizeof(full), "kpa_install_result", err)) < 0)
@@ -840,6 +837,8 @@ void kpa_package_info_free(kpa_package_info *info)
         if (!info)
                 return;
         kpa_manifest_free(info->manifest);
+        for (size_t i = 0; i < info->n_components; i++)
+                free(info->components[i]);
         free(info->components);
         free(info);
 }
@@ -847,11 +846,16 @@ void kpa_package_info_free(kpa_package_info *info)
 static kpa_package_info *package_info_new(kpa_manifest *m)
 {
         kpa_package_info *info = kpa_xcalloc(1, sizeof(*info));
+        info->struct_size = sizeof(*info);
         info->manifest = m;
         info->n_components = m->n_components;
-        info->components = kpa_xcalloc(m->n_components, sizeof(kpa_component_info));
-        for (size_t i = 0; i < m->n_components; i++)
-                info->components[i].component = &m->components[i];
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
+        info->components = kpa_xcalloc(m->n_components + 1, sizeof(*info->components));
+        for (size_t i = 0; i < m->n_components; i++) {
+                info->components[i] = kpa_xcalloc(1, sizeof(kpa_component_info));
+                info->components[i]->struct_size = sizeof(kpa_component_info);
+                info->components[i]->component = m->components[i];
+        }
         info->uid = (uid_t)-1;
         info->gid = (gid_t)-1;
         return info;
@@ -866,11 +870,11 @@ int kpa_store_inspect(kpa_store *s, const char *app_id, kpa_package_info **out, 
         kpa_package_info *info = package_info_new(m);
         for (size_t i = 0; i < m->n_components; i++) {
                 _cleanup_free_ char *path =
-                        kpa_xasprintf("apps/%s/%s", app_id, m->components[i].install_path);
+                        kpa_xasprintf("apps/%s/%s", app_id, m->components[i]->install_path);
                 struct stat st;
                 if (fstatat(s->root_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-                        info->components[i].present = true;
-                        info->components[i].size = (uint64_t)st.st_size;
+                        info->components[i]->present = true;
+                        info->components[i]->size = (uint64_t)st.st_size;
                 }
         }
         (void)kpa_store_get_app_uid(s, app_id, &info->uid, &info->gid, NULL);
@@ -883,7 +887,7 @@ int kpa_store_inspect(kpa_store *s, const char *app_id, kpa_package_info **out, 
  * component pointers the sink sees belong to the manifest that
  * kpa_package_read() hands over at the end, so an index is stable. */
 typedef struct inspect_ctx {
-        const kpa_component *first;
+        const kpa_manifest *m;
         uint64_t *sizes;
 } inspect_ctx;
 
@@ -891,7 +895,7 @@ static int inspect_on_manifest(void *userdata, const kpa_manifest *m, const char
                                kpa_error *err)
 {
         inspect_ctx *c = userdata;
-        c->first = m->components;
+        c->m = m;
         c->sizes = kpa_xcalloc(m->n_components, sizeof(uint64_t));
         return 0;
 }
@@ -900,7 +904,10 @@ static int inspect_on_close(void *userdata, const kpa_component *comp, int fd, u
                             kpa_error *err)
 {
         inspect_ctx *c = userdata;
-        c->sizes[comp - c->first] = size;
+        size_t i = 0;
+        while (c->m->components[i] != comp)
+                i++;
+        c->sizes[i] = size;
         return 0;
 }
 
@@ -929,8 +936,8 @@ int kpa_package_inspect(const char *path, const kpa_package_limits *limits,
         if (q >= 0) {
                 kpa_package_info *info = package_info_new(m);
                 for (size_t i = 0; i < m->n_components; i++) {
-                        info->components[i].present = true;
-                        info->components[i].size = ctx.sizes[i];
+                        info->components[i]->present = true;
+                        info->components[i]->size = ctx.sizes[i];
                 }
                 *out = info;
         }
@@ -948,8 +955,10 @@ void kpa_verify_report_init(kpa_verify_report *report)
 
 void kpa_verify_report_clear(kpa_verify_report *report)
 {
-        for (size_t i = 0; i < report->n_entries; i++)
-                free(report->entries[i].path);
+        for (size_t i = 0; i < report->n_entries; i++) {
+                free(report->entries[i]->path);
+                free(report->entries[i]);
+        }
         free(report->entries);
         /* an older caller's report is shorter: clear only what it holds */
         size_t size = report->struct_size;
@@ -960,8 +969,11 @@ void kpa_verify_report_clear(kpa_verify_report *report)
 
 static void report_add(kpa_verify_report *r, kpa_verify_problem problem, const char *path)
 {
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
         r->entries = kpa_xrealloc(r->entries, (r->n_entries + 1) * sizeof(*r->entries));
-        r->entries[r->n_entries++] = (kpa_verify_entry){problem, kpa_xstrdup(path)};
+        kpa_verify_entry *e = kpa_xcalloc(1, sizeof(*e));
+        *e = (kpa_verify_entry){sizeof(*e), problem, kpa_xstrdup(path)};
+        r->entries[r->n_entries++] = e;
 }
 
 /* Is PATH a directory that some component lives under? */
@@ -969,7 +981,7 @@ static bool is_component_dir(const kpa_manifest *m, const char *path)
 {
         size_t len = strlen(path);
         for (size_t i = 0; i < m->n_components; i++) {
-                const char *ip = m->components[i].install_path;
+                const char *ip = m->components[i]->install_path;
                 if (strncmp(ip, path, len) == 0 && ip[len] == '/')
                         return true;
         }
@@ -994,7 +1006,10 @@ static int verify_file(verify_ctx *v, int dfd, const char *name, const char *rel
                         report_add(v->report, KPA_VERIFY_EXTRA, rel);
                 return 0;
         }
-        v->found[c - v->m->components] = true;
+        size_t i = 0;
+        while (v->m->components[i] != c)
+                i++;
+        v->found[i] = true;
         mode_t want = c->type == KPA_COMPONENT_BIN ? 0755 : 0644;
         if (!S_ISREG(st->st_mode) || (st->st_mode & 07777) != want) {
                 report_add(v->report, KPA_VERIFY_WRONG_TYPE, rel);
@@ -1077,7 +1092,7 @@ static int store_verify(kpa_store *s, const char *app_id, kpa_verify_report *rep
         }
         for (size_t i = 0; i < m->n_components; i++)
                 if (!found[i])
-                        report_add(report, KPA_VERIFY_MISSING, m->components[i].install_path);
+                        report_add(report, KPA_VERIFY_MISSING, m->components[i]->install_path);
         return 0;
 }
 

@@ -34,6 +34,23 @@
 #define RESTART_DELAY_MS_MAX 3600000 /* one hour */
 #define RESTART_RESET_AFTER_MAX 86400 /* a day, in seconds */
 
+/* What can grow is reached through a pointer (kpa/manifest.h): an array of
+ * N pointers to new zeroed elements, each with its struct_size set; one
+ * pointer when there are none. */
+static void *new_element(size_t size)
+{
+        void *e = kpa_xcalloc(1, size);
+        memcpy(e, &size, sizeof(size));
+        return e;
+}
+#define NEW_ELEMENTS(array, n)                                                                     \
+        do {                                                                                       \
+                /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */             \
+                (array) = kpa_xcalloc((n) ? (n) : 1, sizeof(*(array)));                            \
+                for (size_t i_ = 0; i_ < (n); i_++)                                                \
+                        (array)[i_] = new_element(sizeof(**(array)));                              \
+        } while (0)
+
 /* ---- small string rules ---- */
 
 static bool is_dot_or_dotdot(const char *s) { return streq(s, ".") || streq(s, ".."); }
@@ -366,7 +383,7 @@ static int check_install_paths(const struct json_ctx *c, const kpa_manifest *m, 
         size_t n = m->n_components, first, second;
         _cleanup_free_ const char **names = kpa_xcalloc(n, sizeof(*names));
         for (size_t i = 0; i < n; i++)
-                names[i] = m->components[i].install_path;
+                names[i] = m->components[i]->install_path;
         if (find_duplicate(names, n, &first, &second)) {
                 _cleanup_free_ char *p = json_strict_path_index(path, second);
                 return json_bad(c, p, "installs to \"%s\", like %s[%zu]", names[second], path,
@@ -397,14 +414,14 @@ static int parse_components(const struct json_ctx *c, json_object *arr, kpa_mani
         size_t n = json_object_array_length(arr);
         if (n == 0)
                 return 0;
-        m->components = kpa_xcalloc(n, sizeof(*m->components));
+        NEW_ELEMENTS(m->components, n);
         m->n_components = n;
         for (size_t i = 0; i < n; i++) {
                 json_object *v = json_object_array_get_idx(arr, i);
                 _cleanup_free_ char *p = json_strict_path_index("components", i);
                 int r = json_want_type(c, p, v, json_type_object);
                 if (r >= 0)
-                        r = parse_component(c, v, p, &m->components[i]);
+                        r = parse_component(c, v, p, m->components[i]);
                 if (r < 0)
                         return r;
         }
@@ -522,11 +539,11 @@ static int parse_uses(const struct json_ctx *c, json_object *obj, const char *pa
         if (n == 0)
                 return 0;
         _cleanup_free_ char *arr_path = json_strict_path_key(path, key);
-        rc->uses = kpa_xcalloc(n, sizeof(*rc->uses));
+        NEW_ELEMENTS(rc->uses, n);
         rc->n_uses = n;
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *p = json_strict_path_index(arr_path, i);
-                r = parse_service_use(c, json_object_array_get_idx(arr, i), p, &rc->uses[i]);
+                r = parse_service_use(c, json_object_array_get_idx(arr, i), p, rc->uses[i]);
                 if (r < 0)
                         return r;
         }
@@ -601,7 +618,7 @@ static int check_primary(const struct json_ctx *c, const kpa_manifest *m, const 
 {
         size_t primary = SIZE_MAX;
         for (size_t i = 0; i < m->n_run_configs; i++) {
-                if (!m->run_configs[i].primary)
+                if (!m->run_configs[i]->primary)
                         continue;
                 if (primary != SIZE_MAX) {
                         _cleanup_free_ char *p = json_strict_path_index(key, i);
@@ -650,18 +667,18 @@ static int refuse_cycle(const struct json_ctx *c, const kpa_manifest *m, json_ob
         _cleanup_free_ char *chain = kpa_xstrdup("");
         for (size_t d = from; d <= depth; d++) {
                 bool cut = strlen(chain) > 160 && d + 1 < depth; /* a long one: its ends */
-                char *longer =
-                        kpa_xasprintf("%s%s -> ", chain, cut ? "..." : m->run_configs[stack[d]].id);
+                char *longer = kpa_xasprintf("%s%s -> ", chain,
+                                             cut ? "..." : m->run_configs[stack[d]]->id);
                 free(chain);
                 chain = longer;
                 if (cut)
                         d = depth - 1;
         }
-        const kpa_run_config *rc = &m->run_configs[stack[depth]];
+        const kpa_run_config *rc = m->run_configs[stack[depth]];
         _cleanup_free_ char *p = use_path(arr, key, stack[depth], j);
-        _cleanup_free_ char *q = json_strict_quote(rc->uses[j].name, JSON_QUOTE_MAX);
+        _cleanup_free_ char *q = json_strict_quote(rc->uses[j]->name, JSON_QUOTE_MAX);
         return json_bad(c, p, "%s makes a cycle of usesServices: %s%s", q, chain,
-                        m->run_configs[k].id);
+                        m->run_configs[k]->id);
 }
 
 /* Depth-first walk from run configuration ROOT along the uses of this
@@ -677,7 +694,7 @@ static int walk_uses(const struct json_ctx *c, const kpa_manifest *m, json_objec
         next[0] = 0;
         color[root] = 1;
         for (;;) {
-                const kpa_run_config *rc = &m->run_configs[stack[depth]];
+                const kpa_run_config *rc = m->run_configs[stack[depth]];
                 if (next[depth] == rc->n_uses) {
                         color[stack[depth]] = 2;
                         if (depth == 0)
@@ -686,11 +703,13 @@ static int walk_uses(const struct json_ctx *c, const kpa_manifest *m, json_objec
                         continue;
                 }
                 size_t j = next[depth]++;
-                const char *target = use_target(m, &rc->uses[j]);
+                const char *target = use_target(m, rc->uses[j]);
                 const kpa_run_config *t = target ? kpa_manifest_find_run_config(m, target) : NULL;
                 if (!t)
                         continue;
-                size_t k = (size_t)(t - m->run_configs);
+                size_t k = 0;
+                while (m->run_configs[k] != t)
+                        k++;
                 if (color[k] == 1)
                         return refuse_cycle(c, m, arr, key, stack, depth, j, k);
                 if (color[k] == 0) {
@@ -710,9 +729,9 @@ static int check_service_refs(const struct json_ctx *c, const kpa_manifest *m, j
                               const char *key)
 {
         for (size_t i = 0; i < m->n_run_configs; i++) {
-                const kpa_run_config *rc = &m->run_configs[i];
+                const kpa_run_config *rc = m->run_configs[i];
                 for (size_t j = 0; j < rc->n_uses; j++) {
-                        const char *target = use_target(m, &rc->uses[j]);
+                        const char *target = use_target(m, rc->uses[j]);
                         if (!target)
                                 continue;
                         const kpa_run_config *t = kpa_manifest_find_run_config(m, target);
@@ -720,7 +739,7 @@ static int check_service_refs(const struct json_ctx *c, const kpa_manifest *m, j
                                 continue;
                         _cleanup_free_ char *p = use_path(arr, key, i, j);
                         _cleanup_free_ char *q =
-                                json_strict_quote(rc->uses[j].name, JSON_QUOTE_MAX);
+                                json_strict_quote(rc->uses[j]->name, JSON_QUOTE_MAX);
                         if (!t)
                                 return json_bad(c, p,
                                                 "%s names no run configuration of this package", q);
@@ -752,18 +771,17 @@ static int parse_run_configs(const struct json_ctx *c, json_object *root, kpa_ma
         size_t n = json_object_array_length(arr), first, second;
         if (n == 0)
                 return 0;
-        m->run_configs = kpa_xcalloc(n, sizeof(*m->run_configs));
+        NEW_ELEMENTS(m->run_configs, n);
         m->n_run_configs = n;
         for (size_t i = 0; i < n; i++) {
                 _cleanup_free_ char *p = json_strict_path_index(key, i);
-                r = parse_run_config(c, m, json_object_array_get_idx(arr, i), p,
-                                     &m->run_configs[i]);
+                r = parse_run_config(c, m, json_object_array_get_idx(arr, i), p, m->run_configs[i]);
                 if (r < 0)
                         return r;
         }
         _cleanup_free_ const char **ids = kpa_xcalloc(n, sizeof(*ids));
         for (size_t i = 0; i < n; i++)
-                ids[i] = m->run_configs[i].id;
+                ids[i] = m->run_configs[i]->id;
         if (find_duplicate(ids, n, &first, &second)) {
                 _cleanup_free_ char *p = kpa_xasprintf("%s[%zu].id", key, second);
                 _cleanup_free_ char *q = json_strict_quote(ids[second], JSON_QUOTE_MAX);
@@ -913,14 +931,14 @@ static int parse_limits(const struct json_ctx *c, json_object *obj, const char *
         json_object *memory;
         if (json_object_object_get_ex(obj, "memory", &memory)) {
                 _cleanup_free_ char *p = json_strict_path_key(path, "memory");
-                r = parse_memory(c, memory, p, &m->limits.memory_bytes);
+                r = parse_memory(c, memory, p, &m->limits->memory_bytes);
                 if (r < 0)
                         return r;
         }
-        r = read_int_range(c, obj, path, "pids", 1, INT64_MAX, &m->limits.pids);
+        r = read_int_range(c, obj, path, "pids", 1, INT64_MAX, &m->limits->pids);
         if (r < 0)
                 return r;
-        return read_int_range(c, obj, path, "cpuWeight", 1, CPU_WEIGHT_MAX, &m->limits.cpu_weight);
+        return read_int_range(c, obj, path, "cpuWeight", 1, CPU_WEIGHT_MAX, &m->limits->cpu_weight);
 }
 
 static int parse_read_only_paths(const struct json_ctx *c, json_object *arr, const char *path,
@@ -972,7 +990,7 @@ static int parse_sandbox(const struct json_ctx *c, json_object *obj, const char 
 #undef S
         int r = json_want_type(c, path, obj, json_type_object);
         if (r >= 0)
-                r = json_read_fields(c, obj, path, fields, ELEMENTSOF(fields), &m->sandbox);
+                r = json_read_fields(c, obj, path, fields, ELEMENTSOF(fields), m->sandbox);
         if (r < 0)
                 return r;
         json_object *network = json_member(obj, "network");
@@ -983,17 +1001,18 @@ static int parse_sandbox(const struct json_ctx *c, json_object *obj, const char 
                                    ELEMENTSOF(network_modes), &mode);
                 if (r < 0)
                         return r;
-                m->sandbox.network = (kpa_network_mode)mode;
+                m->sandbox->network = (kpa_network_mode)mode;
         }
         json_object *paths = json_member(obj, "readOnlyPaths");
         if (!paths)
                 return 0;
         _cleanup_free_ char *p = json_strict_path_key(path, "readOnlyPaths");
-        return parse_read_only_paths(c, paths, p, &m->sandbox);
+        return parse_read_only_paths(c, paths, p, m->sandbox);
 }
 
 /* What kpa_manifest.restart holds when KPA_restart does not say. */
 static const kpa_restart_policy restart_defaults = {
+        .struct_size = sizeof(kpa_restart_policy),
         .mode = KPA_RESTART_NO,
         .max_retries = 5,
         .delay_ms = 100,
@@ -1016,7 +1035,7 @@ static int parse_restart(const struct json_ctx *c, json_object *obj, const char 
                 {"maxDelayMs", JF_INT, 0, JF_NO_STORE, NULL},
                 {"resetAfter", JF_INT, 0, JF_NO_STORE, NULL},
         };
-        kpa_restart_policy *rp = &m->restart;
+        kpa_restart_policy *rp = m->restart;
         uint64_t retries = rp->max_retries, delay = rp->delay_ms, max_delay = rp->max_delay_ms,
                  reset_after = rp->reset_after_s;
         int r = json_want_type(c, path, obj, json_type_object);
@@ -1194,8 +1213,8 @@ static const char *use_target_id(const kpa_manifest *m, const char *use)
 static bool is_used_service(const kpa_manifest *m, const char *rc_id)
 {
         for (size_t k = 0; k < m->n_run_configs; k++)
-                for (size_t j = 0; j < m->run_configs[k].n_uses; j++) {
-                        const char *t = use_target_id(m, m->run_configs[k].uses[j].name);
+                for (size_t j = 0; j < m->run_configs[k]->n_uses; j++) {
+                        const char *t = use_target_id(m, m->run_configs[k]->uses[j]->name);
                         if (t && streq(t, rc_id))
                                 return true;
                 }
@@ -1210,20 +1229,20 @@ static int check_socket_clashes(const struct json_ctx *c, const kpa_manifest *m,
                                 const kpa_run_config *rc, const char *path)
 {
         for (size_t i = 0; i < rc->n_sockets; i++) {
-                const kpa_socket_decl *d = &rc->sockets[i];
+                const kpa_socket_decl *d = rc->sockets[i];
                 _cleanup_free_ char *p = json_strict_path_index(path, i);
                 _cleanup_free_ char *pn = json_strict_path_key(p, "name");
                 for (size_t k = 0; k < i; k++)
-                        if (streq(rc->sockets[k].name, d->name))
+                        if (streq(rc->sockets[k]->name, d->name))
                                 return json_bad(c, pn, "\"%s\" is declared twice (also at %s[%zu])",
                                                 d->name, path, k);
                 for (size_t k = 0; k < rc->n_uses; k++) {
-                        const char *t = use_target_id(m, rc->uses[k].name);
-                        if (streq(rc->uses[k].name, d->name) || (t && streq(t, d->name)))
+                        const char *t = use_target_id(m, rc->uses[k]->name);
+                        if (streq(rc->uses[k]->name, d->name) || (t && streq(t, d->name)))
                                 return json_bad(c, pn,
                                                 "\"%s\" clashes with the handle of the service it "
                                                 "uses (runConfigurations usesServices \"%s\")",
-                                                d->name, rc->uses[k].name);
+                                                d->name, rc->uses[k]->name);
                 }
                 if (streq(d->name, rc->id) && is_used_service(m, rc->id))
                         return json_bad(c, pn,
@@ -1231,18 +1250,20 @@ static int check_socket_clashes(const struct json_ctx *c, const kpa_manifest *m,
                                         "socket (another run configuration usesServices it)",
                                         d->name);
                 /* reported at the later of the two, in runConfigurations order */
-                for (size_t o = 0; o < m->n_run_configs && &m->run_configs[o] <= rc; o++) {
-                        const kpa_run_config *other = &m->run_configs[o];
+                bool past = false;
+                for (size_t o = 0; o < m->n_run_configs && !past; o++) {
+                        const kpa_run_config *other = m->run_configs[o];
+                        past = other == rc;
                         for (size_t k = 0; k < other->n_sockets; k++) {
                                 if (other == rc && k >= i)
                                         break;
-                                if (!streq(other->sockets[k].listen, d->listen))
+                                if (!streq(other->sockets[k]->listen, d->listen))
                                         continue;
                                 _cleanup_free_ char *pl = json_strict_path_key(p, "listen");
                                 return json_bad(c, pl,
                                                 "\"%s\" is declared twice (also by run "
                                                 "configuration \"%s\", socket \"%s\")",
-                                                d->listen, other->id, other->sockets[k].name);
+                                                d->listen, other->id, other->sockets[k]->name);
                         }
                 }
         }
@@ -1259,8 +1280,8 @@ static int parse_sockets(const struct json_ctx *c, json_object *obj, const char 
                 _cleanup_free_ char *p = json_strict_path_key(path, id);
                 kpa_run_config *rc = NULL;
                 for (size_t k = 0; k < m->n_run_configs; k++)
-                        if (streq(m->run_configs[k].id, id))
-                                rc = &m->run_configs[k];
+                        if (streq(m->run_configs[k]->id, id))
+                                rc = m->run_configs[k];
                 if (!rc) {
                         _cleanup_free_ char *q = json_strict_quote(id, JSON_QUOTE_MAX);
                         return json_bad(c, p,
@@ -1271,12 +1292,14 @@ static int parse_sockets(const struct json_ctx *c, json_object *obj, const char 
                 if (r < 0)
                         return r;
                 size_t n = json_object_array_length(arr);
+                /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers */
                 rc->sockets = kpa_xcalloc(n ? n : 1, sizeof(*rc->sockets));
                 for (size_t i = 0; i < n; i++) {
                         _cleanup_free_ char *pi = json_strict_path_index(p, i);
+                        rc->sockets[i] = new_element(sizeof(kpa_socket_decl));
                         rc->n_sockets = i + 1;
                         r = parse_socket_decl(c, m, json_object_array_get_idx(arr, i), pi,
-                                              &rc->sockets[i]);
+                                              rc->sockets[i]);
                         if (r < 0)
                                 return r;
                 }
@@ -1348,14 +1371,14 @@ static int parse_manifest(const struct json_ctx *c, json_object *root, kpa_manif
                 r = parse_run_configs(c, root, m);
         if (r >= 0 && json_member(root, "privateStorage"))
                 r = parse_private_storage(c, json_member(root, "privateStorage"), m);
-        m->restart = restart_defaults;
+        *m->restart = restart_defaults;
         if (r >= 0 && json_member(root, "extensions"))
                 r = parse_extensions(c, json_member(root, "extensions"), m);
         if (r < 0)
                 return r;
         m->digest_type = kpa_xstrdup(KPA_DIGEST_TYPE_SHA256);
-        if (!m->sandbox.read_only_paths)
-                m->sandbox.read_only_paths = kpa_xcalloc(1, sizeof(char *));
+        if (!m->sandbox->read_only_paths)
+                m->sandbox->read_only_paths = kpa_xcalloc(1, sizeof(char *));
         return 0;
 }
 
@@ -1369,7 +1392,14 @@ int kpa_manifest_parse(const char *json, size_t len, unsigned flags, kpa_manifes
         if (r < 0)
                 return r;
         _cleanup_(kpa_manifest_freep) kpa_manifest *m = kpa_xcalloc(1, sizeof(*m));
+        m->struct_size = sizeof(*m);
         m->priv = kpa_xcalloc(1, sizeof(struct manifest_priv));
+        m->limits = kpa_xcalloc(1, sizeof(*m->limits));
+        m->limits->struct_size = sizeof(*m->limits);
+        m->sandbox = kpa_xcalloc(1, sizeof(*m->sandbox));
+        kpa_sandbox_settings_init(m->sandbox);
+        m->restart = kpa_xcalloc(1, sizeof(*m->restart));
+        *m->restart = restart_defaults;
         r = parse_manifest(&c, root, m);
         if (r < 0)
                 return r;
@@ -1379,6 +1409,8 @@ int kpa_manifest_parse(const char *json, size_t len, unsigned flags, kpa_manifes
 
 static void run_config_free(kpa_run_config *rc)
 {
+        if (!rc)
+                return;
         free(rc->id);
         free(rc->name);
         kpa_strv_free(rc->args);
@@ -1389,15 +1421,19 @@ static void run_config_free(kpa_run_config *rc)
         free(rc->env);
         free(rc->eiid);
         free(rc->path);
-        for (size_t i = 0; i < rc->n_uses; i++)
-                free(rc->uses[i].name);
+        for (size_t i = 0; i < rc->n_uses; i++) {
+                free(rc->uses[i]->name);
+                free(rc->uses[i]);
+        }
         free(rc->uses);
         for (size_t i = 0; i < rc->n_sockets; i++) {
-                free(rc->sockets[i].name);
-                free(rc->sockets[i].listen);
-                free(rc->sockets[i].address);
+                free(rc->sockets[i]->name);
+                free(rc->sockets[i]->listen);
+                free(rc->sockets[i]->address);
+                free(rc->sockets[i]);
         }
         free(rc->sockets);
+        free(rc);
 }
 
 void kpa_manifest_free(kpa_manifest *m)
@@ -1417,21 +1453,32 @@ void kpa_manifest_free(kpa_manifest *m)
         free(m->platform.arch);
         free(m->platform.cpu);
         for (size_t i = 0; i < m->n_components; i++) {
-                free(m->components[i].name);
-                free(m->components[i].digest);
-                free(m->components[i].directory_path);
-                free(m->components[i].install_path);
+                free(m->components[i]->name);
+                free(m->components[i]->digest);
+                free(m->components[i]->directory_path);
+                free(m->components[i]->install_path);
+                free(m->components[i]);
         }
         free(m->components);
         for (size_t i = 0; i < m->n_run_configs; i++)
-                run_config_free(&m->run_configs[i]);
+                run_config_free(m->run_configs[i]);
         free(m->run_configs);
         free(m->storage_size);
         free(m->storage_fs_type);
-        kpa_strv_free(m->sandbox.read_only_paths);
+        if (m->sandbox)
+                kpa_strv_free(m->sandbox->read_only_paths);
+        free(m->limits);
+        free(m->sandbox);
+        free(m->restart);
         free(m->extensions_json);
         manifest_priv_free(m->priv);
         free(m);
+}
+
+void kpa_sandbox_settings_init(kpa_sandbox_settings *sb)
+{
+        memset(sb, 0, sizeof(*sb));
+        sb->struct_size = sizeof(*sb);
 }
 
 /* ---- lookups and the architecture ---- */
@@ -1439,25 +1486,25 @@ void kpa_manifest_free(kpa_manifest *m)
 const kpa_run_config *kpa_manifest_primary_run_config(const kpa_manifest *m)
 {
         for (size_t i = 0; i < m->n_run_configs; i++)
-                if (m->run_configs[i].primary)
-                        return &m->run_configs[i];
+                if (m->run_configs[i]->primary)
+                        return m->run_configs[i];
         return NULL;
 }
 
 const kpa_run_config *kpa_manifest_find_run_config(const kpa_manifest *m, const char *id)
 {
         for (size_t i = 0; id && i < m->n_run_configs; i++)
-                if (m->run_configs[i].id && streq(m->run_configs[i].id, id))
-                        return &m->run_configs[i];
+                if (m->run_configs[i]->id && streq(m->run_configs[i]->id, id))
+                        return m->run_configs[i];
         return NULL;
 }
 
 const kpa_component *kpa_manifest_find_component(const kpa_manifest *m, const char *install_path)
 {
         for (size_t i = 0; install_path && i < m->n_components; i++)
-                if (m->components[i].install_path &&
-                    streq(m->components[i].install_path, install_path))
-                        return &m->components[i];
+                if (m->components[i]->install_path &&
+                    streq(m->components[i]->install_path, install_path))
+                        return m->components[i];
         return NULL;
 }
 

@@ -701,7 +701,8 @@ int kpa_store_install_oci(kpa_store *store, const char *ref, const kpa_install_o
                           kpa_install_result *result, kpa_error *err)
 {
         kpa_install_options full;
-        int q = install_options_in(opts, &full, err);
+        kpa_package_limits limits;
+        int q = install_options_in(opts, &full, &limits, err);
         if (q < 0)
                 return q;
         opts = &full;
@@ -711,7 +712,7 @@ int kpa_store_install_oci(kpa_store *store, const char *ref, const kpa_install_o
         _cleanup_close_ int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dirfd < 0)
                 return kpa_error_set_errno(err, errno, "%s: %s", name, dir);
-        image img = {.name = name, .dirfd = dirfd, .limits = &opts->limits};
+        image img = {.name = name, .dirfd = dirfd, .limits = opts->limits};
         _cleanup_(json_object_putp) json_object *man = NULL, *config = NULL;
         descriptor layer;
         q = read_image(&img, tag, &man, &config, &layer, err);

@@ -579,7 +579,7 @@ static int plan_members(pack_ctx *ctx, kpa_error *err)
         ctx->members = kpa_xcalloc(m->n_components, sizeof(*ctx->members));
         for (size_t i = 0; i < m->n_components; i++) {
                 pack_member *mb = &ctx->members[i];
-                mb->component = &m->components[i];
+                mb->component = m->components[i];
                 mb->index = i;
                 mb->digest_given = mb->component->digest && mb->component->digest[0];
                 if (mb->digest_given)

@@ -156,11 +156,11 @@ char **kpa_permissions_requested(const kpa_manifest *m)
 {
         char **v = NULL;
         size_t n = 0;
-        add_sandbox_items(&m->sandbox, &v, &n);
+        add_sandbox_items(m->sandbox, &v, &n);
         for (size_t i = 0; i < m->n_run_configs; i++)
-                for (size_t k = 0; k < m->run_configs[i].n_sockets; k++) {
+                for (size_t k = 0; k < m->run_configs[i]->n_sockets; k++) {
                         _cleanup_free_ char *item = kpa_xasprintf(
-                                SOCKETS_PREFIX "%s", m->run_configs[i].sockets[k].listen);
+                                SOCKETS_PREFIX "%s", m->run_configs[i]->sockets[k]->listen);
                         list_add(&v, &n, item);
                 }
         return list_done(v, n);
@@ -614,15 +614,19 @@ int kpa_permissions_check_path(const char *path, uid_t uid, gid_t gid, const cha
 
 /* ---- what a start gets ---- */
 
-int kpa_store_effective_sandbox(kpa_store *s, const kpa_manifest *m, kpa_sandbox_settings *out,
+int kpa_store_effective_sandbox(kpa_store *s, const kpa_manifest *m, kpa_sandbox_settings *given,
                                 bool *network_granted, kpa_error *err)
 {
-        _cleanup_strv_free_ char **granted = NULL;
-        int q = kpa_store_get_grants(s, m->application.id, &granted, err);
+        int q = kpa_struct_check(given, sizeof(*given), "kpa_sandbox_settings", err);
         if (q < 0)
                 return q;
-        const kpa_sandbox_settings *req = &m->sandbox;
-        *out = (kpa_sandbox_settings){0};
+        _cleanup_strv_free_ char **granted = NULL;
+        q = kpa_store_get_grants(s, m->application.id, &granted, err);
+        if (q < 0)
+                return q;
+        const kpa_sandbox_settings *req = m->sandbox;
+        kpa_sandbox_settings full, *out = &full;
+        kpa_sandbox_settings_init(out);
         *network_granted = kpa_permissions_contain(granted, "network");
         out->network = req->network == KPA_NETWORK_HOST && *network_granted ? KPA_NETWORK_HOST
                                                                             : KPA_NETWORK_NONE;
@@ -642,6 +646,7 @@ int kpa_store_effective_sandbox(kpa_store *s, const kpa_manifest *m, kpa_sandbox
                 req->allow_userfaultfd && kpa_permissions_contain(granted, "allowUserfaultfd");
         out->allow_personality =
                 req->allow_personality && kpa_permissions_contain(granted, "allowPersonality");
+        kpa_struct_out(given, &full); /* read_only_paths is in every kpa_sandbox_settings */
         return 0;
 }
 
@@ -658,14 +663,14 @@ int kpa_store_check_sockets(kpa_store *s, const kpa_manifest *m, const kpa_run_c
                 return q;
         for (size_t k = 0; k < rc->n_sockets; k++) {
                 _cleanup_free_ char *item =
-                        kpa_xasprintf(SOCKETS_PREFIX "%s", rc->sockets[k].listen);
+                        kpa_xasprintf(SOCKETS_PREFIX "%s", rc->sockets[k]->listen);
                 if (!kpa_permissions_contain(granted, item))
                         return kpa_error_set(err, EPERM,
                                              "%s/%s: socket \"%s\" (%s): the permission %s is "
                                              "not granted (an administrator grants it with: "
                                              "kpa-install --grant sockets %s)",
-                                             m->application.id, rc->id, rc->sockets[k].name,
-                                             rc->sockets[k].listen, item, m->application.id);
+                                             m->application.id, rc->id, rc->sockets[k]->name,
+                                             rc->sockets[k]->listen, item, m->application.id);
         }
         return 0;
 }

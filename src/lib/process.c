@@ -492,7 +492,8 @@ static int resolve(kpa_control *ctl, instance *i, const char *pkg_id, const char
         char list[200] = "";
         for (size_t k = 0; k < (*m)->n_run_configs; k++) {
                 size_t len = strlen(list);
-                snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "", (*m)->run_configs[k].id);
+                snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "",
+                         (*m)->run_configs[k]->id);
         }
         if (!rc_id)
                 return process_fail_start(ctl, i, ENOENT, "%s has no run configuration to start",
@@ -620,7 +621,7 @@ int process_launch_into(kpa_control *ctl, instance *i, const char *pkg_id, const
         snprintf(i->ctx.run_config_id, sizeof(i->ctx.run_config_id), "%s", rc->id);
         i->ctx.started_at = (int64_t)time(NULL);
         if (i->restart)
-                i->restart->policy = m->restart;
+                i->restart->policy = *m->restart;
         char instance_id[KPA_TOKEN_STRING_MAX];
         kpa_token_to_string(&i->token, instance_id);
         _cleanup_(kpa_instance_spec_freep) kpa_instance_spec *spec = NULL;
@@ -652,9 +653,10 @@ int process_launch_into(kpa_control *ctl, instance *i, const char *pkg_id, const
                 json_object *a = json_object_new_array();
                 for (size_t k = 0; k < n_declared; k++) {
                         json_object *o = json_object_new_object();
-                        json_object_object_add(o, "name", json_object_new_string(rc->sockets[k].name));
+                        json_object_object_add(o, "name",
+                                               json_object_new_string(rc->sockets[k]->name));
                         json_object_object_add(o, "listen",
-                                               json_object_new_string(rc->sockets[k].listen));
+                                               json_object_new_string(rc->sockets[k]->listen));
                         json_object_object_add(o, "fd", json_object_new_int(spec->handle_fds[k]));
                         json_object_array_add(a, o);
                 }

@@ -263,8 +263,8 @@ static void drop(kpa_control *ctl, const char *app_id, const kpa_manifest *keep)
                 const kpa_run_config *rc =
                         keep ? kpa_manifest_find_run_config(keep, s->rc_id) : NULL;
                 for (size_t k = 0; rc && k < rc->n_sockets; k++)
-                        still |= streq(rc->sockets[k].name, s->name) &&
-                                 streq(rc->sockets[k].listen, s->listen);
+                        still |= streq(rc->sockets[k]->name, s->name) &&
+                                 streq(rc->sockets[k]->listen, s->listen);
                 if (!streq(s->app_id, app_id) || still) {
                         pp = &s->next;
                         continue;
@@ -351,16 +351,16 @@ int kpa_control_sockets_sync(kpa_control *ctl, const char *app_id, kpa_error *er
         drop(ctl, app_id, m);
         int first = 0;
         for (size_t i = 0; i < m->n_run_configs; i++) {
-                const kpa_run_config *rc = &m->run_configs[i];
+                const kpa_run_config *rc = m->run_configs[i];
                 bool activated = false;
                 for (size_t k = 0; k < rc->n_sockets; k++)
-                        activated |= rc->sockets[k].activate;
+                        activated |= rc->sockets[k]->activate;
                 /* the others' are made by their first start */
                 if (rc->n_sockets == 0 || !(rc->autorun || activated))
                         continue;
                 int q = kpa_store_check_sockets(ctl->store, m, rc, &e);
                 for (size_t k = 0; q >= 0 && k < rc->n_sockets; k++)
-                        q = kept_socket(ctl, m, rc, &rc->sockets[k], &e);
+                        q = kept_socket(ctl, m, rc, rc->sockets[k], &e);
                 if (q < 0 && !first) {
                         first = q;
                         *err = e;
@@ -383,22 +383,21 @@ int sockets_for_start(kpa_control *ctl, const kpa_manifest *m, const kpa_run_con
                 return q;
         for (size_t k = 0; k < rc->n_sockets; k++)
                 for (size_t h = 0; h < opts->n_handles; h++)
-                        if (streq(opts->handles[h].name, rc->sockets[k].name))
+                        if (streq(opts->handles[h].name, rc->sockets[k]->name))
                                 return kpa_error_set(err, EEXIST,
                                                      "handle \"%s\": the manifest declares a "
                                                      "socket of that name (%s), which kpa "
                                                      "passes itself",
-                                                     opts->handles[h].name,
-                                                     rc->sockets[k].listen);
+                                                     opts->handles[h].name, rc->sockets[k]->listen);
         size_t n = rc->n_sockets + opts->n_handles;
         kpa_user_handle *v = kpa_xcalloc(n, sizeof(*v));
         for (size_t k = 0; k < rc->n_sockets; k++) {
-                int fd = kept_socket(ctl, m, rc, &rc->sockets[k], err);
+                int fd = kept_socket(ctl, m, rc, rc->sockets[k], err);
                 if (fd < 0) {
                         free(v);
                         return fd;
                 }
-                v[k] = (kpa_user_handle){.name = rc->sockets[k].name, .fd = fd};
+                v[k] = (kpa_user_handle){.name = rc->sockets[k]->name, .fd = fd};
         }
         for (size_t h = 0; h < opts->n_handles; h++)
                 v[rc->n_sockets + h] = opts->handles[h];

@@ -11,6 +11,7 @@
 #include "handles.h"
 #include "spec.h"
 #include "store-internal.h"
+#include "types.h"
 #include "util.h"
 
 typedef struct strv_builder {
@@ -309,9 +310,10 @@ static int plan_ids_and_limits(kpa_store *store, const kpa_manifest *m,
         spec->gid = opts->gid != (gid_t)-1 ? opts->gid : (opts->uid != (uid_t)-1 ? (gid_t)opts->uid : gid);
         if (spec->userns) /* the only ids mapped: the caller's own, as 0 */
                 spec->uid = spec->gid = 0;
-        spec->limits.memory_bytes = opts->memory_bytes ? opts->memory_bytes : m->limits.memory_bytes;
-        spec->limits.pids = opts->pids ? opts->pids : m->limits.pids;
-        spec->limits.cpu_weight = opts->cpu_weight ? opts->cpu_weight : m->limits.cpu_weight;
+        spec->limits.memory_bytes =
+                opts->memory_bytes ? opts->memory_bytes : m->limits->memory_bytes;
+        spec->limits.pids = opts->pids ? opts->pids : m->limits->pids;
+        spec->limits.cpu_weight = opts->cpu_weight ? opts->cpu_weight : m->limits->cpu_weight;
         if (opts->network == KPA_START_NETWORK_DEFAULT)
                 spec->new_net = granted->network != KPA_NETWORK_HOST;
         else
@@ -366,7 +368,8 @@ int kpa_instance_spec_build(kpa_store *store, const kpa_manifest *m, const kpa_r
                                      "only root can choose the uid or gid of a process (not "
                                      "root, kpa runs it rootless, as your own uid)");
         /* the manifest requests; what the store grants is what applies */
-        _cleanup_(sandbox_settings_clear) kpa_sandbox_settings granted = {0};
+        _cleanup_(sandbox_settings_clear)
+                kpa_sandbox_settings granted = {.struct_size = sizeof(granted)};
         bool network_granted = false;
         q = kpa_store_effective_sandbox(store, m, &granted, &network_granted, err);
         if (q < 0)
@@ -408,7 +411,8 @@ int kpa_instance_spec_new_package(const char *store_root, const char *pkg_id,
         kpa_start_options full;
         kpa_start_options_init(&full);
         int q;
-        if (opts && (q = kpa_struct_in(&full, opts, sizeof(full), "kpa_start_options", err)) < 0)
+        _cleanup_(kpa_start_arrays_free) kpa_start_arrays copies = {NULL, NULL};
+        if (opts && (q = kpa_start_options_in(&full, opts, &copies, err)) < 0)
                 return q;
         opts = &full;
         _cleanup_(kpa_store_closep) kpa_store *store = NULL;
@@ -428,7 +432,7 @@ int kpa_instance_spec_new_package(const char *store_root, const char *pkg_id,
                 for (size_t k = 0; k < m->n_run_configs; k++) {
                         size_t len = strlen(list);
                         snprintf(list + len, sizeof(list) - len, "%s%s", k ? ", " : "",
-                                 m->run_configs[k].id);
+                                 m->run_configs[k]->id);
                 }
                 return kpa_error_set(err, ENOENT, "%s has no run configuration \"%s\" (it has: %s)",
                                      pkg_id, run_config_id, list[0] ? list : "none");

@@ -22,8 +22,10 @@ int store_lock(kpa_store *s, kpa_error *err);
 /* Install the package stream read from FD (NAME in messages); see
  * kpa_store_install(), which opens a file for it. */
 /* OPTS (NULL: the defaults) as a whole struct of this version into FULL,
- * checking its struct_size and its limits' (kpa_struct_in). */
-int install_options_in(const kpa_install_options *opts, kpa_install_options *full, kpa_error *err);
+ * checking its struct_size and its limits' (kpa_struct_in); FULL's limits
+ * point to LIMITS, a whole kpa_package_limits (the defaults, or OPTS's). */
+int install_options_in(const kpa_install_options *opts, kpa_install_options *full,
+                       kpa_package_limits *limits, kpa_error *err);
 int store_install_fd(kpa_store *s, int fd, const char *name, const kpa_install_options *opts,
                      kpa_install_result *result, kpa_error *err);
 void store_unlock(kpa_store *s);

@@ -111,8 +111,8 @@ static bool tree_in_use(const char *app_id, const struct stat *tree)
         return n > 0;
 }
 
-int kpa_store_app_processes(kpa_store *s, const char *app_id, kpa_app_process **out, size_t *n,
-                            kpa_error *err)
+static int app_processes(kpa_store *s, const char *app_id, kpa_app_process **out, size_t *n,
+                         kpa_error *err)
 {
         int q = store_check_app_id(app_id, err);
         if (q < 0)
@@ -151,6 +151,28 @@ int kpa_store_app_processes(kpa_store *s, const char *app_id, kpa_app_process **
                 }
                 free(more);
         }
+        return 0;
+}
+
+/* The public form: N pointers, then the N elements they point to (each
+ * with its struct_size), in one block that one free() releases. */
+int kpa_store_app_processes(kpa_store *s, const char *app_id, kpa_app_process ***out, size_t *n,
+                            kpa_error *err)
+{
+        _cleanup_free_ kpa_app_process *flat = NULL;
+        *out = NULL;
+        int q = app_processes(s, app_id, &flat, n, err);
+        if (q < 0)
+                return q;
+        /* NOLINTNEXTLINE(bugprone-sizeof-expression): the pointers, then the elements */
+        kpa_app_process **v = kpa_xcalloc(1, (*n + 1) * sizeof(*v) + *n * sizeof(**v));
+        kpa_app_process *elements = (kpa_app_process *)(v + *n + 1);
+        for (size_t i = 0; i < *n; i++) {
+                elements[i] = flat[i];
+                elements[i].struct_size = sizeof(elements[i]);
+                v[i] = &elements[i];
+        }
+        *out = v;
         return 0;
 }
 

@@ -315,7 +315,7 @@ int kpa_store_list(kpa_store *s, char ***out, size_t *n, kpa_error *err)
 static int load_locales(kpa_store *s, const char *app_id, kpa_manifest *m, kpa_error *err)
 {
         for (size_t i = 0; i < m->n_components; i++) {
-                const kpa_component *c = &m->components[i];
+                const kpa_component *c = m->components[i];
                 if (c->type != KPA_COMPONENT_MANIFEST_LOCALE)
                         continue;
                 _cleanup_free_ char *path = kpa_xasprintf("apps/%s/%s", app_id, c->install_path);

@@ -37,8 +37,8 @@ static const char *use_target(const kpa_manifest *m, const kpa_service_use *use)
 bool uses_is_service(const kpa_manifest *m, const char *rc_id)
 {
         for (size_t k = 0; k < m->n_run_configs; k++)
-                for (size_t j = 0; j < m->run_configs[k].n_uses; j++) {
-                        const char *t = use_target(m, &m->run_configs[k].uses[j]);
+                for (size_t j = 0; j < m->run_configs[k]->n_uses; j++) {
+                        const char *t = use_target(m, m->run_configs[k]->uses[j]);
                         if (t && streq(t, rc_id))
                                 return true;
                 }
@@ -232,7 +232,7 @@ static int connect_use(kpa_control *ctl, instance *i, const kpa_manifest *m,
                        const kpa_run_config *rc, size_t j, const kpa_start_options *opts,
                        uses_handles *h)
 {
-        const kpa_service_use *use = &rc->uses[j];
+        const kpa_service_use *use = rc->uses[j];
         const char *app = m->application.id;
         const char *target = use_target(m, use);
         if (!target)

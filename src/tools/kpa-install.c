@@ -40,6 +40,7 @@ static struct {
         bool purge, json, quiet, verbose, all, stop, no_restart;
         const char *revoke;
         kpa_install_options install;
+        kpa_package_limits limits; /* install.limits points here */
 } arg;
 
 static void usage(void)
@@ -182,15 +183,15 @@ static int parse_option(int c, const char *optarg_)
         case OPT_RELEASE: return set_mode(MODE_RELEASE, "--release-storage");
         case OPT_FORCE_ARCH: arg.install.flags |= KPA_INSTALL_FORCE_ARCH; return 0;
         case OPT_MAX_SIZE:
-                if (cli_parse_size(optarg_, &arg.install.limits.max_total_bytes) < 0)
+                if (cli_parse_size(optarg_, &arg.limits.max_total_bytes) < 0)
                         return cli_usage_error("--max-size: \"%s\" is not a size", optarg_);
                 return 0;
         case OPT_MAX_MEMBERS:
-                if (parse_u64(optarg_, &arg.install.limits.max_members) < 0)
+                if (parse_u64(optarg_, &arg.limits.max_members) < 0)
                         return cli_usage_error("--max-members: \"%s\" is not a number", optarg_);
                 return 0;
         case OPT_MAX_RATIO:
-                if (parse_u64(optarg_, &arg.install.limits.max_ratio) < 0)
+                if (parse_u64(optarg_, &arg.limits.max_ratio) < 0)
                         return cli_usage_error("--max-ratio: \"%s\" is not a number", optarg_);
                 return 0;
         case 'R': return set_mode(MODE_REMOVE, "--remove");
@@ -255,6 +256,8 @@ static int parse_args(int argc, char **argv)
                 {0},
         };
         kpa_install_options_init(&arg.install);
+        kpa_package_limits_init(&arg.limits);
+        arg.install.limits = &arg.limits;
         int r = cli_parse_options(argc, argv, "r:RliVqvh", options, parse_option);
         if (r)
                 return r;
@@ -441,14 +444,14 @@ static bool pid_listed(const kpa_package_notice *n, pid_t pid)
 /* The instance inits of APP_ID that run an old tree (previous or retired). */
 static size_t old_instances(kpa_store *store, const char *app_id, pid_t *inits, size_t max)
 {
-        kpa_app_process *procs = NULL;
+        kpa_app_process **procs = NULL;
         size_t n = 0, found = 0;
         kpa_error err;
         if (kpa_store_app_processes(store, app_id, &procs, &n, &err) < 0)
                 return 0;
         for (size_t k = 0; k < n; k++)
-                if (procs[k].init && procs[k].tree != KPA_APP_TREE_CURRENT && found < max)
-                        inits[found++] = procs[k].pid;
+                if (procs[k]->init && procs[k]->tree != KPA_APP_TREE_CURRENT && found < max)
+                        inits[found++] = procs[k]->pid;
         free(procs);
         return found;
 }
@@ -493,12 +496,12 @@ static uint64_t now_ms(void)
 /* Send SIG to every process of APP_ID's instances; how many there were. */
 static size_t signal_processes(kpa_store *store, const char *app_id, int sig, kpa_error *err)
 {
-        kpa_app_process *procs = NULL;
+        kpa_app_process **procs = NULL;
         size_t n = 0;
         if (kpa_store_app_processes(store, app_id, &procs, &n, err) < 0)
                 return (size_t)-1;
         for (size_t k = 0; k < n && sig; k++)
-                (void)kill(procs[k].pid, sig);
+                (void)kill(procs[k]->pid, sig);
         free(procs);
         return n;
 }
@@ -525,7 +528,7 @@ static bool wait_processes_gone(kpa_store *store, const char *app_id, uint64_t m
 static int check_not_running(kpa_store *store, const char *app_id)
 {
         kpa_error err;
-        kpa_app_process *procs = NULL;
+        kpa_app_process **procs = NULL;
         size_t n = 0;
         if (kpa_store_app_processes(store, app_id, &procs, &n, &err) < 0) {
                 cli_report(&err);
@@ -534,10 +537,10 @@ static int check_not_running(kpa_store *store, const char *app_id)
         char list[256] = "";
         size_t inits = 0;
         for (size_t k = 0; k < n; k++)
-                if (procs[k].init && inits++ < 8) {
+                if (procs[k]->init && inits++ < 8) {
                         size_t l = strlen(list);
                         snprintf(list + l, sizeof(list) - l, "%s%d", l ? ", " : "",
-                                 (int)procs[k].pid);
+                                 (int)procs[k]->pid);
                 }
         free(procs);
         if (n == 0)
@@ -816,7 +819,7 @@ static void info_text_run_configs(const kpa_manifest *m)
         if (m->n_run_configs == 0)
                 printf("  (none)\n");
         for (size_t i = 0; i < m->n_run_configs; i++) {
-                const kpa_run_config *rc = &m->run_configs[i];
+                const kpa_run_config *rc = m->run_configs[i];
                 printf("  %s %-20s %-8s %-24s \"%s\"%s%s\n", rc->primary ? "*" : " ", rc->id,
                        rc->type == KPA_RUN_GUI ? "gui" : "service", rc->path,
                        localized(m, rc->name), rc->primary ? " (primary)" : "",
@@ -826,8 +829,8 @@ static void info_text_run_configs(const kpa_manifest *m)
                 for (size_t j = 0; j < rc->n_env; j++)
                         printf("      env: %s=%s\n", rc->env[j].name, rc->env[j].value);
                 for (size_t j = 0; j < rc->n_uses; j++)
-                        printf("      uses: %s (%s)\n", rc->uses[j].name,
-                               use_types[rc->uses[j].use_type]);
+                        printf("      uses: %s (%s)\n", rc->uses[j]->name,
+                               use_types[rc->uses[j]->use_type]);
         }
 }
 
@@ -877,7 +880,7 @@ static void info_text(const kpa_package_info *info, char *const *granted)
         info_text_permissions(m, granted);
         printf("Components:\n");
         for (size_t i = 0; i < info->n_components; i++) {
-                const kpa_component_info *ci = &info->components[i];
+                const kpa_component_info *ci = info->components[i];
                 char size[32];
                 if (ci->present)
                         snprintf(size, sizeof(size), "%llu", (unsigned long long)ci->size);
@@ -949,11 +952,11 @@ static json_object *info_json(const kpa_package_info *info, char *const *granted
         }
         json_object *rcs = json_object_new_array();
         for (size_t i = 0; i < m->n_run_configs; i++)
-                json_object_array_add(rcs, info_json_run_config(m, &m->run_configs[i]));
+                json_object_array_add(rcs, info_json_run_config(m, m->run_configs[i]));
         json_object_object_add(o, "runConfigurations", rcs);
         json_object *comps = json_object_new_array();
         for (size_t i = 0; i < info->n_components; i++) {
-                const kpa_component_info *ci = &info->components[i];
+                const kpa_component_info *ci = info->components[i];
                 json_object *c = json_object_new_object();
                 json_object_object_add(c, "path", json_object_new_string(ci->component->install_path));
                 json_object_object_add(c, "componentType",
@@ -978,7 +981,7 @@ static int do_info(kpa_store *store, const char *what)
         kpa_error err;
         _cleanup_(kpa_package_info_freep) kpa_package_info *info = NULL;
         int r = store ? kpa_store_inspect(store, what, &info, &err)
-                      : kpa_package_inspect(what, &arg.install.limits, &info, &err);
+                      : kpa_package_inspect(what, &arg.limits, &info, &err);
         _cleanup_strv_free_ char **granted = NULL;
         if (r >= 0 && store)
                 r = kpa_store_get_grants(store, what, &granted, &err);
@@ -1062,8 +1065,8 @@ static int verify_one(kpa_store *store, const char *app_id)
                 return -1;
         }
         for (size_t i = 0; i < report.n_entries; i++)
-                printf("%s: %s: %s\n", app_id, words[report.entries[i].problem],
-                       report.entries[i].path);
+                printf("%s: %s: %s\n", app_id, words[report.entries[i]->problem],
+                       report.entries[i]->path);
         bool clean = report.n_entries == 0;
         int q = verify_signature(store, app_id);
         if (q < 0) {

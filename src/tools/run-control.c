@@ -175,7 +175,7 @@ static int stop(kpa_control *ctl)
 static int stop_all(kpa_control *ctl)
 {
         _cleanup_free_ kpa_token *tokens = NULL;
-        _cleanup_free_ kpa_process_context *ctxs = NULL;
+        _cleanup_free_ kpa_process_context **ctxs = NULL;
         size_t n = 0, stopped = 0;
         kpa_error err;
         if (kpa_process_list_contexts(ctl, &tokens, &ctxs, &n, &err) < 0 ||
@@ -185,7 +185,7 @@ static int stop_all(kpa_control *ctl)
                 return EXIT_FAILURE;
         }
         for (size_t i = 0; i < n; i++) {
-                if (has_ended(ctxs[i].state))
+                if (has_ended(ctxs[i]->state))
                         continue;
                 kpa_process_context ctx;
                 kpa_process_context_init(&ctx);
@@ -230,7 +230,7 @@ static int wait_instance(kpa_control *ctl)
 static int list(kpa_control *ctl)
 {
         _cleanup_free_ kpa_token *tokens = NULL;
-        _cleanup_free_ kpa_process_context *ctx = NULL;
+        _cleanup_free_ kpa_process_context **ctx = NULL;
         size_t n = 0;
         kpa_error err;
         if (kpa_process_list_contexts(ctl, &tokens, &ctx, &n, &err) < 0) {
@@ -240,7 +240,7 @@ static int list(kpa_control *ctl)
         if (arg.json) {
                 printf("[");
                 for (size_t i = 0; i < n; i++) {
-                        _cleanup_free_ char *j = kpa_process_context_to_json(&tokens[i], &ctx[i]);
+                        _cleanup_free_ char *j = kpa_process_context_to_json(&tokens[i], ctx[i]);
                         printf("%s%s", i ? "," : "", j);
                 }
                 printf("]\n");
@@ -248,21 +248,21 @@ static int list(kpa_control *ctl)
         }
         int wpkg = (int)strlen("PACKAGE"), wrc = (int)strlen("RUNCONFIG");
         for (size_t i = 0; i < n; i++) {
-                if ((int)strlen(ctx[i].app_id) > wpkg)
-                        wpkg = (int)strlen(ctx[i].app_id);
-                if ((int)strlen(ctx[i].run_config_id) > wrc)
-                        wrc = (int)strlen(ctx[i].run_config_id);
+                if ((int)strlen(ctx[i]->app_id) > wpkg)
+                        wpkg = (int)strlen(ctx[i]->app_id);
+                if ((int)strlen(ctx[i]->run_config_id) > wrc)
+                        wrc = (int)strlen(ctx[i]->run_config_id);
         }
         printf("%-32s  %-11s  %-*s  %-*s  %7s  %8s  %s\n", "TOKEN", "STATE", wpkg, "PACKAGE", wrc,
                "RUNCONFIG", "PID", "RESTARTS", "EXIT");
         for (size_t i = 0; i < n; i++) {
                 char tok[KPA_TOKEN_STRING_MAX], pid[16], ex[32];
                 kpa_token_to_string(&tokens[i], tok);
-                snprintf(pid, sizeof(pid), ctx[i].pid > 0 ? "%d" : "-", (int)ctx[i].pid);
-                exit_text(&ctx[i], ex, sizeof(ex));
+                snprintf(pid, sizeof(pid), ctx[i]->pid > 0 ? "%d" : "-", (int)ctx[i]->pid);
+                exit_text(ctx[i], ex, sizeof(ex));
                 printf("%-32s  %-11s  %-*s  %-*s  %7s  %8u  %s\n", tok,
-                       kpa_process_state_name(ctx[i].state), wpkg, ctx[i].app_id, wrc,
-                       ctx[i].run_config_id, pid, ctx[i].restarts, ex);
+                       kpa_process_state_name(ctx[i]->state), wpkg, ctx[i]->app_id, wrc,
+                       ctx[i]->run_config_id, pid, ctx[i]->restarts, ex);
         }
         return EXIT_SUCCESS;
 }

@@ -131,7 +131,7 @@ static int check_service_handle(const handle_arg *h, const char *service)
                 return 0;
         size_t len = strlen(arg.app_id);
         for (size_t k = 0; k < rc->n_uses; k++) {
-                const char *t = rc->uses[k].name;
+                const char *t = rc->uses[k]->name;
                 if (strncmp(t, arg.app_id, len) == 0 && t[len] == '/')
                         t += len + 1;
                 if (!streq(t, service))

@@ -36,7 +36,7 @@ static void localize_all(const kpa_manifest *m)
                 (void)kpa_manifest_localize(m, m->application.name, locales[l]);
                 (void)kpa_manifest_localize(m, m->application.description, locales[l]);
                 for (size_t i = 0; i < m->n_run_configs; i++)
-                        (void)kpa_manifest_localize(m, m->run_configs[i].name, locales[l]);
+                        (void)kpa_manifest_localize(m, m->run_configs[i]->name, locales[l]);
         }
 }
 
@@ -62,8 +62,8 @@ static kpa_manifest *parse(const char *json, size_t len, unsigned flags)
                 (void)kpa_manifest_primary_run_config(m);
                 (void)kpa_manifest_linux_arch(m);
                 for (size_t i = 0; i < m->n_components; i++)
-                        if (kpa_manifest_find_component(m, m->components[i].install_path) !=
-                            &m->components[i])
+                        if (kpa_manifest_find_component(m, m->components[i]->install_path) !=
+                            m->components[i])
                                 __builtin_trap(); /* install paths are unique */
         }
         return m;

@@ -73,9 +73,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kpa_install_options opts;
         kpa_install_options_init(&opts);
         opts.flags = KPA_INSTALL_REINSTALL | KPA_INSTALL_FORCE_ARCH;
-        opts.limits.max_total_bytes = 8u << 20;
-        opts.limits.max_members = 1000;
-        opts.limits.ratio_min_bytes = 1u << 20;
+        kpa_package_limits limits;
+        kpa_package_limits_init(&limits);
+        limits.max_total_bytes = 8u << 20;
+        limits.max_members = 1000;
+        limits.ratio_min_bytes = 1u << 20;
+        opts.limits = &limits;
         kpa_install_result res;
         kpa_install_result_init(&res);
         kpa_error err = {.code = -1}; /* so that an unfilled error shows */

@@ -198,21 +198,21 @@ static void test_full(void)
         is_str(kpa_manifest_linux_arch(m), "aarch64", "aarch64-kos maps to aarch64");
 
         is(m->n_components, 6, "six components");
-        is(m->components[0].type, KPA_COMPONENT_BIN, "bin type");
-        is_str(m->components[0].install_path, "bin/app", "bin install path");
-        is_str(m->components[0].digest, D1, "digest");
-        ok(m->components[0].directory_path == NULL, "no directoryPath: NULL");
-        is(m->components[2].type, KPA_COMPONENT_LIB, "lib type");
-        is_str(m->components[2].install_path, "lib/libx.so.1", "lib install path");
-        is(m->components[3].type, KPA_COMPONENT_RES, "res type");
-        is_str(m->components[3].directory_path, "img/icons", "directoryPath normalized");
-        is_str(m->components[3].install_path, "res/img/icons/logo.png", "res install path");
-        is_str(m->components[4].install_path, "res/data.bin", "res install path without dir");
-        is(m->components[5].type, KPA_COMPONENT_MANIFEST_LOCALE, "manifestLocale type");
-        is_str(m->components[5].install_path, "manifest_locales/en.json", "locale install path");
+        is(m->components[0]->type, KPA_COMPONENT_BIN, "bin type");
+        is_str(m->components[0]->install_path, "bin/app", "bin install path");
+        is_str(m->components[0]->digest, D1, "digest");
+        ok(m->components[0]->directory_path == NULL, "no directoryPath: NULL");
+        is(m->components[2]->type, KPA_COMPONENT_LIB, "lib type");
+        is_str(m->components[2]->install_path, "lib/libx.so.1", "lib install path");
+        is(m->components[3]->type, KPA_COMPONENT_RES, "res type");
+        is_str(m->components[3]->directory_path, "img/icons", "directoryPath normalized");
+        is_str(m->components[3]->install_path, "res/img/icons/logo.png", "res install path");
+        is_str(m->components[4]->install_path, "res/data.bin", "res install path without dir");
+        is(m->components[5]->type, KPA_COMPONENT_MANIFEST_LOCALE, "manifestLocale type");
+        is_str(m->components[5]->install_path, "manifest_locales/en.json", "locale install path");
 
         is(m->n_run_configs, 2, "two run configurations");
-        const kpa_run_config *rc = &m->run_configs[0];
+        const kpa_run_config *rc = m->run_configs[0];
         is_str(rc->id, "main", "rc id");
         is_str(rc->name, "@main_name@", "rc name");
         is(rc->type, KPA_RUN_SERVICE, "rc type service");
@@ -228,11 +228,11 @@ static void test_full(void)
         is_str(rc->env[0].value, "prod", "env value");
         is_str(rc->env[1].value, "", "empty env value");
         is(rc->n_uses, 3, "three service uses");
-        is_str(rc->uses[1].name, "org.example.other/server", "use name");
-        is(rc->uses[0].use_type, KPA_USE_CHILD, "useType child");
-        is(rc->uses[1].use_type, KPA_USE_SERVICE_CAN_USE, "useType serviceCanUse");
-        is(rc->uses[2].use_type, KPA_USE_SERVICE_ACTIVE, "useType serviceActive");
-        rc = &m->run_configs[1];
+        is_str(rc->uses[1]->name, "org.example.other/server", "use name");
+        is(rc->uses[0]->use_type, KPA_USE_CHILD, "useType child");
+        is(rc->uses[1]->use_type, KPA_USE_SERVICE_CAN_USE, "useType serviceCanUse");
+        is(rc->uses[2]->use_type, KPA_USE_SERVICE_ACTIVE, "useType serviceActive");
+        rc = m->run_configs[1];
         is(rc->type, KPA_RUN_GUI, "rc type gui");
         ok(!rc->primary && !rc->autorun, "autorun defaults to false");
         ok(rc->eiid == NULL, "eiid absent: NULL");
@@ -243,14 +243,14 @@ static void test_full(void)
         is_str(m->storage_size, "64", "storage size as written");
         is(m->storage_size_mb, 64, "storage size in MB");
         is_str(m->storage_fs_type, "ext4", "fsType");
-        is(m->limits.memory_bytes, 64ULL << 20, "memory 64M");
-        is(m->limits.pids, 32, "pids");
-        is(m->limits.cpu_weight, 500, "cpuWeight");
-        is(m->sandbox.network, KPA_NETWORK_HOST, "network host");
-        is(m->sandbox.n_read_only_paths, 2, "two read-only paths");
-        is_str(m->sandbox.read_only_paths[0], "/usr/share/zoneinfo", "trailing / dropped");
-        is_str(m->sandbox.read_only_paths[1], "/etc/ssl", "// and . dropped");
-        ok(m->sandbox.read_only_paths[2] == NULL, "read-only paths NULL-terminated");
+        is(m->limits->memory_bytes, 64ULL << 20, "memory 64M");
+        is(m->limits->pids, 32, "pids");
+        is(m->limits->cpu_weight, 500, "cpuWeight");
+        is(m->sandbox->network, KPA_NETWORK_HOST, "network host");
+        is(m->sandbox->n_read_only_paths, 2, "two read-only paths");
+        is_str(m->sandbox->read_only_paths[0], "/usr/share/zoneinfo", "trailing / dropped");
+        is_str(m->sandbox->read_only_paths[1], "/etc/ssl", "// and . dropped");
+        ok(m->sandbox->read_only_paths[2] == NULL, "read-only paths NULL-terminated");
 
         ok(m->extensions_json && strstr(m->extensions_json, "\"VENDOR_thing\"") &&
                    strstr(m->extensions_json, "\"a/b\"") && strstr(m->extensions_json, "2.50"),
@@ -261,12 +261,34 @@ static void test_full(void)
         json_object_put(ext);
         ok(strchr(m->extensions_json, '\n') != NULL, "extensions_json is pretty");
 
-        ok(kpa_manifest_primary_run_config(m) == &m->run_configs[0], "primary lookup");
-        ok(kpa_manifest_find_run_config(m, "helper") == &m->run_configs[1], "run config lookup");
+        ok(kpa_manifest_primary_run_config(m) == m->run_configs[0], "primary lookup");
+        ok(kpa_manifest_find_run_config(m, "helper") == m->run_configs[1], "run config lookup");
         ok(kpa_manifest_find_run_config(m, "nope") == NULL, "unknown run config: NULL");
-        ok(kpa_manifest_find_component(m, "res/img/icons/logo.png") == &m->components[3],
+        ok(kpa_manifest_find_component(m, "res/img/icons/logo.png") == m->components[3],
            "component lookup by install path");
         ok(kpa_manifest_find_component(m, "logo.png") == NULL, "lookup wants the install path");
+
+        /* what the library made says its size: a caller of older headers
+         * reads the fields it knows, a newer one tests struct_size first */
+        ok(m->struct_size == sizeof(*m) && m->limits->struct_size == sizeof(kpa_limits) &&
+                   m->sandbox->struct_size == sizeof(kpa_sandbox_settings) &&
+                   m->restart->struct_size == sizeof(kpa_restart_policy),
+           "the manifest and its limits, sandbox and restart policy carry struct_size");
+        bool sized = true;
+        for (size_t i = 0; i < m->n_components; i++)
+                sized = sized && m->components[i]->struct_size == sizeof(kpa_component);
+        for (size_t i = 0; i < m->n_run_configs; i++) {
+                rc = m->run_configs[i];
+                sized = sized && rc->struct_size == sizeof(kpa_run_config);
+                for (size_t j = 0; j < rc->n_uses; j++)
+                        sized = sized && rc->uses[j]->struct_size == sizeof(kpa_service_use);
+        }
+        ok(sized, "so does every component, run configuration and service use");
+        kpa_sandbox_settings sb;
+        memset(&sb, 0x55, sizeof(sb));
+        kpa_sandbox_settings_init(&sb);
+        ok(sb.struct_size == sizeof(sb) && sb.read_only_paths == NULL && !sb.allow_bpf,
+           "kpa_sandbox_settings_init: struct_size, the rest zero");
 }
 
 static void test_minimal(void)
@@ -286,10 +308,10 @@ static void test_minimal(void)
         ok(!m->has_private_storage && m->storage_size == NULL && m->storage_fs_type == NULL,
            "no private storage");
         ok(m->extensions_json == NULL, "no extensions: NULL");
-        ok(m->limits.memory_bytes == 0 && m->limits.pids == 0 && m->limits.cpu_weight == 0,
+        ok(m->limits->memory_bytes == 0 && m->limits->pids == 0 && m->limits->cpu_weight == 0,
            "no limits");
-        ok(m->sandbox.network == KPA_NETWORK_NONE, "network defaults to none");
-        ok(m->sandbox.read_only_paths && m->sandbox.read_only_paths[0] == NULL,
+        ok(m->sandbox->network == KPA_NETWORK_NONE, "network defaults to none");
+        ok(m->sandbox->read_only_paths && m->sandbox->read_only_paths[0] == NULL,
            "read-only paths empty, not NULL");
         is_str(kpa_manifest_linux_arch(m), "x86_64", "x86_64 stays x86_64");
 
@@ -585,7 +607,7 @@ static void test_components(void)
         refuse_mut("/components/5/directoryPath", "'x'", "components[5].directoryPath",
                    "only allowed for res components");
         kpa_manifest *m = accept_mut("/components/3/directoryPath", "'a..b/...'");
-        ok(m && streq(m->components[3].install_path, "res/a..b/.../logo.png"),
+        ok(m && streq(m->components[3]->install_path, "res/a..b/.../logo.png"),
            "names that merely contain dots are fine");
         kpa_manifest_free(m);
 
@@ -613,11 +635,11 @@ static void test_missing_digests(void)
         kpa_manifest *m = NULL;
         kpa_error err;
         int r = parse(no_digest, KPA_MANIFEST_ALLOW_MISSING_DIGESTS, &m, &err);
-        ok(r == 0 && m && streq(m->components[0].digest, ""),
+        ok(r == 0 && m && streq(m->components[0]->digest, ""),
            "ALLOW_MISSING_DIGESTS: absent digest becomes \"\"");
         kpa_manifest_free(m);
         r = parse(empty_digest, KPA_MANIFEST_ALLOW_MISSING_DIGESTS, &m, &err);
-        ok(r == 0 && m && streq(m->components[1].digest, ""), "ALLOW_MISSING_DIGESTS: \"\" kept");
+        ok(r == 0 && m && streq(m->components[1]->digest, ""), "ALLOW_MISSING_DIGESTS: \"\" kept");
         kpa_manifest_free(m);
         r = parse(bad_digest, KPA_MANIFEST_ALLOW_MISSING_DIGESTS, &m, &err);
         ok(r == -EINVAL && strstr(err.message, "components[1].digest: \"xyz\""),
@@ -659,7 +681,7 @@ static void test_run_configs(void)
                    "runConfigurations[0].envVariables[1].name",
                    "\"MODE\" is set twice (also by runConfigurations[0].envVariables[0])");
         kpa_manifest *m = accept_mut("/runConfigurations/0/envVariables/1/value", "'a=b\\nc'");
-        ok(m && streq(m->run_configs[0].env[1].value, "a=b\nc"), "env values are free text");
+        ok(m && streq(m->run_configs[0]->env[1].value, "a=b\nc"), "env values are free text");
         kpa_manifest_free(m);
         refuse_mut("/runConfigurations/0/usesServices/0/name", "'a/b/c'",
                    "runConfigurations[0].usesServices[0].name",
@@ -734,7 +756,7 @@ static void test_spellings(void)
         kpa_manifest *m = NULL;
         kpa_error err;
         int r = parse(kos, 0, &m, &err);
-        if (!ok(r == 0 && m && m->n_run_configs == 2 && m->run_configs[0].n_uses == 3,
+        if (!ok(r == 0 && m && m->n_run_configs == 2 && m->run_configs[0]->n_uses == 3,
                 "runConfiguration and usesService spellings accepted"))
                 printf("#   %s\n", err.message);
         kpa_manifest_free(m);
@@ -775,9 +797,9 @@ static void test_sandbox_allow(void)
                                            "allowBpf",         "allowKeyring",
                                            "allowUserfaultfd", "allowPersonality"};
         kpa_manifest *m = accept_mut("/extensions/KPA_sandbox/network", "'none'");
-        ok(m && !m->sandbox.allow_ptrace && !m->sandbox.allow_perf_events && !m->sandbox.allow_bpf &&
-                   !m->sandbox.allow_keyring && !m->sandbox.allow_userfaultfd &&
-                   !m->sandbox.allow_personality,
+        ok(m && !m->sandbox->allow_ptrace && !m->sandbox->allow_perf_events &&
+                   !m->sandbox->allow_bpf && !m->sandbox->allow_keyring &&
+                   !m->sandbox->allow_userfaultfd && !m->sandbox->allow_personality,
            "every allow* defaults to false");
         kpa_manifest_free(m);
         for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
@@ -785,7 +807,7 @@ static void test_sandbox_allow(void)
                 _cleanup_free_ char *path = kpa_xasprintf("extensions.KPA_sandbox.%s", keys[i]);
                 m = accept_mut(ptr, "true");
                 if (m) {
-                        const kpa_sandbox_settings *sb = &m->sandbox;
+                        const kpa_sandbox_settings *sb = m->sandbox;
                         const bool got[] = {sb->allow_ptrace,  sb->allow_perf_events,
                                             sb->allow_bpf,     sb->allow_keyring,
                                             sb->allow_userfaultfd, sb->allow_personality};
@@ -796,7 +818,7 @@ static void test_sandbox_allow(void)
                 }
                 kpa_manifest_free(m);
                 m = accept_mut(ptr, "false");
-                ok(m && !m->sandbox.allow_ptrace && !m->sandbox.allow_personality,
+                ok(m && !m->sandbox->allow_ptrace && !m->sandbox->allow_personality,
                    "%s: false accepted", keys[i]);
                 kpa_manifest_free(m);
                 refuse_mut(ptr, "'true'", path, "must be a boolean, not a string");
@@ -812,7 +834,7 @@ static void accept_restart(const char *value, kpa_restart_mode mode, uint32_t re
 {
         kpa_manifest *m = accept_mut("/extensions/KPA_restart", value);
         if (m) {
-                const kpa_restart_policy *rp = &m->restart;
+                const kpa_restart_policy *rp = m->restart;
                 if (!ok(rp->mode == mode && rp->max_retries == retries && rp->delay_ms == delay &&
                                 rp->max_delay_ms == max_delay,
                         "KPA_restart %s: read as mode %d, %u retries, %u..%u ms", value, mode,
@@ -832,15 +854,17 @@ static void test_sockets(void)
                                      " {'name': 'ctl', 'listen': 'unix:run/ctl.sock', 'activate': true}],"
                                      " 'helper': [{'name': 'v6', 'listen': 'tcp:[::1]:9'}]}");
         const kpa_run_config *rc = m ? kpa_manifest_find_run_config(m, "main") : NULL;
-        ok(rc && rc->n_sockets == 2 && rc->sockets[0].kind == KPA_SOCKET_TCP &&
-                   streq(rc->sockets[0].address, "127.0.0.1") && rc->sockets[0].port == 8080 &&
-                   !rc->sockets[0].activate && rc->sockets[1].kind == KPA_SOCKET_UNIX &&
-                   streq(rc->sockets[1].address, "run/ctl.sock") && rc->sockets[1].activate &&
-                   streq(rc->sockets[1].name, "ctl"),
+        ok(rc && rc->n_sockets == 2 && rc->sockets[0]->kind == KPA_SOCKET_TCP &&
+                   streq(rc->sockets[0]->address, "127.0.0.1") && rc->sockets[0]->port == 8080 &&
+                   !rc->sockets[0]->activate && rc->sockets[1]->kind == KPA_SOCKET_UNIX &&
+                   streq(rc->sockets[1]->address, "run/ctl.sock") && rc->sockets[1]->activate &&
+                   streq(rc->sockets[1]->name, "ctl"),
            "KPA_sockets: tcp and unix declarations read");
+        ok(rc && rc->sockets[1]->struct_size == sizeof(kpa_socket_decl),
+           "... each a versioned kpa_socket_decl behind a pointer");
         rc = m ? kpa_manifest_find_run_config(m, "helper") : NULL;
-        ok(rc && rc->n_sockets == 1 && streq(rc->sockets[0].address, "::1") &&
-                   rc->sockets[0].port == 9,
+        ok(rc && rc->n_sockets == 1 && streq(rc->sockets[0]->address, "::1") &&
+                   rc->sockets[0]->port == 9,
            "KPA_sockets: an IPv6 address in brackets");
         kpa_manifest_free(m);
         static const struct {
@@ -896,13 +920,13 @@ static void test_restart(void)
         kpa_manifest *m = NULL;
         kpa_error err;
         int r = parse(json, 0, &m, &err);
-        ok(r == 0 && m && m->restart.mode == KPA_RESTART_NO && m->restart.max_retries == 5 &&
-                   m->restart.delay_ms == 100 && m->restart.max_delay_ms == 30000,
+        ok(r == 0 && m && m->restart->mode == KPA_RESTART_NO && m->restart->max_retries == 5 &&
+                   m->restart->delay_ms == 100 && m->restart->max_delay_ms == 30000,
            "no extensions: restart policy no, 5 retries, 100..30000 ms");
         kpa_manifest_free(m);
         m = accept_mut("/extensions/KPA_limits", NULL);
-        ok(m && m->restart.mode == KPA_RESTART_NO && m->restart.max_retries == 5 &&
-                   m->restart.delay_ms == 100 && m->restart.max_delay_ms == 30000,
+        ok(m && m->restart->mode == KPA_RESTART_NO && m->restart->max_retries == 5 &&
+                   m->restart->delay_ms == 100 && m->restart->max_delay_ms == 30000,
            "extensions without KPA_restart: the defaults");
         kpa_manifest_free(m);
 
@@ -925,13 +949,13 @@ static void test_restart(void)
 
         /* resetAfter: seconds of a healthy run before the backoff starts over */
         m = accept_mut("/extensions/KPA_limits", NULL);
-        ok(m && m->restart.reset_after_s == 60, "resetAfter: 60 s by default");
+        ok(m && m->restart->reset_after_s == 60, "resetAfter: 60 s by default");
         kpa_manifest_free(m);
         m = accept_mut("/extensions/KPA_restart", "{'policy': 'always', 'resetAfter': 2}");
-        ok(m && m->restart.reset_after_s == 2, "resetAfter: 2 read as 2 s");
+        ok(m && m->restart->reset_after_s == 2, "resetAfter: 2 read as 2 s");
         kpa_manifest_free(m);
         m = accept_mut("/extensions/KPA_restart", "{'resetAfter': 86400}");
-        ok(m && m->restart.reset_after_s == 86400, "resetAfter: a day is the most");
+        ok(m && m->restart->reset_after_s == 86400, "resetAfter: a day is the most");
         kpa_manifest_free(m);
 
         static const struct {
@@ -1014,7 +1038,7 @@ static void test_extensions(void)
         };
         for (size_t i = 0; i < ELEMENTSOF(mem); i++) {
                 kpa_manifest *m = accept_mut("/extensions/KPA_limits/memory", mem[i].memory);
-                is(m ? m->limits.memory_bytes : 0, mem[i].bytes, "memory %s", mem[i].memory);
+                is(m ? m->limits->memory_bytes : 0, mem[i].bytes, "memory %s", mem[i].memory);
                 kpa_manifest_free(m);
         }
         static const char *const bad_mem[] = {"'64MB'", "'64m'", "'M'",    "''",
@@ -1030,7 +1054,7 @@ static void test_extensions(void)
         refuse_mut("/extensions/KPA_limits/cpuWeight", "10001", "extensions.KPA_limits.cpuWeight",
                    "must be from 1 to 10000, not 10001");
         kpa_manifest *m = accept_mut("/extensions/KPA_limits/cpuWeight", "10000");
-        ok(m && m->limits.cpu_weight == 10000, "cpuWeight 10000 accepted");
+        ok(m && m->limits->cpu_weight == 10000, "cpuWeight 10000 accepted");
         kpa_manifest_free(m);
 
         refuse_mut("/extensions/KPA_sandbox/readOnlyPaths/0", "'usr/share'",
@@ -1128,7 +1152,7 @@ static void test_utf8(void)
                        "'\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80 \\u00e9\\ud83d\\ude00'");
         kpa_manifest *m = NULL;
         kpa_error err;
-        ok(parse(good_utf8, 0, &m, &err) == 0 && m && streq(m->run_configs[1].name, "é€😀 é😀"),
+        ok(parse(good_utf8, 0, &m, &err) == 0 && m && streq(m->run_configs[1]->name, "é€😀 é😀"),
            "valid UTF-8 and surrogate pairs accepted");
         kpa_manifest_free(m);
 }
@@ -1367,7 +1391,7 @@ static void test_locales(void)
            "locale files must be valid UTF-8");
         is(add_locale(m, "more.json", "{'ru': {'main_name': 'Glavnyi'}}", &err), 0,
            "a second file may add keys to a locale");
-        is_str(kpa_manifest_localize(m, m->run_configs[0].name, "ru"), "Glavnyi", "merged table");
+        is_str(kpa_manifest_localize(m, m->run_configs[0]->name, "ru"), "Glavnyi", "merged table");
 }
 
 static void test_arch(void)

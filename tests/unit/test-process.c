@@ -314,14 +314,17 @@ static void test_tool_calls(kpa_control *ctl)
                 "tool calls: start two"))
                 return;
         kpa_token *tokens = NULL;
-        kpa_process_context *ctxs = NULL;
+        kpa_process_context **ctxs = NULL;
         size_t n = 0;
         is(kpa_process_list_contexts(ctl, &tokens, &ctxs, &n, &call_err), 0, "list with contexts");
+        ok(ctxs && ctxs[n] == NULL && (n == 0 || ctxs[0]->struct_size == sizeof(**ctxs)),
+           "... an array of pointers to versioned contexts, NULL-terminated");
         size_t seen = 0;
         for (size_t k = 0; k < n; k++)
                 if (memcmp(&tokens[k], &a, sizeof(a)) == 0 || memcmp(&tokens[k], &b, sizeof(b)) == 0)
-                        seen += ctxs[k].state == KPA_PROCESS_RUNNING && ctxs[k].owner == getuid() &&
-                                streq(ctxs[k].app_id, "org.example.proc");
+                        seen += ctxs[k]->state == KPA_PROCESS_RUNNING &&
+                                ctxs[k]->owner == getuid() &&
+                                streq(ctxs[k]->app_id, "org.example.proc");
         is((int)seen, 2, "... both, Running, owned by us, with their package");
         kpa_process_context c;
         kpa_process_context_init(&c);

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -961,6 +962,28 @@ static void test_client(void)
                 printf("# %s\n", call_err.message);
         ok(memcmp(&t, &want, sizeof(t)) == 0, "  the token comes back");
         ok(fd_open(p[0]), "  the caller keeps its own fd");
+
+        /* a caller built before handle_size: its struct_size ends before it,
+         * and what lies beyond is not read */
+        kpa_start_options old = o;
+        old.struct_size = offsetof(kpa_start_options, handle_size);
+        old.handle_size = old.bind_size = 12345;
+        ok(write(p[1], "hello", 5) == 5, "(the pipe holds hello again)");
+        q = kpa_process_start(ctl, "org.example.app", NULL, &old, &t, &call_err);
+        is(q, 0, "a kpa_start_options of older headers: its handles have the first layout");
+        if (q < 0)
+                printf("# %s\n", call_err.message);
+        old = o;
+        old.handle_size = sizeof(kpa_user_handle) + 8;
+        is(kpa_process_start(ctl, "org.example.app", NULL, &old, &t, &call_err), -EINVAL,
+           "a handle_size larger than this libkpa knows: -EINVAL");
+        has_str(call_err.message, "kpa_start_options.handle_size is", "  naming the field");
+        has_str(call_err.message, "newer kpa headers", "  and why");
+        old = o;
+        old.bind_size = sizeof(void *) - 1;
+        is(kpa_process_start(ctl, "org.example.app", NULL, &old, &t, &call_err), -EINVAL,
+           "a bind_size smaller than any kpa_start_bind: -EINVAL");
+        has_str(call_err.message, "kpa_start_options.bind_size is", "  naming the field");
 
         q = kpa_process_start(ctl, "broken", NULL, NULL, &t, &call_err);
         is(q, -ENOEXEC, "a failed start gives the daemon's error");

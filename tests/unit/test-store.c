@@ -169,8 +169,11 @@ static void test_versioned(kpa_store *s, const char *v2)
         kpa_error err;
         kpa_install_options opts;
         kpa_install_options_init(&opts);
+        kpa_package_limits limits;
+        kpa_package_limits_init(&limits);
         opts.flags = KPA_INSTALL_REINSTALL;
-        opts.limits.max_members = 1; /* would refuse the package */
+        opts.limits = &limits;
+        limits.max_members = 1; /* would refuse the package */
         is(kpa_store_install(s, v2, &opts, NULL, &err), -EFBIG,
            "a whole kpa_install_options is read, limits included");
         opts.struct_size = offsetof(kpa_install_options, limits);
@@ -184,7 +187,7 @@ static void test_versioned(kpa_store *s, const char *v2)
         memset(&old, 0xaa, sizeof(old));
         old.r.struct_size = offsetof(kpa_install_result, action);
         opts.struct_size = sizeof(opts);
-        opts.limits.max_members = 100000;
+        limits.max_members = 100000;
         is(kpa_store_install(s, v2, &opts, &old.r, &err), 0, "install into an older result");
         is_str(old.r.app_id, APP, "... which gets the fields it has");
         bool untouched = true;
@@ -201,7 +204,8 @@ static void test_versioned(kpa_store *s, const char *v2)
            "a struct_size larger than the library knows is refused");
         has_str(err.message, "kpa_install_options.struct_size", "... naming the struct");
         kpa_install_options_init(&opts);
-        opts.limits.struct_size = 0;
+        opts.limits = &limits;
+        limits.struct_size = 0;
         is(kpa_store_install(s, v2, &opts, NULL, &err), -EINVAL, "so is its limits' 0");
         has_str(err.message, "kpa_package_limits.struct_size is 0",
                 "... naming kpa_package_limits");
@@ -255,10 +259,52 @@ static void test_lookups(kpa_store *s)
 
         kpa_package_info *info = NULL;
         is(kpa_store_inspect(s, APP, &info, &err), 0, "inspect");
-        ok(info && info->n_components == 2 && info->components[0].present &&
+        ok(info && info->n_components == 2 && info->components[0]->present &&
                    info->uid >= KPA_UID_RANGE_FIRST,
            "... its components and uid");
+        ok(info && info->struct_size == sizeof(*info) &&
+                   info->components[1]->struct_size == sizeof(kpa_component_info) &&
+                   info->components[1]->component == info->manifest->components[1],
+           "... versioned results: struct_size set, components by pointer");
         kpa_package_info_free(info);
+
+        /* the sandbox a start gets, into a caller's kpa_sandbox_settings */
+        kpa_manifest *lm = NULL;
+        is(kpa_store_load_manifest(s, APP, &lm, &err), 0, "load the manifest");
+        kpa_sandbox_settings sb = {0};
+        bool network = true;
+        is(lm ? kpa_store_effective_sandbox(s, lm, &sb, &network, &err) : -1, -EINVAL,
+           "an effective sandbox into settings never initialized: -EINVAL");
+        has_str(err.message, "kpa_sandbox_settings.struct_size is 0", "... naming the struct");
+        kpa_sandbox_settings_init(&sb);
+        is(lm ? kpa_store_effective_sandbox(s, lm, &sb, &network, &err) : -1, 0,
+           "the effective sandbox");
+        ok(sb.struct_size == sizeof(sb) && sb.network == KPA_NETWORK_NONE && !network &&
+                   sb.read_only_paths && !sb.read_only_paths[0],
+           "... nothing granted: no network, no paths");
+        kpa_strv_free(sb.read_only_paths);
+        /* an older caller's struct ends before allow_personality */
+        union {
+                kpa_sandbox_settings sb;
+                unsigned char bytes[sizeof(kpa_sandbox_settings)];
+        } old;
+        memset(&old, 0xaa, sizeof(old));
+        old.sb.struct_size = offsetof(kpa_sandbox_settings, allow_personality);
+        is(lm ? kpa_store_effective_sandbox(s, lm, &old.sb, &network, &err) : -1, 0,
+           "into an older, shorter kpa_sandbox_settings");
+        ok(old.sb.read_only_paths && !old.sb.allow_userfaultfd &&
+                   old.bytes[offsetof(kpa_sandbox_settings, allow_personality)] == 0xaa &&
+                   old.sb.struct_size == offsetof(kpa_sandbox_settings, allow_personality),
+           "... which gets the fields it has, nothing past them, and keeps its struct_size");
+        kpa_strv_free(old.sb.read_only_paths);
+        kpa_manifest_free(lm);
+
+        /* no process runs it: an empty array, still one block to free() */
+        kpa_app_process **procs = NULL;
+        n = 99;
+        is(kpa_store_app_processes(s, APP, &procs, &n, &err), 0, "the processes of a package");
+        ok(n == 0 && procs && procs[0] == NULL, "... none, a NULL-terminated array");
+        free(procs);
         is(kpa_store_inspect(s, "org.example.none", &info, &err), -ENOENT,
            "inspect what is not installed");
         _cleanup_free_ char *missing = path_of("none.kpa");
@@ -268,7 +314,7 @@ static void test_lookups(kpa_store *s)
 static bool report_has(const kpa_verify_report *r, kpa_verify_problem p, const char *path)
 {
         for (size_t i = 0; i < r->n_entries; i++)
-                if (r->entries[i].problem == p && streq(r->entries[i].path, path))
+                if (r->entries[i]->problem == p && streq(r->entries[i]->path, path))
                         return true;
         return false;
 }
@@ -292,6 +338,8 @@ static void test_verify(kpa_store *s)
         write_file(extra, "x");
         (void)mkdir(extra_dir, 0755);
         is(kpa_store_verify(s, APP, &r, &err), 0, "verify a tampered package");
+        ok(r.n_entries > 0 && r.entries[0]->struct_size == sizeof(kpa_verify_entry),
+           "... its entries are versioned (struct_size set)");
         ok(report_has(&r, KPA_VERIFY_MODIFIED, "res/d/z.txt"), "... a changed file");
         ok(report_has(&r, KPA_VERIFY_WRONG_TYPE, "bin/app"), "... a wrong mode");
         ok(report_has(&r, KPA_VERIFY_EXTRA, "res/d/extra"), "... an extra file");

@@ -27,8 +27,8 @@
 static const kpa_run_config *find_run_config(const kpa_manifest *m, const char *id)
 {
         for (size_t i = 0; i < m->n_run_configs; i++)
-                if (strcmp(m->run_configs[i].id, id) == 0)
-                        return &m->run_configs[i];
+                if (strcmp(m->run_configs[i]->id, id) == 0)
+                        return m->run_configs[i];
         fprintf(stderr, "connect-run: %s has no run configuration \"%s\"\n", m->application.id, id);
         return NULL;
 }
