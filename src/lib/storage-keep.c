@@ -126,8 +126,14 @@ static _Noreturn void keeper(unsigned linger_s)
 static _Noreturn void become_keeper(int mnt, int img, int ready, unsigned linger_s,
                                     const char *title)
 {
-        if (dup2(mnt, 3) < 0 || dup2(img, 4) < 0 || dup2(ready, 5) < 0)
-                _exit(1);
+        /* above 5 first: one of them may be 3, 4 or 5 already */
+        int from[3] = {mnt, img, ready};
+        for (int i = 0; i < 3; i++)
+                if ((from[i] = fcntl(from[i], F_DUPFD, 6)) < 0)
+                        _exit(1);
+        for (int i = 0; i < 3; i++)
+                if (dup2(from[i], 3 + i) < 0)
+                        _exit(1);
         for (int fd = 3; fd <= 5; fd++)
                 (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
