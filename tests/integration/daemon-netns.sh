@@ -55,15 +55,40 @@ wait_held() {
     done
     return 1
 }
-# every process's namespace and namespace fd, "net:[INODE]" once each
-all_netns() {
-    local p f
-    for p in /proc/[0-9]*; do
-        readlink "$p/ns/net"
-        for f in "$p"/fd/*; do readlink "$f"; done
-    done 2>/dev/null | grep '^net:\[' | sort -u
-}
 instance_pid() { run --status "$1" | sed -n 's/^pid: *//p'; }
+# netns_cookie PATH: the cookie of the network namespace at PATH (an ns file
+# or an fd of one): SO_NETNS_COOKIE is the namespace's for the whole boot,
+# while an inode number is given again once its namespace is gone (say to
+# one a test in another lane makes at that moment)
+netns_cookie() {
+    nsenter --net="$1" "$PYTHON3" -c 'import socket, struct
+s = socket.socket(socket.AF_UNIX)
+print(struct.unpack("Q", s.getsockopt(socket.SOL_SOCKET, 71, 8))[0])' 2>/dev/null
+}
+# held_cookies PID: "INODE COOKIE" of each namespace held_netns lists
+held_cookies() {
+    local f l own
+    own=$(readlink "/proc/$1/ns/net")
+    for f in /proc/"$1"/fd/*; do
+        l=$(readlink "$f") && [[ $l == net:\[* && $l != "$own" ]] && echo "$l $(netns_cookie "$f")"
+    done 2>/dev/null
+    return 0
+}
+# still_held "INODE COOKIE" lines: those whose namespace a process still has
+# (as its own or an fd): the same inode and the same cookie
+still_held() {
+    local p f l ino cookie
+    while read -r ino cookie; do
+        [ -n "$ino" ] || continue
+        for p in /proc/[0-9]*; do
+            for f in "$p/ns/net" "$p"/fd/*; do
+                l=$(readlink "$f" 2>/dev/null) && [ "$l" = "$ino" ] &&
+                    [ "$(netns_cookie "$f")" = "$cookie" ] && echo "$ino held by ${p#/proc/}"
+            done
+        done
+    done
+    return 0
+}
 
 # ---- bad values ----
 check_exit_output "--netns-pool with a bad value is refused, naming the range" 2 \
@@ -76,6 +101,7 @@ start_daemon --netns-pool 3
 _result $? "a daemon with --netns-pool 3 starts"
 check "it fills its pool: it holds 3 network namespaces as fds" wait_held "$dpid" 3
 pool_before=$(held_netns "$dpid")
+pool_before_c=$(held_cookies "$dpid")
 host=$(readlink /proc/self/ns/net)
 check "... none of them its own" bash -c "! grep -qxF '$(readlink /proc/"$dpid"/ns/net)' <<<'$pool_before'"
 
@@ -94,6 +120,7 @@ check "... none of them the daemon's" \
     bash -c "! printf '%s\n' ${nets[*]} | grep -qxF '$(readlink /proc/"$dpid"/ns/net)'"
 check "the pool refills to 3 while the daemon is idle" wait_held "$dpid" 3
 pool_after=$(held_netns "$dpid")
+pool_after_c=$(held_cookies "$dpid")
 check "... with namespaces no instance has" \
     bash -c "! printf '%s\n' ${nets[*]} | grep -qxF -f <(printf '%s\n' '$pool_after')"
 p=$(instance_pid "${toks[0]}")
@@ -101,25 +128,18 @@ check "loopback is up in an instance's namespace (from the pool)" \
     bash -c "nsenter --net=/proc/$p/ns/net ip -o link show lo | grep -q 'LOOPBACK,UP'"
 for tok in "${toks[@]}"; do run --stop "$tok" >/dev/null; done
 stop_daemon
-gone_all=1
-live=$(all_netns)
-while read -r ns; do
-    [ -n "$ns" ] && grep -qxF "$ns" <<<"$live" && gone_all=
-done <<<"$pool_before
-$pool_after"
-check "no namespace of the pool survives the daemon's exit" test -n "$gone_all"
+check_eq "no namespace of the pool survives the daemon's exit" \
+    "$(still_held <<<"$pool_before_c
+$pool_after_c")" ""
 
 # ---- a killed daemon leaves none either ----
 start_daemon --netns-pool 2
 check "a second daemon fills a pool of 2" wait_held "$dpid" 2
-pool=$(held_netns "$dpid")
+pool=$(held_cookies "$dpid")
 kill -KILL "$dpid"
 wait "$dpid" 2>/dev/null
 dpid=
-live=$(all_netns)
-gone_all=1
-while read -r ns; do [ -n "$ns" ] && grep -qxF "$ns" <<<"$live" && gone_all=; done <<<"$pool"
-check "after SIGKILL none of its pool's namespaces is left" test -n "$gone_all"
+check_eq "after SIGKILL none of its pool's namespaces is left" "$(still_held <<<"$pool")" ""
 rm -f "$S"
 
 # ---- --netns-pool 0 ----
