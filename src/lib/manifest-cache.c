@@ -227,8 +227,8 @@ static void add_entry(manifest_cache *c, const char *app_id, manifest_ref *ref, 
         c->n--;
 }
 
-int store_manifest_ref(kpa_store *s, const char *app_id, const kpa_manifest **m,
-                           manifest_ref **out, kpa_error *err)
+int store_manifest_ref(kpa_store *s, const char *app_id, const kpa_manifest **m, manifest_ref **out,
+                       kpa_error *err)
 {
         manifest_cache *c = s->manifests;
         if (c) {
