@@ -68,7 +68,8 @@ static char *installed_with(const char *path, const char *from, const char *to)
         char *at = strstr(text, from);
         if (!at || strlen(from) != strlen(to))
                 abort();
-        memcpy(at, to, strlen(to));
+        for (size_t k = 0; to[k]; k++) /* same length: the text stays terminated */
+                at[k] = to[k];
         return text;
 }
 
