@@ -4,7 +4,10 @@
 # starts in direct mode (this process the parent, kpa_control_open_local),
 # with 1 and 4 concurrent clients. The application is /bin/true; each start
 # is also waited for until it has ended. Rounds are interleaved; the table
-# gives each round and the ratio daemon/direct of the throughputs.
+# gives each round and the ratio daemon/direct of the throughputs, and the
+# CPU time per start (user and system, of the clients, the instances and
+# kpa-execd; not the kernel's workers), which a loaded machine disturbs far
+# less than the throughput.
 #
 #   bash bench/daemon.sh [BUILDDIR] [STARTS_PER_CLIENT] [ROUNDS]   (as root)
 set -euo pipefail
@@ -35,19 +38,20 @@ dpid=$!
 for _ in $(seq 100); do [ -S "$W/execd.sock" ] && break; sleep 0.05; done
 
 bench="$builddir/bench/execd-bench"
-printf '%-6s %-7s %-8s %10s %9s %9s %8s\n' round clients mode "starts/s" "p50 ms" "p99 ms" ratio
+printf '%-6s %-7s %-8s %10s %9s %9s %8s %7s\n' round clients mode "starts/s" "p50 ms" "p99 ms" ratio \
+    "cpu ms"
 for r in $(seq "$rounds"); do
     for c in 1 4; do
         l=$("$bench" local "$W/store" $app $((n)) $c)
-        d=$("$bench" daemon "$W/execd.sock" $app $((n)) $c)
+        d=$("$bench" daemon "$W/execd.sock" $app $((n)) $c "$dpid")
         /usr/bin/python3 - "$r" "$c" "$l" "$d" <<'PY'
 import json, sys
 r, c, l, d = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
 for x in (l, d):
     mode = "direct" if x["mode"] == "local" else "daemon"
     ratio = "%.2f" % (d["starts_per_s"] / l["starts_per_s"]) if x is d else ""
-    print("%-6s %-7s %-8s %10.1f %9.2f %9.2f %8s" % (r, c, mode, x["starts_per_s"],
-          x["p50_ms"], x["p99_ms"], ratio))
+    print("%-6s %-7s %-8s %10.1f %9.2f %9.2f %8s %7.2f" % (r, c, mode, x["starts_per_s"],
+          x["p50_ms"], x["p99_ms"], ratio, x["cpu_ms"]))
     if x["failed"]:
         print("  (%d failed)" % x["failed"])
 PY

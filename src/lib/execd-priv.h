@@ -36,6 +36,7 @@
 #include "protocol.h"
 #include "sandbox.h"
 #include "sockets.h"
+#include "store-internal.h"
 #include "util.h"
 
 #define GROUP_NAME KPA_EXECD_GROUP_DEFAULT

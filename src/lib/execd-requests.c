@@ -173,7 +173,10 @@ static void op_start(client *c, kpa_request *req)
         memset(&token, 0, sizeof(token));
         /* the reply goes out when the instance is Running or has failed
          * (start_done); meanwhile the loop serves everyone else */
+        unsigned long hits, misses, hits_after;
+        store_manifest_cache_stats(kpa_control_store(d.ctl), &hits, &misses);
         int q = kpa_control_start_async(d.ctl, req->package, req->run_config, &req->opts, &token);
+        store_manifest_cache_stats(kpa_control_store(d.ctl), &hits_after, &misses);
         if (q == 0) {
                 /* its Created event may have cost C its connection */
                 if (c->dead)
@@ -185,8 +188,9 @@ static void op_start(client *c, kpa_request *req)
                 ps->token = token;
                 ps->next = d.starts;
                 d.starts = ps;
-                log_debug("uid %u: starting %s/%s", (unsigned)c->uid, req->package,
-                          req->run_config ? req->run_config : "(primary)");
+                log_debug("uid %u: starting %s/%s (manifest %s)", (unsigned)c->uid, req->package,
+                          req->run_config ? req->run_config : "(primary)",
+                          hits_after > hits ? "from the cache" : "read from the store");
                 return;
         }
         const kpa_error *e = kpa_control_error(d.ctl);
@@ -440,6 +444,7 @@ static void op_package_installed(client *c, kpa_request *req)
 {
         pid_t pids[64];
         int restarted = 0;
+        store_forget_manifest(kpa_control_store(d.ctl), req->package);
         if (req->restart) {
                 restarted =
                         kpa_control_stop_package(d.ctl, req->package, true, pids, ELEMENTSOF(pids));
@@ -455,6 +460,7 @@ static void op_package_installed(client *c, kpa_request *req)
 static void op_package_installed_stopping(client *c, kpa_request *req)
 {
         pid_t pids[64] = {0};
+        store_forget_manifest(kpa_control_store(d.ctl), req->package);
         log_info("uid %u installed %s while kpa-execd exits: nothing started or restarted",
                  (unsigned)c->uid, req->package);
         reply_package_installed(c, req->id, 0, pids, 0);

@@ -942,6 +942,8 @@ int kpa_execd_run(const kpa_execd_config *cfg, kpa_error *err)
                 return kpa_error_set_errno(err, errno, "cannot open /dev/null");
         if ((r = kpa_control_open_local(arg.root, &d.ctl, err)) < 0)
                 return r;
+        /* the manifests that starts read, parsed once per version */
+        store_cache_manifests(kpa_control_store(d.ctl), true);
         /* one daemon per state directory */
         if (mkdir(arg.state_dir, 0755) < 0 && errno != EEXIST)
                 return kpa_error_set_errno(err, errno, "cannot create the state directory %s",

@@ -28,6 +28,7 @@
 #include "sandbox.h"
 #include "sockets.h"
 #include "spec.h"
+#include "store-internal.h"
 #include "util.h"
 
 #define KEEP_ENDED_MAX 1000
@@ -479,11 +480,13 @@ int process_fail_start(kpa_control *ctl, instance *i, int err, const char *fmt, 
         return -err;
 }
 
+/* PKG_ID's manifest (held by *REF: kpa-execd's cache, manifest-cache.c,
+ * or loaded now) and the run configuration RC_ID of it, or its primary. */
 static int resolve(kpa_control *ctl, instance *i, const char *pkg_id, const char *rc_id,
-                   kpa_manifest **m, const kpa_run_config **rc)
+                   const kpa_manifest **m, manifest_ref **ref, const kpa_run_config **rc)
 {
         kpa_error err;
-        int q = kpa_store_load_manifest(ctl->store, pkg_id, m, &err);
+        int q = store_manifest_ref(ctl->store, pkg_id, m, ref, &err);
         if (q < 0)
                 return process_fail_start(ctl, i, -q, "%s", err.message);
         *rc = rc_id ? kpa_manifest_find_run_config(*m, rc_id) : kpa_manifest_primary_run_config(*m);
@@ -607,12 +610,11 @@ int process_launch_into(kpa_control *ctl, instance *i, const char *pkg_id, const
                         const kpa_run_config *rc, const char *run_config_id,
                         const kpa_start_options *opts)
 {
-        _cleanup_(kpa_manifest_freep) kpa_manifest *loaded = NULL;
+        _cleanup_(manifest_ref_putp) manifest_ref *loaded = NULL;
         if (!m) {
-                int q = resolve(ctl, i, pkg_id, run_config_id, &loaded, &rc);
+                int q = resolve(ctl, i, pkg_id, run_config_id, &m, &loaded, &rc);
                 if (q < 0)
                         return q;
-                m = loaded;
                 kpa_trace("start: manifest loaded");
         }
         if (!rc)

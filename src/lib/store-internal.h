@@ -10,10 +10,13 @@
 
 #include "kpa/package.h"
 
+typedef struct manifest_cache manifest_cache;
+
 struct kpa_store {
         char *root;
         int root_fd;
         int lock_fd; /* -1 unless the writer lock is held */
+        manifest_cache *manifests; /* manifest-cache.c; NULL: off */
 };
 
 /* The writer lock ROOT/.lock (install.c): waits for other writers, then
@@ -67,6 +70,22 @@ bool store_app_installed(kpa_store *s, const char *app_id);
 int store_write_grants(kpa_store *s, const char *app_id, char *const *items, kpa_error *err);
 /* A store-safe application id: no '/', not "." or "..", at most 128 chars. */
 int store_check_app_id(const char *app_id, kpa_error *err);
+
+/* The cache of installed manifests (manifest-cache.c), for kpa-execd. */
+typedef struct manifest_ref manifest_ref;
+/* Turn it on or off (off: forget every entry). */
+void store_cache_manifests(kpa_store *s, bool on);
+/* Forget APP_ID's entry (NULL: all): kpa-install said it changed. */
+void store_forget_manifest(kpa_store *s, const char *app_id);
+/* APP_ID's installed manifest with its locales, as kpa_store_load_manifest
+ * gives it: from the cache while its files are unchanged, else loaded (and
+ * cached when the cache is on). *M stays valid until manifest_ref_put(*REF). */
+int store_manifest_ref(kpa_store *s, const char *app_id, const kpa_manifest **m,
+                       manifest_ref **ref, kpa_error *err);
+void manifest_ref_put(manifest_ref *ref);
+static inline void manifest_ref_putp(manifest_ref **ref) { manifest_ref_put(*ref); }
+/* Starts served from the cache, and starts that loaded the manifest. */
+void store_manifest_cache_stats(kpa_store *s, unsigned long *hits, unsigned long *misses);
 
 /* Private storage of a given size, an image file (storage-image.c). */
 const char *storage_image_fs_type(const char *fs_type);

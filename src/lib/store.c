@@ -196,6 +196,7 @@ void kpa_store_close(kpa_store *s)
 {
         if (!s)
                 return;
+        store_cache_manifests(s, false);
         closep(&s->lock_fd);
         closep(&s->root_fd);
         free(s->root);
