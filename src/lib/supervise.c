@@ -60,7 +60,7 @@ static void add_int(json_object *o, const char *key, int64_t v)
 
 /* Write I's record: atomically (a temporary file renamed over the old one),
  * so that a supervisor killed in the middle leaves the old record whole. */
-int supervise_record_write(kpa_control *ctl, instance *i)
+static int supervise_record_write(kpa_control *ctl, instance *i)
 {
         if (ctl->state_fd < 0)
                 return 0;
@@ -186,7 +186,7 @@ static void record_remove(kpa_control *ctl, instance *i)
 }
 
 /* The init's exit record: "exited STATUS". */
-bool supervise_read_exit_record(instance *i)
+static bool supervise_read_exit_record(instance *i)
 {
         char buf[64] = "";
         if (i->exit_fd < 0)
@@ -203,7 +203,7 @@ bool supervise_read_exit_record(instance *i)
 
 /* When PID started (kpa_proc_start_time): a zombie init counts, it is
  * adopted and ends as Running. */
-unsigned long long supervise_proc_start_time(pid_t pid)
+static unsigned long long supervise_proc_start_time(pid_t pid)
 {
         return kpa_proc_start_time(pid, NULL);
 }
@@ -233,7 +233,7 @@ static void rotate_log(kpa_control *ctl, instance *i)
         open_log_file(ctl, i);
 }
 
-void supervise_close_log_pipe(kpa_control *ctl, instance *i)
+static void supervise_close_log_pipe(kpa_control *ctl, instance *i)
 {
         if (i->log_pipe < 0)
                 return;
@@ -244,7 +244,7 @@ void supervise_close_log_pipe(kpa_control *ctl, instance *i)
 
 /* Move what the instance wrote into its log file. EOF (every writer gone)
  * closes the pipe. */
-void supervise_drain_log(kpa_control *ctl, instance *i)
+static void supervise_drain_log(kpa_control *ctl, instance *i)
 {
         char buf[65536];
         while (i->log_pipe >= 0) {
@@ -271,7 +271,7 @@ void supervise_drain_log(kpa_control *ctl, instance *i)
         }
 }
 
-void supervise_watch_log(kpa_control *ctl, instance *i)
+static void supervise_watch_log(kpa_control *ctl, instance *i)
 {
         fcntl(i->log_pipe, F_SETFL, O_NONBLOCK);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &i->w_log};
@@ -293,7 +293,7 @@ int kpa_control_log_path(kpa_control *ctl, const kpa_token *t, bool rotated, cha
 
 /* Supervised: the exit record the init writes, and (when the caller gave
  * no stdout/stderr) the pipe that captures its output. */
-int supervise_prepare_spawn(kpa_control *ctl, instance *i, kpa_instance_spec *spec)
+static int supervise_prepare_spawn(kpa_control *ctl, instance *i, kpa_instance_spec *spec)
 {
         char name[64];
         token_name(i, ".exit", name, sizeof(name));
@@ -328,7 +328,7 @@ int supervise_prepare_spawn(kpa_control *ctl, instance *i, kpa_instance_spec *sp
 
 /* ---- restarts (KPA_restart; supervised instances only) ---- */
 
-void supervise_restart_free(restart_info *r)
+static void supervise_restart_free(restart_info *r)
 {
         if (!r)
                 return;
@@ -369,8 +369,8 @@ static kpa_start_bind *binds_dup(const kpa_start_bind *b, size_t n)
 }
 
 /* Keep what a restart needs: the request, with copies of the handles. */
-restart_info *supervise_restart_new(const char *pkg_id, const char *rc_id,
-                                    const kpa_start_options *opts)
+static restart_info *supervise_restart_new(const char *pkg_id, const char *rc_id,
+                                           const kpa_start_options *opts)
 {
         restart_info *r = kpa_xcalloc(1, sizeof(*r));
         r->pkg_id = kpa_xstrdup(pkg_id);
@@ -402,7 +402,7 @@ restart_info *supervise_restart_new(const char *pkg_id, const char *rc_id,
 /* An instance that ended for good keeps only its context: what a restart
  * would need goes (a supervisor keeps many ended contexts, and every
  * start forks it). */
-void supervise_forget_restart(instance *i)
+static void supervise_forget_restart(instance *i)
 {
         if (i->restart && !i->restart->at_ms) {
                 supervise_restart_free(i->restart);
@@ -410,30 +410,9 @@ void supervise_forget_restart(instance *i)
         }
 }
 
-/* Keep how I's run ended when that was a failure (what on-failure counts as
- * one): a restart replaces the context, not this. */
-static void note_failure(instance *i)
-{
-        kpa_process_context *c = &i->ctx;
-        if (!process_ended(i) || i->stop_normal || i->forced)
-                return;
-        if (c->state != KPA_PROCESS_FAILED && c->exit_code == 0)
-                return;
-        c->last_failure.state = c->state;
-        c->last_failure.exit_status = c->exit_status;
-        c->last_failure.exit_code = c->exit_code;
-        c->last_failure.exit_reason = c->exit_reason;
-        memcpy(c->last_failure.exit_cause, c->exit_cause, sizeof(c->exit_cause));
-        size_t len = strnlen(c->message, sizeof(c->last_failure.message) - 1);
-        memcpy(c->last_failure.message, c->message, len);
-        c->last_failure.message[len] = '\0';
-        c->last_failure.at = (int64_t)time(NULL);
-}
-
-void supervise_schedule_restart(kpa_control *ctl, instance *i)
+static void supervise_schedule_restart(kpa_control *ctl, instance *i)
 {
         restart_info *r = i->restart;
-        note_failure(i);
         if (r && i->restart_after_stop && !r->handles_lost && !r->at_ms) {
                 /* stopped for an upgrade: at once, whatever the policy */
                 i->restart_after_stop = false;
@@ -475,7 +454,7 @@ void supervise_schedule_restart(kpa_control *ctl, instance *i)
         process_arm_timer(ctl);
 }
 
-void supervise_do_restart(kpa_control *ctl, instance *i)
+static void supervise_do_restart(kpa_control *ctl, instance *i)
 {
         restart_info *r = i->restart;
         r->at_ms = 0;
@@ -502,64 +481,15 @@ void supervise_do_restart(kpa_control *ctl, instance *i)
         r->notify_pending = false;
         (void)process_launch_into(ctl, i, r->pkg_id, NULL, NULL, r->rc_id, &o);
         r->starting = false;
-        if (process_ended(i))
-                supervise_schedule_restart(ctl, i); /* a failed start counts as a failure too */
+        if (process_ended(i)) { /* a failed start counts as a failure too */
+                process_note_failure(i);
+                supervise_schedule_restart(ctl, i);
+        }
         if (r->notify_pending) { /* told now, with the next restart's delay */
                 r->notify_pending = false;
                 supervise_record_write(ctl, i);
                 process_notify(ctl, i);
         }
-}
-
-/* ---- retention of ended contexts ---- */
-
-/* The ended contexts of OWNER counted so far in a prune: one counter per
- * owner, in a small array grown on demand (owners are root and a few
- * members of group kpa). */
-typedef struct owner_count {
-        uid_t owner;
-        size_t kept;
-} owner_count;
-
-static size_t *owner_kept(owner_count **v, size_t *n, uid_t owner)
-{
-        for (size_t k = 0; k < *n; k++)
-                if ((*v)[k].owner == owner)
-                        return &(*v)[k].kept;
-        *v = kpa_xrealloc(*v, (*n + 1) * sizeof(**v));
-        (*v)[*n] = (owner_count){.owner = owner};
-        return &(*v)[(*n)++].kept;
-}
-
-/* Drop the oldest ended contexts beyond the limits (count and age), each
- * owner's on their own, so that one user's many ended starts cannot evict
- * another's: they are NotExisting now. New instances are added at the
- * head, so the oldest are at the tail. */
-void supervise_prune(kpa_control *ctl)
-{
-        uint64_t now = process_now_ms();
-        if (ctl->n_instances <= ctl->n_after_prune + 64 && now - ctl->last_prune_ms < 1000)
-                return;
-        ctl->last_prune_ms = now;
-        _cleanup_free_ owner_count *counts = NULL;
-        size_t n_counts = 0;
-        for (instance **pp = &ctl->list; *pp;) {
-                instance *i = *pp;
-                bool pending = i->restart && i->restart->at_ms;
-                if (process_ended(i) && !i->live && !pending &&
-                    (++*owner_kept(&counts, &n_counts, i->owner) > ctl->keep_ended_max ||
-                     now - i->ended_ms > ctl->keep_ended_ms)) {
-                        *pp = i->next;
-                        process_hash_remove(ctl, i);
-                        record_remove(ctl, i);
-                        i->ctx.state = KPA_PROCESS_NOT_EXISTING;
-                        process_notify(ctl, i);
-                        process_instance_free(i);
-                        continue;
-                }
-                pp = &i->next;
-        }
-        ctl->n_after_prune = ctl->n_instances;
 }
 
 /* ---- supervision: taking over the records of an earlier supervisor ---- */
@@ -798,6 +728,47 @@ static void restart_due_again(instance *i, uint64_t now)
                 r->at_ms = now;
 }
 
+/* ---- the hooks of the local controller (process-priv.h) ---- */
+
+static void on_created(kpa_control *ctl, instance *i)
+{
+        i->start_time = supervise_proc_start_time(i->sb.pid);
+        (void)supervise_record_write(ctl, i);
+}
+
+static void on_changed(kpa_control *ctl, instance *i)
+{
+        (void)supervise_record_write(ctl, i);
+}
+
+static void on_init_gone(kpa_control *ctl, instance *i)
+{
+        supervise_drain_log(ctl, i);
+        supervise_close_log_pipe(ctl, i);
+        if (!i->exited)
+                (void)supervise_read_exit_record(i);
+}
+
+static void on_freed(instance *i)
+{
+        supervise_restart_free(i->restart);
+}
+
+static const supervision_hooks hooks = {
+        .on_requested = supervise_restart_new,
+        .on_spawning = supervise_prepare_spawn,
+        .on_created = on_created,
+        .on_running = supervise_watch_log,
+        .on_changed = on_changed,
+        .on_output = supervise_drain_log,
+        .on_init_gone = on_init_gone,
+        .on_ended = supervise_schedule_restart,
+        .on_settled = supervise_forget_restart,
+        .on_restart_due = supervise_do_restart,
+        .on_dropped = record_remove,
+        .on_freed = on_freed,
+};
+
 static int mkdir_at(int dirfd, const char *name, mode_t mode)
 {
         return mkdirat(dirfd, name, mode) == 0 || errno == EEXIST ? 0 : -errno;
@@ -822,6 +793,7 @@ int kpa_control_supervise(kpa_control *ctl, const kpa_supervisor_config *cfg, kp
         if (ctl->state_fd < 0)
                 return kpa_error_set_errno(err, errno, "state directory %s/instances", dir);
         ctl->state_dir = kpa_xstrdup(dir);
+        ctl->supervision = &hooks;
         if (cfg->keep_ended_max)
                 ctl->keep_ended_max = cfg->keep_ended_max;
         if (cfg->keep_ended_s)
