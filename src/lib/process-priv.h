@@ -209,4 +209,18 @@ typedef struct supervision_hooks {
         void (*on_freed)(instance *i);
 } supervision_hooks;
 
+/* ---- in supervise.c ---- */
+
+struct json_object;
+/* supervise.c's hooks, which kpa_control_supervise installs. */
+extern const supervision_hooks supervise_hooks;
+/* I's record: {"record": 1, ...}, supervise.c's own small format (not the
+ * protocol's wire format); the caller puts it. */
+struct json_object *supervise_record_new(const instance *i);
+/* Fill I (blank, from process_instance_new) from record O, of this format
+ * or of the one before it (the protocol's context with the same extra
+ * fields); -EINVAL when O is not a record, -EPROTONOSUPPORT when it is of
+ * a newer format. */
+int supervise_record_load(struct json_object *o, instance *i);
+
 #endif

@@ -2,8 +2,9 @@
  * tokens, the state machine of each instance (Created, Prepared, Running,
  * Finished or Failed, NotExisting), how an end is classified (Normal,
  * Terminated, Unexpected), stop policies with their grace period, the
- * parent/child tree, and the event loop that drives them. Supervision
- * (records, adoption, logs, restarts, retention) is supervise.c's; the
+ * parent/child tree, the retention of ended contexts, and the event loop
+ * that drives them. Supervision (records, adoption, logs, restarts) is
+ * supervise.c's, reached through the hooks in ctl->supervision only; the
  * sandbox itself is sandbox.c's. */
 #include "config.h"
 

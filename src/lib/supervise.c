@@ -1,13 +1,14 @@
 /* supervise.c: the supervisor mode of the controller, what kpa-execd runs
- * on (kpa_control_supervise). It owns the records of supervised instances
- * in STATE_DIR/instances (TOKEN.json, replaced atomically, and TOKEN.exit,
+ * on (kpa_control_supervise), plugged into the local controller as its
+ * hooks (supervision_hooks, process-priv.h). It owns the records of
+ * supervised instances in STATE_DIR/instances (TOKEN.json in its own small
+ * versioned format, replaced atomically, and TOKEN.exit,
  * which the instance's init completes with its wait status), the adoption
  * of instances that outlived an earlier supervisor (pid and start time,
  * pidfd, the log pipe taken back with pidfd_getfd, the cgroup reopened),
- * output capture in STATE_DIR/logs with rotation, KPA_restart with its
- * backoff, and the retention of ended contexts (for every controller, per
- * owner).
- * Starting, stopping and the state machine are process.c's. */
+ * output capture in STATE_DIR/logs with rotation, and KPA_restart with
+ * its backoff. Starting, stopping, the state machine and the retention of
+ * ended contexts (every controller's) are process.c's. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -24,12 +25,14 @@
 #include "kpa/process.h"
 #include "process-internal.h"
 #include "process-priv.h"
-#include "protocol.h"
 #include "sockets.h"
 #include "util.h"
 
 #define LOG_MAX_BYTES (1024 * 1024ULL)
 #define RECORD_MAX (256 * 1024)
+/* the version of the records supervise_record_new() writes; a record
+ * without "record" is of the format before (the protocol's context) */
+#define RECORD_VERSION 1
 
 /* ---- records of supervised instances (STATE_DIR/instances) ---- */
 
@@ -58,15 +61,50 @@ static void add_int(json_object *o, const char *key, int64_t v)
         json_object_object_add(o, key, json_object_new_int64(v));
 }
 
-/* Write I's record: atomically (a temporary file renamed over the old one),
- * so that a supervisor killed in the middle leaves the old record whole. */
-static int supervise_record_write(kpa_control *ctl, instance *i)
+/* How a run ended, in a record: {status, code, reason, cause}. */
+static json_object *end_to_json(kpa_exit_status status, int code, int reason, const char *cause)
 {
-        if (ctl->state_fd < 0)
-                return 0;
-        /* the context as the protocol writes it (token, state, exit,
-         * package, owner...), plus what supervision needs */
-        _cleanup_(json_object_putp) json_object *o = kpa_context_to_json(&i->token, &i->ctx, i->owner);
+        json_object *e = json_object_new_object();
+        add_str(e, "status", kpa_exit_status_name(status));
+        add_int(e, "code", code);
+        add_int(e, "reason", reason);
+        add_str(e, "cause", cause);
+        return e;
+}
+
+/* I's record, in supervise.c's own format (RECORD_VERSION): its context as
+ * a restarted supervisor shows it, and what it needs to adopt or restart
+ * the instance. Not the protocol's wire format, which may change on its
+ * own; supervise_record_load() reads both. */
+json_object *supervise_record_new(const instance *i)
+{
+        json_object *o = json_object_new_object();
+        char tok[KPA_TOKEN_STRING_MAX];
+        kpa_token_to_string(&i->token, tok);
+        const kpa_process_context *c = &i->ctx;
+        add_int(o, "record", RECORD_VERSION);
+        add_str(o, "token", tok);
+        add_int(o, "owner", (int64_t)i->owner);
+        add_str(o, "package", c->app_id);
+        add_str(o, "runConfig", c->run_config_id);
+        add_str(o, "state", kpa_process_state_name(c->state));
+        add_int(o, "pid", c->pid);
+        add_int(o, "startedAt", c->started_at);
+        add_int(o, "restarts", c->restarts);
+        add_int(o, "restartInMs", c->restart_in_ms);
+        add_str(o, "message", c->message);
+        add_int(o, "cleanupError", c->cleanup_error);
+        json_object_object_add(o, "exit", end_to_json(c->exit_status, c->exit_code, c->exit_reason,
+                                                      c->exit_cause));
+        if (c->last_failure.state != KPA_PROCESS_NONE) {
+                json_object *e = end_to_json(c->last_failure.exit_status, c->last_failure.exit_code,
+                                             c->last_failure.exit_reason,
+                                             c->last_failure.exit_cause);
+                add_str(e, "state", kpa_process_state_name(c->last_failure.state));
+                add_str(e, "message", c->last_failure.message);
+                add_int(e, "at", c->last_failure.at);
+                json_object_object_add(o, "lastFailure", e);
+        }
         if (i->has_parent) {
                 char t[KPA_TOKEN_STRING_MAX];
                 kpa_token_to_string(&i->parent, t);
@@ -136,6 +174,16 @@ static int supervise_record_write(kpa_control *ctl, instance *i)
         }
         if (i->sockets_json)
                 json_object_object_add(o, "sockets", json_object_get(i->sockets_json));
+        return o;
+}
+
+/* Write I's record: atomically (a temporary file renamed over the old one),
+ * so that a supervisor killed in the middle leaves the old record whole. */
+static int supervise_record_write(kpa_control *ctl, instance *i)
+{
+        if (ctl->state_fd < 0)
+                return 0;
+        _cleanup_(json_object_putp) json_object *o = supervise_record_new(i);
         const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         char name[64], tmp[80];
         token_name(i, ".json", name, sizeof(name));
@@ -577,18 +625,112 @@ static restart_info *restart_from_record(json_object *ro)
         return r;
 }
 
-/* Rebuild an instance from its record. */
-static instance *instance_from_record(kpa_control *ctl, json_object *o)
+/* The value of the state name S (KPA_PROCESS_NONE..NOT_EXISTING), or -1. */
+static int state_from_name(const char *s)
 {
-        kpa_process_context ctx;
-        kpa_token t;
-        if (kpa_context_from_json(o, &t, &ctx, NULL) < 0 || process_find(ctl, &t))
-                return NULL;
-        instance *i = process_instance_new(ctl);
-        i->token = t;
-        i->ctx = ctx;
+        for (int k = KPA_PROCESS_NONE; s && k <= KPA_PROCESS_NOT_EXISTING; k++)
+                if (streq(kpa_process_state_name((kpa_process_state)k), s))
+                        return k;
+        return -1;
+}
+
+static int status_from_name(const char *s)
+{
+        for (int k = 0; s && k <= KPA_EXIT_TERMINATED; k++)
+                if (streq(kpa_exit_status_name((kpa_exit_status)k), s))
+                        return k;
+        return -1;
+}
+
+/* String KEY of O into BUF; a longer one is cut (TRUNCATE) or refused. */
+static int jstr_to(json_object *o, const char *key, char *buf, size_t size, bool truncate)
+{
+        const char *v = jstr(o, key);
+        buf[0] = '\0';
+        if (!v)
+                return 0;
+        if (strlen(v) >= size && !truncate)
+                return -EINVAL;
+        snprintf(buf, size, "%s", v);
+        return 0;
+}
+
+/* The keys of how a run ended: in a record (in "exit" and "lastFailure"),
+ * and in the format before it (the protocol's context, flat). */
+typedef struct end_keys {
+        const char *status, *code, *reason, *cause;
+} end_keys;
+static const end_keys record_end_keys = {"status", "code", "reason", "cause"};
+static const end_keys wire_end_keys = {"exitStatus", "exitCode", "exitReason", "exitCause"};
+
+/* I's context from record O of version V (0: the format before records). */
+static int context_from_record(json_object *o, int64_t v, instance *i)
+{
+        kpa_process_context *c = &i->ctx;
+        memset(c, 0, sizeof(*c));
+        const char *tok = jstr(o, "token");
+        int state = state_from_name(jstr(o, "state"));
+        if (!tok || kpa_token_from_string(tok, &i->token) < 0 || state < 0)
+                return -EINVAL;
+        c->state = (kpa_process_state)state;
+        json_object *end = o;
+        const end_keys *k = &wire_end_keys;
+        if (v > 0) {
+                k = &record_end_keys;
+                if (!json_object_object_get_ex(o, "exit", &end) ||
+                    !json_object_is_type(end, json_type_object))
+                        end = NULL;
+        }
+        int status = end ? status_from_name(jstr(end, k->status)) : 0;
+        c->exit_status = (kpa_exit_status)(status < 0 ? 0 : status);
+        c->exit_code = end ? (int)jint(end, k->code, 0) : 0;
+        c->exit_reason = end ? (int)jint(end, k->reason, 0) : 0;
+        if (end)
+                (void)jstr_to(end, k->cause, c->exit_cause, sizeof(c->exit_cause), true);
+        if (jstr_to(o, "package", c->app_id, sizeof(c->app_id), false) < 0 ||
+            jstr_to(o, "runConfig", c->run_config_id, sizeof(c->run_config_id), false) < 0)
+                return -EINVAL;
+        (void)jstr_to(o, "message", c->message, sizeof(c->message), true);
+        c->pid = (pid_t)jint(o, "pid", 0);
+        c->cleanup_error = (int)jint(o, "cleanupError", 0);
+        c->started_at = jint(o, "startedAt", 0);
+        c->restarts = (unsigned)jint(o, "restarts", 0);
+        c->restart_in_ms = (unsigned)jint(o, "restartInMs", 0);
+        int64_t owner = jint(o, "owner", -1);
+        c->owner = owner >= 0 && owner < (int64_t)UINT32_MAX ? (uid_t)owner : (uid_t)-1;
+        json_object *f;
+        if (json_object_object_get_ex(o, "lastFailure", &f) &&
+            json_object_is_type(f, json_type_object)) {
+                state = state_from_name(jstr(f, "state"));
+                status = status_from_name(jstr(f, k->status));
+                c->last_failure.state = (kpa_process_state)(state < 0 ? 0 : state);
+                c->last_failure.exit_status = (kpa_exit_status)(status < 0 ? 0 : status);
+                c->last_failure.exit_code = (int)jint(f, k->code, 0);
+                c->last_failure.exit_reason = (int)jint(f, k->reason, 0);
+                (void)jstr_to(f, k->cause, c->last_failure.exit_cause,
+                              sizeof(c->last_failure.exit_cause), true);
+                (void)jstr_to(f, "message", c->last_failure.message,
+                              sizeof(c->last_failure.message), true);
+                c->last_failure.at = jint(f, "at", 0);
+        }
+        return 0;
+}
+
+/* Fill I (blank, from process_instance_new) from its record O: of this
+ * format, or of the one before (a supervisor upgraded while its instances
+ * run adopts them). */
+int supervise_record_load(json_object *o, instance *i)
+{
+        if (!json_object_is_type(o, json_type_object))
+                return -EINVAL;
+        int64_t v = jint(o, "record", 0);
+        if (v < 0 || v > RECORD_VERSION)
+                return -EPROTONOSUPPORT; /* from a newer kpa: not ours to touch */
+        int q = context_from_record(o, v, i);
+        if (q < 0)
+                return q;
         /* written from Created on: anything else is not a state to resume */
-        if (ctx.state < KPA_PROCESS_CREATED || ctx.state > KPA_PROCESS_FINISHED)
+        if (i->ctx.state < KPA_PROCESS_CREATED || i->ctx.state > KPA_PROCESS_FINISHED)
                 i->ctx.state = KPA_PROCESS_FAILED;
         const char *parent = jstr(o, "parent");
         if (parent && kpa_token_from_string(parent, &i->parent) == 0)
@@ -623,6 +765,18 @@ static instance *instance_from_record(kpa_control *ctl, json_object *o)
         json_object *so;
         if (json_object_object_get_ex(o, "sockets", &so) && json_object_is_type(so, json_type_array))
                 i->sockets_json = json_object_get(so);
+        return 0;
+}
+
+/* Rebuild an instance from its record; NULL when it is not one (or its
+ * token is taken). */
+static instance *instance_from_record(kpa_control *ctl, json_object *o)
+{
+        instance *i = process_instance_new(ctl);
+        if (supervise_record_load(o, i) < 0 || process_find(ctl, &i->token)) {
+                process_instance_free(ctl, i);
+                return NULL;
+        }
         return i;
 }
 
@@ -754,7 +908,7 @@ static void on_freed(instance *i)
         supervise_restart_free(i->restart);
 }
 
-static const supervision_hooks hooks = {
+const supervision_hooks supervise_hooks = {
         .on_requested = supervise_restart_new,
         .on_spawning = supervise_prepare_spawn,
         .on_created = on_created,
@@ -793,7 +947,7 @@ int kpa_control_supervise(kpa_control *ctl, const kpa_supervisor_config *cfg, kp
         if (ctl->state_fd < 0)
                 return kpa_error_set_errno(err, errno, "state directory %s/instances", dir);
         ctl->state_dir = kpa_xstrdup(dir);
-        ctl->supervision = &hooks;
+        ctl->supervision = &supervise_hooks;
         if (cfg->keep_ended_max)
                 ctl->keep_ended_max = cfg->keep_ended_max;
         if (cfg->keep_ended_s)
