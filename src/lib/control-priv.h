@@ -19,6 +19,7 @@
 
 typedef struct kpa_remote kpa_remote; /* client.h */
 typedef struct instance instance;     /* process-priv.h */
+struct supervision_hooks;             /* process-priv.h */
 
 /* Called after every state change of an instance (Created, Prepared,
  * Running, Finished, Failed; NotExisting when its context is dropped);
@@ -74,6 +75,7 @@ struct kpa_control {
         size_t keep_ended_max;
         uint64_t keep_ended_ms;
         /* supervision */
+        const struct supervision_hooks *supervision; /* supervise.c's, or NULL */
         int state_fd; /* STATE_DIR, or -1 when not a supervisor */
         char *state_dir;
         uint64_t log_max_bytes;

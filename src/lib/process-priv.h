@@ -1,7 +1,8 @@
 /* process-priv.h: what process.c (the controller: starts, states, stops,
  * the event loop) and supervise.c (kpa-execd's supervision: records,
  * adoption, logs, restarts, retention) share: the controller and instance
- * structures and the few helpers each calls in the other; uses.c
+ * structures, the few helpers supervise.c calls in process.c, and the
+ * hooks (supervision_hooks) through which process.c calls supervision; uses.c
  * (usesServices) works on the same instances. Private to those three
  * files; the names carry no kpa_ prefix, so libkpa does not export them. */
 #ifndef KPA_PROCESS_PRIV_H
@@ -41,7 +42,7 @@ typedef struct restart_info {
         unsigned restarts;           /* consecutive restarts so far */
         uint64_t at_ms;              /* when the pending restart is due; 0: none */
         uint64_t running_since_ms;
-        bool starting;               /* in supervise_do_restart: a failed start is told
+        bool starting;               /* in a restart (on_restart_due): a failed start is told
                                       * (notify_pending) once its next restart is planned */
         bool notify_pending;
 } restart_info;
@@ -125,7 +126,7 @@ void process_hash_remove(kpa_control *ctl, instance *i);
 /* A blank instance of CTL's current owner, every fd -1. */
 instance *process_instance_new(kpa_control *ctl);
 /* Close what I holds and give it back to the pool. */
-void process_instance_free(instance *i);
+void process_instance_free(kpa_control *ctl, instance *i);
 /* The init is gone (its report pipe hit EOF, or, adopted, its pidfd said
  * so): classify, clean up. */
 void process_finalize(kpa_control *ctl, instance *i);
@@ -139,6 +140,9 @@ int process_launch_into(kpa_control *ctl, instance *i, const char *pkg_id, const
 void process_arm_timer(kpa_control *ctl);
 /* Stop I, and first what depends on it: its descendants and its clients. */
 void process_stop_one(kpa_control *ctl, instance *i, kpa_stop_policy policy);
+/* I ended: keep how, when that was a failure (what on-failure counts as
+ * one), in its context's last failure; a restart replaces the rest. */
+void process_note_failure(instance *i);
 
 /* ---- in uses.c ---- */
 
@@ -165,36 +169,58 @@ void uses_ended(kpa_control *ctl, instance *i);
 /* At the controller's close: the services directory. */
 void uses_close(kpa_control *ctl);
 
+/* ---- supervision: hooks of the local controller ---- */
+
+/* The events of an instance that supervision (supervise.c: records,
+ * adoption, logs, restarts) hangs on, named by the event. A controller
+ * that supervises holds supervise.c's table in ctl->supervision (set by
+ * kpa_control_supervise, where the state directory is set up); NULL: no
+ * supervision, and process.c does nothing at these events. process.c
+ * calls these and never supervise.c's functions. */
+typedef struct supervision_hooks {
+        /* a start of PKG_ID (RC_ID: NULL for the primary) with OPTS is asked
+         * for: what a restart of it needs (KPA_restart), or NULL */
+        restart_info *(*on_requested)(const char *pkg_id, const char *rc_id,
+                                      const kpa_start_options *opts);
+        /* the sandbox is about to be made: give SPEC the exit record and,
+         * without caller stdout/stderr, the log pipe; <0: I is Failed */
+        int (*on_spawning)(kpa_control *ctl, instance *i, kpa_instance_spec *spec);
+        /* the sandbox exists (Created): its start time, its first record */
+        void (*on_created)(kpa_control *ctl, instance *i);
+        /* the application runs: watch its log pipe */
+        void (*on_running)(kpa_control *ctl, instance *i);
+        /* its state or its stop changed: write its record (a failure is
+         * kept for kpa_control_take_record_error) */
+        void (*on_changed)(kpa_control *ctl, instance *i);
+        /* its log pipe is readable: move what it holds to the log file */
+        void (*on_output)(kpa_control *ctl, instance *i);
+        /* its init is gone: drain and close the log pipe, and read the exit
+         * record unless the init reported its end */
+        void (*on_init_gone)(kpa_control *ctl, instance *i);
+        /* it ended (classified, its failure noted): plan its restart */
+        void (*on_ended)(kpa_control *ctl, instance *i);
+        /* its end is dealt with: drop what a restart needs unless one is due */
+        void (*on_settled)(instance *i);
+        /* its pending restart is due: start it again now */
+        void (*on_restart_due)(kpa_control *ctl, instance *i);
+        /* its ended context is dropped (retention): its record and logs go */
+        void (*on_dropped)(kpa_control *ctl, instance *i);
+        /* it is freed: what a restart needed (I->restart) */
+        void (*on_freed)(instance *i);
+} supervision_hooks;
+
 /* ---- in supervise.c ---- */
 
-/* Write I's record when CTL supervises (else nothing), atomically. A
- * failure is kept for kpa_control_take_record_error() and returned. */
-int supervise_record_write(kpa_control *ctl, instance *i);
-/* Read the init's exit record into I (exited, wait_status); false without one. */
-bool supervise_read_exit_record(instance *i);
-/* When PID started, in clock ticks (field 22 of /proc/PID/stat); 0 if unknown. */
-unsigned long long supervise_proc_start_time(pid_t pid);
-/* Give SPEC the exit record and, without caller stdout/stderr, the log pipe. */
-int supervise_prepare_spawn(kpa_control *ctl, instance *i, kpa_instance_spec *spec);
-/* Add I's log pipe to the epoll set. */
-void supervise_watch_log(kpa_control *ctl, instance *i);
-/* Move what is in I's log pipe to its log file; EOF closes the pipe. */
-void supervise_drain_log(kpa_control *ctl, instance *i);
-/* Take I's log pipe out of the epoll set and close it. */
-void supervise_close_log_pipe(kpa_control *ctl, instance *i);
-/* What a restart of the request needs, with copies of the handles. */
-restart_info *supervise_restart_new(const char *pkg_id, const char *rc_id,
-                                    const kpa_start_options *opts);
-/* Free R and close its handles' fds; R may be NULL. */
-void supervise_restart_free(restart_info *r);
-/* Plan I's restart after it ended, with backoff, if its policy wants one. */
-void supervise_schedule_restart(kpa_control *ctl, instance *i);
-/* Drop I's restart information unless a restart is pending. */
-void supervise_forget_restart(instance *i);
-/* Start I again now (its pending restart is due). */
-void supervise_do_restart(kpa_control *ctl, instance *i);
-/* Drop the oldest ended contexts beyond the limits (every controller): the
- * count and age limits hold for each owner on its own. */
-void supervise_prune(kpa_control *ctl);
+struct json_object;
+/* supervise.c's hooks, which kpa_control_supervise installs. */
+extern const supervision_hooks supervise_hooks;
+/* I's record: {"record": 1, ...}, supervise.c's own small format (not the
+ * protocol's wire format); the caller puts it. */
+struct json_object *supervise_record_new(const instance *i);
+/* Fill I (blank, from process_instance_new) from record O, of this format
+ * or of the one before it (the protocol's context with the same extra
+ * fields); -EINVAL when O is not a record, -EPROTONOSUPPORT when it is of
+ * a newer format. */
+int supervise_record_load(struct json_object *o, instance *i);
 
 #endif

@@ -2,8 +2,9 @@
  * tokens, the state machine of each instance (Created, Prepared, Running,
  * Finished or Failed, NotExisting), how an end is classified (Normal,
  * Terminated, Unexpected), stop policies with their grace period, the
- * parent/child tree, and the event loop that drives them. Supervision
- * (records, adoption, logs, restarts, retention) is supervise.c's; the
+ * parent/child tree, the retention of ended contexts, and the event loop
+ * that drives them. Supervision (records, adoption, logs, restarts) is
+ * supervise.c's, reached through the hooks in ctl->supervision only; the
  * sandbox itself is sandbox.c's. */
 #include "config.h"
 
@@ -43,6 +44,30 @@ static const char *signal_name(int sig)
         else
                 snprintf(buf, sizeof(buf), "signal %d", sig);
         return buf;
+}
+
+/* ---- supervision hooks (process-priv.h): nothing when CTL does not supervise ---- */
+
+/* I's state or its stop changed: its record. */
+static void changed(kpa_control *ctl, instance *i)
+{
+        if (ctl->supervision)
+                ctl->supervision->on_changed(ctl, i);
+}
+
+/* I ended: its failure noted, its restart planned. */
+static void ended(kpa_control *ctl, instance *i)
+{
+        process_note_failure(i);
+        if (ctl->supervision)
+                ctl->supervision->on_ended(ctl, i);
+}
+
+/* I's end is dealt with: what a restart needs goes unless one is due. */
+static void settled(kpa_control *ctl, instance *i)
+{
+        if (ctl->supervision)
+                ctl->supervision->on_settled(i);
 }
 
 /* ---- the control ---- */
@@ -190,7 +215,7 @@ instance *process_instance_new(kpa_control *ctl)
         return i;
 }
 
-void process_instance_free(instance *i)
+void process_instance_free(kpa_control *ctl, instance *i)
 {
         closep(&i->exit_fd);
         closep(&i->log_pipe);
@@ -199,7 +224,8 @@ void process_instance_free(instance *i)
         free(i->services);
         closep(&i->sb.tty_fd);
         free(i->cgroup_parent);
-        supervise_restart_free(i->restart);
+        if (ctl->supervision)
+                ctl->supervision->on_freed(i);
         json_object_put(i->sockets_json);
         instance_release(i);
 }
@@ -246,6 +272,26 @@ static void classify_exit(instance *i, bool oom)
                 oom ? " (out of memory: the memory limit was reached)" : "");
 }
 
+/* Keep how I's run ended when that was a failure (what on-failure counts as
+ * one): a restart replaces the context, not this. */
+void process_note_failure(instance *i)
+{
+        kpa_process_context *c = &i->ctx;
+        if (!process_ended(i) || i->stop_normal || i->forced)
+                return;
+        if (c->state != KPA_PROCESS_FAILED && c->exit_code == 0)
+                return;
+        c->last_failure.state = c->state;
+        c->last_failure.exit_status = c->exit_status;
+        c->last_failure.exit_code = c->exit_code;
+        c->last_failure.exit_reason = c->exit_reason;
+        memcpy(c->last_failure.exit_cause, c->exit_cause, sizeof(c->exit_cause));
+        size_t len = strnlen(c->message, sizeof(c->last_failure.message) - 1);
+        memcpy(c->last_failure.message, c->message, len);
+        c->last_failure.message[len] = '\0';
+        c->last_failure.at = (int64_t)time(NULL);
+}
+
 /* The init is gone (its report pipe hit EOF, or, adopted, its pidfd said
  * so): classify, clean up. */
 void process_finalize(kpa_control *ctl, instance *i)
@@ -278,23 +324,21 @@ void process_finalize(kpa_control *ctl, instance *i)
                 i->ctx.cleanup_error = err.code;
         closep(&i->death_fd);
         i->death_fd = -1;
-        supervise_drain_log(ctl, i);
-        supervise_close_log_pipe(ctl, i);
+        if (ctl->supervision)
+                ctl->supervision->on_init_gone(ctl, i); /* the log drained, the exit record read */
         closep(&i->log_file);
         i->log_file = -1;
         i->live = false;
         i->ctx.pid = 0;
         i->ended_ms = process_now_ms();
-        if (!i->exited)
-                supervise_read_exit_record(i);
         oom = oom || i->exit_oom;
         closep(&i->exit_fd);
         i->exit_fd = -1;
         if (process_ended(i)) { /* a failed start: its step said why */
-                supervise_schedule_restart(ctl, i);
-                supervise_record_write(ctl, i);
+                ended(ctl, i);
+                changed(ctl, i);
                 uses_ended(ctl, i);
-                supervise_forget_restart(i);
+                settled(ctl, i);
                 process_notify(ctl, i);
                 return;
         }
@@ -324,15 +368,15 @@ void process_finalize(kpa_control *ctl, instance *i)
                                    "start of %s failed: the instance's init ended before the "
                                    "application ran (%s)",
                                    i->ctx.app_id, why);
-                supervise_schedule_restart(ctl, i);
-                supervise_record_write(ctl, i);
+                ended(ctl, i);
+                changed(ctl, i);
                 uses_ended(ctl, i);
                 return;
         }
-        supervise_schedule_restart(ctl, i);
-        supervise_record_write(ctl, i);
+        ended(ctl, i);
+        changed(ctl, i);
         uses_ended(ctl, i);
-        supervise_forget_restart(i);
+        settled(ctl, i);
         process_notify(ctl, i);
 }
 
@@ -422,13 +466,66 @@ static void handle_timeouts(kpa_control *ctl)
                 if (i->live && i->deadline_ms && i->deadline_ms <= now) {
                         i->deadline_ms = 0;
                         i->escalated = true;
-                        supervise_record_write(ctl, i);
+                        changed(ctl, i);
                         kill_instance(i);
                 }
-                if (i->restart && i->restart->at_ms && i->restart->at_ms <= now)
-                        supervise_do_restart(ctl, i);
+                if (i->restart && i->restart->at_ms && i->restart->at_ms <= now &&
+                    ctl->supervision)
+                        ctl->supervision->on_restart_due(ctl, i);
         }
         process_arm_timer(ctl);
+}
+
+/* ---- retention of ended contexts ---- */
+
+/* The ended contexts of OWNER counted so far in a prune: one counter per
+ * owner, in a small array grown on demand (owners are root and a few
+ * members of group kpa). */
+typedef struct owner_count {
+        uid_t owner;
+        size_t kept;
+} owner_count;
+
+static size_t *owner_kept(owner_count **v, size_t *n, uid_t owner)
+{
+        for (size_t k = 0; k < *n; k++)
+                if ((*v)[k].owner == owner)
+                        return &(*v)[k].kept;
+        *v = kpa_xrealloc(*v, (*n + 1) * sizeof(**v));
+        (*v)[*n] = (owner_count){.owner = owner};
+        return &(*v)[(*n)++].kept;
+}
+
+/* Drop the oldest ended contexts beyond the limits (count and age), each
+ * owner's on their own, so that one user's many ended starts cannot evict
+ * another's: they are NotExisting now. New instances are added at the
+ * head, so the oldest are at the tail. */
+static void prune(kpa_control *ctl)
+{
+        uint64_t now = process_now_ms();
+        if (ctl->n_instances <= ctl->n_after_prune + 64 && now - ctl->last_prune_ms < 1000)
+                return;
+        ctl->last_prune_ms = now;
+        _cleanup_free_ owner_count *counts = NULL;
+        size_t n_counts = 0;
+        for (instance **pp = &ctl->list; *pp;) {
+                instance *i = *pp;
+                bool pending = i->restart && i->restart->at_ms;
+                if (process_ended(i) && !i->live && !pending &&
+                    (++*owner_kept(&counts, &n_counts, i->owner) > ctl->keep_ended_max ||
+                     now - i->ended_ms > ctl->keep_ended_ms)) {
+                        *pp = i->next;
+                        process_hash_remove(ctl, i);
+                        if (ctl->supervision)
+                                ctl->supervision->on_dropped(ctl, i);
+                        i->ctx.state = KPA_PROCESS_NOT_EXISTING;
+                        process_notify(ctl, i);
+                        process_instance_free(ctl, i);
+                        continue;
+                }
+                pp = &i->next;
+        }
+        ctl->n_after_prune = ctl->n_instances;
 }
 
 static int local_dispatch(kpa_control *ctl)
@@ -442,8 +539,8 @@ static int local_dispatch(kpa_control *ctl)
                                 handle_timeouts(ctl);
                         else if (w->kind == WATCH_REPORT)
                                 handle_reports(ctl, w->i);
-                        else if (w->kind == WATCH_LOG)
-                                supervise_drain_log(ctl, w->i);
+                        else if (w->kind == WATCH_LOG && ctl->supervision)
+                                ctl->supervision->on_output(ctl, w->i);
                         else if (w->kind == WATCH_PIDFD) {
                                 process_finalize(ctl, w->i);
                                 release_pending_stops(ctl);
@@ -452,7 +549,7 @@ static int local_dispatch(kpa_control *ctl)
                 if (n < (int)ELEMENTSOF(evs))
                         break;
         }
-        supervise_prune(ctl);
+        prune(ctl);
         return n < 0 && errno != EINTR ? -errno : 0;
 }
 
@@ -473,7 +570,7 @@ int process_fail_start(kpa_control *ctl, instance *i, int err, const char *fmt, 
         if (!i->live && i->restart && i->restart->starting) {
                 i->restart->notify_pending = true;
         } else if (!i->live) {
-                supervise_record_write(ctl, i);
+                changed(ctl, i);
                 uses_ended(ctl, i);
                 process_notify(ctl, i);
         }
@@ -508,11 +605,11 @@ static int resolve(kpa_control *ctl, instance *i, const char *pkg_id, const char
 static void became_running(kpa_control *ctl, instance *i)
 {
         i->ctx.state = KPA_PROCESS_RUNNING;
-        if (i->log_pipe >= 0)
-                supervise_watch_log(ctl, i);
+        if (i->log_pipe >= 0 && ctl->supervision)
+                ctl->supervision->on_running(ctl, i);
         if (i->restart)
                 i->restart->running_since_ms = process_now_ms();
-        /* no supervise_record_write here: the record made at Created holds all that
+        /* no record written here (on_changed): the record made at Created holds all that
          * re-adoption needs, and a live instance recorded as Created is
          * adopted as Running (one file write less per start) */
         process_notify(ctl, i);
@@ -563,9 +660,9 @@ static int await_running(kpa_control *ctl, instance *i)
 static int spawn(kpa_control *ctl, instance *i, kpa_instance_spec *spec)
 {
         int death[2] = {-1, -1};
-        bool supervised = ctl->state_fd >= 0;
-        if (supervised) {
-                int q = supervise_prepare_spawn(ctl, i, spec);
+        const supervision_hooks *sv = ctl->supervision;
+        if (sv) {
+                int q = sv->on_spawning(ctl, i, spec);
                 if (q < 0)
                         return q;
         } else if (pipe2(death, O_CLOEXEC) < 0) {
@@ -587,10 +684,8 @@ static int spawn(kpa_control *ctl, instance *i, kpa_instance_spec *spec)
         i->live = true;
         i->ctx.pid = i->sb.pid;
         i->ctx.state = KPA_PROCESS_CREATED;
-        if (supervised) {
-                i->start_time = supervise_proc_start_time(i->sb.pid);
-                supervise_record_write(ctl, i);
-        }
+        if (sv)
+                sv->on_created(ctl, i);
         process_notify(ctl, i);
         snprintf(i->exec_path, sizeof(i->exec_path), "%s", spec->exec_path);
         if (!ctl->start_async) {
@@ -686,7 +781,7 @@ int kpa_control_launch(kpa_control *ctl, const char *pkg_id, const kpa_manifest 
         instance *i = process_instance_new(ctl);
         i->stop_timeout_ms = opts->stop_timeout_ms ? opts->stop_timeout_ms : 10000;
         if (getrandom(i->token.bytes, sizeof(i->token.bytes), 0) != sizeof(i->token.bytes)) {
-                process_instance_free(i);
+                process_instance_free(ctl, i);
                 return kpa_error_set_errno(&ctl->last_error, errno, "getrandom");
         }
         snprintf(i->ctx.app_id, sizeof(i->ctx.app_id), "%s", pkg_id ? pkg_id : "");
@@ -709,8 +804,8 @@ int kpa_control_launch(kpa_control *ctl, const char *pkg_id, const kpa_manifest 
                 i->parent = *opts->parent;
                 i->has_parent = true;
         }
-        if (ctl->state_fd >= 0 && !m && pkg_id)
-                i->restart = supervise_restart_new(pkg_id, run_config_id, opts);
+        if (ctl->supervision && !m && pkg_id)
+                i->restart = ctl->supervision->on_requested(pkg_id, run_config_id, opts);
         return process_launch_into(ctl, i, pkg_id, m, rc, run_config_id, opts);
 }
 
@@ -759,7 +854,7 @@ static int process_start_spec(kpa_control *ctl, kpa_instance_spec *spec, kpa_tok
         instance *i = process_instance_new(ctl);
         i->stop_timeout_ms = 10000;
         if (getrandom(i->token.bytes, sizeof(i->token.bytes), 0) != sizeof(i->token.bytes)) {
-                process_instance_free(i);
+                process_instance_free(ctl, i);
                 return kpa_error_set_errno(&ctl->last_error, errno, "getrandom");
         }
         snprintf(i->ctx.app_id, sizeof(i->ctx.app_id), "%s", spec->app_id ? spec->app_id : "");
@@ -840,7 +935,7 @@ void process_stop_one(kpa_control *ctl, instance *i, kpa_stop_policy policy)
                 /* a stop cancels a pending restart: it stays ended */
                 i->restart->at_ms = 0;
                 i->stop_normal = true;
-                supervise_record_write(ctl, i);
+                changed(ctl, i);
         }
         if (!i->live)
                 return;
@@ -848,7 +943,7 @@ void process_stop_one(kpa_control *ctl, instance *i, kpa_stop_policy policy)
                 i->forced = true;
                 i->term_pending = false;
                 i->deadline_ms = 0;
-                supervise_record_write(ctl, i);
+                changed(ctl, i);
                 kill_instance(i);
                 return;
         }
@@ -856,7 +951,7 @@ void process_stop_one(kpa_control *ctl, instance *i, kpa_stop_policy policy)
                 return; /* already stopping; the deadline stands */
         i->stop_normal = true;
         i->deadline_ms = process_now_ms() + i->stop_timeout_ms;
-        supervise_record_write(ctl, i);
+        changed(ctl, i);
         if (has_live_descendants(ctl, i))
                 i->term_pending = true; /* SIGTERM once they have ended */
         else
@@ -904,7 +999,7 @@ int kpa_control_stop_package(kpa_control *ctl, const char *pkg_id, bool restart,
                 if ((size_t)n < max_pids)
                         pids[n] = i->sb.pid;
                 n++;
-                /* started again once it has ended: supervise_schedule_restart() */
+                /* started again once it has ended: on_ended */
                 if (restart && i->restart)
                         i->restart_after_stop = true;
                 process_stop_one(ctl, i, KPA_STOP_NORMAL);
@@ -1115,7 +1210,7 @@ static void local_close(kpa_control *ctl)
                 }
         while (ctl->list) {
                 instance *next = ctl->list->next;
-                process_instance_free(ctl->list);
+                process_instance_free(ctl, ctl->list);
                 ctl->list = next;
         }
         uses_close(ctl);

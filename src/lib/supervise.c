@@ -1,13 +1,14 @@
 /* supervise.c: the supervisor mode of the controller, what kpa-execd runs
- * on (kpa_control_supervise). It owns the records of supervised instances
- * in STATE_DIR/instances (TOKEN.json, replaced atomically, and TOKEN.exit,
+ * on (kpa_control_supervise), plugged into the local controller as its
+ * hooks (supervision_hooks, process-priv.h). It owns the records of
+ * supervised instances in STATE_DIR/instances (TOKEN.json in its own small
+ * versioned format, replaced atomically, and TOKEN.exit,
  * which the instance's init completes with its wait status), the adoption
  * of instances that outlived an earlier supervisor (pid and start time,
  * pidfd, the log pipe taken back with pidfd_getfd, the cgroup reopened),
- * output capture in STATE_DIR/logs with rotation, KPA_restart with its
- * backoff, and the retention of ended contexts (for every controller, per
- * owner).
- * Starting, stopping and the state machine are process.c's. */
+ * output capture in STATE_DIR/logs with rotation, and KPA_restart with
+ * its backoff. Starting, stopping, the state machine and the retention of
+ * ended contexts (every controller's) are process.c's. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -24,12 +25,14 @@
 #include "kpa/process.h"
 #include "process-internal.h"
 #include "process-priv.h"
-#include "protocol.h"
 #include "sockets.h"
 #include "util.h"
 
 #define LOG_MAX_BYTES (1024 * 1024ULL)
 #define RECORD_MAX (256 * 1024)
+/* the version of the records supervise_record_new() writes; a record
+ * without "record" is of the format before (the protocol's context) */
+#define RECORD_VERSION 1
 
 /* ---- records of supervised instances (STATE_DIR/instances) ---- */
 
@@ -58,15 +61,50 @@ static void add_int(json_object *o, const char *key, int64_t v)
         json_object_object_add(o, key, json_object_new_int64(v));
 }
 
-/* Write I's record: atomically (a temporary file renamed over the old one),
- * so that a supervisor killed in the middle leaves the old record whole. */
-int supervise_record_write(kpa_control *ctl, instance *i)
+/* How a run ended, in a record: {status, code, reason, cause}. */
+static json_object *end_to_json(kpa_exit_status status, int code, int reason, const char *cause)
 {
-        if (ctl->state_fd < 0)
-                return 0;
-        /* the context as the protocol writes it (token, state, exit,
-         * package, owner...), plus what supervision needs */
-        _cleanup_(json_object_putp) json_object *o = kpa_context_to_json(&i->token, &i->ctx, i->owner);
+        json_object *e = json_object_new_object();
+        add_str(e, "status", kpa_exit_status_name(status));
+        add_int(e, "code", code);
+        add_int(e, "reason", reason);
+        add_str(e, "cause", cause);
+        return e;
+}
+
+/* I's record, in supervise.c's own format (RECORD_VERSION): its context as
+ * a restarted supervisor shows it, and what it needs to adopt or restart
+ * the instance. Not the protocol's wire format, which may change on its
+ * own; supervise_record_load() reads both. */
+json_object *supervise_record_new(const instance *i)
+{
+        json_object *o = json_object_new_object();
+        char tok[KPA_TOKEN_STRING_MAX];
+        kpa_token_to_string(&i->token, tok);
+        const kpa_process_context *c = &i->ctx;
+        add_int(o, "record", RECORD_VERSION);
+        add_str(o, "token", tok);
+        add_int(o, "owner", (int64_t)i->owner);
+        add_str(o, "package", c->app_id);
+        add_str(o, "runConfig", c->run_config_id);
+        add_str(o, "state", kpa_process_state_name(c->state));
+        add_int(o, "pid", c->pid);
+        add_int(o, "startedAt", c->started_at);
+        add_int(o, "restarts", c->restarts);
+        add_int(o, "restartInMs", c->restart_in_ms);
+        add_str(o, "message", c->message);
+        add_int(o, "cleanupError", c->cleanup_error);
+        json_object_object_add(o, "exit", end_to_json(c->exit_status, c->exit_code, c->exit_reason,
+                                                      c->exit_cause));
+        if (c->last_failure.state != KPA_PROCESS_NONE) {
+                json_object *e = end_to_json(c->last_failure.exit_status, c->last_failure.exit_code,
+                                             c->last_failure.exit_reason,
+                                             c->last_failure.exit_cause);
+                add_str(e, "state", kpa_process_state_name(c->last_failure.state));
+                add_str(e, "message", c->last_failure.message);
+                add_int(e, "at", c->last_failure.at);
+                json_object_object_add(o, "lastFailure", e);
+        }
         if (i->has_parent) {
                 char t[KPA_TOKEN_STRING_MAX];
                 kpa_token_to_string(&i->parent, t);
@@ -136,6 +174,16 @@ int supervise_record_write(kpa_control *ctl, instance *i)
         }
         if (i->sockets_json)
                 json_object_object_add(o, "sockets", json_object_get(i->sockets_json));
+        return o;
+}
+
+/* Write I's record: atomically (a temporary file renamed over the old one),
+ * so that a supervisor killed in the middle leaves the old record whole. */
+static int supervise_record_write(kpa_control *ctl, instance *i)
+{
+        if (ctl->state_fd < 0)
+                return 0;
+        _cleanup_(json_object_putp) json_object *o = supervise_record_new(i);
         const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
         char name[64], tmp[80];
         token_name(i, ".json", name, sizeof(name));
@@ -186,7 +234,7 @@ static void record_remove(kpa_control *ctl, instance *i)
 }
 
 /* The init's exit record: "exited STATUS". */
-bool supervise_read_exit_record(instance *i)
+static bool supervise_read_exit_record(instance *i)
 {
         char buf[64] = "";
         if (i->exit_fd < 0)
@@ -203,7 +251,7 @@ bool supervise_read_exit_record(instance *i)
 
 /* When PID started (kpa_proc_start_time): a zombie init counts, it is
  * adopted and ends as Running. */
-unsigned long long supervise_proc_start_time(pid_t pid)
+static unsigned long long supervise_proc_start_time(pid_t pid)
 {
         return kpa_proc_start_time(pid, NULL);
 }
@@ -233,7 +281,7 @@ static void rotate_log(kpa_control *ctl, instance *i)
         open_log_file(ctl, i);
 }
 
-void supervise_close_log_pipe(kpa_control *ctl, instance *i)
+static void supervise_close_log_pipe(kpa_control *ctl, instance *i)
 {
         if (i->log_pipe < 0)
                 return;
@@ -244,7 +292,7 @@ void supervise_close_log_pipe(kpa_control *ctl, instance *i)
 
 /* Move what the instance wrote into its log file. EOF (every writer gone)
  * closes the pipe. */
-void supervise_drain_log(kpa_control *ctl, instance *i)
+static void supervise_drain_log(kpa_control *ctl, instance *i)
 {
         char buf[65536];
         while (i->log_pipe >= 0) {
@@ -271,7 +319,7 @@ void supervise_drain_log(kpa_control *ctl, instance *i)
         }
 }
 
-void supervise_watch_log(kpa_control *ctl, instance *i)
+static void supervise_watch_log(kpa_control *ctl, instance *i)
 {
         fcntl(i->log_pipe, F_SETFL, O_NONBLOCK);
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &i->w_log};
@@ -293,7 +341,7 @@ int kpa_control_log_path(kpa_control *ctl, const kpa_token *t, bool rotated, cha
 
 /* Supervised: the exit record the init writes, and (when the caller gave
  * no stdout/stderr) the pipe that captures its output. */
-int supervise_prepare_spawn(kpa_control *ctl, instance *i, kpa_instance_spec *spec)
+static int supervise_prepare_spawn(kpa_control *ctl, instance *i, kpa_instance_spec *spec)
 {
         char name[64];
         token_name(i, ".exit", name, sizeof(name));
@@ -328,7 +376,7 @@ int supervise_prepare_spawn(kpa_control *ctl, instance *i, kpa_instance_spec *sp
 
 /* ---- restarts (KPA_restart; supervised instances only) ---- */
 
-void supervise_restart_free(restart_info *r)
+static void supervise_restart_free(restart_info *r)
 {
         if (!r)
                 return;
@@ -369,8 +417,8 @@ static kpa_start_bind *binds_dup(const kpa_start_bind *b, size_t n)
 }
 
 /* Keep what a restart needs: the request, with copies of the handles. */
-restart_info *supervise_restart_new(const char *pkg_id, const char *rc_id,
-                                    const kpa_start_options *opts)
+static restart_info *supervise_restart_new(const char *pkg_id, const char *rc_id,
+                                           const kpa_start_options *opts)
 {
         restart_info *r = kpa_xcalloc(1, sizeof(*r));
         r->pkg_id = kpa_xstrdup(pkg_id);
@@ -402,7 +450,7 @@ restart_info *supervise_restart_new(const char *pkg_id, const char *rc_id,
 /* An instance that ended for good keeps only its context: what a restart
  * would need goes (a supervisor keeps many ended contexts, and every
  * start forks it). */
-void supervise_forget_restart(instance *i)
+static void supervise_forget_restart(instance *i)
 {
         if (i->restart && !i->restart->at_ms) {
                 supervise_restart_free(i->restart);
@@ -410,30 +458,9 @@ void supervise_forget_restart(instance *i)
         }
 }
 
-/* Keep how I's run ended when that was a failure (what on-failure counts as
- * one): a restart replaces the context, not this. */
-static void note_failure(instance *i)
-{
-        kpa_process_context *c = &i->ctx;
-        if (!process_ended(i) || i->stop_normal || i->forced)
-                return;
-        if (c->state != KPA_PROCESS_FAILED && c->exit_code == 0)
-                return;
-        c->last_failure.state = c->state;
-        c->last_failure.exit_status = c->exit_status;
-        c->last_failure.exit_code = c->exit_code;
-        c->last_failure.exit_reason = c->exit_reason;
-        memcpy(c->last_failure.exit_cause, c->exit_cause, sizeof(c->exit_cause));
-        size_t len = strnlen(c->message, sizeof(c->last_failure.message) - 1);
-        memcpy(c->last_failure.message, c->message, len);
-        c->last_failure.message[len] = '\0';
-        c->last_failure.at = (int64_t)time(NULL);
-}
-
-void supervise_schedule_restart(kpa_control *ctl, instance *i)
+static void supervise_schedule_restart(kpa_control *ctl, instance *i)
 {
         restart_info *r = i->restart;
-        note_failure(i);
         if (r && i->restart_after_stop && !r->handles_lost && !r->at_ms) {
                 /* stopped for an upgrade: at once, whatever the policy */
                 i->restart_after_stop = false;
@@ -475,7 +502,7 @@ void supervise_schedule_restart(kpa_control *ctl, instance *i)
         process_arm_timer(ctl);
 }
 
-void supervise_do_restart(kpa_control *ctl, instance *i)
+static void supervise_do_restart(kpa_control *ctl, instance *i)
 {
         restart_info *r = i->restart;
         r->at_ms = 0;
@@ -502,64 +529,15 @@ void supervise_do_restart(kpa_control *ctl, instance *i)
         r->notify_pending = false;
         (void)process_launch_into(ctl, i, r->pkg_id, NULL, NULL, r->rc_id, &o);
         r->starting = false;
-        if (process_ended(i))
-                supervise_schedule_restart(ctl, i); /* a failed start counts as a failure too */
+        if (process_ended(i)) { /* a failed start counts as a failure too */
+                process_note_failure(i);
+                supervise_schedule_restart(ctl, i);
+        }
         if (r->notify_pending) { /* told now, with the next restart's delay */
                 r->notify_pending = false;
                 supervise_record_write(ctl, i);
                 process_notify(ctl, i);
         }
-}
-
-/* ---- retention of ended contexts ---- */
-
-/* The ended contexts of OWNER counted so far in a prune: one counter per
- * owner, in a small array grown on demand (owners are root and a few
- * members of group kpa). */
-typedef struct owner_count {
-        uid_t owner;
-        size_t kept;
-} owner_count;
-
-static size_t *owner_kept(owner_count **v, size_t *n, uid_t owner)
-{
-        for (size_t k = 0; k < *n; k++)
-                if ((*v)[k].owner == owner)
-                        return &(*v)[k].kept;
-        *v = kpa_xrealloc(*v, (*n + 1) * sizeof(**v));
-        (*v)[*n] = (owner_count){.owner = owner};
-        return &(*v)[(*n)++].kept;
-}
-
-/* Drop the oldest ended contexts beyond the limits (count and age), each
- * owner's on their own, so that one user's many ended starts cannot evict
- * another's: they are NotExisting now. New instances are added at the
- * head, so the oldest are at the tail. */
-void supervise_prune(kpa_control *ctl)
-{
-        uint64_t now = process_now_ms();
-        if (ctl->n_instances <= ctl->n_after_prune + 64 && now - ctl->last_prune_ms < 1000)
-                return;
-        ctl->last_prune_ms = now;
-        _cleanup_free_ owner_count *counts = NULL;
-        size_t n_counts = 0;
-        for (instance **pp = &ctl->list; *pp;) {
-                instance *i = *pp;
-                bool pending = i->restart && i->restart->at_ms;
-                if (process_ended(i) && !i->live && !pending &&
-                    (++*owner_kept(&counts, &n_counts, i->owner) > ctl->keep_ended_max ||
-                     now - i->ended_ms > ctl->keep_ended_ms)) {
-                        *pp = i->next;
-                        process_hash_remove(ctl, i);
-                        record_remove(ctl, i);
-                        i->ctx.state = KPA_PROCESS_NOT_EXISTING;
-                        process_notify(ctl, i);
-                        process_instance_free(i);
-                        continue;
-                }
-                pp = &i->next;
-        }
-        ctl->n_after_prune = ctl->n_instances;
 }
 
 /* ---- supervision: taking over the records of an earlier supervisor ---- */
@@ -647,18 +625,112 @@ static restart_info *restart_from_record(json_object *ro)
         return r;
 }
 
-/* Rebuild an instance from its record. */
-static instance *instance_from_record(kpa_control *ctl, json_object *o)
+/* The value of the state name S (KPA_PROCESS_NONE..NOT_EXISTING), or -1. */
+static int state_from_name(const char *s)
 {
-        kpa_process_context ctx;
-        kpa_token t;
-        if (kpa_context_from_json(o, &t, &ctx, NULL) < 0 || process_find(ctl, &t))
-                return NULL;
-        instance *i = process_instance_new(ctl);
-        i->token = t;
-        i->ctx = ctx;
+        for (int k = KPA_PROCESS_NONE; s && k <= KPA_PROCESS_NOT_EXISTING; k++)
+                if (streq(kpa_process_state_name((kpa_process_state)k), s))
+                        return k;
+        return -1;
+}
+
+static int status_from_name(const char *s)
+{
+        for (int k = 0; s && k <= KPA_EXIT_TERMINATED; k++)
+                if (streq(kpa_exit_status_name((kpa_exit_status)k), s))
+                        return k;
+        return -1;
+}
+
+/* String KEY of O into BUF; a longer one is cut (TRUNCATE) or refused. */
+static int jstr_to(json_object *o, const char *key, char *buf, size_t size, bool truncate)
+{
+        const char *v = jstr(o, key);
+        buf[0] = '\0';
+        if (!v)
+                return 0;
+        if (strlen(v) >= size && !truncate)
+                return -EINVAL;
+        snprintf(buf, size, "%s", v);
+        return 0;
+}
+
+/* The keys of how a run ended: in a record (in "exit" and "lastFailure"),
+ * and in the format before it (the protocol's context, flat). */
+typedef struct end_keys {
+        const char *status, *code, *reason, *cause;
+} end_keys;
+static const end_keys record_end_keys = {"status", "code", "reason", "cause"};
+static const end_keys wire_end_keys = {"exitStatus", "exitCode", "exitReason", "exitCause"};
+
+/* I's context from record O of version V (0: the format before records). */
+static int context_from_record(json_object *o, int64_t v, instance *i)
+{
+        kpa_process_context *c = &i->ctx;
+        memset(c, 0, sizeof(*c));
+        const char *tok = jstr(o, "token");
+        int state = state_from_name(jstr(o, "state"));
+        if (!tok || kpa_token_from_string(tok, &i->token) < 0 || state < 0)
+                return -EINVAL;
+        c->state = (kpa_process_state)state;
+        json_object *end = o;
+        const end_keys *k = &wire_end_keys;
+        if (v > 0) {
+                k = &record_end_keys;
+                if (!json_object_object_get_ex(o, "exit", &end) ||
+                    !json_object_is_type(end, json_type_object))
+                        end = NULL;
+        }
+        int status = end ? status_from_name(jstr(end, k->status)) : 0;
+        c->exit_status = (kpa_exit_status)(status < 0 ? 0 : status);
+        c->exit_code = end ? (int)jint(end, k->code, 0) : 0;
+        c->exit_reason = end ? (int)jint(end, k->reason, 0) : 0;
+        if (end)
+                (void)jstr_to(end, k->cause, c->exit_cause, sizeof(c->exit_cause), true);
+        if (jstr_to(o, "package", c->app_id, sizeof(c->app_id), false) < 0 ||
+            jstr_to(o, "runConfig", c->run_config_id, sizeof(c->run_config_id), false) < 0)
+                return -EINVAL;
+        (void)jstr_to(o, "message", c->message, sizeof(c->message), true);
+        c->pid = (pid_t)jint(o, "pid", 0);
+        c->cleanup_error = (int)jint(o, "cleanupError", 0);
+        c->started_at = jint(o, "startedAt", 0);
+        c->restarts = (unsigned)jint(o, "restarts", 0);
+        c->restart_in_ms = (unsigned)jint(o, "restartInMs", 0);
+        int64_t owner = jint(o, "owner", -1);
+        c->owner = owner >= 0 && owner < (int64_t)UINT32_MAX ? (uid_t)owner : (uid_t)-1;
+        json_object *f;
+        if (json_object_object_get_ex(o, "lastFailure", &f) &&
+            json_object_is_type(f, json_type_object)) {
+                state = state_from_name(jstr(f, "state"));
+                status = status_from_name(jstr(f, k->status));
+                c->last_failure.state = (kpa_process_state)(state < 0 ? 0 : state);
+                c->last_failure.exit_status = (kpa_exit_status)(status < 0 ? 0 : status);
+                c->last_failure.exit_code = (int)jint(f, k->code, 0);
+                c->last_failure.exit_reason = (int)jint(f, k->reason, 0);
+                (void)jstr_to(f, k->cause, c->last_failure.exit_cause,
+                              sizeof(c->last_failure.exit_cause), true);
+                (void)jstr_to(f, "message", c->last_failure.message,
+                              sizeof(c->last_failure.message), true);
+                c->last_failure.at = jint(f, "at", 0);
+        }
+        return 0;
+}
+
+/* Fill I (blank, from process_instance_new) from its record O: of this
+ * format, or of the one before (a supervisor upgraded while its instances
+ * run adopts them). */
+int supervise_record_load(json_object *o, instance *i)
+{
+        if (!json_object_is_type(o, json_type_object))
+                return -EINVAL;
+        int64_t v = jint(o, "record", 0);
+        if (v < 0 || v > RECORD_VERSION)
+                return -EPROTONOSUPPORT; /* from a newer kpa: not ours to touch */
+        int q = context_from_record(o, v, i);
+        if (q < 0)
+                return q;
         /* written from Created on: anything else is not a state to resume */
-        if (ctx.state < KPA_PROCESS_CREATED || ctx.state > KPA_PROCESS_FINISHED)
+        if (i->ctx.state < KPA_PROCESS_CREATED || i->ctx.state > KPA_PROCESS_FINISHED)
                 i->ctx.state = KPA_PROCESS_FAILED;
         const char *parent = jstr(o, "parent");
         if (parent && kpa_token_from_string(parent, &i->parent) == 0)
@@ -693,6 +765,18 @@ static instance *instance_from_record(kpa_control *ctl, json_object *o)
         json_object *so;
         if (json_object_object_get_ex(o, "sockets", &so) && json_object_is_type(so, json_type_array))
                 i->sockets_json = json_object_get(so);
+        return 0;
+}
+
+/* Rebuild an instance from its record; NULL when it is not one (or its
+ * token is taken). */
+static instance *instance_from_record(kpa_control *ctl, json_object *o)
+{
+        instance *i = process_instance_new(ctl);
+        if (supervise_record_load(o, i) < 0 || process_find(ctl, &i->token)) {
+                process_instance_free(ctl, i);
+                return NULL;
+        }
         return i;
 }
 
@@ -798,6 +882,47 @@ static void restart_due_again(instance *i, uint64_t now)
                 r->at_ms = now;
 }
 
+/* ---- the hooks of the local controller (process-priv.h) ---- */
+
+static void on_created(kpa_control *ctl, instance *i)
+{
+        i->start_time = supervise_proc_start_time(i->sb.pid);
+        (void)supervise_record_write(ctl, i);
+}
+
+static void on_changed(kpa_control *ctl, instance *i)
+{
+        (void)supervise_record_write(ctl, i);
+}
+
+static void on_init_gone(kpa_control *ctl, instance *i)
+{
+        supervise_drain_log(ctl, i);
+        supervise_close_log_pipe(ctl, i);
+        if (!i->exited)
+                (void)supervise_read_exit_record(i);
+}
+
+static void on_freed(instance *i)
+{
+        supervise_restart_free(i->restart);
+}
+
+const supervision_hooks supervise_hooks = {
+        .on_requested = supervise_restart_new,
+        .on_spawning = supervise_prepare_spawn,
+        .on_created = on_created,
+        .on_running = supervise_watch_log,
+        .on_changed = on_changed,
+        .on_output = supervise_drain_log,
+        .on_init_gone = on_init_gone,
+        .on_ended = supervise_schedule_restart,
+        .on_settled = supervise_forget_restart,
+        .on_restart_due = supervise_do_restart,
+        .on_dropped = record_remove,
+        .on_freed = on_freed,
+};
+
 static int mkdir_at(int dirfd, const char *name, mode_t mode)
 {
         return mkdirat(dirfd, name, mode) == 0 || errno == EEXIST ? 0 : -errno;
@@ -822,6 +947,7 @@ int kpa_control_supervise(kpa_control *ctl, const kpa_supervisor_config *cfg, kp
         if (ctl->state_fd < 0)
                 return kpa_error_set_errno(err, errno, "state directory %s/instances", dir);
         ctl->state_dir = kpa_xstrdup(dir);
+        ctl->supervision = &supervise_hooks;
         if (cfg->keep_ended_max)
                 ctl->keep_ended_max = cfg->keep_ended_max;
         if (cfg->keep_ended_s)

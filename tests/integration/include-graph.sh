@@ -4,6 +4,9 @@
 #   headers (X.c, X.h, X-internal.h, X-priv.h); module A uses B when a file
 #   of A includes a header of B. A circle (client -> process -> client, as
 #   there was) means neither side can change or be tested alone.
+# - supervision plugs into the local controller as hooks (process-priv.h's
+#   supervision_hooks): process.c calls no supervise_ function, and
+#   supervise.c writes records of its own format, so it needs no protocol.h.
 # - the tools are clients of the public API: they include include/kpa/*.h,
 #   config.h, src/tools' own headers and src/common's header-only
 #   cleanup.h (no symbols) only. The tools that still reach into
@@ -89,4 +92,10 @@ for f in "$top_srcdir"/src/tools/*.c "$top_srcdir"/src/daemon/*.c; do
         _tap_failed=$((_tap_failed + 1))
     fi
 done
+
+# supervision as hooks: process.c names no supervise_ function
+check_eq "process.c calls supervision only through its hooks (names no supervise_)" \
+    "$(grep -n 'supervise_' "$top_srcdir/src/lib/process.c" || true)" ""
+check_eq "supervise.c writes its own records: it includes no protocol.h" \
+    "$(grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"protocol.h"' "$top_srcdir/src/lib/supervise.c" || true)" ""
 done_testing
