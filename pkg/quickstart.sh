@@ -57,8 +57,8 @@ check)
     #                    v2, and systemd as PID 1 (tests/vm, docs/HACKING.md);
     #                    they run in the background, beside the gates, and
     #                    use this tree: the gates that use it (valgrind) wait
-    #   gates            tests/gates.sh: ASan+UBSan with coverage (make check
-    #                    once, in a tree built with both), fuzzing, cppcheck, clang-tidy,
+    #   gates            tests/gates.sh: ASan+UBSan and coverage (make check
+    #                    in a tree of each), fuzzing, cppcheck, clang-tidy,
     #                    the shell scripts' and man pages' linters; valgrind
     #   distcheck        the release tarball builds, installs and passes its
     #                    unit and schema tests (make distcheck-quick)
@@ -92,7 +92,7 @@ check)
     vm_pid=$!
     # the quality gates that do not use this tree, beside the guests
     t=$SECONDS
-    BUILD=. bash ../tests/gates.sh asan-coverage fuzz cppcheck clang-tidy shellcheck mandoc |
+    BUILD=. bash ../tests/gates.sh asan coverage fuzz cppcheck clang-tidy shellcheck mandoc |
         tee gates.log ||
         status=1
     lanes="$lanes, gates $((SECONDS - t)) s"
