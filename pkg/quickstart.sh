@@ -64,7 +64,8 @@ check)
     #                    unit and schema tests (make distcheck-quick)
     status=0
     t0=$SECONDS
-    make -j"$(nproc)" check AM_COLOR_TESTS=no >check.log 2>&1 || status=$?
+    # (twice as many jobs as CPUs: the tests mostly wait, tests/gates.sh)
+    make -j"$((2 * $(nproc)))" check AM_COLOR_TESTS=no >check.log 2>&1 || status=$?
     grep -E '^(PASS|FAIL|XFAIL|XPASS|SKIP|ERROR):' check.log | grep -v '^PASS' || true
     grep -E '^# (TOTAL|PASS|SKIP|XFAIL|FAIL|XPASS|ERROR):' check.log || true
     if [ $status -ne 0 ]; then
