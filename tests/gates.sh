@@ -28,6 +28,10 @@
 #                 pids.max (alarm after 120 s; 3 s otherwise), as the -O0
 #                 tree above hung a start; the two trees never have.
 #
+#   The asan and coverage trees skip deb.sh (KPA_SKIP_DEB=1): it builds the
+#   Debian packages from the sources with their own flags, the same in every
+#   tree; make check in the plain tree builds and checks them once.
+#
 #   BUILD      a configured plain build tree, for valgrind (default ./build)
 #   GATES_DIR  where the gates' own trees and logs go (default BUILD/gates)
 # Exit status: 0 when every gate passed, else 1.
@@ -72,7 +76,7 @@ gate_asan() {
     prefix=/tmp/kpa-sanitizer-$$-$RANDOM
     local rc=0
     ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:log_path=$prefix \
-        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$prefix \
+        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$prefix KPA_SKIP_DEB=1 \
         make -C "$d" -j"$test_jobs" check AM_COLOR_TESTS=no >"$d/check.log" 2>&1 || rc=1
     local reports
     reports=$(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$prefix".* 2>/dev/null)
@@ -194,7 +198,8 @@ gate_coverage() {
     local d=$GATES_DIR/coverage
     configure_tree "$d" --enable-coverage && make -C "$d" -j"$jobs" >/dev/null || return 1
     local rc=0
-    make -C "$d" -j"$test_jobs" coverage AM_COLOR_TESTS=no >"$d/coverage.log" 2>&1 || rc=1
+    KPA_SKIP_DEB=1 make -C "$d" -j"$test_jobs" coverage AM_COLOR_TESTS=no >"$d/coverage.log" 2>&1 ||
+        rc=1
     [ $rc -eq 0 ] || grep -E '^(FAIL|ERROR):' "$d/coverage.log"
     sed -n 's/^lines: /src\/lib line coverage: /p' "$d/coverage.log"
     detail="src/lib $(grep -E '^lines:' "$d/coverage.log" | head -1)"

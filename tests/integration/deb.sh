@@ -11,7 +11,8 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 case $top_builddir in */_build/sub*) skip_all "in a make distcheck tree" ;; esac
-[ "${KPA_SKIP_DEB:-}" = 1 ] && skip_all "KPA_SKIP_DEB=1"
+[ "${KPA_SKIP_DEB:-}" = 1 ] &&
+    skip_all "KPA_SKIP_DEB=1: the packages are built and checked in another tree (tests/gates.sh)"
 command -v apt-get >/dev/null || skip_all "not a Debian system (no apt-get)"
 for p in kpa libkpa0 libkpa-dev; do
     if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
