@@ -65,20 +65,19 @@ configure_tree() {
     (cd "$dir" && "$src/configure" -q "$@")
 }
 
-gate_asan() {
-    local d=$GATES_DIR/asan
-    configure_tree "$d" --enable-sanitizers && make -C "$d" -j"$jobs" >/dev/null || return 1
-    # Reports go to files as well as the failing process's exit status, so
-    # that one from a process expected to fail is seen. The prefix is right
-    # in /tmp: sandboxed children have a /tmp of their own, and a log_path
-    # whose directory is missing there would kill them.
-    local prefix
+# sanitized_make DIR TARGET...: make TARGET in the sanitizer tree DIR (its
+# output in DIR/check.log), deb.sh skipped; 1 when it fails or a sanitizer
+# reported anything, even from a process whose failure a test expected.
+# Reports go to files as well as to the process's exit status; the prefix
+# is right in /tmp: sandboxed children have a /tmp of their own, and a
+# log_path whose directory is missing there would kill them. Sets n_reports.
+sanitized_make() {
+    local d=$1 prefix rc=0 reports
+    shift
     prefix=/tmp/kpa-sanitizer-$$-$RANDOM
-    local rc=0
     ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:log_path=$prefix \
         UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$prefix KPA_SKIP_DEB=1 \
-        make -C "$d" -j"$test_jobs" check AM_COLOR_TESTS=no >"$d/check.log" 2>&1 || rc=1
-    local reports
+        make -C "$d" -j"$test_jobs" "$@" AM_COLOR_TESTS=no >"$d/check.log" 2>&1 || rc=1
     reports=$(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$prefix".* 2>/dev/null)
     [ $rc -eq 0 ] || grep -E '^(FAIL|ERROR):' "$d/check.log"
     if [ -n "$reports" ]; then
@@ -88,34 +87,27 @@ gate_asan() {
         head -n 40 $reports
     fi
     rm -f "$prefix".*
-    detail="ASan+UBSan, make check: $(tap_totals "$d/check.log"), $(echo -n "$reports" | grep -c .) sanitizer reports"
+    n_reports=$(echo -n "$reports" | grep -c .)
+    return $rc
+}
+
+gate_asan() {
+    local d=$GATES_DIR/asan rc=0
+    configure_tree "$d" --enable-sanitizers && make -C "$d" -j"$jobs" >/dev/null || return 1
+    sanitized_make "$d" check || rc=1
+    detail="ASan+UBSan, make check: $(tap_totals "$d/check.log"), $n_reports sanitizer reports"
     return $rc
 }
 
 # asan-coverage: the asan gate and the coverage gate in one tree, built at
-# -O2 (see asan above for -O0), whose one make check gives both verdicts:
-# what CI runs (one build and one make check fewer)
+# -O2 (see asan above for -O0), whose one make check gives both verdicts
+# (one build and one make check fewer; not what CI runs, see above)
 gate_asan_coverage() {
-    local d=$GATES_DIR/asan-coverage
+    local d=$GATES_DIR/asan-coverage rc=0
     configure_tree "$d" --enable-sanitizers --enable-coverage &&
         make -C "$d" -j"$jobs" CFLAGS="-g -O2" >/dev/null || return 1
-    local prefix
-    prefix=/tmp/kpa-sanitizer-$$-$RANDOM
-    local rc=0
-    ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1:check_initialization_order=1:log_path=$prefix \
-        UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$prefix \
-        make -C "$d" -j"$jobs" CFLAGS="-g -O2" coverage AM_COLOR_TESTS=no >"$d/check.log" 2>&1 || rc=1
-    local reports
-    reports=$(grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$prefix".* 2>/dev/null)
-    [ $rc -eq 0 ] || grep -E '^(FAIL|ERROR):' "$d/check.log"
-    if [ -n "$reports" ]; then
-        rc=1
-        echo "sanitizer reports:"
-        # shellcheck disable=SC2086 # one file name per line, no spaces
-        head -n 40 $reports
-    fi
-    rm -f "$prefix".*
-    detail="ASan+UBSan, make check: $(tap_totals "$d/check.log"), $(echo -n "$reports" | grep -c .) sanitizer reports; src/lib $(grep -E '^lines:' "$d/check.log" | head -1)"
+    sanitized_make "$d" CFLAGS="-g -O2" coverage || rc=1
+    detail="ASan+UBSan, make check: $(tap_totals "$d/check.log"), $n_reports sanitizer reports; src/lib $(grep -E '^lines:' "$d/check.log" | head -1)"
     return $rc
 }
 
