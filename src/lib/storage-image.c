@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 #include <sys/xattr.h>
 
+#include "kpa/process.h"
 #include "store-internal.h"
 #include "util.h"
 
@@ -285,6 +286,14 @@ int storage_image_open_mount(kpa_store *s, const char *app_id, int *mount_fd, kp
         if (img < 0)
                 return kpa_error_set_errno(err, -img, "%s: %s/images/%s.img", app_id, s->root,
                                            app_id);
+        /* kept mounted by a keeper: a mount of its superblock, taken from
+         * it (no lock needed: nothing is mounted or attached) */
+        int kept = storage_keep_clone(img);
+        if (kept >= 0) {
+                kpa_trace("storage: kept mount cloned");
+                *mount_fd = kept;
+                return 0;
+        }
         struct stat st;
         if (fstat(img, &st) < 0)
                 return kpa_error_set_errno(err, errno, "%s: private storage image", app_id);

@@ -16,7 +16,9 @@
  * controlling terminal, /dev/null as its stdio and / as its directory; it
  * stays in its starter's cgroup. After a crash of anything, nothing is
  * left but the keeper, which ends by itself. KPA_STORAGE_LINGER=0 turns
- * it off: the file system is then unmounted with the last instance. */
+ * it off: the file system is then unmounted with the last instance.
+ * A start that finds the keeper takes a clone of its mount
+ * (storage_keep_clone) rather than mounting the loop device again. */
 #include "config.h"
 
 #include <fcntl.h>
@@ -198,6 +200,37 @@ void storage_keep(int img_fd, int mnt_fd, const char *app_id, unsigned linger_s)
                         ;
         }
         close(ready[0]);
+}
+
+/* A mount of the file system that the keeper of the image IMG_FD holds,
+ * cloned from its own (fd 3), or -1 when there is no keeper or it cannot
+ * be used: the start then mounts the file system, which finds the same
+ * superblock. This saves the loop device checks and the block device's
+ * open that a mount makes (about 0.15 ms of a start). The keeper is known
+ * by its lock on the image, and its fd 4 must still be this image (same
+ * inode, not deleted), checked after its fds are taken: while the lock is
+ * there the pid is the keeper's. */
+int storage_keep_clone(int img_fd)
+{
+#ifdef SYS_pidfd_getfd
+        struct stat img, kept;
+        pid_t pid = keeper_pid(img_fd);
+        if (pid == 0 || fstat(img_fd, &img) < 0 || img.st_nlink == 0)
+                return -1;
+        _cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0)
+                return -1;
+        _cleanup_close_ int mnt = (int)syscall(SYS_pidfd_getfd, pidfd, 3, 0);
+        _cleanup_close_ int kept_img = (int)syscall(SYS_pidfd_getfd, pidfd, 4, 0);
+        if (mnt < 0 || kept_img < 0 || fstat(kept_img, &kept) < 0 || kept.st_dev != img.st_dev ||
+            kept.st_ino != img.st_ino || kept.st_nlink == 0 || keeper_pid(img_fd) != pid)
+                return -1;
+        return (int)syscall(SYS_open_tree, mnt, "",
+                            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+#else
+        (void)img_fd;
+        return -1;
+#endif
 }
 
 int storage_keep_release(int img_fd, kpa_error *err)

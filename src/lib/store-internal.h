@@ -112,6 +112,8 @@ int storage_keep_linger(unsigned *seconds, kpa_error *err);
 void storage_keep(int img_fd, int mnt_fd, const char *app_id, unsigned linger_s);
 /* End IMG_FD's keeper and wait for it; 0 when there is none. */
 int storage_keep_release(int img_fd, kpa_error *err);
+/* A clone of the mount the image IMG_FD's keeper holds, or -1 (none). */
+int storage_keep_clone(int img_fd);
 
 /* The host-wide registry of the uids given out (uid-registry.c): open takes
  * its lock for the store S until close. */

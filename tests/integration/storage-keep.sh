@@ -22,6 +22,7 @@ case $1 in
 write) echo "$2" >/storage/note ;;
 read) cat /storage/note ;;
 sleep) echo ready; sleep "$2" ;;
+dev) stat -c %d /storage ;;
 esac
 EOF
 chmod 755 "$T/app"
@@ -41,7 +42,9 @@ wait_gone() { # wait_gone CMD...: until CMD fails, 5 s at most
 }
 host_mounts() { awk -v d="$(loopdev)" '$0 ~ ("/dev/" d " ") {print $5}' /proc/self/mountinfo; }
 
-check "the first start works" run $APP -- write one
+traced() { KPA_TRACE_START=1 "$KPA_RUN" --root "$R" "$@" 2>&1 >/dev/null | grep -c 'storage: kept mount cloned'; }
+check_eq "the first start works, and mounts the file system itself (no keeper to take it from)" \
+    "$(traced $APP -- write one)" 0
 k=$(keepers)
 check "after it, one kpa-keep process keeps the file system (${k:-none})" test "$(wc -w <<<"$k")" -eq 1
 check "... which is mounted still" fs_alive
@@ -64,6 +67,9 @@ if [ -n "$k" ]; then
 fi
 check_eq "the next start reads what the first wrote" "$(run $APP -- read)" one
 check_eq "... and the same keeper goes on (no second one)" "$(keepers)" "$k"
+check_eq "... the next start takes the keeper's mount, mounting nothing" "$(traced $APP -- read)" 1
+check_eq "... whose storage is the image's file system" \
+    "$(run $APP -- dev)" "$(($(stat -c '0x%t' "/dev/$(loopdev)") * 256 + $(stat -c '0x%T' "/dev/$(loopdev)")))"
 
 # two at once: still one keeper
 run $APP -- sleep 2 >"$T/a.out" &
@@ -121,7 +127,10 @@ run $APP -- read >/dev/null
 k=$(keepers)
 [ -n "$k" ] && kill -9 "$k"
 check "after a keeper is killed (kill -9) the next start works" wait_gone test -d "/proc/$k"
-check_eq "... and reads the data" "$(run $APP -- read)" two
+out=$(KPA_TRACE_START=1 "$KPA_RUN" --root "$R" $APP -- read 2>"$T/trace")
+check_eq "... and reads the data" "$out" two
+check_eq "... having mounted the file system itself (no keeper to take it from)" \
+    "$(grep -c 'storage: kept mount cloned' "$T/trace")" 0
 k2=$(keepers)
 check "... with a new keeper (${k2:-none})" test -n "$k2" -a "$k2" != "$k"
 
