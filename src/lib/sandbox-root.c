@@ -2,8 +2,9 @@
  * rootless) as detached mounts while the child makes its namespaces: a
  * tmpfs with the directories, links and copies of the spec, its /dev, and
  * a detached copy of each bind's source (hand_over_root, detached_copy);
- * the child attaches them below NEWROOT, binds, mounts /proc, /tmp, /run
- * and /var, pivots into it and drops the old root (build_root). Rootless,
+ * the child attaches them below NEWROOT, binds (/tmp, /run, /var and
+ * /dev/shm are binds of directories of the root's and /dev's tmpfs),
+ * mounts /proc, pivots into it and drops the old root (build_root). Rootless,
  * the child makes all of it itself; an OCI bundle's rootfs is pivoted into
  * first and mounted in the config's order (build_oci_root). Paths are made
  * relative to a directory fd, never following a link of the package. */
@@ -193,13 +194,22 @@ static int fill_dev_links_at(int dirfd, const char *prefix)
         return mkdirat(dirfd, path, 01777) < 0 || fchmodat(dirfd, path, 01777, 0) < 0 ? -1 : 0;
 }
 
-/* /dev/pts and /dev/shm, mounted on the /dev below NEWROOT. */
-static int mount_dev_fs(void)
+/* /dev/pts and /dev/shm, mounted on the /dev below NEWROOT. /dev/shm is
+ * a tmpfs of its own, or (SHM_BOUND, the /dev that hand_over_root made) a
+ * bind of the directory on /dev's tmpfs, nosuid and nodev rather than
+ * /dev's noexec: one file system less to make and tear down. */
+static int mount_dev_fs(bool shm_bound)
 {
         if (mount("devpts", NEWROOT "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
                   "newinstance,ptmxmode=0666,mode=0620") < 0)
                 return -1;
-        return mount("tmpfs", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+        if (!shm_bound)
+                return mount("tmpfs", NEWROOT "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV,
+                             "mode=1777");
+        if (mount(NEWROOT "/dev/shm", NEWROOT "/dev/shm", NULL, MS_BIND, NULL) < 0)
+                return -1;
+        return mount(NULL, NEWROOT "/dev/shm", NULL, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV,
+                     NULL);
 }
 
 /* /dev made in the child (rootless): device nodes the user namespace may
@@ -225,7 +235,7 @@ static int make_dev(void)
         }
         if (fill_dev_links_at(AT_FDCWD, NEWROOT "/dev") < 0)
                 return -1;
-        return mount_dev_fs();
+        return mount_dev_fs(false);
 }
 
 /* What ordinary programs expect below /var (lighttpd wants /var/tmp):
@@ -247,26 +257,40 @@ static int mount_var(uid_t uid, gid_t gid)
         return 0;
 }
 
+/* /tmp, /run and /var of the root that hand_over_root made: binds of
+ * their directories on the root's own tmpfs (made ready there), so that
+ * they stay writable when the root's mount is made read-only. */
+static int bind_writable(void)
+{
+        static const char *const dirs[] = {NEWROOT "/tmp", NEWROOT "/run", NEWROOT "/var"};
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
+                if (mount(dirs[i], dirs[i], NULL, MS_BIND, NULL) < 0)
+                        return -1;
+        return 0;
+}
+
 void build_root(const child_ctx *c)
 {
         const kpa_instance_spec *spec = c->spec;
+        bool handed = c->root_fd >= 0; /* made by the parent (hand_over_root) */
         CHECK(c, KPA_STEP_MOUNT_PRIVATE, mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL));
-        if (c->root_fd >= 0) { /* made by the parent (hand_over_root) */
+        /* /tmp and /run before the binds: a host path may be bound below
+         * them (a socket in /run, say) */
+        if (handed) {
                 CHECK(c, KPA_STEP_ROOT, move_mount(c->root_fd, "", AT_FDCWD, NEWROOT,
                                                    MOVE_MOUNT_F_EMPTY_PATH));
+                CHECK(c, KPA_STEP_PROC, bind_writable());
         } else {
                 CHECK(c, KPA_STEP_ROOT,
                       mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m"));
                 const char *failed;
                 CHECK(c, KPA_STEP_MOUNTS, fill_root_at(spec, AT_FDCWD, NEWROOT, &failed));
+                CHECK(c, KPA_STEP_PROC,
+                      mount("tmpfs", NEWROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"));
+                CHECK(c, KPA_STEP_PROC,
+                      mount("tmpfs", NEWROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"));
+                CHECK(c, KPA_STEP_PROC, mount_var(spec->uid, spec->gid));
         }
-        /* /tmp and /run before the binds: a host path may be bound below
-         * them (a socket in /run, say) */
-        CHECK(c, KPA_STEP_PROC,
-              mount("tmpfs", NEWROOT "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"));
-        CHECK(c, KPA_STEP_PROC,
-              mount("tmpfs", NEWROOT "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"));
-        CHECK(c, KPA_STEP_PROC, mount_var(spec->uid, spec->gid));
         kpa_trace("child: root tmpfs");
         for (size_t i = 0; i < spec->n_mounts; i++) {
                 const kpa_mount_op *op = &spec->mounts[i];
@@ -280,7 +304,7 @@ void build_root(const child_ctx *c)
         if (c->dev_fd >= 0) {
                 CHECK(c, KPA_STEP_DEV, move_mount(c->dev_fd, "", AT_FDCWD, NEWROOT "/dev",
                                                   MOVE_MOUNT_F_EMPTY_PATH));
-                CHECK(c, KPA_STEP_DEV, mount_dev_fs());
+                CHECK(c, KPA_STEP_DEV, mount_dev_fs(true));
         } else {
                 CHECK(c, KPA_STEP_DEV, make_dev());
         }
@@ -296,8 +320,11 @@ void build_root(const child_ctx *c)
         CHECK(c, KPA_STEP_PIVOT_ROOT, umount2(".", MNT_DETACH));
         CHECK(c, KPA_STEP_PIVOT_ROOT, chdir("/"));
         kpa_trace("child: pivot_root");
+        /* read-only: the root's mount only when /tmp, /run and /var are
+         * binds of its file system, else the file system itself */
         CHECK(c, KPA_STEP_ROOT,
-              mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL));
+              mount(NULL, "/", NULL,
+                    MS_REMOUNT | (handed ? MS_BIND : 0) | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL));
 }
 
 /* ---- the OCI root (spec->rootfs) ----
@@ -454,35 +481,61 @@ int child_tree(const child_ctx *c, const kpa_mount_op *op)
         return t;
 }
 
-/* A tmpfs with MODE and SIZE, as a detached mount with ATTRS, or -1. */
-static int detached_tmpfs(const char *mode, const char *size, unsigned attrs)
+/* A tmpfs with MODE (and tmpfs's default size), as a detached mount with
+ * ATTRS, or -1. */
+static int detached_tmpfs(const char *mode, unsigned attrs)
 {
         _cleanup_close_ int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
         if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", "tmpfs", 0) < 0 ||
             fsconfig(fs, FSCONFIG_SET_STRING, "mode", mode, 0) < 0 ||
-            fsconfig(fs, FSCONFIG_SET_STRING, "size", size, 0) < 0 ||
             fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0)
                 return -1;
         return fsmount(fs, FSMOUNT_CLOEXEC, attrs);
 }
 
-/* Make the new root (a tmpfs with what fill_root_at puts there) and its
- * /dev (the device nodes and links) as detached mounts, and send them to
- * the child, which only attaches them. This is done here, while the child
- * makes its namespaces on another CPU, rather than in the child: about
- * 0.3 ms less before the application starts. Not rootless: outside a user
+/* What programs expect of /tmp and below /var (lighttpd wants /var/tmp),
+ * made on the root's tmpfs below DIRFD: /tmp and /var/tmp mode 1777,
+ * /var/lib and /var/cache owned by the application's UID and GID,
+ * /var/run a link to /run. The child binds /tmp, /run and /var. */
+static int fill_writable_at(int dirfd, uid_t uid, gid_t gid, const char **failed)
+{
+        /* absolute names, for the message; relative to DIRFD without the / */
+        static const char *const sticky[] = {"/tmp", "/var/tmp"};
+        for (size_t i = 0; i < ELEMENTSOF(sticky); i++)
+                if ((i > 0 && mkdirat(dirfd, sticky[i] + 1, 0700) < 0) ||
+                    fchmodat(dirfd, sticky[i] + 1, 01777, 0) < 0)
+                        return *failed = sticky[i], -1;
+        if (symlinkat("/run", dirfd, "var/run") < 0)
+                return *failed = "/var/run", -1;
+        static const char *const owned[] = {"/var/lib", "/var/cache"};
+        for (size_t i = 0; i < ELEMENTSOF(owned); i++)
+                if (mkdirat(dirfd, owned[i] + 1, 0700) < 0 ||
+                    fchmodat(dirfd, owned[i] + 1, 0755, 0) < 0 ||
+                    fchownat(dirfd, owned[i] + 1, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+                        return *failed = owned[i], -1;
+        return 0;
+}
+
+/* Make the new root (a tmpfs with what fill_root_at and fill_writable_at
+ * put there) and its /dev (the device nodes and links) as detached mounts,
+ * and send them to the child, which only attaches them. This is done here,
+ * while the child makes its namespaces on another CPU, rather than in the
+ * child: about 0.3 ms less before the application starts. /tmp, /run and
+ * /var are directories of the root's tmpfs, and /dev/shm one of /dev's,
+ * that the child binds: a tmpfs each cost a start about 0.1 ms in all
+ * (bench/start.sh), made and torn down. The two file systems have tmpfs's
+ * default size then, as those four had. Not rootless: outside a user
  * namespace of its own an unprivileged user cannot make a tmpfs. */
 int hand_over_root(const kpa_instance_spec *spec, int setup_fd, kpa_error *err)
 {
-        _cleanup_close_ int root =
-                detached_tmpfs("0755", "1m", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+        _cleanup_close_ int root = detached_tmpfs("0755", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
         if (root < 0)
                 return kpa_error_set_errno(err, errno, "the new root: cannot make a tmpfs");
         const char *failed = "/dev";
-        if (mkdirat(root, "dev", 0755) < 0 || fill_root_at(spec, root, ".", &failed) < 0)
+        if (mkdirat(root, "dev", 0755) < 0 || fill_root_at(spec, root, ".", &failed) < 0 ||
+            fill_writable_at(root, spec->uid, spec->gid, &failed) < 0)
                 return kpa_error_set_errno(err, errno, "the new root: cannot make %s", failed);
-        _cleanup_close_ int dev =
-                detached_tmpfs("0755", "64k", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
+        _cleanup_close_ int dev = detached_tmpfs("0755", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);
         if (dev < 0)
                 return kpa_error_set_errno(err, errno, "the new /dev: cannot make a tmpfs");
         for (size_t i = 0; i < ELEMENTSOF(dev_nodes); i++) {

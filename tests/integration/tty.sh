@@ -154,8 +154,23 @@ run() { "$KPA_RUN" --root "$R" "$@"; }
 for d in /var/tmp /var/lib /var/cache; do
     check "the application can write to $d" run $SH -- -c "echo x > $d/f && test -s $d/f"
 done
-check "/var is a tmpfs of its own (one for the three)" \
-    run $SH -- -c "grep -Eq '^[0-9]+ [0-9]+ [^ ]+ / /var .* - tmpfs ' /proc/self/mountinfo"
+check "/var is one tmpfs mount for the three" \
+    run $SH -- -c "grep -Eq '^[0-9]+ [0-9]+ [^ ]+ [^ ]+ /var rw,.* - tmpfs ' /proc/self/mountinfo"
+# /tmp, /run and /var are binds of directories of the root's own tmpfs (one
+# file system to make and tear down, not four): the same device, their
+# mounts writable, the root's read-only
+mi=$(run $SH -- -c 'cat /proc/self/mountinfo')
+dev_of() { awk -v m="$1" '$5 == m {print $3}' <<<"$mi"; }
+opts_of() { awk -v m="$1" '$5 == m {print $6}' <<<"$mi" | cut -d, -f1; }
+check_eq "/tmp, /run and /var lie on the root's file system" \
+    "$(dev_of /tmp) $(dev_of /run) $(dev_of /var)" "$(dev_of /) $(dev_of /) $(dev_of /)"
+check_eq "... whose mount is read-only, theirs writable" \
+    "$(opts_of /) $(opts_of /tmp) $(opts_of /run) $(opts_of /var)" "ro rw rw rw"
+check "... and the application cannot write to / itself" \
+    run $SH -- -c '! touch /x 2>/dev/null && ! mkdir /y 2>/dev/null'
+check_eq "/dev/shm is writable, on /dev's file system, not noexec" \
+    "$(run $SH -- -c 'echo x >/dev/shm/f && cat /dev/shm/f'),$(dev_of /dev/shm),$(awk '$5 == "/dev/shm" {print $6}' <<<"$mi" | grep -c noexec)" \
+    "x,$(dev_of /dev),0"
 check_eq "/var/tmp is as /tmp is (1777, root's); /var/lib and /var/cache are the application's" \
     "$(run $SH -- -c 'stat -c "%a %u" /tmp /var/tmp /var/lib /var/cache' | paste -sd, -)" \
     "1777 0,1777 0,755 $(cat "$R/users/$SH"),755 $(cat "$R/users/$SH")"
