@@ -45,7 +45,7 @@ ${CC:-cc} -O2 -static -o "$W/floor" "$src/bench/floor.c" 2>/dev/null ||
     ${CC:-cc} -O2 -o "$W/floor" "$src/bench/floor.c"
 
 /usr/bin/python3 - "$runs" "$builddir/src/tools/kpa-run" "$W/store" "$W/floor" <<'PY'
-import os, subprocess, sys, time, statistics
+import os, random, subprocess, sys, time, statistics
 runs, kpa_run, store, floor = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 # kpa-run links libkpa-core statically and is the real binary; should it be
 # a libtool wrapper script (linked to libkpa.so), which would add a shell to
@@ -92,12 +92,19 @@ for k, c in list(cmds.items()):  # warm up, and fail loudly if a command does no
         continue
     subprocess.run(c, check=True, env=cmd_env.get(k, env))
 # Each round starts after a pause, and its first command pays for the idle
-# CPU (measured: 0.6 ms of 5 for the same kpa-run run twice a round); so the
-# order rotates, and every command is first in as many rounds as the others.
+# CPU (measured: 0.6 ms of 5 for the same kpa-run run twice a round); and
+# each command pays for some of what the one before left to the kernel (a
+# network namespace is cleaned up by a kernel worker after its last process
+# has gone: 0.1-0.2 ms of the next command's time, measured). So the order
+# is shuffled every round (a fixed seed: runs repeat), and every command
+# follows every other about as often. (It rotated before, which kept each
+# command after the same one.)
 order = list(cmds.items())
+rng = random.Random(15)
 spacing = int(os.environ.get("KPA_BENCH_SPACING_MS", "0")) / 1000
 for r in range(runs):
-    for k, c in order[r % len(order):] + order[:r % len(order)]:
+    rng.shuffle(order)
+    for k, c in order:
         time.sleep(spacing)
         t0 = time.perf_counter_ns()
         subprocess.run(c, env=cmd_env.get(k, env))
