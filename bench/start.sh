@@ -5,7 +5,8 @@
 #
 #   bash bench/start.sh [BUILDDIR] [RUNS]      (as root)
 #
-# KPA_BENCH_BASE=OTHER_BUILDDIR adds that build's kpa-run as one more row,
+# KPA_BENCH_BASE=OTHER_BUILDDIR adds that build's kpa-run as two more rows
+# (the same package, as a package of its own; and the one without storage),
 # timed in the same loop (before/after comparisons of a change).
 # KPA_BENCH_SPACING_MS=50 spaces every start that far from the one before
 # (default: the commands of a round back to back, 20 ms between rounds).
@@ -28,7 +29,7 @@ command -v bwrap >/dev/null || { apt-get install -y -qq bubblewrap >/dev/null; }
 W=$(mktemp -d /var/tmp/kpa-bench-start.XXXXXX)
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
-BENCH_APPS="org.example.true org.example.nostor org.example.true0"
+BENCH_APPS="org.example.true org.example.nostor org.example.true0 org.example.trueb"
 trap 'bench_cleanup' EXIT
 /usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/true.kpa" --id org.example.true \
     --bin /bin/true --set 'runConfigurations[0].args=[]'
@@ -36,11 +37,15 @@ trap 'bench_cleanup' EXIT
 /usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/nostor.kpa" --id org.example.nostor \
     --bin /bin/true --set 'runConfigurations[0].args=[]' --delete privateStorage
 "$builddir/src/tools/kpa-install" --root "$W/store" -q "$W/nostor.kpa"
-# the same as org.example.true, for the rows that mount its storage in each
-# start (KPA_STORAGE_LINGER=0, KPA_BENCH_BASE): none of them keeps it
-/usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/true0.kpa" --id org.example.true0 \
-    --bin /bin/true --set 'runConfigurations[0].args=[]'
-"$builddir/src/tools/kpa-install" --root "$W/store" -q "$W/true0.kpa"
+# the same as org.example.true, for the row that mounts its storage in each
+# start (KPA_STORAGE_LINGER=0), and for KPA_BENCH_BASE's row (a build with
+# kpa-keep keeps it, one from before mounts it in each start): an app of
+# their own each, so that no other row's keeper serves them
+for a in true0 trueb; do
+    /usr/bin/python3 "$src/tests/integration/mkpkg.py" "$W/$a.kpa" --id org.example.$a \
+        --bin /bin/true --set 'runConfigurations[0].args=[]'
+    "$builddir/src/tools/kpa-install" --root "$W/store" -q "$W/$a.kpa"
+done
 ${CC:-cc} -O2 -static -o "$W/floor" "$src/bench/floor.c" 2>/dev/null ||
     ${CC:-cc} -O2 -o "$W/floor" "$src/bench/floor.c"
 
@@ -71,7 +76,7 @@ if os.environ.get("KPA_BENCH_DRIVERS"):
 base = os.environ.get("KPA_BENCH_BASE")
 if base:
     cmds["kpa-run of KPA_BENCH_BASE"] = [os.path.join(base, "src", "tools", "kpa-run"), "--root",
-                                         store, "org.example.true0"]
+                                         store, "org.example.trueb"]
     cmds["KPA_BENCH_BASE, no sized storage"] = [os.path.join(base, "src", "tools", "kpa-run"),
                                                 "--root", store, "org.example.nostor"]
 cmds |= {
