@@ -28,11 +28,21 @@
 
 /* The file helpers below work on PATH relative to DIRFD: the parent fills
  * a detached tmpfs through its fd (relative paths), the child (rootless)
- * its new root by absolute paths (AT_FDCWD). */
+ * its new root by absolute paths (AT_FDCWD). What they make has the mode
+ * they are given, whatever the caller's umask: under umask 077 the
+ * application could not read its own /etc, or reach /run, /var or a
+ * bind's target. */
+static int mkdir_mode_at(int dirfd, const char *path, mode_t mode)
+{
+        if (mkdirat(dirfd, path, mode) < 0)
+                return -1;
+        return fchmodat(dirfd, path, mode, 0);
+}
+
 static int mkdir_p_at(int dirfd, const char *path, mode_t mode)
 {
         /* most parents exist already: one mkdir then */
-        if (mkdirat(dirfd, path, mode) == 0 || errno == EEXIST)
+        if (mkdir_mode_at(dirfd, path, mode) == 0 || errno == EEXIST)
                 return 0;
         if (errno != ENOENT)
                 return -1;
@@ -45,11 +55,11 @@ static int mkdir_p_at(int dirfd, const char *path, mode_t mode)
                 if (*p != '/')
                         continue;
                 *p = '\0';
-                if (mkdirat(dirfd, buf, mode) < 0 && errno != EEXIST)
+                if (mkdir_mode_at(dirfd, buf, mode) < 0 && errno != EEXIST)
                         return -1;
                 *p = '/';
         }
-        if (mkdirat(dirfd, buf, mode) < 0 && errno != EEXIST)
+        if (mkdir_mode_at(dirfd, buf, mode) < 0 && errno != EEXIST)
                 return -1;
         return 0;
 }
@@ -85,7 +95,7 @@ static int copy_file_at(const char *from, int dirfd, const char *to)
         if (mkdir_parent_at(dirfd, to) == 0)
                 out = openat(dirfd, to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
                              0644);
-        int r = out < 0 ? -1 : 0;
+        int r = out < 0 || fchmod(out, 0644) < 0 ? -1 : 0;
         while (r == 0) {
                 ssize_t n = read(in, buf, sizeof(buf));
                 if (n <= 0) {
@@ -123,7 +133,7 @@ static int fill_root_at(const kpa_instance_spec *spec, int dirfd, const char *pr
         char path[PATH_MAX];
         for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
                 snprintf(path, sizeof(path), "%s%s", prefix, dirs[i]);
-                if (mkdirat(dirfd, path, 0755) < 0)
+                if (mkdir_mode_at(dirfd, path, 0755) < 0)
                         return *failed = dirs[i], -1;
         }
         for (size_t i = 0; i < spec->n_mounts; i++) {
@@ -188,7 +198,7 @@ static int fill_dev_links_at(int dirfd, const char *prefix)
                         return -1;
         }
         snprintf(path, sizeof(path), "%s/pts", prefix);
-        if (mkdirat(dirfd, path, 0755) < 0)
+        if (mkdir_mode_at(dirfd, path, 0755) < 0)
                 return -1;
         snprintf(path, sizeof(path), "%s/shm", prefix);
         return mkdirat(dirfd, path, 01777) < 0 || fchmodat(dirfd, path, 01777, 0) < 0 ? -1 : 0;
@@ -532,7 +542,7 @@ int hand_over_root(const kpa_instance_spec *spec, int setup_fd, kpa_error *err)
         if (root < 0)
                 return kpa_error_set_errno(err, errno, "the new root: cannot make a tmpfs");
         const char *failed = "/dev";
-        if (mkdirat(root, "dev", 0755) < 0 || fill_root_at(spec, root, ".", &failed) < 0 ||
+        if (mkdir_mode_at(root, "dev", 0755) < 0 || fill_root_at(spec, root, ".", &failed) < 0 ||
             fill_writable_at(root, spec->uid, spec->gid, &failed) < 0)
                 return kpa_error_set_errno(err, errno, "the new root: cannot make %s", failed);
         _cleanup_close_ int dev = detached_tmpfs("0755", MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC);

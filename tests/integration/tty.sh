@@ -186,6 +186,12 @@ check_exit_output "--workdir must be absolute" 2 'is not an absolute path' run -
 # ---- --bind and --bind-ro (root) ----
 mkdir -p "$T/host/dir"
 echo from-host >"$T/host/dir/file"
+# what the root holds has its own modes, not the caller's umask
+check_eq "under umask 077 the application still reads /etc and reaches /run, /var and a bind" \
+    "$(umask 077 && run --bind-ro "$T/host/dir:/mnt/in/x" $SH -- -c \
+        'stat -c %a /etc /etc/passwd /run /var /dev/pts /mnt /mnt/in | paste -sd, -; cat /mnt/in/x/file')" \
+    "755,644,755,755,755,755,755
+from-host"
 check_eq "--bind-ro: the host file is there inside" \
     "$(run --bind-ro "$T/host/dir:/mnt/in" $SH -- -c 'cat /mnt/in/file')" from-host
 check_output "--bind-ro: writing is refused (EROFS)" "Read-only file system" \
@@ -251,9 +257,13 @@ if nobody "$KI" --root "$T/user/store" -q "$T/user/sh.kpa" 2>/dev/null; then
         -- "$KR" --root "$T/user/store" $SH -- -c 'tty; touch /var/lib/x && echo var-ok' 2>&1)
     check "rootless: --tty gives a pty of the sandbox's devpts, and /var/lib is writable" \
         grep -Pzq '\nexit=0\n(.*\n)*/dev/pts/0\r\nvar-ok\r\n' <<<"$drv"
+    check_eq "rootless, under umask 077: /etc and /etc/passwd keep their modes" \
+        "$(umask 077 && nobody "$KR" --root "$T/user/store" $SH -- -c 'stat -c %a /etc /etc/passwd' | paste -sd, -)" \
+        "755,644"
 else
     skip "--bind by a user that is not root is refused" "the user cannot install a package here"
     skip "rootless: --tty gives a pty of the sandbox's devpts" "the user cannot install a package here"
+    skip "rootless, under umask 077: /etc and /etc/passwd keep their modes" "the user cannot install a package here"
 fi
 check_exit_output "--bind with --detach by a user that is not root is refused" 2 \
     "only root may bind host paths" nobody "$KR" --detach --bind "$T/host/dir:/mnt" $SH
