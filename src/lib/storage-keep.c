@@ -23,6 +23,8 @@
 
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/magic.h>
+#include <linux/major.h>
 #include <linux/mount.h>
 #include <poll.h>
 #include <signal.h>
@@ -30,6 +32,8 @@
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -225,8 +229,19 @@ int storage_keep_clone(int img_fd)
         if (mnt < 0 || kept_img < 0 || fstat(kept_img, &kept) < 0 || kept.st_dev != img.st_dev ||
             kept.st_ino != img.st_ino || kept.st_nlink == 0 || keeper_pid(img_fd) != pid)
                 return -1;
-        return (int)syscall(SYS_open_tree, mnt, "",
-                            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        int clone = (int)syscall(SYS_open_tree, mnt, "",
+                                 OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH);
+        /* and it is what a keeper holds: an ext2/3/4 file system on a loop
+         * device, at its root */
+        struct stat root;
+        struct statfs fs;
+        if (clone >= 0 && (fstat(clone, &root) < 0 || fstatfs(clone, &fs) < 0 ||
+                           fs.f_type != EXT4_SUPER_MAGIC || major(root.st_dev) != LOOP_MAJOR ||
+                           root.st_ino != 2)) { /* (an ext file system's root inode) */
+                close(clone);
+                return -1;
+        }
+        return clone;
 #else
         (void)img_fd;
         return -1;
