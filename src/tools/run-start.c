@@ -343,6 +343,10 @@ static int wait_for_end(kpa_control *ctl, const kpa_token *token, int sfd, kpa_p
                                 continue;
                         return -errno;
                 }
+                /* a resize first: a line typed after it must find the
+                 * application's terminal at its new size (stty size) */
+                if (pfd[0].revents)
+                        copy_window_size(tty);
                 relay_dispatch(tty, &pfd[2]);
                 if (pfd[0].revents) {
                         r = drain_signals(sfd, ctl, token, stops, tty);

@@ -80,9 +80,13 @@ check "bash -i under --tty: a background job shows in jobs as Running" grep -q '
 check "bash -i: fg, then Ctrl-Z stops the job (job control)" grep -q 'Stopped  *sleep 100' <<<"$drv"
 check "tty names a device of the sandbox's devpts" grep -Eq $'^/dev/pts/[0-9]+\r$' <<<"$drv"
 check "stty size: the host terminal's size at the start" grep -q $'^30 90\r$' <<<"$drv"
-check "stty size follows a resize of the host terminal (SIGWINCH)" grep -q $'^40 100\r$' <<<"$drv"
+# (typed at once after the resize: kpa-run passes the new size on before
+# the line, whose poll() sees both; it relayed the line first before, and a
+# loaded CI machine showed the old size once)
+check "stty size follows a resize of the host terminal (SIGWINCH)" grep -q $'^40 100\r$' <<<"$drv" ||
+    show_drive
 check "the host terminal is in raw mode while the application runs" grep -q '^raw=yes' <<<"$drv"
-check "bash's exit ends kpa-run with its code" grep -q '^exit=0$' <<<"$drv"
+check "bash's exit ends kpa-run with its code" grep -q '^exit=0$' <<<"$drv" || show_drive
 check "the host terminal's settings are restored after a normal end" same_stty
 
 # ---- Ctrl-C: SIGINT inside, through the pty's line discipline ----
