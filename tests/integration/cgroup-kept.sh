@@ -6,14 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 
-KPA_RUN="$top_builddir/src/tools/kpa-run"
-EXECD="$top_builddir/src/daemon/kpa-execd"
-PROBE="$top_builddir/tests/probe/probe"
-[ -x "$KPA_RUN" ] || skip_all "kpa-run not built"
-[ -x "$EXECD" ] || skip_all "kpa-execd not built"
-R="$T/store"
-S="$T/execd.sock"
-STATE="$T/state"
+execd_paths
 APP=org.example.kept$$
 $MKPKG "$T/app.kpa" --id $APP --bin "$PROBE" --set 'runConfigurations[0].args=["exit","0"]' \
     --delete privateStorage

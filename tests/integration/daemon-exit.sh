@@ -8,14 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 
-KPA_RUN="$top_builddir/src/tools/kpa-run"
-EXECD="$top_builddir/src/daemon/kpa-execd"
-PROBE="$top_builddir/tests/probe/probe"
-[ -x "$KPA_RUN" ] || skip_all "kpa-run not built"
-[ -x "$EXECD" ] || skip_all "kpa-execd not built"
-R="$T/store"
-S="$T/execd.sock"
-STATE="$T/state"
+execd_paths
 APP=org.example.exit$$
 $MKPKG "$T/probe.kpa" --id $APP --bin "$PROBE" --set 'runConfigurations[0].args=[]'
 "$KPA_INSTALL" --root "$R" -q "$T/probe.kpa" || { echo "Bail out! cannot install the probe"; exit 1; }

@@ -11,14 +11,7 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 
-KPA_RUN="$top_builddir/src/tools/kpa-run"
-EXECD="$top_builddir/src/daemon/kpa-execd"
-PROBE="$top_builddir/tests/probe/probe"
-[ -x "$KPA_RUN" ] || skip_all "kpa-run not built"
-[ -x "$EXECD" ] || skip_all "kpa-execd not built"
-R="$T/store"
-S="$T/execd.sock"
-STATE="$T/state"
+execd_paths
 export KPA_EXECD_SOCKET="$S"
 APP=org.example.mcache$$
 for v in 1 2; do

@@ -248,6 +248,20 @@ for k in sys.argv[2].split("."):
 print("" if v is None else v)' "$1" "$2"
 }
 
+# execd_paths: what a test of kpa-execd uses, or a skip when it is not
+# built: KPA_RUN, EXECD and PROBE, and below $T the store R, the socket S
+# and the state directory STATE (which execd_start takes).
+# shellcheck disable=SC2034 # PROBE: for the tests that call this
+execd_paths() {
+    KPA_RUN="$top_builddir/src/tools/kpa-run"
+    EXECD="$top_builddir/src/daemon/kpa-execd"
+    PROBE="$top_builddir/tests/probe/probe"
+    [ -x "$KPA_RUN" ] || skip_all "kpa-run not built"
+    [ -x "$EXECD" ] || skip_all "kpa-execd not built"
+    R="$T/store"
+    S="$T/execd.sock"
+    STATE="$T/state"
+}
 # execd_start ARGS...: "$EXECD" --foreground with those and ARGS, in the
 # background, its stderr appended to $T/execd.log and its pid in $dpid;
 # waits until it answers (kpa-run --list), or prints its log and returns 1.

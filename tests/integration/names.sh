@@ -8,14 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 
-KPA_RUN="$top_builddir/src/tools/kpa-run"
-EXECD="$top_builddir/src/daemon/kpa-execd"
-PROBE="$top_builddir/tests/probe/probe"
-[ -x "$KPA_RUN" ] || skip_all "kpa-run not built"
-[ -x "$EXECD" ] || skip_all "kpa-execd not built"
-R="$T/store"
-S="$T/execd.sock"
-STATE="$T/state"
+execd_paths
 LOG="$T/execd.log"
 APP=org.example.names$$
 FAIL=org.example.fails$$

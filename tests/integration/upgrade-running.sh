@@ -8,13 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 need_root
 
-KPA_RUN="$top_builddir/src/tools/kpa-run"
-EXECD="$top_builddir/src/daemon/kpa-execd"
-PROBE="$top_builddir/tests/probe/probe"
-[ -x "$KPA_RUN" ] || skip_all "kpa-run not built"
-[ -x "$EXECD" ] || skip_all "kpa-execd not built"
-R="$T/store"
-S="$T/execd.sock"
+execd_paths
 export KPA_EXECD_SOCKET="$S"
 APP=org.example.running$$
 for v in 1.0 2.0 3.0; do
