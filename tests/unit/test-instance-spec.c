@@ -19,6 +19,7 @@
 #include "kpa/package.h"
 #include "sandbox.h"
 #include "tap.h"
+#include "test-files.h"
 #include "util.h"
 
 #define APP "org.example.instspec"
@@ -41,27 +42,9 @@ static const char MANIFEST[] =
 
 static char tmp[] = "/tmp/kpa-test-instance-spec-XXXXXX";
 
-static void write_file(const char *path, const char *content)
-{
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0 || kpa_write_all(fd, content, strlen(content)) < 0)
-                abort();
-}
-
 static char *path_of(const char *rel)
 {
         return kpa_xasprintf("%s/%s", tmp, rel);
-}
-
-static const char *host_arch(void)
-{
-#if defined(__x86_64__)
-        return "x86_64";
-#elif defined(__aarch64__)
-        return "aarch64";
-#else
-        return "";
-#endif
 }
 
 static int count_fds(void)

@@ -17,6 +17,7 @@
 #include "kpa/package.h"
 #include "store-internal.h"
 #include "tap.h"
+#include "test-files.h"
 #include "util.h"
 
 #define APP "org.example.mcache"
@@ -34,24 +35,6 @@ static char tmp[] = "/tmp/kpa-test-mcache-XXXXXX";
 static char *path_of(const char *rel)
 {
         return kpa_xasprintf("%s/%s", tmp, rel);
-}
-
-static void write_file(const char *path, const char *content)
-{
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0 || kpa_write_all(fd, content, strlen(content)) < 0)
-                abort();
-}
-
-static const char *host_arch(void)
-{
-#if defined(__x86_64__)
-        return "x86_64";
-#elif defined(__aarch64__)
-        return "aarch64";
-#else
-        return "";
-#endif
 }
 
 static char *manifest_text(const char *version)
@@ -84,16 +67,9 @@ static void install(kpa_store *s, const char *version)
         (void)mkdir(src, 0755);
         write_file(manifest, text);
         write_file(app, "#!/bin/sh\n");
-        const char *inputs[] = {src};
-        kpa_pack_options opts;
-        kpa_pack_options_init(&opts);
-        opts.manifest_path = manifest;
-        opts.output_path = out;
-        opts.inputs = inputs;
-        opts.n_inputs = 1;
-        opts.compression = KPA_COMPRESS_NONE;
         kpa_error err;
-        if (kpa_pack(&opts, &err) < 0 || kpa_store_install(s, out, NULL, NULL, &err) < 0) {
+        if (pack_one(manifest, src, out, &err) < 0 ||
+            kpa_store_install(s, out, NULL, NULL, &err) < 0) {
                 printf("# %s\n", err.message);
                 abort();
         }

@@ -24,6 +24,7 @@
 #include "kpa/task.h"
 #include "process-internal.h"
 #include "tap.h"
+#include "test-files.h"
 #include "util.h"
 
 #define MANIFEST_FMT                                                                        \
@@ -46,24 +47,6 @@ static kpa_error call_err;
 static char tmp[] = "/tmp/kpa-test-process-XXXXXX";
 static pid_t daemon_pid; /* the kpa-execd under test, or 0: the local controller */
 
-static void write_file(const char *path, const char *content)
-{
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-        if (fd < 0 || kpa_write_all(fd, content, strlen(content)) < 0)
-                abort();
-}
-
-static const char *host_arch(void)
-{
-#if defined(__x86_64__)
-        return "x86_64";
-#elif defined(__aarch64__)
-        return "aarch64";
-#else
-        return "";
-#endif
-}
-
 /* Pack and install APP_ID (with a run configuration when RUNNABLE), whose
  * bin/app runs its arguments. */
 static int install(kpa_store *s, const char *app_id, bool runnable)
@@ -75,18 +58,10 @@ static int install(kpa_store *s, const char *app_id, bool runnable)
         _cleanup_free_ char *text =
                 kpa_xasprintf(MANIFEST_FMT, app_id, host_arch(), runnable ? RUN_CONFIGS : "");
         (void)mkdir(src, 0755);
-        write_file(app, "#!/bin/sh\nexec \"$@\"\n");
-        write_file(manifest, text);
-        const char *inputs[] = {app};
-        kpa_pack_options opts;
-        kpa_pack_options_init(&opts);
-        opts.manifest_path = manifest;
-        opts.output_path = out;
-        opts.inputs = inputs;
-        opts.n_inputs = 1;
-        opts.compression = KPA_COMPRESS_NONE;
+        write_file_mode(app, "#!/bin/sh\nexec \"$@\"\n", 0755);
+        write_file_mode(manifest, text, 0755);
         kpa_error err;
-        int r = kpa_pack(&opts, &err);
+        int r = pack_one(manifest, app, out, &err);
         if (r >= 0)
                 r = kpa_store_install(s, out, NULL, NULL, &err);
         /* the host's network, asked for at start (KPA_TASK_HOST_NETWORK),

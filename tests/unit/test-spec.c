@@ -17,6 +17,7 @@
 #include "kpa/process.h"
 #include "spec.h"
 #include "tap.h"
+#include "test-files.h"
 #include "util.h"
 
 #define APP "org.example.spec"
@@ -68,27 +69,9 @@ static const char PLAIN_MANIFEST[] = HEAD(PLAIN)
 static char tmp[] = "/tmp/kpa-test-spec-XXXXXX";
 static bool root;
 
-static void write_file(const char *path, const char *content)
-{
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0 || kpa_write_all(fd, content, strlen(content)) < 0)
-                abort();
-}
-
 static char *path_of(const char *rel)
 {
         return kpa_xasprintf("%s/%s", tmp, rel);
-}
-
-static const char *host_arch(void)
-{
-#if defined(__x86_64__)
-        return "x86_64";
-#elif defined(__aarch64__)
-        return "aarch64";
-#else
-        return "";
-#endif
 }
 
 /* TEXT (with ' for ", and @ARCH@ for the architecture) as JSON; a new string. */
@@ -131,16 +114,8 @@ static char *make_package(const char *name, const char *manifest_fmt)
                 unlink(tool);
         }
         char *out = path_of(name);
-        const char *inputs[] = {src};
-        kpa_pack_options opts;
-        kpa_pack_options_init(&opts);
-        opts.manifest_path = manifest;
-        opts.output_path = out;
-        opts.inputs = inputs;
-        opts.n_inputs = 1;
-        opts.compression = KPA_COMPRESS_NONE;
         kpa_error err;
-        if (kpa_pack(&opts, &err) < 0) {
+        if (pack_one(manifest, src, out, &err) < 0) {
                 printf("# kpa_pack: %s\n", err.message);
                 abort();
         }

@@ -16,6 +16,7 @@
 #include "kpa/digest.h"
 #include "kpa/package.h"
 #include "tap.h"
+#include "test-files.h"
 #include "util.h"
 
 #define MANIFEST_FMT                                                                        \
@@ -32,13 +33,6 @@
 
 static char tmp[] = "/tmp/kpa-test-store-XXXXXX";
 
-static void write_file(const char *path, const char *content)
-{
-        _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0 || kpa_write_all(fd, content, strlen(content)) < 0)
-                abort();
-}
-
 static char *path_of(const char *rel) { return kpa_xasprintf("%s/%s", tmp, rel); }
 
 /* Pack version VERSION for ARCH into TMP/NAME; the package's path. */
@@ -54,31 +48,12 @@ static char *make_package(const char *name, const char *version, const char *arc
         write_file(app, "#!/bin/sh\n");
         write_file(res, version);
         char *out = path_of(name);
-        const char *inputs[] = {src};
-        kpa_pack_options opts;
-        kpa_pack_options_init(&opts);
-        opts.manifest_path = manifest;
-        opts.output_path = out;
-        opts.inputs = inputs;
-        opts.n_inputs = 1;
-        opts.compression = KPA_COMPRESS_NONE;
         kpa_error err;
-        if (kpa_pack(&opts, &err) < 0) {
+        if (pack_one(manifest, src, out, &err) < 0) {
                 printf("# kpa_pack: %s\n", err.message);
                 abort();
         }
         return out;
-}
-
-static const char *host_arch(void)
-{
-#if defined(__x86_64__)
-        return "x86_64";
-#elif defined(__aarch64__)
-        return "aarch64";
-#else
-        return "";
-#endif
 }
 
 static void test_open(void)
