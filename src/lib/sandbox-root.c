@@ -201,7 +201,7 @@ static int fill_dev_links_at(int dirfd, const char *prefix)
         if (mkdir_mode_at(dirfd, path, 0755) < 0)
                 return -1;
         snprintf(path, sizeof(path), "%s/shm", prefix);
-        return mkdirat(dirfd, path, 01777) < 0 || fchmodat(dirfd, path, 01777, 0) < 0 ? -1 : 0;
+        return mkdir_mode_at(dirfd, path, 01777);
 }
 
 /* /dev/pts and /dev/shm, mounted on the /dev below NEWROOT. /dev/shm is
@@ -509,18 +509,16 @@ static int detached_tmpfs(const char *mode, unsigned attrs)
  * /var/run a link to /run. The child binds /tmp, /run and /var. */
 static int fill_writable_at(int dirfd, uid_t uid, gid_t gid, const char **failed)
 {
-        /* absolute names, for the message; relative to DIRFD without the / */
-        static const char *const sticky[] = {"/tmp", "/var/tmp"};
-        for (size_t i = 0; i < ELEMENTSOF(sticky); i++)
-                if ((i > 0 && mkdirat(dirfd, sticky[i] + 1, 0700) < 0) ||
-                    fchmodat(dirfd, sticky[i] + 1, 01777, 0) < 0)
-                        return *failed = sticky[i], -1;
+        /* (the names in the message absolute; relative to DIRFD without the /) */
+        if (fchmodat(dirfd, "tmp", 01777, 0) < 0) /* made by fill_root_at */
+                return *failed = "/tmp", -1;
+        if (mkdir_mode_at(dirfd, "var/tmp", 01777) < 0)
+                return *failed = "/var/tmp", -1;
         if (symlinkat("/run", dirfd, "var/run") < 0)
                 return *failed = "/var/run", -1;
         static const char *const owned[] = {"/var/lib", "/var/cache"};
         for (size_t i = 0; i < ELEMENTSOF(owned); i++)
-                if (mkdirat(dirfd, owned[i] + 1, 0700) < 0 ||
-                    fchmodat(dirfd, owned[i] + 1, 0755, 0) < 0 ||
+                if (mkdir_mode_at(dirfd, owned[i] + 1, 0755) < 0 ||
                     fchownat(dirfd, owned[i] + 1, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
                         return *failed = owned[i], -1;
         return 0;
