@@ -13,15 +13,10 @@ $MKPKG "$T/app.kpa" --id $APP --bin "$PROBE" --set 'runConfigurations[0].args=["
 # kept: every kpa.slice/APP below our cgroup, at any depth (kpa-execd may
 # keep its own below a leaf of its)
 kept() {
-    local ctrl path mnt
-    while IFS=: read -r _ ctrl path; do
-        case $ctrl in
-        memory | pids | cpu,cpuacct | cpu) mnt=/sys/fs/cgroup/${ctrl%%,*} ;;
-        "") mnt=/sys/fs/cgroup; [ -d /sys/fs/cgroup/unified ] && mnt=/sys/fs/cgroup/unified ;;
-        *) continue ;;
-        esac
-        find "$mnt$path" -type d -path "*/kpa.slice/$APP" 2>/dev/null
-    done </proc/self/cgroup
+    local d
+    while read -r d; do
+        find "$d" -type d -path "*/kpa.slice/$APP" 2>/dev/null
+    done < <(own_cgroup_dirs)
     return 0
 }
 cleanup_add 'for d in $(kept); do find "$d" -mindepth 1 -maxdepth 1 -type d -exec rmdir {} \; ; rmdir "$d"; done 2>/dev/null'

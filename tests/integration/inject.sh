@@ -139,18 +139,7 @@ $MKPKG "$T/probe.kpa" --id $PAPP --bin "$PROBE" --set 'runConfigurations[0].args
 "$KPA_INSTALL" --root "$R" -q "$T/probe.kpa" || { echo "Bail out! cannot install the probe"; exit 1; }
 
 # the instance cgroups of PAPP below our own cgroup, in every hierarchy
-cg_dirs() {
-    local ctrl path mnt
-    while IFS=: read -r _ ctrl path; do
-        case $ctrl in
-        memory | pids | cpu,cpuacct | cpu) mnt=/sys/fs/cgroup/${ctrl%%,*} ;;
-        "") mnt=/sys/fs/cgroup; [ -d /sys/fs/cgroup/unified ] && mnt=/sys/fs/cgroup/unified ;;
-        *) continue ;;
-        esac
-        [ -d "$mnt$path/kpa.slice/$PAPP" ] && echo "$mnt$path/kpa.slice/$PAPP"
-    done </proc/self/cgroup
-    return 0
-}
+cg_dirs() { app_cgroups "$PAPP"; }
 leftover_instances() {
     local d
     for d in $(cg_dirs); do find "$d" -mindepth 1 -maxdepth 1 -type d; done

@@ -293,22 +293,29 @@ execd_stop() {
     dpid=
 }
 
-# app_cgroups APP...: the cgroup directories of these applications below
-# our own cgroup, in every hierarchy: v1 controllers, and the v2 hierarchy
-# (the 0:: line: all of it on a pure v2 host, the empty "unified" one of a
-# hybrid host)
-app_cgroups() {
-    local ctrl path mnt a
+# own_cgroup_dirs: our own cgroup's directory in every hierarchy kpa uses:
+# v1 controllers, and the v2 hierarchy (the 0:: line: all of it on a pure
+# v2 host, the empty "unified" one of a hybrid host)
+own_cgroup_dirs() {
+    local ctrl path mnt
     while IFS=: read -r _ ctrl path; do
         case $ctrl in
         memory | pids | cpu,cpuacct | cpu) mnt=/sys/fs/cgroup/${ctrl%%,*} ;;
         "") mnt=/sys/fs/cgroup; [ -d /sys/fs/cgroup/unified ] && mnt=/sys/fs/cgroup/unified ;;
         *) continue ;;
         esac
-        for a in "$@"; do
-            [ -d "$mnt$path/kpa.slice/$a" ] && echo "$mnt$path/kpa.slice/$a"
-        done
+        echo "$mnt$path"
     done </proc/self/cgroup
+}
+# app_cgroups APP...: the cgroup directories of these applications below
+# our own cgroup, in every hierarchy (own_cgroup_dirs)
+app_cgroups() {
+    local d a
+    while read -r d; do
+        for a in "$@"; do
+            [ -d "$d/kpa.slice/$a" ] && echo "$d/kpa.slice/$a"
+        done
+    done < <(own_cgroup_dirs)
     return 0
 }
 
