@@ -294,13 +294,13 @@ execd_stop() {
 }
 
 # own_cgroup_dirs: our own cgroup's directory in every hierarchy kpa uses:
-# v1 controllers, and the v2 hierarchy (the 0:: line: all of it on a pure
+# v1 controllers (devices too: OCI device rules), and the v2 hierarchy (the 0:: line: all of it on a pure
 # v2 host, the empty "unified" one of a hybrid host)
 own_cgroup_dirs() {
     local ctrl path mnt
     while IFS=: read -r _ ctrl path; do
         case $ctrl in
-        memory | pids | cpu,cpuacct | cpu) mnt=/sys/fs/cgroup/${ctrl%%,*} ;;
+        memory | pids | cpu,cpuacct | cpu | devices) mnt=/sys/fs/cgroup/${ctrl%%,*} ;;
         "") mnt=/sys/fs/cgroup; [ -d /sys/fs/cgroup/unified ] && mnt=/sys/fs/cgroup/unified ;;
         *) continue ;;
         esac
