@@ -76,15 +76,7 @@ static bool install(kpa_error *err)
         write_file(manifest, text);
         write_file(app, "#!/bin/sh\n");
         chmod(app, 0755);
-        const char *inputs[] = {src};
-        kpa_pack_options po;
-        kpa_pack_options_init(&po);
-        po.manifest_path = manifest;
-        po.output_path = pkg;
-        po.inputs = inputs;
-        po.n_inputs = 1;
-        po.compression = KPA_COMPRESS_NONE;
-        if (kpa_pack(&po, err) < 0)
+        if (pack_one(manifest, src, pkg, err) < 0)
                 return false;
         _cleanup_(kpa_store_closep) kpa_store *s = NULL;
         if (kpa_store_open(store_root, KPA_STORE_CREATE, &s, err) < 0)
