@@ -248,23 +248,39 @@ static int make_dev(void)
         return mount_dev_fs(false);
 }
 
-/* What ordinary programs expect below /var (lighttpd wants /var/tmp):
- * /var/tmp as /tmp is, /var/lib and /var/cache owned by the application's
- * uid, /var/run a link to /run; binds of the spec (made after this) may
- * cover them. One tmpfs for all of /var: each mount costs a start about
- * 40 us, made and torn down, and three did before. */
+/* What ordinary programs expect below /var (lighttpd wants /var/tmp),
+ * made in PREFIX/var relative to DIRFD: /var/tmp mode 1777 as /tmp is,
+ * /var/lib and /var/cache owned by the application's UID and GID, /var/run
+ * a link to /run; binds of the spec (made after this) may cover them.
+ * *FAILED: the absolute name of what could not be made. */
+static int fill_var_at(int dirfd, const char *prefix, uid_t uid, gid_t gid, const char **failed)
+{
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/var/tmp", prefix);
+        if (mkdir_mode_at(dirfd, path, 01777) < 0)
+                return *failed = "/var/tmp", -1;
+        snprintf(path, sizeof(path), "%s/var/run", prefix);
+        if (symlinkat("/run", dirfd, path) < 0)
+                return *failed = "/var/run", -1;
+        static const char *const owned[] = {"/var/lib", "/var/cache"};
+        for (size_t i = 0; i < ELEMENTSOF(owned); i++) {
+                snprintf(path, sizeof(path), "%s%s", prefix, owned[i]);
+                if (mkdir_mode_at(dirfd, path, 0755) < 0 ||
+                    fchownat(dirfd, path, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+                        return *failed = owned[i], -1;
+        }
+        return 0;
+}
+
+/* /var of the root the child made (rootless): one tmpfs for all of it
+ * (each mount costs a start about 40 us, made and torn down), filled by
+ * fill_var_at. */
 static int mount_var(uid_t uid, gid_t gid)
 {
-        if (mount("tmpfs", NEWROOT "/var", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0 ||
-            mkdir(NEWROOT "/var/tmp", 0700) < 0 || chmod(NEWROOT "/var/tmp", 01777) < 0 ||
-            symlink("/run", NEWROOT "/var/run") < 0)
+        const char *failed;
+        if (mount("tmpfs", NEWROOT "/var", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
                 return -1;
-        static const char *const owned[] = {NEWROOT "/var/lib", NEWROOT "/var/cache"};
-        for (size_t i = 0; i < ELEMENTSOF(owned); i++)
-                if (mkdir(owned[i], 0700) < 0 || chmod(owned[i], 0755) < 0 ||
-                    chown(owned[i], uid, gid) < 0)
-                        return -1;
-        return 0;
+        return fill_var_at(AT_FDCWD, NEWROOT, uid, gid, &failed);
 }
 
 /* /tmp, /run and /var of the root that hand_over_root made: binds of
@@ -503,25 +519,14 @@ static int detached_tmpfs(const char *mode, unsigned attrs)
         return fsmount(fs, FSMOUNT_CLOEXEC, attrs);
 }
 
-/* What programs expect of /tmp and below /var (lighttpd wants /var/tmp),
- * made on the root's tmpfs below DIRFD: /tmp and /var/tmp mode 1777,
- * /var/lib and /var/cache owned by the application's UID and GID,
- * /var/run a link to /run. The child binds /tmp, /run and /var. */
+/* What programs expect of /tmp and /var, made on the root's tmpfs below
+ * DIRFD: /tmp mode 1777, and fill_var_at's /var. The child binds /tmp,
+ * /run and /var. */
 static int fill_writable_at(int dirfd, uid_t uid, gid_t gid, const char **failed)
 {
-        /* (the names in the message absolute; relative to DIRFD without the /) */
         if (fchmodat(dirfd, "tmp", 01777, 0) < 0) /* made by fill_root_at */
                 return *failed = "/tmp", -1;
-        if (mkdir_mode_at(dirfd, "var/tmp", 01777) < 0)
-                return *failed = "/var/tmp", -1;
-        if (symlinkat("/run", dirfd, "var/run") < 0)
-                return *failed = "/var/run", -1;
-        static const char *const owned[] = {"/var/lib", "/var/cache"};
-        for (size_t i = 0; i < ELEMENTSOF(owned); i++)
-                if (mkdir_mode_at(dirfd, owned[i] + 1, 0755) < 0 ||
-                    fchownat(dirfd, owned[i] + 1, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-                        return *failed = owned[i], -1;
-        return 0;
+        return fill_var_at(dirfd, ".", uid, gid, failed);
 }
 
 /* Make the new root (a tmpfs with what fill_root_at and fill_writable_at
